@@ -1,0 +1,56 @@
+#!/usr/bin/env node
+/**
+ * kycgate command line: start the gateway, validate a config, print the config schema.
+ */
+import { Command } from 'commander';
+import path from 'node:path';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { ConfigError, ConfigValidator, fullSchema, loadConfigFile } from '../config/load.js';
+import { MODULES, POLICIES } from '../extensions.js';
+import { startGateway } from './start.js';
+
+const pkg = JSON.parse(readFileSync(path.join(path.dirname(fileURLToPath(import.meta.url)), '../../../package.json'), 'utf8')) as { version: string };
+
+const program = new Command();
+program.name('kycgate').description('Identity-aware API gateway: authentication, KYC gating, rate limits and audit in front of your APIs.').version(pkg.version);
+
+program
+  .command('start')
+  .description('Start the gateway. Without --config, runs the built-in demo (HTTP :8080, HTTPS :8443, admin :9901).')
+  .option('-c, --config <file>', 'YAML configuration file')
+  .action(async (opts: { config?: string }) => {
+    try {
+      await startGateway(opts.config);
+    } catch (err) {
+      if (err instanceof ConfigError) {
+        process.stderr.write(`kycgate: ${err.message}\n`);
+      } else {
+        process.stderr.write(`kycgate: cannot start: ${(err as Error).message}\n`);
+      }
+      process.exit(1);
+    }
+  });
+
+program
+  .command('validate')
+  .description('Check a configuration file; exits non-zero and names each invalid key when it is not valid.')
+  .argument('<file>', 'YAML configuration file')
+  .action((file: string) => {
+    try {
+      loadConfigFile(file, new ConfigValidator(MODULES, POLICIES));
+      process.stdout.write(`${file}: valid\n`);
+    } catch (err) {
+      process.stderr.write(err instanceof ConfigError ? `${file}: ${err.message}\n` : `${file}: ${(err as Error).message}\n`);
+      process.exit(1);
+    }
+  });
+
+program
+  .command('schema')
+  .description('Print the JSON Schema of the configuration file.')
+  .action(() => {
+    process.stdout.write(JSON.stringify(fullSchema(MODULES, POLICIES), null, 2) + '\n');
+  });
+
+await program.parseAsync(process.argv);

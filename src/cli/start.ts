@@ -1,0 +1,59 @@
+/**
+ * `kycgate start`: loads the config (or the built-in demo), starts the gateway, and wires signals:
+ * SIGHUP reloads, SIGTERM and SIGINT drain and exit 0.
+ */
+import path from 'node:path';
+import { mkdirSync } from 'node:fs';
+import { pino } from 'pino';
+import { ConfigValidator, loadConfigFile } from '../config/load.js';
+import type { LoadedConfig } from '../config/types.js';
+import { MODULES, POLICIES } from '../extensions.js';
+import { Gateway } from '../server/gateway.js';
+import { ensureDevCertificate } from '../server/devcert.js';
+import { demoConfig } from '../demo/config.js';
+import { startEchoServer, type EchoServer } from '../demo/echo.js';
+
+export function dataDirectory(): string {
+  return path.resolve(process.env.KYCGATE_DATA_DIR ?? '.kycgate');
+}
+
+export async function startGateway(configFile: string | undefined): Promise<Gateway> {
+  const dataDir = dataDirectory();
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const validator = new ConfigValidator(MODULES, POLICIES);
+  let loaded: LoadedConfig;
+  if (configFile) {
+    loaded = loadConfigFile(configFile, validator);
+  } else {
+    const tls = await ensureDevCertificate(dataDir);
+    loaded = { config: validator.validate(demoConfig(tls)), file: undefined, baseDir: process.cwd() };
+  }
+  const logger = pino({ level: loaded.config.log.level, base: { service: 'kycgate' }, redact: { paths: ['*.authorization', '*.cookie', '*["x-api-key"]'], censor: '[redacted]' } });
+
+  let echo: Promise<EchoServer> | undefined;
+  const gateway = new Gateway({
+    loaded,
+    logger,
+    dataDir,
+    builtinEchoUrl: () => (echo ??= startEchoServer()).then((e) => e.url),
+  });
+  await gateway.start();
+  if (!configFile) {
+    logger.info('built-in demo running: try  curl -i http://127.0.0.1:8080/demo/echo/hello');
+  }
+
+  process.on('SIGHUP', () => void gateway.reload('SIGHUP'));
+  const shutdown = (signal: string) => {
+    logger.info({ signal }, 'shutting down');
+    void gateway
+      .stop()
+      .then(async () => {
+        if (echo) await (await echo).close();
+        process.exit(0);
+      })
+      .catch(() => process.exit(1));
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+  return gateway;
+}

@@ -1,0 +1,190 @@
+/**
+ * A Runtime is one validated config compiled for serving: the route tree, upstream pools, policy instances and
+ * module services. Requests capture the runtime they started on, so a reload swaps in a new Runtime while
+ * in-flight requests finish on the old one, which is closed once they are done.
+ */
+import { BlockList, isIP } from 'node:net';
+import type { Logger } from 'pino';
+import { PolicyChain, type ChainEntry } from '../pipeline/chain.js';
+import type { PolicyDefinition } from '../pipeline/policy.js';
+import { Services } from '../pipeline/services.js';
+import { StripRules } from '../proxy/headers.js';
+import { UpstreamGroup } from '../proxy/upstream.js';
+import { Router, type CompiledRoute } from '../routing/router.js';
+import type { GatewayModule, ModuleInstance } from '../modules.js';
+import { ConfigError } from './load.js';
+import { resolveSecret } from './secrets.js';
+import type { GatewayConfig, LoadedConfig, PolicyConfigEntry, RouteConfig } from './types.js';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+
+export interface CompileEnv {
+  logger: Logger;
+  dataDir: string;
+  policies: readonly PolicyDefinition[];
+  modules: readonly GatewayModule[];
+  /** URL of the embedded echo service, for `builtin:echo` targets. */
+  builtinEchoUrl: () => Promise<string>;
+  publicBaseUrl: string;
+}
+
+const DEFAULT_TIMEOUTS = { connect_ms: 5000, headers_ms: 30000, body_idle_ms: 30000 };
+
+export class Runtime {
+  inflight = 0;
+  private retired = false;
+  private onIdle: (() => void) | undefined;
+
+  constructor(
+    readonly loaded: LoadedConfig,
+    readonly router: Router,
+    readonly rules: StripRules,
+    readonly trustedProxies: BlockList | undefined,
+    readonly routes: readonly CompiledRoute[],
+    readonly groups: readonly UpstreamGroup[],
+    readonly modules: readonly ModuleInstance[],
+    readonly services: Services,
+  ) {}
+
+  get config(): GatewayConfig {
+    return this.loaded.config;
+  }
+
+  isTrustedProxy(address: string): boolean {
+    const list = this.trustedProxies;
+    if (list === undefined) return false;
+    const family = isIP(address);
+    return family !== 0 && list.check(address, family === 6 ? 'ipv6' : 'ipv4');
+  }
+
+  release(): void {
+    if (--this.inflight === 0 && this.retired) this.onIdle?.();
+  }
+
+  /** Closes pools, policies and modules once the last in-flight request on this runtime has finished. */
+  retire(): Promise<void> {
+    this.retired = true;
+    const idle = this.inflight === 0 ? Promise.resolve() : new Promise<void>((resolve) => (this.onIdle = resolve));
+    return idle.then(() => this.close());
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([
+      ...this.routes.map((r) => r.chain.close()),
+      ...this.groups.map((g) => g.close()),
+      ...this.modules.map((m) => m.close?.().catch(() => undefined)),
+    ]);
+  }
+}
+
+export function parseTrustedProxies(list: readonly string[]): BlockList | undefined {
+  if (list.length === 0) return undefined;
+  const blocks = new BlockList();
+  for (const entry of list) {
+    const [address, bits] = entry.split('/');
+    const family = isIP(address ?? '');
+    if (family === 0) throw new ConfigError([`server.trusted_proxies: "${entry}" is not an IP address or CIDR range`]);
+    const type = family === 6 ? 'ipv6' : 'ipv4';
+    if (bits === undefined) blocks.addAddress(address!, type);
+    else {
+      const prefix = Number(bits);
+      if (!Number.isInteger(prefix) || prefix < 0 || prefix > (family === 6 ? 128 : 32)) {
+        throw new ConfigError([`server.trusted_proxies: "${entry}" has an invalid prefix length`]);
+      }
+      blocks.addSubnet(address!, prefix, type);
+    }
+  }
+  return blocks;
+}
+
+function policyName(entry: PolicyConfigEntry): string {
+  return Object.keys(entry)[0]!;
+}
+
+export async function compileRuntime(loaded: LoadedConfig, env: CompileEnv): Promise<Runtime> {
+  const config = loaded.config;
+  const services = new Services(env.logger, env.dataDir);
+  const trusted = parseTrustedProxies(config.server.trusted_proxies);
+  const modules: ModuleInstance[] = [];
+  const groups: UpstreamGroup[] = [];
+  const compiled: CompiledRoute[] = [];
+  try {
+    const moduleRoutes: RouteConfig[] = [];
+    for (const m of env.modules) {
+      const instance = await m.start(config, {
+        loaded,
+        services,
+        resolveSecret: (ref) => resolveSecret(ref, loaded.baseDir),
+        publicBaseUrl: env.publicBaseUrl,
+      });
+      modules.push(instance);
+      if (instance.routes) moduleRoutes.push(...instance.routes);
+    }
+
+    const definitions = new Map(env.policies.map((p) => [p.name, p]));
+    const upstreamNames = new Set(Object.keys(config.upstreams));
+    const groupCache = new Map<string, UpstreamGroup>();
+    const groupFor = async (name: string, connectMs: number): Promise<UpstreamGroup> => {
+      const key = `${name}|${connectMs}`;
+      let group = groupCache.get(key);
+      if (group) return group;
+      const u = config.upstreams[name];
+      if (!u) throw new ConfigError([`no upstream named "${name}"`]);
+      const targets = [];
+      for (const t of u.targets) targets.push({ url: t.url === 'builtin:echo' ? await env.builtinEchoUrl() : t.url, weight: t.weight });
+      const tls = u.tls
+        ? {
+            ...(u.tls.ca ? { ca: readFileSync(path.resolve(loaded.baseDir, u.tls.ca), 'utf8') } : {}),
+            ...(u.tls.servername ? { servername: u.tls.servername } : {}),
+            rejectUnauthorized: u.tls.reject_unauthorized,
+            minVersion: 'TLSv1.2' as const,
+          }
+        : undefined;
+      group = new UpstreamGroup(name, targets, u.balance, {
+        connections: u.connections,
+        keepAliveTimeoutMs: u.keep_alive_timeout_ms,
+        connectTimeoutMs: connectMs,
+        ...(tls ? { tls } : {}),
+      });
+      groupCache.set(key, group);
+      groups.push(group);
+      return group;
+    };
+    services.register('upstreams', { groupFor });
+
+    const router = new Router();
+    const injected = new Set<string>();
+    const allRoutes = [...config.routes, ...moduleRoutes];
+    for (const route of allRoutes) {
+      const own = new Set(route.policies.map(policyName));
+      const disabled = new Set(route.disable_default_policies ?? []);
+      const inherited = config.defaults.policies.filter((p) => !own.has(policyName(p)) && !disabled.has(policyName(p)));
+      const entries: ChainEntry[] = [];
+      for (const entry of [...inherited, ...route.policies]) {
+        const name = policyName(entry);
+        const definition = definitions.get(name);
+        if (!definition) throw new ConfigError([`route "${route.name}": unknown policy "${name}"`]);
+        const instance = await definition.create(entry[name], { routeName: route.name, upstreamNames, services });
+        for (const h of instance.injectsHeaders ?? []) injected.add(h);
+        entries.push({ name, definition, instance });
+      }
+      const timeouts = { ...DEFAULT_TIMEOUTS, ...config.defaults.timeouts, ...(route.timeouts ?? {}) };
+      const compiledRoute: CompiledRoute = {
+        name: route.name,
+        upstream: route.upstream === undefined ? undefined : await groupFor(route.upstream, timeouts.connect_ms),
+        chain: new PolicyChain(entries),
+        maxBodyBytes: route.max_body_bytes ?? config.defaults.max_body_bytes,
+        timeouts: { connectMs: timeouts.connect_ms, headersMs: timeouts.headers_ms, bodyIdleMs: timeouts.body_idle_ms },
+        preserveHost: route.preserve_host ?? false,
+        stripPrefix: route.strip_prefix ?? '',
+      };
+      compiled.push(compiledRoute);
+      router.add(route.match, compiledRoute);
+    }
+    return new Runtime(loaded, router, new StripRules(injected), trusted, compiled, groups, modules, services);
+  } catch (err) {
+    await Promise.all([...compiled.map((r) => r.chain.close()), ...groups.map((g) => g.close()), ...modules.map((m) => m.close?.())]).catch(() => undefined);
+    if (err instanceof ConfigError) throw err;
+    throw new ConfigError([(err as Error).message]);
+  }
+}

@@ -1,0 +1,212 @@
+/**
+ * The gateway's configuration schema (JSON Schema draft 2020-12 subset understood by ajv). Every key is documented
+ * here, in its `description`; `kycgate schema` prints the assembled schema, and docs/config.schema.json is a copy
+ * kept in sync by a test. Policy configs are validated against each policy's own schema (src/policies/<name>/).
+ */
+
+/** A reference to a secret. Secrets are never written inline in config. */
+export const secretRefSchema = {
+  description: 'A secret reference: `{env: NAME}` reads an environment variable, `{file: PATH}` reads a file (trailing newline removed). Secrets are never written inline.',
+  oneOf: [
+    {
+      type: 'object',
+      properties: { env: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*$', description: 'Environment variable name.' } },
+      required: ['env'],
+      additionalProperties: false,
+    },
+    {
+      type: 'object',
+      properties: { file: { type: 'string', minLength: 1, description: 'Path of a file holding the secret; relative paths are resolved against the config file.' } },
+      required: ['file'],
+      additionalProperties: false,
+    },
+  ],
+} as const;
+
+const timeoutsSchema = {
+  type: 'object',
+  description: 'Upstream timeouts. Exceeding one answers 504 (or ends a response already under way).',
+  properties: {
+    connect_ms: { type: 'integer', minimum: 1, description: 'Time allowed to open the upstream connection.' },
+    headers_ms: { type: 'integer', minimum: 1, description: 'Time allowed between sending the request and receiving the response head.' },
+    body_idle_ms: { type: 'integer', minimum: 1, description: 'Longest pause allowed between two chunks of the response body.' },
+  },
+  additionalProperties: false,
+} as const;
+
+const policyListSchema = {
+  type: 'array',
+  description: 'Policies, each an object with one key: the policy name, whose value is that policy\'s config (see docs/CONFIG.md, Policies).',
+  items: { type: 'object', minProperties: 1, maxProperties: 1 },
+} as const;
+
+const tlsListenerSchema = {
+  type: 'object',
+  description: 'Makes the listener HTTPS. Certificate and key are reloaded when their files change (after checking that they match).',
+  properties: {
+    cert: { type: 'string', minLength: 1, description: 'PEM certificate chain file.' },
+    key: { type: 'string', minLength: 1, description: 'PEM private key file (read as a file, never inline).' },
+    min_version: { enum: ['TLSv1.2', 'TLSv1.3'], default: 'TLSv1.2', description: 'Lowest TLS version accepted; TLS 1.0 and 1.1 are never accepted.' },
+    ciphers: { type: 'string', description: 'OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are fixed by OpenSSL). Default: Node\'s.' },
+    session_timeout_s: { type: 'integer', minimum: 0, default: 300, description: 'Lifetime of TLS sessions that clients may resume.' },
+  },
+  required: ['cert', 'key'],
+  additionalProperties: false,
+} as const;
+
+export const coreSchema = {
+  $schema: 'https://json-schema.org/draft/2020-12/schema',
+  $id: 'https://kycgate.dev/schemas/config.json',
+  title: 'kycgate configuration',
+  type: 'object',
+  properties: {
+    listeners: {
+      type: 'array',
+      minItems: 1,
+      description: 'Where the gateway accepts client traffic.',
+      items: {
+        type: 'object',
+        properties: {
+          name: { type: 'string', pattern: '^[a-z0-9][a-z0-9_-]*$', description: 'Listener name, used in logs, metrics and audit records.' },
+          address: { type: 'string', default: '127.0.0.1', description: 'Address to bind (use 0.0.0.0 or :: to accept from the network).' },
+          port: { type: 'integer', minimum: 0, maximum: 65535, description: 'TCP port; 0 picks a free one.' },
+          tls: tlsListenerSchema,
+          plain: {
+            enum: ['serve', 'redirect', 'refuse'],
+            default: 'serve',
+            description: 'For a plain-HTTP listener: serve routes, redirect to HTTPS (308, to `https_port`), or refuse with 403 problem+json.',
+          },
+          https_port: { type: 'integer', minimum: 1, maximum: 65535, description: 'Port used in HTTPS redirects from this listener (default 443).' },
+          health: { type: 'boolean', default: true, description: 'Answer /healthz and /readyz on this listener too.' },
+        },
+        required: ['name', 'port'],
+        additionalProperties: false,
+      },
+    },
+    admin: {
+      type: 'object',
+      description: 'Admin listener: /healthz, /readyz and /metrics. Bind it to a private address.',
+      properties: {
+        enabled: { type: 'boolean', default: true, description: 'Start the admin listener.' },
+        address: { type: 'string', default: '127.0.0.1', description: 'Address to bind.' },
+        port: { type: 'integer', minimum: 0, maximum: 65535, default: 9901, description: 'TCP port; 0 picks a free one.' },
+      },
+      additionalProperties: false,
+      default: {},
+    },
+    server: {
+      type: 'object',
+      description: 'Client-side HTTP limits and behaviour, for every listener.',
+      properties: {
+        max_header_bytes: { type: 'integer', minimum: 1024, maximum: 1048576, default: 16384, description: 'Largest request head accepted; larger answers 431.' },
+        headers_timeout_ms: { type: 'integer', minimum: 100, default: 10000, description: 'Time a client has to send the complete request head (slow-client protection); then 408.' },
+        request_timeout_ms: { type: 'integer', minimum: 100, default: 60000, description: 'Time a client has to send the complete request, body included; then 408.' },
+        keep_alive_timeout_ms: { type: 'integer', minimum: 0, default: 5000, description: 'How long an idle client connection is kept open.' },
+        drain_timeout_ms: { type: 'integer', minimum: 0, default: 20000, description: 'On SIGTERM, how long in-flight requests may take to finish before connections are closed.' },
+        trusted_proxies: {
+          type: 'array',
+          items: { type: 'string' },
+          default: [],
+          description: 'Addresses or CIDR ranges of proxies in front of the gateway. Only from these are X-Forwarded-For/Proto/Host and Forwarded trusted.',
+        },
+        health_paths: { type: 'boolean', default: true, description: 'Reserve /healthz and /readyz on listeners that enable `health`.' },
+      },
+      additionalProperties: false,
+      default: {},
+    },
+    log: {
+      type: 'object',
+      description: 'Structured JSON logs on standard output.',
+      properties: {
+        level: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info', description: 'Lowest level written.' },
+        access: { type: 'boolean', default: true, description: 'Write one line per request (request id, route, status, latency; never headers or bodies).' },
+      },
+      additionalProperties: false,
+      default: {},
+    },
+    defaults: {
+      type: 'object',
+      description: 'Values every route inherits unless it sets its own.',
+      properties: {
+        max_body_bytes: { type: 'integer', minimum: 0, default: 10485760, description: 'Largest request body accepted; larger answers 413.' },
+        timeouts: { ...timeoutsSchema, default: {} },
+        policies: { ...policyListSchema, default: [], description: 'Policies applied to every route (before the route\'s own in the same phase). A route lists a policy name in `disable_default_policies` to opt out, or configures the same policy itself to override it.' },
+      },
+      additionalProperties: false,
+      default: {},
+    },
+    upstreams: {
+      type: 'object',
+      description: 'Named upstream groups that routes forward to.',
+      additionalProperties: {
+        type: 'object',
+        properties: {
+          targets: {
+            type: 'array',
+            minItems: 1,
+            description: 'Target servers of this group.',
+            items: {
+              type: 'object',
+              properties: {
+                url: { type: 'string', pattern: '^(https?://[^/?#]+(/[^?#]*)?|builtin:echo)$', description: 'Base URL (`http://host:port[/base]`, `https://...`), or `builtin:echo` for the embedded echo service.' },
+                weight: { type: 'integer', minimum: 1, maximum: 100, default: 1, description: 'Relative share of requests.' },
+              },
+              required: ['url'],
+              additionalProperties: false,
+            },
+          },
+          balance: { enum: ['round_robin', 'least_outstanding'], default: 'round_robin', description: 'How a target is chosen for each request.' },
+          connections: { type: 'integer', minimum: 1, default: 128, description: 'Keep-alive connections per target, at most.' },
+          keep_alive_timeout_ms: { type: 'integer', minimum: 1, default: 4000, description: 'How long an idle upstream connection is kept (keep below the upstream\'s own idle timeout).' },
+          tls: {
+            type: 'object',
+            description: 'TLS towards https targets.',
+            properties: {
+              ca: { type: 'string', description: 'PEM file of CA certificates to trust instead of the system roots.' },
+              servername: { type: 'string', description: 'SNI and certificate name to check (default: the target host).' },
+              reject_unauthorized: { type: 'boolean', default: true, description: 'Verify the upstream certificate. Turn off only for local testing.' },
+            },
+            additionalProperties: false,
+          },
+        },
+        required: ['targets'],
+        additionalProperties: false,
+      },
+      default: {},
+    },
+    routes: {
+      type: 'array',
+      description: 'Routes, matched by host, method and path. The most specific match wins.',
+      items: {
+        type: 'object',
+        properties: {
+          name: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*$', description: 'Route name, used in logs, metrics and audit records.' },
+          match: {
+            type: 'object',
+            description: 'What requests this route takes. Give `path` or `prefix`.',
+            properties: {
+              hosts: { type: 'array', items: { type: 'string', pattern: '^(\\*\\.)?[A-Za-z0-9.-]+$' }, description: 'Host names (without port); `*.example.com` matches one label. Empty: any host.' },
+              methods: { type: 'array', items: { type: 'string', pattern: '^[A-Z]+$' }, description: 'HTTP methods. Empty: any method.' },
+              path: { type: 'string', pattern: '^/', description: 'Exact path (`/health`), with parameters (`/users/:id`), or ending in a wildcard (`/static/*`).' },
+              prefix: { type: 'string', pattern: '^/', description: 'Path prefix: matches the prefix and everything below it, on segment boundaries.' },
+            },
+            anyOf: [{ required: ['path'] }, { required: ['prefix'] }],
+            additionalProperties: false,
+          },
+          upstream: { type: 'string', description: 'Upstream group to forward to. Omit for routes answered by a policy (e.g. static-response).' },
+          strip_prefix: { type: 'string', pattern: '^/', description: 'Path prefix removed before forwarding.' },
+          preserve_host: { type: 'boolean', default: false, description: 'Forward the client\'s Host header instead of the target\'s host (the original is always in X-Forwarded-Host).' },
+          max_body_bytes: { type: 'integer', minimum: 0, description: 'Overrides defaults.max_body_bytes.' },
+          timeouts: timeoutsSchema,
+          policies: { ...policyListSchema, default: [] },
+          disable_default_policies: { type: 'array', items: { type: 'string' }, default: [], description: 'Names of default policies not applied to this route.' },
+        },
+        required: ['name', 'match'],
+        additionalProperties: false,
+      },
+      default: [],
+    },
+  },
+  required: ['listeners'],
+  additionalProperties: false,
+} as const;

@@ -1,0 +1,75 @@
+/** Typed view of a validated configuration (defaults filled in). The schema in schema.ts documents each key. */
+
+export type SecretRef = { env: string } | { file: string };
+
+export interface TimeoutsConfig {
+  connect_ms?: number;
+  headers_ms?: number;
+  body_idle_ms?: number;
+}
+
+export interface ListenerConfig {
+  name: string;
+  address: string;
+  port: number;
+  tls?: {
+    cert: string;
+    key: string;
+    min_version: 'TLSv1.2' | 'TLSv1.3';
+    ciphers?: string;
+    session_timeout_s: number;
+  };
+  plain: 'serve' | 'redirect' | 'refuse';
+  https_port?: number;
+  health: boolean;
+}
+
+export type PolicyConfigEntry = Record<string, unknown>;
+
+export interface UpstreamConfig {
+  targets: Array<{ url: string; weight: number }>;
+  balance: 'round_robin' | 'least_outstanding';
+  connections: number;
+  keep_alive_timeout_ms: number;
+  tls?: { ca?: string; servername?: string; reject_unauthorized: boolean };
+}
+
+export interface RouteConfig {
+  name: string;
+  match: { hosts?: string[]; methods?: string[]; path?: string; prefix?: string };
+  upstream?: string;
+  strip_prefix?: string;
+  preserve_host: boolean;
+  max_body_bytes?: number;
+  timeouts?: TimeoutsConfig;
+  policies: PolicyConfigEntry[];
+  disable_default_policies: string[];
+}
+
+export interface GatewayConfig {
+  listeners: ListenerConfig[];
+  admin: { enabled: boolean; address: string; port: number };
+  server: {
+    max_header_bytes: number;
+    headers_timeout_ms: number;
+    request_timeout_ms: number;
+    keep_alive_timeout_ms: number;
+    drain_timeout_ms: number;
+    trusted_proxies: string[];
+    health_paths: boolean;
+  };
+  log: { level: string; access: boolean };
+  defaults: { max_body_bytes: number; timeouts: TimeoutsConfig; policies: PolicyConfigEntry[] };
+  upstreams: Record<string, UpstreamConfig>;
+  routes: RouteConfig[];
+  /** Sections contributed by modules (kyc, stores, audit ...), validated by their own schemas. */
+  [section: string]: unknown;
+}
+
+/** A loaded config with where it came from (relative paths in it resolve against `baseDir`). */
+export interface LoadedConfig {
+  config: GatewayConfig;
+  /** Absolute path of the file, or undefined for the built-in demo. */
+  file: string | undefined;
+  baseDir: string;
+}

@@ -1,0 +1,124 @@
+/**
+ * Errors the gateway answers itself. Each kind has a stable `type` URI (documented in docs/PROBLEMS.md) so
+ * clients and SIEM rules can key on it; the edge turns a Problem into RFC 9457 application/problem+json.
+ * A Problem never carries a stack, a file path or an upstream's own error text.
+ */
+import type { ServerResponse } from 'node:http';
+
+export const PROBLEM_BASE = 'https://kycgate.dev/problems/';
+
+/** Every problem kind the core and the bundled policies produce, with its HTTP status and title. */
+export const PROBLEM_KINDS = {
+  'bad-request': { status: 400, title: 'Bad request' },
+  'ambiguous-request': { status: 400, title: 'Ambiguous request framing' },
+  'invalid-path': { status: 400, title: 'Invalid request path' },
+  'unauthenticated': { status: 401, title: 'Authentication required' },
+  'forbidden': { status: 403, title: 'Forbidden' },
+  'not-found': { status: 404, title: 'No route matches this request' },
+  'method-not-allowed': { status: 405, title: 'Method not allowed' },
+  'request-timeout': { status: 408, title: 'Request timeout' },
+  'payload-too-large': { status: 413, title: 'Request body too large' },
+  'headers-too-large': { status: 431, title: 'Request header fields too large' },
+  'unsupported-media-type': { status: 415, title: 'Unsupported media type' },
+  'rate-limited': { status: 429, title: 'Too many requests' },
+  'internal-error': { status: 500, title: 'Internal gateway error' },
+  'not-implemented': { status: 501, title: 'Not implemented' },
+  'bad-gateway': { status: 502, title: 'Upstream unavailable' },
+  'service-unavailable': { status: 503, title: 'Service unavailable' },
+  'gateway-timeout': { status: 504, title: 'Upstream timed out' },
+  'https-required': { status: 403, title: 'HTTPS required' },
+  'static-response': { status: 200, title: 'Static response' },
+} as const satisfies Record<string, { status: number; title: string }>;
+
+export type ProblemKind = keyof typeof PROBLEM_KINDS | (string & {});
+
+export interface ProblemInit {
+  /** Overrides the kind's default status (e.g. a policy answering 403 with its own kind). */
+  status?: number;
+  title?: string;
+  /** A human-readable explanation safe to show the client: never secrets, stack traces or upstream text. */
+  detail?: string;
+  /** Extension members (RFC 9457 section 3.2), e.g. `verification_url`. */
+  extensions?: Record<string, unknown>;
+  /** Extra response headers (WWW-Authenticate, Retry-After, Location ...). */
+  headers?: Record<string, string | number | string[]>;
+}
+
+/** A gateway-made error answer. A value, not a thrown exception; policies return it to short-circuit. */
+export class Problem {
+  readonly kind: string;
+  readonly type: string;
+  readonly status: number;
+  readonly title: string;
+  readonly detail: string | undefined;
+  readonly extensions: Record<string, unknown> | undefined;
+  readonly headers: Record<string, string | number | string[]> | undefined;
+
+  constructor(kind: ProblemKind, init: ProblemInit = {}) {
+    const known = (PROBLEM_KINDS as Record<string, { status: number; title: string }>)[kind];
+    this.kind = kind;
+    this.type = PROBLEM_BASE + kind;
+    this.status = init.status ?? known?.status ?? 500;
+    this.title = init.title ?? known?.title ?? 'Error';
+    this.detail = init.detail;
+    this.extensions = init.extensions;
+    this.headers = init.headers;
+  }
+
+  toJSON(instance?: string): Record<string, unknown> {
+    const body: Record<string, unknown> = { type: this.type, title: this.title, status: this.status };
+    if (this.detail !== undefined) body.detail = this.detail;
+    if (instance !== undefined) body.instance = instance;
+    if (this.extensions) {
+      for (const key of Object.keys(this.extensions)) {
+        // Extensions may not shadow the standard members.
+        if (!(key in body)) body[key] = this.extensions[key];
+      }
+    }
+    return body;
+  }
+}
+
+export function problem(kind: ProblemKind, init?: ProblemInit): Problem {
+  return new Problem(kind, init);
+}
+
+/** Serialises a problem. `instance` is the request id, so a client can quote it to support. */
+export function problemBody(p: Problem, requestId: string | undefined): string {
+  return JSON.stringify(p.toJSON(requestId === undefined ? undefined : 'urn:kycgate:request:' + requestId));
+}
+
+/**
+ * Writes a problem to a response that has not started. Extra headers (e.g. x-request-id) are applied first so
+ * the problem's own headers win.
+ */
+export function sendProblem(res: ServerResponse, p: Problem, requestId: string | undefined, close = false): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = problemBody(p, requestId);
+  res.statusCode = p.status;
+  res.setHeader('content-type', 'application/problem+json');
+  res.setHeader('content-length', Buffer.byteLength(body));
+  res.setHeader('cache-control', 'no-store');
+  if (requestId !== undefined) res.setHeader('x-request-id', requestId);
+  if (close) res.setHeader('connection', 'close');
+  if (p.headers) {
+    for (const name of Object.keys(p.headers)) res.setHeader(name, p.headers[name]!);
+  }
+  res.end(body);
+}
+
+/** A raw HTTP/1.1 problem answer for a socket whose request could not even be parsed. */
+export function rawProblemResponse(p: Problem): string {
+  const body = problemBody(p, undefined);
+  return (
+    `HTTP/1.1 ${p.status} ${p.title}\r\n` +
+    'content-type: application/problem+json\r\n' +
+    `content-length: ${Buffer.byteLength(body)}\r\n` +
+    'cache-control: no-store\r\n' +
+    'connection: close\r\n\r\n' +
+    body
+  );
+}

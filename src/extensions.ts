@@ -1,0 +1,13 @@
+/**
+ * The list of what plugs into the core: policies (one folder each under src/policies/) and modules that own a
+ * top-level config section and the services behind it (stores, identity providers, audit ...). Adding a
+ * capability means adding it here; the core itself does not change.
+ */
+import type { PolicyDefinition } from './pipeline/policy.js';
+import type { GatewayModule } from './modules.js';
+import { requestHeadersPolicy } from './policies/request-headers/request-headers.js';
+import { staticResponsePolicy } from './policies/static-response/static-response.js';
+
+export const POLICIES: readonly PolicyDefinition[] = [requestHeadersPolicy, staticResponsePolicy];
+
+export const MODULES: readonly GatewayModule[] = [];

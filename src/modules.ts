@@ -1,0 +1,36 @@
+/**
+ * A module owns a top-level config section and the services behind it (a store, identity providers, the audit
+ * journal ...). It may also add built-in routes (webhooks, JWKS, hosted pages) that are compiled with the user's
+ * routes. Modules start before policies are created, so policies can look their services up.
+ */
+import type { GatewayConfig, LoadedConfig } from './config/types.js';
+import type { Services } from './pipeline/services.js';
+import type { RouteConfig } from './config/types.js';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+export interface ModuleStartContext {
+  readonly loaded: LoadedConfig;
+  readonly services: Services;
+  /** Resolves a secret reference; the value must never be logged. */
+  resolveSecret(ref: unknown): string;
+  /** Base URL clients reach the gateway at (first listener), for callbacks and hosted pages. */
+  readonly publicBaseUrl: string;
+}
+
+export interface ModuleInstance {
+  /** Routes to compile alongside the config's own. */
+  routes?: RouteConfig[];
+  /** Admin endpoints: path → handler, served on the admin listener. */
+  adminHandlers?: Record<string, (req: IncomingMessage, res: ServerResponse) => void>;
+  /** Readiness of the module's dependencies, for /readyz. */
+  ready?(): Promise<{ ok: boolean; detail?: Record<string, unknown> }>;
+  close?(): Promise<void>;
+}
+
+export interface GatewayModule {
+  readonly name: string;
+  /** Top-level config key this module owns, and its schema. */
+  readonly section?: { key: string; schema: Record<string, unknown> };
+  /** Default value of the section for the built-in demo configuration, if any. */
+  start(config: GatewayConfig, ctx: ModuleStartContext): Promise<ModuleInstance>;
+}

@@ -1,0 +1,232 @@
+/**
+ * The request context: everything policies may read or decide about one request. It is the same object whether
+ * the request is proxied or arrives as a decision request from a front proxy, so policies never touch the raw
+ * socket or response. Fields are initialised in the constructor to keep one hidden class on the hot path.
+ */
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import { problem, type Problem } from '../errors/problem.js';
+import type { CompiledRoute } from '../routing/router.js';
+import type { UpstreamGroup } from '../proxy/upstream.js';
+
+/** Who the client is, as established by an authentication policy. Never read from client headers. */
+export interface Identity {
+  /** Consumer name (client application or service). */
+  consumer?: string;
+  /** Authentication method that succeeded: api-key, jwt, introspection, mtls, spiffe-jwt ... */
+  method: string;
+  scopes: readonly string[];
+  groups?: readonly string[];
+  /** Consumer plan, used by rate limits. */
+  plan?: string;
+  spiffeId?: string;
+  /** SHA-256 fingerprint of the client certificate, when mTLS was used. */
+  certFingerprint?: string;
+  /** Credential id (API key id, token `jti`), for audit; never the secret. */
+  credentialId?: string;
+  /** Verified claims (JWT) a later policy may map to a subject. */
+  claims?: Readonly<Record<string, unknown>>;
+}
+
+/** What was decided and why; written to the audit trail. */
+export interface DecisionRecord {
+  outcome: string;
+  policy?: string;
+  rule?: string;
+  reason?: string;
+}
+
+export class RequestContext {
+  /** Request id: propagated from a valid incoming `x-request-id` or generated. */
+  readonly id: string;
+  /** `performance.now()` at arrival. */
+  readonly startedAt: number;
+  readonly listener: string;
+  /** `https` when the client connection is TLS (or, behind a trusted proxy, said so by it). */
+  readonly protocol: 'http' | 'https';
+  readonly method: string;
+  /** Normalised path (no query): what routes match on and what the upstream receives. */
+  readonly path: string;
+  /** Raw query string without the leading `?`, or '' when absent. */
+  readonly query: string;
+  /** Host without port, lower case. */
+  readonly hostname: string;
+  /** Host header value as received (with port). */
+  readonly host: string;
+  /** The client address: the TCP peer, or the first untrusted hop of X-Forwarded-For behind trusted proxies. */
+  readonly clientIp: string;
+  /** The TCP peer address. */
+  readonly remoteAddress: string;
+  readonly req: IncomingMessage | undefined;
+  private headerObject: IncomingHttpHeaders | undefined;
+  route: CompiledRoute;
+  params: Record<string, string | undefined>;
+  /** Where the request goes; a policy may reroute to another upstream group. */
+  upstream: UpstreamGroup | undefined;
+  identity: Identity | undefined;
+  /** Pseudonymous end-user subject id, set by the KYC gate. */
+  subject: string | undefined;
+  /** Per-policy scratch space, keyed by policy name. */
+  readonly state: Record<string, unknown>;
+  decision: DecisionRecord | undefined;
+  /** Name of the front proxy when the request came in as a decision request. */
+  frontProxy: string | undefined;
+  /** Response status finally sent (0 until known). */
+  status: number;
+  /** Problem kind when the gateway answered with an error. */
+  errorKind: string | undefined;
+  /** Upstream target URL that served the request, once chosen. */
+  target: string | undefined;
+  /** Set when the client went away before the answer was complete. */
+  aborted: boolean;
+  private upstreamSet: Array<[string, string]> | undefined;
+  private upstreamRemove: string[] | undefined;
+  private responseSet: Array<[string, string | string[]]> | undefined;
+  private bodyBuffer: Buffer | undefined;
+  private bodyPromise: Promise<Buffer> | undefined;
+
+  constructor(init: {
+    id: string;
+    startedAt: number;
+    listener: string;
+    protocol: 'http' | 'https';
+    method: string;
+    path: string;
+    query: string;
+    host: string;
+    hostname: string;
+    clientIp: string;
+    remoteAddress: string;
+    /** Request headers; taken lazily from `req` when omitted. */
+    headers?: IncomingHttpHeaders;
+    req: IncomingMessage | undefined;
+    route: CompiledRoute;
+    params: Record<string, string | undefined>;
+    body?: Buffer;
+  }) {
+    this.id = init.id;
+    this.startedAt = init.startedAt;
+    this.listener = init.listener;
+    this.protocol = init.protocol;
+    this.method = init.method;
+    this.path = init.path;
+    this.query = init.query;
+    this.host = init.host;
+    this.hostname = init.hostname;
+    this.clientIp = init.clientIp;
+    this.remoteAddress = init.remoteAddress;
+    this.headerObject = init.headers;
+    this.req = init.req;
+    this.route = init.route;
+    this.params = init.params;
+    this.upstream = init.route.upstream;
+    this.identity = undefined;
+    this.subject = undefined;
+    this.state = {};
+    this.decision = undefined;
+    this.frontProxy = undefined;
+    this.status = 0;
+    this.errorKind = undefined;
+    this.target = undefined;
+    this.aborted = false;
+    this.upstreamSet = undefined;
+    this.upstreamRemove = undefined;
+    this.responseSet = undefined;
+    this.bodyBuffer = init.body;
+    this.bodyPromise = undefined;
+  }
+
+  /** Request headers with lower-case names (built on first use: a bare route never pays for it). */
+  get headers(): IncomingHttpHeaders {
+    return (this.headerObject ??= this.req === undefined ? {} : this.req.headers);
+  }
+
+  /** First value of a request header (lower-case name). */
+  header(name: string): string | undefined {
+    const value = this.headers[name];
+    return Array.isArray(value) ? value[0] : value;
+  }
+
+  /** The TLS socket of the client connection, for mTLS policies. */
+  get tlsSocket(): TLSSocket | undefined {
+    const socket = this.req?.socket as TLSSocket | undefined;
+    return socket && socket.encrypted ? socket : undefined;
+  }
+
+  /** Adds or replaces a header sent upstream (and, in decision mode, returned to the front proxy). */
+  setUpstreamHeader(name: string, value: string): void {
+    (this.upstreamSet ??= []).push([name.toLowerCase(), value]);
+  }
+
+  /** Removes a client header before forwarding. */
+  removeUpstreamHeader(name: string): void {
+    (this.upstreamRemove ??= []).push(name.toLowerCase());
+  }
+
+  get upstreamHeaderChanges(): { set: ReadonlyArray<[string, string]> | undefined; remove: readonly string[] | undefined } {
+    return { set: this.upstreamSet, remove: this.upstreamRemove };
+  }
+
+  /** Adds a header to the answer sent to the client, whoever makes it. */
+  setResponseHeader(name: string, value: string | string[]): void {
+    (this.responseSet ??= []).push([name.toLowerCase(), value]);
+  }
+
+  get responseHeaderChanges(): ReadonlyArray<[string, string | string[]]> | undefined {
+    return this.responseSet;
+  }
+
+  /** True once a policy has read the body (it is then forwarded from memory). */
+  get bodyRead(): boolean {
+    return this.bodyBuffer !== undefined;
+  }
+
+  get body(): Buffer | undefined {
+    return this.bodyBuffer;
+  }
+
+  /**
+   * Reads the whole request body, bounded by the route's body limit. Resolves to a Problem (413, 400) instead of
+   * rejecting, so callers can return it as their answer.
+   */
+  readBody(): Promise<Buffer | Problem> {
+    if (this.bodyBuffer !== undefined) return Promise.resolve(this.bodyBuffer);
+    const req = this.req;
+    if (req === undefined) return Promise.resolve(Buffer.alloc(0));
+    const limit = this.route.maxBodyBytes;
+    const declared = req.headers['content-length'];
+    if (declared !== undefined && Number(declared) > limit) {
+      return Promise.resolve(problem('payload-too-large', { detail: `The body limit of this route is ${limit} bytes.` }));
+    }
+    this.bodyPromise ??= new Promise<Buffer>((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      const onData = (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > limit) {
+          req.off('data', onData);
+          reject(new BodyTooLarge(limit));
+          return;
+        }
+        chunks.push(chunk);
+      };
+      req.on('data', onData);
+      req.once('end', () => {
+        this.bodyBuffer = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+        resolve(this.bodyBuffer);
+      });
+      req.once('error', reject);
+    });
+    return this.bodyPromise.catch((err: unknown) =>
+      err instanceof BodyTooLarge
+        ? problem('payload-too-large', { detail: `The body limit of this route is ${err.limit} bytes.` })
+        : problem('bad-request', { detail: 'The request body could not be read.' }),
+    );
+  }
+}
+
+class BodyTooLarge extends Error {
+  constructor(readonly limit: number) {
+    super('body too large');
+  }
+}

@@ -1,0 +1,71 @@
+/**
+ * The policy interface. A policy is one folder under src/policies/<name>/ that exports a PolicyDefinition:
+ * its config schema, the phase it runs in, and a factory that turns validated config into an instance.
+ * The core never knows what a policy does; it only runs phases in order.
+ */
+import type { Problem } from '../errors/problem.js';
+import type { RequestContext } from './context.js';
+import type { Services } from './services.js';
+
+/**
+ * Request phases, in the order they run. Rate limits (protect) run before the KYC gate so that a flood of
+ * unverified requests is throttled before it can start verification sessions with a paid provider.
+ */
+export const REQUEST_PHASES = ['admit', 'authenticate', 'authorize', 'protect', 'gate', 'transform'] as const;
+export type RequestPhase = (typeof REQUEST_PHASES)[number];
+
+/** A complete answer made by the gateway instead of forwarding (static responses, webhooks, JWKS ...). */
+export interface Reply {
+  readonly status: number;
+  readonly headers?: Record<string, string | number | string[]>;
+  readonly body?: string | Buffer;
+}
+
+export type PolicyResult = undefined | void | Problem | Reply;
+
+/** Response head as it will be sent to the client; onResponse hooks may edit `headers` in place. */
+export interface ResponseHead {
+  status: number;
+  /** Lower-case header name to value. */
+  headers: Map<string, string | string[]>;
+  /** True when the answer comes from the upstream, false when the gateway made it. */
+  fromUpstream: boolean;
+}
+
+export interface PolicyInstance {
+  /** Runs in the definition's phase. Return nothing to continue, a Problem or Reply to answer now. */
+  onRequest?(ctx: RequestContext): PolicyResult | Promise<PolicyResult>;
+  /** Edits the response head before it is written to the client. Synchronous: it is on the hot path. */
+  onResponse?(ctx: RequestContext, head: ResponseHead): void;
+  /** Runs once the exchange has ended (answered, failed or aborted). Must not throw or block. */
+  onComplete?(ctx: RequestContext): void;
+  /**
+   * Header names (lower case; a trailing `*` means a prefix) that this policy injects upstream. The core strips
+   * them from every incoming request before any policy runs, so a client can never forge them.
+   */
+  readonly injectsHeaders?: readonly string[];
+  /** Releases timers, connections and the like when the config that made this instance is retired. */
+  close?(): void | Promise<void>;
+}
+
+export interface PolicySetup {
+  /** Name of the route the instance belongs to, or `*` for a global default. */
+  readonly routeName: string;
+  /** Upstream names known to the config (for policies that reroute). */
+  readonly upstreamNames: ReadonlySet<string>;
+  readonly services: Services;
+}
+
+export interface PolicyDefinition<Config = any> {
+  /** The key used in config: `policies: [{ <name>: {...} }]`. */
+  readonly name: string;
+  readonly description: string;
+  readonly phase: RequestPhase;
+  /** JSON Schema of the policy's config; `description`s document each key. Defaults are filled in. */
+  readonly schema: Record<string, unknown>;
+  create(config: Config, setup: PolicySetup): PolicyInstance | Promise<PolicyInstance>;
+}
+
+export function isReply(value: unknown): value is Reply {
+  return typeof value === 'object' && value !== null && typeof (value as Reply).status === 'number' && !('type' in value);
+}

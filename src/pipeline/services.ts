@@ -1,0 +1,38 @@
+/**
+ * Shared services (logger, store, identity providers, audit ...) that modules create from their top-level config
+ * section and policies look up by name. It keeps policies decoupled from each other and from the core: a policy
+ * asks for "kyc" and gets whatever the kyc module registered, or a clear start-up error.
+ */
+import type { Logger } from 'pino';
+
+export class Services {
+  readonly logger: Logger;
+  readonly dataDir: string;
+  private readonly entries = new Map<string, unknown>();
+
+  constructor(logger: Logger, dataDir: string) {
+    this.logger = logger;
+    this.dataDir = dataDir;
+  }
+
+  register<T>(name: string, service: T): T {
+    if (this.entries.has(name)) throw new Error(`service "${name}" is registered twice`);
+    this.entries.set(name, service);
+    return service;
+  }
+
+  has(name: string): boolean {
+    return this.entries.has(name);
+  }
+
+  /** Returns the named service or throws a configuration error naming what is missing. */
+  get<T>(name: string): T {
+    const service = this.entries.get(name);
+    if (service === undefined) throw new Error(`service "${name}" is not configured`);
+    return service as T;
+  }
+
+  find<T>(name: string): T | undefined {
+    return this.entries.get(name) as T | undefined;
+  }
+}

@@ -1,0 +1,32 @@
+/**
+ * request-headers: sets and removes headers on the request sent upstream and on the response sent back.
+ * Names are compiled to lower case once; applying them is a loop over a few pairs.
+ */
+import type { PolicyDefinition, PolicyInstance } from '../../pipeline/policy.js';
+import { requestHeadersSchema, type RequestHeadersConfig } from './schema.js';
+
+export const requestHeadersPolicy: PolicyDefinition<RequestHeadersConfig> = {
+  name: 'request-headers',
+  description: 'Sets and removes request headers sent upstream and response headers sent to the client.',
+  phase: 'transform',
+  schema: requestHeadersSchema,
+  create(config): PolicyInstance {
+    const set = Object.entries(config.set).map(([k, v]) => [k.toLowerCase(), v] as const);
+    const remove = config.remove.map((h) => h.toLowerCase());
+    const responseSet = Object.entries(config.response_set).map(([k, v]) => [k.toLowerCase(), v] as const);
+    const responseRemove = config.response_remove.map((h) => h.toLowerCase());
+    const instance: PolicyInstance = {
+      onRequest(ctx) {
+        for (let i = 0; i < remove.length; i++) ctx.removeUpstreamHeader(remove[i]!);
+        for (let i = 0; i < set.length; i++) ctx.setUpstreamHeader(set[i]![0], set[i]![1]);
+      },
+    };
+    if (responseSet.length > 0 || responseRemove.length > 0) {
+      instance.onResponse = (_ctx, head) => {
+        for (let i = 0; i < responseRemove.length; i++) head.headers.delete(responseRemove[i]!);
+        for (let i = 0; i < responseSet.length; i++) head.headers.set(responseSet[i]![0], responseSet[i]![1]);
+      };
+    }
+    return instance;
+  },
+};

@@ -1,0 +1,222 @@
+/**
+ * Forwarding: acts on a decision to forward. One ForwardExchange per request is the undici dispatch handler, so
+ * the response streams from the upstream socket to the client socket with backpressure, without a stream object
+ * or a promise per chunk. Client aborts cancel the upstream request; upstream failures become 502/504 when
+ * nothing was sent yet, and end the client response otherwise.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Transform, type TransformCallback } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import { problem, type Problem } from '../errors/problem.js';
+import type { RequestContext } from '../pipeline/context.js';
+import type { ResponseHead } from '../pipeline/policy.js';
+import { buildUpstreamHeaders, filterResponseHeaders, type StripRules } from './headers.js';
+import type { UpstreamTarget } from './upstream.js';
+
+export interface ForwardHooks {
+  /** Writes a gateway-made problem (with response hooks applied) when forwarding fails before the head. */
+  sendProblem(ctx: RequestContext, res: ServerResponse, p: Problem, close?: boolean): void;
+  /** Called exactly once when the exchange is over, however it ended. */
+  finished(ctx: RequestContext): void;
+}
+
+/** Counts a chunked request body and fails it once it passes the route's limit. */
+class BodyLimit extends Transform {
+  private seen = 0;
+  constructor(private readonly limit: number) {
+    super();
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, callback: TransformCallback): void {
+    this.seen += chunk.length;
+    if (this.seen > this.limit) callback(new BodyLimitExceeded());
+    else callback(null, chunk);
+  }
+}
+
+class BodyLimitExceeded extends Error {
+  readonly code = 'KYCGATE_BODY_LIMIT';
+}
+
+function problemForUpstreamError(err: Error & { code?: string }): Problem {
+  switch (err.code) {
+    case 'UND_ERR_CONNECT_TIMEOUT':
+    case 'UND_ERR_HEADERS_TIMEOUT':
+    case 'UND_ERR_BODY_TIMEOUT':
+      return problem('gateway-timeout');
+    case 'KYCGATE_BODY_LIMIT':
+      return problem('payload-too-large');
+    case 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH':
+      return problem('bad-request', { detail: 'The request body did not match its Content-Length.' });
+    default:
+      return problem('bad-gateway');
+  }
+}
+
+class ForwardExchange implements Dispatcher.DispatchHandler {
+  private abortUpstream: ((err?: Error) => void) | undefined = undefined;
+  private resumeUpstream: (() => void) | undefined = undefined;
+  private done = false;
+  private readonly onDrain = () => this.resumeUpstream?.();
+  private readonly onClientClose = () => {
+    if (this.done) return;
+    // The client went away before the answer was complete: stop the upstream request.
+    this.ctx.aborted = true;
+    this.abortUpstream?.(new Error('client closed the connection'));
+    this.finish();
+  };
+
+  constructor(
+    private readonly ctx: RequestContext,
+    private readonly res: ServerResponse,
+    private readonly target: UpstreamTarget,
+    private readonly hooks: ForwardHooks,
+  ) {
+    target.outstanding++;
+    res.on('close', this.onClientClose);
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    if (this.done) abort(new Error('client closed the connection'));
+    else this.abortUpstream = abort;
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    if (statusCode < 200) return true; // 1xx: nothing for the client here
+    if (this.done) return false;
+    this.resumeUpstream = resume;
+    const ctx = this.ctx;
+    const headers = filterResponseHeaders(rawHeaders);
+    headers.push('x-request-id', ctx.id);
+    const extra = ctx.responseHeaderChanges;
+    ctx.status = statusCode;
+    const chain = ctx.route.chain;
+    if (extra === undefined && !chain.hasResponseHooks) {
+      this.res.writeHead(statusCode, headers);
+      return true;
+    }
+    const head: ResponseHead = { status: statusCode, headers: new Map(), fromUpstream: true };
+    for (let i = 0; i < headers.length; i += 2) {
+      const name = headers[i]!.toLowerCase();
+      const existing = head.headers.get(name);
+      if (existing === undefined) head.headers.set(name, headers[i + 1]!);
+      else head.headers.set(name, Array.isArray(existing) ? [...existing, headers[i + 1]!] : [existing, headers[i + 1]!]);
+    }
+    if (extra !== undefined) for (const [k, v] of extra) head.headers.set(k, v);
+    chain.onResponse(ctx, head);
+    ctx.status = head.status;
+    const flat: string[] = [];
+    for (const [k, v] of head.headers) {
+      if (Array.isArray(v)) for (const item of v) flat.push(k, item);
+      else flat.push(k, v);
+    }
+    this.res.writeHead(head.status, flat);
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.done) return false;
+    const ok = this.res.write(chunk);
+    if (!ok) this.res.once('drain', this.onDrain);
+    return ok;
+  }
+
+  onComplete(): void {
+    if (this.done) return;
+    this.res.end();
+    this.finish();
+  }
+
+  onError(err: Error & { code?: string }): void {
+    if (this.done) return;
+    const res = this.res;
+    if (!res.headersSent) {
+      const p = problemForUpstreamError(err);
+      this.ctx.errorKind = p.kind;
+      this.ctx.state['upstream-error'] = err.code ?? err.name;
+      // A failed upload leaves unread bytes on the client connection: close it rather than parse them.
+      this.hooks.sendProblem(this.ctx, res, p, this.ctx.req?.complete === false);
+    } else {
+      // Mid-body failure: the status already went out, so the only honest signal is an incomplete response.
+      this.ctx.state['upstream-error'] = err.code ?? err.name;
+      res.destroy();
+    }
+    this.finish();
+  }
+
+  private finish(): void {
+    if (this.done) return;
+    this.done = true;
+    this.target.outstanding--;
+    this.res.off('close', this.onClientClose);
+    this.hooks.finished(this.ctx);
+  }
+}
+
+export interface ForwardOptions {
+  rules: StripRules;
+  trustedPeer: boolean;
+  hasBody: boolean;
+  contentLength: number | undefined;
+}
+
+/** Forwards the request in `ctx` to a target of its upstream group and streams the answer to `res`. */
+export function forward(ctx: RequestContext, req: IncomingMessage, res: ServerResponse, options: ForwardOptions, hooks: ForwardHooks): void {
+  const group = ctx.upstream!;
+  const target = group.pick();
+  ctx.target = target.url;
+  const route = ctx.route;
+
+  let body: Dispatcher.DispatchOptions['body'] = null;
+  if (ctx.bodyRead) {
+    body = ctx.body!;
+  } else if (options.hasBody) {
+    if (options.contentLength !== undefined) {
+      if (options.contentLength > route.maxBodyBytes) {
+        ctx.errorKind = 'payload-too-large';
+        hooks.sendProblem(ctx, res, problem('payload-too-large', { detail: `The body limit of this route is ${route.maxBodyBytes} bytes.` }), true);
+        hooks.finished(ctx);
+        return;
+      }
+      body = req;
+    } else {
+      const limited = new BodyLimit(route.maxBodyBytes);
+      req.pipe(limited);
+      body = limited;
+    }
+  }
+
+  let path = ctx.path;
+  if (route.stripPrefix !== '' && path.startsWith(route.stripPrefix)) {
+    path = path.slice(route.stripPrefix.length);
+    if (path === '' || path.charCodeAt(0) !== 47) path = '/' + path;
+  }
+  path = target.basePath + path;
+  if (ctx.query !== '') path += '?' + ctx.query;
+
+  const headers = buildUpstreamHeaders(ctx, req.rawHeaders, options.rules, { trustedPeer: options.trustedPeer }, route.preserveHost ? ctx.host : target.host);
+  if (ctx.bodyRead) {
+    // The body is sent from memory: its length is known even if the client sent it chunked.
+    for (let i = 0; i < headers.length; i += 2) {
+      if (headers[i]!.toLowerCase() === 'content-length') {
+        headers.splice(i, 2);
+        break;
+      }
+    }
+    headers.push('content-length', String(ctx.body!.length));
+  }
+
+  const exchange = new ForwardExchange(ctx, res, target, hooks);
+  target.pool.dispatch(
+    {
+      path,
+      method: ctx.method,
+      headers,
+      body,
+      headersTimeout: route.timeouts.headersMs,
+      bodyTimeout: route.timeouts.bodyIdleMs,
+      // An idempotent request may be retried on a fresh connection by undici only if the pooled one was stale.
+      idempotent: false,
+    } as Dispatcher.DispatchOptions,
+    exchange,
+  );
+}

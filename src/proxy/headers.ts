@@ -1,0 +1,165 @@
+/**
+ * Header rules for both directions of a proxied exchange.
+ * - Hop-by-hop headers (RFC 9110 section 7.6.1), and any header a `Connection` header names, never cross.
+ * - Headers the gateway sets (X-Forwarded-*, Forwarded, X-Request-Id, and whatever policies inject) are removed
+ *   from the client's request first, so a client can never forge them; X-Forwarded-* and Forwarded values from the
+ *   client are kept (and appended to) only when the TCP peer is a trusted proxy.
+ */
+import type { RequestContext } from '../pipeline/context.js';
+
+export const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'proxy-authorization',
+  'proxy-authenticate',
+]);
+
+/** Headers the core sets itself on every forwarded request. */
+const CORE_MANAGED = ['host', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'x-request-id'];
+
+/** Compiled once per config: every header name (and prefix) stripped from incoming requests. */
+export class StripRules {
+  readonly names: ReadonlySet<string>;
+  readonly prefixes: readonly string[];
+
+  constructor(injected: Iterable<string>) {
+    const names = new Set<string>([...HOP_BY_HOP, ...CORE_MANAGED]);
+    const prefixes: string[] = [];
+    for (const h of injected) {
+      const lower = h.toLowerCase();
+      if (lower.endsWith('*')) prefixes.push(lower.slice(0, -1));
+      else names.add(lower);
+    }
+    this.names = names;
+    this.prefixes = prefixes;
+  }
+
+  strips(lower: string): boolean {
+    if (this.names.has(lower)) return true;
+    const prefixes = this.prefixes;
+    for (let i = 0; i < prefixes.length; i++) if (lower.startsWith(prefixes[i]!)) return true;
+    return false;
+  }
+}
+
+/** Tokens of a Connection header that name other headers (close and keep-alive are options, not names). */
+function connectionTokens(value: string): string[] {
+  const out: string[] = [];
+  for (const token of value.split(',')) {
+    const t = token.trim().toLowerCase();
+    if (t !== '' && t !== 'close' && t !== 'keep-alive') out.push(t);
+  }
+  return out;
+}
+
+export interface ForwardingFacts {
+  /** The TCP peer is a configured trusted proxy. */
+  trustedPeer: boolean;
+}
+
+function quoteForwardedNode(ip: string): string {
+  return ip.includes(':') ? `"[${ip}]"` : ip;
+}
+
+/**
+ * Builds the flat [name, value, ...] header list sent upstream from the client's raw headers.
+ * `upstreamHost` is the Host to send (the target's, or the client's with preserve_host).
+ */
+export function buildUpstreamHeaders(
+  ctx: RequestContext,
+  rawHeaders: readonly string[],
+  rules: StripRules,
+  facts: ForwardingFacts,
+  upstreamHost: string,
+): string[] {
+  const out: string[] = [];
+  const changes = ctx.upstreamHeaderChanges;
+  const removeExtra = changes.remove;
+  const setExtra = changes.set;
+  let named: string[] | undefined;
+  let xff: string | undefined;
+  let xfProto: string | undefined;
+  let xfHost: string | undefined;
+  let forwarded: string | undefined;
+
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!;
+    const lower = name.toLowerCase();
+    if (rules.strips(lower)) {
+      if (lower === 'connection') named = connectionTokens(rawHeaders[i + 1]!);
+      else if (facts.trustedPeer) {
+        if (lower === 'x-forwarded-for') xff = rawHeaders[i + 1];
+        else if (lower === 'x-forwarded-proto') xfProto = rawHeaders[i + 1];
+        else if (lower === 'x-forwarded-host') xfHost = rawHeaders[i + 1];
+        else if (lower === 'forwarded') forwarded = forwarded === undefined ? rawHeaders[i + 1] : forwarded + ', ' + rawHeaders[i + 1];
+      }
+      continue;
+    }
+    if (removeExtra !== undefined && removeExtra.includes(lower)) continue;
+    if (setExtra !== undefined && setExtra.some((s) => s[0] === lower)) continue;
+    out.push(name, rawHeaders[i + 1]!);
+  }
+
+  if (named !== undefined && named.length > 0) {
+    for (let i = out.length - 2; i >= 0; i -= 2) {
+      if (named.includes(out[i]!.toLowerCase())) out.splice(i, 2);
+    }
+  }
+
+  const client = ctx.remoteAddress;
+  out.push('host', upstreamHost);
+  out.push('x-forwarded-for', xff !== undefined ? xff + ', ' + client : client);
+  out.push('x-forwarded-proto', xfProto ?? ctx.protocol);
+  out.push('x-forwarded-host', xfHost ?? ctx.host);
+  // This hop's own element: how the TCP peer reached us, whatever a trusted proxy says about the client before it.
+  const hopProto = ctx.tlsSocket !== undefined ? 'https' : 'http';
+  const own = `for=${quoteForwardedNode(client)};proto=${hopProto};host="${ctx.host.replace(/["\\]/g, '')}"`;
+  out.push('forwarded', forwarded !== undefined ? forwarded + ', ' + own : own);
+  out.push('x-request-id', ctx.id);
+  if (setExtra !== undefined) {
+    // Later sets of the same name win.
+    const seen = new Set<string>();
+    for (let i = setExtra.length - 1; i >= 0; i--) {
+      const [k, v] = setExtra[i]!;
+      if (seen.has(k)) continue;
+      seen.add(k);
+      out.push(k, v);
+    }
+  }
+  return out;
+}
+
+/**
+ * Filters the upstream's raw response headers for the client: drops hop-by-hop ones and those the upstream's
+ * Connection header names. Returns a flat [name, value, ...] list.
+ */
+export function filterResponseHeaders(raw: readonly Buffer[]): string[] {
+  const out: string[] = [];
+  let named: string[] | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toString('latin1');
+    const len = name.length;
+    // Only names of these lengths can be hop-by-hop: skip the lower-casing for the rest.
+    if (len === 10 || len === 16 || len === 2 || len === 7 || len === 17 || len === 19 || len === 18 || len === 12) {
+      const lower = name.toLowerCase();
+      // The gateway's own x-request-id is the one the client gets.
+      if (lower === 'x-request-id') continue;
+      if (HOP_BY_HOP.has(lower)) {
+        if (lower === 'connection') named = connectionTokens(raw[i + 1]!.toString('latin1'));
+        continue;
+      }
+    }
+    out.push(name, raw[i + 1]!.toString('latin1'));
+  }
+  if (named !== undefined && named.length > 0) {
+    for (let i = out.length - 2; i >= 0; i -= 2) {
+      if (named.includes(out[i]!.toLowerCase())) out.splice(i, 2);
+    }
+  }
+  return out;
+}

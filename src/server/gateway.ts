@@ -1,0 +1,542 @@
+/**
+ * The Gateway owns listeners, the current Runtime and the request path:
+ *
+ *   edge checks (framing, path) → route match → policy chain (decide) → forward or answer → completion hooks
+ *
+ * Deciding and forwarding are separate calls (`decide` / `forward`), so the same decision can be served to a
+ * front proxy instead of being acted on here.
+ */
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import { Problem, problem, sendProblem, rawProblemResponse } from '../errors/problem.js';
+import { RequestContext } from '../pipeline/context.js';
+import { isReply, type PolicyResult, type Reply, type ResponseHead } from '../pipeline/policy.js';
+import { forward, type ForwardHooks } from '../proxy/forward.js';
+import { compileRuntime, Runtime, type CompileEnv } from '../config/runtime.js';
+import { ConfigValidator, loadConfigFile, ConfigError } from '../config/load.js';
+import type { ListenerConfig, LoadedConfig } from '../config/types.js';
+import { inspectFraming, type FramingResult } from './framing.js';
+import { normalisePath } from './path.js';
+import { CertificateWatcher, tlsServerOptions } from './tls.js';
+import { ConfigWatcher } from '../config/watch.js';
+import { POLICIES, MODULES } from '../extensions.js';
+
+const REQUEST_ID = /^[A-Za-z0-9._:@\-]{1,128}$/;
+
+export interface ListenerHandle {
+  readonly config: ListenerConfig;
+  readonly server: http.Server | https.Server;
+  readonly tls: boolean;
+  certificates: CertificateWatcher | undefined;
+  /** Bound port (useful with port 0). */
+  port: number;
+}
+
+export interface GatewayOptions {
+  loaded: LoadedConfig;
+  logger: Logger;
+  dataDir: string;
+  /** URL of the embedded echo service; started on demand. */
+  builtinEchoUrl?: () => Promise<string>;
+  /** Watch the config file and reload on change (default true when the config came from a file). */
+  watchConfig?: boolean;
+}
+
+function clientErrorProblem(code: string | undefined): Problem {
+  switch (code) {
+    case 'HPE_HEADER_OVERFLOW':
+      return problem('headers-too-large');
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return problem('request-timeout');
+    case 'HPE_INVALID_TRANSFER_ENCODING':
+    case 'HPE_UNEXPECTED_CONTENT_LENGTH':
+    case 'HPE_INVALID_CONTENT_LENGTH':
+    case 'HPE_INVALID_HEADER_TOKEN':
+    case 'HPE_LF_EXPECTED':
+    case 'HPE_CR_EXPECTED':
+    case 'HPE_STRICT':
+      return problem('ambiguous-request', { detail: 'The request framing is invalid or ambiguous.' });
+    default:
+      return problem('bad-request', { detail: 'The request could not be parsed.' });
+  }
+}
+
+export class Gateway {
+  readonly logger: Logger;
+  readonly listeners: ListenerHandle[] = [];
+  admin: { server: http.Server; port: number } | undefined;
+  private runtime!: Runtime;
+  private readonly validator = new ConfigValidator(MODULES, POLICIES);
+  private readonly env: CompileEnv;
+  private configWatcher: ConfigWatcher | undefined;
+  private draining = false;
+  private readonly hooks: ForwardHooks;
+  /** In-flight requests across all runtimes. */
+  private inflight = 0;
+  private drained: (() => void) | undefined;
+  private reloading: Promise<boolean> | undefined;
+
+  constructor(private readonly options: GatewayOptions) {
+    this.logger = options.logger;
+    this.env = {
+      logger: options.logger,
+      dataDir: options.dataDir,
+      policies: POLICIES,
+      modules: MODULES,
+      builtinEchoUrl: options.builtinEchoUrl ?? (() => Promise.reject(new ConfigError(['builtin:echo is only available to `kycgate start`']))),
+      publicBaseUrl: '',
+    };
+    this.hooks = {
+      sendProblem: (ctx, res, p, close) => this.answerProblem(ctx, res, p, close),
+      finished: (ctx) => this.finished(ctx),
+    };
+  }
+
+  get current(): Runtime {
+    return this.runtime;
+  }
+
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  /** Compiles the config, binds every listener and the admin listener. */
+  async start(): Promise<void> {
+    const { loaded } = this.options;
+    const first = loaded.config.listeners[0]!;
+    (this.env as { publicBaseUrl: string }).publicBaseUrl = `${first.tls ? 'https' : 'http'}://${first.address.includes(':') ? `[${first.address}]` : first.address}:${first.port}`;
+    this.runtime = await compileRuntime(loaded, this.env);
+    for (const lc of loaded.config.listeners) await this.listen(lc, loaded.baseDir);
+    if (this.listeners[0] && this.listeners[0].config.port === 0) {
+      (this.env as { publicBaseUrl: string }).publicBaseUrl = this.urlOf(this.listeners[0]);
+    }
+    if (loaded.config.admin.enabled) await this.listenAdmin();
+    if (loaded.file && this.options.watchConfig !== false) {
+      this.configWatcher = new ConfigWatcher(loaded.file, () => void this.reload('file change'), this.logger);
+    }
+  }
+
+  urlOf(listener: ListenerHandle): string {
+    const host = listener.config.address.includes(':') ? `[${listener.config.address}]` : listener.config.address;
+    return `${listener.tls ? 'https' : 'http'}://${host}:${listener.port}`;
+  }
+
+  private serverOptions(): http.ServerOptions {
+    const s = this.options.loaded.config.server;
+    return {
+      maxHeaderSize: s.max_header_bytes,
+      headersTimeout: s.headers_timeout_ms,
+      requestTimeout: s.request_timeout_ms,
+      keepAliveTimeout: s.keep_alive_timeout_ms,
+      requireHostHeader: true,
+      joinDuplicateHeaders: false,
+      insecureHTTPParser: false,
+      noDelay: true,
+    };
+  }
+
+  private async listen(lc: ListenerConfig, baseDir: string): Promise<void> {
+    let server: http.Server | https.Server;
+    let certificates: CertificateWatcher | undefined;
+    const handle = {} as ListenerHandle;
+    const onRequest = (req: IncomingMessage, res: ServerResponse) => this.handle(handle, req, res);
+    if (lc.tls) {
+      const { notAfter, ...tlsOptions } = tlsServerOptions(lc.tls, baseDir);
+      server = https.createServer({ ...this.serverOptions(), ...tlsOptions }, onRequest);
+      certificates = new CertificateWatcher(server as https.Server, lc.tls, baseDir, this.logger);
+      certificates.notAfter = notAfter;
+      // A failed handshake is the client's problem, not ours: do not log it as an error.
+      server.on('tlsClientError', () => undefined);
+    } else {
+      server = http.createServer(this.serverOptions(), onRequest);
+    }
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+      if (socket.writable && !(socket as Socket & { _httpMessage?: unknown })._httpMessage) {
+        socket.end(rawProblemResponse(clientErrorProblem(err.code)));
+      } else {
+        socket.destroy();
+      }
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ port: lc.port, host: lc.address }, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    Object.assign(handle, { config: lc, server, tls: lc.tls !== undefined, certificates, port: (server.address() as { port: number }).port });
+    this.listeners.push(handle);
+    this.logger.info({ listener: lc.name, url: this.urlOf(handle) }, 'listening');
+  }
+
+  private async listenAdmin(): Promise<void> {
+    const a = this.options.loaded.config.admin;
+    const server = http.createServer({ requireHostHeader: false }, (req, res) => this.handleAdmin(req, res));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ port: a.port, host: a.address }, () => resolve());
+    });
+    this.admin = { server, port: (server.address() as { port: number }).port };
+    this.logger.info({ listener: 'admin', url: `http://${a.address}:${this.admin.port}` }, 'listening');
+  }
+
+  private handleAdmin(req: IncomingMessage, res: ServerResponse): void {
+    const path = (req.url ?? '/').split('?')[0]!;
+    if (path === '/healthz' || path === '/readyz') {
+      this.answerHealth(path, res);
+      return;
+    }
+    for (const m of this.runtime.modules) {
+      const h = m.adminHandlers?.[path];
+      if (h) return h(req, res);
+    }
+    sendProblem(res, problem('not-found'), undefined);
+  }
+
+  private answerHealth(path: string, res: ServerResponse): void {
+    if (path === '/healthz') {
+      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+      res.end('{"status":"ok"}');
+      return;
+    }
+    void this.readiness().then((r) => {
+      const body = JSON.stringify(r);
+      res.writeHead(r.status === 'ready' ? 200 : 503, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+      res.end(body);
+    });
+  }
+
+  /** Readiness: config loaded, not draining, every module's dependencies reachable. */
+  async readiness(): Promise<{ status: string; checks: Record<string, unknown> }> {
+    const checks: Record<string, unknown> = { config: { ok: true, file: this.runtime.loaded.file ?? 'built-in demo' } };
+    let ok = !this.draining;
+    if (this.draining) checks.draining = { ok: false };
+    for (const l of this.listeners) {
+      if (l.certificates?.notAfter) checks[`tls:${l.config.name}`] = { ok: l.certificates.notAfter.getTime() > Date.now(), not_after: l.certificates.notAfter.toISOString() };
+    }
+    const results = await Promise.all(
+      this.runtime.modules.map((m) => (m.ready ? m.ready().catch((err: Error) => ({ ok: false, detail: { error: err.message } })) : undefined)),
+    );
+    results.forEach((r, i) => {
+      if (!r) return;
+      checks[`module:${i}`] = r;
+      if (!r.ok) ok = false;
+    });
+    return { status: ok ? 'ready' : 'not ready', checks };
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // The request path
+
+  private handle(listener: ListenerHandle, req: IncomingMessage, res: ServerResponse): void {
+    const rt = this.runtime;
+    const startedAt = performance.now();
+    const framing = inspectFraming(req.rawHeaders, req.httpVersionMinor);
+    const incomingId = framing.requestId;
+    const id = incomingId !== undefined && REQUEST_ID.test(incomingId) ? incomingId : randomUUID();
+    if (this.draining) res.shouldKeepAlive = false;
+    if (framing.problem) return this.early(res, framing.problem, id);
+
+    // Request target: origin-form, or absolute-form whose authority replaces Host (RFC 9112 section 3.2.2).
+    let target = req.url ?? '';
+    let host = framing.host ?? '';
+    if (target.charCodeAt(0) !== 47) {
+      const m = /^https?:\/\/([^/?#]+)([^#]*)$/i.exec(target);
+      if (!m) return this.early(res, problem('invalid-path', { detail: 'The request target must be a path or an absolute URL.' }), id);
+      host = m[1]!;
+      target = m[2] === '' ? '/' : m[2]!;
+    }
+    const q = target.indexOf('?');
+    const rawPath = q === -1 ? target : target.slice(0, q);
+    const query = q === -1 ? '' : target.slice(q + 1);
+    const normalised = normalisePath(rawPath);
+    if (!normalised.ok) return this.early(res, problem('invalid-path', { detail: `Refused: ${normalised.reason}.` }), id);
+    const path = normalised.path;
+    const hostname = hostnameOf(host);
+    if (hostname === undefined) return this.early(res, problem('bad-request', { detail: 'The Host header is invalid.' }), id);
+
+    const lc = listener.config;
+    if (!listener.tls && lc.plain !== 'serve') return this.plainRefusal(lc, res, id, hostname, target);
+    if (lc.health && rt.config.server.health_paths && (path === '/healthz' || path === '/readyz')) {
+      res.setHeader('x-request-id', id);
+      return this.answerHealth(path, res);
+    }
+
+    const match = rt.router.find(req.method!, path, hostname);
+    if (match === undefined) return this.early(res, problem('not-found'), id);
+
+    const remote = req.socket.remoteAddress ?? '';
+    const trustedPeer = rt.trustedProxies !== undefined && rt.isTrustedProxy(remote);
+    let protocol: 'http' | 'https' = listener.tls ? 'https' : 'http';
+    let clientIp = remote;
+    if (trustedPeer) {
+      const xfp = req.headers['x-forwarded-proto'];
+      if (xfp === 'https' || xfp === 'http') protocol = xfp;
+      clientIp = clientFromForwardedFor(req.headers['x-forwarded-for'], remote, rt);
+    }
+
+    const ctx = new RequestContext({
+      id,
+      startedAt,
+      listener: lc.name,
+      protocol,
+      method: req.method!,
+      path,
+      query,
+      host,
+      hostname,
+      clientIp,
+      remoteAddress: remote,
+      req,
+      route: match.route,
+      params: match.params,
+    });
+    rt.inflight++;
+    this.inflight++;
+    ctx.state.runtime = rt;
+
+    let decided: PolicyResult | Promise<PolicyResult>;
+    try {
+      decided = this.decide(ctx);
+    } catch (err) {
+      this.logger.error({ req_id: id, err }, 'policy chain failed');
+      decided = problem('internal-error');
+    }
+    const fw = { rules: rt.rules, trustedPeer, hasBody: framing.hasBody, contentLength: framing.contentLength };
+    if (decided instanceof Promise) {
+      decided.then(
+        (result) => this.act(ctx, req, res, result, fw),
+        (err: unknown) => {
+          this.logger.error({ req_id: id, err }, 'policy chain failed');
+          this.act(ctx, req, res, problem('internal-error'), fw);
+        },
+      );
+    } else {
+      this.act(ctx, req, res, decided, fw);
+    }
+  }
+
+  /** Runs the route's policies: undefined means forward, anything else is the answer. */
+  decide(ctx: RequestContext): PolicyResult | Promise<PolicyResult> {
+    return ctx.route.chain.run(ctx);
+  }
+
+  private act(
+    ctx: RequestContext,
+    req: IncomingMessage,
+    res: ServerResponse,
+    result: PolicyResult,
+    fw: { rules: Runtime['rules']; trustedPeer: boolean; hasBody: boolean; contentLength: number | undefined },
+  ): void {
+    const policyError = ctx.state['policy-error'] as { policy: string; error: unknown } | undefined;
+    if (policyError) this.logger.error({ req_id: ctx.id, policy: policyError.policy, err: policyError.error }, 'policy failed');
+    if (res.destroyed) {
+      ctx.aborted = true;
+      return this.finished(ctx);
+    }
+    if (result === undefined) {
+      if (ctx.upstream === undefined) {
+        this.answerProblem(ctx, res, problem('bad-gateway', { detail: 'This route has no upstream.' }));
+        return this.finished(ctx);
+      }
+      return forward(ctx, req, res, fw, this.hooks);
+    }
+    if (result instanceof Problem) this.answerProblem(ctx, res, result, result.status === 413);
+    else if (isReply(result)) this.answerReply(ctx, res, result);
+    this.finished(ctx);
+  }
+
+  /** Answers before a context exists (framing, path, routing errors). */
+  private early(res: ServerResponse, p: Problem, id: string): void {
+    // After a framing error the rest of the connection cannot be trusted: close it.
+    sendProblem(res, p, id, p.kind === 'ambiguous-request');
+    if (this.options.loaded.config.log.access) {
+      this.logger.info({ req_id: id, status: p.status, problem: p.kind }, 'refused');
+    }
+  }
+
+  private plainRefusal(lc: ListenerConfig, res: ServerResponse, id: string, hostname: string, target: string): void {
+    if (lc.plain === 'redirect') {
+      const port = lc.https_port ?? 443;
+      const location = `https://${hostname.includes(':') ? `[${hostname}]` : hostname}${port === 443 ? '' : `:${port}`}${target}`;
+      res.writeHead(308, { location, 'x-request-id': id, 'content-length': 0 });
+      res.end();
+      return;
+    }
+    sendProblem(res, problem('https-required', { detail: 'This listener only redirects or refuses: use HTTPS.' }), id);
+  }
+
+  private responseHead(ctx: RequestContext, status: number, headers: Record<string, string | number | string[]> | undefined): ResponseHead {
+    const head: ResponseHead = { status, headers: new Map(), fromUpstream: false };
+    if (headers) for (const k of Object.keys(headers)) {
+      const v = headers[k]!;
+      head.headers.set(k.toLowerCase(), typeof v === 'number' ? String(v) : v);
+    }
+    const extra = ctx.responseHeaderChanges;
+    if (extra !== undefined) for (const [k, v] of extra) head.headers.set(k, v);
+    if (ctx.route.chain.hasResponseHooks) ctx.route.chain.onResponse(ctx, head);
+    return head;
+  }
+
+  private answerProblem(ctx: RequestContext, res: ServerResponse, p: Problem, close = false): void {
+    ctx.errorKind = p.kind;
+    const extra = ctx.responseHeaderChanges;
+    if (extra === undefined && !ctx.route.chain.hasResponseHooks) {
+      ctx.status = p.status;
+      return sendProblem(res, p, ctx.id, close);
+    }
+    const head = this.responseHead(ctx, p.status, p.headers);
+    const headers: Record<string, string | string[]> = {};
+    for (const [k, v] of head.headers) headers[k] = v;
+    ctx.status = head.status;
+    sendProblem(res, new Problem(p.kind, { status: head.status, title: p.title, ...(p.detail ? { detail: p.detail } : {}), ...(p.extensions ? { extensions: p.extensions } : {}), headers }), ctx.id, close);
+  }
+
+  private answerReply(ctx: RequestContext, res: ServerResponse, reply: Reply): void {
+    const head = this.responseHead(ctx, reply.status, reply.headers);
+    ctx.status = head.status;
+    if (res.headersSent) return void res.destroy();
+    res.statusCode = head.status;
+    for (const [k, v] of head.headers) res.setHeader(k, v);
+    res.setHeader('x-request-id', ctx.id);
+    res.end(reply.body);
+  }
+
+  private finished(ctx: RequestContext): void {
+    const rt = ctx.state.runtime as Runtime;
+    const chain = ctx.route.chain;
+    if (chain.hasCompleteHooks) chain.onComplete(ctx);
+    if (rt.config.log.access) {
+      this.logger.info(
+        {
+          req_id: ctx.id,
+          route: ctx.route.name,
+          method: ctx.method,
+          path: ctx.path,
+          status: ctx.status,
+          ms: Math.round((performance.now() - ctx.startedAt) * 1000) / 1000,
+          client: ctx.clientIp,
+          ...(ctx.errorKind ? { problem: ctx.errorKind } : {}),
+          ...(ctx.state['upstream-error'] ? { upstream_error: ctx.state['upstream-error'] } : {}),
+          ...(ctx.aborted ? { aborted: true } : {}),
+        },
+        'request',
+      );
+    }
+    rt.release();
+    if (--this.inflight === 0 && this.drained) this.drained();
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Reload and shutdown
+
+  /**
+   * Loads the config file again; on success new requests use it and in-flight ones finish on the old runtime.
+   * An invalid file is refused with a log line and the current config keeps serving.
+   */
+  reload(reason: string): Promise<boolean> {
+    // Coalesce: a reload requested while one runs waits for it and then runs once more.
+    const run = async (): Promise<boolean> => {
+      const file = this.runtime.loaded.file;
+      if (!file) return false;
+      let next: Runtime;
+      try {
+        const loaded = loadConfigFile(file, this.validator);
+        next = await compileRuntime(loaded, this.env);
+      } catch (err) {
+        const problems = err instanceof ConfigError ? err.problems : [(err as Error).message];
+        this.logger.error({ reason, problems }, 'configuration refused; the previous configuration keeps serving');
+        return false;
+      }
+      const old = this.runtime;
+      this.runtime = next;
+      this.applyListenerChanges(next);
+      this.logger.info({ reason, routes: next.routes.length }, 'configuration reloaded');
+      void old.retire();
+      return true;
+    };
+    const previous = this.reloading ?? Promise.resolve(true);
+    const current = previous.then(run, run);
+    this.reloading = current;
+    void current.finally(() => {
+      if (this.reloading === current) this.reloading = undefined;
+    });
+    return current;
+  }
+
+  private applyListenerChanges(next: Runtime): void {
+    for (const l of this.listeners) {
+      const lc = next.config.listeners.find((c) => c.name === l.config.name);
+      if (!lc || lc.port !== l.config.port || lc.address !== l.config.address || (lc.tls === undefined) !== !l.tls) {
+        this.logger.warn({ listener: l.config.name }, 'listener address, port or protocol changed: takes effect on restart');
+        continue;
+      }
+      if (lc.tls && l.certificates) l.certificates.update(lc.tls, next.loaded.baseDir);
+      (l as { config: ListenerConfig }).config = { ...lc, port: l.config.port };
+    }
+  }
+
+  /**
+   * Graceful stop: stop accepting, let in-flight requests finish (up to the drain deadline), close keep-alive
+   * connections as their current response ends, then close everything.
+   */
+  async stop(deadlineMs = this.runtime.config.server.drain_timeout_ms): Promise<void> {
+    if (this.draining) return;
+    this.draining = true;
+    this.configWatcher?.close();
+    this.logger.info({ inflight: this.inflight, deadline_ms: deadlineMs }, 'draining');
+    const servers = this.listeners.map((l) => l.server);
+    const closed = servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
+    for (const s of servers) s.closeIdleConnections();
+    if (this.inflight > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, deadlineMs);
+        this.drained = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+    for (const s of servers) s.closeAllConnections();
+    for (const l of this.listeners) l.certificates?.close();
+    await Promise.all(closed);
+    if (this.admin) {
+      this.admin.server.closeAllConnections();
+      await new Promise<void>((resolve) => this.admin!.server.close(() => resolve()));
+    }
+    await this.runtime.close();
+    this.logger.info('stopped');
+  }
+}
+
+/** Lower-case host name without port, or undefined when the Host value is malformed. */
+function hostnameOf(host: string): string | undefined {
+  if (host === '') return '';
+  if (host.charCodeAt(0) === 91) {
+    const end = host.indexOf(']');
+    if (end === -1) return undefined;
+    return host.slice(1, end).toLowerCase();
+  }
+  const colon = host.indexOf(':');
+  const name = colon === -1 ? host : host.slice(0, colon);
+  if (!/^[A-Za-z0-9.\-_]*$/.test(name)) return undefined;
+  return name.toLowerCase();
+}
+
+/** The client is the right-most X-Forwarded-For address that is not itself a trusted proxy. */
+function clientFromForwardedFor(xff: string | string[] | undefined, remote: string, rt: Runtime): string {
+  if (xff === undefined) return remote;
+  const hops = (Array.isArray(xff) ? xff.join(',') : xff).split(',');
+  for (let i = hops.length - 1; i >= 0; i--) {
+    const hop = hops[i]!.trim();
+    if (hop === '') continue;
+    if (!rt.isTrustedProxy(hop)) return hop;
+  }
+  return remote;
+}
+
+export type { FramingResult };

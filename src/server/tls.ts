@@ -1,0 +1,138 @@
+/**
+ * TLS for listeners: TLS 1.2 minimum, the full option set on every context swap (Node resets what is left out),
+ * and certificate/key files watched so a renewed certificate is served to new connections without a restart.
+ * Both files are read and checked to match before the swap; a half-written pair keeps the old context.
+ */
+import { readFileSync, watch, type FSWatcher } from 'node:fs';
+import { X509Certificate, createPrivateKey, randomBytes } from 'node:crypto';
+import path from 'node:path';
+import type { Server as HttpsServer } from 'node:https';
+import type { SecureContextOptions, TlsOptions } from 'node:tls';
+import type { Logger } from 'pino';
+import type { ListenerConfig } from '../config/types.js';
+
+export interface LoadedCertificate {
+  options: SecureContextOptions;
+  notAfter: Date;
+  fingerprint: string;
+}
+
+/** Reads and checks a certificate/key pair; throws with a message naming the problem, never the key. */
+export function loadCertificatePair(certFile: string, keyFile: string): { cert: string; key: string; x509: X509Certificate } {
+  const cert = readFileSync(certFile, 'utf8');
+  const key = readFileSync(keyFile, 'utf8');
+  let x509: X509Certificate;
+  try {
+    x509 = new X509Certificate(cert);
+  } catch {
+    throw new Error(`${certFile} is not a PEM certificate`);
+  }
+  let privateKey;
+  try {
+    privateKey = createPrivateKey(key);
+  } catch {
+    throw new Error(`${keyFile} is not a PEM private key`);
+  }
+  if (!x509.checkPrivateKey(privateKey)) throw new Error(`${certFile} and ${keyFile} do not belong together`);
+  return { cert, key, x509 };
+}
+
+export function tlsServerOptions(tls: NonNullable<ListenerConfig['tls']>, baseDir: string): TlsOptions & { notAfter: Date } {
+  const pair = loadCertificatePair(path.resolve(baseDir, tls.cert), path.resolve(baseDir, tls.key));
+  return {
+    cert: pair.cert,
+    key: pair.key,
+    minVersion: tls.min_version,
+    maxVersion: 'TLSv1.3',
+    ...(tls.ciphers ? { ciphers: tls.ciphers } : {}),
+    honorCipherOrder: true,
+    sessionTimeout: tls.session_timeout_s,
+    ALPNProtocols: ['http/1.1'],
+    notAfter: new Date(pair.x509.validTo),
+  };
+}
+
+/**
+ * Watches a listener's certificate and key and swaps the server's context when both are readable and match.
+ * Session ticket keys are rotated with every swap so sessions from the old context are not resumed.
+ */
+export class CertificateWatcher {
+  private watchers: FSWatcher[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  /** Validity end of the certificate being served. */
+  notAfter: Date | undefined;
+  /** Number of successful swaps (for tests and metrics). */
+  reloads = 0;
+
+  constructor(
+    private readonly server: HttpsServer,
+    private tls: NonNullable<ListenerConfig['tls']>,
+    private baseDir: string,
+    private readonly logger: Logger,
+    private readonly debounceMs = 150,
+  ) {
+    this.watch();
+  }
+
+  /** Applies a changed TLS config (on config reload) and re-watches its files. */
+  update(tls: NonNullable<ListenerConfig['tls']>, baseDir: string): void {
+    this.tls = tls;
+    this.baseDir = baseDir;
+    this.unwatch();
+    this.watch();
+    this.reload();
+  }
+
+  private watch(): void {
+    const files = [path.resolve(this.baseDir, this.tls.cert), path.resolve(this.baseDir, this.tls.key)];
+    const dirs = new Map<string, Set<string>>();
+    for (const f of files) {
+      const dir = path.dirname(f);
+      if (!dirs.has(dir)) dirs.set(dir, new Set());
+      dirs.get(dir)!.add(path.basename(f));
+    }
+    // Watch directories, not files: renames and atomic replaces end a file watch.
+    for (const [dir, names] of dirs) {
+      try {
+        const w = watch(dir, { persistent: false }, (_event, filename) => {
+          if (filename === null || names.has(filename.toString())) this.schedule();
+        });
+        w.on('error', () => undefined);
+        this.watchers.push(w);
+      } catch (err) {
+        this.logger.warn({ dir, err: (err as Error).message }, 'cannot watch certificate directory; reload with SIGHUP');
+      }
+    }
+  }
+
+  private schedule(): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.reload(), this.debounceMs);
+    this.timer.unref();
+  }
+
+  reload(): boolean {
+    try {
+      const { notAfter, ...options } = tlsServerOptions(this.tls, this.baseDir);
+      this.server.setSecureContext(options);
+      this.server.setTicketKeys(randomBytes(48));
+      this.notAfter = notAfter;
+      this.reloads++;
+      this.logger.info({ cert: this.tls.cert, not_after: notAfter.toISOString() }, 'TLS certificate loaded');
+      return true;
+    } catch (err) {
+      this.logger.warn({ cert: this.tls.cert, reason: (err as Error).message }, 'TLS certificate change refused; the previous certificate stays in use');
+      return false;
+    }
+  }
+
+  private unwatch(): void {
+    for (const w of this.watchers) w.close();
+    this.watchers = [];
+  }
+
+  close(): void {
+    clearTimeout(this.timer);
+    this.unwatch();
+  }
+}
