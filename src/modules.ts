@@ -17,9 +17,15 @@ export interface ModuleStartContext {
   readonly publicBaseUrl: string;
 }
 
+/**
+ * A started module. Modules start once per gateway process (their state, such as a database pool or the audit
+ * journal, must outlive config reloads); `reload` applies a changed config section.
+ */
 export interface ModuleInstance {
-  /** Routes to compile alongside the config's own. */
-  routes?: RouteConfig[];
+  /** Routes to compile alongside the config's own, for the given config (called on start and on every reload). */
+  routes?(config: GatewayConfig): RouteConfig[];
+  /** Applies a new config; throw a ConfigError to refuse it (the old config keeps serving). */
+  reload?(config: GatewayConfig): Promise<void>;
   /** Admin endpoints: path → handler, served on the admin listener. */
   adminHandlers?: Record<string, (req: IncomingMessage, res: ServerResponse) => void>;
   /** Readiness of the module's dependencies, for /readyz. */
@@ -31,6 +37,5 @@ export interface GatewayModule {
   readonly name: string;
   /** Top-level config key this module owns, and its schema. */
   readonly section?: { key: string; schema: Record<string, unknown> };
-  /** Default value of the section for the built-in demo configuration, if any. */
   start(config: GatewayConfig, ctx: ModuleStartContext): Promise<ModuleInstance>;
 }

@@ -7,13 +7,12 @@ import { BlockList, isIP } from 'node:net';
 import type { Logger } from 'pino';
 import { PolicyChain, type ChainEntry } from '../pipeline/chain.js';
 import type { PolicyDefinition } from '../pipeline/policy.js';
-import { Services } from '../pipeline/services.js';
+import type { Services } from '../pipeline/services.js';
 import { StripRules } from '../proxy/headers.js';
 import { UpstreamGroup } from '../proxy/upstream.js';
 import { Router, type CompiledRoute } from '../routing/router.js';
-import type { GatewayModule, ModuleInstance } from '../modules.js';
+import type { ModuleInstance } from '../modules.js';
 import { ConfigError } from './load.js';
-import { resolveSecret } from './secrets.js';
 import type { GatewayConfig, LoadedConfig, PolicyConfigEntry, RouteConfig } from './types.js';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -22,10 +21,12 @@ export interface CompileEnv {
   logger: Logger;
   dataDir: string;
   policies: readonly PolicyDefinition[];
-  modules: readonly GatewayModule[];
+  /** Services shared by every runtime of this process (modules registered theirs at start). */
+  services: Services;
+  /** Started modules, whose routes are compiled with the config's own. */
+  modules: readonly ModuleInstance[];
   /** URL of the embedded echo service, for `builtin:echo` targets. */
   builtinEchoUrl: () => Promise<string>;
-  publicBaseUrl: string;
 }
 
 const DEFAULT_TIMEOUTS = { connect_ms: 5000, headers_ms: 30000, body_idle_ms: 30000 };
@@ -42,7 +43,6 @@ export class Runtime {
     readonly trustedProxies: BlockList | undefined,
     readonly routes: readonly CompiledRoute[],
     readonly groups: readonly UpstreamGroup[],
-    readonly modules: readonly ModuleInstance[],
     readonly services: Services,
   ) {}
 
@@ -61,7 +61,7 @@ export class Runtime {
     if (--this.inflight === 0 && this.retired) this.onIdle?.();
   }
 
-  /** Closes pools, policies and modules once the last in-flight request on this runtime has finished. */
+  /** Closes pools and policies once the last in-flight request on this runtime has finished. */
   retire(): Promise<void> {
     this.retired = true;
     const idle = this.inflight === 0 ? Promise.resolve() : new Promise<void>((resolve) => (this.onIdle = resolve));
@@ -72,7 +72,6 @@ export class Runtime {
     await Promise.all([
       ...this.routes.map((r) => r.chain.close()),
       ...this.groups.map((g) => g.close()),
-      ...this.modules.map((m) => m.close?.().catch(() => undefined)),
     ]);
   }
 }
@@ -103,23 +102,13 @@ function policyName(entry: PolicyConfigEntry): string {
 
 export async function compileRuntime(loaded: LoadedConfig, env: CompileEnv): Promise<Runtime> {
   const config = loaded.config;
-  const services = new Services(env.logger, env.dataDir);
+  const services = env.services;
   const trusted = parseTrustedProxies(config.server.trusted_proxies);
-  const modules: ModuleInstance[] = [];
   const groups: UpstreamGroup[] = [];
   const compiled: CompiledRoute[] = [];
   try {
     const moduleRoutes: RouteConfig[] = [];
-    for (const m of env.modules) {
-      const instance = await m.start(config, {
-        loaded,
-        services,
-        resolveSecret: (ref) => resolveSecret(ref, loaded.baseDir),
-        publicBaseUrl: env.publicBaseUrl,
-      });
-      modules.push(instance);
-      if (instance.routes) moduleRoutes.push(...instance.routes);
-    }
+    for (const m of env.modules) if (m.routes) moduleRoutes.push(...m.routes(config));
 
     const definitions = new Map(env.policies.map((p) => [p.name, p]));
     const upstreamNames = new Set(Object.keys(config.upstreams));
@@ -150,7 +139,7 @@ export async function compileRuntime(loaded: LoadedConfig, env: CompileEnv): Pro
       groups.push(group);
       return group;
     };
-    services.register('upstreams', { groupFor });
+    services.set('upstreams', { groupFor });
 
     const router = new Router();
     const injected = new Set<string>();
@@ -181,9 +170,9 @@ export async function compileRuntime(loaded: LoadedConfig, env: CompileEnv): Pro
       compiled.push(compiledRoute);
       router.add(route.match, compiledRoute);
     }
-    return new Runtime(loaded, router, new StripRules(injected), trusted, compiled, groups, modules, services);
+    return new Runtime(loaded, router, new StripRules(injected), trusted, compiled, groups, services);
   } catch (err) {
-    await Promise.all([...compiled.map((r) => r.chain.close()), ...groups.map((g) => g.close()), ...modules.map((m) => m.close?.())]).catch(() => undefined);
+    await Promise.all([...compiled.map((r) => r.chain.close()), ...groups.map((g) => g.close())]).catch(() => undefined);
     if (err instanceof ConfigError) throw err;
     throw new ConfigError([(err as Error).message]);
   }

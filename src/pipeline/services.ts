@@ -4,10 +4,13 @@
  * asks for "kyc" and gets whatever the kyc module registered, or a clear start-up error.
  */
 import type { Logger } from 'pino';
+import { EventBus } from '../observe/events.js';
 
 export class Services {
   readonly logger: Logger;
   readonly dataDir: string;
+  /** Events from policies and modules; the audit trail and metrics listen here. */
+  readonly events = new EventBus();
   private readonly entries = new Map<string, unknown>();
 
   constructor(logger: Logger, dataDir: string) {
@@ -17,6 +20,12 @@ export class Services {
 
   register<T>(name: string, service: T): T {
     if (this.entries.has(name)) throw new Error(`service "${name}" is registered twice`);
+    this.entries.set(name, service);
+    return service;
+  }
+
+  /** Replaces a service that a runtime re-creates on every config reload (e.g. the upstream registry). */
+  set<T>(name: string, service: T): T {
     this.entries.set(name, service);
     return service;
   }

@@ -24,6 +24,9 @@ import { normalisePath } from './path.js';
 import { CertificateWatcher, tlsServerOptions } from './tls.js';
 import { ConfigWatcher } from '../config/watch.js';
 import { POLICIES, MODULES } from '../extensions.js';
+import { Services } from '../pipeline/services.js';
+import type { ModuleInstance } from '../modules.js';
+import { resolveSecret } from '../config/secrets.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._:@\-]{1,128}$/;
 
@@ -72,8 +75,15 @@ export class Gateway {
   private runtime!: Runtime;
   private readonly validator = new ConfigValidator(MODULES, POLICIES);
   private readonly env: CompileEnv;
+  /** Shared by every runtime: modules' services and the event bus. */
+  readonly services: Services;
+  private readonly modules: ModuleInstance[] = [];
+  /** Base URL clients reach the gateway at (first listener): for provider callbacks and hosted pages. */
+  publicBaseUrl = '';
   private configWatcher: ConfigWatcher | undefined;
   private draining = false;
+  /** False until the first runtime is compiled: listeners answer 503 until then. */
+  private ready = false;
   private readonly hooks: ForwardHooks;
   /** In-flight requests across all runtimes. */
   private inflight = 0;
@@ -82,13 +92,14 @@ export class Gateway {
 
   constructor(private readonly options: GatewayOptions) {
     this.logger = options.logger;
+    this.services = new Services(options.logger, options.dataDir);
     this.env = {
       logger: options.logger,
       dataDir: options.dataDir,
       policies: POLICIES,
-      modules: MODULES,
+      services: this.services,
+      modules: this.modules,
       builtinEchoUrl: options.builtinEchoUrl ?? (() => Promise.reject(new ConfigError(['builtin:echo is only available to `kycgate start`']))),
-      publicBaseUrl: '',
     };
     this.hooks = {
       sendProblem: (ctx, res, p, close) => this.answerProblem(ctx, res, p, close),
@@ -104,16 +115,24 @@ export class Gateway {
     return this.draining;
   }
 
-  /** Compiles the config, binds every listener and the admin listener. */
+  /** Binds every listener, starts modules, compiles the config and binds the admin listener. */
   async start(): Promise<void> {
     const { loaded } = this.options;
-    const first = loaded.config.listeners[0]!;
-    (this.env as { publicBaseUrl: string }).publicBaseUrl = `${first.tls ? 'https' : 'http'}://${first.address.includes(':') ? `[${first.address}]` : first.address}:${first.port}`;
-    this.runtime = await compileRuntime(loaded, this.env);
+    // Listeners first (so port 0 resolves to a real base URL for modules), serving only once the runtime exists.
     for (const lc of loaded.config.listeners) await this.listen(lc, loaded.baseDir);
-    if (this.listeners[0] && this.listeners[0].config.port === 0) {
-      (this.env as { publicBaseUrl: string }).publicBaseUrl = this.urlOf(this.listeners[0]);
+    this.publicBaseUrl = this.urlOf(this.listeners[0]!);
+    for (const m of MODULES) {
+      this.modules.push(
+        await m.start(loaded.config, {
+          loaded,
+          services: this.services,
+          resolveSecret: (ref) => resolveSecret(ref, loaded.baseDir),
+          publicBaseUrl: this.publicBaseUrl,
+        }),
+      );
     }
+    this.runtime = await compileRuntime(loaded, this.env);
+    this.ready = true;
     if (loaded.config.admin.enabled) await this.listenAdmin();
     if (loaded.file && this.options.watchConfig !== false) {
       this.configWatcher = new ConfigWatcher(loaded.file, () => void this.reload('file change'), this.logger);
@@ -190,7 +209,7 @@ export class Gateway {
       this.answerHealth(path, res);
       return;
     }
-    for (const m of this.runtime.modules) {
+    for (const m of this.modules) {
       const h = m.adminHandlers?.[path];
       if (h) return h(req, res);
     }
@@ -219,7 +238,7 @@ export class Gateway {
       if (l.certificates?.notAfter) checks[`tls:${l.config.name}`] = { ok: l.certificates.notAfter.getTime() > Date.now(), not_after: l.certificates.notAfter.toISOString() };
     }
     const results = await Promise.all(
-      this.runtime.modules.map((m) => (m.ready ? m.ready().catch((err: Error) => ({ ok: false, detail: { error: err.message } })) : undefined)),
+      this.modules.map((m) => (m.ready ? m.ready().catch((err: Error) => ({ ok: false, detail: { error: err.message } })) : undefined)),
     );
     results.forEach((r, i) => {
       if (!r) return;
@@ -233,20 +252,21 @@ export class Gateway {
   // The request path
 
   private handle(listener: ListenerHandle, req: IncomingMessage, res: ServerResponse): void {
+    if (!this.ready) return sendProblem(res, problem('service-unavailable', { headers: { 'retry-after': 1 } }), undefined, true);
     const rt = this.runtime;
     const startedAt = performance.now();
     const framing = inspectFraming(req.rawHeaders, req.httpVersionMinor);
     const incomingId = framing.requestId;
     const id = incomingId !== undefined && REQUEST_ID.test(incomingId) ? incomingId : randomUUID();
     if (this.draining) res.shouldKeepAlive = false;
-    if (framing.problem) return this.early(res, framing.problem, id);
+    if (framing.problem) return this.early(listener, req, res, framing.problem, id, startedAt);
 
     // Request target: origin-form, or absolute-form whose authority replaces Host (RFC 9112 section 3.2.2).
     let target = req.url ?? '';
     let host = framing.host ?? '';
     if (target.charCodeAt(0) !== 47) {
       const m = /^https?:\/\/([^/?#]+)([^#]*)$/i.exec(target);
-      if (!m) return this.early(res, problem('invalid-path', { detail: 'The request target must be a path or an absolute URL.' }), id);
+      if (!m) return this.early(listener, req, res, problem('invalid-path', { detail: 'The request target must be a path or an absolute URL.' }), id, startedAt);
       host = m[1]!;
       target = m[2] === '' ? '/' : m[2]!;
     }
@@ -254,10 +274,10 @@ export class Gateway {
     const rawPath = q === -1 ? target : target.slice(0, q);
     const query = q === -1 ? '' : target.slice(q + 1);
     const normalised = normalisePath(rawPath);
-    if (!normalised.ok) return this.early(res, problem('invalid-path', { detail: `Refused: ${normalised.reason}.` }), id);
+    if (!normalised.ok) return this.early(listener, req, res, problem('invalid-path', { detail: `Refused: ${normalised.reason}.` }), id, startedAt);
     const path = normalised.path;
     const hostname = hostnameOf(host);
-    if (hostname === undefined) return this.early(res, problem('bad-request', { detail: 'The Host header is invalid.' }), id);
+    if (hostname === undefined) return this.early(listener, req, res, problem('bad-request', { detail: 'The Host header is invalid.' }), id, startedAt);
 
     const lc = listener.config;
     if (!listener.tls && lc.plain !== 'serve') return this.plainRefusal(lc, res, id, hostname, target);
@@ -267,7 +287,7 @@ export class Gateway {
     }
 
     const match = rt.router.find(req.method!, path, hostname);
-    if (match === undefined) return this.early(res, problem('not-found'), id);
+    if (match === undefined) return this.early(listener, req, res, problem('not-found'), id, startedAt);
 
     const remote = req.socket.remoteAddress ?? '';
     const trustedPeer = rt.trustedProxies !== undefined && rt.isTrustedProxy(remote);
@@ -351,11 +371,13 @@ export class Gateway {
   }
 
   /** Answers before a context exists (framing, path, routing errors). */
-  private early(res: ServerResponse, p: Problem, id: string): void {
+  private early(listener: ListenerHandle, req: IncomingMessage, res: ServerResponse, p: Problem, id: string, startedAt: number): void {
     // After a framing error the rest of the connection cannot be trusted: close it.
     sendProblem(res, p, id, p.kind === 'ambiguous-request');
-    if (this.options.loaded.config.log.access) {
-      this.logger.info({ req_id: id, status: p.status, problem: p.kind }, 'refused');
+    const clientIp = req.socket.remoteAddress ?? '';
+    this.services.events.requestRefused({ requestId: id, listener: listener.config.name, method: req.method ?? '', clientIp, status: p.status, problem: p.kind, startedAt });
+    if (this.runtime.config.log.access) {
+      this.logger.info({ req_id: id, status: p.status, problem: p.kind, client: clientIp }, 'refused');
     }
   }
 
@@ -410,6 +432,7 @@ export class Gateway {
     const rt = ctx.state.runtime as Runtime;
     const chain = ctx.route.chain;
     if (chain.hasCompleteHooks) chain.onComplete(ctx);
+    if (this.services.events.observesRequests) this.services.events.requestComplete(ctx);
     if (rt.config.log.access) {
       this.logger.info(
         {
@@ -446,16 +469,19 @@ export class Gateway {
       let next: Runtime;
       try {
         const loaded = loadConfigFile(file, this.validator);
+        for (const m of this.modules) await m.reload?.(loaded.config);
         next = await compileRuntime(loaded, this.env);
       } catch (err) {
         const problems = err instanceof ConfigError ? err.problems : [(err as Error).message];
         this.logger.error({ reason, problems }, 'configuration refused; the previous configuration keeps serving');
+        this.services.events.emit({ type: 'config.refused', outcome: 'invalid', data: { reason, problems } });
         return false;
       }
       const old = this.runtime;
       this.runtime = next;
       this.applyListenerChanges(next);
       this.logger.info({ reason, routes: next.routes.length }, 'configuration reloaded');
+      this.services.events.emit({ type: 'config.reloaded', outcome: 'applied', data: { reason, file } });
       void old.retire();
       return true;
     };
@@ -509,6 +535,7 @@ export class Gateway {
       await new Promise<void>((resolve) => this.admin!.server.close(() => resolve()));
     }
     await this.runtime.close();
+    for (const m of this.modules) await m.close?.().catch(() => undefined);
     this.logger.info('stopped');
   }
 }

@@ -1,0 +1,88 @@
+/**
+ * The `store` config section and the `store` service. Without a section the embedded SQLite database under the
+ * data directory is used; `driver: postgres` shares state between gateway instances.
+ */
+import path from 'node:path';
+import type { GatewayModule } from '../modules.js';
+import { ConfigError } from '../config/load.js';
+import { secretRefSchema } from '../config/schema.js';
+import { isSecretRef } from '../config/secrets.js';
+import { SqliteStore } from './sqlite.js';
+import { PostgresStore } from './postgres.js';
+import type { Store } from './store.js';
+
+export interface StoreConfig {
+  driver: 'sqlite' | 'postgres';
+  sqlite: { path: string; synchronous: 'full' | 'normal' };
+  postgres?: { url: string | { env: string } | { file: string }; pool_size: number; schema?: string };
+}
+
+export const storeSchema = {
+  type: 'object',
+  description: 'Where durable state lives (verification state, consumers, API keys, webhook events).',
+  properties: {
+    driver: { enum: ['sqlite', 'postgres'], default: 'sqlite', description: 'sqlite: embedded, one instance. postgres: shared by several instances.' },
+    sqlite: {
+      type: 'object',
+      default: {},
+      properties: {
+        path: { type: 'string', default: 'kycgate.db', description: 'Database file; relative paths are under the data directory (KYCGATE_DATA_DIR, default .kycgate).' },
+        synchronous: { enum: ['full', 'normal'], default: 'full', description: 'full: every commit is fsynced (survives power loss). normal: survives a process crash only.' },
+      },
+      additionalProperties: false,
+    },
+    postgres: {
+      type: 'object',
+      properties: {
+        url: {
+          description: 'Connection URL (postgres://user@host:port/db). A URL with a password must be given as a secret reference.',
+          anyOf: [{ type: 'string', pattern: '^postgres(ql)?://' }, secretRefSchema],
+        },
+        pool_size: { type: 'integer', minimum: 1, default: 10, description: 'Connections per gateway instance.' },
+        schema: { type: 'string', pattern: '^[a-z_][a-z0-9_]*$', description: 'Schema holding kycgate tables (default: the search_path).' },
+      },
+      required: ['url'],
+      additionalProperties: false,
+    },
+  },
+  additionalProperties: false,
+  default: {},
+} as const;
+
+export function storeFromConfig(config: StoreConfig, dataDir: string, resolveSecret: (ref: unknown) => string): Store {
+  if (config.driver === 'postgres') {
+    const pgConfig = config.postgres;
+    if (!pgConfig) throw new ConfigError(['store.postgres: required when store.driver is postgres']);
+    let url: string;
+    if (typeof pgConfig.url === 'string') {
+      if (/^postgres(ql)?:\/\/[^/@]*:[^/@]*@/.test(pgConfig.url)) throw new ConfigError(['store.postgres.url: contains a password; give it as a secret reference ({env: NAME} or {file: PATH})']);
+      url = pgConfig.url;
+    } else if (isSecretRef(pgConfig.url)) {
+      url = resolveSecret(pgConfig.url);
+    } else {
+      throw new ConfigError(['store.postgres.url: must be a URL or a secret reference']);
+    }
+    return new PostgresStore({ connectionString: url, poolSize: pgConfig.pool_size, ...(pgConfig.schema ? { schema: pgConfig.schema } : {}) });
+  }
+  return new SqliteStore(path.resolve(dataDir, config.sqlite.path), { synchronous: config.sqlite.synchronous });
+}
+
+export const storeModule: GatewayModule = {
+  name: 'store',
+  section: { key: 'store', schema: storeSchema },
+  async start(config, ctx) {
+    const store = storeFromConfig(config.store as StoreConfig, ctx.services.dataDir, ctx.resolveSecret);
+    ctx.services.register<Store>('store', store);
+    return {
+      async ready() {
+        try {
+          await store.ping();
+          return { ok: true, detail: { store: store.dialect } };
+        } catch (err) {
+          return { ok: false, detail: { store: store.dialect, error: (err as Error).message } };
+        }
+      },
+      close: () => store.close(),
+    };
+  },
+};
