@@ -1,0 +1,95 @@
+/**
+ * The identity-provider interface. The KYC gate talks to providers only through it; Didit is the first
+ * implementation (src/providers/didit/), and the embedded sandbox (src/providers/sandbox/) serves Didit's API so
+ * the same adapter runs the demo and the tests.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+
+/** Provider statuses normalised for policy decisions. Only `approved` grants claims. */
+export type VerificationState = 'unverified' | 'pending' | 'in_review' | 'approved' | 'declined' | 'expired';
+
+export interface CreateSessionInput {
+  workflowId: string;
+  /** Pseudonymous subject id (keyed HMAC): never raw PII. */
+  vendorData: string;
+  /** Where the user's browser returns after verifying. */
+  callback?: string;
+  metadata?: Record<string, unknown>;
+}
+
+export interface ProviderSession {
+  sessionId: string;
+  /** Hosted verification page the user must open. */
+  url: string;
+  /** Provider's own status string, exactly as sent (e.g. "Not Started"). */
+  status: string;
+  state: VerificationState;
+  workflowId: string;
+  vendorData: string;
+}
+
+/** A decision with everything that must not be stored (images, presigned URLs) already removed. */
+export interface ProviderDecision {
+  sessionId: string;
+  status: string;
+  state: VerificationState;
+  workflowId: string;
+  vendorData: string | undefined;
+  /** Flat facts the claim mapping evaluates, e.g. { status: 'Approved', id_verification: 'Approved', aml: 'Approved', age: 34 }. */
+  facts: Record<string, string | number | boolean>;
+  /** Personal data a claim may need (encrypted at rest by the caller); empty unless present in the decision. */
+  personal: { firstName?: string; lastName?: string; dateOfBirth?: string };
+}
+
+export interface WebhookEvent {
+  eventId: string;
+  sessionId: string;
+  status: string;
+  state: VerificationState;
+  webhookType: string;
+  /** Body `timestamp`, unix seconds. */
+  timestamp: number;
+  /** Which signature authenticated it. On `simple`, only sessionId, status, webhookType and timestamp are trusted. */
+  signature: 'v2' | 'raw' | 'simple';
+  workflowId?: string;
+  vendorData?: string;
+  /** Present only when the whole body was authenticated (v2 or raw) and the event carries a decision. */
+  decision?: ProviderDecision;
+}
+
+export type WebhookVerification =
+  | { ok: true; event: WebhookEvent }
+  | { ok: false; reason: 'missing_signature' | 'invalid_signature' | 'stale' | 'malformed' };
+
+/** The provider could not be used: down, timing out, rate limiting us, or its breaker is open. */
+export class ProviderUnavailable extends Error {
+  constructor(
+    message: string,
+    /** Seconds after which trying again makes sense. */
+    readonly retryAfterSeconds: number,
+    readonly reason: 'timeout' | 'unreachable' | 'server_error' | 'rate_limited' | 'breaker_open',
+  ) {
+    super(message);
+    this.name = 'ProviderUnavailable';
+  }
+}
+
+/** The provider refused the request itself (bad workflow id, bad key): a configuration problem, not an outage. */
+export class ProviderRejected extends Error {
+  constructor(message: string, readonly status: number) {
+    super(message);
+    this.name = 'ProviderRejected';
+  }
+}
+
+export interface IdentityProvider {
+  /** Name used in config and in `POST /webhooks/{name}`. */
+  readonly name: string;
+  createSession(input: CreateSessionInput): Promise<ProviderSession>;
+  fetchDecision(sessionId: string): Promise<ProviderDecision>;
+  /** Verifies a webhook on its raw body before anything in it is trusted. `nowSeconds` is for tests. */
+  verifyWebhook(rawBody: Buffer, headers: IncomingHttpHeaders, nowSeconds?: number): WebhookVerification;
+  /** Breaker state, for readiness and metrics. */
+  readonly health: { state: 'closed' | 'open' | 'half_open'; lastError?: string };
+  close?(): Promise<void>;
+}
