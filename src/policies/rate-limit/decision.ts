@@ -1,0 +1,12 @@
+/** The outcome of one rate-limit decision over all the limits of a request. */
+export class Decision {
+  allowed = true;
+  /** When rejected: milliseconds until the request would be admitted. */
+  retryAfterMs = 0;
+  /** Index (in the request's active limits) of the most restrictive limit: the one reported in headers. */
+  limitIndex = 0;
+  /** Requests left under that limit after this one. */
+  remaining = 0;
+  /** Milliseconds until that limit is fully replenished. */
+  resetMs = 0;
+}

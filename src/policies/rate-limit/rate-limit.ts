@@ -1,0 +1,162 @@
+/**
+ * rate-limit: GCRA limits per route or across the gateway, keyed by client IP, consumer, credential, subject,
+ * header or a combination, with limits by consumer plan. Local mode decides synchronously in memory; Redis mode
+ * makes one atomic script call per decision so that every instance enforces one shared limit, with a command
+ * timeout and a breaker so that a slow or dead Redis never holds requests (then: local limits or 503).
+ */
+import type { PolicyDefinition, PolicyInstance, PolicyResult } from '../../pipeline/policy.js';
+import type { RequestContext } from '../../pipeline/context.js';
+import { problem, type Problem } from '../../errors/problem.js';
+import type { RedisService } from '../../shared/redis.js';
+import type { EventBus } from '../../observe/events.js';
+import { rateLimitSchema, type RateLimitConfig } from './schema.js';
+import { compileLimitSet, fallbackKeyValue, keyValue, type CompiledLimit, type LimitSet } from './limits.js';
+import { Decision } from './decision.js';
+import { LocalCounters } from './local-counters.js';
+import { RedisBreaker, RedisCounters } from './redis-counters.js';
+
+export const rateLimitPolicy: PolicyDefinition<RateLimitConfig> = {
+  name: 'rate-limit',
+  description: 'Limits request rates (GCRA) per client, consumer, credential, subject or header, locally or shared through Redis.',
+  phase: 'protect',
+  schema: rateLimitSchema,
+  create(config, setup): PolicyInstance {
+    return new RateLimiter(config, setup.routeName, setup.services.events, config.store === 'redis' ? setup.services.get<RedisService>('redis') : undefined);
+  },
+};
+
+class RateLimiter implements PolicyInstance {
+  private readonly defaultSet: LimitSet;
+  private readonly plans: Map<string, LimitSet>;
+  private readonly maxLimits: number;
+  /** Scratch for the synchronous path (one request at a time): keys and limits that apply to this request. */
+  private readonly keys: string[] = [];
+  private readonly active: CompiledLimit[] = [];
+  private readonly decision = new Decision();
+  private readonly local: LocalCounters;
+  private readonly redis: RedisCounters | undefined;
+  private readonly breaker: RedisBreaker;
+  private readonly redisKeyPrefix: string;
+  /** True when every limit is keyed the same way: the hash tag can then include the client, spreading keys. */
+  private readonly tagByClient: boolean;
+  private readonly bucket: string;
+
+  constructor(
+    private readonly config: RateLimitConfig,
+    routeName: string,
+    private readonly events: EventBus,
+    redis: RedisService | undefined,
+  ) {
+    this.defaultSet = compileLimitSet(config.limits);
+    this.plans = new Map(Object.entries(config.plans).map(([plan, limits]) => [plan, compileLimitSet(limits)]));
+    const all = [this.defaultSet, ...this.plans.values()];
+    if (all.every((s) => s.limits.length === 0)) throw new Error('rate-limit: give at least one limit in `limits` or `plans`');
+    this.maxLimits = Math.max(...all.map((s) => s.limits.length));
+    const specs = new Set(all.flatMap((s) => s.limits.map((l) => l.keySpec)));
+    this.tagByClient = specs.size === 1;
+    this.bucket = config.scope === 'gateway' ? '*' : routeName;
+    this.local = LocalCounters.shared(config.local_max_keys);
+    this.breaker = new RedisBreaker(config.breaker.failures, config.breaker.open_ms);
+    this.redis = redis === undefined ? undefined : new RedisCounters(redis.client);
+    this.redisKeyPrefix = redis === undefined ? '' : redis.prefix + 'rl:';
+  }
+
+  onRequest(ctx: RequestContext): PolicyResult | Promise<PolicyResult> {
+    const plan = ctx.identity?.plan;
+    const set = (plan !== undefined ? this.plans.get(plan) : undefined) ?? this.defaultSet;
+    const limits = set.limits;
+    const keys = this.keys;
+    const active = this.active;
+    let n = 0;
+    for (let i = 0; i < limits.length; i++) {
+      const limit = limits[i]!;
+      let value = keyValue(limit, ctx);
+      if (value === undefined) {
+        if (this.config.missing_key === 'skip') continue;
+        value = fallbackKeyValue(ctx);
+      }
+      keys[n] = value;
+      active[n] = limit;
+      n++;
+    }
+    if (n === 0) return undefined;
+
+    const redis = this.redis;
+    if (redis !== undefined) {
+      const now = Date.now();
+      if (redis.available && this.breaker.allow(now)) return this.decideShared(ctx, set, n);
+      if (this.config.on_redis_failure === 'fail_closed') return this.unavailable(ctx);
+    }
+    // Local counters: the configured store, or the fail-open fallback while Redis is unavailable.
+    for (let i = 0; i < n; i++) keys[i] = this.localKey(active[i]!, keys[i]!);
+    this.local.decide(keys, active, n, Date.now(), this.config.penalise_rejected, this.decision);
+    return this.answer(ctx, set, active, this.decision, 'local');
+  }
+
+  private localKey(limit: CompiledLimit, value: string): string {
+    return this.bucket + '\u001e' + limit.name + '\u001e' + value;
+  }
+
+  private redisKey(limit: CompiledLimit, value: string): string {
+    return this.tagByClient
+      ? this.redisKeyPrefix + '{' + this.bucket + ':' + value + '}:' + limit.name
+      : this.redisKeyPrefix + '{' + this.bucket + '}:' + limit.name + ':' + value;
+  }
+
+  private async decideShared(ctx: RequestContext, set: LimitSet, n: number): Promise<PolicyResult> {
+    // Copies: the scratch arrays belong to the synchronous path and are reused by the next request.
+    const keys = new Array<string>(n);
+    const active = this.active.slice(0, n);
+    for (let i = 0; i < n; i++) keys[i] = this.redisKey(active[i]!, this.keys[i]!);
+    const values = this.keys.slice(0, n);
+    const decision = new Decision();
+    try {
+      await this.redis!.decide(keys, active, n, this.config.penalise_rejected, decision);
+      this.breaker.success();
+      return this.answer(ctx, set, active, decision, 'redis');
+    } catch {
+      this.breaker.failure(Date.now());
+      if (this.config.on_redis_failure === 'fail_closed') return this.unavailable(ctx);
+      for (let i = 0; i < n; i++) keys[i] = this.localKey(active[i]!, values[i]!);
+      this.local.decide(keys, active, n, Date.now(), this.config.penalise_rejected, decision);
+      return this.answer(ctx, set, active, decision, 'local');
+    }
+  }
+
+  private answer(ctx: RequestContext, set: LimitSet, active: readonly CompiledLimit[], d: Decision, store: string): PolicyResult {
+    const limit = active[d.limitIndex]!;
+    const resetS = Math.ceil(d.resetMs / 1000);
+    if (d.allowed) {
+      if (this.config.headers) {
+        ctx.setResponseHeader('ratelimit-policy', set.policyHeader);
+        ctx.setResponseHeader('ratelimit', '"' + limit.name + '";r=' + d.remaining + ';t=' + resetS);
+        ctx.setResponseHeader('x-ratelimit-limit', String(limit.burst));
+        ctx.setResponseHeader('x-ratelimit-remaining', String(d.remaining));
+        ctx.setResponseHeader('x-ratelimit-reset', String(resetS));
+      }
+      return undefined;
+    }
+    const retryAfter = Math.max(1, Math.ceil(d.retryAfterMs / 1000));
+    ctx.decision = { outcome: 'rate-limited', policy: 'rate-limit', rule: limit.name, reason: `limit ${limit.name} exceeded` };
+    this.events.emit({ type: 'ratelimit.rejected', requestId: ctx.id, route: ctx.route.name, outcome: limit.name, data: { limit: limit.name, key: limit.keySpec, store, retry_after_s: retryAfter } });
+    return problem('rate-limited', {
+      detail: `The limit "${limit.name}" (${limit.rate} per ${limit.periodMs / 1000} s) is exhausted; retry after ${retryAfter} s.`,
+      extensions: { limit: limit.name, retry_after: retryAfter },
+      headers: {
+        'retry-after': String(retryAfter),
+        'ratelimit-policy': set.policyHeader,
+        'ratelimit': '"' + limit.name + '";r=0;t=' + retryAfter,
+        'x-ratelimit-limit': String(limit.burst),
+        'x-ratelimit-remaining': '0',
+        'x-ratelimit-reset': String(Math.max(retryAfter, Math.ceil(d.resetMs / 1000))),
+      },
+    });
+  }
+
+  private unavailable(ctx: RequestContext): Problem {
+    ctx.decision = { outcome: 'rate-limit-unavailable', policy: 'rate-limit', reason: 'shared rate-limit store unavailable' };
+    this.events.emit({ type: 'ratelimit.unavailable', requestId: ctx.id, route: ctx.route.name, outcome: 'fail_closed' });
+    return problem('service-unavailable', { detail: 'Rate limiting is temporarily unavailable.', headers: { 'retry-after': '1' } });
+  }
+
+}
