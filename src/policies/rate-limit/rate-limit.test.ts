@@ -132,9 +132,9 @@ test('a rejected request emits ratelimit.rejected without the client key', async
   assert.doesNotMatch(JSON.stringify(rejected[0]), /127\.0\.0\.1/);
 });
 
-test('a Redis store without a redis service, or a policy without limits, is refused at config time', () => {
+test('a Redis store without a redis service, or a policy without limits, is refused at config time', async () => {
   const setup = { routeName: 'r', upstreamNames: new Set<string>(), services: new Services(memoryLogger().logger, '/tmp') };
   const base = { plans: {}, scope: 'route', on_redis_failure: 'fail_open', missing_key: 'ip', penalise_rejected: false, headers: true, breaker: { failures: 3, open_ms: 1000 }, local_max_keys: 1000 } as const;
-  assert.throws(() => rateLimitPolicy.create({ ...base, store: 'redis', limits: [{ rate: 1, per: 'second', key: ['ip'] }] }, setup), /redis/);
-  assert.throws(() => rateLimitPolicy.create({ ...base, store: 'local', limits: [] }, setup), /at least one limit/);
+  await assert.rejects(async () => rateLimitPolicy.create({ ...base, store: 'redis', limits: [{ rate: 1, per: 'second', key: ['ip'] }] }, setup), /redis/);
+  await assert.rejects(async () => rateLimitPolicy.create({ ...base, store: 'local', limits: [] }, setup), /at least one limit/);
 });

@@ -20,10 +20,29 @@ export const rateLimitPolicy: PolicyDefinition<RateLimitConfig> = {
   description: 'Limits request rates (GCRA) per client, consumer, credential, subject or header, locally or shared through Redis.',
   phase: 'protect',
   schema: rateLimitSchema,
-  create(config, setup): PolicyInstance {
-    return new RateLimiter(config, setup.routeName, setup.services.events, config.store === 'redis' ? setup.services.get<RedisService>('redis') : undefined);
+  async create(config, setup): Promise<PolicyInstance> {
+    const redis = config.store === 'redis' ? setup.services.get<RedisService>('redis') : undefined;
+    const limiter = new RateLimiter(config, setup.routeName, setup.services.events, redis);
+    // At start-up the connection may still be opening: wait for it (bounded), so the first requests are already
+    // counted in Redis rather than in the fallback. If Redis stays unreachable the failure mode applies.
+    if (redis !== undefined) await untilReady(redis);
+    return limiter;
   },
 };
+
+function untilReady(redis: RedisService): Promise<void> {
+  const client = redis.client;
+  if (client.status === 'ready') return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      client.off('ready', done);
+      resolve();
+    };
+    const timer = setTimeout(done, redis.config.connect_timeout_ms);
+    client.once('ready', done);
+  });
+}
 
 class RateLimiter implements PolicyInstance {
   private readonly defaultSet: LimitSet;

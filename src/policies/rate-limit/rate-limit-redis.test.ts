@@ -1,0 +1,114 @@
+/**
+ * Shared limits across gateway instances through real Redis: accuracy under 4x overload, recovery, and what
+ * happens when Redis freezes, dies and comes back (on a private redis-server this test owns).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { httpRequest, startTestGateway, startUpstream } from '../../../testing/harness.js';
+import { REDIS_URL, requireRedis, uniqueName } from '../../../testing/services.js';
+import { burst, countStatus, steady, type Sample } from '../../../testing/load.js';
+import { startPrivateRedis } from '../../../testing/redis-server.js';
+
+function config(upstream: string, redisUrl: string, prefix: string, policy: Record<string, unknown>) {
+  return {
+    redis: { url: redisUrl, key_prefix: prefix + ':' },
+    upstreams: { app: { targets: [{ url: upstream }] } },
+    routes: [{ name: 'limited', match: { prefix: '/api' }, upstream: 'app', policies: [{ 'rate-limit': { store: 'redis', ...policy } }] }],
+    log: { level: 'warn', access: false },
+  };
+}
+
+async function twoGateways(t: { after(fn: () => Promise<void>): void }, redisUrl: string, policy: Record<string, unknown>) {
+  const up = await startUpstream((_req, res) => res.end('ok'));
+  const prefix = uniqueName('rl');
+  const a = await startTestGateway(config(up.url, redisUrl, prefix, policy));
+  const b = await startTestGateway(config(up.url, redisUrl, prefix, policy));
+  t.after(async () => {
+    await a.close();
+    await b.close();
+    await up.close();
+  });
+  return { up, urls: [a.url + '/api', b.url + '/api'] };
+}
+
+test('two instances sharing Redis admit the limit (within 2%) of a 4x overload, and recover at once when load falls', async (t) => {
+  if (!(await requireRedis(t))) return;
+  const limit = 200;
+  const { up, urls } = await twoGateways(t, REDIS_URL, { limits: [{ rate: limit, per: 'hour', key: ['header:x-client'] }] });
+  const samples = await burst(urls, 4 * limit, 32, { 'x-client': 'overload' });
+  const admitted = countStatus(samples, 200);
+  assert.equal(countStatus(samples, 200) + countStatus(samples, 429), 4 * limit, 'every request answered 200 or 429');
+  assert.ok(Math.abs(admitted - limit) <= limit * 0.02, `admitted ${admitted} of a limit of ${limit}`);
+  // Both instances admitted some: it really is one shared limit, not two local ones.
+  assert.ok(samples.some((s) => s.target === 0 && s.status === 200) && samples.some((s) => s.target === 1 && s.status === 200));
+  assert.equal(up.requests, admitted, 'the upstream saw exactly the admitted requests');
+});
+
+test('after an overload, a client under the limit gets full throughput again immediately (rejections are not counted)', async (t) => {
+  if (!(await requireRedis(t))) return;
+  const { urls } = await twoGateways(t, REDIS_URL, { limits: [{ rate: 40, per: 'second', burst: 10, key: ['header:x-client'] }] });
+  const over = await steady(urls, 160, 1500, { 'x-client': 'recover' });
+  const overAdmitted = countStatus(over, 200);
+  assert.ok(overAdmitted >= 50 && overAdmitted <= 75, `overload admitted ${overAdmitted} (expected about 10 + 40 x 1.5)`);
+  const under = await steady(urls, 20, 1500, { 'x-client': 'recover' });
+  // At most the very first request can still meet the bucket the overload left full; every later one passes.
+  assert.ok(countStatus(under, 200) >= under.length - 1, `under the limit ${countStatus(under, 429)} of ${under.length} were rejected`);
+});
+
+function maxMs(samples: readonly Sample[]): number {
+  return Math.max(...samples.map((s) => s.ms));
+}
+
+test('Redis frozen, killed and restarted: no request waits on it, fail_open keeps local limits, shared limiting resumes', async (t) => {
+  const redis = await startPrivateRedis();
+  t.after(() => redis.close());
+  const { urls } = await twoGateways(t, redis.url, { on_redis_failure: 'fail_open', limits: [{ rate: 50, per: 'hour', key: ['header:x-client'] }], breaker: { failures: 3, open_ms: 200 } });
+
+  // Healthy: shared.
+  const shared = await burst(urls, 100, 8, { 'x-client': 'phase1' });
+  assert.equal(countStatus(shared, 200), 50);
+
+  // Frozen Redis: commands time out after 50 ms, then the breaker opens and requests stop waiting at all.
+  redis.freeze();
+  const frozen = await steady(urls, 100, 1000, { 'x-client': 'phase2' });
+  redis.thaw();
+  const frozenMax = maxMs(frozen);
+  console.log(`# frozen Redis: max latency ${frozenMax.toFixed(1)} ms over ${frozen.length} requests`);
+  assert.ok(frozenMax < 50 + 60, `max latency ${frozenMax} ms`);
+  // Each instance applied the limit locally: at most 50 each.
+  assert.ok(countStatus(frozen, 200) <= 100 && countStatus(frozen, 200) >= 50, `admitted ${countStatus(frozen, 200)}`);
+  assert.equal(countStatus(frozen, 0) + countStatus(frozen, 500) + countStatus(frozen, 503), 0);
+
+  // Dead Redis: connections refused; still no waiting, still local limits.
+  await redis.kill();
+  const dead = await steady(urls, 100, 600, { 'x-client': 'phase3' });
+  const deadMax = maxMs(dead);
+  console.log(`# dead Redis: max latency ${deadMax.toFixed(1)} ms over ${dead.length} requests`);
+  assert.ok(deadMax < 50 + 60, `max latency ${deadMax} ms`);
+  assert.ok(dead.every((s) => s.status === 200 || s.status === 429));
+
+  // Back on the same port: once the clients reconnect and the breaker closes, limits are shared again.
+  await redis.restart();
+  let resumed = false;
+  for (let attempt = 0; attempt < 40 && !resumed; attempt++) {
+    const client = `phase4-${attempt}`;
+    const probe = await burst(urls, 120, 8, { 'x-client': client });
+    resumed = countStatus(probe, 200) === 50;
+    if (!resumed) await new Promise((r) => setTimeout(r, 250));
+  }
+  assert.ok(resumed, 'shared limiting resumed after Redis came back');
+});
+
+test('fail_closed answers 503 problem+json while Redis is down, without waiting on it', async (t) => {
+  const redis = await startPrivateRedis();
+  t.after(() => redis.close());
+  const { urls } = await twoGateways(t, redis.url, { on_redis_failure: 'fail_closed', limits: [{ rate: 1000, per: 'hour' }], breaker: { failures: 2, open_ms: 200 } });
+  assert.equal((await httpRequest(urls[0]!)).status, 200);
+  await redis.kill();
+  const down = await steady(urls, 100, 500);
+  assert.equal(countStatus(down, 503), down.length);
+  assert.ok(maxMs(down) < 110, `max latency ${maxMs(down)} ms`);
+  const p = await httpRequest(urls[1]!);
+  assert.equal(p.headers['content-type'], 'application/problem+json');
+  assert.equal(JSON.parse(p.body).type, 'https://kycgate.dev/problems/service-unavailable');
+});
