@@ -8,10 +8,11 @@ import type { GatewayModule } from './modules.js';
 import { requestHeadersPolicy } from './policies/request-headers/request-headers.js';
 import { staticResponsePolicy } from './policies/static-response/static-response.js';
 import { rateLimitPolicy } from './policies/rate-limit/rate-limit.js';
+import { networkRulesPolicy } from './policies/network-rules/network-rules.js';
 import { storeModule } from './store/module.js';
 import { redisModule } from './shared/redis.js';
 
-export const POLICIES: readonly PolicyDefinition[] = [requestHeadersPolicy, staticResponsePolicy, rateLimitPolicy];
+export const POLICIES: readonly PolicyDefinition[] = [requestHeadersPolicy, staticResponsePolicy, rateLimitPolicy, networkRulesPolicy];
 
 /** Modules start in this order: later ones may use services of earlier ones. */
 export const MODULES: readonly GatewayModule[] = [storeModule, redisModule];
