@@ -9,10 +9,11 @@ import { requestHeadersPolicy } from './policies/request-headers/request-headers
 import { staticResponsePolicy } from './policies/static-response/static-response.js';
 import { rateLimitPolicy } from './policies/rate-limit/rate-limit.js';
 import { networkRulesPolicy } from './policies/network-rules/network-rules.js';
+import { validatePolicy } from './policies/validate/validate.js';
 import { storeModule } from './store/module.js';
 import { redisModule } from './shared/redis.js';
 
-export const POLICIES: readonly PolicyDefinition[] = [requestHeadersPolicy, staticResponsePolicy, rateLimitPolicy, networkRulesPolicy];
+export const POLICIES: readonly PolicyDefinition[] = [requestHeadersPolicy, staticResponsePolicy, rateLimitPolicy, networkRulesPolicy, validatePolicy];
 
 /** Modules start in this order: later ones may use services of earlier ones. */
 export const MODULES: readonly GatewayModule[] = [storeModule, redisModule];

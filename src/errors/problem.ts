@@ -10,6 +10,8 @@ export const PROBLEM_BASE = 'https://kycgate.dev/problems/';
 /** Every problem kind the core and the bundled policies produce, with its HTTP status and title. */
 export const PROBLEM_KINDS = {
   'bad-request': { status: 400, title: 'Bad request' },
+  'invalid-request': { status: 400, title: 'Request failed validation' },
+  'malformed-json': { status: 400, title: 'Malformed JSON body' },
   'ambiguous-request': { status: 400, title: 'Ambiguous request framing' },
   'invalid-path': { status: 400, title: 'Invalid request path' },
   'unauthenticated': { status: 401, title: 'Authentication required' },
@@ -24,6 +26,7 @@ export const PROBLEM_KINDS = {
   'internal-error': { status: 500, title: 'Internal gateway error' },
   'not-implemented': { status: 501, title: 'Not implemented' },
   'bad-gateway': { status: 502, title: 'Upstream unavailable' },
+  'response-unprocessable': { status: 502, title: 'Upstream response could not be made safe' },
   'service-unavailable': { status: 503, title: 'Service unavailable' },
   'gateway-timeout': { status: 504, title: 'Upstream timed out' },
   'https-required': { status: 403, title: 'HTTPS required' },

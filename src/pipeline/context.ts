@@ -186,6 +186,15 @@ export class RequestContext {
   }
 
   /**
+   * Replaces the body sent upstream (after validation stripped fields or a transform rewrote it). Only valid
+   * after readBody() resolved: the original body has then been consumed and is forwarded from memory anyway.
+   */
+  replaceBody(body: Buffer): void {
+    if (this.bodyBuffer === undefined) throw new Error('replaceBody() before readBody()');
+    this.bodyBuffer = body;
+  }
+
+  /**
    * Reads the whole request body, bounded by the route's body limit. Resolves to a Problem (413, 400) instead of
    * rejecting, so callers can return it as their answer.
    */
