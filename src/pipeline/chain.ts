@@ -4,7 +4,7 @@
  */
 import { Problem } from '../errors/problem.js';
 import type { RequestContext } from './context.js';
-import { REQUEST_PHASES, type PolicyDefinition, type PolicyInstance, type PolicyResult, type ResponseHead } from './policy.js';
+import { REQUEST_PHASES, type PolicyDefinition, type PolicyInstance, type PolicyResult, type ResponseBodyTransform, type ResponseHead } from './policy.js';
 
 export interface ChainEntry {
   readonly name: string;
@@ -17,6 +17,8 @@ export class PolicyChain {
   private readonly request: ReadonlyArray<ChainEntry>;
   private readonly response: readonly PolicyInstance[];
   private readonly complete: readonly PolicyInstance[];
+  /** Response body transforms in policy order (empty for almost every route: then nothing is buffered). */
+  readonly bodyTransforms: readonly ResponseBodyTransform[];
 
   constructor(entries: ChainEntry[]) {
     const order = (e: ChainEntry) => REQUEST_PHASES.indexOf(e.definition.phase);
@@ -25,6 +27,11 @@ export class PolicyChain {
     this.request = this.entries.filter((e) => typeof e.instance.onRequest === 'function');
     this.response = this.entries.map((e) => e.instance).filter((i) => typeof i.onResponse === 'function');
     this.complete = this.entries.map((e) => e.instance).filter((i) => typeof i.onComplete === 'function');
+    this.bodyTransforms = this.entries.map((e) => e.instance.transformResponseBody).filter((t): t is ResponseBodyTransform => t !== undefined);
+  }
+
+  get hasBodyTransforms(): boolean {
+    return this.bodyTransforms.length > 0;
   }
 
   get hasResponseHooks(): boolean {

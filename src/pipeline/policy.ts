@@ -32,11 +32,31 @@ export interface ResponseHead {
   fromUpstream: boolean;
 }
 
+/**
+ * A rewrite of upstream response bodies (masking, mapping). The core buffers a response only when a route has such
+ * a policy AND the response's media type is one it asks for; every other response streams through unchanged.
+ */
+export interface ResponseBodyTransform {
+  /** Largest body buffered for transformation. */
+  readonly maxBytes: number;
+  /** Whether responses of this media type (lower-case `type/subtype`, no parameters; '' when absent) are wanted. */
+  wants(mediaType: string): boolean;
+  /**
+   * What to do with a wanted response that cannot be transformed (larger than maxBytes, content-encoded, or the
+   * transform threw): `pass` sends it unchanged, `block` answers 502 response-unprocessable instead.
+   */
+  readonly onFailure: 'pass' | 'block';
+  /** Returns the new body. May edit `head.headers` (content-length is set by the core afterwards). */
+  transform(ctx: RequestContext, body: Buffer, head: ResponseHead): Buffer;
+}
+
 export interface PolicyInstance {
   /** Runs in the definition's phase. Return nothing to continue, a Problem or Reply to answer now. */
   onRequest?(ctx: RequestContext): PolicyResult | Promise<PolicyResult>;
   /** Edits the response head before it is written to the client. Synchronous: it is on the hot path. */
   onResponse?(ctx: RequestContext, head: ResponseHead): void;
+  /** Rewrites upstream response bodies of the media types it wants (see ResponseBodyTransform). */
+  readonly transformResponseBody?: ResponseBodyTransform;
   /** Runs once the exchange has ended (answered, failed or aborted). Must not throw or block. */
   onComplete?(ctx: RequestContext): void;
   /**
@@ -54,6 +74,8 @@ export interface PolicySetup {
   /** Upstream names known to the config (for policies that reroute). */
   readonly upstreamNames: ReadonlySet<string>;
   readonly services: Services;
+  /** Directory relative secret references (`{file: ...}`) are resolved against: the config file's. */
+  readonly baseDir?: string;
 }
 
 export interface PolicyDefinition<Config = any> {

@@ -9,7 +9,7 @@ import { Transform, type TransformCallback } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { problem, type Problem } from '../errors/problem.js';
 import type { RequestContext } from '../pipeline/context.js';
-import type { ResponseHead } from '../pipeline/policy.js';
+import type { ResponseBodyTransform, ResponseHead } from '../pipeline/policy.js';
 import { buildUpstreamHeaders, filterResponseHeaders, type StripRules } from './headers.js';
 import type { UpstreamTarget } from './upstream.js';
 
@@ -52,8 +52,29 @@ function problemForUpstreamError(err: Error & { code?: string }): Problem {
   }
 }
 
+/** Media type of a response head's Content-Type: lower-case `type/subtype`, '' when absent. */
+function responseMediaType(head: ResponseHead): string {
+  const v = head.headers.get('content-type');
+  const value = Array.isArray(v) ? v[0] : v;
+  if (value === undefined) return '';
+  const semi = value.indexOf(';');
+  return (semi === -1 ? value : value.slice(0, semi)).trim().toLowerCase();
+}
+
+/** A response held back for body transforms: its head, and the chunks received so far. */
+interface HeldResponse {
+  readonly head: ResponseHead;
+  readonly transforms: readonly ResponseBodyTransform[];
+  readonly maxBytes: number;
+  readonly block: boolean;
+  readonly chunks: Buffer[];
+  size: number;
+}
+
 class ForwardExchange implements Dispatcher.DispatchHandler {
   private abortUpstream: ((err?: Error) => void) | undefined = undefined;
+  /** Set only while a response is buffered for a body transform; undefined on the streaming path. */
+  private held: HeldResponse | undefined = undefined;
   private resumeUpstream: (() => void) | undefined = undefined;
   private done = false;
   private readonly onDrain = () => this.resumeUpstream?.();
@@ -90,7 +111,7 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
     const extra = ctx.responseHeaderChanges;
     ctx.status = statusCode;
     const chain = ctx.route.chain;
-    if (extra === undefined && !chain.hasResponseHooks) {
+    if (extra === undefined && !chain.hasResponseHooks && !chain.hasBodyTransforms) {
       this.res.writeHead(statusCode, headers);
       return true;
     }
@@ -104,17 +125,64 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
     if (extra !== undefined) for (const [k, v] of extra) head.headers.set(k, v);
     chain.onResponse(ctx, head);
     ctx.status = head.status;
+    if (chain.hasBodyTransforms && ctx.method !== 'HEAD' && head.status !== 204 && head.status !== 304) {
+      return this.holdForTransforms(chain.bodyTransforms, head);
+    }
+    this.writeHead(head);
+    return true;
+  }
+
+  private writeHead(head: ResponseHead): void {
     const flat: string[] = [];
     for (const [k, v] of head.headers) {
       if (Array.isArray(v)) for (const item of v) flat.push(k, item);
       else flat.push(k, v);
     }
     this.res.writeHead(head.status, flat);
+  }
+
+  /** Starts buffering when a transform wants this response; otherwise writes the head and streams as usual. */
+  private holdForTransforms(all: readonly ResponseBodyTransform[], head: ResponseHead): boolean {
+    const mediaType = responseMediaType(head);
+    let transforms: ResponseBodyTransform[] | undefined;
+    for (const t of all) if (t.wants(mediaType)) (transforms ??= []).push(t);
+    if (transforms === undefined) {
+      this.writeHead(head);
+      return true;
+    }
+    const maxBytes = Math.min(...transforms.map((t) => t.maxBytes));
+    const block = transforms.some((t) => t.onFailure === 'block');
+    const encoding = head.headers.get('content-encoding');
+    const declared = Number(head.headers.get('content-length') ?? 0);
+    if ((encoding !== undefined && encoding !== 'identity') || declared > maxBytes) return this.untransformable(head, block, []);
+    this.held = { head, transforms, maxBytes, block, chunks: [], size: 0 };
+    return true;
+  }
+
+  /** A wanted response that cannot be transformed: 502 when a transform blocks, else sent unchanged. */
+  private untransformable(head: ResponseHead, block: boolean, chunks: readonly Buffer[]): boolean {
+    this.held = undefined;
+    if (block) {
+      this.ctx.state['response-transform'] = 'refused';
+      this.hooks.sendProblem(this.ctx, this.res, problem('response-unprocessable', { detail: 'The upstream response could not be checked and was withheld.' }));
+      this.finish();
+      this.abortUpstream?.(new Error('response withheld'));
+      return false;
+    }
+    this.writeHead(head);
+    for (const c of chunks) this.res.write(c);
     return true;
   }
 
   onData(chunk: Buffer): boolean {
     if (this.done) return false;
+    const held = this.held;
+    if (held !== undefined) {
+      held.size += chunk.length;
+      if (held.size > held.maxBytes) return this.untransformable(held.head, held.block, [...held.chunks, chunk]);
+      held.chunks.push(chunk);
+      return true;
+    }
     const ok = this.res.write(chunk);
     if (!ok) this.res.once('drain', this.onDrain);
     return ok;
@@ -122,7 +190,31 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
 
   onComplete(): void {
     if (this.done) return;
+    const held = this.held;
+    if (held !== undefined) return this.completeTransformed(held);
     this.res.end();
+    this.finish();
+  }
+
+  private completeTransformed(held: HeldResponse): void {
+    this.held = undefined;
+    const original = held.chunks.length === 1 ? held.chunks[0]! : Buffer.concat(held.chunks, held.size);
+    let body = original;
+    try {
+      for (const t of held.transforms) body = t.transform(this.ctx, body, held.head);
+    } catch (err) {
+      this.ctx.state['response-transform-error'] = err;
+      if (this.untransformable(held.head, held.block, [original])) {
+        this.res.end();
+        this.finish();
+      }
+      return;
+    }
+    held.head.headers.delete('transfer-encoding');
+    held.head.headers.set('content-length', String(body.length));
+    this.ctx.status = held.head.status;
+    this.writeHead(held.head);
+    this.res.end(body);
     this.finish();
   }
 
