@@ -11,10 +11,11 @@ import { rateLimitPolicy } from './policies/rate-limit/rate-limit.js';
 import { networkRulesPolicy } from './policies/network-rules/network-rules.js';
 import { validatePolicy } from './policies/validate/validate.js';
 import { responseProtectionPolicy } from './policies/response-protection/response-protection.js';
+import { transformPolicy } from './policies/transform/transform.js';
 import { storeModule } from './store/module.js';
 import { redisModule } from './shared/redis.js';
 
-export const POLICIES: readonly PolicyDefinition[] = [requestHeadersPolicy, staticResponsePolicy, rateLimitPolicy, networkRulesPolicy, validatePolicy, responseProtectionPolicy];
+export const POLICIES: readonly PolicyDefinition[] = [requestHeadersPolicy, staticResponsePolicy, rateLimitPolicy, networkRulesPolicy, validatePolicy, responseProtectionPolicy, transformPolicy];
 
 /** Modules start in this order: later ones may use services of earlier ones. */
 export const MODULES: readonly GatewayModule[] = [storeModule, redisModule];

@@ -129,9 +129,11 @@ export function setPath(document: unknown, path: CompiledPath, value: unknown): 
         if (s.name === '__proto__') Object.defineProperty(obj, s.name, { value, enumerable: true, writable: true, configurable: true });
         else obj[s.name] = value;
       } else {
-        if (!Object.prototype.hasOwnProperty.call(obj, s.name) || obj[s.name] === null || typeof obj[s.name] !== 'object') {
+        if (!Object.prototype.hasOwnProperty.call(obj, s.name)) {
           if (s.name === '__proto__') return false;
           obj[s.name] = {};
+        } else if (obj[s.name] === null || typeof obj[s.name] !== 'object') {
+          return false; // never overwrite an existing value to make room
         }
         node = obj[s.name];
       }
