@@ -61,6 +61,19 @@ function responseMediaType(head: ResponseHead): string {
   return (semi === -1 ? value : value.slice(0, semi)).trim().toLowerCase();
 }
 
+/** Sets `extra` headers (lower-case names) on a flat [name, value, ...] list, replacing same-named upstream ones. */
+function mergeResponseHeaders(flat: string[], extra: ReadonlyArray<[string, string | string[]]>): void {
+  for (let e = 0; e < extra.length; e++) {
+    const [name, value] = extra[e]!;
+    for (let i = flat.length - 2; i >= 0; i -= 2) {
+      const h = flat[i]!;
+      if (h.length === name.length && h.toLowerCase() === name) flat.splice(i, 2);
+    }
+    if (Array.isArray(value)) for (const v of value) flat.push(name, v);
+    else flat.push(name, value);
+  }
+}
+
 /** A response held back for body transforms: its head, and the chunks received so far. */
 interface HeldResponse {
   readonly head: ResponseHead;
@@ -111,7 +124,9 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
     const extra = ctx.responseHeaderChanges;
     ctx.status = statusCode;
     const chain = ctx.route.chain;
-    if (extra === undefined && !chain.hasResponseHooks && !chain.hasBodyTransforms) {
+    if (!chain.hasResponseHooks && !chain.hasBodyTransforms) {
+      // Headers policies added (rate-limit counters ...) go straight into the flat list: no Map for them.
+      if (extra !== undefined) mergeResponseHeaders(headers, extra);
       this.res.writeHead(statusCode, headers);
       return true;
     }

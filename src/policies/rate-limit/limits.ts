@@ -25,6 +25,8 @@ export interface CompiledLimit {
   /** Requests per period, as configured (the `q` of RateLimit-Policy). */
   readonly rate: number;
   readonly burst: number;
+  /** `burst` as header text (X-RateLimit-Limit), made once. */
+  readonly burstText: string;
   readonly periodMs: number;
   /** GCRA emission interval: the time one request "costs". */
   readonly intervalMs: number;
@@ -54,6 +56,7 @@ export function compileLimit(config: LimitConfig): CompiledLimit {
     name: config.name ?? `${config.rate}-per-${config.per}`,
     rate: config.rate,
     burst,
+    burstText: String(burst),
     periodMs,
     intervalMs,
     toleranceMs: intervalMs * burst,

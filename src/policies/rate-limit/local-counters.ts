@@ -1,18 +1,22 @@
 /**
- * In-memory GCRA counters: one number per key (the theoretical arrival time, TAT). A decision over several
- * limits is all-or-nothing: either every limit admits the request and all are charged, or none is charged (unless
- * rejected requests are penalised). Synchronous and allocation-free apart from the Map entries themselves.
+ * In-memory GCRA counters: one number per key (the theoretical arrival time, TAT), in one table per limit. A
+ * decision over several limits is all-or-nothing: either every limit admits the request and all are charged, or
+ * none is charged (unless rejected requests are penalised). Synchronous; a decision allocates nothing beyond a new
+ * table entry.
  */
 import type { CompiledLimit } from './limits.js';
 import type { Decision } from './decision.js';
+
+/** One limit's counters: client key to TAT (ms since the epoch). */
+export type CounterTable = Map<string, number>;
 
 export class LocalCounters {
   private static instance: LocalCounters | undefined;
 
   /**
-   * The process-wide counters. Keys name the route (or `*` for gateway scope) and the limit, so policies never
-   * share a counter by accident; sharing one map lets gateway-scope limits count across routes and keeps counts
-   * across config reloads (a reload must not hand every client a fresh quota).
+   * The process-wide counters. Tables are named by route (or `*` for gateway scope) and limit name, so policies
+   * never share a counter by accident; sharing them lets gateway-scope limits count across routes and keeps
+   * counts across config reloads (a reload must not hand every client a fresh quota).
    */
   static shared(maxKeys: number): LocalCounters {
     const counters = (LocalCounters.instance ??= new LocalCounters(maxKeys));
@@ -20,7 +24,7 @@ export class LocalCounters {
     return counters;
   }
 
-  private readonly tats = new Map<string, number>();
+  private readonly tables = new Map<string, CounterTable>();
   private readonly pending: number[] = [];
   private readonly sweeper: NodeJS.Timeout;
 
@@ -30,12 +34,17 @@ export class LocalCounters {
     this.sweeper.unref();
   }
 
-  get size(): number {
-    return this.tats.size;
+  table(bucket: string, limit: string): CounterTable {
+    const name = bucket + '\u001e' + limit;
+    let table = this.tables.get(name);
+    if (table === undefined) {
+      table = new Map();
+      this.tables.set(name, table);
+    }
+    return table;
   }
 
-  decide(keys: readonly string[], limits: readonly CompiledLimit[], n: number, now: number, penalise: boolean, out: Decision): void {
-    const tats = this.tats;
+  decide(tables: readonly CounterTable[], keys: readonly string[], limits: readonly CompiledLimit[], n: number, now: number, penalise: boolean, out: Decision): void {
     const pending = this.pending;
     let allowed = true;
     let retry = 0;
@@ -44,7 +53,7 @@ export class LocalCounters {
     let bestReset = 0;
     for (let i = 0; i < n; i++) {
       const limit = limits[i]!;
-      const stored = tats.get(keys[i]!);
+      const stored = tables[i]!.get(keys[i]!);
       const tat = stored === undefined || stored < now ? now : stored;
       const next = tat + limit.intervalMs;
       pending[i] = next;
@@ -67,8 +76,11 @@ export class LocalCounters {
       }
     }
     if (allowed || penalise) {
-      if (tats.size + n > this.maxKeys) this.makeRoom(now, n);
-      for (let i = 0; i < n; i++) tats.set(keys[i]!, pending[i]!);
+      for (let i = 0; i < n; i++) {
+        const table = tables[i]!;
+        if (table.size >= this.maxKeys) evictOldest(table, now);
+        table.set(keys[i]!, pending[i]!);
+      }
     }
     out.allowed = allowed;
     out.retryAfterMs = allowed ? 0 : retry;
@@ -77,21 +89,19 @@ export class LocalCounters {
     out.resetMs = bestReset;
   }
 
-  private makeRoom(now: number, n: number): void {
-    this.sweep(now);
-    // Still full: drop the oldest inserted keys (Map iteration is insertion order).
-    for (const key of this.tats.keys()) {
-      if (this.tats.size + n <= this.maxKeys) break;
-      this.tats.delete(key);
-    }
-  }
-
   sweep(now: number): void {
-    for (const [key, tat] of this.tats) if (tat <= now) this.tats.delete(key);
+    for (const table of this.tables.values()) for (const [key, tat] of table) if (tat <= now) table.delete(key);
   }
+}
 
-  close(): void {
-    clearInterval(this.sweeper);
-    this.tats.clear();
+/**
+ * A full table drops a few of its oldest entries (Map iteration is insertion order), preferring expired ones; it
+ * never scans the whole table on the request path, so a flood of distinct keys cannot make decisions slow.
+ */
+function evictOldest(table: CounterTable, now: number): void {
+  let dropped = 0;
+  for (const [key, tat] of table) {
+    table.delete(key);
+    if (++dropped >= 8 || tat > now) break;
   }
 }

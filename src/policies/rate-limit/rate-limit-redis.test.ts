@@ -9,20 +9,20 @@ import { REDIS_URL, requireRedis, uniqueName } from '../../../testing/services.j
 import { burst, countStatus, steady, type Sample } from '../../../testing/load.js';
 import { startPrivateRedis } from '../../../testing/redis-server.js';
 
-function config(upstream: string, redisUrl: string, prefix: string, policy: Record<string, unknown>) {
+function config(upstream: string, redisUrl: string, prefix: string, policy: Record<string, unknown>, commandTimeoutMs = 50) {
   return {
-    redis: { url: redisUrl, key_prefix: prefix + ':' },
+    redis: { url: redisUrl, key_prefix: prefix + ':', command_timeout_ms: commandTimeoutMs },
     upstreams: { app: { targets: [{ url: upstream }] } },
     routes: [{ name: 'limited', match: { prefix: '/api' }, upstream: 'app', policies: [{ 'rate-limit': { store: 'redis', ...policy } }] }],
     log: { level: 'warn', access: false },
   };
 }
 
-async function twoGateways(t: { after(fn: () => Promise<void>): void }, redisUrl: string, policy: Record<string, unknown>) {
+async function twoGateways(t: { after(fn: () => Promise<void>): void }, redisUrl: string, policy: Record<string, unknown>, commandTimeoutMs?: number) {
   const up = await startUpstream((_req, res) => res.end('ok'));
   const prefix = uniqueName('rl');
-  const a = await startTestGateway(config(up.url, redisUrl, prefix, policy));
-  const b = await startTestGateway(config(up.url, redisUrl, prefix, policy));
+  const a = await startTestGateway(config(up.url, redisUrl, prefix, policy, commandTimeoutMs));
+  const b = await startTestGateway(config(up.url, redisUrl, prefix, policy, commandTimeoutMs));
   t.after(async () => {
     await a.close();
     await b.close();
@@ -34,7 +34,9 @@ async function twoGateways(t: { after(fn: () => Promise<void>): void }, redisUrl
 test('two instances sharing Redis admit the limit (within 2%) of a 4x overload, and recover at once when load falls', async (t) => {
   if (!(await requireRedis(t))) return;
   const limit = 200;
-  const { up, urls } = await twoGateways(t, REDIS_URL, { limits: [{ rate: limit, per: 'hour', key: ['header:x-client'] }] });
+  // A generous command timeout: this test measures the shared algorithm, not how a CPU-starved test machine keeps
+  // the 50 ms default (a timed-out command would fall back to local limits, by design).
+  const { up, urls } = await twoGateways(t, REDIS_URL, { limits: [{ rate: limit, per: 'hour', key: ['header:x-client'] }] }, 1000);
   const samples = await burst(urls, 4 * limit, 32, { 'x-client': 'overload' });
   const admitted = countStatus(samples, 200);
   assert.equal(countStatus(samples, 200) + countStatus(samples, 429), 4 * limit, 'every request answered 200 or 429');
@@ -46,7 +48,7 @@ test('two instances sharing Redis admit the limit (within 2%) of a 4x overload, 
 
 test('after an overload, a client under the limit gets full throughput again immediately (rejections are not counted)', async (t) => {
   if (!(await requireRedis(t))) return;
-  const { urls } = await twoGateways(t, REDIS_URL, { limits: [{ rate: 40, per: 'second', burst: 10, key: ['header:x-client'] }] });
+  const { urls } = await twoGateways(t, REDIS_URL, { limits: [{ rate: 40, per: 'second', burst: 10, key: ['header:x-client'] }] }, 1000);
   const over = await steady(urls, 160, 1500, { 'x-client': 'recover' });
   const overAdmitted = countStatus(over, 200);
   assert.ok(overAdmitted >= 50 && overAdmitted <= 75, `overload admitted ${overAdmitted} (expected about 10 + 40 x 1.5)`);

@@ -12,7 +12,7 @@ import type { EventBus } from '../../observe/events.js';
 import { rateLimitSchema, type RateLimitConfig } from './schema.js';
 import { compileLimitSet, fallbackKeyValue, keyValue, type CompiledLimit, type LimitSet } from './limits.js';
 import { Decision } from './decision.js';
-import { LocalCounters } from './local-counters.js';
+import { LocalCounters, type CounterTable } from './local-counters.js';
 import { RedisBreaker, RedisCounters } from './redis-counters.js';
 
 export const rateLimitPolicy: PolicyDefinition<RateLimitConfig> = {
@@ -47,10 +47,11 @@ function untilReady(redis: RedisService): Promise<void> {
 class RateLimiter implements PolicyInstance {
   private readonly defaultSet: LimitSet;
   private readonly plans: Map<string, LimitSet>;
-  private readonly maxLimits: number;
-  /** Scratch for the synchronous path (one request at a time): keys and limits that apply to this request. */
+  /** Scratch for the synchronous path (one request at a time): keys, limits and tables that apply to this request. */
   private readonly keys: string[] = [];
   private readonly active: CompiledLimit[] = [];
+  private readonly activeTables: CounterTable[] = [];
+  private readonly tables: Map<CompiledLimit, CounterTable>;
   private readonly decision = new Decision();
   private readonly local: LocalCounters;
   private readonly redis: RedisCounters | undefined;
@@ -70,11 +71,11 @@ class RateLimiter implements PolicyInstance {
     this.plans = new Map(Object.entries(config.plans).map(([plan, limits]) => [plan, compileLimitSet(limits)]));
     const all = [this.defaultSet, ...this.plans.values()];
     if (all.every((s) => s.limits.length === 0)) throw new Error('rate-limit: give at least one limit in `limits` or `plans`');
-    this.maxLimits = Math.max(...all.map((s) => s.limits.length));
     const specs = new Set(all.flatMap((s) => s.limits.map((l) => l.keySpec)));
     this.tagByClient = specs.size === 1;
     this.bucket = config.scope === 'gateway' ? '*' : routeName;
     this.local = LocalCounters.shared(config.local_max_keys);
+    this.tables = new Map(all.flatMap((s) => s.limits).map((l) => [l, this.local.table(this.bucket, l.name)]));
     this.breaker = new RedisBreaker(config.breaker.failures, config.breaker.open_ms);
     this.redis = redis === undefined ? undefined : new RedisCounters(redis.client);
     this.redisKeyPrefix = redis === undefined ? '' : redis.prefix + 'rl:';
@@ -96,6 +97,7 @@ class RateLimiter implements PolicyInstance {
       }
       keys[n] = value;
       active[n] = limit;
+      this.activeTables[n] = this.tables.get(limit)!;
       n++;
     }
     if (n === 0) return undefined;
@@ -107,13 +109,8 @@ class RateLimiter implements PolicyInstance {
       if (this.config.on_redis_failure === 'fail_closed') return this.unavailable(ctx);
     }
     // Local counters: the configured store, or the fail-open fallback while Redis is unavailable.
-    for (let i = 0; i < n; i++) keys[i] = this.localKey(active[i]!, keys[i]!);
-    this.local.decide(keys, active, n, Date.now(), this.config.penalise_rejected, this.decision);
+    this.local.decide(this.activeTables, keys, active, n, Date.now(), this.config.penalise_rejected, this.decision);
     return this.answer(ctx, set, active, this.decision, 'local');
-  }
-
-  private localKey(limit: CompiledLimit, value: string): string {
-    return this.bucket + '\u001e' + limit.name + '\u001e' + value;
   }
 
   private redisKey(limit: CompiledLimit, value: string): string {
@@ -128,6 +125,7 @@ class RateLimiter implements PolicyInstance {
     const active = this.active.slice(0, n);
     for (let i = 0; i < n; i++) keys[i] = this.redisKey(active[i]!, this.keys[i]!);
     const values = this.keys.slice(0, n);
+    const tables = this.activeTables.slice(0, n);
     const decision = new Decision();
     try {
       await this.redis!.decide(keys, active, n, this.config.penalise_rejected, decision);
@@ -136,8 +134,7 @@ class RateLimiter implements PolicyInstance {
     } catch {
       this.breaker.failure(Date.now());
       if (this.config.on_redis_failure === 'fail_closed') return this.unavailable(ctx);
-      for (let i = 0; i < n; i++) keys[i] = this.localKey(active[i]!, values[i]!);
-      this.local.decide(keys, active, n, Date.now(), this.config.penalise_rejected, decision);
+      this.local.decide(tables, values, active, n, Date.now(), this.config.penalise_rejected, decision);
       return this.answer(ctx, set, active, decision, 'local');
     }
   }
@@ -149,7 +146,7 @@ class RateLimiter implements PolicyInstance {
       if (this.config.headers) {
         ctx.setResponseHeader('ratelimit-policy', set.policyHeader);
         ctx.setResponseHeader('ratelimit', '"' + limit.name + '";r=' + d.remaining + ';t=' + resetS);
-        ctx.setResponseHeader('x-ratelimit-limit', String(limit.burst));
+        ctx.setResponseHeader('x-ratelimit-limit', limit.burstText);
         ctx.setResponseHeader('x-ratelimit-remaining', String(d.remaining));
         ctx.setResponseHeader('x-ratelimit-reset', String(resetS));
       }
@@ -165,7 +162,7 @@ class RateLimiter implements PolicyInstance {
         'retry-after': String(retryAfter),
         'ratelimit-policy': set.policyHeader,
         'ratelimit': '"' + limit.name + '";r=0;t=' + retryAfter,
-        'x-ratelimit-limit': String(limit.burst),
+        'x-ratelimit-limit': limit.burstText,
         'x-ratelimit-remaining': '0',
         'x-ratelimit-reset': String(Math.max(retryAfter, Math.ceil(d.resetMs / 1000))),
       },
