@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { httpRequest, memoryLogger, startTestGateway, startUpstream } from '../../../testing/harness.js';
 import { Services } from '../../pipeline/services.js';
 import { rateLimitPolicy } from './rate-limit.js';
+import { RequestContext } from '../../pipeline/context.js';
 import { burst, countStatus } from '../../../testing/load.js';
 
 function config(upstream: string, policy: Record<string, unknown>, extra: Record<string, unknown> = {}) {
@@ -138,3 +139,42 @@ test('a Redis store without a redis service, or a policy without limits, is refu
   await assert.rejects(async () => rateLimitPolicy.create({ ...base, store: 'redis', limits: [{ rate: 1, per: 'second', key: ['ip'] }] }, setup), /redis/);
   await assert.rejects(async () => rateLimitPolicy.create({ ...base, store: 'local', limits: [] }, setup), /at least one limit/);
 });
+
+test('limits by consumer plan, keyed by consumer, credential and subject', async () => {
+  const setup = { routeName: uniqueRoute(), upstreamNames: new Set<string>(), services: new Services(memoryLogger().logger, '/tmp') };
+  const instance = await rateLimitPolicy.create(
+    {
+      limits: [{ name: 'free', rate: 1, per: 'hour', key: ['consumer'] }],
+      plans: { gold: [{ name: 'gold', rate: 3, per: 'hour', key: ['consumer'] }], keyed: [{ name: 'per-key-subject', rate: 1, per: 'hour', key: ['credential', 'subject'] }] },
+      scope: 'route',
+      store: 'local',
+      on_redis_failure: 'fail_open',
+      missing_key: 'skip',
+      penalise_rejected: false,
+      headers: true,
+      breaker: { failures: 3, open_ms: 1000 },
+      local_max_keys: 1000,
+    },
+    setup,
+  );
+  const route = { name: setup.routeName } as never;
+  const request = (identity: Record<string, unknown> | undefined, subject?: string) => {
+    const ctx = new RequestContext({ id: 'r', startedAt: 0, listener: 'l', protocol: 'http', method: 'GET', path: '/', query: '', host: 'h', hostname: 'h', clientIp: '192.0.2.1', remoteAddress: '192.0.2.1', req: undefined, route, params: {} });
+    ctx.identity = identity as never;
+    ctx.subject = subject;
+    const result = instance.onRequest!(ctx);
+    return result === undefined ? 200 : (result as { status: number }).status;
+  };
+  assert.deepEqual([request({ consumer: 'acme', method: 'api-key', scopes: [] }), request({ consumer: 'acme', method: 'api-key', scopes: [] })], [200, 429], 'no plan: the default limit');
+  const gold = { consumer: 'bank', plan: 'gold', method: 'api-key', scopes: [] };
+  assert.deepEqual([request(gold), request(gold), request(gold), request(gold)], [200, 200, 200, 429], 'gold plan: its own limit');
+  const keyed = (credentialId: string, subject: string) => request({ consumer: 'x', plan: 'keyed', credentialId, method: 'api-key', scopes: [] }, subject);
+  assert.deepEqual([keyed('k1', 's1'), keyed('k1', 's1'), keyed('k1', 's2'), keyed('k2', 's1')], [200, 429, 200, 200], 'credential + subject combine');
+  // missing_key: skip — an anonymous request is not limited by a consumer-keyed limit.
+  assert.deepEqual([request(undefined), request(undefined)], [200, 200]);
+});
+
+let routeCounter = 0;
+function uniqueRoute(): string {
+  return `plans-${process.pid}-${++routeCounter}`;
+}
