@@ -151,7 +151,8 @@ export class Gateway {
       headersTimeout: s.headers_timeout_ms,
       requestTimeout: s.request_timeout_ms,
       keepAliveTimeout: s.keep_alive_timeout_ms,
-      requireHostHeader: true,
+      // Checked in the request path instead, so the answer is problem+json like every other refusal.
+      requireHostHeader: false,
       joinDuplicateHeaders: false,
       insecureHTTPParser: false,
       noDelay: true,
@@ -174,11 +175,11 @@ export class Gateway {
       server = http.createServer(this.serverOptions(), onRequest);
     }
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-      if (socket.writable && !(socket as Socket & { _httpMessage?: unknown })._httpMessage) {
-        socket.end(rawProblemResponse(clientErrorProblem(err.code)));
-      } else {
-        socket.destroy();
-      }
+      // Also when the head was fine and the body's framing is broken: no response has started yet, so the
+      // client still gets a 400; the upstream request (if one started) is aborted and never completes.
+      const current = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+      if (socket.writable && (!current || !current.headersSent)) socket.end(rawProblemResponse(clientErrorProblem(err.code)));
+      else socket.destroy();
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -260,6 +261,9 @@ export class Gateway {
     const id = incomingId !== undefined && REQUEST_ID.test(incomingId) ? incomingId : randomUUID();
     if (this.draining) res.shouldKeepAlive = false;
     if (framing.problem) return this.early(listener, req, res, framing.problem, id, startedAt);
+    if (framing.host === undefined && req.httpVersionMinor === 1) {
+      return this.early(listener, req, res, problem('bad-request', { detail: 'HTTP/1.1 requests need a Host header.' }), id, startedAt);
+    }
 
     // Request target: origin-form, or absolute-form whose authority replaces Host (RFC 9112 section 3.2.2).
     let target = req.url ?? '';
