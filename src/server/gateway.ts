@@ -151,6 +151,8 @@ export class Gateway {
       headersTimeout: s.headers_timeout_ms,
       requestTimeout: s.request_timeout_ms,
       keepAliveTimeout: s.keep_alive_timeout_ms,
+      // Node checks the two timeouts above on this interval (30 s by default, far too lax for slow clients).
+      connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(s.headers_timeout_ms / 2))),
       // Checked in the request path instead, so the answer is problem+json like every other refusal.
       requireHostHeader: false,
       joinDuplicateHeaders: false,
