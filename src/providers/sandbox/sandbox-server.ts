@@ -38,7 +38,10 @@ export interface SandboxStartOptions {
 }
 
 export interface RunningSandbox {
+  /** Public base URL (hosted pages, session `url`s). */
   url: string;
+  /** The listening address, for clients in the same process or host (the adapter). */
+  localUrl: string;
   /** Test hook: the next `count` API calls are answered 429 with these rate-limit headers. */
   rateLimitNext(count: number, retryAfterSeconds: number): void;
   /** Sessions known, for tests and the demo. */
@@ -133,6 +136,7 @@ export class SandboxServer {
   private server: http.Server | undefined;
   private options!: SandboxStartOptions;
   private baseUrl = '';
+  private localUrl = '';
   private persistence: SandboxPersistence = memoryPersistence;
   private deliverer!: WebhookDeliverer;
   private readonly byId = new Map<string, SandboxSession>();
@@ -171,13 +175,17 @@ export class SandboxServer {
     });
     this.server = server;
     const address = server.address() as net.AddressInfo;
-    const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-    this.baseUrl = (options.publicBaseUrl ?? `http://${host}:${address.port}`).replace(/\/+$/, '');
+    // A wildcard bind is reached locally through loopback.
+    const local = address.address === '0.0.0.0' ? '127.0.0.1' : address.address === '::' ? '::1' : address.address;
+    const host = address.family === 'IPv6' ? `[${local}]` : local;
+    this.localUrl = `http://${host}:${address.port}`;
+    this.baseUrl = (options.publicBaseUrl ?? this.localUrl).replace(/\/+$/, '');
     if (options.webhookUrl) this.deliverer.resume(await this.persistence.loadPendingDeliveries());
 
     const self = this;
     return {
       url: this.baseUrl,
+      localUrl: this.localUrl,
       rateLimitNext: (count, retryAfterSeconds) => {
         this.rateLimited = { count, retryAfterSeconds };
       },
