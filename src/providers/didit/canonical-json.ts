@@ -23,12 +23,26 @@ export function compareCodePoints(a: string, b: string): number {
   return a.length - b.length;
 }
 
+/**
+ * Numbers as Didit's (Python) server writes them: whole values as integers with every digit (1e21 →
+ * "1000000000000000000000"), other values in the shortest round-trip form, which JavaScript and Python share,
+ * except that Python switches to exponent notation below 1e-4 and pads the exponent to two digits ("1e-05").
+ */
+export function formatNumber(n: number): string {
+  if (!Number.isFinite(n)) throw new TypeError('canonical JSON has no representation for NaN or Infinity');
+  if (Number.isInteger(n)) return Math.abs(n) < 1e21 ? String(n === 0 ? 0 : n) : BigInt(n).toString();
+  const abs = Math.abs(n);
+  if (abs >= 1e-4) return String(n);
+  const [mantissa, exponent] = abs.toExponential().split('e') as [string, string];
+  const e = Number(exponent);
+  return `${n < 0 ? '-' : ''}${mantissa}e-${String(-e).padStart(2, '0')}`;
+}
+
 function write(value: unknown, out: string[]): void {
   if (value === null || typeof value === 'boolean') {
     out.push(String(value));
   } else if (typeof value === 'number') {
-    if (!Number.isFinite(value)) throw new TypeError('canonical JSON has no representation for NaN or Infinity');
-    out.push(JSON.stringify(value));
+    out.push(formatNumber(value));
   } else if (typeof value === 'string') {
     out.push(JSON.stringify(value));
   } else if (Array.isArray(value)) {

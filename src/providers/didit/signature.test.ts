@@ -9,7 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { IncomingHttpHeaders } from 'node:http';
 import { hmacHex, signDiditWebhook, verifyDiditWebhook } from './signature.js';
-import { canonicalJson, compareCodePoints } from './canonical-json.js';
+import { canonicalJson, compareCodePoints, formatNumber } from './canonical-json.js';
 
 // Compiled to dist/src/providers/didit/: four levels up is the repository root.
 const repoRoot = fileURLToPath(new URL('../../../../', import.meta.url));
@@ -196,4 +196,25 @@ test('canonical JSON: code-point key order at every depth, {} kept, whole floats
   assert.equal(canonicalJson(parsed, { asciiOnly: true }), '{"a":[3,1,{"y":"a/b","z":1}],"b":{"10":2,"9":1,"a":{}},"\\u00e9":"\\u00fc","\\uffff":2,"\\ud83d\\ude00":1}');
   assert.ok(compareCodePoints('\ud83d\ude00', '\uffff') > 0, 'astral characters sort after U+FFFF');
   assert.ok(compareCodePoints('10', '9') < 0);
+});
+
+test('canonical JSON numbers are written as Python writes them', () => {
+  const cases: Array<[number, string]> = [
+    [0, '0'],
+    [-0, '0'],
+    [42, '42'],
+    [-7, '-7'],
+    [96.15, '96.15'],
+    [0.1, '0.1'],
+    [0.0001, '0.0001'],
+    [0.00001, '1e-05'],
+    [-0.000015, '-1.5e-05'],
+    [1e-7, '1e-07'],
+    [1.5e-123, '1.5e-123'],
+    [1e16, '10000000000000000'],
+    [1e21, '1000000000000000000000'],
+    [123456.789, '123456.789'],
+  ];
+  for (const [n, text] of cases) assert.equal(formatNumber(n), text, String(n));
+  assert.throws(() => formatNumber(Number.NaN));
 });
