@@ -118,7 +118,8 @@ test('API: key checks, validation errors and answers shaped like Didit\'s', asyn
   assert.equal(typeof (after.liveness_checks as Array<Record<string, unknown>>)[0]!.score, 'number');
   assert.equal((after.reviews as unknown[]).length, 1);
 
-  const rateLimited = (sandbox.rateLimitNext(1, 3), await api(sandbox.url, 'GET', `/v3/session/${String(doc.session_id)}/decision/`));
+  sandbox.rateLimitNext(1, 3);
+  const rateLimited = await api(sandbox.url, 'GET', `/v3/session/${String(doc.session_id)}/decision/`);
   assert.equal(rateLimited.status, 429);
   assert.equal(rateLimited.headers['retry-after'], '3');
   assert.equal(rateLimited.headers['x-ratelimit-remaining'], '0');
