@@ -230,3 +230,32 @@ for (const [engine, makeStore] of [
     assert.equal(next.session_number, created.session_number + 1);
   });
 }
+
+test('webhooks of one session are delivered one after the other, in the order of its status changes', async (t) => {
+  const log: string[] = [];
+  const receiver = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const status = String((JSON.parse(Buffer.concat(chunks).toString('utf8')) as { status: string }).status);
+      log.push(`received ${status}`);
+      // the first answer is slow: a later event must not overtake it
+      setTimeout(() => {
+        log.push(`answered ${status}`);
+        res.end('ok');
+      }, status === 'In Progress' ? 150 : 0);
+    });
+  });
+  await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', () => r()));
+  t.after(() => {
+    receiver.closeAllConnections();
+    receiver.close();
+  });
+  const collected = outcomesCollector();
+  const sandbox = await startSandbox(t, { webhookUrl: `http://127.0.0.1:${(receiver.address() as net.AddressInfo).port}/`, onDelivery: collected.onDelivery });
+  const created = JSON.parse((await api(sandbox.url, 'POST', '/v3/session/', { workflow_id: WORKFLOW, vendor_data: 'order' })).body) as { url: string };
+  await httpRequest(created.url);
+  await httpRequest(created.url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'decision=approved' });
+  await collected.waitFor(2);
+  assert.deepEqual(log, ['received In Progress', 'answered In Progress', 'received Approved', 'answered Approved']);
+});

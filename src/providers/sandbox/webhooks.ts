@@ -36,6 +36,8 @@ export class WebhookDeliverer {
   private closed = false;
   /** Attempts started and not yet recorded. */
   private active = 0;
+  /** Last attempt per session: a session's attempts run one after the other, so its events arrive in order. */
+  private readonly lastAttemptOfSession = new Map<string, Promise<void>>();
 
   constructor(private readonly options: WebhookDelivererOptions) {}
 
@@ -69,13 +71,30 @@ export class WebhookDeliverer {
     const timer = setTimeout(() => {
       this.timers.delete(timer);
       this.active++;
-      const run = this.attempt(d).finally(() => this.inFlight.delete(run));
+      const session = String(d.envelope.session_id);
+      const previous = this.lastAttemptOfSession.get(session) ?? Promise.resolve();
+      const run: Promise<void> = previous.then(() => this.attempt(d)).finally(() => {
+        this.inFlight.delete(run);
+        if (this.lastAttemptOfSession.get(session) === run) this.lastAttemptOfSession.delete(session);
+      });
+      this.lastAttemptOfSession.set(session, run);
       this.inFlight.add(run);
     }, delayMs);
     this.timers.add(timer);
   }
 
   private async attempt(d: PendingDelivery): Promise<void> {
+    let outcome: DeliveryOutcome | undefined;
+    try {
+      // Closing stops new attempts; the delivery stays pending in the store for the next start.
+      if (!this.closed) outcome = await this.deliverOnce(d);
+    } finally {
+      this.active--;
+    }
+    if (outcome) this.options.onOutcome?.(outcome);
+  }
+
+  private async deliverOnce(d: PendingDelivery): Promise<DeliveryOutcome> {
     const url = this.options.url!;
     d.attempts++;
     const envelope = { ...d.envelope, timestamp: Math.floor(Date.now() / 1000) };
@@ -104,7 +123,6 @@ export class WebhookDeliverer {
     d.nextAttemptAt = Date.now() + (delay ?? 0);
     await this.options.persistence.saveDelivery(d, final === 'retrying' ? 'pending' : final).catch(() => undefined);
     if (final === 'retrying' && delay !== undefined) this.schedule(d, delay);
-    this.active--;
-    this.options.onOutcome?.({ eventId: d.eventId, attempt: d.attempts, ...(status !== undefined ? { status } : {}), ...(error ? { error } : {}), final });
+    return { eventId: d.eventId, attempt: d.attempts, ...(status !== undefined ? { status } : {}), ...(error ? { error } : {}), final };
   }
 }
