@@ -28,6 +28,8 @@ test('provider entries: defaults applied, secrets must be references, unknown ke
   assert.equal(validate({ type: 'didit', webhook_secret: { env: 'X' } }), false, 'api_key is required');
   assert.equal(validate({ type: 'sandbox', base_url: 'https://x' }), false, 'keys of another type are refused');
   assert.equal(validate({ type: 'onfido' }), false);
+  assert.equal(validate({ type: 'didit', api_key: { env: 'A' }, webhook_secret: { env: 'B' }, proxy: { url: 'http://proxy.internal:3128', token: { env: 'P' } } }), true);
+  assert.equal(validate({ type: 'didit', api_key: { env: 'A' }, webhook_secret: { env: 'B' }, proxy: { url: 'http://user:pass@proxy.internal:3128' } }), false, 'no credentials in the proxy URL');
   assert.equal(validate({ type: 'didit', api_key: { env: 'A' }, webhook_secret: { env: 'B' }, webhook: { signatures: ['v2', 'raw'] }, breaker: { failure_threshold: 2 } }), true);
 });
 

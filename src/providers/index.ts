@@ -87,6 +87,7 @@ export async function createProvider(entry: ProviderEntry, deps: ProviderDeps): 
     return new DiditProvider({
       ...adapterOptions(entry, deps),
       baseUrl: entry.base_url,
+      ...(entry.proxy ? { proxy: { url: entry.proxy.url, ...(entry.proxy.token !== undefined ? { token: deps.resolveSecret(entry.proxy.token) } : {}) } } : {}),
       apiKey: deps.resolveSecret(entry.api_key),
       webhookSecret: deps.resolveSecret(entry.webhook_secret),
     });

@@ -5,7 +5,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import type net from 'node:net';
+import net from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { DiditProvider, secondsUntil } from './didit.js';
 import { SandboxServer, type RunningSandbox, type SandboxStartOptions } from '../sandbox/sandbox-server.js';
@@ -280,6 +280,41 @@ test('webhook delivery is retried after a 500: same event_id, two deliveries, bo
   assert.deepEqual(outcomes.map((o) => [o.attempt, o.status, o.final]), [[1, 500, 'retrying'], [2, 200, 'delivered']]);
   assert.equal(sandbox.pendingDeliveries, 0);
   assert.deepEqual(receiverStatuses(receiver), ['Approved', 'Approved']);
+});
+
+test('calls can go through an egress proxy (CONNECT tunnel with Proxy-Authorization)', async (t) => {
+  const { sandbox } = await setup(t);
+  const tunnels: Array<{ target: string; authorization: string | undefined }> = [];
+  const proxy = http.createServer((_req, res) => res.writeHead(405).end());
+  proxy.on('connect', (req: http.IncomingMessage, client: net.Socket, head: Buffer) => {
+    tunnels.push({ target: String(req.url), authorization: req.headers['proxy-authorization'] });
+    if (req.headers['proxy-authorization'] !== 'Basic cHJveHk6cGFzcw==') {
+      client.end('HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic\r\ncontent-length: 0\r\n\r\n');
+      return;
+    }
+    const [host, port] = String(req.url).split(':');
+    const upstream = net.connect(Number(port), host!, () => {
+      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      upstream.write(head);
+      upstream.pipe(client);
+      client.pipe(upstream);
+    });
+    upstream.on('error', () => client.destroy());
+    client.on('error', () => upstream.destroy());
+  });
+  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', () => r()));
+  t.after(() => {
+    proxy.closeAllConnections();
+    proxy.close();
+  });
+  const proxyUrl = `http://127.0.0.1:${(proxy.address() as net.AddressInfo).port}`;
+  const viaProxy = new DiditProvider({ baseUrl: sandbox.url, apiKey: API_KEY, webhookSecret: SECRET, proxy: { url: proxyUrl, token: 'Basic cHJveHk6cGFzcw==' } });
+  const badToken = new DiditProvider({ baseUrl: sandbox.url, apiKey: API_KEY, webhookSecret: SECRET, proxy: { url: proxyUrl, token: 'Basic d3Jvbmc=' } });
+  t.after(() => Promise.all([viaProxy.close(), badToken.close()]));
+  const session = await viaProxy.createSession({ workflowId: WORKFLOW, vendorData: 'proxied' });
+  assert.ok(sandbox.sessions.has(session.sessionId));
+  assert.equal(tunnels[0]!.target, new URL(sandbox.url).host);
+  await assert.rejects(badToken.createSession({ workflowId: WORKFLOW, vendorData: 'proxied' }), (err: unknown) => err instanceof ProviderUnavailable && err.reason === 'unreachable');
 });
 
 function receiverStatuses(r: WebhookReceiver): unknown[] {

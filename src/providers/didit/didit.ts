@@ -5,7 +5,7 @@
  * ProviderRejected (Didit refused the request: a configuration problem). Messages never carry the API key or a
  * response body.
  */
-import { Pool, errors as undiciErrors } from 'undici';
+import { Pool, ProxyAgent, errors as undiciErrors, type Dispatcher } from 'undici';
 import type { IncomingHttpHeaders } from 'node:http';
 import {
   ProviderRejected,
@@ -34,6 +34,8 @@ export interface DiditProviderOptions {
   timeouts?: { connectMs?: number; headersMs?: number; bodyMs?: number };
   breaker?: { failureThreshold?: number; cooldownMs?: number; onStateChange?: (state: BreakerState, lastError: string | undefined) => void };
   webhook?: { toleranceSeconds?: number; maxFutureSkewSeconds?: number; accept?: readonly DiditSignatureKind[] };
+  /** Egress HTTP(S) proxy reached with CONNECT; `token` is the resolved Proxy-Authorization value. */
+  proxy?: { url: string; token?: string };
   /** Retry-after advised for outages without a Retry-After header, in seconds. Default 5. */
   outageRetryAfterSeconds?: number;
   /** Clock in milliseconds (tests). */
@@ -68,7 +70,8 @@ function isOutage(err: unknown): boolean {
 
 export class DiditProvider implements IdentityProvider {
   readonly name: string;
-  private readonly pool: Pool;
+  private readonly dispatcher: Dispatcher;
+  private readonly origin: string;
   private readonly basePath: string;
   private readonly apiKey: string;
   private readonly webhookSecret: string;
@@ -90,13 +93,11 @@ export class DiditProvider implements IdentityProvider {
     this.webhookSecret = options.webhookSecret;
     this.headersMs = options.timeouts?.headersMs ?? 5000;
     this.bodyMs = options.timeouts?.bodyMs ?? 5000;
-    this.pool = new Pool(base.origin, {
-      connections: 16,
-      connectTimeout: options.timeouts?.connectMs ?? 3000,
-      headersTimeout: this.headersMs,
-      bodyTimeout: this.bodyMs,
-      keepAliveTimeout: 4000,
-    });
+    this.origin = base.origin;
+    const connection = { connectTimeout: options.timeouts?.connectMs ?? 3000, headersTimeout: this.headersMs, bodyTimeout: this.bodyMs, keepAliveTimeout: 4000 };
+    this.dispatcher = options.proxy
+      ? new ProxyAgent({ uri: options.proxy.url, ...(options.proxy.token ? { token: options.proxy.token } : {}), proxyTunnel: true, ...connection })
+      : new Pool(base.origin, { connections: 16, ...connection });
     this.webhook = options.webhook ?? {};
     this.outageRetryAfter = options.outageRetryAfterSeconds ?? 5;
     this.now = options.now ?? Date.now;
@@ -149,7 +150,7 @@ export class DiditProvider implements IdentityProvider {
   }
 
   async close(): Promise<void> {
-    await this.pool.close();
+    await this.dispatcher.close();
   }
 
   /** One API call through the rate-limit gate and the breaker; resolves with the JSON object answered. */
@@ -169,7 +170,7 @@ export class DiditProvider implements IdentityProvider {
     }
     let response;
     try {
-      response = await this.pool.request({ method, path: this.basePath + path, headers, body: payload, headersTimeout: this.headersMs, bodyTimeout: this.bodyMs });
+      response = await this.dispatcher.request({ origin: this.origin, method, path: this.basePath + path, headers, body: payload, headersTimeout: this.headersMs, bodyTimeout: this.bodyMs });
     } catch (err) {
       throw this.transportError(err, label);
     }

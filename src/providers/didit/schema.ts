@@ -56,6 +56,16 @@ export const diditProviderSchema = {
     },
     api_key: { ...secretRefSchema, description: 'Didit API key (sent as `x-api-key`), as a secret reference.' },
     webhook_secret: { ...secretRefSchema, description: 'Didit webhook secret key used to verify webhook signatures, as a secret reference.' },
+    proxy: {
+      type: 'object',
+      description: 'Egress proxy for calls to Didit (HTTP CONNECT tunnel; TLS to Didit stays end to end).',
+      properties: {
+        url: { type: 'string', pattern: '^https?://[^@/]+(/.*)?$', description: 'Proxy URL, e.g. http://proxy.internal:3128 (no credentials in the URL: use `token`).' },
+        token: { ...secretRefSchema, description: 'Value of the Proxy-Authorization header (e.g. `Basic dXNlcjpwYXNz`), as a secret reference.' },
+      },
+      required: ['url'],
+      additionalProperties: false,
+    },
     timeouts: providerTimeoutsSchema,
     breaker: breakerSchema,
     webhook: webhookVerificationSchema,
@@ -70,6 +80,7 @@ export interface DiditProviderEntry {
   base_url?: string;
   api_key: unknown;
   webhook_secret: unknown;
+  proxy?: { url: string; token?: unknown };
   timeouts?: { connect_ms?: number; headers_ms?: number; body_ms?: number };
   breaker?: { failure_threshold?: number; cooldown_ms?: number };
   webhook?: { tolerance_s?: number; max_future_skew_s?: number; signatures?: Array<'v2' | 'raw' | 'simple'> };
