@@ -69,11 +69,12 @@ const testRateLimit: PolicyDefinition<Record<string, never>> = {
   create() {
     return {
       onRequest(ctx) {
+        // A limiter must count every request: no front proxy may reuse its answers.
+        ctx.limitCacheTtl(0);
         if (ctx.header('x-test-burst') === undefined) {
           ctx.setResponseHeader('ratelimit', '"default";r=9;t=60');
           return undefined;
         }
-        ctx.limitCacheTtl(0);
         return problem('rate-limited', {
           headers: { 'retry-after': 7, 'ratelimit-policy': '"default";q=10;w=60', ratelimit: '"default";r=0;t=7' },
         });

@@ -49,17 +49,21 @@ function protocolOf(value: string | undefined): 'http' | 'https' {
   return value === 'https' ? 'https' : 'http';
 }
 
-/** The client is the right-most X-Forwarded-For hop that is not a front proxy. */
+/**
+ * The client is the right-most X-Forwarded-For hop that is not a front proxy (hops further left were written by
+ * whoever the client is, and cannot be trusted); when every hop is a front proxy, the left-most one.
+ */
 export function clientFromForwardedFor(xff: string | string[] | undefined, trusted: BlockList): string | undefined {
   if (xff === undefined) return undefined;
   const hops = (Array.isArray(xff) ? xff.join(',') : xff).split(',');
+  let hop: string | undefined;
   for (let i = hops.length - 1; i >= 0; i--) {
-    const hop = hops[i]!.trim();
+    hop = hops[i]!.trim();
     const family = isIP(hop);
     if (family === 0) return undefined;
     if (!trusted.check(hop, family === 6 ? 'ipv6' : 'ipv4')) return hop;
   }
-  return undefined;
+  return hop;
 }
 
 function checked(method: string | undefined, target: string | undefined, host: string | undefined, clientIp: string | undefined, protocol: 'http' | 'https', names: string): ConventionResult {

@@ -21,7 +21,8 @@ before(async () => {
       { name: 'strict', port: 0, decision: { front_proxies: ['10.9.9.9'] } },
     ],
     routes: [
-      { name: 'api', match: { prefix: '/api' }, policies: [{ 'test-identity': {} }, { 'test-rate-limit': {} }, { 'test-kyc-challenge': {} }] },
+      { name: 'api', match: { prefix: '/api' }, policies: [{ 'test-identity': {} }, { 'test-kyc-challenge': {} }] },
+      { name: 'limited', match: { prefix: '/limited' }, policies: [{ 'test-identity': {} }, { 'test-rate-limit': {} }] },
       { name: 'upload', match: { path: '/upload', methods: ['POST'] }, policies: [{ 'test-identity': {} }, { 'test-body-rule': {} }] },
       { name: 'admin', match: { hosts: ['admin.example'], prefix: '/' }, policies: [{ 'request-headers': { set: { 'x-kyc-admin': 'yes' } } }] },
       { name: 'canned', match: { path: '/canned' }, policies: [{ 'static-response': { status: 200, body: 'ok' } }] },
@@ -47,7 +48,6 @@ test('nginx allow answers 200 with the headers to inject upstream and a bounded 
   assert.equal(r.headers['x-kyc-status'], 'approved');
   assert.equal(r.headers['x-consumer'], 'app-1');
   assert.equal(r.headers['x-kycgate-status'], '200');
-  assert.equal(r.headers['ratelimit'], '"default";r=9;t=60');
   assert.equal(r.headers['cache-control'], 'private, max-age=30');
   assert.equal(r.headers['x-accel-expires'], '30');
   assert.equal(r.headers['vary'], 'x-original-method, x-original-uri, x-original-host, authorization, cookie, x-api-key');
@@ -80,8 +80,12 @@ test('unauthenticated: 401 problem with WWW-Authenticate, the problem also in a 
   assert.deepEqual(JSON.parse(r.headers['x-kycgate-problem'] as string), body);
 });
 
-test('rate limited: 429 with Retry-After and RateLimit headers, never cacheable', async () => {
-  const r = await nginx('/api/accounts', { authorization: 'Bearer good', 'x-test-burst': '1' });
+test('rate limited: quota headers on allows, 429 with Retry-After and RateLimit headers, never cacheable', async () => {
+  const allowed = await nginx('/limited/x', { authorization: 'Bearer good' });
+  assert.equal(allowed.status, 200);
+  assert.equal(allowed.headers['ratelimit'], '"default";r=9;t=60');
+  assert.equal(allowed.headers['cache-control'], 'no-store', 'the limiter forbids reuse');
+  const r = await nginx('/limited/x', { authorization: 'Bearer good', 'x-test-burst': '1' });
   assert.equal(r.status, 429);
   assert.equal(r.headers['retry-after'], '7');
   assert.equal(r.headers['ratelimit-policy'], '"default";q=10;w=60');
