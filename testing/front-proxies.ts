@@ -24,6 +24,8 @@ export interface FrontProxyOptions {
   workers?: number;
   /** nginx: write an access log (off by default, for benchmarks). */
   accessLog?: boolean;
+  /** nginx: ask kycgate (auth_request). Default true; false gives bare nginx proxying, the benchmark baseline. */
+  decide?: boolean;
 }
 
 export interface FrontProxy {
@@ -87,6 +89,7 @@ export function nginxConfig(options: FrontProxyOptions & { port: number; dir: st
     .replace('listen 8080;', `listen 127.0.0.1:${options.port};`)
     .replace('/var/cache/nginx/kycgate', path.join(options.dir, 'cache'));
   if (options.cache === false) recipe = recipe.replace(/^\s*proxy_cache(_path|_key)? .*$/gm, '');
+  if (options.decide === false) recipe = recipe.replace(/^\s*auth_request \/_kycgate;$/m, '');
   const isRoot = process.getuid?.() === 0;
   return [
     'daemon off;',
