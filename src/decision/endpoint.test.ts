@@ -3,6 +3,10 @@ import assert from 'node:assert/strict';
 import { startTestGateway, httpRequest, type TestGateway } from '../../testing/harness.js';
 import { registerDecisionTestPolicies, VERIFICATION_URL } from '../../testing/decision-policies.js';
 import type { RequestContext } from '../pipeline/context.js';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ConfigValidator, loadConfigFile } from '../config/load.js';
+import { MODULES, POLICIES } from '../extensions.js';
 
 registerDecisionTestPolicies();
 
@@ -203,4 +207,10 @@ test('gateway-made answers: redirects are relayed, a 2xx cannot be expressed as 
 test('unknown decision paths are refused', async () => {
   const r = await httpRequest(`${decide}/apache`, { headers: { 'x-original-method': 'GET' } });
   assert.equal(r.status, 404);
+});
+
+test('the example decision config is valid', () => {
+  const file = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../examples/decision/kycgate.yaml');
+  const loaded = loadConfigFile(file, new ConfigValidator(MODULES, POLICIES));
+  assert.deepEqual(loaded.config.listeners[0]!.decision!.forwarded_body, ['envoy']);
 });

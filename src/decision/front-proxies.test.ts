@@ -5,6 +5,10 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { IncomingHttpHeaders } from 'node:http';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import YAML from 'yaml';
 import { startTestGateway, startUpstream, httpRequest, type TestGateway } from '../../testing/harness.js';
 import { registerDecisionTestPolicies, VERIFICATION_URL } from '../../testing/decision-policies.js';
 import { findBinary, requireBinary, startFrontProxy, type FrontProxy, type FrontProxyName } from '../../testing/front-proxies.js';
@@ -130,3 +134,14 @@ for (const name of ['nginx', 'caddy'] as FrontProxyName[]) {
     }
   });
 }
+
+test('the documented Traefik, Envoy and Kong recipes are well-formed YAML pointing at the decision paths', () => {
+  const examples = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../examples');
+  const traefik = YAML.parse(readFileSync(path.join(examples, 'traefik/dynamic.yml'), 'utf8'));
+  assert.equal(traefik.http.middlewares.kycgate.forwardAuth.address, 'http://127.0.0.1:9080/traefik');
+  const envoy = readFileSync(path.join(examples, 'envoy/envoy.yaml'), 'utf8');
+  assert.ok(YAML.parse(envoy).static_resources);
+  assert.match(envoy, /path_prefix: \/envoy/);
+  const kong = YAML.parse(readFileSync(path.join(examples, 'kong/kong.yml'), 'utf8'));
+  assert.match(kong.services[0].plugins[0].config.access[0], /127\.0\.0\.1:9080\/kong/);
+});
