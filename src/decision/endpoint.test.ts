@@ -204,6 +204,15 @@ test('gateway-made answers: redirects are relayed, a 2xx cannot be expressed as 
   assert.equal(JSON.parse(canned.body).type, 'https://kycgate.dev/problems/decision-reply-not-expressible');
 });
 
+test('decisions are in the access log with the front proxy; the decision listener answers health checks', async () => {
+  const line = gw.logs.find((l) => l.req_id === 'req-allow-1' && l.msg === 'request');
+  assert.ok(line);
+  assert.equal(line.front_proxy, 'nginx');
+  assert.equal(line.client, '203.0.113.7');
+  const health = await httpRequest(`${decide}/healthz`);
+  assert.equal(health.status, 200);
+});
+
 test('unknown decision paths are refused', async () => {
   const r = await httpRequest(`${decide}/apache`, { headers: { 'x-original-method': 'GET' } });
   assert.equal(r.status, 404);

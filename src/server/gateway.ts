@@ -275,7 +275,11 @@ export class Gateway {
     if (this.draining) res.shouldKeepAlive = false;
     if (framing.problem) return this.early(listener, req, res, framing.problem, id, startedAt);
     const decision = listener.config.decision;
-    if (decision !== undefined) return this.decisions.handle(listener, decision, rt, req, res, id, startedAt);
+    if (decision !== undefined) {
+      const url = req.url;
+      if (listener.config.health && rt.config.server.health_paths && (url === '/healthz' || url === '/readyz')) return this.answerHealth(url, res);
+      return this.decisions.handle(listener, decision, rt, req, res, id, startedAt);
+    }
 
     const target = parseRequestTarget(req.url ?? '', framing.host ?? '');
     if (!target.ok) {
@@ -448,6 +452,7 @@ export class Gateway {
           status: ctx.status,
           ms: Math.round((performance.now() - ctx.startedAt) * 1000) / 1000,
           client: ctx.clientIp,
+          ...(ctx.frontProxy ? { front_proxy: ctx.frontProxy } : {}),
           ...(ctx.errorKind ? { problem: ctx.errorKind } : {}),
           ...(ctx.state['upstream-error'] ? { upstream_error: ctx.state['upstream-error'] } : {}),
           ...(ctx.aborted ? { aborted: true } : {}),
