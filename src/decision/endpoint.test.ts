@@ -175,7 +175,7 @@ test('Traefik and Caddy: X-Forwarded-* describe the request; the client is the l
 });
 
 test('Envoy: the original path follows the prefix and the forwarded body is the original body', async () => {
-  const headers = { 'x-forwarded-for': '203.0.113.5', authorization: 'Bearer good', 'content-type': 'application/json' };
+  const headers = { 'x-forwarded-for': '203.0.113.5', authorization: 'Bearer good', 'content-type': 'application/json', 'x-envoy-auth-partial-body': 'false' };
   const ok = await httpRequest(`${decide}/envoy/upload`, { method: 'POST', headers, body: '{"amount":5}' });
   assert.equal(ok.status, 200);
   assert.equal(ok.headers['x-kyc-body-bytes'], '12');
@@ -184,6 +184,10 @@ test('Envoy: the original path follows the prefix and the forwarded body is the 
   const partial = await httpRequest(`${decide}/envoy/upload`, { method: 'POST', headers: { ...headers, 'x-envoy-auth-partial-body': 'true' }, body: '{"a":' });
   assert.equal(partial.status, 500);
   assert.equal(JSON.parse(partial.body).type, 'https://kycgate.dev/problems/decision-needs-body');
+  const { 'x-envoy-auth-partial-body': _, ...unmarked } = headers;
+  const notForwarded = await httpRequest(`${decide}/envoy/upload`, { method: 'POST', headers: unmarked });
+  assert.equal(notForwarded.status, 500, 'without the mark an empty body is not taken for the original');
+  assert.equal(JSON.parse(notForwarded.body).type, 'https://kycgate.dev/problems/decision-needs-body');
 });
 
 test('a body rule behind a proxy that sends no body answers decision-needs-body instead of deciding on nothing', async () => {

@@ -157,7 +157,7 @@ export class DecisionEndpoint {
       req: undefined,
       route: match.route,
       params: match.params,
-      bodyReader: plan.bodyForwarded ? (limit) => readDecisionBody(req, limit) : needsBody,
+      bodyReader: plan.bodyForwarded ? (limit) => readDecisionBody(req, limit, plan.name === 'envoy') : needsBody,
     });
     ctx.frontProxy = plan.name;
     ctx.state.runtime = rt;
@@ -214,10 +214,20 @@ function isTrusted(list: BlockList, address: string): boolean {
   return list.check(v4, v4.includes(':') ? 'ipv6' : 'ipv4');
 }
 
-/** Reads the decision request's body as the original body (conventions whose proxy forwards it). */
-function readDecisionBody(req: IncomingMessage, limit: number): Promise<Buffer | Problem> {
-  if (req.headers['x-envoy-auth-partial-body'] === 'true') {
-    return Promise.resolve(problem('decision-needs-body', { detail: 'The front proxy sent only part of the request body; raise its body buffer limit.' }));
+/**
+ * Reads the decision request's body as the original body (conventions whose proxy forwards it). Envoy marks a
+ * forwarded body with `x-envoy-auth-partial-body` (with_request_body + allow_partial_message): without the mark
+ * there is no proof the body was sent at all, so an empty body is not taken for the original.
+ */
+function readDecisionBody(req: IncomingMessage, limit: number, envoy: boolean): Promise<Buffer | Problem> {
+  if (envoy) {
+    const partial = req.headers['x-envoy-auth-partial-body'];
+    if (partial === 'true') {
+      return Promise.resolve(problem('decision-needs-body', { detail: 'The front proxy sent only part of the request body; raise its body buffer limit.' }));
+    }
+    if (partial !== 'false') {
+      return Promise.resolve(problem('decision-needs-body', { detail: 'The front proxy did not mark the body as forwarded (Envoy: with_request_body with allow_partial_message).' }));
+    }
   }
   const declared = req.headers['content-length'];
   if (declared !== undefined && Number(declared) > limit) {

@@ -55,7 +55,7 @@ export const decisionListenerSchema = {
       type: 'array',
       items: { enum: [...FRONT_PROXY_CONVENTIONS] },
       default: [],
-      description: 'Conventions whose front proxy is configured to send the original request body as the body of the decision request (Envoy `with_request_body`, Traefik `forwardBody`). For the others a policy that needs the body gets the decision-needs-body problem instead of an empty body.',
+      description: 'Conventions whose front proxy is configured to send the original request body as the body of the decision request (Envoy `with_request_body`, Traefik v3 `forwardBody`). For the others a policy that needs the body gets the decision-needs-body problem instead of an empty body.',
     },
     browser_redirect: {
       type: 'boolean',
