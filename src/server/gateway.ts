@@ -479,6 +479,7 @@ export class Gateway {
       let next: Runtime;
       try {
         const loaded = loadConfigFile(file, this.validator);
+        for (const lc of loaded.config.listeners) if (lc.decision) this.decisions.compile(lc.name, lc.decision);
         for (const m of this.modules) await m.reload?.(loaded.config);
         next = await compileRuntime(loaded, this.env);
       } catch (err) {
