@@ -92,8 +92,10 @@ const testBodyRule: PolicyDefinition<Record<string, never>> = {
   create() {
     return {
       async onRequest(ctx) {
-        const body: Buffer | Problem = await ctx.readBody();
+        // Two readers at once must see the same body (a stream can only be drained once).
+        const [body, again]: Array<Buffer | Problem> = await Promise.all([ctx.readBody(), ctx.readBody()]);
         if (!Buffer.isBuffer(body)) return body;
+        if (again !== body) return problem('internal-error', { detail: 'The body read twice differs.' });
         ctx.setUpstreamHeader('x-kyc-body-bytes', String(body.length));
         if (body.includes('forbidden')) return problem('forbidden', { detail: 'The body is not allowed.' });
         return undefined;

@@ -85,6 +85,8 @@ export class RequestContext {
   private bodyBuffer: Buffer | undefined;
   private bodyPromise: Promise<Buffer> | undefined;
   private readonly bodyReader: ((limit: number) => Promise<Buffer | Problem>) | undefined;
+  /** The one read through `bodyReader`: a second caller gets the same outcome, not an already drained stream. */
+  private bodyReading: Promise<Buffer | Problem> | undefined;
   private cacheTtl: number;
 
   constructor(init: {
@@ -142,6 +144,7 @@ export class RequestContext {
     this.bodyBuffer = init.body;
     this.bodyPromise = undefined;
     this.bodyReader = init.bodyReader;
+    this.bodyReading = undefined;
     this.cacheTtl = Infinity;
   }
 
@@ -218,10 +221,10 @@ export class RequestContext {
     const req = this.req;
     if (req === undefined) {
       if (this.bodyReader === undefined) return Promise.resolve(Buffer.alloc(0));
-      return this.bodyReader(this.route.maxBodyBytes).then((body) => {
+      return (this.bodyReading ??= this.bodyReader(this.route.maxBodyBytes).then((body) => {
         if (Buffer.isBuffer(body)) this.bodyBuffer = body;
         return body;
-      });
+      }));
     }
     const limit = this.route.maxBodyBytes;
     const declared = req.headers['content-length'];
