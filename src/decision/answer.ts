@@ -39,7 +39,9 @@ export function writeAllow(ctx: RequestContext, res: ServerResponse, s: AnswerSe
   const out: string[] = [];
   const limit = ctx.cacheTtlLimit;
   pushCache(out, limit < s.allowMaxAge ? limit : s.allowMaxAge, s.vary);
-  out.push(STATUS_HEADER, String(s.allowStatus), 'x-request-id', ctx.id, 'content-length', '0');
+  out.push(STATUS_HEADER, String(s.allowStatus), 'x-request-id', ctx.id);
+  // RFC 9110 section 8.6: no Content-Length on a 204.
+  if (s.allowStatus !== 204) out.push('content-length', '0');
   const set = ctx.upstreamHeaderChanges.set;
   if (set !== undefined) {
     for (let i = set.length - 1; i >= 0; i--) {

@@ -37,6 +37,20 @@ test('a reload changes who may ask; invalid front-proxy addresses are refused an
   }
 });
 
+test('allow_status 204 answers allows without a body or Content-Length', async () => {
+  const cfg = config(['127.0.0.1', '::1']);
+  (cfg.listeners[0]!.decision as Record<string, unknown>).allow_status = 204;
+  const gw = await startTestGateway(cfg);
+  try {
+    const r = await ask(gw.url);
+    assert.equal(r.status, 204);
+    assert.equal(r.headers['content-length'], undefined);
+    assert.equal(r.headers['x-kyc-status'], 'approved');
+  } finally {
+    await gw.close();
+  }
+});
+
 test('invalid front-proxy addresses stop the start', async () => {
   await assert.rejects(startTestGateway(config(['10.0.0.0/40'])), /front_proxies/);
 });
