@@ -51,6 +51,17 @@ test('allow_status 204 answers allows without a body or Content-Length', async (
   }
 });
 
+test('callbacks and hosted pages use the first listener that serves routes, not a decision listener', async () => {
+  const cfg = config(['127.0.0.1']);
+  (cfg.listeners as unknown[]).push({ name: 'main', port: 0 });
+  const gw = await startTestGateway(cfg);
+  try {
+    assert.equal(gw.gateway.publicBaseUrl, gw.urlOf('main'));
+  } finally {
+    await gw.close();
+  }
+});
+
 test('invalid front-proxy addresses stop the start', async () => {
   await assert.rejects(startTestGateway(config(['10.0.0.0/40'])), /front_proxies/);
 });

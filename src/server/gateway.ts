@@ -133,7 +133,8 @@ export class Gateway {
     const { loaded } = this.options;
     // Listeners first (so port 0 resolves to a real base URL for modules), serving only once the runtime exists.
     for (const lc of loaded.config.listeners) await this.listen(lc, loaded.baseDir);
-    this.publicBaseUrl = this.urlOf(this.listeners[0]!);
+    // Decision listeners serve no routes of their own: callbacks and hosted pages need a serving listener.
+    this.publicBaseUrl = this.urlOf(this.listeners.find((l) => l.config.decision === undefined) ?? this.listeners[0]!);
     for (const m of MODULES) {
       this.modules.push(
         await m.start(loaded.config, {
