@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
 import { startTestGateway, startUpstream, httpRequest, type TestGateway } from '../../testing/harness.js';
 import { registerDecisionTestPolicies, VERIFICATION_URL } from '../../testing/decision-policies.js';
-import { findBinary, requireBinary, startFrontProxy, type FrontProxy, type FrontProxyName } from '../../testing/front-proxies.js';
+import { findBinary, freePort, requireBinary, startFrontProxy, type FrontProxy, type FrontProxyName } from '../../testing/front-proxies.js';
 
 registerDecisionTestPolicies();
 
@@ -111,6 +111,20 @@ for (const name of ['nginx', 'caddy'] as FrontProxyName[]) {
       assert.equal(body.type, 'https://kycgate.dev/problems/kyc-required');
       assert.equal(body.verification_url, VERIFICATION_URL);
       assert.equal(seen.length, 0);
+    });
+
+    test('kycgate unreachable: the request is refused, never forwarded', async (t) => {
+      if (!requireBinary(t, name)) return;
+      const orphan = await startFrontProxy(name, { decision: `127.0.0.1:${await freePort()}`, upstream: `127.0.0.1:${app!.port}` });
+      try {
+        seen = [];
+        const r = await httpRequest(orphan.url + '/api/accounts', { headers: { authorization: 'Bearer good' } });
+        assert.ok(r.status >= 500, `status ${r.status}`);
+        if (name === 'nginx') assert.equal(JSON.parse(r.body).type, 'https://kycgate.dev/problems/service-unavailable');
+        assert.equal(seen.length, 0);
+      } finally {
+        await orphan.close();
+      }
     });
 
     if (name === 'nginx') {
