@@ -104,7 +104,23 @@ const testBodyRule: PolicyDefinition<Record<string, never>> = {
   },
 };
 
-export const DECISION_TEST_POLICIES: readonly PolicyDefinition[] = [testIdentity, testKycChallenge, testRateLimit, testBodyRule];
+/** Sets an upstream header value no HTTP message may carry (a policy bug the gateway must survive). */
+const testBadHeader: PolicyDefinition<Record<string, never>> = {
+  name: 'test-bad-header',
+  description: 'Test: injects a header value containing a line break.',
+  phase: 'transform',
+  schema: { type: 'object', additionalProperties: false },
+  create() {
+    return {
+      onRequest(ctx) {
+        ctx.setUpstreamHeader('x-kyc-status', 'approved\r\nx-injected: yes');
+        return undefined;
+      },
+    };
+  },
+};
+
+export const DECISION_TEST_POLICIES: readonly PolicyDefinition[] = [testIdentity, testKycChallenge, testRateLimit, testBodyRule, testBadHeader];
 
 /** Adds the test policies to this process's policy list (idempotent). Call before starting a gateway. */
 export function registerDecisionTestPolicies(): void {

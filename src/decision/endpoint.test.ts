@@ -29,6 +29,7 @@ before(async () => {
       { name: 'limited', match: { prefix: '/limited' }, policies: [{ 'test-identity': {} }, { 'test-rate-limit': {} }] },
       { name: 'upload', match: { path: '/upload', methods: ['POST'] }, policies: [{ 'test-identity': {} }, { 'test-body-rule': {} }] },
       { name: 'admin', match: { hosts: ['admin.example'], prefix: '/' }, policies: [{ 'request-headers': { set: { 'x-kyc-admin': 'yes' } } }] },
+      { name: 'broken', match: { path: '/broken' }, policies: [{ 'test-bad-header': {} }] },
       { name: 'canned', match: { path: '/canned' }, policies: [{ 'static-response': { status: 200, body: 'ok' } }] },
       { name: 'moved', match: { path: '/moved' }, policies: [{ 'static-response': { status: 302, headers: { location: '/elsewhere' }, body: '' } }] },
     ],
@@ -215,6 +216,13 @@ test('decisions are in the access log with the front proxy; the decision listene
   assert.equal(line.client, '203.0.113.7');
   const health = await httpRequest(`${decide}/healthz`);
   assert.equal(health.status, 200);
+});
+
+test('a header value that cannot be written is a 500, never a split header or a crash', async () => {
+  const r = await nginx('/broken');
+  assert.equal(r.status, 500);
+  assert.equal(r.headers['x-injected'], undefined);
+  assert.equal((await nginx('/api/accounts', { authorization: 'Bearer good' })).status, 200, 'the gateway still answers');
 });
 
 test('unknown decision paths are refused', async () => {

@@ -7,7 +7,7 @@
  */
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { Problem, problem, problemBody } from '../errors/problem.js';
+import { Problem, problem, problemBody, sendProblem } from '../errors/problem.js';
 import { RequestContext } from '../pipeline/context.js';
 import { isReply, type PolicyResult } from '../pipeline/policy.js';
 import { parseTrustedProxies, type Runtime } from '../config/runtime.js';
@@ -187,17 +187,26 @@ export class DecisionEndpoint {
   private answer(ctx: RequestContext, res: ServerResponse, result: PolicyResult, settings: AnswerSettings): void {
     const policyError = ctx.state['policy-error'] as { policy: string; error: unknown } | undefined;
     if (policyError) this.host.logger.error({ req_id: ctx.id, policy: policyError.policy, err: policyError.error }, 'policy failed');
-    if (res.destroyed) {
-      ctx.aborted = true;
-    } else if (result === undefined) {
-      writeAllow(ctx, res, settings);
-    } else if (result instanceof Problem) {
-      writeProblem(ctx, res, result, settings);
-    } else if (isReply(result) && result.status >= 300) {
-      writeReply(ctx, res, result, settings);
-    } else {
-      // A 2xx made by the gateway would read as "allow" to the front proxy, which would then forward the request.
-      writeProblem(ctx, res, problem('decision-reply-not-expressible', { detail: 'This route answers requests itself; it cannot be served through a front proxy.' }), settings);
+    try {
+      if (res.destroyed) {
+        ctx.aborted = true;
+      } else if (result === undefined) {
+        writeAllow(ctx, res, settings);
+      } else if (result instanceof Problem) {
+        writeProblem(ctx, res, result, settings);
+      } else if (isReply(result) && result.status >= 300) {
+        writeReply(ctx, res, result, settings);
+      } else {
+        // A 2xx made by the gateway would read as "allow" to the front proxy, which would then forward the request.
+        writeProblem(ctx, res, problem('decision-reply-not-expressible', { detail: 'This route answers requests itself; it cannot be served through a front proxy.' }), settings);
+      }
+    } catch (err) {
+      // e.g. a policy set a header value Node refuses to write: answer 500 rather than let the process fail.
+      this.host.logger.error({ req_id: ctx.id, err }, 'decision answer failed');
+      ctx.errorKind = 'internal-error';
+      ctx.status = 500;
+      if (res.headersSent) res.destroy();
+      else sendProblem(res, problem('internal-error'), ctx.id);
     }
     this.host.finished(ctx);
   }
