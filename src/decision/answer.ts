@@ -16,6 +16,9 @@ export const STATUS_HEADER = 'x-kycgate-status';
 /** The problem document as an ASCII header, for proxies that drop the decision body (nginx auth_request). */
 export const PROBLEM_HEADER = 'x-kycgate-problem';
 
+/** Headers the answer sets itself; a policy's copy would contradict them. */
+const OWN_HEADERS = new Set(['cache-control', 'vary', 'x-accel-expires', 'content-type', 'content-length', STATUS_HEADER, PROBLEM_HEADER, 'x-request-id']);
+
 export interface AnswerSettings {
   allowStatus: number;
   allowMaxAge: number;
@@ -48,11 +51,11 @@ export function writeAllow(ctx: RequestContext, res: ServerResponse, s: AnswerSe
       const name = set[i]![0];
       let later = false;
       for (let j = i + 1; j < set.length; j++) if (set[j]![0] === name) later = true;
-      if (!later) out.push(name, set[i]![1]);
+      if (!later && !OWN_HEADERS.has(name)) out.push(name, set[i]![1]);
     }
   }
   const client = ctx.responseHeaderChanges;
-  if (client !== undefined) for (const [k, v] of client) pushValue(out, k, v);
+  if (client !== undefined) for (const [k, v] of client) if (!OWN_HEADERS.has(k)) pushValue(out, k, v);
   ctx.status = s.allowStatus;
   res.writeHead(s.allowStatus, out);
   res.end();
@@ -71,9 +74,6 @@ export function prefersHtml(accept: string | undefined): boolean {
   const json = accept.search(/application\/(?:problem\+)?json/);
   return json === -1 || html < json;
 }
-
-/** Headers the answer sets itself; a policy's copy would contradict them. */
-const OWN_HEADERS = new Set(['cache-control', 'vary', 'x-accel-expires', 'content-type', 'content-length', STATUS_HEADER, PROBLEM_HEADER, 'x-request-id']);
 
 /** Only definite refusals may be reused; throttling, outages and gateway errors are momentary. */
 function denialCacheable(status: number): boolean {
