@@ -62,6 +62,12 @@ test('callbacks and hosted pages use the first listener that serves routes, not 
   }
 });
 
+test('conventions whose proxy never sends bodies cannot be declared body-forwarding', async () => {
+  const cfg = config(['127.0.0.1']);
+  (cfg.listeners[0]!.decision as Record<string, unknown>).forwarded_body = ['nginx'];
+  await assert.rejects(startTestGateway(cfg), /forwarded_body/);
+});
+
 test('invalid front-proxy addresses stop the start', async () => {
   await assert.rejects(startTestGateway(config(['10.0.0.0/40'])), /front_proxies/);
 });

@@ -53,7 +53,9 @@ export const decisionListenerSchema = {
     allow_status: { enum: [200, 204], default: 200, description: 'Status of an allow answer.' },
     forwarded_body: {
       type: 'array',
-      items: { enum: [...FRONT_PROXY_CONVENTIONS] },
+      // nginx auth_request and Caddy forward_auth never send the body: listing them would pass an empty body off
+      // as the original.
+      items: { enum: ['envoy', 'traefik', 'kong'] },
       default: [],
       description: 'Conventions whose front proxy is configured to send the original request body as the body of the decision request (Envoy `with_request_body`, Traefik v3 `forwardBody`). For the others a policy that needs the body gets the decision-needs-body problem instead of an empty body.',
     },
