@@ -4,6 +4,8 @@
  * kept in sync by a test. Policy configs are validated against each policy's own schema (src/policies/<name>/).
  */
 
+import { decisionListenerSchema } from '../decision/schema.js';
+
 /** A reference to a secret. Secrets are never written inline in config. */
 export const secretRefSchema = {
   description: 'A secret reference: `{env: NAME}` reads an environment variable, `{file: PATH}` reads a file (trailing newline removed). Secrets are never written inline.',
@@ -78,6 +80,7 @@ export const coreSchema = {
           },
           https_port: { type: 'integer', minimum: 1, maximum: 65535, description: 'Port used in HTTPS redirects from this listener (default 443).' },
           health: { type: 'boolean', default: true, description: 'Answer /healthz and /readyz on this listener too.' },
+          decision: decisionListenerSchema,
         },
         required: ['name', 'port'],
         additionalProperties: false,

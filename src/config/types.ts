@@ -1,5 +1,7 @@
 /** Typed view of a validated configuration (defaults filled in). The schema in schema.ts documents each key. */
 
+import type { DecisionListenerConfig } from '../decision/schema.js';
+
 export type SecretRef = { env: string } | { file: string };
 
 export interface TimeoutsConfig {
@@ -22,6 +24,8 @@ export interface ListenerConfig {
   plain: 'serve' | 'redirect' | 'refuse';
   https_port?: number;
   health: boolean;
+  /** Present on decision listeners (front-proxy forward-auth). */
+  decision?: DecisionListenerConfig;
 }
 
 export type PolicyConfigEntry = Record<string, unknown>;

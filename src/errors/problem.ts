@@ -31,6 +31,9 @@ export const PROBLEM_KINDS = {
   'gateway-timeout': { status: 504, title: 'Upstream timed out' },
   'https-required': { status: 403, title: 'HTTPS required' },
   'static-response': { status: 200, title: 'Static response' },
+  'decision-untrusted-peer': { status: 403, title: 'Not a trusted front proxy' },
+  'decision-needs-body': { status: 500, title: 'Decision needs the request body' },
+  'decision-reply-not-expressible': { status: 500, title: 'Answer cannot be given as a decision' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ProblemKind = keyof typeof PROBLEM_KINDS | (string & {});

@@ -84,6 +84,10 @@ export class RequestContext {
   private responseSet: Array<[string, string | string[]]> | undefined;
   private bodyBuffer: Buffer | undefined;
   private bodyPromise: Promise<Buffer> | undefined;
+  private readonly bodyReader: ((limit: number) => Promise<Buffer | Problem>) | undefined;
+  /** The one read through `bodyReader`: a second caller gets the same outcome, not an already drained stream. */
+  private bodyReading: Promise<Buffer | Problem> | undefined;
+  private cacheTtl: number;
 
   constructor(init: {
     id: string;
@@ -103,6 +107,11 @@ export class RequestContext {
     route: CompiledRoute;
     params: Record<string, string | undefined>;
     body?: Buffer;
+    /**
+     * Where the body comes from when there is no `req` (decision requests): resolves to the body or to the
+     * Problem that explains why it is not available. Without it and without `req` the body is empty.
+     */
+    bodyReader?: (limit: number) => Promise<Buffer | Problem>;
   }) {
     this.id = init.id;
     this.startedAt = init.startedAt;
@@ -134,6 +143,24 @@ export class RequestContext {
     this.responseSet = undefined;
     this.bodyBuffer = init.body;
     this.bodyPromise = undefined;
+    this.bodyReader = init.bodyReader;
+    this.bodyReading = undefined;
+    this.cacheTtl = Infinity;
+  }
+
+  /**
+   * Bounds how long (seconds) a front proxy may reuse the decision made for this request: a policy calls it with
+   * the time until the earliest expiry it relied on (token `exp`, KYC decision validity), or 0 when its answer
+   * must not be reused at all (per-request counters). The smallest bound wins.
+   */
+  limitCacheTtl(seconds: number): void {
+    const s = seconds > 0 ? Math.floor(seconds) : 0;
+    if (s < this.cacheTtl) this.cacheTtl = s;
+  }
+
+  /** The smallest bound given to `limitCacheTtl`, or Infinity when no policy set one. */
+  get cacheTtlLimit(): number {
+    return this.cacheTtl;
   }
 
   /** Request headers with lower-case names (built on first use: a bare route never pays for it). */
@@ -201,7 +228,13 @@ export class RequestContext {
   readBody(): Promise<Buffer | Problem> {
     if (this.bodyBuffer !== undefined) return Promise.resolve(this.bodyBuffer);
     const req = this.req;
-    if (req === undefined) return Promise.resolve(Buffer.alloc(0));
+    if (req === undefined) {
+      if (this.bodyReader === undefined) return Promise.resolve(Buffer.alloc(0));
+      return (this.bodyReading ??= this.bodyReader(this.route.maxBodyBytes).then((body) => {
+        if (Buffer.isBuffer(body)) this.bodyBuffer = body;
+        return body;
+      }));
+    }
     const limit = this.route.maxBodyBytes;
     const declared = req.headers['content-length'];
     if (declared !== undefined && Number(declared) > limit) {

@@ -77,6 +77,16 @@ test('headers: a request id is generated when absent or malformed, sent upstream
   const b = await httpRequest(gw.url + '/', { headers: { 'x-request-id': 'bad id with spaces' } });
   assert.notEqual(b.body, 'bad id with spaces');
   assert.match(b.body, /^[0-9a-f-]{36}$/);
-  const c = await httpRequest(gw.url + '/', { headers: { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' } });
-  assert.ok(c.status === 200);
+});
+
+test('headers: W3C traceparent and tracestate are passed upstream unchanged', async (t) => {
+  const upstream = await startUpstream((req, res) => res.end(JSON.stringify({ tp: req.headers.traceparent, ts: req.headers.tracestate })));
+  const gw = await startTestGateway({ upstreams: { u: { targets: [{ url: upstream.url }] } }, routes: [{ name: 'r', match: { prefix: '/' }, upstream: 'u' }] });
+  t.after(async () => {
+    await gw.close();
+    await upstream.close();
+  });
+  const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+  const c = await httpRequest(gw.url + '/', { headers: { traceparent, tracestate: 'vendor=abc' } });
+  assert.deepEqual(JSON.parse(c.body), { tp: traceparent, ts: 'vendor=abc' });
 });

@@ -20,13 +20,14 @@ import { compileRuntime, Runtime, type CompileEnv } from '../config/runtime.js';
 import { ConfigValidator, loadConfigFile, ConfigError } from '../config/load.js';
 import type { ListenerConfig, LoadedConfig } from '../config/types.js';
 import { inspectFraming, type FramingResult } from './framing.js';
-import { normalisePath } from './path.js';
+import { parseRequestTarget } from './path.js';
 import { CertificateWatcher, tlsServerOptions } from './tls.js';
 import { ConfigWatcher } from '../config/watch.js';
 import { POLICIES, MODULES } from '../extensions.js';
 import { Services } from '../pipeline/services.js';
 import type { ModuleInstance } from '../modules.js';
 import { resolveSecret } from '../config/secrets.js';
+import { DecisionEndpoint } from '../decision/endpoint.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._:@\-]{1,128}$/;
 
@@ -89,6 +90,8 @@ export class Gateway {
   private inflight = 0;
   private drained: (() => void) | undefined;
   private reloading: Promise<boolean> | undefined;
+  /** Answers decision listeners (front-proxy forward-auth) through the same decide/finished path. */
+  private readonly decisions: DecisionEndpoint;
 
   constructor(private readonly options: GatewayOptions) {
     this.logger = options.logger;
@@ -105,6 +108,16 @@ export class Gateway {
       sendProblem: (ctx, res, p, close) => this.answerProblem(ctx, res, p, close),
       finished: (ctx) => this.finished(ctx),
     };
+    this.decisions = new DecisionEndpoint({
+      logger: this.logger,
+      decide: (ctx) => this.decide(ctx),
+      begin: (rt) => {
+        rt.inflight++;
+        this.inflight++;
+      },
+      finished: (ctx) => this.finished(ctx),
+      refuse: (listener, req, res, p, id, startedAt) => this.early(listener, req, res, p, id, startedAt),
+    });
   }
 
   get current(): Runtime {
@@ -120,7 +133,8 @@ export class Gateway {
     const { loaded } = this.options;
     // Listeners first (so port 0 resolves to a real base URL for modules), serving only once the runtime exists.
     for (const lc of loaded.config.listeners) await this.listen(lc, loaded.baseDir);
-    this.publicBaseUrl = this.urlOf(this.listeners[0]!);
+    // Decision listeners serve no routes of their own: callbacks and hosted pages need a serving listener.
+    this.publicBaseUrl = this.urlOf(this.listeners.find((l) => l.config.decision === undefined) ?? this.listeners[0]!);
     for (const m of MODULES) {
       this.modules.push(
         await m.start(loaded.config, {
@@ -151,7 +165,10 @@ export class Gateway {
       headersTimeout: s.headers_timeout_ms,
       requestTimeout: s.request_timeout_ms,
       keepAliveTimeout: s.keep_alive_timeout_ms,
-      requireHostHeader: true,
+      // Node checks the two timeouts above on this interval (30 s by default, far too lax for slow clients).
+      connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(s.headers_timeout_ms / 2))),
+      // Checked in the request path instead, so the answer is problem+json like every other refusal.
+      requireHostHeader: false,
       joinDuplicateHeaders: false,
       insecureHTTPParser: false,
       noDelay: true,
@@ -159,6 +176,7 @@ export class Gateway {
   }
 
   private async listen(lc: ListenerConfig, baseDir: string): Promise<void> {
+    if (lc.decision) this.decisions.compile(lc.name, lc.decision);
     let server: http.Server | https.Server;
     let certificates: CertificateWatcher | undefined;
     const handle = {} as ListenerHandle;
@@ -174,11 +192,11 @@ export class Gateway {
       server = http.createServer(this.serverOptions(), onRequest);
     }
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-      if (socket.writable && !(socket as Socket & { _httpMessage?: unknown })._httpMessage) {
-        socket.end(rawProblemResponse(clientErrorProblem(err.code)));
-      } else {
-        socket.destroy();
-      }
+      // Also when the head was fine and the body's framing is broken: no response has started yet, so the
+      // client still gets a 400; the upstream request (if one started) is aborted and never completes.
+      const current = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+      if (socket.writable && (!current || !current.headersSent)) socket.end(rawProblemResponse(clientErrorProblem(err.code)));
+      else socket.destroy();
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -260,27 +278,25 @@ export class Gateway {
     const id = incomingId !== undefined && REQUEST_ID.test(incomingId) ? incomingId : randomUUID();
     if (this.draining) res.shouldKeepAlive = false;
     if (framing.problem) return this.early(listener, req, res, framing.problem, id, startedAt);
-
-    // Request target: origin-form, or absolute-form whose authority replaces Host (RFC 9112 section 3.2.2).
-    let target = req.url ?? '';
-    let host = framing.host ?? '';
-    if (target.charCodeAt(0) !== 47) {
-      const m = /^https?:\/\/([^/?#]+)([^#]*)$/i.exec(target);
-      if (!m) return this.early(listener, req, res, problem('invalid-path', { detail: 'The request target must be a path or an absolute URL.' }), id, startedAt);
-      host = m[1]!;
-      target = m[2] === '' ? '/' : m[2]!;
+    const decision = listener.config.decision;
+    if (decision !== undefined) {
+      const url = req.url;
+      if (listener.config.health && rt.config.server.health_paths && (url === '/healthz' || url === '/readyz')) return this.answerHealth(url, res);
+      return this.decisions.handle(listener, decision, rt, req, res, id, startedAt);
     }
-    const q = target.indexOf('?');
-    const rawPath = q === -1 ? target : target.slice(0, q);
-    const query = q === -1 ? '' : target.slice(q + 1);
-    const normalised = normalisePath(rawPath);
-    if (!normalised.ok) return this.early(listener, req, res, problem('invalid-path', { detail: `Refused: ${normalised.reason}.` }), id, startedAt);
-    const path = normalised.path;
-    const hostname = hostnameOf(host);
-    if (hostname === undefined) return this.early(listener, req, res, problem('bad-request', { detail: 'The Host header is invalid.' }), id, startedAt);
+    if (framing.host === undefined && req.httpVersionMinor === 1) {
+      return this.early(listener, req, res, problem('bad-request', { detail: 'HTTP/1.1 requests need a Host header.' }), id, startedAt);
+    }
+
+    const target = parseRequestTarget(req.url ?? '', framing.host ?? '');
+    if (!target.ok) {
+      const p = target.reason === 'host' ? problem('bad-request', { detail: target.detail }) : problem('invalid-path', { detail: target.detail });
+      return this.early(listener, req, res, p, id, startedAt);
+    }
+    const { path, query, host, hostname } = target;
 
     const lc = listener.config;
-    if (!listener.tls && lc.plain !== 'serve') return this.plainRefusal(lc, res, id, hostname, target);
+    if (!listener.tls && lc.plain !== 'serve') return this.plainRefusal(lc, res, id, hostname, query === '' ? path : path + '?' + query);
     if (lc.health && rt.config.server.health_paths && (path === '/healthz' || path === '/readyz')) {
       res.setHeader('x-request-id', id);
       return this.answerHealth(path, res);
@@ -443,6 +459,7 @@ export class Gateway {
           status: ctx.status,
           ms: Math.round((performance.now() - ctx.startedAt) * 1000) / 1000,
           client: ctx.clientIp,
+          ...(ctx.frontProxy ? { front_proxy: ctx.frontProxy } : {}),
           ...(ctx.errorKind ? { problem: ctx.errorKind } : {}),
           ...(ctx.state['upstream-error'] ? { upstream_error: ctx.state['upstream-error'] } : {}),
           ...(ctx.aborted ? { aborted: true } : {}),
@@ -469,6 +486,7 @@ export class Gateway {
       let next: Runtime;
       try {
         const loaded = loadConfigFile(file, this.validator);
+        for (const lc of loaded.config.listeners) if (lc.decision) this.decisions.compile(lc.name, lc.decision);
         for (const m of this.modules) await m.reload?.(loaded.config);
         next = await compileRuntime(loaded, this.env);
       } catch (err) {
@@ -538,20 +556,6 @@ export class Gateway {
     for (const m of this.modules) await m.close?.().catch(() => undefined);
     this.logger.info('stopped');
   }
-}
-
-/** Lower-case host name without port, or undefined when the Host value is malformed. */
-function hostnameOf(host: string): string | undefined {
-  if (host === '') return '';
-  if (host.charCodeAt(0) === 91) {
-    const end = host.indexOf(']');
-    if (end === -1) return undefined;
-    return host.slice(1, end).toLowerCase();
-  }
-  const colon = host.indexOf(':');
-  const name = colon === -1 ? host : host.slice(0, colon);
-  if (!/^[A-Za-z0-9.\-_]*$/.test(name)) return undefined;
-  return name.toLowerCase();
 }
 
 /** The client is the right-most X-Forwarded-For address that is not itself a trusted proxy. */

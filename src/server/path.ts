@@ -72,3 +72,43 @@ export function normalisePath(raw: string): NormalisedPath {
   }
   return { ok: true, path: '/' + out.join('/') };
 }
+
+export type RequestTarget =
+  | { ok: true; path: string; query: string; host: string; hostname: string }
+  | { ok: false; reason: 'target' | 'path' | 'host'; detail: string };
+
+/**
+ * Splits and checks a request target the way every entry point must (proxied requests and decision requests
+ * alike): origin-form, or absolute-form whose authority replaces Host (RFC 9112 section 3.2.2); the path is
+ * normalised and the host name validated.
+ */
+export function parseRequestTarget(rawTarget: string, hostHeader: string): RequestTarget {
+  let target = rawTarget;
+  let host = hostHeader;
+  if (target.charCodeAt(0) !== 47) {
+    const m = /^https?:\/\/([^/?#]+)([^#]*)$/i.exec(target);
+    if (!m) return { ok: false, reason: 'target', detail: 'The request target must be a path or an absolute URL.' };
+    host = m[1]!;
+    target = m[2] === '' ? '/' : m[2]!;
+  }
+  const q = target.indexOf('?');
+  const normalised = normalisePath(q === -1 ? target : target.slice(0, q));
+  if (!normalised.ok) return { ok: false, reason: 'path', detail: `Refused: ${normalised.reason}.` };
+  const hostname = hostnameOf(host);
+  if (hostname === undefined) return { ok: false, reason: 'host', detail: 'The Host header is invalid.' };
+  return { ok: true, path: normalised.path, query: q === -1 ? '' : target.slice(q + 1), host, hostname };
+}
+
+/** Lower-case host name without port, or undefined when the Host value is malformed. */
+export function hostnameOf(host: string): string | undefined {
+  if (host === '') return '';
+  if (host.charCodeAt(0) === 91) {
+    const end = host.indexOf(']');
+    if (end === -1) return undefined;
+    return host.slice(1, end).toLowerCase();
+  }
+  const colon = host.indexOf(':');
+  const name = colon === -1 ? host : host.slice(0, colon);
+  if (!/^[A-Za-z0-9.\-_]*$/.test(name)) return undefined;
+  return name.toLowerCase();
+}

@@ -1,0 +1,264 @@
+/**
+ * The decision endpoint of a decision listener. It turns a front proxy's forward-auth request back into the original
+ * request (method, target, host, client address, headers), normalises and routes it exactly like a proxied request,
+ * runs the route's policy chain through the gateway's own `decide`, and answers allow or deny instead of forwarding.
+ * Completion goes through the gateway's `finished`, so audit, metrics and access logs see decisions like proxied
+ * requests (with `ctx.frontProxy` set).
+ */
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import { Problem, problem, problemBody, sendProblem } from '../errors/problem.js';
+import { RequestContext } from '../pipeline/context.js';
+import { isReply, type PolicyResult } from '../pipeline/policy.js';
+import { parseTrustedProxies, type Runtime } from '../config/runtime.js';
+import { ConfigError } from '../config/load.js';
+import { parseRequestTarget } from '../server/path.js';
+import { HOP_BY_HOP } from '../proxy/headers.js';
+import type { BlockList } from 'node:net';
+import type { ListenerHandle } from '../server/gateway.js';
+import type { DecisionListenerConfig, FrontProxyConvention } from './schema.js';
+import { META_HEADERS, VARY_HEADERS, envoyOriginal, forwardedOriginal, nginxOriginal, type ConventionResult } from './conventions.js';
+import { PROBLEM_HEADER, STATUS_HEADER, asciiJson, writeAllow, writeProblem, writeReply, type AnswerSettings } from './answer.js';
+
+/** What the endpoint needs from the gateway: the same decide/complete path proxied requests take. */
+export interface DecisionHost {
+  readonly logger: Logger;
+  decide(ctx: RequestContext): PolicyResult | Promise<PolicyResult>;
+  /** Counts a request in flight on its runtime; `finished` releases it. */
+  begin(rt: Runtime): void;
+  finished(ctx: RequestContext): void;
+  /** Answers and reports a request refused before a context exists. */
+  refuse(listener: ListenerHandle, req: IncomingMessage, res: ServerResponse, p: Problem, id: string, startedAt: number): void;
+}
+
+interface ConventionPlan {
+  readonly name: FrontProxyConvention;
+  readonly settings: AnswerSettings;
+  /** Headers removed from what policies see (meta headers, hop-by-hop, framing of a body that is not the original's). */
+  readonly drop: ReadonlySet<string>;
+  readonly bodyForwarded: boolean;
+}
+
+interface CompiledDecision {
+  readonly trusted: BlockList;
+  readonly plans: ReadonlyMap<string, ConventionPlan>;
+  readonly envoy: ConventionPlan | undefined;
+  readonly envoyPrefix: string;
+  readonly clientAddressHeader: string;
+}
+
+const needsBody = (): Promise<Problem> =>
+  Promise.resolve(
+    problem('decision-needs-body', {
+      detail: 'This route decides on the request body, which the front proxy does not send with decision requests.',
+    }),
+  );
+
+export class DecisionEndpoint {
+  private readonly compiled = new WeakMap<DecisionListenerConfig, CompiledDecision>();
+
+  constructor(private readonly host: DecisionHost) {}
+
+  /** Compiles (once per config object) a listener's decision block; throws ConfigError on invalid addresses. */
+  compile(listenerName: string, cfg: DecisionListenerConfig): CompiledDecision {
+    let c = this.compiled.get(cfg);
+    if (c !== undefined) return c;
+    let trusted: BlockList;
+    try {
+      trusted = parseTrustedProxies(cfg.front_proxies)!;
+    } catch (err) {
+      const detail = err instanceof ConfigError ? err.problems.join('; ').replace('server.trusted_proxies', `listeners.${listenerName}.decision.front_proxies`) : String(err);
+      throw new ConfigError([detail]);
+    }
+    const credentialVary = cfg.cache.vary.map((h) => h.toLowerCase());
+    const plans = new Map<string, ConventionPlan>();
+    let envoy: ConventionPlan | undefined;
+    for (const name of new Set(cfg.conventions)) {
+      const bodyForwarded = cfg.forwarded_body.includes(name);
+      const drop = new Set<string>([...HOP_BY_HOP, ...META_HEADERS[name]]);
+      if (!bodyForwarded) drop.add('content-length');
+      const plan: ConventionPlan = {
+        name,
+        bodyForwarded,
+        drop,
+        settings: {
+          allowStatus: cfg.allow_status,
+          allowMaxAge: cfg.cache.allow_max_age_s,
+          denyMaxAge: cfg.cache.deny_max_age_s,
+          vary: [...new Set([...VARY_HEADERS[name], ...credentialVary])].join(', '),
+          browserRedirect: cfg.browser_redirect,
+          problemInHeader: name === 'nginx',
+        },
+      };
+      if (name === 'envoy') envoy = plan;
+      else plans.set('/' + name, plan);
+    }
+    c = { trusted, plans, envoy, envoyPrefix: cfg.envoy_path_prefix, clientAddressHeader: cfg.client_address_header.toLowerCase() };
+    this.compiled.set(cfg, c);
+    return c;
+  }
+
+  handle(listener: ListenerHandle, cfg: DecisionListenerConfig, rt: Runtime, req: IncomingMessage, res: ServerResponse, id: string, startedAt: number): void {
+    const listenerName = listener.config.name;
+    let c: CompiledDecision;
+    try {
+      c = this.compile(listenerName, cfg);
+    } catch (err) {
+      this.host.logger.error({ listener: listenerName, err }, 'decision listener config invalid');
+      return this.refuse(listener, req, res, problem('internal-error'), id, startedAt, false);
+    }
+    const remote = req.socket.remoteAddress ?? '';
+    if (!isTrusted(c.trusted, remote)) {
+      return this.refuse(listener, req, res, problem('decision-untrusted-peer', { detail: 'Decision requests are answered only for configured front proxies.' }), id, startedAt, false);
+    }
+
+    const url = req.url ?? '';
+    const q = url.indexOf('?');
+    let plan = c.plans.get(q === -1 ? url : url.slice(0, q));
+    let original: ConventionResult;
+    if (plan !== undefined) {
+      original = plan.name === 'nginx' ? nginxOriginal(req, c.clientAddressHeader) : forwardedOriginal(req, c.trusted);
+    } else if (c.envoy !== undefined && url.startsWith(c.envoyPrefix) && url.charCodeAt(c.envoyPrefix.length) === 47) {
+      plan = c.envoy;
+      original = envoyOriginal(req, url, c.envoyPrefix.length, c.trusted);
+    } else {
+      return this.refuse(listener, req, res, problem('not-found', { detail: 'Unknown decision path: use /nginx, /traefik, /caddy, /kong or the Envoy path prefix.' }), id, startedAt, false);
+    }
+    const nginx = plan.settings.problemInHeader;
+    if ('error' in original) return this.refuse(listener, req, res, problem('bad-request', { detail: original.error }), id, startedAt, nginx);
+
+    const target = parseRequestTarget(original.target, original.host);
+    if (!target.ok) {
+      const p = target.reason === 'host' ? problem('bad-request', { detail: target.detail }) : problem('invalid-path', { detail: target.detail });
+      return this.refuse(listener, req, res, p, id, startedAt, nginx);
+    }
+    const match = rt.router.find(original.method, target.path, target.hostname);
+    if (match === undefined) return this.refuse(listener, req, res, problem('not-found'), id, startedAt, nginx);
+
+    const headers: IncomingHttpHeaders = {};
+    const source = req.headers;
+    const drop = plan.drop;
+    for (const name in source) if (!drop.has(name)) headers[name] = source[name];
+    headers.host = original.host;
+
+    const ctx = new RequestContext({
+      id,
+      startedAt,
+      listener: listenerName,
+      protocol: original.protocol,
+      method: original.method,
+      path: target.path,
+      query: target.query,
+      host: target.host,
+      hostname: target.hostname,
+      clientIp: original.clientIp,
+      remoteAddress: remote,
+      headers,
+      req: undefined,
+      route: match.route,
+      params: match.params,
+      bodyReader: plan.bodyForwarded ? (limit) => readDecisionBody(req, limit, plan.name === 'envoy') : needsBody,
+    });
+    ctx.frontProxy = plan.name;
+    ctx.state.runtime = rt;
+    this.host.begin(rt);
+
+    let decided: PolicyResult | Promise<PolicyResult>;
+    try {
+      decided = this.host.decide(ctx);
+    } catch (err) {
+      this.host.logger.error({ req_id: id, err }, 'policy chain failed');
+      decided = problem('internal-error');
+    }
+    const settings = plan.settings;
+    if (decided instanceof Promise) {
+      decided.then(
+        (result) => this.answer(ctx, res, result, settings),
+        (err: unknown) => {
+          this.host.logger.error({ req_id: id, err }, 'policy chain failed');
+          this.answer(ctx, res, problem('internal-error'), settings);
+        },
+      );
+    } else {
+      this.answer(ctx, res, decided, settings);
+    }
+  }
+
+  private answer(ctx: RequestContext, res: ServerResponse, result: PolicyResult, settings: AnswerSettings): void {
+    const policyError = ctx.state['policy-error'] as { policy: string; error: unknown } | undefined;
+    if (policyError) this.host.logger.error({ req_id: ctx.id, policy: policyError.policy, err: policyError.error }, 'policy failed');
+    try {
+      if (res.destroyed) {
+        ctx.aborted = true;
+      } else if (result === undefined) {
+        writeAllow(ctx, res, settings);
+      } else if (result instanceof Problem) {
+        writeProblem(ctx, res, result, settings);
+      } else if (isReply(result) && result.status >= 300) {
+        writeReply(ctx, res, result, settings);
+      } else {
+        // A 2xx made by the gateway would read as "allow" to the front proxy, which would then forward the request.
+        writeProblem(ctx, res, problem('decision-reply-not-expressible', { detail: 'This route answers requests itself; it cannot be served through a front proxy.' }), settings);
+      }
+    } catch (err) {
+      // e.g. a policy set a header value Node refuses to write: answer 500 rather than let the process fail.
+      this.host.logger.error({ req_id: ctx.id, err }, 'decision answer failed');
+      ctx.errorKind = 'internal-error';
+      ctx.status = 500;
+      if (res.headersSent) res.destroy();
+      else sendProblem(res, problem('internal-error'), ctx.id);
+    }
+    this.host.finished(ctx);
+  }
+
+  private refuse(listener: ListenerHandle, req: IncomingMessage, res: ServerResponse, p: Problem, id: string, startedAt: number, problemInHeader: boolean): void {
+    res.setHeader(STATUS_HEADER, String(p.status));
+    if (problemInHeader) res.setHeader(PROBLEM_HEADER, asciiJson(problemBody(p, id)));
+    this.host.refuse(listener, req, res, p, id, startedAt);
+  }
+}
+
+function isTrusted(list: BlockList, address: string): boolean {
+  const v4 = address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+  return list.check(v4, v4.includes(':') ? 'ipv6' : 'ipv4');
+}
+
+/**
+ * Reads the decision request's body as the original body (conventions whose proxy forwards it). Envoy marks a
+ * forwarded body with `x-envoy-auth-partial-body` (with_request_body + allow_partial_message): without the mark
+ * there is no proof the body was sent at all, so an empty body is not taken for the original.
+ */
+function readDecisionBody(req: IncomingMessage, limit: number, envoy: boolean): Promise<Buffer | Problem> {
+  if (envoy) {
+    const partial = req.headers['x-envoy-auth-partial-body'];
+    if (partial === 'true') {
+      return Promise.resolve(problem('decision-needs-body', { detail: 'The front proxy sent only part of the request body; raise its body buffer limit.' }));
+    }
+    if (partial !== 'false') {
+      return Promise.resolve(problem('decision-needs-body', { detail: 'The front proxy did not mark the body as forwarded (Envoy: with_request_body with allow_partial_message).' }));
+    }
+  }
+  const declared = req.headers['content-length'];
+  if (declared !== undefined && Number(declared) > limit) {
+    return Promise.resolve(problem('payload-too-large', { detail: `The body limit of this route is ${limit} bytes.` }));
+  }
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    const finish = (value: Buffer | Problem) => {
+      if (done) return;
+      done = true;
+      req.off('data', onData);
+      resolve(value);
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) return finish(problem('payload-too-large', { detail: `The body limit of this route is ${limit} bytes.` }));
+      chunks.push(chunk);
+    };
+    req.on('data', onData);
+    req.once('end', () => finish(Buffer.concat(chunks, size)));
+    req.once('error', () => finish(problem('bad-request', { detail: 'The request body could not be read.' })));
+  });
+}

@@ -1,0 +1,114 @@
+/**
+ * Builds an identity provider from its config entry. `didit` talks to Didit's API; `sandbox` starts the embedded
+ * Didit stand-in in this process and points the same Didit adapter at it, so both run the same code path.
+ */
+import { randomBytes } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Store } from '../store/store.js';
+import type { BreakerState } from './breaker.js';
+import type { CreateSessionInput, IdentityProvider, ProviderDecision, ProviderSession, WebhookVerification } from './provider.js';
+import { DiditProvider, type DiditProviderOptions } from './didit/didit.js';
+import { diditProviderSchema, type DiditProviderEntry } from './didit/schema.js';
+import { SandboxServer, type RunningSandbox } from './sandbox/sandbox-server.js';
+import { sandboxProviderSchema, type SandboxProviderEntry } from './sandbox/schema.js';
+import type { DeliveryOutcome } from './sandbox/webhooks.js';
+
+export type ProviderEntry = DiditProviderEntry | SandboxProviderEntry;
+
+/** JSON Schema of one provider entry (`type: didit` or `type: sandbox`), for the KYC module's config section. */
+export const providerEntrySchema = {
+  type: 'object',
+  description: 'An identity provider: `didit` (Didit\'s API) or `sandbox` (the embedded Didit stand-in for demos and tests).',
+  required: ['type'],
+  properties: { type: { enum: ['didit', 'sandbox'], description: 'Provider type.' } },
+  allOf: [
+    { if: { properties: { type: { const: 'didit' } } }, then: diditProviderSchema },
+    { if: { properties: { type: { const: 'sandbox' } } }, then: sandboxProviderSchema },
+  ],
+} as const;
+
+export { diditProviderSchema, sandboxProviderSchema };
+
+export interface ProviderDeps {
+  /** Provider name (config key), used in `POST /webhooks/{name}`. */
+  name: string;
+  /** Resolves a secret reference (the module context's resolveSecret). */
+  resolveSecret(ref: unknown): string;
+  /** The gateway store; the sandbox persists its sessions and deliveries there when `persist` is on. */
+  store?: Store;
+  /** Base URL of the gateway's first listener: the sandbox's default webhook URL is `<it>/webhooks/<name>`. */
+  publicBaseUrl?: string;
+  /** Breaker state changes, for logs and metrics. */
+  onBreakerChange?: (state: BreakerState, lastError: string | undefined) => void;
+  /** Sandbox webhook delivery attempts, for logs. */
+  onSandboxDelivery?: (outcome: DeliveryOutcome) => void;
+}
+
+function adapterOptions(entry: ProviderEntry, deps: ProviderDeps): Omit<DiditProviderOptions, 'apiKey' | 'webhookSecret' | 'baseUrl'> {
+  return {
+    name: deps.name,
+    timeouts: { connectMs: entry.timeouts?.connect_ms, headersMs: entry.timeouts?.headers_ms, bodyMs: entry.timeouts?.body_ms },
+    breaker: { failureThreshold: entry.breaker?.failure_threshold, cooldownMs: entry.breaker?.cooldown_ms, ...(deps.onBreakerChange ? { onStateChange: deps.onBreakerChange } : {}) },
+    webhook: { toleranceSeconds: entry.webhook?.tolerance_s, maxFutureSkewSeconds: entry.webhook?.max_future_skew_s, accept: entry.webhook?.signatures },
+  };
+}
+
+/** The Didit adapter in front of an embedded sandbox it owns; closing it stops the sandbox too. */
+export class EmbeddedSandboxProvider implements IdentityProvider {
+  constructor(
+    private readonly adapter: DiditProvider,
+    /** The running sandbox (its `url` is where hosted pages live). */
+    readonly sandbox: RunningSandbox,
+  ) {}
+  get name(): string {
+    return this.adapter.name;
+  }
+  get health(): IdentityProvider['health'] {
+    return this.adapter.health;
+  }
+  createSession(input: CreateSessionInput): Promise<ProviderSession> {
+    return this.adapter.createSession(input);
+  }
+  fetchDecision(sessionId: string): Promise<ProviderDecision> {
+    return this.adapter.fetchDecision(sessionId);
+  }
+  verifyWebhook(rawBody: Buffer, headers: IncomingHttpHeaders, nowSeconds?: number): WebhookVerification {
+    return this.adapter.verifyWebhook(rawBody, headers, nowSeconds);
+  }
+  async close(): Promise<void> {
+    await this.adapter.close();
+    await this.sandbox.close();
+  }
+}
+
+/** Creates (and for `sandbox`, starts) the provider an entry describes. Secrets are resolved here. */
+export async function createProvider(entry: ProviderEntry, deps: ProviderDeps): Promise<IdentityProvider> {
+  if (entry.type === 'didit') {
+    return new DiditProvider({
+      ...adapterOptions(entry, deps),
+      baseUrl: entry.base_url,
+      ...(entry.proxy ? { proxy: { url: entry.proxy.url, ...(entry.proxy.token !== undefined ? { token: deps.resolveSecret(entry.proxy.token) } : {}) } } : {}),
+      apiKey: deps.resolveSecret(entry.api_key),
+      webhookSecret: deps.resolveSecret(entry.webhook_secret),
+    });
+  }
+  if (entry.type === 'sandbox') {
+    const apiKey = entry.api_key !== undefined ? deps.resolveSecret(entry.api_key) : 'sbx_' + randomBytes(24).toString('base64url');
+    const webhookSecret = entry.webhook_secret !== undefined ? deps.resolveSecret(entry.webhook_secret) : randomBytes(32).toString('base64url');
+    const webhookUrl = entry.webhook_url ?? (deps.publicBaseUrl ? `${deps.publicBaseUrl.replace(/\/+$/, '')}/webhooks/${encodeURIComponent(deps.name)}` : undefined);
+    const sandbox = await new SandboxServer().start({
+      host: entry.host ?? '127.0.0.1',
+      port: entry.port ?? 0,
+      apiKey,
+      webhookSecret,
+      ...(webhookUrl ? { webhookUrl } : {}),
+      ...(entry.persist !== false && deps.store ? { store: deps.store } : {}),
+      retryDelaysMs: entry.retry_delays_ms ?? [60_000, 240_000],
+      ...(entry.public_base_url ? { publicBaseUrl: entry.public_base_url } : {}),
+      ...(deps.onSandboxDelivery ? { onDelivery: deps.onSandboxDelivery } : {}),
+    });
+    const adapter = new DiditProvider({ ...adapterOptions(entry, deps), baseUrl: sandbox.localUrl, apiKey, webhookSecret });
+    return new EmbeddedSandboxProvider(adapter, sandbox);
+  }
+  throw new TypeError(`unknown provider type ${(entry as { type: unknown }).type as string}`);
+}
