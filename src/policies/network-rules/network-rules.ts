@@ -8,7 +8,7 @@ import type { RequestContext } from '../../pipeline/context.js';
 import { problem, type Problem } from '../../errors/problem.js';
 import { networkRulesSchema, type NetworkRulesConfig } from './schema.js';
 import { AddressList } from './address-list.js';
-import { mediaTypeOf, MediaTypeMatcher } from './media-type.js';
+import { hasBody, mediaTypeOf, MediaTypeMatcher } from '../../shared/media-type.js';
 
 export const networkRulesPolicy: PolicyDefinition<NetworkRulesConfig> = {
   name: 'network-rules',
@@ -83,11 +83,4 @@ class NetworkRules implements PolicyInstance {
     ctx.decision = { outcome: 'refused', policy: 'network-rules', rule, reason: p.detail };
     return p;
   }
-}
-
-/** A request carries a body when it declares a non-zero length or is chunked. */
-export function hasBody(ctx: RequestContext): boolean {
-  const length = ctx.header('content-length');
-  if (length !== undefined) return length !== '0';
-  return ctx.header('transfer-encoding') !== undefined;
 }

@@ -2,6 +2,7 @@
  * Limits compiled from config: GCRA parameters (emission interval and tolerance) and how each limit's counter key
  * is taken from the request. Keys are built only from the parts a limit names, once per request.
  */
+import { createHash } from 'node:crypto';
 import type { RequestContext } from '../../pipeline/context.js';
 import type { KeyPart, LimitConfig, Period } from './schema.js';
 
@@ -116,14 +117,21 @@ function partValue(part: CompiledPart, ctx: RequestContext): string | undefined 
  */
 export function keyValue(limit: CompiledLimit, ctx: RequestContext): string | undefined {
   const parts = limit.parts;
-  if (parts.length === 1) return partValue(parts[0]!, ctx);
+  if (parts.length === 1) return bounded(partValue(parts[0]!, ctx));
   let out = '';
   for (let i = 0; i < parts.length; i++) {
     const v = partValue(parts[i]!, ctx);
     if (v === undefined) return undefined;
     out = i === 0 ? v : out + '\u001f' + v;
   }
-  return out;
+  return bounded(out);
+}
+
+/** Keys from client headers can be kilobytes long: long ones are stored as a digest to bound counter memory. */
+const MAX_KEY_LENGTH = 128;
+function bounded(value: string | undefined): string | undefined {
+  if (value === undefined || value.length <= MAX_KEY_LENGTH) return value;
+  return '\u0000sha256:' + createHash('sha256').update(value).digest('base64url');
 }
 
 /** Counter identity used instead of a missing key when `missing_key: ip`: cannot collide with a real value. */

@@ -170,6 +170,9 @@ test('limits by consumer plan, keyed by consumer, credential and subject', async
   assert.deepEqual([request(gold), request(gold), request(gold), request(gold)], [200, 200, 200, 429], 'gold plan: its own limit');
   const keyed = (credentialId: string, subject: string) => request({ consumer: 'x', plan: 'keyed', credentialId, method: 'api-key', scopes: [] }, subject);
   assert.deepEqual([keyed('k1', 's1'), keyed('k1', 's1'), keyed('k1', 's2'), keyed('k2', 's1')], [200, 429, 200, 200], 'credential + subject combine');
+  // Very long key values are stored as digests but still count per value.
+  const long = 'L'.repeat(5000);
+  assert.deepEqual([keyed(long, 's'), keyed(long, 's'), keyed(long + 'x', 's')], [200, 429, 200]);
   // missing_key: skip — an anonymous request is not limited by a consumer-keyed limit.
   assert.deepEqual([request(undefined), request(undefined)], [200, 200]);
 });

@@ -9,7 +9,7 @@ import type { RequestContext } from '../../pipeline/context.js';
 import { resolveSecret } from '../../config/secrets.js';
 import { DEFAULT_LEAKY_HEADERS, responseProtectionSchema, type ResponseProtectionConfig } from './schema.js';
 import { compileFieldRule, type FieldProtector } from './field-protection.js';
-import { MediaTypeMatcher } from '../network-rules/media-type.js';
+import { MediaTypeMatcher } from '../../shared/media-type.js';
 
 export const responseProtectionPolicy: PolicyDefinition<ResponseProtectionConfig> = {
   name: 'response-protection',

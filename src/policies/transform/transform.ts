@@ -8,7 +8,7 @@ import type { RequestContext } from '../../pipeline/context.js';
 import { Problem, problem } from '../../errors/problem.js';
 import { transformSchema, type HeaderMapping, type TransformConfig } from './schema.js';
 import { compileBodyMapping, type CompiledBodyMapping } from './body-mapping.js';
-import { mediaTypeOf } from '../network-rules/media-type.js';
+import { mediaTypeOf } from '../../shared/media-type.js';
 
 export const transformPolicy: PolicyDefinition<TransformConfig> = {
   name: 'transform',

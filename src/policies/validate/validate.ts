@@ -11,8 +11,7 @@ import type { RequestContext } from '../../pipeline/context.js';
 import { Problem, problem } from '../../errors/problem.js';
 import { validateSchema, type ValidateConfig } from './schema.js';
 import { closeObjects } from './close-objects.js';
-import { hasBody } from '../network-rules/network-rules.js';
-import { mediaTypeOf } from '../network-rules/media-type.js';
+import { hasBody, mediaTypeOf } from '../../shared/media-type.js';
 
 export const validatePolicy: PolicyDefinition<ValidateConfig> = {
   name: 'validate',

@@ -1,4 +1,8 @@
-/** Media type matching for Content-Type checks: `type/subtype` exactly or `type/*`, parameters ignored. */
+/**
+ * Request and response media types, shared by the policies that check or rewrite bodies: `type/subtype` matching
+ * (exact or `type/*`, parameters ignored) and whether a request carries a body at all.
+ */
+import type { RequestContext } from '../pipeline/context.js';
 
 /** The lower-case `type/subtype` of a Content-Type value, or '' when absent. */
 export function mediaTypeOf(contentType: string | undefined): string {
@@ -21,4 +25,11 @@ export class MediaTypeMatcher {
     for (let i = 0; i < this.prefixes.length; i++) if (mediaType.startsWith(this.prefixes[i]!)) return true;
     return false;
   }
+}
+
+/** A request carries a body when it declares a non-zero length or is chunked. */
+export function hasBody(ctx: RequestContext): boolean {
+  const length = ctx.header('content-length');
+  if (length !== undefined) return length !== '0';
+  return ctx.header('transfer-encoding') !== undefined;
 }
