@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import type { RequestContext } from '../../pipeline/context.js';
 import type { KeyPart, LimitConfig, Period } from './schema.js';
+import { ipv6Network } from '../../shared/ipv6-prefix.js';
 
 const PERIOD_MS: Record<Period, number> = { second: 1000, minute: 60_000, hour: 3_600_000, day: 86_400_000 };
 
@@ -19,6 +20,8 @@ const enum PartKind {
 interface CompiledPart {
   kind: PartKind;
   header: string;
+  /** For `ip`: prefix length IPv6 addresses are reduced to. */
+  ipv6Prefix: number;
 }
 
 export interface CompiledLimit {
@@ -47,7 +50,7 @@ export interface LimitSet {
   readonly policyHeader: string;
 }
 
-export function compileLimit(config: LimitConfig): CompiledLimit {
+export function compileLimit(config: LimitConfig, ipv6Prefix = 128): CompiledLimit {
   const periodMs = PERIOD_MS[config.per];
   const burst = config.burst ?? config.rate;
   const intervalMs = periodMs / config.rate;
@@ -64,27 +67,27 @@ export function compileLimit(config: LimitConfig): CompiledLimit {
     intervalUs: String(intervalUs),
     toleranceUs: String(intervalUs * burst),
     keySpec: key.join('+'),
-    parts: key.map(compilePart),
+    parts: key.map((p) => compilePart(p, ipv6Prefix)),
   };
 }
 
-function compilePart(part: KeyPart): CompiledPart {
+function compilePart(part: KeyPart, ipv6Prefix: number): CompiledPart {
   switch (part) {
     case 'ip':
-      return { kind: PartKind.Ip, header: '' };
+      return { kind: PartKind.Ip, header: '', ipv6Prefix };
     case 'consumer':
-      return { kind: PartKind.Consumer, header: '' };
+      return { kind: PartKind.Consumer, header: '', ipv6Prefix };
     case 'credential':
-      return { kind: PartKind.Credential, header: '' };
+      return { kind: PartKind.Credential, header: '', ipv6Prefix };
     case 'subject':
-      return { kind: PartKind.Subject, header: '' };
+      return { kind: PartKind.Subject, header: '', ipv6Prefix };
     default:
-      return { kind: PartKind.Header, header: part.slice('header:'.length).toLowerCase() };
+      return { kind: PartKind.Header, header: part.slice('header:'.length).toLowerCase(), ipv6Prefix };
   }
 }
 
-export function compileLimitSet(configs: readonly LimitConfig[]): LimitSet {
-  const limits = configs.map(compileLimit);
+export function compileLimitSet(configs: readonly LimitConfig[], ipv6Prefix = 128): LimitSet {
+  const limits = configs.map((c) => compileLimit(c, ipv6Prefix));
   const names = new Set<string>();
   for (const l of limits) {
     if (names.has(l.name)) throw new Error(`rate-limit: two limits are named "${l.name}"; give each a distinct \`name\``);
@@ -97,7 +100,7 @@ export function compileLimitSet(configs: readonly LimitConfig[]): LimitSet {
 function partValue(part: CompiledPart, ctx: RequestContext): string | undefined {
   switch (part.kind) {
     case PartKind.Ip:
-      return ctx.clientIp;
+      return part.ipv6Prefix === 128 ? ctx.clientIp : ipv6Network(ctx.clientIp, part.ipv6Prefix);
     case PartKind.Consumer:
       return ctx.identity?.consumer;
     case PartKind.Credential:
@@ -135,6 +138,6 @@ function bounded(value: string | undefined): string | undefined {
 }
 
 /** Counter identity used instead of a missing key when `missing_key: ip`: cannot collide with a real value. */
-export function fallbackKeyValue(ctx: RequestContext): string {
-  return '\u0000ip:' + ctx.clientIp;
+export function fallbackKeyValue(ctx: RequestContext, ipv6Prefix: number): string {
+  return '\u0000ip:' + (ipv6Prefix === 128 ? ctx.clientIp : ipv6Network(ctx.clientIp, ipv6Prefix));
 }

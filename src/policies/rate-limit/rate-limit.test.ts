@@ -135,7 +135,7 @@ test('a rejected request emits ratelimit.rejected without the client key', async
 
 test('a Redis store without a redis service, or a policy without limits, is refused at config time', async () => {
   const setup = { routeName: 'r', upstreamNames: new Set<string>(), services: new Services(memoryLogger().logger, '/tmp') };
-  const base = { plans: {}, scope: 'route', on_redis_failure: 'fail_open', missing_key: 'ip', penalise_rejected: false, headers: true, breaker: { failures: 3, open_ms: 1000 }, local_max_keys: 1000 } as const;
+  const base = { plans: {}, scope: 'route', on_redis_failure: 'fail_open', missing_key: 'ip', penalise_rejected: false, headers: true, breaker: { failures: 3, open_ms: 1000 }, local_max_keys: 1000, ipv6_prefix: 64 } as const;
   await assert.rejects(async () => rateLimitPolicy.create({ ...base, store: 'redis', limits: [{ rate: 1, per: 'second', key: ['ip'] }] }, setup), /redis/);
   await assert.rejects(async () => rateLimitPolicy.create({ ...base, store: 'local', limits: [] }, setup), /at least one limit/);
 });
@@ -154,6 +154,7 @@ test('limits by consumer plan, keyed by consumer, credential and subject', async
       headers: true,
       breaker: { failures: 3, open_ms: 1000 },
       local_max_keys: 1000,
+      ipv6_prefix: 64,
     },
     setup,
   );
@@ -175,6 +176,21 @@ test('limits by consumer plan, keyed by consumer, credential and subject', async
   assert.deepEqual([keyed(long, 's'), keyed(long, 's'), keyed(long + 'x', 's')], [200, 429, 200]);
   // missing_key: skip — an anonymous request is not limited by a consumer-keyed limit.
   assert.deepEqual([request(undefined), request(undefined)], [200, 200]);
+});
+
+test('IPv6 clients are counted per /64 by default, so rotating addresses inside it gains nothing', async () => {
+  const setup = { routeName: uniqueRoute(), upstreamNames: new Set<string>(), services: new Services(memoryLogger().logger, '/tmp') };
+  const base = { plans: {}, scope: 'route', store: 'local', on_redis_failure: 'fail_open', missing_key: 'ip', penalise_rejected: false, headers: false, breaker: { failures: 3, open_ms: 1000 }, local_max_keys: 1000 } as const;
+  const route = { name: setup.routeName } as never;
+  const statusFor = (instance: Awaited<ReturnType<typeof rateLimitPolicy.create>>, clientIp: string) => {
+    const ctx = new RequestContext({ id: 'r', startedAt: 0, listener: 'l', protocol: 'http', method: 'GET', path: '/', query: '', host: 'h', hostname: 'h', clientIp, remoteAddress: clientIp, req: undefined, route, params: {} });
+    const result = instance.onRequest!(ctx);
+    return result === undefined ? 200 : (result as { status: number }).status;
+  };
+  const per64 = await rateLimitPolicy.create({ ...base, ipv6_prefix: 64, limits: [{ name: 'net', rate: 1, per: 'hour', key: ['ip'] }] }, setup);
+  assert.deepEqual([statusFor(per64, '2001:db8:0:1::1'), statusFor(per64, '2001:db8:0:1::2'), statusFor(per64, '2001:db8:0:2::1'), statusFor(per64, '192.0.2.1')], [200, 429, 200, 200]);
+  const perAddress = await rateLimitPolicy.create({ ...base, ipv6_prefix: 128, limits: [{ name: 'addr', rate: 1, per: 'hour', key: ['ip'] }] }, setup);
+  assert.deepEqual([statusFor(perAddress, '2001:db8:0:1::1'), statusFor(perAddress, '2001:db8:0:1::2')], [200, 200]);
 });
 
 let routeCounter = 0;

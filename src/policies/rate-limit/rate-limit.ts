@@ -67,8 +67,8 @@ class RateLimiter implements PolicyInstance {
     private readonly events: EventBus,
     redis: RedisService | undefined,
   ) {
-    this.defaultSet = compileLimitSet(config.limits);
-    this.plans = new Map(Object.entries(config.plans).map(([plan, limits]) => [plan, compileLimitSet(limits)]));
+    this.defaultSet = compileLimitSet(config.limits, config.ipv6_prefix);
+    this.plans = new Map(Object.entries(config.plans).map(([plan, limits]) => [plan, compileLimitSet(limits, config.ipv6_prefix)]));
     const all = [this.defaultSet, ...this.plans.values()];
     if (all.every((s) => s.limits.length === 0)) throw new Error('rate-limit: give at least one limit in `limits` or `plans`');
     const specs = new Set(all.flatMap((s) => s.limits.map((l) => l.keySpec)));
@@ -93,7 +93,7 @@ class RateLimiter implements PolicyInstance {
       let value = keyValue(limit, ctx);
       if (value === undefined) {
         if (this.config.missing_key === 'skip') continue;
-        value = fallbackKeyValue(ctx);
+        value = fallbackKeyValue(ctx, this.config.ipv6_prefix);
       }
       keys[n] = value;
       active[n] = limit;

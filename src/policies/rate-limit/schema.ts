@@ -22,6 +22,7 @@ export interface RateLimitConfig {
   headers: boolean;
   breaker: { failures: number; open_ms: number };
   local_max_keys: number;
+  ipv6_prefix: number;
 }
 
 const limitSchema = {
@@ -74,7 +75,14 @@ export const rateLimitSchema = {
       default: {},
       description: 'Circuit breaker around Redis, so no request waits on a Redis that is known to be down.',
     },
-    local_max_keys: { type: 'integer', minimum: 100, default: 100000, description: 'Most counters kept in memory per policy; beyond it the stalest are dropped.' },
+    local_max_keys: { type: 'integer', minimum: 100, default: 100000, description: 'Most clients kept in memory per limit; beyond it the oldest entries are dropped.' },
+    ipv6_prefix: {
+      type: 'integer',
+      minimum: 32,
+      maximum: 128,
+      default: 64,
+      description: 'For the `ip` key part, IPv6 clients are counted per network of this prefix length: a single client usually holds a whole /64 and could otherwise rotate addresses to get a fresh quota. 128 counts each address.',
+    },
   },
   additionalProperties: false,
 } as const;
