@@ -20,7 +20,7 @@ function config(upstream: string, policy: Record<string, unknown>, extra: Record
 
 test('a burst passes, the next request gets 429 problem+json with Retry-After and RateLimit headers, and the upstream never sees it', async (t) => {
   const up = await startUpstream((_req, res) => res.end('ok'));
-  const gw = await startTestGateway(config(up.url, { limits: [{ rate: 3, per: 'minute' }] }));
+  const gw = await startTestGateway(config(up.url, { headers: 'all', limits: [{ rate: 3, per: 'minute' }] }));
   t.after(async () => {
     await gw.close();
     await up.close();
@@ -135,7 +135,7 @@ test('a rejected request emits ratelimit.rejected without the client key', async
 
 test('a Redis store without a redis service, or a policy without limits, is refused at config time', async () => {
   const setup = { routeName: 'r', upstreamNames: new Set<string>(), services: new Services(memoryLogger().logger, '/tmp') };
-  const base = { plans: {}, scope: 'route', on_redis_failure: 'fail_open', missing_key: 'ip', penalise_rejected: false, headers: true, breaker: { failures: 3, open_ms: 1000 }, local_max_keys: 1000, ipv6_prefix: 64 } as const;
+  const base = { plans: {}, scope: 'route', on_redis_failure: 'fail_open', missing_key: 'ip', penalise_rejected: false, headers: 'all', breaker: { failures: 3, open_ms: 1000 }, local_max_keys: 1000, ipv6_prefix: 64 } as const;
   await assert.rejects(async () => rateLimitPolicy.create({ ...base, store: 'redis', limits: [{ rate: 1, per: 'second', key: ['ip'] }] }, setup), /redis/);
   await assert.rejects(async () => rateLimitPolicy.create({ ...base, store: 'local', limits: [] }, setup), /at least one limit/);
 });
@@ -151,7 +151,7 @@ test('limits by consumer plan, keyed by consumer, credential and subject', async
       on_redis_failure: 'fail_open',
       missing_key: 'skip',
       penalise_rejected: false,
-      headers: true,
+      headers: 'all',
       breaker: { failures: 3, open_ms: 1000 },
       local_max_keys: 1000,
       ipv6_prefix: 64,
@@ -180,7 +180,7 @@ test('limits by consumer plan, keyed by consumer, credential and subject', async
 
 test('IPv6 clients are counted per /64 by default, so rotating addresses inside it gains nothing', async () => {
   const setup = { routeName: uniqueRoute(), upstreamNames: new Set<string>(), services: new Services(memoryLogger().logger, '/tmp') };
-  const base = { plans: {}, scope: 'route', store: 'local', on_redis_failure: 'fail_open', missing_key: 'ip', penalise_rejected: false, headers: false, breaker: { failures: 3, open_ms: 1000 }, local_max_keys: 1000 } as const;
+  const base = { plans: {}, scope: 'route', store: 'local', on_redis_failure: 'fail_open', missing_key: 'ip', penalise_rejected: false, headers: 'none', breaker: { failures: 3, open_ms: 1000 }, local_max_keys: 1000 } as const;
   const route = { name: setup.routeName } as never;
   const statusFor = (instance: Awaited<ReturnType<typeof rateLimitPolicy.create>>, clientIp: string) => {
     const ctx = new RequestContext({ id: 'r', startedAt: 0, listener: 'l', protocol: 'http', method: 'GET', path: '/', query: '', host: 'h', hostname: 'h', clientIp, remoteAddress: clientIp, req: undefined, route, params: {} });

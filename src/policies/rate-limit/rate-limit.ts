@@ -143,12 +143,15 @@ class RateLimiter implements PolicyInstance {
     const limit = active[d.limitIndex]!;
     const resetS = Math.ceil(d.resetMs / 1000);
     if (d.allowed) {
-      if (this.config.headers) {
+      const headers = this.config.headers;
+      if (headers !== 'none') {
         ctx.setResponseHeader('ratelimit-policy', set.policyHeader);
         ctx.setResponseHeader('ratelimit', '"' + limit.name + '";r=' + d.remaining + ';t=' + resetS);
-        ctx.setResponseHeader('x-ratelimit-limit', limit.burstText);
-        ctx.setResponseHeader('x-ratelimit-remaining', String(d.remaining));
-        ctx.setResponseHeader('x-ratelimit-reset', String(resetS));
+        if (headers === 'all') {
+          ctx.setResponseHeader('x-ratelimit-limit', limit.burstText);
+          ctx.setResponseHeader('x-ratelimit-remaining', String(d.remaining));
+          ctx.setResponseHeader('x-ratelimit-reset', String(resetS));
+        }
       }
       return undefined;
     }

@@ -19,7 +19,7 @@ export interface RateLimitConfig {
   on_redis_failure: 'fail_open' | 'fail_closed';
   missing_key: 'ip' | 'skip';
   penalise_rejected: boolean;
-  headers: boolean;
+  headers: 'all' | 'ietf' | 'none';
   breaker: { failures: number; open_ms: number };
   local_max_keys: number;
   ipv6_prefix: number;
@@ -64,7 +64,11 @@ export const rateLimitSchema = {
     },
     missing_key: { enum: ['ip', 'skip'], default: 'ip', description: 'When a key part is missing (no consumer, no header): `ip` counts the request by client IP instead, `skip` does not apply that limit.' },
     penalise_rejected: { type: 'boolean', default: false, description: 'Count rejected requests too, so a client that keeps sending over the limit stays blocked. Off: a client recovers as soon as it slows down.' },
-    headers: { type: 'boolean', default: true, description: 'Send RateLimit-Policy, RateLimit and X-RateLimit-* headers on admitted requests (they are always sent on 429).' },
+    headers: {
+      enum: ['all', 'ietf', 'none'],
+      default: 'ietf',
+      description: 'Rate-limit headers on admitted requests: `ietf` (RateLimit-Policy and RateLimit), `all` (those plus the legacy X-RateLimit-Limit/Remaining/Reset: three more headers on every response), `none`. A 429 always carries all of them and Retry-After.',
+    },
     breaker: {
       type: 'object',
       properties: {
