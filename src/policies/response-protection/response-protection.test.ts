@@ -104,20 +104,29 @@ test('JSON that cannot be protected (too large, compressed, invalid) is withheld
   const big = JSON.stringify({ ssn: '1'.repeat(5000) });
   const handler: Parameters<typeof startUpstream>[0] = (req, res) => {
     if (req.url === '/customers/big') return void res.writeHead(200, { 'content-type': 'application/json' }).end(big);
+    if (req.url === '/customers/bigchunked') {
+      // No Content-Length: the limit is only found out while buffering.
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write(big.slice(0, 900));
+      setTimeout(() => res.end(big.slice(900)), 10);
+      return;
+    }
     if (req.url === '/customers/gzip') return void res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' }).end('\x1f\x8b...');
     res.writeHead(200, { 'content-type': 'application/json' }).end('{"ssn": "123-45-6789", oops');
   };
   const block = await setup(t, { max_body_bytes: 1000, fields: [{ path: '$.ssn', action: 'mask' }] }, handler);
-  for (const p of ['/customers/big', '/customers/gzip', '/customers/invalid']) {
+  for (const p of ['/customers/big', '/customers/bigchunked', '/customers/gzip', '/customers/invalid']) {
     const r = await httpRequest(block.gw.url + p);
     assert.equal(r.status, 502, p);
     assert.equal(JSON.parse(r.body).type, 'https://kycgate.dev/problems/response-unprocessable');
     assert.doesNotMatch(r.body, /123-45|1111/);
   }
   const pass = await setup(t, { max_body_bytes: 1000, on_failure: 'pass', fields: [{ path: '$.ssn', action: 'mask' }] }, handler);
-  const r = await httpRequest(pass.gw.url + '/customers/big');
-  assert.equal(r.status, 200);
-  assert.equal(r.body, big);
+  for (const p of ['/customers/big', '/customers/bigchunked']) {
+    const r = await httpRequest(pass.gw.url + p);
+    assert.equal(r.status, 200);
+    assert.equal(r.body, big, p);
+  }
 });
 
 test('gateway answers never reflect request input unescaped', async (t) => {
