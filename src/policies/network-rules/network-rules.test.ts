@@ -87,7 +87,7 @@ test('methods outside the list get 405 with Allow; bodies of other media types g
 test('invalid ranges and regular expressions are refused when the config is compiled', async () => {
   const { networkRulesPolicy } = await import('./network-rules.js');
   const base = { allow: [], deny: [], user_agents: { allow: [], deny: [], require: false }, methods: [], content_types: [] };
-  const setup = {} as never;
+  const setup = { services: { events: undefined } } as never;
   assert.throws(() => networkRulesPolicy.create({ ...base, allow: ['10.0.0.0/33'] }, setup), /invalid prefix/);
   assert.throws(() => networkRulesPolicy.create({ ...base, deny: ['not-an-ip'] }, setup), /not an IP/);
   assert.throws(() => networkRulesPolicy.create({ ...base, user_agents: { allow: ['('], deny: [], require: false } }, setup), /regular expression/);

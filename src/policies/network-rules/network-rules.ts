@@ -6,6 +6,7 @@
 import type { PolicyDefinition, PolicyInstance } from '../../pipeline/policy.js';
 import type { RequestContext } from '../../pipeline/context.js';
 import { problem, type Problem } from '../../errors/problem.js';
+import type { EventBus } from '../../observe/events.js';
 import { networkRulesSchema, type NetworkRulesConfig } from './schema.js';
 import { AddressList } from './address-list.js';
 import { hasBody, mediaTypeOf, MediaTypeMatcher } from '../../shared/media-type.js';
@@ -15,8 +16,8 @@ export const networkRulesPolicy: PolicyDefinition<NetworkRulesConfig> = {
   description: 'Allows or denies clients by IP address or range and User-Agent, and restricts methods and request content types.',
   phase: 'admit',
   schema: networkRulesSchema,
-  create(config): PolicyInstance {
-    return new NetworkRules(config);
+  create(config, setup): PolicyInstance {
+    return new NetworkRules(config, setup.services.events);
   },
 };
 
@@ -43,7 +44,10 @@ class NetworkRules implements PolicyInstance {
   private readonly wrongMethod: Problem;
   private readonly wrongType: Problem;
 
-  constructor(private readonly config: NetworkRulesConfig) {
+  constructor(
+    private readonly config: NetworkRulesConfig,
+    private readonly events: EventBus,
+  ) {
     this.allow = new AddressList(config.allow, 'network-rules.allow');
     this.deny = new AddressList(config.deny, 'network-rules.deny');
     this.uaAllow = compileRegexes(config.user_agents.allow, 'network-rules.user_agents.allow');
@@ -81,6 +85,7 @@ class NetworkRules implements PolicyInstance {
 
   private refuse(ctx: RequestContext, p: Problem, rule: string): Problem {
     ctx.decision = { outcome: 'refused', policy: 'network-rules', rule, reason: p.detail };
+    this.events.emit({ type: 'network.refused', requestId: ctx.id, route: ctx.route.name, outcome: rule });
     return p;
   }
 }

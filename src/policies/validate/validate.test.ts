@@ -34,7 +34,9 @@ async function setup(t: { after(fn: () => Promise<void>): void }, policy: Record
   });
   const post = (body: string | Buffer, headers: Record<string, string> = { 'content-type': 'application/json' }, path = '/accounts/12/payments') =>
     httpRequest(gw.url + path, { method: 'POST', headers, body });
-  return { up, gw, bodies, post };
+  const events: Array<{ type: string; data?: Record<string, unknown> }> = [];
+  gw.gateway.services.events.subscribe({ onEvent: (e) => void events.push(e) });
+  return { up, gw, bodies, post, events };
 }
 
 test('oversized, malformed, wrong-type and schema-violating bodies all get 4xx problem+json and never reach the upstream', async (t) => {
@@ -70,11 +72,15 @@ test('oversized, malformed, wrong-type and schema-violating bodies all get 4xx p
 });
 
 test('validation errors name each failing field as a JSON pointer', async (t) => {
-  const { post } = await setup(t, { body: payment });
+  const { post, events } = await setup(t, { body: payment });
   const r = await post(JSON.stringify({ amount: 0, currency: 'GBP', extra: 1 }));
   assert.equal(r.status, 400);
   const pointers = (JSON.parse(r.body).errors as Array<{ pointer: string }>).map((e) => e.pointer).sort();
   assert.deepEqual(pointers, ['/body/amount', '/body/currency', '/body/extra', '/body/iban']);
+  const failed = events.filter((e) => e.type === 'validation.failed');
+  assert.equal(failed.length, 1);
+  assert.deepEqual((failed[0]!.data!.fields as string[]).sort(), pointers);
+  assert.doesNotMatch(JSON.stringify(failed[0]), /GBP/);
 });
 
 test('unknown fields: strip removes them before forwarding; allow keeps them', async (t) => {

@@ -9,6 +9,7 @@ import type { ErrorObject, ValidateFunction } from 'ajv';
 import type { PolicyDefinition, PolicyInstance, PolicyResult } from '../../pipeline/policy.js';
 import type { RequestContext } from '../../pipeline/context.js';
 import { Problem, problem } from '../../errors/problem.js';
+import type { EventBus } from '../../observe/events.js';
 import { validateSchema, type ValidateConfig } from './schema.js';
 import { closeObjects } from './close-objects.js';
 import { hasBody, mediaTypeOf } from '../../shared/media-type.js';
@@ -18,8 +19,8 @@ export const validatePolicy: PolicyDefinition<ValidateConfig> = {
   description: 'Validates the request body, query, path parameters and headers against JSON Schemas.',
   phase: 'protect',
   schema: validateSchema,
-  create(config): PolicyInstance {
-    return new Validator(config);
+  create(config, setup): PolicyInstance {
+    return new Validator(config, setup.services.events);
   },
 };
 
@@ -76,7 +77,10 @@ class Validator implements PolicyInstance {
   private readonly strip: boolean;
   private readonly wrongType: Problem;
 
-  constructor(private readonly config: ValidateConfig) {
+  constructor(
+    private readonly config: ValidateConfig,
+    private readonly events: EventBus,
+  ) {
     const reject = config.unknown_fields === 'reject';
     this.strip = config.unknown_fields === 'strip';
     const bodyAjv = newAjv(false, this.strip);
@@ -146,6 +150,9 @@ class Validator implements PolicyInstance {
 
   private refuse(ctx: RequestContext, p: Problem): Problem {
     ctx.decision = { outcome: 'invalid', policy: 'validate', rule: p.kind };
+    // Pointers name fields, never values: safe for the audit trail.
+    const errors = p.extensions?.errors as FieldError[] | undefined;
+    this.events.emit({ type: 'validation.failed', requestId: ctx.id, route: ctx.route.name, outcome: p.kind, ...(errors ? { data: { fields: errors.map((e) => e.pointer) } } : {}) });
     return p;
   }
 }
