@@ -30,6 +30,7 @@ const UNKNOWN_ISSUER = failure('unknown_issuer', 'The token issuer is not truste
 function reasonFor(err: unknown): AuthFailure {
   if (err instanceof errors.JWTExpired) return failure('token_expired', 'The token has expired.');
   if (err instanceof errors.JWTClaimValidationFailed) {
+    if (err.reason === 'missing') return failure('missing_claim', `The token has no "${err.claim}" claim.`);
     switch (err.claim) {
       case 'nbf':
         return failure('token_not_yet_valid', 'The token is not valid yet.');
