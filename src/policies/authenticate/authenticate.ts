@@ -119,7 +119,7 @@ class AuthenticatePolicy implements PolicyInstance {
     });
     ctx.decision = { outcome: 'unauthenticated', policy: 'authenticate', ...(a ? { rule: a.method } : {}), reason: failure.reason };
     if (failure.unavailable) {
-      return problem('service-unavailable', { detail: failure.detail ?? 'Credentials cannot be checked right now.', headers: { 'retry-after': 1 } });
+      return problem('service-unavailable', { detail: failure.detail ?? 'Credentials cannot be checked right now.', extensions: { reason: failure.reason }, headers: { 'retry-after': 1 } });
     }
     // A request without any credential is not a guess; only refused credentials count towards the throttle.
     if (failure !== MISSING && this.throttle !== undefined) this.throttle.recordFailure(ctx.clientIp);
