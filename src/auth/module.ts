@@ -102,6 +102,7 @@ export const authModule: GatewayModule = {
       },
       async close() {
         feed.close();
+        verifier.close();
       },
     };
   },

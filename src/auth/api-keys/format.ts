@@ -10,7 +10,7 @@
  * about 190 bits of entropy, so a plain SHA-256 of the whole key is a safe stored verifier.
  * Scanner regex: `\bkg_[0-9A-Za-z]{8}_[0-9A-Za-z]{38}\b`.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 
 export const KEY_PREFIX = 'kg_';
@@ -65,7 +65,16 @@ export function generateKey(): GeneratedKey {
 }
 
 export function hashKey(key: string): string {
-  return createHash('sha256').update(key).digest('hex');
+  return hash('sha256', key, 'hex');
+}
+
+/**
+ * The lookup id of a candidate that has the shape of a key (prefix, length, separator), without checking the
+ * checksum: the hot path for keys already cached, where the hash comparison that follows is the real check.
+ */
+export function lookupIdOf(candidate: string): string | undefined {
+  if (candidate.length !== KEY_LENGTH || candidate.charCodeAt(SEPARATOR_AT) !== 95 || !candidate.startsWith(KEY_PREFIX)) return undefined;
+  return candidate.slice(KEY_PREFIX.length, SEPARATOR_AT);
 }
 
 function isBase62(code: number): boolean {

@@ -5,15 +5,15 @@
  * another instance or the CLI, or this instance's own change poll), so a revocation is effective on the next
  * request.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { Identity } from '../../pipeline/context.js';
 import type { ConsumerDirectory } from '../consumers.js';
 import type { ApiKeyRecord, KeyRepository } from './repository.js';
 
 export interface KeyCacheEntry {
   readonly record: ApiKeyRecord | undefined;
-  /** Decoded hash, for a constant-time comparison. */
-  readonly hash: Buffer | undefined;
+  /** Base64 SHA-256 of the key (shorter to compare than hex), compared in constant time. */
+  readonly hash: string | undefined;
   /** Identity shared by every request made with this key (frozen: nobody may edit it). */
   readonly identity: Identity | undefined;
   readonly loadedAt: number;
@@ -26,6 +26,7 @@ export type KeyCheck =
 export class ApiKeyVerifier {
   private readonly cache = new Map<string, KeyCacheEntry>();
   private readonly pending = new Map<string, Promise<KeyCacheEntry>>();
+  private readonly sweeper: NodeJS.Timeout;
   /** Bumped by every invalidation, so a load that started before it is not cached afterwards. */
   private generation = 0;
 
@@ -33,20 +34,41 @@ export class ApiKeyVerifier {
     private readonly repository: KeyRepository,
     private readonly consumers: ConsumerDirectory,
     private readonly options: { ttlMs: number; maxEntries: number },
-  ) {}
+  ) {
+    this.sweeper = setInterval(() => this.sweep(), Math.max(100, Math.floor(options.ttlMs / 4)));
+    this.sweeper.unref();
+  }
 
-  /** Verifies a well-formed key with lookup id `id`. Synchronous when the entry is cached and fresh. */
+  /** Drops entries older than the TTL, so they are re-read from the store on their next use. */
+  private sweep(): void {
+    const oldest = performance.now() - this.options.ttlMs;
+    for (const [id, entry] of this.cache) if (entry.loadedAt < oldest) this.cache.delete(id);
+  }
+
+  close(): void {
+    clearInterval(this.sweeper);
+  }
+
+  /**
+   * Verifies key `id` when its record is cached, or returns undefined (then call `check`). Stale entries are
+   * removed by a sweep rather than tested here, so the hot path reads no clock for them.
+   */
+  checkCached(id: string, key: string): KeyCheck | undefined {
+    const entry = this.cache.get(id);
+    return entry === undefined ? undefined : this.evaluate(entry, id, key);
+  }
+
+  /** Verifies a well-formed key with lookup id `id`. Synchronous when the entry is cached. */
   check(id: string, key: string): KeyCheck | Promise<KeyCheck> {
     const entry = this.cache.get(id);
-    if (entry !== undefined && performance.now() - entry.loadedAt < this.options.ttlMs) return this.evaluate(entry, id, key);
+    if (entry !== undefined) return this.evaluate(entry, id, key);
     return this.load(id).then((e) => this.evaluate(e, id, key));
   }
 
   private evaluate(entry: KeyCacheEntry, id: string, key: string): KeyCheck {
     const record = entry.record;
     if (record === undefined || entry.hash === undefined) return { ok: false, reason: 'unknown_key', keyId: id };
-    const presented = createHash('sha256').update(key).digest();
-    if (!timingSafeEqual(presented, entry.hash)) return { ok: false, reason: 'unknown_key', keyId: id };
+    if (!constantTimeEqual(hash('sha256', key, 'base64'), entry.hash)) return { ok: false, reason: 'unknown_key', keyId: id };
     if (record.revokedAt !== undefined) return { ok: false, reason: 'revoked_key', keyId: id };
     if (record.expiresAt !== undefined && Date.now() >= record.expiresAt) return { ok: false, reason: 'expired_key', keyId: id };
     if (entry.identity === undefined) return { ok: false, reason: 'unknown_consumer', keyId: id };
@@ -87,7 +109,7 @@ export class ApiKeyVerifier {
           credentialId: record.id,
         })
       : undefined;
-    return { record, hash: Buffer.from(record.hash, 'hex'), identity, loadedAt };
+    return { record, hash: Buffer.from(record.hash, 'hex').toString('base64'), identity, loadedAt };
   }
 
   private remember(id: string, entry: KeyCacheEntry): void {
@@ -112,4 +134,12 @@ export class ApiKeyVerifier {
   get size(): number {
     return this.cache.size;
   }
+}
+
+/** Compares two equal-length digests without an early exit, so timing does not reveal a matching prefix. */
+function constantTimeEqual(a: string, b: string): boolean {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return diff === 0;
 }

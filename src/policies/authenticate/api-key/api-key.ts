@@ -5,7 +5,7 @@
  */
 import type { RequestContext } from '../../../pipeline/context.js';
 import type { AuthService } from '../../../auth/module.js';
-import { KEY_PREFIX, parseKey } from '../../../auth/api-keys/format.js';
+import { KEY_PREFIX, lookupIdOf, parseKey } from '../../../auth/api-keys/format.js';
 import type { KeyCheck } from '../../../auth/api-keys/verifier.js';
 import type { AuthenticatorDefinition, AuthOutcome, Authenticator } from '../authenticator.js';
 import { apiKeySchema, type ApiKeyConfig } from './schema.js';
@@ -61,9 +61,16 @@ class ApiKeyAuthenticator implements Authenticator {
     }
     if (key === undefined) return undefined;
     if (this.config.hide_credentials && from !== '') ctx.removeUpstreamHeader(from);
-    const id = parseKey(key.trim());
+    // Cached keys skip the checksum (the hash comparison decides); others are checked before any store lookup.
+    const shapedId = lookupIdOf(key);
+    if (shapedId !== undefined) {
+      const cached = this.auth.keys.checkCached(shapedId, key);
+      if (cached !== undefined) return outcomeOf(cached);
+    }
+    key = key.trim();
+    const id = parseKey(key);
     if (id === undefined) return MALFORMED;
-    const check = this.auth.keys.check(id, key.trim());
+    const check = this.auth.keys.check(id, key);
     if (check instanceof Promise) return check.then(outcomeOf, () => UNAVAILABLE);
     return outcomeOf(check);
   }

@@ -4,7 +4,7 @@
  * min(exp, cache_ttl_s), inactive ones briefly; concurrent requests with one token share one call. An endpoint
  * that is down or slow answers 503 (the token is not judged), never 401 and never a crash.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { Identity, RequestContext } from '../../../pipeline/context.js';
 import type { AuthService } from '../../../auth/module.js';
 import type { ConsumerDirectory } from '../../../auth/consumers.js';
@@ -50,7 +50,7 @@ class IntrospectionAuthenticator implements Authenticator {
     if (token === '' || token.startsWith('kg_')) return undefined;
     if (this.config.skip_jwts && token.startsWith('eyJ') && token.split('.').length === 3) return undefined;
 
-    const key = createHash('sha256').update(token).digest('base64');
+    const key = hash('sha256', token, 'base64');
     const hit = this.cache.get(key);
     if (hit !== undefined) {
       if (Date.now() < hit.until) return hit.outcome;

@@ -2,7 +2,7 @@
  * Verified tokens, keyed by the SHA-256 of the token and kept until the token expires, so that a client repeating
  * its token pays a hash and a map lookup instead of a signature check. Bounded: the oldest entry goes first.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { Identity } from '../../../pipeline/context.js';
 
 interface Entry {
@@ -17,7 +17,7 @@ export class VerifiedTokenCache {
   constructor(private readonly maxEntries: number) {}
 
   static keyOf(token: string): string {
-    return createHash('sha256').update(token).digest('base64');
+    return hash('sha256', token, 'base64');
   }
 
   get(key: string): Identity | undefined {
