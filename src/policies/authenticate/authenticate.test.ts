@@ -154,3 +154,32 @@ test('a method config error names the key path at load time', async () => {
     (err: Error) => /routes\[0\]\.policies\[0\]\.authenticate\.methods\[0\]\.api-key: has unknown key "bogus"/.test(err.message),
   );
 });
+
+test('consumers declared in config are synced on reload: a key carries its consumer\'s new scopes', async (t) => {
+  const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+  const os = await import('node:os');
+  const path = await import('node:path');
+  const { stringify } = await import('yaml');
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kycgate-consumers-'));
+  const file = path.join(dir, 'kycgate.yaml');
+  const upstream = await startUpstream((_req, res) => res.end('ok'));
+  const config = (scopes: string[]) => ({
+    listeners: [{ name: 'main', port: 0 }],
+    admin: { port: 0 },
+    consumers: { billing: { scopes } },
+    upstreams: { app: { targets: [{ url: upstream.url }] } },
+    routes: [{ name: 'api', match: { prefix: '/api' }, upstream: 'app', policies: [{ authenticate: { methods: [{ 'api-key': {} }] } }, { authorize: { scopes: { all_of: ['b'] } } }] }],
+  });
+  writeFileSync(file, stringify(config(['a'])));
+  const gw = await startTestGateway(config(['a']), { file, baseDir: dir, watchConfig: false });
+  t.after(async () => {
+    await gw.close();
+    await upstream.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const { key } = await gw.gateway.services.get<AuthService>('auth').createKey({ consumer: 'billing' });
+  assert.equal((await httpRequest(gw.url + '/api/x', { headers: { 'x-api-key': key } })).status, 403);
+  writeFileSync(file, stringify(config(['a', 'b'])));
+  assert.equal(await gw.gateway.reload('test'), true);
+  assert.equal((await httpRequest(gw.url + '/api/x', { headers: { 'x-api-key': key } })).status, 200);
+});

@@ -122,8 +122,9 @@ class AuthenticatePolicy implements PolicyInstance {
       return problem('service-unavailable', { detail: failure.detail ?? 'Credentials cannot be checked right now.', extensions: { reason: failure.reason }, headers: { 'retry-after': 1 } });
     }
     // A request without any credential is not a guess; only refused credentials count towards the throttle.
-    if (failure !== MISSING && this.throttle !== undefined) this.throttle.recordFailure(ctx.clientIp);
-    const challenges = failure === MISSING || failure.reason === 'missing_credential' ? this.challenges : this.invalidTokenChallenges;
+    const missing = failure.reason === 'missing_credential';
+    if (!missing && this.throttle !== undefined) this.throttle.recordFailure(ctx.clientIp);
+    const challenges = missing ? this.challenges : this.invalidTokenChallenges;
     return problem('unauthenticated', {
       detail: failure.detail ?? 'The credential was not accepted.',
       extensions: { reason: failure.reason },
