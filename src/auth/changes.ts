@@ -28,6 +28,8 @@ export class AuthChangeFeed {
   private keysNewest = 0;
   private consumersFingerprint = '';
   private polling = false;
+  /** Set while the store is failing, so an outage is logged once rather than every poll. */
+  private failing = false;
 
   constructor(
     private readonly store: Store,
@@ -73,8 +75,11 @@ export class AuthChangeFeed {
       const { ids } = await this.changedKeys(this.keysNewest - 5000);
       for (const id of ids) this.verifier.invalidate(id);
       await this.refreshConsumers();
+      if (this.failing) this.logger.info('auth change poll recovered');
+      this.failing = false;
     } catch (err) {
-      this.logger.warn({ err: (err as Error).message }, 'auth change poll failed; caches keep their entries until the next poll');
+      if (!this.failing) this.logger.warn({ err: (err as Error).message }, 'auth change poll failed; cached keys and consumers are kept until the store answers');
+      this.failing = true;
     } finally {
       this.polling = false;
     }

@@ -34,7 +34,8 @@ class AuthorizePolicy implements PolicyInstance {
   onRequest(ctx: RequestContext): Problem | undefined {
     const identity = ctx.identity;
     if (identity === undefined) {
-      return this.deny(ctx, 'no_identity', problem('unauthenticated', { detail: 'This route requires authentication.' }));
+      // RFC 9110 section 15.5.2: a 401 always carries a challenge.
+      return this.deny(ctx, 'no_identity', problem('unauthenticated', { detail: 'This route requires authentication.', extensions: { reason: 'missing_credential' }, headers: { 'www-authenticate': 'Bearer realm="kycgate"' } }));
     }
     if (this.allOf.length > 0 || this.anyOf.length > 0) {
       const missing = this.missingScope(identity);

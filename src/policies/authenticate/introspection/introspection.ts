@@ -81,7 +81,9 @@ class IntrospectionAuthenticator implements Authenticator {
         await response.body?.cancel().catch(() => undefined);
         return UNAVAILABLE;
       }
-      const parsed = (await response.json()) as unknown;
+      const text = await response.text();
+      if (text.length > 65_536) return UNAVAILABLE;
+      const parsed = JSON.parse(text) as unknown;
       if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return UNAVAILABLE;
       body = parsed as Record<string, unknown>;
     } catch {
