@@ -183,3 +183,15 @@ test('consumers declared in config are synced on reload: a key carries its consu
   assert.equal(await gw.gateway.reload('test'), true);
   assert.equal((await httpRequest(gw.url + '/api/x', { headers: { 'x-api-key': key } })).status, 200);
 });
+
+test('upstream_headers sends the verified identity; client-sent x-consumer* headers never reach the upstream', async (t) => {
+  const { gw, auth, seen } = await setup(t, [{ authenticate: { methods: [{ 'api-key': {} }], upstream_headers: true } }]);
+  const { key } = await auth.createKey({ consumer: 'billing', scopes: ['payments:read'] });
+  const res = await httpRequest(gw.url + '/api/x', { headers: { 'x-api-key': key, 'x-consumer': 'admin', 'x-consumer-id': 'admin', 'x-auth-method': 'mtls' } });
+  assert.equal(res.status, 200);
+  assert.equal(seen[0]!['x-consumer'], 'billing');
+  assert.equal(seen[0]!['x-consumer-scopes'], 'payments:read');
+  assert.equal(seen[0]!['x-consumer-groups'], 'finance');
+  assert.equal(seen[0]!['x-auth-method'], 'api-key');
+  assert.equal(seen[0]!['x-consumer-id'], undefined);
+});

@@ -16,7 +16,13 @@ import { FailureThrottle } from './failure-throttle.js';
 
 const MISSING: AuthFailure = Object.freeze({ failed: true as const, reason: 'missing_credential', detail: 'This route requires authentication.' });
 
+/** Identity headers this policy may send upstream; the core strips them from every client request. */
+const IDENTITY_HEADERS = ['x-consumer', 'x-consumer-*', 'x-auth-method'] as const;
+const PRINTABLE = /^[\x20-\x7e]*$/;
+
 class AuthenticatePolicy implements PolicyInstance {
+  readonly injectsHeaders = IDENTITY_HEADERS;
+  private readonly upstreamHeaders: boolean;
   private readonly challenges: string[];
   private readonly invalidTokenChallenges: string[];
   private readonly throttle: FailureThrottle | undefined;
@@ -28,6 +34,7 @@ class AuthenticatePolicy implements PolicyInstance {
     private readonly routeName: string,
     config: AuthenticateConfig,
   ) {
+    this.upstreamHeaders = config.upstream_headers;
     const realm = `realm="${config.realm}"`;
     const withRealm = (c: string) => (c.includes('realm=') ? c : c.includes(' ') ? `${c}, ${realm}` : `${c} ${realm}`);
     // Several methods may share a scheme (api-key in a bearer header, JWT, introspection): one challenge per scheme.
@@ -99,6 +106,7 @@ class AuthenticatePolicy implements PolicyInstance {
   private settle(ctx: RequestContext, a: Authenticator | undefined, outcome: Identity | AuthFailure): PolicyResult {
     if (isAuthFailure(outcome)) return this.refuse(ctx, a, outcome);
     ctx.identity = outcome;
+    if (this.upstreamHeaders) setIdentityHeaders(ctx, outcome);
     this.events.emit({
       type: 'auth.success',
       requestId: ctx.id,
@@ -136,6 +144,15 @@ class AuthenticatePolicy implements PolicyInstance {
     this.throttle?.close();
     for (const a of this.authenticators) void Promise.resolve(a.close?.()).catch(() => undefined);
   }
+}
+
+function setIdentityHeaders(ctx: RequestContext, identity: Identity): void {
+  ctx.setUpstreamHeader('x-auth-method', identity.method);
+  if (identity.consumer !== undefined && PRINTABLE.test(identity.consumer)) ctx.setUpstreamHeader('x-consumer', identity.consumer);
+  const scopes = identity.scopes.join(' ');
+  if (scopes !== '' && PRINTABLE.test(scopes)) ctx.setUpstreamHeader('x-consumer-scopes', scopes);
+  const groups = identity.groups?.join(',');
+  if (groups !== undefined && groups !== '' && PRINTABLE.test(groups)) ctx.setUpstreamHeader('x-consumer-groups', groups);
 }
 
 /** A refusal inside the `all` loop, told apart from an Identity with one instanceof test. */

@@ -8,6 +8,7 @@ export interface AuthenticateConfig {
   methods: Array<Record<string, unknown>>;
   mode: 'any' | 'all';
   realm: string;
+  upstream_headers: boolean;
   failure_limit: { enabled: boolean; max_failures: number; window_s: number };
 }
 
@@ -40,6 +41,11 @@ export const authenticateSchema = {
       description: 'any: the first method that finds its kind of credential in the request decides (a bad credential is refused, not passed on). all: every method must succeed and their identities are merged (e.g. mTLS and a JWT).',
     },
     realm: { type: 'string', pattern: '^[^"\\\\\\r\\n]*$', default: 'kycgate', description: 'Realm named in WWW-Authenticate challenges.' },
+    upstream_headers: {
+      type: 'boolean',
+      default: false,
+      description: 'Send the verified identity upstream in x-consumer, x-consumer-scopes, x-consumer-groups and x-auth-method (values outside printable ASCII are left out). Whatever the setting, these headers and any other x-consumer-* header sent by a client are removed from every request.',
+    },
     failure_limit: {
       type: 'object',
       description: 'Throttles credential guessing: after `max_failures` failed attempts from one client address within `window_s`, that address is answered 429 with Retry-After until the window ends. Counted in memory per gateway instance.',
