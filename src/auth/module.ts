@@ -38,6 +38,11 @@ export interface AuthService {
   readonly repository: KeyRepository;
   /** Directory of the config file: relative paths in authenticator configs resolve against it. */
   readonly baseDir: string;
+  /**
+   * An object shared by every route and kept across config reloads, made on first request for `key` (e.g. one
+   * JWKS cache per JWKS URL, so fifty routes on one issuer fetch its keys once and a reload does not refetch).
+   */
+  shared<T>(key: string, make: () => T): T;
   /** Resolves a secret reference from an authenticator config (never log the value). */
   resolveSecret(ref: unknown): string;
   /** Creates, rotates and revokes keys, and tells every instance at once. */
@@ -65,7 +70,16 @@ export const authModule: GatewayModule = {
     const verifier = new ApiKeyVerifier(repository, directory, { ttlMs: KEY_CACHE_TTL_MS, maxEntries: KEY_CACHE_MAX_ENTRIES });
     const feed = new AuthChangeFeed(store, repository, verifier, directory, ctx.services.logger, redis, CHANGE_POLL_MS);
     await feed.start();
+    const sharedObjects = new Map<string, unknown>();
     const service: AuthService = {
+      shared<T>(key: string, make: () => T): T {
+        let value = sharedObjects.get(key) as T | undefined;
+        if (value === undefined) {
+          value = make();
+          sharedObjects.set(key, value);
+        }
+        return value;
+      },
       store,
       consumers: directory,
       keys: verifier,

@@ -260,3 +260,23 @@ test('jwt: HMAC issuers accept only HMAC and a public-key issuer refuses config 
   const wrong = await new SignJWT({ iss: 'https://idp', aud: 'a', exp: now + 60 }).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode('another-secret-that-is-also-32-bytes-long!'));
   assert.equal((await httpRequest(gw.url + '/x', { headers: { authorization: `Bearer ${wrong}` } })).status, 401);
 });
+
+test('jwt: routes sharing an issuer share one JWKS cache (one fetch at start)', async (t) => {
+  const idp = await startIdP(t);
+  const key = await rsaKey('k1');
+  idp.published.push(key.jwk);
+  const upstream = await startUpstream((_req, res) => res.end('ok'));
+  const auth = { authenticate: { methods: [{ jwt: { issuers: [{ issuer: idp.url, jwks_url: `${idp.url}/jwks`, audiences: ['payments-api'] }] } }] } };
+  const gw = await startTestGateway({
+    upstreams: { app: { targets: [{ url: upstream.url }] } },
+    defaults: { policies: [auth] },
+    routes: ['a', 'b', 'c'].map((name) => ({ name, match: { prefix: `/${name}` }, upstream: 'app' })),
+  });
+  t.after(async () => {
+    await gw.close();
+    await upstream.close();
+  });
+  const token = await sign(key, idp.url);
+  for (const name of ['a', 'b', 'c']) assert.equal((await httpRequest(`${gw.url}/${name}`, { headers: { authorization: `Bearer ${token}` } })).status, 200);
+  assert.equal(idp.jwksFetches, 1);
+});

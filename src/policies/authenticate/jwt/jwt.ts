@@ -81,13 +81,16 @@ class IssuerVerifier {
       const text = readFileSync(path.resolve(auth.baseDir, config.keys_file), 'utf8');
       this.key = text.trimStart().startsWith('{') ? createLocalJWKSet(JSON.parse(text)) : createPublicKey(text);
     } else {
-      const urlOf = config.discovery
-        ? discoveredJwksUrl(config.issuer, jwks.timeout_ms)
-        : (checkFetchUrl(config.jwks_url!, 'jwks_url'), () => Promise.resolve(config.jwks_url!));
-      this.keySet = new RemoteKeySet(urlOf, { cooldownMs: jwks.cooldown_s * 1000, maxAgeMs: jwks.max_age_s * 1000, timeoutMs: jwks.timeout_ms }, logger, config.issuer);
+      const source = config.discovery ? `discovery:${config.issuer}` : `jwks:${config.jwks_url!}`;
+      if (!config.discovery) checkFetchUrl(config.jwks_url!, 'jwks_url');
+      const options = { cooldownMs: jwks.cooldown_s * 1000, maxAgeMs: jwks.max_age_s * 1000, timeoutMs: jwks.timeout_ms };
+      this.keySet = auth.shared(`jwt-key-set|${source}|${JSON.stringify(options)}`, () => {
+        const urlOf = config.discovery ? discoveredJwksUrl(config.issuer, jwks.timeout_ms) : () => Promise.resolve(config.jwks_url!);
+        return new RemoteKeySet(urlOf, options, logger, config.issuer);
+      });
       this.key = this.keySet.getKey;
       // Warm the set at start so the first request does not wait for the IdP (failures are logged, not fatal).
-      void this.keySet.refresh();
+      if (this.keySet.fetches === 0) void this.keySet.refresh();
     }
     this.options = {
       issuer: config.issuer,
