@@ -117,6 +117,7 @@ export const authModule: GatewayModule = {
       async close() {
         feed.close();
         verifier.close();
+        for (const value of sharedObjects.values()) (value as { close?: () => void }).close?.();
       },
     };
   },

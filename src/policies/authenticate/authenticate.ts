@@ -13,6 +13,7 @@ import { isAuthFailure, type AuthFailure, type AuthOutcome, type Authenticator }
 import { authenticatorFor } from './registry.js';
 import { authenticateSchema, type AuthenticateConfig } from './schema.js';
 import { FailureThrottle } from './failure-throttle.js';
+import type { AuthService } from '../../auth/module.js';
 
 const MISSING: AuthFailure = Object.freeze({ failed: true as const, reason: 'missing_credential', detail: 'This route requires authentication.' });
 
@@ -33,6 +34,7 @@ class AuthenticatePolicy implements PolicyInstance {
     private readonly events: EventBus,
     private readonly routeName: string,
     config: AuthenticateConfig,
+    throttle: FailureThrottle | undefined,
   ) {
     this.upstreamHeaders = config.upstream_headers;
     const realm = `realm="${config.realm}"`;
@@ -49,7 +51,7 @@ class AuthenticatePolicy implements PolicyInstance {
     }
     // RFC 6750 section 3.1: a bearer token that was presented and refused is reported as invalid_token.
     this.invalidTokenChallenges = this.challenges.map((c) => (/^bearer\b/i.test(c) ? `${c}, error="invalid_token"` : c));
-    this.throttle = config.failure_limit.enabled ? new FailureThrottle(config.failure_limit.max_failures, config.failure_limit.window_s * 1000) : undefined;
+    this.throttle = throttle;
   }
 
   onRequest(ctx: RequestContext): PolicyResult | Promise<PolicyResult> {
@@ -141,7 +143,6 @@ class AuthenticatePolicy implements PolicyInstance {
   }
 
   close(): void {
-    this.throttle?.close();
     for (const a of this.authenticators) void Promise.resolve(a.close?.()).catch(() => undefined);
   }
 }
@@ -206,6 +207,12 @@ export const authenticatePolicy: PolicyDefinition<AuthenticateConfig> = {
       for (const a of authenticators) await Promise.resolve(a.close?.()).catch(() => undefined);
       throw err;
     }
-    return new AuthenticatePolicy(authenticators, config.mode, setup.services.events, setup.routeName, config);
+    // One throttle per limit setting for the whole process, kept across reloads: guesses spread over several
+    // routes count together, and a reload does not reset an address that is being throttled.
+    const limit = config.failure_limit;
+    const throttle = limit.enabled
+      ? setup.services.get<AuthService>('auth').shared(`failure-throttle|${limit.max_failures}|${limit.window_s}`, () => new FailureThrottle(limit.max_failures, limit.window_s * 1000))
+      : undefined;
+    return new AuthenticatePolicy(authenticators, config.mode, setup.services.events, setup.routeName, config, throttle);
   },
 };
