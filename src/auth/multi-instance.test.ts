@@ -70,6 +70,21 @@ test('a key revoked on one instance is refused by a second instance within 1 s (
   console.log(`# second instance refused the revoked key after ${ms} ms`);
 });
 
+test('a key rotated on one instance: both keys work on the other during the overlap, only the new one after (PostgreSQL + Redis)', async (t) => {
+  if (!(await requirePostgres(t)) || !(await requireRedis(t))) return;
+  const { a, b } = await pair(t, true);
+  const auth = a.gateway.services.get<AuthService>('auth');
+  const old = await auth.createKey({ consumer: 'billing', ttlMs: 86_400_000 });
+  assert.equal(await status(b, old.key), 200);
+  const rotated = await auth.rotateKey(old.record.id, 800);
+  assert.equal(rotated.record.expiresAt! - rotated.record.createdAt, 86_400_000, 'the new key keeps the lifetime');
+  assert.equal(await status(b, rotated.key), 200);
+  assert.equal(await status(b, old.key), 200, 'inside the overlap');
+  await new Promise((r) => setTimeout(r, Math.max(0, rotated.previous.expiresAt! - Date.now()) + 20));
+  assert.equal(await status(b, old.key), 401);
+  assert.equal(await status(b, rotated.key), 200);
+});
+
 test('kycgate keys create / revoke via the CLI reach running instances within 1 s (PostgreSQL + Redis)', async (t) => {
   if (!(await requirePostgres(t)) || !(await requireRedis(t))) return;
   const { a, b, file, dir } = await pair(t, true);
