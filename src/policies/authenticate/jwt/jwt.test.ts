@@ -200,6 +200,8 @@ test('jwt: an unknown kid triggers a rate-limited JWKS refetch; a rotated key is
 
 test('jwt: a failing JWKS endpoint never crashes the gateway and the last good keys keep working', async (t) => {
   const { idp, key, call, gw } = await setup(t, (i) => ({ jwks_url: `${i.url}/jwks` }), { jwks: { cooldown_s: 0.1, max_age_s: 1 } });
+  const jwksEvents: Array<{ type: string; outcome?: string }> = [];
+  gw.gateway.services.events.subscribe({ onEvent: (e) => void (e.type === 'jwks.fetch_failed' && jwksEvents.push(e)) });
   assert.equal((await call(await sign(key, idp.url))).status, 200);
   idp.failing = true;
   const failedBefore = idp.jwksFetches;
@@ -210,6 +212,7 @@ test('jwt: a failing JWKS endpoint never crashes the gateway and the last good k
   const unknown = await rsaKey('k9');
   assert.equal((await call(await sign(unknown, idp.url))).reason, 'unknown_key_id');
   assert.ok(gw.logs.some((l) => l.msg === 'JWKS fetch failed'));
+  assert.ok(jwksEvents.some((e) => e.outcome === 'kept_last_good_set'));
   const health = await httpRequest(gw.url + '/healthz');
   assert.equal(health.status, 200);
 });

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import path from 'node:path';
 import type { Logger } from 'pino';
+import type { EventBus } from '../../../observe/events.js';
 import { createLocalJWKSet, decodeJwt, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { Identity, RequestContext } from '../../../pipeline/context.js';
 import type { AuthService } from '../../../auth/module.js';
@@ -61,6 +62,7 @@ class IssuerVerifier {
     jwks: JwtConfig['jwks'],
     auth: AuthService,
     logger: Logger,
+    events: EventBus,
   ) {
     const sources = [config.discovery, config.jwks_url !== undefined, config.keys_file !== undefined, config.hmac_secret !== undefined].filter(Boolean).length;
     if (sources !== 1) throw new Error(`issuer ${config.issuer}: give exactly one key source (discovery: true, jwks_url, keys_file or hmac_secret)`);
@@ -86,7 +88,7 @@ class IssuerVerifier {
       const options = { cooldownMs: jwks.cooldown_s * 1000, maxAgeMs: jwks.max_age_s * 1000, timeoutMs: jwks.timeout_ms };
       this.keySet = auth.shared(`jwt-key-set|${source}|${JSON.stringify(options)}`, () => {
         const urlOf = config.discovery ? discoveredJwksUrl(config.issuer, jwks.timeout_ms) : () => Promise.resolve(config.jwks_url!);
-        return new RemoteKeySet(urlOf, options, logger, config.issuer);
+        return new RemoteKeySet(urlOf, options, logger, config.issuer, events);
       });
       this.key = this.keySet.getKey;
       // Warm the set at start so the first request does not wait for the IdP (failures are logged, not fatal).
@@ -208,7 +210,7 @@ export const jwtAuthenticator: AuthenticatorDefinition<JwtConfig> = {
   schema: jwtSchema,
   create(config, setup) {
     const auth = setup.services.get<AuthService>('auth');
-    const issuers = config.issuers.map((i) => new IssuerVerifier(i, config.jwks, auth, setup.services.logger));
+    const issuers = config.issuers.map((i) => new IssuerVerifier(i, config.jwks, auth, setup.services.logger, setup.services.events));
     return new JwtAuthenticator(config, issuers, auth.consumers);
   },
 };

@@ -7,6 +7,7 @@
  */
 import { createLocalJWKSet, errors, type JSONWebKeySet, type JWSHeaderParameters, type FlattenedJWSInput } from 'jose';
 import type { Logger } from 'pino';
+import type { EventBus } from '../../../observe/events.js';
 
 type KeyGetter = ReturnType<typeof createLocalJWKSet>;
 type Key = Awaited<ReturnType<KeyGetter>>;
@@ -55,6 +56,7 @@ export class RemoteKeySet {
     private readonly options: RemoteKeySetOptions,
     private readonly logger: Logger,
     private readonly issuer: string,
+    private readonly events?: EventBus,
   ) {}
 
   /** Key resolver for jose's jwtVerify. */
@@ -93,6 +95,7 @@ export class RemoteKeySet {
       })
       .catch((err: unknown) => {
         this.logger.warn({ issuer: this.issuer, err: (err as Error).message, keeping_last_good_set: this.local !== undefined }, 'JWKS fetch failed');
+        this.events?.emit({ type: 'jwks.fetch_failed', outcome: this.local === undefined ? 'no_keys' : 'kept_last_good_set', data: { issuer: this.issuer } });
       })
       .finally(() => {
         this.pending = undefined;
