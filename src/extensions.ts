@@ -9,8 +9,11 @@ import { requestHeadersPolicy } from './policies/request-headers/request-headers
 import { staticResponsePolicy } from './policies/static-response/static-response.js';
 import { storeModule } from './store/module.js';
 import { redisModule } from './shared/redis.js';
+import { authModule } from './auth/module.js';
+import { authenticatePolicy } from './policies/authenticate/authenticate.js';
+import { authorizePolicy } from './policies/authorize/authorize.js';
 
-export const POLICIES: readonly PolicyDefinition[] = [requestHeadersPolicy, staticResponsePolicy];
+export const POLICIES: readonly PolicyDefinition[] = [requestHeadersPolicy, staticResponsePolicy, authenticatePolicy, authorizePolicy];
 
 /** Modules start in this order: later ones may use services of earlier ones. */
-export const MODULES: readonly GatewayModule[] = [storeModule, redisModule];
+export const MODULES: readonly GatewayModule[] = [storeModule, redisModule, authModule];
