@@ -130,6 +130,23 @@ export class Gateway {
 
   /** Binds every listener, starts modules, compiles the config and binds the admin listener. */
   async start(): Promise<void> {
+    try {
+      await this.startParts();
+    } catch (err) {
+      // Nothing half-started may outlive a failed start: a caller that retries must find the ports free.
+      for (const l of this.listeners) {
+        l.certificates?.close();
+        l.server.closeAllConnections();
+        l.server.close();
+      }
+      this.admin?.server.close();
+      this.configWatcher?.close();
+      for (const m of this.modules) await m.close?.().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private async startParts(): Promise<void> {
     const { loaded } = this.options;
     // Listeners first (so port 0 resolves to a real base URL for modules), serving only once the runtime exists.
     for (const lc of loaded.config.listeners) await this.listen(lc, loaded.baseDir);
