@@ -7,10 +7,14 @@ import type { PolicyDefinition } from './pipeline/policy.js';
 import type { GatewayModule } from './modules.js';
 import { requestHeadersPolicy } from './policies/request-headers/request-headers.js';
 import { staticResponsePolicy } from './policies/static-response/static-response.js';
+import { kycGatePolicy } from './policies/kyc-gate/kyc-gate.js';
+import { kycWebhookPolicy } from './policies/kyc-webhook/kyc-webhook.js';
+import { kycJwksPolicy } from './policies/kyc-jwks/kyc-jwks.js';
 import { storeModule } from './store/module.js';
 import { redisModule } from './shared/redis.js';
+import { kycModule } from './kyc/module.js';
 
-export const POLICIES: readonly PolicyDefinition[] = [requestHeadersPolicy, staticResponsePolicy];
+export const POLICIES: readonly PolicyDefinition[] = [requestHeadersPolicy, staticResponsePolicy, kycGatePolicy, kycWebhookPolicy, kycJwksPolicy];
 
 /** Modules start in this order: later ones may use services of earlier ones. */
-export const MODULES: readonly GatewayModule[] = [storeModule, redisModule];
+export const MODULES: readonly GatewayModule[] = [storeModule, redisModule, kycModule];

@@ -28,6 +28,11 @@ export const PROBLEM_KINDS = {
   'gateway-timeout': { status: 504, title: 'Upstream timed out' },
   'https-required': { status: 403, title: 'HTTPS required' },
   'static-response': { status: 200, title: 'Static response' },
+  'kyc-required': { status: 403, title: 'Identity verification required' },
+  'kyc-pending': { status: 403, title: 'Identity verification pending' },
+  'kyc-denied': { status: 403, title: 'Identity verification does not allow this request' },
+  'kyc-provider-unavailable': { status: 503, title: 'Identity verification provider unavailable' },
+  'webhook-signature-invalid': { status: 401, title: 'Webhook signature invalid' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ProblemKind = keyof typeof PROBLEM_KINDS | (string & {});
