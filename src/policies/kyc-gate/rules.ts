@@ -70,7 +70,7 @@ export const gateEnvironment = new Environment({ homogeneousAggregateLiterals: f
   .registerVariable('client_ip', 'string')
   .registerVariable('consumer', 'string')
   .registerVariable('scopes', 'list<string>')
-  .registerVariable('now', 'timestamp')
+  .registerVariable('now', 'google.protobuf.Timestamp')
   .registerFunction('in_cidr(string, string): bool', inCidr)
   .registerFunction({
     name: 'history_sum',
@@ -123,6 +123,10 @@ export function compileCondition(expression: string, where: string): CompiledCon
 function collect(node: unknown, variables: Set<string>, calls: Set<string>, seen: Set<unknown>): void {
   if (typeof node !== 'object' || node === null || seen.has(node)) return;
   seen.add(node);
+  if (Array.isArray(node)) {
+    for (const item of node) collect(item, variables, calls, seen);
+    return;
+  }
   const n = node as { op?: string; args?: unknown };
   if (n.op === 'id' && typeof n.args === 'string') variables.add(n.args);
   if ((n.op === 'call' || n.op === 'rcall') && Array.isArray(n.args) && typeof n.args[0] === 'string') calls.add(n.args[0]);
@@ -134,6 +138,10 @@ function collect(node: unknown, variables: Set<string>, calls: Set<string>, seen
 function stringLiteralsOfWindows(node: unknown, out: string[] = [], seen = new Set<unknown>()): string[] {
   if (typeof node !== 'object' || node === null || seen.has(node)) return out;
   seen.add(node);
+  if (Array.isArray(node)) {
+    for (const item of node) stringLiteralsOfWindows(item, out, seen);
+    return out;
+  }
   const n = node as { op?: string; args?: unknown };
   if (n.op === 'rcall' && Array.isArray(n.args) && (n.args[0] === 'history_sum' || n.args[0] === 'history_count')) {
     const window = (n.args[2] as Array<{ op?: string; args?: unknown }> | undefined)?.[1];
