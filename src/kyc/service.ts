@@ -220,8 +220,8 @@ export class KycService {
       },
       Date.now(),
     );
-    await this.records.markEvent(providerName, event.eventId, changed ? 'applied' : 'stale', Date.now());
     if (changed) {
+      // Every instance drops the subject before anything else happens: the gate sees the change at once.
       this.invalidate(owner.subject);
       this.events.emit({
         type: 'kyc.status.changed',
@@ -229,6 +229,7 @@ export class KycService {
         data: { subject: owner.subject, provider: providerName, workflow: owner.workflow, status: event.status, claims: claims === '' ? [] : claims.split(' ') },
       });
     }
+    await this.records.markEvent(providerName, event.eventId, changed ? 'applied' : 'stale', Date.now());
     return changed ? 'applied' : 'stale';
   }
 

@@ -166,8 +166,8 @@ export class VerificationStore {
   async markEvent(provider: string, eventId: string, outcome: string, processedAt: number | null): Promise<void> {
     // Once applied, the sealed payload (which may hold personal data) is no longer needed: keep only the outcome.
     await this.store.query(
-      "UPDATE kyc_webhook_events SET outcome = $3, processed_at = $4, payload = CASE WHEN $4 IS NULL THEN payload ELSE '' END, attempts = attempts + 1 WHERE provider = $1 AND event_id = $2",
-      [provider, eventId, outcome, processedAt],
+      "UPDATE kyc_webhook_events SET outcome = $3, processed_at = $4, payload = CASE WHEN $5 = 1 THEN '' ELSE payload END, attempts = attempts + 1 WHERE provider = $1 AND event_id = $2",
+      [provider, eventId, outcome, processedAt, processedAt === null ? 0 : 1],
     );
   }
 
