@@ -72,6 +72,8 @@ export class TestProviderServer {
   createDelayMs = 0;
   /** When set, every API call answers this status (e.g. 503). */
   failWith: number | undefined;
+  /** Runs after a session exists at the provider but before the gateway hears of it (early webhooks). */
+  beforeAnswer: ((sessionId: string) => Promise<void>) | undefined;
 
   constructor(readonly webhookSecret: string) {
     this.server = http.createServer((req, res) => this.handle(req, res));
@@ -98,16 +100,17 @@ export class TestProviderServer {
           res.writeHead(400, { 'content-type': 'application/json' }).end('{"detail":"unknown workflow"}');
           return;
         }
-        const answer = () => {
+        const answer = async () => {
           this.created++;
           const id = randomUUID();
           this.sessions.set(id, { vendorData: input.vendor_data, workflowId: input.workflow_id });
+          if (this.beforeAnswer) await this.beforeAnswer(id);
           res.writeHead(201, { 'content-type': 'application/json' }).end(
             JSON.stringify({ session_id: id, url: `${this.url}/verify/${id}`, status: 'Not Started', workflow_id: input.workflow_id, vendor_data: input.vendor_data }),
           );
         };
-        if (this.createDelayMs > 0) setTimeout(answer, this.createDelayMs);
-        else answer();
+        if (this.createDelayMs > 0) setTimeout(() => void answer(), this.createDelayMs);
+        else void answer();
         return;
       }
       const m = /^\/sessions\/([^/]+)\/decision$/.exec(url);
