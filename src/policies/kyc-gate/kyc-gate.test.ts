@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createLocalJWKSet, jwtVerify } from 'jose';
-import { httpRequest, startTestGateway } from '../../../testing/harness.js';
+import { httpRequest, rawRequest, startTestGateway, statusOf } from '../../../testing/harness.js';
 import { kycTestbed, postWebhook, eventually } from '../../../testing/kyc-testbed.js';
 import type { GatewayEvent } from '../../observe/events.js';
 import { spawn } from 'node:child_process';
@@ -259,6 +259,15 @@ test('subject sources: a header is trusted only when the route says so; a missin
   assert.equal(untrusted.status, 401, 'no authenticated consumer vouches for the header');
   assert.equal(asJson(untrusted.body).type, 'https://kycgate.dev/problems/unauthenticated');
   assert.equal((await httpRequest(`${gw.url}/jwt/x`)).status, 401);
+  assert.equal(bed.provider.created, 0);
+});
+
+test('subject sources: a user-id header sent twice is ambiguous and refused', async (t) => {
+  const bed = await kycTestbed(t);
+  const gw = await startTestGateway(bed.config());
+  t.after(() => gw.close());
+  const raw = await rawRequest(gw.port, 'GET /api/x HTTP/1.1\r\nHost: h\r\nX-User-Id: alice\r\nx-user-id: bob\r\nConnection: close\r\n\r\n');
+  assert.equal(statusOf(raw), 401);
   assert.equal(bed.provider.created, 0);
 });
 

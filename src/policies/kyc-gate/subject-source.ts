@@ -39,8 +39,30 @@ export function compileSubjectSource(config: SubjectSourceConfig, where: string)
         } else if (!trustAnonymous) {
           return undefined;
         }
-        return usable(ctx.header(header));
+        return usable(singleHeader(ctx, header));
       };
     }
   }
+}
+
+/**
+ * The value of a header sent exactly once, read from the raw header list (building the lower-cased header object
+ * costs more than the whole gate decision). A header sent twice is ambiguous and treated as absent.
+ */
+function singleHeader(ctx: RequestContext, lower: string): string | undefined {
+  const req = ctx.req;
+  if (req === undefined) {
+    const value = ctx.headers[lower];
+    return Array.isArray(value) ? undefined : value;
+  }
+  const raw = req.rawHeaders;
+  const length = lower.length;
+  let found: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length !== length || name.toLowerCase() !== lower) continue;
+    if (found !== undefined) return undefined;
+    found = raw[i + 1]!;
+  }
+  return found;
 }
