@@ -13,6 +13,8 @@ import { kycSchema, type KycConfig } from './schema.js';
 import { buildSetup, retireSetup, type SetupEnv } from './setup.js';
 import { KycService } from './service.js';
 import { VerificationStore } from './verification-store.js';
+// Registers the bundled provider types before any config is compiled.
+import './provider-types.js';
 
 /** Webhook bodies are small JSON documents; anything larger is refused before it is read. */
 const WEBHOOK_MAX_BODY_BYTES = 1_048_576;
