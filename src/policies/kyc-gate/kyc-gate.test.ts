@@ -209,6 +209,9 @@ test('rules: CEL over method, path, headers, client IP, JSON body and the subjec
   const small = await post(500);
   assert.equal(small.status, 200);
   assert.equal(asJson(small.body).upstream, 'limited', 'rerouted');
+  const jwks = createLocalJWKSet(asJson((await httpRequest(`${gw.url}/.well-known/jwks.json`)).body) as { keys: [] });
+  const rerouted = await jwtVerify(asJson(small.body).headers['x-kycgate-assertion'], jwks, { audience: 'limited' });
+  assert.equal(rerouted.payload.kyc_status, 'unverified', 'the assertion names the upstream the request was rerouted to');
   assert.equal(lastRule(), 'unverified-limited');
   assert.ok(await eventually(async () => (await historyRows()) === 1));
   assert.equal((await post(500)).status, 200);
