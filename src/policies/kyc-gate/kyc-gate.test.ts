@@ -316,3 +316,36 @@ function runCli(args: string[], env: Record<string, string>): Promise<{ code: nu
     });
   });
 }
+
+test('a provider refusing the session request (bad workflow id) answers 502 without detail, and is logged', async (t) => {
+  const bed = await kycTestbed(t);
+  const gw = await startTestGateway(bed.config({}, { kyc: { workflows: { full: { provider: 'testprov', workflow_id: 'rejected-workflow', claims: { kyc_full: 'true' } } } } }));
+  t.after(() => gw.close());
+  const res = await httpRequest(`${gw.url}/api/x`, { headers: { 'x-user-id': 'quinn', accept: 'application/json' } });
+  assert.equal(res.status, 502);
+  assert.equal(asJson(res.body).type, 'https://kycgate.dev/problems/bad-gateway');
+  assert.ok(!res.body.includes('unknown workflow'), 'the provider\'s own text stays out of the answer');
+  assert.ok(gw.logs.some((l) => l.msg === 'verification session could not be created'));
+});
+
+test('reload: a changed claims mapping applies to new decisions, and an unchanged provider is kept', async (t) => {
+  const bed = await kycTestbed(t);
+  const file = path.join(bed.dir, 'gateway.yaml');
+  const asFile = (config: Record<string, unknown>) => stringify({ ...config, listeners: [{ name: 'main', port: 0 }], admin: { enabled: false } });
+  writeFileSync(file, asFile(bed.config()));
+  const gw = await startTestGateway(bed.config(), { file, baseDir: bed.dir, watchConfig: false });
+  t.after(() => gw.close());
+  const kyc = gw.gateway.services.get<import('../../kyc/service.js').KycService>('kyc');
+  const providerBefore = kyc.setup.providers.get('testprov');
+  writeFileSync(file, asFile(bed.config({}, { kyc: { workflows: { full: { provider: 'testprov', workflow_id: 'wf-full', claims: { kyc_full: 'has(facts.aml) && facts.aml == "clear"' } } } } })));
+  assert.equal(await gw.gateway.reload('test'), true);
+  assert.equal(kyc.setup.providers.get('testprov'), providerBefore);
+  const as = (user: string) => ({ headers: { 'x-user-id': user, accept: 'application/json' } });
+  const rita = asJson((await httpRequest(`${gw.url}/api/x`, as('rita'))).body).session_id as string;
+  const sam = asJson((await httpRequest(`${gw.url}/api/x`, as('sam'))).body).session_id as string;
+  await postWebhook(gw.url, bed.provider.webhook(rita, 'Approved', { facts: { aml: 'hit' } }));
+  await postWebhook(gw.url, bed.provider.webhook(sam, 'Approved', { facts: { aml: 'clear' } }));
+  assert.ok(await eventually(async () => (await httpRequest(`${gw.url}/api/x`, as('sam'))).status === 200));
+  const rejected = await httpRequest(`${gw.url}/api/x`, as('rita'));
+  assert.equal(asJson(rejected.body).type, 'https://kycgate.dev/problems/kyc-denied', 'approved, but the new mapping does not grant kyc_full');
+});
