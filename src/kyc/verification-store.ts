@@ -179,7 +179,11 @@ export class VerificationStore {
         [sessionId.provider, sessionId.sessionId, limit],
       );
     }
-    return this.store.query<InboxEvent>('SELECT provider, event_id, session_id, payload, attempts FROM kyc_webhook_events WHERE processed_at IS NULL ORDER BY event_seq LIMIT $1', [limit]);
+    // Events for unknown sessions are retried for an hour (the session may be recorded late), then left to an operator.
+    return this.store.query<InboxEvent>(
+      "SELECT provider, event_id, session_id, payload, attempts FROM kyc_webhook_events WHERE processed_at IS NULL AND (outcome IS NULL OR outcome <> 'unknown_session' OR received_at > $2) ORDER BY event_seq LIMIT $1",
+      [limit, Date.now() - 3_600_000],
+    );
   }
 
   async recordHistory(subject: string, field: string, value: number, at: number): Promise<void> {
