@@ -74,6 +74,21 @@ export const kycModule: GatewayModule = {
     void service.reconcile();
     return {
       routes: kycRoutes,
+      adminHandlers: {
+        // Webhook events kept because their session is unknown (ids only, no payload), for reconciliation.
+        '/kyc/unmatched-webhooks': (_req, res) => {
+          void records.unmatchedEvents(500).then(
+            (events) => {
+              res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+              res.end(JSON.stringify({ events }));
+            },
+            () => {
+              res.writeHead(503, { 'content-type': 'application/json' });
+              res.end('{"error":"store unavailable"}');
+            },
+          );
+        },
+      },
       async reload(next) {
         const nextSection = next.kyc as KycConfig | undefined;
         if (!nextSection) throw new ConfigError(['kyc: the section cannot be removed while running; restart the gateway']);

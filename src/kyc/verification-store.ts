@@ -186,6 +186,14 @@ export class VerificationStore {
     );
   }
 
+  /** Events kept because their session is unknown, newest first: for an operator to reconcile. */
+  async unmatchedEvents(limit: number): Promise<Array<{ provider: string; event_id: string; session_id: string; received_at: number; attempts: number }>> {
+    return this.store.query(
+      "SELECT provider, event_id, session_id, received_at, attempts FROM kyc_webhook_events WHERE processed_at IS NULL AND outcome = 'unknown_session' ORDER BY received_at DESC LIMIT $1",
+      [limit],
+    );
+  }
+
   async recordHistory(subject: string, field: string, value: number, at: number): Promise<void> {
     await this.store.query('INSERT INTO kyc_history (subject, field, value, at) VALUES ($1, $2, $3, $4)', [subject, field, value, at]);
   }

@@ -124,6 +124,8 @@ test('webhooks: refused without a valid fresh signature; idempotent by event id;
   const stray = await postWebhook(gw.url, bed.provider.webhook('no-such-session', 'Approved', { eventId: 'evt-stray' }));
   assert.equal(stray.status, 200);
   assert.ok(await eventually(async () => (await store.query<{ outcome: string }>("SELECT outcome FROM kyc_webhook_events WHERE event_id = 'evt-stray'"))[0]?.outcome === 'unknown_session'));
+  const unmatched = asJson((await httpRequest(`${gw.adminUrl}/kyc/unmatched-webhooks`)).body).events as Array<Record<string, unknown>>;
+  assert.deepEqual(unmatched.map((e) => [e.provider, e.event_id, e.session_id]), [['testprov', 'evt-stray', 'no-such-session']], 'listed for an operator on the admin listener');
 
   // A newer expiry takes the claims away at once.
   assert.equal((await postWebhook(gw.url, bed.provider.webhook(sessionId, 'Kyc Expired', { eventId: 'evt-expired', timestamp: now + 1 }))).status, 200);
