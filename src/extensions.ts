@@ -7,13 +7,25 @@ import type { PolicyDefinition } from './pipeline/policy.js';
 import type { GatewayModule } from './modules.js';
 import { requestHeadersPolicy } from './policies/request-headers/request-headers.js';
 import { staticResponsePolicy } from './policies/static-response/static-response.js';
+import { kycGatePolicy } from './policies/kyc-gate/kyc-gate.js';
+import { kycWebhookPolicy } from './policies/kyc-webhook/kyc-webhook.js';
+import { kycJwksPolicy } from './policies/kyc-jwks/kyc-jwks.js';
 import { storeModule } from './store/module.js';
 import { redisModule } from './shared/redis.js';
 import { authModule } from './auth/module.js';
 import { authenticatePolicy } from './policies/authenticate/authenticate.js';
 import { authorizePolicy } from './policies/authorize/authorize.js';
+import { kycModule } from './kyc/module.js';
 
-export const POLICIES: readonly PolicyDefinition[] = [requestHeadersPolicy, staticResponsePolicy, authenticatePolicy, authorizePolicy];
+export const POLICIES: readonly PolicyDefinition[] = [
+  requestHeadersPolicy,
+  staticResponsePolicy,
+  authenticatePolicy,
+  authorizePolicy,
+  kycGatePolicy,
+  kycWebhookPolicy,
+  kycJwksPolicy,
+];
 
 /** Modules start in this order: later ones may use services of earlier ones. */
-export const MODULES: readonly GatewayModule[] = [storeModule, redisModule, authModule];
+export const MODULES: readonly GatewayModule[] = [storeModule, redisModule, authModule, kycModule];
