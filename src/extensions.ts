@@ -9,8 +9,9 @@ import { requestHeadersPolicy } from './policies/request-headers/request-headers
 import { staticResponsePolicy } from './policies/static-response/static-response.js';
 import { storeModule } from './store/module.js';
 import { redisModule } from './shared/redis.js';
+import { auditModule } from './audit/module.js';
 
 export const POLICIES: readonly PolicyDefinition[] = [requestHeadersPolicy, staticResponsePolicy];
 
 /** Modules start in this order: later ones may use services of earlier ones. */
-export const MODULES: readonly GatewayModule[] = [storeModule, redisModule];
+export const MODULES: readonly GatewayModule[] = [storeModule, redisModule, auditModule];
