@@ -10,8 +10,9 @@ import { staticResponsePolicy } from './policies/static-response/static-response
 import { storeModule } from './store/module.js';
 import { redisModule } from './shared/redis.js';
 import { auditModule } from './audit/module.js';
+import { auditPolicy } from './policies/audit/audit.js';
 
-export const POLICIES: readonly PolicyDefinition[] = [requestHeadersPolicy, staticResponsePolicy];
+export const POLICIES: readonly PolicyDefinition[] = [requestHeadersPolicy, staticResponsePolicy, auditPolicy];
 
 /** Modules start in this order: later ones may use services of earlier ones. */
 export const MODULES: readonly GatewayModule[] = [storeModule, redisModule, auditModule];

@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import type { GatewayModule, ModuleInstance } from '../modules.js';
 import type { GatewayConfig } from '../config/types.js';
 import type { RequestContext } from '../pipeline/context.js';
+import type { ResponseHead } from '../pipeline/policy.js';
 import type { EventListener, GatewayEvent, RefusedRequest } from '../observe/events.js';
 import { ConfigError } from '../config/load.js';
 import { auditSchema, type AuditConfig } from './schema.js';
@@ -23,6 +24,9 @@ import { RequestTracer } from './tracing.js';
 /** The `audit` service other modules may look up. */
 export interface AuditService {
   readonly journal: Journal | undefined;
+  /** The recorder, when the journal is enabled (the `audit` policy uses it). */
+  readonly recorder: AuditRecorder | undefined;
+  readonly durability: 'group' | 'sync';
   readonly sinks: readonly SinkRunner[];
   readonly metrics: GatewayMetrics | undefined;
   readonly auditDir: string;
@@ -55,8 +59,12 @@ export function signingKey(auditDir: string, configured: string | undefined): Ke
   return key;
 }
 
+/** State the `audit` policy leaves on a request: its record was already written, or the response headers it saw. */
+export const AUDIT_STATE = 'audit';
+export type AuditRequestState = { written: true } | { responseHeaders: Record<string, string> | undefined };
+
 /** Copies what a record needs into a journal entry; serialising happens later, in the group commit. */
-class AuditRecorder implements EventListener {
+export class AuditRecorder implements EventListener {
   requestHeaders: HeaderCapture;
   responseHeaders: HeaderCapture;
 
@@ -70,7 +78,31 @@ class AuditRecorder implements EventListener {
   }
 
   onRequestComplete(ctx: RequestContext): void {
-    this.journal.append(requestEntry(ctx, Date.now(), performance.now() - ctx.startedAt, this.requestHeaders, this.responseHeaders));
+    const state = ctx.state[AUDIT_STATE] as AuditRequestState | undefined;
+    if (state === undefined) {
+      this.journal.append(requestEntry(ctx, Date.now(), performance.now() - ctx.startedAt, this.requestHeaders, this.responseHeaders));
+      return;
+    }
+    if ('written' in state) return;
+    const entry = requestEntry(ctx, Date.now(), performance.now() - ctx.startedAt, this.requestHeaders, this.responseHeaders);
+    entry.responseHeaders = state.responseHeaders;
+    this.journal.append(entry);
+  }
+
+  /** Called by the `audit` policy with the final response head (upstream headers included). */
+  onResponseHead(ctx: RequestContext, head: ResponseHead, durable: boolean): void {
+    const responseHeaders = this.responseHeaders.fromHead(head.headers);
+    if (!durable) {
+      ctx.state[AUDIT_STATE] = { responseHeaders } satisfies AuditRequestState;
+      return;
+    }
+    // Durable: the record is written and fsynced now, before the head goes to the client.
+    const entry = requestEntry(ctx, Date.now(), performance.now() - ctx.startedAt, this.requestHeaders, this.responseHeaders);
+    entry.status = head.status;
+    entry.responseHeaders = responseHeaders;
+    entry.data = { recorded_at: 'response_head' };
+    this.journal.appendDurable(entry);
+    ctx.state[AUDIT_STATE] = { written: true } satisfies AuditRequestState;
   }
 
   onRequestRefused(info: RefusedRequest): void {
@@ -166,7 +198,7 @@ export const auditModule: GatewayModule = {
       unsubscribe.push(ctx.services.events.subscribe(tracer));
     }
 
-    ctx.services.register<AuditService>('audit', { journal, sinks, metrics, auditDir });
+    ctx.services.register<AuditService>('audit', { journal, recorder, durability: cfg.durability, sinks, metrics, auditDir });
     let current = cfg;
 
     return {

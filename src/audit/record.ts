@@ -74,6 +74,17 @@ export class HeaderCapture {
     return out;
   }
 
+  fromHead(headers: ReadonlyMap<string, string | string[]>): Record<string, string> | undefined {
+    if (this.names.length === 0) return undefined;
+    let out: Record<string, string> | undefined;
+    for (const name of this.names) {
+      const value = headers.get(name);
+      if (value === undefined) continue;
+      (out ??= {})[name] = this.redacted.has(name) ? REDACTED : Array.isArray(value) ? value.join(', ') : value;
+    }
+    return out;
+  }
+
   fromChanges(changes: ReadonlyArray<[string, string | string[]]> | undefined): Record<string, string> | undefined {
     if (this.names.length === 0 || changes === undefined) return undefined;
     let out: Record<string, string> | undefined;
