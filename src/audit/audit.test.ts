@@ -177,7 +177,7 @@ test('a sink down for a while under load: every record delivered after it return
   const gw = await startTestGateway(
     {
       routes: [{ name: 'static', match: { path: '/s' }, policies: [{ 'static-response': { status: 200, body: 'ok' } }] }],
-      audit: { enabled: true, sinks: [{ name: 'siem', type: 'http', url: `${receiver.url}/ingest`, batch_records: 200, retry_initial_ms: 100, retry_max_ms: 800 }] },
+      audit: { enabled: true, disk_alarm_bytes: 100000, sinks: [{ name: 'siem', type: 'http', url: `${receiver.url}/ingest`, batch_records: 200, retry_initial_ms: 100, retry_max_ms: 800 }] },
     },
     { dataDir },
   );
@@ -196,6 +196,10 @@ test('a sink down for a while under load: every record delivered after it return
     const pending = Number(/kycgate_audit_records_pending (\d+)/.exec(metricsDown.body)?.[1]);
     assert.ok(backlog + pending >= sent, `backlog ${backlog} + pending ${pending} while down, ${sent} sent`);
     assert.match(metricsDown.body, /kycgate_audit_sink_up\{sink="siem"\} 0/);
+    // The journal backs up on disk past the alarm threshold: metric and an error log, not silence.
+    assert.match(metricsDown.body, /kycgate_audit_disk_alarm 1/);
+    assert.ok(gw.logs.some((l) => l.level === 50 && String(l.msg).includes('disk usage over the alarm threshold')));
+    assert.ok(gw.logs.some((l) => l.level === 40 && String(l.msg).includes('audit sink delivery failed')));
     assert.equal(receiver.state.records.length, 0);
     receiver.state.failing = false;
     await receiver.until(() => receiver.state.records.filter((r) => r.type === 'http.request').length >= sent, 20000);

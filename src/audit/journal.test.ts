@@ -5,7 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { memoryLogger } from '../../testing/harness.js';
 import { Journal } from './journal.js';
-import { signingKey } from './module.js';
+import { signingKey, applyRetention } from './module.js';
+import type { SinkRunner } from './sinks.js';
 import { verifyJournal, loadPublicKey } from './verify.js';
 import { listSegments } from './segments.js';
 import { exportRecords, cefValue, cefHeader } from './export.js';
@@ -164,4 +165,30 @@ test('export: time window, JSON lines as stored, CEF escaping', async () => {
   assert.match(cef[0]!, /^CEF:0\|kycgate\|kycgate\|1\|http\.request\|GET r 200\|3\|rt=\d+ externalId=\S+ cn1=1 cn1Label=seq /);
   assert.equal(cefValue('a=b\\c\nd'), 'a\\=b\\\\c\\nd');
   assert.equal(cefHeader('a|b\\c'), 'a\\|b\\\\c');
+});
+
+test('retention deletes old segments only once every sink has delivered them; verify still passes', async () => {
+  const dir = tmpAuditDir();
+  const logger = memoryLogger().logger;
+  const journal = new Journal({ auditDir: dir, durability: 'group', groupCommitMs: 1, segmentBytes: 1500, checkpointRecords: 5, checkpointSeconds: 60, maxPending: 1000, diskAlarmBytes: 0, privateKey: signingKey(dir, undefined), logger });
+  journal.open();
+  for (let i = 0; i < 40; i++) {
+    journal.append({ kind: 'event', time: Date.now(), type: 'key.created', outcome: 'ok' });
+    await journal.flush();
+  }
+  const segments = listSegments(dir);
+  assert.ok(segments.length >= 4);
+  const old = new Date(Date.now() - 3 * 86_400_000);
+  for (const s of segments) fs.utimesSync(s.file, old, old);
+  // A sink that has delivered up to the end of the second segment: only the first two may go.
+  const delivered = segments[2]!.firstSeq - 1;
+  applyRetention(journal, [{ cursor: { seq: delivered, segment: segments[2]!.firstSeq, offset: 0 } } as unknown as SinkRunner], 1, logger);
+  assert.deepEqual(listSegments(dir).map((s) => s.firstSeq), segments.slice(2).map((s) => s.firstSeq));
+  // Not old enough: nothing goes even when delivered.
+  applyRetention(journal, [{ cursor: { seq: 1e9, segment: 0, offset: 0 } } as unknown as SinkRunner], 30, logger);
+  assert.equal(listSegments(dir).length, segments.length - 2);
+  await journal.close();
+  const r = verifyJournal(dir, loadPublicKey(dir));
+  assert.equal(r.ok, true, r.problem?.message);
+  assert.equal(r.firstSeq, segments[2]!.firstSeq);
 });

@@ -116,7 +116,7 @@ export class AuditRecorder implements EventListener {
   }
 }
 
-function applyRetention(journal: Journal, sinks: readonly SinkRunner[], days: number, logger: Logger): void {
+export function applyRetention(journal: Journal, sinks: readonly SinkRunner[], days: number, logger: Logger): void {
   if (days <= 0) return;
   const delivered = sinks.length === 0 ? journal.committed.seq : Math.min(...sinks.map((s) => s.cursor.seq));
   const cutoff = Date.now() - days * 86_400_000;
