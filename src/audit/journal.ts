@@ -70,6 +70,11 @@ export class Journal {
     return this.pending.length + (this.staged?.count ?? 0);
   }
 
+  /** False while the last write failed (records are held in memory and retried). */
+  get writable(): boolean {
+    return !this.errorLogged;
+  }
+
   get lastSeq(): number {
     return this.committed.seq;
   }

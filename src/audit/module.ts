@@ -232,7 +232,7 @@ export const auditModule: GatewayModule = {
       async ready() {
         if (!journal) return { ok: true, detail: { audit: 'disabled' } };
         return {
-          ok: journal.stats.writeErrors === 0 || journal.pendingCount === 0,
+          ok: journal.writable,
           detail: { audit_last_seq: journal.committed.seq, pending: journal.pendingCount, sinks_down: sinks.filter((s) => s.down).map((s) => s.config.name) },
         };
       },
