@@ -51,11 +51,11 @@ function severity(rec: Record<string, unknown>): number {
 export function toCef(rec: Record<string, unknown>, version: string): string {
   const type = String(rec.type);
   const name = rec.kind === 'event' ? `${type}${rec.outcome ? ` ${String(rec.outcome)}` : ''}` : `${String(rec.method ?? '')} ${String(rec.route ?? rec.problem ?? '')} ${String(rec.status ?? '')}`.trim();
-  const ext: Array<[string, unknown]> = [
+  // [key, value, label]: custom fields (cs*, cn*) carry a label, written only when the value is.
+  const ext: Array<[string, unknown, string?]> = [
     ['rt', Date.parse(String(rec.time))],
     ['externalId', rec.id],
-    ['cn1', rec.seq],
-    ['cn1Label', 'seq'],
+    ['cn1', rec.seq, 'seq'],
     ['src', rec.client_ip],
     ['suser', rec.consumer],
     ['duser', rec.subject],
@@ -63,25 +63,18 @@ export function toCef(rec: Record<string, unknown>, version: string): string {
     ['request', rec.path],
     ['outcome', rec.outcome ?? (rec.decision as { outcome?: string } | undefined)?.outcome ?? rec.status],
     ['reason', (rec.decision as { reason?: string } | undefined)?.reason ?? rec.problem],
-    ['cs1', rec.route],
-    ['cs1Label', 'route'],
-    ['cs2', rec.request_id],
-    ['cs2Label', 'requestId'],
-    ['cs3', rec.trace_id],
-    ['cs3Label', 'traceId'],
-    ['cs4', rec.auth_method],
-    ['cs4Label', 'authMethod'],
-    ['cs5', rec.spiffe_id],
-    ['cs5Label', 'spiffeId'],
-    ['cs6', rec.hash],
-    ['cs6Label', 'recordHash'],
-    ['cn2', rec.latency_ms],
-    ['cn2Label', 'latencyMs'],
+    ['cs1', rec.route, 'route'],
+    ['cs2', rec.request_id, 'requestId'],
+    ['cs3', rec.trace_id, 'traceId'],
+    ['cs4', rec.auth_method, 'authMethod'],
+    ['cs5', rec.spiffe_id, 'spiffeId'],
+    ['cs6', rec.hash, 'recordHash'],
+    ['cn2', rec.latency_ms, 'latencyMs'],
     ['deviceExternalId', rec.listener],
   ];
   const extension = ext
     .filter(([, v]) => v !== undefined && v !== null && v !== '')
-    .map(([k, v]) => `${k}=${cefValue(String(v))}`)
+    .map(([k, v, label]) => `${k}=${cefValue(String(v))}${label ? ` ${k}Label=${label}` : ''}`)
     .join(' ');
   return `CEF:0|kycgate|kycgate|${cefHeader(version)}|${cefHeader(type)}|${cefHeader(name)}|${severity(rec)}|${extension}`;
 }
