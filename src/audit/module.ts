@@ -18,8 +18,8 @@ import { auditSchema, type AuditConfig } from './schema.js';
 import { Journal } from './journal.js';
 import { HeaderCapture, eventEntry, refusedEntry, requestEntry } from './record.js';
 import { SinkRunner, transportFor } from './sinks.js';
-import { GatewayMetrics } from './metrics.js';
-import { RequestTracer } from './tracing.js';
+import { GatewayMetrics } from '../observe/metrics.js';
+import { RequestTracer } from '../observe/tracing.js';
 
 /** The `audit` service other modules may look up. */
 export interface AuditService {

@@ -16,9 +16,9 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { performance } from 'node:perf_hooks';
 import type { RequestContext } from '../pipeline/context.js';
-import type { EventListener, GatewayEvent, RefusedRequest } from '../observe/events.js';
-import type { Journal } from './journal.js';
-import type { SinkRunner } from './sinks.js';
+import type { EventListener, GatewayEvent, RefusedRequest } from './events.js';
+import type { Journal } from '../audit/journal.js';
+import type { SinkRunner } from '../audit/sinks.js';
 
 const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
