@@ -43,6 +43,11 @@ export class SinkRunner {
     this.cursorFile = path.join(auditDir, 'cursors', `${config.name}.json`);
     fs.mkdirSync(path.dirname(this.cursorFile), { recursive: true, mode: 0o700 });
     this.cursor = readCursor(this.cursorFile);
+    if (this.cursor.seq > journal.committed.seq) {
+      // The journal was replaced (or restored from an older backup): the cursor points past its end.
+      logger.warn({ sink: config.name, cursor_seq: this.cursor.seq, journal_seq: journal.committed.seq }, 'audit sink cursor is past the end of the journal; delivering from the start');
+      this.cursor = { seq: 0, segment: 1, offset: 0 };
+    }
     journal.onCommit(() => this.wake?.());
   }
 

@@ -49,6 +49,7 @@ export class GatewayMetrics implements EventListener {
   private readonly breaker: Gauge<'provider'>;
   private readonly events: Counter<'type'>;
   private readonly byRoute = new Map<string, RouteChildren>();
+  private readonly routeDecisions = new Map<string, Counter.Internal>();
 
   constructor(sources: MetricsSources) {
     const registers = [this.registry];
@@ -150,7 +151,12 @@ export class GatewayMetrics implements EventListener {
     const cls = Math.min(Math.max(Math.floor(ctx.status / 100), 1), 5) - 1;
     c.count[cls]!.inc();
     c.latency[cls]!.observe((performance.now() - ctx.startedAt) / 1000);
-    if (ctx.decision !== undefined) this.decisions.labels('route', ctx.decision.outcome).inc();
+    if (ctx.decision !== undefined) {
+      const outcome = ctx.decision.outcome;
+      let child = this.routeDecisions.get(outcome);
+      if (child === undefined) this.routeDecisions.set(outcome, (child = this.decisions.labels('route', outcome)));
+      child.inc();
+    }
   }
 
   onRequestRefused(info: RefusedRequest): void {
