@@ -152,6 +152,9 @@ export const auditModule: GatewayModule = {
     const sinks: SinkRunner[] = [];
     let retentionTimer: NodeJS.Timeout | undefined;
 
+    const names = cfg.sinks.map((s) => s.name);
+    const duplicate = names.find((n, i) => names.indexOf(n) !== i);
+    if (duplicate !== undefined) throw new ConfigError([`audit.sinks: the name "${duplicate}" is used twice (each sink keeps its own cursor by name)`]);
     if (cfg.enabled) {
       const privateKey = signingKey(auditDir, cfg.signing_key ? ctx.resolveSecret(cfg.signing_key) : undefined);
       journal = new Journal({

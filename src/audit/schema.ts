@@ -41,6 +41,11 @@ const sinkSchema = {
     timeout_ms: { type: 'integer', minimum: 1, default: 10000, description: 'http and syslog: time allowed for one delivery.' },
   },
   required: ['name', 'type'],
+  allOf: [
+    { if: { properties: { type: { const: 'http' } } }, then: { required: ['url'] } },
+    { if: { properties: { type: { const: 'file' } } }, then: { required: ['path'] } },
+    { if: { properties: { type: { const: 'syslog' } } }, then: { required: ['host', 'port'] } },
+  ],
   additionalProperties: false,
 } as const;
 
