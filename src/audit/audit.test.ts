@@ -288,6 +288,8 @@ test('tracing: off creates nothing; on exports a server span under the incoming 
   assert.equal(receiver.state.records.length, 0);
   const on = await startTestGateway({ routes, audit: { tracing: { enabled: true, endpoint: `${receiver.url}/v1/traces` } } });
   try {
+    // A provider call made on behalf of the request becomes a child span of the request's span.
+    on.gateway.services.events.emit({ type: 'provider.call', requestId: 'traced-1', outcome: 'ok', data: { provider: 'didit', latency_ms: 7 } });
     await httpRequest(`${on.url}/ok`, { headers: { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', 'x-request-id': 'traced-1' } });
   } finally {
     await on.close(); // shutdown flushes the batch processor
@@ -296,5 +298,11 @@ test('tracing: off creates nothing; on exports a server span under the incoming 
   const body = String(receiver.state.records[0]!.otlp);
   assert.match(body, /4bf92f3577b34da6a3ce929d0e0e4736/);
   assert.match(body, /GET ok/);
+  const spans = (JSON.parse(body) as { resourceSpans: Array<{ scopeSpans: Array<{ spans: Array<{ name: string; traceId: string; spanId: string; parentSpanId?: string }> }> }> }).resourceSpans.flatMap((r) => r.scopeSpans.flatMap((s) => s.spans));
+  const server = spans.find((s) => s.name === 'GET ok')!;
+  const provider = spans.find((s) => s.name === 'provider didit')!;
+  assert.equal(server.parentSpanId, '00f067aa0ba902b7');
+  assert.equal(provider.parentSpanId, server.spanId);
+  assert.equal(provider.traceId, server.traceId);
   await receiver.close();
 });

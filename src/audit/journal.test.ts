@@ -10,7 +10,7 @@ import type { SinkRunner } from './sinks.js';
 import { verifyJournal, loadPublicKey } from './verify.js';
 import { listSegments } from './segments.js';
 import { exportRecords, cefValue, cefHeader } from './export.js';
-import type { AuditEntry } from './record.js';
+import { canonicalOf, sha256Hex, type AuditEntry } from './record.js';
 
 function tmpAuditDir(): string {
   return path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'kycgate-audit-')), 'audit');
@@ -121,6 +121,17 @@ test('deleting, inserting and swapping records are each detected and named', asy
     assert.equal(r.problem!.kind, 'reordered');
     assert.equal(r.problem!.seq, 22);
     assert.equal(r.problem!.line, 21);
+  }
+  {
+    // Modified and rehashed so the record is self-consistent: the next record's link names it.
+    const lines = [...seg!.lines];
+    const canonical = canonicalOf(lines[9]!)!.canonical.replace('"/p/9"', '"/p/X"');
+    lines[9] = `${canonical.slice(0, -1)},"hash":"${sha256Hex(canonical)}"}`;
+    rewrite(seg!.file, lines);
+    const r = verifyJournal(dir, key);
+    assert.equal(r.ok, false);
+    assert.equal(r.problem!.kind, 'modified');
+    assert.equal(r.problem!.seq, 10, r.problem!.message);
   }
   rewrite(seg!.file, seg!.lines);
   assert.equal(verifyJournal(dir, key).ok, true);
