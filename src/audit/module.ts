@@ -169,16 +169,16 @@ export const auditModule: GatewayModule = {
         privateKey,
         logger,
       });
-      const opened = journal.open();
-      for (const sc of cfg.sinks) {
-        let transport;
+      // Transports first: a sink config error refuses the start before any file is opened.
+      const transports = cfg.sinks.map((sc) => {
         try {
-          transport = transportFor(sc, ctx.services.dataDir, ctx.loaded.baseDir, ctx.resolveSecret);
+          return transportFor(sc, ctx.services.dataDir, ctx.loaded.baseDir, ctx.resolveSecret);
         } catch (err) {
           throw err instanceof ConfigError ? err : new ConfigError([(err as Error).message]);
         }
-        sinks.push(new SinkRunner(sc, transport, journal, auditDir, logger));
-      }
+      });
+      const opened = journal.open();
+      cfg.sinks.forEach((sc, i) => sinks.push(new SinkRunner(sc, transports[i]!, journal!, auditDir, logger)));
       recorder = new AuditRecorder(journal, cfg.durability === 'sync', cfg);
       unsubscribe.push(ctx.services.events.subscribe(recorder));
       journal.append(eventEntry({ type: 'audit.started', outcome: opened.truncatedBytes > 0 ? 'recovered' : 'clean', data: { last_seq: opened.recovered, truncated_bytes: opened.truncatedBytes, durability: cfg.durability, pid: process.pid } }, Date.now()));
