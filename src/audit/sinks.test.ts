@@ -8,6 +8,7 @@ import tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { issueCertificate } from '../identity/certificates.js';
 import { startTestGateway, httpRequest } from '../../testing/harness.js';
+import { FileTransport } from './sinks.js';
 
 /** Parses RFC 6587 octet-counted frames: `LEN SP MSG` repeated. */
 function parseFrames(buf: Buffer): { messages: string[]; rest: Buffer } {
@@ -86,3 +87,19 @@ for (const secure of [false, true]) {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 }
+
+test('file sink rotates by size and keeps the configured number of files', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kycgate-filesink-'));
+  const file = path.join(dir, 'out', 'audit.jsonl');
+  const sink = new FileTransport(file, 2048, 2);
+  const line = (i: number) => JSON.stringify({ seq: i, pad: 'x'.repeat(200) });
+  for (let b = 0; b < 20; b++) await sink.send([line(b * 2 + 1), line(b * 2 + 2)]);
+  const files = fs.readdirSync(path.dirname(file)).sort();
+  assert.deepEqual(files, ['audit.jsonl', 'audit.jsonl.1', 'audit.jsonl.2']);
+  const newest = fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { seq: number }).seq);
+  const older = fs.readFileSync(`${file}.1`, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { seq: number }).seq);
+  assert.equal(newest[newest.length - 1], 40);
+  assert.equal(older[older.length - 1]! + 1, newest[0], 'rotation keeps order, no gap between files');
+  assert.ok(fs.statSync(`${file}.1`).size <= 2048 + 2 * 220);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
