@@ -110,6 +110,21 @@ test(sync ? 'kill -9 under load with durability sync and audit {sync: true}: no 
   const starts = records.filter((r) => r.type === 'audit.started');
   assert.equal(starts.length, 2, 'one audit.started per process start');
   process.stdout.write(`# kill -9 (${sync ? 'sync' : 'group'}): ${answered.length} answered, ${lost.length} not in the journal, the oldest answered ${lost.length ? killedAt - Math.min(...lost.map((l) => l.at)) : 0} ms before the kill, restart recorded as ${starts[1]!.outcome}\n`);
+  if (!sync) {
+    // The same CLI names a tampered record, and exports CEF.
+    const auditDir = path.join(dataDir, 'audit');
+    const cef = spawnSync(process.execPath, [MAIN, 'audit', 'export', '--journal', auditDir, '--format', 'cef', '--since', new Date(killedAt - 60_000).toISOString()], { encoding: 'utf8' });
+    assert.equal(cef.status, 0);
+    assert.ok(cef.stdout.split('\n').filter((l) => l.startsWith('CEF:0|kycgate|kycgate|')).length >= answered.length - lost.length);
+    const segment = fs.readdirSync(path.join(auditDir, 'journal')).sort()[0]!;
+    const file = path.join(auditDir, 'journal', segment);
+    const lines = fs.readFileSync(file, 'utf8').split('\n');
+    lines[41] = lines[41]!.replace('"status":200', '"status":204');
+    fs.writeFileSync(file, lines.join('\n'));
+    const tampered = spawnSync(process.execPath, [MAIN, 'audit', 'verify', '--journal', auditDir], { encoding: 'utf8' });
+    assert.equal(tampered.status, 1);
+    assert.match(tampered.stdout, new RegExp(`^TAMPERED: record seq 42 \\(id [0-9A-Z]{26}\\) at ${segment}:42 was modified`));
+  }
   fs.rmSync(root, { recursive: true, force: true });
 });
 }
