@@ -16,6 +16,8 @@ import { authModule } from './auth/module.js';
 import { authenticatePolicy } from './policies/authenticate/authenticate.js';
 import { authorizePolicy } from './policies/authorize/authorize.js';
 import { kycModule } from './kyc/module.js';
+import { auditModule } from './audit/module.js';
+import { auditPolicy } from './policies/audit/audit.js';
 
 export const POLICIES: readonly PolicyDefinition[] = [
   requestHeadersPolicy,
@@ -25,7 +27,11 @@ export const POLICIES: readonly PolicyDefinition[] = [
   kycGatePolicy,
   kycWebhookPolicy,
   kycJwksPolicy,
+  auditPolicy,
 ];
 
-/** Modules start in this order: later ones may use services of earlier ones. */
-export const MODULES: readonly GatewayModule[] = [storeModule, redisModule, authModule, kycModule];
+/**
+ * Modules start in this order: later ones may use services of earlier ones. Audit starts right after the shared
+ * services so it records what the modules after it report while starting.
+ */
+export const MODULES: readonly GatewayModule[] = [storeModule, redisModule, auditModule, authModule, kycModule];

@@ -10,6 +10,7 @@ import { ConfigError, ConfigValidator, fullSchema, loadConfigFile } from '../con
 import { MODULES, POLICIES } from '../extensions.js';
 import { startGateway } from './start.js';
 import { registerKeysCommand } from './keys.js';
+import { registerAuditCommand } from './audit.js';
 
 const pkg = JSON.parse(readFileSync(path.join(path.dirname(fileURLToPath(import.meta.url)), '../../../package.json'), 'utf8')) as { version: string };
 
@@ -55,5 +56,6 @@ program
   });
 
 registerKeysCommand(program);
+registerAuditCommand(program);
 
 await program.parseAsync(process.argv);

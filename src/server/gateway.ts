@@ -159,6 +159,7 @@ export class Gateway {
           services: this.services,
           resolveSecret: (ref) => resolveSecret(ref, loaded.baseDir),
           publicBaseUrl: this.publicBaseUrl,
+          listenerCertificates: () => this.listeners.filter((l) => l.tls).map((l) => ({ listener: l.config.name, notAfter: l.certificates?.notAfter })),
         }),
       );
     }
