@@ -6,6 +6,8 @@ import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 
 export interface ClosedLoopResult {
+  /** Requests answered in the run. */
+  requests: number;
   requestsPerSecond: number;
   /** Latency percentiles in milliseconds. */
   p50Ms: number;
@@ -50,13 +52,14 @@ export function parseWrk(output: string): ClosedLoopResult {
   const rps = /Requests\/sec:\s+([\d.]+)/.exec(output);
   const p50 = /^\s+50%\s+(\S+)/m.exec(output);
   const p99 = /^\s+99%\s+(\S+)/m.exec(output);
-  if (!rps || !p50 || !p99) throw new Error(`cannot read wrk output:\n${output}`);
+  const count = /(\d+) requests in/.exec(output);
+  if (!rps || !p50 || !p99 || !count) throw new Error(`cannot read wrk output:\n${output}`);
   let failures = 0;
   const non2xx = /Non-2xx or 3xx responses:\s+(\d+)/.exec(output);
   if (non2xx) failures += Number(non2xx[1]);
   const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(output);
   if (socket) failures += Number(socket[1]) + Number(socket[2]) + Number(socket[3]) + Number(socket[4]);
-  return { requestsPerSecond: Number(rps[1]), p50Ms: durationMs(p50[1]!), p99Ms: durationMs(p99[1]!), failures };
+  return { requests: Number(count[1]), requestsPerSecond: Number(rps[1]), p50Ms: durationMs(p50[1]!), p99Ms: durationMs(p99[1]!), failures };
 }
 
 async function runWrk(o: ClosedLoopOptions): Promise<ClosedLoopResult> {
@@ -78,13 +81,13 @@ async function runAutocannon(o: ClosedLoopOptions): Promise<ClosedLoopResult> {
   const r = await run(all[0]!, all.slice(1));
   if (r.code !== 0) throw new Error(`autocannon failed (${r.code}): ${r.stderr}`);
   const j = JSON.parse(r.stdout) as {
-    requests: { average: number };
+    requests: { average: number; total: number };
     latency: { p50: number; p99: number };
     non2xx: number;
     errors: number;
     timeouts: number;
   };
-  return { requestsPerSecond: j.requests.average, p50Ms: j.latency.p50, p99Ms: j.latency.p99, failures: j.non2xx + j.errors + j.timeouts };
+  return { requests: j.requests.total, requestsPerSecond: j.requests.average, p50Ms: j.latency.p50, p99Ms: j.latency.p99, failures: j.non2xx + j.errors + j.timeouts };
 }
 
 export function closedLoop(tool: LoadTool, options: ClosedLoopOptions): Promise<ClosedLoopResult> {

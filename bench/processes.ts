@@ -1,6 +1,6 @@
 /** Child processes of the benchmark: start pinned, wait until they accept connections, stop cleanly. */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { openSync, closeSync } from 'node:fs';
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { openSync, closeSync, existsSync, readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 
 export interface Managed {
@@ -71,4 +71,49 @@ export async function waitForPort(port: number, timeoutMs = 20_000): Promise<voi
     // No event announces a port opening in another process: poll briefly.
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+const CLOCK_TICKS = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** [pid, parent pid, user+system ticks] of every process, from /proc (Linux only). */
+function processTable(): Array<[number, number, number]> {
+  const rows: Array<[number, number, number]> = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+    } catch {
+      continue; // exited meanwhile
+    }
+    // The command name may contain spaces and parentheses: fields are counted after its closing parenthesis.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    rows.push([Number(name), Number(fields[1]), Number(fields[11]) + Number(fields[12])]);
+  }
+  return rows;
+}
+
+/**
+ * CPU seconds (user + system) used so far by `pid` and its descendants (nginx's worker is a child of its master).
+ * Undefined where /proc is not available. Requests per CPU-second is the measure that stays meaningful when other
+ * processes take turns on the same core: time the proxy spends descheduled costs neither requests nor CPU time.
+ */
+export function cpuSeconds(pid: number): number | undefined {
+  if (!existsSync('/proc/self/stat')) return undefined;
+  const table = processTable();
+  const family = new Set([pid]);
+  let grew = true;
+  while (grew) {
+    grew = false;
+    for (const [p, parent] of table) if (family.has(parent) && !family.has(p)) (family.add(p), (grew = true));
+  }
+  let ticks = 0;
+  for (const [p, , t] of table) if (family.has(p)) ticks += t;
+  return ticks / CLOCK_TICKS;
 }
