@@ -258,9 +258,11 @@ async function profileRun(upstream: Record<'http' | 'https', string>, tls: TlsFi
   await proc.stop();
   const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
   if (!file) throw new Error('no .cpuprofile was written');
-  const { totalMs, rows } = summariseProfile(path.join(profDir, file), 30);
+  const { totalMs, rows, categories } = summariseProfile(path.join(profDir, file), 30);
   console.log(`\nTop self time, ${fmt(totalMs / 1000, 1)} s sampled (includes idle and start-up):`);
   for (const row of rows) console.log(`${pad(fmt(row.share * 100, 1) + '%', 7, true)}  ${pad(row.name, 40)} ${row.location}`);
+  console.log('\nBy component, share of non-idle samples:');
+  for (const c of categories) console.log(`${pad(fmt(c.share * 100, 1) + '%', 7, true)}  ${c.name}`);
   mkdirSync(path.join(root, '.bench'), { recursive: true });
   const keep = path.join(root, '.bench', 'kycgate.cpuprofile');
   copyFileSync(path.join(profDir, file), keep);
@@ -309,7 +311,6 @@ async function main(): Promise<void> {
       // Rotate the order so no target always runs right after the same neighbour or at the same point of a round.
       for (let i = 0; i < targets.length; i++) {
         const t = targets[(i + r) % targets.length]!;
-        if (r > 0) await closedLoop(tool, { url: t.urls[protocol], connections, durationS: 1, headers: t.headers, pin: LOAD_PIN });
         const res = await measure(t, protocol, durationS);
         if (res.failures > 0) console.log(`warning: ${t.label} had ${res.failures} failed requests in round ${r + 1}`);
         round.set(t.label, res);
