@@ -63,7 +63,8 @@ export function parseWrk(output: string): ClosedLoopResult {
 }
 
 async function runWrk(o: ClosedLoopOptions): Promise<ClosedLoopResult> {
-  const args = ['wrk', '--latency', '-t', '1', '-c', String(o.connections), '-d', `${o.durationS}s`];
+  // A 10 s timeout (wrk's default is 2 s): on a busy machine a slow answer is a latency to report, not an error.
+  const args = ['wrk', '--latency', '--timeout', '10s', '-t', '1', '-c', String(o.connections), '-d', `${o.durationS}s`];
   for (const [k, v] of Object.entries(o.headers)) args.push('-H', `${k}: ${v}`);
   args.push(o.url);
   const all = [...o.pin, ...args];

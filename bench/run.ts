@@ -24,8 +24,8 @@ import { median } from './stats.js';
 import { summariseProfile } from './profile.js';
 
 const HELP = `npm run bench -- [options]
-  --duration <s>        measured seconds per target and round (default 5)
-  --warmup <s>          warm-up seconds per target before the first round (default 5)
+  --duration <s>        measured seconds per target and round (default 4)
+  --warmup <s>          warm-up seconds per target before the first round (default 3)
   --rounds <n>          rounds of closed-loop and fixed-rate runs (default 3)
   --connections <n>     closed-loop connections (default 50)
   --rate <n>            fixed-rate requests per second (default 1000; 0 skips the fixed-rate runs)
@@ -40,8 +40,8 @@ const HELP = `npm run bench -- [options]
 
 const { values: args } = parseArgs({
   options: {
-    duration: { type: 'string', default: '5' },
-    warmup: { type: 'string', default: '5' },
+    duration: { type: 'string', default: '4' },
+    warmup: { type: 'string', default: '3' },
     rounds: { type: 'string', default: '3' },
     connections: { type: 'string', default: '50' },
     rate: { type: 'string', default: '1000' },
@@ -303,7 +303,9 @@ async function main(): Promise<void> {
     console.log(`\n== ${protocol.toUpperCase()} closed loop`);
     for (const t of targets) {
       const w = await closedLoop(tool, { url: t.urls[protocol], connections, durationS: warmupS, headers: t.headers, pin: LOAD_PIN });
-      if (w.failures > 0) throw new Error(`${t.label} answered ${w.failures} requests with errors during warm-up: check its setup`);
+      // Nothing answered properly: the target is broken, not slow, and measuring it would be meaningless.
+      if (w.failures > 0 && w.failures >= w.requests) throw new Error(`${t.label} answered no request successfully during warm-up (${w.failures} failures): check its setup`);
+      if (w.failures > 0) console.log(`warning: ${t.label} had ${w.failures} failed requests during warm-up (of ${w.requests})`);
     }
     const perRound: Array<Map<string, Measured>> = [];
     for (let r = 0; r < rounds; r++) {
