@@ -48,7 +48,31 @@ const tlsListenerSchema = {
     key: { type: 'string', minLength: 1, description: 'PEM private key file (read as a file, never inline).' },
     min_version: { enum: ['TLSv1.2', 'TLSv1.3'], default: 'TLSv1.2', description: 'Lowest TLS version accepted; TLS 1.0 and 1.1 are never accepted.' },
     ciphers: { type: 'string', description: 'OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are fixed by OpenSSL). Default: Node\'s.' },
-    session_timeout_s: { type: 'integer', minimum: 0, default: 300, description: 'Lifetime of TLS sessions that clients may resume.' },
+    session_timeout_s: { type: 'integer', minimum: 0, default: 300, description: 'Lifetime of TLS sessions that clients may resume (at most 60 s when client_auth is not none).' },
+    client_auth: {
+      enum: ['none', 'optional', 'required'],
+      default: 'none',
+      description:
+        'Client certificates (mTLS): none; optional (requested, routes decide with the client-certificate policy); required (a connection without a valid certificate is closed before any request). See docs/MTLS.md.',
+    },
+    client_ca: {
+      type: 'array',
+      items: { type: 'string', minLength: 1 },
+      description: 'PEM files of CAs that issue plain (non-SPIFFE) client certificates. Reloaded when they change.',
+    },
+    trust_domains: {
+      type: 'array',
+      description: 'SPIFFE trust domains whose X509-SVIDs are accepted (several for federation), each with its own bundle. An SVID must chain to its own domain\'s bundle.',
+      items: {
+        type: 'object',
+        properties: {
+          name: { type: 'string', pattern: '^[a-z0-9._-]{1,255}$', description: 'Trust domain name, e.g. example.org.' },
+          bundle: { type: 'string', minLength: 1, description: 'Bundle file: PEM CA certificates or a SPIFFE bundle (JWK Set). Reloaded when it changes.' },
+        },
+        required: ['name', 'bundle'],
+        additionalProperties: false,
+      },
+    },
   },
   required: ['cert', 'key'],
   additionalProperties: false,

@@ -22,6 +22,7 @@ import type { ListenerConfig, LoadedConfig } from '../config/types.js';
 import { inspectFraming, type FramingResult } from './framing.js';
 import { normalisePath } from './path.js';
 import { CertificateWatcher, tlsServerOptions } from './tls.js';
+import { ListenerClientAuth } from '../identity/listener-client-auth.js';
 import { ConfigWatcher } from '../config/watch.js';
 import { POLICIES, MODULES } from '../extensions.js';
 import { Services } from '../pipeline/services.js';
@@ -164,9 +165,10 @@ export class Gateway {
     const handle = {} as ListenerHandle;
     const onRequest = (req: IncomingMessage, res: ServerResponse) => this.handle(handle, req, res);
     if (lc.tls) {
-      const { notAfter, ...tlsOptions } = tlsServerOptions(lc.tls, baseDir);
+      const clientAuth = ListenerClientAuth.create(lc.tls, baseDir, this.logger);
+      const { notAfter, ...tlsOptions } = tlsServerOptions(lc.tls, baseDir, clientAuth);
       server = https.createServer({ ...this.serverOptions(), ...tlsOptions }, onRequest);
-      certificates = new CertificateWatcher(server as https.Server, lc.tls, baseDir, this.logger);
+      certificates = new CertificateWatcher(server as https.Server, lc.tls, baseDir, this.logger, clientAuth);
       certificates.notAfter = notAfter;
       // A failed handshake is the client's problem, not ours: do not log it as an error.
       server.on('tlsClientError', () => undefined);

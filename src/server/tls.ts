@@ -10,6 +10,7 @@ import type { Server as HttpsServer } from 'node:https';
 import type { SecureContextOptions, TlsOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import type { ListenerConfig } from '../config/types.js';
+import { CLIENT_AUTH_MAX_SESSION_S, ListenerClientAuth } from '../identity/listener-client-auth.js';
 
 export interface LoadedCertificate {
   options: SecureContextOptions;
@@ -37,16 +38,18 @@ export function loadCertificatePair(certFile: string, keyFile: string): { cert: 
   return { cert, key, x509 };
 }
 
-export function tlsServerOptions(tls: NonNullable<ListenerConfig['tls']>, baseDir: string): TlsOptions & { notAfter: Date } {
+export function tlsServerOptions(tls: NonNullable<ListenerConfig['tls']>, baseDir: string, clientAuth?: ListenerClientAuth): TlsOptions & { notAfter: Date } {
   const pair = loadCertificatePair(path.resolve(baseDir, tls.cert), path.resolve(baseDir, tls.key));
   return {
+    ...(clientAuth ? clientAuth.tlsOptions() : {}),
     cert: pair.cert,
     key: pair.key,
     minVersion: tls.min_version,
     maxVersion: 'TLSv1.3',
     ...(tls.ciphers ? { ciphers: tls.ciphers } : {}),
     honorCipherOrder: true,
-    sessionTimeout: tls.session_timeout_s,
+    // A resumed session skips certificate verification in OpenSSL: keep sessions short when clients authenticate.
+    sessionTimeout: clientAuth ? Math.min(tls.session_timeout_s, CLIENT_AUTH_MAX_SESSION_S) : tls.session_timeout_s,
     ALPNProtocols: ['http/1.1'],
     notAfter: new Date(pair.x509.validTo),
   };
@@ -54,7 +57,9 @@ export function tlsServerOptions(tls: NonNullable<ListenerConfig['tls']>, baseDi
 
 /**
  * Watches a listener's certificate and key and swaps the server's context when both are readable and match.
- * Session ticket keys are rotated with every swap so sessions from the old context are not resumed.
+ * Session ticket keys are rotated with every swap so sessions from the old context are not resumed. With client
+ * certificates, a change of the client CAs or trust bundles swaps the context (and rotates the keys) too, and
+ * every completed handshake is checked by the listener's client authentication before a request is read.
  */
 export class CertificateWatcher {
   private watchers: FSWatcher[] = [];
@@ -69,13 +74,27 @@ export class CertificateWatcher {
     private tls: NonNullable<ListenerConfig['tls']>,
     private baseDir: string,
     private readonly logger: Logger,
+    /** Client certificate checks of this listener, when `client_auth` is not none. */
+    public clientAuth: ListenerClientAuth | undefined = undefined,
     private readonly debounceMs = 150,
   ) {
     this.watch();
+    this.clientAuth?.trust.onChange(() => this.reload());
+    server.on('secureConnection', (socket) => this.clientAuth?.admit(socket));
   }
 
   /** Applies a changed TLS config (on config reload) and re-watches its files. */
   update(tls: NonNullable<ListenerConfig['tls']>, baseDir: string): void {
+    let clientAuth: ListenerClientAuth | undefined;
+    try {
+      clientAuth = ListenerClientAuth.create(tls, baseDir, this.logger);
+    } catch (err) {
+      this.logger.warn({ reason: (err as Error).message }, 'client certificate settings refused; the previous ones stay in use');
+      return;
+    }
+    this.clientAuth?.close();
+    this.clientAuth = clientAuth;
+    this.clientAuth?.trust.onChange(() => this.reload());
     this.tls = tls;
     this.baseDir = baseDir;
     this.unwatch();
@@ -113,8 +132,12 @@ export class CertificateWatcher {
 
   reload(): boolean {
     try {
-      const { notAfter, ...options } = tlsServerOptions(this.tls, this.baseDir);
+      const { notAfter, ...options } = tlsServerOptions(this.tls, this.baseDir, this.clientAuth);
       this.server.setSecureContext(options);
+      // requestCert and rejectUnauthorized belong to the server, not the context: setSecureContext ignores them.
+      const server = this.server as HttpsServer & { requestCert: boolean; rejectUnauthorized: boolean };
+      server.requestCert = options.requestCert === true;
+      server.rejectUnauthorized = options.rejectUnauthorized === true;
       this.server.setTicketKeys(randomBytes(48));
       this.notAfter = notAfter;
       this.reloads++;
@@ -134,5 +157,6 @@ export class CertificateWatcher {
   close(): void {
     clearTimeout(this.timer);
     this.unwatch();
+    this.clientAuth?.close();
   }
 }

@@ -1,0 +1,97 @@
+/**
+ * Client certificates on a TLS listener (`tls.client_auth`, `tls.client_ca`, `tls.trust_domains`).
+ *
+ * OpenSSL requests the certificate and, for plain CA-based `required` listeners, refuses the handshake itself.
+ * Whatever OpenSSL says, every connection (resumed ones included) is then checked in gateway code as soon as the
+ * handshake completes and before a request is read: with `required`, a connection whose certificate is missing or
+ * fails the SPIFFE/X.509 rules is closed. With `optional`, the connection stays open and route policies decide.
+ */
+import type { TLSSocket } from 'node:tls';
+import type { Logger } from 'pino';
+import type { ListenerConfig } from '../config/types.js';
+import { TrustStore } from './trust-store.js';
+import { PeerVerifier } from './peer-verifier.js';
+
+export type ListenerTls = NonNullable<ListenerConfig['tls']>;
+
+/** Resumable sessions on a client-authenticated listener last at most this long, whatever `session_timeout_s` says. */
+export const CLIENT_AUTH_MAX_SESSION_S = 60;
+
+/** The verifier of the listener each client-authenticated connection arrived on (for route policies). */
+const listenerVerifiers = new WeakMap<TLSSocket, PeerVerifier>();
+
+/** The verifier of the listener a connection came in on, when that listener asks for client certificates. */
+export function listenerVerifierOf(socket: TLSSocket): PeerVerifier | undefined {
+  return listenerVerifiers.get(socket);
+}
+
+export class ListenerClientAuth {
+  readonly trust: TrustStore;
+  readonly verifier: PeerVerifier;
+  /** Connections closed after the handshake because their certificate was refused. */
+  refused = 0;
+
+  private constructor(
+    private readonly tls: ListenerTls,
+    baseDir: string,
+    private readonly logger: Logger,
+  ) {
+    this.trust = new TrustStore(
+      {
+        trustDomains: (tls.trust_domains ?? []).map((t) => ({ name: t.name, bundle: t.bundle })),
+        caFiles: tls.client_ca ?? [],
+      },
+      baseDir,
+      logger,
+    );
+    this.verifier = new PeerVerifier(this.trust);
+    if (this.required && !this.trust.hasTrustDomains && !this.trust.hasPlainRoots) {
+      this.trust.close();
+      throw new Error('tls.client_auth is required but neither client_ca nor trust_domains is configured');
+    }
+  }
+
+  /** Undefined when the listener does not ask for client certificates. */
+  static create(tls: ListenerTls, baseDir: string, logger: Logger): ListenerClientAuth | undefined {
+    if (tls.client_auth === 'none') return undefined;
+    return new ListenerClientAuth(tls, baseDir, logger);
+  }
+
+  get required(): boolean {
+    return this.tls.client_auth === 'required';
+  }
+
+  /**
+   * Options merged into the listener's TLS options (on creation and on every context swap). OpenSSL enforces the
+   * chain itself only for a required, purely CA-based listener; SPIFFE validation needs the gateway's own rules.
+   */
+  tlsOptions(): { requestCert: true; rejectUnauthorized: boolean; ca: string[] | undefined } {
+    const ca = this.trust.allAuthoritiesPem();
+    return {
+      requestCert: true,
+      rejectUnauthorized: this.required && !this.trust.hasTrustDomains && ca.length > 0,
+      ca: ca.length > 0 ? ca : undefined,
+    };
+  }
+
+  /** Checks a connection right after its handshake; closes it when a required certificate is missing or refused. */
+  admit(socket: TLSSocket): void {
+    listenerVerifiers.set(socket, this.verifier);
+    if (!this.required) return;
+    let verdict;
+    try {
+      verdict = this.verifier.verify(socket);
+    } catch (err) {
+      this.logger.error({ err }, 'client certificate check failed');
+      verdict = undefined;
+    }
+    if (verdict?.ok) return;
+    this.refused++;
+    this.logger.info({ client: socket.remoteAddress, reason: verdict ? verdict.reason : 'no_certificate' }, 'TLS client certificate refused');
+    socket.destroy();
+  }
+
+  close(): void {
+    this.trust.close();
+  }
+}

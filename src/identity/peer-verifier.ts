@@ -1,0 +1,36 @@
+/**
+ * Verdicts on a TLS connection's client certificate, cached per socket: the chain is read and validated once per
+ * connection, not per request. A cached verdict is dropped when the trust anchors change (generation) or the
+ * certificate's validity ends, so a keep-alive connection cannot outlive the trust it was admitted under.
+ */
+import type { TLSSocket } from 'node:tls';
+import { peerChainDer, validatePeerCertificate, type CertificateVerdict } from './svid.js';
+import type { TrustStore } from './trust-store.js';
+
+interface CachedVerdict {
+  generation: number;
+  /** Epoch ms after which the verdict must be recomputed. */
+  recheckAt: number;
+  verdict: CertificateVerdict | undefined;
+}
+
+/** Refusals are re-evaluated at most this often on one connection (a bundle change also clears them). */
+const REFUSAL_TTL_MS = 60_000;
+
+export class PeerVerifier {
+  private readonly cache = new WeakMap<TLSSocket, CachedVerdict>();
+
+  constructor(readonly trust: TrustStore) {}
+
+  /** The verdict for the socket's client certificate; undefined when the client sent none. */
+  verify(socket: TLSSocket, now = Date.now()): CertificateVerdict | undefined {
+    const cached = this.cache.get(socket);
+    if (cached !== undefined && cached.generation === this.trust.generation && now <= cached.recheckAt) return cached.verdict;
+    const peer = socket.getPeerCertificate(true);
+    const chain = peer && (peer as { raw?: Buffer }).raw ? peerChainDer(peer) : [];
+    const verdict = chain.length === 0 ? undefined : validatePeerCertificate(chain, this.trust, now);
+    const recheckAt = verdict === undefined ? Number.MAX_SAFE_INTEGER : verdict.ok ? verdict.validUntil : now + REFUSAL_TTL_MS;
+    this.cache.set(socket, { generation: this.trust.generation, recheckAt, verdict });
+    return verdict;
+  }
+}
