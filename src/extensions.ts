@@ -7,10 +7,11 @@ import type { PolicyDefinition } from './pipeline/policy.js';
 import type { GatewayModule } from './modules.js';
 import { requestHeadersPolicy } from './policies/request-headers/request-headers.js';
 import { staticResponsePolicy } from './policies/static-response/static-response.js';
+import { clientCertificatePolicy } from './policies/client-certificate/client-certificate.js';
 import { storeModule } from './store/module.js';
 import { redisModule } from './shared/redis.js';
 
-export const POLICIES: readonly PolicyDefinition[] = [requestHeadersPolicy, staticResponsePolicy];
+export const POLICIES: readonly PolicyDefinition[] = [requestHeadersPolicy, staticResponsePolicy, clientCertificatePolicy];
 
 /** Modules start in this order: later ones may use services of earlier ones. */
 export const MODULES: readonly GatewayModule[] = [storeModule, redisModule];

@@ -153,7 +153,7 @@ export async function compileRuntime(loaded: LoadedConfig, env: CompileEnv): Pro
         const name = policyName(entry);
         const definition = definitions.get(name);
         if (!definition) throw new ConfigError([`route "${route.name}": unknown policy "${name}"`]);
-        const instance = await definition.create(entry[name], { routeName: route.name, upstreamNames, services });
+        const instance = await definition.create(entry[name], { routeName: route.name, upstreamNames, services, baseDir: loaded.baseDir });
         for (const h of instance.injectsHeaders ?? []) injected.add(h);
         entries.push({ name, definition, instance });
       }

@@ -7,9 +7,10 @@
  * @peculiar/x509, signatures are verified with node:crypto (synchronously, so a connection can be refused before
  * its first request is read), and the chain must end in an authority of the SPIFFE ID's OWN trust domain.
  */
+// certificates.js first: it loads reflect-metadata, which @peculiar/x509 needs before it is evaluated.
+import './certificates.js';
 import { X509Certificate as NodeCertificate, createHash } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
-import './certificates.js';
 import { parseSpiffeId, type SpiffeId } from './spiffe-id.js';
 import type { TrustStore } from './trust-store.js';
 
