@@ -97,7 +97,8 @@ export function tlsRequest(
       socket.write(`GET ${options.path ?? '/'} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n${headers}\r\n`);
     });
     socket.on('data', (c: Buffer) => chunks.push(c));
-    socket.on('end', () => finish(undefined));
+    // After a refused handshake the alert may arrive as an error just after the end of the stream: wait for close.
+    socket.on('end', () => (chunks.length > 0 ? finish(undefined) : undefined));
     socket.on('close', () => finish(chunks.length === 0 ? 'closed without an answer' : undefined));
     socket.on('error', (err: NodeJS.ErrnoException) => finish(err.code ?? err.message));
     socket.setTimeout(5000, () => {
