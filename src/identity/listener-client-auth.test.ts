@@ -158,3 +158,21 @@ test('CA-based required listener: OpenSSL refuses unknown CAs, certificates map 
 test('client_auth required without client_ca or trust_domains is a start-up error', async () => {
   await assert.rejects(gatewayWith({ client_auth: 'required' }), /neither client_ca nor trust_domains/);
 });
+
+test('an SVID issued through an intermediate CA resumes its session', async () => {
+  const caA = await trustDomainCa('a.test');
+  writeFile(dir, 'intermediate.json', spiffeBundle([caA]));
+  const gw = await gatewayWith({ client_auth: 'required', trust_domains: [{ name: 'a.test', bundle: 'intermediate.json' }] });
+  try {
+    const intermediate = await issueCertificate({ subject: 'CN=a.test intermediate', issuer: caA, ca: true, uris: ['spiffe://a.test'] });
+    const svid = await issueSvid(intermediate, 'spiffe://a.test/chained');
+    const client = { cert: svid.certPem + intermediate.certPem, key: svid.keyPem, ca: serverCa.certPem };
+    const first = await tlsRequest(gw.port, client);
+    assert.equal(first.status, 200);
+    const resumed = await tlsRequest(gw.port, { ...client, session: first.session });
+    assert.equal(resumed.reused, true);
+    assert.equal(resumed.status, 200);
+  } finally {
+    await gw.close();
+  }
+});

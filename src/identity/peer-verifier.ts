@@ -4,6 +4,7 @@
  * certificate's validity ends, so a keep-alive connection cannot outlive the trust it was admitted under.
  */
 import type { TLSSocket } from 'node:tls';
+import { createHash } from 'node:crypto';
 import { peerChainDer, validatePeerCertificate, type CertificateVerdict } from './svid.js';
 import type { TrustStore } from './trust-store.js';
 
@@ -16,9 +17,17 @@ interface CachedVerdict {
 
 /** Refusals are re-evaluated at most this often on one connection (a bundle change also clears them). */
 const REFUSAL_TTL_MS = 60_000;
+/** Leaves whose intermediates are remembered for resumed sessions. */
+const REMEMBERED_CHAINS = 1024;
 
 export class PeerVerifier {
   private readonly cache = new WeakMap<TLSSocket, CachedVerdict>();
+  /**
+   * Intermediates a client sent, by leaf fingerprint. A resumed TLS session keeps the peer's leaf but not the
+   * intermediates it presented, so without this an SVID issued through an intermediate CA could never resume.
+   * They are only candidates: the chain is validated in full against the current bundles every time.
+   */
+  private readonly intermediates = new Map<string, Buffer[]>();
 
   constructor(readonly trust: TrustStore) {}
 
@@ -27,10 +36,23 @@ export class PeerVerifier {
     const cached = this.cache.get(socket);
     if (cached !== undefined && cached.generation === this.trust.generation && now <= cached.recheckAt) return cached.verdict;
     const peer = socket.getPeerCertificate(true);
-    const chain = peer && (peer as { raw?: Buffer }).raw ? peerChainDer(peer) : [];
+    let chain = peer && (peer as { raw?: Buffer }).raw ? peerChainDer(peer) : [];
+    let leafHash: string | undefined;
+    if (chain.length > 0) {
+      leafHash = createHash('sha256').update(chain[0]!).digest('hex');
+      const remembered = this.intermediates.get(leafHash);
+      if (remembered !== undefined && socket.isSessionReused()) chain = [...chain, ...remembered];
+    }
     const verdict = chain.length === 0 ? undefined : validatePeerCertificate(chain, this.trust, now);
     const recheckAt = verdict === undefined ? Number.MAX_SAFE_INTEGER : verdict.ok ? verdict.validUntil : now + REFUSAL_TTL_MS;
     this.cache.set(socket, { generation: this.trust.generation, recheckAt, verdict });
+    if (verdict?.ok && leafHash !== undefined && chain.length > 1 && !socket.isSessionReused()) this.remember(leafHash, chain.slice(1));
     return verdict;
+  }
+
+  private remember(leafHash: string, intermediates: Buffer[]): void {
+    this.intermediates.delete(leafHash);
+    this.intermediates.set(leafHash, intermediates);
+    if (this.intermediates.size > REMEMBERED_CHAINS) this.intermediates.delete(this.intermediates.keys().next().value!);
   }
 }
