@@ -17,7 +17,7 @@ interface CachedVerdict {
 
 /** Refusals are re-evaluated at most this often on one connection (a bundle change also clears them). */
 const REFUSAL_TTL_MS = 60_000;
-/** Leaves whose intermediates are remembered for resumed sessions. */
+/** Leaves whose intermediates are remembered for resumed sessions, and chains whose verdicts are remembered. */
 const REMEMBERED_CHAINS = 1024;
 
 export class PeerVerifier {
@@ -28,6 +28,11 @@ export class PeerVerifier {
    * They are only candidates: the chain is validated in full against the current bundles every time.
    */
   private readonly intermediates = new Map<string, Buffer[]>();
+  /**
+   * Verdicts by hash of the presented chain: a workload opens many connections with the same SVID, and parsing
+   * and verifying it costs milliseconds while hashing it costs microseconds. Same expiry rules as per socket.
+   */
+  private readonly byChain = new Map<string, CachedVerdict>();
 
   constructor(readonly trust: TrustStore) {}
 
@@ -43,16 +48,31 @@ export class PeerVerifier {
       const remembered = this.intermediates.get(leafHash);
       if (remembered !== undefined && socket.isSessionReused()) chain = [...chain, ...remembered];
     }
-    const verdict = chain.length === 0 ? undefined : validatePeerCertificate(chain, this.trust, now);
-    const recheckAt = verdict === undefined ? Number.MAX_SAFE_INTEGER : verdict.ok ? verdict.validUntil : now + REFUSAL_TTL_MS;
-    this.cache.set(socket, { generation: this.trust.generation, recheckAt, verdict });
-    if (verdict?.ok && leafHash !== undefined && chain.length > 1 && !socket.isSessionReused()) this.remember(leafHash, chain.slice(1));
+    let entry: CachedVerdict | undefined;
+    let chainHash: string | undefined;
+    if (chain.length > 0) {
+      const hash = createHash('sha256');
+      for (const der of chain) hash.update(der);
+      chainHash = hash.digest('hex');
+      entry = this.byChain.get(chainHash);
+      if (entry !== undefined && (entry.generation !== this.trust.generation || now > entry.recheckAt)) entry = undefined;
+    }
+    if (entry === undefined) {
+      const verdict = chain.length === 0 ? undefined : validatePeerCertificate(chain, this.trust, now);
+      const recheckAt = verdict === undefined ? Number.MAX_SAFE_INTEGER : verdict.ok ? verdict.validUntil : now + REFUSAL_TTL_MS;
+      entry = { generation: this.trust.generation, recheckAt, verdict };
+      if (chainHash !== undefined) remember(this.byChain, chainHash, entry);
+    }
+    const verdict = entry.verdict;
+    this.cache.set(socket, entry);
+    if (verdict?.ok && leafHash !== undefined && chain.length > 1 && !socket.isSessionReused()) remember(this.intermediates, leafHash, chain.slice(1));
     return verdict;
   }
+}
 
-  private remember(leafHash: string, intermediates: Buffer[]): void {
-    this.intermediates.delete(leafHash);
-    this.intermediates.set(leafHash, intermediates);
-    if (this.intermediates.size > REMEMBERED_CHAINS) this.intermediates.delete(this.intermediates.keys().next().value!);
-  }
+/** Bounded map insert: most recent last, the oldest dropped beyond REMEMBERED_CHAINS. */
+function remember<V>(map: Map<string, V>, key: string, value: V): void {
+  map.delete(key);
+  map.set(key, value);
+  if (map.size > REMEMBERED_CHAINS) map.delete(map.keys().next().value!);
 }

@@ -133,12 +133,10 @@ function sanInfo(leaf: ParsedCertificate): { uris: string[]; dns: string[] } | R
   const sans = leaf.x509.getExtensions(SAN_OID);
   if (sans.length > 1) return refuse('malformed_certificate', 'The client certificate has duplicate extensions.');
   if (sans.length === 0) return { uris: [], dns: [] };
-  let names: readonly x509.GeneralName[];
-  try {
-    names = new x509.SubjectAlternativeNameExtension(sans[0]!.rawData).names.items;
-  } catch {
-    return refuse('malformed_certificate', 'The subject alternative names of the client certificate cannot be read.');
-  }
+  const san = sans[0];
+  // @peculiar/x509 hands out the parsed SAN extension; an unreadable one stays a generic Extension.
+  if (!(san instanceof x509.SubjectAlternativeNameExtension)) return refuse('malformed_certificate', 'The subject alternative names of the client certificate cannot be read.');
+  const names = san.names.items;
   const uris: string[] = [];
   const dns: string[] = [];
   for (const n of names) {
