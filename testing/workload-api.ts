@@ -1,0 +1,89 @@
+/**
+ * A SPIFFE Workload API server for tests: serves FetchX509SVID over a unix socket with SVIDs issued at run time
+ * from a test CA, and lets a test rotate them, deny the workload or drop the stream.
+ */
+import path from 'node:path';
+import { createPrivateKey } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import type { IssuedCertificate } from '../src/identity/certificates.js';
+import { encodeX509SvidResponse, decodeX509SvidResponse, type X509SvidResponse, type X509Svid } from '../src/identity/workload-api/protobuf.js';
+import { FETCH_X509_SVID, WORKLOAD_METADATA_KEY } from '../src/identity/workload-api/x509-source.js';
+import { issueSvid } from './spiffe.js';
+
+/** An X509SVID message for a freshly issued SVID valid for `ttlMs`. */
+export async function svidMessage(ca: IssuedCertificate, spiffeId: string, ttlMs = 3600_000): Promise<{ svid: X509Svid; issued: IssuedCertificate }> {
+  const issued = await issueSvid(ca, spiffeId, { dns: ['localhost'], notBefore: new Date(Date.now() - 60_000), notAfter: new Date(Date.now() + ttlMs) });
+  const keyDer = createPrivateKey(issued.keyPem).export({ format: 'der', type: 'pkcs8' });
+  return {
+    issued,
+    svid: { spiffeId, certificatesDer: Buffer.from(issued.cert.rawData), keyDer, bundleDer: Buffer.from(ca.cert.rawData), hint: '' },
+  };
+}
+
+export class TestWorkloadApi {
+  private readonly server = new grpc.Server();
+  private readonly streams = new Set<grpc.ServerWritableStream<Buffer, X509SvidResponse>>();
+  address = '';
+  /** FetchX509SVID calls received, and how many lacked the security header. */
+  calls = 0;
+  missingHeader = 0;
+  /** What the next call gets: the state, PermissionDenied or Unimplemented. */
+  mode: 'serve' | 'deny' | 'unimplemented' = 'serve';
+  state: X509SvidResponse = { svids: [], crl: [], federatedBundles: new Map() };
+
+  async start(dir: string): Promise<void> {
+    const definition: grpc.ServiceDefinition = {
+      FetchX509SVID: {
+        path: FETCH_X509_SVID,
+        requestStream: false,
+        responseStream: true,
+        requestSerialize: (b: Buffer) => b,
+        requestDeserialize: (b: Buffer) => b,
+        responseSerialize: encodeX509SvidResponse,
+        responseDeserialize: decodeX509SvidResponse,
+      },
+    };
+    this.server.addService(definition, {
+      FetchX509SVID: (call: grpc.ServerWritableStream<Buffer, X509SvidResponse>) => {
+        this.calls++;
+        if (call.metadata.get(WORKLOAD_METADATA_KEY)[0] !== 'true') {
+          this.missingHeader++;
+          call.emit('error', { code: grpc.status.INVALID_ARGUMENT, details: 'security header missing from request' });
+          return;
+        }
+        if (this.mode === 'deny') return call.emit('error', { code: grpc.status.PERMISSION_DENIED, details: 'no identity issued' });
+        if (this.mode === 'unimplemented') return call.emit('error', { code: grpc.status.UNIMPLEMENTED, details: 'not here' });
+        this.streams.add(call);
+        call.on('cancelled', () => this.streams.delete(call));
+        call.write(this.state);
+      },
+    });
+    const socket = path.join(dir, 'agent.sock');
+    await new Promise<void>((resolve, reject) =>
+      this.server.bindAsync(`unix://${socket}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())),
+    );
+    this.address = `unix://${socket}`;
+  }
+
+  /** Replaces the state and sends it on every open stream (as an agent does on rotation). */
+  push(state: X509SvidResponse): void {
+    this.state = state;
+    for (const s of this.streams) s.write(state);
+  }
+
+  /** Ends every open stream with `code` (e.g. UNAVAILABLE, PERMISSION_DENIED). */
+  fail(code: grpc.status): void {
+    for (const s of this.streams) s.emit('error', { code, details: 'test' });
+    this.streams.clear();
+  }
+
+  get openStreams(): number {
+    return this.streams.size;
+  }
+
+  close(): Promise<void> {
+    for (const s of this.streams) s.end();
+    this.streams.clear();
+    return new Promise((resolve) => this.server.tryShutdown(() => resolve()));
+  }
+}
