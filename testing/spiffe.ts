@@ -56,6 +56,8 @@ export interface TlsExchange {
   error: string | undefined;
   reused: boolean;
   session: Buffer | undefined;
+  /** Serial number of the certificate the server presented. */
+  serverSerial: string | undefined;
 }
 
 /**
@@ -70,6 +72,7 @@ export function tlsRequest(
     const chunks: Buffer[] = [];
     let session: Buffer | undefined;
     let reused = false;
+    let serverSerial: string | undefined;
     let settled = false;
     const socket = tls.connect({
       host: '127.0.0.1',
@@ -86,11 +89,12 @@ export function tlsRequest(
       const raw = Buffer.concat(chunks).toString('utf8');
       const m = /^HTTP\/1\.1 (\d{3})/.exec(raw);
       const bodyStart = raw.indexOf('\r\n\r\n');
-      resolve({ status: m ? Number(m[1]) : 0, body: bodyStart === -1 ? '' : raw.slice(bodyStart + 4), error, reused, session });
+      resolve({ status: m ? Number(m[1]) : 0, body: bodyStart === -1 ? '' : raw.slice(bodyStart + 4), error, reused, session, serverSerial });
     };
     socket.on('session', (s: Buffer) => (session = s));
     socket.on('secureConnect', () => {
       reused = socket.isSessionReused();
+      serverSerial = socket.getPeerX509Certificate()?.serialNumber;
       const headers = Object.entries(options.headers ?? {})
         .map(([k, v]) => `${k}: ${v}\r\n`)
         .join('');

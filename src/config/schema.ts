@@ -44,7 +44,7 @@ const tlsListenerSchema = {
   type: 'object',
   description: 'Makes the listener HTTPS. Certificate and key are reloaded when their files change (after checking that they match).',
   properties: {
-    cert: { type: 'string', minLength: 1, description: 'PEM certificate chain file.' },
+    cert: { type: 'string', minLength: 1, description: 'PEM certificate chain file (or use workload_api instead of cert and key).' },
     key: { type: 'string', minLength: 1, description: 'PEM private key file (read as a file, never inline).' },
     min_version: { enum: ['TLSv1.2', 'TLSv1.3'], default: 'TLSv1.2', description: 'Lowest TLS version accepted; TLS 1.0 and 1.1 are never accepted.' },
     ciphers: { type: 'string', description: 'OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are fixed by OpenSSL). Default: Node\'s.' },
@@ -73,8 +73,18 @@ const tlsListenerSchema = {
         additionalProperties: false,
       },
     },
+    workload_api: {
+      type: 'object',
+      description: 'Serve the X509-SVID fetched from the SPIFFE Workload API instead of cert/key files; rotated in place as the agent pushes new SVIDs. See docs/MTLS.md.',
+      properties: {
+        socket: { type: 'string', pattern: '^(unix:///|tcp://)', description: 'Workload API endpoint: unix:///path or tcp://IP:port. Default: the SPIFFE_ENDPOINT_SOCKET environment variable.' },
+        spiffe_id: { type: 'string', pattern: '^spiffe://', description: 'Which SVID to serve when the workload has several. Default: the first (the default identity).' },
+        ready_timeout_ms: { type: 'integer', minimum: 1, default: 10000, description: 'How long start-up waits for the first SVID.' },
+      },
+      additionalProperties: false,
+    },
   },
-  required: ['cert', 'key'],
+  oneOf: [{ required: ['cert', 'key'], not: { required: ['workload_api'] } }, { required: ['workload_api'], not: { anyOf: [{ required: ['cert'] }, { required: ['key'] }] } }],
   additionalProperties: false,
 } as const;
 

@@ -13,8 +13,10 @@ export interface ListenerConfig {
   address: string;
   port: number;
   tls?: {
-    cert: string;
-    key: string;
+    /** Certificate and key files; absent when `workload_api` supplies the certificate. */
+    cert?: string;
+    key?: string;
+    workload_api?: { socket?: string; spiffe_id?: string; ready_timeout_ms: number };
     min_version: 'TLSv1.2' | 'TLSv1.3';
     ciphers?: string;
     session_timeout_s: number;

@@ -23,6 +23,7 @@ import { inspectFraming, type FramingResult } from './framing.js';
 import { normalisePath } from './path.js';
 import { CertificateWatcher, tlsServerOptions } from './tls.js';
 import { ListenerClientAuth } from '../identity/listener-client-auth.js';
+import { startListenerSvidSource } from '../identity/workload-api/x509-source.js';
 import { ConfigWatcher } from '../config/watch.js';
 import { POLICIES, MODULES } from '../extensions.js';
 import { Services } from '../pipeline/services.js';
@@ -165,10 +166,11 @@ export class Gateway {
     const handle = {} as ListenerHandle;
     const onRequest = (req: IncomingMessage, res: ServerResponse) => this.handle(handle, req, res);
     if (lc.tls) {
+      const svids = lc.tls.workload_api ? await startListenerSvidSource(lc.tls.workload_api, this.logger) : undefined;
       const clientAuth = ListenerClientAuth.create(lc.tls, baseDir, this.logger);
-      const { notAfter, ...tlsOptions } = tlsServerOptions(lc.tls, baseDir, clientAuth);
+      const { notAfter, ...tlsOptions } = tlsServerOptions(lc.tls, baseDir, clientAuth, svids);
       server = https.createServer({ ...this.serverOptions(), ...tlsOptions }, onRequest);
-      certificates = new CertificateWatcher(server as https.Server, lc.tls, baseDir, this.logger, clientAuth);
+      certificates = new CertificateWatcher(server as https.Server, lc.tls, baseDir, this.logger, clientAuth, svids);
       certificates.notAfter = notAfter;
       // A failed handshake is the client's problem, not ours: do not log it as an error.
       server.on('tlsClientError', () => undefined);

@@ -11,6 +11,7 @@ import type { SecureContextOptions, TlsOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import type { ListenerConfig } from '../config/types.js';
 import { CLIENT_AUTH_MAX_SESSION_S, ListenerClientAuth } from '../identity/listener-client-auth.js';
+import type { WorkloadX509Source } from '../identity/workload-api/x509-source.js';
 
 export interface LoadedCertificate {
   options: SecureContextOptions;
@@ -38,12 +39,31 @@ export function loadCertificatePair(certFile: string, keyFile: string): { cert: 
   return { cert, key, x509 };
 }
 
-export function tlsServerOptions(tls: NonNullable<ListenerConfig['tls']>, baseDir: string, clientAuth?: ListenerClientAuth): TlsOptions & { notAfter: Date } {
-  const pair = loadCertificatePair(path.resolve(baseDir, tls.cert), path.resolve(baseDir, tls.key));
+/**
+ * The listener's certificate: from its files, or the Workload API's current SVID. With the SVID withdrawn
+ * (PermissionDenied), there is none: the context then has no certificate, so new handshakes fail instead of
+ * presenting an identity the workload no longer holds.
+ */
+function listenerCertificate(tls: NonNullable<ListenerConfig['tls']>, baseDir: string, svids: WorkloadX509Source | undefined): { cert: string; key: string; notAfter: Date } | undefined {
+  if (tls.workload_api) {
+    if (!svids) throw new Error('the Workload API source of this listener is not running');
+    const svid = svids.svid(tls.workload_api.spiffe_id);
+    return svid ? { cert: svid.certPem, key: svid.keyPem, notAfter: svid.notAfter } : undefined;
+  }
+  const pair = loadCertificatePair(path.resolve(baseDir, tls.cert!), path.resolve(baseDir, tls.key!));
+  return { cert: pair.cert, key: pair.key, notAfter: new Date(pair.x509.validTo) };
+}
+
+export function tlsServerOptions(
+  tls: NonNullable<ListenerConfig['tls']>,
+  baseDir: string,
+  clientAuth?: ListenerClientAuth,
+  svids?: WorkloadX509Source,
+): TlsOptions & { notAfter: Date } {
+  const pair = listenerCertificate(tls, baseDir, svids);
   return {
     ...(clientAuth ? clientAuth.tlsOptions() : {}),
-    cert: pair.cert,
-    key: pair.key,
+    ...(pair ? { cert: pair.cert, key: pair.key } : {}),
     minVersion: tls.min_version,
     maxVersion: 'TLSv1.3',
     ...(tls.ciphers ? { ciphers: tls.ciphers } : {}),
@@ -51,7 +71,7 @@ export function tlsServerOptions(tls: NonNullable<ListenerConfig['tls']>, baseDi
     // A resumed session skips certificate verification in OpenSSL: keep sessions short when clients authenticate.
     sessionTimeout: clientAuth ? Math.min(tls.session_timeout_s, CLIENT_AUTH_MAX_SESSION_S) : tls.session_timeout_s,
     ALPNProtocols: ['http/1.1'],
-    notAfter: new Date(pair.x509.validTo),
+    notAfter: pair ? pair.notAfter : new Date(0),
   };
 }
 
@@ -76,9 +96,13 @@ export class CertificateWatcher {
     private readonly logger: Logger,
     /** Client certificate checks of this listener, when `client_auth` is not none. */
     public clientAuth: ListenerClientAuth | undefined = undefined,
+    /** Workload API source of the listener's certificate, when `workload_api` is configured. */
+    private readonly svids: WorkloadX509Source | undefined = undefined,
     private readonly debounceMs = 150,
   ) {
     this.watch();
+    // Each Workload API message is the whole state: swap the context on every one (rotation or withdrawal).
+    this.svids?.on('update', () => this.reload());
     this.clientAuth?.trust.onChange(() => this.reload());
     server.on('secureConnection', (socket) => this.clientAuth?.admit(socket));
   }
@@ -103,6 +127,7 @@ export class CertificateWatcher {
   }
 
   private watch(): void {
+    if (this.tls.cert === undefined || this.tls.key === undefined) return;
     const files = [path.resolve(this.baseDir, this.tls.cert), path.resolve(this.baseDir, this.tls.key)];
     const dirs = new Map<string, Set<string>>();
     for (const f of files) {
@@ -132,7 +157,7 @@ export class CertificateWatcher {
 
   reload(): boolean {
     try {
-      const { notAfter, ...options } = tlsServerOptions(this.tls, this.baseDir, this.clientAuth);
+      const { notAfter, ...options } = tlsServerOptions(this.tls, this.baseDir, this.clientAuth, this.svids);
       this.server.setSecureContext(options);
       // requestCert and rejectUnauthorized belong to the server, not the context: setSecureContext ignores them.
       const server = this.server as HttpsServer & { requestCert: boolean; rejectUnauthorized: boolean };
@@ -141,7 +166,7 @@ export class CertificateWatcher {
       this.server.setTicketKeys(randomBytes(48));
       this.notAfter = notAfter;
       this.reloads++;
-      this.logger.info({ cert: this.tls.cert, not_after: notAfter.toISOString() }, 'TLS certificate loaded');
+      this.logger.info({ cert: this.tls.cert ?? 'workload api', not_after: notAfter.toISOString() }, 'TLS certificate loaded');
       return true;
     } catch (err) {
       this.logger.warn({ cert: this.tls.cert, reason: (err as Error).message }, 'TLS certificate change refused; the previous certificate stays in use');
@@ -158,5 +183,6 @@ export class CertificateWatcher {
     clearTimeout(this.timer);
     this.unwatch();
     this.clientAuth?.close();
+    this.svids?.close();
   }
 }

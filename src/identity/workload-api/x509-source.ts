@@ -225,3 +225,18 @@ export class WorkloadX509Source extends EventEmitter {
     this.removeAllListeners();
   }
 }
+
+/** Starts the source of a listener's certificate and waits for its first SVID (start-up fails without one). */
+export async function startListenerSvidSource(config: { socket?: string; spiffe_id?: string; ready_timeout_ms: number }, logger: Logger): Promise<WorkloadX509Source> {
+  const source = new WorkloadX509Source(logger, config.socket ? { address: config.socket } : {});
+  try {
+    const state = await source.ready(config.ready_timeout_ms);
+    if (config.spiffe_id !== undefined && !state.svids.some((s) => s.spiffeId === config.spiffe_id)) {
+      throw new Error(`the Workload API offers no X509-SVID for ${config.spiffe_id}`);
+    }
+    return source;
+  } catch (err) {
+    source.close();
+    throw err;
+  }
+}
