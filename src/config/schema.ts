@@ -199,6 +199,40 @@ export const coreSchema = {
               ca: { type: 'string', description: 'PEM file of CA certificates to trust instead of the system roots.' },
               servername: { type: 'string', description: 'SNI and certificate name to check (default: the target host).' },
               reject_unauthorized: { type: 'boolean', default: true, description: 'Verify the upstream certificate. Turn off only for local testing.' },
+              spiffe: {
+                type: 'object',
+                description: 'The upstream presents an X509-SVID: validated with the SPIFFE rules against its trust domain\'s bundle and pinned to an ID or trust domain on every connection, resumed ones included (replaces ca and host name checks). See docs/MTLS.md.',
+                properties: {
+                  trust_domains: {
+                    type: 'array',
+                    minItems: 1,
+                    description: 'Trust domains (with bundle files) the upstream\'s SVID may chain to.',
+                    items: {
+                      type: 'object',
+                      properties: {
+                        name: { type: 'string', pattern: '^[a-z0-9._-]{1,255}$', description: 'Trust domain name.' },
+                        bundle: { type: 'string', minLength: 1, description: 'Bundle file (PEM or SPIFFE bundle); reloaded when it changes.' },
+                      },
+                      required: ['name', 'bundle'],
+                      additionalProperties: false,
+                    },
+                  },
+                  id: { type: 'string', pattern: '^spiffe://', description: 'Exact SPIFFE ID the upstream must present.' },
+                  trust_domain: { type: 'string', pattern: '^[a-z0-9._-]{1,255}$', description: 'Trust domain the upstream\'s SPIFFE ID must belong to.' },
+                  client_svid: {
+                    type: 'object',
+                    description: 'Present the gateway\'s own X509-SVID from the Workload API as client certificate (mTLS).',
+                    properties: {
+                      socket: { type: 'string', pattern: '^(unix:///|tcp://)', description: 'Workload API endpoint; default SPIFFE_ENDPOINT_SOCKET.' },
+                      spiffe_id: { type: 'string', pattern: '^spiffe://', description: 'Which SVID to present; default the first.' },
+                    },
+                    additionalProperties: false,
+                  },
+                },
+                required: ['trust_domains'],
+                anyOf: [{ required: ['id'] }, { required: ['trust_domain'] }],
+                additionalProperties: false,
+              },
             },
             additionalProperties: false,
           },

@@ -36,7 +36,17 @@ export interface UpstreamConfig {
   balance: 'round_robin' | 'least_outstanding';
   connections: number;
   keep_alive_timeout_ms: number;
-  tls?: { ca?: string; servername?: string; reject_unauthorized: boolean };
+  tls?: {
+    ca?: string;
+    servername?: string;
+    reject_unauthorized: boolean;
+    spiffe?: {
+      trust_domains: Array<{ name: string; bundle: string }>;
+      id?: string;
+      trust_domain?: string;
+      client_svid?: { socket?: string; spiffe_id?: string };
+    };
+  };
 }
 
 export interface RouteConfig {

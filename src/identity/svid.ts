@@ -21,6 +21,10 @@ const BASIC_CONSTRAINTS_OID = '2.5.29.19';
 const KEY_USAGE_OID = '2.5.29.15';
 const EKU_OID = '2.5.29.37';
 const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
+const SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
+
+/** Which side the certificate authenticates: decides the extendedKeyUsage it must allow (when it has one). */
+export type CertificatePurpose = 'client' | 'server';
 
 export interface AcceptedCertificate {
   ok: true;
@@ -117,7 +121,7 @@ function chainToAnchor(leaf: ParsedCertificate, presented: ParsedCertificate[], 
 }
 
 /** Leaf checks shared by both kinds: parseable, in its validity period, not a CA, usable for client auth. */
-function checkLeafBasics(leaf: ParsedCertificate, now: number): RefusedCertificate | undefined {
+function checkLeafBasics(leaf: ParsedCertificate, now: number, purpose: CertificatePurpose = 'client'): RefusedCertificate | undefined {
   if (leaf.notBefore > now) return refuse('not_yet_valid', 'The client certificate is not valid yet.');
   if (leaf.notAfter < now) return refuse('expired', 'The client certificate has expired.');
   const bcs = leaf.x509.getExtensions(BASIC_CONSTRAINTS_OID);
@@ -125,7 +129,9 @@ function checkLeafBasics(leaf: ParsedCertificate, now: number): RefusedCertifica
   const bc = leaf.x509.getExtension(x509.BasicConstraintsExtension);
   if (bc?.ca) return refuse('ca_leaf', 'A CA certificate cannot be used as a client certificate.');
   const eku = leaf.x509.getExtension(x509.ExtendedKeyUsageExtension);
-  if (eku && !eku.usages.map(String).includes(CLIENT_AUTH)) return refuse('wrong_extended_key_usage', 'The client certificate is not valid for client authentication.');
+  if (eku && !eku.usages.map(String).includes(purpose === 'client' ? CLIENT_AUTH : SERVER_AUTH)) {
+    return refuse('wrong_extended_key_usage', `The certificate is not valid for ${purpose} authentication.`);
+  }
   return undefined;
 }
 
@@ -180,14 +186,14 @@ function parseChain(chainDer: readonly Buffer[]): { leaf: ParsedCertificate; oth
  * present with digitalSignature and without keyCertSign or cRLSign; a chain to an authority of the ID's own trust
  * domain in `trust`.
  */
-export function validateX509Svid(chainDer: readonly Buffer[], trust: TrustStore, now = Date.now()): CertificateVerdict {
+export function validateX509Svid(chainDer: readonly Buffer[], trust: TrustStore, now = Date.now(), purpose: CertificatePurpose = 'client'): CertificateVerdict {
   const parsed = parseChain(chainDer);
   if ('reason' in parsed) return parsed;
-  return checkSvid(parsed.leaf, parsed.others, trust, now);
+  return checkSvid(parsed.leaf, parsed.others, trust, now, purpose);
 }
 
-function checkSvid(leaf: ParsedCertificate, others: ParsedCertificate[], trust: TrustStore, now: number): CertificateVerdict {
-  const basics = checkLeafBasics(leaf, now);
+function checkSvid(leaf: ParsedCertificate, others: ParsedCertificate[], trust: TrustStore, now: number, purpose: CertificatePurpose = 'client'): CertificateVerdict {
+  const basics = checkLeafBasics(leaf, now, purpose);
   if (basics) return basics;
   const kus = leaf.x509.getExtensions(KEY_USAGE_OID);
   if (kus.length !== 1) return refuse('svid_key_usage', 'An X509-SVID must have exactly one keyUsage extension.');
