@@ -176,3 +176,43 @@ test('an SVID issued through an intermediate CA resumes its session', async () =
     await gw.close();
   }
 });
+
+test('a config reload that changes the listener trust applies to connections opened before it', async () => {
+  const caA = await trustDomainCa('a.test');
+  const caOther = await trustDomainCa('a.test');
+  writeFile(dir, 'reload-1.pem', caA.certPem);
+  writeFile(dir, 'reload-2.pem', caOther.certPem);
+  const configFor = (bundle: string) => ({
+    listeners: [{ name: 'mtls', port: 0, tls: { cert: 'server.pem', key: 'server-key.pem', client_auth: 'optional', trust_domains: [{ name: 'a.test', bundle }] } }],
+    admin: { port: 0 },
+    upstreams: { echo: { targets: [{ url: upstream.url }] } },
+    routes: [{ name: 'all', match: { prefix: '/' }, upstream: 'echo', policies: [{ 'client-certificate': { allow_unmapped: true } }] }],
+  });
+  const file = writeFile(dir, 'reload.yaml', JSON.stringify(configFor('reload-1.pem')));
+  const gw = await startTestGateway(configFor('reload-1.pem'), { file, baseDir: dir, watchConfig: false });
+  const svid = await issueSvid(caA, 'spiffe://a.test/reloaded');
+  const https = await import('node:https');
+  const agent = new https.Agent({ keepAlive: true, maxSockets: 1, cert: svid.certPem, key: svid.keyPem, ca: serverCa.certPem });
+  const port = gw.port;
+  const get = () =>
+    new Promise<number>((resolve, reject) => {
+      const req = https.request({ host: '127.0.0.1', port, servername: 'localhost', path: '/', agent }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode!));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  try {
+    const sockets = new Set<unknown>();
+    agent.on('free', (s) => sockets.add(s));
+    assert.equal(await get(), 200);
+    writeFileSync(file, JSON.stringify(configFor('reload-2.pem')));
+    assert.equal(await gw.gateway.reload('test'), true);
+    assert.equal(await get(), 401);
+    assert.equal(sockets.size, 1, 'the same connection, judged by the new trust');
+  } finally {
+    agent.destroy();
+    await gw.close();
+  }
+});

@@ -17,12 +17,21 @@ export type ListenerTls = NonNullable<ListenerConfig['tls']>;
 /** Resumable sessions on a client-authenticated listener last at most this long, whatever `session_timeout_s` says. */
 export const CLIENT_AUTH_MAX_SESSION_S = 60;
 
-/** The verifier of the listener each client-authenticated connection arrived on (for route policies). */
-const listenerVerifiers = new WeakMap<TLSSocket, PeerVerifier>();
+/**
+ * For each TLS connection, how to reach its listener's current verifier. A getter rather than the verifier
+ * itself: a config reload replaces the listener's client authentication, and connections opened before it must
+ * be judged by the new trust, not by a retired one.
+ */
+const listenerVerifiers = new WeakMap<TLSSocket, () => PeerVerifier | undefined>();
+
+/** Records which listener a connection arrived on (called for every handshake on a TLS listener). */
+export function registerListenerConnection(socket: TLSSocket, currentVerifier: () => PeerVerifier | undefined): void {
+  listenerVerifiers.set(socket, currentVerifier);
+}
 
 /** The verifier of the listener a connection came in on, when that listener asks for client certificates. */
 export function listenerVerifierOf(socket: TLSSocket): PeerVerifier | undefined {
-  return listenerVerifiers.get(socket);
+  return listenerVerifiers.get(socket)?.();
 }
 
 export class ListenerClientAuth {
@@ -76,7 +85,6 @@ export class ListenerClientAuth {
 
   /** Checks a connection right after its handshake; closes it when a required certificate is missing or refused. */
   admit(socket: TLSSocket): void {
-    listenerVerifiers.set(socket, this.verifier);
     if (!this.required) return;
     let verdict;
     try {

@@ -10,7 +10,7 @@ import type { Server as HttpsServer } from 'node:https';
 import type { SecureContextOptions, TlsOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import type { ListenerConfig } from '../config/types.js';
-import { CLIENT_AUTH_MAX_SESSION_S, ListenerClientAuth } from '../identity/listener-client-auth.js';
+import { CLIENT_AUTH_MAX_SESSION_S, ListenerClientAuth, registerListenerConnection } from '../identity/listener-client-auth.js';
 import type { WorkloadX509Source } from '../identity/workload-api/x509-source.js';
 
 export interface LoadedCertificate {
@@ -104,7 +104,11 @@ export class CertificateWatcher {
     // Each Workload API message is the whole state: swap the context on every one (rotation or withdrawal).
     this.svids?.on('update', () => this.reload());
     this.clientAuth?.trust.onChange(() => this.reload());
-    server.on('secureConnection', (socket) => this.clientAuth?.admit(socket));
+    const currentVerifier = () => this.clientAuth?.verifier;
+    server.on('secureConnection', (socket) => {
+      registerListenerConnection(socket, currentVerifier);
+      this.clientAuth?.admit(socket);
+    });
   }
 
   /** Applies a changed TLS config (on config reload) and re-watches its files. */
