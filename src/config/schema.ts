@@ -80,6 +80,11 @@ const tlsListenerSchema = {
         socket: { type: 'string', pattern: '^(unix:///|tcp://)', description: 'Workload API endpoint: unix:///path or tcp://IP:port. Default: the SPIFFE_ENDPOINT_SOCKET environment variable.' },
         spiffe_id: { type: 'string', pattern: '^spiffe://', description: 'Which SVID to serve when the workload has several. Default: the first (the default identity).' },
         ready_timeout_ms: { type: 'integer', minimum: 1, default: 10000, description: 'How long start-up waits for the first SVID.' },
+        client_trust: {
+          type: 'boolean',
+          default: false,
+          description: 'Also accept client X509-SVIDs of the trust domains whose bundles the Workload API sends (own and federated), kept up to date as it pushes them. Bundle files in trust_domains win for the same domain.',
+        },
       },
       additionalProperties: false,
     },

@@ -16,7 +16,7 @@ export interface ListenerConfig {
     /** Certificate and key files; absent when `workload_api` supplies the certificate. */
     cert?: string;
     key?: string;
-    workload_api?: { socket?: string; spiffe_id?: string; ready_timeout_ms: number };
+    workload_api?: { socket?: string; spiffe_id?: string; ready_timeout_ms: number; client_trust: boolean };
     min_version: 'TLSv1.2' | 'TLSv1.3';
     ciphers?: string;
     session_timeout_s: number;

@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import type { ListenerConfig } from '../config/types.js';
 import { TrustStore } from './trust-store.js';
 import { PeerVerifier } from './peer-verifier.js';
+import type { WorkloadX509Source, WorkloadX509State } from './workload-api/x509-source.js';
 
 export type ListenerTls = NonNullable<ListenerConfig['tls']>;
 
@@ -40,10 +41,13 @@ export class ListenerClientAuth {
   /** Connections closed after the handshake because their certificate was refused. */
   refused = 0;
 
+  private readonly onWorkloadUpdate: ((state: WorkloadX509State) => void) | undefined;
+
   private constructor(
     private readonly tls: ListenerTls,
     baseDir: string,
     private readonly logger: Logger,
+    private readonly svids: WorkloadX509Source | undefined,
   ) {
     this.trust = new TrustStore(
       {
@@ -54,16 +58,22 @@ export class ListenerClientAuth {
       logger,
     );
     this.verifier = new PeerVerifier(this.trust);
-    if (this.required && !this.trust.hasTrustDomains && !this.trust.hasPlainRoots) {
+    const pushed = tls.workload_api?.client_trust === true ? svids : undefined;
+    if (pushed) {
+      this.onWorkloadUpdate = (state) => this.trust.setPushedBundles(state.bundles);
+      if (pushed.current) this.trust.setPushedBundles(pushed.current.bundles);
+      pushed.on('update', this.onWorkloadUpdate);
+    }
+    if (this.required && !pushed && !this.trust.hasTrustDomains && !this.trust.hasPlainRoots) {
       this.trust.close();
-      throw new Error('tls.client_auth is required but neither client_ca nor trust_domains is configured');
+      throw new Error('tls.client_auth is required but neither client_ca, trust_domains nor workload_api.client_trust is configured');
     }
   }
 
   /** Undefined when the listener does not ask for client certificates. */
-  static create(tls: ListenerTls, baseDir: string, logger: Logger): ListenerClientAuth | undefined {
+  static create(tls: ListenerTls, baseDir: string, logger: Logger, svids?: WorkloadX509Source): ListenerClientAuth | undefined {
     if (tls.client_auth === 'none') return undefined;
-    return new ListenerClientAuth(tls, baseDir, logger);
+    return new ListenerClientAuth(tls, baseDir, logger, svids);
   }
 
   get required(): boolean {
@@ -78,7 +88,7 @@ export class ListenerClientAuth {
     const ca = this.trust.allAuthoritiesPem();
     return {
       requestCert: true,
-      rejectUnauthorized: this.required && !this.trust.hasTrustDomains && ca.length > 0,
+      rejectUnauthorized: this.required && !this.trust.hasTrustDomains && this.onWorkloadUpdate === undefined && ca.length > 0,
       ca: ca.length > 0 ? ca : undefined,
     };
   }
@@ -100,6 +110,7 @@ export class ListenerClientAuth {
   }
 
   close(): void {
+    if (this.onWorkloadUpdate) this.svids?.off('update', this.onWorkloadUpdate);
     this.trust.close();
   }
 }

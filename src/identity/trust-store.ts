@@ -39,6 +39,9 @@ interface Source {
 export class TrustStore {
   private sources: Source[] = [];
   private byDomain = new Map<string, TrustBundle>();
+  /** Bundles pushed by the Workload API (own and federated trust domains), by trust domain. */
+  private pushed = new Map<string, TrustBundle>();
+  private pushedDigest = '';
   private plainRoots: X509Certificate[] = [];
   private watchers: FSWatcher[] = [];
   private timer: NodeJS.Timeout | undefined;
@@ -93,9 +96,47 @@ export class TrustStore {
 
   /** Every X.509 authority as PEM: the listener's `ca` list, so clients know which CAs it accepts. */
   allAuthoritiesPem(): string[] {
-    const out: string[] = [];
-    for (const s of this.sources) for (const c of s.bundle.x509Authorities) out.push(c.toString());
-    return out;
+    const out = new Set<string>();
+    for (const b of this.byDomain.values()) for (const c of b.x509Authorities) out.add(c.toString());
+    for (const c of this.plainRoots) out.add(c.toString());
+    return [...out];
+  }
+
+  /**
+   * Replaces the bundles received from the Workload API (each message is the whole state: a domain missing from
+   * it is no longer trusted through it). Notifies listeners only when something changed.
+   */
+  setPushedBundles(bundles: ReadonlyMap<string, readonly X509Certificate[]>): void {
+    const valid = new Map<string, TrustBundle>();
+    for (const [td, certs] of bundles) {
+      if (validateTrustDomain(td) !== undefined) {
+        this.logger.warn({ trust_domain: td }, 'bundle with an invalid trust domain name ignored');
+        continue;
+      }
+      valid.set(td, { x509Authorities: certs, jwtAuthorities: new Map(), sequence: undefined, refreshHintS: undefined });
+    }
+    const digest = createHash('sha256');
+    for (const td of [...valid.keys()].sort()) {
+      digest.update(td);
+      for (const c of valid.get(td)!.x509Authorities) digest.update(c.raw);
+    }
+    const value = digest.digest('hex');
+    if (value === this.pushedDigest) return;
+    this.pushedDigest = value;
+    this.pushed = valid;
+    this.changed();
+  }
+
+  private changed(): void {
+    this.index();
+    this.generation++;
+    for (const l of this.listeners) {
+      try {
+        l();
+      } catch (err) {
+        this.logger.error({ err }, 'trust bundle change listener failed');
+      }
+    }
   }
 
   onChange(listener: () => void): void {
@@ -112,6 +153,8 @@ export class TrustStore {
   private index(): void {
     this.byDomain = new Map();
     this.plainRoots = [];
+    // Configured bundle files win over pushed bundles of the same trust domain.
+    for (const [td, bundle] of this.pushed) this.byDomain.set(td, bundle);
     for (const s of this.sources) {
       if (s.trustDomain !== undefined) this.byDomain.set(s.trustDomain, s.bundle);
       else this.plainRoots.push(...s.bundle.x509Authorities);
@@ -138,17 +181,7 @@ export class TrustStore {
       this.logger.info({ file: s.file, trust_domain: s.trustDomain, authorities: next.bundle.x509Authorities.length, jwt_keys: next.bundle.jwtAuthorities.size }, 'trust bundle loaded');
       return next;
     });
-    if (changed) {
-      this.index();
-      this.generation++;
-      for (const l of this.listeners) {
-        try {
-          l();
-        } catch (err) {
-          this.logger.error({ err }, 'trust bundle change listener failed');
-        }
-      }
-    }
+    if (changed) this.changed();
     return changed;
   }
 

@@ -167,7 +167,7 @@ export class Gateway {
     const onRequest = (req: IncomingMessage, res: ServerResponse) => this.handle(handle, req, res);
     if (lc.tls) {
       const svids = lc.tls.workload_api ? await startListenerSvidSource(lc.tls.workload_api, this.logger) : undefined;
-      const clientAuth = ListenerClientAuth.create(lc.tls, baseDir, this.logger);
+      const clientAuth = ListenerClientAuth.create(lc.tls, baseDir, this.logger, svids);
       const { notAfter, ...tlsOptions } = tlsServerOptions(lc.tls, baseDir, clientAuth, svids);
       server = https.createServer({ ...this.serverOptions(), ...tlsOptions }, onRequest);
       certificates = new CertificateWatcher(server as https.Server, lc.tls, baseDir, this.logger, clientAuth, svids);

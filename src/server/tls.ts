@@ -115,7 +115,7 @@ export class CertificateWatcher {
   update(tls: NonNullable<ListenerConfig['tls']>, baseDir: string): void {
     let clientAuth: ListenerClientAuth | undefined;
     try {
-      clientAuth = ListenerClientAuth.create(tls, baseDir, this.logger);
+      clientAuth = ListenerClientAuth.create(tls, baseDir, this.logger, this.svids);
     } catch (err) {
       this.logger.warn({ reason: (err as Error).message }, 'client certificate settings refused; the previous ones stay in use');
       return;

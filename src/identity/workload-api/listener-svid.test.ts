@@ -4,7 +4,7 @@ import https from 'node:https';
 import { rmSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { startTestGateway, startUpstream, type TestGateway } from '../../../testing/harness.js';
-import { tempDir, tlsRequest, trustDomainCa } from '../../../testing/spiffe.js';
+import { issueSvid, tempDir, tlsRequest, trustDomainCa } from '../../../testing/spiffe.js';
 import { TestWorkloadApi, svidMessage } from '../../../testing/workload-api.js';
 
 async function contextSwaps(gw: TestGateway, count: number): Promise<void> {
@@ -96,4 +96,45 @@ test('config: a TLS listener needs either cert and key or workload_api, not both
     /oneOf|must match/,
   );
   await assert.rejects(startTestGateway({ listeners: [{ name: 'x', port: 0, tls: { min_version: 'TLSv1.3' } }], routes: [] }), /oneOf|must match|required/);
+});
+
+test('client_trust: client SVIDs are checked against the bundles the Workload API pushes, federated ones included', async () => {
+  const dir = tempDir();
+  const ca = await trustDomainCa('a.test');
+  const partnerCa = await trustDomainCa('partner.test');
+  const strangerCa = await trustDomainCa('partner.test');
+  const api = new TestWorkloadApi();
+  await api.start(dir);
+  const own = await svidMessage(ca, 'spiffe://a.test/gateway');
+  const withPartner = { svids: [own.svid], crl: [], federatedBundles: new Map([['spiffe://partner.test', Buffer.from(partnerCa.cert.rawData)]]) };
+  api.state = withPartner;
+  const upstream = await startUpstream((_req, res) => res.end('ok'));
+  const gw = await startTestGateway({
+    listeners: [{ name: 'spiffe', port: 0, tls: { workload_api: { socket: api.address, client_trust: true }, client_auth: 'required' } }],
+    upstreams: { app: { targets: [{ url: upstream.url }] } },
+    routes: [{ name: 'all', match: { prefix: '/' }, upstream: 'app', policies: [{ 'client-certificate': { allow_unmapped: true } }] }],
+  });
+  try {
+    const client = async (issuer: typeof ca, id: string) => {
+      const svid = await issueSvid(issuer, id);
+      return { cert: svid.certPem, key: svid.keyPem, ca: ca.certPem };
+    };
+    const sameDomain = await client(ca, 'spiffe://a.test/caller');
+    const partner = await client(partnerCa, 'spiffe://partner.test/bank');
+    assert.equal((await tlsRequest(gw.port, sameDomain)).status, 200);
+    assert.equal((await tlsRequest(gw.port, partner)).status, 200);
+    assert.equal((await tlsRequest(gw.port, await client(strangerCa, 'spiffe://partner.test/bank'))).status, 0);
+    assert.equal((await tlsRequest(gw.port, await client(partnerCa, 'spiffe://a.test/caller'))).status, 0, 'a partner CA cannot vouch for the own domain');
+
+    const swaps = gw.gateway.listeners[0]!.certificates!.reloads;
+    api.push({ svids: [own.svid], crl: [], federatedBundles: new Map() });
+    await contextSwaps(gw, swaps + 1);
+    assert.equal((await tlsRequest(gw.port, partner)).status, 0, 'federation withdrawn with the bundle');
+    assert.equal((await tlsRequest(gw.port, sameDomain)).status, 200);
+  } finally {
+    await gw.close();
+    await upstream.close();
+    await api.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
