@@ -156,7 +156,7 @@ test('CA-based required listener: OpenSSL refuses unknown CAs, certificates map 
 });
 
 test('client_auth required without client_ca or trust_domains is a start-up error', async () => {
-  await assert.rejects(gatewayWith({ client_auth: 'required' }), /neither client_ca nor trust_domains/);
+  await assert.rejects(gatewayWith({ client_auth: 'required' }), /neither client_ca, trust_domains nor workload_api.client_trust/);
 });
 
 test('an SVID issued through an intermediate CA resumes its session', async () => {
