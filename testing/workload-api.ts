@@ -6,7 +6,15 @@ import path from 'node:path';
 import { createPrivateKey } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { IssuedCertificate } from '../src/identity/certificates.js';
-import { encodeX509SvidResponse, decodeX509SvidResponse, type X509SvidResponse, type X509Svid } from '../src/identity/workload-api/protobuf.js';
+import {
+  encodeX509SvidResponse,
+  decodeX509SvidResponse,
+  encodeJwtBundlesResponse,
+  decodeJwtBundlesResponse,
+  type X509SvidResponse,
+  type X509Svid,
+} from '../src/identity/workload-api/protobuf.js';
+import { FETCH_JWT_BUNDLES } from '../src/identity/workload-api/jwt-bundle-source.js';
 import { FETCH_X509_SVID, WORKLOAD_METADATA_KEY } from '../src/identity/workload-api/x509-source.js';
 import { issueSvid } from './spiffe.js';
 
@@ -23,6 +31,9 @@ export async function svidMessage(ca: IssuedCertificate, spiffeId: string, ttlMs
 export class TestWorkloadApi {
   private readonly server = new grpc.Server();
   private readonly streams = new Set<grpc.ServerWritableStream<Buffer, X509SvidResponse>>();
+  private readonly jwtStreams = new Set<grpc.ServerWritableStream<Buffer, Map<string, Buffer>>>();
+  /** JWT bundles (trust domain to JWK Set JSON) served on FetchJWTBundles. */
+  jwtBundles = new Map<string, Buffer>();
   address = '';
   /** FetchX509SVID calls received, and how many lacked the security header. */
   calls = 0;
@@ -42,6 +53,15 @@ export class TestWorkloadApi {
         responseSerialize: encodeX509SvidResponse,
         responseDeserialize: decodeX509SvidResponse,
       },
+      FetchJWTBundles: {
+        path: FETCH_JWT_BUNDLES,
+        requestStream: false,
+        responseStream: true,
+        requestSerialize: (b: Buffer) => b,
+        requestDeserialize: (b: Buffer) => b,
+        responseSerialize: encodeJwtBundlesResponse,
+        responseDeserialize: decodeJwtBundlesResponse,
+      },
     };
     this.server.addService(definition, {
       FetchX509SVID: (call: grpc.ServerWritableStream<Buffer, X509SvidResponse>) => {
@@ -57,6 +77,18 @@ export class TestWorkloadApi {
         call.on('cancelled', () => this.streams.delete(call));
         call.write(this.state);
       },
+      FetchJWTBundles: (call: grpc.ServerWritableStream<Buffer, Map<string, Buffer>>) => {
+        this.calls++;
+        if (call.metadata.get(WORKLOAD_METADATA_KEY)[0] !== 'true') {
+          this.missingHeader++;
+          call.emit('error', { code: grpc.status.INVALID_ARGUMENT, details: 'security header missing from request' });
+          return;
+        }
+        if (this.mode === 'deny') return call.emit('error', { code: grpc.status.PERMISSION_DENIED, details: 'no identity issued' });
+        this.jwtStreams.add(call);
+        call.on('cancelled', () => this.jwtStreams.delete(call));
+        call.write(this.jwtBundles);
+      },
     });
     const socket = path.join(dir, 'agent.sock');
     await new Promise<void>((resolve, reject) =>
@@ -71,10 +103,17 @@ export class TestWorkloadApi {
     for (const s of this.streams) s.write(state);
   }
 
+  /** Replaces the JWT bundles and sends them on every open FetchJWTBundles stream. */
+  pushJwtBundles(bundles: Map<string, Buffer>): void {
+    this.jwtBundles = bundles;
+    for (const s of this.jwtStreams) s.write(bundles);
+  }
+
   /** Ends every open stream with `code` (e.g. UNAVAILABLE, PERMISSION_DENIED). */
   fail(code: grpc.status): void {
-    for (const s of this.streams) s.emit('error', { code, details: 'test' });
+    for (const s of [...this.streams, ...this.jwtStreams]) s.emit('error', { code, details: 'test' });
     this.streams.clear();
+    this.jwtStreams.clear();
   }
 
   get openStreams(): number {
@@ -82,8 +121,9 @@ export class TestWorkloadApi {
   }
 
   close(): Promise<void> {
-    for (const s of this.streams) s.end();
+    for (const s of [...this.streams, ...this.jwtStreams]) s.end();
     this.streams.clear();
+    this.jwtStreams.clear();
     return new Promise((resolve) => this.server.tryShutdown(() => resolve()));
   }
 }

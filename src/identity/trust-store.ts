@@ -39,9 +39,11 @@ interface Source {
 export class TrustStore {
   private sources: Source[] = [];
   private byDomain = new Map<string, TrustBundle>();
-  /** Bundles pushed by the Workload API (own and federated trust domains), by trust domain. */
-  private pushed = new Map<string, TrustBundle>();
+  /** X.509 and JWT authorities pushed by the Workload API (own and federated trust domains), by trust domain. */
+  private pushedX509 = new Map<string, readonly X509Certificate[]>();
+  private pushedJwt = new Map<string, ReadonlyMap<string, JWK>>();
   private pushedDigest = '';
+  private pushedJwtDigest = '';
   private plainRoots: X509Certificate[] = [];
   private watchers: FSWatcher[] = [];
   private timer: NodeJS.Timeout | undefined;
@@ -107,24 +109,41 @@ export class TrustStore {
    * it is no longer trusted through it). Notifies listeners only when something changed.
    */
   setPushedBundles(bundles: ReadonlyMap<string, readonly X509Certificate[]>): void {
-    const valid = new Map<string, TrustBundle>();
-    for (const [td, certs] of bundles) {
-      if (validateTrustDomain(td) !== undefined) {
-        this.logger.warn({ trust_domain: td }, 'bundle with an invalid trust domain name ignored');
-        continue;
-      }
-      valid.set(td, { x509Authorities: certs, jwtAuthorities: new Map(), sequence: undefined, refreshHintS: undefined });
-    }
+    const valid = this.validDomains(bundles);
     const digest = createHash('sha256');
     for (const td of [...valid.keys()].sort()) {
       digest.update(td);
-      for (const c of valid.get(td)!.x509Authorities) digest.update(c.raw);
+      for (const c of valid.get(td)!) digest.update(c.raw);
     }
     const value = digest.digest('hex');
     if (value === this.pushedDigest) return;
     this.pushedDigest = value;
-    this.pushed = valid;
+    this.pushedX509 = valid;
     this.changed();
+  }
+
+  /** Replaces the JWT bundles received from the Workload API (whole state, like setPushedBundles). */
+  setPushedJwtBundles(bundles: ReadonlyMap<string, ReadonlyMap<string, JWK>>): void {
+    const valid = this.validDomains(bundles);
+    const value = createHash('sha256')
+      .update(JSON.stringify([...valid.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([td, keys]) => [td, [...keys.entries()]])))
+      .digest('hex');
+    if (value === this.pushedJwtDigest) return;
+    this.pushedJwtDigest = value;
+    this.pushedJwt = valid;
+    this.changed();
+  }
+
+  private validDomains<V>(bundles: ReadonlyMap<string, V>): Map<string, V> {
+    const valid = new Map<string, V>();
+    for (const [td, value] of bundles) {
+      if (validateTrustDomain(td) !== undefined) {
+        this.logger.warn({ trust_domain: td }, 'bundle with an invalid trust domain name ignored');
+        continue;
+      }
+      valid.set(td, value);
+    }
+    return valid;
   }
 
   private changed(): void {
@@ -154,7 +173,9 @@ export class TrustStore {
     this.byDomain = new Map();
     this.plainRoots = [];
     // Configured bundle files win over pushed bundles of the same trust domain.
-    for (const [td, bundle] of this.pushed) this.byDomain.set(td, bundle);
+    for (const td of new Set([...this.pushedX509.keys(), ...this.pushedJwt.keys()])) {
+      this.byDomain.set(td, { x509Authorities: this.pushedX509.get(td) ?? [], jwtAuthorities: this.pushedJwt.get(td) ?? new Map(), sequence: undefined, refreshHintS: undefined });
+    }
     for (const s of this.sources) {
       if (s.trustDomain !== undefined) this.byDomain.set(s.trustDomain, s.bundle);
       else this.plainRoots.push(...s.bundle.x509Authorities);

@@ -117,6 +117,21 @@ export function decodeX509SvidResponse(buf: Buffer): X509SvidResponse {
   return out;
 }
 
+/** JWTBundlesResponse: trust domain to its JWT bundle (a JWK Set document). */
+export function decodeJwtBundlesResponse(buf: Buffer): Map<string, Buffer> {
+  const r = new Reader(buf);
+  const out = new Map<string, Buffer>();
+  r.fields((num, wt) => {
+    if (wt !== LENGTH_DELIMITED) return r.skip(wt);
+    const value = r.bytes();
+    if (num === 1) {
+      const [k, v] = decodeMapEntry(value);
+      out.set(k, v);
+    }
+  });
+  return out;
+}
+
 // Encoding: used by the tests' Workload API server (and kept beside the decoder so both stay in step).
 
 function varint(n: number): Buffer {
@@ -146,6 +161,12 @@ export function encodeX509SvidResponse(msg: X509SvidResponse): Buffer {
   }
   for (const c of msg.crl) parts.push(field(2, c));
   for (const [k, v] of msg.federatedBundles) parts.push(field(3, Buffer.concat([field(1, k), field(2, v)])));
+  return Buffer.concat(parts);
+}
+
+export function encodeJwtBundlesResponse(bundles: Map<string, Buffer>): Buffer {
+  const parts: Buffer[] = [];
+  for (const [k, v] of bundles) parts.push(field(1, Buffer.concat([field(1, k), field(2, v)])));
   return Buffer.concat(parts);
 }
 

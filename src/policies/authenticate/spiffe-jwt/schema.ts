@@ -1,7 +1,8 @@
 /** Config of the `spiffe-jwt` authenticator (JWT-SVIDs sent as bearer tokens). */
 export interface SpiffeJwtConfig {
   audience: string[];
-  trust_domains: Array<{ name: string; bundle: string }>;
+  trust_domains?: Array<{ name: string; bundle: string }>;
+  workload_api?: { socket?: string; ready_timeout_ms: number };
   consumers: Array<{ name: string; spiffe_id?: string; trust_domain?: string }>;
   allow_unmapped: boolean;
   leeway_s: number;
@@ -48,10 +49,20 @@ export const spiffeJwtSchema = {
         additionalProperties: false,
       },
     },
+    workload_api: {
+      type: 'object',
+      description: 'Take JWT bundles (own and federated trust domains) from the SPIFFE Workload API FetchJWTBundles stream, kept up to date as the agent pushes them. Bundle files in trust_domains win for the same domain.',
+      properties: {
+        socket: { type: 'string', pattern: '^(unix:///|tcp://)', description: 'Workload API endpoint; default SPIFFE_ENDPOINT_SOCKET.' },
+        ready_timeout_ms: { type: 'integer', minimum: 1, default: 10000, description: 'How long loading the config waits for the first bundles.' },
+      },
+      additionalProperties: false,
+    },
     allow_unmapped: { type: 'boolean', default: false, description: 'Accept a valid JWT-SVID that no consumer rule matches. Default: refuse it.' },
     leeway_s: { type: 'integer', minimum: 0, maximum: 60, default: 30, description: 'Clock skew tolerated on exp/nbf/iat (at most one minute).' },
     header: { type: 'string', default: 'authorization', pattern: '^[a-z0-9-]+$', description: 'Request header carrying `Bearer <JWT-SVID>` (lower case).' },
   },
-  required: ['audience', 'trust_domains'],
+  required: ['audience'],
+  anyOf: [{ required: ['trust_domains'] }, { required: ['workload_api'] }],
   additionalProperties: false,
 } as const;

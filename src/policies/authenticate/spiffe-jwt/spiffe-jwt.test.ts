@@ -62,7 +62,7 @@ before(async () => {
   writeFile(dir, 'a.json', JSON.stringify({ keys: [ka.jwk, kr.jwk, { kty: 'OKP', use: 'jwt-svid', kid: 'ignored', crv: 'Ed25519', x: 'AA' }], spiffe_sequence: 3 }));
   writeFile(dir, 'b.json', JSON.stringify({ keys: [kb.jwk] }));
   const services = new Services(pino({ level: 'silent' }), dir);
-  authenticator = createSpiffeJwtAuthenticator(
+  authenticator = await createSpiffeJwtAuthenticator(
     {
       audience: ['kycgate'],
       trust_domains: [
@@ -157,4 +157,63 @@ test('JWT-SVID refusals: alg none, HS256, wrong or missing aud, expired, no exp,
   refusedWith(await present(await sign(a, good(), { kid: undefined })), 'jwt_key_id');
   refusedWith(await present(await sign(a, good(), { typ: 'at+jwt' })), 'jwt_type');
   refusedWith(await present(await sign(a, good('spiffe://a.test/unmapped'))), 'unmapped_identity');
+});
+
+test('JWT bundles from the Workload API: federated keys verify, withdrawn domains stop verifying', async () => {
+  const { TestWorkloadApi } = await import('../../../../testing/workload-api.js');
+  const grpc = await import('@grpc/grpc-js');
+  const api = new TestWorkloadApi();
+  await api.start(tempDir());
+  const partner = await jwtKey('ES256', 'p-1');
+  api.jwtBundles = new Map([['spiffe://partner.test', Buffer.from(JSON.stringify({ keys: [partner.jwk] }))]]);
+  const services = new Services(pino({ level: 'silent' }), dir);
+  const fromAgent = await createSpiffeJwtAuthenticator(
+    { audience: ['kycgate'], workload_api: { socket: api.address, ready_timeout_ms: 5000 }, consumers: [], allow_unmapped: true, leeway_s: 30, header: 'authorization' },
+    { routeName: 'agent', upstreamNames: new Set(), services, baseDir: dir },
+  );
+  const route = { name: 'agent', upstream: undefined } as unknown as CompiledRoute;
+  const authenticateToken = async (token: string) =>
+    fromAgent.authenticate(
+      new RequestContext({
+        id: 'r',
+        startedAt: 0,
+        listener: 'main',
+        protocol: 'http',
+        method: 'GET',
+        path: '/',
+        query: '',
+        host: 'localhost',
+        hostname: 'localhost',
+        clientIp: '127.0.0.1',
+        remoteAddress: '127.0.0.1',
+        headers: { authorization: `Bearer ${token}` },
+        req: undefined,
+        route,
+        params: {},
+      }),
+    );
+  try {
+    assert.equal(api.missingHeader, 0);
+    const token = await sign(partner.signer, good('spiffe://partner.test/bank'));
+    const ok = await authenticateToken(token);
+    assert.ok(ok && !isAuthFailure(ok));
+    assert.equal(ok.spiffeId, 'spiffe://partner.test/bank');
+    refusedWith(await authenticateToken(await sign(a, good())), 'unknown_trust_domain');
+
+    const generation = fromAgent.trust.generation;
+    api.pushJwtBundles(new Map());
+    for (let i = 0; i < 200 && fromAgent.trust.generation === generation; i++) await new Promise((r) => setTimeout(r, 10));
+    refusedWith(await authenticateToken(token), 'unknown_trust_domain');
+
+    api.pushJwtBundles(new Map([['partner.test', Buffer.from(JSON.stringify({ keys: [partner.jwk] }))]]));
+    for (let i = 0; i < 200 && fromAgent.trust.bundle('partner.test') === undefined; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(!isAuthFailure(await authenticateToken(token)));
+    api.mode = 'deny';
+    api.fail(grpc.status.PERMISSION_DENIED);
+    for (let i = 0; i < 200 && fromAgent.trust.bundle('partner.test') !== undefined; i++) await new Promise((r) => setTimeout(r, 10));
+    refusedWith(await authenticateToken(token), 'unknown_trust_domain');
+  } finally {
+    fromAgent.close();
+    await api.close();
+  }
 });

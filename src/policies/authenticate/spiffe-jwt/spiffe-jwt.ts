@@ -12,6 +12,7 @@ import type { PolicySetup } from '../../../pipeline/policy.js';
 import type { AuthenticatorDefinition, Authenticator, AuthFailure, AuthOutcome } from '../authenticator.js';
 import { TrustStore } from '../../../identity/trust-store.js';
 import { parseSpiffeId } from '../../../identity/spiffe-id.js';
+import { WorkloadJwtBundleSource } from '../../../identity/workload-api/jwt-bundle-source.js';
 import { spiffeJwtSchema, type SpiffeJwtConfig } from './schema.js';
 
 export const JWT_SVID_ALGORITHMS: ReadonlySet<string> = new Set(['RS256', 'RS384', 'RS512', 'ES256', 'ES384', 'ES512', 'PS256', 'PS384', 'PS512']);
@@ -33,6 +34,7 @@ export class SpiffeJwtAuthenticator implements Authenticator {
   constructor(
     private readonly config: SpiffeJwtConfig,
     readonly trust: TrustStore,
+    private readonly bundleSource: WorkloadJwtBundleSource | undefined = undefined,
   ) {
     for (const c of config.consumers) {
       if (c.spiffe_id !== undefined) {
@@ -115,13 +117,27 @@ export class SpiffeJwtAuthenticator implements Authenticator {
   }
 
   close(): void {
+    this.bundleSource?.close();
     this.trust.close();
   }
 }
 
-export function createSpiffeJwtAuthenticator(config: SpiffeJwtConfig, setup: PolicySetup): SpiffeJwtAuthenticator {
-  const trust = new TrustStore({ trustDomains: config.trust_domains }, setup.baseDir ?? process.cwd(), setup.services.logger);
-  return new SpiffeJwtAuthenticator(config, trust);
+export async function createSpiffeJwtAuthenticator(config: SpiffeJwtConfig, setup: PolicySetup): Promise<SpiffeJwtAuthenticator> {
+  const logger = setup.services.logger;
+  const trust = new TrustStore({ trustDomains: config.trust_domains ?? [] }, setup.baseDir ?? process.cwd(), logger);
+  let source: WorkloadJwtBundleSource | undefined;
+  if (config.workload_api) {
+    try {
+      source = new WorkloadJwtBundleSource(logger, config.workload_api.socket ? { address: config.workload_api.socket } : {});
+      source.on('update', (bundles: Map<string, Map<string, JWK>>) => trust.setPushedJwtBundles(bundles));
+      await source.ready(config.workload_api.ready_timeout_ms);
+    } catch (err) {
+      source?.close();
+      trust.close();
+      throw err;
+    }
+  }
+  return new SpiffeJwtAuthenticator(config, trust, source);
 }
 
 export const spiffeJwtAuthenticator: AuthenticatorDefinition<SpiffeJwtConfig> = {
