@@ -8,10 +8,11 @@ import type { GatewayModule } from './modules.js';
 import { requestHeadersPolicy } from './policies/request-headers/request-headers.js';
 import { staticResponsePolicy } from './policies/static-response/static-response.js';
 import { clientCertificatePolicy } from './policies/client-certificate/client-certificate.js';
+import { workloadJwtPolicy } from './policies/workload-jwt/workload-jwt.js';
 import { storeModule } from './store/module.js';
 import { redisModule } from './shared/redis.js';
 
-export const POLICIES: readonly PolicyDefinition[] = [requestHeadersPolicy, staticResponsePolicy, clientCertificatePolicy];
+export const POLICIES: readonly PolicyDefinition[] = [requestHeadersPolicy, staticResponsePolicy, clientCertificatePolicy, workloadJwtPolicy];
 
 /** Modules start in this order: later ones may use services of earlier ones. */
 export const MODULES: readonly GatewayModule[] = [storeModule, redisModule];

@@ -11,10 +11,16 @@ import {
   decodeX509SvidResponse,
   encodeJwtBundlesResponse,
   decodeJwtBundlesResponse,
+  encodeJwtSvidRequest,
+  decodeJwtSvidRequest,
+  encodeJwtSvidResponse,
+  decodeJwtSvidResponse,
+  type JwtSvid,
   type X509SvidResponse,
   type X509Svid,
 } from '../src/identity/workload-api/protobuf.js';
 import { FETCH_JWT_BUNDLES } from '../src/identity/workload-api/jwt-bundle-source.js';
+import { FETCH_JWT_SVID } from '../src/identity/workload-api/jwt-svid.js';
 import { FETCH_X509_SVID, WORKLOAD_METADATA_KEY } from '../src/identity/workload-api/x509-source.js';
 import { issueSvid } from './spiffe.js';
 
@@ -34,6 +40,9 @@ export class TestWorkloadApi {
   private readonly jwtStreams = new Set<grpc.ServerWritableStream<Buffer, Map<string, Buffer>>>();
   /** JWT bundles (trust domain to JWK Set JSON) served on FetchJWTBundles. */
   jwtBundles = new Map<string, Buffer>();
+  /** Mints the JWT-SVIDs answered on FetchJWTSVID. */
+  mintJwt: ((audience: string[], spiffeId: string) => Promise<JwtSvid[]>) | undefined;
+  jwtRequests: Array<{ audience: string[]; spiffeId: string }> = [];
   address = '';
   /** FetchX509SVID calls received, and how many lacked the security header. */
   calls = 0;
@@ -52,6 +61,15 @@ export class TestWorkloadApi {
         requestDeserialize: (b: Buffer) => b,
         responseSerialize: encodeX509SvidResponse,
         responseDeserialize: decodeX509SvidResponse,
+      },
+      FetchJWTSVID: {
+        path: FETCH_JWT_SVID,
+        requestStream: false,
+        responseStream: false,
+        requestSerialize: encodeJwtSvidRequest,
+        requestDeserialize: decodeJwtSvidRequest,
+        responseSerialize: encodeJwtSvidResponse,
+        responseDeserialize: decodeJwtSvidResponse,
       },
       FetchJWTBundles: {
         path: FETCH_JWT_BUNDLES,
@@ -76,6 +94,19 @@ export class TestWorkloadApi {
         this.streams.add(call);
         call.on('cancelled', () => this.streams.delete(call));
         call.write(this.state);
+      },
+      FetchJWTSVID: (call: grpc.ServerUnaryCall<{ audience: string[]; spiffeId: string }, JwtSvid[]>, callback: grpc.sendUnaryData<JwtSvid[]>) => {
+        this.calls++;
+        if (call.metadata.get(WORKLOAD_METADATA_KEY)[0] !== 'true') {
+          this.missingHeader++;
+          return callback({ code: grpc.status.INVALID_ARGUMENT, details: 'security header missing from request' });
+        }
+        if (this.mode !== 'serve' || !this.mintJwt) return callback({ code: grpc.status.PERMISSION_DENIED, details: 'no identity issued' });
+        this.jwtRequests.push(call.request);
+        this.mintJwt(call.request.audience, call.request.spiffeId).then(
+          (svids) => callback(null, svids),
+          () => callback({ code: grpc.status.INTERNAL, details: 'mint failed' }),
+        );
       },
       FetchJWTBundles: (call: grpc.ServerWritableStream<Buffer, Map<string, Buffer>>) => {
         this.calls++;

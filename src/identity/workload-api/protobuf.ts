@@ -132,6 +132,47 @@ export function decodeJwtBundlesResponse(buf: Buffer): Map<string, Buffer> {
   return out;
 }
 
+export interface JwtSvid {
+  spiffeId: string;
+  /** The JWT-SVID, JWS compact. */
+  svid: string;
+  hint: string;
+}
+
+export function decodeJwtSvidResponse(buf: Buffer): JwtSvid[] {
+  const r = new Reader(buf);
+  const out: JwtSvid[] = [];
+  r.fields((num, wt) => {
+    if (wt !== LENGTH_DELIMITED) return r.skip(wt);
+    const value = r.bytes();
+    if (num !== 1) return;
+    const inner = new Reader(value);
+    const svid: JwtSvid = { spiffeId: '', svid: '', hint: '' };
+    inner.fields((n, w) => {
+      if (w !== LENGTH_DELIMITED) return inner.skip(w);
+      const v = inner.bytes().toString('utf8');
+      if (n === 1) svid.spiffeId = v;
+      else if (n === 2) svid.svid = v;
+      else if (n === 3) svid.hint = v;
+    });
+    out.push(svid);
+  });
+  return out;
+}
+
+/** JWTSVIDRequest {audience = 1 (repeated), spiffe_id = 2}. */
+export function decodeJwtSvidRequest(buf: Buffer): { audience: string[]; spiffeId: string } {
+  const r = new Reader(buf);
+  const out = { audience: [] as string[], spiffeId: '' };
+  r.fields((num, wt) => {
+    if (wt !== LENGTH_DELIMITED) return r.skip(wt);
+    const v = r.bytes().toString('utf8');
+    if (num === 1) out.audience.push(v);
+    else if (num === 2) out.spiffeId = v;
+  });
+  return out;
+}
+
 // Encoding: used by the tests' Workload API server (and kept beside the decoder so both stay in step).
 
 function varint(n: number): Buffer {
@@ -168,6 +209,14 @@ export function encodeJwtBundlesResponse(bundles: Map<string, Buffer>): Buffer {
   const parts: Buffer[] = [];
   for (const [k, v] of bundles) parts.push(field(1, Buffer.concat([field(1, k), field(2, v)])));
   return Buffer.concat(parts);
+}
+
+export function encodeJwtSvidRequest(req: { audience: string[]; spiffeId?: string }): Buffer {
+  return Buffer.concat([...req.audience.map((a) => field(1, a)), ...(req.spiffeId ? [field(2, req.spiffeId)] : [])]);
+}
+
+export function encodeJwtSvidResponse(svids: JwtSvid[]): Buffer {
+  return Buffer.concat(svids.map((s) => field(1, Buffer.concat([field(1, s.spiffeId), field(2, s.svid), ...(s.hint ? [field(3, s.hint)] : [])]))));
 }
 
 /** Splits concatenated DER certificates (each a SEQUENCE with a definite length). */
