@@ -66,7 +66,7 @@ test('upstream SPIFFE pin: exact ID and trust domain checked on every connection
     const before = connections.length;
     writeFileSync(bBundle, caB2.certPem);
     let status = 200;
-    for (let i = 0; i < 100 && status === 200; i++) {
+    for (let i = 0; i < 400 && status === 200; i++) {
       status = (await httpRequest(`${gw.url}/pinned`)).status;
       if (status === 200) await new Promise((r) => setTimeout(r, 25));
     }
