@@ -93,9 +93,12 @@ export class ListenerClientAuth {
     };
   }
 
-  /** Checks a connection right after its handshake; closes it when a required certificate is missing or refused. */
-  admit(socket: TLSSocket): void {
-    if (!this.required) return;
+  /**
+   * Checks a connection right after its handshake; closes it when a required certificate is missing or refused
+   * and returns the refusal reason.
+   */
+  admit(socket: TLSSocket): string | undefined {
+    if (!this.required) return undefined;
     let verdict;
     try {
       verdict = this.verifier.verify(socket);
@@ -103,10 +106,12 @@ export class ListenerClientAuth {
       this.logger.error({ err }, 'client certificate check failed');
       verdict = undefined;
     }
-    if (verdict?.ok) return;
+    if (verdict?.ok) return undefined;
     this.refused++;
-    this.logger.info({ client: socket.remoteAddress, reason: verdict ? verdict.reason : 'no_certificate' }, 'TLS client certificate refused');
+    const reason = verdict ? verdict.reason : 'no_certificate';
+    this.logger.info({ client: socket.remoteAddress, reason }, 'TLS client certificate refused');
     socket.destroy();
+    return reason;
   }
 
   close(): void {

@@ -172,6 +172,8 @@ export class Gateway {
       server = https.createServer({ ...this.serverOptions(), ...tlsOptions }, onRequest);
       certificates = new CertificateWatcher(server as https.Server, lc.tls, baseDir, this.logger, clientAuth, svids);
       certificates.notAfter = notAfter;
+      certificates.onClientRefused = (reason, client) =>
+        this.services.events.emit({ type: 'auth.failure', outcome: reason, data: { listener: lc.name, method: 'mtls', stage: 'handshake', client } });
       // A failed handshake is the client's problem, not ours: do not log it as an error.
       server.on('tlsClientError', () => undefined);
     } else {

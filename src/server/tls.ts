@@ -88,6 +88,8 @@ export class CertificateWatcher {
   notAfter: Date | undefined;
   /** Number of successful swaps (for tests and metrics). */
   reloads = 0;
+  /** Told about every connection closed because its client certificate was missing or refused. */
+  onClientRefused: ((reason: string, client: string) => void) | undefined;
 
   constructor(
     private readonly server: HttpsServer,
@@ -107,7 +109,8 @@ export class CertificateWatcher {
     const currentVerifier = () => this.clientAuth?.verifier;
     server.on('secureConnection', (socket) => {
       registerListenerConnection(socket, currentVerifier);
-      this.clientAuth?.admit(socket);
+      const refused = this.clientAuth?.admit(socket);
+      if (refused !== undefined) this.onClientRefused?.(refused, socket.remoteAddress ?? '');
     });
   }
 

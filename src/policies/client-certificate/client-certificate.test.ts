@@ -183,4 +183,8 @@ test('every invalid X509-SVID fails the request: 401 on the optional listener, c
     assert.equal(required.status, 0, `${name} (required listener) must not be served`);
   }
   assert.equal(upstream.requests, before, 'no invalid SVID reached the upstream');
+  const handshakeRefusals = failures.filter((f) => f.data?.stage === 'handshake' && f.data?.listener === 'required');
+  assert.ok(handshakeRefusals.length >= cases.length, 'every closed connection is an auth.failure event');
+  assert.ok(handshakeRefusals.some((f) => f.outcome === 'svid_uri_san'));
+  assert.ok(handshakeRefusals.some((f) => f.outcome === 'untrusted_chain'));
 });
