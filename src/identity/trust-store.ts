@@ -4,10 +4,14 @@
  * tools like spiffe-helper write several files one after another); a file that fails to parse keeps its previous
  * content in use, and a SPIFFE bundle whose `spiffe_sequence` goes backwards is refused as a rollback.
  *
+ * Directory events can be lost (or watching can be impossible, e.g. when inotify instances run out), so the files'
+ * metadata is also polled every few seconds as a backstop.
+ *
  * Every change bumps `generation`, which per-connection verdict caches compare against, and notifies listeners
  * (the TLS listener swaps its context and rotates session ticket keys).
  */
 import { readFileSync, watch, type FSWatcher } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { createHash, type X509Certificate } from 'node:crypto';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -47,6 +51,8 @@ export class TrustStore {
   private plainRoots: X509Certificate[] = [];
   private watchers: FSWatcher[] = [];
   private timer: NodeJS.Timeout | undefined;
+  private poller: NodeJS.Timeout | undefined;
+  private readonly fileStamps = new Map<string, string>();
   private listeners: Array<() => void> = [];
   /** Increases on every change of any anchor. */
   generation = 0;
@@ -57,6 +63,7 @@ export class TrustStore {
     baseDir: string,
     private readonly logger: Logger,
     private readonly debounceMs = 150,
+    pollMs = 2000,
   ) {
     const seen = new Set<string>();
     for (const td of config.trustDomains ?? []) {
@@ -69,6 +76,29 @@ export class TrustStore {
     for (const file of config.caFiles ?? []) this.sources.push(this.load(path.resolve(baseDir, file), undefined));
     this.index();
     this.watch();
+    if (this.sources.length > 0) {
+      void this.pollFiles();
+      this.poller = setInterval(() => void this.pollFiles(), pollMs);
+      this.poller.unref();
+    }
+  }
+
+  /** Schedules a reload when a file's size, mtime or inode changed since the last poll. */
+  private async pollFiles(): Promise<void> {
+    let changed = false;
+    for (const s of this.sources) {
+      let stamp: string;
+      try {
+        const st = await stat(s.file);
+        stamp = `${st.ino}:${st.size}:${st.mtimeMs}`;
+      } catch {
+        stamp = 'missing';
+      }
+      const previous = this.fileStamps.get(s.file);
+      this.fileStamps.set(s.file, stamp);
+      if (previous !== undefined && previous !== stamp) changed = true;
+    }
+    if (changed) this.schedule();
   }
 
   get hasTrustDomains(): boolean {
@@ -235,6 +265,7 @@ export class TrustStore {
 
   close(): void {
     clearTimeout(this.timer);
+    clearInterval(this.poller);
     for (const w of this.watchers) w.close();
     this.watchers = [];
     this.listeners = [];

@@ -167,9 +167,18 @@ export class Gateway {
     const onRequest = (req: IncomingMessage, res: ServerResponse) => this.handle(handle, req, res);
     if (lc.tls) {
       const svids = lc.tls.workload_api ? await startListenerSvidSource(lc.tls.workload_api, this.logger) : undefined;
-      const clientAuth = ListenerClientAuth.create(lc.tls, baseDir, this.logger, svids);
-      const { notAfter, ...tlsOptions } = tlsServerOptions(lc.tls, baseDir, clientAuth, svids);
-      server = https.createServer({ ...this.serverOptions(), ...tlsOptions }, onRequest);
+      let clientAuth: ListenerClientAuth | undefined;
+      let tlsOptions: ReturnType<typeof tlsServerOptions>;
+      try {
+        clientAuth = ListenerClientAuth.create(lc.tls, baseDir, this.logger, svids);
+        tlsOptions = tlsServerOptions(lc.tls, baseDir, clientAuth, svids);
+      } catch (err) {
+        clientAuth?.close();
+        svids?.close();
+        throw err;
+      }
+      const { notAfter, ...serverTls } = tlsOptions;
+      server = https.createServer({ ...this.serverOptions(), ...serverTls }, onRequest);
       certificates = new CertificateWatcher(server as https.Server, lc.tls, baseDir, this.logger, clientAuth, svids);
       certificates.notAfter = notAfter;
       certificates.onClientRefused = (reason, client) =>
