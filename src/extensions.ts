@@ -10,6 +10,8 @@ import { staticResponsePolicy } from './policies/static-response/static-response
 import { kycGatePolicy } from './policies/kyc-gate/kyc-gate.js';
 import { kycWebhookPolicy } from './policies/kyc-webhook/kyc-webhook.js';
 import { kycJwksPolicy } from './policies/kyc-jwks/kyc-jwks.js';
+import { clientCertificatePolicy } from './policies/client-certificate/client-certificate.js';
+import { workloadJwtPolicy } from './policies/workload-jwt/workload-jwt.js';
 import { storeModule } from './store/module.js';
 import { redisModule } from './shared/redis.js';
 import { authModule } from './auth/module.js';
@@ -28,6 +30,8 @@ export const POLICIES: readonly PolicyDefinition[] = [
   kycWebhookPolicy,
   kycJwksPolicy,
   auditPolicy,
+  clientCertificatePolicy,
+  workloadJwtPolicy,
 ];
 
 /**

@@ -54,6 +54,8 @@ export interface PolicySetup {
   /** Upstream names known to the config (for policies that reroute). */
   readonly upstreamNames: ReadonlySet<string>;
   readonly services: Services;
+  /** Directory relative file paths in the policy's config resolve against (the config file's directory). */
+  readonly baseDir?: string;
 }
 
 export interface PolicyDefinition<Config = any> {

@@ -22,6 +22,8 @@ import type { ListenerConfig, LoadedConfig } from '../config/types.js';
 import { inspectFraming, type FramingResult } from './framing.js';
 import { parseRequestTarget } from './path.js';
 import { CertificateWatcher, tlsServerOptions } from './tls.js';
+import { ListenerClientAuth } from '../identity/listener-client-auth.js';
+import { startListenerSvidSource } from '../identity/workload-api/x509-source.js';
 import { ConfigWatcher } from '../config/watch.js';
 import { POLICIES, MODULES } from '../extensions.js';
 import { Services } from '../pipeline/services.js';
@@ -222,10 +224,23 @@ export class Gateway {
     const handle = {} as ListenerHandle;
     const onRequest = (req: IncomingMessage, res: ServerResponse) => this.handle(handle, req, res);
     if (lc.tls) {
-      const { notAfter, ...tlsOptions } = tlsServerOptions(lc.tls, baseDir);
-      server = https.createServer({ ...this.serverOptions(), ...tlsOptions }, onRequest);
-      certificates = new CertificateWatcher(server as https.Server, lc.tls, baseDir, this.logger);
+      const svids = lc.tls.workload_api ? await startListenerSvidSource(lc.tls.workload_api, this.logger) : undefined;
+      let clientAuth: ListenerClientAuth | undefined;
+      let tlsOptions: ReturnType<typeof tlsServerOptions>;
+      try {
+        clientAuth = ListenerClientAuth.create(lc.tls, baseDir, this.logger, svids);
+        tlsOptions = tlsServerOptions(lc.tls, baseDir, clientAuth, svids);
+      } catch (err) {
+        clientAuth?.close();
+        svids?.close();
+        throw err;
+      }
+      const { notAfter, ...serverTls } = tlsOptions;
+      server = https.createServer({ ...this.serverOptions(), ...serverTls }, onRequest);
+      certificates = new CertificateWatcher(server as https.Server, lc.tls, baseDir, this.logger, clientAuth, svids);
       certificates.notAfter = notAfter;
+      certificates.onClientRefused = (reason, client) =>
+        this.services.events.emit({ type: 'auth.failure', outcome: reason, data: { listener: lc.name, method: 'mtls', stage: 'handshake', client } });
       // A failed handshake is the client's problem, not ours: do not log it as an error.
       server.on('tlsClientError', () => undefined);
     } else {

@@ -6,11 +6,15 @@ import type { AuthenticatorDefinition } from './authenticator.js';
 import { apiKeyAuthenticator } from './api-key/api-key.js';
 import { jwtAuthenticator } from './jwt/jwt.js';
 import { introspectionAuthenticator } from './introspection/introspection.js';
+import { mtlsAuthenticator } from './mtls/mtls.js';
+import { spiffeJwtAuthenticator } from './spiffe-jwt/spiffe-jwt.js';
 
 export const AUTHENTICATORS: readonly AuthenticatorDefinition[] = [
   apiKeyAuthenticator,
   jwtAuthenticator,
   introspectionAuthenticator,
+  mtlsAuthenticator,
+  spiffeJwtAuthenticator,
 ];
 
 const byMethod = new Map(AUTHENTICATORS.map((a) => [a.method, a]));
