@@ -15,6 +15,8 @@ export interface ModuleStartContext {
   resolveSecret(ref: unknown): string;
   /** Base URL clients reach the gateway at (first listener), for callbacks and hosted pages. */
   readonly publicBaseUrl: string;
+  /** Certificates the TLS listeners serve now (expiry), for metrics and readiness. */
+  listenerCertificates?(): Array<{ listener: string; notAfter: Date | undefined }>;
 }
 
 /**

@@ -9,6 +9,8 @@ import { fileURLToPath } from 'node:url';
 import { ConfigError, ConfigValidator, fullSchema, loadConfigFile } from '../config/load.js';
 import { MODULES, POLICIES } from '../extensions.js';
 import { startGateway } from './start.js';
+import { registerKeysCommand } from './keys.js';
+import { registerAuditCommand } from './audit.js';
 
 const pkg = JSON.parse(readFileSync(path.join(path.dirname(fileURLToPath(import.meta.url)), '../../../package.json'), 'utf8')) as { version: string };
 
@@ -52,5 +54,8 @@ program
   .action(() => {
     process.stdout.write(JSON.stringify(fullSchema(MODULES, POLICIES), null, 2) + '\n');
   });
+
+registerKeysCommand(program);
+registerAuditCommand(program);
 
 await program.parseAsync(process.argv);

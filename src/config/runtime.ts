@@ -16,6 +16,7 @@ import { ConfigError } from './load.js';
 import type { GatewayConfig, LoadedConfig, PolicyConfigEntry, RouteConfig } from './types.js';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { spiffeUpstreamConnector } from '../identity/upstream-spiffe.js';
 
 export interface CompileEnv {
   logger: Logger;
@@ -129,11 +130,13 @@ export async function compileRuntime(loaded: LoadedConfig, env: CompileEnv): Pro
             minVersion: 'TLSv1.2' as const,
           }
         : undefined;
+      const connector = u.tls?.spiffe ? await spiffeUpstreamConnector(u.tls.spiffe, loaded.baseDir, env.logger, connectMs, u.tls.servername) : undefined;
       group = new UpstreamGroup(name, targets, u.balance, {
         connections: u.connections,
         keepAliveTimeoutMs: u.keep_alive_timeout_ms,
         connectTimeoutMs: connectMs,
         ...(tls ? { tls } : {}),
+        ...(connector ? { connector } : {}),
       });
       groupCache.set(key, group);
       groups.push(group);

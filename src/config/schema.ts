@@ -46,13 +46,52 @@ const tlsListenerSchema = {
   type: 'object',
   description: 'Makes the listener HTTPS. Certificate and key are reloaded when their files change (after checking that they match).',
   properties: {
-    cert: { type: 'string', minLength: 1, description: 'PEM certificate chain file.' },
+    cert: { type: 'string', minLength: 1, description: 'PEM certificate chain file (or use workload_api instead of cert and key).' },
     key: { type: 'string', minLength: 1, description: 'PEM private key file (read as a file, never inline).' },
     min_version: { enum: ['TLSv1.2', 'TLSv1.3'], default: 'TLSv1.2', description: 'Lowest TLS version accepted; TLS 1.0 and 1.1 are never accepted.' },
     ciphers: { type: 'string', description: 'OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are fixed by OpenSSL). Default: Node\'s.' },
-    session_timeout_s: { type: 'integer', minimum: 0, default: 300, description: 'Lifetime of TLS sessions that clients may resume.' },
+    session_timeout_s: { type: 'integer', minimum: 0, default: 300, description: 'Lifetime of TLS sessions that clients may resume (at most 60 s when client_auth is not none).' },
+    client_auth: {
+      enum: ['none', 'optional', 'required'],
+      default: 'none',
+      description:
+        'Client certificates (mTLS): none; optional (requested, routes decide with the client-certificate policy); required (a connection without a valid certificate is closed before any request). See docs/MTLS.md.',
+    },
+    client_ca: {
+      type: 'array',
+      items: { type: 'string', minLength: 1 },
+      description: 'PEM files of CAs that issue plain (non-SPIFFE) client certificates. Reloaded when they change.',
+    },
+    trust_domains: {
+      type: 'array',
+      description: 'SPIFFE trust domains whose X509-SVIDs are accepted (several for federation), each with its own bundle. An SVID must chain to its own domain\'s bundle.',
+      items: {
+        type: 'object',
+        properties: {
+          name: { type: 'string', pattern: '^[a-z0-9._-]{1,255}$', description: 'Trust domain name, e.g. example.org.' },
+          bundle: { type: 'string', minLength: 1, description: 'Bundle file: PEM CA certificates or a SPIFFE bundle (JWK Set). Reloaded when it changes.' },
+        },
+        required: ['name', 'bundle'],
+        additionalProperties: false,
+      },
+    },
+    workload_api: {
+      type: 'object',
+      description: 'Serve the X509-SVID fetched from the SPIFFE Workload API instead of cert/key files; rotated in place as the agent pushes new SVIDs. See docs/MTLS.md.',
+      properties: {
+        socket: { type: 'string', pattern: '^(unix:///|tcp://)', description: 'Workload API endpoint: unix:///path or tcp://IP:port. Default: the SPIFFE_ENDPOINT_SOCKET environment variable.' },
+        spiffe_id: { type: 'string', pattern: '^spiffe://', description: 'Which SVID to serve when the workload has several. Default: the first (the default identity).' },
+        ready_timeout_ms: { type: 'integer', minimum: 1, default: 10000, description: 'How long start-up waits for the first SVID.' },
+        client_trust: {
+          type: 'boolean',
+          default: false,
+          description: 'Also accept client X509-SVIDs of the trust domains whose bundles the Workload API sends (own and federated), kept up to date as it pushes them. Bundle files in trust_domains win for the same domain.',
+        },
+      },
+      additionalProperties: false,
+    },
   },
-  required: ['cert', 'key'],
+  oneOf: [{ required: ['cert', 'key'], not: { required: ['workload_api'] } }, { required: ['workload_api'], not: { anyOf: [{ required: ['cert'] }, { required: ['key'] }] } }],
   additionalProperties: false,
 } as const;
 
@@ -168,6 +207,40 @@ export const coreSchema = {
               ca: { type: 'string', description: 'PEM file of CA certificates to trust instead of the system roots.' },
               servername: { type: 'string', description: 'SNI and certificate name to check (default: the target host).' },
               reject_unauthorized: { type: 'boolean', default: true, description: 'Verify the upstream certificate. Turn off only for local testing.' },
+              spiffe: {
+                type: 'object',
+                description: 'The upstream presents an X509-SVID: validated with the SPIFFE rules against its trust domain\'s bundle and pinned to an ID or trust domain on every connection, resumed ones included (replaces ca and host name checks). See docs/MTLS.md.',
+                properties: {
+                  trust_domains: {
+                    type: 'array',
+                    minItems: 1,
+                    description: 'Trust domains (with bundle files) the upstream\'s SVID may chain to.',
+                    items: {
+                      type: 'object',
+                      properties: {
+                        name: { type: 'string', pattern: '^[a-z0-9._-]{1,255}$', description: 'Trust domain name.' },
+                        bundle: { type: 'string', minLength: 1, description: 'Bundle file (PEM or SPIFFE bundle); reloaded when it changes.' },
+                      },
+                      required: ['name', 'bundle'],
+                      additionalProperties: false,
+                    },
+                  },
+                  id: { type: 'string', pattern: '^spiffe://', description: 'Exact SPIFFE ID the upstream must present.' },
+                  trust_domain: { type: 'string', pattern: '^[a-z0-9._-]{1,255}$', description: 'Trust domain the upstream\'s SPIFFE ID must belong to.' },
+                  client_svid: {
+                    type: 'object',
+                    description: 'Present the gateway\'s own X509-SVID from the Workload API as client certificate (mTLS).',
+                    properties: {
+                      socket: { type: 'string', pattern: '^(unix:///|tcp://)', description: 'Workload API endpoint; default SPIFFE_ENDPOINT_SOCKET.' },
+                      spiffe_id: { type: 'string', pattern: '^spiffe://', description: 'Which SVID to present; default the first.' },
+                    },
+                    additionalProperties: false,
+                  },
+                },
+                required: ['trust_domains'],
+                anyOf: [{ required: ['id'] }, { required: ['trust_domain'] }],
+                additionalProperties: false,
+              },
             },
             additionalProperties: false,
           },

@@ -15,11 +15,16 @@ export interface ListenerConfig {
   address: string;
   port: number;
   tls?: {
-    cert: string;
-    key: string;
+    /** Certificate and key files; absent when `workload_api` supplies the certificate. */
+    cert?: string;
+    key?: string;
+    workload_api?: { socket?: string; spiffe_id?: string; ready_timeout_ms: number; client_trust: boolean };
     min_version: 'TLSv1.2' | 'TLSv1.3';
     ciphers?: string;
     session_timeout_s: number;
+    client_auth: 'none' | 'optional' | 'required';
+    client_ca?: string[];
+    trust_domains?: Array<{ name: string; bundle: string }>;
   };
   plain: 'serve' | 'redirect' | 'refuse';
   https_port?: number;
@@ -35,7 +40,17 @@ export interface UpstreamConfig {
   balance: 'round_robin' | 'least_outstanding';
   connections: number;
   keep_alive_timeout_ms: number;
-  tls?: { ca?: string; servername?: string; reject_unauthorized: boolean };
+  tls?: {
+    ca?: string;
+    servername?: string;
+    reject_unauthorized: boolean;
+    spiffe?: {
+      trust_domains: Array<{ name: string; bundle: string }>;
+      id?: string;
+      trust_domain?: string;
+      client_svid?: { socket?: string; spiffe_id?: string };
+    };
+  };
 }
 
 export interface RouteConfig {

@@ -3,13 +3,31 @@
  * 8443 with a development certificate, admin on 9901 and demo routes in front of the embedded echo service.
  * It goes through the same validation as a file.
  */
-export function demoConfig(tls: { cert: string; key: string }): Record<string, unknown> {
+/** The sandbox's demo workflow (any UUID: the sandbox runs every workflow the same way). */
+export const DEMO_WORKFLOW_ID = '7d3c9a52-1f0e-4b8a-9d6e-3c2b1a0f9e8d';
+
+export function demoConfig(tls: { cert: string; key: string }, env: NodeJS.ProcessEnv = process.env): Record<string, unknown> {
+  const providers: Record<string, unknown> = {
+    // The embedded Didit stand-in: a hosted page with Approve / Decline / Send to review, and signed webhooks.
+    sandbox: { type: 'sandbox', port: 8090 },
+  };
+  if (env.DIDIT_WEBHOOK_SECRET) {
+    // Real Didit webhooks to POST /webhooks/didit are verified with this secret; sessions need DIDIT_API_KEY.
+    providers.didit = { type: 'didit', webhook_secret: { env: 'DIDIT_WEBHOOK_SECRET' }, ...(env.DIDIT_API_KEY ? { api_key: { env: 'DIDIT_API_KEY' } } : {}) };
+  }
   return {
     listeners: [
       { name: 'http', address: '127.0.0.1', port: 8080 },
       { name: 'https', address: '127.0.0.1', port: 8443, tls: { cert: tls.cert, key: tls.key } },
     ],
     admin: { address: '127.0.0.1', port: 9901 },
+    kyc: {
+      providers,
+      workflows: {
+        'demo-kyc': { provider: 'sandbox', workflow_id: DEMO_WORKFLOW_ID, claims: { kyc_full: 'facts.status == "Approved"' } },
+      },
+    },
+    audit: { enabled: true },
     upstreams: {
       echo: { targets: [{ url: 'builtin:echo' }] },
     },
@@ -25,6 +43,22 @@ export function demoConfig(tls: { cert: string; key: string }): Record<string, u
         upstream: 'echo',
         policies: [
           { 'request-headers': { set: { 'x-demo': 'set by kycgate' }, remove: ['cookie'], response_set: { 'x-demo-response': 'yes' } } },
+        ],
+      },
+      {
+        name: 'demo-kyc',
+        match: { prefix: '/demo/kyc' },
+        upstream: 'echo',
+        policies: [
+          {
+            'kyc-gate': {
+              // Demo stand-in for an authenticated user: anyone can claim any id with this header. In production the
+              // subject comes from a verified JWT claim, the consumer, an mTLS identity, or a header sent by an
+              // authenticated backend.
+              subject: { from: 'header', header: 'x-user-id', trust_unauthenticated_header: true },
+              required_claims: ['kyc_full'],
+            },
+          },
         ],
       },
       {

@@ -34,6 +34,11 @@ export const PROBLEM_KINDS = {
   'decision-untrusted-peer': { status: 403, title: 'Not a trusted front proxy' },
   'decision-needs-body': { status: 500, title: 'Decision needs the request body' },
   'decision-reply-not-expressible': { status: 500, title: 'Answer cannot be given as a decision' },
+  'kyc-required': { status: 403, title: 'Identity verification required' },
+  'kyc-pending': { status: 403, title: 'Identity verification pending' },
+  'kyc-denied': { status: 403, title: 'Identity verification does not allow this request' },
+  'kyc-provider-unavailable': { status: 503, title: 'Identity verification provider unavailable' },
+  'webhook-signature-invalid': { status: 401, title: 'Webhook signature invalid' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ProblemKind = keyof typeof PROBLEM_KINDS | (string & {});

@@ -74,7 +74,7 @@ export interface PolicySetup {
   /** Upstream names known to the config (for policies that reroute). */
   readonly upstreamNames: ReadonlySet<string>;
   readonly services: Services;
-  /** Directory relative secret references (`{file: ...}`) are resolved against: the config file's. */
+  /** Directory relative file paths in the policy's config resolve against (the config file's directory). */
   readonly baseDir?: string;
 }
 

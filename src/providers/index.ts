@@ -88,7 +88,7 @@ export async function createProvider(entry: ProviderEntry, deps: ProviderDeps): 
       ...adapterOptions(entry, deps),
       baseUrl: entry.base_url,
       ...(entry.proxy ? { proxy: { url: entry.proxy.url, ...(entry.proxy.token !== undefined ? { token: deps.resolveSecret(entry.proxy.token) } : {}) } } : {}),
-      apiKey: deps.resolveSecret(entry.api_key),
+      apiKey: entry.api_key !== undefined ? deps.resolveSecret(entry.api_key) : undefined,
       webhookSecret: deps.resolveSecret(entry.webhook_secret),
     });
   }

@@ -84,20 +84,24 @@ interface HeldResponse {
   size: number;
 }
 
+/** The exchange a client response belongs to, so its listeners are shared functions instead of closures per request. */
+const EXCHANGE = Symbol('kycgate.exchange');
+type ExchangeResponse = ServerResponse & { [EXCHANGE]?: ForwardExchange };
+
+function onResponseClose(this: ExchangeResponse): void {
+  this[EXCHANGE]?.clientClosed();
+}
+
+function onResponseDrain(this: ExchangeResponse): void {
+  this[EXCHANGE]?.resume();
+}
+
 class ForwardExchange implements Dispatcher.DispatchHandler {
   private abortUpstream: ((err?: Error) => void) | undefined = undefined;
   /** Set only while a response is buffered for a body transform; undefined on the streaming path. */
   private held: HeldResponse | undefined = undefined;
   private resumeUpstream: (() => void) | undefined = undefined;
   private done = false;
-  private readonly onDrain = () => this.resumeUpstream?.();
-  private readonly onClientClose = () => {
-    if (this.done) return;
-    // The client went away before the answer was complete: stop the upstream request.
-    this.ctx.aborted = true;
-    this.abortUpstream?.(new Error('client closed the connection'));
-    this.finish();
-  };
 
   constructor(
     private readonly ctx: RequestContext,
@@ -106,7 +110,21 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
     private readonly hooks: ForwardHooks,
   ) {
     target.outstanding++;
-    res.on('close', this.onClientClose);
+    (res as ExchangeResponse)[EXCHANGE] = this;
+    res.on('close', onResponseClose);
+  }
+
+  /** The client went away before the answer was complete: stop the upstream request. */
+  clientClosed(): void {
+    if (this.done) return;
+    this.ctx.aborted = true;
+    this.abortUpstream?.(new Error('client closed the connection'));
+    this.finish();
+  }
+
+  /** The client socket drained: let the upstream send more. */
+  resume(): void {
+    this.resumeUpstream?.();
   }
 
   onConnect(abort: (err?: Error) => void): void {
@@ -199,7 +217,7 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
       return true;
     }
     const ok = this.res.write(chunk);
-    if (!ok) this.res.once('drain', this.onDrain);
+    if (!ok) this.res.once('drain', onResponseDrain);
     return ok;
   }
 
@@ -254,7 +272,7 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
     if (this.done) return;
     this.done = true;
     this.target.outstanding--;
-    this.res.off('close', this.onClientClose);
+    this.res.off('close', onResponseClose);
     this.hooks.finished(this.ctx);
   }
 }

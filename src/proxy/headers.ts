@@ -47,8 +47,15 @@ export class StripRules {
   }
 }
 
+const NO_TOKENS: readonly string[] = Object.freeze([]);
+
 /** Tokens of a Connection header that name other headers (close and keep-alive are options, not names). */
-function connectionTokens(value: string): string[] {
+function connectionTokens(value: string): readonly string[] {
+  // Nearly every upstream sends exactly `keep-alive` (or `close`): no tokens, nothing to split.
+  if (value.length <= 10) {
+    const lower = value.toLowerCase();
+    if (lower === 'keep-alive' || lower === 'close') return NO_TOKENS;
+  }
   const out: string[] = [];
   for (const token of value.split(',')) {
     const t = token.trim().toLowerCase();
@@ -81,7 +88,7 @@ export function buildUpstreamHeaders(
   const changes = ctx.upstreamHeaderChanges;
   const removeExtra = changes.remove;
   const setExtra = changes.set;
-  let named: string[] | undefined;
+  let named: readonly string[] | undefined;
   let xff: string | undefined;
   let xfProto: string | undefined;
   let xfHost: string | undefined;
@@ -118,7 +125,9 @@ export function buildUpstreamHeaders(
   out.push('x-forwarded-host', xfHost ?? ctx.host);
   // This hop's own element: how the TCP peer reached us, whatever a trusted proxy says about the client before it.
   const hopProto = ctx.tlsSocket !== undefined ? 'https' : 'http';
-  const own = `for=${quoteForwardedNode(client)};proto=${hopProto};host="${ctx.host.replace(/["\\]/g, '')}"`;
+  const host = ctx.host;
+  const quotedHost = host.includes('"') || host.includes('\\') ? host.replace(/["\\]/g, '') : host;
+  const own = `for=${quoteForwardedNode(client)};proto=${hopProto};host="${quotedHost}"`;
   out.push('forwarded', forwarded !== undefined ? forwarded + ', ' + own : own);
   out.push('x-request-id', ctx.id);
   if (setExtra !== undefined) {
@@ -140,7 +149,7 @@ export function buildUpstreamHeaders(
  */
 export function filterResponseHeaders(raw: readonly Buffer[]): string[] {
   const out: string[] = [];
-  let named: string[] | undefined;
+  let named: readonly string[] | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toString('latin1');
     const len = name.length;

@@ -2,7 +2,7 @@
  * Upstream groups: named sets of targets behind one keep-alive pool each (undici), chosen per request by
  * round robin or least outstanding requests.
  */
-import { Pool } from 'undici';
+import { Pool, type buildConnector } from 'undici';
 import type { SecureContextOptions } from 'node:tls';
 
 export type Balance = 'round_robin' | 'least_outstanding';
@@ -18,6 +18,8 @@ export interface UpstreamPoolOptions {
   connectTimeoutMs: number;
   /** TLS to the upstream; `servername` defaults to the target host. */
   tls?: SecureContextOptions & { servername?: string; rejectUnauthorized?: boolean };
+  /** A connector that replaces the TLS options (e.g. SPIFFE-pinned upstreams), closed with the group. */
+  connector?: { connect: buildConnector.connector; close(): void };
 }
 
 export class UpstreamTarget {
@@ -40,10 +42,12 @@ export class UpstreamTarget {
       pipelining: 1,
       keepAliveTimeout: options.keepAliveTimeoutMs,
       keepAliveMaxTimeout: Math.max(options.keepAliveTimeoutMs, 600_000),
-      connect: {
-        timeout: options.connectTimeoutMs,
-        ...(options.tls ?? {}),
-      },
+      connect: options.connector
+        ? options.connector.connect
+        : {
+            timeout: options.connectTimeoutMs,
+            ...(options.tls ?? {}),
+          },
       // Per-request values are always passed; these are the upper bounds.
       headersTimeout: 300_000,
       bodyTimeout: 300_000,
@@ -59,8 +63,10 @@ export class UpstreamGroup {
   /** Round-robin order, with each target repeated by its weight. */
   private readonly ring: readonly UpstreamTarget[];
   private next = 0;
+  private readonly connector: UpstreamPoolOptions['connector'];
 
   constructor(name: string, targets: UpstreamTargetOptions[], balance: Balance, options: UpstreamPoolOptions) {
+    this.connector = options.connector;
     this.name = name;
     this.balance = balance;
     this.targets = targets.map((t) => new UpstreamTarget(t.url, options));
@@ -89,5 +95,6 @@ export class UpstreamGroup {
   /** Closes pools once their in-flight requests have finished. */
   async close(): Promise<void> {
     await Promise.all(this.targets.map((t) => t.pool.close().catch(() => undefined)));
+    this.connector?.close();
   }
 }

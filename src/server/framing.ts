@@ -39,13 +39,17 @@ export interface FramingResult {
   requestId: string | undefined;
 }
 
+/** The refusal, with what was read so far (a plain function: no closure allocated for every request). */
+function ambiguous(detail: string, hasBody: boolean, contentLength: number | undefined, host: string | undefined, requestId: string | undefined): FramingResult {
+  return { problem: problem('ambiguous-request', { detail }), hasBody, contentLength, host, requestId };
+}
+
 export function inspectFraming(rawHeaders: string[], httpVersionMinor: number): FramingResult {
   let seen: string | undefined; // names seen so far, joined: few headers matter, so a string beats a Set
   let hasBody = false;
   let contentLength: number | undefined;
   let host: string | undefined;
   let requestId: string | undefined;
-  const fail = (detail: string): FramingResult => ({ problem: problem('ambiguous-request', { detail }), hasBody, contentLength, host, requestId });
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!;
     if (!SINGLETON_LENGTHS.has(name.length)) continue;
@@ -53,15 +57,15 @@ export function inspectFraming(rawHeaders: string[], httpVersionMinor: number): 
     if (!SINGLETON_HEADERS.has(lower)) continue;
     const marker = '|' + lower + '|';
     if (seen !== undefined && seen.includes(marker)) {
-      return fail(`The ${lower} header appears more than once.`);
+      return ambiguous(`The ${lower} header appears more than once.`, hasBody, contentLength, host, requestId);
     }
     seen = seen === undefined ? marker : seen + marker;
     if (lower === 'transfer-encoding') {
       if (httpVersionMinor === 0) {
-        return fail('Transfer-Encoding is not allowed in HTTP/1.0.');
+        return ambiguous('Transfer-Encoding is not allowed in HTTP/1.0.', hasBody, contentLength, host, requestId);
       }
       if (rawHeaders[i + 1]!.trim().toLowerCase() !== 'chunked') {
-        return fail('Only "Transfer-Encoding: chunked" is accepted.');
+        return ambiguous('Only "Transfer-Encoding: chunked" is accepted.', hasBody, contentLength, host, requestId);
       }
       hasBody = true;
     } else if (lower === 'content-length') {

@@ -22,6 +22,8 @@ import type { ListenerConfig, LoadedConfig } from '../config/types.js';
 import { inspectFraming, type FramingResult } from './framing.js';
 import { parseRequestTarget } from './path.js';
 import { CertificateWatcher, tlsServerOptions } from './tls.js';
+import { ListenerClientAuth } from '../identity/listener-client-auth.js';
+import { startListenerSvidSource } from '../identity/workload-api/x509-source.js';
 import { ConfigWatcher } from '../config/watch.js';
 import { POLICIES, MODULES } from '../extensions.js';
 import { Services } from '../pipeline/services.js';
@@ -30,6 +32,21 @@ import { resolveSecret } from '../config/secrets.js';
 import { DecisionEndpoint } from '../decision/endpoint.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._:@\-]{1,128}$/;
+
+/** One access-log line (field names are part of the log format operators parse). */
+interface AccessLine {
+  req_id: string;
+  route: string;
+  method: string;
+  path: string;
+  status: number;
+  ms: number;
+  client: string;
+  front_proxy?: string;
+  problem?: string;
+  upstream_error?: unknown;
+  aborted?: true;
+}
 
 export interface ListenerHandle {
   readonly config: ListenerConfig;
@@ -71,6 +88,12 @@ function clientErrorProblem(code: string | undefined): Problem {
 
 export class Gateway {
   readonly logger: Logger;
+  /**
+   * Writes the access log (one line per request). Its lines hold only values the gateway sets (ids, route, status,
+   * timings, client address), never headers or bodies, so it skips the root logger's redaction rules: matching
+   * wildcard redact paths on every line cost several times the serialisation of the line itself.
+   */
+  private readonly accessLog: Logger;
   readonly listeners: ListenerHandle[] = [];
   admin: { server: http.Server; port: number } | undefined;
   private runtime!: Runtime;
@@ -95,6 +118,7 @@ export class Gateway {
 
   constructor(private readonly options: GatewayOptions) {
     this.logger = options.logger;
+    this.accessLog = options.logger.child({}, { redact: [] });
     this.services = new Services(options.logger, options.dataDir);
     this.env = {
       logger: options.logger,
@@ -130,6 +154,23 @@ export class Gateway {
 
   /** Binds every listener, starts modules, compiles the config and binds the admin listener. */
   async start(): Promise<void> {
+    try {
+      await this.startParts();
+    } catch (err) {
+      // Nothing half-started may outlive a failed start: a caller that retries must find the ports free.
+      for (const l of this.listeners) {
+        l.certificates?.close();
+        l.server.closeAllConnections();
+        l.server.close();
+      }
+      this.admin?.server.close();
+      this.configWatcher?.close();
+      for (const m of this.modules) await m.close?.().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private async startParts(): Promise<void> {
     const { loaded } = this.options;
     // Listeners first (so port 0 resolves to a real base URL for modules), serving only once the runtime exists.
     for (const lc of loaded.config.listeners) await this.listen(lc, loaded.baseDir);
@@ -142,6 +183,7 @@ export class Gateway {
           services: this.services,
           resolveSecret: (ref) => resolveSecret(ref, loaded.baseDir),
           publicBaseUrl: this.publicBaseUrl,
+          listenerCertificates: () => this.listeners.filter((l) => l.tls).map((l) => ({ listener: l.config.name, notAfter: l.certificates?.notAfter })),
         }),
       );
     }
@@ -182,10 +224,23 @@ export class Gateway {
     const handle = {} as ListenerHandle;
     const onRequest = (req: IncomingMessage, res: ServerResponse) => this.handle(handle, req, res);
     if (lc.tls) {
-      const { notAfter, ...tlsOptions } = tlsServerOptions(lc.tls, baseDir);
-      server = https.createServer({ ...this.serverOptions(), ...tlsOptions }, onRequest);
-      certificates = new CertificateWatcher(server as https.Server, lc.tls, baseDir, this.logger);
+      const svids = lc.tls.workload_api ? await startListenerSvidSource(lc.tls.workload_api, this.logger) : undefined;
+      let clientAuth: ListenerClientAuth | undefined;
+      let tlsOptions: ReturnType<typeof tlsServerOptions>;
+      try {
+        clientAuth = ListenerClientAuth.create(lc.tls, baseDir, this.logger, svids);
+        tlsOptions = tlsServerOptions(lc.tls, baseDir, clientAuth, svids);
+      } catch (err) {
+        clientAuth?.close();
+        svids?.close();
+        throw err;
+      }
+      const { notAfter, ...serverTls } = tlsOptions;
+      server = https.createServer({ ...this.serverOptions(), ...serverTls }, onRequest);
+      certificates = new CertificateWatcher(server as https.Server, lc.tls, baseDir, this.logger, clientAuth, svids);
       certificates.notAfter = notAfter;
+      certificates.onClientRefused = (reason, client) =>
+        this.services.events.emit({ type: 'auth.failure', outcome: reason, data: { listener: lc.name, method: 'mtls', stage: 'handshake', client } });
       // A failed handshake is the client's problem, not ours: do not log it as an error.
       server.on('tlsClientError', () => undefined);
     } else {
@@ -393,7 +448,7 @@ export class Gateway {
     const clientIp = req.socket.remoteAddress ?? '';
     this.services.events.requestRefused({ requestId: id, listener: listener.config.name, method: req.method ?? '', clientIp, status: p.status, problem: p.kind, startedAt });
     if (this.runtime.config.log.access) {
-      this.logger.info({ req_id: id, status: p.status, problem: p.kind, client: clientIp }, 'refused');
+      this.accessLog.info({ req_id: id, status: p.status, problem: p.kind, client: clientIp }, 'refused');
     }
   }
 
@@ -450,22 +505,22 @@ export class Gateway {
     if (chain.hasCompleteHooks) chain.onComplete(ctx);
     if (this.services.events.observesRequests) this.services.events.requestComplete(ctx);
     if (rt.config.log.access) {
-      this.logger.info(
-        {
-          req_id: ctx.id,
-          route: ctx.route.name,
-          method: ctx.method,
-          path: ctx.path,
-          status: ctx.status,
-          ms: Math.round((performance.now() - ctx.startedAt) * 1000) / 1000,
-          client: ctx.clientIp,
-          ...(ctx.frontProxy ? { front_proxy: ctx.frontProxy } : {}),
-          ...(ctx.errorKind ? { problem: ctx.errorKind } : {}),
-          ...(ctx.state['upstream-error'] ? { upstream_error: ctx.state['upstream-error'] } : {}),
-          ...(ctx.aborted ? { aborted: true } : {}),
-        },
-        'request',
-      );
+      const line: AccessLine = {
+        req_id: ctx.id,
+        route: ctx.route.name,
+        method: ctx.method,
+        path: ctx.path,
+        status: ctx.status,
+        ms: Math.round((performance.now() - ctx.startedAt) * 1000) / 1000,
+        client: ctx.clientIp,
+      };
+      // Optional fields are added only when present (and in this order), without a temporary object per field.
+      if (ctx.frontProxy) line.front_proxy = ctx.frontProxy;
+      if (ctx.errorKind) line.problem = ctx.errorKind;
+      const upstreamError = ctx.state['upstream-error'];
+      if (upstreamError) line.upstream_error = upstreamError;
+      if (ctx.aborted) line.aborted = true;
+      this.accessLog.info(line, 'request');
     }
     rt.release();
     if (--this.inflight === 0 && this.drained) this.drained();

@@ -10,6 +10,8 @@ import type { Server as HttpsServer } from 'node:https';
 import type { SecureContextOptions, TlsOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import type { ListenerConfig } from '../config/types.js';
+import { CLIENT_AUTH_MAX_SESSION_S, ListenerClientAuth, registerListenerConnection } from '../identity/listener-client-auth.js';
+import type { WorkloadX509Source } from '../identity/workload-api/x509-source.js';
 
 export interface LoadedCertificate {
   options: SecureContextOptions;
@@ -37,24 +39,47 @@ export function loadCertificatePair(certFile: string, keyFile: string): { cert: 
   return { cert, key, x509 };
 }
 
-export function tlsServerOptions(tls: NonNullable<ListenerConfig['tls']>, baseDir: string): TlsOptions & { notAfter: Date } {
-  const pair = loadCertificatePair(path.resolve(baseDir, tls.cert), path.resolve(baseDir, tls.key));
+/**
+ * The listener's certificate: from its files, or the Workload API's current SVID. With the SVID withdrawn
+ * (PermissionDenied), there is none: the context then has no certificate, so new handshakes fail instead of
+ * presenting an identity the workload no longer holds.
+ */
+function listenerCertificate(tls: NonNullable<ListenerConfig['tls']>, baseDir: string, svids: WorkloadX509Source | undefined): { cert: string; key: string; notAfter: Date } | undefined {
+  if (tls.workload_api) {
+    if (!svids) throw new Error('the Workload API source of this listener is not running');
+    const svid = svids.svid(tls.workload_api.spiffe_id);
+    return svid ? { cert: svid.certPem, key: svid.keyPem, notAfter: svid.notAfter } : undefined;
+  }
+  const pair = loadCertificatePair(path.resolve(baseDir, tls.cert!), path.resolve(baseDir, tls.key!));
+  return { cert: pair.cert, key: pair.key, notAfter: new Date(pair.x509.validTo) };
+}
+
+export function tlsServerOptions(
+  tls: NonNullable<ListenerConfig['tls']>,
+  baseDir: string,
+  clientAuth?: ListenerClientAuth,
+  svids?: WorkloadX509Source,
+): TlsOptions & { notAfter: Date } {
+  const pair = listenerCertificate(tls, baseDir, svids);
   return {
-    cert: pair.cert,
-    key: pair.key,
+    ...(clientAuth ? clientAuth.tlsOptions() : {}),
+    ...(pair ? { cert: pair.cert, key: pair.key } : {}),
     minVersion: tls.min_version,
     maxVersion: 'TLSv1.3',
     ...(tls.ciphers ? { ciphers: tls.ciphers } : {}),
     honorCipherOrder: true,
-    sessionTimeout: tls.session_timeout_s,
+    // A resumed session skips certificate verification in OpenSSL: keep sessions short when clients authenticate.
+    sessionTimeout: clientAuth ? Math.min(tls.session_timeout_s, CLIENT_AUTH_MAX_SESSION_S) : tls.session_timeout_s,
     ALPNProtocols: ['http/1.1'],
-    notAfter: new Date(pair.x509.validTo),
+    notAfter: pair ? pair.notAfter : new Date(0),
   };
 }
 
 /**
  * Watches a listener's certificate and key and swaps the server's context when both are readable and match.
- * Session ticket keys are rotated with every swap so sessions from the old context are not resumed.
+ * Session ticket keys are rotated with every swap so sessions from the old context are not resumed. With client
+ * certificates, a change of the client CAs or trust bundles swaps the context (and rotates the keys) too, and
+ * every completed handshake is checked by the listener's client authentication before a request is read.
  */
 export class CertificateWatcher {
   private watchers: FSWatcher[] = [];
@@ -63,19 +88,44 @@ export class CertificateWatcher {
   notAfter: Date | undefined;
   /** Number of successful swaps (for tests and metrics). */
   reloads = 0;
+  /** Told about every connection closed because its client certificate was missing or refused. */
+  onClientRefused: ((reason: string, client: string) => void) | undefined;
 
   constructor(
     private readonly server: HttpsServer,
     private tls: NonNullable<ListenerConfig['tls']>,
     private baseDir: string,
     private readonly logger: Logger,
+    /** Client certificate checks of this listener, when `client_auth` is not none. */
+    public clientAuth: ListenerClientAuth | undefined = undefined,
+    /** Workload API source of the listener's certificate, when `workload_api` is configured. */
+    private readonly svids: WorkloadX509Source | undefined = undefined,
     private readonly debounceMs = 150,
   ) {
     this.watch();
+    // Each Workload API message is the whole state: swap the context on every one (rotation or withdrawal).
+    this.svids?.on('update', () => this.reload());
+    this.clientAuth?.trust.onChange(() => this.reload());
+    const currentVerifier = () => this.clientAuth?.verifier;
+    server.on('secureConnection', (socket) => {
+      registerListenerConnection(socket, currentVerifier);
+      const refused = this.clientAuth?.admit(socket);
+      if (refused !== undefined) this.onClientRefused?.(refused, socket.remoteAddress ?? '');
+    });
   }
 
   /** Applies a changed TLS config (on config reload) and re-watches its files. */
   update(tls: NonNullable<ListenerConfig['tls']>, baseDir: string): void {
+    let clientAuth: ListenerClientAuth | undefined;
+    try {
+      clientAuth = ListenerClientAuth.create(tls, baseDir, this.logger, this.svids);
+    } catch (err) {
+      this.logger.warn({ reason: (err as Error).message }, 'client certificate settings refused; the previous ones stay in use');
+      return;
+    }
+    this.clientAuth?.close();
+    this.clientAuth = clientAuth;
+    this.clientAuth?.trust.onChange(() => this.reload());
     this.tls = tls;
     this.baseDir = baseDir;
     this.unwatch();
@@ -84,6 +134,7 @@ export class CertificateWatcher {
   }
 
   private watch(): void {
+    if (this.tls.cert === undefined || this.tls.key === undefined) return;
     const files = [path.resolve(this.baseDir, this.tls.cert), path.resolve(this.baseDir, this.tls.key)];
     const dirs = new Map<string, Set<string>>();
     for (const f of files) {
@@ -113,12 +164,16 @@ export class CertificateWatcher {
 
   reload(): boolean {
     try {
-      const { notAfter, ...options } = tlsServerOptions(this.tls, this.baseDir);
+      const { notAfter, ...options } = tlsServerOptions(this.tls, this.baseDir, this.clientAuth, this.svids);
       this.server.setSecureContext(options);
+      // requestCert and rejectUnauthorized belong to the server, not the context: setSecureContext ignores them.
+      const server = this.server as HttpsServer & { requestCert: boolean; rejectUnauthorized: boolean };
+      server.requestCert = options.requestCert === true;
+      server.rejectUnauthorized = options.rejectUnauthorized === true;
       this.server.setTicketKeys(randomBytes(48));
       this.notAfter = notAfter;
       this.reloads++;
-      this.logger.info({ cert: this.tls.cert, not_after: notAfter.toISOString() }, 'TLS certificate loaded');
+      this.logger.info({ cert: this.tls.cert ?? 'workload api', not_after: notAfter.toISOString() }, 'TLS certificate loaded');
       return true;
     } catch (err) {
       this.logger.warn({ cert: this.tls.cert, reason: (err as Error).message }, 'TLS certificate change refused; the previous certificate stays in use');
@@ -134,5 +189,7 @@ export class CertificateWatcher {
   close(): void {
     clearTimeout(this.timer);
     this.unwatch();
+    this.clientAuth?.close();
+    this.svids?.close();
   }
 }

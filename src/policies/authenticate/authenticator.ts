@@ -12,6 +12,11 @@ export interface AuthFailure {
   reason: string;
   /** Safe to show the client. */
   detail?: string;
+  /**
+   * The credential could not be checked because a dependency (store, identity provider) is unreachable: the
+   * client is answered 503 with Retry-After instead of 401, and the attempt does not count as a failed guess.
+   */
+  unavailable?: boolean;
 }
 
 /**

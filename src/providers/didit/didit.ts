@@ -28,7 +28,8 @@ export interface DiditProviderOptions {
   name?: string;
   baseUrl?: string;
   /** Resolved API key. */
-  apiKey: string;
+  /** Didit API key; without one the provider only verifies webhooks (session calls are refused). */
+  apiKey: string | undefined;
   /** Resolved webhook secret. */
   webhookSecret: string;
   timeouts?: { connectMs?: number; headersMs?: number; bodyMs?: number };
@@ -73,7 +74,7 @@ export class DiditProvider implements IdentityProvider {
   private readonly dispatcher: Dispatcher;
   private readonly origin: string;
   private readonly basePath: string;
-  private readonly apiKey: string;
+  private readonly apiKey: string | undefined;
   private readonly webhookSecret: string;
   private readonly breaker: CircuitBreaker;
   private readonly headersMs: number;
@@ -156,13 +157,14 @@ export class DiditProvider implements IdentityProvider {
   /** One API call through the rate-limit gate and the breaker; resolves with the JSON object answered. */
   private async call(method: 'GET' | 'POST', path: string, body?: unknown): Promise<Record<string, unknown>> {
     const label = `Didit ${method} ${path.replace(/\/session\/[^/]+\/decision\//, '/session/{id}/decision/')}`;
+    if (this.apiKey === undefined) throw new ProviderRejected(`${label}: no API key is configured for this provider (webhook verification only)`, 401);
     const wait = this.rateLimitedUntilMs - this.now();
     if (wait > 0) throw new ProviderUnavailable(`${label}: rate limited by Didit`, Math.ceil(wait / 1000), 'rate_limited');
     return this.breaker.run(() => this.send(method, path, body, label), isOutage);
   }
 
   private async send(method: 'GET' | 'POST', path: string, body: unknown, label: string): Promise<Record<string, unknown>> {
-    const headers: Record<string, string> = { 'x-api-key': this.apiKey, accept: 'application/json' };
+    const headers: Record<string, string> = { 'x-api-key': this.apiKey!, accept: 'application/json' };
     let payload: string | undefined;
     if (body !== undefined) {
       payload = JSON.stringify(body);

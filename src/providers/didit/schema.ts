@@ -54,7 +54,7 @@ export const diditProviderSchema = {
       default: 'https://verification.didit.me',
       description: 'Didit API base URL. The default is Didit\'s production API (sandbox applications use the same URL with their own key).',
     },
-    api_key: { ...secretRefSchema, description: 'Didit API key (sent as `x-api-key`), as a secret reference.' },
+    api_key: { ...secretRefSchema, description: 'Didit API key (sent as `x-api-key`), as a secret reference. Without it the provider only verifies webhooks; starting sessions is refused.' },
     webhook_secret: { ...secretRefSchema, description: 'Didit webhook secret key used to verify webhook signatures, as a secret reference.' },
     proxy: {
       type: 'object',
@@ -70,7 +70,7 @@ export const diditProviderSchema = {
     breaker: breakerSchema,
     webhook: webhookVerificationSchema,
   },
-  required: ['type', 'api_key', 'webhook_secret'],
+  required: ['type', 'webhook_secret'],
   additionalProperties: false,
 } as const;
 
@@ -78,7 +78,7 @@ export const diditProviderSchema = {
 export interface DiditProviderEntry {
   type: 'didit';
   base_url?: string;
-  api_key: unknown;
+  api_key?: unknown;
   webhook_secret: unknown;
   proxy?: { url: string; token?: unknown };
   timeouts?: { connect_ms?: number; headers_ms?: number; body_ms?: number };

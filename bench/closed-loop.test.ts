@@ -1,0 +1,33 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseWrk } from './closed-loop.js';
+
+const SAMPLE = `Running 5s test @ http://127.0.0.1:40000/bench
+  1 threads and 50 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     4.28ms    3.01ms  48.12ms   91.20%
+    Req/Sec    11.62k     1.02k   12.90k    72.00%
+  Latency Distribution
+     50%  850.00us
+     75%    4.90ms
+     90%    6.31ms
+     99%    1.02s
+  57800 requests in 5.00s, 9.15MB read
+  Non-2xx or 3xx responses: 3
+  Socket errors: connect 0, read 2, write 0, timeout 1
+Requests/sec:  11560.12
+Transfer/sec:      1.83MB
+`;
+
+test('bench: wrk output is read with its units, and errors count as failures', () => {
+  const r = parseWrk(SAMPLE);
+  assert.equal(r.requests, 57800);
+  assert.equal(r.requestsPerSecond, 11560.12);
+  assert.equal(r.p50Ms, 0.85);
+  assert.equal(r.p99Ms, 1020);
+  assert.equal(r.failures, 6);
+});
+
+test('bench: unreadable wrk output is an error, not a zero', () => {
+  assert.throws(() => parseWrk('unable to connect to 127.0.0.1:1 Connection refused'), /cannot read wrk output/);
+});

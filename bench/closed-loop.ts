@@ -1,0 +1,96 @@
+/**
+ * Closed-loop throughput runs: a fixed number of connections each sending the next request as soon as the previous
+ * answer arrived. wrk when installed (C, one thread, cheapest per request), autocannon otherwise.
+ */
+import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
+
+export interface ClosedLoopResult {
+  /** Requests answered in the run. */
+  requests: number;
+  requestsPerSecond: number;
+  /** Latency percentiles in milliseconds. */
+  p50Ms: number;
+  p99Ms: number;
+  /** Answers that were not 2xx/3xx plus socket errors: a run with any is not a valid measurement. */
+  failures: number;
+}
+
+export interface ClosedLoopOptions {
+  url: string;
+  connections: number;
+  durationS: number;
+  headers: Record<string, string>;
+  /** Command prefix that pins the load generator, e.g. ['taskset', '-c', '1']; empty for none. */
+  pin: readonly string[];
+}
+
+export type LoadTool = 'wrk' | 'autocannon';
+
+export function run(command: string, args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+const UNIT_MS: Record<string, number> = { us: 0.001, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+function durationMs(text: string): number {
+  const m = /^([\d.]+)(us|ms|s|m|h)$/.exec(text.trim());
+  if (!m) throw new Error(`unexpected wrk duration "${text}"`);
+  return Number(m[1]) * UNIT_MS[m[2]!]!;
+}
+
+/** Parses the output of `wrk --latency`. */
+export function parseWrk(output: string): ClosedLoopResult {
+  const rps = /Requests\/sec:\s+([\d.]+)/.exec(output);
+  const p50 = /^\s+50%\s+(\S+)/m.exec(output);
+  const p99 = /^\s+99%\s+(\S+)/m.exec(output);
+  const count = /(\d+) requests in/.exec(output);
+  if (!rps || !p50 || !p99 || !count) throw new Error(`cannot read wrk output:\n${output}`);
+  let failures = 0;
+  const non2xx = /Non-2xx or 3xx responses:\s+(\d+)/.exec(output);
+  if (non2xx) failures += Number(non2xx[1]);
+  const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(output);
+  if (socket) failures += Number(socket[1]) + Number(socket[2]) + Number(socket[3]) + Number(socket[4]);
+  return { requests: Number(count[1]), requestsPerSecond: Number(rps[1]), p50Ms: durationMs(p50[1]!), p99Ms: durationMs(p99[1]!), failures };
+}
+
+async function runWrk(o: ClosedLoopOptions): Promise<ClosedLoopResult> {
+  // A 10 s timeout (wrk's default is 2 s): on a busy machine a slow answer is a latency to report, not an error.
+  const args = ['wrk', '--latency', '--timeout', '10s', '-t', '1', '-c', String(o.connections), '-d', `${o.durationS}s`];
+  for (const [k, v] of Object.entries(o.headers)) args.push('-H', `${k}: ${v}`);
+  args.push(o.url);
+  const all = [...o.pin, ...args];
+  const r = await run(all[0]!, all.slice(1));
+  if (r.code !== 0) throw new Error(`wrk failed (${r.code}): ${r.stderr || r.stdout}`);
+  return parseWrk(r.stdout);
+}
+
+async function runAutocannon(o: ClosedLoopOptions): Promise<ClosedLoopResult> {
+  const script = createRequire(import.meta.url).resolve('autocannon/autocannon.js');
+  const args = [process.execPath, script, '-j', '-c', String(o.connections), '-d', String(o.durationS)];
+  for (const [k, v] of Object.entries(o.headers)) args.push('-H', `${k}=${v}`);
+  args.push(o.url);
+  const all = [...o.pin, ...args];
+  const r = await run(all[0]!, all.slice(1));
+  if (r.code !== 0) throw new Error(`autocannon failed (${r.code}): ${r.stderr}`);
+  const j = JSON.parse(r.stdout) as {
+    requests: { average: number; total: number };
+    latency: { p50: number; p99: number };
+    non2xx: number;
+    errors: number;
+    timeouts: number;
+  };
+  return { requests: j.requests.total, requestsPerSecond: j.requests.average, p50Ms: j.latency.p50, p99Ms: j.latency.p99, failures: j.non2xx + j.errors + j.timeouts };
+}
+
+export function closedLoop(tool: LoadTool, options: ClosedLoopOptions): Promise<ClosedLoopResult> {
+  return tool === 'wrk' ? runWrk(options) : runAutocannon(options);
+}

@@ -1,0 +1,119 @@
+/** Child processes of the benchmark: start pinned, wait until they accept connections, stop cleanly. */
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { openSync, closeSync, existsSync, readdirSync, readFileSync } from 'node:fs';
+import net from 'node:net';
+
+export interface Managed {
+  readonly name: string;
+  readonly child: ChildProcess;
+  stop(): Promise<void>;
+}
+
+/** Starts `command` with the `pin` prefix; stdout goes to `stdoutFile` (or is discarded), stderr is kept for errors. */
+export function startProcess(
+  name: string,
+  pin: readonly string[],
+  command: readonly string[],
+  options: { env?: NodeJS.ProcessEnv; stdoutFile?: string; stopSignal?: NodeJS.Signals } = {},
+): Managed {
+  const all = [...pin, ...command];
+  const out = options.stdoutFile ? openSync(options.stdoutFile, 'a') : 'ignore';
+  const child = spawn(all[0]!, all.slice(1), { stdio: ['ignore', out, 'pipe'], env: options.env ?? process.env });
+  if (typeof out === 'number') closeSync(out);
+  let stderr = '';
+  child.stderr!.on('data', (c: Buffer) => {
+    stderr += c.toString();
+    if (stderr.length > 20_000) stderr = stderr.slice(-10_000);
+  });
+  let exited = false;
+  const exit = new Promise<void>((resolve) => child.on('exit', () => ((exited = true), resolve())));
+  child.on('exit', (code, signal) => {
+    if (!stopping && code !== 0) process.stderr.write(`bench: ${name} exited (${code ?? signal}): ${stderr.trim().slice(-2000)}\n`);
+  });
+  let stopping = false;
+  return {
+    name,
+    child,
+    async stop() {
+      if (exited) return;
+      stopping = true;
+      child.kill(options.stopSignal ?? 'SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await exit;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** A TCP port free right now on 127.0.0.1. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const port = (server.address() as net.AddressInfo).port;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Resolves once something accepts connections on `port`; rejects after `timeoutMs`. */
+export async function waitForPort(port: number, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const socket = net.connect(port, '127.0.0.1');
+      socket.once('connect', () => (socket.destroy(), resolve(true)));
+      socket.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`nothing listens on port ${port} after ${timeoutMs} ms`);
+    // No event announces a port opening in another process: poll briefly.
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const CLOCK_TICKS = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** [pid, parent pid, user+system ticks] of every process, from /proc (Linux only). */
+function processTable(): Array<[number, number, number]> {
+  const rows: Array<[number, number, number]> = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+    } catch {
+      continue; // exited meanwhile
+    }
+    // The command name may contain spaces and parentheses: fields are counted after its closing parenthesis.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    rows.push([Number(name), Number(fields[1]), Number(fields[11]) + Number(fields[12])]);
+  }
+  return rows;
+}
+
+/**
+ * CPU seconds (user + system) used so far by `pid` and its descendants (nginx's worker is a child of its master).
+ * Undefined where /proc is not available. Requests per CPU-second is the measure that stays meaningful when other
+ * processes take turns on the same core: time the proxy spends descheduled costs neither requests nor CPU time.
+ */
+export function cpuSeconds(pid: number): number | undefined {
+  if (!existsSync('/proc/self/stat')) return undefined;
+  const table = processTable();
+  const family = new Set([pid]);
+  let grew = true;
+  while (grew) {
+    grew = false;
+    for (const [p, parent] of table) if (family.has(parent) && !family.has(p)) (family.add(p), (grew = true));
+  }
+  let ticks = 0;
+  for (const [p, , t] of table) if (family.has(p)) ticks += t;
+  return ticks / CLOCK_TICKS;
+}

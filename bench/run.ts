@@ -1,0 +1,404 @@
+/**
+ * `npm run bench`: the same load, at the same concurrency, in one run, against the upstream directly, kycgate
+ * (one process per scenario), @fastify/http-proxy and nginx with one worker (when installed), over HTTP and HTTPS
+ * (TLS between client and proxy; proxies reach the upstream over plain HTTP).
+ *
+ * Method (see docs/PERFORMANCE.md): every proxy runs pinned to core 0; the load generator and the upstream share
+ * core 1. Each target gets one warm-up, then the targets are measured in turns for several rounds (the order
+ * rotates each round), so drift in background load spreads over all of them; the table shows medians over rounds,
+ * and ratios are medians of per-round ratios. A fixed-rate run then measures latency at a constant request rate.
+ */
+import { parseArgs } from 'node:util';
+import { performance } from 'node:perf_hooks';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync, existsSync, readdirSync, copyFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { issueCertificate } from '../src/identity/certificates.js';
+import { SCENARIOS, scenarioNamed, type Scenario } from './scenarios.js';
+import { closedLoop, run, type ClosedLoopResult, type LoadTool } from './closed-loop.js';
+import { startProcess, freePort, waitForPort, cpuSeconds, type Managed } from './processes.js';
+import { proxyConfig, upstreamConfig, type TlsFiles } from './nginx.js';
+import { median } from './stats.js';
+import { summariseProfile } from './profile.js';
+
+const HELP = `npm run bench -- [options]
+  --duration <s>        measured seconds per target and round (default 4)
+  --warmup <s>          warm-up seconds per target before the first round (default 3)
+  --rounds <n>          rounds of closed-loop and fixed-rate runs (default 3)
+  --connections <n>     closed-loop connections (default 50)
+  --rate <n>            fixed-rate requests per second (default 1000; 0 skips the fixed-rate runs)
+  --rate-duration <s>   measured seconds per fixed-rate run (default 3)
+  --scenarios <a,b>     kycgate scenarios (default: ${SCENARIOS.filter((s) => s.byDefault).map((s) => s.name).join(',')}; all: ${SCENARIOS.map((s) => s.name).join(',')})
+  --peers <a,b>         comparison targets among direct,fastify,nginx (default all available)
+  --protocols <a,b>     http,https (default both)
+  --tool <wrk|autocannon>  closed-loop load generator (default wrk when installed)
+  --profile             instead of comparing: profile kycgate's first scenario under load (node --cpu-prof)
+  --json <file>         also write the results as JSON
+  --baseline <dir>      also run the first scenario on the kycgate built in <dir> (A/B test of a change)`;
+
+const { values: args } = parseArgs({
+  options: {
+    duration: { type: 'string', default: '4' },
+    warmup: { type: 'string', default: '3' },
+    rounds: { type: 'string', default: '3' },
+    connections: { type: 'string', default: '50' },
+    rate: { type: 'string', default: '1000' },
+    'rate-duration': { type: 'string', default: '3' },
+    scenarios: { type: 'string' },
+    peers: { type: 'string', default: 'direct,fastify,nginx' },
+    protocols: { type: 'string', default: 'http,https' },
+    tool: { type: 'string' },
+    profile: { type: 'boolean', default: false },
+    json: { type: 'string' },
+    baseline: { type: 'string' },
+    help: { type: 'boolean', default: false },
+  },
+});
+if (args.help) {
+  console.log(HELP);
+  process.exit(0);
+}
+
+const durationS = Number(args.duration);
+const warmupS = Number(args.warmup);
+const rounds = Number(args.rounds);
+const connections = Number(args.connections);
+const rate = Number(args.rate);
+const rateDurationS = Number(args['rate-duration']);
+const protocols = args.protocols!.split(',') as Array<'http' | 'https'>;
+const scenarios: Scenario[] = (args.scenarios ?? SCENARIOS.filter((s) => s.byDefault).map((s) => s.name).join(','))
+  .split(',')
+  .map((name) => {
+    const s = scenarioNamed(name);
+    if (!s) throw new Error(`unknown scenario "${name}" (known: ${SCENARIOS.map((x) => x.name).join(', ')})`);
+    return s;
+  });
+const peers = new Set(args.peers!.split(','));
+
+function installed(binary: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${binary}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '../..');
+const hasNginx = installed('nginx');
+const tool: LoadTool = (args.tool as LoadTool | undefined) ?? (installed('wrk') ? 'wrk' : 'autocannon');
+const cpus = os.availableParallelism();
+const canPin = cpus >= 2 && installed('taskset');
+const PROXY_PIN = canPin ? ['taskset', '-c', '0'] : [];
+const LOAD_PIN = canPin ? ['taskset', '-c', '1'] : [];
+
+const notes: string[] = [];
+if (!hasNginx) notes.push('nginx is not installed: the nginx peer is skipped and the upstream is a Node server (apt-get install nginx).');
+if (tool === 'autocannon') notes.push('wrk is not installed: closed-loop runs use autocannon, which costs more CPU per request on the shared load core (apt-get install wrk).');
+if (!canPin) notes.push(`no pinning (${cpus} cores${installed('taskset') ? '' : ', taskset missing'}): proxy, upstream and load generator share every core.`);
+
+function merge(base: Record<string, unknown>, extra: Record<string, unknown> | undefined): Record<string, unknown> {
+  if (!extra) return base;
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(extra)) {
+    const b = out[k];
+    out[k] = b && v && typeof b === 'object' && typeof v === 'object' && !Array.isArray(b) && !Array.isArray(v) ? merge(b as Record<string, unknown>, v as Record<string, unknown>) : v;
+  }
+  return out;
+}
+
+interface Target {
+  label: string;
+  kind: 'direct' | 'kycgate' | 'fastify' | 'nginx';
+  urls: Record<'http' | 'https', string>;
+  headers: Record<string, string>;
+  /** The proxy's process, whose CPU time is measured (none for direct). */
+  pid: number | undefined;
+}
+
+interface Measured extends ClosedLoopResult {
+  /** Share of one core the proxy used during the run. */
+  cpuShare: number;
+  /** Requests per CPU-second of the proxy: its efficiency, insensitive to time lost to other processes. */
+  perCpuSecond: number;
+}
+
+async function measure(t: Target, protocol: 'http' | 'https', seconds: number): Promise<Measured> {
+  const startedAt = performance.now();
+  const before = t.pid === undefined ? undefined : cpuSeconds(t.pid);
+  const r = await closedLoop(tool, { url: t.urls[protocol], connections, durationS: seconds, headers: t.headers, pin: LOAD_PIN });
+  const after = t.pid === undefined ? undefined : cpuSeconds(t.pid);
+  const wall = (performance.now() - startedAt) / 1000;
+  const cpu = before !== undefined && after !== undefined ? after - before : NaN;
+  return { ...r, cpuShare: cpu / wall, perCpuSecond: r.requests / cpu };
+}
+
+const work = mkdtempSync(path.join(os.tmpdir(), 'kycgate-bench-'));
+const managed: Managed[] = [];
+let cleaned = false;
+async function cleanup(): Promise<void> {
+  if (cleaned) return;
+  cleaned = true;
+  await Promise.all(managed.map((m) => m.stop()));
+  rmSync(work, { recursive: true, force: true });
+}
+process.once('SIGINT', () => void cleanup().then(() => process.exit(130)));
+
+async function writeCertificate(): Promise<TlsFiles> {
+  const issued = await issueCertificate({ subject: 'CN=localhost', dns: ['localhost'], ips: ['127.0.0.1'] });
+  const files = { cert: path.join(work, 'bench.crt'), key: path.join(work, 'bench.key') };
+  writeFileSync(files.cert, issued.certPem);
+  writeFileSync(files.key, issued.keyPem, { mode: 0o600 });
+  return files;
+}
+
+async function startUpstream(tls: TlsFiles): Promise<Record<'http' | 'https', string>> {
+  const httpPort = await freePort();
+  const httpsPort = await freePort();
+  if (hasNginx) {
+    const conf = upstreamConfig(path.join(work, 'nginx-upstream'), httpPort, httpsPort, tls);
+    managed.push(startProcess('upstream (nginx)', LOAD_PIN, ['nginx', '-p', path.dirname(conf), '-c', conf]));
+  } else {
+    const script = path.join(here, 'upstream-server.js');
+    managed.push(startProcess('upstream (node)', LOAD_PIN, [process.execPath, script, JSON.stringify({ httpPort, httpsPort, ...tls })]));
+  }
+  await Promise.all([waitForPort(httpPort), waitForPort(httpsPort)]);
+  return { http: `http://127.0.0.1:${httpPort}/bench`, https: `https://127.0.0.1:${httpsPort}/bench` };
+}
+
+async function startKycgate(scenario: Scenario, upstream: string, tls: TlsFiles, nodeFlags: string[] = [], build = root, suffix = ''): Promise<{ target: Target; process: Managed }> {
+  const httpPort = await freePort();
+  const httpsPort = await freePort();
+  const origin = new URL(upstream).origin;
+  const config = merge(
+    {
+      listeners: [
+        { name: 'http', port: httpPort },
+        { name: 'https', port: httpsPort, tls: { cert: tls.cert, key: tls.key } },
+      ],
+      admin: { enabled: false },
+      upstreams: { bench: { targets: [{ url: origin }] } },
+      routes: [merge({ name: 'bench', match: { prefix: '/' }, upstream: 'bench' }, scenario.route)],
+    },
+    scenario.config,
+  );
+  const id = `kycgate-${scenario.name}${suffix === '' ? '' : '-baseline'}`;
+  const dir = path.join(work, id);
+  const file = path.join(work, `${id}.yaml`);
+  writeFileSync(file, JSON.stringify(config, null, 2));
+  const cli = path.join(build, 'dist/src/cli/main.js');
+  const proc = startProcess(`kycgate ${scenario.name}${suffix}`, PROXY_PIN, [process.execPath, ...nodeFlags, cli, 'start', '-c', file], {
+    env: { ...process.env, KYCGATE_DATA_DIR: dir },
+    // The access log goes where a deployment would send it: a file.
+    stdoutFile: path.join(work, `${id}.log`),
+  });
+  await Promise.all([waitForPort(httpPort), waitForPort(httpsPort)]);
+  return {
+    target: { label: `kycgate ${scenario.name}${suffix}`, kind: 'kycgate', urls: { http: `http://127.0.0.1:${httpPort}/bench`, https: `https://127.0.0.1:${httpsPort}/bench` }, headers: scenario.headers ?? {}, pid: proc.child.pid },
+    process: proc,
+  };
+}
+
+async function startFastify(upstream: string, tls: TlsFiles): Promise<Target> {
+  const httpPort = await freePort();
+  const httpsPort = await freePort();
+  const script = path.join(here, 'fastify-proxy.js');
+  const proc = startProcess('@fastify/http-proxy', PROXY_PIN, [process.execPath, script, JSON.stringify({ upstream: new URL(upstream).origin, httpPort, httpsPort, ...tls })]);
+  managed.push(proc);
+  await Promise.all([waitForPort(httpPort), waitForPort(httpsPort)]);
+  return { label: '@fastify/http-proxy', kind: 'fastify', urls: { http: `http://127.0.0.1:${httpPort}/bench`, https: `https://127.0.0.1:${httpsPort}/bench` }, headers: {}, pid: proc.child.pid };
+}
+
+async function startNginxProxy(upstream: string, tls: TlsFiles): Promise<Target> {
+  const httpPort = await freePort();
+  const httpsPort = await freePort();
+  const conf = proxyConfig(path.join(work, 'nginx-proxy'), upstream, httpPort, httpsPort, tls);
+  const proc = startProcess('nginx proxy', PROXY_PIN, ['nginx', '-p', path.dirname(conf), '-c', conf]);
+  managed.push(proc);
+  await Promise.all([waitForPort(httpPort), waitForPort(httpsPort)]);
+  return { label: 'nginx (1 worker)', kind: 'nginx', urls: { http: `http://127.0.0.1:${httpPort}/bench`, https: `https://127.0.0.1:${httpsPort}/bench` }, headers: {}, pid: proc.child.pid };
+}
+
+interface OpenLoopResult {
+  sent: number;
+  completed: number;
+  failures: number;
+  rate: number;
+  p50Ms: number;
+  p99Ms: number;
+}
+
+async function openLoop(url: string, headers: Record<string, string>): Promise<OpenLoopResult> {
+  const script = path.join(here, 'open-loop.js');
+  const all = [...LOAD_PIN, process.execPath, script, JSON.stringify({ url, rate, durationS: rateDurationS, warmupS: 1, headers })];
+  const r = await run(all[0]!, all.slice(1));
+  if (r.code !== 0) throw new Error(`fixed-rate run failed: ${r.stderr}`);
+  return JSON.parse(r.stdout) as OpenLoopResult;
+}
+
+function fmt(n: number, digits = 0): string {
+  return Number.isFinite(n) ? n.toFixed(digits) : '-';
+}
+
+function pad(text: string, width: number, right = false): string {
+  return right ? text.padStart(width) : text.padEnd(width);
+}
+
+async function profileRun(upstream: Record<'http' | 'https', string>, tls: TlsFiles): Promise<void> {
+  const scenario = scenarios[0]!;
+  const profDir = path.join(work, 'profile');
+  const { target, process: proc } = await startKycgate(scenario, upstream.http, tls, ['--cpu-prof', `--cpu-prof-dir=${profDir}`]);
+  for (const protocol of protocols) {
+    const load = await closedLoop(tool, { url: target.urls[protocol], connections, durationS: durationS * 2, headers: target.headers, pin: LOAD_PIN });
+    console.log(`profiled ${target.label} over ${protocol}: ${fmt(load.requestsPerSecond)} req/s while profiling`);
+  }
+  await proc.stop();
+  const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
+  if (!file) throw new Error('no .cpuprofile was written');
+  const { totalMs, rows, categories } = summariseProfile(path.join(profDir, file), 30);
+  console.log(`\nTop self time, ${fmt(totalMs / 1000, 1)} s sampled (includes idle and start-up):`);
+  for (const row of rows) console.log(`${pad(fmt(row.share * 100, 1) + '%', 7, true)}  ${pad(row.name, 40)} ${row.location}`);
+  console.log('\nBy component, share of non-idle samples:');
+  for (const c of categories) console.log(`${pad(fmt(c.share * 100, 1) + '%', 7, true)}  ${c.name}`);
+  mkdirSync(path.join(root, '.bench'), { recursive: true });
+  const keep = path.join(root, '.bench', 'kycgate.cpuprofile');
+  copyFileSync(path.join(profDir, file), keep);
+  console.log(`\nFull profile: ${keep} (open in Chrome DevTools > Performance)`);
+}
+
+async function main(): Promise<void> {
+  console.log(`kycgate benchmark: node ${process.version}, ${cpus} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  console.log(`closed loop: ${tool}, ${connections} connections, ${warmupS} s warm-up, ${rounds} rounds x ${durationS} s; fixed rate: ${rate} req/s, ${rounds} rounds x ${rateDurationS} s`);
+  console.log(canPin ? 'pinning: proxies on core 0; upstream and load generator on core 1' : 'pinning: none');
+  for (const n of notes) console.log(`note: ${n}`);
+
+  const tls = await writeCertificate();
+  const upstream = await startUpstream(tls);
+  console.log(`upstream: ${hasNginx ? 'nginx static response, 1 worker' : 'node:http server'}`);
+
+  if (args.profile) return profileRun(upstream, tls);
+
+  const targets: Target[] = [];
+  if (peers.has('direct')) targets.push({ label: 'direct (no proxy)', kind: 'direct', urls: upstream, headers: {}, pid: undefined });
+  for (const s of scenarios) {
+    const k = await startKycgate(s, upstream.http, tls);
+    managed.push(k.process);
+    targets.push(k.target);
+  }
+  if (args.baseline) {
+    // Another build of kycgate (e.g. a worktree at an earlier commit), measured in the same rounds: an A/B test of a
+    // change that the background load affects equally.
+    const k = await startKycgate(scenarios[0]!, upstream.http, tls, [], path.resolve(args.baseline), ' (baseline)');
+    managed.push(k.process);
+    targets.push(k.target);
+  }
+  if (peers.has('fastify')) targets.push(await startFastify(upstream.http, tls));
+  if (peers.has('nginx') && hasNginx) targets.push(await startNginxProxy(upstream.http, tls));
+
+  const results: Record<string, unknown> = {};
+  for (const protocol of protocols) {
+    console.log(`\n== ${protocol.toUpperCase()} closed loop`);
+    for (const t of targets) {
+      const w = await closedLoop(tool, { url: t.urls[protocol], connections, durationS: warmupS, headers: t.headers, pin: LOAD_PIN });
+      // Nothing answered properly: the target is broken, not slow, and measuring it would be meaningless.
+      if (w.failures > 0 && w.failures >= w.requests) throw new Error(`${t.label} answered no request successfully during warm-up (${w.failures} failures): check its setup`);
+      if (w.failures > 0) console.log(`warning: ${t.label} had ${w.failures} failed requests during warm-up (of ${w.requests})`);
+    }
+    const perRound: Array<Map<string, Measured>> = [];
+    for (let r = 0; r < rounds; r++) {
+      const round = new Map<string, Measured>();
+      // Rotate the order so no target always runs right after the same neighbour or at the same point of a round.
+      for (let i = 0; i < targets.length; i++) {
+        const t = targets[(i + r) % targets.length]!;
+        const res = await measure(t, protocol, durationS);
+        if (res.failures > 0) console.log(`warning: ${t.label} had ${res.failures} failed requests in round ${r + 1}`);
+        round.set(t.label, res);
+      }
+      perRound.push(round);
+      process.stdout.write(`  round ${r + 1}/${rounds}: ${targets.map((t) => `${t.label} ${fmt(round.get(t.label)!.requestsPerSecond)}`).join(', ')}\n`);
+    }
+    const ratioTo = (label: string, kind: Target['kind'], metric: 'requestsPerSecond' | 'perCpuSecond'): number => {
+      const peer = targets.find((t) => t.kind === kind);
+      if (!peer || peer.label === label) return NaN;
+      return median(perRound.map((r) => r.get(label)![metric] / r.get(peer.label)![metric]));
+    };
+    console.log(`\nreq/s: wall-clock throughput; cpu: share of a core the proxy got; req/cpu-s: requests per CPU-second of the proxy.`);
+    console.log(`Ratios are medians of per-round ratios, by req/s and (in brackets) by req/cpu-s.`);
+    console.log(
+      `${pad('target', 22)}${pad('req/s', 8, true)}${pad('p50 ms', 8, true)}${pad('p99 ms', 8, true)}${pad('cpu', 6, true)}${pad('req/cpu-s', 11, true)}${pad('/direct', 9, true)}${pad('/fastify', 16, true)}${pad('/nginx', 16, true)}`,
+    );
+    const table: Record<string, unknown> = {};
+    const both = (label: string, kind: Target['kind']) => {
+      const wall = ratioTo(label, kind, 'requestsPerSecond');
+      const cpu = ratioTo(label, kind, 'perCpuSecond');
+      return { wall, cpu, text: Number.isFinite(wall) ? `${fmt(wall, 2)} (${fmt(cpu, 2)})` : '-' };
+    };
+    for (const t of targets) {
+      const of = (f: (m: Measured) => number) => median(perRound.map((r) => f(r.get(t.label)!)));
+      const rps = of((m) => m.requestsPerSecond);
+      const p50 = of((m) => m.p50Ms);
+      const p99 = of((m) => m.p99Ms);
+      const cpu = of((m) => m.cpuShare);
+      const perCpu = of((m) => m.perCpuSecond);
+      const vsDirect = ratioTo(t.label, 'direct', 'requestsPerSecond');
+      const vsFastify = both(t.label, 'fastify');
+      const vsNginx = both(t.label, 'nginx');
+      table[t.label] = {
+        rps, p50Ms: p50, p99Ms: p99, cpuShare: cpu, perCpuSecond: perCpu, vsDirect,
+        vsFastify: { wall: vsFastify.wall, cpu: vsFastify.cpu }, vsNginx: { wall: vsNginx.wall, cpu: vsNginx.cpu },
+        rounds: perRound.map((r) => r.get(t.label)),
+      };
+      console.log(
+        `${pad(t.label, 22)}${pad(fmt(rps), 8, true)}${pad(fmt(p50, 2), 8, true)}${pad(fmt(p99, 2), 8, true)}${pad(Number.isFinite(cpu) ? fmt(cpu * 100) + '%' : '-', 6, true)}${pad(fmt(perCpu), 11, true)}${pad(fmt(vsDirect, 2), 9, true)}${pad(vsFastify.text, 16, true)}${pad(vsNginx.text, 16, true)}`,
+      );
+    }
+    const bare = targets.find((t) => t.kind === 'kycgate');
+    if (bare && targets.some((t) => t.kind === 'fastify')) {
+      const x = both(bare.label, 'fastify');
+      console.log(`target: ${bare.label} >= 1.25x @fastify/http-proxy: ${x.text} ${x.wall >= 1.25 && x.cpu >= 1.25 ? 'MET' : x.wall >= 1.25 || x.cpu >= 1.25 ? 'MET on one measure only' : 'NOT MET'}`);
+    }
+
+    const fixed: Record<string, unknown> = {};
+    const rateTargets = targets.filter((t) => t.kind !== 'kycgate' || t === bare);
+    if (rate > 0) {
+      console.log(`\n== ${protocol.toUpperCase()} fixed rate ${rate} req/s`);
+      const perRate: Array<Map<string, OpenLoopResult>> = [];
+      for (let r = 0; r < rounds; r++) {
+        const round = new Map<string, OpenLoopResult>();
+        for (let i = 0; i < rateTargets.length; i++) {
+          const t = rateTargets[(i + r) % rateTargets.length]!;
+          const res = await openLoop(t.urls[protocol], t.headers);
+          if (res.failures > 0) console.log(`warning: ${t.label} had ${res.failures} failed requests at fixed rate`);
+          round.set(t.label, res);
+        }
+        perRate.push(round);
+      }
+      const direct = rateTargets.find((t) => t.kind === 'direct');
+      console.log(`${pad('target', 22)}${pad('p50 ms', 9, true)}${pad('p99 ms', 9, true)}${pad('+p50', 9, true)}${pad('+p99', 9, true)}  (added over direct, median of per-round differences)`);
+      for (const t of rateTargets) {
+        const p50 = median(perRate.map((r) => r.get(t.label)!.p50Ms));
+        const p99 = median(perRate.map((r) => r.get(t.label)!.p99Ms));
+        const added50 = direct && direct !== t ? median(perRate.map((r) => r.get(t.label)!.p50Ms - r.get(direct.label)!.p50Ms)) : NaN;
+        const added99 = direct && direct !== t ? median(perRate.map((r) => r.get(t.label)!.p99Ms - r.get(direct.label)!.p99Ms)) : NaN;
+        fixed[t.label] = { p50Ms: p50, p99Ms: p99, addedP50Ms: added50, addedP99Ms: added99, rounds: perRate.map((r) => r.get(t.label)) };
+        console.log(`${pad(t.label, 22)}${pad(fmt(p50, 3), 9, true)}${pad(fmt(p99, 3), 9, true)}${pad(fmt(added50, 3), 9, true)}${pad(fmt(added99, 3), 9, true)}`);
+      }
+      if (bare && direct) {
+        const added = (fixed[bare.label] as { addedP99Ms: number }).addedP99Ms;
+        console.log(`target: ${bare.label} p99 added over direct <= 1 ms at ${rate} req/s: ${fmt(added, 3)} ms ${added <= 1 ? 'MET' : 'NOT MET'}`);
+      }
+    }
+    results[protocol] = { closedLoop: table, fixedRate: fixed };
+  }
+  if (args.json) writeFileSync(args.json, JSON.stringify({ node: process.version, cpus, tool, connections, durationS, rounds, rate, notes, results }, null, 2));
+}
+
+try {
+  if (!existsSync(path.join(root, 'dist/src/cli/main.js'))) throw new Error('build first: npm run build');
+  await main();
+} finally {
+  await cleanup();
+}

@@ -1,0 +1,308 @@
+/**
+ * The audit module through a real gateway: records for requests, refusals and events, secret hygiene across
+ * logs, journal and exports, a SIEM sink that is down for a while under load, metrics and tracing.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { startTestGateway, startUpstream, httpRequest, rawRequest } from '../../testing/harness.js';
+import { issueCertificate } from '../identity/certificates.js';
+import { verifyJournal, loadPublicKey, journalLines } from './verify.js';
+import { exportRecords } from './export.js';
+
+function tmp(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'kycgate-audit-gw-'));
+}
+
+/** An HTTP receiver standing in for a SIEM collector; `failing` makes it answer 503. */
+async function startReceiver() {
+  const state = { failing: false, batches: 0, records: [] as Array<Record<string, unknown>>, authorization: [] as string[], waiters: [] as Array<() => void> };
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      if (state.failing) {
+        res.writeHead(503).end();
+        return;
+      }
+      state.batches++;
+      state.authorization.push(String(req.headers.authorization));
+      const body = Buffer.concat(chunks).toString('utf8');
+      if (req.url === '/v1/traces') state.records.push({ otlp: body });
+      else for (const r of JSON.parse(body) as Array<Record<string, unknown>>) state.records.push(r);
+      res.writeHead(204).end();
+      for (const w of state.waiters.splice(0)) w();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return {
+    state,
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    /** Resolves once `predicate` holds, re-checked on every batch received (bounded by `ms`). */
+    async until(predicate: () => boolean, ms = 15000): Promise<void> {
+      const deadline = Date.now() + ms;
+      while (!predicate()) {
+        if (Date.now() > deadline) throw new Error('receiver: condition not met in time');
+        await new Promise<void>((r) => {
+          state.waiters.push(r);
+          setTimeout(r, 200);
+        });
+      }
+    },
+    close: () => new Promise<void>((r) => {
+      server.closeAllConnections();
+      server.close(() => r());
+    }),
+  };
+}
+
+const SECRETS = {
+  apiKey: 'kgk_live_9f8e7d6c5b4a39281706f5e4d3c2b1a0',
+  bearer: 'eyJhbGciOiJIUzI1NiJ9.c2VjcmV0LWJlYXJlci10b2tlbi12YWx1ZQ.Zm9v',
+  cookie: 'session=sess_5c1a7e2b9d4f8e3a6b0c',
+  sinkAuth: 'Bearer sink-secret-4e1d9a7c3b5f2e8d',
+  webhookSecret: 'whsec_0a1b2c3d4e5f6a7b8c9d0e1f',
+  name: 'Jane Quintessa Public',
+  birth: '1984-07-23',
+};
+
+test('audit on: every request, refusal and event recorded; no secret or PII in logs, journal or exports', async () => {
+  const dataDir = tmp();
+  const receiver = await startReceiver();
+  process.env.KYCGATE_TEST_SINK_AUTH = SECRETS.sinkAuth;
+  process.env.KYCGATE_TEST_WEBHOOK_SECRET = SECRETS.webhookSecret;
+  const upstream = await startUpstream((req, res) => {
+    req.resume();
+    req.on('end', () => res.writeHead(200, { 'content-type': 'text/plain', 'set-cookie': SECRETS.cookie }).end('ok'));
+  });
+  const gw = await startTestGateway(
+    {
+      upstreams: { app: { targets: [{ url: upstream.url }] } },
+      routes: [
+        { name: 'kyc-api', match: { prefix: '/api' }, upstream: 'app', policies: [{ 'request-headers': { response_set: { 'x-served-by': 'kycgate' } } }, { audit: {} }] },
+      ],
+      audit: {
+        enabled: true,
+        group_commit_ms: 5,
+        request_headers: ['user-agent', 'authorization', 'x-api-key', 'cookie', 'proxy-authorization', 'x-customer-name'],
+        response_headers: ['x-served-by', 'set-cookie'],
+        redact_headers: ['x-customer-name'],
+        sinks: [{ name: 'siem', type: 'http', url: `${receiver.url}/ingest`, authorization: { env: 'KYCGATE_TEST_SINK_AUTH' }, retry_initial_ms: 50 }],
+      },
+    },
+    { dataDir },
+  );
+  try {
+    const headers = {
+      'x-api-key': SECRETS.apiKey,
+      authorization: `Bearer ${SECRETS.bearer}`,
+      cookie: SECRETS.cookie,
+      'proxy-authorization': `Basic ${Buffer.from('u:' + SECRETS.apiKey).toString('base64')}`,
+      'x-customer-name': SECRETS.name,
+      'user-agent': 'audit-test/1',
+      traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+      'content-type': 'application/json',
+    };
+    for (let i = 0; i < 5; i++) {
+      const r = await httpRequest(`${gw.url}/api/customers?name=x`, { method: 'POST', headers: { ...headers, 'x-request-id': `req-${i}` }, body: JSON.stringify({ name: SECRETS.name, birth_date: SECRETS.birth }) });
+      assert.equal(r.status, 200);
+    }
+    assert.equal((await httpRequest(`${gw.url}/nowhere`, { headers })).status, 404);
+    await rawRequest(gw.port, 'GET ftp://example/x HTTP/1.1\r\nHost: a\r\n\r\n', 500);
+    // Events as other modules emit them; a careless emitter's secret-looking fields are scrubbed too.
+    gw.gateway.services.events.emit({ type: 'auth.failure', requestId: 'req-x', route: 'kyc-api', outcome: 'invalid_api_key', data: { credential_prefix: 'kgk_live', api_key: SECRETS.apiKey } });
+    gw.gateway.services.events.emit({ type: 'webhook.refused', route: 'webhooks', outcome: 'invalid_signature', data: { provider: 'didit', signature: SECRETS.webhookSecret } });
+    await receiver.until(() => receiver.state.records.some((r) => r.type === 'webhook.refused'));
+  } finally {
+    await gw.close();
+    await upstream.close();
+  }
+  await receiver.close();
+
+  const auditDir = path.join(dataDir, 'audit');
+  const result = verifyJournal(auditDir, loadPublicKey(auditDir));
+  assert.equal(result.ok, true, result.problem?.message);
+  const records = [...journalLines(auditDir)].map((l) => JSON.parse(l.line) as Record<string, any>);
+  const requests = records.filter((r) => r.type === 'http.request');
+  assert.equal(requests.length, 5);
+  const first = requests.find((r) => r.request_id === 'req-0')!;
+  assert.equal(first.trace_id, '4bf92f3577b34da6a3ce929d0e0e4736');
+  assert.equal(first.route, 'kyc-api');
+  assert.equal(first.listener, 'main');
+  assert.equal(first.status, 200);
+  assert.equal(first.client_ip, '127.0.0.1');
+  assert.equal(first.upstream?.startsWith('http://127.0.0.1:'), true);
+  assert.equal(typeof first.latency_ms, 'number');
+  assert.equal(first.request_headers['user-agent'], 'audit-test/1');
+  for (const h of ['authorization', 'x-api-key', 'cookie', 'proxy-authorization', 'x-customer-name']) assert.equal(first.request_headers[h], '[redacted]', h);
+  assert.equal(first.response_headers['x-served-by'], 'kycgate');
+  assert.equal(first.response_headers['set-cookie'], '[redacted]', 'upstream Set-Cookie seen through the audit policy, redacted');
+  const refused = records.filter((r) => r.kind === 'refused');
+  assert.deepEqual(refused.map((r) => r.problem).sort(), ['invalid-path', 'not-found']);
+  assert.equal(records.find((r) => r.type === 'auth.failure')!.data.api_key, '[redacted]');
+  assert.equal(records.find((r) => r.type === 'auth.failure')!.outcome, 'invalid_api_key');
+  // Ids unique and sortable in journal order.
+  const ids = records.map((r) => r.id as string);
+  assert.equal(new Set(ids).size, ids.length);
+  assert.deepEqual([...ids].sort(), ids);
+  // Sink got everything, in order, with its Authorization header (the secret is for the receiver only).
+  assert.deepEqual(receiver.state.records.map((r) => r.seq), records.map((r) => r.seq));
+  assert.ok(receiver.state.authorization.every((a) => a === SECRETS.sinkAuth));
+
+  // Hygiene: not one planted value anywhere we write.
+  const haystacks: Array<[string, string]> = [
+    ['logs', JSON.stringify(gw.logs)],
+    ['journal', [...journalLines(auditDir)].map((l) => l.line).join('\n')],
+    ['checkpoints', fs.readFileSync(path.join(auditDir, 'checkpoints.jsonl'), 'utf8')],
+    ['export jsonl', [...exportRecords(auditDir, { format: 'jsonl', version: '0' })].join('\n')],
+    ['export cef', [...exportRecords(auditDir, { format: 'cef', version: '0' })].join('\n')],
+    ['sink', JSON.stringify(receiver.state.records)],
+  ];
+  const planted = [SECRETS.apiKey, SECRETS.bearer, SECRETS.cookie, 'sess_5c1a7e2b9d4f8e3a6b0c', SECRETS.sinkAuth, 'sink-secret-4e1d9a7c3b5f2e8d', SECRETS.webhookSecret, SECRETS.name, 'Quintessa', SECRETS.birth, Buffer.from('u:' + SECRETS.apiKey).toString('base64')];
+  for (const [where, text] of haystacks) {
+    assert.ok(text.length > 100, `${where} is not empty`);
+    for (const secret of planted) assert.ok(!text.includes(secret), `${where} contains a planted secret or PII value (${secret.slice(0, 6)}...)`);
+  }
+  fs.rmSync(dataDir, { recursive: true, force: true });
+});
+
+test('a sink down for a while under load: every record delivered after it returns, in order, unique ids', async () => {
+  const dataDir = tmp();
+  const receiver = await startReceiver();
+  receiver.state.failing = true;
+  const gw = await startTestGateway(
+    {
+      routes: [{ name: 'static', match: { path: '/s' }, policies: [{ 'static-response': { status: 200, body: 'ok' } }] }],
+      audit: { enabled: true, disk_alarm_bytes: 100000, sinks: [{ name: 'siem', type: 'http', url: `${receiver.url}/ingest`, batch_records: 200, retry_initial_ms: 100, retry_max_ms: 800 }] },
+    },
+    { dataDir },
+  );
+  let sent = 0;
+  try {
+    // Load for about 3 s while the receiver refuses everything (the 60 s outage runs the same retry loop, longer).
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+    const started = Date.now();
+    while (Date.now() - started < 3000) {
+      await Promise.all(Array.from({ length: 8 }, () => httpRequest(`${gw.url}/s`, { agent }).then((r) => assert.equal(r.status, 200))));
+      sent += 8;
+    }
+    agent.destroy();
+    const metricsDown = await httpRequest(`${gw.adminUrl}/metrics`);
+    const backlog = Number(/kycgate_audit_backlog_records\{sink="siem"\} (\d+)/.exec(metricsDown.body)?.[1]);
+    const pending = Number(/kycgate_audit_records_pending (\d+)/.exec(metricsDown.body)?.[1]);
+    assert.ok(backlog + pending >= sent, `backlog ${backlog} + pending ${pending} while down, ${sent} sent`);
+    assert.match(metricsDown.body, /kycgate_audit_sink_up\{sink="siem"\} 0/);
+    // The journal backs up on disk past the alarm threshold: metric and an error log, not silence.
+    assert.match(metricsDown.body, /kycgate_audit_disk_alarm 1/);
+    assert.ok(gw.logs.some((l) => l.level === 50 && String(l.msg).includes('disk usage over the alarm threshold')));
+    assert.ok(gw.logs.some((l) => l.level === 40 && String(l.msg).includes('audit sink delivery failed')));
+    assert.equal(receiver.state.records.length, 0);
+    receiver.state.failing = false;
+    await receiver.until(() => receiver.state.records.filter((r) => r.type === 'http.request').length >= sent, 20000);
+    const metricsUp = await httpRequest(`${gw.adminUrl}/metrics`);
+    assert.match(metricsUp.body, /kycgate_audit_sink_up\{sink="siem"\} 1/);
+  } finally {
+    await gw.close();
+  }
+  await receiver.close();
+  const auditDir = path.join(dataDir, 'audit');
+  const journal = [...journalLines(auditDir)].map((l) => JSON.parse(l.line) as { seq: number; id: string });
+  // At least once: de-duplicate by id, then it must be exactly the journal, in journal order.
+  const seen = new Set<string>();
+  const delivered = receiver.state.records.filter((r) => (seen.has(r.id as string) ? false : (seen.add(r.id as string), true)));
+  const deliveredSeqs = delivered.map((r) => r.seq as number);
+  assert.deepEqual(deliveredSeqs, journal.slice(0, deliveredSeqs.length).map((r) => r.seq));
+  assert.ok(delivered.filter((r) => r.type === 'http.request').length === sent, `${sent} requests delivered`);
+  fs.rmSync(dataDir, { recursive: true, force: true });
+});
+
+test('metrics: requests by route and status class, refusals, events, certificate expiry; cursors survive a restart', async () => {
+  const dataDir = tmp();
+  const certDir = tmp();
+  const notAfter = new Date(Date.UTC(2031, 0, 2, 3, 4, 5));
+  const cert = await issueCertificate({ subject: 'localhost', dns: ['localhost'], ips: ['127.0.0.1'], notAfter });
+  fs.writeFileSync(path.join(certDir, 'c.pem'), cert.certPem);
+  fs.writeFileSync(path.join(certDir, 'k.pem'), cert.keyPem, { mode: 0o600 });
+  const config = {
+    listeners: [{ name: 'main', port: 0 }, { name: 'secure', port: 0, tls: { cert: path.join(certDir, 'c.pem'), key: path.join(certDir, 'k.pem') } }],
+    routes: [
+      { name: 'ok', match: { path: '/ok' }, policies: [{ 'static-response': { status: 200, body: 'ok' } }] },
+      { name: 'teapot', match: { path: '/tea' }, policies: [{ 'static-response': { status: 418, body: 'no' } }] },
+    ],
+    audit: { enabled: true, sinks: [{ name: 'archive', type: 'file', path: 'siem/audit.jsonl' }] },
+  };
+  let gw = await startTestGateway(config, { dataDir });
+  try {
+    for (let i = 0; i < 3; i++) await httpRequest(`${gw.url}/ok`);
+    await httpRequest(`${gw.url}/tea`);
+    await httpRequest(`${gw.url}/missing`);
+    gw.gateway.services.events.emit({ type: 'auth.failure', outcome: 'expired_token' });
+    gw.gateway.services.events.emit({ type: 'provider.call', outcome: 'error', data: { provider: 'didit', latency_ms: 12 } });
+    gw.gateway.services.events.emit({ type: 'provider.breaker', data: { provider: 'didit', state: 'open' } });
+    gw.gateway.services.events.emit({ type: 'webhook.accepted', outcome: 'status_updated' });
+    gw.gateway.services.events.emit({ type: 'ratelimit.rejected', route: 'ok' });
+    const m = (await httpRequest(`${gw.adminUrl}/metrics`)).body;
+    assert.match(m, /kycgate_requests_total\{route="ok",status_class="2xx"\} 3/);
+    assert.match(m, /kycgate_requests_total\{route="teapot",status_class="4xx"\} 1/);
+    assert.match(m, /kycgate_request_duration_seconds_count\{route="ok",status_class="2xx"\} 3/);
+    assert.match(m, /kycgate_requests_refused_total\{problem="not-found"\} 1/);
+    assert.match(m, /kycgate_auth_failures_total\{reason="expired_token"\} 1/);
+    assert.match(m, /kycgate_provider_requests_total\{provider="didit",outcome="error"\} 1/);
+    assert.match(m, /kycgate_provider_breaker_state\{provider="didit"\} 2/);
+    assert.match(m, /kycgate_webhooks_total\{result="accepted",outcome="status_updated"\} 1/);
+    assert.match(m, /kycgate_ratelimit_rejections_total\{route="ok"\} 1/);
+    assert.match(m, new RegExp(`kycgate_tls_certificate_not_after_seconds\\{listener="secure"\\} ${notAfter.getTime() / 1000}`));
+    assert.match(m, /kycgate_audit_journal_bytes \d+/);
+    assert.ok(!/^nodejs_|^process_/m.test(m), 'own registry, not the global default metrics');
+  } finally {
+    await gw.close();
+  }
+  const archive = path.join(dataDir, 'siem/audit.jsonl');
+  const firstRun = fs.readFileSync(archive, 'utf8').trim().split('\n');
+  // Restart: the file sink resumes from its cursor and does not send the old records again.
+  gw = await startTestGateway(config, { dataDir });
+  try {
+    await httpRequest(`${gw.url}/ok`);
+  } finally {
+    await gw.close();
+  }
+  const all = fs.readFileSync(archive, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { seq: number });
+  assert.ok(all.length > firstRun.length);
+  assert.deepEqual(all.map((r) => r.seq), all.map((_, i) => i + 1), 'contiguous, no repeats after restart');
+  const v = verifyJournal(path.join(dataDir, 'audit'), loadPublicKey(path.join(dataDir, 'audit')));
+  assert.equal(v.ok, true, v.problem?.message);
+  fs.rmSync(dataDir, { recursive: true, force: true });
+  fs.rmSync(certDir, { recursive: true, force: true });
+});
+
+test('tracing: off creates nothing; on exports a server span under the incoming trace', async () => {
+  const receiver = await startReceiver();
+  const routes = [{ name: 'ok', match: { path: '/ok' }, policies: [{ 'static-response': { status: 200, body: 'ok' } }] }];
+  const off = await startTestGateway({ routes });
+  await httpRequest(`${off.url}/ok`, { headers: { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' } });
+  await off.close();
+  assert.equal(receiver.state.records.length, 0);
+  const on = await startTestGateway({ routes, audit: { tracing: { enabled: true, endpoint: `${receiver.url}/v1/traces` } } });
+  try {
+    // A provider call made on behalf of the request becomes a child span of the request's span.
+    on.gateway.services.events.emit({ type: 'provider.call', requestId: 'traced-1', outcome: 'ok', data: { provider: 'didit', latency_ms: 7 } });
+    await httpRequest(`${on.url}/ok`, { headers: { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', 'x-request-id': 'traced-1' } });
+  } finally {
+    await on.close(); // shutdown flushes the batch processor
+  }
+  await receiver.until(() => receiver.state.records.length > 0, 5000);
+  const body = String(receiver.state.records[0]!.otlp);
+  assert.match(body, /4bf92f3577b34da6a3ce929d0e0e4736/);
+  assert.match(body, /GET ok/);
+  const spans = (JSON.parse(body) as { resourceSpans: Array<{ scopeSpans: Array<{ spans: Array<{ name: string; traceId: string; spanId: string; parentSpanId?: string }> }> }> }).resourceSpans.flatMap((r) => r.scopeSpans.flatMap((s) => s.spans));
+  const server = spans.find((s) => s.name === 'GET ok')!;
+  const provider = spans.find((s) => s.name === 'provider didit')!;
+  assert.equal(server.parentSpanId, '00f067aa0ba902b7');
+  assert.equal(provider.parentSpanId, server.spanId);
+  assert.equal(provider.traceId, server.traceId);
+  await receiver.close();
+});

@@ -1,0 +1,205 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { memoryLogger } from '../../testing/harness.js';
+import { Journal } from './journal.js';
+import { signingKey, applyRetention } from './module.js';
+import type { SinkRunner } from './sinks.js';
+import { verifyJournal, loadPublicKey } from './verify.js';
+import { listSegments } from './segments.js';
+import { exportRecords, cefValue, cefHeader } from './export.js';
+import { canonicalOf, sha256Hex, type AuditEntry } from './record.js';
+
+function tmpAuditDir(): string {
+  return path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'kycgate-audit-')), 'audit');
+}
+
+async function writeJournal(dir: string, count: number, segmentBytes = 1 << 20, checkpointRecords = 10): Promise<void> {
+  const journal = new Journal({
+    auditDir: dir,
+    durability: 'group',
+    groupCommitMs: 1,
+    segmentBytes,
+    checkpointRecords,
+    checkpointSeconds: 60,
+    maxPending: 100000,
+    diskAlarmBytes: 0,
+    privateKey: signingKey(dir, undefined),
+    logger: memoryLogger().logger,
+  });
+  journal.open();
+  for (let i = 0; i < count; i++) {
+    const entry: AuditEntry = { kind: 'request', time: Date.now(), type: 'http.request', requestId: `r${i}`, route: 'r', method: 'GET', path: `/p/${i}`, status: 200, latencyMs: 1 };
+    journal.append(entry);
+    if (i % 7 === 0) await journal.flush();
+  }
+  await journal.close();
+}
+
+function linesOf(dir: string): Array<{ file: string; lines: string[] }> {
+  return listSegments(dir).map((s) => ({ file: s.file, lines: fs.readFileSync(s.file, 'utf8').split('\n').filter((l) => l !== '') }));
+}
+
+function rewrite(file: string, lines: string[]): void {
+  fs.writeFileSync(file, lines.map((l) => l + '\n').join(''));
+}
+
+test('an untouched journal verifies, across segments and checkpoints', async () => {
+  const dir = tmpAuditDir();
+  await writeJournal(dir, 60, 2000);
+  assert.ok(listSegments(dir).length > 3, 'several segments');
+  const r = verifyJournal(dir, loadPublicKey(dir));
+  assert.equal(r.ok, true, r.problem?.message);
+  assert.equal(r.records, 60);
+  assert.equal(r.lastSeq, 60);
+  assert.equal(r.signedThrough, 60, 'close writes a final checkpoint');
+  assert.ok(r.checkpoints >= 4, `checkpoints: ${r.checkpoints}`);
+});
+
+test('every single-byte flip in any record is detected and names that record', async () => {
+  const dir = tmpAuditDir();
+  await writeJournal(dir, 30);
+  const [seg] = linesOf(dir);
+  const original = fs.readFileSync(seg!.file);
+  // Flip one byte in several positions of several records, including the last one (covered by the checkpoint only).
+  for (const recordIndex of [0, 5, 17, 29]) {
+    const line = seg!.lines[recordIndex]!;
+    for (const pos of [2, 12, Math.floor(line.length / 2), line.length - 5]) {
+      const lines = [...seg!.lines];
+      const chars = [...line];
+      chars[pos] = chars[pos] === 'a' ? 'b' : 'a';
+      lines[recordIndex] = chars.join('');
+      rewrite(seg!.file, lines);
+      const r = verifyJournal(dir, loadPublicKey(dir));
+      assert.equal(r.ok, false, `flip at record ${recordIndex} pos ${pos} undetected`);
+      assert.equal(r.problem!.line, recordIndex + 1, `names line ${recordIndex + 1}: ${r.problem!.message}`);
+    }
+  }
+  fs.writeFileSync(seg!.file, original);
+  assert.equal(verifyJournal(dir, loadPublicKey(dir)).ok, true);
+});
+
+test('deleting, inserting and swapping records are each detected and named', async () => {
+  const dir = tmpAuditDir();
+  await writeJournal(dir, 30);
+  const [seg] = linesOf(dir);
+  const key = loadPublicKey(dir);
+  for (const i of [0, 10, 29]) {
+    const lines = [...seg!.lines];
+    lines.splice(i, 1);
+    rewrite(seg!.file, lines);
+    const r = verifyJournal(dir, key);
+    assert.equal(r.ok, false, `deleting record ${i + 1} undetected`);
+    assert.ok(r.problem!.kind === 'deleted' || r.problem!.kind === 'truncated', r.problem!.message);
+    assert.match(r.problem!.message, new RegExp(`seq ${i === 29 ? 29 : i + 1}\\b`));
+  }
+  {
+    const lines = [...seg!.lines];
+    lines.splice(12, 0, lines[5]!); // replay an old record
+    rewrite(seg!.file, lines);
+    const r = verifyJournal(dir, key);
+    assert.equal(r.ok, false);
+    assert.equal(r.problem!.kind, 'inserted');
+    assert.equal(r.problem!.line, 13);
+  }
+  {
+    const lines = [...seg!.lines];
+    lines.splice(12, 0, lines[12]!.replace('"/p/', '"/q/')); // a forged record
+    rewrite(seg!.file, lines);
+    const r = verifyJournal(dir, key);
+    assert.equal(r.ok, false);
+    assert.equal(r.problem!.line, 13, r.problem!.message);
+  }
+  {
+    const lines = [...seg!.lines];
+    [lines[20], lines[21]] = [lines[21]!, lines[20]!];
+    rewrite(seg!.file, lines);
+    const r = verifyJournal(dir, key);
+    assert.equal(r.ok, false);
+    assert.equal(r.problem!.kind, 'reordered');
+    assert.equal(r.problem!.seq, 22);
+    assert.equal(r.problem!.line, 21);
+  }
+  {
+    // Modified and rehashed so the record is self-consistent: the next record's link names it.
+    const lines = [...seg!.lines];
+    const canonical = canonicalOf(lines[9]!)!.canonical.replace('"/p/9"', '"/p/X"');
+    lines[9] = `${canonical.slice(0, -1)},"hash":"${sha256Hex(canonical)}"}`;
+    rewrite(seg!.file, lines);
+    const r = verifyJournal(dir, key);
+    assert.equal(r.ok, false);
+    assert.equal(r.problem!.kind, 'modified');
+    assert.equal(r.problem!.seq, 10, r.problem!.message);
+  }
+  rewrite(seg!.file, seg!.lines);
+  assert.equal(verifyJournal(dir, key).ok, true);
+});
+
+test('a rewritten chain (all hashes recomputed) fails the signed checkpoint; a foreign key is refused', async () => {
+  const dir = tmpAuditDir();
+  await writeJournal(dir, 25);
+  const other = tmpAuditDir();
+  await writeJournal(other, 25);
+  // Same shape, different content and chain: swap in the other journal's segment (valid chain, wrong signatures).
+  const [seg] = linesOf(dir);
+  const [otherSeg] = linesOf(other);
+  rewrite(seg!.file, otherSeg!.lines);
+  const r = verifyJournal(dir, loadPublicKey(dir));
+  assert.equal(r.ok, false);
+  assert.match(r.problem!.message, /signed checkpoint/);
+  const foreign = verifyJournal(other, loadPublicKey(dir));
+  assert.equal(foreign.ok, false);
+  assert.equal(foreign.problem!.kind, 'bad-checkpoint');
+});
+
+test('a torn last line from a crash is cut on open and the chain continues', async () => {
+  const dir = tmpAuditDir();
+  await writeJournal(dir, 10);
+  const [seg] = linesOf(dir);
+  fs.appendFileSync(seg!.file, '{"v":1,"seq":11,"id":"X","ti');
+  await writeJournal(dir, 5);
+  const r = verifyJournal(dir, loadPublicKey(dir));
+  assert.equal(r.ok, true, r.problem?.message);
+  assert.equal(r.lastSeq, 15);
+});
+
+test('export: time window, JSON lines as stored, CEF escaping', async () => {
+  const dir = tmpAuditDir();
+  await writeJournal(dir, 5);
+  const all = [...exportRecords(dir, { format: 'jsonl', version: '1' })];
+  assert.equal(all.length, 5);
+  assert.deepEqual(all, linesOf(dir)[0]!.lines);
+  assert.equal([...exportRecords(dir, { format: 'jsonl', version: '1', since: new Date(Date.now() + 60_000) })].length, 0);
+  const cef = [...exportRecords(dir, { format: 'cef', version: '1' })];
+  assert.match(cef[0]!, /^CEF:0\|kycgate\|kycgate\|1\|http\.request\|GET r 200\|3\|rt=\d+ externalId=\S+ cn1=1 cn1Label=seq /);
+  assert.equal(cefValue('a=b\\c\nd'), 'a\\=b\\\\c\\nd');
+  assert.equal(cefHeader('a|b\\c'), 'a\\|b\\\\c');
+});
+
+test('retention deletes old segments only once every sink has delivered them; verify still passes', async () => {
+  const dir = tmpAuditDir();
+  const logger = memoryLogger().logger;
+  const journal = new Journal({ auditDir: dir, durability: 'group', groupCommitMs: 1, segmentBytes: 1500, checkpointRecords: 5, checkpointSeconds: 60, maxPending: 1000, diskAlarmBytes: 0, privateKey: signingKey(dir, undefined), logger });
+  journal.open();
+  for (let i = 0; i < 40; i++) {
+    journal.append({ kind: 'event', time: Date.now(), type: 'key.created', outcome: 'ok' });
+    await journal.flush();
+  }
+  const segments = listSegments(dir);
+  assert.ok(segments.length >= 4);
+  const old = new Date(Date.now() - 3 * 86_400_000);
+  for (const s of segments) fs.utimesSync(s.file, old, old);
+  // A sink that has delivered up to the end of the second segment: only the first two may go.
+  const delivered = segments[2]!.firstSeq - 1;
+  applyRetention(journal, [{ cursor: { seq: delivered, segment: segments[2]!.firstSeq, offset: 0 } } as unknown as SinkRunner], 1, logger);
+  assert.deepEqual(listSegments(dir).map((s) => s.firstSeq), segments.slice(2).map((s) => s.firstSeq));
+  // Not old enough: nothing goes even when delivered.
+  applyRetention(journal, [{ cursor: { seq: 1e9, segment: 0, offset: 0 } } as unknown as SinkRunner], 30, logger);
+  assert.equal(listSegments(dir).length, segments.length - 2);
+  await journal.close();
+  const r = verifyJournal(dir, loadPublicKey(dir));
+  assert.equal(r.ok, true, r.problem?.message);
+  assert.equal(r.firstSeq, segments[2]!.firstSeq);
+});

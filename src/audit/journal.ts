@@ -1,0 +1,404 @@
+/**
+ * The audit journal writer: entries queue in memory and are serialised, hash-chained, written and fsynced in one
+ * batch per group-commit period (or synchronously in `sync` durability), so the request path only pushes an
+ * object. Segments are append-only JSON-lines files; signed checkpoints are written every N records or T seconds
+ * and on close. On start the tail of the last segment is checked: a torn final line (a crash mid-write) is cut
+ * off and the chain continues from the last complete record.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { KeyObject } from 'node:crypto';
+import type { Logger } from 'pino';
+import { GENESIS, RecordIds, serialise, canonicalOf, type AuditEntry } from './record.js';
+import { journalDir, listSegments, segmentName, signCheckpoint, type Segment } from './segments.js';
+
+export interface JournalOptions {
+  auditDir: string;
+  durability: 'group' | 'sync';
+  groupCommitMs: number;
+  segmentBytes: number;
+  checkpointRecords: number;
+  checkpointSeconds: number;
+  maxPending: number;
+  diskAlarmBytes: number;
+  privateKey: KeyObject;
+  logger: Logger;
+}
+
+/** The position up to which the journal is written and fsynced: sinks never read past it. */
+export interface CommittedPosition {
+  seq: number;
+  segment: number;
+  bytes: number;
+}
+
+interface Staged {
+  text: string;
+  count: number;
+  lastSeq: number;
+  lastHash: string;
+}
+
+const RETRY_AFTER_ERROR_MS = 1000;
+
+export class Journal {
+  private readonly ids = new RecordIds();
+  private pending: AuditEntry[] = [];
+  private staged: Staged | undefined;
+  private segments: Segment[] = [];
+  private fd = -1;
+  private checkpointFd = -1;
+  private segmentBytes = 0;
+  private nextSeq = 1;
+  private lastHash = GENESIS;
+  private timer: NodeJS.Timeout | undefined;
+  private checkpointTimer: NodeJS.Timeout | undefined;
+  private writing: Promise<void> | undefined;
+  private sinceCheckpoint = 0;
+  private lastCheckpointSeq = 0;
+  private closed = false;
+  private readonly commitListeners: Array<() => void> = [];
+  private errorLogged = false;
+  private dropLogged = 0;
+  committed: CommittedPosition = { seq: 0, segment: 1, bytes: 0 };
+  /** Counters read by the metrics. */
+  readonly stats = { records: 0, dropped: 0, writeErrors: 0, bytes: 0, alarm: false, checkpoints: 0 };
+
+  constructor(private readonly o: JournalOptions) {}
+
+  get pendingCount(): number {
+    return this.pending.length + (this.staged?.count ?? 0);
+  }
+
+  /** False while the last write failed (records are held in memory and retried). */
+  get writable(): boolean {
+    return !this.errorLogged;
+  }
+
+  get lastSeq(): number {
+    return this.committed.seq;
+  }
+
+  segmentList(): readonly Segment[] {
+    return this.segments;
+  }
+
+  /** Opens (or creates) the journal, repairing a torn tail left by a crash. */
+  open(): { recovered: number; truncatedBytes: number } {
+    fs.mkdirSync(journalDir(this.o.auditDir), { recursive: true, mode: 0o700 });
+    this.segments = listSegments(this.o.auditDir);
+    let truncatedBytes = 0;
+    let recovered = 0;
+    for (const s of this.segments) this.stats.bytes += fs.statSync(s.file).size;
+    // The newest segment may end in a torn line (crash mid-write): cut it. An empty newest segment (just rotated)
+    // continues the chain from the previous segment's last record.
+    for (let i = this.segments.length - 1; i >= 0; i--) {
+      const seg = this.segments[i]!;
+      const text = fs.readFileSync(seg.file);
+      const tail = lastCompleteRecord(text);
+      if (i === this.segments.length - 1 && tail.keepBytes < text.length) {
+        fs.truncateSync(seg.file, tail.keepBytes);
+        truncatedBytes = text.length - tail.keepBytes;
+        this.stats.bytes -= truncatedBytes;
+      }
+      if (tail.line !== undefined) {
+        const rec = JSON.parse(tail.line) as { seq: number };
+        this.nextSeq = rec.seq + 1;
+        this.lastHash = canonicalOf(tail.line)!.hash;
+        recovered = rec.seq;
+        break;
+      }
+      this.nextSeq = seg.firstSeq;
+    }
+    if (this.segments.length === 0) this.startSegment(1);
+    else {
+      const last = this.segments[this.segments.length - 1]!;
+      this.fd = fs.openSync(last.file, 'a', 0o600);
+      this.segmentBytes = fs.fstatSync(this.fd).size;
+    }
+    const current = this.segments[this.segments.length - 1]!;
+    this.committed = { seq: this.nextSeq - 1, segment: current.firstSeq, bytes: this.segmentBytes };
+    this.checkpointFd = fs.openSync(path.join(this.o.auditDir, 'checkpoints.jsonl'), 'a', 0o600);
+    this.lastCheckpointSeq = this.nextSeq - 1;
+    this.checkpointTimer = setInterval(() => {
+      if (this.sinceCheckpoint > 0) this.scheduleFlush(0);
+    }, this.o.checkpointSeconds * 1000);
+    this.checkpointTimer.unref();
+    if (truncatedBytes > 0) this.o.logger.warn({ truncated_bytes: truncatedBytes, last_seq: this.nextSeq - 1 }, 'audit journal: incomplete last record from an unclean stop removed');
+    return { recovered, truncatedBytes };
+  }
+
+  private startSegment(firstSeq: number): void {
+    if (this.fd !== -1) fs.closeSync(this.fd);
+    const file = path.join(journalDir(this.o.auditDir), segmentName(firstSeq));
+    this.fd = fs.openSync(file, 'a', 0o600);
+    this.segments.push({ firstSeq, file });
+    this.segmentBytes = 0;
+    // Make the new file's directory entry durable.
+    try {
+      const dfd = fs.openSync(journalDir(this.o.auditDir), 'r');
+      fs.fsyncSync(dfd);
+      fs.closeSync(dfd);
+    } catch {
+      /* not supported on every platform */
+    }
+  }
+
+  onCommit(listener: () => void): void {
+    this.commitListeners.push(listener);
+  }
+
+  /** Queues an entry (the only work done on the request path). */
+  append(entry: AuditEntry): void {
+    if (this.closed) return;
+    if (this.pending.length >= this.o.maxPending) {
+      this.stats.dropped++;
+      const now = Date.now();
+      if (now - this.dropLogged > 10_000) {
+        this.dropLogged = now;
+        this.o.logger.error({ dropped_total: this.stats.dropped, pending: this.pending.length }, 'audit journal cannot keep up or cannot be written: records are being DROPPED');
+      }
+      return;
+    }
+    this.pending.push(entry);
+    this.scheduleFlush(this.o.groupCommitMs);
+  }
+
+  /** Appends and fsyncs before returning (durability `sync`): the caller's answer waits for the disk. */
+  appendDurable(entry: AuditEntry): void {
+    if (this.closed) return;
+    this.pending.push(entry);
+    this.flushSync();
+  }
+
+  private scheduleFlush(ms: number): void {
+    if (this.timer !== undefined || this.closed) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      if (this.o.durability === 'sync') this.flushSync();
+      else void this.flush();
+    }, ms);
+  }
+
+  private stage(): void {
+    if (this.staged !== undefined || this.pending.length === 0) return;
+    const entries = this.pending;
+    this.pending = [];
+    let text = '';
+    let hash = this.lastHash;
+    let seq = this.nextSeq;
+    for (const e of entries) {
+      const out = serialise(e, seq, this.ids.next(e.time, seq), hash);
+      text += out.line + '\n';
+      hash = out.hash;
+      seq++;
+    }
+    this.staged = { text, count: entries.length, lastSeq: seq - 1, lastHash: hash };
+  }
+
+  /** Writes and fsyncs what is pending, off the request path. */
+  flush(): Promise<void> {
+    if (this.writing) return this.writing.then(() => (this.pendingCount > 0 ? this.flush() : undefined));
+    this.writing = this.writeBatch().finally(() => {
+      this.writing = undefined;
+    });
+    return this.writing;
+  }
+
+  private async writeBatch(): Promise<void> {
+    this.stage();
+    const staged = this.staged;
+    if (staged === undefined) return this.maybeCheckpoint(false);
+    const buf = Buffer.from(staged.text, 'utf8');
+    const fd = this.fd;
+    const before = this.segmentBytes;
+    try {
+      await writeAll(fd, buf);
+      await new Promise<void>((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(err) : resolve())));
+    } catch (err) {
+      this.writeFailed(err as Error, fd, before);
+      return;
+    }
+    this.committedBatch(staged, buf.length);
+    await this.maybeCheckpoint(false);
+  }
+
+  /** Synchronous write and fsync of everything pending (durability `sync`, and close). */
+  flushSync(): void {
+    if (this.writing) {
+      // An asynchronous batch is in flight (group mode closing): let it finish first to keep the order.
+      return;
+    }
+    this.stage();
+    const staged = this.staged;
+    if (staged !== undefined) {
+      const buf = Buffer.from(staged.text, 'utf8');
+      const before = this.segmentBytes;
+      try {
+        let off = 0;
+        while (off < buf.length) off += fs.writeSync(this.fd, buf, off);
+        fs.fdatasyncSync(this.fd);
+      } catch (err) {
+        this.writeFailed(err as Error, this.fd, before);
+        return;
+      }
+      this.committedBatch(staged, buf.length);
+    }
+    this.checkpointSyncIfDue(false);
+  }
+
+  private writeFailed(err: Error, fd: number, before: number): void {
+    this.stats.writeErrors++;
+    // Cut any partial write so the retry appends whole lines after the last committed one.
+    try {
+      fs.ftruncateSync(fd, before);
+    } catch {
+      /* retried on the next attempt */
+    }
+    if (!this.errorLogged) {
+      this.errorLogged = true;
+      this.o.logger.error({ err: err.message, pending: this.pendingCount }, 'audit journal write failed; records are kept in memory and retried');
+    }
+    this.scheduleFlush(RETRY_AFTER_ERROR_MS);
+  }
+
+  private committedBatch(staged: Staged, bytes: number): void {
+    this.staged = undefined;
+    if (this.errorLogged) {
+      this.errorLogged = false;
+      this.o.logger.info('audit journal writable again');
+    }
+    this.nextSeq = staged.lastSeq + 1;
+    this.lastHash = staged.lastHash;
+    this.segmentBytes += bytes;
+    this.stats.bytes += bytes;
+    this.stats.records += staged.count;
+    this.sinceCheckpoint += staged.count;
+    const seg = this.segments[this.segments.length - 1]!;
+    this.committed = { seq: staged.lastSeq, segment: seg.firstSeq, bytes: this.segmentBytes };
+    this.checkDiskAlarm();
+    if (this.segmentBytes >= this.o.segmentBytes) {
+      this.startSegment(this.nextSeq);
+      this.committed = { seq: staged.lastSeq, segment: this.nextSeq, bytes: 0 };
+    }
+    for (const l of this.commitListeners) l();
+    if (this.pending.length > 0) this.scheduleFlush(this.o.durability === 'sync' ? 0 : this.o.groupCommitMs);
+  }
+
+  private checkDiskAlarm(): void {
+    const limit = this.o.diskAlarmBytes;
+    if (limit === 0) return;
+    const over = this.stats.bytes > limit;
+    if (over !== this.stats.alarm) {
+      this.stats.alarm = over;
+      if (over) this.o.logger.error({ journal_bytes: this.stats.bytes, limit_bytes: limit }, 'audit journal disk usage over the alarm threshold: a sink is behind or retention is too long');
+      else this.o.logger.info({ journal_bytes: this.stats.bytes }, 'audit journal disk usage back under the alarm threshold');
+    }
+  }
+
+  /** Bytes recorded as removed by retention. */
+  forgetBytes(bytes: number): void {
+    this.stats.bytes -= bytes;
+    this.checkDiskAlarm();
+  }
+
+  /** Drops the given segments from the in-memory list (after retention deleted their files). */
+  forgetSegments(firstSeqs: Set<number>): void {
+    this.segments = this.segments.filter((s) => !firstSeqs.has(s.firstSeq));
+  }
+
+  private checkpointLine(): string {
+    const c = signCheckpoint(this.o.privateKey, this.nextSeq - 1, this.lastHash, new Date().toISOString());
+    this.lastCheckpointSeq = c.seq;
+    this.sinceCheckpoint = 0;
+    this.stats.checkpoints++;
+    return JSON.stringify(c) + '\n';
+  }
+
+  private lastCheckpointAt = Date.now();
+
+  private async maybeCheckpoint(force: boolean): Promise<void> {
+    if (!this.timeOrCountDue(force)) return;
+    const line = Buffer.from(this.checkpointLine(), 'utf8');
+    try {
+      await writeAll(this.checkpointFd, line);
+      await new Promise<void>((resolve, reject) => fs.fdatasync(this.checkpointFd, (err) => (err ? reject(err) : resolve())));
+    } catch (err) {
+      this.o.logger.error({ err: (err as Error).message }, 'audit checkpoint write failed');
+    }
+  }
+
+  private checkpointSyncIfDue(force: boolean): void {
+    if (!this.timeOrCountDue(force)) return;
+    try {
+      fs.writeSync(this.checkpointFd, this.checkpointLine());
+      fs.fdatasyncSync(this.checkpointFd);
+    } catch (err) {
+      this.o.logger.error({ err: (err as Error).message }, 'audit checkpoint write failed');
+    }
+  }
+
+  private timeOrCountDue(force: boolean): boolean {
+    const seq = this.nextSeq - 1;
+    if (seq === 0 || seq === this.lastCheckpointSeq) return false;
+    const now = Date.now();
+    if (force || this.sinceCheckpoint >= this.o.checkpointRecords || now - this.lastCheckpointAt >= this.o.checkpointSeconds * 1000) {
+      this.lastCheckpointAt = now;
+      return true;
+    }
+    return false;
+  }
+
+  /** Writes everything pending and a final checkpoint, then closes the files. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    clearInterval(this.checkpointTimer);
+    while (this.writing) await this.writing;
+    this.closed = true;
+    for (let attempt = 0; attempt < 3 && this.pendingCount > 0; attempt++) await this.flush();
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.pendingCount > 0) this.o.logger.error({ lost: this.pendingCount }, 'audit journal closed with records that could not be written');
+    await this.maybeCheckpoint(true);
+    fs.closeSync(this.fd);
+    fs.closeSync(this.checkpointFd);
+  }
+}
+
+function writeAll(fd: number, buf: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const step = (off: number) => {
+      fs.write(fd, buf, off, buf.length - off, null, (err, written) => {
+        if (err) return reject(err);
+        if (off + written < buf.length) step(off + written);
+        else resolve();
+      });
+    };
+    step(0);
+  });
+}
+
+/** The last newline-terminated, well-formed record line of a segment and the bytes up to its end. */
+function lastCompleteRecord(buf: Buffer): { line: string | undefined; keepBytes: number } {
+  let end = buf.length;
+  // Bytes after the last newline are an unfinished line, the only thing a crash can leave; they are cut. A
+  // malformed complete line is never cut (it may be evidence of tampering; verify reports it).
+  while (end > 0 && buf[end - 1] !== 10) end--;
+  const keepBytes = end;
+  while (end > 0) {
+    const start = buf.lastIndexOf(10, end - 2) + 1;
+    const line = buf.subarray(start, end - 1).toString('utf8');
+    if (canonicalOf(line) !== undefined) {
+      try {
+        JSON.parse(line);
+        return { line, keepBytes };
+      } catch {
+        /* torn: keep walking back */
+      }
+    }
+    end = start;
+  }
+  return { line: undefined, keepBytes };
+}

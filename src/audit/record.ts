@@ -1,0 +1,233 @@
+/**
+ * Audit records. On the request path a record is only an entry: fields copied from the context into a plain
+ * object (no string building, no JSON). The journal turns entries into canonical JSON lines later, in a batch.
+ *
+ * Line format (one JSON object per line, keys in this fixed order, absent fields omitted):
+ *   v, seq, id, time, kind, type, request_id, trace_id, listener, route, method, path, client_ip, consumer,
+ *   subject, auth_method, credential_id, spiffe_id, decision, upstream, status, latency_ms, problem, aborted,
+ *   outcome, request_headers, response_headers, data, prev, hash
+ * `hash` is the SHA-256 (hex) of the line's canonical bytes: the line without `,"hash":"..."` (i.e. ending in
+ * `"prev":"..."}`); `prev` is the previous record's `hash`.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import type { RequestContext } from '../pipeline/context.js';
+import type { GatewayEvent, RefusedRequest } from '../observe/events.js';
+
+/** What onRequestComplete / onRequestRefused / onEvent copy; serialised off the request path. */
+export interface AuditEntry {
+  kind: 'request' | 'refused' | 'event';
+  /** Epoch milliseconds. */
+  time: number;
+  type: string;
+  requestId?: string | undefined;
+  traceparent?: string | undefined;
+  listener?: string | undefined;
+  route?: string | undefined;
+  method?: string | undefined;
+  path?: string | undefined;
+  clientIp?: string | undefined;
+  consumer?: string | undefined;
+  subject?: string | undefined;
+  authMethod?: string | undefined;
+  credentialId?: string | undefined;
+  spiffeId?: string | undefined;
+  decision?: { outcome: string; policy?: string; rule?: string; reason?: string } | undefined;
+  upstream?: string | undefined;
+  status?: number | undefined;
+  latencyMs?: number | undefined;
+  problem?: string | undefined;
+  aborted?: boolean | undefined;
+  outcome?: string | undefined;
+  requestHeaders?: Record<string, string> | undefined;
+  responseHeaders?: Record<string, string> | undefined;
+  data?: Record<string, unknown> | undefined;
+}
+
+/** Header names whose values never enter a record, whatever the config says. */
+export const ALWAYS_REDACTED = ['authorization', 'proxy-authorization', 'cookie', 'set-cookie', 'x-api-key'];
+export const REDACTED = '[redacted]';
+
+/** Keys in event data whose values are replaced: emitters must not send secrets, this is defence in depth. */
+const SECRET_KEY = /secret|token|password|passwd|authori[sz]ation|cookie|api[-_]?key|signature|private|credential(?!_?id)/i;
+
+/** Header capture compiled once from config: which names to copy, which of them are replaced. */
+export class HeaderCapture {
+  private readonly names: string[];
+  private readonly redacted: Set<string>;
+  constructor(names: readonly string[], redact: readonly string[]) {
+    this.names = [...new Set(names.map((n) => n.toLowerCase()))];
+    this.redacted = new Set([...ALWAYS_REDACTED, ...redact.map((n) => n.toLowerCase())]);
+  }
+
+  get empty(): boolean {
+    return this.names.length === 0;
+  }
+
+  fromRequest(ctx: RequestContext): Record<string, string> | undefined {
+    if (this.names.length === 0) return undefined;
+    let out: Record<string, string> | undefined;
+    for (const name of this.names) {
+      const value = ctx.headers[name];
+      if (value === undefined) continue;
+      (out ??= {})[name] = this.redacted.has(name) ? REDACTED : Array.isArray(value) ? value.join(', ') : value;
+    }
+    return out;
+  }
+
+  fromHead(headers: ReadonlyMap<string, string | string[]>): Record<string, string> | undefined {
+    if (this.names.length === 0) return undefined;
+    let out: Record<string, string> | undefined;
+    for (const name of this.names) {
+      const value = headers.get(name);
+      if (value === undefined) continue;
+      (out ??= {})[name] = this.redacted.has(name) ? REDACTED : Array.isArray(value) ? value.join(', ') : value;
+    }
+    return out;
+  }
+
+  fromChanges(changes: ReadonlyArray<[string, string | string[]]> | undefined): Record<string, string> | undefined {
+    if (this.names.length === 0 || changes === undefined) return undefined;
+    let out: Record<string, string> | undefined;
+    for (const [name, value] of changes) {
+      if (!this.names.includes(name)) continue;
+      (out ??= {})[name] = this.redacted.has(name) ? REDACTED : Array.isArray(value) ? value.join(', ') : value;
+    }
+    return out;
+  }
+}
+
+export function requestEntry(ctx: RequestContext, now: number, latencyMs: number, reqHeaders: HeaderCapture, resHeaders: HeaderCapture): AuditEntry {
+  const id = ctx.identity;
+  return {
+    kind: 'request',
+    time: now,
+    type: 'http.request',
+    requestId: ctx.id,
+    traceparent: ctx.header('traceparent'),
+    listener: ctx.listener,
+    route: ctx.route.name,
+    method: ctx.method,
+    path: ctx.path,
+    clientIp: ctx.clientIp,
+    consumer: id?.consumer,
+    subject: ctx.subject,
+    authMethod: id?.method,
+    credentialId: id?.credentialId,
+    spiffeId: id?.spiffeId,
+    decision: ctx.decision,
+    upstream: ctx.target,
+    status: ctx.status,
+    latencyMs,
+    problem: ctx.errorKind,
+    aborted: ctx.aborted || undefined,
+    requestHeaders: reqHeaders.empty ? undefined : reqHeaders.fromRequest(ctx),
+    responseHeaders: resHeaders.empty ? undefined : resHeaders.fromChanges(ctx.responseHeaderChanges),
+  };
+}
+
+export function refusedEntry(info: RefusedRequest, now: number, latencyMs: number): AuditEntry {
+  return {
+    kind: 'refused',
+    time: now,
+    type: 'http.refused',
+    requestId: info.requestId,
+    listener: info.listener,
+    method: info.method,
+    clientIp: info.clientIp,
+    status: info.status,
+    problem: info.problem,
+    latencyMs,
+  };
+}
+
+export function eventEntry(event: GatewayEvent, now: number): AuditEntry {
+  return { kind: 'event', time: now, type: event.type, requestId: event.requestId, route: event.route, outcome: event.outcome, data: event.data };
+}
+
+/** Replaces values under secret-looking keys, recursively (bounded depth). */
+export function scrub(value: unknown, depth = 0): unknown {
+  if (depth > 6 || value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) return value.map((v) => scrub(v, depth + 1));
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) out[k] = SECRET_KEY.test(k) ? REDACTED : scrub(v, depth + 1);
+  return out;
+}
+
+/** Trace id (32 hex) of a valid W3C traceparent, else undefined. */
+export function traceIdOf(traceparent: string | undefined): string | undefined {
+  if (traceparent === undefined) return undefined;
+  const m = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/.exec(traceparent.trim());
+  return m && m[1] !== '00000000000000000000000000000000' ? m[1] : undefined;
+}
+
+const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+
+function base32(value: number, length: number): string {
+  let out = '';
+  for (let i = 0; i < length; i++) {
+    out = CROCKFORD[value % 32]! + out;
+    value = Math.floor(value / 32);
+  }
+  return out;
+}
+
+/**
+ * Record ids: 10 characters of millisecond time, 6 of instance (random per process start), 10 of journal sequence,
+ * all Crockford base32. Unique across instances and restarts, and sortable by time.
+ */
+export class RecordIds {
+  private readonly instance = base32(randomBytes(4).readUInt32BE(0), 6);
+  next(time: number, seq: number): string {
+    return base32(time, 10) + this.instance + base32(seq, 10);
+  }
+}
+
+export const HASH_SUFFIX_LENGTH = ',"hash":"'.length + 64 + '"}'.length;
+
+/** Serialises an entry into a journal line (without newline), returning the line and its hash. */
+export function serialise(entry: AuditEntry, seq: number, id: string, prev: string): { line: string; hash: string } {
+  const record: Record<string, unknown> = { v: 1, seq, id, time: new Date(entry.time).toISOString(), kind: entry.kind, type: entry.type };
+  if (entry.requestId !== undefined) record.request_id = entry.requestId;
+  const traceId = traceIdOf(entry.traceparent);
+  if (traceId !== undefined) record.trace_id = traceId;
+  if (entry.listener !== undefined) record.listener = entry.listener;
+  if (entry.route !== undefined) record.route = entry.route;
+  if (entry.method !== undefined) record.method = entry.method;
+  if (entry.path !== undefined) record.path = entry.path;
+  if (entry.clientIp !== undefined) record.client_ip = entry.clientIp;
+  if (entry.consumer !== undefined) record.consumer = entry.consumer;
+  if (entry.subject !== undefined) record.subject = entry.subject;
+  if (entry.authMethod !== undefined) record.auth_method = entry.authMethod;
+  if (entry.credentialId !== undefined) record.credential_id = entry.credentialId;
+  if (entry.spiffeId !== undefined) record.spiffe_id = entry.spiffeId;
+  if (entry.decision !== undefined) record.decision = entry.decision;
+  if (entry.upstream !== undefined) record.upstream = entry.upstream;
+  if (entry.status !== undefined) record.status = entry.status;
+  if (entry.latencyMs !== undefined) record.latency_ms = Math.round(entry.latencyMs * 1000) / 1000;
+  if (entry.problem !== undefined) record.problem = entry.problem;
+  if (entry.aborted) record.aborted = true;
+  if (entry.outcome !== undefined) record.outcome = entry.outcome;
+  if (entry.requestHeaders !== undefined) record.request_headers = entry.requestHeaders;
+  if (entry.responseHeaders !== undefined) record.response_headers = entry.responseHeaders;
+  if (entry.data !== undefined) record.data = scrub(entry.data);
+  record.prev = prev;
+  const canonical = JSON.stringify(record);
+  const hash = createHash('sha256').update(canonical).digest('hex');
+  return { line: `${canonical.slice(0, -1)},"hash":"${hash}"}`, hash };
+}
+
+/** The canonical bytes of a stored line (what its `hash` covers), or undefined when the line is not shaped right. */
+export function canonicalOf(line: string): { canonical: string; hash: string } | undefined {
+  if (line.length < HASH_SUFFIX_LENGTH + 2) return undefined;
+  const suffix = line.slice(line.length - HASH_SUFFIX_LENGTH);
+  const m = /^,"hash":"([0-9a-f]{64})"\}$/.exec(suffix);
+  if (!m) return undefined;
+  return { canonical: line.slice(0, line.length - HASH_SUFFIX_LENGTH) + '}', hash: m[1]! };
+}
+
+export function sha256Hex(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+/** The chain starts from this value (the `prev` of the very first record). */
+export const GENESIS = '0'.repeat(64);

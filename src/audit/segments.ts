@@ -1,0 +1,63 @@
+/**
+ * Journal layout on disk, shared by the writer, the sinks and `kycgate audit verify/export`:
+ *   <audit dir>/journal/<first seq, 16 digits>.jsonl   segments of records, append-only, one JSON line each
+ *   <audit dir>/checkpoints.jsonl                      signed checkpoints
+ *   <audit dir>/signing-key.pem, signing-key.pub.pem   generated Ed25519 key pair (when no key is configured)
+ *   <audit dir>/cursors/<sink>.json                    each sink's delivered position
+ */
+import { readdirSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
+import { createHash } from 'node:crypto';
+
+export interface Segment {
+  firstSeq: number;
+  file: string;
+}
+
+export function journalDir(auditDir: string): string {
+  return path.join(auditDir, 'journal');
+}
+
+export function segmentName(firstSeq: number): string {
+  return `${String(firstSeq).padStart(16, '0')}.jsonl`;
+}
+
+export function listSegments(auditDir: string): Segment[] {
+  const dir = journalDir(auditDir);
+  mkdirSync(dir, { recursive: true });
+  return readdirSync(dir)
+    .filter((n) => /^\d{16}\.jsonl$/.test(n))
+    .sort()
+    .map((n) => ({ firstSeq: Number(n.slice(0, 16)), file: path.join(dir, n) }));
+}
+
+export interface Checkpoint {
+  seq: number;
+  hash: string;
+  time: string;
+  key_id: string;
+  sig: string;
+}
+
+function checkpointMessage(seq: number, hash: string, time: string): Buffer {
+  return Buffer.from(`kycgate-audit-checkpoint/v1\n${seq}\n${hash}\n${time}`, 'utf8');
+}
+
+/** First 16 hex digits of the SHA-256 of the public key (SPKI DER): names the key that signed a checkpoint. */
+export function keyId(publicKey: KeyObject): string {
+  return createHash('sha256').update(publicKey.export({ type: 'spki', format: 'der' })).digest('hex').slice(0, 16);
+}
+
+export function signCheckpoint(privateKey: KeyObject, seq: number, hash: string, time: string): Checkpoint {
+  const publicKey = createPublicKey(privateKey);
+  return { seq, hash, time, key_id: keyId(publicKey), sig: sign(null, checkpointMessage(seq, hash, time), privateKey).toString('base64') };
+}
+
+export function checkpointValid(publicKey: KeyObject, c: Checkpoint): boolean {
+  try {
+    return verify(null, checkpointMessage(c.seq, c.hash, c.time), publicKey, Buffer.from(c.sig, 'base64'));
+  } catch {
+    return false;
+  }
+}

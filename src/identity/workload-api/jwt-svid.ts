@@ -1,0 +1,110 @@
+/**
+ * JWT-SVIDs for the gateway itself (FetchJWTSVID, a unary call): a token per audience, reused until half of its
+ * lifetime has passed (SPIRE's default TTL is 5 minutes), fetched again before that by the next request. One
+ * fetch at a time per audience set, however many requests are waiting.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { decodeJwt } from 'jose';
+import type { Logger } from 'pino';
+import { grpcTargetOf, WORKLOAD_METADATA_KEY } from './stream.js';
+import { decodeJwtSvidResponse, encodeJwtSvidRequest, type JwtSvid } from './protobuf.js';
+
+export const FETCH_JWT_SVID = '/SpiffeWorkloadAPI/FetchJWTSVID';
+
+export interface JwtSvidClientOptions {
+  address?: string;
+  /** Deadline of one call. */
+  timeoutMs?: number;
+}
+
+interface CachedToken {
+  token: string;
+  spiffeId: string;
+  /** Epoch ms after which a new token is fetched. */
+  refreshAt: number;
+  /** Epoch ms after which the token must not be sent. */
+  expiresAt: number;
+}
+
+export class WorkloadJwtSvidClient {
+  private readonly client: grpc.Client;
+  private readonly timeoutMs: number;
+  private cached: CachedToken | undefined;
+  private inflight: Promise<CachedToken> | undefined;
+  /** Calls made to the Workload API (for tests and metrics). */
+  fetches = 0;
+
+  constructor(
+    private readonly audience: string[],
+    private readonly spiffeId: string | undefined,
+    private readonly logger: Logger,
+    options: JwtSvidClientOptions = {},
+  ) {
+    const address = options.address ?? process.env.SPIFFE_ENDPOINT_SOCKET;
+    if (!address) throw new Error('no Workload API address: set SPIFFE_ENDPOINT_SOCKET or configure the socket');
+    this.timeoutMs = options.timeoutMs ?? 2000;
+    this.client = new grpc.Client(grpcTargetOf(address), grpc.credentials.createInsecure());
+  }
+
+  /** The current token when one is fresh (no I/O), else undefined. */
+  fresh(now = Date.now()): string | undefined {
+    const c = this.cached;
+    return c !== undefined && now < c.refreshAt ? c.token : undefined;
+  }
+
+  /** A usable token: the fresh one, or a newly fetched one (a still-valid old one if fetching fails). */
+  async token(now = Date.now()): Promise<string> {
+    const fresh = this.fresh(now);
+    if (fresh !== undefined) return fresh;
+    try {
+      return (await (this.inflight ??= this.fetch().finally(() => (this.inflight = undefined)))).token;
+    } catch (err) {
+      const c = this.cached;
+      if (c !== undefined && Date.now() < c.expiresAt) {
+        this.logger.warn({ reason: (err as Error).message }, 'JWT-SVID refresh failed; the current token stays in use until it expires');
+        return c.token;
+      }
+      throw err;
+    }
+  }
+
+  private fetch(): Promise<CachedToken> {
+    this.fetches++;
+    const metadata = new grpc.Metadata();
+    metadata.set(WORKLOAD_METADATA_KEY, 'true');
+    return new Promise((resolve, reject) => {
+      this.client.makeUnaryRequest<Buffer, JwtSvid[]>(
+        FETCH_JWT_SVID,
+        (b) => b,
+        decodeJwtSvidResponse,
+        encodeJwtSvidRequest({ audience: this.audience, ...(this.spiffeId ? { spiffeId: this.spiffeId } : {}) }),
+        metadata,
+        { deadline: Date.now() + this.timeoutMs },
+        (err, svids) => {
+          if (err) {
+            if (err.code === grpc.status.PERMISSION_DENIED) this.cached = undefined;
+            return reject(new Error(`FetchJWTSVID failed: ${grpc.status[err.code] ?? err.code}`));
+          }
+          const svid = this.spiffeId ? svids?.find((s) => s.spiffeId === this.spiffeId) : svids?.[0];
+          if (!svid) return reject(new Error('FetchJWTSVID returned no token'));
+          let claims;
+          try {
+            claims = decodeJwt(svid.svid);
+          } catch {
+            return reject(new Error('FetchJWTSVID returned a malformed token'));
+          }
+          if (typeof claims.exp !== 'number') return reject(new Error('FetchJWTSVID returned a token without exp'));
+          const now = Date.now();
+          const expiresAt = claims.exp * 1000;
+          const issuedAt = typeof claims.iat === 'number' ? claims.iat * 1000 : now;
+          this.cached = { token: svid.svid, spiffeId: svid.spiffeId, expiresAt, refreshAt: issuedAt + (expiresAt - issuedAt) / 2 };
+          resolve(this.cached);
+        },
+      );
+    });
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}

@@ -1,0 +1,173 @@
+/**
+ * In-memory verification state per subject, so an approved subject costs a map lookup on the hot path: no store
+ * query, no JSON, no signing. Entries expire after a TTL (short while unverified, never past a verification's own
+ * expiry) and are dropped at once when a webhook changes the subject's state, here or (through Redis) on another
+ * instance. Loads are single-flight per subject.
+ */
+import type { VerificationState } from '../providers/provider.js';
+import type { VerificationRow } from './verification-store.js';
+
+export interface WorkflowStatus {
+  readonly workflow: string;
+  readonly provider: string;
+  /** Normalised state; `expired` also when an approval outlived max_age_days. */
+  readonly state: VerificationState;
+  readonly providerStatus: string;
+  /** Claims granted by this workflow and still valid. */
+  readonly claims: readonly string[];
+  readonly verifiedAt: number | null;
+  readonly sessionId: string | null;
+  /** Sealed link of the unfinished session, if any. */
+  readonly sealedSessionUrl: string | null;
+  readonly sessionStartedAt: number | null;
+}
+
+interface SignedAssertion {
+  token: string;
+  renewAt: number;
+}
+
+export class SubjectEntry {
+  readonly claims: ReadonlySet<string>;
+  /** Value of x-kyc-claims: granted claims, sorted, comma-separated. */
+  readonly claimsHeader: string;
+  readonly claimList: readonly string[];
+  /**
+   * Value of x-kyc-status: `verified` when any claim is held, else the most advanced state of any workflow
+   * (in_review, pending, declined, expired, unverified).
+   */
+  readonly status: string;
+  readonly workflows: ReadonlyMap<string, WorkflowStatus>;
+  /** Until when (ms) this entry may be served without reloading. */
+  readonly freshUntil: number;
+  private assertions: Map<string, SignedAssertion> | undefined;
+
+  constructor(readonly subject: string, rows: readonly VerificationRow[], now: number, ttl: { verifiedMs: number; unverifiedMs: number }) {
+    const workflows = new Map<string, WorkflowStatus>();
+    const claims = new Set<string>();
+    let freshUntil = now + ttl.unverifiedMs;
+    let anyVerified = false;
+    for (const row of rows) {
+      const expiresAt = row.expires_at === null ? null : Number(row.expires_at);
+      let state = row.state;
+      let granted: string[] = [];
+      if (state === 'approved') {
+        if (expiresAt !== null && expiresAt <= now) state = 'expired';
+        else {
+          granted = row.claims === '' ? [] : row.claims.split(' ');
+          for (const c of granted) claims.add(c);
+          anyVerified = true;
+        }
+      }
+      workflows.set(row.workflow, {
+        workflow: row.workflow,
+        provider: row.provider,
+        state,
+        providerStatus: row.provider_status,
+        claims: granted,
+        verifiedAt: row.verified_at === null ? null : Number(row.verified_at),
+        sessionId: row.session_id,
+        sealedSessionUrl: row.session_url,
+        sessionStartedAt: row.session_started_at === null ? null : Number(row.session_started_at),
+      });
+    }
+    if (anyVerified) {
+      freshUntil = now + ttl.verifiedMs;
+      for (const row of rows) {
+        if (row.state === 'approved' && row.expires_at !== null && Number(row.expires_at) > now) freshUntil = Math.min(freshUntil, Number(row.expires_at));
+      }
+    }
+    this.workflows = workflows;
+    this.claims = claims;
+    this.claimList = [...claims].sort();
+    this.claimsHeader = this.claimList.join(',');
+    this.freshUntil = freshUntil;
+    this.status = claims.size > 0 ? 'verified' : summaryState(workflows);
+  }
+
+  assertionFor(audience: string, now: number): string | undefined {
+    const a = this.assertions?.get(audience);
+    return a !== undefined && now < a.renewAt ? a.token : undefined;
+  }
+
+  keepAssertion(audience: string, token: string, renewAt: number): void {
+    (this.assertions ??= new Map()).set(audience, { token, renewAt });
+  }
+}
+
+const SUMMARY_ORDER: readonly VerificationState[] = ['in_review', 'pending', 'declined', 'expired', 'approved', 'unverified'];
+
+function summaryState(workflows: ReadonlyMap<string, WorkflowStatus>): string {
+  let best = SUMMARY_ORDER.length - 1;
+  for (const w of workflows.values()) best = Math.min(best, SUMMARY_ORDER.indexOf(w.state));
+  return SUMMARY_ORDER[best]!;
+}
+
+export class SubjectCache {
+  private readonly entries = new Map<string, SubjectEntry>();
+  private readonly loading = new Map<string, Promise<SubjectEntry>>();
+  /** Bumped by every invalidation: a load that overlapped one is used once but not kept. */
+  private generation = 0;
+
+  constructor(
+    private readonly load: (subject: string) => Promise<readonly VerificationRow[]>,
+    private ttl: { verifiedMs: number; unverifiedMs: number },
+    private maxEntries: number,
+  ) {}
+
+  configure(ttl: { verifiedMs: number; unverifiedMs: number }, maxEntries: number): void {
+    this.ttl = ttl;
+    this.maxEntries = maxEntries;
+    this.entries.clear();
+  }
+
+  /** The cached entry when fresh (synchronous: the hot path). */
+  peek(subject: string, now: number): SubjectEntry | undefined {
+    const entry = this.entries.get(subject);
+    if (entry === undefined) return undefined;
+    if (now < entry.freshUntil) return entry;
+    this.entries.delete(subject);
+    return undefined;
+  }
+
+  get(subject: string, now: number): SubjectEntry | Promise<SubjectEntry> {
+    return this.peek(subject, now) ?? this.fetch(subject);
+  }
+
+  fetch(subject: string): Promise<SubjectEntry> {
+    let pending = this.loading.get(subject);
+    if (pending) return pending;
+    const generation = this.generation;
+    pending = this.load(subject).then(
+      (rows) => {
+        this.loading.delete(subject);
+        const entry = new SubjectEntry(subject, rows, Date.now(), this.ttl);
+        if (generation === this.generation) this.keep(entry);
+        return entry;
+      },
+      (err: unknown) => {
+        this.loading.delete(subject);
+        throw err;
+      },
+    );
+    this.loading.set(subject, pending);
+    return pending;
+  }
+
+  private keep(entry: SubjectEntry): void {
+    const entries = this.entries;
+    entries.delete(entry.subject);
+    if (entries.size >= this.maxEntries) entries.delete(entries.keys().next().value!);
+    entries.set(entry.subject, entry);
+  }
+
+  invalidate(subject: string): void {
+    this.generation++;
+    this.entries.delete(subject);
+    this.loading.delete(subject);
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+}

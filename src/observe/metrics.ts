@@ -1,0 +1,197 @@
+/**
+ * Prometheus metrics, served at /metrics on the admin listener from a registry of our own (never prom-client's
+ * global one). On the request path a finished request costs one Map lookup (per-route label children are created
+ * once and cached), an increment and a histogram observation.
+ *
+ * Events consumed (emitters: keep these shapes; see docs/AUDIT.md):
+ *   auth.failure        outcome = reason                     → kycgate_auth_failures_total{reason}
+ *   kyc.decision        outcome = approved|declined|...      → kycgate_decisions_total{source="kyc",outcome}
+ *   ratelimit.rejected  route                                → kycgate_ratelimit_rejections_total{route}
+ *   webhook.accepted / webhook.refused  outcome              → kycgate_webhooks_total{result,outcome}
+ *   provider.call       data {provider, latency_ms}, outcome = ok|error|timeout
+ *                                                            → kycgate_provider_requests_total, _duration_seconds
+ *   provider.breaker    data {provider, state: closed|half_open|open} → kycgate_provider_breaker_state
+ *   any event           type                                 → kycgate_events_total{type}
+ */
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { performance } from 'node:perf_hooks';
+import type { RequestContext } from '../pipeline/context.js';
+import type { EventListener, GatewayEvent, RefusedRequest } from './events.js';
+import type { Journal } from '../audit/journal.js';
+import type { SinkRunner } from '../audit/sinks.js';
+
+const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+const BREAKER_STATE: Record<string, number> = { closed: 0, half_open: 1, 'half-open': 1, open: 2 };
+
+interface RouteChildren {
+  count: Counter.Internal[];
+  latency: Histogram.Internal<string>[];
+}
+
+export interface MetricsSources {
+  journal: () => Journal | undefined;
+  sinks: () => readonly SinkRunner[];
+  certificates: () => ReadonlyArray<{ listener: string; notAfter: Date | undefined }>;
+}
+
+export class GatewayMetrics implements EventListener {
+  readonly registry = new Registry();
+  private readonly requests: Counter<'route' | 'status_class'>;
+  private readonly latency: Histogram<'route' | 'status_class'>;
+  private readonly refused: Counter<'problem'>;
+  private readonly decisions: Counter<'source' | 'outcome'>;
+  private readonly authFailures: Counter<'reason'>;
+  private readonly rateLimited: Counter<'route'>;
+  private readonly webhooks: Counter<'result' | 'outcome'>;
+  private readonly providerCalls: Counter<'provider' | 'outcome'>;
+  private readonly providerLatency: Histogram<'provider'>;
+  private readonly breaker: Gauge<'provider'>;
+  private readonly events: Counter<'type'>;
+  private readonly byRoute = new Map<string, RouteChildren>();
+  private readonly routeDecisions = new Map<string, Counter.Internal>();
+
+  constructor(sources: MetricsSources) {
+    const registers = [this.registry];
+    this.requests = new Counter({ name: 'kycgate_requests_total', help: 'Requests that reached a route, by route and status class.', labelNames: ['route', 'status_class'], registers });
+    this.latency = new Histogram({ name: 'kycgate_request_duration_seconds', help: 'Time from arrival to the end of the exchange.', labelNames: ['route', 'status_class'], buckets: LATENCY_BUCKETS, registers });
+    this.refused = new Counter({ name: 'kycgate_requests_refused_total', help: 'Requests refused before routing (framing, path, no route), by problem kind.', labelNames: ['problem'], registers });
+    this.decisions = new Counter({ name: 'kycgate_decisions_total', help: 'Access decisions by outcome (source "route": the decision recorded on the request; "kyc": kyc.decision events).', labelNames: ['source', 'outcome'], registers });
+    this.authFailures = new Counter({ name: 'kycgate_auth_failures_total', help: 'Authentication failures by reason (auth.failure events).', labelNames: ['reason'], registers });
+    this.rateLimited = new Counter({ name: 'kycgate_ratelimit_rejections_total', help: 'Requests rejected by rate limits (ratelimit.rejected events).', labelNames: ['route'], registers });
+    this.webhooks = new Counter({ name: 'kycgate_webhooks_total', help: 'Webhooks accepted or refused, by outcome.', labelNames: ['result', 'outcome'], registers });
+    this.providerCalls = new Counter({ name: 'kycgate_provider_requests_total', help: 'Calls to identity providers by outcome (provider.call events).', labelNames: ['provider', 'outcome'], registers });
+    this.providerLatency = new Histogram({ name: 'kycgate_provider_duration_seconds', help: 'Identity provider call latency.', labelNames: ['provider'], buckets: LATENCY_BUCKETS, registers });
+    this.breaker = new Gauge({ name: 'kycgate_provider_breaker_state', help: 'Circuit breaker per provider: 0 closed, 1 half open, 2 open.', labelNames: ['provider'], registers });
+    this.events = new Counter({ name: 'kycgate_events_total', help: 'Gateway events by type.', labelNames: ['type'], registers });
+
+    new Gauge({
+      name: 'kycgate_audit_backlog_records',
+      help: 'Journal records not yet delivered, per sink.',
+      labelNames: ['sink'],
+      registers,
+      collect() {
+        this.reset();
+        for (const s of sources.sinks()) this.set({ sink: s.config.name }, s.backlog);
+      },
+    });
+    new Gauge({
+      name: 'kycgate_audit_sink_up',
+      help: '1 when the sink\'s last delivery succeeded, 0 while it is failing.',
+      labelNames: ['sink'],
+      registers,
+      collect() {
+        this.reset();
+        for (const s of sources.sinks()) this.set({ sink: s.config.name }, s.down ? 0 : 1);
+      },
+    });
+    new Gauge({
+      name: 'kycgate_audit_sink_delivered_records',
+      help: 'Records delivered by each sink since start.',
+      labelNames: ['sink'],
+      registers,
+      collect() {
+        this.reset();
+        for (const s of sources.sinks()) this.set({ sink: s.config.name }, s.delivered);
+      },
+    });
+    new Gauge({
+      name: 'kycgate_audit_sink_failures',
+      help: 'Failed delivery attempts of each sink since start.',
+      labelNames: ['sink'],
+      registers,
+      collect() {
+        this.reset();
+        for (const s of sources.sinks()) this.set({ sink: s.config.name }, s.failures);
+      },
+    });
+    const journalGauge = (name: string, help: string, read: (j: Journal) => number) =>
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          const j = sources.journal();
+          if (j) this.set(read(j));
+        },
+      });
+    journalGauge('kycgate_audit_journal_bytes', 'Bytes in journal segments on disk.', (j) => j.stats.bytes);
+    journalGauge('kycgate_audit_disk_alarm', '1 when the journal is over audit.disk_alarm_bytes.', (j) => (j.stats.alarm ? 1 : 0));
+    journalGauge('kycgate_audit_records_written', 'Records written and fsynced since start.', (j) => j.stats.records);
+    journalGauge('kycgate_audit_records_pending', 'Records waiting for the next group commit.', (j) => j.pendingCount);
+    journalGauge('kycgate_audit_records_dropped', 'Records dropped because the journal could not be written and memory was full (should stay 0).', (j) => j.stats.dropped);
+    journalGauge('kycgate_audit_journal_write_errors', 'Failed journal writes since start.', (j) => j.stats.writeErrors);
+    journalGauge('kycgate_audit_last_seq', 'Seq of the last committed record.', (j) => j.committed.seq);
+    new Gauge({
+      name: 'kycgate_tls_certificate_not_after_seconds',
+      help: 'Expiry (Unix seconds) of the certificate each TLS listener serves.',
+      labelNames: ['listener'],
+      registers,
+      collect() {
+        this.reset();
+        for (const c of sources.certificates()) if (c.notAfter) this.set({ listener: c.listener }, Math.floor(c.notAfter.getTime() / 1000));
+      },
+    });
+  }
+
+  private children(route: string): RouteChildren {
+    let c = this.byRoute.get(route);
+    if (c === undefined) {
+      c = {
+        count: STATUS_CLASSES.map((s) => this.requests.labels(route, s)),
+        latency: STATUS_CLASSES.map((s) => this.latency.labels(route, s)),
+      };
+      this.byRoute.set(route, c);
+    }
+    return c;
+  }
+
+  onRequestComplete(ctx: RequestContext): void {
+    const c = this.children(ctx.route.name);
+    const cls = Math.min(Math.max(Math.floor(ctx.status / 100), 1), 5) - 1;
+    c.count[cls]!.inc();
+    c.latency[cls]!.observe((performance.now() - ctx.startedAt) / 1000);
+    if (ctx.decision !== undefined) {
+      const outcome = ctx.decision.outcome;
+      let child = this.routeDecisions.get(outcome);
+      if (child === undefined) this.routeDecisions.set(outcome, (child = this.decisions.labels('route', outcome)));
+      child.inc();
+    }
+  }
+
+  onRequestRefused(info: RefusedRequest): void {
+    this.refused.labels(info.problem).inc();
+  }
+
+  onEvent(event: GatewayEvent): void {
+    this.events.labels(event.type).inc();
+    const data = event.data ?? {};
+    switch (event.type) {
+      case 'auth.failure':
+        this.authFailures.labels(event.outcome ?? 'unknown').inc();
+        break;
+      case 'kyc.decision':
+        this.decisions.labels('kyc', event.outcome ?? 'unknown').inc();
+        break;
+      case 'ratelimit.rejected':
+        this.rateLimited.labels(event.route ?? 'unknown').inc();
+        break;
+      case 'webhook.accepted':
+      case 'webhook.refused':
+        this.webhooks.labels(event.type.slice(8), event.outcome ?? 'unknown').inc();
+        break;
+      case 'provider.call': {
+        const provider = typeof data.provider === 'string' ? data.provider : 'unknown';
+        this.providerCalls.labels(provider, event.outcome ?? 'unknown').inc();
+        if (typeof data.latency_ms === 'number') this.providerLatency.labels(provider).observe(data.latency_ms / 1000);
+        break;
+      }
+      case 'provider.breaker': {
+        const provider = typeof data.provider === 'string' ? data.provider : 'unknown';
+        const state = BREAKER_STATE[String(data.state)];
+        if (state !== undefined) this.breaker.labels(provider).set(state);
+        break;
+      }
+    }
+  }
+}

@@ -1,0 +1,158 @@
+/**
+ * `introspection` authenticator (RFC 7662): asks the authorization server whether an opaque bearer token is
+ * active. Only `active: true` is accepted. Answers are cached by token hash: active tokens up to
+ * min(exp, cache_ttl_s), inactive ones briefly; concurrent requests with one token share one call. An endpoint
+ * that is down or slow answers 503 (the token is not judged), never 401 and never a crash.
+ */
+import { hash } from 'node:crypto';
+import type { Identity, RequestContext } from '../../../pipeline/context.js';
+import type { AuthService } from '../../../auth/module.js';
+import type { ConsumerDirectory } from '../../../auth/consumers.js';
+import type { AuthenticatorDefinition, AuthFailure, AuthOutcome, Authenticator } from '../authenticator.js';
+import { checkFetchUrl } from '../jwt/remote-key-set.js';
+import { introspectionSchema, type IntrospectionConfig } from './schema.js';
+
+const INACTIVE: AuthFailure = Object.freeze({ failed: true as const, reason: 'inactive_token', detail: 'The token is not active.' });
+const UNAVAILABLE: AuthFailure = Object.freeze({ failed: true as const, reason: 'introspection_unavailable', detail: 'The token cannot be checked right now.', unavailable: true });
+
+interface CacheEntry {
+  readonly outcome: Identity | AuthFailure;
+  readonly until: number;
+}
+
+/** RFC 6749 section 2.3.1: client id and secret are form-urlencoded before Basic encoding. */
+function basicCredentials(id: string, secret: string): string {
+  const enc = (s: string) => encodeURIComponent(s).replace(/%20/g, '+');
+  return 'Basic ' + Buffer.from(`${enc(id)}:${enc(secret)}`).toString('base64');
+}
+
+class IntrospectionAuthenticator implements Authenticator {
+  readonly method = 'introspection';
+  readonly challenge = 'Bearer';
+  private readonly cache = new Map<string, CacheEntry>();
+  private readonly inflight = new Map<string, Promise<AuthOutcome>>();
+  private readonly secret: string;
+  /** Calls made to the endpoint (for metrics and tests). */
+  calls = 0;
+
+  constructor(
+    private readonly config: IntrospectionConfig,
+    secret: string,
+    private readonly consumers: ConsumerDirectory,
+  ) {
+    this.secret = secret;
+  }
+
+  authenticate(ctx: RequestContext): AuthOutcome | Promise<AuthOutcome> {
+    const authorization = ctx.header('authorization');
+    if (authorization === undefined || authorization.length < 8 || !/^bearer /i.test(authorization.slice(0, 7))) return undefined;
+    const token = authorization.slice(7).trim();
+    if (token === '' || token.startsWith('kg_')) return undefined;
+    if (this.config.skip_jwts && token.startsWith('eyJ') && token.split('.').length === 3) return undefined;
+
+    const key = hash('sha256', token, 'base64');
+    const hit = this.cache.get(key);
+    if (hit !== undefined) {
+      if (Date.now() < hit.until) return hit.outcome;
+      this.cache.delete(key);
+    }
+    let pending = this.inflight.get(key);
+    if (pending === undefined) {
+      pending = this.introspect(token, key).finally(() => this.inflight.delete(key));
+      this.inflight.set(key, pending);
+    }
+    return pending;
+  }
+
+  private async introspect(token: string, key: string): Promise<AuthOutcome> {
+    const c = this.config;
+    const form = new URLSearchParams({ token, token_type_hint: 'access_token' });
+    const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' };
+    if (c.auth_method === 'client_secret_basic') headers.authorization = basicCredentials(c.client_id, this.secret);
+    else {
+      form.set('client_id', c.client_id);
+      form.set('client_secret', this.secret);
+    }
+    let body: Record<string, unknown>;
+    try {
+      this.calls++;
+      const response = await fetch(c.endpoint, { method: 'POST', headers, body: form.toString(), signal: AbortSignal.timeout(c.timeout_ms), redirect: 'error' });
+      if (response.status !== 200) {
+        await response.body?.cancel().catch(() => undefined);
+        return UNAVAILABLE;
+      }
+      const text = await response.text();
+      if (text.length > 65_536) return UNAVAILABLE;
+      const parsed = JSON.parse(text) as unknown;
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return UNAVAILABLE;
+      body = parsed as Record<string, unknown>;
+    } catch {
+      return UNAVAILABLE;
+    }
+    const now = Date.now();
+    const outcome = this.judge(body, now);
+    if (outcome === INACTIVE || (outcome as AuthFailure).failed) {
+      if (c.negative_cache_ttl_s > 0) this.remember(key, outcome, now + c.negative_cache_ttl_s * 1000);
+    } else if (c.cache_ttl_s > 0) {
+      const exp = typeof body.exp === 'number' ? body.exp * 1000 : Number.POSITIVE_INFINITY;
+      this.remember(key, outcome, Math.min(now + c.cache_ttl_s * 1000, exp));
+    }
+    return outcome;
+  }
+
+  private judge(body: Record<string, unknown>, now: number): Identity | AuthFailure {
+    const c = this.config;
+    if (body.active !== true) return INACTIVE;
+    if (typeof body.exp === 'number' && body.exp * 1000 <= now) return INACTIVE;
+    if (typeof body.nbf === 'number' && body.nbf * 1000 > now + 30_000) return INACTIVE;
+    if (c.issuer !== undefined && body.iss !== c.issuer) return { failed: true, reason: 'wrong_issuer', detail: 'The token issuer is not trusted here.' };
+    if (c.audiences !== undefined) {
+      const aud = Array.isArray(body.aud) ? body.aud : [body.aud];
+      if (!aud.some((a) => typeof a === 'string' && c.audiences!.includes(a))) return { failed: true, reason: 'wrong_audience', detail: 'The token is not meant for this API.' };
+    }
+    let consumer: string | undefined;
+    for (const claim of c.consumer_claims) {
+      const v = body[claim];
+      if (typeof v === 'string' && v !== '') {
+        consumer = v;
+        break;
+      }
+    }
+    const scopes: string[] = [];
+    for (const claim of c.scope_claims) {
+      const v = body[claim];
+      if (typeof v === 'string') for (const s of v.split(' ')) if (s !== '') scopes.push(s);
+      if (Array.isArray(v)) for (const s of v) if (typeof s === 'string' && s !== '') scopes.push(s);
+    }
+    let groups: string[] | undefined;
+    if (c.groups_claim !== undefined && Array.isArray(body[c.groups_claim])) groups = (body[c.groups_claim] as unknown[]).filter((g): g is string => typeof g === 'string');
+    const record = consumer === undefined ? undefined : this.consumers.get(consumer);
+    if (record !== undefined && record.groups.length > 0) groups = [...new Set([...(groups ?? []), ...record.groups])];
+    const identity: Identity = { method: 'introspection', scopes: [...new Set(scopes)], claims: Object.freeze({ ...body }) };
+    if (consumer !== undefined) identity.consumer = consumer;
+    if (groups !== undefined) identity.groups = groups;
+    if (record?.plan !== undefined) identity.plan = record.plan;
+    if (typeof body.jti === 'string') identity.credentialId = body.jti;
+    return Object.freeze(identity);
+  }
+
+  private remember(key: string, outcome: Identity | AuthFailure, until: number): void {
+    if (this.cache.size >= this.config.cache_max_entries) {
+      const oldest = this.cache.keys().next().value;
+      if (oldest === undefined) return;
+      this.cache.delete(oldest);
+    }
+    this.cache.set(key, { outcome, until });
+  }
+}
+
+export const introspectionAuthenticator: AuthenticatorDefinition<IntrospectionConfig> = {
+  method: 'introspection',
+  description: 'Opaque OAuth2 tokens checked by RFC 7662 token introspection, with positive and negative caching.',
+  schema: introspectionSchema,
+  create(config, setup) {
+    checkFetchUrl(config.endpoint, 'introspection endpoint');
+    const auth = setup.services.get<AuthService>('auth');
+    return new IntrospectionAuthenticator(config, auth.resolveSecret(config.client_secret), auth.consumers);
+  },
+};

@@ -1,0 +1,377 @@
+/**
+ * kyc-gate: lets a request through only when its end user holds the verification claims the route demands.
+ *
+ *   subject (pseudonymised) → cached verification state → rules in order (CEL) → allow | deny | require | reroute
+ *
+ * `require` with missing claims starts (or reuses) one provider session and answers 403 kyc-required with the
+ * verification link (303 to it for browsers), 403 kyc-pending while the provider reviews, 403 kyc-denied when the
+ * verification cannot grant the claims, or 503 kyc-provider-unavailable during a provider outage. Allowed
+ * requests carry x-kyc-status, x-kyc-claims, x-subject-id and a signed x-kycgate-assertion upstream. An approved,
+ * cached subject on a route whose rules do not read the body is decided synchronously.
+ */
+import { Problem, problem } from '../../errors/problem.js';
+import type { RequestContext } from '../../pipeline/context.js';
+import type { PolicyDefinition, PolicyInstance, PolicyResult, PolicySetup } from '../../pipeline/policy.js';
+import type { Services } from '../../pipeline/services.js';
+import type { UpstreamGroup } from '../../proxy/upstream.js';
+import { ProviderRejected, ProviderUnavailable } from '../../providers/provider.js';
+import type { KycService, SessionOffer } from '../../kyc/service.js';
+import type { CompiledWorkflow } from '../../kyc/setup.js';
+import type { SubjectEntry } from '../../kyc/subject-cache.js';
+import { kycGateSchema, type KycGateConfig } from './schema.js';
+import { compileCondition, SubjectView, type CompiledCondition, type HistoryReader } from './rules.js';
+import { compileSubjectSource, type SubjectSource } from './subject-source.js';
+
+const POLICY = 'kyc-gate';
+
+interface CompiledRule {
+  readonly name: string;
+  readonly condition: CompiledCondition | undefined;
+  readonly action: 'allow' | 'deny' | 'require' | 'reroute';
+  readonly claims: readonly string[];
+  readonly group: UpstreamGroup | undefined;
+}
+
+/** What onComplete records into the subject's history once the upstream answered. */
+interface PendingHistory {
+  subject: string;
+  values: Array<[string, number]>;
+}
+
+class KycGate implements PolicyInstance {
+  readonly injectsHeaders = ['x-kyc-*', 'x-subject-id', 'x-kycgate-assertion'];
+  private readonly needsBody: boolean;
+  private readonly needsAsync: boolean;
+  private readonly variables: ReadonlySet<string>;
+  private readonly history: HistoryReader;
+  private readonly defaultRule: CompiledRule;
+
+  constructor(
+    private readonly kyc: KycService,
+    private readonly services: Services,
+    private readonly source: SubjectSource,
+    private readonly namespace: string,
+    private readonly workflow: CompiledWorkflow,
+    private readonly rules: readonly CompiledRule[],
+    private readonly config: KycGateConfig,
+  ) {
+    const variables = new Set<string>();
+    let readsHistory = false;
+    for (const r of rules) {
+      if (!r.condition) continue;
+      for (const v of r.condition.variables) variables.add(v);
+      readsHistory ||= r.condition.readsHistory;
+    }
+    this.variables = variables;
+    this.needsBody = variables.has('body') || config.record_history.length > 0;
+    this.needsAsync = this.needsBody || readsHistory;
+    const records = kyc.records;
+    this.history = { sum: (s, f, since) => records.historySum(s, f, since), count: (s, f, since) => records.historyCount(s, f, since) };
+    this.defaultRule = {
+      name: 'default',
+      condition: undefined,
+      action: config.required_claims.length > 0 ? 'require' : 'allow',
+      claims: config.required_claims,
+      group: undefined,
+    };
+  }
+
+  onRequest(ctx: RequestContext): PolicyResult | Promise<PolicyResult> {
+    const raw = this.source(ctx);
+    if (raw === undefined) return this.noSubject(ctx);
+    const subject = this.kyc.pseudonymise(this.namespace, raw);
+    ctx.subject = subject;
+    const now = Date.now();
+    if (this.needsAsync) return this.decideWithBody(ctx, subject, now);
+    const entry = this.kyc.cache.peek(subject, now);
+    if (entry !== undefined) return this.decide(ctx, entry, now, undefined);
+    return this.kyc.cache.fetch(subject).then(
+      (loaded) => this.decide(ctx, loaded, now, undefined),
+      (err: unknown) => this.storeFailed(ctx, err),
+    );
+  }
+
+  onComplete(ctx: RequestContext): void {
+    const pending = ctx.state[POLICY] as PendingHistory | undefined;
+    if (pending === undefined || ctx.aborted || ctx.status === 0 || ctx.status >= 400) return;
+    for (const [field, value] of pending.values) this.kyc.recordHistory(pending.subject, field, value);
+  }
+
+  private async decideWithBody(ctx: RequestContext, subject: string, now: number): Promise<PolicyResult> {
+    let body: Record<string, unknown> | undefined;
+    if (this.needsBody) {
+      const raw = await ctx.readBody();
+      if (raw instanceof Problem) return raw;
+      if (raw.length > 0) {
+        let parsed: unknown;
+        try {
+          parsed = JSON.parse(raw.toString('utf8'));
+        } catch {
+          parsed = undefined;
+        }
+        // The rules of this route read the body: one the gate cannot read must not slip past them.
+        if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+          return this.refuse(ctx, 'body', problem('bad-request', { detail: 'This route needs a JSON object body (or none).' }));
+        }
+        body = parsed as Record<string, unknown>;
+      }
+    }
+    let entry: SubjectEntry;
+    try {
+      entry = await this.kyc.subject(subject, now);
+    } catch (err) {
+      return this.storeFailed(ctx, err);
+    }
+    return this.decide(ctx, entry, now, body);
+  }
+
+  /** First matching rule decides; synchronous unless a condition reads the history. */
+  private decide(ctx: RequestContext, entry: SubjectEntry, now: number, body: Record<string, unknown> | undefined): PolicyResult | Promise<PolicyResult> {
+    const rules = this.rules;
+    let context: Record<string, unknown> | undefined;
+    for (let i = 0; i < rules.length; i++) {
+      const rule = rules[i]!;
+      if (rule.condition !== undefined) {
+        context ??= this.context(ctx, entry, now, body);
+        let matched: unknown;
+        try {
+          matched = rule.condition.test(context);
+        } catch {
+          continue; // a condition that cannot be evaluated (missing field) does not match
+        }
+        if (matched instanceof Promise) return this.decideFrom(ctx, entry, now, body, context, i, matched);
+        if (matched !== true) continue;
+      }
+      return this.act(ctx, entry, now, rule, body);
+    }
+    return this.act(ctx, entry, now, this.defaultRule, body);
+  }
+
+  private async decideFrom(
+    ctx: RequestContext,
+    entry: SubjectEntry,
+    now: number,
+    body: Record<string, unknown> | undefined,
+    context: Record<string, unknown>,
+    index: number,
+    first: Promise<unknown>,
+  ): Promise<PolicyResult> {
+    const rules = this.rules;
+    for (let i = index; i < rules.length; i++) {
+      const rule = rules[i]!;
+      if (rule.condition !== undefined) {
+        let matched: unknown;
+        try {
+          matched = await (i === index ? first : rule.condition.test(context));
+        } catch {
+          continue;
+        }
+        if (matched !== true) continue;
+      }
+      return this.act(ctx, entry, now, rule, body);
+    }
+    return this.act(ctx, entry, now, this.defaultRule, body);
+  }
+
+  private act(ctx: RequestContext, entry: SubjectEntry, now: number, rule: CompiledRule, body: Record<string, unknown> | undefined): PolicyResult | Promise<PolicyResult> {
+    switch (rule.action) {
+      case 'allow':
+        return this.pass(ctx, entry, now, rule.name, 'allow', body);
+      case 'deny':
+        return this.refuse(ctx, rule.name, problem('forbidden', { detail: 'The KYC policy of this route refuses this request.' }));
+      case 'reroute':
+        ctx.upstream = rule.group;
+        return this.pass(ctx, entry, now, rule.name, 'reroute', body);
+      case 'require': {
+        const claims = rule.claims;
+        let missing: string[] | undefined;
+        for (let i = 0; i < claims.length; i++) if (!entry.claims.has(claims[i]!)) (missing ??= []).push(claims[i]!);
+        if (missing === undefined) return this.pass(ctx, entry, now, rule.name, 'allow', body);
+        return this.challenge(ctx, entry, now, rule.name, missing);
+      }
+    }
+  }
+
+  private pass(ctx: RequestContext, entry: SubjectEntry, now: number, ruleName: string, outcome: string, body: Record<string, unknown> | undefined): PolicyResult | Promise<PolicyResult> {
+    ctx.decision = { outcome, policy: POLICY, rule: ruleName };
+    this.services.events.emit({ type: 'kyc.decision', requestId: ctx.id, route: ctx.route.name, outcome, data: { subject: entry.subject, rule: ruleName } });
+    ctx.setUpstreamHeader('x-kyc-status', entry.status);
+    ctx.setUpstreamHeader('x-kyc-claims', entry.claimsHeader);
+    ctx.setUpstreamHeader('x-subject-id', entry.subject);
+    if (body !== undefined && this.config.record_history.length > 0) this.keepHistory(ctx, entry.subject, body);
+    const upstream = ctx.upstream;
+    if (upstream === undefined) return undefined;
+    const token = this.kyc.assertion(entry, upstream.name, now);
+    if (typeof token === 'string') {
+      ctx.setUpstreamHeader('x-kycgate-assertion', token);
+      return undefined;
+    }
+    return token.then((t) => {
+      ctx.setUpstreamHeader('x-kycgate-assertion', t);
+      return undefined;
+    });
+  }
+
+  private keepHistory(ctx: RequestContext, subject: string, body: Record<string, unknown>): void {
+    const values: Array<[string, number]> = [];
+    for (const field of this.config.record_history) {
+      const v = body[field];
+      if (typeof v === 'number' && Number.isFinite(v)) values.push([field, v]);
+    }
+    if (values.length > 0) ctx.state[POLICY] = { subject, values } satisfies PendingHistory;
+  }
+
+  private challenge(ctx: RequestContext, entry: SubjectEntry, now: number, ruleName: string, missing: string[]): PolicyResult | Promise<PolicyResult> {
+    const wf = entry.workflows.get(this.workflow.name);
+    const extensions = { missing_claims: missing, workflow: this.workflow.name };
+    if (wf?.state === 'in_review') {
+      return this.answer(ctx, entry, 'pending', ruleName, missing, problem('kyc-pending', {
+        detail: 'Your identity verification is being reviewed. Try again later.',
+        extensions,
+        headers: { 'retry-after': this.config.pending_retry_after_seconds },
+      }));
+    }
+    if (wf?.state === 'declined' || wf?.state === 'approved') {
+      return this.answer(ctx, entry, 'denied', ruleName, missing, problem('kyc-denied', {
+        detail: wf.state === 'declined' ? 'Your identity verification was declined.' : 'Your identity verification does not grant what this request needs.',
+        extensions,
+      }));
+    }
+    if (wf?.sessionId && wf.sealedSessionUrl && wf.sessionStartedAt !== null && wf.sessionStartedAt > now - this.workflow.sessionReuseMs) {
+      const url = this.kyc.sessionUrl(wf.provider, wf.sessionId, wf.sealedSessionUrl);
+      return this.challengeAnswer(ctx, entry, ruleName, missing, { sessionId: wf.sessionId, url, created: false });
+    }
+    return this.kyc.offerSession(entry.subject, this.workflow).then(
+      (offer) => this.challengeAnswer(ctx, entry, ruleName, missing, offer),
+      (err: unknown) => this.sessionFailed(ctx, entry, ruleName, missing, err),
+    );
+  }
+
+  private challengeAnswer(ctx: RequestContext, entry: SubjectEntry, ruleName: string, missing: string[], offer: SessionOffer): PolicyResult {
+    if (this.config.redirect_browsers && (ctx.header('accept') ?? '').includes('text/html')) {
+      this.record(ctx, entry.subject, 'challenge', ruleName, missing);
+      return { status: 303, headers: { location: offer.url, 'cache-control': 'no-store', 'content-length': 0 } };
+    }
+    return this.answer(ctx, entry, 'challenge', ruleName, missing, problem('kyc-required', {
+      detail: 'Verify your identity at verification_url, then retry the request.',
+      extensions: { verification_url: offer.url, session_id: offer.sessionId, missing_claims: missing, workflow: this.workflow.name },
+    }));
+  }
+
+  private sessionFailed(ctx: RequestContext, entry: SubjectEntry, ruleName: string, missing: string[], err: unknown): PolicyResult {
+    if (err instanceof ProviderUnavailable) {
+      return this.answer(ctx, entry, 'unavailable', ruleName, missing, problem('kyc-provider-unavailable', {
+        detail: 'Identity verification cannot start right now. Try again later.',
+        headers: { 'retry-after': Math.max(1, Math.ceil(err.retryAfterSeconds)) },
+      }));
+    }
+    this.services.logger.error({ req_id: ctx.id, err: err instanceof ProviderRejected ? { message: err.message, status: err.status } : err }, 'verification session could not be created');
+    return this.answer(ctx, entry, 'error', ruleName, missing, problem('bad-gateway', { detail: 'Identity verification could not be started.' }));
+  }
+
+  private answer(ctx: RequestContext, entry: SubjectEntry, outcome: string, ruleName: string, missing: string[], p: Problem): Problem {
+    this.record(ctx, entry.subject, outcome, ruleName, missing);
+    return p;
+  }
+
+  private record(ctx: RequestContext, subject: string | undefined, outcome: string, ruleName: string, missing?: string[]): void {
+    ctx.decision = { outcome, policy: POLICY, rule: ruleName, ...(missing ? { reason: `missing claims: ${missing.join(', ')}` } : {}) };
+    this.services.events.emit({
+      type: 'kyc.decision',
+      requestId: ctx.id,
+      route: ctx.route.name,
+      outcome,
+      data: { ...(subject ? { subject } : {}), rule: ruleName, ...(missing ? { missing_claims: missing } : {}) },
+    });
+  }
+
+  private refuse(ctx: RequestContext, ruleName: string, p: Problem): Problem {
+    this.record(ctx, ctx.subject, 'deny', ruleName);
+    return p;
+  }
+
+  private noSubject(ctx: RequestContext): Problem {
+    this.record(ctx, undefined, 'deny', 'subject');
+    return problem('unauthenticated', { detail: 'This route needs to know which user the request is for.' });
+  }
+
+  private storeFailed(ctx: RequestContext, err: unknown): Problem {
+    this.services.logger.error({ req_id: ctx.id, err }, 'verification state could not be read');
+    this.record(ctx, ctx.subject, 'error', 'state');
+    return problem('service-unavailable', { detail: 'Verification state is unavailable. Try again shortly.', headers: { 'retry-after': 2 } });
+  }
+
+  private context(ctx: RequestContext, entry: SubjectEntry, now: number, body: Record<string, unknown> | undefined): Record<string, unknown> {
+    const v = this.variables;
+    const c: Record<string, unknown> = {};
+    if (v.has('subject')) c.subject = new SubjectView(entry.subject, entry.status, entry.claimList, entry.claims.size > 0, this.history);
+    if (v.has('method')) c.method = ctx.method;
+    if (v.has('path')) c.path = ctx.path;
+    if (v.has('params')) c.params = ctx.params;
+    if (v.has('query')) c.query = parseQuery(ctx.query);
+    if (v.has('headers')) c.headers = ctx.headers;
+    if (v.has('body')) c.body = body ?? {};
+    if (v.has('client_ip')) c.client_ip = ctx.clientIp;
+    if (v.has('consumer')) c.consumer = ctx.identity?.consumer ?? '';
+    if (v.has('scopes')) c.scopes = ctx.identity?.scopes ?? [];
+    if (v.has('now')) c.now = new Date(now);
+    return c;
+  }
+}
+
+function parseQuery(query: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (query === '') return out;
+  for (const [k, v] of new URLSearchParams(query)) if (!(k in out)) out[k] = v;
+  return out;
+}
+
+function chooseWorkflow(kyc: KycService, config: KycGateConfig, needed: ReadonlySet<string>, where: string): CompiledWorkflow {
+  if (config.workflow !== undefined) {
+    const wf = kyc.workflow(config.workflow);
+    if (!wf) throw new Error(`${where}.workflow: no workflow named "${config.workflow}" in kyc.workflows`);
+    return wf;
+  }
+  const candidates = [...kyc.setup.workflows.values()].filter((wf) => [...needed].every((c) => wf.grants.has(c)));
+  if (candidates.length !== 1) {
+    throw new Error(`${where}.workflow: ${candidates.length === 0 ? 'no workflow grants' : 'several workflows grant'} every required claim (${[...needed].join(', ') || 'none'}); name one`);
+  }
+  return candidates[0]!;
+}
+
+export const kycGatePolicy: PolicyDefinition<KycGateConfig> = {
+  name: POLICY,
+  description: 'Gates the route on the end user\'s identity verification (KYC): rules decide which claims a request needs; missing claims start a verification session.',
+  phase: 'gate',
+  schema: kycGateSchema,
+  async create(config, setup: PolicySetup) {
+    const where = `route "${setup.routeName}": kyc-gate`;
+    const kyc = setup.services.find<KycService>('kyc');
+    if (!kyc) throw new Error(`${where}: needs the kyc section (providers and workflows)`);
+    const source = compileSubjectSource(config.subject, where);
+    const needed = new Set<string>(config.required_claims);
+    const rules: CompiledRule[] = [];
+    const upstreams = setup.services.get<{ groupFor(name: string, connectMs: number): Promise<UpstreamGroup> }>('upstreams');
+    for (const [i, r] of config.rules.entries()) {
+      const at = `${where}.rules[${i}] (${r.name})`;
+      const condition = r.when === undefined ? undefined : compileCondition(r.when, `${at}.when`);
+      const claims = r.claims ?? config.required_claims;
+      if (r.action === 'require') {
+        if (claims.length === 0) throw new Error(`${at}.claims: a require rule needs claims (or required_claims)`);
+        for (const c of claims) needed.add(c);
+      }
+      let group: UpstreamGroup | undefined;
+      if (r.action === 'reroute') {
+        if (r.upstream === undefined) throw new Error(`${at}.upstream: required for reroute`);
+        if (!setup.upstreamNames.has(r.upstream)) throw new Error(`${at}.upstream: no upstream named "${r.upstream}"`);
+        group = await upstreams.groupFor(r.upstream, r.connect_timeout_ms);
+      }
+      rules.push({ name: r.name, condition, action: r.action, claims, group });
+    }
+    const workflow = chooseWorkflow(kyc, config, needed, where);
+    for (const c of needed) {
+      if (!workflow.grants.has(c)) throw new Error(`${where}: workflow "${workflow.name}" cannot grant claim "${c}"`);
+    }
+    return new KycGate(kyc, setup.services, source, config.subject.namespace, workflow, rules, config);
+  },
+};

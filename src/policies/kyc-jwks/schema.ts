@@ -1,0 +1,4 @@
+/** The kyc-jwks policy has no settings: it serves the kyc module's JWKS route. */
+export type KycJwksConfig = Record<string, never>;
+
+export const kycJwksSchema = { type: 'object', properties: {}, additionalProperties: false } as const;
