@@ -1,5 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ConfigValidator, loadConfigFile } from '../../config/load.js';
+import { MODULES, POLICIES } from '../../extensions.js';
 import { httpRequest, memoryLogger, startTestGateway, startUpstream } from '../../../testing/harness.js';
 import { Services } from '../../pipeline/services.js';
 import { rateLimitPolicy } from './rate-limit.js';
@@ -197,3 +202,35 @@ let routeCounter = 0;
 function uniqueRoute(): string {
   return `plans-${process.pid}-${++routeCounter}`;
 }
+
+test('a config reload keeps local counts: reloading never hands clients a fresh quota', async (t) => {
+  const up = await startUpstream((_req, res) => res.end('ok'));
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kycgate-rl-reload-'));
+  const file = path.join(dir, 'kycgate.yaml');
+  const write = (header: string) =>
+    writeFileSync(
+      file,
+      JSON.stringify({
+        listeners: [{ name: 'main', port: 0 }],
+        admin: { port: 0 },
+        log: { level: 'warn', access: false },
+        upstreams: { app: { targets: [{ url: up.url }] } },
+        routes: [{ name: 'reloaded', match: { prefix: '/api' }, upstream: 'app', policies: [{ 'rate-limit': { limits: [{ name: 'reload-quota', rate: 2, per: 'hour' }] } }, { 'request-headers': { response_set: { 'x-config': header } } }] }],
+      }),
+    );
+  write('one');
+  const loaded = loadConfigFile(file, new ConfigValidator(MODULES, POLICIES));
+  const gw = await startTestGateway(loaded.config as unknown as Record<string, unknown>, { file, baseDir: dir, watchConfig: false });
+  t.after(async () => {
+    await gw.close();
+    await up.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  assert.equal((await httpRequest(gw.url + '/api')).status, 200);
+  assert.equal((await httpRequest(gw.url + '/api')).status, 200);
+  write('two');
+  assert.equal(await gw.gateway.reload('test'), true);
+  const after = await httpRequest(gw.url + '/api');
+  assert.equal(after.status, 429, 'the quota used before the reload still counts');
+  assert.equal(after.headers['x-config'], 'two', 'the new config serves');
+});
