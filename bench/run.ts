@@ -190,14 +190,17 @@ async function startKycgate(scenario: Scenario, upstream: string, tls: TlsFiles,
   const file = path.join(work, `${id}.yaml`);
   writeFileSync(file, JSON.stringify(config, null, 2));
   const cli = path.join(build, 'dist/src/cli/main.js');
+  const prepared = scenario.prepare ? await scenario.prepare({ dataDir: dir, configFile: file, cli }) : {};
+  const headers = { ...(scenario.headers ?? {}), ...(prepared.headers ?? {}) };
   const proc = startProcess(`kycgate ${scenario.name}${suffix}`, PROXY_PIN, [process.execPath, ...nodeFlags, cli, 'start', '-c', file], {
     env: { ...process.env, KYCGATE_DATA_DIR: dir },
     // The access log goes where a deployment would send it: a file.
     stdoutFile: path.join(work, `${id}.log`),
   });
   await Promise.all([waitForPort(httpPort), waitForPort(httpsPort)]);
+  if (scenario.warm) await scenario.warm(`http://127.0.0.1:${httpPort}/bench`, headers);
   return {
-    target: { label: `kycgate ${scenario.name}${suffix}`, kind: 'kycgate', urls: { http: `http://127.0.0.1:${httpPort}/bench`, https: `https://127.0.0.1:${httpsPort}/bench` }, headers: scenario.headers ?? {}, pid: proc.child.pid },
+    target: { label: `kycgate ${scenario.name}${suffix}`, kind: 'kycgate', urls: { http: `http://127.0.0.1:${httpPort}/bench`, https: `https://127.0.0.1:${httpsPort}/bench` }, headers, pid: proc.child.pid },
     process: proc,
   };
 }

@@ -7,6 +7,15 @@
  * pointing at the benchmark upstream, and a route `bench` on prefix `/` forwarding to it.
  */
 
+import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { SignJWT, exportSPKI, generateKeyPair } from 'jose';
+import { request } from 'undici';
+
+const run = promisify(execFile);
+
 export interface Scenario {
   /** Short name used on the command line (`--scenarios`) and in the results table. */
   name: string;
@@ -20,6 +29,13 @@ export interface Scenario {
   headers?: Record<string, string>;
   /** Included in the default run (the others run when named with `--scenarios`). */
   byDefault: boolean;
+  /**
+   * Runs before the gateway starts, with its data directory and config file: creates credentials the requests
+   * will carry (an API key through the CLI, a signed token ...). Returned headers are added to every request.
+   */
+  prepare?(ctx: { dataDir: string; configFile: string; cli: string }): Promise<{ headers?: Record<string, string> }>;
+  /** Runs once the gateway listens, before measuring (e.g. completes a KYC verification so the subject is cached). */
+  warm?(baseUrl: string, headers: Record<string, string>): Promise<void>;
 }
 
 export const SCENARIOS: readonly Scenario[] = [
@@ -38,6 +54,70 @@ export const SCENARIOS: readonly Scenario[] = [
     name: 'request-headers',
     description: 'Bare route plus the request-headers policy setting one upstream and one response header.',
     route: { policies: [{ 'request-headers': { set: { 'x-bench': 'yes' }, response_set: { 'x-bench-response': 'yes' } } }] },
+    byDefault: false,
+  },
+  {
+    name: 'api-key',
+    description: 'API-key authentication (key created with `kycgate keys create`, cached after the first request) plus a scope check.',
+    config: { log: { access: false }, consumers: { bench: { scopes: ['bench:read'] } } },
+    route: { policies: [{ authenticate: { methods: [{ 'api-key': {} }] } }, { authorize: { scopes: { all_of: ['bench:read'] } } }] },
+    async prepare({ dataDir, configFile, cli }) {
+      const created = await run(process.execPath, [cli, 'keys', 'create', '--consumer', 'bench', '--json', '--config', configFile], { env: { ...process.env, KYCGATE_DATA_DIR: dataDir } });
+      const { key } = JSON.parse(created.stdout) as { key: string };
+      return { headers: { 'x-api-key': key } };
+    },
+    byDefault: false,
+  },
+  {
+    name: 'jwt-cached',
+    description: 'JWT authentication (ES256, key from a file; the verified token is cached by its hash).',
+    config: { log: { access: false } },
+    route: { policies: [{ authenticate: { methods: [{ jwt: { issuers: [{ issuer: 'https://idp.bench', audiences: ['bench'], keys_file: 'jwt-public.pem', algorithms: ['ES256'] }] } }] } }] },
+    async prepare({ configFile }) {
+      const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
+      writeFileSync(path.join(path.dirname(configFile), 'jwt-public.pem'), await exportSPKI(publicKey));
+      const token = await new SignJWT({ scope: 'bench:read' })
+        .setProtectedHeader({ alg: 'ES256' })
+        .setIssuer('https://idp.bench')
+        .setAudience('bench')
+        .setSubject('bench-user')
+        .setIssuedAt()
+        .setExpirationTime('2h')
+        .sign(privateKey);
+      return { headers: { authorization: `Bearer ${token}` } };
+    },
+    byDefault: false,
+  },
+  {
+    name: 'kyc-approved',
+    description: 'KYC-gated route for an approved, cached subject (verified once through the embedded sandbox before measuring).',
+    config: {
+      log: { access: false },
+      kyc: {
+        providers: { sandbox: { type: 'sandbox', port: 0 } },
+        workflows: { kyc: { provider: 'sandbox', workflow_id: '2f9e4c1a-5b6d-4e7f-8a9b-0c1d2e3f4a5b', claims: { kyc_full: 'facts.status == "Approved"' } } },
+      },
+    },
+    route: { policies: [{ 'kyc-gate': { subject: { from: 'header', header: 'x-user-id', trust_unauthenticated_header: true }, required_claims: ['kyc_full'] } }] },
+    headers: { 'x-user-id': 'bench-user' },
+    async warm(baseUrl, headers) {
+      const first = await request(baseUrl, { headers: { ...headers, accept: 'application/json' } });
+      const { verification_url: url } = (await first.body.json()) as { verification_url: string };
+      await (await request(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'decision=approved' })).body.dump();
+      for (let i = 0; i < 200; i++) {
+        const r = await request(baseUrl, { headers });
+        await r.body.dump();
+        if (r.statusCode === 200) return;
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+      throw new Error('the KYC scenario did not reach an approved subject');
+    },
+    byDefault: false,
+  },
+  {
+    name: 'audit',
+    description: 'Bare route with the audit journal on (hash-chained records, group commit every 20 ms).',
+    config: { log: { access: false }, audit: { enabled: true } },
     byDefault: false,
   },
 ];

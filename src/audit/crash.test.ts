@@ -113,7 +113,7 @@ for (const sync of [false, true]) {
     if (!sync) {
       // The same CLI names a tampered record, and exports CEF.
       const auditDir = path.join(dataDir, 'audit');
-      const cef = spawnSync(process.execPath, [MAIN, 'audit', 'export', '--journal', auditDir, '--format', 'cef', '--since', new Date(killedAt - 60_000).toISOString()], { encoding: 'utf8' });
+      const cef = spawnSync(process.execPath, [MAIN, 'audit', 'export', '--journal', auditDir, '--format', 'cef', '--since', new Date(killedAt - 60_000).toISOString()], { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
       assert.equal(cef.status, 0);
       assert.ok(cef.stdout.split('\n').filter((l) => l.startsWith('CEF:0|kycgate|kycgate|')).length >= answered.length - lost.length);
       const segment = fs.readdirSync(path.join(auditDir, 'journal')).sort()[0]!;

@@ -72,11 +72,11 @@ for (const name of ['nginx', 'caddy'] as FrontProxyName[]) {
 
     test('client copies of injected headers never reach the application when kycgate injects none', async (t) => {
       if (!requireBinary(t, name)) return;
-      const r = await get('/open/page', { 'x-kyc-status': 'approved', 'x-subject-id': 'sub-1', 'x-kyc-level': 'full', 'x-consumer': 'admin' });
+      const r = await get('/open/page', { 'x-kyc-status': 'approved', 'x-subject-id': 'sub-1', 'x-kyc-claims': 'full', 'x-consumer': 'admin' });
       assert.equal(r.status, 200, proxy!.log());
       assert.equal(seen.length, 1);
       assert.equal(seen[0]!['x-kyc-status'], undefined);
-      assert.equal(seen[0]!['x-kyc-level'], undefined);
+      assert.equal(seen[0]!['x-kyc-claims'], undefined);
       assert.equal(seen[0]!['x-subject-id'], undefined);
       assert.equal(seen[0]!['x-consumer'], undefined);
     });

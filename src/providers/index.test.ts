@@ -25,7 +25,8 @@ test('provider entries: defaults applied, secrets must be references, unknown ke
   assert.equal(validate(sandbox), true, JSON.stringify(validate.errors));
   assert.deepEqual(sandbox.retry_delays_ms, [60000, 240000]);
   assert.equal(validate({ type: 'didit', api_key: 'inline-key', webhook_secret: { env: 'X' } }), false, 'an inline secret is refused');
-  assert.equal(validate({ type: 'didit', webhook_secret: { env: 'X' } }), false, 'api_key is required');
+  assert.equal(validate({ type: 'didit', webhook_secret: { env: 'X' } }), true, 'without api_key the provider verifies webhooks only');
+  assert.equal(validate({ type: 'didit', api_key: { env: 'X' } }), false, 'webhook_secret is required');
   assert.equal(validate({ type: 'sandbox', base_url: 'https://x' }), false, 'keys of another type are refused');
   assert.equal(validate({ type: 'onfido' }), false);
   assert.equal(validate({ type: 'didit', api_key: { env: 'A' }, webhook_secret: { env: 'B' }, proxy: { url: 'http://proxy.internal:3128', token: { env: 'P' } } }), true);

@@ -199,9 +199,9 @@ class KycGate implements PolicyInstance {
     ctx.setUpstreamHeader('x-kyc-claims', entry.claimsHeader);
     ctx.setUpstreamHeader('x-subject-id', entry.subject);
     if (body !== undefined && this.config.record_history.length > 0) this.keepHistory(ctx, entry.subject, body);
-    const upstream = ctx.upstream;
-    if (upstream === undefined) return undefined;
-    const token = this.kyc.assertion(entry, upstream.name, now);
+    // The audience is the upstream that will read the assertion; behind a front proxy (decision mode, no upstream
+    // here) it is the route's name.
+    const token = this.kyc.assertion(entry, ctx.upstream?.name ?? ctx.route.name, now);
     if (typeof token === 'string') {
       ctx.setUpstreamHeader('x-kycgate-assertion', token);
       return undefined;

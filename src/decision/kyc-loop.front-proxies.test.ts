@@ -1,0 +1,82 @@
+/**
+ * The real KYC loop through real nginx (auth_request) and real Caddy (forward_auth): the proxy asks kycgate's
+ * decision listener, the user is challenged, approves on the embedded sandbox's hosted page, the signed webhook
+ * arrives on kycgate's proxying listener, and the same request then passes with the injected identity headers;
+ * a client's forged x-kyc-status never reaches the application.
+ */
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import type { IncomingHttpHeaders } from 'node:http';
+import { startTestGateway, startUpstream, httpRequest, type TestGateway } from '../../testing/harness.js';
+import { findBinary, requireBinary, startFrontProxy, type FrontProxy, type FrontProxyName } from '../../testing/front-proxies.js';
+
+for (const name of ['nginx', 'caddy'] as FrontProxyName[]) {
+  describe(`KYC loop through ${name}`, () => {
+    let gw: TestGateway | undefined;
+    let app: Awaited<ReturnType<typeof startUpstream>> | undefined;
+    let proxy: FrontProxy | undefined;
+    const seen: IncomingHttpHeaders[] = [];
+
+    before(async () => {
+      if (!findBinary(name)) return;
+      app = await startUpstream((req, res) => {
+        seen.push(req.headers);
+        res.end('from the application');
+      });
+      gw = await startTestGateway({
+        listeners: [
+          { name: 'main', port: 0 },
+          { name: 'decide', port: 0, decision: { front_proxies: ['127.0.0.1', '::1'] } },
+        ],
+        kyc: {
+          providers: { sandbox: { type: 'sandbox', port: 0 } },
+          workflows: { kyc: { provider: 'sandbox', workflow_id: '0b6f3f0e-6c1d-4c55-9d9e-0e6f2f1d2a3b', claims: { kyc_full: 'facts.status == "Approved"' } } },
+        },
+        routes: [
+          {
+            name: 'api',
+            match: { prefix: '/api' },
+            policies: [{ 'kyc-gate': { subject: { from: 'header', header: 'x-user-id', trust_unauthenticated_header: true }, required_claims: ['kyc_full'] } }],
+          },
+        ],
+      });
+      const decide = gw.gateway.listeners.find((l) => l.config.name === 'decide')!;
+      proxy = await startFrontProxy(name, { decision: `127.0.0.1:${decide.port}`, upstream: `127.0.0.1:${app.port}` });
+    });
+
+    after(async () => {
+      await proxy?.close();
+      await gw?.close();
+      await app?.close();
+    });
+
+    test('challenge, sandbox approval, then the request passes with the injected headers', async (t) => {
+      if (!requireBinary(t, name)) return;
+      const user = { 'x-user-id': `dana-${name}`, accept: 'application/json', 'x-kyc-status': 'forged', 'x-kyc-claims': 'everything' };
+      const first = await httpRequest(proxy!.url + '/api/transfers', { headers: user });
+      assert.equal(first.status, 403, proxy!.log());
+      const url = first.headers['x-kycgate-verification-url'] as string;
+      assert.match(url, /\/verify\//);
+      assert.equal(JSON.parse(first.body).verification_url, url);
+      assert.equal(seen.length, 0, 'nothing reached the application before verification');
+
+      const approved = await httpRequest(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'decision=approved' });
+      assert.equal(approved.status, 200);
+
+      let passed: Awaited<ReturnType<typeof httpRequest>> | undefined;
+      const started = Date.now();
+      while (Date.now() - started < 5000) {
+        passed = await httpRequest(proxy!.url + '/api/transfers', { headers: user });
+        if (passed.status === 200) break;
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      assert.equal(passed!.status, 200, proxy!.log());
+      assert.equal(passed!.body, 'from the application');
+      const headers = seen.at(-1)!;
+      assert.equal(headers['x-kyc-status'], 'verified', 'the forged status was replaced');
+      assert.equal(headers['x-kyc-claims'], 'kyc_full');
+      assert.match(String(headers['x-subject-id']), /^sub_/);
+      assert.ok(headers['x-kycgate-assertion'], 'the signed assertion reaches the application');
+    });
+  });
+}
