@@ -88,7 +88,7 @@ test('Redis frozen, killed and restarted: no request waits on it, fail_open keep
   const frozenMax = maxMs(frozen);
   const controlMax = maxMs(control);
   console.log(`# frozen Redis: max latency ${frozenMax.toFixed(1)} ms over ${frozen.length} requests (control route: ${controlMax.toFixed(1)} ms)`);
-  assert.ok(frozenMax <= 50 + controlMax + 25, `max latency ${frozenMax} ms, control ${controlMax} ms`);
+  assert.ok(frozenMax <= 50 + controlMax + 40, `max latency ${frozenMax} ms, control ${controlMax} ms`);
   // Each instance applied the limit locally: at most 50 each.
   assert.ok(countStatus(frozen, 200) <= 100 && countStatus(frozen, 200) >= 50, `admitted ${countStatus(frozen, 200)}`);
   assert.equal(countStatus(frozen, 0) + countStatus(frozen, 500) + countStatus(frozen, 503), 0);
@@ -98,7 +98,7 @@ test('Redis frozen, killed and restarted: no request waits on it, fail_open keep
   const [dead, control2] = await Promise.all([steady(urls, 100, 600, { 'x-client': 'phase3' }), steady(controls, 50, 600)]);
   const deadMax = maxMs(dead);
   console.log(`# dead Redis: max latency ${deadMax.toFixed(1)} ms over ${dead.length} requests (control route: ${maxMs(control2).toFixed(1)} ms)`);
-  assert.ok(deadMax <= 50 + maxMs(control2) + 25, `max latency ${deadMax} ms`);
+  assert.ok(deadMax <= 50 + maxMs(control2) + 40, `max latency ${deadMax} ms`);
   assert.ok(dead.every((s) => s.status === 200 || s.status === 429));
 
   // Back on the same port: once the clients reconnect and the breaker closes, limits are shared again.
@@ -121,7 +121,7 @@ test('fail_closed answers 503 problem+json while Redis is down, without waiting 
   await redis.kill();
   const [down, control] = await Promise.all([steady(urls, 100, 500), steady(controls, 50, 500)]);
   assert.equal(countStatus(down, 503), down.length);
-  assert.ok(maxMs(down) <= 50 + maxMs(control) + 25, `max latency ${maxMs(down)} ms, control ${maxMs(control)} ms`);
+  assert.ok(maxMs(down) <= 50 + maxMs(control) + 40, `max latency ${maxMs(down)} ms, control ${maxMs(control)} ms`);
   const p = await httpRequest(urls[1]!);
   assert.equal(p.headers['content-type'], 'application/problem+json');
   assert.equal(JSON.parse(p.body).type, 'https://kycgate.dev/problems/service-unavailable');
