@@ -115,6 +115,20 @@ export const SCENARIOS: readonly Scenario[] = [
     byDefault: false,
   },
   {
+    name: 'rate-limit-local',
+    description: 'A local GCRA rate limit per client IP, high enough never to reject (measures the decision, not rejections).',
+    config: { log: { access: false } },
+    route: { policies: [{ 'rate-limit': { limits: [{ name: 'bench', rate: 10000000, per: 'second', burst: 10000000, key: ['ip'] }] } }] },
+    byDefault: false,
+  },
+  {
+    name: 'rate-limit-redis',
+    description: 'The same limit shared through Redis on 127.0.0.1:6379: one atomic script call per request.',
+    config: { log: { access: false }, redis: { url: 'redis://127.0.0.1:6379', key_prefix: `kycgate-bench-${process.pid}:` } },
+    route: { policies: [{ 'rate-limit': { store: 'redis', limits: [{ name: 'bench', rate: 10000000, per: 'second', burst: 10000000, key: ['ip'] }] } }] },
+    byDefault: false,
+  },
+  {
     name: 'audit',
     description: 'Bare route with the audit journal on (hash-chained records, group commit every 20 ms).',
     config: { log: { access: false }, audit: { enabled: true } },
