@@ -41,13 +41,13 @@ export interface Scenario {
 export const SCENARIOS: readonly Scenario[] = [
   {
     name: 'bare',
-    description: 'Bare route with default settings (access log on): routing, framing and path checks, header rules, forwarding.',
+    description: 'Bare route with default settings: routing, framing and path checks, header rules, forwarding, request metrics.',
     byDefault: true,
   },
   {
-    name: 'bare-no-log',
-    description: 'Bare route with the access log off: the difference to `bare` is the cost of one log line per request.',
-    config: { log: { access: false } },
+    name: 'bare-access-log',
+    description: 'Bare route with the per-request access log on: the difference to `bare` is the cost of one log line per request.',
+    config: { log: { access: true } },
     byDefault: true,
   },
   {

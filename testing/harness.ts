@@ -58,7 +58,8 @@ export async function startTestGateway(config: Record<string, unknown>, options:
   const cfg = structuredClone(config) as Record<string, unknown>;
   cfg.listeners ??= [{ name: 'main', port: 0 }];
   cfg.admin ??= { port: 0 };
-  (cfg.log as Record<string, unknown> | undefined) ?? (cfg.log = { level: 'info' });
+  // Tests assert on access lines: on unless a test configures logging itself.
+  (cfg.log as Record<string, unknown> | undefined) ?? (cfg.log = { level: 'info', access: true });
   const validated = validator.validate(cfg);
   const dataDir = options.dataDir ?? mkdtempSync(path.join(os.tmpdir(), 'kycgate-test-'));
   const { logger, lines } = memoryLogger();

@@ -21,6 +21,8 @@ export function demoConfig(tls: { cert: string; key: string }, env: NodeJS.Proce
       { name: 'https', address: '127.0.0.1', port: 8443, tls: { cert: tls.cert, key: tls.key } },
     ],
     admin: { address: '127.0.0.1', port: 9901 },
+    // The demo shows each request in the terminal.
+    log: { access: true },
     kyc: {
       providers,
       workflows: {
