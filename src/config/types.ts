@@ -2,7 +2,19 @@
 
 import type { DecisionListenerConfig } from '../decision/schema.js';
 
-export type SecretRef = { env: string } | { file: string };
+export type LocalSecretRef = { env: string } | { file: string };
+export type VaultSecretRef = { vault: { path: string; key: string } };
+export type SecretRef = LocalSecretRef | VaultSecretRef;
+
+export interface VaultConfig {
+  address: string;
+  namespace?: string;
+  ca_file?: string;
+  timeout_ms: number;
+  refresh_interval_s: number;
+  retry_interval_s: number;
+  auth: { token?: LocalSecretRef; approle?: { mount: string; role_id: LocalSecretRef; secret_id: LocalSecretRef } };
+}
 
 export interface TimeoutsConfig {
   connect_ms?: number;
@@ -81,6 +93,7 @@ export interface GatewayConfig {
   defaults: { max_body_bytes: number; timeouts: TimeoutsConfig; policies: PolicyConfigEntry[] };
   upstreams: Record<string, UpstreamConfig>;
   routes: RouteConfig[];
+  vault?: VaultConfig;
   /** Sections contributed by modules (kyc, stores, audit ...), validated by their own schemas. */
   [section: string]: unknown;
 }
