@@ -124,6 +124,13 @@ const tlsListenerSchema = {
     min_version: { enum: ['TLSv1.2', 'TLSv1.3'], default: 'TLSv1.2', description: 'Lowest TLS version accepted; TLS 1.0 and 1.1 are never accepted.' },
     ciphers: { type: 'string', description: 'OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are fixed by OpenSSL). Default: Node\'s.' },
     session_timeout_s: { type: 'integer', minimum: 0, default: 300, description: 'Lifetime of TLS sessions that clients may resume (at most 60 s when client_auth is not none).' },
+    expiry_warning_s: {
+      type: 'integer',
+      minimum: 1,
+      default: 600,
+      description:
+        'Warn (log line and `tls.certificate_expiring` event, checked every minute) when the served certificate expires within this many seconds: its rotation has stalled (a healthy SPIFFE agent or cert-manager renews long before).',
+    },
     client_auth: {
       enum: ['none', 'optional', 'required'],
       default: 'none',

@@ -34,6 +34,7 @@ export interface ListenerConfig {
     min_version: 'TLSv1.2' | 'TLSv1.3';
     ciphers?: string;
     session_timeout_s: number;
+    expiry_warning_s?: number;
     client_auth: 'none' | 'optional' | 'required';
     client_ca?: string[];
     trust_domains?: Array<{ name: string; bundle: string }>;

@@ -191,7 +191,10 @@ export class Gateway {
           services: this.services,
           resolveSecret: (ref) => resolveSecret(ref, loaded.baseDir, process.env, this.vault),
           publicBaseUrl: this.publicBaseUrl,
-          listenerCertificates: () => this.listeners.filter((l) => l.tls).map((l) => ({ listener: l.config.name, notAfter: l.certificates?.notAfter })),
+          listenerCertificates: () =>
+            this.listeners
+              .filter((l) => l.tls)
+              .map((l) => ({ listener: l.config.name, notAfter: l.certificates?.notAfter, served: l.certificates?.served, rotatedAt: l.certificates?.rotatedAt, rotations: l.certificates?.rotations ?? 0 })),
         }),
       );
     }
@@ -244,10 +247,18 @@ export class Gateway {
         svids?.close();
         throw err;
       }
-      const { notAfter, ...serverTls } = tlsOptions;
+      const { notAfter, served, ...serverTls } = tlsOptions;
       server = https.createServer({ ...this.serverOptions(), ...serverTls }, onRequest);
       certificates = new CertificateWatcher(server as https.Server, lc.tls, baseDir, this.logger, clientAuth, svids);
       certificates.notAfter = notAfter;
+      certificates.served = served;
+      certificates.onExpiring = (cert, secondsLeft) =>
+        this.services.events.emit({
+          type: 'tls.certificate_expiring',
+          outcome: secondsLeft > 0 ? 'rotation_stalled' : 'expired',
+          data: { listener: lc.name, serial: cert.serial, spiffe_id: cert.spiffeId, not_after: cert.notAfter.toISOString(), seconds_left: secondsLeft, source: cert.source },
+        });
+      certificates.startExpiryChecks();
       certificates.onClientRefused = (reason, client) =>
         this.services.events.emit({ type: 'auth.failure', outcome: reason, data: { listener: lc.name, method: 'mtls', stage: 'handshake', client } });
       // A failed handshake is the client's problem, not ours: do not log it as an error.
@@ -317,7 +328,16 @@ export class Gateway {
     let ok = !this.draining;
     if (this.draining) checks.draining = { ok: false };
     for (const l of this.listeners) {
-      if (l.certificates?.notAfter) checks[`tls:${l.config.name}`] = { ok: l.certificates.notAfter.getTime() > Date.now(), not_after: l.certificates.notAfter.toISOString() };
+      const c = l.certificates;
+      if (c?.notAfter) {
+        checks[`tls:${l.config.name}`] = {
+          ok: c.notAfter.getTime() > Date.now(),
+          not_after: c.notAfter.toISOString(),
+          ...(c.served ? { source: c.served.source, serial: c.served.serial, ...(c.served.spiffeId ? { spiffe_id: c.served.spiffeId } : {}) } : {}),
+          last_rotation: c.rotatedAt?.toISOString() ?? null,
+          rotations: c.rotations,
+        };
+      }
     }
     if (this.runtime.config.vault) checks.vault = this.vault.readiness();
     const results = await Promise.all(

@@ -13,6 +13,30 @@ import type { ListenerConfig } from '../config/types.js';
 import { CLIENT_AUTH_MAX_SESSION_S, ListenerClientAuth, registerListenerConnection } from '../identity/listener-client-auth.js';
 import type { WorkloadX509Source } from '../identity/workload-api/x509-source.js';
 
+/** What a listener presents now: for /readyz, metrics and the stalled-rotation warning (no key material). */
+export interface ServedCertificate {
+  /** SPIFFE ID from the URI SAN, when the certificate is an X509-SVID. */
+  spiffeId?: string;
+  /** Serial number, upper-case hex. */
+  serial: string;
+  /** SHA-256 fingerprint. */
+  fingerprint: string;
+  notAfter: Date;
+  source: 'file' | 'workload_api';
+}
+
+export function describeCertificate(certPem: string, source: ServedCertificate['source']): ServedCertificate {
+  const x509 = new X509Certificate(certPem);
+  const uri = x509.subjectAltName?.split(', ').find((n) => n.startsWith('URI:spiffe://'));
+  return {
+    ...(uri ? { spiffeId: uri.slice(4) } : {}),
+    serial: x509.serialNumber.toUpperCase(),
+    fingerprint: x509.fingerprint256,
+    notAfter: new Date(x509.validTo),
+    source,
+  };
+}
+
 export interface LoadedCertificate {
   options: SecureContextOptions;
   notAfter: Date;
@@ -59,9 +83,10 @@ export function tlsServerOptions(
   baseDir: string,
   clientAuth?: ListenerClientAuth,
   svids?: WorkloadX509Source,
-): TlsOptions & { notAfter: Date } {
+): TlsOptions & { notAfter: Date; served: ServedCertificate | undefined } {
   const pair = listenerCertificate(tls, baseDir, svids);
   return {
+    served: pair ? describeCertificate(pair.cert, tls.workload_api ? 'workload_api' : 'file') : undefined,
     ...(clientAuth ? clientAuth.tlsOptions() : {}),
     ...(pair ? { cert: pair.cert, key: pair.key } : {}),
     minVersion: tls.min_version,
@@ -86,8 +111,18 @@ export class CertificateWatcher {
   private timer: NodeJS.Timeout | undefined;
   /** Validity end of the certificate being served. */
   notAfter: Date | undefined;
-  /** Number of successful swaps (for tests and metrics). */
+  /** Number of successful swaps (for tests and metrics); a swap may keep the certificate (e.g. new trust bundles). */
   reloads = 0;
+  /** The certificate served now. */
+  served: ServedCertificate | undefined;
+  /** When a different certificate was last put in service (undefined: still the one from start). */
+  rotatedAt: Date | undefined;
+  /** Number of times a different certificate was put in service. */
+  rotations = 0;
+  /** Told when the served certificate is within `expiry_warning_s` of its end. */
+  onExpiring: ((served: ServedCertificate, secondsLeft: number) => void) | undefined;
+  private readonly reloadListeners = new Set<() => void>();
+  private expiryTimer: NodeJS.Timeout | undefined;
   /** Told about every connection closed because its client certificate was missing or refused. */
   onClientRefused: ((reason: string, client: string) => void) | undefined;
 
@@ -164,7 +199,7 @@ export class CertificateWatcher {
 
   reload(): boolean {
     try {
-      const { notAfter, ...options } = tlsServerOptions(this.tls, this.baseDir, this.clientAuth, this.svids);
+      const { notAfter, served, ...options } = tlsServerOptions(this.tls, this.baseDir, this.clientAuth, this.svids);
       this.server.setSecureContext(options);
       // requestCert and rejectUnauthorized belong to the server, not the context: setSecureContext ignores them.
       const server = this.server as HttpsServer & { requestCert: boolean; rejectUnauthorized: boolean };
@@ -173,12 +208,49 @@ export class CertificateWatcher {
       this.server.setTicketKeys(randomBytes(48));
       this.notAfter = notAfter;
       this.reloads++;
-      this.logger.info({ cert: this.tls.cert ?? 'workload api', not_after: notAfter.toISOString() }, 'TLS certificate loaded');
+      if (served?.fingerprint !== this.served?.fingerprint) {
+        this.rotatedAt = new Date();
+        this.rotations++;
+      }
+      this.served = served;
+      this.logger.info(
+        { cert: this.tls.cert ?? 'workload api', not_after: notAfter.toISOString(), serial: served?.serial, spiffe_id: served?.spiffeId },
+        'TLS certificate loaded',
+      );
+      for (const listener of this.reloadListeners) listener();
+      this.checkExpiry();
       return true;
     } catch (err) {
       this.logger.warn({ cert: this.tls.cert, reason: (err as Error).message }, 'TLS certificate change refused; the previous certificate stays in use');
       return false;
     }
+  }
+
+  /** Calls `listener` after every successful swap; returns the unsubscribe function. */
+  onReload(listener: () => void): () => void {
+    this.reloadListeners.add(listener);
+    return () => this.reloadListeners.delete(listener);
+  }
+
+  /** Starts the periodic stalled-rotation check (after `onExpiring` is wired), checking once now. */
+  startExpiryChecks(intervalMs = 60_000): void {
+    clearInterval(this.expiryTimer);
+    this.expiryTimer = setInterval(() => this.checkExpiry(), intervalMs);
+    this.expiryTimer.unref();
+    this.checkExpiry();
+  }
+
+  /** Warns when the served certificate is about to expire: whatever renews it has not done so in time. */
+  checkExpiry(): void {
+    const served = this.served;
+    if (!served || this.expiryTimer === undefined) return;
+    const secondsLeft = Math.floor((served.notAfter.getTime() - Date.now()) / 1000);
+    if (secondsLeft > (this.tls.expiry_warning_s ?? 600)) return;
+    this.logger.warn(
+      { cert: this.tls.cert ?? 'workload api', serial: served.serial, spiffe_id: served.spiffeId, not_after: served.notAfter.toISOString(), seconds_left: secondsLeft },
+      secondsLeft > 0 ? 'TLS certificate expires soon and has not been rotated' : 'TLS certificate has expired and has not been rotated',
+    );
+    this.onExpiring?.(served, secondsLeft);
   }
 
   private unwatch(): void {
@@ -188,6 +260,8 @@ export class CertificateWatcher {
 
   close(): void {
     clearTimeout(this.timer);
+    clearInterval(this.expiryTimer);
+    this.reloadListeners.clear();
     this.unwatch();
     this.clientAuth?.close();
     this.svids?.close();
