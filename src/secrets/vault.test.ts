@@ -240,3 +240,41 @@ test('vault secrets: a start with an unreadable reference fails naming the refer
     },
   );
 });
+
+test('vault secrets: KYC encryption keys from Vault; after rotation to a new key id, data sealed under the old key still opens', async (t) => {
+  const vault = await startVault({ roleId: 'role-1', secretId: 'secret-1' });
+  t.after(() => vault.close());
+  const k1 = Buffer.alloc(32, 1).toString('base64');
+  const k2 = Buffer.alloc(32, 2).toString('hex');
+  vault.put('kycgate/data-keys', { k1 });
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kycgate-vault-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(path.join(dir, 'role_id'), 'role-1');
+  writeFileSync(path.join(dir, 'secret_id'), 'secret-1');
+  const keyRef = (id: string) => ({ id, key: { vault: { path: 'secret/data/kycgate/data-keys', key: id } } });
+  const config = (keys: string[]) => ({
+    listeners: [{ name: 'main', port: 0 }],
+    admin: { port: 0 },
+    log: { level: 'info' },
+    vault: { address: vault.address, auth: { approle: { role_id: { file: 'role_id' }, secret_id: { file: 'secret_id' } } } },
+    kyc: { encryption_keys: keys.map(keyRef) },
+    routes: [{ name: 'r', match: { prefix: '/' }, policies: [{ 'static-response': {} }] }],
+  });
+  const file = path.join(dir, 'kycgate.yaml');
+  writeFileSync(file, stringify(config(['k1'])));
+  const gw = await startTestGateway(config(['k1']), { file, baseDir: dir, watchConfig: false });
+  t.after(() => gw.close());
+  type Sealer = { currentKeyId: string; seal(p: string, a: string): string; open(s: string, a: string): string };
+  const sealer = () => gw.gateway.services.get<{ setup: { sealer: Sealer } }>('kyc').setup.sealer;
+  assert.equal(sealer().currentKeyId, 'k1');
+  const old = sealer().seal('personal data', 'subject-1');
+
+  // Rotation: the new key is added in Vault and put first in the list; the old one stays to decrypt.
+  vault.put('kycgate/data-keys', { k1, k2 });
+  writeFileSync(file, stringify(config(['k2', 'k1'])));
+  assert.equal(await gw.gateway.reload('new data key'), true);
+  assert.equal(sealer().currentKeyId, 'k2');
+  assert.match(sealer().seal('new data', 'subject-2'), /^v1\.k2\./);
+  assert.equal(sealer().open(old, 'subject-1'), 'personal data');
+  assert.ok(!JSON.stringify(gw.logs).includes(k1) && !JSON.stringify(gw.logs).includes(k2));
+});
