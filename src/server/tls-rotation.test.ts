@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import https from 'node:https';
-import { writeFileSync, renameSync, rmSync } from 'node:fs';
+import { writeFileSync, renameSync, rmSync, mkdirSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
 import { setImmediate as nextTick } from 'node:timers/promises';
 import { startTestGateway, startUpstream, httpRequest } from '../../testing/harness.js';
@@ -198,4 +198,38 @@ test('tls rotation: a served certificate close to expiry without rotation warns 
   assert.equal(events[0]!.outcome, 'rotation_stalled');
   assert.equal(events[0]!.data?.listener, 'https');
   assert.equal(events[0]!.data?.serial, svid.cert.serialNumber.toUpperCase());
+});
+
+test('tls rotation: a Kubernetes secret volume update (the ..data symlink swapped) is served', async (t) => {
+  const dir = tempDir('kycgate-k8s-');
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const ca = await trustDomainCa('a.test');
+  // The kubelet's atomic writer: files live in a timestamped directory, `..data` points at it, and the names the
+  // config uses are symlinks through `..data`. An update writes a new directory and renames a new `..data` over
+  // the old one, so the only directory event names `..data`, never `tls.crt`.
+  const generation = async (name: string) => {
+    const issued = await issueSvid(ca, GATEWAY_ID, { dns: ['localhost'] });
+    mkdirSync(path.join(dir, name));
+    writeFileSync(path.join(dir, name, 'tls.crt'), issued.certPem);
+    writeFileSync(path.join(dir, name, 'tls.key'), issued.keyPem);
+    symlinkSync(name, path.join(dir, '..data_tmp'));
+    renameSync(path.join(dir, '..data_tmp'), path.join(dir, '..data'));
+    return issued;
+  };
+  const first = await generation('..2026_01');
+  symlinkSync('..data/tls.crt', path.join(dir, 'tls.crt'));
+  symlinkSync('..data/tls.key', path.join(dir, 'tls.key'));
+  const gw = await startTestGateway({
+    listeners: [{ name: 'https', port: 0, tls: { cert: path.join(dir, 'tls.crt'), key: path.join(dir, 'tls.key') } }],
+    routes: [{ name: 'r', match: { prefix: '/' }, policies: [{ 'static-response': {} }] }],
+  });
+  t.after(() => gw.close());
+  const watcher = gw.gateway.listeners[0]!.certificates!;
+  assert.equal(watcher.served?.serial, first.cert.serialNumber.toUpperCase());
+  for (let i = 2; i <= 4; i++) {
+    const next = await generation(`..2026_0${i}`);
+    const serial = next.cert.serialNumber.toUpperCase();
+    await untilSwapped(watcher, () => watcher.served?.serial === serial, `generation ${i} to be served`, 5_000);
+    assert.equal((await tlsRequest(gw.port, { ca: ca.certPem, path: '/' })).serverSerial, serial);
+  }
 });

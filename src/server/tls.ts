@@ -4,6 +4,7 @@
  * Both files are read and checked to match before the swap; a half-written pair keeps the old context.
  */
 import { readFileSync, watch, type FSWatcher } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { X509Certificate, createPrivateKey, randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { Server as HttpsServer } from 'node:https';
@@ -109,6 +110,8 @@ export function tlsServerOptions(
 export class CertificateWatcher {
   private watchers: FSWatcher[] = [];
   private timer: NodeJS.Timeout | undefined;
+  private poller: NodeJS.Timeout | undefined;
+  private readonly fileStamps = new Map<string, string>();
   /** Validity end of the certificate being served. */
   notAfter: Date | undefined;
   /** Number of successful swaps (for tests and metrics); a swap may keep the certificate (e.g. new trust bundles). */
@@ -136,6 +139,7 @@ export class CertificateWatcher {
     /** Workload API source of the listener's certificate, when `workload_api` is configured. */
     private readonly svids: WorkloadX509Source | undefined = undefined,
     private readonly debounceMs = 150,
+    private readonly pollMs = 2000,
   ) {
     this.watch();
     // Each Workload API message is the whole state: swap the context on every one (rotation or withdrawal).
@@ -177,11 +181,13 @@ export class CertificateWatcher {
       if (!dirs.has(dir)) dirs.set(dir, new Set());
       dirs.get(dir)!.add(path.basename(f));
     }
-    // Watch directories, not files: renames and atomic replaces end a file watch.
+    // Watch directories, not files: renames and atomic replaces end a file watch. A Kubernetes secret volume
+    // updates by renaming its `..data` symlink (the configured names are symlinks through it), so a `..` entry
+    // counts as a change too.
     for (const [dir, names] of dirs) {
       try {
         const w = watch(dir, { persistent: false }, (_event, filename) => {
-          if (filename === null || names.has(filename.toString())) this.schedule();
+          if (filename === null || names.has(filename.toString()) || filename.toString().startsWith('..')) this.schedule();
         });
         w.on('error', () => undefined);
         this.watchers.push(w);
@@ -189,6 +195,28 @@ export class CertificateWatcher {
         this.logger.warn({ dir, err: (err as Error).message }, 'cannot watch certificate directory; reload with SIGHUP');
       }
     }
+    // Backstop for lost directory events (and symlink chains elsewhere): the files' metadata, through symlinks.
+    void this.pollFiles(files);
+    this.poller = setInterval(() => void this.pollFiles(files), this.pollMs);
+    this.poller.unref();
+  }
+
+  /** Schedules a reload when a file's inode, size or mtime changed since the last poll. */
+  private async pollFiles(files: string[]): Promise<void> {
+    let changed = false;
+    for (const f of files) {
+      let stamp: string;
+      try {
+        const st = await stat(f);
+        stamp = `${st.ino}:${st.size}:${st.mtimeMs}`;
+      } catch {
+        stamp = 'missing';
+      }
+      const previous = this.fileStamps.get(f);
+      this.fileStamps.set(f, stamp);
+      if (previous !== undefined && previous !== stamp) changed = true;
+    }
+    if (changed) this.schedule();
   }
 
   private schedule(): void {
@@ -256,6 +284,8 @@ export class CertificateWatcher {
   private unwatch(): void {
     for (const w of this.watchers) w.close();
     this.watchers = [];
+    clearInterval(this.poller);
+    this.fileStamps.clear();
   }
 
   close(): void {
