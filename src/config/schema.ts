@@ -43,6 +43,7 @@ export const secretRefSchema = {
             path: {
               type: 'string',
               pattern: '^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.@=+-]+)+$',
+              not: { pattern: '(^|/)\\.{1,2}(/|$)' },
               description: 'API path of the secret below /v1/, e.g. `secret/data/kycgate/didit` (KV v2: mount, `data`, secret path) or `kv1/kycgate/didit` (KV v1).',
             },
             key: { type: 'string', minLength: 1, description: 'Key inside the secret\'s data, e.g. `api_key`.' },

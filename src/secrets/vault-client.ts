@@ -7,6 +7,7 @@ import path from 'node:path';
 import { Agent, request, type Dispatcher } from 'undici';
 import type { LocalSecretRef, VaultConfig } from '../config/types.js';
 import { resolveSecret } from '../config/secrets.js';
+import { ConfigError } from '../config/load.js';
 
 export class VaultError extends Error {
   constructor(
@@ -41,7 +42,12 @@ export class VaultClient {
     private readonly baseDir: string,
   ) {
     this.base = config.address.replace(/\/+$/, '');
-    const ca = config.ca_file ? readFileSync(path.resolve(baseDir, config.ca_file), 'utf8') : undefined;
+    let ca: string | undefined;
+    try {
+      ca = config.ca_file ? readFileSync(path.resolve(baseDir, config.ca_file), 'utf8') : undefined;
+    } catch (err) {
+      throw new ConfigError([`vault.ca_file: ${config.ca_file} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`]);
+    }
     this.dispatcher = new Agent({
       connect: { timeout: config.timeout_ms, ...(ca ? { ca } : {}) },
       headersTimeout: config.timeout_ms,

@@ -64,44 +64,62 @@ export class VaultSecrets implements VaultSecretCache {
   async prepare(config: GatewayConfig, baseDir: string): Promise<void> {
     const refs = collectVaultRefs(config);
     if (refs.length > 0 && !config.vault) throw new ConfigError(['vault: secret references {vault: ...} need a top-level `vault` section (address, auth)']);
+    // Changed Vault settings (another address, namespace or login): every secret is read again through them, and
+    // they are adopted only if that works, so a refused reload leaves the running setup as it was.
     const settings = JSON.stringify([config.vault, baseDir]);
-    if (config.vault && settings !== this.settings) {
-      const previous = this.client;
-      this.client = new VaultClient(config.vault, baseDir);
-      this.settings = settings;
-      void previous?.close();
-    }
-    this.config = config.vault;
+    const changed = config.vault !== undefined && settings !== this.settings;
+    const client = changed ? new VaultClient(config.vault!, baseDir) : this.client;
     const wanted = new Map<string, Set<string>>();
     for (const r of refs) {
       if (!wanted.has(r.path)) wanted.set(r.path, new Set());
       wanted.get(r.path)!.add(r.key);
     }
     const problems: string[] = [];
+    const fetched = new Map<string, CachedSecret>();
     await Promise.all(
       [...wanted].map(async ([apiPath, keys]) => {
         const cached = this.secrets.get(apiPath);
-        if (cached && [...keys].every((k) => k in cached.data)) {
-          cached.keys = keys;
-          return;
-        }
+        if (!changed && cached && [...keys].every((k) => k in cached.data)) return;
         try {
-          const secret = await this.client!.readKv(apiPath);
+          const secret = await client!.readKv(apiPath);
           for (const k of keys) if (!(k in secret.data)) problems.push(`secret {vault: ${apiPath}#${k}}: the secret has no key "${k}"`);
-          this.secrets.set(apiPath, this.entry(secret.data, keys, secret.leaseSeconds, secret.version));
+          fetched.set(apiPath, this.entry(secret.data, keys, secret.leaseSeconds, secret.version, config.vault));
         } catch (err) {
           for (const k of keys) problems.push(`secret {vault: ${apiPath}#${k}}: ${(err as Error).message}`);
         }
       }),
     );
+    if (problems.length > 0) {
+      if (changed) void client?.close();
+      throw new ConfigError(problems.sort());
+    }
+    if (changed) {
+      void this.client?.close();
+      this.client = client;
+      this.settings = settings;
+    }
+    this.config = config.vault;
+    for (const [apiPath, entry] of fetched) this.secrets.set(apiPath, entry);
+    for (const [apiPath, keys] of wanted) {
+      const cached = this.secrets.get(apiPath)!;
+      for (const k of keys) cached.keys.add(k);
+    }
     if (problems.length > 0) throw new ConfigError(problems.sort());
     this.schedule();
   }
 
   /** Once a configuration is applied: secrets it no longer references are forgotten (and no longer refreshed). */
   retain(config: GatewayConfig): void {
-    const wanted = new Set(collectVaultRefs(config).map((r) => r.path));
-    for (const p of [...this.secrets.keys()]) if (!wanted.has(p)) this.secrets.delete(p);
+    const wanted = new Map<string, Set<string>>();
+    for (const r of collectVaultRefs(config)) {
+      if (!wanted.has(r.path)) wanted.set(r.path, new Set());
+      wanted.get(r.path)!.add(r.key);
+    }
+    for (const [p, s] of [...this.secrets]) {
+      const keys = wanted.get(p);
+      if (keys) s.keys = keys;
+      else this.secrets.delete(p);
+    }
     this.schedule();
   }
 
@@ -134,13 +152,13 @@ export class VaultSecrets implements VaultSecretCache {
     await this.client?.close().catch(() => undefined);
   }
 
-  private entry(data: Record<string, string>, keys: Set<string>, leaseSeconds: number, version: number | undefined): CachedSecret {
+  private entry(data: Record<string, string>, keys: Set<string>, leaseSeconds: number, version: number | undefined, config = this.config): CachedSecret {
     const now = this.now();
-    return { data, keys, fetchedAt: now, nextRefreshAt: now + this.periodMs(leaseSeconds), ...(version !== undefined ? { version } : {}) };
+    return { data, keys: new Set(keys), fetchedAt: now, nextRefreshAt: now + this.periodMs(leaseSeconds, config), ...(version !== undefined ? { version } : {}) };
   }
 
-  private periodMs(leaseSeconds: number): number {
-    const interval = this.config?.refresh_interval_s ?? 300;
+  private periodMs(leaseSeconds: number, config = this.config): number {
+    const interval = config?.refresh_interval_s ?? 300;
     return (leaseSeconds > 0 ? Math.min(leaseSeconds, interval) : interval) * 1000;
   }
 

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import https from 'node:https';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,6 +10,9 @@ import { stringify } from 'yaml';
 import { startTestGateway, startUpstream, httpRequest } from '../../testing/harness.js';
 import { VaultClient, VaultError } from './vault-client.js';
 import { collectVaultRefs } from './vault-secrets.js';
+import { issueCertificate } from '../identity/certificates.js';
+import { ConfigValidator } from '../config/load.js';
+import { MODULES, POLICIES } from '../extensions.js';
 import type { GatewayEvent } from '../observe/events.js';
 import type { VaultConfig } from '../config/types.js';
 
@@ -17,12 +21,12 @@ import type { VaultConfig } from '../config/types.js';
  * X-Vault-Token and the {data: {data, metadata}} envelope, AppRole login at POST /v1/auth/approle/login,
  * 403 {"errors":["permission denied"]} for a bad token and 404 {"errors":[]} for a missing secret.
  */
-async function startVault(opts: { roleId: string; secretId: string; leaseSeconds?: number }) {
+async function startVault(opts: { roleId: string; secretId: string; leaseSeconds?: number; tls?: { cert: string; key: string } }) {
   const secrets = new Map<string, { data: Record<string, string>; version: number }>();
   const tokens = new Set<string>();
   const state = { down: false, logins: 0, reads: 0 };
   let nextToken = 0;
-  const server = http.createServer((req, res) => {
+  const handler: http.RequestListener = (req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -63,10 +67,11 @@ async function startVault(opts: { roleId: string; secretId: string; leaseSeconds
         auth: null,
       });
     });
-  });
+  };
+  const server = opts.tls ? https.createServer(opts.tls, handler) : http.createServer(handler);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   return {
-    address: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
+    address: `${opts.tls ? 'https' : 'http'}://127.0.0.1:${(server.address() as { port: number }).port}`,
     state,
     tokens,
     put(p: string, data: Record<string, string>) {
@@ -277,4 +282,77 @@ test('vault secrets: KYC encryption keys from Vault; after rotation to a new key
   assert.match(sealer().seal('new data', 'subject-2'), /^v1\.k2\./);
   assert.equal(sealer().open(old, 'subject-1'), 'personal data');
   assert.ok(!JSON.stringify(gw.logs).includes(k1) && !JSON.stringify(gw.logs).includes(k2));
+});
+
+test('vault over HTTPS: Vault\'s certificate is verified against vault.ca_file; a path with dot segments is refused', async (t) => {
+  const ca = await issueCertificate({ subject: 'CN=Vault test CA', ca: true });
+  const leaf = await issueCertificate({ subject: 'CN=vault', ips: ['127.0.0.1'], issuer: ca });
+  const vault = await startVault({ roleId: 'r', secretId: 's', tls: { cert: leaf.certPem, key: leaf.keyPem } });
+  t.after(() => vault.close());
+  vault.tokens.add('hvs.tls');
+  vault.put('app', { k: 'over-tls' });
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kycgate-vault-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(path.join(dir, 'vault-ca.pem'), ca.certPem);
+  writeFileSync(path.join(dir, 'token'), 'hvs.tls\n');
+  const trusted = new VaultClient({ ...clientConfig(vault.address, { token: { file: 'token' } }), ca_file: 'vault-ca.pem' }, dir);
+  t.after(() => trusted.close());
+  assert.equal((await trusted.readKv('secret/data/app')).data.k, 'over-tls');
+  const untrusted = new VaultClient(clientConfig(vault.address, { token: { file: 'token' } }), dir);
+  t.after(() => untrusted.close());
+  await assert.rejects(untrusted.readKv('secret/data/app'), (err: VaultError) => err.status === undefined && /unreachable/.test(err.message));
+  assert.throws(() => new VaultClient({ ...clientConfig(vault.address, { token: { file: 'token' } }), ca_file: 'missing.pem' }, dir), /vault\.ca_file: missing\.pem cannot be read \(ENOENT\)/);
+
+  const validator = new ConfigValidator(MODULES, POLICIES);
+  const withPath = (p: string) => ({
+    listeners: [{ name: 'main', port: 0 }],
+    vault: { address: vault.address, auth: { token: { file: 'token' } } },
+    kyc: { subject_key: { vault: { path: p, key: 'k' } } },
+  });
+  assert.doesNotThrow(() => validator.validate(withPath('secret/data/kycgate/app')));
+  assert.throws(() => validator.validate(withPath('secret/data/../../sys/seal')), /kyc\.subject_key/);
+});
+
+test('vault secrets: a reload pointing at a Vault that cannot be read is refused; the running config keeps its secrets', async (t) => {
+  const vault = await startVault({ roleId: 'r', secretId: 's' });
+  t.after(() => vault.close());
+  vault.tokens.add('hvs.ok');
+  vault.put('kycgate/jwt', { hmac: OLD_SECRET });
+  const upstream = await startUpstream((_req, res) => res.end('ok'));
+  t.after(() => upstream.close());
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kycgate-vault-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(path.join(dir, 'token'), 'hvs.ok');
+  const config = (address: string) => ({
+    listeners: [{ name: 'main', port: 0 }],
+    admin: { port: 0 },
+    vault: { address, timeout_ms: 1000, auth: { token: { file: 'token' } } },
+    upstreams: { app: { targets: [{ url: upstream.url }] } },
+    routes: [
+      {
+        name: 'api',
+        match: { prefix: '/' },
+        upstream: 'app',
+        policies: [{ authenticate: { methods: [{ jwt: { issuers: [{ issuer: 'https://idp', hmac_secret: { vault: { path: 'secret/data/kycgate/jwt', key: 'hmac' } }, audiences: ['api'] }] } }] } }],
+      },
+    ],
+  });
+  const file = path.join(dir, 'kycgate.yaml');
+  writeFileSync(file, stringify(config(vault.address)));
+  const gw = await startTestGateway(config(vault.address), { file, baseDir: dir, watchConfig: false });
+  t.after(() => gw.close());
+  const call = async () => (await httpRequest(gw.url + '/x', { headers: { authorization: `Bearer ${await tokenSignedWith(OLD_SECRET)}` } })).status;
+  assert.equal(await call(), 200);
+
+  const closed = await startUpstream(() => undefined);
+  const deadAddress = closed.url;
+  await closed.close();
+  writeFileSync(file, stringify(config(deadAddress)));
+  assert.equal(await gw.gateway.reload('test'), false);
+  const refused = gw.logs.find((l) => l.msg === 'configuration refused; the previous configuration keeps serving');
+  assert.match(JSON.stringify(refused?.problems), /secret \{vault: secret\/data\/kycgate\/jwt#hmac\}: vault: secret\/data\/kycgate\/jwt: unreachable/);
+  assert.equal(await call(), 200);
+  // The running setup still refreshes from the Vault it was configured with.
+  await gw.gateway.vault.refresh(true);
+  assert.ok(!gw.logs.some((l) => l.msg === 'vault secret refresh failed; the last good value keeps serving'));
 });
