@@ -356,3 +356,35 @@ test('vault secrets: a reload pointing at a Vault that cannot be read is refused
   await gw.gateway.vault.refresh(true);
   assert.ok(!gw.logs.some((l) => l.msg === 'vault secret refresh failed; the last good value keeps serving'));
 });
+
+test('vault secrets: a config without a file (as the built-in demo) is compiled again from memory when a secret rotates', async (t) => {
+  const vault = await startVault({ roleId: 'r', secretId: 's' });
+  t.after(() => vault.close());
+  vault.tokens.add('hvs.mem');
+  vault.put('kycgate/jwt', { hmac: OLD_SECRET });
+  process.env.KYCGATE_TEST_VAULT_MEMORY_TOKEN = 'hvs.mem';
+  const upstream = await startUpstream((_req, res) => res.end('ok'));
+  t.after(() => upstream.close());
+  const gw = await startTestGateway({
+    vault: { address: vault.address, auth: { token: { env: 'KYCGATE_TEST_VAULT_MEMORY_TOKEN' } } },
+    upstreams: { app: { targets: [{ url: upstream.url }] } },
+    routes: [
+      {
+        name: 'api',
+        match: { prefix: '/' },
+        upstream: 'app',
+        policies: [{ authenticate: { methods: [{ jwt: { issuers: [{ issuer: 'https://idp', hmac_secret: { vault: { path: 'secret/data/kycgate/jwt', key: 'hmac' } }, audiences: ['api'] }] } }] } }],
+      },
+    ],
+  });
+  t.after(() => gw.close());
+  const reloaded = new Promise<GatewayEvent>((resolve) => {
+    const off = gw.gateway.services.events.subscribe({ onEvent: (e) => void (e.type === 'config.reloaded' && (off(), resolve(e))) });
+  });
+  vault.put('kycgate/jwt', { hmac: NEW_SECRET });
+  await gw.gateway.vault.refresh(true);
+  assert.equal((await reloaded).data?.reason, 'secret rotated');
+  const status = async (secret: string) => (await httpRequest(gw.url + '/x', { headers: { authorization: `Bearer ${await tokenSignedWith(secret)}` } })).status;
+  assert.equal(await status(NEW_SECRET), 200);
+  assert.equal(await status(OLD_SECRET), 401);
+});
