@@ -9,12 +9,14 @@ import { SignJWT } from 'jose';
 import { stringify } from 'yaml';
 import { startTestGateway, startUpstream, httpRequest } from '../../testing/harness.js';
 import { VaultClient, VaultError } from './vault-client.js';
-import { collectVaultRefs } from './vault-secrets.js';
+import { collectVaultRefs, VaultSecrets } from './vault-secrets.js';
+import { EventBus } from '../observe/events.js';
+import pino from 'pino';
 import { issueCertificate } from '../identity/certificates.js';
 import { ConfigValidator } from '../config/load.js';
 import { MODULES, POLICIES } from '../extensions.js';
 import type { GatewayEvent } from '../observe/events.js';
-import type { VaultConfig } from '../config/types.js';
+import type { GatewayConfig, VaultConfig } from '../config/types.js';
 
 /**
  * A Vault stand-in that follows Vault's documented HTTP API: KV v2 reads at GET /v1/<mount>/data/<path> with
@@ -387,4 +389,28 @@ test('vault secrets: a config without a file (as the built-in demo) is compiled 
   const status = async (secret: string) => (await httpRequest(gw.url + '/x', { headers: { authorization: `Bearer ${await tokenSignedWith(secret)}` } })).status;
   assert.equal(await status(NEW_SECRET), 200);
   assert.equal(await status(OLD_SECRET), 401);
+});
+
+test('vault secrets: a lease shorter than refresh_interval_s sets when the secret is read again', async (t) => {
+  const vault = await startVault({ roleId: 'r', secretId: 's', leaseSeconds: 1 });
+  t.after(() => vault.close());
+  vault.tokens.add('hvs.lease');
+  vault.put('app', { k: 'one' });
+  process.env.KYCGATE_TEST_VAULT_LEASE_TOKEN = 'hvs.lease';
+  const events = new EventBus();
+  const secrets = new VaultSecrets(pino({ level: 'silent' }), events);
+  t.after(() => secrets.close());
+  const config = {
+    vault: { address: vault.address, timeout_ms: 2000, refresh_interval_s: 300, retry_interval_s: 10, auth: { token: { env: 'KYCGATE_TEST_VAULT_LEASE_TOKEN' } } },
+    app: { key: { vault: { path: 'secret/data/app', key: 'k' } } },
+  } as unknown as GatewayConfig;
+  await secrets.prepare(config, '.');
+  secrets.retain(config);
+  assert.equal(secrets.cached({ path: 'secret/data/app', key: 'k' }), 'one');
+  const rotated = new Promise<string[]>((resolve) => (secrets.onRotated = resolve));
+  const startedAt = Date.now();
+  vault.put('app', { k: 'two' });
+  assert.deepEqual(await rotated, ['secret/data/app']);
+  assert.ok(Date.now() - startedAt < 5000, 'read again after the 1 s lease, not the 300 s interval');
+  assert.equal(secrets.cached({ path: 'secret/data/app', key: 'k' }), 'two');
 });
