@@ -104,7 +104,6 @@ export class VaultSecrets implements VaultSecretCache {
       const cached = this.secrets.get(apiPath)!;
       for (const k of keys) cached.keys.add(k);
     }
-    if (problems.length > 0) throw new ConfigError(problems.sort());
     this.schedule();
   }
 
@@ -139,10 +138,6 @@ export class VaultSecrets implements VaultSecretCache {
       if (s.failingSince !== undefined) stale.push({ path: p, since: new Date(s.failingSince).toISOString(), error: s.lastError });
     }
     return { ok: true, detail: { address: this.config?.address, secrets: this.secrets.size, stale } };
-  }
-
-  get active(): boolean {
-    return this.secrets.size > 0;
   }
 
   async close(): Promise<void> {
