@@ -7,6 +7,16 @@ import type { GatewayConfig, LoadedConfig } from './config/types.js';
 import type { Services } from './pipeline/services.js';
 import type { RouteConfig } from './config/types.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServedCertificate } from './server/tls.js';
+
+/** The certificate a TLS listener serves now and when it last changed. */
+export interface ListenerCertificateInfo {
+  listener: string;
+  notAfter: Date | undefined;
+  served?: ServedCertificate | undefined;
+  rotatedAt?: Date | undefined;
+  rotations?: number;
+}
 
 export interface ModuleStartContext {
   readonly loaded: LoadedConfig;
@@ -16,7 +26,7 @@ export interface ModuleStartContext {
   /** Base URL clients reach the gateway at (first listener), for callbacks and hosted pages. */
   readonly publicBaseUrl: string;
   /** Certificates the TLS listeners serve now (expiry), for metrics and readiness. */
-  listenerCertificates?(): Array<{ listener: string; notAfter: Date | undefined }>;
+  listenerCertificates?(): ListenerCertificateInfo[];
 }
 
 /**

@@ -2,7 +2,19 @@
 
 import type { DecisionListenerConfig } from '../decision/schema.js';
 
-export type SecretRef = { env: string } | { file: string };
+export type LocalSecretRef = { env: string } | { file: string };
+export type VaultSecretRef = { vault: { path: string; key: string } };
+export type SecretRef = LocalSecretRef | VaultSecretRef;
+
+export interface VaultConfig {
+  address: string;
+  namespace?: string;
+  ca_file?: string;
+  timeout_ms: number;
+  refresh_interval_s: number;
+  retry_interval_s: number;
+  auth: { token?: LocalSecretRef; approle?: { mount: string; role_id: LocalSecretRef; secret_id: LocalSecretRef } };
+}
 
 export interface TimeoutsConfig {
   connect_ms?: number;
@@ -22,6 +34,7 @@ export interface ListenerConfig {
     min_version: 'TLSv1.2' | 'TLSv1.3';
     ciphers?: string;
     session_timeout_s: number;
+    expiry_warning_s?: number;
     client_auth: 'none' | 'optional' | 'required';
     client_ca?: string[];
     trust_domains?: Array<{ name: string; bundle: string }>;
@@ -81,6 +94,7 @@ export interface GatewayConfig {
   defaults: { max_body_bytes: number; timeouts: TimeoutsConfig; policies: PolicyConfigEntry[] };
   upstreams: Record<string, UpstreamConfig>;
   routes: RouteConfig[];
+  vault?: VaultConfig;
   /** Sections contributed by modules (kyc, stores, audit ...), validated by their own schemas. */
   [section: string]: unknown;
 }

@@ -19,6 +19,7 @@ import type { RequestContext } from '../pipeline/context.js';
 import type { EventListener, GatewayEvent, RefusedRequest } from './events.js';
 import type { Journal } from '../audit/journal.js';
 import type { SinkRunner } from '../audit/sinks.js';
+import type { ListenerCertificateInfo } from '../modules.js';
 
 const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -32,7 +33,7 @@ interface RouteChildren {
 export interface MetricsSources {
   journal: () => Journal | undefined;
   sinks: () => readonly SinkRunner[];
-  certificates: () => ReadonlyArray<{ listener: string; notAfter: Date | undefined }>;
+  certificates: () => readonly ListenerCertificateInfo[];
 }
 
 export class GatewayMetrics implements EventListener {
@@ -130,6 +131,38 @@ export class GatewayMetrics implements EventListener {
       collect() {
         this.reset();
         for (const c of sources.certificates()) if (c.notAfter) this.set({ listener: c.listener }, Math.floor(c.notAfter.getTime() / 1000));
+      },
+    });
+    new Gauge({
+      name: 'kycgate_tls_certificate_info',
+      help: 'Always 1: the certificate each TLS listener serves (serial, SPIFFE ID when it is an SVID, source file or workload_api).',
+      labelNames: ['listener', 'serial', 'spiffe_id', 'source'],
+      registers,
+      collect() {
+        this.reset();
+        for (const c of sources.certificates()) {
+          if (c.served) this.set({ listener: c.listener, serial: c.served.serial, spiffe_id: c.served.spiffeId ?? '', source: c.served.source }, 1);
+        }
+      },
+    });
+    new Gauge({
+      name: 'kycgate_tls_certificate_last_rotation_seconds',
+      help: 'When (Unix seconds) each TLS listener last put a different certificate in service; absent until the first rotation.',
+      labelNames: ['listener'],
+      registers,
+      collect() {
+        this.reset();
+        for (const c of sources.certificates()) if (c.rotatedAt) this.set({ listener: c.listener }, Math.floor(c.rotatedAt.getTime() / 1000));
+      },
+    });
+    new Gauge({
+      name: 'kycgate_tls_certificate_rotations',
+      help: 'Certificates put in service by each TLS listener since start (file changes or Workload API updates).',
+      labelNames: ['listener'],
+      registers,
+      collect() {
+        this.reset();
+        for (const c of sources.certificates()) this.set({ listener: c.listener }, c.rotations ?? 0);
       },
     });
   }

@@ -30,6 +30,7 @@ import { Services } from '../pipeline/services.js';
 import type { ModuleInstance } from '../modules.js';
 import { resolveSecret } from '../config/secrets.js';
 import { DecisionEndpoint } from '../decision/endpoint.js';
+import { VaultSecrets } from '../secrets/vault-secrets.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._:@\-]{1,128}$/;
 
@@ -115,11 +116,16 @@ export class Gateway {
   private reloading: Promise<boolean> | undefined;
   /** Answers decision listeners (front-proxy forward-auth) through the same decide/finished path. */
   private readonly decisions: DecisionEndpoint;
+  /** Values of `{vault: ...}` secret references, read before each config is compiled and refreshed in the background. */
+  readonly vault: VaultSecrets;
 
   constructor(private readonly options: GatewayOptions) {
     this.logger = options.logger;
     this.accessLog = options.logger.child({}, { redact: [] });
     this.services = new Services(options.logger, options.dataDir);
+    this.vault = new VaultSecrets(options.logger, this.services.events);
+    // A rotated secret takes effect by compiling the configuration again (policies and modules resolve it anew).
+    this.vault.onRotated = () => void this.reload('secret rotated', { inMemory: true });
     this.env = {
       logger: options.logger,
       dataDir: options.dataDir,
@@ -166,12 +172,14 @@ export class Gateway {
       this.admin?.server.close();
       this.configWatcher?.close();
       for (const m of this.modules) await m.close?.().catch(() => undefined);
+      await this.vault.close();
       throw err;
     }
   }
 
   private async startParts(): Promise<void> {
     const { loaded } = this.options;
+    await this.vault.prepare(loaded.config, loaded.baseDir);
     // Listeners first (so port 0 resolves to a real base URL for modules), serving only once the runtime exists.
     for (const lc of loaded.config.listeners) await this.listen(lc, loaded.baseDir);
     // Decision listeners serve no routes of their own: callbacks and hosted pages need a serving listener.
@@ -181,13 +189,17 @@ export class Gateway {
         await m.start(loaded.config, {
           loaded,
           services: this.services,
-          resolveSecret: (ref) => resolveSecret(ref, loaded.baseDir),
+          resolveSecret: (ref) => resolveSecret(ref, loaded.baseDir, process.env, this.vault),
           publicBaseUrl: this.publicBaseUrl,
-          listenerCertificates: () => this.listeners.filter((l) => l.tls).map((l) => ({ listener: l.config.name, notAfter: l.certificates?.notAfter })),
+          listenerCertificates: () =>
+            this.listeners
+              .filter((l) => l.tls)
+              .map((l) => ({ listener: l.config.name, notAfter: l.certificates?.notAfter, served: l.certificates?.served, rotatedAt: l.certificates?.rotatedAt, rotations: l.certificates?.rotations ?? 0 })),
         }),
       );
     }
     this.runtime = await compileRuntime(loaded, this.env);
+    this.vault.retain(loaded.config);
     this.ready = true;
     if (loaded.config.admin.enabled) await this.listenAdmin();
     if (loaded.file && this.options.watchConfig !== false) {
@@ -235,10 +247,18 @@ export class Gateway {
         svids?.close();
         throw err;
       }
-      const { notAfter, ...serverTls } = tlsOptions;
+      const { notAfter, served, ...serverTls } = tlsOptions;
       server = https.createServer({ ...this.serverOptions(), ...serverTls }, onRequest);
       certificates = new CertificateWatcher(server as https.Server, lc.tls, baseDir, this.logger, clientAuth, svids);
       certificates.notAfter = notAfter;
+      certificates.served = served;
+      certificates.onExpiring = (cert, secondsLeft) =>
+        this.services.events.emit({
+          type: 'tls.certificate_expiring',
+          outcome: secondsLeft > 0 ? 'rotation_stalled' : 'expired',
+          data: { listener: lc.name, serial: cert.serial, spiffe_id: cert.spiffeId, not_after: cert.notAfter.toISOString(), seconds_left: secondsLeft, source: cert.source },
+        });
+      certificates.startExpiryChecks();
       certificates.onClientRefused = (reason, client) =>
         this.services.events.emit({ type: 'auth.failure', outcome: reason, data: { listener: lc.name, method: 'mtls', stage: 'handshake', client } });
       // A failed handshake is the client's problem, not ours: do not log it as an error.
@@ -308,8 +328,18 @@ export class Gateway {
     let ok = !this.draining;
     if (this.draining) checks.draining = { ok: false };
     for (const l of this.listeners) {
-      if (l.certificates?.notAfter) checks[`tls:${l.config.name}`] = { ok: l.certificates.notAfter.getTime() > Date.now(), not_after: l.certificates.notAfter.toISOString() };
+      const c = l.certificates;
+      if (c?.notAfter) {
+        checks[`tls:${l.config.name}`] = {
+          ok: c.notAfter.getTime() > Date.now(),
+          not_after: c.notAfter.toISOString(),
+          ...(c.served ? { source: c.served.source, serial: c.served.serial, ...(c.served.spiffeId ? { spiffe_id: c.served.spiffeId } : {}) } : {}),
+          last_rotation: c.rotatedAt?.toISOString() ?? null,
+          rotations: c.rotations,
+        };
+      }
     }
+    if (this.runtime.config.vault) checks.vault = this.vault.readiness();
     const results = await Promise.all(
       this.modules.map((m) => (m.ready ? m.ready().catch((err: Error) => ({ ok: false, detail: { error: err.message } })) : undefined)),
     );
@@ -531,16 +561,18 @@ export class Gateway {
 
   /**
    * Loads the config file again; on success new requests use it and in-flight ones finish on the old runtime.
-   * An invalid file is refused with a log line and the current config keeps serving.
+   * An invalid file is refused with a log line and the current config keeps serving. With `inMemory`, a config
+   * that did not come from a file is compiled again as it is (a rotated secret must reach it too).
    */
-  reload(reason: string): Promise<boolean> {
+  reload(reason: string, options: { inMemory?: boolean } = {}): Promise<boolean> {
     // Coalesce: a reload requested while one runs waits for it and then runs once more.
     const run = async (): Promise<boolean> => {
       const file = this.runtime.loaded.file;
-      if (!file) return false;
+      if (!file && !options.inMemory) return false;
       let next: Runtime;
       try {
-        const loaded = loadConfigFile(file, this.validator);
+        const loaded = file ? loadConfigFile(file, this.validator) : this.runtime.loaded;
+        await this.vault.prepare(loaded.config, loaded.baseDir);
         for (const lc of loaded.config.listeners) if (lc.decision) this.decisions.compile(lc.name, lc.decision);
         for (const m of this.modules) await m.reload?.(loaded.config);
         next = await compileRuntime(loaded, this.env);
@@ -552,6 +584,7 @@ export class Gateway {
       }
       const old = this.runtime;
       this.runtime = next;
+      this.vault.retain(next.config);
       this.applyListenerChanges(next);
       this.logger.info({ reason, routes: next.routes.length }, 'configuration reloaded');
       this.services.events.emit({ type: 'config.reloaded', outcome: 'applied', data: { reason, file } });
@@ -609,6 +642,7 @@ export class Gateway {
     }
     await this.runtime.close();
     for (const m of this.modules) await m.close?.().catch(() => undefined);
+    await this.vault.close();
     this.logger.info('stopped');
   }
 }

@@ -4,6 +4,7 @@
  * Both files are read and checked to match before the swap; a half-written pair keeps the old context.
  */
 import { readFileSync, watch, type FSWatcher } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { X509Certificate, createPrivateKey, randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { Server as HttpsServer } from 'node:https';
@@ -12,6 +13,30 @@ import type { Logger } from 'pino';
 import type { ListenerConfig } from '../config/types.js';
 import { CLIENT_AUTH_MAX_SESSION_S, ListenerClientAuth, registerListenerConnection } from '../identity/listener-client-auth.js';
 import type { WorkloadX509Source } from '../identity/workload-api/x509-source.js';
+
+/** What a listener presents now: for /readyz, metrics and the stalled-rotation warning (no key material). */
+export interface ServedCertificate {
+  /** SPIFFE ID from the URI SAN, when the certificate is an X509-SVID. */
+  spiffeId?: string;
+  /** Serial number, upper-case hex. */
+  serial: string;
+  /** SHA-256 fingerprint. */
+  fingerprint: string;
+  notAfter: Date;
+  source: 'file' | 'workload_api';
+}
+
+export function describeCertificate(certPem: string, source: ServedCertificate['source']): ServedCertificate {
+  const x509 = new X509Certificate(certPem);
+  const uri = x509.subjectAltName?.split(', ').find((n) => n.startsWith('URI:spiffe://'));
+  return {
+    ...(uri ? { spiffeId: uri.slice(4) } : {}),
+    serial: x509.serialNumber.toUpperCase(),
+    fingerprint: x509.fingerprint256,
+    notAfter: new Date(x509.validTo),
+    source,
+  };
+}
 
 export interface LoadedCertificate {
   options: SecureContextOptions;
@@ -59,9 +84,10 @@ export function tlsServerOptions(
   baseDir: string,
   clientAuth?: ListenerClientAuth,
   svids?: WorkloadX509Source,
-): TlsOptions & { notAfter: Date } {
+): TlsOptions & { notAfter: Date; served: ServedCertificate | undefined } {
   const pair = listenerCertificate(tls, baseDir, svids);
   return {
+    served: pair ? describeCertificate(pair.cert, tls.workload_api ? 'workload_api' : 'file') : undefined,
     ...(clientAuth ? clientAuth.tlsOptions() : {}),
     ...(pair ? { cert: pair.cert, key: pair.key } : {}),
     minVersion: tls.min_version,
@@ -84,10 +110,22 @@ export function tlsServerOptions(
 export class CertificateWatcher {
   private watchers: FSWatcher[] = [];
   private timer: NodeJS.Timeout | undefined;
+  private poller: NodeJS.Timeout | undefined;
+  private readonly fileStamps = new Map<string, string>();
   /** Validity end of the certificate being served. */
   notAfter: Date | undefined;
-  /** Number of successful swaps (for tests and metrics). */
+  /** Number of successful swaps (for tests and metrics); a swap may keep the certificate (e.g. new trust bundles). */
   reloads = 0;
+  /** The certificate served now. */
+  served: ServedCertificate | undefined;
+  /** When a different certificate was last put in service (undefined: still the one from start). */
+  rotatedAt: Date | undefined;
+  /** Number of times a different certificate was put in service. */
+  rotations = 0;
+  /** Told when the served certificate is within `expiry_warning_s` of its end. */
+  onExpiring: ((served: ServedCertificate, secondsLeft: number) => void) | undefined;
+  private readonly reloadListeners = new Set<() => void>();
+  private expiryTimer: NodeJS.Timeout | undefined;
   /** Told about every connection closed because its client certificate was missing or refused. */
   onClientRefused: ((reason: string, client: string) => void) | undefined;
 
@@ -101,6 +139,7 @@ export class CertificateWatcher {
     /** Workload API source of the listener's certificate, when `workload_api` is configured. */
     private readonly svids: WorkloadX509Source | undefined = undefined,
     private readonly debounceMs = 150,
+    private readonly pollMs = 2000,
   ) {
     this.watch();
     // Each Workload API message is the whole state: swap the context on every one (rotation or withdrawal).
@@ -142,11 +181,13 @@ export class CertificateWatcher {
       if (!dirs.has(dir)) dirs.set(dir, new Set());
       dirs.get(dir)!.add(path.basename(f));
     }
-    // Watch directories, not files: renames and atomic replaces end a file watch.
+    // Watch directories, not files: renames and atomic replaces end a file watch. A Kubernetes secret volume
+    // updates by renaming its `..data` symlink (the configured names are symlinks through it), so a `..` entry
+    // counts as a change too.
     for (const [dir, names] of dirs) {
       try {
         const w = watch(dir, { persistent: false }, (_event, filename) => {
-          if (filename === null || names.has(filename.toString())) this.schedule();
+          if (filename === null || names.has(filename.toString()) || filename.toString().startsWith('..')) this.schedule();
         });
         w.on('error', () => undefined);
         this.watchers.push(w);
@@ -154,6 +195,28 @@ export class CertificateWatcher {
         this.logger.warn({ dir, err: (err as Error).message }, 'cannot watch certificate directory; reload with SIGHUP');
       }
     }
+    // Backstop for lost directory events (and symlink chains elsewhere): the files' metadata, through symlinks.
+    void this.pollFiles(files);
+    this.poller = setInterval(() => void this.pollFiles(files), this.pollMs);
+    this.poller.unref();
+  }
+
+  /** Schedules a reload when a file's inode, size or mtime changed since the last poll. */
+  private async pollFiles(files: string[]): Promise<void> {
+    let changed = false;
+    for (const f of files) {
+      let stamp: string;
+      try {
+        const st = await stat(f);
+        stamp = `${st.ino}:${st.size}:${st.mtimeMs}`;
+      } catch {
+        stamp = 'missing';
+      }
+      const previous = this.fileStamps.get(f);
+      this.fileStamps.set(f, stamp);
+      if (previous !== undefined && previous !== stamp) changed = true;
+    }
+    if (changed) this.schedule();
   }
 
   private schedule(): void {
@@ -164,7 +227,7 @@ export class CertificateWatcher {
 
   reload(): boolean {
     try {
-      const { notAfter, ...options } = tlsServerOptions(this.tls, this.baseDir, this.clientAuth, this.svids);
+      const { notAfter, served, ...options } = tlsServerOptions(this.tls, this.baseDir, this.clientAuth, this.svids);
       this.server.setSecureContext(options);
       // requestCert and rejectUnauthorized belong to the server, not the context: setSecureContext ignores them.
       const server = this.server as HttpsServer & { requestCert: boolean; rejectUnauthorized: boolean };
@@ -173,7 +236,17 @@ export class CertificateWatcher {
       this.server.setTicketKeys(randomBytes(48));
       this.notAfter = notAfter;
       this.reloads++;
-      this.logger.info({ cert: this.tls.cert ?? 'workload api', not_after: notAfter.toISOString() }, 'TLS certificate loaded');
+      if (served?.fingerprint !== this.served?.fingerprint) {
+        this.rotatedAt = new Date();
+        this.rotations++;
+      }
+      this.served = served;
+      this.logger.info(
+        { cert: this.tls.cert ?? 'workload api', not_after: notAfter.toISOString(), serial: served?.serial, spiffe_id: served?.spiffeId },
+        'TLS certificate loaded',
+      );
+      for (const listener of this.reloadListeners) listener();
+      this.checkExpiry();
       return true;
     } catch (err) {
       this.logger.warn({ cert: this.tls.cert, reason: (err as Error).message }, 'TLS certificate change refused; the previous certificate stays in use');
@@ -181,13 +254,44 @@ export class CertificateWatcher {
     }
   }
 
+  /** Calls `listener` after every successful swap; returns the unsubscribe function. */
+  onReload(listener: () => void): () => void {
+    this.reloadListeners.add(listener);
+    return () => this.reloadListeners.delete(listener);
+  }
+
+  /** Starts the periodic stalled-rotation check (after `onExpiring` is wired), checking once now. */
+  startExpiryChecks(intervalMs = 60_000): void {
+    clearInterval(this.expiryTimer);
+    this.expiryTimer = setInterval(() => this.checkExpiry(), intervalMs);
+    this.expiryTimer.unref();
+    this.checkExpiry();
+  }
+
+  /** Warns when the served certificate is about to expire: whatever renews it has not done so in time. */
+  checkExpiry(): void {
+    const served = this.served;
+    if (!served || this.expiryTimer === undefined) return;
+    const secondsLeft = Math.floor((served.notAfter.getTime() - Date.now()) / 1000);
+    if (secondsLeft > (this.tls.expiry_warning_s ?? 600)) return;
+    this.logger.warn(
+      { cert: this.tls.cert ?? 'workload api', serial: served.serial, spiffe_id: served.spiffeId, not_after: served.notAfter.toISOString(), seconds_left: secondsLeft },
+      secondsLeft > 0 ? 'TLS certificate expires soon and has not been rotated' : 'TLS certificate has expired and has not been rotated',
+    );
+    this.onExpiring?.(served, secondsLeft);
+  }
+
   private unwatch(): void {
     for (const w of this.watchers) w.close();
     this.watchers = [];
+    clearInterval(this.poller);
+    this.fileStamps.clear();
   }
 
   close(): void {
     clearTimeout(this.timer);
+    clearInterval(this.expiryTimer);
+    this.reloadListeners.clear();
     this.unwatch();
     this.clientAuth?.close();
     this.svids?.close();

@@ -55,14 +55,23 @@ test('a listener serves the Workload API SVID, rotates it without dropping conne
     assert.equal(r2.serverSerial, serialOf(second.issued), 'new connections get the rotated SVID');
     assert.equal(await get(), 200);
     assert.equal(sockets.size, 1, 'the connection opened before the rotation kept serving');
-    assert.equal(((await gw.gateway.readiness()).checks['tls:spiffe'] as { ok: boolean }).ok, true);
+    const rotated = (await gw.gateway.readiness()).checks['tls:spiffe'] as Record<string, unknown>;
+    assert.equal(rotated.ok, true);
+    assert.equal(rotated.source, 'workload_api');
+    assert.equal(rotated.spiffe_id, 'spiffe://a.test/gateway');
+    assert.equal(rotated.serial, serialOf(second.issued));
+    assert.equal(rotated.rotations, 1);
+    assert.ok(typeof rotated.last_rotation === 'string' && Date.now() - Date.parse(rotated.last_rotation) < 60_000);
 
     api.mode = 'deny';
     api.fail(grpc.status.PERMISSION_DENIED);
     await contextSwaps(gw, swaps + 2);
     const r3 = await tlsRequest(gw.port, { ca: ca.certPem });
     assert.equal(r3.status, 0, 'no handshake with a withdrawn SVID');
-    assert.deepEqual((await gw.gateway.readiness()).checks['tls:spiffe'], { ok: false, not_after: new Date(0).toISOString() });
+    const withdrawn = (await gw.gateway.readiness()).checks['tls:spiffe'] as Record<string, unknown>;
+    assert.equal(withdrawn.ok, false);
+    assert.equal(withdrawn.not_after, new Date(0).toISOString());
+    assert.equal(withdrawn.serial, undefined, 'no certificate is served');
   } finally {
     agent.destroy();
     await gw.close();

@@ -1,0 +1,148 @@
+/**
+ * A small HashiCorp Vault HTTP client: KV reads (v2 envelope `{data: {data, metadata}}`, or v1 `{data}`) with a
+ * token or an AppRole login. Errors name the path and Vault's status, never a value or a token.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { Agent, request, type Dispatcher } from 'undici';
+import type { LocalSecretRef, VaultConfig } from '../config/types.js';
+import { resolveSecret } from '../config/secrets.js';
+import { ConfigError } from '../config/load.js';
+
+export class VaultError extends Error {
+  constructor(
+    message: string,
+    /** HTTP status from Vault, or undefined when Vault could not be reached. */
+    readonly status?: number,
+  ) {
+    super(message);
+    this.name = 'VaultError';
+  }
+}
+
+export interface KvSecret {
+  /** The secret's keys; non-string values are kept as their JSON text. */
+  data: Record<string, string>;
+  /** Vault's lease hint in seconds (0: none). */
+  leaseSeconds: number;
+  /** KV v2 version, when given. */
+  version?: number;
+}
+
+/** Leaves this share of an AppRole token's lease unused: the token is replaced before Vault expires it. */
+const TOKEN_RENEW_SHARE = 2 / 3;
+
+export class VaultClient {
+  private readonly dispatcher: Dispatcher;
+  private readonly base: string;
+  private token: { value: string; renewAt: number } | undefined;
+
+  constructor(
+    private readonly config: VaultConfig,
+    private readonly baseDir: string,
+  ) {
+    this.base = config.address.replace(/\/+$/, '');
+    let ca: string | undefined;
+    try {
+      ca = config.ca_file ? readFileSync(path.resolve(baseDir, config.ca_file), 'utf8') : undefined;
+    } catch (err) {
+      throw new ConfigError([`vault.ca_file: ${config.ca_file} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`]);
+    }
+    this.dispatcher = new Agent({
+      connect: { timeout: config.timeout_ms, ...(ca ? { ca } : {}) },
+      headersTimeout: config.timeout_ms,
+      bodyTimeout: config.timeout_ms,
+      connections: 4,
+    });
+  }
+
+  /** Reads a KV secret at its API path (`secret/data/app` for KV v2). */
+  async readKv(apiPath: string): Promise<KvSecret> {
+    let answer = await this.get(apiPath, await this.currentToken());
+    // An AppRole token revoked or expired early: log in again once.
+    if (answer.status === 403 && this.config.auth.approle) {
+      this.token = undefined;
+      answer = await this.get(apiPath, await this.currentToken());
+    }
+    if (answer.status === 404) throw new VaultError(`vault: ${apiPath}: not found`, 404);
+    if (answer.status !== 200) throw new VaultError(`vault: ${apiPath}: ${describe(answer)}`, answer.status);
+    const body = answer.body as { lease_duration?: unknown; data?: unknown };
+    const envelope = body.data as { data?: unknown; metadata?: { version?: unknown } } | undefined;
+    if (typeof envelope !== 'object' || envelope === null) throw new VaultError(`vault: ${apiPath}: answer without data`, 200);
+    // KV v2 wraps the secret with its metadata; KV v1 returns it directly.
+    const isV2 = typeof envelope.data === 'object' && envelope.data !== null && 'metadata' in envelope;
+    const raw = (isV2 ? envelope.data : envelope) as Record<string, unknown>;
+    const data: Record<string, string> = {};
+    for (const [k, v] of Object.entries(raw)) data[k] = typeof v === 'string' ? v : JSON.stringify(v);
+    const leaseSeconds = typeof body.lease_duration === 'number' && body.lease_duration > 0 ? body.lease_duration : 0;
+    const version = isV2 && typeof envelope.metadata?.version === 'number' ? envelope.metadata.version : undefined;
+    return { data, leaseSeconds, ...(version !== undefined ? { version } : {}) };
+  }
+
+  close(): Promise<void> {
+    return this.dispatcher.close();
+  }
+
+  private async currentToken(): Promise<string> {
+    const auth = this.config.auth;
+    if (auth.token) return this.local(auth.token, 'vault.auth.token');
+    if (this.token && Date.now() < this.token.renewAt) return this.token.value;
+    const approle = auth.approle!;
+    const answer = await this.send('POST', `auth/${approle.mount}/login`, undefined, {
+      role_id: this.local(approle.role_id, 'vault.auth.approle.role_id'),
+      secret_id: this.local(approle.secret_id, 'vault.auth.approle.secret_id'),
+    });
+    if (answer.status !== 200) throw new VaultError(`vault: AppRole login: ${describe(answer)}`, answer.status);
+    const login = (answer.body as { auth?: { client_token?: unknown; lease_duration?: unknown } }).auth;
+    if (typeof login?.client_token !== 'string' || login.client_token === '') throw new VaultError('vault: AppRole login: answer without a client token', 200);
+    const lease = typeof login.lease_duration === 'number' && login.lease_duration > 0 ? login.lease_duration : 0;
+    this.token = { value: login.client_token, renewAt: lease > 0 ? Date.now() + lease * 1000 * TOKEN_RENEW_SHARE : Number.POSITIVE_INFINITY };
+    return login.client_token;
+  }
+
+  private local(ref: LocalSecretRef, where: string): string {
+    try {
+      return resolveSecret(ref, this.baseDir);
+    } catch (err) {
+      throw new VaultError(`${where}: ${(err as Error).message.replace(/^invalid configuration:\s*-\s*/, '')}`);
+    }
+  }
+
+  private get(apiPath: string, token: string): Promise<{ status: number; body: unknown }> {
+    return this.send('GET', apiPath, token);
+  }
+
+  private async send(method: 'GET' | 'POST', apiPath: string, token: string | undefined, json?: unknown): Promise<{ status: number; body: unknown }> {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (token !== undefined) headers['x-vault-token'] = token;
+    if (this.config.namespace) headers['x-vault-namespace'] = this.config.namespace;
+    if (json !== undefined) headers['content-type'] = 'application/json';
+    let res;
+    try {
+      res = await request(`${this.base}/v1/${apiPath}`, {
+        method,
+        headers,
+        dispatcher: this.dispatcher,
+        ...(json !== undefined ? { body: JSON.stringify(json) } : {}),
+        signal: AbortSignal.timeout(this.config.timeout_ms),
+      });
+    } catch (err) {
+      throw new VaultError(`vault: ${apiPath}: unreachable (${(err as NodeJS.ErrnoException).code ?? (err as Error).name})`);
+    }
+    const text = await res.body.text().catch(() => '');
+    let body: unknown;
+    try {
+      body = text === '' ? {} : JSON.parse(text);
+    } catch {
+      body = {};
+    }
+    return { status: res.statusCode, body };
+  }
+}
+
+/** Vault's `errors` list is operator-facing text (never secret data); keep it short. */
+function describe(answer: { status: number; body: unknown }): string {
+  const errors = (answer.body as { errors?: unknown }).errors;
+  const text = Array.isArray(errors) ? errors.filter((e) => typeof e === 'string').join('; ').slice(0, 200) : '';
+  return `${text || 'refused'} (${answer.status})`;
+}
