@@ -49,6 +49,8 @@ export class GatewayMetrics implements EventListener {
   private readonly providerLatency: Histogram<'provider'>;
   private readonly breaker: Gauge<'provider'>;
   private readonly events: Counter<'type'>;
+  private readonly eventChildren = new Map<string, { inc(): void }>();
+  private readonly kycDecisionChildren = new Map<string, { inc(): void }>();
   private readonly byRoute = new Map<string, RouteChildren>();
   private readonly routeDecisions = new Map<string, Counter.Internal>();
 
@@ -197,15 +199,22 @@ export class GatewayMetrics implements EventListener {
   }
 
   onEvent(event: GatewayEvent): void {
-    this.events.labels(event.type).inc();
+    // Label children are looked up once per event type: prom-client's labels() hashes its arguments on every call.
+    let byType = this.eventChildren.get(event.type);
+    if (byType === undefined) this.eventChildren.set(event.type, (byType = this.events.labels(event.type)));
+    byType.inc();
     const data = event.data ?? {};
     switch (event.type) {
       case 'auth.failure':
         this.authFailures.labels(event.outcome ?? 'unknown').inc();
         break;
-      case 'kyc.decision':
-        this.decisions.labels('kyc', event.outcome ?? 'unknown').inc();
+      case 'kyc.decision': {
+        const outcome = event.outcome ?? 'unknown';
+        let child = this.kycDecisionChildren.get(outcome);
+        if (child === undefined) this.kycDecisionChildren.set(outcome, (child = this.decisions.labels('kyc', outcome)));
+        child.inc();
         break;
+      }
       case 'ratelimit.rejected':
         this.rateLimited.labels(event.route ?? 'unknown').inc();
         break;

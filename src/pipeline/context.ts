@@ -170,6 +170,18 @@ export class RequestContext {
 
   /** First value of a request header (lower-case name). */
   header(name: string): string | undefined {
+    const built = this.headerObject;
+    const req = this.req;
+    if (built === undefined && req !== undefined) {
+      // One lookup is cheaper as a scan of the raw list than building the whole header object.
+      const raw = req.rawHeaders;
+      const length = name.length;
+      for (let i = 0; i < raw.length; i += 2) {
+        const candidate = raw[i]!;
+        if (candidate.length === length && (candidate === name || candidate.toLowerCase() === name)) return raw[i + 1];
+      }
+      return undefined;
+    }
     const value = this.headers[name];
     return Array.isArray(value) ? value[0] : value;
   }

@@ -131,7 +131,9 @@ test('client_trust: client SVIDs are checked against the bundles the Workload AP
     const sameDomain = await client(ca, 'spiffe://a.test/caller');
     const partner = await client(partnerCa, 'spiffe://partner.test/bank');
     assert.equal((await tlsRequest(gw.port, sameDomain)).status, 200);
-    assert.equal((await tlsRequest(gw.port, partner)).status, 200);
+    const partnerFirst = await tlsRequest(gw.port, { ...partner, maxVersion: 'TLSv1.2' });
+    assert.equal(partnerFirst.status, 200);
+    assert.ok(partnerFirst.session, 'the partner got a session it could resume');
     assert.equal((await tlsRequest(gw.port, await client(strangerCa, 'spiffe://partner.test/bank'))).status, 0);
     assert.equal((await tlsRequest(gw.port, await client(partnerCa, 'spiffe://a.test/caller'))).status, 0, 'a partner CA cannot vouch for the own domain');
 
@@ -139,6 +141,8 @@ test('client_trust: client SVIDs are checked against the bundles the Workload AP
     api.push({ svids: [own.svid], crl: [], federatedBundles: new Map() });
     await contextSwaps(gw, swaps + 1);
     assert.equal((await tlsRequest(gw.port, partner)).status, 0, 'federation withdrawn with the bundle');
+    const resumed = await tlsRequest(gw.port, { ...partner, maxVersion: 'TLSv1.2', session: partnerFirst.session! });
+    assert.notEqual(resumed.status, 200, 'a session from before the withdrawal cannot be resumed into a request');
     assert.equal((await tlsRequest(gw.port, sameDomain)).status, 200);
   } finally {
     await gw.close();
