@@ -202,6 +202,15 @@ export class RequestContext {
     (this.upstreamRemove ??= []).push(name.toLowerCase());
   }
 
+  /** Headers set for upstream, in the order set (no object per call: read on the hot path). */
+  get upstreamSets(): ReadonlyArray<[string, string]> | undefined {
+    return this.upstreamSet;
+  }
+
+  get upstreamRemovals(): readonly string[] | undefined {
+    return this.upstreamRemove;
+  }
+
   get upstreamHeaderChanges(): { set: ReadonlyArray<[string, string]> | undefined; remove: readonly string[] | undefined } {
     return { set: this.upstreamSet, remove: this.upstreamRemove };
   }

@@ -77,6 +77,11 @@ function quoteForwardedNode(ip: string): string {
  * Builds the flat [name, value, ...] header list sent upstream from the client's raw headers.
  * `upstreamHost` is the Host to send (the target's, or the client's with preserve_host).
  */
+function setsName(sets: ReadonlyArray<readonly [string, string]>, lower: string): boolean {
+  for (let i = 0; i < sets.length; i++) if (sets[i]![0] === lower) return true;
+  return false;
+}
+
 export function buildUpstreamHeaders(
   ctx: RequestContext,
   rawHeaders: readonly string[],
@@ -85,9 +90,8 @@ export function buildUpstreamHeaders(
   upstreamHost: string,
 ): string[] {
   const out: string[] = [];
-  const changes = ctx.upstreamHeaderChanges;
-  const removeExtra = changes.remove;
-  const setExtra = changes.set;
+  const removeExtra = ctx.upstreamRemovals;
+  const setExtra = ctx.upstreamSets;
   let named: readonly string[] | undefined;
   let xff: string | undefined;
   let xfProto: string | undefined;
@@ -108,7 +112,7 @@ export function buildUpstreamHeaders(
       continue;
     }
     if (removeExtra !== undefined && removeExtra.includes(lower)) continue;
-    if (setExtra !== undefined && setExtra.some((s) => s[0] === lower)) continue;
+    if (setExtra !== undefined && setsName(setExtra, lower)) continue;
     out.push(name, rawHeaders[i + 1]!);
   }
 
@@ -131,13 +135,17 @@ export function buildUpstreamHeaders(
   out.push('forwarded', forwarded !== undefined ? forwarded + ', ' + own : own);
   out.push('x-request-id', ctx.id);
   if (setExtra !== undefined) {
-    // Later sets of the same name win.
-    const seen = new Set<string>();
-    for (let i = setExtra.length - 1; i >= 0; i--) {
-      const [k, v] = setExtra[i]!;
-      if (seen.has(k)) continue;
-      seen.add(k);
-      out.push(k, v);
+    // Later sets of the same name win: skip an entry when a later one sets the same name.
+    for (let i = 0; i < setExtra.length; i++) {
+      const entry = setExtra[i]!;
+      let overridden = false;
+      for (let j = i + 1; j < setExtra.length; j++) {
+        if (setExtra[j]![0] === entry[0]) {
+          overridden = true;
+          break;
+        }
+      }
+      if (!overridden) out.push(entry[0], entry[1]);
     }
   }
   return out;
