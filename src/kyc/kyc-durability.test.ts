@@ -59,7 +59,12 @@ test('a webhook answered 200 survives kill -9 of the gateway right after', async
 
   const first = await startGatewayProcess(file, dataDir);
   t.after(() => first.process.kill('SIGKILL'));
-  const challenge = await httpRequest(`${first.url}/api/x`, as);
+  // The listener is bound before the config is compiled and answers 503 until then: wait until it serves.
+  let challenge = await httpRequest(`${first.url}/api/x`, as);
+  for (let i = 0; i < 200 && challenge.status === 503; i++) {
+    await new Promise((r) => setTimeout(r, 25));
+    challenge = await httpRequest(`${first.url}/api/x`, as);
+  }
   assert.equal(challenge.status, 403);
   const sessionId = (JSON.parse(challenge.body) as { session_id: string }).session_id;
   const hook = await postWebhook(first.url, bed.provider.webhook(sessionId, 'Approved'));
