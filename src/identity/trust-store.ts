@@ -10,7 +10,8 @@
  * Every change bumps `generation`, which per-connection verdict caches compare against, and notifies listeners
  * (the TLS listener swaps its context and rotates session ticket keys).
  */
-import { readFileSync, watch, type FSWatcher } from 'node:fs';
+import { readFileSync, type FSWatcher } from 'node:fs';
+import { watchFileDirectories } from '../shared/file-watch.js';
 import { stat } from 'node:fs/promises';
 import { createHash, type X509Certificate } from 'node:crypto';
 import path from 'node:path';
@@ -237,24 +238,13 @@ export class TrustStore {
   }
 
   private watch(): void {
-    const dirs = new Map<string, Set<string>>();
-    for (const s of this.sources) {
-      const dir = path.dirname(s.file);
-      if (!dirs.has(dir)) dirs.set(dir, new Set());
-      dirs.get(dir)!.add(path.basename(s.file));
-    }
-    // Directories, not files: an atomic rename (how Kubernetes updates mounted config maps) ends a file watch.
-    for (const [dir, names] of dirs) {
-      try {
-        const w = watch(dir, { persistent: false }, (_event, filename) => {
-          if (filename === null || names.has(filename.toString()) || filename.toString().startsWith('..')) this.schedule();
-        });
-        w.on('error', () => undefined);
-        this.watchers.push(w);
-      } catch (err) {
-        this.logger.warn({ dir, err: (err as Error).message }, 'cannot watch trust bundle directory; changes apply on config reload');
-      }
-    }
+    this.watchers.push(
+      ...watchFileDirectories(
+        this.sources.map((src) => src.file),
+        () => this.schedule(),
+        (dir, err) => this.logger.warn({ dir, err: err.message }, 'cannot watch trust bundle directory; changes apply on config reload'),
+      ),
+    );
   }
 
   private schedule(): void {

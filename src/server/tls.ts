@@ -3,7 +3,8 @@
  * and certificate/key files watched so a renewed certificate is served to new connections without a restart.
  * Both files are read and checked to match before the swap; a half-written pair keeps the old context.
  */
-import { readFileSync, watch, type FSWatcher } from 'node:fs';
+import { readFileSync, type FSWatcher } from 'node:fs';
+import { watchFileDirectories } from '../shared/file-watch.js';
 import { stat } from 'node:fs/promises';
 import { X509Certificate, createPrivateKey, randomBytes } from 'node:crypto';
 import path from 'node:path';
@@ -175,26 +176,9 @@ export class CertificateWatcher {
   private watch(): void {
     if (this.tls.cert === undefined || this.tls.key === undefined) return;
     const files = [path.resolve(this.baseDir, this.tls.cert), path.resolve(this.baseDir, this.tls.key)];
-    const dirs = new Map<string, Set<string>>();
-    for (const f of files) {
-      const dir = path.dirname(f);
-      if (!dirs.has(dir)) dirs.set(dir, new Set());
-      dirs.get(dir)!.add(path.basename(f));
-    }
-    // Watch directories, not files: renames and atomic replaces end a file watch. A Kubernetes secret volume
-    // updates by renaming its `..data` symlink (the configured names are symlinks through it), so a `..` entry
-    // counts as a change too.
-    for (const [dir, names] of dirs) {
-      try {
-        const w = watch(dir, { persistent: false }, (_event, filename) => {
-          if (filename === null || names.has(filename.toString()) || filename.toString().startsWith('..')) this.schedule();
-        });
-        w.on('error', () => undefined);
-        this.watchers.push(w);
-      } catch (err) {
-        this.logger.warn({ dir, err: (err as Error).message }, 'cannot watch certificate directory; reload with SIGHUP');
-      }
-    }
+    this.watchers.push(
+      ...watchFileDirectories(files, () => this.schedule(), (dir, err) => this.logger.warn({ dir, err: err.message }, 'cannot watch certificate directory; reload with SIGHUP')),
+    );
     // Backstop for lost directory events (and symlink chains elsewhere): the files' metadata, through symlinks.
     void this.pollFiles(files);
     this.poller = setInterval(() => void this.pollFiles(files), this.pollMs);
