@@ -36,7 +36,8 @@ const HELP = `npm run bench -- [options]
   --tool <wrk|autocannon>  closed-loop load generator (default wrk when installed)
   --profile             instead of comparing: profile kycgate's first scenario under load (node --cpu-prof)
   --json <file>         also write the results as JSON
-  --baseline <dir>      also run the first scenario on the kycgate built in <dir> (A/B test of a change)`;
+  --baseline <dir>      also run the first scenario on the kycgate built in <dir> (A/B test of a change)
+  --paired-only         only the concurrent-pair cost of each scenario against the first (skips the other runs)`;
 
 const { values: args } = parseArgs({
   options: {
@@ -53,6 +54,7 @@ const { values: args } = parseArgs({
     profile: { type: 'boolean', default: false },
     json: { type: 'string' },
     baseline: { type: 'string' },
+    'paired-only': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
@@ -134,6 +136,40 @@ async function measure(t: Target, protocol: 'http' | 'https', seconds: number): 
   const wall = (performance.now() - startedAt) / 1000;
   const cpu = before !== undefined && after !== undefined ? after - before : NaN;
   return { ...r, cpuShare: cpu / wall, perCpuSecond: r.requests / cpu };
+}
+
+/**
+ * Cost of each kycgate scenario against the first one (the bare route), measured in pairs running at the same
+ * time: both processes share core 0 and each gets its own load generator with half the connections, so both see
+ * the same background load in the same window, and the ratio of their requests per CPU-second is free of the
+ * drift that moves separate runs by tens of percent on a shared machine.
+ */
+async function pairedCosts(kycgates: Target[], protocol: 'http' | 'https'): Promise<Record<string, unknown>> {
+  const out: Record<string, unknown> = {};
+  if (kycgates.length < 2) return out;
+  const [base, ...others] = kycgates as [Target, ...Target[]];
+  const half = Math.max(1, Math.floor(connections / 2));
+  console.log(`\n== ${protocol.toUpperCase()} cost against ${base.label}, measured in concurrent pairs (${rounds} x ${durationS} s, ${half} connections each)`);
+  console.log(`${pad('scenario', 26)}${pad('cost', 8, true)}  per round (1 - req/cpu-s ratio)`);
+  for (const t of others) {
+    const costs: number[] = [];
+    for (let r = 0; r < rounds; r++) {
+      const cpu0 = [cpuSeconds(base.pid!), cpuSeconds(t.pid!)];
+      const [a, b] = await Promise.all([
+        closedLoop(tool, { url: base.urls[protocol], connections: half, durationS, headers: base.headers, pin: LOAD_PIN }),
+        closedLoop(tool, { url: t.urls[protocol], connections: half, durationS, headers: t.headers, pin: LOAD_PIN }),
+      ]);
+      const cpu1 = [cpuSeconds(base.pid!), cpuSeconds(t.pid!)];
+      if (a.failures > 0 || b.failures > 0) console.log(`warning: failed requests in a paired round (${base.label} ${a.failures}, ${t.label} ${b.failures})`);
+      const perBase = a.requests / (cpu1[0]! - cpu0[0]!);
+      const perT = b.requests / (cpu1[1]! - cpu0[1]!);
+      costs.push(1 - perT / perBase);
+    }
+    const cost = median(costs);
+    out[t.label] = { cost, rounds: costs };
+    console.log(`${pad(t.label, 26)}${pad(fmt(cost * 100, 1) + '%', 8, true)}  ${costs.map((c) => fmt(c * 100, 1)).join(' ')}`);
+  }
+  return out;
 }
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'kycgate-bench-'));
@@ -310,6 +346,10 @@ async function main(): Promise<void> {
       if (w.failures > 0 && w.failures >= w.requests) throw new Error(`${t.label} answered no request successfully during warm-up (${w.failures} failures): check its setup`);
       if (w.failures > 0) console.log(`warning: ${t.label} had ${w.failures} failed requests during warm-up (of ${w.requests})`);
     }
+    if (args['paired-only']) {
+      results[protocol] = { pairedCost: await pairedCosts(targets.filter((t) => t.kind === 'kycgate'), protocol) };
+      continue;
+    }
     const perRound: Array<Map<string, Measured>> = [];
     for (let r = 0; r < rounds; r++) {
       const round = new Map<string, Measured>();
@@ -364,6 +404,8 @@ async function main(): Promise<void> {
       console.log(`target: ${bare.label} >= 1.25x @fastify/http-proxy: ${x.text} ${x.wall >= 1.25 && x.cpu >= 1.25 ? 'MET' : x.wall >= 1.25 || x.cpu >= 1.25 ? 'MET on one measure only' : 'NOT MET'}`);
     }
 
+    const paired = await pairedCosts(targets.filter((t) => t.kind === 'kycgate'), protocol);
+
     const fixed: Record<string, unknown> = {};
     const rateTargets = targets.filter((t) => t.kind !== 'kycgate' || t === bare);
     if (rate > 0) {
@@ -394,7 +436,7 @@ async function main(): Promise<void> {
         console.log(`target: ${bare.label} p99 added over direct <= 1 ms at ${rate} req/s: ${fmt(added, 3)} ms ${added <= 1 ? 'MET' : 'NOT MET'}`);
       }
     }
-    results[protocol] = { closedLoop: table, fixedRate: fixed };
+    results[protocol] = { closedLoop: table, pairedCost: paired, fixedRate: fixed };
   }
   if (args.json) writeFileSync(args.json, JSON.stringify({ node: process.version, cpus, tool, connections, durationS, rounds, rate, notes, results }, null, 2));
 }

@@ -9,7 +9,7 @@
  * `hash` is the SHA-256 (hex) of the line's canonical bytes: the line without `,"hash":"..."` (i.e. ending in
  * `"prev":"..."}`); `prev` is the previous record's `hash`.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, hash, randomBytes } from 'node:crypto';
 import type { RequestContext } from '../pipeline/context.js';
 import type { GatewayEvent, RefusedRequest } from '../observe/events.js';
 
@@ -177,43 +177,69 @@ function base32(value: number, length: number): string {
  */
 export class RecordIds {
   private readonly instance = base32(randomBytes(4).readUInt32BE(0), 6);
+  private prefixTime = -1;
+  private prefix = '';
   next(time: number, seq: number): string {
-    return base32(time, 10) + this.instance + base32(seq, 10);
+    if (time !== this.prefixTime) {
+      this.prefixTime = time;
+      this.prefix = base32(time, 10) + this.instance;
+    }
+    return this.prefix + base32(seq, 10);
   }
 }
 
 export const HASH_SUFFIX_LENGTH = ',"hash":"'.length + 64 + '"}'.length;
 
-/** Serialises an entry into a journal line (without newline), returning the line and its hash. */
+/** ISO 8601 time of the last millisecond serialised: records of one batch mostly share a few milliseconds. */
+let isoMs = -1;
+let isoText = '';
+
+function isoTime(ms: number): string {
+  if (ms !== isoMs) {
+    isoMs = ms;
+    isoText = new Date(ms).toISOString();
+  }
+  return isoText;
+}
+
+/** A JSON string literal; plain ASCII without quotes, backslashes or controls (the usual case) needs no escaping. */
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\u007f-\uffff]/;
+function str(value: string): string {
+  return NEEDS_ESCAPE.test(value) ? JSON.stringify(value) : '"' + value + '"';
+}
+
+/**
+ * Serialises an entry into a journal line (without newline), returning the line and its hash. The line is built
+ * directly, in the fixed key order, and is byte for byte what `JSON.stringify` gives for the same record object.
+ */
 export function serialise(entry: AuditEntry, seq: number, id: string, prev: string): { line: string; hash: string } {
-  const record: Record<string, unknown> = { v: 1, seq, id, time: new Date(entry.time).toISOString(), kind: entry.kind, type: entry.type };
-  if (entry.requestId !== undefined) record.request_id = entry.requestId;
+  let out = '{"v":1,"seq":' + seq + ',"id":' + str(id) + ',"time":"' + isoTime(entry.time) + '","kind":' + str(entry.kind) + ',"type":' + str(entry.type);
+  if (entry.requestId !== undefined) out += ',"request_id":' + str(entry.requestId);
   const traceId = traceIdOf(entry.traceparent);
-  if (traceId !== undefined) record.trace_id = traceId;
-  if (entry.listener !== undefined) record.listener = entry.listener;
-  if (entry.route !== undefined) record.route = entry.route;
-  if (entry.method !== undefined) record.method = entry.method;
-  if (entry.path !== undefined) record.path = entry.path;
-  if (entry.clientIp !== undefined) record.client_ip = entry.clientIp;
-  if (entry.consumer !== undefined) record.consumer = entry.consumer;
-  if (entry.subject !== undefined) record.subject = entry.subject;
-  if (entry.authMethod !== undefined) record.auth_method = entry.authMethod;
-  if (entry.credentialId !== undefined) record.credential_id = entry.credentialId;
-  if (entry.spiffeId !== undefined) record.spiffe_id = entry.spiffeId;
-  if (entry.decision !== undefined) record.decision = entry.decision;
-  if (entry.upstream !== undefined) record.upstream = entry.upstream;
-  if (entry.status !== undefined) record.status = entry.status;
-  if (entry.latencyMs !== undefined) record.latency_ms = Math.round(entry.latencyMs * 1000) / 1000;
-  if (entry.problem !== undefined) record.problem = entry.problem;
-  if (entry.aborted) record.aborted = true;
-  if (entry.outcome !== undefined) record.outcome = entry.outcome;
-  if (entry.requestHeaders !== undefined) record.request_headers = entry.requestHeaders;
-  if (entry.responseHeaders !== undefined) record.response_headers = entry.responseHeaders;
-  if (entry.data !== undefined) record.data = scrub(entry.data);
-  record.prev = prev;
-  const canonical = JSON.stringify(record);
-  const hash = createHash('sha256').update(canonical).digest('hex');
-  return { line: `${canonical.slice(0, -1)},"hash":"${hash}"}`, hash };
+  if (traceId !== undefined) out += ',"trace_id":"' + traceId + '"';
+  if (entry.listener !== undefined) out += ',"listener":' + str(entry.listener);
+  if (entry.route !== undefined) out += ',"route":' + str(entry.route);
+  if (entry.method !== undefined) out += ',"method":' + str(entry.method);
+  if (entry.path !== undefined) out += ',"path":' + str(entry.path);
+  if (entry.clientIp !== undefined) out += ',"client_ip":' + str(entry.clientIp);
+  if (entry.consumer !== undefined) out += ',"consumer":' + str(entry.consumer);
+  if (entry.subject !== undefined) out += ',"subject":' + str(entry.subject);
+  if (entry.authMethod !== undefined) out += ',"auth_method":' + str(entry.authMethod);
+  if (entry.credentialId !== undefined) out += ',"credential_id":' + str(entry.credentialId);
+  if (entry.spiffeId !== undefined) out += ',"spiffe_id":' + str(entry.spiffeId);
+  if (entry.decision !== undefined) out += ',"decision":' + JSON.stringify(entry.decision);
+  if (entry.upstream !== undefined) out += ',"upstream":' + str(entry.upstream);
+  if (entry.status !== undefined) out += ',"status":' + JSON.stringify(entry.status);
+  if (entry.latencyMs !== undefined) out += ',"latency_ms":' + JSON.stringify(Math.round(entry.latencyMs * 1000) / 1000);
+  if (entry.problem !== undefined) out += ',"problem":' + str(entry.problem);
+  if (entry.aborted) out += ',"aborted":true';
+  if (entry.outcome !== undefined) out += ',"outcome":' + str(entry.outcome);
+  if (entry.requestHeaders !== undefined) out += ',"request_headers":' + JSON.stringify(entry.requestHeaders);
+  if (entry.responseHeaders !== undefined) out += ',"response_headers":' + JSON.stringify(entry.responseHeaders);
+  if (entry.data !== undefined) out += ',"data":' + JSON.stringify(scrub(entry.data));
+  out += ',"prev":"' + prev + '"';
+  const digest = hash('sha256', out + '}', 'hex');
+  return { line: out + ',"hash":"' + digest + '"}', hash: digest };
 }
 
 /** The canonical bytes of a stored line (what its `hash` covers), or undefined when the line is not shaped right. */

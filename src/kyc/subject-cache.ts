@@ -25,6 +25,8 @@ export interface WorkflowStatus {
 interface SignedAssertion {
   token: string;
   renewAt: number;
+  /** The upstream header carrying it, made once per token. */
+  header: readonly [string, string];
 }
 
 export class SubjectEntry {
@@ -40,6 +42,8 @@ export class SubjectEntry {
   readonly workflows: ReadonlyMap<string, WorkflowStatus>;
   /** Until when (ms) this entry may be served without reloading. */
   readonly freshUntil: number;
+  /** x-kyc-status, x-kyc-claims and x-subject-id for the upstream, made once per entry. */
+  readonly upstreamHeaders: ReadonlyArray<readonly [string, string]>;
   private assertions: Map<string, SignedAssertion> | undefined;
 
   constructor(readonly subject: string, rows: readonly VerificationRow[], now: number, ttl: { verifiedMs: number; unverifiedMs: number }) {
@@ -83,6 +87,11 @@ export class SubjectEntry {
     this.claimsHeader = this.claimList.join(',');
     this.freshUntil = freshUntil;
     this.status = claims.size > 0 ? 'verified' : summaryState(workflows);
+    this.upstreamHeaders = [
+      ['x-kyc-status', this.status],
+      ['x-kyc-claims', this.claimsHeader],
+      ['x-subject-id', subject],
+    ];
   }
 
   assertionFor(audience: string, now: number): string | undefined {
@@ -90,8 +99,14 @@ export class SubjectEntry {
     return a !== undefined && now < a.renewAt ? a.token : undefined;
   }
 
+  /** The `x-kycgate-assertion` header with the signed assertion for `audience`, while it need not be renewed. */
+  assertionHeaderFor(audience: string, now: number): readonly [string, string] | undefined {
+    const a = this.assertions?.get(audience);
+    return a !== undefined && now < a.renewAt ? a.header : undefined;
+  }
+
   keepAssertion(audience: string, token: string, renewAt: number): void {
-    (this.assertions ??= new Map()).set(audience, { token, renewAt });
+    (this.assertions ??= new Map()).set(audience, { token, renewAt, header: ['x-kycgate-assertion', token] });
   }
 }
 

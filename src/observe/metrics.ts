@@ -1,7 +1,7 @@
 /**
  * Prometheus metrics, served at /metrics on the admin listener from a registry of our own (never prom-client's
- * global one). On the request path a finished request costs one Map lookup (per-route label children are created
- * once and cached), an increment and a histogram observation.
+ * global one). On the request path a finished request costs one Map lookup (per-route series are created once and
+ * cached), an increment and a histogram observation on plain cells (fast-metrics.ts), with no label hashing.
  *
  * Events consumed (emitters: keep these shapes; see docs/AUDIT.md):
  *   auth.failure        outcome = reason                     → kycgate_auth_failures_total{reason}
@@ -20,14 +20,15 @@ import type { EventListener, GatewayEvent, RefusedRequest } from './events.js';
 import type { Journal } from '../audit/journal.js';
 import type { SinkRunner } from '../audit/sinks.js';
 import type { ListenerCertificateInfo } from '../modules.js';
+import { FastCounter, FastHistogram, type CounterCell, type HistogramCell } from './fast-metrics.js';
 
 const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const BREAKER_STATE: Record<string, number> = { closed: 0, half_open: 1, 'half-open': 1, open: 2 };
 
 interface RouteChildren {
-  count: Counter.Internal[];
-  latency: Histogram.Internal<string>[];
+  count: CounterCell[];
+  latency: HistogramCell[];
 }
 
 export interface MetricsSources {
@@ -38,35 +39,35 @@ export interface MetricsSources {
 
 export class GatewayMetrics implements EventListener {
   readonly registry = new Registry();
-  private readonly requests: Counter<'route' | 'status_class'>;
-  private readonly latency: Histogram<'route' | 'status_class'>;
+  private readonly requests: FastCounter;
+  private readonly latency: FastHistogram;
   private readonly refused: Counter<'problem'>;
-  private readonly decisions: Counter<'source' | 'outcome'>;
+  private readonly decisions: FastCounter;
   private readonly authFailures: Counter<'reason'>;
   private readonly rateLimited: Counter<'route'>;
   private readonly webhooks: Counter<'result' | 'outcome'>;
   private readonly providerCalls: Counter<'provider' | 'outcome'>;
   private readonly providerLatency: Histogram<'provider'>;
   private readonly breaker: Gauge<'provider'>;
-  private readonly events: Counter<'type'>;
-  private readonly eventChildren = new Map<string, { inc(): void }>();
-  private readonly kycDecisionChildren = new Map<string, { inc(): void }>();
+  private readonly events: FastCounter;
+  private readonly eventChildren = new Map<string, CounterCell>();
+  private readonly kycDecisionChildren = new Map<string, CounterCell>();
   private readonly byRoute = new Map<string, RouteChildren>();
-  private readonly routeDecisions = new Map<string, Counter.Internal>();
+  private readonly routeDecisions = new Map<string, CounterCell>();
 
   constructor(sources: MetricsSources) {
     const registers = [this.registry];
-    this.requests = new Counter({ name: 'kycgate_requests_total', help: 'Requests that reached a route, by route and status class.', labelNames: ['route', 'status_class'], registers });
-    this.latency = new Histogram({ name: 'kycgate_request_duration_seconds', help: 'Time from arrival to the end of the exchange.', labelNames: ['route', 'status_class'], buckets: LATENCY_BUCKETS, registers });
+    this.requests = new FastCounter('kycgate_requests_total', 'Requests that reached a route, by route and status class.', ['route', 'status_class']).register(this.registry);
+    this.latency = new FastHistogram('kycgate_request_duration_seconds', 'Time from arrival to the end of the exchange.', ['route', 'status_class'], LATENCY_BUCKETS).register(this.registry);
     this.refused = new Counter({ name: 'kycgate_requests_refused_total', help: 'Requests refused before routing (framing, path, no route), by problem kind.', labelNames: ['problem'], registers });
-    this.decisions = new Counter({ name: 'kycgate_decisions_total', help: 'Access decisions by outcome (source "route": the decision recorded on the request; "kyc": kyc.decision events).', labelNames: ['source', 'outcome'], registers });
+    this.decisions = new FastCounter('kycgate_decisions_total', 'Access decisions by outcome (source "route": the decision recorded on the request; "kyc": kyc.decision events).', ['source', 'outcome']).register(this.registry);
     this.authFailures = new Counter({ name: 'kycgate_auth_failures_total', help: 'Authentication failures by reason (auth.failure events).', labelNames: ['reason'], registers });
     this.rateLimited = new Counter({ name: 'kycgate_ratelimit_rejections_total', help: 'Requests rejected by rate limits (ratelimit.rejected events).', labelNames: ['route'], registers });
     this.webhooks = new Counter({ name: 'kycgate_webhooks_total', help: 'Webhooks accepted or refused, by outcome.', labelNames: ['result', 'outcome'], registers });
     this.providerCalls = new Counter({ name: 'kycgate_provider_requests_total', help: 'Calls to identity providers by outcome (provider.call events).', labelNames: ['provider', 'outcome'], registers });
     this.providerLatency = new Histogram({ name: 'kycgate_provider_duration_seconds', help: 'Identity provider call latency.', labelNames: ['provider'], buckets: LATENCY_BUCKETS, registers });
     this.breaker = new Gauge({ name: 'kycgate_provider_breaker_state', help: 'Circuit breaker per provider: 0 closed, 1 half open, 2 open.', labelNames: ['provider'], registers });
-    this.events = new Counter({ name: 'kycgate_events_total', help: 'Gateway events by type.', labelNames: ['type'], registers });
+    this.events = new FastCounter('kycgate_events_total', 'Gateway events by type.', ['type']).register(this.registry);
 
     new Gauge({
       name: 'kycgate_audit_backlog_records',
@@ -173,8 +174,8 @@ export class GatewayMetrics implements EventListener {
     let c = this.byRoute.get(route);
     if (c === undefined) {
       c = {
-        count: STATUS_CLASSES.map((s) => this.requests.labels(route, s)),
-        latency: STATUS_CLASSES.map((s) => this.latency.labels(route, s)),
+        count: STATUS_CLASSES.map((s) => this.requests.cell(route, s)),
+        latency: STATUS_CLASSES.map((s) => this.latency.cell(route, s)),
       };
       this.byRoute.set(route, c);
     }
@@ -184,13 +185,13 @@ export class GatewayMetrics implements EventListener {
   onRequestComplete(ctx: RequestContext): void {
     const c = this.children(ctx.route.name);
     const cls = Math.min(Math.max(Math.floor(ctx.status / 100), 1), 5) - 1;
-    c.count[cls]!.inc();
-    c.latency[cls]!.observe((performance.now() - ctx.startedAt) / 1000);
+    c.count[cls]!.value++;
+    this.latency.observe(c.latency[cls]!, (performance.now() - ctx.startedAt) / 1000);
     if (ctx.decision !== undefined) {
       const outcome = ctx.decision.outcome;
       let child = this.routeDecisions.get(outcome);
-      if (child === undefined) this.routeDecisions.set(outcome, (child = this.decisions.labels('route', outcome)));
-      child.inc();
+      if (child === undefined) this.routeDecisions.set(outcome, (child = this.decisions.cell('route', outcome)));
+      child.value++;
     }
   }
 
@@ -199,10 +200,10 @@ export class GatewayMetrics implements EventListener {
   }
 
   onEvent(event: GatewayEvent): void {
-    // Label children are looked up once per event type: prom-client's labels() hashes its arguments on every call.
+    // Series are looked up once per event type and kept.
     let byType = this.eventChildren.get(event.type);
-    if (byType === undefined) this.eventChildren.set(event.type, (byType = this.events.labels(event.type)));
-    byType.inc();
+    if (byType === undefined) this.eventChildren.set(event.type, (byType = this.events.cell(event.type)));
+    byType.value++;
     const data = event.data ?? {};
     switch (event.type) {
       case 'auth.failure':
@@ -211,8 +212,8 @@ export class GatewayMetrics implements EventListener {
       case 'kyc.decision': {
         const outcome = event.outcome ?? 'unknown';
         let child = this.kycDecisionChildren.get(outcome);
-        if (child === undefined) this.kycDecisionChildren.set(outcome, (child = this.decisions.labels('kyc', outcome)));
-        child.inc();
+        if (child === undefined) this.kycDecisionChildren.set(outcome, (child = this.decisions.cell('kyc', outcome)));
+        child.value++;
         break;
       }
       case 'ratelimit.rejected':

@@ -79,7 +79,7 @@ export class RequestContext {
   target: string | undefined;
   /** Set when the client went away before the answer was complete. */
   aborted: boolean;
-  private upstreamSet: Array<[string, string]> | undefined;
+  private upstreamSet: Array<readonly [string, string]> | undefined;
   private upstreamRemove: string[] | undefined;
   private responseSet: Array<[string, string | string[]]> | undefined;
   private bodyBuffer: Buffer | undefined;
@@ -197,13 +197,24 @@ export class RequestContext {
     (this.upstreamSet ??= []).push([name.toLowerCase(), value]);
   }
 
+  /** Adds one header sent upstream as a pair a policy keeps (name lower case; shared, not copied). */
+  addUpstreamHeader(pair: readonly [string, string]): void {
+    (this.upstreamSet ??= []).push(pair);
+  }
+
+  /** Adds headers sent upstream from a list a policy keeps (names lower case; the pairs are shared, not copied). */
+  addUpstreamHeaders(pairs: ReadonlyArray<readonly [string, string]>): void {
+    const set = (this.upstreamSet ??= []);
+    for (let i = 0; i < pairs.length; i++) set.push(pairs[i]!);
+  }
+
   /** Removes a client header before forwarding. */
   removeUpstreamHeader(name: string): void {
     (this.upstreamRemove ??= []).push(name.toLowerCase());
   }
 
   /** Headers set for upstream, in the order set (no object per call: read on the hot path). */
-  get upstreamSets(): ReadonlyArray<[string, string]> | undefined {
+  get upstreamSets(): ReadonlyArray<readonly [string, string]> | undefined {
     return this.upstreamSet;
   }
 
@@ -211,7 +222,7 @@ export class RequestContext {
     return this.upstreamRemove;
   }
 
-  get upstreamHeaderChanges(): { set: ReadonlyArray<[string, string]> | undefined; remove: readonly string[] | undefined } {
+  get upstreamHeaderChanges(): { set: ReadonlyArray<readonly [string, string]> | undefined; remove: readonly string[] | undefined } {
     return { set: this.upstreamSet, remove: this.upstreamRemove };
   }
 

@@ -1,6 +1,8 @@
 /**
  * Checks presented API keys against the store without touching it on the request path: key records are cached in
- * memory by lookup id (positive and negative entries), so a known key costs a map lookup and one SHA-256. An entry
+ * memory by lookup id (positive and negative entries). A key is hashed (SHA-256) the first time it is presented; the
+ * entry then remembers the exact string that matched, so the next presentations cost a map lookup and a
+ * constant-time comparison with it (only the holder of the key can present that string). An entry
  * is re-read from the store after `ttlMs`, and dropped at once when an invalidation arrives (Redis pub/sub from
  * another instance or the CLI, or this instance's own change poll), so a revocation is effective on the next
  * request.
@@ -9,6 +11,7 @@ import { hash } from 'node:crypto';
 import type { Identity } from '../../pipeline/context.js';
 import type { ConsumerDirectory } from '../consumers.js';
 import type { ApiKeyRecord, KeyRepository } from './repository.js';
+import { constantTimeEqual } from '../../shared/credential-memo.js';
 
 export interface KeyCacheEntry {
   readonly record: ApiKeyRecord | undefined;
@@ -17,6 +20,10 @@ export interface KeyCacheEntry {
   /** Identity shared by every request made with this key (frozen: nobody may edit it). */
   readonly identity: Identity | undefined;
   readonly loadedAt: number;
+  /** The presented key that matched `hash`, once one has. */
+  verified?: string | undefined;
+  /** The successful check, made once per entry (it holds nothing per request). */
+  ok?: (KeyCheck & { ok: true }) | undefined;
 }
 
 export type KeyCheck =
@@ -68,11 +75,15 @@ export class ApiKeyVerifier {
   private evaluate(entry: KeyCacheEntry, id: string, key: string): KeyCheck {
     const record = entry.record;
     if (record === undefined || entry.hash === undefined) return { ok: false, reason: 'unknown_key', keyId: id };
-    if (!constantTimeEqual(hash('sha256', key, 'base64'), entry.hash)) return { ok: false, reason: 'unknown_key', keyId: id };
+    const verified = entry.verified;
+    if (verified === undefined || !constantTimeEqual(key, verified)) {
+      if (!constantTimeEqual(hash('sha256', key, 'base64'), entry.hash)) return { ok: false, reason: 'unknown_key', keyId: id };
+      entry.verified = key;
+    }
     if (record.revokedAt !== undefined) return { ok: false, reason: 'revoked_key', keyId: id };
     if (record.expiresAt !== undefined && Date.now() >= record.expiresAt) return { ok: false, reason: 'expired_key', keyId: id };
     if (entry.identity === undefined) return { ok: false, reason: 'unknown_consumer', keyId: id };
-    return { ok: true, identity: entry.identity, record };
+    return entry.ok ?? (entry.ok = { ok: true, identity: entry.identity, record });
   }
 
   private load(id: string): Promise<KeyCacheEntry> {
@@ -97,7 +108,7 @@ export class ApiKeyVerifier {
 
   private entryFor(record: ApiKeyRecord | undefined): KeyCacheEntry {
     const loadedAt = performance.now();
-    if (record === undefined) return { record: undefined, hash: undefined, identity: undefined, loadedAt };
+    if (record === undefined) return { record: undefined, hash: undefined, identity: undefined, loadedAt, verified: undefined, ok: undefined };
     const consumer = this.consumers.get(record.consumer);
     const identity: Identity | undefined = consumer
       ? Object.freeze({
@@ -109,7 +120,7 @@ export class ApiKeyVerifier {
           credentialId: record.id,
         })
       : undefined;
-    return { record, hash: Buffer.from(record.hash, 'hex').toString('base64'), identity, loadedAt };
+    return { record, hash: Buffer.from(record.hash, 'hex').toString('base64'), identity, loadedAt, verified: undefined, ok: undefined };
   }
 
   private remember(id: string, entry: KeyCacheEntry): void {
@@ -134,12 +145,4 @@ export class ApiKeyVerifier {
   get size(): number {
     return this.cache.size;
   }
-}
-
-/** Compares two equal-length digests without an early exit, so timing does not reveal a matching prefix. */
-function constantTimeEqual(a: string, b: string): boolean {
-  if (a.length !== b.length) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
-  return diff === 0;
 }

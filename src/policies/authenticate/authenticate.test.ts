@@ -195,3 +195,17 @@ test('upstream_headers sends the verified identity; client-sent x-consumer* head
   assert.equal(seen[0]!['x-auth-method'], 'api-key');
   assert.equal(seen[0]!['x-consumer-id'], undefined);
 });
+
+test('once a key has been verified, a key with the same id and another secret is still refused', async (t) => {
+  const { gw, auth } = await setup(t, [{ authenticate: { methods: [{ 'api-key': {} }], failure_limit: { enabled: false } } }]);
+  const { key } = await auth.createKey({ consumer: 'billing' });
+  assert.equal((await httpRequest(gw.url + '/api/x', { headers: { 'x-api-key': key } })).status, 200);
+  assert.equal((await httpRequest(gw.url + '/api/x', { headers: { 'x-api-key': key } })).status, 200);
+  // Same lookup id, one character of the secret changed: refused whether or not its checksum is checked.
+  const at = key.length - 8;
+  const other = key.slice(0, at) + (key[at] === 'a' ? 'b' : 'a') + key.slice(at + 1);
+  const r = await httpRequest(gw.url + '/api/x', { headers: { 'x-api-key': other } });
+  assert.equal(r.status, 401);
+  assert.match(JSON.parse(r.body).reason, /^(unknown_key|malformed_key)$/);
+  assert.equal((await httpRequest(gw.url + '/api/x', { headers: { 'x-api-key': key } })).status, 200);
+});

@@ -147,13 +147,27 @@ class AuthenticatePolicy implements PolicyInstance {
   }
 }
 
+/** Upstream identity headers of shared (frozen) identities, computed once per identity. */
+const identityHeaderCache = new WeakMap<Identity, ReadonlyArray<readonly [string, string]>>();
+
 function setIdentityHeaders(ctx: RequestContext, identity: Identity): void {
-  ctx.setUpstreamHeader('x-auth-method', identity.method);
-  if (identity.consumer !== undefined && PRINTABLE.test(identity.consumer)) ctx.setUpstreamHeader('x-consumer', identity.consumer);
+  let headers = identityHeaderCache.get(identity);
+  if (headers === undefined) {
+    headers = identityHeadersOf(identity);
+    // Cached identities are frozen and shared by every request with the same credential; others are per request.
+    if (Object.isFrozen(identity)) identityHeaderCache.set(identity, headers);
+  }
+  ctx.addUpstreamHeaders(headers);
+}
+
+function identityHeadersOf(identity: Identity): Array<readonly [string, string]> {
+  const out: Array<readonly [string, string]> = [['x-auth-method', identity.method]];
+  if (identity.consumer !== undefined && PRINTABLE.test(identity.consumer)) out.push(['x-consumer', identity.consumer]);
   const scopes = identity.scopes.join(' ');
-  if (scopes !== '' && PRINTABLE.test(scopes)) ctx.setUpstreamHeader('x-consumer-scopes', scopes);
+  if (scopes !== '' && PRINTABLE.test(scopes)) out.push(['x-consumer-scopes', scopes]);
   const groups = identity.groups?.join(',');
-  if (groups !== undefined && groups !== '' && PRINTABLE.test(groups)) ctx.setUpstreamHeader('x-consumer-groups', groups);
+  if (groups !== undefined && groups !== '' && PRINTABLE.test(groups)) out.push(['x-consumer-groups', groups]);
+  return out;
 }
 
 /** A refusal inside the `all` loop, told apart from an Identity with one instanceof test. */

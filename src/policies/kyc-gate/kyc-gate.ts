@@ -10,7 +10,7 @@
  * cached subject on a route whose rules do not read the body is decided synchronously.
  */
 import { Problem, problem } from '../../errors/problem.js';
-import type { RequestContext } from '../../pipeline/context.js';
+import type { DecisionRecord, RequestContext } from '../../pipeline/context.js';
 import type { PolicyDefinition, PolicyInstance, PolicyResult, PolicySetup } from '../../pipeline/policy.js';
 import type { Services } from '../../pipeline/services.js';
 import type { UpstreamGroup } from '../../proxy/upstream.js';
@@ -45,6 +45,7 @@ class KycGate implements PolicyInstance {
   private readonly variables: ReadonlySet<string>;
   private readonly history: HistoryReader;
   private readonly defaultRule: CompiledRule;
+  private readonly passDecisions = new Map<string, DecisionRecord>();
 
   constructor(
     private readonly kyc: KycService,
@@ -193,15 +194,19 @@ class KycGate implements PolicyInstance {
   }
 
   private pass(ctx: RequestContext, entry: SubjectEntry, now: number, ruleName: string, outcome: string, body: Record<string, unknown> | undefined): PolicyResult | Promise<PolicyResult> {
-    ctx.decision = { outcome, policy: POLICY, rule: ruleName };
+    ctx.decision = this.passDecision(ruleName, outcome);
     this.services.events.emit({ type: 'kyc.decision', requestId: ctx.id, route: ctx.route.name, outcome, data: { subject: entry.subject, rule: ruleName } });
-    ctx.setUpstreamHeader('x-kyc-status', entry.status);
-    ctx.setUpstreamHeader('x-kyc-claims', entry.claimsHeader);
-    ctx.setUpstreamHeader('x-subject-id', entry.subject);
+    ctx.addUpstreamHeaders(entry.upstreamHeaders);
     if (body !== undefined && this.config.record_history.length > 0) this.keepHistory(ctx, entry.subject, body);
     // The audience is the upstream that will read the assertion; behind a front proxy (decision mode, no upstream
     // here) it is the route's name.
-    const token = this.kyc.assertion(entry, ctx.upstream?.name ?? ctx.route.name, now);
+    const audience = ctx.upstream?.name ?? ctx.route.name;
+    const header = entry.assertionHeaderFor(audience, now);
+    if (header !== undefined) {
+      ctx.addUpstreamHeader(header);
+      return undefined;
+    }
+    const token = this.kyc.assertion(entry, audience, now);
     if (typeof token === 'string') {
       ctx.setUpstreamHeader('x-kycgate-assertion', token);
       return undefined;
@@ -210,6 +215,14 @@ class KycGate implements PolicyInstance {
       ctx.setUpstreamHeader('x-kycgate-assertion', t);
       return undefined;
     });
+  }
+
+  /** The decision record of a pass, one shared frozen object per rule and outcome. */
+  private passDecision(rule: string, outcome: string): DecisionRecord {
+    const key = outcome + '\u0000' + rule;
+    let d = this.passDecisions.get(key);
+    if (d === undefined) this.passDecisions.set(key, (d = Object.freeze({ outcome, policy: POLICY, rule })));
+    return d;
   }
 
   private keepHistory(ctx: RequestContext, subject: string, body: Record<string, unknown>): void {

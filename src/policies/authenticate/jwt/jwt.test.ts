@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { createHmac, createPublicKey } from 'node:crypto';
 import { SignJWT, UnsecuredJWT, exportJWK, generateKeyPair, base64url, type JWK } from 'jose';
 import { pino } from 'pino';
+import { Client } from 'undici';
 import { startTestGateway, startUpstream, httpRequest } from '../../../../testing/harness.js';
 import { Services } from '../../../pipeline/services.js';
 import { ConsumerDirectory } from '../../../auth/consumers.js';
@@ -282,4 +283,43 @@ test('jwt: routes sharing an issuer share one JWKS cache (one fetch at start)', 
   const token = await sign(key, idp.url);
   for (const name of ['a', 'b', 'c']) assert.equal((await httpRequest(`${gw.url}/${name}`, { headers: { authorization: `Bearer ${token}` } })).status, 200);
   assert.equal(idp.jwksFetches, 1);
+});
+
+test('jwt: on one keep-alive connection every token is checked for itself, and per route', async (t) => {
+  const idp = await startIdP(t);
+  const key = await rsaKey('k1');
+  idp.published.push(key.jwk);
+  const upstream = await startUpstream((_req, res) => res.end('ok'));
+  const method = (audience: string) => ({ authenticate: { methods: [{ jwt: { issuers: [{ issuer: idp.url, audiences: [audience], jwks_url: `${idp.url}/jwks` }] } }], failure_limit: { enabled: false } } });
+  const gw = await startTestGateway({
+    upstreams: { app: { targets: [{ url: upstream.url }] } },
+    routes: [
+      { name: 'payments', match: { prefix: '/payments' }, upstream: 'app', policies: [method('payments-api')] },
+      { name: 'reports', match: { prefix: '/reports' }, upstream: 'app', policies: [method('reports-api')] },
+    ],
+  });
+  const client = new Client(gw.url, { pipelining: 1, connections: 1 } as Client.Options);
+  t.after(async () => {
+    await client.close();
+    await gw.close();
+    await upstream.close();
+  });
+  const call = async (path: string, token: string) => {
+    const res = await client.request({ path, method: 'GET', headers: { authorization: `Bearer ${token}` } });
+    const body = await res.body.text();
+    return { status: res.statusCode, reason: res.statusCode === 200 ? undefined : (JSON.parse(body) as { reason?: string }).reason };
+  };
+  const good = await sign(key, idp.url);
+  assert.equal((await call('/payments/a', good)).status, 200);
+  assert.equal((await call('/payments/a', good)).status, 200);
+  // The same connection, the same token, a route that expects another audience.
+  assert.equal((await call('/reports/a', good)).reason, 'wrong_audience');
+  const [h, p, s] = good.split('.');
+  const tampered = `${h}.${base64url.encode(JSON.stringify({ ...JSON.parse(new TextDecoder().decode(base64url.decode(p!))), scope: 'admin' }))}.${s}`;
+  assert.equal((await call('/payments/a', tampered)).reason, 'invalid_signature');
+  assert.equal((await call('/payments/a', good.slice(0, -2) + (good.endsWith('AA') ? 'BB' : 'AA'))).status, 401);
+  const expired = await sign(key, idp.url, { exp: Math.floor(Date.now() / 1000) - 120 });
+  assert.equal((await call('/payments/a', expired)).reason, 'token_expired');
+  assert.equal((await call('/payments/a', good)).status, 200);
+  assert.equal(upstream.requests, 3);
 });

@@ -17,6 +17,7 @@ import type { AuthenticatorDefinition, AuthFailure, AuthOutcome, Authenticator }
 import { ASYMMETRIC_ALGORITHMS, HMAC_ALGORITHMS, jwtSchema, type JwtConfig, type JwtIssuerConfig } from './schema.js';
 import { KeySetUnavailable, RemoteKeySet, checkFetchUrl, discoveredJwksUrl } from './remote-key-set.js';
 import { VerifiedTokenCache } from './token-cache.js';
+import { recall, remember } from '../../../shared/credential-memo.js';
 
 const DEFAULT_ALGORITHMS = ['RS256', 'PS256', 'ES256', 'EdDSA'];
 
@@ -177,9 +178,16 @@ class JwtAuthenticator implements Authenticator {
     const first = token.indexOf('.');
     if (first === -1 || token.indexOf('.', first + 1) === -1) return undefined;
 
+    // The same token again on this connection: one constant-time comparison. Otherwise its digest and the cache.
+    const socket = ctx.req?.socket;
+    const recalled = recall<Identity>(socket, this, token);
+    if (recalled !== undefined) return recalled;
     const key = VerifiedTokenCache.keyOf(token);
     const cached = this.cache.get(key);
-    if (cached !== undefined) return cached;
+    if (cached !== undefined) {
+      remember(socket, this, token, cached, this.cache.expiresAt(key));
+      return cached;
+    }
 
     let claims: JWTPayload;
     try {
@@ -197,6 +205,7 @@ class JwtAuthenticator implements Authenticator {
       (payload) => {
         const identity = issuer.identityOf(payload, this.consumers);
         this.cache.set(key, identity, payload.exp! * 1000);
+        remember(socket, this, token, identity, payload.exp! * 1000);
         return identity;
       },
       reasonFor,

@@ -30,6 +30,11 @@ export class VerifiedTokenCache {
     return entry.identity;
   }
 
+  /** When the entry under `key` expires (epoch ms), or 0 when there is none. */
+  expiresAt(key: string): number {
+    return this.entries.get(key)?.expiresAt ?? 0;
+  }
+
   set(key: string, identity: Identity, expiresAt: number): void {
     if (this.maxEntries === 0) return;
     if (this.entries.size >= this.maxEntries) {

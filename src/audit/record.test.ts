@@ -1,0 +1,69 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { canonicalOf, RecordIds, serialise, scrub, traceIdOf, type AuditEntry } from './record.js';
+
+/** The record object a line must equal: keys in the documented order, absent fields omitted. */
+function reference(entry: AuditEntry, seq: number, id: string, prev: string): string {
+  const r: Record<string, unknown> = { v: 1, seq, id, time: new Date(entry.time).toISOString(), kind: entry.kind, type: entry.type };
+  const pairs: Array<[string, unknown]> = [
+    ['request_id', entry.requestId], ['trace_id', traceIdOf(entry.traceparent)], ['listener', entry.listener], ['route', entry.route],
+    ['method', entry.method], ['path', entry.path], ['client_ip', entry.clientIp], ['consumer', entry.consumer], ['subject', entry.subject],
+    ['auth_method', entry.authMethod], ['credential_id', entry.credentialId], ['spiffe_id', entry.spiffeId], ['decision', entry.decision],
+    ['upstream', entry.upstream], ['status', entry.status],
+    ['latency_ms', entry.latencyMs === undefined ? undefined : Math.round(entry.latencyMs * 1000) / 1000], ['problem', entry.problem],
+    ['aborted', entry.aborted ? true : undefined], ['outcome', entry.outcome], ['request_headers', entry.requestHeaders],
+    ['response_headers', entry.responseHeaders], ['data', entry.data === undefined ? undefined : scrub(entry.data)],
+  ];
+  for (const [k, v] of pairs) if (v !== undefined) r[k] = v;
+  r.prev = prev;
+  return JSON.stringify(r);
+}
+
+test('a journal line is the canonical JSON of its record, whatever the field values contain', () => {
+  const awkward = ['plain', 'quote " and \\ backslash', 'tab\tnewline\ncontrol\u0001', 'ünïcödé ✓', 'lone \ud800 surrogate', 'del\u007f', '', '/a b/%2F?x=1'];
+  const ids = new RecordIds();
+  let prev = '0'.repeat(64);
+  for (let i = 0; i < awkward.length * 3; i++) {
+    const s = awkward[i % awkward.length]!;
+    const entry: AuditEntry = {
+      kind: i % 3 === 0 ? 'event' : 'request',
+      time: 1_760_000_000_000 + i * 7,
+      type: i % 3 === 0 ? 'kyc.decision' : 'http.request',
+      requestId: `req-${s}`,
+      traceparent: i % 2 === 0 ? '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' : undefined,
+      listener: 'public',
+      route: s,
+      method: 'GET',
+      path: `/p/${s}`,
+      clientIp: '2001:db8::1',
+      consumer: i % 2 === 0 ? s : undefined,
+      subject: 'sub_abc',
+      decision: { outcome: 'allow', policy: 'kyc-gate', rule: s },
+      status: 200 + i,
+      latencyMs: 1.23456 * i,
+      aborted: i % 4 === 0,
+      outcome: i % 3 === 0 ? s : undefined,
+      requestHeaders: i % 2 === 0 ? { 'user-agent': s } : undefined,
+      data: i % 3 === 0 ? { subject: 'sub_abc', api_key: 'kg_secret', nested: { s } } : undefined,
+    };
+    const id = ids.next(entry.time, i + 1);
+    const { line, hash } = serialise(entry, i + 1, id, prev);
+    const canonical = reference(entry, i + 1, id, prev);
+    const parsed = canonicalOf(line);
+    assert.ok(parsed, 'the line ends in its hash');
+    assert.equal(parsed.canonical, canonical);
+    assert.equal(hash, createHash('sha256').update(canonical).digest('hex'));
+    assert.equal(parsed.hash, hash);
+    assert.doesNotMatch(line, /kg_secret/);
+    prev = hash;
+  }
+});
+
+test('record ids are unique and sortable by time within and across milliseconds', () => {
+  const ids = new RecordIds();
+  const made = [ids.next(1000, 1), ids.next(1000, 2), ids.next(1001, 3), ids.next(1001, 4), ids.next(5000, 5)];
+  assert.equal(new Set(made).size, made.length);
+  assert.deepEqual([...made].sort(), made);
+  assert.ok(made.every((id) => id.length === 26));
+});
