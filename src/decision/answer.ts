@@ -31,17 +31,19 @@ export interface AnswerSettings {
 }
 
 /** Pushes cache headers. X-Accel-Expires comes first: nginx then ignores `private` in Cache-Control and caches for N. */
-function pushCache(out: string[], ttl: number, vary: string): void {
+function pushCache(out: string[], ttl: number, vary: string, ctx: RequestContext | undefined): void {
   if (ttl > 0) out.push('x-accel-expires', String(ttl), 'cache-control', `private, max-age=${ttl}`);
   else out.push('x-accel-expires', '0', 'cache-control', 'no-store');
-  out.push('vary', vary);
+  // Headers a policy read to decide (e.g. the subject header) are added, so a cached answer is kept per value.
+  const extra = ctx?.varyHeaders;
+  out.push('vary', extra === undefined ? vary : vary + ', ' + extra.join(', '));
 }
 
 /** Answers allow: upstream header changes (later sets of a name win) plus headers meant for the client. */
 export function writeAllow(ctx: RequestContext, res: ServerResponse, s: AnswerSettings): void {
   const out: string[] = [];
   const limit = ctx.cacheTtlLimit;
-  pushCache(out, limit < s.allowMaxAge ? limit : s.allowMaxAge, s.vary);
+  pushCache(out, limit < s.allowMaxAge ? limit : s.allowMaxAge, s.vary, ctx);
   out.push(STATUS_HEADER, String(s.allowStatus), 'x-request-id', ctx.id);
   // RFC 9110 section 8.6: no Content-Length on a 204.
   if (s.allowStatus !== 204) out.push('content-length', '0');
@@ -102,7 +104,7 @@ export function writeProblem(ctx: RequestContext, res: ServerResponse, p: Proble
   const body = problemBody(p, ctx.id);
   const out: string[] = [];
   const limit = ctx.cacheTtlLimit;
-  pushCache(out, denialCacheable(head.status) ? (limit < s.denyMaxAge ? limit : s.denyMaxAge) : 0, s.vary);
+  pushCache(out, denialCacheable(head.status) ? (limit < s.denyMaxAge ? limit : s.denyMaxAge) : 0, s.vary, ctx);
   out.push('content-type', 'application/problem+json', 'content-length', String(Buffer.byteLength(body)));
   out.push(STATUS_HEADER, String(head.status), 'x-request-id', ctx.id);
   if (s.problemInHeader) out.push(PROBLEM_HEADER, asciiJson(body));
@@ -124,7 +126,7 @@ export function writeReply(ctx: RequestContext, res: ServerResponse, reply: Repl
   if (extra !== undefined) for (const [k, v] of extra) head.headers.set(k, v);
   if (ctx.route.chain.hasResponseHooks) ctx.route.chain.onResponse(ctx, head);
   const out: string[] = [];
-  pushCache(out, 0, s.vary);
+  pushCache(out, 0, s.vary, ctx);
   out.push(STATUS_HEADER, String(head.status), 'x-request-id', ctx.id);
   for (const [k, v] of head.headers) if (k !== 'cache-control' && k !== 'vary' && k !== 'x-accel-expires') pushValue(out, k, v);
   ctx.status = head.status;

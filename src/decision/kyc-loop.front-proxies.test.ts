@@ -80,3 +80,80 @@ for (const name of ['nginx', 'caddy'] as FrontProxyName[]) {
     });
   });
 }
+
+describe('nginx caching decisions keeps one answer per subject', () => {
+  let gw: TestGateway | undefined;
+  let app: Awaited<ReturnType<typeof startUpstream>> | undefined;
+  let proxy: FrontProxy | undefined;
+  let decidePort = 0;
+  const seen: IncomingHttpHeaders[] = [];
+
+  before(async () => {
+    if (!findBinary('nginx')) return;
+    app = await startUpstream((req, res) => {
+      seen.push(req.headers);
+      res.end('from the application');
+    });
+    gw = await startTestGateway({
+      listeners: [
+        { name: 'main', port: 0 },
+        { name: 'decide', port: 0, decision: { front_proxies: ['127.0.0.1', '::1'], cache: { allow_max_age_s: 30 } } },
+      ],
+      kyc: {
+        providers: { sandbox: { type: 'sandbox', port: 0 } },
+        workflows: { kyc: { provider: 'sandbox', workflow_id: '0b6f3f0e-6c1d-4c55-9d9e-0e6f2f1d2a3b', claims: { kyc_full: 'facts.status == "Approved"' } } },
+      },
+      routes: [
+        {
+          name: 'api',
+          match: { prefix: '/api' },
+          policies: [{ 'kyc-gate': { subject: { from: 'header', header: 'x-user-id', trust_unauthenticated_header: true }, required_claims: ['kyc_full'] } }],
+        },
+      ],
+    });
+    const decide = gw.gateway.listeners.find((l) => l.config.name === 'decide')!;
+    decidePort = decide.port;
+    proxy = await startFrontProxy('nginx', { decision: `127.0.0.1:${decide.port}`, upstream: `127.0.0.1:${app.port}` });
+  });
+
+  after(async () => {
+    await proxy?.close();
+    await gw?.close();
+    await app?.close();
+  });
+
+  test('an approved user\'s cached allow is never served to another user on the same URL', async (t) => {
+    if (!requireBinary(t, 'nginx')) return;
+    const dana = { 'x-user-id': 'dana-cached', accept: 'application/json' };
+    const eve = { 'x-user-id': 'eve-cached', accept: 'application/json' };
+    const first = await httpRequest(proxy!.url + '/api/balance', { headers: dana });
+    assert.equal(first.status, 403, proxy!.log());
+    const url = first.headers['x-kycgate-verification-url'] as string;
+    assert.equal((await httpRequest(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'decision=approved' })).status, 200);
+    let status = 0;
+    const started = Date.now();
+    while (Date.now() - started < 5000) {
+      status = (await httpRequest(proxy!.url + '/api/balance', { headers: dana })).status;
+      if (status === 200) break;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    assert.equal(status, 200, proxy!.log());
+
+    // The allow names the subject header in Vary, so nginx keeps it for Dana only.
+    const answer = await httpRequest(`http://127.0.0.1:${decidePort}/nginx`, {
+      headers: { ...dana, 'x-original-method': 'GET', 'x-original-uri': '/api/balance', 'x-original-host': 'app.example', 'x-real-ip': '203.0.113.9' },
+    });
+    assert.equal(answer.status, 200);
+    assert.match(String(answer.headers['vary']), /(^|, )x-user-id$/);
+    assert.match(String(answer.headers['cache-control']), /max-age=\d+/);
+
+    const before = seen.length;
+    for (let i = 0; i < 3; i++) {
+      const r = await httpRequest(proxy!.url + '/api/balance', { headers: eve });
+      assert.equal(r.status, 403, 'Eve is challenged, not served Dana\'s cached allow');
+    }
+    assert.equal(seen.length, before, 'nothing of Eve\'s reached the application');
+    assert.equal((await httpRequest(proxy!.url + '/api/balance', { headers: dana })).status, 200);
+    assert.equal(seen.at(-1)!['x-kyc-status'], 'verified');
+  });
+});

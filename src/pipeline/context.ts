@@ -71,6 +71,7 @@ export class RequestContext {
   decision: DecisionRecord | undefined;
   /** Name of the front proxy when the request came in as a decision request. */
   frontProxy: string | undefined;
+  private varyExtra: string[] | undefined;
   /** Response status finally sent (0 until known). */
   status: number;
   /** Problem kind when the gateway answered with an error. */
@@ -134,6 +135,7 @@ export class RequestContext {
     this.state = {};
     this.decision = undefined;
     this.frontProxy = undefined;
+    this.varyExtra = undefined;
     this.status = 0;
     this.errorKind = undefined;
     this.target = undefined;
@@ -156,6 +158,20 @@ export class RequestContext {
   limitCacheTtl(seconds: number): void {
     const s = seconds > 0 ? Math.floor(seconds) : 0;
     if (s < this.cacheTtl) this.cacheTtl = s;
+  }
+
+  /**
+   * Names a request header this request's decision depends on beyond the credentials (a subject taken from a
+   * header, for example): a front proxy that caches decisions must keep one answer per value of it (`Vary`).
+   */
+  varyOn(header: string): void {
+    const list = (this.varyExtra ??= []);
+    if (!list.includes(header)) list.push(header);
+  }
+
+  /** Headers named with `varyOn`, lower case, or undefined. */
+  get varyHeaders(): readonly string[] | undefined {
+    return this.varyExtra;
   }
 
   /** The smallest bound given to `limitCacheTtl`, or Infinity when no policy set one. */

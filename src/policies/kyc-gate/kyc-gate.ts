@@ -46,6 +46,10 @@ class KycGate implements PolicyInstance {
   private readonly history: HistoryReader;
   private readonly defaultRule: CompiledRule;
   private readonly passDecisions = new Map<string, DecisionRecord>();
+  /** Decision mode: the header the subject comes from, which a cached answer must vary on. */
+  private readonly subjectHeader: string | undefined;
+  /** Decision mode: conditions read inputs outside a front proxy's cache key (headers, address, time, history). */
+  private readonly uncacheable: boolean;
 
   constructor(
     private readonly kyc: KycService,
@@ -66,6 +70,8 @@ class KycGate implements PolicyInstance {
     this.variables = variables;
     this.needsBody = variables.has('body') || config.record_history.length > 0;
     this.needsAsync = this.needsBody || readsHistory;
+    this.subjectHeader = config.subject.from === 'header' && config.subject.header ? config.subject.header.toLowerCase() : undefined;
+    this.uncacheable = readsHistory || variables.has('headers') || variables.has('client_ip') || variables.has('now');
     const records = kyc.records;
     this.history = { sum: (s, f, since) => records.historySum(s, f, since), count: (s, f, since) => records.historyCount(s, f, since) };
     this.defaultRule = {
@@ -78,6 +84,10 @@ class KycGate implements PolicyInstance {
   }
 
   onRequest(ctx: RequestContext): PolicyResult | Promise<PolicyResult> {
+    if (ctx.frontProxy !== undefined) {
+      if (this.subjectHeader !== undefined) ctx.varyOn(this.subjectHeader);
+      if (this.uncacheable) ctx.limitCacheTtl(0);
+    }
     const raw = this.source(ctx);
     if (raw === undefined) return this.noSubject(ctx);
     const subject = this.kyc.pseudonymise(this.namespace, raw);
