@@ -1,108 +1,201 @@
 /**
- * Decision-service measurements (short runs, not the full benchmark suite):
- *   1. decision latency of a simple allow at a fixed 1,000 decisions/s (autocannon -R 1000, one gateway process);
- *   2. requests/s through nginx (one worker) with kycgate deciding and nginx caching the answers, against the same
- *      nginx proxying without asking (wrk, or autocannon when wrk is missing).
- * Usage: npm run build && node dist/bench/decision.js [seconds]
+ * Decision-service benchmark: kycgate answering an nginx front proxy's `auth_request` for a KYC-gated route whose
+ * subject (a header) is approved and cached. Also run by `npm run bench` (after the proxy-mode runs) unless
+ * `--no-decision` is given; on its own: `npm run build && node dist/bench/decision.js [--rounds 3] [--duration 5]`.
+ *
+ * 1. Decision latency: an open-loop generator (bench/open-loop.ts, pinned to core 1) sends 1,000 decision requests
+ *    per second to kycgate's decision listener (pinned to core 0), timed from sending to the last byte of the
+ *    answer on the client side. Reported: median over rounds of p50 and p99.
+ * 2. Throughput through nginx with one worker (pinned to core 0 with kycgate): bare nginx proxying to the
+ *    application, nginx asking kycgate with its decision cache on (`allow_max_age_s: 2` in kycgate), and nginx
+ *    asking kycgate on every request (cache off). wrk on core 1 with the application. Rounds rotate the order;
+ *    reported: median req/s and the median of the per-round ratios to bare nginx.
  */
-import { spawn } from 'node:child_process';
-import http from 'node:http';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { performance } from 'node:perf_hooks';
-import { startTestGateway } from '../testing/harness.js';
-import { findBinary, startNginx } from '../testing/front-proxies.js';
+import { parseArgs } from 'node:util';
+import { request } from 'undici';
+import { nginxConfig, findBinary } from '../testing/front-proxies.js';
+import { closedLoop, run, type LoadTool } from './closed-loop.js';
+import { freePort, startProcess, waitForPort, type Managed } from './processes.js';
+import { median } from './stats.js';
 
-const seconds = Number(process.argv[2] ?? 10);
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const autocannonBin = path.join(root, 'node_modules/.bin/autocannon');
-
-/** Runs a load generator as a child process (asynchronously: the gateway under test lives in this process). */
-function run(bin: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
+export interface DecisionBenchOptions {
+  rounds: number;
+  durationS: number;
+  rate: number;
+  connections: number;
+  tool: LoadTool;
+  /** taskset prefixes: the proxies' core and the load generator's core (empty when pinning is unavailable). */
+  proxyPin: readonly string[];
+  loadPin: readonly string[];
 }
 
-async function autocannon(args: string[]): Promise<Record<string, any>> {
-  const r = await run(autocannonBin, ['--json', ...args]);
-  if (r.code !== 0) throw new Error(r.stderr);
-  return JSON.parse(r.stdout) as Record<string, any>;
+export interface DecisionBenchResult {
+  latency: { rate: number; p50Ms: number; p99Ms: number; rounds: Array<{ p50Ms: number; p99Ms: number; failures: number }> };
+  nginx?: { bare: number; cached: number; uncached: number; cachedRatio: number; uncachedRatio: number };
 }
 
-async function wrk(url: string, connections: number, headers: Record<string, string>): Promise<number> {
-  const wrkBin = findBinary('wrk');
-  if (!wrkBin) {
-    const headerArgs = Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}: ${v}`]);
-    return (await autocannon(['-c', String(connections), '-d', String(seconds), ...headerArgs, url])).requests.average as number;
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '../..');
+const ORIGINAL = { 'x-original-method': 'GET', 'x-original-uri': '/api/accounts', 'x-original-host': 'api.example', 'x-real-ip': '203.0.113.7' };
+const SUBJECT = { 'x-user-id': 'bench-user' };
+
+function fmt(n: number, digits = 0): string {
+  return Number.isFinite(n) ? n.toFixed(digits) : '-';
+}
+
+export async function decisionBench(o: DecisionBenchOptions): Promise<DecisionBenchResult> {
+  const work = mkdtempSync(path.join(os.tmpdir(), 'kycgate-decision-bench-'));
+  const managed: Managed[] = [];
+  try {
+    // The application nginx forwards allowed requests to (core 1, with the load generator).
+    const appPort = await freePort();
+    const appScript = path.join(here, 'upstream-server.js');
+    managed.push(startProcess('application', o.loadPin, [process.execPath, appScript, JSON.stringify({ httpPort: appPort })]));
+    await waitForPort(appPort);
+
+    // kycgate: a proxying listener (the sandbox's callbacks) and a decision listener whose allows nginx may cache 2 s.
+    const mainPort = await freePort();
+    const decidePort = await freePort();
+    const config = {
+      listeners: [
+        { name: 'main', port: mainPort },
+        { name: 'decide', port: decidePort, decision: { front_proxies: ['127.0.0.1'], cache: { allow_max_age_s: 2 } } },
+      ],
+      admin: { enabled: false },
+      log: { level: 'warn', access: false },
+      kyc: {
+        providers: { sandbox: { type: 'sandbox', port: 0 } },
+        workflows: { kyc: { provider: 'sandbox', workflow_id: '2f9e4c1a-5b6d-4e7f-8a9b-0c1d2e3f4a5b', claims: { kyc_full: 'facts.status == "Approved"' } } },
+      },
+      routes: [{ name: 'api', match: { prefix: '/api' }, policies: [{ 'kyc-gate': { subject: { from: 'header', header: 'x-user-id', trust_unauthenticated_header: true }, required_claims: ['kyc_full'] } }] }],
+    };
+    const file = path.join(work, 'kycgate.yaml');
+    writeFileSync(file, JSON.stringify(config, null, 2));
+    managed.push(
+      startProcess('kycgate (decisions)', o.proxyPin, [process.execPath, path.join(root, 'dist/src/cli/main.js'), 'start', '-c', file], {
+        env: { ...process.env, KYCGATE_DATA_DIR: path.join(work, 'data') },
+        stdoutFile: path.join(work, 'kycgate.log'),
+      }),
+    );
+    await Promise.all([waitForPort(mainPort), waitForPort(decidePort)]);
+    const decisionUrl = `http://127.0.0.1:${decidePort}/nginx`;
+    await approve(decisionUrl);
+
+    // 1. Decision latency at a fixed rate, client side.
+    const latencyRounds: Array<{ p50Ms: number; p99Ms: number; failures: number }> = [];
+    for (let r = 0; r < o.rounds; r++) {
+      const all = [...o.loadPin, process.execPath, path.join(here, 'open-loop.js'), JSON.stringify({ url: decisionUrl, rate: o.rate, durationS: o.durationS, warmupS: 1, headers: { ...ORIGINAL, ...SUBJECT } })];
+      const res = await run(all[0]!, all.slice(1));
+      if (res.code !== 0) throw new Error(`decision latency run failed: ${res.stderr}`);
+      const parsed = JSON.parse(res.stdout) as { p50Ms: number; p99Ms: number; failures: number };
+      latencyRounds.push({ p50Ms: parsed.p50Ms, p99Ms: parsed.p99Ms, failures: parsed.failures });
+    }
+    const latency = { rate: o.rate, p50Ms: median(latencyRounds.map((x) => x.p50Ms)), p99Ms: median(latencyRounds.map((x) => x.p99Ms)), rounds: latencyRounds };
+
+    // 2. nginx throughput: bare, asking with its cache, asking on every request.
+    let nginx: DecisionBenchResult['nginx'];
+    const nginxBin = findBinary('nginx');
+    if (nginxBin) {
+      const variants = [
+        { name: 'bare', decide: false, cache: true },
+        { name: 'cached', decide: true, cache: true },
+        { name: 'uncached', decide: true, cache: false },
+      ] as const;
+      const urls = new Map<string, string>();
+      for (const v of variants) {
+        const dir = path.join(work, `nginx-${v.name}`);
+        execFileSync('mkdir', ['-p', dir]);
+        const port = await freePort();
+        const conf = path.join(dir, 'nginx.conf');
+        writeFileSync(conf, nginxConfig({ decision: `127.0.0.1:${decidePort}`, upstream: `127.0.0.1:${appPort}`, workers: 1, decide: v.decide, cache: v.cache, port, dir }));
+        managed.push(startProcess(`nginx ${v.name}`, o.proxyPin, [nginxBin, '-p', dir, '-e', path.join(dir, 'error.log'), '-c', conf], { stopSignal: 'SIGQUIT' }));
+        await waitForPort(port);
+        urls.set(v.name, `http://127.0.0.1:${port}/api/accounts`);
+      }
+      const headers = { ...SUBJECT };
+      for (const v of variants) {
+        const w = await closedLoop(o.tool, { url: urls.get(v.name)!, connections: o.connections, durationS: 2, headers, pin: o.loadPin });
+        if (w.failures > 0) throw new Error(`nginx ${v.name}: ${w.failures} failed requests during warm-up`);
+      }
+      const perRound: Array<Record<string, number>> = [];
+      for (let r = 0; r < o.rounds; r++) {
+        const round: Record<string, number> = {};
+        for (let i = 0; i < variants.length; i++) {
+          const v = variants[(i + r) % variants.length]!;
+          const res = await closedLoop(o.tool, { url: urls.get(v.name)!, connections: o.connections, durationS: o.durationS, headers, pin: o.loadPin });
+          if (res.failures > 0) console.log(`warning: nginx ${v.name} had ${res.failures} failed requests`);
+          round[v.name] = res.requestsPerSecond;
+        }
+        perRound.push(round);
+      }
+      nginx = {
+        bare: median(perRound.map((r) => r.bare!)),
+        cached: median(perRound.map((r) => r.cached!)),
+        uncached: median(perRound.map((r) => r.uncached!)),
+        cachedRatio: median(perRound.map((r) => r.cached! / r.bare!)),
+        uncachedRatio: median(perRound.map((r) => r.uncached! / r.bare!)),
+      };
+    }
+    return { latency, ...(nginx ? { nginx } : {}) };
+  } finally {
+    await Promise.all(managed.map((m) => m.stop()));
+    rmSync(work, { recursive: true, force: true });
   }
-  const headerArgs = Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}: ${v}`]);
-  const r = await run(wrkBin, ['-t1', `-c${connections}`, `-d${seconds}s`, ...headerArgs, url]);
-  const m = /Requests\/sec:\s+([\d.]+)/.exec(r.stdout);
-  if (!m) throw new Error(r.stdout + r.stderr);
-  return Number(m[1]);
 }
 
-const app = http.createServer((_req, res) => {
-  res.writeHead(200, { 'content-type': 'text/plain', 'content-length': 2 });
-  res.end('ok');
-});
-await new Promise<void>((r) => app.listen(0, '127.0.0.1', () => r()));
-const appPort = (app.address() as { port: number }).port;
-
-const gw = await startTestGateway({
-  listeners: [{ name: 'decide', port: 0, decision: { front_proxies: ['127.0.0.1'], cache: { allow_max_age_s: 60 } } }],
-  log: { level: 'warn', access: false },
-  routes: [{ name: 'api', match: { prefix: '/api' }, policies: [{ 'request-headers': { set: { 'x-kyc-status': 'approved', 'x-subject-id': 'sub-1' } } }] }],
-});
-const decisionPort = gw.gateway.listeners[0]!.port;
-// Time spent inside the gateway per decision (arrival to completion hook), free of the load generator's scheduling.
-const serverMs: number[] = [];
-gw.gateway.services.events.subscribe({ onRequestComplete: (ctx) => void serverMs.push(performance.now() - ctx.startedAt) });
-const percentile = (values: number[], p: number) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return Math.round(sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]! * 1000) / 1000;
-};
-
-const latency = await autocannon([
-  '-R', '1000', '-c', '10', '-d', String(seconds),
-  '-H', 'x-original-method: GET', '-H', 'x-original-uri: /api/accounts', '-H', 'x-original-host: api.example', '-H', 'x-real-ip: 203.0.113.7',
-  `http://127.0.0.1:${decisionPort}/nginx`,
-]);
-console.log(JSON.stringify({
-  measurement: 'decision latency, simple allow, -R 1000',
-  requests_per_s: latency.requests.average,
-  p50_ms: latency.latency.p50,
-  p90_ms: latency.latency.p90,
-  p99_ms: latency.latency.p99,
-  max_ms: latency.latency.max,
-  non2xx: latency.non2xx,
-  in_gateway_p50_ms: percentile(serverMs, 50),
-  in_gateway_p99_ms: percentile(serverMs, 99),
-  in_gateway_p999_ms: percentile(serverMs, 99.9),
-}));
-
-const results: Record<string, number> = {};
-if (findBinary('nginx')) {
-  for (const decide of [false, true]) {
-    const nginx = await startNginx({ decision: `127.0.0.1:${decisionPort}`, upstream: `127.0.0.1:${appPort}`, workers: 1, decide });
-    const url = `${nginx.url}/api/accounts`;
-    await wrk(url, 50, { authorization: 'Bearer warm' }); // warm-up: fills the decision cache and upstream connections
-    results[decide ? 'nginx_with_kycgate_cached' : 'bare_nginx'] = await wrk(url, 50, { authorization: 'Bearer t' });
-    await nginx.close();
+/** Challenge, sandbox approval, then poll until the decision is an allow: the subject is approved and cached. */
+async function approve(decisionUrl: string): Promise<void> {
+  const first = await request(decisionUrl, { headers: { ...ORIGINAL, ...SUBJECT, accept: 'application/json' } });
+  await first.body.dump();
+  const url = first.headers['x-kycgate-verification-url'];
+  if (first.statusCode !== 403 || typeof url !== 'string') throw new Error(`expected a KYC challenge, got ${first.statusCode}`);
+  await (await request(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'decision=approved' })).body.dump();
+  for (let i = 0; i < 200; i++) {
+    const r = await request(decisionUrl, { headers: { ...ORIGINAL, ...SUBJECT } });
+    await r.body.dump();
+    if (r.statusCode === 200) return;
+    await new Promise((resolve) => setTimeout(resolve, 25));
   }
-  console.log(JSON.stringify({
-    measurement: 'nginx (1 worker) requests/s, 50 connections',
-    ...results,
-    ratio: Math.round((results.nginx_with_kycgate_cached! / results.bare_nginx!) * 100) / 100,
-  }));
-} else {
-  console.log('# nginx not installed: throughput comparison skipped');
+  throw new Error('the subject was not approved');
 }
-await gw.close();
-app.close();
+
+export function printDecisionResult(r: DecisionBenchResult, o: DecisionBenchOptions): void {
+  console.log(`\n== Decision mode: KYC-gated route, approved and cached subject (nginx auth_request convention)`);
+  console.log(`decision latency at ${o.rate}/s, client side (open loop, ${o.rounds} x ${o.durationS} s): p50 ${fmt(r.latency.p50Ms, 3)} ms, p99 ${fmt(r.latency.p99Ms, 3)} ms (rounds: ${r.latency.rounds.map((x) => fmt(x.p99Ms, 2)).join(', ')})`);
+  console.log(`target: decision p99 <= 1 ms at 1,000/s: ${r.latency.p99Ms <= 1 ? 'MET' : 'NOT MET'}`);
+  if (!r.nginx) {
+    console.log('note: nginx is not installed: the front-proxy throughput comparison is skipped');
+    return;
+  }
+  const n = r.nginx;
+  console.log(`nginx (1 worker) req/s, ${o.connections} connections: bare ${fmt(n.bare)}, with kycgate decisions cached ${fmt(n.cached)} (${fmt(n.cachedRatio, 2)}x), every request decided ${fmt(n.uncached)} (${fmt(n.uncachedRatio, 2)}x)`);
+  console.log(`target: nginx + cached kycgate decisions >= 0.5x bare nginx: ${n.cachedRatio >= 0.5 ? 'MET' : 'NOT MET'}`);
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, duration: { type: 'string', default: '5' }, rate: { type: 'string', default: '1000' } } });
+  const has = (bin: string) => {
+    try {
+      execFileSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore' });
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const pin = os.availableParallelism() >= 2 && has('taskset');
+  const o: DecisionBenchOptions = {
+    rounds: Number(values.rounds),
+    durationS: Number(values.duration),
+    rate: Number(values.rate),
+    connections: 50,
+    tool: has('wrk') ? 'wrk' : 'autocannon',
+    proxyPin: pin ? ['taskset', '-c', '0'] : [],
+    loadPin: pin ? ['taskset', '-c', '1'] : [],
+  };
+  printDecisionResult(await decisionBench(o), o);
+}

@@ -21,6 +21,7 @@ import { closedLoop, run, type ClosedLoopResult, type LoadTool } from './closed-
 import { startProcess, freePort, waitForPort, cpuSeconds, type Managed } from './processes.js';
 import { proxyConfig, upstreamConfig, type TlsFiles } from './nginx.js';
 import { median } from './stats.js';
+import { decisionBench, printDecisionResult, type DecisionBenchOptions } from './decision.js';
 import { summariseProfile } from './profile.js';
 
 const HELP = `npm run bench -- [options]
@@ -37,7 +38,9 @@ const HELP = `npm run bench -- [options]
   --profile             instead of comparing: profile kycgate's first scenario under load (node --cpu-prof)
   --json <file>         also write the results as JSON
   --baseline <dir>      also run the first scenario on the kycgate built in <dir> (A/B test of a change)
-  --paired-only         only the concurrent-pair cost of each scenario against the first (skips the other runs)`;
+  --paired              also measure each scenario's cost in concurrent pairs with the first (see docs/PERFORMANCE.md)
+  --paired-only         only the concurrent-pair cost of each scenario against the first (skips the other runs)
+  --no-decision         skip the decision-mode runs (kycgate behind nginx auth_request; bench/decision.ts)`;
 
 const { values: args } = parseArgs({
   options: {
@@ -54,7 +57,9 @@ const { values: args } = parseArgs({
     profile: { type: 'boolean', default: false },
     json: { type: 'string' },
     baseline: { type: 'string' },
+    paired: { type: 'boolean', default: false },
     'paired-only': { type: 'boolean', default: false },
+    'no-decision': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
@@ -404,7 +409,19 @@ async function main(): Promise<void> {
       console.log(`target: ${bare.label} >= 1.25x @fastify/http-proxy: ${x.text} ${x.wall >= 1.25 && x.cpu >= 1.25 ? 'MET' : x.wall >= 1.25 || x.cpu >= 1.25 ? 'MET on one measure only' : 'NOT MET'}`);
     }
 
-    const paired = await pairedCosts(targets.filter((t) => t.kind === 'kycgate'), protocol);
+    // Cost of each scenario against the first kycgate scenario (the bare route), by requests per CPU-second:
+    // the median of the per-round ratios, with every round's value (their spread is the measurement's resolution).
+    const kycgates = targets.filter((t) => t.kind === 'kycgate');
+    const costs: Record<string, unknown> = {};
+    if (kycgates.length > 1) {
+      console.log(`\ncost against ${kycgates[0]!.label} (1 - ratio of req/cpu-s, median of rounds; each round in brackets):`);
+      for (const t of kycgates.slice(1)) {
+        const per = perRound.map((r) => 1 - r.get(t.label)!.perCpuSecond / r.get(kycgates[0]!.label)!.perCpuSecond);
+        costs[t.label] = { cost: median(per), rounds: per };
+        console.log(`  ${pad(t.label, 26)}${pad(fmt(median(per) * 100, 1) + '%', 8, true)}  [${per.map((c) => fmt(c * 100, 0)).join(' ')}]`);
+      }
+    }
+    const paired = args.paired ? await pairedCosts(kycgates, protocol) : {};
 
     const fixed: Record<string, unknown> = {};
     const rateTargets = targets.filter((t) => t.kind !== 'kycgate' || t === bare);
@@ -436,7 +453,13 @@ async function main(): Promise<void> {
         console.log(`target: ${bare.label} p99 added over direct <= 1 ms at ${rate} req/s: ${fmt(added, 3)} ms ${added <= 1 ? 'MET' : 'NOT MET'}`);
       }
     }
-    results[protocol] = { closedLoop: table, pairedCost: paired, fixedRate: fixed };
+    results[protocol] = { closedLoop: table, cost: costs, pairedCost: paired, fixedRate: fixed };
+  }
+  if (!args['no-decision'] && !args['paired-only']) {
+    const o: DecisionBenchOptions = { rounds, durationS, rate: rate > 0 ? rate : 1000, connections, tool, proxyPin: PROXY_PIN, loadPin: LOAD_PIN };
+    const decision = await decisionBench(o);
+    printDecisionResult(decision, o);
+    results.decision = decision;
   }
   if (args.json) writeFileSync(args.json, JSON.stringify({ node: process.version, cpus, tool, connections, durationS, rounds, rate, notes, results }, null, 2));
 }
