@@ -11,8 +11,7 @@
  *    asking kycgate on every request (cache off). wrk on core 1 with the application. Rounds rotate the order;
  *    reported: median req/s and the median of the per-round ratios to bare nginx.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -109,7 +108,7 @@ export async function decisionBench(o: DecisionBenchOptions): Promise<DecisionBe
       const urls = new Map<string, string>();
       for (const v of variants) {
         const dir = path.join(work, `nginx-${v.name}`);
-        execFileSync('mkdir', ['-p', dir]);
+        mkdirSync(dir, { recursive: true });
         const port = await freePort();
         const conf = path.join(dir, 'nginx.conf');
         writeFileSync(conf, nginxConfig({ decision: `127.0.0.1:${decidePort}`, upstream: `127.0.0.1:${appPort}`, workers: 1, decide: v.decide, cache: v.cache, port, dir }));
@@ -179,14 +178,7 @@ export function printDecisionResult(r: DecisionBenchResult, o: DecisionBenchOpti
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, duration: { type: 'string', default: '5' }, rate: { type: 'string', default: '1000' } } });
-  const has = (bin: string) => {
-    try {
-      execFileSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore' });
-      return true;
-    } catch {
-      return false;
-    }
-  };
+  const has = (bin: string) => findBinary(bin) !== undefined;
   const pin = os.availableParallelism() >= 2 && has('taskset');
   const o: DecisionBenchOptions = {
     rounds: Number(values.rounds),

@@ -11,7 +11,6 @@
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync, existsSync, readdirSync, copyFileSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +20,7 @@ import { closedLoop, run, type ClosedLoopResult, type LoadTool } from './closed-
 import { startProcess, freePort, waitForPort, cpuSeconds, type Managed } from './processes.js';
 import { proxyConfig, upstreamConfig, type TlsFiles } from './nginx.js';
 import { median } from './stats.js';
+import { findBinary } from '../testing/front-proxies.js';
 import { decisionBench, printDecisionResult, type DecisionBenchOptions } from './decision.js';
 import { summariseProfile } from './profile.js';
 
@@ -85,12 +85,7 @@ const scenarios: Scenario[] = (args.scenarios ?? SCENARIOS.filter((s) => s.byDef
 const peers = new Set(args.peers!.split(','));
 
 function installed(binary: string): boolean {
-  try {
-    execFileSync('sh', ['-c', `command -v ${binary}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
+  return findBinary(binary) !== undefined;
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));

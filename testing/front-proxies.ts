@@ -5,7 +5,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
-import net from 'node:net';
+import { freePort, waitForPort } from './ports.js';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -42,6 +42,8 @@ export interface FrontProxy {
 
 const EXAMPLES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../examples');
 
+export { freePort };
+
 /** Path of a binary on PATH (or in /usr/sbin), or undefined. */
 export function findBinary(name: string): string | undefined {
   for (const dir of [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/usr/bin']) {
@@ -67,18 +69,6 @@ export function requireBinary(t: TestContext, name: FrontProxyName): string | un
 
 function assert(condition: boolean, message: string): asserts condition {
   if (!condition) throw new Error(message);
-}
-
-/** A port that was free a moment ago (the proxy binds it itself). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const port = (server.address() as net.AddressInfo).port;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** The nginx recipe (examples/nginx/kycgate.conf) pointed at the given addresses, wrapped in a runnable main config. */
@@ -121,22 +111,11 @@ export function caddyConfig(options: FrontProxyOptions & { port: number }): stri
   return `{\n\tadmin off\n\tauto_https off\n}\n\n${recipe}`;
 }
 
-async function waitForPort(port: number, child: ChildProcess, log: () => string, timeoutMs = 10000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  // No readiness event from nginx or Caddy: poll the port, bounded.
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`front proxy exited with ${child.exitCode}:\n${log()}`);
-    const open = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once('error', () => resolve(false));
-    });
-    if (open) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`front proxy did not listen on ${port}:\n${log()}`);
+/** Waits for the proxy's port; fails at once, with its log, if it exits first. */
+function waitForProxy(port: number, child: ChildProcess, log: () => string): Promise<void> {
+  return waitForPort(port, { timeoutMs: 10_000, failed: () => (child.exitCode !== null ? `front proxy exited with ${child.exitCode}:\n${log()}` : undefined) }).catch((err: Error) => {
+    throw err.message.startsWith('front proxy exited') ? err : new Error(`front proxy did not listen on ${port}:\n${log()}`);
+  });
 }
 
 function stopChild(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
@@ -164,7 +143,7 @@ export async function startNginx(options: FrontProxyOptions, binary = findBinary
   let stderr = '';
   child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
   const log = () => stderr + readFileSync(logFile, 'utf8');
-  await waitForPort(port, child, log);
+  await waitForProxy(port, child, log);
   return {
     name: 'nginx',
     url: `http://127.0.0.1:${port}`,
@@ -194,7 +173,7 @@ export async function startCaddy(options: FrontProxyOptions, binary = findBinary
   child.stdout!.on('data', append);
   child.stderr!.on('data', append);
   const log = () => output;
-  await waitForPort(port, child, log);
+  await waitForProxy(port, child, log);
   return {
     name: 'caddy',
     url: `http://127.0.0.1:${port}`,

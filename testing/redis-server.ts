@@ -3,7 +3,7 @@
  * other tests and must never be touched). Runs without persistence on a free port.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import net from 'node:net';
+import { freePort } from './ports.js';
 
 export interface PrivateRedis {
   readonly port: number;
@@ -16,17 +16,6 @@ export interface PrivateRedis {
   /** Starts the server again on the same port (after kill). */
   restart(): Promise<void>;
   close(): Promise<void>;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 function launch(port: number): Promise<ChildProcess> {
