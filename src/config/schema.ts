@@ -5,6 +5,7 @@
  */
 
 import { decisionListenerSchema } from '../decision/schema.js';
+import { trustDomainNameSchema, trustDomainsSchema } from '../identity/schema.js';
 
 const envRefSchema = {
   type: 'object',
@@ -143,19 +144,10 @@ const tlsListenerSchema = {
       items: { type: 'string', minLength: 1 },
       description: 'PEM files of CAs that issue plain (non-SPIFFE) client certificates. Reloaded when they change.',
     },
-    trust_domains: {
-      type: 'array',
-      description: 'SPIFFE trust domains whose X509-SVIDs are accepted (several for federation), each with its own bundle. An SVID must chain to its own domain\'s bundle.',
-      items: {
-        type: 'object',
-        properties: {
-          name: { type: 'string', pattern: '^[a-z0-9._-]{1,255}$', description: 'Trust domain name, e.g. example.org.' },
-          bundle: { type: 'string', minLength: 1, description: 'Bundle file: PEM CA certificates or a SPIFFE bundle (JWK Set). Reloaded when it changes.' },
-        },
-        required: ['name', 'bundle'],
-        additionalProperties: false,
-      },
-    },
+    trust_domains: trustDomainsSchema(
+      'SPIFFE trust domains whose X509-SVIDs are accepted (several for federation), each with its own bundle. An SVID must chain to its own domain\'s bundle.',
+      { name: 'Trust domain name, e.g. example.org.', bundle: 'Bundle file: PEM CA certificates or a SPIFFE bundle (JWK Set). Reloaded when it changes.' },
+    ),
     workload_api: {
       type: 'object',
       description: 'Serve the X509-SVID fetched from the SPIFFE Workload API instead of cert/key files; rotated in place as the agent pushes new SVIDs. See docs/MTLS.md.',
@@ -292,22 +284,13 @@ export const coreSchema = {
                 type: 'object',
                 description: 'The upstream presents an X509-SVID: validated with the SPIFFE rules against its trust domain\'s bundle and pinned to an ID or trust domain on every connection, resumed ones included (replaces ca and host name checks). See docs/MTLS.md.',
                 properties: {
-                  trust_domains: {
-                    type: 'array',
-                    minItems: 1,
-                    description: 'Trust domains (with bundle files) the upstream\'s SVID may chain to.',
-                    items: {
-                      type: 'object',
-                      properties: {
-                        name: { type: 'string', pattern: '^[a-z0-9._-]{1,255}$', description: 'Trust domain name.' },
-                        bundle: { type: 'string', minLength: 1, description: 'Bundle file (PEM or SPIFFE bundle); reloaded when it changes.' },
-                      },
-                      required: ['name', 'bundle'],
-                      additionalProperties: false,
-                    },
-                  },
+                  trust_domains: trustDomainsSchema(
+                    'Trust domains (with bundle files) the upstream\'s SVID may chain to.',
+                    { name: 'Trust domain name.', bundle: 'Bundle file (PEM or SPIFFE bundle); reloaded when it changes.' },
+                    1,
+                  ),
                   id: { type: 'string', pattern: '^spiffe://', description: 'Exact SPIFFE ID the upstream must present.' },
-                  trust_domain: { type: 'string', pattern: '^[a-z0-9._-]{1,255}$', description: 'Trust domain the upstream\'s SPIFFE ID must belong to.' },
+                  trust_domain: { ...trustDomainNameSchema, description: 'Trust domain the upstream\'s SPIFFE ID must belong to.' },
                   client_svid: {
                     type: 'object',
                     description: 'Present the gateway\'s own X509-SVID from the Workload API as client certificate (mTLS).',

@@ -1,4 +1,6 @@
 /** Config of the `mtls` authenticator (also the body of the `client-certificate` policy). */
+import { trustDomainsSchema } from '../../../identity/schema.js';
+
 export interface MtlsConsumerRule {
   name: string;
   spiffe_id?: string;
@@ -15,23 +17,13 @@ export interface MtlsConfig {
   allow_unmapped: boolean;
 }
 
-const trustDomainsSchema = {
-  type: 'array',
-  description:
-    'SPIFFE trust domains (with their bundles) this route accepts X509-SVIDs from. When neither this nor client_ca is set, the listener\'s client_ca / trust_domains are used.',
-  items: {
-    type: 'object',
-    properties: {
-      name: { type: 'string', pattern: '^[a-z0-9._-]{1,255}$', description: 'Trust domain name, e.g. example.org.' },
-      bundle: { type: 'string', minLength: 1, description: 'Bundle file: PEM CA certificates or a SPIFFE bundle (JWK Set); reloaded when it changes.' },
-    },
-    required: ['name', 'bundle'],
-    additionalProperties: false,
-  },
-} as const;
+const routeTrustDomainsSchema = trustDomainsSchema(
+  'SPIFFE trust domains (with their bundles) this route accepts X509-SVIDs from. When neither this nor client_ca is set, the listener\'s client_ca / trust_domains are used.',
+  { name: 'Trust domain name, e.g. example.org.', bundle: 'Bundle file: PEM CA certificates or a SPIFFE bundle (JWK Set); reloaded when it changes.' },
+);
 
 export const mtlsProperties = {
-  trust_domains: trustDomainsSchema,
+  trust_domains: routeTrustDomainsSchema,
   client_ca: {
     type: 'array',
     items: { type: 'string', minLength: 1 },

@@ -1,4 +1,5 @@
 /** Config of the `spiffe-jwt` authenticator (JWT-SVIDs sent as bearer tokens). */
+import { trustDomainsSchema } from '../../../identity/schema.js';
 export interface SpiffeJwtConfig {
   audience: string[];
   trust_domains?: Array<{ name: string; bundle: string }>;
@@ -18,20 +19,11 @@ export const spiffeJwtSchema = {
       items: { type: 'string', minLength: 1 },
       description: 'Audiences this gateway answers to: a JWT-SVID must carry at least one of them in `aud`.',
     },
-    trust_domains: {
-      type: 'array',
-      minItems: 1,
-      description: 'Trust domains whose JWT-SVIDs are accepted, each with a SPIFFE bundle holding its jwt-svid keys. A token is verified only with the bundle of the domain in its `sub`.',
-      items: {
-        type: 'object',
-        properties: {
-          name: { type: 'string', pattern: '^[a-z0-9._-]{1,255}$', description: 'Trust domain name.' },
-          bundle: { type: 'string', minLength: 1, description: 'SPIFFE bundle file (JWK Set with use jwt-svid keys); reloaded when it changes.' },
-        },
-        required: ['name', 'bundle'],
-        additionalProperties: false,
-      },
-    },
+    trust_domains: trustDomainsSchema(
+      'Trust domains whose JWT-SVIDs are accepted, each with a SPIFFE bundle holding its jwt-svid keys. A token is verified only with the bundle of the domain in its `sub`.',
+      { name: 'Trust domain name.', bundle: 'SPIFFE bundle file (JWK Set with use jwt-svid keys); reloaded when it changes.' },
+      1,
+    ),
     consumers: {
       type: 'array',
       default: [],
