@@ -30,6 +30,13 @@ interface CompiledRule {
   readonly action: 'allow' | 'deny' | 'require' | 'reroute';
   readonly claims: readonly string[];
   readonly group: UpstreamGroup | undefined;
+  /** The decision recorded when this rule lets a request through (one shared, frozen object). */
+  readonly passed: DecisionRecord;
+}
+
+function compiledRule(name: string, condition: CompiledCondition | undefined, action: CompiledRule['action'], claims: readonly string[], group: UpstreamGroup | undefined): CompiledRule {
+  const passed = Object.freeze({ outcome: action === 'reroute' ? 'reroute' : 'allow', policy: POLICY, rule: name });
+  return { name, condition, action, claims, group, passed };
 }
 
 /** What onComplete records into the subject's history once the upstream answered. */
@@ -45,7 +52,6 @@ class KycGate implements PolicyInstance {
   private readonly variables: ReadonlySet<string>;
   private readonly history: HistoryReader;
   private readonly defaultRule: CompiledRule;
-  private readonly passDecisions = new Map<string, DecisionRecord>();
   /** Decision mode: the header the subject comes from, which a cached answer must vary on. */
   private readonly subjectHeader: string | undefined;
   /** Decision mode: conditions read inputs outside a front proxy's cache key (headers, address, time, history). */
@@ -74,13 +80,7 @@ class KycGate implements PolicyInstance {
     this.uncacheable = readsHistory || variables.has('headers') || variables.has('client_ip') || variables.has('now');
     const records = kyc.records;
     this.history = { sum: (s, f, since) => records.historySum(s, f, since), count: (s, f, since) => records.historyCount(s, f, since) };
-    this.defaultRule = {
-      name: 'default',
-      condition: undefined,
-      action: config.required_claims.length > 0 ? 'require' : 'allow',
-      claims: config.required_claims,
-      group: undefined,
-    };
+    this.defaultRule = compiledRule('default', undefined, config.required_claims.length > 0 ? 'require' : 'allow', config.required_claims, undefined);
   }
 
   onRequest(ctx: RequestContext): PolicyResult | Promise<PolicyResult> {
@@ -187,25 +187,26 @@ class KycGate implements PolicyInstance {
   private act(ctx: RequestContext, entry: SubjectEntry, now: number, rule: CompiledRule, body: Record<string, unknown> | undefined): PolicyResult | Promise<PolicyResult> {
     switch (rule.action) {
       case 'allow':
-        return this.pass(ctx, entry, now, rule.name, 'allow', body);
+        return this.pass(ctx, entry, now, rule, body);
       case 'deny':
         return this.refuse(ctx, rule.name, problem('forbidden', { detail: 'The KYC policy of this route refuses this request.' }));
       case 'reroute':
         ctx.upstream = rule.group;
-        return this.pass(ctx, entry, now, rule.name, 'reroute', body);
+        return this.pass(ctx, entry, now, rule, body);
       case 'require': {
         const claims = rule.claims;
         let missing: string[] | undefined;
         for (let i = 0; i < claims.length; i++) if (!entry.claims.has(claims[i]!)) (missing ??= []).push(claims[i]!);
-        if (missing === undefined) return this.pass(ctx, entry, now, rule.name, 'allow', body);
+        if (missing === undefined) return this.pass(ctx, entry, now, rule, body);
         return this.challenge(ctx, entry, now, rule.name, missing);
       }
     }
   }
 
-  private pass(ctx: RequestContext, entry: SubjectEntry, now: number, ruleName: string, outcome: string, body: Record<string, unknown> | undefined): PolicyResult | Promise<PolicyResult> {
-    ctx.decision = this.passDecision(ruleName, outcome);
-    this.services.events.emit({ type: 'kyc.decision', requestId: ctx.id, route: ctx.route.name, outcome, data: { subject: entry.subject, rule: ruleName } });
+  private pass(ctx: RequestContext, entry: SubjectEntry, now: number, rule: CompiledRule, body: Record<string, unknown> | undefined): PolicyResult | Promise<PolicyResult> {
+    const decision = rule.passed;
+    ctx.decision = decision;
+    this.services.events.emit({ type: 'kyc.decision', requestId: ctx.id, route: ctx.route.name, outcome: decision.outcome, data: { subject: entry.subject, rule: rule.name } });
     ctx.addUpstreamHeaders(entry.upstreamHeaders);
     if (body !== undefined && this.config.record_history.length > 0) this.keepHistory(ctx, entry.subject, body);
     // The audience is the upstream that will read the assertion; behind a front proxy (decision mode, no upstream
@@ -225,14 +226,6 @@ class KycGate implements PolicyInstance {
       ctx.setUpstreamHeader('x-kycgate-assertion', t);
       return undefined;
     });
-  }
-
-  /** The decision record of a pass, one shared frozen object per rule and outcome. */
-  private passDecision(rule: string, outcome: string): DecisionRecord {
-    const key = outcome + '\u0000' + rule;
-    let d = this.passDecisions.get(key);
-    if (d === undefined) this.passDecisions.set(key, (d = Object.freeze({ outcome, policy: POLICY, rule })));
-    return d;
   }
 
   private keepHistory(ctx: RequestContext, subject: string, body: Record<string, unknown>): void {
@@ -389,7 +382,7 @@ export const kycGatePolicy: PolicyDefinition<KycGateConfig> = {
         if (!setup.upstreamNames.has(r.upstream)) throw new Error(`${at}.upstream: no upstream named "${r.upstream}"`);
         group = await upstreams.groupFor(r.upstream, r.connect_timeout_ms);
       }
-      rules.push({ name: r.name, condition, action: r.action, claims, group });
+      rules.push(compiledRule(r.name, condition, r.action, claims, group));
     }
     const workflow = chooseWorkflow(kyc, config, needed, where);
     for (const c of needed) {
