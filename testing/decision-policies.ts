@@ -120,7 +120,23 @@ const testBadHeader: PolicyDefinition<Record<string, never>> = {
   },
 };
 
-export const DECISION_TEST_POLICIES: readonly PolicyDefinition[] = [testIdentity, testKycChallenge, testRateLimit, testBodyRule, testBadHeader];
+/** Refuses with a response header value Node cannot write (a policy bug the answer path must survive). */
+const testBadResponseHeader: PolicyDefinition<Record<string, never>> = {
+  name: 'test-bad-response-header',
+  description: 'Test: refuses with a response header value containing a line break.',
+  phase: 'gate',
+  schema: { type: 'object', additionalProperties: false },
+  create() {
+    return {
+      onRequest(ctx) {
+        ctx.setResponseHeader('x-note', 'refused\r\nx-injected: yes');
+        return problem('forbidden');
+      },
+    };
+  },
+};
+
+export const DECISION_TEST_POLICIES: readonly PolicyDefinition[] = [testIdentity, testKycChallenge, testRateLimit, testBodyRule, testBadHeader, testBadResponseHeader];
 
 /** Adds the test policies to this process's policy list (idempotent). Call before starting a gateway. */
 export function registerDecisionTestPolicies(): void {

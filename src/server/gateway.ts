@@ -466,8 +466,20 @@ export class Gateway {
       }
       return forward(ctx, req, res, fw, this.hooks);
     }
-    if (result instanceof Problem) this.answerProblem(ctx, res, result, result.status === 413);
-    else if (isReply(result)) this.answerReply(ctx, res, result);
+    try {
+      if (result instanceof Problem) this.answerProblem(ctx, res, result, result.status === 413);
+      else if (isReply(result)) this.answerReply(ctx, res, result);
+    } catch (err) {
+      // Node refused to write the answer (e.g. a header value a policy computed): 500, never a crashed process.
+      this.logger.error({ req_id: ctx.id, err }, 'answer could not be written');
+      ctx.errorKind = 'internal-error';
+      ctx.status = 500;
+      if (res.headersSent) res.destroy();
+      else {
+        for (const name of res.getHeaderNames()) res.removeHeader(name);
+        sendProblem(res, problem('internal-error'), ctx.id);
+      }
+    }
     this.finished(ctx);
   }
 

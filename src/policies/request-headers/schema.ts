@@ -1,4 +1,5 @@
 /** Config of the request-headers policy. */
+import { HEADER_NAME_PATTERN, headerValueSchema } from '../../config/http-schema.js';
 export interface RequestHeadersConfig {
   set: Record<string, string>;
   remove: string[];
@@ -6,11 +7,11 @@ export interface RequestHeadersConfig {
   response_remove: string[];
 }
 
-const headerName = '^[!#$%&\'*+.^_`|~0-9A-Za-z-]+$';
+const headerName = HEADER_NAME_PATTERN;
 const headerMap = {
   type: 'object',
   propertyNames: { pattern: headerName },
-  additionalProperties: { type: 'string', pattern: '^[^\\r\\n\\u0000]*$' },
+  additionalProperties: headerValueSchema,
   default: {},
 } as const;
 const headerList = { type: 'array', items: { type: 'string', pattern: headerName }, default: [] } as const;

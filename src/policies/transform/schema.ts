@@ -1,4 +1,5 @@
 /** Config of the transform policy. */
+import { HEADER_NAME_PATTERN, headerValueSchema } from '../../config/http-schema.js';
 export interface HeaderMapping {
   add: Record<string, string>;
   remove: string[];
@@ -17,14 +18,14 @@ export interface TransformConfig {
   max_body_bytes: number;
 }
 
-const headerName = '^[!#$%&\'*+.^_`|~0-9A-Za-z-]+$';
+const headerName = HEADER_NAME_PATTERN;
 const headerMapping = {
   type: 'object',
   properties: {
     add: {
       type: 'object',
       propertyNames: { pattern: headerName },
-      additionalProperties: { type: 'string', pattern: '^[^\\r\\n\\u0000]*$' },
+      additionalProperties: headerValueSchema,
       default: {},
       description: 'Headers set (replacing any existing value).',
     },
