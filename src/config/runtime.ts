@@ -3,7 +3,7 @@
  * module services. Requests capture the runtime they started on, so a reload swaps in a new Runtime while
  * in-flight requests finish on the old one, which is closed once they are done.
  */
-import { BlockList, isIP } from 'node:net';
+import { AddressList } from '../shared/address-list.js';
 import type { Logger } from 'pino';
 import { PolicyChain, type ChainEntry } from '../pipeline/chain.js';
 import type { PolicyDefinition } from '../pipeline/policy.js';
@@ -41,7 +41,7 @@ export class Runtime {
     readonly loaded: LoadedConfig,
     readonly router: Router,
     readonly rules: StripRules,
-    readonly trustedProxies: BlockList | undefined,
+    readonly trustedProxies: AddressList | undefined,
     readonly routes: readonly CompiledRoute[],
     readonly groups: readonly UpstreamGroup[],
     readonly services: Services,
@@ -52,10 +52,7 @@ export class Runtime {
   }
 
   isTrustedProxy(address: string): boolean {
-    const list = this.trustedProxies;
-    if (list === undefined) return false;
-    const family = isIP(address);
-    return family !== 0 && list.check(address, family === 6 ? 'ipv6' : 'ipv4');
+    return this.trustedProxies !== undefined && this.trustedProxies.has(address);
   }
 
   release(): void {
@@ -77,24 +74,14 @@ export class Runtime {
   }
 }
 
-export function parseTrustedProxies(list: readonly string[]): BlockList | undefined {
+/** Trusted proxy addresses and ranges; `where` names the config key in errors. */
+export function parseTrustedProxies(list: readonly string[], where = 'server.trusted_proxies'): AddressList | undefined {
   if (list.length === 0) return undefined;
-  const blocks = new BlockList();
-  for (const entry of list) {
-    const [address, bits] = entry.split('/');
-    const family = isIP(address ?? '');
-    if (family === 0) throw new ConfigError([`server.trusted_proxies: "${entry}" is not an IP address or CIDR range`]);
-    const type = family === 6 ? 'ipv6' : 'ipv4';
-    if (bits === undefined) blocks.addAddress(address!, type);
-    else {
-      const prefix = Number(bits);
-      if (!Number.isInteger(prefix) || prefix < 0 || prefix > (family === 6 ? 128 : 32)) {
-        throw new ConfigError([`server.trusted_proxies: "${entry}" has an invalid prefix length`]);
-      }
-      blocks.addSubnet(address!, prefix, type);
-    }
+  try {
+    return new AddressList(list, where);
+  } catch (err) {
+    throw new ConfigError([(err as Error).message]);
   }
-  return blocks;
 }
 
 function policyName(entry: PolicyConfigEntry): string {

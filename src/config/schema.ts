@@ -6,6 +6,7 @@
 
 import { decisionListenerSchema } from '../decision/schema.js';
 import { trustDomainNameSchema, trustDomainsSchema } from '../identity/schema.js';
+import { ADDRESS_OR_CIDR } from '../shared/address-list.js';
 
 const envRefSchema = {
   type: 'object',
@@ -220,7 +221,7 @@ export const coreSchema = {
         drain_timeout_ms: { type: 'integer', minimum: 0, default: 20000, description: 'On SIGTERM, how long in-flight requests may take to finish before connections are closed.' },
         trusted_proxies: {
           type: 'array',
-          items: { type: 'string' },
+          items: { type: 'string', pattern: ADDRESS_OR_CIDR },
           default: [],
           description: 'Addresses or CIDR ranges of proxies in front of the gateway. Only from these are X-Forwarded-For/Proto/Host and Forwarded trusted.',
         },

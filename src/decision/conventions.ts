@@ -3,7 +3,8 @@
  * convention is chosen by the decision request's path (`/nginx`, `/traefik`, `/caddy`, `/kong`, `/envoy/...`), never
  * guessed from headers, so a header a client smuggled through cannot switch conventions.
  */
-import { isIP, type BlockList } from 'node:net';
+import { isIP } from 'node:net';
+import type { AddressList } from '../shared/address-list.js';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { FrontProxyConvention } from './schema.js';
 
@@ -53,15 +54,14 @@ function protocolOf(value: string | undefined): 'http' | 'https' {
  * The client is the right-most X-Forwarded-For hop that is not a front proxy (hops further left were written by
  * whoever the client is, and cannot be trusted); when every hop is a front proxy, the left-most one.
  */
-export function clientFromForwardedFor(xff: string | string[] | undefined, trusted: BlockList): string | undefined {
+export function clientFromForwardedFor(xff: string | string[] | undefined, trusted: AddressList): string | undefined {
   if (xff === undefined) return undefined;
   const hops = (Array.isArray(xff) ? xff.join(',') : xff).split(',');
   let hop: string | undefined;
   for (let i = hops.length - 1; i >= 0; i--) {
     hop = hops[i]!.trim();
-    const family = isIP(hop);
-    if (family === 0) return undefined;
-    if (!trusted.check(hop, family === 6 ? 'ipv6' : 'ipv4')) return hop;
+    if (isIP(hop) === 0) return undefined;
+    if (!trusted.has(hop)) return hop;
   }
   return hop;
 }
@@ -88,7 +88,7 @@ export function nginxOriginal(req: IncomingMessage, clientAddressHeader: string)
 }
 
 /** Traefik ForwardAuth, Caddy forward_auth, Kong: X-Forwarded-Method/-Uri/-Host/-Proto/-For. */
-export function forwardedOriginal(req: IncomingMessage, trusted: BlockList): ConventionResult {
+export function forwardedOriginal(req: IncomingMessage, trusted: AddressList): ConventionResult {
   const h = req.headers;
   return checked(
     single(h, 'x-forwarded-method'),
@@ -104,7 +104,7 @@ export function forwardedOriginal(req: IncomingMessage, trusted: BlockList): Con
  * Envoy ext_authz HTTP service: the decision request has the original method and Host, and the original path after
  * the configured `path_prefix`; X-Forwarded-For carries the client (Envoy appends the peer with use_remote_address).
  */
-export function envoyOriginal(req: IncomingMessage, url: string, prefixLength: number, trusted: BlockList): ConventionResult {
+export function envoyOriginal(req: IncomingMessage, url: string, prefixLength: number, trusted: AddressList): ConventionResult {
   const h = req.headers;
   return checked(
     req.method,

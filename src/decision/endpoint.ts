@@ -14,7 +14,7 @@ import { parseTrustedProxies, type Runtime } from '../config/runtime.js';
 import { ConfigError } from '../config/load.js';
 import { parseRequestTarget } from '../server/path.js';
 import { HOP_BY_HOP } from '../proxy/headers.js';
-import type { BlockList } from 'node:net';
+import type { AddressList } from '../shared/address-list.js';
 import type { ListenerHandle } from '../server/gateway.js';
 import type { DecisionListenerConfig, FrontProxyConvention } from './schema.js';
 import { META_HEADERS, VARY_HEADERS, envoyOriginal, forwardedOriginal, nginxOriginal, type ConventionResult } from './conventions.js';
@@ -40,7 +40,7 @@ interface ConventionPlan {
 }
 
 interface CompiledDecision {
-  readonly trusted: BlockList;
+  readonly trusted: AddressList;
   readonly plans: ReadonlyMap<string, ConventionPlan>;
   readonly envoy: ConventionPlan | undefined;
   readonly envoyPrefix: string;
@@ -63,12 +63,11 @@ export class DecisionEndpoint {
   compile(listenerName: string, cfg: DecisionListenerConfig): CompiledDecision {
     let c = this.compiled.get(cfg);
     if (c !== undefined) return c;
-    let trusted: BlockList;
+    let trusted: AddressList;
     try {
-      trusted = parseTrustedProxies(cfg.front_proxies)!;
+      trusted = parseTrustedProxies(cfg.front_proxies, `listeners.${listenerName}.decision.front_proxies`)!;
     } catch (err) {
-      const detail = err instanceof ConfigError ? err.problems.join('; ').replace('server.trusted_proxies', `listeners.${listenerName}.decision.front_proxies`) : String(err);
-      throw new ConfigError([detail]);
+      throw err instanceof ConfigError ? err : new ConfigError([String(err)]);
     }
     const credentialVary = cfg.cache.vary.map((h) => h.toLowerCase());
     const plans = new Map<string, ConventionPlan>();
@@ -108,7 +107,7 @@ export class DecisionEndpoint {
       return this.refuse(listener, req, res, problem('internal-error'), id, startedAt, false);
     }
     const remote = req.socket.remoteAddress ?? '';
-    if (!isTrusted(c.trusted, remote)) {
+    if (!c.trusted.has(remote)) {
       return this.refuse(listener, req, res, problem('decision-untrusted-peer', { detail: 'Decision requests are answered only for configured front proxies.' }), id, startedAt, false);
     }
 
@@ -216,11 +215,6 @@ export class DecisionEndpoint {
     if (problemInHeader) res.setHeader(PROBLEM_HEADER, asciiJson(problemBody(p, id)));
     this.host.refuse(listener, req, res, p, id, startedAt);
   }
-}
-
-function isTrusted(list: BlockList, address: string): boolean {
-  const v4 = address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
-  return list.check(v4, v4.includes(':') ? 'ipv6' : 'ipv4');
 }
 
 /**

@@ -3,6 +3,7 @@
  * proxy (nginx auth_request, Traefik ForwardAuth, Caddy forward_auth, Envoy ext_authz, Kong) instead of proxying.
  * See docs/DECISION-SERVICE.md.
  */
+import { ADDRESS_OR_CIDR } from '../shared/address-list.js';
 
 export const FRONT_PROXY_CONVENTIONS = ['nginx', 'traefik', 'caddy', 'envoy', 'kong'] as const;
 export type FrontProxyConvention = (typeof FRONT_PROXY_CONVENTIONS)[number];
@@ -18,7 +19,6 @@ export interface DecisionListenerConfig {
   cache: { allow_max_age_s: number; deny_max_age_s: number; vary: string[] };
 }
 
-const ADDRESS_OR_CIDR = '^([0-9]{1,3}(\\.[0-9]{1,3}){3}|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*)(/[0-9]{1,3})?$';
 const HEADER_NAME = '^[A-Za-z0-9!#$%&\'*+.^_`|~-]+$';
 
 export const decisionListenerSchema = {

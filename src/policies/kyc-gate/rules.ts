@@ -4,7 +4,7 @@
  * in_cidr(ip, cidr), and on the subject history_sum(field, window) / history_count(field, window), which query the
  * shared store so that they hold across instances.
  */
-import { BlockList, isIP } from 'node:net';
+import { AddressList } from '../../shared/address-list.js';
 import { Environment } from '@marcbachmann/cel-js';
 import { firstLine } from '../../kyc/claims.js';
 
@@ -34,28 +34,16 @@ export function windowMs(window: string): number {
   return Number(m[1]) * UNIT_MS[m[2]!]!;
 }
 
-const cidrs = new Map<string, BlockList>();
+const cidrs = new Map<string, AddressList>();
 
-function cidrList(cidr: string): BlockList {
-  let list = cidrs.get(cidr);
-  if (list) return list;
-  const [address, bits] = cidr.split('/');
-  const family = isIP(address ?? '');
-  if (family === 0) throw new Error(`"${cidr}" is not an IP address or CIDR range`);
-  const type = family === 6 ? 'ipv6' : 'ipv4';
-  list = new BlockList();
-  if (bits === undefined) list.addAddress(address!, type);
-  else list.addSubnet(address!, Number(bits), type);
-  cidrs.set(cidr, list);
-  return list;
-}
-
+/** in_cidr(ip, cidr): the range is parsed once per distinct string; a malformed one makes the condition fail. */
 export function inCidr(ip: string, cidr: string): boolean {
-  const family = isIP(ip);
-  if (family === 0) return false;
-  // IPv4-mapped IPv6 (::ffff:10.0.0.1) is matched as the IPv4 address it carries.
-  if (family === 6 && ip.startsWith('::ffff:') && isIP(ip.slice(7)) === 4) return cidrList(cidr).check(ip.slice(7), 'ipv4');
-  return cidrList(cidr).check(ip, family === 6 ? 'ipv6' : 'ipv4');
+  let list = cidrs.get(cidr);
+  if (list === undefined) {
+    list = new AddressList([cidr], 'in_cidr');
+    cidrs.set(cidr, list);
+  }
+  return list.has(ip);
 }
 
 export const gateEnvironment = new Environment({ homogeneousAggregateLiterals: false })

@@ -92,3 +92,21 @@ test('invalid ranges and regular expressions are refused when the config is comp
   assert.throws(() => networkRulesPolicy.create({ ...base, deny: ['not-an-ip'] }, setup), /not an IP/);
   assert.throws(() => networkRulesPolicy.create({ ...base, user_agents: { allow: ['('], deny: [], require: false } }, setup), /regular expression/);
 });
+
+test('an IPv6 trusted-proxy range never makes IPv4 peers trusted', async (t) => {
+  // A single node:net BlockList matches IPv4 addresses against ::/0: the peer 127.0.0.1 must stay untrusted here.
+  const gw = await setup(t, { deny: ['203.0.113.0/24'] }, { server: { trusted_proxies: ['::/0'] } });
+  assert.equal((await httpRequest(gw.v4 + '/api', { headers: { 'x-forwarded-for': '203.0.113.9' } })).status, 200, 'the IPv4 peer is checked, not its header');
+  assert.equal((await httpRequest(gw.v6 + '/api', { headers: { 'x-forwarded-for': '203.0.113.9' } })).status, 403, 'the IPv6 peer is trusted');
+});
+
+test('trusted proxies and front proxies with a malformed prefix are refused, never read as /0', async () => {
+  for (const entry of ['10.0.0.0/', '10.0.0.0/0x8', '10.0.0.0/ 8', '10.0.0.0/33']) {
+    await assert.rejects(startTestGateway({ server: { trusted_proxies: [entry] }, routes: [{ name: 'r', match: { prefix: '/' }, policies: [{ 'static-response': {} }] }] }), /trusted_proxies/, entry);
+    await assert.rejects(
+      startTestGateway({ listeners: [{ name: 'decide', port: 0, decision: { front_proxies: [entry] } }], routes: [{ name: 'r', match: { prefix: '/' }, policies: [{ 'static-response': {} }] }] }),
+      /front_proxies/,
+      entry,
+    );
+  }
+});

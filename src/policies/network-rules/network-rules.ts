@@ -8,7 +8,7 @@ import type { RequestContext } from '../../pipeline/context.js';
 import { problem, type Problem } from '../../errors/problem.js';
 import type { EventBus } from '../../observe/events.js';
 import { networkRulesSchema, type NetworkRulesConfig } from './schema.js';
-import { AddressList } from './address-list.js';
+import { AddressList } from '../../shared/address-list.js';
 import { hasBody, mediaTypeOf, MediaTypeMatcher } from '../../shared/media-type.js';
 
 export const networkRulesPolicy: PolicyDefinition<NetworkRulesConfig> = {

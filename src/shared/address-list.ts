@@ -1,5 +1,12 @@
-/** IP address lists (addresses and CIDR ranges, IPv4 and IPv6) on node:net BlockList, parsed once. */
+/**
+ * IP address lists (addresses and CIDR ranges, IPv4 and IPv6) on node:net BlockList, parsed once: trusted proxies,
+ * decision front proxies, network-rules allow and deny lists, the KYC rules' in_cidr(). Prefix lengths must be
+ * plain decimal numbers in range ("10.0.0.0/" or "10.0.0.0/0x8" are refused, never read as /0).
+ */
 import { BlockList, isIP } from 'node:net';
+
+/** Schema pattern of one list entry (the constructor checks the address and the prefix exactly). */
+export const ADDRESS_OR_CIDR = '^([0-9]{1,3}(\\.[0-9]{1,3}){3}|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*)(/[0-9]{1,3})?$';
 
 export class AddressList {
   // One list per family: a single BlockList matches IPv4 addresses against IPv6 ranges such as ::/64.
