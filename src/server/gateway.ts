@@ -19,7 +19,7 @@ import { forward, type ForwardHooks } from '../proxy/forward.js';
 import { compileRuntime, Runtime, type CompileEnv } from '../config/runtime.js';
 import { ConfigValidator, loadConfigFile, ConfigError } from '../config/load.js';
 import type { ListenerConfig, LoadedConfig } from '../config/types.js';
-import { inspectFraming, type FramingResult } from './framing.js';
+import { inspectFraming } from './framing.js';
 import { parseRequestTarget } from './path.js';
 import { CertificateWatcher, tlsServerOptions } from './tls.js';
 import { ListenerClientAuth } from '../identity/listener-client-auth.js';
@@ -580,18 +580,32 @@ export class Gateway {
     // Coalesce: a reload requested while one runs waits for it and then runs once more.
     const run = async (): Promise<boolean> => {
       const file = this.runtime.loaded.file;
-      if (!file && !options.inMemory) return false;
+      if ((!file && !options.inMemory) || this.draining) return false;
       let next: Runtime;
+      // Modules that took the new config: put back on the current one if the rest of it is refused.
+      const reloaded: ModuleInstance[] = [];
       try {
         const loaded = file ? loadConfigFile(file, this.validator) : this.runtime.loaded;
         await this.vault.prepare(loaded.config, loaded.baseDir);
         for (const lc of loaded.config.listeners) if (lc.decision) this.decisions.compile(lc.name, lc.decision);
-        for (const m of this.modules) await m.reload?.(loaded.config);
+        for (const m of this.modules) {
+          if (m.reload === undefined) continue;
+          reloaded.push(m);
+          await m.reload(loaded.config);
+        }
         next = await compileRuntime(loaded, this.env);
       } catch (err) {
         const problems = err instanceof ConfigError ? err.problems : [(err as Error).message];
+        for (const m of reloaded) {
+          await m.reload!(this.runtime.config).catch((e: unknown) => this.logger.error({ err: e }, 'a module could not return to the current configuration'));
+        }
         this.logger.error({ reason, problems }, 'configuration refused; the previous configuration keeps serving');
         this.services.events.emit({ type: 'config.refused', outcome: 'invalid', data: { reason, problems } });
+        return false;
+      }
+      if (this.draining) {
+        // stop() began while this config compiled: it is never put in service.
+        await next.close();
         return false;
       }
       const old = this.runtime;
@@ -632,6 +646,8 @@ export class Gateway {
     if (this.draining) return;
     this.draining = true;
     this.configWatcher?.close();
+    // A reload that started before the drain finishes first (it installs no runtime once draining is set).
+    await this.reloading?.catch(() => undefined);
     this.logger.info({ inflight: this.inflight, deadline_ms: deadlineMs }, 'draining');
     const servers = this.listeners.map((l) => l.server);
     const closed = servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
@@ -671,4 +687,3 @@ function clientFromForwardedFor(xff: string | string[] | undefined, remote: stri
   return remote;
 }
 
-export type { FramingResult };

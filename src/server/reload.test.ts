@@ -1,0 +1,62 @@
+/**
+ * Reload edge cases: a config refused after the modules took it, and a reload racing a stop.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { startTestGateway, httpRequest } from '../../testing/harness.js';
+import { ConfigValidator, loadConfigFile } from '../config/load.js';
+import { MODULES, POLICIES } from '../extensions.js';
+import type { AuthService } from '../auth/module.js';
+
+function configWith(scopes: string[], userAgentDeny: string): string {
+  return JSON.stringify({
+    listeners: [{ name: 'main', port: 0 }],
+    admin: { port: 0 },
+    log: { level: 'warn', access: false },
+    consumers: { billing: { scopes } },
+    routes: [{ name: 'hello', match: { path: '/hello' }, policies: [{ 'network-rules': { user_agents: { deny: [userAgentDeny] } } }, { 'static-response': { body: 'hi' } }] }],
+  });
+}
+
+async function gatewayOn(file: string, dir: string) {
+  const loaded = loadConfigFile(file, new ConfigValidator(MODULES, POLICIES));
+  return startTestGateway(loaded.config as unknown as Record<string, unknown>, { file, baseDir: dir, watchConfig: false });
+}
+
+test('a config refused after the modules took it leaves them on the configuration that keeps serving', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kycgate-reload-'));
+  const file = path.join(dir, 'kycgate.json');
+  writeFileSync(file, configWith(['payments:read'], 'curl'));
+  const gw = await gatewayOn(file, dir);
+  t.after(async () => {
+    await gw.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const auth = gw.gateway.services.get<AuthService>('auth');
+  assert.deepEqual(auth.consumers.get('billing')?.scopes, ['payments:read']);
+
+  // Valid for the schema and for the consumers module, refused when the route's policies compile (bad regex).
+  writeFileSync(file, configWith(['payments:read', 'payments:write'], '('));
+  assert.equal(await gw.gateway.reload('test'), false);
+  assert.deepEqual(auth.consumers.get('billing')?.scopes, ['payments:read'], 'the consumers are those of the serving config');
+  assert.equal((await httpRequest(gw.url + '/hello')).body, 'hi');
+
+  writeFileSync(file, configWith(['payments:read', 'payments:write'], 'curl'));
+  assert.equal(await gw.gateway.reload('test'), true);
+  assert.deepEqual(auth.consumers.get('billing')?.scopes, ['payments:read', 'payments:write']);
+});
+
+test('a reload racing a stop is not put in service, and the stop waits for it', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kycgate-reload-'));
+  const file = path.join(dir, 'kycgate.json');
+  writeFileSync(file, configWith([], 'curl'));
+  const gw = await gatewayOn(file, dir);
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const reloaded = gw.gateway.reload('racing');
+  await gw.close();
+  assert.equal(await reloaded, false, 'the reload did not apply');
+  assert.equal(await gw.gateway.reload('after stop'), false, 'no reload after a stop');
+});
