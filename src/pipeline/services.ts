@@ -30,10 +30,6 @@ export class Services {
     return service;
   }
 
-  has(name: string): boolean {
-    return this.entries.has(name);
-  }
-
   /** Returns the named service or throws a configuration error naming what is missing. */
   get<T>(name: string): T {
     const service = this.entries.get(name);

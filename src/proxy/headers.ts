@@ -155,14 +155,16 @@ export function buildUpstreamHeaders(
  * Filters the upstream's raw response headers for the client: drops hop-by-hop ones and those the upstream's
  * Connection header names. Returns a flat [name, value, ...] list.
  */
+/** Lengths of the names filterResponseHeaders drops (hop-by-hop and x-request-id): others skip the lower-casing. */
+const DROPPED_LENGTHS = new Set([...HOP_BY_HOP, 'x-request-id'].map((h) => h.length));
+
 export function filterResponseHeaders(raw: readonly Buffer[]): string[] {
   const out: string[] = [];
   let named: readonly string[] | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toString('latin1');
     const len = name.length;
-    // Only names of these lengths can be hop-by-hop: skip the lower-casing for the rest.
-    if (len === 10 || len === 16 || len === 2 || len === 7 || len === 17 || len === 19 || len === 18 || len === 12) {
+    if (DROPPED_LENGTHS.has(len)) {
       const lower = name.toLowerCase();
       // The gateway's own x-request-id is the one the client gets.
       if (lower === 'x-request-id') continue;

@@ -24,7 +24,6 @@ export interface UpstreamPoolOptions {
 
 export class UpstreamTarget {
   readonly url: string;
-  readonly origin: string;
   readonly host: string;
   /** Base path of the target URL, prefixed to forwarded paths ('' for '/'). */
   readonly basePath: string;
@@ -34,7 +33,6 @@ export class UpstreamTarget {
   constructor(url: string, options: UpstreamPoolOptions) {
     const parsed = new URL(url);
     this.url = url;
-    this.origin = parsed.origin;
     this.host = parsed.host;
     this.basePath = parsed.pathname === '/' ? '' : parsed.pathname.replace(/\/$/, '');
     this.pool = new Pool(parsed.origin, {

@@ -9,7 +9,7 @@ import { stat } from 'node:fs/promises';
 import { X509Certificate, createPrivateKey, randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { Server as HttpsServer } from 'node:https';
-import type { SecureContextOptions, TlsOptions } from 'node:tls';
+import type { TlsOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import type { ListenerConfig } from '../config/types.js';
 import { CLIENT_AUTH_MAX_SESSION_S, ListenerClientAuth, registerListenerConnection } from '../identity/listener-client-auth.js';
@@ -37,12 +37,6 @@ export function describeCertificate(certPem: string, source: ServedCertificate['
     notAfter: new Date(x509.validTo),
     source,
   };
-}
-
-export interface LoadedCertificate {
-  options: SecureContextOptions;
-  notAfter: Date;
-  fingerprint: string;
 }
 
 /** Reads and checks a certificate/key pair; throws with a message naming the problem, never the key. */
