@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseWrk } from './closed-loop.js';
+import { median } from './stats.js';
 
 const SAMPLE = `Running 5s test @ http://127.0.0.1:40000/bench
   1 threads and 50 connections
@@ -26,6 +27,24 @@ test('bench: wrk output is read with its units, and errors count as failures', (
   assert.equal(r.p50Ms, 0.85);
   assert.equal(r.p99Ms, 1020);
   assert.equal(r.failures, 6);
+});
+
+test('bench: failed requests are not throughput: the successful count and rate leave them out', () => {
+  const r = parseWrk(SAMPLE);
+  assert.equal(r.succeeded, 57800 - 6);
+  assert.ok(Math.abs(r.succeededPerSecond - (11560.12 * 57794) / 57800) < 1e-9);
+  assert.ok(r.succeededPerSecond < r.requestsPerSecond);
+  const clean = parseWrk(SAMPLE.replace(/^\s+Non-2xx.*\n/m, '').replace(/^\s+Socket errors.*\n/m, ''));
+  assert.equal(clean.failures, 0);
+  assert.equal(clean.succeeded, 57800);
+  assert.equal(clean.succeededPerSecond, 11560.12);
+});
+
+test('bench: a median leaves out invalid rounds (NaN) and is NaN only when no round is valid', () => {
+  assert.equal(median([3, NaN, 1, 2]), 2);
+  assert.equal(median([NaN, 4, 2]), 3);
+  assert.ok(Number.isNaN(median([NaN, NaN])));
+  assert.ok(Number.isNaN(median([])));
 });
 
 test('bench: unreadable wrk output is an error, not a zero', () => {

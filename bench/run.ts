@@ -121,10 +121,21 @@ interface Target {
   pid: number | undefined;
 }
 
-interface Measured extends ClosedLoopResult {
+/**
+ * One target's measured run. A run with failed requests is invalid: its rate, latency and efficiency are NaN (printed
+ * '-', left out of the medians), because errors are cheap answers that would pass for throughput.
+ */
+interface Measured {
+  /** What the load generator reported, failed answers included. */
+  load: ClosedLoopResult;
+  failures: number;
+  /** Successful requests per second. */
+  requestsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
   /** Share of one core the proxy used during the run. */
   cpuShare: number;
-  /** Requests per CPU-second of the proxy: its efficiency, insensitive to time lost to other processes. */
+  /** Successful requests per CPU-second of the proxy: its efficiency, insensitive to time lost to other processes. */
   perCpuSecond: number;
 }
 
@@ -135,7 +146,16 @@ async function measure(t: Target, protocol: 'http' | 'https', seconds: number): 
   const after = t.pid === undefined ? undefined : cpuSeconds(t.pid);
   const wall = (performance.now() - startedAt) / 1000;
   const cpu = before !== undefined && after !== undefined ? after - before : NaN;
-  return { ...r, cpuShare: cpu / wall, perCpuSecond: r.requests / cpu };
+  const valid = r.failures === 0;
+  return {
+    load: r,
+    failures: r.failures,
+    requestsPerSecond: valid ? r.succeededPerSecond : NaN,
+    p50Ms: valid ? r.p50Ms : NaN,
+    p99Ms: valid ? r.p99Ms : NaN,
+    cpuShare: cpu / wall,
+    perCpuSecond: valid ? r.succeeded / cpu : NaN,
+  };
 }
 
 /**
@@ -160,9 +180,13 @@ async function pairedCosts(kycgates: Target[], protocol: 'http' | 'https'): Prom
         closedLoop(tool, { url: t.urls[protocol], connections: half, durationS, headers: t.headers, pin: LOAD_PIN }),
       ]);
       const cpu1 = [cpuSeconds(base.pid!), cpuSeconds(t.pid!)];
-      if (a.failures > 0 || b.failures > 0) console.log(`warning: failed requests in a paired round (${base.label} ${a.failures}, ${t.label} ${b.failures})`);
-      const perBase = a.requests / (cpu1[0]! - cpu0[0]!);
-      const perT = b.requests / (cpu1[1]! - cpu0[1]!);
+      if (a.failures > 0 || b.failures > 0) {
+        console.log(`warning: failed requests in paired round ${r + 1} (${base.label} ${a.failures}, ${t.label} ${b.failures}): the round is invalid`);
+        costs.push(NaN);
+        continue;
+      }
+      const perBase = a.succeeded / (cpu1[0]! - cpu0[0]!);
+      const perT = b.succeeded / (cpu1[1]! - cpu0[1]!);
       costs.push(1 - perT / perBase);
     }
     const cost = median(costs);
@@ -292,7 +316,8 @@ async function profileRun(upstream: Record<'http' | 'https', string>, tls: TlsFi
   const { target, process: proc } = await startKycgate(scenario, upstream.http, tls, ['--cpu-prof', `--cpu-prof-dir=${profDir}`]);
   for (const protocol of protocols) {
     const load = await closedLoop(tool, { url: target.urls[protocol], connections, durationS: durationS * 2, headers: target.headers, pin: LOAD_PIN });
-    console.log(`profiled ${target.label} over ${protocol}: ${fmt(load.requestsPerSecond)} req/s while profiling`);
+    console.log(`profiled ${target.label} over ${protocol}: ${fmt(load.succeededPerSecond)} successful req/s while profiling`);
+    if (load.failures > 0) console.log(`warning: ${load.failures} failed requests while profiling (of ${load.requests}): the profile includes their handling`);
   }
   await proc.stop();
   const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
@@ -343,7 +368,7 @@ async function main(): Promise<void> {
     for (const t of targets) {
       const w = await closedLoop(tool, { url: t.urls[protocol], connections, durationS: warmupS, headers: t.headers, pin: LOAD_PIN });
       // Nothing answered properly: the target is broken, not slow, and measuring it would be meaningless.
-      if (w.failures > 0 && w.failures >= w.requests) throw new Error(`${t.label} answered no request successfully during warm-up (${w.failures} failures): check its setup`);
+      if (w.failures > 0 && w.succeeded === 0) throw new Error(`${t.label} answered no request successfully during warm-up (${w.failures} failures): check its setup`);
       if (w.failures > 0) console.log(`warning: ${t.label} had ${w.failures} failed requests during warm-up (of ${w.requests})`);
     }
     if (args['paired-only']) {
@@ -357,7 +382,7 @@ async function main(): Promise<void> {
       for (let i = 0; i < targets.length; i++) {
         const t = targets[(i + r) % targets.length]!;
         const res = await measure(t, protocol, durationS);
-        if (res.failures > 0) console.log(`warning: ${t.label} had ${res.failures} failed requests in round ${r + 1}`);
+        if (res.failures > 0) console.log(`warning: ${t.label} had ${res.failures} failed requests in round ${r + 1}: the round is invalid for it`);
         round.set(t.label, res);
       }
       perRound.push(round);
@@ -398,10 +423,18 @@ async function main(): Promise<void> {
         `${pad(t.label, 22)}${pad(fmt(rps), 8, true)}${pad(fmt(p50, 2), 8, true)}${pad(fmt(p99, 2), 8, true)}${pad(Number.isFinite(cpu) ? fmt(cpu * 100) + '%' : '-', 6, true)}${pad(fmt(perCpu), 11, true)}${pad(fmt(vsDirect, 2), 9, true)}${pad(vsFastify.text, 16, true)}${pad(vsNginx.text, 16, true)}`,
       );
     }
+    const invalidRounds = (t: Target) => perRound.filter((r) => r.get(t.label)!.failures > 0).length;
+    for (const t of targets) {
+      const invalid = invalidRounds(t);
+      if (invalid > 0) console.log(`warning: ${t.label}: ${invalid} of ${rounds} rounds had failed requests and are left out of its medians and ratios`);
+    }
     const bare = targets.find((t) => t.kind === 'kycgate');
-    if (bare && targets.some((t) => t.kind === 'fastify')) {
+    const fastify = targets.find((t) => t.kind === 'fastify');
+    if (bare && fastify) {
       const x = both(bare.label, 'fastify');
-      console.log(`target: ${bare.label} >= 1.25x @fastify/http-proxy: ${x.text} ${x.wall >= 1.25 && x.cpu >= 1.25 ? 'MET' : x.wall >= 1.25 || x.cpu >= 1.25 ? 'MET on one measure only' : 'NOT MET'}`);
+      // A comparison with failed requests on either side is not judged.
+      const verdict = invalidRounds(bare) + invalidRounds(fastify) > 0 ? 'NOT MET (failed requests)' : x.wall >= 1.25 && x.cpu >= 1.25 ? 'MET' : x.wall >= 1.25 || x.cpu >= 1.25 ? 'MET on one measure only' : 'NOT MET';
+      console.log(`target: ${bare.label} >= 1.25x @fastify/http-proxy: ${x.text} ${verdict}`);
     }
 
     // Cost of each scenario against the first kycgate scenario (the bare route), by requests per CPU-second:
@@ -428,24 +461,28 @@ async function main(): Promise<void> {
         for (let i = 0; i < rateTargets.length; i++) {
           const t = rateTargets[(i + r) % rateTargets.length]!;
           const res = await openLoop(t.urls[protocol], t.headers);
-          if (res.failures > 0) console.log(`warning: ${t.label} had ${res.failures} failed requests at fixed rate`);
+          if (res.failures > 0) console.log(`warning: ${t.label} had ${res.failures} failed requests at fixed rate in round ${r + 1}: the round is invalid for it`);
           round.set(t.label, res);
         }
         perRate.push(round);
       }
       const direct = rateTargets.find((t) => t.kind === 'direct');
       console.log(`${pad('target', 22)}${pad('p50 ms', 9, true)}${pad('p99 ms', 9, true)}${pad('+p50', 9, true)}${pad('+p99', 9, true)}  (added over direct, median of per-round differences)`);
+      // The latency of a round with failed requests is that of the successes only: the round is invalid (NaN).
+      const ms = (r: Map<string, OpenLoopResult>, t: Target, key: 'p50Ms' | 'p99Ms') => (r.get(t.label)!.failures > 0 ? NaN : r.get(t.label)![key]);
+      const failuresOf = (t: Target) => perRate.reduce((n, r) => n + r.get(t.label)!.failures, 0);
       for (const t of rateTargets) {
-        const p50 = median(perRate.map((r) => r.get(t.label)!.p50Ms));
-        const p99 = median(perRate.map((r) => r.get(t.label)!.p99Ms));
-        const added50 = direct && direct !== t ? median(perRate.map((r) => r.get(t.label)!.p50Ms - r.get(direct.label)!.p50Ms)) : NaN;
-        const added99 = direct && direct !== t ? median(perRate.map((r) => r.get(t.label)!.p99Ms - r.get(direct.label)!.p99Ms)) : NaN;
-        fixed[t.label] = { p50Ms: p50, p99Ms: p99, addedP50Ms: added50, addedP99Ms: added99, rounds: perRate.map((r) => r.get(t.label)) };
-        console.log(`${pad(t.label, 22)}${pad(fmt(p50, 3), 9, true)}${pad(fmt(p99, 3), 9, true)}${pad(fmt(added50, 3), 9, true)}${pad(fmt(added99, 3), 9, true)}`);
+        const p50 = median(perRate.map((r) => ms(r, t, 'p50Ms')));
+        const p99 = median(perRate.map((r) => ms(r, t, 'p99Ms')));
+        const added50 = direct && direct !== t ? median(perRate.map((r) => ms(r, t, 'p50Ms') - ms(r, direct, 'p50Ms'))) : NaN;
+        const added99 = direct && direct !== t ? median(perRate.map((r) => ms(r, t, 'p99Ms') - ms(r, direct, 'p99Ms'))) : NaN;
+        fixed[t.label] = { p50Ms: p50, p99Ms: p99, addedP50Ms: added50, addedP99Ms: added99, failures: failuresOf(t), rounds: perRate.map((r) => r.get(t.label)) };
+        console.log(`${pad(t.label, 22)}${pad(fmt(p50, 3), 9, true)}${pad(fmt(p99, 3), 9, true)}${pad(fmt(added50, 3), 9, true)}${pad(fmt(added99, 3), 9, true)}${failuresOf(t) > 0 ? `  ${failuresOf(t)} failed requests` : ''}`);
       }
       if (bare && direct) {
         const added = (fixed[bare.label] as { addedP99Ms: number }).addedP99Ms;
-        console.log(`target: ${bare.label} p99 added over direct <= 1 ms at ${rate} req/s: ${fmt(added, 3)} ms ${added <= 1 ? 'MET' : 'NOT MET'}`);
+        const failed = failuresOf(bare) + failuresOf(direct);
+        console.log(`target: ${bare.label} p99 added over direct <= 1 ms at ${rate} req/s: ${fmt(added, 3)} ms${failed > 0 ? `, ${failed} failed requests` : ''} ${added <= 1 && failed === 0 ? 'MET' : 'NOT MET'}`);
       }
     }
     results[protocol] = { closedLoop: table, cost: costs, pairedCost: paired, fixedRate: fixed };
