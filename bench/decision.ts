@@ -60,8 +60,9 @@ export async function decisionBench(o: DecisionBenchOptions): Promise<DecisionBe
     // The application nginx forwards allowed requests to (core 1, with the load generator).
     const appPort = await freePort();
     const appScript = path.join(here, 'upstream-server.js');
-    managed.push(startProcess('application', o.loadPin, [process.execPath, appScript, JSON.stringify({ httpPort: appPort })]));
-    await waitForPort(appPort);
+    const app = startProcess('application', o.loadPin, [process.execPath, appScript, JSON.stringify({ httpPort: appPort })]);
+    managed.push(app);
+    await waitForPort(appPort, { failed: app.failed });
 
     // kycgate: a proxying listener (the sandbox's callbacks) and a decision listener whose allows nginx may cache 2 s.
     const mainPort = await freePort();
@@ -81,13 +82,12 @@ export async function decisionBench(o: DecisionBenchOptions): Promise<DecisionBe
     };
     const file = path.join(work, 'kycgate.yaml');
     writeFileSync(file, JSON.stringify(config, null, 2));
-    managed.push(
-      startProcess('kycgate (decisions)', o.proxyPin, [process.execPath, path.join(root, 'dist/src/cli/main.js'), 'start', '-c', file], {
-        env: { ...process.env, KYCGATE_DATA_DIR: path.join(work, 'data') },
-        stdoutFile: path.join(work, 'kycgate.log'),
-      }),
-    );
-    await Promise.all([waitForPort(mainPort), waitForPort(decidePort)]);
+    const kycgate = startProcess('kycgate (decisions)', o.proxyPin, [process.execPath, path.join(root, 'dist/src/cli/main.js'), 'start', '-c', file], {
+      env: { ...process.env, KYCGATE_DATA_DIR: path.join(work, 'data') },
+      stdoutFile: path.join(work, 'kycgate.log'),
+    });
+    managed.push(kycgate);
+    await Promise.all([waitForPort(mainPort, { failed: kycgate.failed }), waitForPort(decidePort, { failed: kycgate.failed })]);
     const decisionUrl = `http://127.0.0.1:${decidePort}/nginx`;
     await approve(decisionUrl);
 
@@ -127,8 +127,9 @@ export async function decisionBench(o: DecisionBenchOptions): Promise<DecisionBe
         const port = await freePort();
         const conf = path.join(dir, 'nginx.conf');
         writeFileSync(conf, nginxConfig({ decision: `127.0.0.1:${decidePort}`, upstream: `127.0.0.1:${appPort}`, workers: 1, decide: v.decide, cache: v.cache, port, dir }));
-        managed.push(startProcess(`nginx ${v.name}`, o.proxyPin, [nginxBin, '-p', dir, '-e', path.join(dir, 'error.log'), '-c', conf], { stopSignal: 'SIGQUIT' }));
-        await waitForPort(port);
+        const proxy = startProcess(`nginx ${v.name}`, o.proxyPin, [nginxBin, '-p', dir, '-e', path.join(dir, 'error.log'), '-c', conf], { stopSignal: 'SIGQUIT' });
+        managed.push(proxy);
+        await waitForPort(port, { failed: proxy.failed });
         urls.set(v.name, `http://127.0.0.1:${port}/api/accounts`);
       }
       const headers = { ...SUBJECT };

@@ -90,7 +90,9 @@ function installed(binary: string): boolean {
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');
-const hasNginx = installed('nginx');
+/** nginx's path, found once (it is often in /usr/sbin, off a user's PATH) and spawned by that path everywhere. */
+const nginxBin = findBinary('nginx');
+const hasNginx = nginxBin !== undefined;
 const tool: LoadTool = (args.tool as LoadTool | undefined) ?? (installed('wrk') ? 'wrk' : 'autocannon');
 const cpus = os.availableParallelism();
 const canPin = cpus >= 2 && installed('taskset');
@@ -220,12 +222,13 @@ async function startUpstream(tls: TlsFiles): Promise<Record<'http' | 'https', st
   const httpsPort = await freePort();
   if (hasNginx) {
     const conf = upstreamConfig(path.join(work, 'nginx-upstream'), httpPort, httpsPort, tls);
-    managed.push(startProcess('upstream (nginx)', LOAD_PIN, ['nginx', '-p', path.dirname(conf), '-c', conf]));
+    managed.push(startProcess('upstream (nginx)', LOAD_PIN, [nginxBin!, '-p', path.dirname(conf), '-c', conf]));
   } else {
     const script = path.join(here, 'upstream-server.js');
     managed.push(startProcess('upstream (node)', LOAD_PIN, [process.execPath, script, JSON.stringify({ httpPort, httpsPort, ...tls })]));
   }
-  await Promise.all([waitForPort(httpPort), waitForPort(httpsPort)]);
+  const { failed } = managed.at(-1)!;
+  await Promise.all([waitForPort(httpPort, { failed }), waitForPort(httpsPort, { failed })]);
   return { http: `http://127.0.0.1:${httpPort}/bench`, https: `https://127.0.0.1:${httpsPort}/bench` };
 }
 
@@ -257,7 +260,7 @@ async function startKycgate(scenario: Scenario, upstream: string, tls: TlsFiles,
     // The access log goes where a deployment would send it: a file.
     stdoutFile: path.join(work, `${id}.log`),
   });
-  await Promise.all([waitForPort(httpPort), waitForPort(httpsPort)]);
+  await Promise.all([waitForPort(httpPort, { failed: proc.failed }), waitForPort(httpsPort, { failed: proc.failed })]);
   if (scenario.warm) await scenario.warm(`http://127.0.0.1:${httpPort}/bench`, headers);
   return {
     target: { label: `kycgate ${scenario.name}${suffix}`, kind: 'kycgate', urls: { http: `http://127.0.0.1:${httpPort}/bench`, https: `https://127.0.0.1:${httpsPort}/bench` }, headers, pid: proc.child.pid },
@@ -271,7 +274,7 @@ async function startFastify(upstream: string, tls: TlsFiles): Promise<Target> {
   const script = path.join(here, 'fastify-proxy.js');
   const proc = startProcess('@fastify/http-proxy', PROXY_PIN, [process.execPath, script, JSON.stringify({ upstream: new URL(upstream).origin, httpPort, httpsPort, ...tls })]);
   managed.push(proc);
-  await Promise.all([waitForPort(httpPort), waitForPort(httpsPort)]);
+  await Promise.all([waitForPort(httpPort, { failed: proc.failed }), waitForPort(httpsPort, { failed: proc.failed })]);
   return { label: '@fastify/http-proxy', kind: 'fastify', urls: { http: `http://127.0.0.1:${httpPort}/bench`, https: `https://127.0.0.1:${httpsPort}/bench` }, headers: {}, pid: proc.child.pid };
 }
 
@@ -279,9 +282,9 @@ async function startNginxProxy(upstream: string, tls: TlsFiles): Promise<Target>
   const httpPort = await freePort();
   const httpsPort = await freePort();
   const conf = proxyConfig(path.join(work, 'nginx-proxy'), upstream, httpPort, httpsPort, tls);
-  const proc = startProcess('nginx proxy', PROXY_PIN, ['nginx', '-p', path.dirname(conf), '-c', conf]);
+  const proc = startProcess('nginx proxy', PROXY_PIN, [nginxBin!, '-p', path.dirname(conf), '-c', conf]);
   managed.push(proc);
-  await Promise.all([waitForPort(httpPort), waitForPort(httpsPort)]);
+  await Promise.all([waitForPort(httpPort, { failed: proc.failed }), waitForPort(httpsPort, { failed: proc.failed })]);
   return { label: 'nginx (1 worker)', kind: 'nginx', urls: { http: `http://127.0.0.1:${httpPort}/bench`, https: `https://127.0.0.1:${httpsPort}/bench` }, headers: {}, pid: proc.child.pid };
 }
 
