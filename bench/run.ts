@@ -260,6 +260,8 @@ async function startKycgate(scenario: Scenario, upstream: string, tls: TlsFiles,
     // The access log goes where a deployment would send it: a file.
     stdoutFile: path.join(work, `${id}.log`),
   });
+  // Registered at once, so cleanup stops it even when its start, its warm-up or a profile run fails.
+  managed.push(proc);
   await Promise.all([waitForPort(httpPort, { failed: proc.failed }), waitForPort(httpsPort, { failed: proc.failed })]);
   if (scenario.warm) await scenario.warm(`http://127.0.0.1:${httpPort}/bench`, headers);
   return {
@@ -351,16 +353,12 @@ async function main(): Promise<void> {
   const targets: Target[] = [];
   if (peers.has('direct')) targets.push({ label: 'direct (no proxy)', kind: 'direct', urls: upstream, headers: {}, pid: undefined });
   for (const s of scenarios) {
-    const k = await startKycgate(s, upstream.http, tls);
-    managed.push(k.process);
-    targets.push(k.target);
+    targets.push((await startKycgate(s, upstream.http, tls)).target);
   }
   if (args.baseline) {
     // Another build of kycgate (e.g. a worktree at an earlier commit), measured in the same rounds: an A/B test of a
     // change that the background load affects equally.
-    const k = await startKycgate(scenarios[0]!, upstream.http, tls, [], path.resolve(args.baseline), ' (baseline)');
-    managed.push(k.process);
-    targets.push(k.target);
+    targets.push((await startKycgate(scenarios[0]!, upstream.http, tls, [], path.resolve(args.baseline), ' (baseline)')).target);
   }
   if (peers.has('fastify')) targets.push(await startFastify(upstream.http, tls));
   if (peers.has('nginx') && hasNginx) targets.push(await startNginxProxy(upstream.http, tls));
