@@ -93,14 +93,25 @@ async function runAutocannon(o: ClosedLoopOptions): Promise<ClosedLoopResult> {
   const all = [...o.pin, ...args];
   const r = await run(all[0]!, all.slice(1));
   if (r.code !== 0) throw new Error(`autocannon failed (${r.code}): ${r.stderr}`);
-  const j = JSON.parse(r.stdout) as {
+  return parseAutocannon(r.stdout);
+}
+
+/**
+ * Parses `autocannon -j` output. Failures are counted as wrk counts them: answers with a status of 400 or more
+ * (autocannon's non2xx also counts 1xx and 3xx; redirects are not failures) plus errors, which already include
+ * timeouts (autocannon counts a timeout as an error and as a timeout).
+ */
+export function parseAutocannon(output: string): ClosedLoopResult {
+  const j = JSON.parse(output) as {
     requests: { average: number; total: number };
     latency: { p50: number; p99: number };
     non2xx: number;
+    '3xx'?: number;
     errors: number;
     timeouts: number;
   };
-  return withSuccesses({ requests: j.requests.total, requestsPerSecond: j.requests.average, p50Ms: j.latency.p50, p99Ms: j.latency.p99, failures: j.non2xx + j.errors + j.timeouts });
+  const failures = j.non2xx - (j['3xx'] ?? 0) + j.errors;
+  return withSuccesses({ requests: j.requests.total, requestsPerSecond: j.requests.average, p50Ms: j.latency.p50, p99Ms: j.latency.p99, failures });
 }
 
 export function closedLoop(tool: LoadTool, options: ClosedLoopOptions): Promise<ClosedLoopResult> {
