@@ -1,10 +1,13 @@
 /**
  * Decision-service benchmark: kycgate answering an nginx front proxy's `auth_request` for a KYC-gated route whose
  * subject (a header) is approved and cached. Also run by `npm run bench` (after the proxy-mode runs) unless
- * `--no-decision` is given; on its own: `npm run build && node dist/bench/decision.js [--rounds 3] [--duration 5]`.
+ * `--no-decision` is given; on its own: `npm run build && node dist/bench/decision.js [--rounds 3] [--duration 5]
+ * [--warmup 3] [--rate 1000]`.
  *
- * 1. Decision latency: an open-loop generator (bench/open-loop.ts, pinned to core 1) sends 1,000 decision requests
- *    per second to kycgate's decision listener (pinned to core 0), timed from sending to the last byte of the
+ * 0. Warm-up: closed-loop decision requests for the warm-up seconds (the bench's --warmup), then the same for each
+ *    nginx variant before its rounds.
+ * 1. Decision latency: an open-loop generator (bench/open-loop.ts, pinned to core 1) sends the rate's decision
+ *    requests per second (1,000 by default; rate 0 skips this part) to kycgate's decision listener (pinned to core 0), timed from sending to the last byte of the
  *    answer on the client side. Reported: median over rounds of p50 and p99.
  * 2. Throughput through nginx with one worker (pinned to core 0 with kycgate): bare nginx proxying to the
  *    application, nginx asking kycgate with its decision cache on (`allow_max_age_s: 2` in kycgate), and nginx
@@ -25,6 +28,8 @@ import { median } from './stats.js';
 export interface DecisionBenchOptions {
   rounds: number;
   durationS: number;
+  /** Closed-loop warm-up seconds: of kycgate's decision listener before the latency rounds, and of each nginx variant. */
+  warmupS: number;
   /** Decisions per second of the latency runs; 0 skips them. The latency target is judged at 1,000/s only. */
   rate: number;
   connections: number;
@@ -92,6 +97,14 @@ export async function decisionBench(o: DecisionBenchOptions): Promise<DecisionBe
     const decisionUrl = `http://127.0.0.1:${decidePort}/nginx`;
     await approve(decisionUrl);
 
+    // Warm-up: closed-loop decisions with the latency runs' headers, so the rounds measure a warm process (JIT,
+    // caches, young generation) rather than its first seconds.
+    if (o.warmupS > 0) {
+      const w = await closedLoop(o.tool, { url: decisionUrl, connections: o.connections, durationS: o.warmupS, headers: { ...ORIGINAL, ...SUBJECT }, pin: o.loadPin });
+      if (w.succeeded === 0) throw new Error(`kycgate answered no decision successfully during warm-up (${w.failures} failures): check its setup`);
+      if (w.failures > 0) console.log(`warning: ${w.failures} failed decision requests during warm-up (of ${w.requests})`);
+    }
+
     // 1. Decision latency at a fixed rate, client side (skipped at rate 0).
     const latencyRounds: Array<{ p50Ms: number; p99Ms: number; failures: number }> = [];
     for (let r = 0; o.rate > 0 && r < o.rounds; r++) {
@@ -135,7 +148,8 @@ export async function decisionBench(o: DecisionBenchOptions): Promise<DecisionBe
       }
       const headers = { ...SUBJECT };
       for (const v of variants) {
-        const w = await closedLoop(o.tool, { url: urls.get(v.name)!, connections: o.connections, durationS: 2, headers, pin: o.loadPin });
+        if (o.warmupS <= 0) break;
+        const w = await closedLoop(o.tool, { url: urls.get(v.name)!, connections: o.connections, durationS: o.warmupS, headers, pin: o.loadPin });
         if (w.failures > 0) throw new Error(`nginx ${v.name}: ${w.failures} failed requests during warm-up`);
       }
       const perRound: Array<Record<string, number>> = [];
@@ -206,12 +220,15 @@ export function printDecisionResult(r: DecisionBenchResult, o: DecisionBenchOpti
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, duration: { type: 'string', default: '5' }, rate: { type: 'string', default: '1000' } } });
+  const { values } = parseArgs({
+    options: { rounds: { type: 'string', default: '3' }, duration: { type: 'string', default: '5' }, warmup: { type: 'string', default: '3' }, rate: { type: 'string', default: '1000' } },
+  });
   const has = (bin: string) => findBinary(bin) !== undefined;
   const pin = os.availableParallelism() >= 2 && has('taskset');
   const o: DecisionBenchOptions = {
     rounds: Number(values.rounds),
     durationS: Number(values.duration),
+    warmupS: Number(values.warmup),
     rate: Number(values.rate),
     connections: 50,
     tool: has('wrk') ? 'wrk' : 'autocannon',

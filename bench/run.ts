@@ -500,7 +500,7 @@ async function main(): Promise<void> {
   }
   if (!args['no-decision'] && !args['paired-only']) {
     // --rate 0 skips the fixed-rate runs, decision latency included (printDecisionResult says so).
-    const o: DecisionBenchOptions = { rounds, durationS, rate, connections, tool, proxyPin: PROXY_PIN, loadPin: LOAD_PIN };
+    const o: DecisionBenchOptions = { rounds, durationS, warmupS, rate, connections, tool, proxyPin: PROXY_PIN, loadPin: LOAD_PIN };
     const decision = await decisionBench(o);
     printDecisionResult(decision, o);
     results.decision = decision;
