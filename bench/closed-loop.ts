@@ -6,14 +6,25 @@ import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 
 export interface ClosedLoopResult {
-  /** Requests answered in the run. */
+  /** Answers received in the run, as the load generator counts them: failed answers included. */
   requests: number;
+  /** The load generator's own rate: every answer, failed ones included. Report `succeededPerSecond` instead. */
   requestsPerSecond: number;
+  /** Successful requests: requests - failures (a lower bound when there were socket errors, which are not answers). */
+  succeeded: number;
+  /** Successful requests per second: the throughput to report. */
+  succeededPerSecond: number;
   /** Latency percentiles in milliseconds. */
   p50Ms: number;
   p99Ms: number;
-  /** Answers that were not 2xx/3xx plus socket errors: a run with any is not a valid measurement. */
+  /** Answers with a status of 400 or more plus socket errors: a run with any is not a valid measurement. */
   failures: number;
+}
+
+/** Adds the successful requests and their rate to what a load generator reported. */
+function withSuccesses(r: Omit<ClosedLoopResult, 'succeeded' | 'succeededPerSecond'>): ClosedLoopResult {
+  const succeeded = Math.max(0, r.requests - r.failures);
+  return { ...r, succeeded, succeededPerSecond: r.requests > 0 ? (r.requestsPerSecond * succeeded) / r.requests : 0 };
 }
 
 export interface ClosedLoopOptions {
@@ -54,12 +65,13 @@ export function parseWrk(output: string): ClosedLoopResult {
   const p99 = /^\s+99%\s+(\S+)/m.exec(output);
   const count = /(\d+) requests in/.exec(output);
   if (!rps || !p50 || !p99 || !count) throw new Error(`cannot read wrk output:\n${output}`);
+  // wrk's "Non-2xx or 3xx responses" counts answers with a status above 399 (redirects are not failures).
   let failures = 0;
   const non2xx = /Non-2xx or 3xx responses:\s+(\d+)/.exec(output);
   if (non2xx) failures += Number(non2xx[1]);
   const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(output);
   if (socket) failures += Number(socket[1]) + Number(socket[2]) + Number(socket[3]) + Number(socket[4]);
-  return { requests: Number(count[1]), requestsPerSecond: Number(rps[1]), p50Ms: durationMs(p50[1]!), p99Ms: durationMs(p99[1]!), failures };
+  return withSuccesses({ requests: Number(count[1]), requestsPerSecond: Number(rps[1]), p50Ms: durationMs(p50[1]!), p99Ms: durationMs(p99[1]!), failures });
 }
 
 async function runWrk(o: ClosedLoopOptions): Promise<ClosedLoopResult> {
@@ -81,14 +93,25 @@ async function runAutocannon(o: ClosedLoopOptions): Promise<ClosedLoopResult> {
   const all = [...o.pin, ...args];
   const r = await run(all[0]!, all.slice(1));
   if (r.code !== 0) throw new Error(`autocannon failed (${r.code}): ${r.stderr}`);
-  const j = JSON.parse(r.stdout) as {
+  return parseAutocannon(r.stdout);
+}
+
+/**
+ * Parses `autocannon -j` output. Failures are counted as wrk counts them: answers with a status of 400 or more
+ * (autocannon's non2xx also counts 1xx and 3xx; redirects are not failures) plus errors, which already include
+ * timeouts (autocannon counts a timeout as an error and as a timeout).
+ */
+export function parseAutocannon(output: string): ClosedLoopResult {
+  const j = JSON.parse(output) as {
     requests: { average: number; total: number };
     latency: { p50: number; p99: number };
     non2xx: number;
+    '3xx'?: number;
     errors: number;
     timeouts: number;
   };
-  return { requests: j.requests.total, requestsPerSecond: j.requests.average, p50Ms: j.latency.p50, p99Ms: j.latency.p99, failures: j.non2xx + j.errors + j.timeouts };
+  const failures = j.non2xx - (j['3xx'] ?? 0) + j.errors;
+  return withSuccesses({ requests: j.requests.total, requestsPerSecond: j.requests.average, p50Ms: j.latency.p50, p99Ms: j.latency.p99, failures });
 }
 
 export function closedLoop(tool: LoadTool, options: ClosedLoopOptions): Promise<ClosedLoopResult> {

@@ -2,7 +2,9 @@
  * Fixed-rate (open-loop) load generator: sends requests on a fixed schedule whatever the answers are doing, so a slow
  * answer cannot hold the next request back (no coordinated omission), and measures each request from the moment
  * it was sent until its answer was read completely. Runs as its own process (pinned to the load-generator core) and
- * prints one JSON line: { sent, completed, failures, p50Ms, p99Ms, rate }.
+ * prints one JSON line: { sent, completed, failures, p50Ms, p99Ms, rate }. `completed` and `rate` count successful
+ * answers (status below 400) and the percentiles are theirs; `failures` counts the others and errors, so a run with
+ * any failure is not a valid latency measurement (the callers treat it as invalid).
  *
  *   node dist/bench/open-loop.js '{"url":"http://127.0.0.1:8080/","rate":1000,"durationS":10,"warmupS":1}'
  */

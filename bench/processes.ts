@@ -1,11 +1,15 @@
 /** Child processes of the benchmark: start pinned, wait until they accept connections, stop cleanly. */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { openSync, closeSync, existsSync, readdirSync, readFileSync } from 'node:fs';
-import net from 'node:net';
 
 export interface Managed {
   readonly name: string;
   readonly child: ChildProcess;
+  /**
+   * Why the process is gone when nobody stopped it (it could not be spawned, or it exited), with its stderr;
+   * undefined while it runs. Pass it to waitForPort as `failed` so a dead child fails the wait at once.
+   */
+  readonly failed: () => string | undefined;
   stop(): Promise<void>;
 }
 
@@ -26,14 +30,35 @@ export function startProcess(
     if (stderr.length > 20_000) stderr = stderr.slice(-10_000);
   });
   let exited = false;
-  const exit = new Promise<void>((resolve) => child.on('exit', () => ((exited = true), resolve())));
-  child.on('exit', (code, signal) => {
-    if (!stopping && code !== 0) process.stderr.write(`bench: ${name} exited (${code ?? signal}): ${stderr.trim().slice(-2000)}\n`);
-  });
   let stopping = false;
+  let reason: string | undefined;
+  let ended: () => void = () => undefined;
+  const exit = new Promise<void>((resolve) => (ended = resolve));
+  child.on('exit', (code, signal) => {
+    exited = true;
+    ended();
+    // The reason quotes stderr, which may still be arriving: it is set once the pipe closed, or shortly after the
+    // exit when a descendant keeps the pipe open.
+    const report = () => {
+      if (reason !== undefined) return;
+      reason = `${name} exited (${code ?? signal}): ${stderr.trim().slice(-2000)}`;
+      if (!stopping && code !== 0) process.stderr.write(`bench: ${reason}\n`);
+    };
+    child.once('close', report);
+    setTimeout(report, 200).unref();
+  });
+  // A failed spawn (binary not found, not executable) emits 'error' and no 'exit': without a listener it would
+  // crash the benchmark before its cleanup; recorded, it fails the caller's waitForPort.
+  child.once('error', (error) => {
+    exited = true;
+    reason ??= `${name} could not be started (${all[0]}): ${error.message}`;
+    if (!stopping) process.stderr.write(`bench: ${reason}\n`);
+    ended();
+  });
   return {
     name,
     child,
+    failed: () => (stopping ? undefined : reason),
     async stop() {
       if (exited) return;
       stopping = true;
