@@ -7,7 +7,7 @@
 import type { Command } from 'commander';
 import { mkdirSync } from 'node:fs';
 import { ConfigError, ConfigValidator, loadConfigFile } from '../config/load.js';
-import { resolveSecret, isSecretRef } from '../config/secrets.js';
+import { connectionUrl, resolveSecret } from '../config/secrets.js';
 import type { GatewayConfig } from '../config/types.js';
 import { MODULES, POLICIES } from '../extensions.js';
 import { EventBus } from '../observe/events.js';
@@ -49,7 +49,7 @@ export async function openKeyContext(configFile: string | undefined, events = ne
     await syncConfigConsumers(store, (config.consumers ?? {}) as Record<string, ConsumerConfig>);
     const section = config.redis as RedisConfig | undefined;
     if (section) {
-      const url = typeof section.url === 'string' ? section.url : isSecretRef(section.url) ? resolveSecret(section.url, baseDir) : '';
+      const url = connectionUrl(section.url, 'redis.url', (ref) => resolveSecret(ref, baseDir));
       redis = new RedisService(url, section);
     }
   } catch (err) {

@@ -58,3 +58,25 @@ export function safeEqual(a: string | Buffer, b: string | Buffer): boolean {
   const db = createHash('sha256').update(b).digest();
   return timingSafeEqual(da, db) && (typeof a === 'string' && typeof b === 'string' ? a.length === b.length : true);
 }
+
+/**
+ * A connection URL setting (`store.postgres.url`, `redis.url`): a plain URL without credentials, or a secret
+ * reference that may hold a URL with them. A password in a plain URL (in the user info, or as a `password` query
+ * parameter, which the Postgres driver also reads) is refused: it would sit in the config file in clear.
+ */
+export function connectionUrl(value: unknown, key: string, resolve: (ref: unknown) => string): string {
+  if (typeof value === 'string') {
+    let parsed: URL;
+    try {
+      parsed = new URL(value);
+    } catch {
+      throw new ConfigError([`${key}: not a URL`]);
+    }
+    if (parsed.password !== '' || parsed.searchParams.has('password')) {
+      throw new ConfigError([`${key}: contains a password; give it as a secret reference ({env: NAME} or {file: PATH})`]);
+    }
+    return value;
+  }
+  if (isSecretRef(value)) return resolve(value);
+  throw new ConfigError([`${key}: must be a URL or a secret reference`]);
+}

@@ -7,7 +7,7 @@
 import { Redis } from 'ioredis';
 import type { GatewayModule } from '../modules.js';
 import { secretRefSchema } from '../config/schema.js';
-import { isSecretRef } from '../config/secrets.js';
+import { connectionUrl } from '../config/secrets.js';
 
 export interface RedisConfig {
   url: string | { env: string } | { file: string };
@@ -109,12 +109,7 @@ export const redisModule: GatewayModule = {
   async start(config, ctx) {
     const section = config.redis as RedisConfig | undefined;
     if (!section) return {};
-    let url: string;
-    if (typeof section.url === 'string') {
-      if (/^rediss?:\/\/[^/@]*:[^/@]+@/.test(section.url)) throw new Error('redis.url contains a password; give it as a secret reference');
-      url = section.url;
-    } else if (isSecretRef(section.url)) url = ctx.resolveSecret(section.url);
-    else throw new Error('redis.url must be a URL or a secret reference');
+    const url = connectionUrl(section.url, 'redis.url', ctx.resolveSecret);
     const service = ctx.services.register('redis', new RedisService(url, section));
     return {
       async ready() {

@@ -6,7 +6,7 @@ import path from 'node:path';
 import type { GatewayModule } from '../modules.js';
 import { ConfigError } from '../config/load.js';
 import { secretRefSchema } from '../config/schema.js';
-import { isSecretRef } from '../config/secrets.js';
+import { connectionUrl } from '../config/secrets.js';
 import { SqliteStore } from './sqlite.js';
 import { PostgresStore } from './postgres.js';
 import type { Store } from './store.js';
@@ -53,15 +53,7 @@ export function storeFromConfig(config: StoreConfig, dataDir: string, resolveSec
   if (config.driver === 'postgres') {
     const pgConfig = config.postgres;
     if (!pgConfig) throw new ConfigError(['store.postgres: required when store.driver is postgres']);
-    let url: string;
-    if (typeof pgConfig.url === 'string') {
-      if (/^postgres(ql)?:\/\/[^/@]*:[^/@]*@/.test(pgConfig.url)) throw new ConfigError(['store.postgres.url: contains a password; give it as a secret reference ({env: NAME} or {file: PATH})']);
-      url = pgConfig.url;
-    } else if (isSecretRef(pgConfig.url)) {
-      url = resolveSecret(pgConfig.url);
-    } else {
-      throw new ConfigError(['store.postgres.url: must be a URL or a secret reference']);
-    }
+    const url = connectionUrl(pgConfig.url, 'store.postgres.url', resolveSecret);
     return new PostgresStore({ connectionString: url, poolSize: pgConfig.pool_size, ...(pgConfig.schema ? { schema: pgConfig.schema } : {}) });
   }
   return new SqliteStore(path.resolve(dataDir, config.sqlite.path), { synchronous: config.sqlite.synchronous });
