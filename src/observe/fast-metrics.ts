@@ -51,9 +51,8 @@ abstract class CellMetric<C extends { labels: Readonly<Record<string, string>> }
 
   protected abstract create(labels: Record<string, string>): C;
 
-  reset(): void {
-    this.cells.clear();
-  }
+  /** Zeroes every series in place: callers keep the cells they cached. */
+  abstract reset(): void;
 
   register(registry: Registry): this {
     registry.registerMetric(this as unknown as Metric);
@@ -66,6 +65,10 @@ export class FastCounter extends CellMetric<CounterCell> {
 
   protected create(labels: Record<string, string>): CounterCell {
     return { labels, value: 0 };
+  }
+
+  reset(): void {
+    for (const c of this.cells.values()) c.value = 0;
   }
 
   /** prom-client's MetricObject: series that were never incremented are left out, as prom-client does. */
@@ -85,6 +88,14 @@ export class FastHistogram extends CellMetric<HistogramCell> {
 
   protected create(labels: Record<string, string>): HistogramCell {
     return { labels, counts: new Float64Array(this.bounds.length + 1), sum: 0, count: 0 };
+  }
+
+  reset(): void {
+    for (const c of this.cells.values()) {
+      c.counts.fill(0);
+      c.sum = 0;
+      c.count = 0;
+    }
   }
 
   observe(cell: HistogramCell, value: number): void {
