@@ -14,7 +14,7 @@ import type { Store } from './store.js';
 export interface StoreConfig {
   driver: 'sqlite' | 'postgres';
   sqlite: { path: string; synchronous: 'full' | 'normal' };
-  postgres?: { url: string | { env: string } | { file: string }; pool_size: number; schema?: string };
+  postgres?: { url: string | { env: string } | { file: string }; pool_size: number; schema?: string; query_timeout_ms: number };
 }
 
 export const storeSchema = {
@@ -39,6 +39,12 @@ export const storeSchema = {
           anyOf: [{ type: 'string', pattern: '^postgres(ql)?://' }, secretRefSchema],
         },
         pool_size: { type: 'integer', minimum: 1, default: 10, description: 'Connections per gateway instance.' },
+        query_timeout_ms: {
+          type: 'integer',
+          minimum: 100,
+          default: 10000,
+          description: 'Longest a query may take (server statement_timeout and client-side timeout): a database that hangs fails the requests that need it (503) instead of holding them.',
+        },
         schema: { type: 'string', pattern: '^[a-z_][a-z0-9_]*$', description: 'Schema holding kycgate tables (default: the search_path).' },
       },
       required: ['url'],
@@ -54,7 +60,7 @@ export function storeFromConfig(config: StoreConfig, dataDir: string, resolveSec
     const pgConfig = config.postgres;
     if (!pgConfig) throw new ConfigError(['store.postgres: required when store.driver is postgres']);
     const url = connectionUrl(pgConfig.url, 'store.postgres.url', resolveSecret);
-    return new PostgresStore({ connectionString: url, poolSize: pgConfig.pool_size, ...(pgConfig.schema ? { schema: pgConfig.schema } : {}) });
+    return new PostgresStore({ connectionString: url, poolSize: pgConfig.pool_size, queryTimeoutMs: pgConfig.query_timeout_ms, ...(pgConfig.schema ? { schema: pgConfig.schema } : {}) });
   }
   return new SqliteStore(path.resolve(dataDir, config.sqlite.path), { synchronous: config.sqlite.synchronous });
 }

@@ -13,7 +13,11 @@ export interface PostgresOptions {
   poolSize?: number;
   /** Schema to use (created if missing); tests use one schema each. */
   schema?: string;
-  statementTimeoutMs?: number;
+  /**
+   * Longest a query may take, enforced by the server (statement_timeout) and by the client (query_timeout, which also
+   * covers a server that stopped answering), so a hung database fails requests instead of holding them. Default 10 s.
+   */
+  queryTimeoutMs?: number;
 }
 
 export class PostgresStore implements Store {
@@ -30,7 +34,9 @@ export class PostgresStore implements Store {
       max: options.poolSize ?? 10,
       connectionTimeoutMillis: 5000,
       idleTimeoutMillis: 30000,
-      ...(options.statementTimeoutMs ? { statement_timeout: options.statementTimeoutMs } : {}),
+      statement_timeout: options.queryTimeoutMs ?? 10_000,
+      query_timeout: options.queryTimeoutMs ?? 10_000,
+      keepAlive: true,
       ...(this.schema ? { options: `-c search_path=${this.schema}` } : {}),
     });
     // An idle client losing its connection must not crash the process; the next query reconnects.
@@ -39,7 +45,14 @@ export class PostgresStore implements Store {
 
   private ensureSchema(): Promise<void> {
     if (this.schema === undefined) return Promise.resolve();
-    return (this.schemaReady ??= this.pool.query(`CREATE SCHEMA IF NOT EXISTS ${this.schema}`).then(() => undefined));
+    // A failure is not kept: the next query tries again (the database may have been down for a moment).
+    return (this.schemaReady ??= this.pool.query(`CREATE SCHEMA IF NOT EXISTS ${this.schema}`).then(
+      () => undefined,
+      (err: unknown) => {
+        this.schemaReady = undefined;
+        throw err;
+      },
+    ));
   }
 
   async query<T = Record<string, unknown>>(sql: string, params: readonly unknown[] = []): Promise<T[]> {
@@ -51,6 +64,7 @@ export class PostgresStore implements Store {
   async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
     await this.ensureSchema();
     const client = await this.pool.connect();
+    let failure: Error | undefined;
     try {
       await client.query('BEGIN');
       const tx: Queryable = {
@@ -60,10 +74,12 @@ export class PostgresStore implements Store {
       await client.query('COMMIT');
       return result;
     } catch (err) {
+      failure = err as Error;
       await client.query('ROLLBACK').catch(() => undefined);
       throw err;
     } finally {
-      client.release();
+      // After a failure (a timed-out query may still be running on it) the connection is discarded, not reused.
+      client.release(failure);
     }
   }
 
