@@ -82,6 +82,8 @@ export class RequestContext {
   aborted: boolean;
   private upstreamSet: Array<readonly [string, string]> | undefined;
   private upstreamRemove: string[] | undefined;
+  /** The query sent upstream when a policy removed parameters from it; undefined means `query` unchanged. */
+  private upstreamQueryOverride: string | undefined;
   private responseSet: Array<[string, string | string[]]> | undefined;
   private bodyBuffer: Buffer | undefined;
   private bodyPromise: Promise<Buffer> | undefined;
@@ -142,6 +144,7 @@ export class RequestContext {
     this.aborted = false;
     this.upstreamSet = undefined;
     this.upstreamRemove = undefined;
+    this.upstreamQueryOverride = undefined;
     this.responseSet = undefined;
     this.bodyBuffer = init.body;
     this.bodyPromise = undefined;
@@ -227,6 +230,32 @@ export class RequestContext {
   /** Removes a client header before forwarding. */
   removeUpstreamHeader(name: string): void {
     (this.upstreamRemove ??= []).push(name.toLowerCase());
+  }
+
+  /**
+   * Removes every occurrence of a query parameter (compared by its decoded name) from the query sent upstream; the
+   * other parameters keep their exact encoding and order. `query` itself is unchanged, so later policies still see
+   * what the client sent. The new query is computed here, once, so requests that never call this pay nothing.
+   */
+  removeUpstreamQueryParam(name: string): void {
+    const current = this.upstreamQueryOverride ?? this.query;
+    if (current === '') return;
+    const kept: string[] = [];
+    let removed = false;
+    for (const part of current.split('&')) {
+      const eq = part.indexOf('=');
+      const rawName = eq === -1 ? part : part.slice(0, eq);
+      // Most names need no decoding; others are decoded as URLSearchParams does ('+' is a space, lenient %-escapes).
+      const decoded = rawName.includes('%') || rawName.includes('+') ? (new URLSearchParams(rawName + '=').keys().next().value ?? rawName) : rawName;
+      if (decoded === name) removed = true;
+      else kept.push(part);
+    }
+    if (removed) this.upstreamQueryOverride = kept.join('&');
+  }
+
+  /** Raw query string sent upstream (without `?`): `query` minus parameters removed with removeUpstreamQueryParam. */
+  get upstreamQuery(): string {
+    return this.upstreamQueryOverride ?? this.query;
   }
 
   /** Headers set for upstream, in the order set (no object per call: read on the hot path). */

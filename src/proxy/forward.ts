@@ -316,7 +316,8 @@ export function forward(ctx: RequestContext, req: IncomingMessage, res: ServerRe
     if (path === '' || path.charCodeAt(0) !== 47) path = '/' + path;
   }
   path = target.basePath + path;
-  if (ctx.query !== '') path += '?' + ctx.query;
+  const query = ctx.upstreamQuery;
+  if (query !== '') path += '?' + query;
 
   const headers = buildUpstreamHeaders(ctx, req.rawHeaders, options.rules, { trustedPeer: options.trustedPeer }, route.preserveHost ? ctx.host : target.host);
   if (ctx.bodyRead) {

@@ -36,6 +36,8 @@ export class VaultClient {
   private readonly dispatcher: Dispatcher;
   private readonly base: string;
   private token: { value: string; renewAt: number } | undefined;
+  /** The AppRole login under way: concurrent reads wait for it instead of logging in each. */
+  private login: Promise<string> | undefined;
 
   constructor(
     private readonly config: VaultConfig,
@@ -58,10 +60,12 @@ export class VaultClient {
 
   /** Reads a KV secret at its API path (`secret/data/app` for KV v2). */
   async readKv(apiPath: string): Promise<KvSecret> {
-    let answer = await this.get(apiPath, await this.currentToken());
-    // An AppRole token revoked or expired early: log in again once.
+    const token = await this.currentToken();
+    let answer = await this.get(apiPath, token);
+    // An AppRole token revoked or expired early: log in again once. Only the token this read used is dropped: a
+    // concurrent read may already have replaced it, and then its new token is used without another login.
     if (answer.status === 403 && this.config.auth.approle) {
-      this.token = undefined;
+      if (this.token?.value === token) this.token = undefined;
       answer = await this.get(apiPath, await this.currentToken());
     }
     if (answer.status === 404) throw new VaultError(`vault: ${apiPath}: not found`, 404);
@@ -87,7 +91,14 @@ export class VaultClient {
     const auth = this.config.auth;
     if (auth.token) return this.local(auth.token, 'vault.auth.token');
     if (this.token && Date.now() < this.token.renewAt) return this.token.value;
-    const approle = auth.approle!;
+    return (this.login ??= this.logIn().finally(() => {
+      this.login = undefined;
+    }));
+  }
+
+  /** One AppRole login; stores the token with the time it should be replaced. */
+  private async logIn(): Promise<string> {
+    const approle = this.config.auth.approle!;
     const answer = await this.send('POST', `auth/${approle.mount}/login`, undefined, {
       role_id: this.local(approle.role_id, 'vault.auth.approle.role_id'),
       secret_id: this.local(approle.secret_id, 'vault.auth.approle.secret_id'),

@@ -129,6 +129,34 @@ test('vault client: AppRole logs in once, reuses the token and logs in again whe
   await assert.rejects(client.readKv('secret/data/app'), (err: VaultError) => /AppRole login: invalid role or secret ID \(400\)/.test(err.message) && !/wrong/.test(err.message));
 });
 
+test('vault client: concurrent reads share one AppRole login, and one login again after the token is revoked', async (t) => {
+  const vault = await startVault({ roleId: 'role-1', secretId: 'secret-1' });
+  t.after(() => vault.close());
+  vault.put('a', { k: 'va' });
+  vault.put('b', { k: 'vb' });
+  process.env.KYCGATE_TEST_VAULT_ROLE_ID = 'role-1';
+  process.env.KYCGATE_TEST_VAULT_SECRET_ID = 'secret-1';
+  const client = new VaultClient(clientConfig(vault.address, { approle: { mount: 'approle', role_id: { env: 'KYCGATE_TEST_VAULT_ROLE_ID' }, secret_id: { env: 'KYCGATE_TEST_VAULT_SECRET_ID' } } }), '.');
+  t.after(() => client.close());
+  const readAll = () => Promise.all(Array.from({ length: 12 }, (_, i) => client.readKv(i % 2 === 0 ? 'secret/data/a' : 'secret/data/b')));
+  const first = await readAll();
+  assert.deepEqual(first.map((s) => s.data.k), Array.from({ length: 12 }, (_, i) => (i % 2 === 0 ? 'va' : 'vb')));
+  assert.equal(vault.state.logins, 1, 'one login for twelve parallel reads');
+  vault.tokens.clear(); // revoked: every read in flight gets 403 with the same token
+  const second = await readAll();
+  assert.ok(second.every((s) => s.data.k === 'va' || s.data.k === 'vb'));
+  assert.equal(vault.state.logins, 2, 'one login again, not one per refused read');
+  assert.equal(vault.tokens.size, 1);
+  // A failed login is shared too, and not kept: the next read tries again.
+  vault.tokens.clear();
+  process.env.KYCGATE_TEST_VAULT_SECRET_ID = 'wrong';
+  const failed = await Promise.allSettled(Array.from({ length: 6 }, () => client.readKv('secret/data/a')));
+  assert.ok(failed.every((r) => r.status === 'rejected' && /AppRole login: invalid role or secret ID \(400\)/.test((r.reason as Error).message)));
+  process.env.KYCGATE_TEST_VAULT_SECRET_ID = 'secret-1';
+  assert.equal((await client.readKv('secret/data/a')).data.k, 'va');
+  assert.equal(vault.state.logins, 3);
+});
+
 test('vault refs: every reference in a config is found, policy configs included', () => {
   const refs = collectVaultRefs({
     kyc: { encryption_keys: [{ id: 'k1', key: { vault: { path: 'secret/data/kyc', key: 'k1' } } }] },

@@ -2,6 +2,10 @@
  * JWT-SVIDs for the gateway itself (FetchJWTSVID, a unary call): a token per audience, reused until half of its
  * lifetime has passed (SPIRE's default TTL is 5 minutes), fetched again before that by the next request. One
  * fetch at a time per audience set, however many requests are waiting.
+ *
+ * When a fetch fails and no still-valid token is held, requests are refused at once for a short backoff instead of
+ * each calling the agent; the state (token fresh, an old token kept, no token) is logged when it changes, not per
+ * request.
  */
 import * as grpc from '@grpc/grpc-js';
 import { decodeJwt } from 'jose';
@@ -15,7 +19,11 @@ export interface JwtSvidClientOptions {
   address?: string;
   /** Deadline of one call. */
   timeoutMs?: number;
+  /** After a failed fetch without a valid token, how long requests are refused without calling the agent. */
+  failureBackoffMs?: number;
 }
+
+const FAILURE_BACKOFF_MS = 1000;
 
 interface CachedToken {
   token: string;
@@ -31,6 +39,12 @@ export class WorkloadJwtSvidClient {
   private readonly timeoutMs: number;
   private cached: CachedToken | undefined;
   private inflight: Promise<CachedToken> | undefined;
+  private readonly failureBackoffMs: number;
+  /** The last fetch failure, and until when a request without a valid token is refused without a new fetch. */
+  private lastFailure: Error | undefined;
+  private failedUntil = 0;
+  /** What was logged last: a token was fetched, an old token is kept after a failure, or there is no token. */
+  private state: 'ok' | 'kept' | 'none' = 'ok';
   /** Calls made to the Workload API (for tests and metrics). */
   fetches = 0;
 
@@ -43,6 +57,7 @@ export class WorkloadJwtSvidClient {
     const address = options.address ?? process.env.SPIFFE_ENDPOINT_SOCKET;
     if (!address) throw new Error('no Workload API address: set SPIFFE_ENDPOINT_SOCKET or configure the socket');
     this.timeoutMs = options.timeoutMs ?? 2000;
+    this.failureBackoffMs = options.failureBackoffMs ?? FAILURE_BACKOFF_MS;
     this.client = new grpc.Client(grpcTargetOf(address), grpc.credentials.createInsecure());
   }
 
@@ -52,20 +67,52 @@ export class WorkloadJwtSvidClient {
     return c !== undefined && now < c.refreshAt ? c.token : undefined;
   }
 
+  /** True while requests are refused without asking the agent: a fetch failed just now and no valid token is held. */
+  backingOff(now = Date.now()): boolean {
+    if (now >= this.failedUntil) return false;
+    const c = this.cached;
+    return c === undefined || now >= c.expiresAt;
+  }
+
   /** A usable token: the fresh one, or a newly fetched one (a still-valid old one if fetching fails). */
   async token(now = Date.now()): Promise<string> {
     const fresh = this.fresh(now);
     if (fresh !== undefined) return fresh;
+    if (this.lastFailure !== undefined && this.backingOff(now)) throw this.lastFailure;
     try {
-      return (await (this.inflight ??= this.fetch().finally(() => (this.inflight = undefined)))).token;
+      return (await (this.inflight ??= this.fetchOnce())).token;
     } catch (err) {
       const c = this.cached;
-      if (c !== undefined && Date.now() < c.expiresAt) {
-        this.logger.warn({ reason: (err as Error).message }, 'JWT-SVID refresh failed; the current token stays in use until it expires');
-        return c.token;
-      }
+      if (c !== undefined && Date.now() < c.expiresAt) return c.token;
       throw err;
     }
+  }
+
+  /** One fetch, shared by every request waiting for it; its outcome is recorded (and logged on a change) once. */
+  private fetchOnce(): Promise<CachedToken> {
+    return this.fetch()
+      .then(
+        (token) => {
+          this.lastFailure = undefined;
+          this.failedUntil = 0;
+          if (this.state !== 'ok') this.logger.info({ audience: this.audience }, 'JWT-SVID fetched again from the Workload API');
+          this.state = 'ok';
+          return token;
+        },
+        (err: Error) => {
+          this.lastFailure = err;
+          this.failedUntil = Date.now() + this.failureBackoffMs;
+          const c = this.cached;
+          const state = c !== undefined && Date.now() < c.expiresAt ? 'kept' : 'none';
+          if (state !== this.state) {
+            if (state === 'kept') this.logger.warn({ audience: this.audience, reason: err.message }, 'JWT-SVID refresh failed; the current token stays in use until it expires');
+            else this.logger.warn({ audience: this.audience, reason: err.message }, 'no JWT-SVID from the Workload API; requests that need one are answered 502 until it answers again');
+            this.state = state;
+          }
+          throw err;
+        },
+      )
+      .finally(() => (this.inflight = undefined));
   }
 
   private fetch(): Promise<CachedToken> {

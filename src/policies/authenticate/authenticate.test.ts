@@ -9,8 +9,10 @@ import type { GatewayEvent } from '../../observe/events.js';
 
 async function setup(t: TestContext, policies: unknown[], extra: Record<string, unknown> = {}) {
   const seen: Array<Record<string, string | string[] | undefined>> = [];
+  const urls: string[] = [];
   const upstream = await startUpstream((req, res) => {
     seen.push(req.headers);
+    urls.push(req.url!);
     res.end('ok');
   });
   const gw: TestGateway = await startTestGateway({
@@ -29,7 +31,7 @@ async function setup(t: TestContext, policies: unknown[], extra: Record<string, 
   const auth = gw.gateway.services.get<AuthService>('auth');
   const events: GatewayEvent[] = [];
   gw.gateway.services.events.subscribe({ onEvent: (e) => void events.push(e) });
-  return { gw, upstream, auth, events, seen };
+  return { gw, upstream, auth, events, seen, urls };
 }
 
 test('no credential: 401 problem+json with a WWW-Authenticate challenge, and an auth.failure event', async (t) => {
@@ -92,6 +94,28 @@ test('a key in the query string is taken only when query_param is configured', a
   const { key } = await auth.createKey({ consumer: 'billing' });
   const res = await httpRequest(gw.url + '/api/x?api_key=' + key);
   assert.equal(res.status, 200);
+});
+
+test('a key taken from the query string is removed from the upstream query; the other parameters are kept as sent', async (t) => {
+  const { gw, auth, urls } = await setup(t, [{ authenticate: { methods: [{ 'api-key': { query_param: 'api_key' } }] } }]);
+  const { key } = await auth.createKey({ consumer: 'billing' });
+  const res = await httpRequest(gw.url + `/api/x?a=1&api_key=${key}&b=x%20y&api%5Fkey=${key}&c`);
+  assert.equal(res.status, 200);
+  assert.equal(urls[0], '/api/x?a=1&b=x%20y&c');
+  assert.ok(!urls[0]!.includes(key));
+  const only = await httpRequest(gw.url + '/api/x?api_key=' + key);
+  assert.equal(only.status, 200);
+  assert.equal(urls[1], '/api/x');
+  const other = await httpRequest(gw.url + '/api/x?q=1', { headers: { 'x-api-key': key } });
+  assert.equal(other.status, 200);
+  assert.equal(urls[2], '/api/x?q=1', 'a query without the key is forwarded unchanged');
+});
+
+test('with hide_credentials: false a query-string key is forwarded', async (t) => {
+  const { gw, auth, urls } = await setup(t, [{ authenticate: { methods: [{ 'api-key': { query_param: 'api_key', hide_credentials: false } }] } }]);
+  const { key } = await auth.createKey({ consumer: 'billing' });
+  assert.equal((await httpRequest(gw.url + '/api/x?api_key=' + key + '&a=1')).status, 200);
+  assert.equal(urls[0], '/api/x?api_key=' + key + '&a=1');
 });
 
 test('a revoked key fails on the next request', async (t) => {

@@ -91,3 +91,56 @@ test('workload-jwt: without a token from the agent the request is answered 502 a
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('workload-jwt: with the agent failing, requests are refused without calling it each time, and the outage is logged once', async () => {
+  const dir = tempDir();
+  const { privateKey } = await generateKeyPair('ES256');
+  const api = new TestWorkloadApi();
+  await api.start(dir);
+  api.mode = 'deny';
+  api.mintJwt = async (audience) => {
+    const now = Math.floor(Date.now() / 1000);
+    const token = await new SignJWT({}).setProtectedHeader({ alg: 'ES256', kid: 'k1', typ: 'JWT' }).setSubject('spiffe://a.test/gateway').setAudience(audience).setIssuedAt(now).setExpirationTime(now + 300).sign(privateKey);
+    return [{ spiffeId: 'spiffe://a.test/gateway', svid: token, hint: '' }];
+  };
+  const received: string[] = [];
+  const upstream = await startUpstream((req, res) => {
+    received.push(String(req.headers.authorization));
+    res.end('ok');
+  });
+  const gw = await startTestGateway({
+    upstreams: { ledger: { targets: [{ url: upstream.url }] } },
+    routes: [{ name: 'ledger', match: { prefix: '/' }, upstream: 'ledger', policies: [{ 'workload-jwt': { audience: ['ledger'], socket: api.address } }] }],
+  });
+  const outageLines = () => gw.logs.filter((l) => typeof l.msg === 'string' && /JWT-SVID/.test(l.msg));
+  try {
+    const calls = api.calls;
+    const statuses = await Promise.all(Array.from({ length: 10 }, () => httpRequest(gw.url + '/').then((r) => r.status)));
+    for (let i = 0; i < 20; i++) statuses.push((await httpRequest(gw.url + '/')).status);
+    assert.ok(statuses.every((s) => s === 502));
+    assert.ok(api.calls - calls <= 2, `30 requests during the outage made ${api.calls - calls} agent calls`);
+    assert.equal(upstream.requests, 0);
+    assert.equal(outageLines().length, 1, 'the outage is logged once');
+    assert.equal(outageLines()[0]!.level, 40);
+    assert.equal(outageLines()[0]!.route, 'ledger');
+
+    // The agent answers again: after the short backoff the next request fetches a token and the recovery is logged.
+    api.mode = 'serve';
+    let status = 502;
+    for (let i = 0; i < 100 && status !== 200; i++) {
+      status = (await httpRequest(gw.url + '/')).status;
+      if (status !== 200) await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(status, 200);
+    assert.match(received[0]!, /^Bearer ey/);
+    assert.equal((await httpRequest(gw.url + '/')).status, 200);
+    assert.equal(received[1], received[0]);
+    assert.equal(outageLines().length, 2);
+    assert.equal(outageLines()[1]!.level, 30);
+  } finally {
+    await gw.close();
+    await upstream.close();
+    await api.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

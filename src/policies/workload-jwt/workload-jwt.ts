@@ -14,29 +14,40 @@ export const workloadJwtPolicy: PolicyDefinition<WorkloadJwtConfig> = {
   phase: 'transform',
   schema: workloadJwtSchema,
   create(config, setup): PolicyInstance {
-    const client = new WorkloadJwtSvidClient(config.audience, config.spiffe_id, setup.services.logger, {
+    // Failures are logged by the client when its state changes (not per request), with the route they concern.
+    const client = new WorkloadJwtSvidClient(config.audience, config.spiffe_id, setup.services.logger.child({ route: setup.routeName }), {
       ...(config.socket ? { address: config.socket } : {}),
       timeoutMs: config.timeout_ms,
     });
     const header = config.header;
     const bearer = header === 'authorization';
     const unavailable = problem('bad-gateway', { detail: 'The gateway could not obtain its workload identity for this upstream.' });
+    // The header pair sent upstream, built once per token and shared by every request that sends it.
+    let pairToken: string | undefined;
+    let pair: readonly [string, string] = [header, ''];
+    const pairFor = (token: string): readonly [string, string] => {
+      if (token !== pairToken) {
+        pairToken = token;
+        pair = [header, bearer ? `Bearer ${token}` : token];
+      }
+      return pair;
+    };
     return {
       onRequest(ctx) {
-        const fresh = client.fresh();
+        const now = Date.now();
+        const fresh = client.fresh(now);
         if (fresh !== undefined) {
-          ctx.setUpstreamHeader(header, bearer ? `Bearer ${fresh}` : fresh);
+          ctx.addUpstreamHeader(pairFor(fresh));
           return undefined;
         }
-        return client.token().then(
+        // The agent failed a moment ago and there is no valid token: refuse without asking it again.
+        if (client.backingOff(now)) return unavailable;
+        return client.token(now).then(
           (token) => {
-            ctx.setUpstreamHeader(header, bearer ? `Bearer ${token}` : token);
+            ctx.addUpstreamHeader(pairFor(token));
             return undefined;
           },
-          (err: Error) => {
-            setup.services.logger.warn({ route: setup.routeName, reason: err.message }, 'no JWT-SVID for the upstream');
-            return unavailable;
-          },
+          () => unavailable,
         );
       },
       close: () => client.close(),

@@ -60,7 +60,10 @@ class ApiKeyAuthenticator implements Authenticator {
       }
     }
     if (key === undefined) return undefined;
-    if (this.config.hide_credentials && from !== '') ctx.removeUpstreamHeader(from);
+    if (this.config.hide_credentials) {
+      if (from !== '') ctx.removeUpstreamHeader(from);
+      else ctx.removeUpstreamQueryParam(this.queryParam!);
+    }
     // Cached keys skip the checksum (the hash comparison decides); others are checked before any store lookup.
     const shapedId = lookupIdOf(key);
     if (shapedId !== undefined) {

@@ -5,6 +5,7 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Client } from 'undici';
 import { startTestGateway, startUpstream, httpRequest } from '../../../../testing/harness.js';
 
 interface AS {
@@ -71,7 +72,7 @@ async function setup(t: TestContext, config: Record<string, unknown> = {}) {
     const res = await httpRequest(gw.url + '/api/x', { headers: { authorization: `Bearer ${token}` } });
     return { status: res.status, body: res.body === 'ok' ? undefined : (JSON.parse(res.body) as { reason?: string }), headers: res.headers };
   };
-  return { as, call };
+  return { as, call, gw };
 }
 
 test('introspection: active tokens pass and are cached; inactive ones are refused and cached briefly', async (t) => {
@@ -93,6 +94,38 @@ test('introspection: active tokens pass and are cached; inactive ones are refuse
   const calls = as.calls;
   assert.equal((await call('opaque-unknown')).status, 401);
   assert.equal(as.calls, calls, 'negative answers are cached');
+});
+
+test('introspection: on one keep-alive connection an active token is remembered, and a different token is still introspected', async (t) => {
+  // One cache entry: a token introspected elsewhere evicts the first, so only the connection memo can serve it.
+  const { as, call, gw } = await setup(t, { cache_max_entries: 1 });
+  const exp = Math.floor(Date.now() / 1000) + 600;
+  as.tokens.set('opaque-a', { active: true, client_id: 'billing', scope: 'read', exp });
+  as.tokens.set('opaque-b', { active: true, client_id: 'billing', scope: 'read', exp });
+  as.tokens.set('opaque-narrow', { active: true, client_id: 'billing', scope: 'write', exp });
+  const client = new Client(gw.url, { pipelining: 1, connections: 1 } as Client.Options);
+  t.after(() => client.close());
+  const onConnection = async (token: string) => {
+    const res = await client.request({ path: '/api/x', method: 'GET', headers: { authorization: `Bearer ${token}` } });
+    const body = await res.body.text();
+    return { status: res.statusCode, reason: res.statusCode === 200 ? undefined : (JSON.parse(body) as { reason?: string }).reason };
+  };
+  assert.equal((await onConnection('opaque-a')).status, 200);
+  assert.equal(as.calls, 1);
+  assert.equal((await call('opaque-b')).status, 200, 'another connection, another token: evicts opaque-a from the cache');
+  assert.equal(as.calls, 2);
+  assert.equal((await onConnection('opaque-a')).status, 200);
+  assert.equal(as.calls, 2, 'the same token on the same connection is recalled without introspection');
+
+  // Different tokens on the same connection are each introspected and judged for themselves.
+  assert.equal((await onConnection('opaque-unknown')).reason, 'inactive_token');
+  assert.equal(as.calls, 3);
+  assert.equal((await onConnection('opaque-narrow')).status, 403);
+  assert.equal(as.calls, 4);
+  assert.equal((await onConnection('opaque-a')).status, 200);
+  assert.equal(as.calls, 5, 'the connection remembers one token: opaque-a was replaced and is introspected again');
+  assert.equal((await onConnection('opaque-a')).status, 200);
+  assert.equal(as.calls, 5);
 });
 
 test('introspection: an expired exp is not trusted even if the server says active', async (t) => {

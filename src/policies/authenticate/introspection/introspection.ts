@@ -3,20 +3,31 @@
  * active. Only `active: true` is accepted. Answers are cached by token hash: active tokens up to
  * min(exp, cache_ttl_s), inactive ones briefly; concurrent requests with one token share one call. An endpoint
  * that is down or slow answers 503 (the token is not judged), never 401 and never a crash.
+ *
+ * An active token is also remembered on the client connection (credential memo) for as long as its cache entry
+ * is valid: the same token again on that connection costs one constant-time comparison, no digest and no lookup.
  */
 import { hash } from 'node:crypto';
 import type { Identity, RequestContext } from '../../../pipeline/context.js';
 import type { AuthService } from '../../../auth/module.js';
 import type { ConsumerDirectory } from '../../../auth/consumers.js';
-import type { AuthenticatorDefinition, AuthFailure, AuthOutcome, Authenticator } from '../authenticator.js';
+import { isAuthFailure, type AuthenticatorDefinition, type AuthFailure, type AuthOutcome, type Authenticator } from '../authenticator.js';
 import { checkFetchUrl } from '../jwt/remote-key-set.js';
 import { introspectionSchema, type IntrospectionConfig } from './schema.js';
+import { recall, remember } from '../../../shared/credential-memo.js';
 
 const INACTIVE: AuthFailure = Object.freeze({ failed: true as const, reason: 'inactive_token', detail: 'The token is not active.' });
 const UNAVAILABLE: AuthFailure = Object.freeze({ failed: true as const, reason: 'introspection_unavailable', detail: 'The token cannot be checked right now.', unavailable: true });
+const NOT_JUDGED = Object.freeze({ outcome: UNAVAILABLE, until: 0 });
 
 interface CacheEntry {
   readonly outcome: Identity | AuthFailure;
+  readonly until: number;
+}
+
+/** What one call to the endpoint found, and until when it is cached (0: not cached). */
+interface Answer {
+  readonly outcome: AuthOutcome;
   readonly until: number;
 }
 
@@ -30,7 +41,7 @@ class IntrospectionAuthenticator implements Authenticator {
   readonly method = 'introspection';
   readonly challenge = 'Bearer';
   private readonly cache = new Map<string, CacheEntry>();
-  private readonly inflight = new Map<string, Promise<AuthOutcome>>();
+  private readonly inflight = new Map<string, Promise<Answer>>();
   private readonly secret: string;
   /** Calls made to the endpoint (for metrics and tests). */
   calls = 0;
@@ -50,10 +61,17 @@ class IntrospectionAuthenticator implements Authenticator {
     if (token === '' || token.startsWith('kg_')) return undefined;
     if (this.config.skip_jwts && token.startsWith('eyJ') && token.split('.').length === 3) return undefined;
 
+    // The same active token again on this connection: one constant-time comparison. Otherwise its digest and the cache.
+    const socket = ctx.req?.socket;
+    const recalled = recall<Identity>(socket, this, token);
+    if (recalled !== undefined) return recalled;
     const key = hash('sha256', token, 'base64');
     const hit = this.cache.get(key);
     if (hit !== undefined) {
-      if (Date.now() < hit.until) return hit.outcome;
+      if (Date.now() < hit.until) {
+        if (!isAuthFailure(hit.outcome)) remember(socket, this, token, hit.outcome, hit.until);
+        return hit.outcome;
+      }
       this.cache.delete(key);
     }
     let pending = this.inflight.get(key);
@@ -61,10 +79,13 @@ class IntrospectionAuthenticator implements Authenticator {
       pending = this.introspect(token, key).finally(() => this.inflight.delete(key));
       this.inflight.set(key, pending);
     }
-    return pending;
+    return pending.then((answer) => {
+      if (answer.until > 0 && answer.outcome !== undefined && !isAuthFailure(answer.outcome)) remember(socket, this, token, answer.outcome, answer.until);
+      return answer.outcome;
+    });
   }
 
-  private async introspect(token: string, key: string): Promise<AuthOutcome> {
+  private async introspect(token: string, key: string): Promise<Answer> {
     const c = this.config;
     const form = new URLSearchParams({ token, token_type_hint: 'access_token' });
     const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' };
@@ -79,25 +100,26 @@ class IntrospectionAuthenticator implements Authenticator {
       const response = await fetch(c.endpoint, { method: 'POST', headers, body: form.toString(), signal: AbortSignal.timeout(c.timeout_ms), redirect: 'error' });
       if (response.status !== 200) {
         await response.body?.cancel().catch(() => undefined);
-        return UNAVAILABLE;
+        return NOT_JUDGED;
       }
       const text = await response.text();
-      if (text.length > 65_536) return UNAVAILABLE;
+      if (text.length > 65_536) return NOT_JUDGED;
       const parsed = JSON.parse(text) as unknown;
-      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return UNAVAILABLE;
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return NOT_JUDGED;
       body = parsed as Record<string, unknown>;
     } catch {
-      return UNAVAILABLE;
+      return NOT_JUDGED;
     }
     const now = Date.now();
     const outcome = this.judge(body, now);
-    if (outcome === INACTIVE || (outcome as AuthFailure).failed) {
-      if (c.negative_cache_ttl_s > 0) this.remember(key, outcome, now + c.negative_cache_ttl_s * 1000);
+    let until = 0;
+    if (isAuthFailure(outcome)) {
+      if (c.negative_cache_ttl_s > 0) until = this.remember(key, outcome, now + c.negative_cache_ttl_s * 1000);
     } else if (c.cache_ttl_s > 0) {
       const exp = typeof body.exp === 'number' ? body.exp * 1000 : Number.POSITIVE_INFINITY;
-      this.remember(key, outcome, Math.min(now + c.cache_ttl_s * 1000, exp));
+      until = this.remember(key, outcome, Math.min(now + c.cache_ttl_s * 1000, exp));
     }
-    return outcome;
+    return { outcome, until };
   }
 
   private judge(body: Record<string, unknown>, now: number): Identity | AuthFailure {
@@ -136,13 +158,15 @@ class IntrospectionAuthenticator implements Authenticator {
     return Object.freeze(identity);
   }
 
-  private remember(key: string, outcome: Identity | AuthFailure, until: number): void {
+  /** Caches an answer; returns `until`, or 0 when nothing may be cached (cache_max_entries: 0). */
+  private remember(key: string, outcome: Identity | AuthFailure, until: number): number {
     if (this.cache.size >= this.config.cache_max_entries) {
       const oldest = this.cache.keys().next().value;
-      if (oldest === undefined) return;
+      if (oldest === undefined) return 0;
       this.cache.delete(oldest);
     }
     this.cache.set(key, { outcome, until });
+    return until;
   }
 }
 

@@ -1,7 +1,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { Client } from 'undici';
 import { createSecretKey, randomBytes } from 'node:crypto';
 import { SignJWT, exportJWK, generateKeyPair, type JWK, type JWTPayload } from 'jose';
 import { pino } from 'pino';
@@ -157,6 +159,51 @@ test('JWT-SVID refusals: alg none, HS256, wrong or missing aud, expired, no exp,
   refusedWith(await present(await sign(a, good(), { kid: undefined })), 'jwt_key_id');
   refusedWith(await present(await sign(a, good(), { typ: 'at+jwt' })), 'jwt_type');
   refusedWith(await present(await sign(a, good('spiffe://a.test/unmapped'))), 'unmapped_identity');
+});
+
+test('on one keep-alive connection a verified JWT-SVID is remembered (frozen), a tampered one is refused, and a bundle change verifies again', async () => {
+  const client = new Client(url, { pipelining: 1, connections: 1 } as Client.Options);
+  const sockets = new Set<unknown>();
+  const onConnection = (socket: unknown) => void sockets.add(socket);
+  server.on('connection', onConnection);
+  const send = async (token: string): Promise<AuthOutcome> => {
+    const before = outcomes.length;
+    const r = await client.request({ path: '/', method: 'GET', headers: { authorization: `Bearer ${token}` } });
+    await r.body.dump();
+    assert.equal(r.statusCode, 200);
+    return outcomes[before];
+  };
+  const original = readFileSync(path.join(dir, 'a.json'), 'utf8');
+  try {
+    const token = await sign(a, { ...good(), jti: 'memo-1' });
+    const first = await send(token);
+    assert.ok(first && !isAuthFailure(first));
+    assert.ok(Object.isFrozen(first) && Object.isFrozen(first.claims), 'the identity is frozen');
+    assert.equal(await send(token), first, 'the same token on the same connection is recalled, not verified again');
+
+    const [h, , sig] = token.split('.');
+    refusedWith(await send(`${h}.${base64url({ ...good(), jti: 'memo-1', sub: 'spiffe://a.test/ns/admin' })}.${sig}`), 'jwt_signature');
+    refusedWith(await send(token.slice(0, -2) + (token.endsWith('AA') ? 'BB' : 'AA')), 'jwt_signature');
+    const again = await send(token);
+    assert.ok(again && !isAuthFailure(again) && again.spiffeId === 'spiffe://a.test/ns/payments/sa/api');
+
+    // The trust domain stops publishing the signing key: the remembered verification is dropped at once.
+    const bundle = JSON.parse(original) as { keys: JWK[]; spiffe_sequence: number };
+    writeFile(dir, 'a.json', JSON.stringify({ keys: bundle.keys.filter((k) => k.kid !== 'a-1'), spiffe_sequence: 4 }));
+    authenticator.trust.reload();
+    assert.equal(authenticator.trust.bundle('a.test')!.jwtAuthorities.get('a-1'), undefined);
+    refusedWith(await send(token), 'jwt_unknown_key');
+    writeFile(dir, 'a.json', JSON.stringify({ ...bundle, spiffe_sequence: 5 }));
+    authenticator.trust.reload();
+    assert.ok(authenticator.trust.bundle('a.test')!.jwtAuthorities.get('a-1') !== undefined);
+    const restored = await send(token);
+    assert.ok(restored && !isAuthFailure(restored));
+    assert.notEqual(restored, first, 'verified again after the change');
+    assert.equal(sockets.size, 1, 'every request went over one connection');
+  } finally {
+    server.off('connection', onConnection);
+    await client.close();
+  }
 });
 
 test('JWT bundles from the Workload API: federated keys verify, withdrawn domains stop verifying', async () => {

@@ -5,15 +5,21 @@
  *
  * A bearer token whose `sub` is not a SPIFFE ID is not a JWT-SVID: the authenticator passes (undefined) so that
  * another authenticator (jwt, api-key) can take it.
+ *
+ * A verified token is remembered on the connection (credential memo) until its `exp`, with the trust store
+ * generation it was verified under: the same token again on that connection costs one constant-time comparison,
+ * and any change of the trust anchors (a bundle file reload, a Workload API push withdrawing a trust domain or
+ * rotating keys) makes the next request verify it again.
  */
 import { decodeJwt, decodeProtectedHeader, errors, importJWK, jwtVerify, type JWK } from 'jose';
 import type { Identity, RequestContext } from '../../../pipeline/context.js';
 import type { PolicySetup } from '../../../pipeline/policy.js';
-import type { AuthenticatorDefinition, Authenticator, AuthFailure, AuthOutcome } from '../authenticator.js';
+import { isAuthFailure, type AuthenticatorDefinition, type Authenticator, type AuthFailure, type AuthOutcome } from '../authenticator.js';
 import { TrustStore } from '../../../identity/trust-store.js';
 import { parseSpiffeId } from '../../../identity/spiffe-id.js';
 import { WorkloadJwtBundleSource } from '../../../identity/workload-api/jwt-bundle-source.js';
 import { spiffeJwtSchema, type SpiffeJwtConfig } from './schema.js';
+import { recall, remember } from '../../../shared/credential-memo.js';
 
 export const JWT_SVID_ALGORITHMS: ReadonlySet<string> = new Set(['RS256', 'RS384', 'RS512', 'ES256', 'ES384', 'ES512', 'PS256', 'PS384', 'PS512']);
 
@@ -21,6 +27,12 @@ type VerifyKey = Awaited<ReturnType<typeof importJWK>>;
 
 function fail(reason: string, detail: string): AuthFailure {
   return { failed: true, reason, detail };
+}
+
+/** What a connection remembers for a verified JWT-SVID: the identity and the trust generation that verified it. */
+interface Verified {
+  readonly identity: Identity;
+  readonly generation: number;
 }
 
 export class SpiffeJwtAuthenticator implements Authenticator {
@@ -49,6 +61,10 @@ export class SpiffeJwtAuthenticator implements Authenticator {
     const value = ctx.header(this.config.header);
     if (value === undefined || value.length < 8 || value.slice(0, 7).toLowerCase() !== 'bearer ') return undefined;
     const token = value.slice(7).trim();
+    // The same token again on this connection, with the same trust anchors: one constant-time comparison.
+    const socket = ctx.req?.socket;
+    const recalled = recall<Verified>(socket, this, token);
+    if (recalled !== undefined && recalled.generation === this.trust.generation) return recalled.identity;
     if (token.split('.').length !== 3) return undefined;
     let header: ReturnType<typeof decodeProtectedHeader>;
     let claims: ReturnType<typeof decodeJwt>;
@@ -69,7 +85,14 @@ export class SpiffeJwtAuthenticator implements Authenticator {
     if (typeof header.kid !== 'string') return fail('jwt_key_id', 'The JWT-SVID has no kid.');
     const jwk = bundle.jwtAuthorities.get(header.kid);
     if (jwk === undefined) return fail('jwt_unknown_key', 'The JWT-SVID was signed by a key its trust domain does not publish.');
-    return this.verify(token, jwk, header.alg, id.value.id, id.value.trustDomain);
+    const generation = this.trust.generation;
+    return this.verify(token, jwk, header.alg, id.value.id, id.value.trustDomain).then((outcome) => {
+      // Remembered with the generation read before verifying: a change while verifying makes the memo stale at once.
+      if (outcome !== undefined && !isAuthFailure(outcome) && typeof outcome.claims?.exp === 'number') {
+        remember(socket, this, token, { identity: outcome, generation } satisfies Verified, outcome.claims.exp * 1000);
+      }
+      return outcome;
+    });
   }
 
   private keyFor(jwk: JWK, alg: string): Promise<VerifyKey> {
@@ -107,13 +130,13 @@ export class SpiffeJwtAuthenticator implements Authenticator {
     if (consumer === undefined && !this.config.allow_unmapped) return fail('unmapped_identity', 'The workload is not mapped to a consumer.');
     const identity: Identity = {
       method: 'spiffe-jwt',
-      scopes: [],
+      scopes: Object.freeze([]),
       spiffeId,
       ...(consumer !== undefined ? { consumer } : {}),
       ...(typeof payload.jti === 'string' ? { credentialId: payload.jti } : {}),
-      claims: payload,
+      claims: Object.freeze({ ...payload }),
     };
-    return identity;
+    return Object.freeze(identity);
   }
 
   close(): void {
