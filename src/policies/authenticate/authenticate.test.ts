@@ -160,6 +160,20 @@ test('repeated failures from one address are throttled with 429 and Retry-After'
   assert.equal(JSON.parse(res.body).type, 'https://kycgate.dev/problems/rate-limited');
 });
 
+test('IPv6 clients are throttled per /64: rotating addresses inside it gives no fresh budget', async (t) => {
+  const { gw, auth } = await setup(t, [{ authenticate: { methods: [{ 'api-key': {} }], failure_limit: { max_failures: 3, window_s: 60 } } }], {
+    server: { trusted_proxies: ['127.0.0.1'] },
+  });
+  const { key, record } = await auth.createKey({ consumer: 'billing' });
+  await auth.revokeKey(record.id);
+  const good = await auth.createKey({ consumer: 'billing' });
+  const from = (client: string, apiKey: string) => httpRequest(gw.url + '/api/x', { headers: { 'x-api-key': apiKey, 'x-forwarded-for': client } });
+  for (const client of ['2001:db8:0:7::1', '2001:db8:0:7::2', '2001:db8:0:7:ffff::3']) assert.equal((await from(client, key)).status, 401);
+  assert.equal((await from('2001:db8:0:7::4', good.key)).status, 429, 'another address of the same /64 is throttled');
+  assert.equal((await from('2001:db8:0:8::1', good.key)).status, 200, 'another /64 is not');
+  assert.equal((await from('198.51.100.7', good.key)).status, 200, 'IPv4 clients are counted per address');
+});
+
 test('mode all: every method must succeed, identities are merged', async (t) => {
   const { gw, auth } = await setup(t, [
     { authenticate: { mode: 'all', methods: [{ 'api-key': {} }, { 'api-key': { header: 'x-second-key', bearer: false } }] } },

@@ -1,8 +1,11 @@
 /**
  * Counts failed authentication attempts per client address in fixed windows, so that one address cannot guess
- * keys or tokens at line rate. In memory (per instance) and bounded: when the table is full, new addresses are
- * not tracked until the next sweep rather than evicting addresses that are already being throttled.
+ * keys or tokens at line rate. IPv6 clients are counted per /64 (a client usually holds a whole /64 and could
+ * otherwise rotate through it for a fresh budget). In memory (per instance) and bounded: when the table is full,
+ * new addresses are not tracked until the next sweep rather than evicting addresses that are already throttled.
  */
+import { ipv6Network } from '../../shared/ipv6-prefix.js';
+
 const MAX_TRACKED = 100_000;
 
 interface Window {
@@ -25,11 +28,12 @@ export class FailureThrottle {
   /** Seconds the address must wait, or 0 when it may try. */
   retryAfter(address: string): number {
     if (this.windows.size === 0) return 0;
-    const w = this.windows.get(address);
+    const key = ipv6Network(address, 64);
+    const w = this.windows.get(key);
     if (w === undefined || w.count < this.maxFailures) return 0;
     const left = w.endsAt - Date.now();
     if (left <= 0) {
-      this.windows.delete(address);
+      this.windows.delete(key);
       return 0;
     }
     return Math.ceil(left / 1000);
@@ -37,13 +41,14 @@ export class FailureThrottle {
 
   recordFailure(address: string): void {
     const now = Date.now();
-    const w = this.windows.get(address);
+    const key = ipv6Network(address, 64);
+    const w = this.windows.get(key);
     if (w !== undefined && w.endsAt > now) {
       w.count++;
       return;
     }
     if (w === undefined && this.windows.size >= MAX_TRACKED) return;
-    this.windows.set(address, { count: 1, endsAt: now + this.windowMs });
+    this.windows.set(key, { count: 1, endsAt: now + this.windowMs });
   }
 
   private sweep(): void {
