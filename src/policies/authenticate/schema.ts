@@ -48,7 +48,7 @@ export const authenticateSchema = {
     },
     failure_limit: {
       type: 'object',
-      description: 'Throttles credential guessing: after `max_failures` failed attempts from one client address within `window_s`, that address is answered 429 with Retry-After until the window ends. Counted in memory per gateway instance, across all routes with the same limits, and kept across reloads.',
+      description: 'Throttles credential guessing: after `max_failures` failed attempts from one client address (an IPv6 client: its /64) within `window_s`, that address is answered 429 with Retry-After until the window ends. Counted in memory per gateway instance, across all routes with the same limits, and kept across reloads.',
       properties: {
         enabled: { type: 'boolean', default: true, description: 'Turn the throttle on or off.' },
         max_failures: { type: 'integer', minimum: 1, default: 20, description: 'Failed attempts allowed per address and window.' },
