@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Runs every compiled test file (dist/**/*.test.js) with Node's test runner. Test files are listed explicitly so
 // the same command works on Node 20, 22 and 24 (their directory and glob handling differ).
-import { readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 
@@ -15,7 +15,11 @@ function find(dir, out) {
 }
 
 const filter = process.argv.slice(2);
-let files = find('dist', []).sort();
+// tsc never deletes outputs: a compiled test whose source was removed or renamed would keep running. Only tests with
+// a source file (dist/x/y.test.js from x/y.test.ts) are run.
+let files = find('dist', [])
+  .filter((f) => existsSync(path.relative('dist', f).replace(/\.js$/, '.ts')))
+  .sort();
 if (filter.length > 0) files = files.filter((f) => filter.some((x) => f.includes(x)));
 if (files.length === 0) {
   console.error('no test files found under dist/ (did the build run?)');
