@@ -33,6 +33,8 @@ export interface CommittedPosition {
 }
 
 interface Staged {
+  /** The entries serialised in `text`, put back in front of `pending` when the write fails. */
+  entries: AuditEntry[];
   text: string;
   count: number;
   lastSeq: number;
@@ -150,25 +152,56 @@ export class Journal {
 
   /** Queues an entry (the only work done on the request path). */
   append(entry: AuditEntry): void {
-    if (this.closed) return;
-    if (this.pending.length >= this.o.maxPending) {
-      this.stats.dropped++;
-      const now = Date.now();
-      if (now - this.dropLogged > 10_000) {
-        this.dropLogged = now;
-        this.o.logger.error({ dropped_total: this.stats.dropped, pending: this.pending.length }, 'audit journal cannot keep up or cannot be written: records are being DROPPED');
-      }
-      return;
-    }
+    if (this.closed || !this.admit()) return;
     this.pending.push(entry);
     this.scheduleFlush(this.o.groupCommitMs);
   }
 
-  /** Appends and fsyncs before returning (durability `sync`): the caller's answer waits for the disk. */
-  appendDurable(entry: AuditEntry): void {
-    if (this.closed) return;
+  /** Applies the max_pending_records bound: false (counted and logged) when the entry must be dropped. */
+  private admit(): boolean {
+    if (this.pendingCount < this.o.maxPending) return true;
+    this.stats.dropped++;
+    const now = Date.now();
+    if (now - this.dropLogged > 10_000) {
+      this.dropLogged = now;
+      this.o.logger.error({ dropped_total: this.stats.dropped, pending: this.pendingCount }, 'audit journal cannot keep up or cannot be written: records are being DROPPED');
+    }
+    return false;
+  }
+
+  /**
+   * Appends and fsyncs before returning (durability `sync`): the caller's answer waits for the disk. True only when
+   * the entry (and everything queued before it) is written and fsynced. False when it was dropped (journal closed,
+   * max_pending_records reached) or the write failed; after a failed write the entry stays queued and is retried
+   * with the others unless the caller withdraws it.
+   */
+  appendDurable(entry: AuditEntry): boolean {
+    if (this.closed || !this.admit()) return false;
     this.pending.push(entry);
-    this.flushSync();
+    // Each pass stages everything pending (a batch left from a failed write is put back in front of it), so the
+    // loop ends when the disk took it all, or at the first failure.
+    while (this.pending.length > 0 || this.staged !== undefined) {
+      if (!this.flushSync()) return false;
+    }
+    return true;
+  }
+
+  /**
+   * Takes back an entry that is still queued (its appendDurable failed and the caller answers differently).
+   * False when it is already being written.
+   */
+  withdraw(entry: AuditEntry): boolean {
+    const i = this.pending.lastIndexOf(entry);
+    if (i === -1) return false;
+    this.pending.splice(i, 1);
+    return true;
+  }
+
+  /** Test seam: replaces the current segment's file descriptor (e.g. with one on /dev/full) and returns the old one. */
+  swapSegmentFdForTest(fd: number): number {
+    const old = this.fd;
+    this.fd = fd;
+    return old;
   }
 
   private scheduleFlush(ms: number): void {
@@ -193,7 +226,7 @@ export class Journal {
       hash = out.hash;
       seq++;
     }
-    this.staged = { text, count: entries.length, lastSeq: seq - 1, lastHash: hash };
+    this.staged = { entries, text, count: entries.length, lastSeq: seq - 1, lastHash: hash };
   }
 
   /** Writes and fsyncs what is pending, off the request path. */
@@ -223,11 +256,14 @@ export class Journal {
     await this.maybeCheckpoint(false);
   }
 
-  /** Synchronous write and fsync of everything pending (durability `sync`, and close). */
-  flushSync(): void {
+  /**
+   * Synchronous write and fsync of everything pending (durability `sync`, and close). False when the write failed
+   * or an asynchronous batch is in flight (nothing written now).
+   */
+  flushSync(): boolean {
     if (this.writing) {
       // An asynchronous batch is in flight (group mode closing): let it finish first to keep the order.
-      return;
+      return false;
     }
     this.stage();
     const staged = this.staged;
@@ -240,15 +276,21 @@ export class Journal {
         fs.fdatasyncSync(this.fd);
       } catch (err) {
         this.writeFailed(err as Error, this.fd, before);
-        return;
+        return false;
       }
       this.committedBatch(staged, buf.length);
     }
     this.checkpointSyncIfDue(false);
+    return true;
   }
 
   private writeFailed(err: Error, fd: number, before: number): void {
     this.stats.writeErrors++;
+    // The failed batch goes back in front of what was queued since: the retry stages them together, in order.
+    if (this.staged !== undefined) {
+      this.pending = this.staged.entries.concat(this.pending);
+      this.staged = undefined;
+    }
     // Cut any partial write so the retry appends whole lines after the last committed one.
     try {
       fs.ftruncateSync(fd, before);

@@ -14,6 +14,7 @@ import type { RequestContext } from '../pipeline/context.js';
 import type { ResponseHead } from '../pipeline/policy.js';
 import type { EventListener, GatewayEvent, RefusedRequest } from '../observe/events.js';
 import { ConfigError } from '../config/load.js';
+import { problem } from '../errors/problem.js';
 import { auditSchema, type AuditConfig } from './schema.js';
 import { Journal } from './journal.js';
 import { HeaderCapture, eventEntry, refusedEntry, requestEntry } from './record.js';
@@ -89,7 +90,11 @@ export class AuditRecorder implements EventListener {
     this.journal.append(entry);
   }
 
-  /** Called by the `audit` policy with the final response head (upstream headers included). */
+  /**
+   * Called by the `audit` policy with the final response head (upstream headers included). Durable: when the
+   * record cannot be written and fsynced, a success (2xx) is withheld and answered 503 instead, so no success goes
+   * out without its record; the 503 is then recorded like any request (queued, retried when the disk is back).
+   */
   onResponseHead(ctx: RequestContext, head: ResponseHead, durable: boolean): void {
     const responseHeaders = this.responseHeaders.fromHead(head.headers);
     if (!durable) {
@@ -101,8 +106,17 @@ export class AuditRecorder implements EventListener {
     entry.status = head.status;
     entry.responseHeaders = responseHeaders;
     entry.data = { recorded_at: 'response_head' };
-    this.journal.appendDurable(entry);
-    ctx.state[AUDIT_STATE] = { written: true } satisfies AuditRequestState;
+    if (this.journal.appendDurable(entry)) {
+      ctx.state[AUDIT_STATE] = { written: true } satisfies AuditRequestState;
+      return;
+    }
+    // Not on disk. The queued entry would claim an answer that may not be the one sent: take it back, and let the
+    // completion record the answer actually sent.
+    this.journal.withdraw(entry);
+    ctx.state[AUDIT_STATE] = { responseHeaders } satisfies AuditRequestState;
+    if (head.status >= 200 && head.status < 300) {
+      head.withhold = problem('service-unavailable', { detail: 'The audit record of this answer could not be written; the answer was withheld. Retry later.', headers: { 'retry-after': 1 } });
+    }
   }
 
   onRequestRefused(info: RefusedRequest): void {
