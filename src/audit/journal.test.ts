@@ -273,3 +273,23 @@ test('appendDurable: true only once on disk; a failed write (ENOSPC) returns fal
   const ids = [...linesOf(dir)[0]!.lines].map((l) => (JSON.parse(l) as { request_id: string }).request_id);
   assert.deepEqual(ids, ['d1', 'd2', 'd3', 'd4', 'd5', 'd8', 'd9']);
 });
+
+test('an unfinished last line of checkpoints.jsonl is cut on open (logged), and verify passes after more writes', async () => {
+  const dir = tmpAuditDir();
+  await writeJournal(dir, 10);
+  const cpFile = path.join(dir, 'checkpoints.jsonl');
+  const complete = fs.readFileSync(cpFile, 'utf8');
+  fs.appendFileSync(cpFile, '{"v":1,"seq":11,"hash":"ab');
+  assert.equal(verifyJournal(dir, loadPublicKey(dir)).ok, false, 'the fragment is what breaks verify');
+  const { logger, raw } = memoryLogger();
+  const journal = syncJournal(dir, 1000, logger);
+  journal.open();
+  assert.ok(raw.some((l) => l.includes('incomplete last checkpoint line removed')), 'the cut is logged');
+  assert.equal(fs.readFileSync(cpFile, 'utf8'), complete);
+  for (let i = 0; i < 5; i++) assert.equal(journal.appendDurable(entryN(i)), true);
+  await journal.close();
+  const r = verifyJournal(dir, loadPublicKey(dir));
+  assert.equal(r.ok, true, r.problem?.message);
+  assert.equal(r.lastSeq, 15);
+  assert.equal(r.signedThrough, 15);
+});

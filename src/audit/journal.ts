@@ -3,7 +3,8 @@
  * batch per group-commit period (or synchronously in `sync` durability), so the request path only pushes an
  * object. Segments are append-only JSON-lines files; signed checkpoints are written every N records or T seconds
  * and on close. On start the tail of the last segment is checked: a torn final line (a crash mid-write) is cut
- * off and the chain continues from the last complete record.
+ * off and the chain continues from the last complete record; an unfinished last line of checkpoints.jsonl is cut
+ * the same way, and a failed checkpoint write is truncated back at once.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -50,6 +51,8 @@ export class Journal {
   private segments: Segment[] = [];
   private fd = -1;
   private checkpointFd = -1;
+  /** Size of checkpoints.jsonl up to its last complete line: a failed write is cut back to it. */
+  private checkpointBytes = 0;
   private segmentBytes = 0;
   private nextSeq = 1;
   private lastHash = GENESIS;
@@ -120,7 +123,7 @@ export class Journal {
     }
     const current = this.segments[this.segments.length - 1]!;
     this.committed = { seq: this.nextSeq - 1, segment: current.firstSeq, bytes: this.segmentBytes };
-    this.checkpointFd = fs.openSync(path.join(this.o.auditDir, 'checkpoints.jsonl'), 'a', 0o600);
+    this.openCheckpoints();
     this.lastCheckpointSeq = this.nextSeq - 1;
     this.checkpointTimer = setInterval(() => {
       if (this.sinceCheckpoint > 0) this.scheduleFlush(0);
@@ -128,6 +131,39 @@ export class Journal {
     this.checkpointTimer.unref();
     if (truncatedBytes > 0) this.o.logger.warn({ truncated_bytes: truncatedBytes, last_seq: this.nextSeq - 1 }, 'audit journal: incomplete last record from an unclean stop removed');
     return { recovered, truncatedBytes };
+  }
+
+  /**
+   * Opens checkpoints.jsonl for appending. Bytes after its last newline are an unfinished checkpoint (a crash or a
+   * failed write mid-line): they are cut, or `verify` would stop at that line for good.
+   */
+  private openCheckpoints(): void {
+    const file = path.join(this.o.auditDir, 'checkpoints.jsonl');
+    this.checkpointFd = fs.openSync(file, 'a+', 0o600);
+    const size = fs.fstatSync(this.checkpointFd).size;
+    let keep = size;
+    if (size > 0) {
+      const buf = Buffer.alloc(Math.min(size, 64 * 1024));
+      // Checkpoint lines are a few hundred bytes: the last newline is in the last block unless the file is garbage.
+      let end = size;
+      keep = 0;
+      while (end > 0) {
+        const start = Math.max(0, end - buf.length);
+        const n = fs.readSync(this.checkpointFd, buf, 0, end - start, start);
+        const nl = buf.subarray(0, n).lastIndexOf(10);
+        if (nl !== -1) {
+          keep = start + nl + 1;
+          break;
+        }
+        end = start;
+      }
+    }
+    if (keep < size) {
+      fs.ftruncateSync(this.checkpointFd, keep);
+      fs.fdatasyncSync(this.checkpointFd);
+      this.o.logger.warn({ truncated_bytes: size - keep }, 'audit checkpoints: incomplete last checkpoint line removed');
+    }
+    this.checkpointBytes = keep;
   }
 
   private startSegment(firstSeq: number): void {
@@ -349,35 +385,55 @@ export class Journal {
     this.segments = this.segments.filter((s) => !firstSeqs.has(s.firstSeq));
   }
 
-  private checkpointLine(): string {
+  private checkpointLine(): { seq: number; buf: Buffer } {
     const c = signCheckpoint(this.o.privateKey, this.nextSeq - 1, this.lastHash, new Date().toISOString());
-    this.lastCheckpointSeq = c.seq;
+    return { seq: c.seq, buf: Buffer.from(JSON.stringify(c) + '\n', 'utf8') };
+  }
+
+  private checkpointWritten(seq: number, bytes: number): void {
+    this.checkpointBytes += bytes;
+    this.lastCheckpointSeq = seq;
     this.sinceCheckpoint = 0;
     this.stats.checkpoints++;
-    return JSON.stringify(c) + '\n';
+  }
+
+  /** A checkpoint write failed: cut what part of the line reached the file, so the next one starts a clean line. */
+  private checkpointFailed(err: Error): void {
+    try {
+      fs.ftruncateSync(this.checkpointFd, this.checkpointBytes);
+    } catch {
+      /* cut on the next open */
+    }
+    this.o.logger.error({ err: err.message }, 'audit checkpoint write failed');
   }
 
   private lastCheckpointAt = Date.now();
 
   private async maybeCheckpoint(force: boolean): Promise<void> {
     if (!this.timeOrCountDue(force)) return;
-    const line = Buffer.from(this.checkpointLine(), 'utf8');
+    const line = this.checkpointLine();
     try {
-      await writeAll(this.checkpointFd, line);
+      await writeAll(this.checkpointFd, line.buf);
       await new Promise<void>((resolve, reject) => fs.fdatasync(this.checkpointFd, (err) => (err ? reject(err) : resolve())));
     } catch (err) {
-      this.o.logger.error({ err: (err as Error).message }, 'audit checkpoint write failed');
+      this.checkpointFailed(err as Error);
+      return;
     }
+    this.checkpointWritten(line.seq, line.buf.length);
   }
 
   private checkpointSyncIfDue(force: boolean): void {
     if (!this.timeOrCountDue(force)) return;
+    const line = this.checkpointLine();
     try {
-      fs.writeSync(this.checkpointFd, this.checkpointLine());
+      let off = 0;
+      while (off < line.buf.length) off += fs.writeSync(this.checkpointFd, line.buf, off);
       fs.fdatasyncSync(this.checkpointFd);
     } catch (err) {
-      this.o.logger.error({ err: (err as Error).message }, 'audit checkpoint write failed');
+      this.checkpointFailed(err as Error);
+      return;
     }
+    this.checkpointWritten(line.seq, line.buf.length);
   }
 
   private timeOrCountDue(force: boolean): boolean {
