@@ -5,7 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { memoryLogger } from '../../testing/harness.js';
 import { Journal } from './journal.js';
-import { signingKey, applyRetention } from './module.js';
+import { signingKey, applyRetention, AuditRecorder, eventNeedsSync } from './module.js';
+import type { AuditConfig } from './schema.js';
 import type { SinkRunner } from './sinks.js';
 import { verifyJournal, loadPublicKey } from './verify.js';
 import { listSegments } from './segments.js';
@@ -292,4 +293,21 @@ test('an unfinished last line of checkpoints.jsonl is cut on open (logged), and 
   assert.equal(r.ok, true, r.problem?.message);
   assert.equal(r.lastSeq, 15);
   assert.equal(r.signedThrough, 15);
+});
+
+test('durability sync: state-changing events are fsynced inside emit, refusals of single requests are group-committed', async () => {
+  const dir = tmpAuditDir();
+  const journal = syncJournal(dir, 1000);
+  journal.open();
+  const recorder = new AuditRecorder(journal, true, { request_headers: [], response_headers: [], redact_headers: [] } as unknown as AuditConfig);
+  for (const type of ['ratelimit.rejected', 'auth.failure', 'network.refused', 'validation.failed', 'webhook.refused', 'authz.denied', 'kyc.decision']) {
+    recorder.onEvent({ type, requestId: 'bad', outcome: 'refused' });
+    assert.equal(journal.committed.seq, 0, `${type} is not fsynced on the event loop`);
+  }
+  assert.equal(journal.pendingCount, 7, 'but queued for the group commit');
+  recorder.onEvent({ type: 'key.revoked', outcome: 'revoked', data: { key_id: 'k1' } });
+  assert.equal(journal.committed.seq, 8, 'key.revoked is on disk when emit returns (with everything queued before it)');
+  for (const type of ['key.created', 'key.rotated', 'secret.rotated', 'config.reloaded', 'webhook.accepted', 'kyc.status.changed']) assert.equal(eventNeedsSync(type), true, type);
+  await journal.close();
+  assert.equal(verifyJournal(dir, loadPublicKey(dir)).ok, true);
 });

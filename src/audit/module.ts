@@ -64,6 +64,19 @@ export function signingKey(auditDir: string, configured: string | undefined): Ke
 export const AUDIT_STATE = 'audit';
 export type AuditRequestState = { written: true } | { responseHeaders: Record<string, string> | undefined };
 
+/**
+ * Events written and fsynced before emit() returns under durability `sync`: the ones that record a change of state
+ * (keys, secrets, configuration, verification status, provider sessions, accepted webhooks). Every other event,
+ * above all those one bad request can cause (auth.failure, authz.denied, ratelimit.rejected, network.refused,
+ * validation.failed, webhook.refused, kyc.decision ...), is group-committed, so a flood of refused requests does
+ * not cost one fsync each on the event loop. Keep docs/AUDIT.md and the `durability` description in step.
+ */
+const SYNC_EVENTS: ReadonlySet<string> = new Set(['secret.rotated', 'config.reloaded', 'config.refused', 'kyc.status.changed', 'kyc.session.created', 'webhook.accepted']);
+
+export function eventNeedsSync(type: string): boolean {
+  return type.startsWith('key.') || SYNC_EVENTS.has(type);
+}
+
 /** Copies what a record needs into a journal entry; serialising happens later, in the group commit. */
 export class AuditRecorder implements EventListener {
   requestHeaders: HeaderCapture;
@@ -125,7 +138,7 @@ export class AuditRecorder implements EventListener {
 
   onEvent(event: GatewayEvent): void {
     const entry = eventEntry(event, Date.now());
-    if (this.durableEvents) this.journal.appendDurable(entry);
+    if (this.durableEvents && eventNeedsSync(event.type)) this.journal.appendDurable(entry);
     else this.journal.append(entry);
   }
 }

@@ -57,7 +57,7 @@ export const auditSchema = {
     durability: {
       enum: ['group', 'sync'],
       default: 'group',
-      description: 'group: records are written and fsynced in batches every group_commit_ms (a crash loses at most that window). sync: security events are written and fsynced before the emitting policy returns (so before the answer is sent), and every write is synchronous.',
+      description: 'group: records are written and fsynced in batches every group_commit_ms (a crash loses at most that window). sync: events that change state (key.*, secret.rotated, config.reloaded, config.refused, kyc.status.changed, kyc.session.created, webhook.accepted) are written and fsynced before the emitter continues (so before the answer is sent); other events, such as refusals of single requests, are group-committed; every write is synchronous.',
     },
     group_commit_ms: { type: 'integer', minimum: 1, maximum: 5000, default: 20, description: 'Group-commit period: pending records are written and fsynced this often.' },
     segment_bytes: { type: 'integer', minimum: 4096, default: 67108864, description: 'Start a new journal segment file when the current one passes this size.' },
