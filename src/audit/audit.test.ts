@@ -13,6 +13,7 @@ import { startTestGateway, startUpstream, httpRequest, rawRequest } from '../../
 import { issueCertificate } from '../identity/certificates.js';
 import { verifyJournal, loadPublicKey, journalLines } from './verify.js';
 import { exportRecords } from './export.js';
+import { auditSchema } from './schema.js';
 
 function tmp(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'kycgate-audit-gw-'));
@@ -257,6 +258,10 @@ test('metrics: requests by route and status class, refusals, events, certificate
     assert.match(m, /kycgate_ratelimit_rejections_total\{route="ok"\} 1/);
     assert.match(m, new RegExp(`kycgate_tls_certificate_not_after_seconds\\{listener="secure"\\} ${notAfter.getTime() / 1000}`));
     assert.match(m, /kycgate_audit_journal_bytes \d+/);
+    // Every metric the audit config documentation names is one that is served.
+    const named = new Set(JSON.stringify(auditSchema).match(/kycgate_[a-z_]+/g) ?? []);
+    assert.ok(named.size >= 2, `names found: ${[...named].join(', ')}`);
+    for (const name of named) assert.match(m, new RegExp(`^# TYPE ${name} `, 'm'), `${name} (named in the audit schema) is served`);
     assert.ok(!/^nodejs_|^process_/m.test(m), 'own registry, not the global default metrics');
   } finally {
     await gw.close();

@@ -5,7 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { memoryLogger } from '../../testing/harness.js';
 import { Journal } from './journal.js';
-import { signingKey, applyRetention } from './module.js';
+import { signingKey, applyRetention, AuditRecorder, eventNeedsSync } from './module.js';
+import type { AuditConfig } from './schema.js';
 import type { SinkRunner } from './sinks.js';
 import { verifyJournal, loadPublicKey } from './verify.js';
 import { listSegments } from './segments.js';
@@ -202,4 +203,111 @@ test('retention deletes old segments only once every sink has delivered them; ve
   const r = verifyJournal(dir, loadPublicKey(dir));
   assert.equal(r.ok, true, r.problem?.message);
   assert.equal(r.firstSeq, segments[2]!.firstSeq);
+});
+
+function syncJournal(dir: string, maxPending: number, logger = memoryLogger().logger): Journal {
+  return new Journal({
+    auditDir: dir,
+    durability: 'sync',
+    groupCommitMs: 5000,
+    segmentBytes: 1 << 20,
+    checkpointRecords: 1000,
+    checkpointSeconds: 60,
+    maxPending,
+    diskAlarmBytes: 0,
+    privateKey: signingKey(dir, undefined),
+    logger,
+  });
+}
+
+const entryN = (i: number): AuditEntry => ({ kind: 'request', time: Date.now(), type: 'http.request', requestId: `d${i}`, route: 'r', method: 'GET', path: `/d/${i}`, status: 200, latencyMs: 1 });
+
+test('appendDurable: true only once on disk; a failed write (ENOSPC) returns false and is retried in order; the bound counts drops', async () => {
+  const dir = tmpAuditDir();
+  const { logger, raw } = memoryLogger();
+  const journal = syncJournal(dir, 4, logger);
+  journal.open();
+  assert.equal(journal.appendDurable(entryN(1)), true);
+  assert.equal(journal.committed.seq, 1);
+  // Writes to /dev/full fail with ENOSPC: a real failing disk under the journal.
+  const full = fs.openSync('/dev/full', 'w');
+  let segmentFd = journal.swapSegmentFdForTest(full);
+  try {
+    assert.equal(journal.appendDurable(entryN(2)), false, 'a failed write is reported');
+    assert.equal(journal.writable, false);
+    assert.ok(journal.stats.writeErrors >= 1);
+    assert.equal(journal.committed.seq, 1);
+    assert.equal(journal.appendDurable(entryN(3)), false);
+    assert.equal(journal.pendingCount, 2, 'entries of failed writes are held, not lost');
+    // A withdrawn entry (the audit policy answered 503 instead) is never written.
+    const withdrawn = entryN(99);
+    assert.equal(journal.appendDurable(withdrawn), false);
+    assert.equal(journal.withdraw(withdrawn), true);
+    journal.append(entryN(4));
+    journal.append(entryN(5));
+    assert.equal(journal.pendingCount, 4);
+    // max_pending_records reached: the durable path drops like the queued one, and both are counted.
+    assert.equal(journal.appendDurable(entryN(6)), false);
+    journal.append(entryN(7));
+    assert.equal(journal.stats.dropped, 2);
+    assert.equal(journal.pendingCount, 4);
+    assert.ok(raw.some((l) => l.includes('records are being DROPPED')), 'drops are logged');
+  } finally {
+    journal.swapSegmentFdForTest(segmentFd);
+  }
+  // The disk is back: the retry scheduled by the failure writes what was held.
+  await new Promise<void>((resolve) => journal.onCommit(() => resolve()));
+  assert.equal(journal.committed.seq, 5);
+  assert.equal(journal.pendingCount, 0);
+  assert.equal(journal.writable, true);
+  // Fail once more, then the next durable append writes the held entry and itself before returning true.
+  segmentFd = journal.swapSegmentFdForTest(full);
+  assert.equal(journal.appendDurable(entryN(8)), false);
+  journal.swapSegmentFdForTest(segmentFd);
+  fs.closeSync(full);
+  assert.equal(journal.appendDurable(entryN(9)), true);
+  assert.equal(journal.pendingCount, 0);
+  assert.equal(journal.committed.seq, 7);
+  await journal.close();
+  const r = verifyJournal(dir, loadPublicKey(dir));
+  assert.equal(r.ok, true, r.problem?.message);
+  const ids = [...linesOf(dir)[0]!.lines].map((l) => (JSON.parse(l) as { request_id: string }).request_id);
+  assert.deepEqual(ids, ['d1', 'd2', 'd3', 'd4', 'd5', 'd8', 'd9']);
+});
+
+test('an unfinished last line of checkpoints.jsonl is cut on open (logged), and verify passes after more writes', async () => {
+  const dir = tmpAuditDir();
+  await writeJournal(dir, 10);
+  const cpFile = path.join(dir, 'checkpoints.jsonl');
+  const complete = fs.readFileSync(cpFile, 'utf8');
+  fs.appendFileSync(cpFile, '{"v":1,"seq":11,"hash":"ab');
+  assert.equal(verifyJournal(dir, loadPublicKey(dir)).ok, false, 'the fragment is what breaks verify');
+  const { logger, raw } = memoryLogger();
+  const journal = syncJournal(dir, 1000, logger);
+  journal.open();
+  assert.ok(raw.some((l) => l.includes('incomplete last checkpoint line removed')), 'the cut is logged');
+  assert.equal(fs.readFileSync(cpFile, 'utf8'), complete);
+  for (let i = 0; i < 5; i++) assert.equal(journal.appendDurable(entryN(i)), true);
+  await journal.close();
+  const r = verifyJournal(dir, loadPublicKey(dir));
+  assert.equal(r.ok, true, r.problem?.message);
+  assert.equal(r.lastSeq, 15);
+  assert.equal(r.signedThrough, 15);
+});
+
+test('durability sync: state-changing events are fsynced inside emit, refusals of single requests are group-committed', async () => {
+  const dir = tmpAuditDir();
+  const journal = syncJournal(dir, 1000);
+  journal.open();
+  const recorder = new AuditRecorder(journal, true, { request_headers: [], response_headers: [], redact_headers: [] } as unknown as AuditConfig);
+  for (const type of ['ratelimit.rejected', 'auth.failure', 'network.refused', 'validation.failed', 'webhook.refused', 'authz.denied', 'kyc.decision']) {
+    recorder.onEvent({ type, requestId: 'bad', outcome: 'refused' });
+    assert.equal(journal.committed.seq, 0, `${type} is not fsynced on the event loop`);
+  }
+  assert.equal(journal.pendingCount, 7, 'but queued for the group commit');
+  recorder.onEvent({ type: 'key.revoked', outcome: 'revoked', data: { key_id: 'k1' } });
+  assert.equal(journal.committed.seq, 8, 'key.revoked is on disk when emit returns (with everything queued before it)');
+  for (const type of ['key.created', 'key.rotated', 'secret.rotated', 'config.reloaded', 'webhook.accepted', 'kyc.status.changed']) assert.equal(eventNeedsSync(type), true, type);
+  await journal.close();
+  assert.equal(verifyJournal(dir, loadPublicKey(dir)).ok, true);
 });

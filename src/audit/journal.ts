@@ -3,7 +3,8 @@
  * batch per group-commit period (or synchronously in `sync` durability), so the request path only pushes an
  * object. Segments are append-only JSON-lines files; signed checkpoints are written every N records or T seconds
  * and on close. On start the tail of the last segment is checked: a torn final line (a crash mid-write) is cut
- * off and the chain continues from the last complete record.
+ * off and the chain continues from the last complete record; an unfinished last line of checkpoints.jsonl is cut
+ * the same way, and a failed checkpoint write is truncated back at once.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -33,6 +34,8 @@ export interface CommittedPosition {
 }
 
 interface Staged {
+  /** The entries serialised in `text`, put back in front of `pending` when the write fails. */
+  entries: AuditEntry[];
   text: string;
   count: number;
   lastSeq: number;
@@ -48,6 +51,8 @@ export class Journal {
   private segments: Segment[] = [];
   private fd = -1;
   private checkpointFd = -1;
+  /** Size of checkpoints.jsonl up to its last complete line: a failed write is cut back to it. */
+  private checkpointBytes = 0;
   private segmentBytes = 0;
   private nextSeq = 1;
   private lastHash = GENESIS;
@@ -118,7 +123,7 @@ export class Journal {
     }
     const current = this.segments[this.segments.length - 1]!;
     this.committed = { seq: this.nextSeq - 1, segment: current.firstSeq, bytes: this.segmentBytes };
-    this.checkpointFd = fs.openSync(path.join(this.o.auditDir, 'checkpoints.jsonl'), 'a', 0o600);
+    this.openCheckpoints();
     this.lastCheckpointSeq = this.nextSeq - 1;
     this.checkpointTimer = setInterval(() => {
       if (this.sinceCheckpoint > 0) this.scheduleFlush(0);
@@ -126,6 +131,39 @@ export class Journal {
     this.checkpointTimer.unref();
     if (truncatedBytes > 0) this.o.logger.warn({ truncated_bytes: truncatedBytes, last_seq: this.nextSeq - 1 }, 'audit journal: incomplete last record from an unclean stop removed');
     return { recovered, truncatedBytes };
+  }
+
+  /**
+   * Opens checkpoints.jsonl for appending. Bytes after its last newline are an unfinished checkpoint (a crash or a
+   * failed write mid-line): they are cut, or `verify` would stop at that line for good.
+   */
+  private openCheckpoints(): void {
+    const file = path.join(this.o.auditDir, 'checkpoints.jsonl');
+    this.checkpointFd = fs.openSync(file, 'a+', 0o600);
+    const size = fs.fstatSync(this.checkpointFd).size;
+    let keep = size;
+    if (size > 0) {
+      const buf = Buffer.alloc(Math.min(size, 64 * 1024));
+      // Checkpoint lines are a few hundred bytes: the last newline is in the last block unless the file is garbage.
+      let end = size;
+      keep = 0;
+      while (end > 0) {
+        const start = Math.max(0, end - buf.length);
+        const n = fs.readSync(this.checkpointFd, buf, 0, end - start, start);
+        const nl = buf.subarray(0, n).lastIndexOf(10);
+        if (nl !== -1) {
+          keep = start + nl + 1;
+          break;
+        }
+        end = start;
+      }
+    }
+    if (keep < size) {
+      fs.ftruncateSync(this.checkpointFd, keep);
+      fs.fdatasyncSync(this.checkpointFd);
+      this.o.logger.warn({ truncated_bytes: size - keep }, 'audit checkpoints: incomplete last checkpoint line removed');
+    }
+    this.checkpointBytes = keep;
   }
 
   private startSegment(firstSeq: number): void {
@@ -150,25 +188,56 @@ export class Journal {
 
   /** Queues an entry (the only work done on the request path). */
   append(entry: AuditEntry): void {
-    if (this.closed) return;
-    if (this.pending.length >= this.o.maxPending) {
-      this.stats.dropped++;
-      const now = Date.now();
-      if (now - this.dropLogged > 10_000) {
-        this.dropLogged = now;
-        this.o.logger.error({ dropped_total: this.stats.dropped, pending: this.pending.length }, 'audit journal cannot keep up or cannot be written: records are being DROPPED');
-      }
-      return;
-    }
+    if (this.closed || !this.admit()) return;
     this.pending.push(entry);
     this.scheduleFlush(this.o.groupCommitMs);
   }
 
-  /** Appends and fsyncs before returning (durability `sync`): the caller's answer waits for the disk. */
-  appendDurable(entry: AuditEntry): void {
-    if (this.closed) return;
+  /** Applies the max_pending_records bound: false (counted and logged) when the entry must be dropped. */
+  private admit(): boolean {
+    if (this.pendingCount < this.o.maxPending) return true;
+    this.stats.dropped++;
+    const now = Date.now();
+    if (now - this.dropLogged > 10_000) {
+      this.dropLogged = now;
+      this.o.logger.error({ dropped_total: this.stats.dropped, pending: this.pendingCount }, 'audit journal cannot keep up or cannot be written: records are being DROPPED');
+    }
+    return false;
+  }
+
+  /**
+   * Appends and fsyncs before returning (durability `sync`): the caller's answer waits for the disk. True only when
+   * the entry (and everything queued before it) is written and fsynced. False when it was dropped (journal closed,
+   * max_pending_records reached) or the write failed; after a failed write the entry stays queued and is retried
+   * with the others unless the caller withdraws it.
+   */
+  appendDurable(entry: AuditEntry): boolean {
+    if (this.closed || !this.admit()) return false;
     this.pending.push(entry);
-    this.flushSync();
+    // Each pass stages everything pending (a batch left from a failed write is put back in front of it), so the
+    // loop ends when the disk took it all, or at the first failure.
+    while (this.pending.length > 0 || this.staged !== undefined) {
+      if (!this.flushSync()) return false;
+    }
+    return true;
+  }
+
+  /**
+   * Takes back an entry that is still queued (its appendDurable failed and the caller answers differently).
+   * False when it is already being written.
+   */
+  withdraw(entry: AuditEntry): boolean {
+    const i = this.pending.lastIndexOf(entry);
+    if (i === -1) return false;
+    this.pending.splice(i, 1);
+    return true;
+  }
+
+  /** Test seam: replaces the current segment's file descriptor (e.g. with one on /dev/full) and returns the old one. */
+  swapSegmentFdForTest(fd: number): number {
+    const old = this.fd;
+    this.fd = fd;
+    return old;
   }
 
   private scheduleFlush(ms: number): void {
@@ -193,7 +262,7 @@ export class Journal {
       hash = out.hash;
       seq++;
     }
-    this.staged = { text, count: entries.length, lastSeq: seq - 1, lastHash: hash };
+    this.staged = { entries, text, count: entries.length, lastSeq: seq - 1, lastHash: hash };
   }
 
   /** Writes and fsyncs what is pending, off the request path. */
@@ -223,11 +292,14 @@ export class Journal {
     await this.maybeCheckpoint(false);
   }
 
-  /** Synchronous write and fsync of everything pending (durability `sync`, and close). */
-  flushSync(): void {
+  /**
+   * Synchronous write and fsync of everything pending (durability `sync`, and close). False when the write failed
+   * or an asynchronous batch is in flight (nothing written now).
+   */
+  flushSync(): boolean {
     if (this.writing) {
       // An asynchronous batch is in flight (group mode closing): let it finish first to keep the order.
-      return;
+      return false;
     }
     this.stage();
     const staged = this.staged;
@@ -240,15 +312,21 @@ export class Journal {
         fs.fdatasyncSync(this.fd);
       } catch (err) {
         this.writeFailed(err as Error, this.fd, before);
-        return;
+        return false;
       }
       this.committedBatch(staged, buf.length);
     }
     this.checkpointSyncIfDue(false);
+    return true;
   }
 
   private writeFailed(err: Error, fd: number, before: number): void {
     this.stats.writeErrors++;
+    // The failed batch goes back in front of what was queued since: the retry stages them together, in order.
+    if (this.staged !== undefined) {
+      this.pending = this.staged.entries.concat(this.pending);
+      this.staged = undefined;
+    }
     // Cut any partial write so the retry appends whole lines after the last committed one.
     try {
       fs.ftruncateSync(fd, before);
@@ -307,35 +385,55 @@ export class Journal {
     this.segments = this.segments.filter((s) => !firstSeqs.has(s.firstSeq));
   }
 
-  private checkpointLine(): string {
+  private checkpointLine(): { seq: number; buf: Buffer } {
     const c = signCheckpoint(this.o.privateKey, this.nextSeq - 1, this.lastHash, new Date().toISOString());
-    this.lastCheckpointSeq = c.seq;
+    return { seq: c.seq, buf: Buffer.from(JSON.stringify(c) + '\n', 'utf8') };
+  }
+
+  private checkpointWritten(seq: number, bytes: number): void {
+    this.checkpointBytes += bytes;
+    this.lastCheckpointSeq = seq;
     this.sinceCheckpoint = 0;
     this.stats.checkpoints++;
-    return JSON.stringify(c) + '\n';
+  }
+
+  /** A checkpoint write failed: cut what part of the line reached the file, so the next one starts a clean line. */
+  private checkpointFailed(err: Error): void {
+    try {
+      fs.ftruncateSync(this.checkpointFd, this.checkpointBytes);
+    } catch {
+      /* cut on the next open */
+    }
+    this.o.logger.error({ err: err.message }, 'audit checkpoint write failed');
   }
 
   private lastCheckpointAt = Date.now();
 
   private async maybeCheckpoint(force: boolean): Promise<void> {
     if (!this.timeOrCountDue(force)) return;
-    const line = Buffer.from(this.checkpointLine(), 'utf8');
+    const line = this.checkpointLine();
     try {
-      await writeAll(this.checkpointFd, line);
+      await writeAll(this.checkpointFd, line.buf);
       await new Promise<void>((resolve, reject) => fs.fdatasync(this.checkpointFd, (err) => (err ? reject(err) : resolve())));
     } catch (err) {
-      this.o.logger.error({ err: (err as Error).message }, 'audit checkpoint write failed');
+      this.checkpointFailed(err as Error);
+      return;
     }
+    this.checkpointWritten(line.seq, line.buf.length);
   }
 
   private checkpointSyncIfDue(force: boolean): void {
     if (!this.timeOrCountDue(force)) return;
+    const line = this.checkpointLine();
     try {
-      fs.writeSync(this.checkpointFd, this.checkpointLine());
+      let off = 0;
+      while (off < line.buf.length) off += fs.writeSync(this.checkpointFd, line.buf, off);
       fs.fdatasyncSync(this.checkpointFd);
     } catch (err) {
-      this.o.logger.error({ err: (err as Error).message }, 'audit checkpoint write failed');
+      this.checkpointFailed(err as Error);
+      return;
     }
+    this.checkpointWritten(line.seq, line.buf.length);
   }
 
   private timeOrCountDue(force: boolean): boolean {

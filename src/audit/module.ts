@@ -14,6 +14,7 @@ import type { RequestContext } from '../pipeline/context.js';
 import type { ResponseHead } from '../pipeline/policy.js';
 import type { EventListener, GatewayEvent, RefusedRequest } from '../observe/events.js';
 import { ConfigError } from '../config/load.js';
+import { problem } from '../errors/problem.js';
 import { auditSchema, type AuditConfig } from './schema.js';
 import { Journal } from './journal.js';
 import { HeaderCapture, eventEntry, refusedEntry, requestEntry } from './record.js';
@@ -63,6 +64,19 @@ export function signingKey(auditDir: string, configured: string | undefined): Ke
 export const AUDIT_STATE = 'audit';
 export type AuditRequestState = { written: true } | { responseHeaders: Record<string, string> | undefined };
 
+/**
+ * Events written and fsynced before emit() returns under durability `sync`: the ones that record a change of state
+ * (keys, secrets, configuration, verification status, provider sessions, accepted webhooks). Every other event,
+ * above all those one bad request can cause (auth.failure, authz.denied, ratelimit.rejected, network.refused,
+ * validation.failed, webhook.refused, kyc.decision ...), is group-committed, so a flood of refused requests does
+ * not cost one fsync each on the event loop. Keep docs/AUDIT.md and the `durability` description in step.
+ */
+const SYNC_EVENTS: ReadonlySet<string> = new Set(['secret.rotated', 'config.reloaded', 'config.refused', 'kyc.status.changed', 'kyc.session.created', 'webhook.accepted']);
+
+export function eventNeedsSync(type: string): boolean {
+  return type.startsWith('key.') || SYNC_EVENTS.has(type);
+}
+
 /** Copies what a record needs into a journal entry; serialising happens later, in the group commit. */
 export class AuditRecorder implements EventListener {
   requestHeaders: HeaderCapture;
@@ -89,7 +103,11 @@ export class AuditRecorder implements EventListener {
     this.journal.append(entry);
   }
 
-  /** Called by the `audit` policy with the final response head (upstream headers included). */
+  /**
+   * Called by the `audit` policy with the final response head (upstream headers included). Durable: when the
+   * record cannot be written and fsynced, a success (2xx) is withheld and answered 503 instead, so no success goes
+   * out without its record; the 503 is then recorded like any request (queued, retried when the disk is back).
+   */
   onResponseHead(ctx: RequestContext, head: ResponseHead, durable: boolean): void {
     const responseHeaders = this.responseHeaders.fromHead(head.headers);
     if (!durable) {
@@ -101,8 +119,17 @@ export class AuditRecorder implements EventListener {
     entry.status = head.status;
     entry.responseHeaders = responseHeaders;
     entry.data = { recorded_at: 'response_head' };
-    this.journal.appendDurable(entry);
-    ctx.state[AUDIT_STATE] = { written: true } satisfies AuditRequestState;
+    if (this.journal.appendDurable(entry)) {
+      ctx.state[AUDIT_STATE] = { written: true } satisfies AuditRequestState;
+      return;
+    }
+    // Not on disk. The queued entry would claim an answer that may not be the one sent: take it back, and let the
+    // completion record the answer actually sent.
+    this.journal.withdraw(entry);
+    ctx.state[AUDIT_STATE] = { responseHeaders } satisfies AuditRequestState;
+    if (head.status >= 200 && head.status < 300) {
+      head.withhold = problem('service-unavailable', { detail: 'The audit record of this answer could not be written; the answer was withheld. Retry later.', headers: { 'retry-after': 1 } });
+    }
   }
 
   onRequestRefused(info: RefusedRequest): void {
@@ -111,7 +138,7 @@ export class AuditRecorder implements EventListener {
 
   onEvent(event: GatewayEvent): void {
     const entry = eventEntry(event, Date.now());
-    if (this.durableEvents) this.journal.appendDurable(entry);
+    if (this.durableEvents && eventNeedsSync(event.type)) this.journal.appendDurable(entry);
     else this.journal.append(entry);
   }
 }

@@ -125,6 +125,7 @@ export function writeReply(ctx: RequestContext, res: ServerResponse, reply: Repl
   const extra = ctx.responseHeaderChanges;
   if (extra !== undefined) for (const [k, v] of extra) head.headers.set(k, v);
   if (ctx.route.chain.hasResponseHooks) ctx.route.chain.onResponse(ctx, head);
+  if (head.withhold !== undefined) return writeProblem(ctx, res, head.withhold, s);
   const out: string[] = [];
   pushCache(out, 0, s.vary, ctx);
   out.push(STATUS_HEADER, String(head.status), 'x-request-id', ctx.id);

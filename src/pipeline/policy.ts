@@ -30,6 +30,12 @@ export interface ResponseHead {
   headers: Map<string, string | string[]>;
   /** True when the answer comes from the upstream, false when the gateway made it. */
   fromUpstream: boolean;
+  /**
+   * Set by an onResponse hook that must not let this answer out (the `audit` policy when a durable record of it
+   * could not be written): the core sends this problem instead, and an upstream body is discarded. Honoured for
+   * upstream answers and the gateway's own replies, the answers that can be a success.
+   */
+  withhold?: Problem;
 }
 
 /**

@@ -157,6 +157,13 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
     }
     if (extra !== undefined) for (const [k, v] of extra) head.headers.set(k, v);
     chain.onResponse(ctx, head);
+    if (head.withhold !== undefined) {
+      // A response hook refused to let this answer out: answer its problem and drop the upstream response.
+      this.hooks.sendProblem(ctx, this.res, head.withhold);
+      this.finish();
+      this.abortUpstream?.(new Error('response withheld'));
+      return false;
+    }
     ctx.status = head.status;
     if (chain.hasBodyTransforms && ctx.method !== 'HEAD' && head.status !== 204 && head.status !== 304) {
       return this.holdForTransforms(chain.bodyTransforms, head);

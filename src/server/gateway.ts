@@ -533,6 +533,7 @@ export class Gateway {
 
   private answerReply(ctx: RequestContext, res: ServerResponse, reply: Reply): void {
     const head = this.responseHead(ctx, reply.status, reply.headers);
+    if (head.withhold !== undefined && !res.headersSent) return this.answerProblem(ctx, res, head.withhold);
     ctx.status = head.status;
     if (res.headersSent) return void res.destroy();
     res.statusCode = head.status;

@@ -10,7 +10,7 @@ export const auditPolicySchema = {
     sync: {
       type: 'boolean',
       default: false,
-      description: 'Write and fsync this route\'s audit record when the response head is ready, before it is sent (requires audit.durability: sync). The record then carries the status and latency at that moment.',
+      description: 'Write and fsync this route\'s audit record when the response head is ready, before it is sent (requires audit.durability: sync). The record then carries the status and latency at that moment. When it cannot be written, a 2xx is withheld and answered 503 service-unavailable with Retry-After.',
     },
   },
   additionalProperties: false,
