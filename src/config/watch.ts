@@ -1,28 +1,23 @@
 /**
- * Reloads configuration on SIGHUP (wired in the CLI) and when the config file changes. The directory is watched,
- * not the file, so editors that replace the file atomically are seen too; bursts of events are debounced.
+ * Reloads configuration on SIGHUP (wired in the CLI) and when the config file changes. The directory is watched
+ * with the shared watcher for replaced files (editors that replace the file atomically, Kubernetes config-map
+ * volumes that swap their `..data` link); bursts of events are debounced and only a changed digest reloads.
  */
-import { watch, readFileSync, type FSWatcher } from 'node:fs';
+import { readFileSync, type FSWatcher } from 'node:fs';
 import { createHash } from 'node:crypto';
-import path from 'node:path';
 import type { Logger } from 'pino';
+import { watchFileDirectories } from '../shared/file-watch.js';
 
 export class ConfigWatcher {
-  private readonly watcher: FSWatcher | undefined;
+  private readonly watchers: FSWatcher[];
   private timer: NodeJS.Timeout | undefined;
   private lastDigest: string | undefined;
 
   constructor(private readonly file: string, private readonly onChange: () => void, logger: Logger, private readonly debounceMs = 200) {
     this.lastDigest = this.digest();
-    const name = path.basename(file);
-    try {
-      this.watcher = watch(path.dirname(file), { persistent: false }, (_event, filename) => {
-        if (filename === null || filename.toString() === name) this.schedule();
-      });
-      this.watcher.on('error', () => undefined);
-    } catch (err) {
-      logger.warn({ file, err: (err as Error).message }, 'cannot watch the config file; reload with SIGHUP');
-    }
+    this.watchers = watchFileDirectories([file], () => this.schedule(), (_dir, err) => {
+      logger.warn({ file, err: err.message }, 'cannot watch the config file; reload with SIGHUP');
+    });
   }
 
   private digest(): string | undefined {
@@ -47,6 +42,6 @@ export class ConfigWatcher {
 
   close(): void {
     clearTimeout(this.timer);
-    this.watcher?.close();
+    for (const w of this.watchers) w.close();
   }
 }

@@ -3,7 +3,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startTestGateway, httpRequest } from '../../testing/harness.js';
@@ -59,4 +59,41 @@ test('a reload racing a stop is not put in service, and the stop waits for it', 
   await gw.close();
   assert.equal(await reloaded, false, 'the reload did not apply');
   assert.equal(await gw.gateway.reload('after stop'), false, 'no reload after a stop');
+});
+
+test('a config mounted from a Kubernetes config map reloads when the volume swaps its ..data link', { timeout: 20_000 }, async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kycgate-configmap-'));
+  // The kubelet's atomic writer: a timestamped directory, `..data` pointing at it, the file a link through `..data`.
+  const generation = (name: string, body: string) => {
+    mkdirSync(path.join(dir, name));
+    writeFileSync(path.join(dir, name, 'kycgate.json'), JSON.stringify({
+      listeners: [{ name: 'main', port: 0 }],
+      admin: { port: 0 },
+      log: { level: 'warn', access: false },
+      routes: [{ name: 'hello', match: { path: '/hello' }, policies: [{ 'static-response': { body } }] }],
+    }));
+    symlinkSync(name, path.join(dir, '..data_tmp'));
+    renameSync(path.join(dir, '..data_tmp'), path.join(dir, '..data'));
+  };
+  generation('..2026_01', 'one');
+  const file = path.join(dir, 'kycgate.json');
+  symlinkSync('..data/kycgate.json', file);
+  const loaded = loadConfigFile(file, new ConfigValidator(MODULES, POLICIES));
+  const gw = await startTestGateway(loaded.config as unknown as Record<string, unknown>, { file, baseDir: dir, watchConfig: true });
+  t.after(async () => {
+    await gw.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  assert.equal((await httpRequest(gw.url + '/hello')).body, 'one');
+  const reloaded = new Promise<void>((resolve) => {
+    const off = gw.gateway.services.events.subscribe({ onEvent: (e) => {
+      if (e.type === 'config.reloaded') {
+        off();
+        resolve();
+      }
+    } });
+  });
+  generation('..2026_02', 'two');
+  await reloaded;
+  assert.equal((await httpRequest(gw.url + '/hello')).body, 'two');
 });
