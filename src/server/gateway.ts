@@ -9,6 +9,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import { randomUUID } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
@@ -612,7 +613,7 @@ export class Gateway {
       const old = this.runtime;
       this.runtime = next;
       this.vault.retain(next.config);
-      this.applyListenerChanges(next);
+      this.applyListenerChanges(next, old);
       this.logger.info({ reason, routes: next.routes.length }, 'configuration reloaded');
       this.services.events.emit({ type: 'config.reloaded', outcome: 'applied', data: { reason, file } });
       void old.retire();
@@ -627,14 +628,19 @@ export class Gateway {
     return current;
   }
 
-  private applyListenerChanges(next: Runtime): void {
+  private applyListenerChanges(next: Runtime, old: Runtime): void {
     for (const l of this.listeners) {
       const lc = next.config.listeners.find((c) => c.name === l.config.name);
       if (!lc || lc.port !== l.config.port || lc.address !== l.config.address || (lc.tls === undefined) !== !l.tls) {
         this.logger.warn({ listener: l.config.name }, 'listener address, port or protocol changed: takes effect on restart');
         continue;
       }
-      if (lc.tls && l.certificates) l.certificates.update(lc.tls, next.loaded.baseDir);
+      if (lc.tls && l.certificates) {
+        // Unchanged TLS settings: re-read the files (SIGHUP is the fallback for missed file events) without
+        // rebuilding client authentication or ending every client's resumable session.
+        if (isDeepStrictEqual(lc.tls, l.config.tls) && next.loaded.baseDir === old.loaded.baseDir) l.certificates.reload('if-certificate-changed');
+        else l.certificates.update(lc.tls, next.loaded.baseDir);
+      }
       (l as { config: ListenerConfig }).config = { ...lc, port: l.config.port };
     }
   }

@@ -10,6 +10,8 @@ import { startTestGateway, httpRequest } from '../../testing/harness.js';
 import { ConfigValidator, loadConfigFile } from '../config/load.js';
 import { MODULES, POLICIES } from '../extensions.js';
 import type { AuthService } from '../auth/module.js';
+import { issueCertificate } from '../identity/certificates.js';
+import { tlsRequest } from '../../testing/spiffe.js';
 
 function configWith(scopes: string[], userAgentDeny: string): string {
   return JSON.stringify({
@@ -96,4 +98,40 @@ test('a config mounted from a Kubernetes config map reloads when the volume swap
   generation('..2026_02', 'two');
   await reloaded;
   assert.equal((await httpRequest(gw.url + '/hello')).body, 'two');
+});
+
+test('a reload that leaves TLS settings alone keeps clients\' sessions resumable; a TLS change ends them', { timeout: 30_000 }, async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kycgate-reload-tls-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const ca = await issueCertificate({ subject: 'CN=reload test CA', ca: true });
+  const leaf = await issueCertificate({ subject: 'CN=localhost', dns: ['localhost'], ips: ['127.0.0.1'], issuer: ca });
+  writeFileSync(path.join(dir, 'server.pem'), leaf.certPem);
+  writeFileSync(path.join(dir, 'server-key.pem'), leaf.keyPem);
+  const file = path.join(dir, 'kycgate.json');
+  const write = (body: string, tls: Record<string, unknown> = {}) =>
+    writeFileSync(file, JSON.stringify({
+      listeners: [{ name: 'https', port: 0, tls: { cert: 'server.pem', key: 'server-key.pem', ...tls } }],
+      admin: { port: 0 },
+      log: { level: 'warn', access: false },
+      routes: [{ name: 'hello', match: { path: '/hello' }, policies: [{ 'static-response': { body } }] }],
+    }));
+  write('one');
+  const gw = await gatewayOn(file, dir);
+  t.after(() => gw.close());
+  const client = { ca: ca.certPem, path: '/hello' };
+  const first = await tlsRequest(gw.port, client);
+  assert.equal(first.body, 'one');
+  assert.ok(first.session);
+
+  write('two');
+  assert.equal(await gw.gateway.reload('routes changed'), true);
+  const resumed = await tlsRequest(gw.port, { ...client, session: first.session });
+  assert.equal(resumed.body, 'two');
+  assert.equal(resumed.reused, true, 'the session survives a reload that did not touch TLS');
+
+  write('three', { min_version: 'TLSv1.3' });
+  assert.equal(await gw.gateway.reload('tls changed'), true);
+  const after = await tlsRequest(gw.port, { ...client, session: resumed.session ?? first.session });
+  assert.equal(after.body, 'three');
+  assert.equal(after.reused, false, 'changed TLS settings rotate the ticket keys');
 });

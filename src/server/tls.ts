@@ -199,19 +199,26 @@ export class CertificateWatcher {
 
   private schedule(): void {
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.reload(), this.debounceMs);
+    this.timer = setTimeout(() => this.reload('if-certificate-changed'), this.debounceMs);
     this.timer.unref();
   }
 
-  reload(): boolean {
+  /**
+   * Re-reads the certificate (and trust) and swaps the context. Session-ticket keys are rotated when trust or the
+   * TLS settings changed (`always`, the default) or, for a plain re-read, only when the served certificate did.
+   */
+  reload(tickets: 'always' | 'if-certificate-changed' = 'always'): boolean {
     try {
       const { notAfter, served, ...options } = tlsServerOptions(this.tls, this.baseDir, this.clientAuth, this.svids);
+      // A new context starts with new ticket keys: the current ones are put back unless they are to rotate.
+      const keys = this.server.getTicketKeys();
       this.server.setSecureContext(options);
       // requestCert and rejectUnauthorized belong to the server, not the context: setSecureContext ignores them.
       const server = this.server as HttpsServer & { requestCert: boolean; rejectUnauthorized: boolean };
       server.requestCert = options.requestCert === true;
       server.rejectUnauthorized = options.rejectUnauthorized === true;
-      this.server.setTicketKeys(randomBytes(48));
+      const rotate = tickets === 'always' || served?.fingerprint !== this.served?.fingerprint;
+      this.server.setTicketKeys(rotate ? randomBytes(48) : keys);
       this.notAfter = notAfter;
       this.reloads++;
       if (served?.fingerprint !== this.served?.fingerprint) {
