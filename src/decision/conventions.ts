@@ -5,6 +5,7 @@
  */
 import { isIP } from 'node:net';
 import type { AddressList } from '../shared/address-list.js';
+import { clientFromForwardedFor } from '../shared/forwarded.js';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { FrontProxyConvention } from './schema.js';
 
@@ -50,20 +51,10 @@ function protocolOf(value: string | undefined): 'http' | 'https' {
   return value === 'https' ? 'https' : 'http';
 }
 
-/**
- * The client is the right-most X-Forwarded-For hop that is not a front proxy (hops further left were written by
- * whoever the client is, and cannot be trusted); when every hop is a front proxy, the left-most one.
- */
-export function clientFromForwardedFor(xff: string | string[] | undefined, trusted: AddressList): string | undefined {
-  if (xff === undefined) return undefined;
-  const hops = (Array.isArray(xff) ? xff.join(',') : xff).split(',');
-  let hop: string | undefined;
-  for (let i = hops.length - 1; i >= 0; i--) {
-    hop = hops[i]!.trim();
-    if (isIP(hop) === 0) return undefined;
-    if (!trusted.has(hop)) return hop;
-  }
-  return hop;
+/** The decision's client: the right-most hop that is not a front proxy, or the left-most when all of them are. */
+function forwardedClient(xff: string | string[] | undefined, trusted: AddressList): string | undefined {
+  const c = clientFromForwardedFor(xff, (address) => trusted.has(address));
+  return c.kind === 'client' ? c.address : c.kind === 'all-trusted' ? c.leftmost : undefined;
 }
 
 function checked(method: string | undefined, target: string | undefined, host: string | undefined, clientIp: string | undefined, protocol: 'http' | 'https', names: string): ConventionResult {
@@ -94,7 +85,7 @@ export function forwardedOriginal(req: IncomingMessage, trusted: AddressList): C
     single(h, 'x-forwarded-method'),
     single(h, 'x-forwarded-uri'),
     single(h, 'x-forwarded-host'),
-    clientFromForwardedFor(h['x-forwarded-for'], trusted),
+    forwardedClient(h['x-forwarded-for'], trusted),
     protocolOf(single(h, 'x-forwarded-proto')),
     'X-Forwarded-Method, X-Forwarded-Uri, X-Forwarded-Host, X-Forwarded-For',
   );
@@ -110,7 +101,7 @@ export function envoyOriginal(req: IncomingMessage, url: string, prefixLength: n
     req.method,
     url.slice(prefixLength),
     single(h, 'host'),
-    clientFromForwardedFor(h['x-forwarded-for'], trusted),
+    forwardedClient(h['x-forwarded-for'], trusted),
     protocolOf(single(h, 'x-forwarded-proto')),
     'method, path after the prefix, Host, X-Forwarded-For',
   );

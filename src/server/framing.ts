@@ -37,11 +37,13 @@ export interface FramingResult {
   host: string | undefined;
   /** Incoming x-request-id value. */
   requestId: string | undefined;
+  /** X-Forwarded-Proto value (used only when the peer is a trusted proxy). */
+  forwardedProto: string | undefined;
 }
 
 /** The refusal, with what was read so far (a plain function: no closure allocated for every request). */
 function ambiguous(detail: string, hasBody: boolean, contentLength: number | undefined, host: string | undefined, requestId: string | undefined): FramingResult {
-  return { problem: problem('ambiguous-request', { detail }), hasBody, contentLength, host, requestId };
+  return { problem: problem('ambiguous-request', { detail }), hasBody, contentLength, host, requestId, forwardedProto: undefined };
 }
 
 export function inspectFraming(rawHeaders: string[], httpVersionMinor: number): FramingResult {
@@ -50,6 +52,7 @@ export function inspectFraming(rawHeaders: string[], httpVersionMinor: number): 
   let contentLength: number | undefined;
   let host: string | undefined;
   let requestId: string | undefined;
+  let forwardedProto: string | undefined;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!;
     if (!SINGLETON_LENGTHS.has(name.length)) continue;
@@ -75,7 +78,9 @@ export function inspectFraming(rawHeaders: string[], httpVersionMinor: number): 
       host = rawHeaders[i + 1];
     } else if (lower === 'x-request-id') {
       requestId = rawHeaders[i + 1];
+    } else if (lower === 'x-forwarded-proto') {
+      forwardedProto = rawHeaders[i + 1];
     }
   }
-  return { problem: undefined, hasBody, contentLength, host, requestId };
+  return { problem: undefined, hasBody, contentLength, host, requestId, forwardedProto };
 }

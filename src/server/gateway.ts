@@ -21,6 +21,7 @@ import { compileRuntime, Runtime, type CompileEnv } from '../config/runtime.js';
 import { ConfigValidator, loadConfigFile, ConfigError } from '../config/load.js';
 import type { ListenerConfig, LoadedConfig } from '../config/types.js';
 import { inspectFraming } from './framing.js';
+import { clientFromForwardedFor } from '../shared/forwarded.js';
 import { parseRequestTarget } from './path.js';
 import { CertificateWatcher, tlsServerOptions } from './tls.js';
 import { ListenerClientAuth } from '../identity/listener-client-auth.js';
@@ -396,9 +397,12 @@ export class Gateway {
     let protocol: 'http' | 'https' = listener.tls ? 'https' : 'http';
     let clientIp = remote;
     if (trustedPeer) {
-      const xfp = req.headers['x-forwarded-proto'];
+      const xfp = framing.forwardedProto;
       if (xfp === 'https' || xfp === 'http') protocol = xfp;
-      clientIp = clientFromForwardedFor(req.headers['x-forwarded-for'], remote, rt);
+      // Read from the raw list: Node's header object is built only when something asks for it.
+      const forwarded = clientFromForwardedFor(joinedRawHeader(req.rawHeaders, 'x-forwarded-for'), (address) => rt.isTrustedProxy(address));
+      // A malformed hop or a chain of proxies only: the peer itself is the client address IP rules see.
+      if (forwarded.kind === 'client') clientIp = forwarded.address;
     }
 
     const ctx = new RequestContext({
@@ -683,14 +687,14 @@ export class Gateway {
 }
 
 /** The client is the right-most X-Forwarded-For address that is not itself a trusted proxy. */
-function clientFromForwardedFor(xff: string | string[] | undefined, remote: string, rt: Runtime): string {
-  if (xff === undefined) return remote;
-  const hops = (Array.isArray(xff) ? xff.join(',') : xff).split(',');
-  for (let i = hops.length - 1; i >= 0; i--) {
-    const hop = hops[i]!.trim();
-    if (hop === '') continue;
-    if (!rt.isTrustedProxy(hop)) return hop;
+/** The values of a header that may be repeated, joined with commas (as Node's header object would), or undefined. */
+function joinedRawHeader(raw: readonly string[], lower: string): string | undefined {
+  let out: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length !== lower.length || name.toLowerCase() !== lower) continue;
+    out = out === undefined ? raw[i + 1]! : out + ', ' + raw[i + 1]!;
   }
-  return remote;
+  return out;
 }
 

@@ -110,3 +110,13 @@ test('trusted proxies and front proxies with a malformed prefix are refused, nev
     );
   }
 });
+
+test('X-Forwarded-For hops with ports are read as their address; a malformed hop never becomes the client address', async (t) => {
+  const gw = await setup(t, { deny: ['203.0.113.0/24', '2001:db8::/32', '127.0.0.1'] }, { server: { trusted_proxies: ['127.0.0.1'] } });
+  assert.equal((await httpRequest(gw.v4 + '/api', { headers: { 'x-forwarded-for': '203.0.113.9:1234' } })).status, 403);
+  assert.equal((await httpRequest(gw.v4 + '/api', { headers: { 'x-forwarded-for': '[2001:db8::7]:443' } })).status, 403);
+  assert.equal((await httpRequest(gw.v4 + '/api', { headers: { 'x-forwarded-for': '198.51.100.4:80' } })).status, 200);
+  // Not an address: the trusted peer itself (denied here) is what the rules check, not the string "unknown".
+  assert.equal((await httpRequest(gw.v4 + '/api', { headers: { 'x-forwarded-for': 'unknown' } })).status, 403);
+  assert.equal((await httpRequest(gw.v4 + '/api', { headers: { 'x-forwarded-for': '198.51.100.4, garbage' } })).status, 403);
+});
