@@ -284,3 +284,26 @@ test('forward: round robin alternates targets; least outstanding avoids a busy o
   assert.deepEqual(during, ['b', 'b', 'b', 'b']);
   assert.equal((await busy).body, 'a');
 });
+
+test('a request refused for its declared body size names no upstream and does not advance the balancing', async (t) => {
+  const a = await startUpstream((_req, res) => res.end('a'));
+  const b = await startUpstream((_req, res) => res.end('b'));
+  const gw = await startTestGateway({
+    upstreams: { app: { targets: [{ url: a.url }, { url: b.url }] } },
+    routes: [{ name: 'r', match: { prefix: '/' }, upstream: 'app', max_body_bytes: 10 }],
+  });
+  t.after(async () => {
+    await gw.close();
+    await a.close();
+    await b.close();
+  });
+  const seen: Array<string | undefined> = [];
+  gw.gateway.services.events.subscribe({ onRequestComplete: (ctx) => void seen.push(ctx.target) });
+  const first = await httpRequest(gw.url + '/x');
+  const refused = await httpRequest(gw.url + '/x', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'x'.repeat(100) });
+  assert.equal(refused.status, 413);
+  const second = await httpRequest(gw.url + '/x');
+  assert.notEqual(first.body, second.body, 'the refused request took no turn in the round robin');
+  assert.equal(seen[1], undefined, 'the refused request names no upstream target');
+  assert.ok(seen[0] !== undefined && seen[2] !== undefined);
+});

@@ -293,9 +293,6 @@ export interface ForwardOptions {
 
 /** Forwards the request in `ctx` to a target of its upstream group and streams the answer to `res`. */
 export function forward(ctx: RequestContext, req: IncomingMessage, res: ServerResponse, options: ForwardOptions, hooks: ForwardHooks): void {
-  const group = ctx.upstream!;
-  const target = group.pick();
-  ctx.target = target.url;
   const route = ctx.route;
 
   let body: Dispatcher.DispatchOptions['body'] = null;
@@ -316,6 +313,10 @@ export function forward(ctx: RequestContext, req: IncomingMessage, res: ServerRe
       body = limited;
     }
   }
+
+  // Picked once the request is known to go out: a refused one neither advances the balancing nor names a target.
+  const target = ctx.upstream!.pick();
+  ctx.target = target.url;
 
   let path = ctx.path;
   if (route.stripPrefix !== '' && path.startsWith(route.stripPrefix)) {
