@@ -15,12 +15,14 @@ export const requestHeadersPolicy: PolicyDefinition<RequestHeadersConfig> = {
     const remove = config.remove.map((h) => h.toLowerCase());
     const responseSet = Object.entries(config.response_set).map(([k, v]) => [k.toLowerCase(), v] as const);
     const responseRemove = config.response_remove.map((h) => h.toLowerCase());
-    const instance: PolicyInstance = {
-      onRequest(ctx) {
+    const instance: PolicyInstance = {};
+    // Only what is configured runs: a policy with response headers alone adds nothing to the request path.
+    if (set.length > 0 || remove.length > 0) {
+      instance.onRequest = (ctx) => {
         for (let i = 0; i < remove.length; i++) ctx.removeUpstreamHeader(remove[i]!);
-        for (let i = 0; i < set.length; i++) ctx.setUpstreamHeader(set[i]![0], set[i]![1]);
-      },
-    };
+        if (set.length > 0) ctx.addUpstreamHeaders(set);
+      };
+    }
     if (responseSet.length > 0 || responseRemove.length > 0) {
       instance.onResponse = (_ctx, head) => {
         for (let i = 0; i < responseRemove.length; i++) head.headers.delete(responseRemove[i]!);

@@ -30,7 +30,7 @@ export const transformPolicy: PolicyDefinition<TransformConfig> = {
           ctx.setUpstreamHeader(to, value);
         }
         for (let i = 0; i < request.remove.length; i++) ctx.removeUpstreamHeader(request.remove[i]!);
-        for (let i = 0; i < request.add.length; i++) ctx.setUpstreamHeader(request.add[i]![0], request.add[i]![1]);
+        if (request.add.length > 0) ctx.addUpstreamHeaders(request.add);
         if (requestBody.empty || !isJson(ctx.header('content-type'))) return undefined;
         return ctx.readBody().then((body) => mapRequestBody(ctx, body, requestBody));
       };
