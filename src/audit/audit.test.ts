@@ -19,22 +19,40 @@ function tmp(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'kycgate-audit-gw-'));
 }
 
-/** An HTTP receiver standing in for a SIEM collector; `failing` makes it answer 503. */
+/**
+ * An HTTP receiver standing in for a SIEM collector; `failing` makes it answer 503, `refuse` answers that status,
+ * and batches of more than `maxBatch` records are refused with 413.
+ */
 async function startReceiver() {
-  const state = { failing: false, batches: 0, records: [] as Array<Record<string, unknown>>, authorization: [] as string[], waiters: [] as Array<() => void> };
+  const state = {
+    failing: false,
+    refuse: undefined as number | undefined,
+    maxBatch: Infinity,
+    batches: 0,
+    largest: 0,
+    records: [] as Array<Record<string, unknown>>,
+    authorization: [] as string[],
+    waiters: [] as Array<() => void>,
+  };
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      if (state.failing) {
-        res.writeHead(503).end();
+      if (state.failing || state.refuse !== undefined) {
+        res.writeHead(state.refuse ?? 503).end();
+        return;
+      }
+      const body = Buffer.concat(chunks).toString('utf8');
+      const batch = req.url === '/v1/traces' ? [] : (JSON.parse(body) as Array<Record<string, unknown>>);
+      if (batch.length > state.maxBatch) {
+        res.writeHead(413).end();
         return;
       }
       state.batches++;
+      state.largest = Math.max(state.largest, batch.length);
       state.authorization.push(String(req.headers.authorization));
-      const body = Buffer.concat(chunks).toString('utf8');
       if (req.url === '/v1/traces') state.records.push({ otlp: body });
-      else for (const r of JSON.parse(body) as Array<Record<string, unknown>>) state.records.push(r);
+      else for (const r of batch) state.records.push(r);
       res.writeHead(204).end();
       for (const w of state.waiters.splice(0)) w();
     });
@@ -219,6 +237,35 @@ test('a sink down for a while under load: every record delivered after it return
   assert.deepEqual(deliveredSeqs, journal.slice(0, deliveredSeqs.length).map((r) => r.seq));
   assert.ok(delivered.filter((r) => r.type === 'http.request').length === sent, `${sent} requests delivered`);
   fs.rmSync(dataDir, { recursive: true, force: true });
+});
+
+test('a sink receiver that refuses: 413 shrinks the batches until they pass; a refused credential is an error log until fixed', async () => {
+  const dataDir = tmp();
+  const receiver = await startReceiver();
+  receiver.state.maxBatch = 3;
+  receiver.state.refuse = 401;
+  const gw = await startTestGateway(
+    {
+      routes: [{ name: 'static', match: { path: '/s' }, policies: [{ 'static-response': { status: 200, body: 'ok' } }] }],
+      audit: { enabled: true, sinks: [{ name: 'siem', type: 'http', url: `${receiver.url}/ingest`, batch_records: 50, retry_initial_ms: 20, retry_max_ms: 100 }] },
+    },
+    { dataDir },
+  );
+  try {
+    for (let i = 0; i < 12; i++) assert.equal((await httpRequest(`${gw.url}/s`)).status, 200);
+    await receiver.until(() => gw.logs.some((l) => l.level === 50 && String(l.msg).includes('receiver refuses deliveries') && l.status === 401), 5000);
+    assert.equal(receiver.state.records.length, 0);
+    receiver.state.refuse = undefined;
+    await receiver.until(() => receiver.state.records.filter((r) => r.type === 'http.request').length >= 12);
+    assert.ok(receiver.state.largest <= 3, `no batch over the receiver's limit was accepted (largest ${receiver.state.largest})`);
+    assert.ok(gw.logs.some((l) => l.level === 40 && String(l.msg).includes('refused the batch size')));
+    const seqs = receiver.state.records.map((r) => r.seq as number);
+    assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b), 'delivered in journal order');
+  } finally {
+    await gw.close();
+    await receiver.close();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
 });
 
 test('metrics: requests by route and status class, refusals, events, certificate expiry; cursors survive a restart', async () => {

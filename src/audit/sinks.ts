@@ -21,6 +21,21 @@ export interface Transport {
   close(): Promise<void>;
 }
 
+/** A receiver's refusal, with its HTTP status. */
+export class DeliveryRefused extends Error {
+  constructor(readonly status: number) {
+    super(`HTTP ${status}`);
+  }
+
+  /** 4xx other than timeout and rate limiting: retrying the same request will not help by itself. */
+  get permanent(): boolean {
+    return this.status >= 400 && this.status < 500 && this.status !== 408 && this.status !== 429;
+  }
+}
+
+/** While deliveries keep failing, the failure is logged again this often (not only when the sink goes down). */
+const REPEAT_FAILURE_LOG_MS = 5 * 60_000;
+
 export class SinkRunner {
   cursor: Cursor;
   delivered = 0;
@@ -32,6 +47,9 @@ export class SinkRunner {
   private stopped = false;
   private loop: Promise<void> | undefined;
   private delayTimer: NodeJS.Timeout | undefined;
+  /** Records per batch: the configured size, halved for a receiver that answers 413, grown back after successes. */
+  private batchLimit: number;
+  private failureLoggedAt = 0;
 
   constructor(
     readonly config: SinkConfig,
@@ -43,6 +61,7 @@ export class SinkRunner {
     this.cursorFile = path.join(auditDir, 'cursors', `${config.name}.json`);
     fs.mkdirSync(path.dirname(this.cursorFile), { recursive: true, mode: 0o700 });
     this.cursor = readCursor(this.cursorFile);
+    this.batchLimit = config.batch_records;
     if (this.cursor.seq > journal.committed.seq) {
       // The journal was replaced (or restored from an older backup): the cursor points past its end.
       logger.warn({ sink: config.name, cursor_seq: this.cursor.seq, journal_seq: journal.committed.seq }, 'audit sink cursor is past the end of the journal; delivering from the start');
@@ -62,7 +81,7 @@ export class SinkRunner {
   private async run(): Promise<void> {
     let delay = this.config.retry_initial_ms;
     while (!this.stopped) {
-      const batch = await readBatch(this.auditDir, this.cursor, this.journal.committed, this.config.batch_records).catch((err: Error) => {
+      const batch = await readBatch(this.auditDir, this.cursor, this.journal.committed, this.batchLimit).catch((err: Error) => {
         this.logger.error({ sink: this.config.name, err: err.message }, 'audit sink cannot read the journal');
         return undefined;
       });
@@ -79,18 +98,36 @@ export class SinkRunner {
         await this.transport.send(batch.lines);
       } catch (err) {
         this.failures++;
-        if (!this.down) this.logger.warn({ sink: this.config.name, err: (err as Error).message, backlog: this.backlog }, 'audit sink delivery failed; retrying with backoff (records stay in the journal)');
+        this.deliveryFailed(err as Error, batch.lines.length);
         this.down = true;
         await this.sleep(delay * (0.8 + Math.random() * 0.4));
         delay = Math.min(delay * 2, this.config.retry_max_ms);
         continue;
       }
-      if (this.down) this.logger.info({ sink: this.config.name, backlog: this.backlog }, 'audit sink delivering again');
+      if (this.down) this.logger.info({ sink: this.config.name, backlog: this.backlog, batch_records: this.batchLimit }, 'audit sink delivering again');
       this.down = false;
+      this.failureLoggedAt = 0;
       delay = this.config.retry_initial_ms;
+      if (this.batchLimit < this.config.batch_records) this.batchLimit = Math.min(this.config.batch_records, this.batchLimit * 2);
       this.delivered += batch.lines.length;
       this.saveCursor(batch.next);
     }
+  }
+
+  /**
+   * A 413 halves the batch for the next attempt (down to one record). Refusals that retrying alone cannot fix (a
+   * wrong credential, a rejected payload) are errors, and every failure is logged again while it lasts.
+   */
+  private deliveryFailed(err: Error, sent: number): void {
+    const refused = err instanceof DeliveryRefused ? err : undefined;
+    if (refused?.status === 413) this.batchLimit = Math.max(1, Math.floor(sent / 2));
+    const now = Date.now();
+    if (this.down && now - this.failureLoggedAt < REPEAT_FAILURE_LOG_MS && refused?.status !== 413) return;
+    this.failureLoggedAt = now;
+    const fields = { sink: this.config.name, err: err.message, backlog: this.backlog, ...(refused ? { status: refused.status } : {}) };
+    if (refused?.status === 413) this.logger.warn({ ...fields, batch_records: this.batchLimit }, 'audit sink receiver refused the batch size; retrying with smaller batches');
+    else if (refused?.permanent) this.logger.error(fields, 'audit sink receiver refuses deliveries; fix the sink or its credentials (records stay in the journal)');
+    else this.logger.warn(fields, 'audit sink delivery failed; retrying with backoff (records stay in the journal)');
   }
 
   private saveCursor(next: Cursor): void {
@@ -163,7 +200,7 @@ export class HttpTransport implements Transport {
       bodyTimeout: this.timeoutMs,
     });
     await res.body.dump();
-    if (res.statusCode < 200 || res.statusCode >= 300) throw new Error(`HTTP ${res.statusCode}`);
+    if (res.statusCode < 200 || res.statusCode >= 300) throw new DeliveryRefused(res.statusCode);
   }
 
   async close(): Promise<void> {}
