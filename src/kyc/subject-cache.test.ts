@@ -53,3 +53,34 @@ test('subject cache: one load for concurrent misses; invalidation drops the entr
   await overlapping;
   assert.equal(cache.peek('sub_x', Date.now()), undefined, 'a load that started before an invalidation is not kept');
 });
+
+test('subject cache: invalidating one subject keeps other subjects\' loads; a stale load never replaces a newer one', async () => {
+  const releases = new Map<string, Array<() => void>>();
+  let loads = 0;
+  const cache = new SubjectCache(
+    async (subject) => {
+      loads++;
+      await new Promise<void>((r) => (releases.get(subject) ?? releases.set(subject, []).get(subject)!).push(r));
+      return [row({})];
+    },
+    ttl,
+    1000,
+  );
+  const other = cache.fetch('sub_other');
+  const first = cache.fetch('sub_x');
+  cache.invalidate('sub_x');
+  const second = cache.fetch('sub_x');
+  assert.notEqual(first, second, 'a load after the invalidation is a new one');
+  // The overlapped load finishes first: it must neither be kept nor remove the newer load in flight.
+  releases.get('sub_x')![0]!();
+  await first;
+  assert.equal(cache.fetch('sub_x'), second, 'the newer load is still the one concurrent callers share');
+  assert.equal(cache.peek('sub_x', Date.now()), undefined);
+  releases.get('sub_x')![1]!();
+  await second;
+  assert.ok(cache.peek('sub_x', Date.now()), 'the load that started after the invalidation is kept');
+  releases.get('sub_other')![0]!();
+  await other;
+  assert.ok(cache.peek('sub_other', Date.now()), 'another subject\'s invalidation did not discard this load');
+  assert.equal(loads, 3);
+});

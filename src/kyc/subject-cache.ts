@@ -120,9 +120,11 @@ function summaryState(workflows: ReadonlyMap<string, WorkflowStatus>): string {
 
 export class SubjectCache {
   private readonly entries = new Map<string, SubjectEntry>();
+  /**
+   * Loads in flight, one per subject. An invalidation removes the subject's load: a load that overlapped it is used
+   * by its callers but not kept (and loads of other subjects are not affected).
+   */
   private readonly loading = new Map<string, Promise<SubjectEntry>>();
-  /** Bumped by every invalidation: a load that overlapped one is used once but not kept. */
-  private generation = 0;
 
   constructor(
     private readonly load: (subject: string) => Promise<readonly VerificationRow[]>,
@@ -152,21 +154,22 @@ export class SubjectCache {
   fetch(subject: string): Promise<SubjectEntry> {
     let pending = this.loading.get(subject);
     if (pending) return pending;
-    const generation = this.generation;
-    pending = this.load(subject).then(
+    const load: Promise<SubjectEntry> = this.load(subject).then(
       (rows) => {
-        this.loading.delete(subject);
         const entry = new SubjectEntry(subject, rows, Date.now(), this.ttl);
-        if (generation === this.generation) this.keep(entry);
+        if (this.loading.get(subject) === load) {
+          this.loading.delete(subject);
+          this.keep(entry);
+        }
         return entry;
       },
       (err: unknown) => {
-        this.loading.delete(subject);
+        if (this.loading.get(subject) === load) this.loading.delete(subject);
         throw err;
       },
     );
-    this.loading.set(subject, pending);
-    return pending;
+    this.loading.set(subject, load);
+    return load;
   }
 
   private keep(entry: SubjectEntry): void {
@@ -177,7 +180,6 @@ export class SubjectCache {
   }
 
   invalidate(subject: string): void {
-    this.generation++;
     this.entries.delete(subject);
     this.loading.delete(subject);
   }
