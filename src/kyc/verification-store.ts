@@ -86,7 +86,9 @@ export class VerificationStore {
 
   /**
    * Takes the right to create a session for `key`, unless another instance holds it or a reusable session
-   * (unfinished, started after `reusableSince`) exists. True when this owner holds the lease now.
+   * (unfinished, with its link still known, started after `reusableSince`) exists. A session that went back to
+   * pending after a finished status (a resubmission) has lost its link, so it is not reusable and a new one is
+   * created. True when this owner holds the lease now.
    */
   async acquireSessionLease(key: RecordKey, workflowId: string, owner: string, now: number, leaseMs: number, reusableSince: number): Promise<boolean> {
     const rows = await this.store.query<{ lease_owner: string }>(
@@ -94,7 +96,8 @@ export class VerificationStore {
        VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
        ON CONFLICT (subject, provider, workflow) DO UPDATE SET lease_owner = $5, lease_until = $6, workflow_id = $4, updated_at = $7
        WHERE kyc_verifications.lease_until < $7
-         AND NOT (kyc_verifications.session_id IS NOT NULL AND kyc_verifications.state IN ('unverified', 'pending') AND kyc_verifications.session_started_at > $8)
+         AND NOT (kyc_verifications.session_id IS NOT NULL AND kyc_verifications.session_url IS NOT NULL
+                  AND kyc_verifications.state IN ('unverified', 'pending') AND kyc_verifications.session_started_at > $8)
        RETURNING lease_owner`,
       [key.subject, key.provider, key.workflow, workflowId, owner, now + leaseMs, now, reusableSince],
     );
