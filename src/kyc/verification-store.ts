@@ -174,7 +174,11 @@ export class VerificationStore {
     );
   }
 
-  /** Events received but not applied yet, oldest first (crash before processing, provider down, unknown session). */
+  /**
+   * Events received but not applied yet (crash before processing, provider down, unknown session). The session's
+   * own events come oldest first; the whole inbox comes least-tried first, then oldest, so events that keep
+   * failing never hold back newer ones.
+   */
   async pendingEvents(limit: number, sessionId?: { provider: string; sessionId: string }): Promise<InboxEvent[]> {
     if (sessionId) {
       return this.store.query<InboxEvent>(
@@ -184,7 +188,7 @@ export class VerificationStore {
     }
     // Events for unknown sessions are retried for an hour (the session may be recorded late), then left to an operator.
     return this.store.query<InboxEvent>(
-      "SELECT provider, event_id, session_id, payload, attempts FROM kyc_webhook_events WHERE processed_at IS NULL AND (outcome IS NULL OR outcome <> 'unknown_session' OR received_at > $2) ORDER BY event_seq LIMIT $1",
+      "SELECT provider, event_id, session_id, payload, attempts FROM kyc_webhook_events WHERE processed_at IS NULL AND (outcome IS NULL OR outcome <> 'unknown_session' OR received_at > $2) ORDER BY attempts, event_seq LIMIT $1",
       [limit, Date.now() - 3_600_000],
     );
   }
