@@ -1,7 +1,8 @@
 /**
  * Provider metrics through a real gateway: the embedded sandbox's API calls count in
  * kycgate_provider_requests_total and _duration_seconds, and the breaker gauge is there from the start and
- * follows the breaker (a Didit provider whose API is unreachable opens it).
+ * follows the breaker (a Didit provider whose API is unreachable opens it). The kyc section's webhook tolerance
+ * reaches providers that do not set their own.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { httpRequest, startTestGateway } from '../../testing/harness.js';
 import { freePort } from '../../testing/ports.js';
+import { signDiditWebhook } from './didit/signature.js';
 
 const gate = { 'kyc-gate': { subject: { from: 'header', header: 'x-user-id', trust_unauthenticated_header: true }, required_claims: ['kyc_full'] } };
 const as = { headers: { 'x-user-id': 'mia', accept: 'application/json' } };
@@ -62,4 +64,38 @@ test('calls to an unreachable Didit API count as errors and the opened breaker s
   const m = (await httpRequest(`${gw.adminUrl}/metrics`)).body;
   assert.match(m, /kycgate_provider_requests_total\{provider="didit",outcome="error"\} 1\n/);
   assert.match(m, /kycgate_provider_breaker_state\{provider="didit"\} 2\n/);
+});
+
+test('kyc.webhook_tolerance_seconds applies to a provider whose webhook section does not set tolerance_s', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kycgate-provider-tolerance-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const secretFile = path.join(dir, 'webhook-secret');
+  writeFileSync(secretFile, 'secret-0123456789');
+  const gw = await startTestGateway({
+    log: { level: 'error', access: false },
+    kyc: {
+      webhook_tolerance_seconds: 30,
+      providers: {
+        // Only the signature list is set: the tolerance comes from the kyc section.
+        strict: { type: 'didit', webhook_secret: { file: secretFile }, webhook: { signatures: ['v2', 'raw'] } },
+        // Its own tolerance wins.
+        lenient: { type: 'didit', webhook_secret: { file: secretFile }, webhook: { tolerance_s: 600 } },
+      },
+      workflows: { kyc: { provider: 'strict', workflow_id: 'wf', claims: { kyc_full: 'true' } } },
+    },
+    routes: [{ name: 'api', match: { prefix: '/api' }, policies: [gate] }],
+  });
+  t.after(() => gw.close());
+  let n = 0;
+  const webhook = (timestamp: number) =>
+    signDiditWebhook('secret-0123456789', { event_id: `evt-${++n}`, session_id: '11111111-2222-3333-4444-555555555555', status: 'Approved', webhook_type: 'status.updated', timestamp, created_at: timestamp });
+  const post = (provider: string, hook: { body: string; headers: Record<string, string> }) =>
+    httpRequest(`${gw.url}/webhooks/${provider}`, { method: 'POST', headers: { ...hook.headers, 'content-type': 'application/json' }, body: hook.body });
+  const now = Math.floor(Date.now() / 1000);
+
+  const old = await post('strict', webhook(now - 120));
+  assert.equal(old.status, 401);
+  assert.equal((JSON.parse(old.body) as { detail: string }).detail, 'The webhook timestamp is outside the accepted window.');
+  assert.equal((await post('strict', webhook(now - 5))).status, 200, 'within kyc.webhook_tolerance_seconds');
+  assert.equal((await post('lenient', webhook(now - 120))).status, 200, 'the provider entry\'s own tolerance_s wins');
 });
