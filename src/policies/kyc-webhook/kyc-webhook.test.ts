@@ -1,10 +1,13 @@
 /**
  * Webhook handling details: an event that arrives before its session is recorded is kept and applied once the
  * session is known; personal data a claim needs is kept sealed; the inbox forgets payloads once applied; events
- * that keep failing are parked and never hold back newer ones.
+ * that keep failing are parked and never hold back newer ones; a body the signature check cannot handle is refused.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { httpRequest, startTestGateway } from '../../../testing/harness.js';
 import { kycTestbed, postWebhook, eventually } from '../../../testing/kyc-testbed.js';
 import type { Store } from '../../store/store.js';
@@ -89,4 +92,28 @@ test('stored events that keep failing are counted, parked after MAX_EVENT_ATTEMP
   await kyc.reconcile();
   assert.equal(givenUp().length, 200, 'parked events are not retried');
   assert.ok((await bad()).every((r) => Number(r.attempts) === MAX_EVENT_ATTEMPTS));
+});
+
+test('a Didit webhook whose body cannot be canonicalised for X-Signature-V2 (nested too deeply, 1e400) is refused 401 as an invalid signature, not a 500', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kycgate-webhook-deep-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(path.join(dir, 'webhook-secret'), 'secret-0123456789');
+  const gw = await startTestGateway({
+    log: { level: 'error', access: false },
+    kyc: {
+      providers: { didit: { type: 'didit', webhook_secret: { file: path.join(dir, 'webhook-secret') } } },
+      workflows: { kyc: { provider: 'didit', workflow_id: 'wf', claims: { kyc_full: 'true' } } },
+    },
+    routes: [],
+  });
+  t.after(() => gw.close());
+  const now = Math.floor(Date.now() / 1000);
+  const envelope = `"event_id":"evt-1","session_id":"11111111-2222-3333-4444-555555555555","status":"Approved","webhook_type":"status.updated","timestamp":${now}`;
+  const depth = 200_000; // 400 kB, within the 1 MiB body limit
+  for (const body of [`{${envelope},"x":${'['.repeat(depth)}${']'.repeat(depth)}}`, `{${envelope},"x":1e400}`]) {
+    const answer = await httpRequest(`${gw.url}/webhooks/didit`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-signature-v2': 'ab'.repeat(32) }, body });
+    assert.equal(answer.status, 401);
+    assert.equal(answer.headers['content-type'], 'application/problem+json');
+    assert.equal((JSON.parse(answer.body) as { type: string }).type, 'https://kycgate.dev/problems/webhook-signature-invalid');
+  }
 });
