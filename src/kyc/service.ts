@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { EventBus } from '../observe/events.js';
 import type { RedisService } from '../shared/redis.js';
-import { ProviderUnavailable, type ProviderDecision, type VerificationState, type WebhookEvent } from '../providers/provider.js';
+import { ProviderRejected, ProviderUnavailable, type ProviderDecision, type VerificationState, type WebhookEvent } from '../providers/provider.js';
 import { grantedClaims } from './claims.js';
 import type { CompiledWorkflow, KycSetup } from './setup.js';
 import { SubjectCache, type SubjectEntry } from './subject-cache.js';
@@ -25,6 +25,8 @@ export interface SessionOffer {
 const INVALIDATION_CHANNEL = 'kyc:invalidate';
 /** Statuses after which a session's link is useless and is forgotten. */
 const FINISHED_STATES: ReadonlySet<VerificationState> = new Set(['approved', 'declined', 'expired']);
+/** Failed applications (other than an unavailable provider) after which a stored webhook event is parked. */
+export const MAX_EVENT_ATTEMPTS = 10;
 
 export class KycService {
   readonly records: VerificationStore;
@@ -252,9 +254,7 @@ export class KycService {
       try {
         for (const row of await this.records.pendingEvents(200)) {
           if (this.closed) return;
-          await this.applyStored(row).catch((err: unknown) => {
-            if (!(err instanceof ProviderUnavailable)) this.logger.warn({ err, provider: row.provider, event_id: row.event_id }, 'webhook event not applied');
-          });
+          await this.applyStored(row).catch((err: unknown) => this.storedEventFailed(row, err));
         }
       } catch (err) {
         this.logger.warn({ err }, 'webhook reconciliation failed; will retry');
@@ -263,6 +263,28 @@ export class KycService {
       }
     })();
     return this.reconciling;
+  }
+
+  /**
+   * Counts a failed application of a stored event. An unavailable provider is waited out without counting; any
+   * other failure is counted, and after MAX_EVENT_ATTEMPTS the event is parked (outcome `failed`) so it is not
+   * retried for ever.
+   */
+  private async storedEventFailed(row: InboxEvent, err: unknown): Promise<void> {
+    if (err instanceof ProviderUnavailable) return;
+    const attempts = Number(row.attempts) + 1;
+    const log = { err: err instanceof ProviderRejected ? { message: err.message, status: err.status } : err, provider: row.provider, event_id: row.event_id, attempts };
+    try {
+      if (attempts >= MAX_EVENT_ATTEMPTS) {
+        await this.records.markEvent(row.provider, row.event_id, 'failed', Date.now());
+        this.logger.error(log, 'webhook event could not be applied; given up');
+      } else {
+        await this.records.markEvent(row.provider, row.event_id, 'error', null);
+        this.logger.warn(log, 'webhook event not applied; will retry');
+      }
+    } catch (markErr) {
+      this.logger.warn({ err: markErr, provider: row.provider, event_id: row.event_id }, 'webhook event failure not recorded');
+    }
   }
 
   private scheduleReconcile(): void {

@@ -86,7 +86,9 @@ export class VerificationStore {
 
   /**
    * Takes the right to create a session for `key`, unless another instance holds it or a reusable session
-   * (unfinished, started after `reusableSince`) exists. True when this owner holds the lease now.
+   * (unfinished, with its link still known, started after `reusableSince`) exists. A session that went back to
+   * pending after a finished status (a resubmission) has lost its link, so it is not reusable and a new one is
+   * created. True when this owner holds the lease now.
    */
   async acquireSessionLease(key: RecordKey, workflowId: string, owner: string, now: number, leaseMs: number, reusableSince: number): Promise<boolean> {
     const rows = await this.store.query<{ lease_owner: string }>(
@@ -94,7 +96,8 @@ export class VerificationStore {
        VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
        ON CONFLICT (subject, provider, workflow) DO UPDATE SET lease_owner = $5, lease_until = $6, workflow_id = $4, updated_at = $7
        WHERE kyc_verifications.lease_until < $7
-         AND NOT (kyc_verifications.session_id IS NOT NULL AND kyc_verifications.state IN ('unverified', 'pending') AND kyc_verifications.session_started_at > $8)
+         AND NOT (kyc_verifications.session_id IS NOT NULL AND kyc_verifications.session_url IS NOT NULL
+                  AND kyc_verifications.state IN ('unverified', 'pending') AND kyc_verifications.session_started_at > $8)
        RETURNING lease_owner`,
       [key.subject, key.provider, key.workflow, workflowId, owner, now + leaseMs, now, reusableSince],
     );
@@ -171,7 +174,11 @@ export class VerificationStore {
     );
   }
 
-  /** Events received but not applied yet, oldest first (crash before processing, provider down, unknown session). */
+  /**
+   * Events received but not applied yet (crash before processing, provider down, unknown session). The session's
+   * own events come oldest first; the whole inbox comes least-tried first, then oldest, so events that keep
+   * failing never hold back newer ones.
+   */
   async pendingEvents(limit: number, sessionId?: { provider: string; sessionId: string }): Promise<InboxEvent[]> {
     if (sessionId) {
       return this.store.query<InboxEvent>(
@@ -181,7 +188,7 @@ export class VerificationStore {
     }
     // Events for unknown sessions are retried for an hour (the session may be recorded late), then left to an operator.
     return this.store.query<InboxEvent>(
-      "SELECT provider, event_id, session_id, payload, attempts FROM kyc_webhook_events WHERE processed_at IS NULL AND (outcome IS NULL OR outcome <> 'unknown_session' OR received_at > $2) ORDER BY event_seq LIMIT $1",
+      "SELECT provider, event_id, session_id, payload, attempts FROM kyc_webhook_events WHERE processed_at IS NULL AND (outcome IS NULL OR outcome <> 'unknown_session' OR received_at > $2) ORDER BY attempts, event_seq LIMIT $1",
       [limit, Date.now() - 3_600_000],
     );
   }

@@ -40,6 +40,8 @@ export interface ProviderDeps {
   publicBaseUrl?: string;
   /** Breaker state changes, for logs and metrics. */
   onBreakerChange?: (state: BreakerState, lastError: string | undefined) => void;
+  /** Each HTTP exchange with the provider's API (outcome, latency), for metrics and traces. */
+  onCall?: DiditProviderOptions['onCall'];
   /** Sandbox webhook delivery attempts, for logs. */
   onSandboxDelivery?: (outcome: DeliveryOutcome) => void;
 }
@@ -50,6 +52,7 @@ function adapterOptions(entry: ProviderEntry, deps: ProviderDeps): Omit<DiditPro
     timeouts: { connectMs: entry.timeouts?.connect_ms, headersMs: entry.timeouts?.headers_ms, bodyMs: entry.timeouts?.body_ms },
     breaker: { failureThreshold: entry.breaker?.failure_threshold, cooldownMs: entry.breaker?.cooldown_ms, ...(deps.onBreakerChange ? { onStateChange: deps.onBreakerChange } : {}) },
     webhook: { toleranceSeconds: entry.webhook?.tolerance_s, maxFutureSkewSeconds: entry.webhook?.max_future_skew_s, accept: entry.webhook?.signatures },
+    ...(deps.onCall ? { onCall: deps.onCall } : {}),
   };
 }
 

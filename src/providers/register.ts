@@ -1,7 +1,7 @@
 /**
  * Registers the bundled provider adapters with the KYC module: `didit` (Didit's API) and `sandbox` (the embedded
- * Didit stand-in, driven through the same adapter). Breaker changes and sandbox deliveries become gateway events
- * and log lines; secrets are resolved through the module's resolver and never logged.
+ * Didit stand-in, driven through the same adapter). Provider calls, breaker changes and sandbox deliveries become
+ * gateway events (metrics, traces) and log lines; secrets are resolved through the module's resolver and never logged.
  */
 import { registerProviderType, type ProviderFactoryContext } from '../kyc/providers.js';
 import { createProvider, type ProviderEntry } from './index.js';
@@ -9,24 +9,31 @@ import { diditProviderSchema } from './didit/schema.js';
 import { sandboxProviderSchema } from './sandbox/schema.js';
 import type { Store } from '../store/store.js';
 
-function build(ctx: ProviderFactoryContext) {
+async function build(ctx: ProviderFactoryContext) {
   const entry = structuredClone(ctx.config) as unknown as ProviderEntry & { webhook?: { tolerance_s?: number } };
   // The KYC section's tolerance applies unless the provider entry sets its own.
   entry.webhook = { ...(entry.webhook ?? {}), tolerance_s: entry.webhook?.tolerance_s ?? ctx.webhookToleranceSeconds } as typeof entry.webhook;
   const store = ctx.services.find<Store>('store');
-  return createProvider(entry, {
+  const provider = await createProvider(entry, {
     name: ctx.name,
     resolveSecret: ctx.resolveSecret,
     ...(store ? { store } : {}),
     publicBaseUrl: ctx.publicBaseUrl,
     onBreakerChange: (state, lastError) => {
       ctx.logger.warn({ provider: ctx.name, breaker: state, ...(lastError ? { last_error: lastError } : {}) }, 'provider circuit breaker changed state');
-      ctx.services.events.emit({ type: 'provider.breaker', outcome: state, data: { provider: ctx.name } });
+      ctx.services.events.emit({ type: 'provider.breaker', outcome: state, data: { provider: ctx.name, state } });
+    },
+    onCall: (outcome, latencyMs, operation) => {
+      ctx.services.events.emit({ type: 'provider.call', outcome, data: { provider: ctx.name, latency_ms: latencyMs, operation } });
     },
     onSandboxDelivery: (outcome) => {
       ctx.logger.info({ provider: ctx.name, delivery: outcome }, 'sandbox webhook delivery');
     },
   });
+  // The breaker gauge exists from the start, not only after the first change.
+  const state = provider.health.state;
+  ctx.services.events.emit({ type: 'provider.breaker', outcome: state, data: { provider: ctx.name, state } });
+  return provider;
 }
 
 registerProviderType('didit', build, diditProviderSchema as unknown as Record<string, unknown>);

@@ -155,6 +155,30 @@ test('in review answers kyc-pending with Retry-After; declined answers kyc-denie
   assert.equal(bed.provider.created, 2, 'no new session for a reviewed or declined verification');
 });
 
+test('a declined verification that is resubmitted (pending again, its link forgotten) is offered a new session at once, not a 503', async (t) => {
+  const bed = await kycTestbed(t);
+  const gw = await startTestGateway(bed.config());
+  t.after(() => gw.close());
+  const as = { headers: { 'x-user-id': 'ivan', accept: 'application/json' } };
+  const first = asJson((await httpRequest(`${gw.url}/api/x`, as)).body).session_id as string;
+  const now = Math.floor(Date.now() / 1000);
+  await postWebhook(gw.url, bed.provider.webhook(first, 'Declined', { eventId: 'evt-declined', timestamp: now }));
+  assert.ok(await eventually(async () => asJson((await httpRequest(`${gw.url}/api/x`, as)).body).type === 'https://kycgate.dev/problems/kyc-denied'));
+  await postWebhook(gw.url, bed.provider.webhook(first, 'Resubmitted', { eventId: 'evt-resubmitted', timestamp: now + 1 }));
+  const store = gw.gateway.services.get<import('../../store/store.js').Store>('store');
+  assert.ok(await eventually(async () => (await store.query<{ outcome: string }>("SELECT outcome FROM kyc_webhook_events WHERE event_id = 'evt-resubmitted'"))[0]?.outcome === 'applied'));
+
+  const started = Date.now();
+  const next = await httpRequest(`${gw.url}/api/x`, as);
+  assert.ok(Date.now() - started < 2000, `answered in ${Date.now() - started} ms`);
+  assert.equal(next.status, 403);
+  const challenge = asJson(next.body);
+  assert.equal(challenge.type, 'https://kycgate.dev/problems/kyc-required');
+  assert.match(challenge.verification_url, /\/verify\//);
+  assert.notEqual(challenge.session_id, first);
+  assert.equal(bed.provider.created, 2);
+});
+
 test('provider outage: verified users keep passing, new challenges get 503 with Retry-After, a webhook received meanwhile applies once the provider is back', async (t) => {
   const bed = await kycTestbed(t);
   const gw = await startTestGateway(bed.config());

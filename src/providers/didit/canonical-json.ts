@@ -38,18 +38,26 @@ export function formatNumber(n: number): string {
   return `${n < 0 ? '-' : ''}${mantissa}e-${String(-e).padStart(2, '0')}`;
 }
 
-function write(value: unknown, out: string[]): void {
+/**
+ * Deepest nesting written. Didit's server (Python's json, bounded by the interpreter's recursion limit) signs
+ * nothing deeper, and a bound keeps a hostile body from exhausting the stack.
+ */
+export const MAX_CANONICAL_DEPTH = 512;
+
+function write(value: unknown, out: string[], depth: number): void {
   if (value === null || typeof value === 'boolean') {
     out.push(String(value));
   } else if (typeof value === 'number') {
     out.push(formatNumber(value));
   } else if (typeof value === 'string') {
     out.push(JSON.stringify(value));
+  } else if (depth >= MAX_CANONICAL_DEPTH && typeof value === 'object') {
+    throw new RangeError(`canonical JSON nests deeper than ${MAX_CANONICAL_DEPTH} levels`);
   } else if (Array.isArray(value)) {
     out.push('[');
     for (let i = 0; i < value.length; i++) {
       if (i > 0) out.push(',');
-      write(value[i] === undefined ? null : value[i], out);
+      write(value[i] === undefined ? null : value[i], out, depth + 1);
     }
     out.push(']');
   } else if (typeof value === 'object') {
@@ -59,7 +67,7 @@ function write(value: unknown, out: string[]): void {
     for (let i = 0; i < keys.length; i++) {
       if (i > 0) out.push(',');
       out.push(JSON.stringify(keys[i]), ':');
-      write(obj[keys[i]!], out);
+      write(obj[keys[i]!], out, depth + 1);
     }
     out.push('}');
   } else {
@@ -73,10 +81,13 @@ function escapeNonAscii(ch: string): string {
   return '\\u' + ch.charCodeAt(0).toString(16).padStart(4, '0');
 }
 
-/** Serialises `value` as Didit does; `asciiOnly` escapes non-ASCII as `\uXXXX` (lower-case hex, surrogate pairs). */
+/**
+ * Serialises `value` as Didit does; `asciiOnly` escapes non-ASCII as `\uXXXX` (lower-case hex, surrogate pairs).
+ * Throws a RangeError beyond MAX_CANONICAL_DEPTH levels of nesting and a TypeError for what JSON cannot encode.
+ */
 export function canonicalJson(value: unknown, options: { asciiOnly?: boolean } = {}): string {
   const out: string[] = [];
-  write(value, out);
+  write(value, out, 0);
   const text = out.join('');
   // Outside strings canonical JSON is pure ASCII, so escaping the whole text only touches string contents.
   return options.asciiOnly ? text.replace(NON_ASCII, escapeNonAscii) : text;

@@ -41,7 +41,13 @@ export interface DiditProviderOptions {
   outageRetryAfterSeconds?: number;
   /** Clock in milliseconds (tests). */
   now?: () => number;
+  /** Called once per HTTP exchange with Didit (not for calls refused before sending), for metrics and traces. */
+  onCall?: (outcome: ProviderCallOutcome, latencyMs: number, operation: ProviderOperation) => void;
 }
+
+/** How one HTTP exchange with Didit ended: answered 2xx, timed out, or anything else (refusal, 5xx, network). */
+export type ProviderCallOutcome = 'ok' | 'error' | 'timeout';
+export type ProviderOperation = 'create_session' | 'fetch_decision';
 
 /** Largest response body read from Didit (decision documents with many features stay far below). */
 const MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
@@ -84,6 +90,7 @@ export class DiditProvider implements IdentityProvider {
   private readonly now: () => number;
   /** Set by a 429: calls fail fast until then instead of adding to the provider's load. */
   private rateLimitedUntilMs = 0;
+  private readonly onCall: DiditProviderOptions['onCall'];
 
   constructor(options: DiditProviderOptions) {
     this.name = options.name ?? 'didit';
@@ -102,6 +109,7 @@ export class DiditProvider implements IdentityProvider {
     this.webhook = options.webhook ?? {};
     this.outageRetryAfter = options.outageRetryAfterSeconds ?? 5;
     this.now = options.now ?? Date.now;
+    this.onCall = options.onCall;
     this.breaker = new CircuitBreaker({
       failureThreshold: options.breaker?.failureThreshold,
       cooldownMs: options.breaker?.cooldownMs,
@@ -119,7 +127,7 @@ export class DiditProvider implements IdentityProvider {
     const body: Record<string, unknown> = { workflow_id: input.workflowId, vendor_data: input.vendorData };
     if (input.callback !== undefined) body.callback = input.callback;
     if (input.metadata !== undefined) body.metadata = input.metadata;
-    const doc = await this.call('POST', '/v3/session/', body);
+    const doc = await this.call('POST', '/v3/session/', body, 'create_session');
     const sessionId = doc.session_id;
     const url = doc.url;
     const status = typeof doc.status === 'string' ? doc.status : 'Not Started';
@@ -136,7 +144,7 @@ export class DiditProvider implements IdentityProvider {
 
   async fetchDecision(sessionId: string): Promise<ProviderDecision> {
     if (!SESSION_ID.test(sessionId)) throw new ProviderRejected('invalid Didit session id', 400);
-    const doc = await this.call('GET', `/v3/session/${sessionId}/decision/`);
+    const doc = await this.call('GET', `/v3/session/${sessionId}/decision/`, undefined, 'fetch_decision');
     return decisionFromDidit(doc, Math.floor(this.now() / 1000), { sessionId });
   }
 
@@ -155,15 +163,32 @@ export class DiditProvider implements IdentityProvider {
   }
 
   /** One API call through the rate-limit gate and the breaker; resolves with the JSON object answered. */
-  private async call(method: 'GET' | 'POST', path: string, body?: unknown): Promise<Record<string, unknown>> {
+  private async call(method: 'GET' | 'POST', path: string, body: unknown, operation: ProviderOperation): Promise<Record<string, unknown>> {
     const label = `Didit ${method} ${path.replace(/\/session\/[^/]+\/decision\//, '/session/{id}/decision/')}`;
     if (this.apiKey === undefined) throw new ProviderRejected(`${label}: no API key is configured for this provider (webhook verification only)`, 401);
     const wait = this.rateLimitedUntilMs - this.now();
     if (wait > 0) throw new ProviderUnavailable(`${label}: rate limited by Didit`, Math.ceil(wait / 1000), 'rate_limited');
-    return this.breaker.run(() => this.send(method, path, body, label), isOutage);
+    return this.breaker.run(() => this.send(method, path, body, label, operation), isOutage);
   }
 
-  private async send(method: 'GET' | 'POST', path: string, body: unknown, label: string): Promise<Record<string, unknown>> {
+  /** One HTTP exchange, reported to `onCall` with its outcome and latency. */
+  private async send(method: 'GET' | 'POST', path: string, body: unknown, label: string, operation: ProviderOperation): Promise<Record<string, unknown>> {
+    if (this.onCall === undefined) return this.exchange(method, path, body, label);
+    const started = performance.now();
+    let outcome: ProviderCallOutcome = 'error';
+    try {
+      const doc = await this.exchange(method, path, body, label);
+      outcome = 'ok';
+      return doc;
+    } catch (err) {
+      if (err instanceof ProviderUnavailable && err.reason === 'timeout') outcome = 'timeout';
+      throw err;
+    } finally {
+      this.onCall(outcome, performance.now() - started, operation);
+    }
+  }
+
+  private async exchange(method: 'GET' | 'POST', path: string, body: unknown, label: string): Promise<Record<string, unknown>> {
     const headers: Record<string, string> = { 'x-api-key': this.apiKey!, accept: 'application/json' };
     let payload: string | undefined;
     if (body !== undefined) {

@@ -29,7 +29,11 @@ export const webhookVerificationSchema = {
   type: 'object',
   description: 'How incoming webhooks from this provider are verified.',
   properties: {
-    tolerance_s: { type: 'integer', minimum: 1, default: 300, description: 'Oldest accepted webhook, in seconds, judged on the body `timestamp` (the X-Timestamp header is not signed).' },
+    tolerance_s: {
+      type: 'integer',
+      minimum: 1,
+      description: 'Oldest accepted webhook, in seconds, judged on the body `timestamp` (the X-Timestamp header is not signed). Default: `kyc.webhook_tolerance_seconds`.',
+    },
     max_future_skew_s: { type: 'integer', minimum: 0, default: 60, description: 'How far in the future a webhook `timestamp` may be (clock skew).' },
     signatures: {
       type: 'array',

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { IncomingHttpHeaders } from 'node:http';
 import { hmacHex, signDiditWebhook, verifyDiditWebhook } from './signature.js';
-import { canonicalJson, compareCodePoints, formatNumber } from './canonical-json.js';
+import { MAX_CANONICAL_DEPTH, canonicalJson, compareCodePoints, formatNumber } from './canonical-json.js';
 
 // Compiled to dist/src/providers/didit/: four levels up is the repository root.
 const repoRoot = fileURLToPath(new URL('../../../../', import.meta.url));
@@ -217,4 +217,15 @@ test('canonical JSON numbers are written as Python writes them', () => {
   ];
   for (const [n, text] of cases) assert.equal(formatNumber(n), text, String(n));
   assert.throws(() => formatNumber(Number.NaN));
+});
+
+test('a body too deep (or with a number JSON cannot write) for the v2 canonical form: the v2 signature cannot match, the raw one still decides', () => {
+  assert.throws(() => canonicalJson(JSON.parse('['.repeat(MAX_CANONICAL_DEPTH + 1) + ']'.repeat(MAX_CANONICAL_DEPTH + 1))), RangeError);
+  assert.equal(canonicalJson(JSON.parse('['.repeat(MAX_CANONICAL_DEPTH) + ']'.repeat(MAX_CANONICAL_DEPTH))).length, 2 * MAX_CANONICAL_DEPTH);
+  const envelope = `"event_id":"evt-deep","session_id":"${vectors.session_id}","status":"Approved","webhook_type":"status.updated","timestamp":${NOW}`;
+  for (const body of [`{${envelope},"x":${'['.repeat(100_000)}${']'.repeat(100_000)}}`, `{${envelope},"x":1e400}`]) {
+    assert.deepEqual(verify(body, { 'x-signature-v2': 'ab'.repeat(32) }), { ok: false, reason: 'invalid_signature' });
+    const raw = verify(body, { 'x-signature-v2': 'ab'.repeat(32), 'x-signature': hmacHex(vectors.secret, body) });
+    assert.equal(raw.ok && raw.event.signature, 'raw');
+  }
 });

@@ -86,6 +86,19 @@ export function signDiditWebhook(secret: string, envelope: Record<string, unknow
   };
 }
 
+/**
+ * The text X-Signature-V2 covers, or undefined when the body cannot be canonicalised (nested too deeply, a
+ * number JSON cannot write such as 1e400): then the v2 signature cannot match, and the other signatures decide
+ * or the event is refused as `invalid_signature`.
+ */
+function canonicalV2(body: Record<string, unknown>): string | undefined {
+  try {
+    return canonicalJson(body);
+  } catch {
+    return undefined;
+  }
+}
+
 function str(v: unknown): string | undefined {
   return typeof v === 'string' ? v : undefined;
 }
@@ -115,7 +128,8 @@ export function verifyDiditWebhook(rawBody: Buffer, headers: IncomingHttpHeaders
   }
 
   let kind: DiditSignatureKind | undefined;
-  if (v2 !== undefined && signatureMatches(v2, hmac(options.secret, canonicalJson(body)))) kind = 'v2';
+  const canonical = v2 === undefined ? undefined : canonicalV2(body);
+  if (v2 !== undefined && canonical !== undefined && signatureMatches(v2, hmac(options.secret, canonical))) kind = 'v2';
   else if (raw !== undefined && signatureMatches(raw, hmac(options.secret, rawBody))) kind = 'raw';
   else if (simple !== undefined) {
     const payload = simpleSignaturePayload({ timestamp, session_id: sessionId, status, webhook_type: webhookType });
