@@ -20,7 +20,11 @@ const GROUP_COMMIT_MS = 20;
 function startChild(configFile: string, dataDir: string): Promise<{ child: ChildProcess; url: string }> {
   const child = spawn(process.execPath, [MAIN, 'start', '--config', configFile], { env: { ...process.env, KYCGATE_DATA_DIR: dataDir }, stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('gateway did not start')), 15000);
+    // A gateway that did not come up is killed, so a failed start cannot leave the test process waiting on it.
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error('gateway did not start within 30 s'));
+    }, 30_000);
     let url: string | undefined;
     const lines = createInterface({ input: child.stdout! });
     lines.on('line', (line) => {
@@ -42,6 +46,19 @@ function startChild(configFile: string, dataDir: string): Promise<{ child: Child
 
 function exited(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));
+}
+
+/** SIGTERM, then the exit; a gateway that does not stop within 20 s is killed and the test fails. */
+async function stopped(child: ChildProcess): Promise<void> {
+  child.kill('SIGTERM');
+  let hung = false;
+  const timer = setTimeout(() => {
+    hung = true;
+    child.kill('SIGKILL');
+  }, 20_000);
+  await exited(child);
+  clearTimeout(timer);
+  assert.equal(hung, false, 'the gateway stops on SIGTERM');
 }
 
 for (const sync of [false, true]) {
@@ -68,12 +85,13 @@ for (const sync of [false, true]) {
       while (!stop) {
         const id = `load-${n++}`;
         const ok = await new Promise<boolean>((resolve) => {
-          const req = http.get(`${first.url}/s`, { agent, headers: { 'x-request-id': id } }, (res) => {
+          const req = http.get(`${first.url}/s`, { agent, headers: { 'x-request-id': id }, timeout: 10_000 }, (res) => {
             res.resume();
             res.on('end', () => resolve(res.statusCode === 200));
             res.on('error', () => resolve(false));
           });
           req.on('error', () => resolve(false));
+          req.on('timeout', () => req.destroy());
         });
         if (ok) answered.push({ id, at: Date.now() });
         else return;
@@ -91,8 +109,7 @@ for (const sync of [false, true]) {
 
     // Restart on the same data directory, then stop cleanly.
     const second = await startChild(configFile, dataDir);
-    second.child.kill('SIGTERM');
-    await exited(second.child);
+    await stopped(second.child);
 
     const verify = spawnSync(process.execPath, [MAIN, 'audit', 'verify', '--journal', path.join(dataDir, 'audit')], { encoding: 'utf8' });
     assert.equal(verify.status, 0, `verify: ${verify.stdout}${verify.stderr}`);

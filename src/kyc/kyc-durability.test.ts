@@ -28,8 +28,8 @@ function startGatewayProcess(configFile: string, dataDir: string): Promise<Child
     let stderr = '';
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`gateway did not start: ${stderr}`));
-    }, 20000);
+      reject(new Error(`gateway did not start within 30 s: ${stderr}`));
+    }, 30_000);
     child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
     child.stdout!.on('data', (c: Buffer) => {
       buffered += c.toString();
