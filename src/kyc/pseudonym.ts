@@ -13,6 +13,11 @@ export class SubjectPseudonymiser {
     if (key.length < 32) throw new Error('kyc.subject_key: must be at least 32 bytes');
   }
 
+  /** Whether this pseudonymiser uses `key` (a reload with the same subject key keeps it, and its memo). */
+  usesKey(key: Buffer): boolean {
+    return this.key.equals(key);
+  }
+
   /** `namespace` separates identity systems whose ids could collide (e.g. two JWT issuers). */
   pseudonymise(namespace: string, rawId: string): string {
     const input = namespace === '' ? rawId : namespace + '\u0000' + rawId;

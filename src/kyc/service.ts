@@ -14,6 +14,7 @@ import { grantedClaims } from './claims.js';
 import type { CompiledWorkflow, KycSetup } from './setup.js';
 import { SubjectCache, type SubjectEntry } from './subject-cache.js';
 import { VerificationStore, eventSeq, type RecordKey, type InboxEvent } from './verification-store.js';
+import { isDeepStrictEqual } from 'node:util';
 
 export interface SessionOffer {
   sessionId: string;
@@ -63,8 +64,11 @@ export class KycService {
   replaceSetup(next: KycSetup): KycSetup {
     const old = this.setupValue;
     this.setupValue = next;
+    // Cached entries stay valid across a reload unless what they were built with changed: their lifetimes, or the
+    // signed assertions they carry (settings or key). Claims live in the store's rows, not in the mapping.
     const c = next.config.cache;
-    this.cache.configure({ verifiedMs: c.ttl_seconds * 1000, unverifiedMs: c.unverified_ttl_seconds * 1000 }, c.max_entries);
+    const keep = isDeepStrictEqual(old.config.cache, c) && isDeepStrictEqual(old.config.assertion, next.config.assertion) && old.signer.jwksBody === next.signer.jwksBody;
+    if (!keep) this.cache.configure({ verifiedMs: c.ttl_seconds * 1000, unverifiedMs: c.unverified_ttl_seconds * 1000 }, c.max_entries);
     if (old.config.reconcile_interval_seconds !== next.config.reconcile_interval_seconds) this.scheduleReconcile();
     return old;
   }

@@ -118,7 +118,7 @@ export async function buildSetup(config: KycConfig, env: SetupEnv, previous: Kyc
   }
   return {
     config,
-    pseudonymiser: new SubjectPseudonymiser(subjectKey),
+    pseudonymiser: previous?.pseudonymiser.usesKey(subjectKey) ? previous.pseudonymiser : new SubjectPseudonymiser(subjectKey),
     sealer: new DataSealer(dataKeys),
     signer,
     providers,

@@ -375,3 +375,34 @@ test('reload: a changed claims mapping applies to new decisions, and an unchange
   const rejected = await httpRequest(`${gw.url}/api/x`, as('rita'));
   assert.equal(asJson(rejected.body).type, 'https://kycgate.dev/problems/kyc-denied', 'approved, but the new mapping does not grant kyc_full');
 });
+
+test('reload: cached verification state and pseudonyms survive a reload that does not change them', async (t) => {
+  const bed = await kycTestbed(t);
+  const file = path.join(bed.dir, 'gateway.yaml');
+  const asFile = (config: Record<string, unknown>) => stringify({ ...config, listeners: [{ name: 'main', port: 0 }], admin: { enabled: false } });
+  writeFileSync(file, asFile(bed.config()));
+  const gw = await startTestGateway(bed.config(), { file, baseDir: bed.dir, watchConfig: false });
+  t.after(() => gw.close());
+  const kyc = gw.gateway.services.get<import('../../kyc/service.js').KycService>('kyc');
+  const as = { headers: { 'x-user-id': 'tess', accept: 'application/json' } };
+  const session = asJson((await httpRequest(`${gw.url}/api/x`, as)).body).session_id as string;
+  await postWebhook(gw.url, bed.provider.webhook(session, 'Approved'));
+  assert.ok(await eventually(async () => (await httpRequest(`${gw.url}/api/x`, as)).status === 200));
+  const pseudonymiser = kyc.setup.pseudonymiser;
+  const cached = kyc.cache.size;
+  assert.ok(cached > 0);
+
+  // A reload that only changes logging: the subject's entry and the pseudonym memo are kept.
+  writeFileSync(file, asFile({ ...bed.config(), log: { level: 'warn', access: false } }));
+  assert.equal(await gw.gateway.reload('test'), true);
+  assert.equal(kyc.cache.size, cached, 'the cached verification state was kept');
+  assert.equal(kyc.setup.pseudonymiser, pseudonymiser);
+  assert.equal((await httpRequest(`${gw.url}/api/x`, as)).status, 200);
+
+  // Changed cache lifetimes: entries built with the old ones are dropped.
+  const config = bed.config() as { kyc: Record<string, unknown> };
+  writeFileSync(file, asFile({ ...config, kyc: { ...config.kyc, cache: { ttl_seconds: 120 } } }));
+  assert.equal(await gw.gateway.reload('test'), true);
+  assert.equal(kyc.cache.size, 0);
+  assert.equal((await httpRequest(`${gw.url}/api/x`, as)).status, 200, 'reloaded from the store');
+});
