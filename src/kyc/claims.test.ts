@@ -23,4 +23,5 @@ test('age in whole years, counted on the birthday', () => {
   assert.equal(ageInYears('2008-05-10', new Date('2026-05-09T12:00:00Z')), 17);
   assert.equal(ageInYears('2008-05-10', new Date('2026-05-10T00:00:00Z')), 18);
   assert.throws(() => ageInYears('10/05/2008', new Date()));
+  for (const impossible of ['1990-13-45', '2000-02-30', '2000-02-28xyz', '2999-01-01']) assert.throws(() => ageInYears(impossible, new Date('2026-05-10T00:00:00Z')), impossible);
 });

@@ -5,19 +5,17 @@
  */
 import { Environment } from '@marcbachmann/cel-js';
 import type { ProviderDecision } from '../providers/provider.js';
+import { ageAt } from './age.js';
 
 const claimsEnvironment = new Environment({ homogeneousAggregateLiterals: false })
   .registerVariable('facts', 'map')
   .registerVariable('personal', 'map')
   .registerFunction('age(string): int', (dateOfBirth: string) => BigInt(ageInYears(dateOfBirth, new Date())));
 
-/** Whole years between an ISO date of birth (YYYY-MM-DD) and `now`; throws on a malformed date. */
+/** Whole years between a `YYYY-MM-DD` date of birth and `now`; throws on anything else (an impossible date too). */
 export function ageInYears(dateOfBirth: string, now: Date): number {
-  const m = /^(\d{4})-(\d{2})-(\d{2})/.exec(dateOfBirth);
-  if (!m) throw new Error('date of birth is not an ISO date');
-  const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
-  let age = now.getUTCFullYear() - y;
-  if (now.getUTCMonth() + 1 < mo || (now.getUTCMonth() + 1 === mo && now.getUTCDate() < d)) age--;
+  const age = ageAt(dateOfBirth, Math.floor(now.getTime() / 1000));
+  if (age === undefined) throw new Error('date of birth is not a valid YYYY-MM-DD date in the past');
   return age;
 }
 
