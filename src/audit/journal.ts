@@ -80,10 +80,6 @@ export class Journal {
     return !this.errorLogged;
   }
 
-  get lastSeq(): number {
-    return this.committed.seq;
-  }
-
   segmentList(): readonly Segment[] {
     return this.segments;
   }

@@ -81,7 +81,3 @@ export function parseSpiffeId(value: string): SpiffeIdResult {
   return { ok: true, value: { id: value, trustDomain, path } };
 }
 
-/** The root ID of a trust domain, `spiffe://<td>`. */
-export function trustDomainId(trustDomain: string): string {
-  return SCHEME_PREFIX + trustDomain;
-}

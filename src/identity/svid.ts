@@ -214,13 +214,6 @@ function checkSvid(leaf: ParsedCertificate, others: ParsedCertificate[], trust: 
   return { ok: true, kind: 'spiffe', spiffeId: id.value, fingerprint: fingerprintOf(leaf.der), dnsNames: san.dns, subject: leaf.x509.subject, validUntil };
 }
 
-/** Validates a plain client certificate against the configured client CAs (no SPIFFE rules). */
-export function validateClientCertificate(chainDer: readonly Buffer[], trust: TrustStore, now = Date.now()): CertificateVerdict {
-  const parsed = parseChain(chainDer);
-  if ('reason' in parsed) return parsed;
-  return checkPlain(parsed.leaf, parsed.others, trust, now);
-}
-
 function checkPlain(leaf: ParsedCertificate, others: ParsedCertificate[], trust: TrustStore, now: number): CertificateVerdict {
   const basics = checkLeafBasics(leaf, now);
   if (basics) return basics;

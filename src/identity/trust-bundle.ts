@@ -89,7 +89,3 @@ function parseSpiffeBundle(content: string, source: string): TrustBundle {
   return { x509Authorities, jwtAuthorities, sequence, refreshHintS };
 }
 
-/** A bundle as PEM text (for the listener's `ca`, so clients learn which CAs are acceptable). */
-export function bundleToPem(bundle: TrustBundle): string[] {
-  return bundle.x509Authorities.map((c) => c.toString());
-}

@@ -119,10 +119,6 @@ export class TrustStore {
     return this.byDomain.get(trustDomain)?.x509Authorities;
   }
 
-  jwtAuthority(trustDomain: string, kid: string): JWK | undefined {
-    return this.byDomain.get(trustDomain)?.jwtAuthorities.get(kid);
-  }
-
   get plainAuthorities(): readonly X509Certificate[] {
     return this.plainRoots;
   }

@@ -47,7 +47,4 @@ export class DataSealer {
     return Buffer.concat([decipher.update(body.subarray(0, body.length - 16)), decipher.final()]).toString('utf8');
   }
 
-  static keyIdOf(sealed: string): string | undefined {
-    return sealed.split('.')[1];
-  }
 }

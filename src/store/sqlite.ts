@@ -22,7 +22,6 @@ export class SqliteStore implements Store {
   readonly dialect = 'sqlite' as const;
   private readonly db: Database.Database;
   private readonly statements = new Map<string, Database.Statement>();
-  private txDepth = 0;
 
   constructor(file: string, options: { synchronous?: 'full' | 'normal' } = {}) {
     if (file !== ':memory:') mkdirSync(path.dirname(file), { recursive: true });
@@ -64,7 +63,6 @@ export class SqliteStore implements Store {
     // allows one writer, so concurrent callers are serialised through a queue.
     const run = async (): Promise<T> => {
       this.db.exec('BEGIN IMMEDIATE');
-      this.txDepth++;
       try {
         const result = await fn(this);
         this.db.exec('COMMIT');
@@ -72,8 +70,6 @@ export class SqliteStore implements Store {
       } catch (err) {
         if (this.db.inTransaction) this.db.exec('ROLLBACK');
         throw err;
-      } finally {
-        this.txDepth--;
       }
     };
     const next = this.queue.then(run, run);

@@ -93,14 +93,6 @@ export class KeyRepository {
     return rows.map(fromRow);
   }
 
-  /** Ids of keys changed after `since` (ms), and the newest change time seen. */
-  async changedSince(since: number): Promise<{ ids: string[]; newest: number }> {
-    const rows = await this.store.query<{ id: string; updated_at: number | string }>('SELECT id, updated_at FROM api_keys WHERE updated_at > $1', [since]);
-    let newest = since;
-    for (const r of rows) newest = Math.max(newest, Number(r.updated_at));
-    return { ids: rows.map((r) => r.id), newest };
-  }
-
   /** Creates a key; the returned `key` is the only time the full key exists outside the client. */
   async create(options: CreateKeyOptions, db: Queryable = this.store, rotatedFrom?: string): Promise<{ key: string; record: ApiKeyRecord }> {
     const now = Date.now();

@@ -98,10 +98,6 @@ export class RedisBreaker {
 
   constructor(private readonly threshold: number, private readonly openMs: number) {}
 
-  get open(): boolean {
-    return this.openUntil !== 0;
-  }
-
   /** Whether this request may use Redis now. */
   allow(now: number): boolean {
     if (this.openUntil === 0) return true;

@@ -17,8 +17,6 @@ export const DIDIT_STATUSES = [
   'Kyc Expired',
 ] as const;
 
-export type DiditStatus = (typeof DIDIT_STATUSES)[number];
-
 const STATE_OF_STATUS: ReadonlyMap<string, VerificationState> = new Map<string, VerificationState>([
   ['Approved', 'approved'],
   ['In Review', 'in_review'],
