@@ -7,7 +7,7 @@
  */
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { Problem, problem, problemBody, sendProblem } from '../errors/problem.js';
+import { Problem, payloadTooLarge, problem, problemBody, sendProblem } from '../errors/problem.js';
 import { RequestContext } from '../pipeline/context.js';
 import { isReply, type PolicyResult } from '../pipeline/policy.js';
 import { parseTrustedProxies, type Runtime } from '../config/runtime.js';
@@ -234,7 +234,7 @@ function readDecisionBody(req: IncomingMessage, limit: number, envoy: boolean): 
   }
   const declared = req.headers['content-length'];
   if (declared !== undefined && Number(declared) > limit) {
-    return Promise.resolve(problem('payload-too-large', { detail: `The body limit of this route is ${limit} bytes.` }));
+    return Promise.resolve(payloadTooLarge(limit));
   }
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
@@ -248,7 +248,7 @@ function readDecisionBody(req: IncomingMessage, limit: number, envoy: boolean): 
     };
     const onData = (chunk: Buffer) => {
       size += chunk.length;
-      if (size > limit) return finish(problem('payload-too-large', { detail: `The body limit of this route is ${limit} bytes.` }));
+      if (size > limit) return finish(payloadTooLarge(limit));
       chunks.push(chunk);
     };
     req.on('data', onData);

@@ -5,7 +5,7 @@
  */
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import { problem, type Problem } from '../errors/problem.js';
+import { payloadTooLarge, problem, type Problem } from '../errors/problem.js';
 import type { CompiledRoute } from '../routing/router.js';
 import type { UpstreamGroup } from '../proxy/upstream.js';
 
@@ -315,7 +315,7 @@ export class RequestContext {
     const limit = this.route.maxBodyBytes;
     const declared = req.headers['content-length'];
     if (declared !== undefined && Number(declared) > limit) {
-      return Promise.resolve(problem('payload-too-large', { detail: `The body limit of this route is ${limit} bytes.` }));
+      return Promise.resolve(payloadTooLarge(limit));
     }
     this.bodyPromise ??= new Promise<Buffer>((resolve, reject) => {
       const chunks: Buffer[] = [];
@@ -338,7 +338,7 @@ export class RequestContext {
     });
     return this.bodyPromise.catch((err: unknown) =>
       err instanceof BodyTooLarge
-        ? problem('payload-too-large', { detail: `The body limit of this route is ${err.limit} bytes.` })
+        ? payloadTooLarge(err.limit)
         : problem('bad-request', { detail: 'The request body could not be read.' }),
     );
   }

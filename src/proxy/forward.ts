@@ -7,7 +7,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Transform, type TransformCallback } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { problem, type Problem } from '../errors/problem.js';
+import { payloadTooLarge, problem, type Problem } from '../errors/problem.js';
 import type { RequestContext } from '../pipeline/context.js';
 import type { ResponseBodyTransform, ResponseHead } from '../pipeline/policy.js';
 import { buildUpstreamHeaders, filterResponseHeaders, type StripRules } from './headers.js';
@@ -28,13 +28,16 @@ class BodyLimit extends Transform {
   }
   override _transform(chunk: Buffer, _enc: BufferEncoding, callback: TransformCallback): void {
     this.seen += chunk.length;
-    if (this.seen > this.limit) callback(new BodyLimitExceeded());
+    if (this.seen > this.limit) callback(new BodyLimitExceeded(this.limit));
     else callback(null, chunk);
   }
 }
 
 class BodyLimitExceeded extends Error {
   readonly code = 'KYCGATE_BODY_LIMIT';
+  constructor(readonly limit: number) {
+    super('request body over the route limit');
+  }
 }
 
 function problemForUpstreamError(err: Error & { code?: string }): Problem {
@@ -44,7 +47,7 @@ function problemForUpstreamError(err: Error & { code?: string }): Problem {
     case 'UND_ERR_BODY_TIMEOUT':
       return problem('gateway-timeout');
     case 'KYCGATE_BODY_LIMIT':
-      return problem('payload-too-large');
+      return payloadTooLarge((err as BodyLimitExceeded).limit);
     case 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH':
       return problem('bad-request', { detail: 'The request body did not match its Content-Length.' });
     default:
@@ -302,7 +305,7 @@ export function forward(ctx: RequestContext, req: IncomingMessage, res: ServerRe
     if (options.contentLength !== undefined) {
       if (options.contentLength > route.maxBodyBytes) {
         ctx.errorKind = 'payload-too-large';
-        hooks.sendProblem(ctx, res, problem('payload-too-large', { detail: `The body limit of this route is ${route.maxBodyBytes} bytes.` }), true);
+        hooks.sendProblem(ctx, res, payloadTooLarge(route.maxBodyBytes), true);
         hooks.finished(ctx);
         return;
       }

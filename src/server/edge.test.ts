@@ -99,6 +99,9 @@ test('edge: body over the route limit gets 413, declared or chunked, and the ups
   assert.equal(JSON.parse(declared.body).type, 'https://kycgate.dev/problems/payload-too-large');
   const chunked = await rawRequest(gw.port, 'POST /echo/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n11\r\n' + 'y'.repeat(17) + '\r\n0\r\n\r\n');
   assert.equal(statusOf(chunked), 413);
+  for (const answer of [declared.body, chunked.slice(chunked.indexOf('\r\n\r\n') + 4)]) {
+    assert.match(answer, /The body limit of this route is 16 bytes\./, 'both refusals name the limit');
+  }
   const fits = await httpRequest(gw.url + '/echo/x', { method: 'POST', body: 'x'.repeat(16) });
   assert.equal(fits.status, 200);
   assert.deepEqual(completedBodies, [16], 'only the body within the limit was delivered');
