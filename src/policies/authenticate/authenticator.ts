@@ -45,3 +45,24 @@ export interface AuthenticatorDefinition<Config = any> {
 export function isAuthFailure(outcome: AuthOutcome): outcome is AuthFailure {
   return outcome !== undefined && (outcome as AuthFailure).failed === true;
 }
+
+const BEARER = /^bearer /i;
+
+/**
+ * The token of an `Authorization: Bearer <token>` value (RFC 6750 section 2.1; the scheme is case-insensitive), or
+ * undefined for another scheme or an empty token. Every method that takes bearer tokens reads them this way.
+ */
+export function bearerToken(value: string | undefined): string | undefined {
+  if (value === undefined || value.length < 8 || !BEARER.test(value)) return undefined;
+  const token = value.slice(7).trim();
+  return token === '' ? undefined : token;
+}
+
+/** Whether a token has the shape of a compact JWS: a JSON header (`eyJ`) and three dot-separated parts. */
+export function isCompactJws(token: string): boolean {
+  if (!token.startsWith('eyJ')) return false;
+  const first = token.indexOf('.');
+  if (first === -1) return false;
+  const second = token.indexOf('.', first + 1);
+  return second !== -1 && token.indexOf('.', second + 1) === -1;
+}

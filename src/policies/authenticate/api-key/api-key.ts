@@ -7,7 +7,7 @@ import type { RequestContext } from '../../../pipeline/context.js';
 import type { AuthService } from '../../../auth/module.js';
 import { KEY_PREFIX, lookupIdOf, parseKey } from '../../../auth/api-keys/format.js';
 import type { KeyCheck } from '../../../auth/api-keys/verifier.js';
-import type { AuthenticatorDefinition, AuthOutcome, Authenticator } from '../authenticator.js';
+import { bearerToken, type AuthenticatorDefinition, type AuthOutcome, type Authenticator } from '../authenticator.js';
 import { apiKeySchema, type ApiKeyConfig } from './schema.js';
 
 const MALFORMED: AuthOutcome = Object.freeze({ failed: true as const, reason: 'malformed_key', detail: 'The API key is not well-formed.' });
@@ -43,13 +43,10 @@ class ApiKeyAuthenticator implements Authenticator {
     let key = ctx.header(this.header);
     let from = this.header;
     if (key === undefined && this.config.bearer) {
-      const authorization = ctx.header('authorization');
-      if (authorization !== undefined && authorization.length > 7 && /^bearer /i.test(authorization.slice(0, 7))) {
-        const token = authorization.slice(7).trim();
-        if (token.startsWith(KEY_PREFIX)) {
-          key = token;
-          from = 'authorization';
-        }
+      const token = bearerToken(ctx.header('authorization'));
+      if (token !== undefined && token.startsWith(KEY_PREFIX)) {
+        key = token;
+        from = 'authorization';
       }
     }
     if (key === undefined && this.queryParam !== undefined && ctx.query !== '') {

@@ -11,10 +11,11 @@ import { hash } from 'node:crypto';
 import type { Identity, RequestContext } from '../../../pipeline/context.js';
 import type { AuthService } from '../../../auth/module.js';
 import type { ConsumerDirectory } from '../../../auth/consumers.js';
-import { isAuthFailure, type AuthenticatorDefinition, type AuthFailure, type AuthOutcome, type Authenticator } from '../authenticator.js';
+import { bearerToken, isAuthFailure, isCompactJws, type AuthenticatorDefinition, type AuthFailure, type AuthOutcome, type Authenticator } from '../authenticator.js';
 import { checkFetchUrl } from '../jwt/remote-key-set.js';
 import { introspectionSchema, type IntrospectionConfig } from './schema.js';
 import { recall, remember } from '../../../shared/credential-memo.js';
+import { KEY_PREFIX } from '../../../auth/api-keys/format.js';
 
 const INACTIVE: AuthFailure = Object.freeze({ failed: true as const, reason: 'inactive_token', detail: 'The token is not active.' });
 const UNAVAILABLE: AuthFailure = Object.freeze({ failed: true as const, reason: 'introspection_unavailable', detail: 'The token cannot be checked right now.', unavailable: true });
@@ -55,11 +56,10 @@ class IntrospectionAuthenticator implements Authenticator {
   }
 
   authenticate(ctx: RequestContext): AuthOutcome | Promise<AuthOutcome> {
-    const authorization = ctx.header('authorization');
-    if (authorization === undefined || authorization.length < 8 || !/^bearer /i.test(authorization.slice(0, 7))) return undefined;
-    const token = authorization.slice(7).trim();
-    if (token === '' || token.startsWith('kg_')) return undefined;
-    if (this.config.skip_jwts && token.startsWith('eyJ') && token.split('.').length === 3) return undefined;
+    const token = bearerToken(ctx.header('authorization'));
+    // API keys and (when configured) JWTs are other methods' tokens: never sent to the authorization server.
+    if (token === undefined || token.startsWith(KEY_PREFIX)) return undefined;
+    if (this.config.skip_jwts && isCompactJws(token)) return undefined;
 
     // The same active token again on this connection: one constant-time comparison. Otherwise its digest and the cache.
     const socket = ctx.req?.socket;

@@ -13,7 +13,7 @@ import { createLocalJWKSet, decodeJwt, errors, jwtVerify, type JWTPayload, type 
 import type { Identity, RequestContext } from '../../../pipeline/context.js';
 import type { AuthService } from '../../../auth/module.js';
 import type { ConsumerDirectory } from '../../../auth/consumers.js';
-import type { AuthenticatorDefinition, AuthFailure, AuthOutcome, Authenticator } from '../authenticator.js';
+import { bearerToken, isCompactJws, type AuthenticatorDefinition, type AuthFailure, type AuthOutcome, type Authenticator } from '../authenticator.js';
 import { ASYMMETRIC_ALGORITHMS, HMAC_ALGORITHMS, jwtSchema, type JwtConfig, type JwtIssuerConfig } from './schema.js';
 import { KeySetUnavailable, RemoteKeySet, checkFetchUrl, discoveredJwksUrl } from './remote-key-set.js';
 import { VerifiedTokenCache } from './token-cache.js';
@@ -167,16 +167,10 @@ class JwtAuthenticator implements Authenticator {
   }
 
   authenticate(ctx: RequestContext): AuthOutcome | Promise<AuthOutcome> {
-    let token = ctx.header(this.header);
-    if (token === undefined) return undefined;
-    if (this.bearer) {
-      if (token.length < 8 || !/^bearer /i.test(token.slice(0, 7))) return undefined;
-      token = token.slice(7).trim();
-    }
+    const value = ctx.header(this.header);
+    const token = this.bearer ? bearerToken(value) : value;
     // Only compact JWS (three parts, a JSON header) is ours; other bearer tokens go to the next method.
-    if (!token.startsWith('eyJ')) return undefined;
-    const first = token.indexOf('.');
-    if (first === -1 || token.indexOf('.', first + 1) === -1) return undefined;
+    if (token === undefined || !isCompactJws(token)) return undefined;
 
     // The same token again on this connection: one constant-time comparison. Otherwise its digest and the cache.
     const socket = ctx.req?.socket;

@@ -14,7 +14,7 @@
 import { decodeJwt, decodeProtectedHeader, errors, importJWK, jwtVerify, type JWK } from 'jose';
 import type { Identity, RequestContext } from '../../../pipeline/context.js';
 import type { PolicySetup } from '../../../pipeline/policy.js';
-import { isAuthFailure, type AuthenticatorDefinition, type Authenticator, type AuthFailure, type AuthOutcome } from '../authenticator.js';
+import { bearerToken, isAuthFailure, isCompactJws, type AuthenticatorDefinition, type Authenticator, type AuthFailure, type AuthOutcome } from '../authenticator.js';
 import { TrustStore } from '../../../identity/trust-store.js';
 import { parseSpiffeId } from '../../../identity/spiffe-id.js';
 import { WorkloadJwtBundleSource } from '../../../identity/workload-api/jwt-bundle-source.js';
@@ -58,14 +58,13 @@ export class SpiffeJwtAuthenticator implements Authenticator {
   }
 
   authenticate(ctx: RequestContext): AuthOutcome | Promise<AuthOutcome> {
-    const value = ctx.header(this.config.header);
-    if (value === undefined || value.length < 8 || value.slice(0, 7).toLowerCase() !== 'bearer ') return undefined;
-    const token = value.slice(7).trim();
+    const token = bearerToken(ctx.header(this.config.header));
+    if (token === undefined) return undefined;
     // The same token again on this connection, with the same trust anchors: one constant-time comparison.
     const socket = ctx.req?.socket;
     const recalled = recall<Verified>(socket, this, token);
     if (recalled !== undefined && recalled.generation === this.trust.generation) return recalled.identity;
-    if (token.split('.').length !== 3) return undefined;
+    if (!isCompactJws(token)) return undefined;
     let header: ReturnType<typeof decodeProtectedHeader>;
     let claims: ReturnType<typeof decodeJwt>;
     try {
