@@ -50,6 +50,8 @@ export interface TestWebhookBody {
   status: string;
   webhook_type: string;
   timestamp: number;
+  /** When the event happened (unix seconds); deliveries are stamped with `timestamp`. */
+  created_at?: number;
   vendor_data?: string;
   workflow_id?: string;
   decision?: TestDecision;
@@ -135,7 +137,7 @@ export class TestProviderServer {
   }
 
   /** A signed webhook for `sessionId` (body and headers), ready to post. */
-  webhook(sessionId: string, status: string, options: { eventId?: string; timestamp?: number; withDecision?: boolean; facts?: TestDecision['facts']; personal?: TestDecision['personal'] } = {}): { body: string; headers: Record<string, string> } {
+  webhook(sessionId: string, status: string, options: { eventId?: string; timestamp?: number; createdAt?: number; withDecision?: boolean; facts?: TestDecision['facts']; personal?: TestDecision['personal'] } = {}): { body: string; headers: Record<string, string> } {
     const facts = options.facts ?? { status, document: 'P' };
     const decision: TestDecision = { status, facts, ...(options.personal ? { personal: options.personal } : {}) };
     this.decisions.set(sessionId, decision);
@@ -146,6 +148,7 @@ export class TestProviderServer {
       status,
       webhook_type: 'status.updated',
       timestamp: options.timestamp ?? Math.floor(Date.now() / 1000),
+      ...(options.createdAt !== undefined ? { created_at: options.createdAt } : {}),
       ...(session ? { vendor_data: session.vendorData, workflow_id: session.workflowId } : {}),
       ...(options.withDecision === false ? {} : { decision }),
     };
@@ -233,6 +236,7 @@ export class TestProvider implements IdentityProvider {
         state,
         webhookType: body.webhook_type,
         timestamp: body.timestamp,
+        ...(typeof body.created_at === 'number' ? { createdAt: body.created_at } : {}),
         signature: 'raw',
         ...(body.workflow_id ? { workflowId: body.workflow_id } : {}),
         ...(body.vendor_data ? { vendorData: body.vendor_data } : {}),

@@ -162,7 +162,7 @@ export class KycService {
   async acceptWebhook(providerName: string, event: WebhookEvent): Promise<'accepted' | 'duplicate'> {
     const setup = this.setupValue;
     const payload = setup.sealer.seal(JSON.stringify(event), eventContext(providerName, event.eventId));
-    const seq = eventSeq(event.timestamp, event.state);
+    const seq = eventSeq(event.createdAt ?? event.timestamp, event.state);
     const inserted = await this.records.insertEvent(providerName, event.eventId, event.sessionId, seq, payload, setup.sealer.currentKeyId, Date.now());
     if (!inserted) {
       const existing = await this.records.event(providerName, event.eventId);
@@ -187,7 +187,7 @@ export class KycService {
       await this.records.markEvent(providerName, event.eventId, 'unknown_workflow', Date.now());
       return 'unknown_workflow';
     }
-    const at = event.timestamp * 1000;
+    const at = (event.createdAt ?? event.timestamp) * 1000;
     let claims = '';
     let verifiedAt: number | null = null;
     let expiresAt: number | null = null;
@@ -217,7 +217,7 @@ export class KycService {
         providerStatus: event.status,
         state: event.state,
         claims,
-        seq: eventSeq(event.timestamp, event.state),
+        seq: eventSeq(event.createdAt ?? event.timestamp, event.state),
         verifiedAt,
         expiresAt,
         personal,

@@ -47,8 +47,13 @@ export interface WebhookEvent {
   status: string;
   state: VerificationState;
   webhookType: string;
-  /** Body `timestamp`, unix seconds. */
+  /** Body `timestamp`, unix seconds: when this delivery was sent (a retried delivery is stamped again). */
   timestamp: number;
+  /**
+   * When the event itself happened (body `created_at`, unix seconds), present only when the whole body was
+   * authenticated. Events are ordered by it: a retried delivery of an older event must not pass a newer one.
+   */
+  createdAt?: number;
   /** Which signature authenticated it. On `simple`, only sessionId, status, webhookType and timestamp are trusted. */
   signature: 'v2' | 'raw' | 'simple';
   workflowId?: string;

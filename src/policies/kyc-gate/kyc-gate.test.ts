@@ -119,6 +119,11 @@ test('webhooks: refused without a valid fresh signature; idempotent by event id;
   const store = gw.gateway.services.get<import('../../store/store.js').Store>('store');
   assert.ok(await eventually(async () => (await store.query<{ outcome: string }>("SELECT outcome FROM kyc_webhook_events WHERE event_id = 'evt-older'"))[0]?.outcome === 'stale'));
   assert.equal((await httpRequest(`${gw.url}/api/x`, as)).status, 200, 'still approved');
+  // Retried late: stamped again when delivered, but the event itself happened before the approval.
+  const retried = await postWebhook(gw.url, bed.provider.webhook(sessionId, 'In Progress', { eventId: 'evt-retried', timestamp: now + 5, createdAt: now - 20 }));
+  assert.equal(retried.status, 200);
+  assert.ok(await eventually(async () => (await store.query<{ outcome: string }>("SELECT outcome FROM kyc_webhook_events WHERE event_id = 'evt-retried'"))[0]?.outcome === 'stale'));
+  assert.equal((await httpRequest(`${gw.url}/api/x`, as)).status, 200, 'a retried older event does not undo the approval');
 
   // Unknown session: kept for reconciliation, acknowledged.
   const stray = await postWebhook(gw.url, bed.provider.webhook('no-such-session', 'Approved', { eventId: 'evt-stray' }));

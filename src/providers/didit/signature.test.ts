@@ -229,3 +229,17 @@ test('a body too deep (or with a number JSON cannot write) for the v2 canonical 
     assert.equal(raw.ok && raw.event.signature, 'raw');
   }
 });
+
+test('created_at (unix seconds or ISO 8601) is the event time, taken only from a fully authenticated body', () => {
+  const secret = 'wh_test_secret_9f2c4b8e1a7d';
+  const base = { event_id: 'e1', webhook_type: 'status.updated', timestamp: NOW, session_id: 's1', status: 'In Progress' };
+  for (const [createdAt, expected] of [[NOW - 300, NOW - 300], [new Date((NOW - 60) * 1000).toISOString(), NOW - 60], ['yesterday', undefined], [-5, undefined]] as const) {
+    const signed = signDiditWebhook(secret, { ...base, created_at: createdAt });
+    const result = verifyDiditWebhook(Buffer.from(signed.body), signed.headers, { secret, nowSeconds: NOW });
+    assert.equal(result.ok, true);
+    if (result.ok) assert.equal(result.event.createdAt, expected, String(createdAt));
+  }
+  const simpleOnly = signDiditWebhook(secret, { ...base, created_at: NOW - 300 });
+  const result = verifyDiditWebhook(Buffer.from(simpleOnly.body), { 'x-signature-simple': simpleOnly.headers['x-signature-simple'] }, { secret, nowSeconds: NOW });
+  assert.equal(result.ok && result.event.createdAt, undefined, 'created_at is not covered by the simple signature');
+});

@@ -160,6 +160,8 @@ export function verifyDiditWebhook(rawBody: Buffer, headers: IncomingHttpHeaders
   const eventId = str(body.event_id);
   if (eventId === undefined || eventId === '') return { ok: false, reason: 'malformed' };
   event.eventId = eventId;
+  const createdAt = unixSeconds(body.created_at);
+  if (createdAt !== undefined) event.createdAt = createdAt;
   const workflowId = str(body.workflow_id);
   const vendorData = str(body.vendor_data);
   if (workflowId !== undefined) event.workflowId = workflowId;
@@ -169,4 +171,12 @@ export function verifyDiditWebhook(rawBody: Buffer, headers: IncomingHttpHeaders
     event.decision = decisionFromDidit(decision, now, { sessionId, status, workflowId, vendorData });
   }
   return { ok: true, event };
+}
+
+/** `created_at` as unix seconds: a number, or an ISO 8601 date-time; undefined for anything else. */
+function unixSeconds(value: unknown): number | undefined {
+  if (typeof value === 'number') return Number.isFinite(value) && value > 0 ? Math.floor(value) : undefined;
+  if (typeof value !== 'string' || !/^\d{4}-\d{2}-\d{2}T/.test(value)) return undefined;
+  const ms = Date.parse(value);
+  return Number.isNaN(ms) ? undefined : Math.floor(ms / 1000);
 }
