@@ -20,6 +20,7 @@ import { CircuitBreaker, type BreakerState } from '../breaker.js';
 import { decisionFromDidit } from './decision.js';
 import { diditStatusToState } from './statuses.js';
 import { verifyDiditWebhook, type DiditSignatureKind } from './signature.js';
+import { readBounded } from '../../shared/bounded-body.js';
 
 export const DIDIT_DEFAULT_BASE_URL = 'https://verification.didit.me';
 
@@ -204,7 +205,7 @@ export class DiditProvider implements IdentityProvider {
     const { statusCode } = response;
     let text: string;
     try {
-      text = await readLimited(response.body);
+      text = await readBounded(response.body, MAX_RESPONSE_BYTES);
     } catch (err) {
       throw this.transportError(err, label);
     }
@@ -243,13 +244,3 @@ export class DiditProvider implements IdentityProvider {
   }
 }
 
-async function readLimited(body: AsyncIterable<Buffer>): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    size += chunk.length;
-    if (size > MAX_RESPONSE_BYTES) throw Object.assign(new Error('response body too large'), { code: 'RESPONSE_TOO_LARGE' });
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks).toString('utf8');
-}

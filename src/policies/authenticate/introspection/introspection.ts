@@ -16,6 +16,7 @@ import { checkFetchUrl } from '../jwt/remote-key-set.js';
 import { introspectionSchema, type IntrospectionConfig } from './schema.js';
 import { recall, remember } from '../../../shared/credential-memo.js';
 import { KEY_PREFIX } from '../../../auth/api-keys/format.js';
+import { readBounded } from '../../../shared/bounded-body.js';
 
 const INACTIVE: AuthFailure = Object.freeze({ failed: true as const, reason: 'inactive_token', detail: 'The token is not active.' });
 const UNAVAILABLE: AuthFailure = Object.freeze({ failed: true as const, reason: 'introspection_unavailable', detail: 'The token cannot be checked right now.', unavailable: true });
@@ -102,8 +103,8 @@ class IntrospectionAuthenticator implements Authenticator {
         await response.body?.cancel().catch(() => undefined);
         return NOT_JUDGED;
       }
-      const text = await response.text();
-      if (text.length > 65_536) return NOT_JUDGED;
+      // Bounded while reading (an answer over 64 KiB is not judged, and not read further).
+      const text = await readBounded(response.body, 65_536);
       const parsed = JSON.parse(text) as unknown;
       if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return NOT_JUDGED;
       body = parsed as Record<string, unknown>;

@@ -323,3 +323,29 @@ test('jwt: on one keep-alive connection every token is checked for itself, and p
   assert.equal((await call('/payments/a', good)).status, 200);
   assert.equal(upstream.requests, 3);
 });
+
+test('jwt: a JWKS endpoint answering without end is cut off at 1 MiB, not read into memory', { timeout: 20_000 }, async (t) => {
+  const { fetchJson } = await import('./remote-key-set.js');
+  let written = 0;
+  let closed!: () => void;
+  const gone = new Promise<void>((resolve) => (closed = resolve));
+  const server = http.createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    const chunk = Buffer.alloc(64 * 1024, 0x20);
+    const pump = () => {
+      while (!res.destroyed && res.write(chunk)) written += chunk.length;
+      if (!res.destroyed) res.once('drain', pump);
+    };
+    res.on('close', () => closed());
+    pump();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  t.after(() => new Promise<void>((r) => {
+    server.closeAllConnections();
+    server.close(() => r());
+  }));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks`;
+  await assert.rejects(fetchJson(url, 5000), /answered more than 1 MiB/);
+  await gone;
+  assert.ok(written < 16 * 1024 * 1024, `the reader stopped early (${written} bytes were written)`);
+});

@@ -8,6 +8,7 @@
 import { createLocalJWKSet, errors, type JSONWebKeySet, type JWSHeaderParameters, type FlattenedJWSInput } from 'jose';
 import type { Logger } from 'pino';
 import type { EventBus } from '../../../observe/events.js';
+import { readBounded, ResponseTooLarge } from '../../../shared/bounded-body.js';
 
 type KeyGetter = ReturnType<typeof createLocalJWKSet>;
 type Key = Awaited<ReturnType<KeyGetter>>;
@@ -31,8 +32,9 @@ export function checkFetchUrl(url: string, what: string): void {
 export async function fetchJson(url: string, timeoutMs: number): Promise<unknown> {
   const response = await fetch(url, { headers: { accept: 'application/json' }, signal: AbortSignal.timeout(timeoutMs), redirect: 'error' });
   if (response.status !== 200) throw new Error(`${url} answered ${response.status}`);
-  const text = await response.text();
-  if (text.length > 1_048_576) throw new Error(`${url} answered more than 1 MiB`);
+  const text = await readBounded(response.body, 1_048_576).catch((err: unknown) => {
+    throw err instanceof ResponseTooLarge ? new Error(`${url} answered more than 1 MiB`) : err;
+  });
   return JSON.parse(text);
 }
 
