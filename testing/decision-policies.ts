@@ -136,7 +136,22 @@ const testBadResponseHeader: PolicyDefinition<Record<string, never>> = {
   },
 };
 
-export const DECISION_TEST_POLICIES: readonly PolicyDefinition[] = [testIdentity, testKycChallenge, testRateLimit, testBodyRule, testBadHeader, testBadResponseHeader];
+/** Throws on every request (a policy bug: answered 500, logged with the request id). */
+const testThrow: PolicyDefinition<Record<string, never>> = {
+  name: 'test-throw',
+  description: 'Test: throws.',
+  phase: 'gate',
+  schema: { type: 'object', additionalProperties: false },
+  create() {
+    return {
+      onRequest() {
+        throw new Error('policy internals');
+      },
+    };
+  },
+};
+
+export const DECISION_TEST_POLICIES: readonly PolicyDefinition[] = [testIdentity, testKycChallenge, testRateLimit, testBodyRule, testBadHeader, testBadResponseHeader, testThrow];
 
 /** Adds the test policies to this process's policy list (idempotent). Call before starting a gateway. */
 export function registerDecisionTestPolicies(): void {

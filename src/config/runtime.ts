@@ -151,7 +151,7 @@ export async function compileRuntime(loaded: LoadedConfig, env: CompileEnv): Pro
       const compiledRoute: CompiledRoute = {
         name: route.name,
         upstream: route.upstream === undefined ? undefined : await groupFor(route.upstream, timeouts.connect_ms),
-        chain: new PolicyChain(entries),
+        chain: new PolicyChain(entries, (ctx, policy, err) => env.logger.error({ req_id: ctx.id, route: route.name, policy, err }, 'policy failed')),
         maxBodyBytes: route.max_body_bytes ?? config.defaults.max_body_bytes,
         timeouts: { connectMs: timeouts.connect_ms, headersMs: timeouts.headers_ms, bodyIdleMs: timeouts.body_idle_ms },
         preserveHost: route.preserve_host ?? false,

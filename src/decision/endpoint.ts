@@ -184,8 +184,6 @@ export class DecisionEndpoint {
   }
 
   private answer(ctx: RequestContext, res: ServerResponse, result: PolicyResult, settings: AnswerSettings): void {
-    const policyError = ctx.state['policy-error'] as { policy: string; error: unknown } | undefined;
-    if (policyError) this.host.logger.error({ req_id: ctx.id, policy: policyError.policy, err: policyError.error }, 'policy failed');
     try {
       if (res.destroyed) {
         ctx.aborted = true;

@@ -12,6 +12,9 @@ export interface ChainEntry {
   readonly instance: PolicyInstance;
 }
 
+/** Told about every policy that threw or rejected (the request is answered 500 without detail). */
+export type PolicyErrorReporter = (ctx: RequestContext, policy: string, error: unknown) => void;
+
 export class PolicyChain {
   readonly entries: readonly ChainEntry[];
   private readonly request: ReadonlyArray<ChainEntry>;
@@ -20,7 +23,10 @@ export class PolicyChain {
   /** Response body transforms in policy order (empty for almost every route: then nothing is buffered). */
   readonly bodyTransforms: readonly ResponseBodyTransform[];
 
-  constructor(entries: ChainEntry[]) {
+  constructor(
+    entries: ChainEntry[],
+    private readonly report: PolicyErrorReporter = () => undefined,
+  ) {
     const order = (e: ChainEntry) => REQUEST_PHASES.indexOf(e.definition.phase);
     // Array.prototype.sort is stable: policies in one phase keep their config order.
     this.entries = [...entries].sort((a, b) => order(a) - order(b));
@@ -53,14 +59,14 @@ export class PolicyChain {
       try {
         result = list[i]!.instance.onRequest!(ctx);
       } catch (err) {
-        return failed(ctx, list[i]!.name, err);
+        return this.failed(ctx, list[i]!.name, err);
       }
       if (result === undefined) continue;
       if (result instanceof Promise) {
         const next = i + 1;
         return result.then(
           (value) => (value === undefined ? this.run(ctx, next) : value),
-          (err: unknown) => failed(ctx, list[i]!.name, err),
+          (err: unknown) => this.failed(ctx, list[i]!.name, err),
         );
       }
       return result;
@@ -84,13 +90,17 @@ export class PolicyChain {
     }
   }
 
+  /** A policy that threw: reported (logged with the request id by the runtime) and answered 500 without detail. */
+  private failed(ctx: RequestContext, policy: string, err: unknown): Problem {
+    try {
+      this.report(ctx, policy, err);
+    } catch {
+      // reporting must not change the answer
+    }
+    return new Problem('internal-error');
+  }
+
   async close(): Promise<void> {
     await Promise.all(this.entries.map((e) => Promise.resolve(e.instance.close?.()).catch(() => undefined)));
   }
-}
-
-/** A policy that threw: answer 500 without detail; the error itself is logged by the caller with the request id. */
-function failed(ctx: RequestContext, policy: string, err: unknown): Problem {
-  ctx.state['policy-error'] = { policy, error: err };
-  return new Problem('internal-error');
 }

@@ -458,8 +458,6 @@ export class Gateway {
     result: PolicyResult,
     fw: { rules: Runtime['rules']; trustedPeer: boolean; hasBody: boolean; contentLength: number | undefined },
   ): void {
-    const policyError = ctx.state['policy-error'] as { policy: string; error: unknown } | undefined;
-    if (policyError) this.logger.error({ req_id: ctx.id, policy: policyError.policy, err: policyError.error }, 'policy failed');
     if (res.destroyed) {
       ctx.aborted = true;
       return this.finished(ctx);

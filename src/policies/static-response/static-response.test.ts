@@ -46,6 +46,7 @@ test('an answer Node refuses to write is a 500 problem, and the gateway keeps se
     routes: [
       { name: 'broken', match: { path: '/broken' }, policies: [{ 'test-bad-response-header': {} }] },
       { name: 'fine', match: { path: '/fine' }, policies: [{ 'static-response': { body: 'still here' } }] },
+      { name: 'throws', match: { path: '/throws' }, policies: [{ 'test-throw': {} }] },
     ],
   });
   t.after(() => gw.close());
@@ -54,6 +55,11 @@ test('an answer Node refuses to write is a 500 problem, and the gateway keeps se
   assert.equal(broken.headers['content-type'], 'application/problem+json');
   assert.equal(JSON.parse(broken.body).type, 'https://kycgate.dev/problems/internal-error');
   assert.equal(broken.headers['x-injected'], undefined);
+  const thrown = await httpRequest(gw.url + '/throws');
+  assert.equal(thrown.status, 500);
+  assert.doesNotMatch(thrown.body, /policy internals/, 'the error stays in the log');
+  const line = gw.logs.find((l) => l.msg === 'policy failed');
+  assert.ok(line && line.policy === 'test-throw' && line.route === 'throws' && line.req_id === thrown.headers['x-request-id'], 'logged with the route, policy and request id');
   const fine = await httpRequest(gw.url + '/fine');
   assert.equal(fine.status, 200);
   assert.equal(fine.body, 'still here');
