@@ -7,7 +7,8 @@
 import type { ServerResponse } from 'node:http';
 import { problemBody, type Problem } from '../errors/problem.js';
 import type { RequestContext } from '../pipeline/context.js';
-import type { Reply, ResponseHead } from '../pipeline/policy.js';
+import type { Reply } from '../pipeline/policy.js';
+import { answerHead } from '../pipeline/answer-head.js';
 
 /** Header carrying a challenge's verification URL, so a proxy can redirect browsers. */
 export const VERIFICATION_URL_HEADER = 'x-kycgate-verification-url';
@@ -84,22 +85,14 @@ function denialCacheable(status: number): boolean {
 
 /** Answers deny with a problem, after the route's onResponse hooks saw the head (as in proxy mode). */
 export function writeProblem(ctx: RequestContext, res: ServerResponse, p: Problem, s: AnswerSettings): void {
-  const head: ResponseHead = { status: p.status, headers: new Map(), fromUpstream: false };
-  if (p.headers) for (const k of Object.keys(p.headers)) {
-    const v = p.headers[k]!;
-    head.headers.set(k.toLowerCase(), typeof v === 'number' ? String(v) : v);
-  }
   const verificationUrl = p.extensions?.verification_url;
-  if (typeof verificationUrl === 'string') {
-    head.headers.set(VERIFICATION_URL_HEADER, verificationUrl);
+  const head = answerHead(ctx, p.status, p.headers, typeof verificationUrl !== 'string' ? undefined : (h) => {
+    h.headers.set(VERIFICATION_URL_HEADER, verificationUrl);
     if (s.browserRedirect && prefersHtml(ctx.header('accept'))) {
-      head.status = 303;
-      head.headers.set('location', verificationUrl);
+      h.status = 303;
+      h.headers.set('location', verificationUrl);
     }
-  }
-  const extra = ctx.responseHeaderChanges;
-  if (extra !== undefined) for (const [k, v] of extra) head.headers.set(k, v);
-  if (ctx.route.chain.hasResponseHooks) ctx.route.chain.onResponse(ctx, head);
+  });
 
   const body = problemBody(p, ctx.id);
   const out: string[] = [];
@@ -117,14 +110,7 @@ export function writeProblem(ctx: RequestContext, res: ServerResponse, p: Proble
 
 /** Relays a gateway-made answer (a policy's Reply) that is not a 2xx: the front proxy passes it to the client. */
 export function writeReply(ctx: RequestContext, res: ServerResponse, reply: Reply, s: AnswerSettings): void {
-  const head: ResponseHead = { status: reply.status, headers: new Map(), fromUpstream: false };
-  if (reply.headers) for (const k of Object.keys(reply.headers)) {
-    const v = reply.headers[k]!;
-    head.headers.set(k.toLowerCase(), typeof v === 'number' ? String(v) : v);
-  }
-  const extra = ctx.responseHeaderChanges;
-  if (extra !== undefined) for (const [k, v] of extra) head.headers.set(k, v);
-  if (ctx.route.chain.hasResponseHooks) ctx.route.chain.onResponse(ctx, head);
+  const head = answerHead(ctx, reply.status, reply.headers);
   if (head.withhold !== undefined) return writeProblem(ctx, res, head.withhold, s);
   const out: string[] = [];
   pushCache(out, 0, s.vary, ctx);

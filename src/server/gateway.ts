@@ -15,7 +15,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { Problem, problem, sendProblem, rawProblemResponse } from '../errors/problem.js';
 import { RequestContext } from '../pipeline/context.js';
-import { isReply, type PolicyResult, type Reply, type ResponseHead } from '../pipeline/policy.js';
+import { isReply, type PolicyResult, type Reply } from '../pipeline/policy.js';
 import { forward, type ForwardHooks } from '../proxy/forward.js';
 import { compileRuntime, Runtime, type CompileEnv } from '../config/runtime.js';
 import { ConfigValidator, loadConfigFile, ConfigError } from '../config/load.js';
@@ -33,6 +33,7 @@ import type { ModuleInstance } from '../modules.js';
 import { resolveSecret } from '../config/secrets.js';
 import { DecisionEndpoint } from '../decision/endpoint.js';
 import { VaultSecrets } from '../secrets/vault-secrets.js';
+import { answerHead } from '../pipeline/answer-head.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._:@\-]{1,128}$/;
 
@@ -508,18 +509,6 @@ export class Gateway {
     sendProblem(res, problem('https-required', { detail: 'This listener only redirects or refuses: use HTTPS.' }), id);
   }
 
-  private responseHead(ctx: RequestContext, status: number, headers: Record<string, string | number | string[]> | undefined): ResponseHead {
-    const head: ResponseHead = { status, headers: new Map(), fromUpstream: false };
-    if (headers) for (const k of Object.keys(headers)) {
-      const v = headers[k]!;
-      head.headers.set(k.toLowerCase(), typeof v === 'number' ? String(v) : v);
-    }
-    const extra = ctx.responseHeaderChanges;
-    if (extra !== undefined) for (const [k, v] of extra) head.headers.set(k, v);
-    if (ctx.route.chain.hasResponseHooks) ctx.route.chain.onResponse(ctx, head);
-    return head;
-  }
-
   private answerProblem(ctx: RequestContext, res: ServerResponse, p: Problem, close = false): void {
     ctx.errorKind = p.kind;
     const extra = ctx.responseHeaderChanges;
@@ -527,7 +516,7 @@ export class Gateway {
       ctx.status = p.status;
       return sendProblem(res, p, ctx.id, close);
     }
-    const head = this.responseHead(ctx, p.status, p.headers);
+    const head = answerHead(ctx, p.status, p.headers);
     const headers: Record<string, string | string[]> = {};
     for (const [k, v] of head.headers) headers[k] = v;
     ctx.status = head.status;
@@ -535,7 +524,7 @@ export class Gateway {
   }
 
   private answerReply(ctx: RequestContext, res: ServerResponse, reply: Reply): void {
-    const head = this.responseHead(ctx, reply.status, reply.headers);
+    const head = answerHead(ctx, reply.status, reply.headers);
     if (head.withhold !== undefined && !res.headersSent) return this.answerProblem(ctx, res, head.withhold);
     ctx.status = head.status;
     if (res.headersSent) return void res.destroy();
