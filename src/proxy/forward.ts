@@ -12,6 +12,7 @@ import type { RequestContext } from '../pipeline/context.js';
 import type { ResponseBodyTransform, ResponseHead } from '../pipeline/policy.js';
 import { buildUpstreamHeaders, filterResponseHeaders, type StripRules } from './headers.js';
 import type { UpstreamTarget } from './upstream.js';
+import { mediaTypeOf } from '../shared/media-type.js';
 
 export interface ForwardHooks {
   /** Writes a gateway-made problem (with response hooks applied) when forwarding fails before the head. */
@@ -58,10 +59,7 @@ function problemForUpstreamError(err: Error & { code?: string }): Problem {
 /** Media type of a response head's Content-Type: lower-case `type/subtype`, '' when absent. */
 function responseMediaType(head: ResponseHead): string {
   const v = head.headers.get('content-type');
-  const value = Array.isArray(v) ? v[0] : v;
-  if (value === undefined) return '';
-  const semi = value.indexOf(';');
-  return (semi === -1 ? value : value.slice(0, semi)).trim().toLowerCase();
+  return mediaTypeOf(Array.isArray(v) ? v[0] : v);
 }
 
 /** Sets `extra` headers (lower-case names) on a flat [name, value, ...] list, replacing same-named upstream ones. */

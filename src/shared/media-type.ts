@@ -11,19 +11,27 @@ export function mediaTypeOf(contentType: string | undefined): string {
   return (semi === -1 ? contentType : contentType.slice(0, semi)).trim().toLowerCase();
 }
 
+/** JSON by its media type: `application/json` or any `+json` structured syntax suffix (RFC 6839). */
+export function isJsonMediaType(mediaType: string): boolean {
+  return mediaType === 'application/json' || mediaType.endsWith('+json');
+}
+
 export class MediaTypeMatcher {
   private readonly exact: ReadonlySet<string>;
   private readonly prefixes: readonly string[];
+  private readonly jsonSuffix: boolean;
 
-  constructor(types: readonly string[]) {
+  /** With `jsonSuffix`, listing `application/json` also matches every `+json` type (for policies that read JSON). */
+  constructor(types: readonly string[], options: { jsonSuffix?: boolean } = {}) {
     this.exact = new Set(types.filter((t) => !t.endsWith('/*')).map((t) => t.toLowerCase()));
     this.prefixes = types.filter((t) => t.endsWith('/*')).map((t) => t.slice(0, -1).toLowerCase());
+    this.jsonSuffix = options.jsonSuffix === true && this.exact.has('application/json');
   }
 
   matches(mediaType: string): boolean {
     if (this.exact.has(mediaType)) return true;
     for (let i = 0; i < this.prefixes.length; i++) if (mediaType.startsWith(this.prefixes[i]!)) return true;
-    return false;
+    return this.jsonSuffix && mediaType.endsWith('+json');
   }
 }
 

@@ -48,17 +48,15 @@ class JsonFieldProtection implements ResponseBodyTransform {
   readonly maxBytes: number;
   readonly onFailure: 'block' | 'pass';
   private readonly types: MediaTypeMatcher;
-  private readonly jsonSuffix: boolean;
 
   constructor(config: ResponseProtectionConfig, private readonly protectors: readonly FieldProtector[]) {
     this.maxBytes = config.max_body_bytes;
     this.onFailure = config.on_failure;
-    this.types = new MediaTypeMatcher(config.content_types);
-    this.jsonSuffix = config.content_types.includes('application/json');
+    this.types = new MediaTypeMatcher(config.content_types, { jsonSuffix: true });
   }
 
   wants(mediaType: string): boolean {
-    return this.types.matches(mediaType) || (this.jsonSuffix && mediaType.endsWith('+json'));
+    return this.types.matches(mediaType);
   }
 
   transform(_ctx: RequestContext, body: Buffer): Buffer {

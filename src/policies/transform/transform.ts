@@ -8,7 +8,7 @@ import type { RequestContext } from '../../pipeline/context.js';
 import { Problem, problem } from '../../errors/problem.js';
 import { transformSchema, type HeaderMapping, type TransformConfig } from './schema.js';
 import { compileBodyMapping, type CompiledBodyMapping } from './body-mapping.js';
-import { mediaTypeOf } from '../../shared/media-type.js';
+import { isJsonMediaType, mediaTypeOf } from '../../shared/media-type.js';
 
 export const transformPolicy: PolicyDefinition<TransformConfig> = {
   name: 'transform',
@@ -31,7 +31,7 @@ export const transformPolicy: PolicyDefinition<TransformConfig> = {
         }
         for (let i = 0; i < request.remove.length; i++) ctx.removeUpstreamHeader(request.remove[i]!);
         if (request.add.length > 0) ctx.addUpstreamHeaders(request.add);
-        if (requestBody.empty || !isJson(ctx.header('content-type'))) return undefined;
+        if (requestBody.empty || !isJsonMediaType(mediaTypeOf(ctx.header('content-type')))) return undefined;
         return ctx.readBody().then((body) => mapRequestBody(ctx, body, requestBody));
       };
     }
@@ -51,7 +51,7 @@ export const transformPolicy: PolicyDefinition<TransformConfig> = {
       const transform: ResponseBodyTransform = {
         maxBytes: config.max_body_bytes,
         onFailure: 'pass',
-        wants: (mediaType) => mediaType === 'application/json' || mediaType.endsWith('+json'),
+        wants: isJsonMediaType,
         transform(_ctx, body) {
           if (body.length === 0) return body;
           const document: unknown = JSON.parse(body.toString('utf8'));
@@ -77,11 +77,6 @@ function compileHeaders(h: HeaderMapping): CompiledHeaders {
   const remove = h.remove.map((k) => k.toLowerCase());
   const rename = Object.entries(h.rename).map(([from, to]) => [from.toLowerCase(), to.toLowerCase()] as const);
   return { empty: add.length === 0 && remove.length === 0 && rename.length === 0, add, remove, rename };
-}
-
-function isJson(contentType: string | undefined): boolean {
-  const type = mediaTypeOf(contentType);
-  return type === 'application/json' || type.endsWith('+json');
 }
 
 function mapRequestBody(ctx: RequestContext, body: Buffer | Problem, mapping: CompiledBodyMapping): PolicyResult {
