@@ -3,6 +3,7 @@
  * (ArcSight Common Event Format) for SIEMs that ingest it.
  */
 import { journalLines } from './verify.js';
+import { WARNING_EVENTS } from './record.js';
 
 export interface ExportOptions {
   since?: Date;
@@ -41,7 +42,7 @@ export function cefValue(value: string): string {
 function severity(rec: Record<string, unknown>): number {
   const type = String(rec.type);
   const status = typeof rec.status === 'number' ? rec.status : 0;
-  if (type === 'auth.failure' || type === 'webhook.refused' || type === 'config.refused') return 7;
+  if (WARNING_EVENTS.has(type)) return 7;
   if (type.startsWith('key.') || type === 'ratelimit.rejected') return 5;
   if (status >= 500) return 6;
   if (status === 401 || status === 403) return 5;

@@ -43,6 +43,9 @@ export interface AuditEntry {
   data?: Record<string, unknown> | undefined;
 }
 
+/** Event types that report an attack or a misconfiguration: raised severity in syslog and CEF exports. */
+export const WARNING_EVENTS: ReadonlySet<string> = new Set(['auth.failure', 'webhook.refused', 'config.refused']);
+
 /** Header names whose values never enter a record, whatever the config says. */
 export const ALWAYS_REDACTED = ['authorization', 'proxy-authorization', 'cookie', 'set-cookie', 'x-api-key'];
 export const REDACTED = '[redacted]';

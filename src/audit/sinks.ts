@@ -14,6 +14,7 @@ import type { Logger } from 'pino';
 import { readBatch, type Cursor } from './reader.js';
 import type { Journal } from './journal.js';
 import type { SinkConfig } from './schema.js';
+import { WARNING_EVENTS } from './record.js';
 
 /** Sends one batch of record lines; resolves when the destination has taken them, rejects otherwise. */
 export interface Transport {
@@ -292,7 +293,7 @@ export class SyslogTransport implements Transport {
     if (m) {
       time = m[1]!;
       msgId = m[3]!.replace(/[^\x21-\x7e]/g, '_');
-      if (msgId === 'auth.failure' || msgId === 'webhook.refused' || msgId === 'config.refused') severity = 4;
+      if (WARNING_EVENTS.has(msgId)) severity = 4;
     }
     const msg = Buffer.from(`<${this.o.facility * 8 + severity}>1 ${time} ${this.hostname} ${this.o.appName} ${process.pid} ${msgId} - ${line}`, 'utf8');
     return Buffer.concat([Buffer.from(`${msg.length} `, 'ascii'), msg]);
