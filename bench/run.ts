@@ -23,6 +23,7 @@ import { median } from './stats.js';
 import { findBinary } from '../testing/front-proxies.js';
 import { decisionBench, printDecisionResult, type DecisionBenchOptions } from './decision.js';
 import { summariseProfile } from './profile.js';
+import { holdIdleLatency, withIdleLatencyHold } from './idle-latency.js';
 
 const HELP = `npm run bench -- [options]
   --duration <s>        measured seconds per target and round (default 4)
@@ -40,7 +41,8 @@ const HELP = `npm run bench -- [options]
   --baseline <dir>      also run the first scenario on the kycgate built in <dir> (A/B test of a change)
   --paired              also measure each scenario's cost in concurrent pairs with the first (see docs/PERFORMANCE.md)
   --paired-only         only the concurrent-pair cost of each scenario against the first (skips the other runs)
-  --no-decision         skip the decision-mode runs (kycgate behind nginx auth_request; bench/decision.ts)`;
+  --no-decision         skip the decision-mode runs (kycgate behind nginx auth_request; bench/decision.ts)
+  --no-pm-qos           do not hold /dev/cpu_dma_latency at 0 during latency runs (see bench/idle-latency.ts)`;
 
 const { values: args } = parseArgs({
   options: {
@@ -60,6 +62,7 @@ const { values: args } = parseArgs({
     paired: { type: 'boolean', default: false },
     'paired-only': { type: 'boolean', default: false },
     'no-decision': { type: 'boolean', default: false },
+    'no-pm-qos': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
@@ -102,6 +105,15 @@ const LOAD_PIN = canPin ? ['taskset', '-c', '1'] : [];
 const notes: string[] = [];
 if (!hasNginx) notes.push('nginx is not installed: the nginx peer is skipped and the upstream is a Node server (apt-get install nginx).');
 if (tool === 'autocannon') notes.push('wrk is not installed: closed-loop runs use autocannon, which costs more CPU per request on the shared load core (apt-get install wrk).');
+/** Latency runs hold idle CPUs polling (bench/idle-latency.ts) unless told not to or not permitted. */
+const pmQos = (() => {
+  if (args['no-pm-qos']) return false;
+  const probe = holdIdleLatency();
+  probe.release();
+  if (!probe.held) notes.push(`latency runs without the idle-state hold (${probe.reason}): idle CPUs halt between requests, which adds the machine's wake-up time to every latency figure.`);
+  return probe.held;
+})();
+if (rate > 0 && pmQos) notes.push('latency runs hold /dev/cpu_dma_latency at 0: idle CPUs poll instead of halting (as tuned latency-performance does), for every target alike.');
 if (!canPin) notes.push(`no pinning (${cpus} cores${installed('taskset') ? '' : ', taskset missing'}): proxy, upstream and load generator share every core.`);
 
 function merge(base: Record<string, unknown>, extra: Record<string, unknown> | undefined): Record<string, unknown> {
@@ -304,13 +316,16 @@ interface OpenLoopResult {
   failures: number;
   rate: number;
   p50Ms: number;
+  p90Ms: number;
   p99Ms: number;
+  p999Ms: number;
+  maxMs: number;
 }
 
 async function openLoop(url: string, headers: Record<string, string>): Promise<OpenLoopResult> {
   const script = path.join(here, 'open-loop.js');
-  const all = [...LOAD_PIN, process.execPath, script, JSON.stringify({ url, rate, durationS: rateDurationS, warmupS: 1, headers })];
-  const r = await run(all[0]!, all.slice(1));
+  const all = [...LOAD_PIN, process.execPath, script, JSON.stringify({ url, rate, durationS: rateDurationS, warmupS: 2, headers })];
+  const r = await withIdleLatencyHold(pmQos, () => run(all[0]!, all.slice(1)));
   if (r.code !== 0) throw new Error(`fixed-rate run failed: ${r.stderr}`);
   return JSON.parse(r.stdout) as OpenLoopResult;
 }
@@ -500,7 +515,7 @@ async function main(): Promise<void> {
   }
   if (!args['no-decision'] && !args['paired-only']) {
     // --rate 0 skips the fixed-rate runs, decision latency included (printDecisionResult says so).
-    const o: DecisionBenchOptions = { rounds, durationS, warmupS, rate, connections, tool, proxyPin: PROXY_PIN, loadPin: LOAD_PIN };
+    const o: DecisionBenchOptions = { rounds, durationS, warmupS, rate, connections, tool, proxyPin: PROXY_PIN, loadPin: LOAD_PIN, pmQos };
     const decision = await decisionBench(o);
     printDecisionResult(decision, o);
     results.decision = decision;

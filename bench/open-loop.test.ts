@@ -1,0 +1,103 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { FramingError, ResponseFramer } from './response-framer.js';
+import { issueCertificate } from '../src/identity/certificates.js';
+
+const run = promisify(execFile);
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+/** Feeds `wire` to a framer in pieces of `size` bytes; returns the statuses of the responses it completed. */
+function frame(wire: string, size: number): number[] {
+  const statuses: number[] = [];
+  const framer = new ResponseFramer((s) => statuses.push(s));
+  const bytes = Buffer.from(wire, 'latin1');
+  for (let i = 0; i < bytes.length; i += size) framer.push(bytes.subarray(i, i + size));
+  assert.ok(framer.idle, 'nothing is left over once the last response is read');
+  return statuses;
+}
+
+const WIRE =
+  'HTTP/1.1 100 Continue\r\n\r\n' +
+  'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{"ok":true}' +
+  'HTTP/1.1 204 No Content\r\nX-Kyc-Status: approved\r\n\r\n' +
+  'HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n' +
+  'HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5;ext=1\r\nhello\r\n1A\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\nX-Trailer: t\r\n\r\n' +
+  'HTTP/1.1 304 Not Modified\r\nContent-Length: 42\r\n\r\n' +
+  'HTTP/1.1 503 Service Unavailable\r\nContent-Length: 3\r\n\r\nbye';
+
+test('bench: the generator frames keep-alive responses by length, chunks or status, in any split', () => {
+  for (const size of [1, 2, 3, 7, 64, WIRE.length]) assert.deepEqual(frame(WIRE, size), [200, 204, 403, 200, 304, 503], `pieces of ${size} bytes`);
+});
+
+test('bench: a response the generator cannot frame is an error, not a hang', () => {
+  const framer = new ResponseFramer(() => undefined);
+  assert.throws(() => framer.push(Buffer.from('HTTP/1.1 200 OK\r\nConnection: keep-alive\r\n\r\nbody')), FramingError);
+  assert.throws(() => new ResponseFramer(() => undefined).push(Buffer.from('SSH-2.0-OpenSSH\r\n\r\n')), FramingError);
+  assert.throws(() => new ResponseFramer(() => undefined).push(Buffer.from('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n')), FramingError);
+});
+
+async function generate(url: string): Promise<{ sent: number; completed: number; failures: number; p50Ms: number; p99Ms: number; maxMs: number; rate: number }> {
+  const script = path.join(here, 'open-loop.js');
+  const { stdout } = await run(process.execPath, [script, JSON.stringify({ url, rate: 400, durationS: 0.5, warmupS: 0.25, headers: { 'x-bench': 'yes' } })]);
+  return JSON.parse(stdout);
+}
+
+/** Every fifth request is refused; answers alternate between a length-framed and a chunked body. */
+function handler(seen: string[]) {
+  let n = 0;
+  return (req: IncomingMessage, res: ServerResponse) => {
+    seen.push(`${req.method} ${req.url} ${req.headers['x-bench']}`);
+    n++;
+    if (n % 5 === 0) {
+      res.writeHead(503, { 'content-length': 2 }).end('no');
+      return;
+    }
+    if (n % 2 === 0) res.end('{"ok":true}');
+    else {
+      res.write('{"ok":');
+      res.end('true}');
+    }
+  };
+}
+
+for (const secure of [false, true]) {
+  test(`bench: the fixed-rate generator sends on schedule over ${secure ? 'HTTPS' : 'HTTP'}, times successes and counts failures`, async () => {
+    const seen: string[] = [];
+    const server = secure
+      ? createHttpsServer(await issueCertificate({ subject: 'CN=localhost', dns: ['localhost'], ips: ['127.0.0.1'] }).then((c) => ({ cert: c.certPem, key: c.keyPem })), handler(seen))
+      : createHttpServer(handler(seen));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const r = await generate(`${secure ? 'https' : 'http'}://127.0.0.1:${port}/bench?q=1`);
+      // 0.25 s of warm-up and 0.5 s measured at 400/s: 100 + 200 requests, every fifth answered 503.
+      assert.equal(seen.length, 300);
+      assert.ok(seen.every((s) => s === 'GET /bench?q=1 yes'), seen.find((s) => s !== 'GET /bench?q=1 yes'));
+      assert.equal(r.sent, 200);
+      assert.equal(r.failures, 40);
+      assert.equal(r.completed, 160);
+      assert.ok(r.p50Ms > 0 && r.p50Ms <= r.p99Ms && r.p99Ms <= r.maxMs, JSON.stringify(r));
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+}
+
+test('bench: requests to a port nobody listens on are failures, and the generator still ends', async () => {
+  const server = createHttpServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  const r = await generate(`http://127.0.0.1:${port}/`);
+  assert.equal(r.sent, 200);
+  assert.equal(r.completed, 0);
+  assert.equal(r.failures, 200);
+});
