@@ -107,7 +107,10 @@ if (!hasNginx) notes.push('nginx is not installed: the nginx peer is skipped and
 if (tool === 'autocannon') notes.push('wrk is not installed: closed-loop runs use autocannon, which costs more CPU per request on the shared load core (apt-get install wrk).');
 /** Latency runs hold idle CPUs polling (bench/idle-latency.ts) unless told not to or not permitted. */
 const pmQos = (() => {
-  if (args['no-pm-qos']) return false;
+  if (args['no-pm-qos']) {
+    if (rate > 0) notes.push('latency runs without the idle-state hold (--no-pm-qos): idle CPUs halt between requests, which adds the machine\'s wake-up time to every latency figure.');
+    return false;
+  }
   const probe = holdIdleLatency();
   probe.release();
   if (!probe.held) notes.push(`latency runs without the idle-state hold (${probe.reason}): idle CPUs halt between requests, which adds the machine's wake-up time to every latency figure.`);
