@@ -33,7 +33,8 @@ const HELP = `npm run bench -- [options]
   --rate <n>            fixed-rate requests per second (default 1000; 0 skips the fixed-rate runs and decision latency)
   --rate-duration <s>   measured seconds per fixed-rate run (default 3)
   --scenarios <a,b>     kycgate scenarios (default: ${SCENARIOS.filter((s) => s.byDefault).map((s) => s.name).join(',')}; all: ${SCENARIOS.map((s) => s.name).join(',')})
-  --peers <a,b>         comparison targets among direct,fastify,nginx (default all available)
+  --peers <a,b>         comparison targets among direct,fastify,nginx,floor (default all available; floor is
+                        bench/minimal-proxy.ts, the least a Node proxy does: node:http + undici)
   --protocols <a,b>     http,https (default both)
   --tool <wrk|autocannon>  closed-loop load generator (default wrk when installed)
   --profile             instead of comparing: profile kycgate's first scenario under load (node --cpu-prof)
@@ -53,7 +54,7 @@ const { values: args } = parseArgs({
     rate: { type: 'string', default: '1000' },
     'rate-duration': { type: 'string', default: '3' },
     scenarios: { type: 'string' },
-    peers: { type: 'string', default: 'direct,fastify,nginx' },
+    peers: { type: 'string', default: 'direct,fastify,nginx,floor' },
     protocols: { type: 'string', default: 'http,https' },
     tool: { type: 'string' },
     profile: { type: 'boolean', default: false },
@@ -131,7 +132,7 @@ function merge(base: Record<string, unknown>, extra: Record<string, unknown> | u
 
 interface Target {
   label: string;
-  kind: 'direct' | 'kycgate' | 'fastify' | 'nginx';
+  kind: 'direct' | 'kycgate' | 'fastify' | 'nginx' | 'floor';
   urls: Record<'http' | 'https', string>;
   headers: Record<string, string>;
   /** The proxy's process, whose CPU time is measured (none for direct). */
@@ -303,6 +304,16 @@ async function startFastify(upstream: string, tls: TlsFiles): Promise<Target> {
   return { label: '@fastify/http-proxy', kind: 'fastify', urls: { http: `http://127.0.0.1:${httpPort}/bench`, https: `https://127.0.0.1:${httpsPort}/bench` }, headers: {}, pid: proc.child.pid };
 }
 
+async function startFloor(upstream: string, tls: TlsFiles): Promise<Target> {
+  const httpPort = await freePort();
+  const httpsPort = await freePort();
+  const script = path.join(here, 'minimal-proxy.js');
+  const proc = startProcess('node:http + undici floor', PROXY_PIN, [process.execPath, script, JSON.stringify({ upstream: new URL(upstream).origin, httpPort, httpsPort, ...tls })]);
+  managed.push(proc);
+  await Promise.all([waitForPort(httpPort, { failed: proc.failed }), waitForPort(httpsPort, { failed: proc.failed })]);
+  return { label: 'node:http+undici floor', kind: 'floor', urls: { http: `http://127.0.0.1:${httpPort}/bench`, https: `https://127.0.0.1:${httpsPort}/bench` }, headers: {}, pid: proc.child.pid };
+}
+
 async function startNginxProxy(upstream: string, tls: TlsFiles): Promise<Target> {
   const httpPort = await freePort();
   const httpsPort = await freePort();
@@ -388,6 +399,7 @@ async function main(): Promise<void> {
   }
   if (peers.has('fastify')) targets.push(await startFastify(upstream.http, tls));
   if (peers.has('nginx') && hasNginx) targets.push(await startNginxProxy(upstream.http, tls));
+  if (peers.has('floor')) targets.push(await startFloor(upstream.http, tls));
 
   const results: Record<string, unknown> = {};
   for (const protocol of protocols) {
@@ -441,9 +453,11 @@ async function main(): Promise<void> {
       const vsDirect = ratioTo(t.label, 'direct', 'requestsPerSecond');
       const vsFastify = both(t.label, 'fastify');
       const vsNginx = both(t.label, 'nginx');
+      const vsFloor = both(t.label, 'floor');
       table[t.label] = {
         rps, p50Ms: p50, p99Ms: p99, cpuShare: cpu, perCpuSecond: perCpu, vsDirect,
         vsFastify: { wall: vsFastify.wall, cpu: vsFastify.cpu }, vsNginx: { wall: vsNginx.wall, cpu: vsNginx.cpu },
+        vsFloor: { wall: vsFloor.wall, cpu: vsFloor.cpu },
         rounds: perRound.map((r) => r.get(t.label)),
       };
       console.log(
@@ -462,6 +476,12 @@ async function main(): Promise<void> {
       // A comparison with failed requests on either side is not judged.
       const verdict = invalidRounds(bare) + invalidRounds(fastify) > 0 ? 'NOT MET (failed requests)' : x.wall >= 1.25 && x.cpu >= 1.25 ? 'MET' : x.wall >= 1.25 || x.cpu >= 1.25 ? 'MET on one measure only' : 'NOT MET';
       console.log(`target: ${bare.label} >= 1.25x @fastify/http-proxy: ${x.text} ${verdict}`);
+    }
+    const floor = targets.find((t) => t.kind === 'floor');
+    if (bare && floor) {
+      const x = both(bare.label, 'floor');
+      const f = both(floor.label, 'fastify');
+      console.log(`${bare.label} against the node:http + undici floor: ${x.text}${fastify ? `; the floor against @fastify/http-proxy: ${f.text}` : ''}`);
     }
 
     // Cost of each scenario against the first kycgate scenario (the bare route), by requests per CPU-second:
