@@ -20,8 +20,8 @@ const pool = new Pool(o.upstream, { connections: 128, pipelining: 1 });
 
 const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate', 'proxy-authorization']);
 
-/** Flat [name, value, ...] list without hop-by-hop headers, from Node's or undici's raw list. */
-function endToEnd(raw: ReadonlyArray<string | Buffer>): string[] {
+/** Flat [name, value, ...] list without hop-by-hop headers (and without `skip`), from Node's or undici's raw list. */
+function endToEnd(raw: ReadonlyArray<string | Buffer>, skip?: string): string[] {
   let listed: Set<string> | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     if (String(raw[i]).toLowerCase() === 'connection') for (const n of String(raw[i + 1]).split(',')) (listed ??= new Set()).add(n.trim().toLowerCase());
@@ -30,7 +30,7 @@ function endToEnd(raw: ReadonlyArray<string | Buffer>): string[] {
   for (let i = 0; i < raw.length; i += 2) {
     const name = String(raw[i]);
     const lower = name.toLowerCase();
-    if (HOP.has(lower) || listed?.has(lower)) continue;
+    if (HOP.has(lower) || listed?.has(lower) || lower === skip) continue;
     out.push(name, String(raw[i + 1]));
   }
   return out;
@@ -68,7 +68,8 @@ class Exchange implements Dispatcher.DispatchHandler {
 }
 
 function handle(req: IncomingMessage, res: ServerResponse): void {
-  const headers = endToEnd(req.rawHeaders);
+  // The incoming X-Forwarded-For is replaced by one that appends this hop, not sent twice.
+  const headers = endToEnd(req.rawHeaders, 'x-forwarded-for');
   const xff = req.headers['x-forwarded-for'];
   headers.push('x-forwarded-for', xff ? `${xff}, ${req.socket.remoteAddress}` : String(req.socket.remoteAddress));
   const hasBody = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -43,7 +43,19 @@ test('bench: a response the generator cannot frame is an error, not a hang', () 
   assert.throws(() => new ResponseFramer(() => undefined).push(Buffer.from('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n')), FramingError);
 });
 
-async function generate(url: string): Promise<{ sent: number; completed: number; failures: number; p50Ms: number; p99Ms: number; maxMs: number; rate: number }> {
+interface Generated {
+  sent: number;
+  completed: number;
+  failures: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  rate: number;
+  maxLagMs: number;
+  lateSends: number;
+}
+
+async function generate(url: string): Promise<Generated> {
   const script = path.join(here, 'open-loop.js');
   const { stdout } = await run(process.execPath, [script, JSON.stringify({ url, rate: 400, durationS: 0.5, warmupS: 0.25, headers: { 'x-bench': 'yes' } })]);
   return JSON.parse(stdout);
@@ -84,6 +96,9 @@ for (const secure of [false, true]) {
       assert.equal(r.failures, 40);
       assert.equal(r.completed, 160);
       assert.ok(r.p50Ms > 0 && r.p50Ms <= r.p99Ms && r.p99Ms <= r.maxMs, JSON.stringify(r));
+      // How late sends went out depends on what else the machine runs; that it is reported is what counts here.
+      assert.ok(Number.isFinite(r.maxLagMs) && r.maxLagMs >= 0, `lag ${r.maxLagMs} ms`);
+      assert.ok(Number.isInteger(r.lateSends) && r.lateSends >= 0 && r.lateSends <= r.sent);
     } finally {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
@@ -100,4 +115,29 @@ test('bench: requests to a port nobody listens on are failures, and the generato
   assert.equal(r.sent, 200);
   assert.equal(r.completed, 0);
   assert.equal(r.failures, 200);
+});
+
+test('bench: a generator held back from its schedule reports its late sends, so the run can be refused', async () => {
+  const server = createHttpServer((_req, res) => res.end('ok'));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    const { port } = server.address() as AddressInfo;
+    const script = path.join(here, 'open-loop.js');
+    const child = spawn(process.execPath, [script, JSON.stringify({ url: `http://127.0.0.1:${port}/`, rate: 400, durationS: 1.5, warmupS: 0.25 })], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+    // Freeze the generator for 200 ms in the middle of its measured phase, as a starved core would.
+    await new Promise((resolve) => setTimeout(resolve, 800));
+    child.kill('SIGSTOP');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    child.kill('SIGCONT');
+    await exited;
+    const r = JSON.parse(out) as Generated;
+    assert.ok(r.lateSends > 0, JSON.stringify(r));
+    assert.ok(r.maxLagMs >= 100, `lag ${r.maxLagMs} ms`);
+  } finally {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  }
 });

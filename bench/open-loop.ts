@@ -3,9 +3,11 @@
  * answer cannot hold the next request back (no coordinated omission), and measures each request from the moment
  * its bytes were written until the last byte of its answer was read. Runs as its own process (pinned to the
  * load-generator core) and prints one JSON line: { sent, completed, failures, p50Ms, p90Ms, p99Ms, p999Ms, maxMs,
- * rate }. `completed` and `rate` count successful answers (status below 400) and the percentiles are theirs;
- * `failures` counts the others and errors, so a run with any failure is not a valid latency measurement (the callers
- * treat it as invalid).
+ * rate, maxLagMs, lateSends }. `completed` and `rate` count successful answers (status below 400) and the
+ * percentiles are theirs; `failures` counts the others and errors, so a run with any failure is not a valid latency
+ * measurement (the callers treat it as invalid). `maxLagMs` is the longest any request went out after its slot in
+ * the schedule and `lateSends` counts those more than 5 ms late: a run with late sends did not offer its rate, and
+ * the callers treat it as invalid too.
  *
  *   node dist/bench/open-loop.js '{"url":"http://127.0.0.1:8080/","rate":1000,"durationS":10,"warmupS":2}'
  *
@@ -114,7 +116,13 @@ class Connection {
 
 const idle: Connection[] = [];
 
-async function run(seconds: number, record: Float64Array | undefined): Promise<{ sent: number; completed: number; failures: number }> {
+/** A send this much later than its slot counts as late (the 1 ms timer tick alone delays sends by up to ~1-2 ms). */
+const LATE_MS = 5;
+
+async function run(
+  seconds: number,
+  record: Float64Array | undefined,
+): Promise<{ sent: number; completed: number; failures: number; maxLagMs: number; lateSends: number }> {
   const total = Math.round(seconds * options.rate);
   const interval = 1000 / options.rate;
   let settled: () => void = () => undefined;
@@ -122,19 +130,28 @@ async function run(seconds: number, record: Float64Array | undefined): Promise<{
   phase = { total, completed: 0, failures: 0, record, settled };
   if (total === 0) settled();
   let sent = 0;
+  let maxLagMs = 0;
+  let lateSends = 0;
   const t0 = performance.now();
-  // A 1 ms timer tick sends whatever is due: no busy loop stealing the core from the upstream it shares.
+  // A 1 ms timer tick sends whatever is due: no busy loop stealing the core from the upstream it shares. How late
+  // each request went out against its schedule is tracked: a generator that fell behind did not offer the rate.
   await new Promise<void>((resolve) => {
     const tick = () => {
-      const due = Math.min(total, Math.floor((performance.now() - t0) / interval) + 1);
-      while (sent < due) (idle.pop() ?? new Connection()).send(sent++);
+      const now = performance.now();
+      const due = Math.min(total, Math.floor((now - t0) / interval) + 1);
+      while (sent < due) {
+        const lag = now - (t0 + sent * interval);
+        if (lag > maxLagMs) maxLagMs = lag;
+        if (lag > LATE_MS) lateSends++;
+        (idle.pop() ?? new Connection()).send(sent++);
+      }
       if (sent < total) setTimeout(tick, 1);
       else resolve();
     };
     tick();
   });
   await done;
-  return { sent, completed: phase.completed, failures: phase.failures };
+  return { sent, completed: phase.completed, failures: phase.failures, maxLagMs, lateSends };
 }
 
 await run(options.warmupS, undefined);

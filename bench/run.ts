@@ -334,6 +334,8 @@ interface OpenLoopResult {
   p99Ms: number;
   p999Ms: number;
   maxMs: number;
+  maxLagMs: number;
+  lateSends: number;
 }
 
 async function openLoop(url: string, headers: Record<string, string>): Promise<OpenLoopResult> {
@@ -509,14 +511,19 @@ async function main(): Promise<void> {
           const t = rateTargets[(i + r) % rateTargets.length]!;
           const res = await openLoop(t.urls[protocol], t.headers);
           if (res.failures > 0) console.log(`warning: ${t.label} had ${res.failures} failed requests at fixed rate in round ${r + 1}: the round is invalid for it`);
+          if (res.lateSends > 0) console.log(`warning: the generator sent ${res.lateSends} requests more than 5 ms late (up to ${fmt(res.maxLagMs, 1)} ms) for ${t.label} in round ${r + 1}: it did not offer the rate, the round is invalid for it`);
           round.set(t.label, res);
         }
         perRate.push(round);
       }
       const direct = rateTargets.find((t) => t.kind === 'direct');
       console.log(`${pad('target', 22)}${pad('p50 ms', 9, true)}${pad('p99 ms', 9, true)}${pad('+p50', 9, true)}${pad('+p99', 9, true)}  (added over direct, median of per-round differences)`);
-      // The latency of a round with failed requests is that of the successes only: the round is invalid (NaN).
-      const ms = (r: Map<string, OpenLoopResult>, t: Target, key: 'p50Ms' | 'p99Ms') => (r.get(t.label)!.failures > 0 ? NaN : r.get(t.label)![key]);
+      // The latency of a round with failed requests is that of the successes only, and a round the generator could not
+      // keep on schedule did not offer the rate: either round is invalid (NaN).
+      const ms = (r: Map<string, OpenLoopResult>, t: Target, key: 'p50Ms' | 'p99Ms') => {
+        const res = r.get(t.label)!;
+        return res.failures > 0 || res.lateSends > 0 ? NaN : res[key];
+      };
       const failuresOf = (t: Target) => perRate.reduce((n, r) => n + r.get(t.label)!.failures, 0);
       for (const t of rateTargets) {
         const p50 = median(perRate.map((r) => ms(r, t, 'p50Ms')));
