@@ -6,8 +6,8 @@
  * rate, maxLagMs, lateSends }. `completed` and `rate` count successful answers (status below 400) and the
  * percentiles are theirs; `failures` counts the others and errors, so a run with any failure is not a valid latency
  * measurement (the callers treat it as invalid). `maxLagMs` is the longest any request went out after its slot in
- * the schedule and `lateSends` counts those more than 5 ms late: a run with late sends did not offer its rate, and
- * the callers treat it as invalid too.
+ * the schedule and `lateSends` counts those more than 5 ms late: when they are more than 1% of the sends, the run
+ * did not offer its rate, and the callers treat it as invalid too (`offSchedule` in stats.ts).
  *
  *   node dist/bench/open-loop.js '{"url":"http://127.0.0.1:8080/","rate":1000,"durationS":10,"warmupS":2}'
  *

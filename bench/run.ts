@@ -19,7 +19,7 @@ import { SCENARIOS, scenarioNamed, type Scenario } from './scenarios.js';
 import { closedLoop, run, type ClosedLoopResult, type LoadTool } from './closed-loop.js';
 import { startProcess, freePort, waitForPort, cpuSeconds, type Managed } from './processes.js';
 import { proxyConfig, upstreamConfig, type TlsFiles } from './nginx.js';
-import { median } from './stats.js';
+import { median, offSchedule } from './stats.js';
 import { findBinary } from '../testing/front-proxies.js';
 import { decisionBench, printDecisionResult, type DecisionBenchOptions } from './decision.js';
 import { summariseProfile } from './profile.js';
@@ -511,7 +511,7 @@ async function main(): Promise<void> {
           const t = rateTargets[(i + r) % rateTargets.length]!;
           const res = await openLoop(t.urls[protocol], t.headers);
           if (res.failures > 0) console.log(`warning: ${t.label} had ${res.failures} failed requests at fixed rate in round ${r + 1}: the round is invalid for it`);
-          if (res.lateSends > 0) console.log(`warning: the generator sent ${res.lateSends} requests more than 5 ms late (up to ${fmt(res.maxLagMs, 1)} ms) for ${t.label} in round ${r + 1}: it did not offer the rate, the round is invalid for it`);
+          if (offSchedule(res)) console.log(`warning: the generator sent ${res.lateSends} of ${res.sent} requests more than 5 ms late (up to ${fmt(res.maxLagMs, 1)} ms) for ${t.label} in round ${r + 1}: it did not offer the rate, the round is invalid for it`);
           round.set(t.label, res);
         }
         perRate.push(round);
@@ -522,7 +522,7 @@ async function main(): Promise<void> {
       // keep on schedule did not offer the rate: either round is invalid (NaN).
       const ms = (r: Map<string, OpenLoopResult>, t: Target, key: 'p50Ms' | 'p99Ms') => {
         const res = r.get(t.label)!;
-        return res.failures > 0 || res.lateSends > 0 ? NaN : res[key];
+        return res.failures > 0 || offSchedule(res) ? NaN : res[key];
       };
       const failuresOf = (t: Target) => perRate.reduce((n, r) => n + r.get(t.label)!.failures, 0);
       for (const t of rateTargets) {
