@@ -23,7 +23,7 @@ import { median, offSchedule } from './stats.js';
 import { findBinary } from '../testing/front-proxies.js';
 import { decisionBench, printDecisionResult, type DecisionBenchOptions } from './decision.js';
 import { summariseProfile } from './profile.js';
-import { holdIdleLatency, withIdleLatencyHold } from './idle-latency.js';
+import { idleLatencyUnavailable, withIdleLatencyHold } from './idle-latency.js';
 
 const HELP = `npm run bench -- [options]
   --duration <s>        measured seconds per target and round (default 4)
@@ -112,10 +112,9 @@ const pmQos = (() => {
     if (rate > 0) notes.push('latency runs without the idle-state hold (--no-pm-qos): idle CPUs halt between requests, which adds the machine\'s wake-up time to every latency figure.');
     return false;
   }
-  const probe = holdIdleLatency();
-  probe.release();
-  if (!probe.held) notes.push(`latency runs without the idle-state hold (${probe.reason}): idle CPUs halt between requests, which adds the machine's wake-up time to every latency figure.`);
-  return probe.held;
+  const unavailable = idleLatencyUnavailable();
+  if (unavailable !== undefined) notes.push(`latency runs without the idle-state hold (${unavailable}): idle CPUs halt between requests, which adds the machine's wake-up time to every latency figure.`);
+  return unavailable === undefined;
 })();
 if (rate > 0 && pmQos) notes.push('latency runs hold /dev/cpu_dma_latency at 0: idle CPUs poll instead of halting (as tuned latency-performance does), for every target alike.');
 if (!canPin) notes.push(`no pinning (${cpus} cores${installed('taskset') ? '' : ', taskset missing'}): proxy, upstream and load generator share every core.`);
@@ -294,35 +293,28 @@ async function startKycgate(scenario: Scenario, upstream: string, tls: TlsFiles,
   };
 }
 
-async function startFastify(upstream: string, tls: TlsFiles): Promise<Target> {
+/** Starts a comparison proxy listening on one HTTP and one HTTPS port, pinned to the proxy core; waits for both. */
+async function startPeer(label: string, kind: Target['kind'], command: (httpPort: number, httpsPort: number) => string[]): Promise<Target> {
   const httpPort = await freePort();
   const httpsPort = await freePort();
-  const script = path.join(here, 'fastify-proxy.js');
-  const proc = startProcess('@fastify/http-proxy', PROXY_PIN, [process.execPath, script, JSON.stringify({ upstream: new URL(upstream).origin, httpPort, httpsPort, ...tls })]);
+  const proc = startProcess(label, PROXY_PIN, command(httpPort, httpsPort));
   managed.push(proc);
   await Promise.all([waitForPort(httpPort, { failed: proc.failed }), waitForPort(httpsPort, { failed: proc.failed })]);
-  return { label: '@fastify/http-proxy', kind: 'fastify', urls: { http: `http://127.0.0.1:${httpPort}/bench`, https: `https://127.0.0.1:${httpsPort}/bench` }, headers: {}, pid: proc.child.pid };
+  return { label, kind, urls: { http: `http://127.0.0.1:${httpPort}/bench`, https: `https://127.0.0.1:${httpsPort}/bench` }, headers: {}, pid: proc.child.pid };
 }
 
-async function startFloor(upstream: string, tls: TlsFiles): Promise<Target> {
-  const httpPort = await freePort();
-  const httpsPort = await freePort();
-  const script = path.join(here, 'minimal-proxy.js');
-  const proc = startProcess('node:http + undici floor', PROXY_PIN, [process.execPath, script, JSON.stringify({ upstream: new URL(upstream).origin, httpPort, httpsPort, ...tls })]);
-  managed.push(proc);
-  await Promise.all([waitForPort(httpPort, { failed: proc.failed }), waitForPort(httpsPort, { failed: proc.failed })]);
-  return { label: 'node:http+undici floor', kind: 'floor', urls: { http: `http://127.0.0.1:${httpPort}/bench`, https: `https://127.0.0.1:${httpsPort}/bench` }, headers: {}, pid: proc.child.pid };
+/** A Node peer: a script of this directory given the upstream origin, its ports and the certificate. */
+function nodePeer(script: string, upstream: string, tls: TlsFiles) {
+  return (httpPort: number, httpsPort: number) => [process.execPath, path.join(here, script), JSON.stringify({ upstream: new URL(upstream).origin, httpPort, httpsPort, ...tls })];
 }
 
-async function startNginxProxy(upstream: string, tls: TlsFiles): Promise<Target> {
-  const httpPort = await freePort();
-  const httpsPort = await freePort();
-  const conf = proxyConfig(path.join(work, 'nginx-proxy'), upstream, httpPort, httpsPort, tls);
-  const proc = startProcess('nginx proxy', PROXY_PIN, [nginxBin!, '-p', path.dirname(conf), '-c', conf]);
-  managed.push(proc);
-  await Promise.all([waitForPort(httpPort, { failed: proc.failed }), waitForPort(httpsPort, { failed: proc.failed })]);
-  return { label: 'nginx (1 worker)', kind: 'nginx', urls: { http: `http://127.0.0.1:${httpPort}/bench`, https: `https://127.0.0.1:${httpsPort}/bench` }, headers: {}, pid: proc.child.pid };
-}
+const startFastify = (upstream: string, tls: TlsFiles) => startPeer('@fastify/http-proxy', 'fastify', nodePeer('fastify-proxy.js', upstream, tls));
+const startFloor = (upstream: string, tls: TlsFiles) => startPeer('node:http+undici floor', 'floor', nodePeer('minimal-proxy.js', upstream, tls));
+const startNginxProxy = (upstream: string, tls: TlsFiles) =>
+  startPeer('nginx (1 worker)', 'nginx', (httpPort, httpsPort) => {
+    const conf = proxyConfig(path.join(work, 'nginx-proxy'), upstream, httpPort, httpsPort, tls);
+    return [nginxBin!, '-p', path.dirname(conf), '-c', conf];
+  });
 
 interface OpenLoopResult {
   sent: number;
