@@ -24,7 +24,7 @@ import { nginxConfig, findBinary } from '../testing/front-proxies.js';
 import { closedLoop, run, type LoadTool } from './closed-loop.js';
 import { freePort, startProcess, waitForPort, type Managed } from './processes.js';
 import { median } from './stats.js';
-import { holdIdleLatency, withIdleLatencyHold } from './idle-latency.js';
+import { idleLatencyUnavailable, withIdleLatencyHold } from './idle-latency.js';
 import { offSchedule } from './stats.js';
 
 export interface DecisionBenchOptions {
@@ -241,11 +241,7 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
     tool: has('wrk') ? 'wrk' : 'autocannon',
     proxyPin: pin ? ['taskset', '-c', '0'] : [],
     loadPin: pin ? ['taskset', '-c', '1'] : [],
-    pmQos: (() => {
-      const probe = holdIdleLatency();
-      probe.release();
-      return probe.held;
-    })(),
+    pmQos: idleLatencyUnavailable() === undefined,
   };
   printDecisionResult(await decisionBench(o), o);
 }

@@ -21,18 +21,14 @@ export interface IdleLatencyHold {
 }
 
 export function holdIdleLatency(device = PM_QOS_DEVICE): IdleLatencyHold {
-  let fd: number;
+  let fd: number | undefined;
   try {
     fd = openSync(device, 'w');
-  } catch (error) {
-    return { held: false, reason: `${device}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, release: () => undefined };
-  }
-  try {
     const value = Buffer.alloc(4);
     value.writeInt32LE(0);
     writeSync(fd, value);
   } catch (error) {
-    closeSync(fd);
+    if (fd !== undefined) closeSync(fd);
     return { held: false, reason: `${device}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, release: () => undefined };
   }
   let open = true;
@@ -44,6 +40,13 @@ export function holdIdleLatency(device = PM_QOS_DEVICE): IdleLatencyHold {
       closeSync(fd);
     },
   };
+}
+
+/** Whether the hold can be taken here: undefined when it can, else why not (taken and released at once). */
+export function idleLatencyUnavailable(device = PM_QOS_DEVICE): string | undefined {
+  const probe = holdIdleLatency(device);
+  probe.release();
+  return probe.reason;
 }
 
 /** Runs `fn` under the hold (when `enabled` and permitted) and releases it afterwards, whatever happens. */

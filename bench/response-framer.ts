@@ -8,6 +8,7 @@
  */
 
 const CRLF = 0x0d0a;
+const LINE_END = Buffer.from('\r\n');
 const HEAD_END = Buffer.from('\r\n\r\n');
 
 export class FramingError extends Error {}
@@ -56,7 +57,7 @@ export class ResponseFramer {
         return at + take;
       }
       case 'chunk-size': {
-        const eol = lineEnd(buf, at);
+        const eol = buf.indexOf(LINE_END, at);
         if (eol < 0) return -1;
         const line = buf.toString('latin1', at, eol);
         const size = parseInt(line.split(';', 1)[0]!.trim(), 16);
@@ -81,7 +82,7 @@ export class ResponseFramer {
         return at + 2;
       }
       case 'trailers': {
-        const eol = lineEnd(buf, at);
+        const eol = buf.indexOf(LINE_END, at);
         if (eol < 0) return -1;
         // An empty line ends the trailer section, and the response.
         if (eol === at) this.complete();
@@ -117,9 +118,4 @@ export class ResponseFramer {
     this.state = 'head';
     this.onResponse(this.status);
   }
-}
-
-function lineEnd(buf: Buffer, at: number): number {
-  for (let i = at; i + 1 < buf.length; i++) if (buf[i] === 0x0d && buf[i + 1] === 0x0a) return i;
-  return -1;
 }
