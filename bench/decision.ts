@@ -21,11 +21,11 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { request } from 'undici';
 import { nginxConfig, findBinary } from '../testing/front-proxies.js';
-import { closedLoop, run, type LoadTool } from './closed-loop.js';
+import { closedLoop, type LoadTool } from './closed-loop.js';
 import { freePort, startProcess, waitForPort, type Managed } from './processes.js';
 import { median } from './stats.js';
-import { idleLatencyUnavailable, withIdleLatencyHold } from './idle-latency.js';
-import { offSchedule } from './stats.js';
+import { idleLatencyUnavailable } from './idle-latency.js';
+import { fixedRate, invalidRun } from './fixed-rate.js';
 
 export interface DecisionBenchOptions {
   rounds: number;
@@ -112,17 +112,11 @@ export async function decisionBench(o: DecisionBenchOptions): Promise<DecisionBe
     // 1. Decision latency at a fixed rate, client side (skipped at rate 0).
     const latencyRounds: Array<{ p50Ms: number; p99Ms: number; failures: number }> = [];
     for (let r = 0; o.rate > 0 && r < o.rounds; r++) {
-      const all = [...o.loadPin, process.execPath, path.join(here, 'open-loop.js'), JSON.stringify({ url: decisionUrl, rate: o.rate, durationS: o.durationS, warmupS: 2, headers: { ...ORIGINAL, ...SUBJECT } })];
-      const res = await withIdleLatencyHold(o.pmQos ?? false, () => run(all[0]!, all.slice(1)));
-      if (res.code !== 0) throw new Error(`decision latency run failed: ${res.stderr}`);
-      const parsed = JSON.parse(res.stdout) as { sent: number; p50Ms: number; p99Ms: number; failures: number; lateSends: number; maxLagMs: number };
-      // The open-loop generator times successes only: with failures, the round's latency is not a valid figure; nor is
-      // it when the generator fell behind its schedule.
-      const late = offSchedule(parsed);
-      const valid = parsed.failures === 0 && !late;
-      if (parsed.failures > 0) console.log(`warning: ${parsed.failures} failed decision requests in latency round ${r + 1}: the round is invalid`);
-      if (late) console.log(`warning: the generator sent ${parsed.lateSends} of ${parsed.sent} decision requests more than 5 ms late (up to ${parsed.maxLagMs.toFixed(1)} ms) in latency round ${r + 1}: the round is invalid`);
-      latencyRounds.push({ p50Ms: valid ? parsed.p50Ms : NaN, p99Ms: valid ? parsed.p99Ms : NaN, failures: parsed.failures });
+      const res = await fixedRate({ url: decisionUrl, rate: o.rate, durationS: o.durationS, headers: { ...ORIGINAL, ...SUBJECT }, pin: o.loadPin, pmQos: o.pmQos ?? false });
+      const invalid = invalidRun(res);
+      if (invalid !== undefined) console.log(`warning: decision latency round ${r + 1}: ${invalid}; the round is invalid`);
+      const valid = invalid === undefined;
+      latencyRounds.push({ p50Ms: valid ? res.p50Ms : NaN, p99Ms: valid ? res.p99Ms : NaN, failures: res.failures });
     }
     const latency = o.rate <= 0 ? undefined : {
       rate: o.rate,

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { FramingError, ResponseFramer } from './response-framer.js';
-import { offSchedule } from './stats.js';
+import { invalidRun } from './fixed-rate.js';
 import { issueCertificate } from '../src/identity/certificates.js';
 
 const run = promisify(execFile);
@@ -137,8 +137,9 @@ test('bench: a generator held back from its schedule reports its late sends, so 
     const r = JSON.parse(out) as Generated;
     assert.ok(r.lateSends > 0, JSON.stringify(r));
     assert.ok(r.maxLagMs >= 100, `lag ${r.maxLagMs} ms`);
-    assert.ok(offSchedule(r), 'a 200 ms freeze in a 1.5 s round at 400/s makes over 1% of the sends late: the round is refused');
-    assert.ok(!offSchedule({ sent: 3000, lateSends: 4 }), 'a handful of late sends from a short stall is tolerated');
+    assert.match(invalidRun(r) ?? '', /more than 5 ms late/, 'a 200 ms freeze in a 1.5 s round at 400/s makes over 1% of the sends late: the round is refused');
+    assert.equal(invalidRun({ sent: 3000, failures: 0, lateSends: 4, maxLagMs: 6 }), undefined, 'a handful of late sends from a short stall is tolerated');
+    assert.match(invalidRun({ sent: 3000, failures: 1, lateSends: 0, maxLagMs: 1 }) ?? '', /1 failed requests/);
   } finally {
     server.closeAllConnections();
     await new Promise((resolve) => server.close(resolve));

@@ -16,14 +16,15 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { issueCertificate } from '../src/identity/certificates.js';
 import { SCENARIOS, scenarioNamed, type Scenario } from './scenarios.js';
-import { closedLoop, run, type ClosedLoopResult, type LoadTool } from './closed-loop.js';
+import { closedLoop, type ClosedLoopResult, type LoadTool } from './closed-loop.js';
 import { startProcess, freePort, waitForPort, cpuSeconds, type Managed } from './processes.js';
 import { proxyConfig, upstreamConfig, type TlsFiles } from './nginx.js';
-import { median, offSchedule } from './stats.js';
+import { median } from './stats.js';
+import { fixedRate, invalidRun, type OpenLoopResult } from './fixed-rate.js';
 import { findBinary } from '../testing/front-proxies.js';
 import { decisionBench, printDecisionResult, type DecisionBenchOptions } from './decision.js';
 import { summariseProfile } from './profile.js';
-import { idleLatencyUnavailable, withIdleLatencyHold } from './idle-latency.js';
+import { idleLatencyUnavailable } from './idle-latency.js';
 
 const HELP = `npm run bench -- [options]
   --duration <s>        measured seconds per target and round (default 4)
@@ -316,28 +317,6 @@ const startNginxProxy = (upstream: string, tls: TlsFiles) =>
     return [nginxBin!, '-p', path.dirname(conf), '-c', conf];
   });
 
-interface OpenLoopResult {
-  sent: number;
-  completed: number;
-  failures: number;
-  rate: number;
-  p50Ms: number;
-  p90Ms: number;
-  p99Ms: number;
-  p999Ms: number;
-  maxMs: number;
-  maxLagMs: number;
-  lateSends: number;
-}
-
-async function openLoop(url: string, headers: Record<string, string>): Promise<OpenLoopResult> {
-  const script = path.join(here, 'open-loop.js');
-  const all = [...LOAD_PIN, process.execPath, script, JSON.stringify({ url, rate, durationS: rateDurationS, warmupS: 2, headers })];
-  const r = await withIdleLatencyHold(pmQos, () => run(all[0]!, all.slice(1)));
-  if (r.code !== 0) throw new Error(`fixed-rate run failed: ${r.stderr}`);
-  return JSON.parse(r.stdout) as OpenLoopResult;
-}
-
 function fmt(n: number, digits = 0): string {
   return Number.isFinite(n) ? n.toFixed(digits) : '-';
 }
@@ -501,20 +480,19 @@ async function main(): Promise<void> {
         const round = new Map<string, OpenLoopResult>();
         for (let i = 0; i < rateTargets.length; i++) {
           const t = rateTargets[(i + r) % rateTargets.length]!;
-          const res = await openLoop(t.urls[protocol], t.headers);
-          if (res.failures > 0) console.log(`warning: ${t.label} had ${res.failures} failed requests at fixed rate in round ${r + 1}: the round is invalid for it`);
-          if (offSchedule(res)) console.log(`warning: the generator sent ${res.lateSends} of ${res.sent} requests more than 5 ms late (up to ${fmt(res.maxLagMs, 1)} ms) for ${t.label} in round ${r + 1}: it did not offer the rate, the round is invalid for it`);
+          const res = await fixedRate({ url: t.urls[protocol], rate, durationS: rateDurationS, headers: t.headers, pin: LOAD_PIN, pmQos });
+          const invalid = invalidRun(res);
+          if (invalid !== undefined) console.log(`warning: ${t.label} at fixed rate in round ${r + 1}: ${invalid}; the round is invalid for it`);
           round.set(t.label, res);
         }
         perRate.push(round);
       }
       const direct = rateTargets.find((t) => t.kind === 'direct');
       console.log(`${pad('target', 22)}${pad('p50 ms', 9, true)}${pad('p99 ms', 9, true)}${pad('+p50', 9, true)}${pad('+p99', 9, true)}  (added over direct, median of per-round differences)`);
-      // The latency of a round with failed requests is that of the successes only, and a round the generator could not
-      // keep on schedule did not offer the rate: either round is invalid (NaN).
+      // An invalid round (see invalidRun) counts as NaN: left out of the medians.
       const ms = (r: Map<string, OpenLoopResult>, t: Target, key: 'p50Ms' | 'p99Ms') => {
         const res = r.get(t.label)!;
-        return res.failures > 0 || offSchedule(res) ? NaN : res[key];
+        return invalidRun(res) === undefined ? res[key] : NaN;
       };
       const failuresOf = (t: Target) => perRate.reduce((n, r) => n + r.get(t.label)!.failures, 0);
       for (const t of rateTargets) {

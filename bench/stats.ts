@@ -15,11 +15,3 @@ export function percentileSorted(sorted: ArrayLike<number>, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))]!;
 }
 
-/**
- * A fixed-rate round in which more than 1% of the requests went out over 5 ms after their slot (`lateSends`, from
- * bench/open-loop.ts) did not offer its rate, because its load core was starved: its latency is not a valid figure.
- * A few late sends, from a stall of the machine much shorter than the round, are tolerated (and kept in the JSON).
- */
-export function offSchedule(res: { sent: number; lateSends: number }): boolean {
-  return res.lateSends > res.sent * 0.01;
-}
