@@ -627,9 +627,9 @@ export class Gateway {
         continue;
       }
       if (lc.tls && l.certificates) {
-        // Unchanged TLS settings: re-read the files (SIGHUP is the fallback for missed file events) without
-        // rebuilding client authentication or ending every client's resumable session.
-        if (isDeepStrictEqual(lc.tls, l.config.tls) && next.loaded.baseDir === old.loaded.baseDir) l.certificates.reload('if-certificate-changed');
+        // Unchanged TLS settings: re-read the files, trust bundles included (SIGHUP is the fallback for missed file
+        // events), without rebuilding client authentication or ending resumable sessions when nothing changed.
+        if (isDeepStrictEqual(lc.tls, l.config.tls) && next.loaded.baseDir === old.loaded.baseDir) l.certificates.refresh();
         else l.certificates.update(lc.tls, next.loaded.baseDir);
       }
       (l as { config: ListenerConfig }).config = { ...lc, port: l.config.port };

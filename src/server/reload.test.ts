@@ -11,7 +11,7 @@ import { ConfigValidator, loadConfigFile } from '../config/load.js';
 import { MODULES, POLICIES } from '../extensions.js';
 import type { AuthService } from '../auth/module.js';
 import { issueCertificate } from '../identity/certificates.js';
-import { tlsRequest } from '../../testing/spiffe.js';
+import { issueSvid, spiffeBundle, tlsRequest, trustDomainCa } from '../../testing/spiffe.js';
 
 function configWith(scopes: string[], userAgentDeny: string): string {
   return JSON.stringify({
@@ -134,4 +134,38 @@ test('a reload that leaves TLS settings alone keeps clients\' sessions resumable
   const after = await tlsRequest(gw.port, { ...client, session: resumed.session ?? first.session });
   assert.equal(after.body, 'three');
   assert.equal(after.reused, false, 'changed TLS settings rotate the ticket keys');
+});
+
+test('a reload that leaves TLS settings alone re-reads the trust bundles: a replaced CA applies when the reload returns', { timeout: 30_000 }, async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kycgate-reload-trust-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const serverCa = await issueCertificate({ subject: 'CN=reload test CA', ca: true });
+  const leaf = await issueCertificate({ subject: 'CN=localhost', dns: ['localhost'], ips: ['127.0.0.1'], issuer: serverCa });
+  writeFileSync(path.join(dir, 'server.pem'), leaf.certPem);
+  writeFileSync(path.join(dir, 'server-key.pem'), leaf.keyPem);
+  const oldCa = await trustDomainCa('a.test');
+  const newCa = await trustDomainCa('a.test');
+  writeFileSync(path.join(dir, 'bundle.json'), spiffeBundle([oldCa]));
+  const file = path.join(dir, 'kycgate.json');
+  writeFileSync(file, JSON.stringify({
+    listeners: [{ name: 'https', port: 0, tls: { cert: 'server.pem', key: 'server-key.pem', client_auth: 'required', trust_domains: [{ name: 'a.test', bundle: 'bundle.json' }] } }],
+    admin: { port: 0 },
+    log: { level: 'warn', access: false },
+    routes: [{ name: 'hello', match: { path: '/hello' }, policies: [{ 'static-response': { body: 'hi' } }] }],
+  }));
+  const gw = await gatewayOn(file, dir);
+  t.after(() => gw.close());
+  const svidOf = async (ca: typeof oldCa) => {
+    const svid = await issueSvid(ca, 'spiffe://a.test/client');
+    return { cert: svid.certPem, key: svid.keyPem, ca: serverCa.certPem, path: '/hello' };
+  };
+  const fromOld = await svidOf(oldCa);
+  const fromNew = await svidOf(newCa);
+  assert.equal((await tlsRequest(gw.port, fromOld)).status, 200);
+  assert.equal((await tlsRequest(gw.port, fromNew)).status, 0, 'a client of the CA not yet trusted is refused');
+
+  writeFileSync(path.join(dir, 'bundle.json'), spiffeBundle([newCa]));
+  assert.equal(await gw.gateway.reload('sighup'), true);
+  assert.equal((await tlsRequest(gw.port, fromNew)).status, 200, 'the new CA is trusted as soon as the reload returns');
+  assert.equal((await tlsRequest(gw.port, fromOld)).status, 0, 'the removed CA is not');
 });

@@ -239,6 +239,15 @@ export class CertificateWatcher {
     }
   }
 
+  /**
+   * Re-reads everything the context is built from, as a config reload that left the TLS settings alone asks: the
+   * trust bundles and client CAs (a change swaps the context and rotates the ticket keys, through the trust store's
+   * change listener), else the certificate and key alone (keys kept unless the certificate changed).
+   */
+  refresh(): void {
+    if (this.clientAuth?.trust.reload() !== true) this.reload('if-certificate-changed');
+  }
+
   /** Calls `listener` after every successful swap; returns the unsubscribe function. */
   onReload(listener: () => void): () => void {
     this.reloadListeners.add(listener);
