@@ -14,6 +14,7 @@ import { Services } from '../../../pipeline/services.js';
 import { ConsumerDirectory } from '../../../auth/consumers.js';
 import { jwtAuthenticator } from './jwt.js';
 import type { JwtConfig, JwtIssuerConfig } from './schema.js';
+import type { Authenticator } from '../authenticator.js';
 
 function jwtConfig(issuer: Partial<JwtIssuerConfig>): JwtConfig {
   return {
@@ -348,4 +349,26 @@ test('jwt: a JWKS endpoint answering without end is cut off at 1 MiB, not read i
   await assert.rejects(fetchJson(url, 5000), /answered more than 1 MiB/);
   await gone;
   assert.ok(written < 16 * 1024 * 1024, `the reader stopped early (${written} bytes were written)`);
+});
+
+test('jwt: cache.max_entries 0 turns caching off, the per-connection memo included: every request is verified again', async () => {
+  const secret = 'x'.repeat(40);
+  const services = new Services(pino({ level: 'silent' }), '.');
+  services.register('auth', { consumers: new ConsumerDirectory(), baseDir: '.', resolveSecret: () => secret });
+  const setupArgs = { routeName: 'r', upstreamNames: new Set<string>(), services };
+  const now = Math.floor(Date.now() / 1000);
+  const token = await new SignJWT({ iss: 'https://idp', aud: 'a', exp: now + 60 }).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode(secret));
+  const socket = {};
+  const ctx = { header: () => `Bearer ${token}`, req: { socket } } as unknown as Parameters<Authenticator['authenticate']>[0];
+  for (const [maxEntries, cachedAfterFirst] of [[10, true], [0, false]] as const) {
+    const config = { ...jwtConfig({ issuer: 'https://idp', hmac_secret: { env: 'UNUSED' }, audiences: ['a'] }), cache: { max_entries: maxEntries } };
+    const authenticator = await jwtAuthenticator.create(config, setupArgs);
+    const first = authenticator.authenticate(ctx);
+    assert.ok(first instanceof Promise, 'a new token is verified');
+    const identity = await first;
+    assert.equal(typeof identity, 'object');
+    const second = authenticator.authenticate(ctx);
+    assert.equal(!(second instanceof Promise), cachedAfterFirst, `max_entries ${maxEntries}: the repeated token is ${cachedAfterFirst ? 'served from the memo' : 'verified again'}`);
+    assert.deepEqual(await second, identity);
+  }
 });

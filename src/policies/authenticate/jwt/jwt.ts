@@ -149,6 +149,8 @@ class JwtAuthenticator implements Authenticator {
   private readonly cache: VerifiedTokenCache;
   private readonly bearer: boolean;
   private readonly header: string;
+  /** `cache.max_entries: 0` turns caching off, the per-connection memo included. */
+  private readonly memo: boolean;
 
   constructor(
     config: JwtConfig,
@@ -159,6 +161,7 @@ class JwtAuthenticator implements Authenticator {
     this.cache = new VerifiedTokenCache(config.cache.max_entries);
     this.header = config.header.toLowerCase();
     this.bearer = this.header === 'authorization';
+    this.memo = config.cache.max_entries > 0;
   }
 
   /** For tests and metrics: JWKS fetches per issuer. */
@@ -173,7 +176,7 @@ class JwtAuthenticator implements Authenticator {
     if (token === undefined || !isCompactJws(token)) return undefined;
 
     // The same token again on this connection: one constant-time comparison. Otherwise its digest and the cache.
-    const socket = ctx.req?.socket;
+    const socket = this.memo ? ctx.req?.socket : undefined;
     const recalled = recall<Identity>(socket, this, token);
     if (recalled !== undefined) return recalled;
     const key = VerifiedTokenCache.keyOf(token);
