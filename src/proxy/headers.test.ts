@@ -62,6 +62,10 @@ test('headers: X-Forwarded-* and Forwarded are set, and client-supplied values a
   assert.equal(seenB['x-forwarded-proto'], 'https');
   assert.equal(seenB['x-forwarded-host'], 'evil.test');
   assert.equal(seenB['forwarded'], `for=6.6.6.6, for=127.0.0.1;proto=http;host="127.0.0.1:${trusted.port}"`);
+
+  // A trusted proxy may send the list on several lines: the upstream gets all of it, as the client address rules do.
+  const repeated = await httpRequest(trusted.url + '/c', { headers: { 'x-forwarded-for': ['6.6.6.6', '7.7.7.7'] as unknown as string } });
+  assert.equal((JSON.parse(repeated.body) as Record<string, string>)['x-forwarded-for'], '6.6.6.6, 7.7.7.7, 127.0.0.1');
 });
 
 test('headers: a request id is generated when absent or malformed, sent upstream and returned', async (t) => {

@@ -104,7 +104,8 @@ export function buildUpstreamHeaders(
     if (rules.strips(lower)) {
       if (lower === 'connection') named = connectionTokens(rawHeaders[i + 1]!);
       else if (facts.trustedPeer) {
-        if (lower === 'x-forwarded-for') xff = rawHeaders[i + 1];
+        // Repeated lines are one list (RFC 9110 5.3), read the same way as for the client address (shared/forwarded.ts).
+        if (lower === 'x-forwarded-for') xff = xff === undefined ? rawHeaders[i + 1] : xff + ', ' + rawHeaders[i + 1];
         else if (lower === 'x-forwarded-proto') xfProto = rawHeaders[i + 1];
         else if (lower === 'x-forwarded-host') xfHost = rawHeaders[i + 1];
         else if (lower === 'forwarded') forwarded = forwarded === undefined ? rawHeaders[i + 1] : forwarded + ', ' + rawHeaders[i + 1];
