@@ -6,5 +6,4 @@
 export const HEADER_NAME_PATTERN = '^[!#$%&\'*+.^_`|~0-9A-Za-z-]+$';
 export const HEADER_VALUE_PATTERN = '^[\\t\\x20-\\x7e\\x80-\\xff]*$';
 
-export const headerNameSchema = { type: 'string', pattern: HEADER_NAME_PATTERN } as const;
 export const headerValueSchema = { type: 'string', pattern: HEADER_VALUE_PATTERN } as const;

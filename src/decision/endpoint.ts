@@ -11,7 +11,6 @@ import { Problem, payloadTooLarge, problem, problemBody, sendProblem } from '../
 import { RequestContext } from '../pipeline/context.js';
 import { isReply, type PolicyResult } from '../pipeline/policy.js';
 import { parseTrustedProxies, type Runtime } from '../config/runtime.js';
-import { ConfigError } from '../config/load.js';
 import { parseRequestTarget } from '../server/path.js';
 import { HOP_BY_HOP } from '../proxy/headers.js';
 import type { AddressList } from '../shared/address-list.js';
@@ -63,12 +62,8 @@ export class DecisionEndpoint {
   compile(listenerName: string, cfg: DecisionListenerConfig): CompiledDecision {
     let c = this.compiled.get(cfg);
     if (c !== undefined) return c;
-    let trusted: AddressList;
-    try {
-      trusted = parseTrustedProxies(cfg.front_proxies, `listeners.${listenerName}.decision.front_proxies`)!;
-    } catch (err) {
-      throw err instanceof ConfigError ? err : new ConfigError([String(err)]);
-    }
+    // The schema asks for at least one front proxy, so the list is never empty; bad entries throw a ConfigError.
+    const trusted = parseTrustedProxies(cfg.front_proxies, `listeners.${listenerName}.decision.front_proxies`)!;
     const credentialVary = cfg.cache.vary.map((h) => h.toLowerCase());
     const plans = new Map<string, ConventionPlan>();
     let envoy: ConventionPlan | undefined;

@@ -4,6 +4,7 @@
  * See docs/DECISION-SERVICE.md.
  */
 import { ADDRESS_OR_CIDR } from '../shared/address-list.js';
+import { HEADER_NAME_PATTERN } from '../config/http-schema.js';
 
 export const FRONT_PROXY_CONVENTIONS = ['nginx', 'traefik', 'caddy', 'envoy', 'kong'] as const;
 export type FrontProxyConvention = (typeof FRONT_PROXY_CONVENTIONS)[number];
@@ -19,7 +20,6 @@ export interface DecisionListenerConfig {
   cache: { allow_max_age_s: number; deny_max_age_s: number; vary: string[] };
 }
 
-const HEADER_NAME = '^[A-Za-z0-9!#$%&\'*+.^_`|~-]+$';
 
 export const decisionListenerSchema = {
   type: 'object',
@@ -46,7 +46,7 @@ export const decisionListenerSchema = {
     },
     client_address_header: {
       type: 'string',
-      pattern: HEADER_NAME,
+      pattern: HEADER_NAME_PATTERN,
       default: 'x-real-ip',
       description: 'For the nginx convention: header holding the client address (`proxy_set_header X-Real-IP $remote_addr;`).',
     },
@@ -72,7 +72,7 @@ export const decisionListenerSchema = {
         deny_max_age_s: { type: 'integer', minimum: 0, maximum: 3600, default: 0, description: 'Longest reuse of a denial (401/403, challenges): the worst-case delay before a newly verified user or new credential is let through. Rate-limit and unavailable answers (429, 503) and redirects are never cacheable.' },
         vary: {
           type: 'array',
-          items: { type: 'string', pattern: HEADER_NAME },
+          items: { type: 'string', pattern: HEADER_NAME_PATTERN },
           default: ['authorization', 'cookie', 'x-api-key'],
           description: 'Original request headers a decision depends on (credentials, subject), listed in Vary besides the convention\'s own method/URI/host headers. The front proxy\'s cache key must include them.',
         },

@@ -92,12 +92,12 @@ export function problem(kind: ProblemKind, init?: ProblemInit): Problem {
   return new Problem(kind, init);
 }
 
-/** Serialises a problem. `instance` is the request id, so a client can quote it to support. */
 /** 413 for a request body over the route's limit, naming the limit. */
 export function payloadTooLarge(limit: number): Problem {
   return new Problem('payload-too-large', { detail: `The body limit of this route is ${limit} bytes.` });
 }
 
+/** Serialises a problem. `instance` is the request id, so a client can quote it to support. */
 export function problemBody(p: Problem, requestId: string | undefined): string {
   return JSON.stringify(p.toJSON(requestId === undefined ? undefined : 'urn:kycgate:request:' + requestId));
 }

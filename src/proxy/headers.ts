@@ -152,13 +152,13 @@ export function buildUpstreamHeaders(
   return out;
 }
 
+/** Lengths of the names filterResponseHeaders drops (hop-by-hop and x-request-id): others skip the lower-casing. */
+const DROPPED_LENGTHS = new Set([...HOP_BY_HOP, 'x-request-id'].map((h) => h.length));
+
 /**
  * Filters the upstream's raw response headers for the client: drops hop-by-hop ones and those the upstream's
  * Connection header names. Returns a flat [name, value, ...] list.
  */
-/** Lengths of the names filterResponseHeaders drops (hop-by-hop and x-request-id): others skip the lower-casing. */
-const DROPPED_LENGTHS = new Set([...HOP_BY_HOP, 'x-request-id'].map((h) => h.length));
-
 export function filterResponseHeaders(raw: readonly Buffer[]): string[] {
   const out: string[] = [];
   let named: readonly string[] | undefined;

@@ -673,7 +673,6 @@ export class Gateway {
   }
 }
 
-/** The client is the right-most X-Forwarded-For address that is not itself a trusted proxy. */
 /** The values of a header that may be repeated, joined with commas (as Node's header object would), or undefined. */
 function joinedRawHeader(raw: readonly string[], lower: string): string | undefined {
   let out: string | undefined;

@@ -11,7 +11,7 @@ const IPV4_WITH_PORT = /^(\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}$/;
 const IPV6_BRACKETED = /^\[([0-9A-Fa-f:.]+)\](?::\d{1,5})?$/;
 
 /** The IP address of one hop, without a port; undefined when it is not an address. */
-export function hopAddress(hop: string): string | undefined {
+function hopAddress(hop: string): string | undefined {
   if (isIP(hop) !== 0) return hop;
   const m = IPV4_WITH_PORT.exec(hop) ?? IPV6_BRACKETED.exec(hop);
   return m !== null && isIP(m[1]!) !== 0 ? m[1] : undefined;
