@@ -30,6 +30,8 @@ async function startReceiver() {
     maxBatch: Infinity,
     batches: 0,
     largest: 0,
+    /** 413 answers given after the first accepted batch. */
+    tooLargeAfterAccepted: 0,
     records: [] as Array<Record<string, unknown>>,
     authorization: [] as string[],
     waiters: [] as Array<() => void>,
@@ -45,6 +47,7 @@ async function startReceiver() {
       const body = Buffer.concat(chunks).toString('utf8');
       const batch = req.url === '/v1/traces' ? [] : (JSON.parse(body) as Array<Record<string, unknown>>);
       if (batch.length > state.maxBatch) {
+        if (state.batches > 0) state.tooLargeAfterAccepted++;
         res.writeHead(413).end();
         return;
       }
@@ -258,6 +261,7 @@ test('a sink receiver that refuses: 413 shrinks the batches until they pass; a r
     receiver.state.refuse = undefined;
     await receiver.until(() => receiver.state.records.filter((r) => r.type === 'http.request').length >= 12);
     assert.ok(receiver.state.largest <= 3, `no batch over the receiver's limit was accepted (largest ${receiver.state.largest})`);
+    assert.equal(receiver.state.tooLargeAfterAccepted, 0, 'once a size passes, the sink does not grow back into refusals');
     assert.ok(gw.logs.some((l) => l.level === 40 && String(l.msg).includes('refused the batch size')));
     const seqs = receiver.state.records.map((r) => r.seq as number);
     assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b), 'delivered in journal order');

@@ -109,24 +109,30 @@ export class SinkRunner {
       this.down = false;
       this.failureLoggedAt = 0;
       delay = this.config.retry_initial_ms;
-      if (this.batchLimit < this.config.batch_records) this.batchLimit = Math.min(this.config.batch_records, this.batchLimit * 2);
       this.delivered += batch.lines.length;
       this.saveCursor(batch.next);
     }
   }
 
   /**
-   * A 413 halves the batch for the next attempt (down to one record). Refusals that retrying alone cannot fix (a
-   * wrong credential, a rejected payload) are errors, and every failure is logged again while it lasts.
+   * A 413 halves the batch for the next attempts (down to one record), and the batch stays at that size until the
+   * gateway restarts: growing back would only find the receiver's limit again by being refused. Refusals that
+   * retrying alone cannot fix (a wrong credential, a rejected payload, one record over the receiver's size limit) are
+   * errors. Every shrink is logged; other failures are logged, and again at most every REPEAT_FAILURE_LOG_MS while
+   * they last.
    */
   private deliveryFailed(err: Error, sent: number): void {
     const refused = err instanceof DeliveryRefused ? err : undefined;
-    if (refused?.status === 413) this.batchLimit = Math.max(1, Math.floor(sent / 2));
+    const tooLarge = refused?.status === 413;
+    if (tooLarge) this.batchLimit = Math.max(1, Math.floor(sent / 2));
     const now = Date.now();
-    if (this.down && now - this.failureLoggedAt < REPEAT_FAILURE_LOG_MS && refused?.status !== 413) return;
+    // A smaller batch is always worth a line (at most log2(batch_records) of them, as the size never grows back).
+    const shrunk = tooLarge && sent > 1;
+    if (this.down && now - this.failureLoggedAt < REPEAT_FAILURE_LOG_MS && !shrunk) return;
     this.failureLoggedAt = now;
     const fields = { sink: this.config.name, err: err.message, backlog: this.backlog, ...(refused ? { status: refused.status } : {}) };
-    if (refused?.status === 413) this.logger.warn({ ...fields, batch_records: this.batchLimit }, 'audit sink receiver refused the batch size; retrying with smaller batches');
+    if (tooLarge && !shrunk) this.logger.error(fields, 'audit sink receiver refuses a single record as too large; raise its size limit (records stay in the journal)');
+    else if (shrunk) this.logger.warn({ ...fields, batch_records: this.batchLimit }, 'audit sink receiver refused the batch size; retrying with smaller batches');
     else if (refused?.permanent) this.logger.error(fields, 'audit sink receiver refuses deliveries; fix the sink or its credentials (records stay in the journal)');
     else this.logger.warn(fields, 'audit sink delivery failed; retrying with backoff (records stay in the journal)');
   }
