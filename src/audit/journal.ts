@@ -210,12 +210,7 @@ export class Journal {
   appendDurable(entry: AuditEntry): boolean {
     if (this.closed || !this.admit()) return false;
     this.pending.push(entry);
-    // Each pass stages everything pending (a batch left from a failed write is put back in front of it), so the
-    // loop ends when the disk took it all, or at the first failure.
-    while (this.pending.length > 0 || this.staged !== undefined) {
-      if (!this.flushSync()) return false;
-    }
-    return true;
+    return this.flushSync();
   }
 
   /**
@@ -223,6 +218,12 @@ export class Journal {
    * False when it is already being written.
    */
   withdraw(entry: AuditEntry): boolean {
+    // A staged batch (kept serialised after a failed write) is unstaged to take the entry out; the rest is staged
+    // again, with fresh sequence numbers, by the next write. Not while an asynchronous write of it is in flight.
+    if (this.pending.lastIndexOf(entry) === -1 && this.writing === undefined && this.staged?.entries.includes(entry)) {
+      this.pending = this.staged.entries.concat(this.pending);
+      this.staged = undefined;
+    }
     const i = this.pending.lastIndexOf(entry);
     if (i === -1) return false;
     this.pending.splice(i, 1);
@@ -270,36 +271,37 @@ export class Journal {
     return this.writing;
   }
 
+  /** Writes the staged batch (one a failed write left, else what is pending), then anything queued meanwhile. */
   private async writeBatch(): Promise<void> {
-    this.stage();
-    const staged = this.staged;
-    if (staged === undefined) return this.maybeCheckpoint(false);
-    const buf = Buffer.from(staged.text, 'utf8');
-    const fd = this.fd;
-    const before = this.segmentBytes;
-    try {
-      await writeAll(fd, buf);
-      await new Promise<void>((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(err) : resolve())));
-    } catch (err) {
-      this.writeFailed(err as Error, fd, before);
-      return;
+    for (this.stage(); this.staged !== undefined; this.stage()) {
+      const staged = this.staged;
+      const buf = Buffer.from(staged.text, 'utf8');
+      const fd = this.fd;
+      const before = this.segmentBytes;
+      try {
+        await writeAll(fd, buf);
+        await new Promise<void>((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(err) : resolve())));
+      } catch (err) {
+        this.writeFailed(err as Error, fd, before);
+        return;
+      }
+      this.committedBatch(staged, buf.length);
     }
-    this.committedBatch(staged, buf.length);
     await this.maybeCheckpoint(false);
   }
 
   /**
-   * Synchronous write and fsync of everything pending (durability `sync`, and close). False when the write failed
-   * or an asynchronous batch is in flight (nothing written now).
+   * Synchronous write and fsync of everything pending (durability `sync`, and close): a batch a failed write left
+   * staged first, then what is queued. False when a write failed or an asynchronous batch is in flight (nothing
+   * written now).
    */
   flushSync(): boolean {
     if (this.writing) {
       // An asynchronous batch is in flight (group mode closing): let it finish first to keep the order.
       return false;
     }
-    this.stage();
-    const staged = this.staged;
-    if (staged !== undefined) {
+    for (this.stage(); this.staged !== undefined; this.stage()) {
+      const staged = this.staged;
       const buf = Buffer.from(staged.text, 'utf8');
       const before = this.segmentBytes;
       try {
@@ -318,11 +320,8 @@ export class Journal {
 
   private writeFailed(err: Error, fd: number, before: number): void {
     this.stats.writeErrors++;
-    // The failed batch goes back in front of what was queued since: the retry stages them together, in order.
-    if (this.staged !== undefined) {
-      this.pending = this.staged.entries.concat(this.pending);
-      this.staged = undefined;
-    }
+    // The failed batch stays staged: the retry writes the same text (nothing is serialised or hashed again) before
+    // anything queued since.
     // Cut any partial write so the retry appends whole lines after the last committed one.
     try {
       fs.ftruncateSync(fd, before);
