@@ -7,8 +7,8 @@
  */
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { Problem, payloadTooLarge, problem, problemBody, sendProblem } from '../errors/problem.js';
-import { RequestContext } from '../pipeline/context.js';
+import { Problem, problem, problemBody, sendProblem } from '../errors/problem.js';
+import { RequestContext, readRequestBody } from '../pipeline/context.js';
 import { isReply, type PolicyResult } from '../pipeline/policy.js';
 import { parseTrustedProxies, type Runtime } from '../config/runtime.js';
 import { parseRequestTarget } from '../server/path.js';
@@ -225,27 +225,5 @@ function readDecisionBody(req: IncomingMessage, limit: number, envoy: boolean): 
       return Promise.resolve(problem('decision-needs-body', { detail: 'The front proxy did not mark the body as forwarded (Envoy: with_request_body with allow_partial_message).' }));
     }
   }
-  const declared = req.headers['content-length'];
-  if (declared !== undefined && Number(declared) > limit) {
-    return Promise.resolve(payloadTooLarge(limit));
-  }
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let done = false;
-    const finish = (value: Buffer | Problem) => {
-      if (done) return;
-      done = true;
-      req.off('data', onData);
-      resolve(value);
-    };
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) return finish(payloadTooLarge(limit));
-      chunks.push(chunk);
-    };
-    req.on('data', onData);
-    req.once('end', () => finish(Buffer.concat(chunks, size)));
-    req.once('error', () => finish(problem('bad-request', { detail: 'The request body could not be read.' })));
-  });
+  return readRequestBody(req, limit);
 }

@@ -86,10 +86,9 @@ export class RequestContext {
   private upstreamQueryOverride: string | undefined;
   private responseSet: Array<[string, string | string[]]> | undefined;
   private bodyBuffer: Buffer | undefined;
-  private bodyPromise: Promise<Buffer> | undefined;
+  /** The one read of the body (from `req` or `bodyReader`): a second caller gets the same outcome, not a drained stream. */
+  private bodyPromise: Promise<Buffer | Problem> | undefined;
   private readonly bodyReader: ((limit: number) => Promise<Buffer | Problem>) | undefined;
-  /** The one read through `bodyReader`: a second caller gets the same outcome, not an already drained stream. */
-  private bodyReading: Promise<Buffer | Problem> | undefined;
   private cacheTtl: number;
 
   constructor(init: {
@@ -149,7 +148,6 @@ export class RequestContext {
     this.bodyBuffer = init.body;
     this.bodyPromise = undefined;
     this.bodyReader = init.bodyReader;
-    this.bodyReading = undefined;
     this.cacheTtl = Infinity;
   }
 
@@ -305,47 +303,41 @@ export class RequestContext {
   readBody(): Promise<Buffer | Problem> {
     if (this.bodyBuffer !== undefined) return Promise.resolve(this.bodyBuffer);
     const req = this.req;
-    if (req === undefined) {
-      if (this.bodyReader === undefined) return Promise.resolve(Buffer.alloc(0));
-      return (this.bodyReading ??= this.bodyReader(this.route.maxBodyBytes).then((body) => {
-        if (Buffer.isBuffer(body)) this.bodyBuffer = body;
-        return body;
-      }));
-    }
+    if (req === undefined && this.bodyReader === undefined) return Promise.resolve(Buffer.alloc(0));
     const limit = this.route.maxBodyBytes;
-    const declared = req.headers['content-length'];
-    if (declared !== undefined && Number(declared) > limit) {
-      return Promise.resolve(payloadTooLarge(limit));
-    }
-    this.bodyPromise ??= new Promise<Buffer>((resolve, reject) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      const onData = (chunk: Buffer) => {
-        size += chunk.length;
-        if (size > limit) {
-          req.off('data', onData);
-          reject(new BodyTooLarge(limit));
-          return;
-        }
-        chunks.push(chunk);
-      };
-      req.on('data', onData);
-      req.once('end', () => {
-        this.bodyBuffer = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
-        resolve(this.bodyBuffer);
-      });
-      req.once('error', reject);
-    });
-    return this.bodyPromise.catch((err: unknown) =>
-      err instanceof BodyTooLarge
-        ? payloadTooLarge(err.limit)
-        : problem('bad-request', { detail: 'The request body could not be read.' }),
-    );
+    return (this.bodyPromise ??= (req !== undefined ? readRequestBody(req, limit) : this.bodyReader!(limit)).then((body) => {
+      if (Buffer.isBuffer(body)) this.bodyBuffer = body;
+      return body;
+    }));
   }
 }
 
-class BodyTooLarge extends Error {
-  constructor(readonly limit: number) {
-    super('body too large');
-  }
+/**
+ * Reads a request body whole, bounded by `limit`: a declared Content-Length over it, or a body that grows past it
+ * while read, is a 413 (reading stops); a failed read is a 400. Resolves to the Problem instead of rejecting, so
+ * callers can answer it. Used by RequestContext.readBody and the decision endpoint (forwarded Envoy bodies).
+ */
+export function readRequestBody(req: IncomingMessage, limit: number): Promise<Buffer | Problem> {
+  const declared = req.headers['content-length'];
+  if (declared !== undefined && Number(declared) > limit) return Promise.resolve(payloadTooLarge(limit));
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    const finish = (value: Buffer | Problem) => {
+      if (done) return;
+      done = true;
+      req.off('data', onData);
+      resolve(value);
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) return finish(payloadTooLarge(limit));
+      chunks.push(chunk);
+    };
+    req.on('data', onData);
+    req.once('end', () => finish(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)));
+    req.once('error', () => finish(problem('bad-request', { detail: 'The request body could not be read.' })));
+  });
 }
+
