@@ -53,7 +53,7 @@ function protocolOf(value: string | undefined): 'http' | 'https' {
 
 /** The decision's client: the right-most hop that is not a front proxy, or the left-most when all of them are. */
 function forwardedClient(xff: string | string[] | undefined, trusted: AddressList): string | undefined {
-  const c = clientFromForwardedFor(xff, (address) => trusted.has(address));
+  const c = clientFromForwardedFor(xff, trusted);
   return c.kind === 'client' ? c.address : c.kind === 'all-trusted' ? c.leftmost : undefined;
 }
 

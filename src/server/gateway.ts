@@ -401,7 +401,7 @@ export class Gateway {
       const xfp = framing.forwardedProto;
       if (xfp === 'https' || xfp === 'http') protocol = xfp;
       // Read from the raw list: Node's header object is built only when something asks for it.
-      const forwarded = clientFromForwardedFor(joinedRawHeader(req.rawHeaders, 'x-forwarded-for'), (address) => rt.isTrustedProxy(address));
+      const forwarded = clientFromForwardedFor(joinedRawHeader(req.rawHeaders, 'x-forwarded-for'), rt.trustedProxies!);
       // A malformed hop or a chain of proxies only: the peer itself is the client address IP rules see.
       if (forwarded.kind === 'client') clientIp = forwarded.address;
     }

@@ -24,8 +24,8 @@ export type ForwardedClient =
   | { kind: 'invalid' }
   | { kind: 'absent' };
 
-/** Reads X-Forwarded-For (values of repeated headers joined with commas) against `isTrusted`. */
-export function clientFromForwardedFor(xff: string | string[] | undefined, isTrusted: (address: string) => boolean): ForwardedClient {
+/** Reads X-Forwarded-For (values of repeated headers joined with commas) against the trusted proxies. */
+export function clientFromForwardedFor(xff: string | string[] | undefined, trusted: { has(address: string): boolean }): ForwardedClient {
   if (xff === undefined) return { kind: 'absent' };
   const hops = (Array.isArray(xff) ? xff.join(',') : xff).split(',');
   let leftmost: string | undefined;
@@ -34,7 +34,7 @@ export function clientFromForwardedFor(xff: string | string[] | undefined, isTru
     if (raw === '') continue;
     const address = hopAddress(raw);
     if (address === undefined) return { kind: 'invalid' };
-    if (!isTrusted(address)) return { kind: 'client', address };
+    if (!trusted.has(address)) return { kind: 'client', address };
     leftmost = address;
   }
   return leftmost === undefined ? { kind: 'absent' } : { kind: 'all-trusted', leftmost };
