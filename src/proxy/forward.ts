@@ -158,13 +158,8 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
     }
     if (extra !== undefined) for (const [k, v] of extra) head.headers.set(k, v);
     chain.onResponse(ctx, head);
-    if (head.withhold !== undefined) {
-      // A response hook refused to let this answer out: answer its problem and drop the upstream response.
-      this.hooks.sendProblem(ctx, this.res, head.withhold);
-      this.finish();
-      this.abortUpstream?.(new Error('response withheld'));
-      return false;
-    }
+    // A response hook refused to let this answer out: answer its problem and drop the upstream response.
+    if (head.withhold !== undefined) return this.withhold(head.withhold);
     ctx.status = head.status;
     if (chain.hasBodyTransforms && ctx.method !== 'HEAD' && head.status !== 204 && head.status !== 304) {
       return this.holdForTransforms(chain.bodyTransforms, head);
@@ -200,15 +195,20 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
     return true;
   }
 
+  /** Answers `p` instead of the upstream's response and stops reading that response; false tells undici to stop. */
+  private withhold(p: Problem): false {
+    this.hooks.sendProblem(this.ctx, this.res, p);
+    this.finish();
+    this.abortUpstream?.(new Error('response withheld'));
+    return false;
+  }
+
   /** A wanted response that cannot be transformed: 502 when a transform blocks, else sent unchanged. */
   private untransformable(head: ResponseHead, block: boolean, chunks: readonly Buffer[]): boolean {
     this.held = undefined;
     if (block) {
       this.ctx.state['response-transform'] = 'refused';
-      this.hooks.sendProblem(this.ctx, this.res, problem('response-unprocessable', { detail: 'The upstream response could not be checked and was withheld.' }));
-      this.finish();
-      this.abortUpstream?.(new Error('response withheld'));
-      return false;
+      return this.withhold(problem('response-unprocessable', { detail: 'The upstream response could not be checked and was withheld.' }));
     }
     this.writeHead(head);
     for (const c of chunks) this.res.write(c);
