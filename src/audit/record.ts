@@ -9,7 +9,7 @@
  * `hash` is the SHA-256 (hex) of the line's canonical bytes: the line without `,"hash":"..."` (i.e. ending in
  * `"prev":"..."}`); `prev` is the previous record's `hash`.
  */
-import { createHash, hash, randomBytes } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 import type { RequestContext } from '../pipeline/context.js';
 import type { GatewayEvent, RefusedRequest } from '../observe/events.js';
 
@@ -241,7 +241,7 @@ export function serialise(entry: AuditEntry, seq: number, id: string, prev: stri
   if (entry.responseHeaders !== undefined) out += ',"response_headers":' + JSON.stringify(entry.responseHeaders);
   if (entry.data !== undefined) out += ',"data":' + JSON.stringify(scrub(entry.data));
   out += ',"prev":"' + prev + '"';
-  const digest = hash('sha256', out + '}', 'hex');
+  const digest = sha256Hex(out + '}');
   return { line: out + ',"hash":"' + digest + '"}', hash: digest };
 }
 
@@ -255,7 +255,7 @@ export function canonicalOf(line: string): { canonical: string; hash: string } |
 }
 
 export function sha256Hex(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
+  return hash('sha256', text, 'hex');
 }
 
 /** The chain starts from this value (the `prev` of the very first record). */
