@@ -1,7 +1,7 @@
 /**
  * The KYC gate end to end: real gateway, real test provider over HTTP, real webhooks, real SQLite store.
  */
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { httpRequest, rawRequest, startTestGateway, statusOf } from '../../../testing/harness.js';
@@ -313,11 +313,7 @@ test('config errors name the problem: refused at start, and refused on reload wh
   assert.equal(run.code, 1);
   assert.match(run.stderr, /kyc-gate\.workflow: no workflow named "nope"/);
 
-  const file = path.join(bed.dir, 'gateway.yaml');
-  const asFile = (config: Record<string, unknown>) => stringify({ ...config, listeners: [{ name: 'main', port: 0 }], admin: { enabled: false } });
-  writeFileSync(file, asFile(bed.config()));
-  const gw = await startTestGateway(bed.config(), { file, baseDir: bed.dir, watchConfig: false });
-  t.after(() => gw.close());
+  const { gw, rewrite } = await reloadableGateway(t, bed);
   const cases: Array<[Record<string, unknown>, RegExp]> = [
     [bed.config({ required_claims: ['age_over_21'] }), /no workflow grants every required claim \(age_over_21\)/],
     [bed.config({ rules: [{ name: 'r', when: 'body.amount >', action: 'allow' }] }), /rules\[0\] \(r\)\.when/],
@@ -326,7 +322,7 @@ test('config errors name the problem: refused at start, and refused on reload wh
     [bed.config({}, { kyc: { workflows: { full: { provider: 'testprov', workflow_id: 'x', claims: { kyc_full: 'facts.score +' } } } } }), /kyc\.workflows\.full\.claims\.kyc_full/],
   ];
   for (const [config, expected] of cases) {
-    writeFileSync(file, asFile(config));
+    rewrite(config);
     assert.equal(await gw.gateway.reload('test'), false);
     const refused = gw.logs.filter((l) => l.msg === 'configuration refused; the previous configuration keeps serving').at(-1);
     assert.match(((refused?.problems ?? []) as string[]).join('\n'), expected);
@@ -334,6 +330,19 @@ test('config errors name the problem: refused at start, and refused on reload wh
   const still = await httpRequest(`${gw.url}/api/x`, { headers: { 'x-user-id': 'judy', accept: 'application/json' } });
   assert.equal(asJson(still.body).type, 'https://kycgate.dev/problems/kyc-required');
 });
+
+/**
+ * A gateway started on `bed`'s config that also reads it from a file, so a test can rewrite the file and reload;
+ * `rewrite` writes a config there (listening on an ephemeral port, admin off).
+ */
+async function reloadableGateway(t: TestContext, bed: Awaited<ReturnType<typeof kycTestbed>>) {
+  const file = path.join(bed.dir, 'gateway.yaml');
+  const rewrite = (config: Record<string, unknown>) => writeFileSync(file, stringify({ ...config, listeners: [{ name: 'main', port: 0 }], admin: { enabled: false } }));
+  rewrite(bed.config());
+  const gw = await startTestGateway(bed.config(), { file, baseDir: bed.dir, watchConfig: false });
+  t.after(() => gw.close());
+  return { gw, rewrite };
+}
 
 function runCli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve) => {
@@ -361,14 +370,10 @@ test('a provider refusing the session request (bad workflow id) answers 502 with
 
 test('reload: a changed claims mapping applies to new decisions, and an unchanged provider is kept', async (t) => {
   const bed = await kycTestbed(t);
-  const file = path.join(bed.dir, 'gateway.yaml');
-  const asFile = (config: Record<string, unknown>) => stringify({ ...config, listeners: [{ name: 'main', port: 0 }], admin: { enabled: false } });
-  writeFileSync(file, asFile(bed.config()));
-  const gw = await startTestGateway(bed.config(), { file, baseDir: bed.dir, watchConfig: false });
-  t.after(() => gw.close());
+  const { gw, rewrite } = await reloadableGateway(t, bed);
   const kyc = gw.gateway.services.get<import('../../kyc/service.js').KycService>('kyc');
   const providerBefore = kyc.setup.providers.get('testprov');
-  writeFileSync(file, asFile(bed.config({}, { kyc: { workflows: { full: { provider: 'testprov', workflow_id: 'wf-full', claims: { kyc_full: 'has(facts.aml) && facts.aml == "clear"' } } } } })));
+  rewrite(bed.config({}, { kyc: { workflows: { full: { provider: 'testprov', workflow_id: 'wf-full', claims: { kyc_full: 'has(facts.aml) && facts.aml == "clear"' } } } } }));
   assert.equal(await gw.gateway.reload('test'), true);
   assert.equal(kyc.setup.providers.get('testprov'), providerBefore);
   const as = (user: string) => ({ headers: { 'x-user-id': user, accept: 'application/json' } });
@@ -383,11 +388,7 @@ test('reload: a changed claims mapping applies to new decisions, and an unchange
 
 test('reload: cached verification state and pseudonyms survive a reload that does not change them', async (t) => {
   const bed = await kycTestbed(t);
-  const file = path.join(bed.dir, 'gateway.yaml');
-  const asFile = (config: Record<string, unknown>) => stringify({ ...config, listeners: [{ name: 'main', port: 0 }], admin: { enabled: false } });
-  writeFileSync(file, asFile(bed.config()));
-  const gw = await startTestGateway(bed.config(), { file, baseDir: bed.dir, watchConfig: false });
-  t.after(() => gw.close());
+  const { gw, rewrite } = await reloadableGateway(t, bed);
   const kyc = gw.gateway.services.get<import('../../kyc/service.js').KycService>('kyc');
   const as = { headers: { 'x-user-id': 'tess', accept: 'application/json' } };
   const session = asJson((await httpRequest(`${gw.url}/api/x`, as)).body).session_id as string;
@@ -398,7 +399,7 @@ test('reload: cached verification state and pseudonyms survive a reload that doe
   assert.ok(cached > 0);
 
   // A reload that only changes logging: the subject's entry and the pseudonym memo are kept.
-  writeFileSync(file, asFile({ ...bed.config(), log: { level: 'warn', access: false } }));
+  rewrite({ ...bed.config(), log: { level: 'warn', access: false } });
   assert.equal(await gw.gateway.reload('test'), true);
   assert.equal(kyc.cache.size, cached, 'the cached verification state was kept');
   assert.equal(kyc.setup.pseudonymiser, pseudonymiser);
@@ -406,7 +407,7 @@ test('reload: cached verification state and pseudonyms survive a reload that doe
 
   // Changed cache lifetimes: entries built with the old ones are dropped.
   const config = bed.config() as { kyc: Record<string, unknown> };
-  writeFileSync(file, asFile({ ...config, kyc: { ...config.kyc, cache: { ttl_seconds: 120 } } }));
+  rewrite({ ...config, kyc: { ...config.kyc, cache: { ttl_seconds: 120 } } });
   assert.equal(await gw.gateway.reload('test'), true);
   assert.equal(kyc.cache.size, 0);
   assert.equal((await httpRequest(`${gw.url}/api/x`, as)).status, 200, 'reloaded from the store');
