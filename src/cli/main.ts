@@ -2,6 +2,8 @@
 /**
  * kycgate command line: start the gateway, validate a config, print the config schema.
  */
+// First import: runs before every other module (see pin-tick-records.ts).
+import './pin-tick-records.js';
 import { Command } from 'commander';
 import path from 'node:path';
 import { readFileSync } from 'node:fs';
