@@ -19,7 +19,7 @@ import { SCENARIOS, scenarioNamed, type Scenario } from './scenarios.js';
 import { closedLoop, type ClosedLoopResult, type LoadTool } from './closed-loop.js';
 import { startProcess, freePort, waitForPort, cpuSeconds, type Managed } from './processes.js';
 import { proxyConfig, upstreamConfig, type TlsFiles } from './nginx.js';
-import { median } from './stats.js';
+import { median, medianInterval } from './stats.js';
 import { fixedRate, invalidRun, type OpenLoopResult } from './fixed-rate.js';
 import { findBinary } from '../testing/front-proxies.js';
 import { decisionBench, printDecisionResult, type DecisionBenchOptions } from './decision.js';
@@ -27,9 +27,11 @@ import { summariseProfile } from './profile.js';
 import { idleLatencyUnavailable } from './idle-latency.js';
 
 const HELP = `npm run bench -- [options]
-  --duration <s>        measured seconds per target and round (default 4)
+  --duration <s>        measured seconds per target and closed-loop round (default 1)
   --warmup <s>          warm-up seconds per target before the first round (default 3)
-  --rounds <n>          rounds of closed-loop and fixed-rate runs (default 3)
+  --rounds <n>          closed-loop rounds (default 15; at least 6 for the 95% intervals that judge the
+                        targets and budgets)
+  --rate-rounds <n>     rounds of fixed-rate and decision runs (default 3)
   --connections <n>     closed-loop connections (default 50)
   --rate <n>            fixed-rate requests per second (default 1000; 0 skips the fixed-rate runs and decision latency)
   --rate-duration <s>   measured seconds per fixed-rate run (default 3)
@@ -48,9 +50,10 @@ const HELP = `npm run bench -- [options]
 
 const { values: args } = parseArgs({
   options: {
-    duration: { type: 'string', default: '4' },
+    duration: { type: 'string', default: '1' },
     warmup: { type: 'string', default: '3' },
-    rounds: { type: 'string', default: '3' },
+    rounds: { type: 'string', default: '15' },
+    'rate-rounds': { type: 'string', default: '3' },
     connections: { type: 'string', default: '50' },
     rate: { type: 'string', default: '1000' },
     'rate-duration': { type: 'string', default: '3' },
@@ -76,6 +79,7 @@ if (args.help) {
 const durationS = Number(args.duration);
 const warmupS = Number(args.warmup);
 const rounds = Number(args.rounds);
+const rateRounds = Number(args['rate-rounds']);
 const connections = Number(args.connections);
 const rate = Number(args.rate);
 const rateDurationS = Number(args['rate-duration']);
@@ -139,6 +143,8 @@ interface Target {
   pid: number | undefined;
   /** The --baseline build (another checkout) running the first scenario. */
   baseline?: boolean;
+  /** The kycgate scenario this target runs. */
+  scenario?: Scenario;
 }
 
 /**
@@ -289,7 +295,7 @@ async function startKycgate(scenario: Scenario, upstream: string, tls: TlsFiles,
   await Promise.all([waitForPort(httpPort, { failed: proc.failed }), waitForPort(httpsPort, { failed: proc.failed })]);
   if (scenario.warm) await scenario.warm(`http://127.0.0.1:${httpPort}/bench`, headers);
   return {
-    target: { label: `kycgate ${scenario.name}${suffix}`, kind: 'kycgate', urls: { http: `http://127.0.0.1:${httpPort}/bench`, https: `https://127.0.0.1:${httpsPort}/bench` }, headers, pid: proc.child.pid },
+    target: { label: `kycgate ${scenario.name}${suffix}`, kind: 'kycgate', urls: { http: `http://127.0.0.1:${httpPort}/bench`, https: `https://127.0.0.1:${httpsPort}/bench` }, headers, pid: proc.child.pid, scenario },
     process: proc,
   };
 }
@@ -321,6 +327,27 @@ function fmt(n: number, digits = 0): string {
   return Number.isFinite(n) ? n.toFixed(digits) : '-';
 }
 
+/** `[low, high]` of a median interval, or `[no interval]` when there were too few rounds. */
+function interval(ci: { low: number; high: number }, digits: number): string {
+  return Number.isNaN(ci.low) ? '[no interval]' : `[${fmt(ci.low, digits)}, ${fmt(ci.high, digits)}]`;
+}
+
+function percentInterval(ci: { low: number; high: number }): string {
+  return Number.isNaN(ci.low) ? '[no interval]' : `[${fmt(ci.low * 100, 1)}, ${fmt(ci.high * 100, 1)}]%`;
+}
+
+/**
+ * A cost budget is judged on the 95% interval of the median cost, never on the median alone: within budget when the
+ * whole interval is at or under it, over budget when the whole interval is above it, unresolved otherwise (the
+ * machine's noise is larger than the distance to the budget: run more rounds).
+ */
+function budgetVerdict(ci: { low: number; high: number; n: number }, max: number): string {
+  if (Number.isNaN(ci.low)) return `not judged (${ci.n} valid rounds: too few for a 95% interval)`;
+  if (ci.high <= max) return 'WITHIN BUDGET';
+  if (ci.low > max) return 'OVER BUDGET';
+  return 'UNRESOLVED (the budget is inside the interval: run more rounds)';
+}
+
 function pad(text: string, width: number, right = false): string {
   return right ? text.padStart(width) : text.padEnd(width);
 }
@@ -350,7 +377,7 @@ async function profileRun(upstream: Record<'http' | 'https', string>, tls: TlsFi
 
 async function main(): Promise<void> {
   console.log(`kycgate benchmark: node ${process.version}, ${cpus} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-  console.log(`closed loop: ${tool}, ${connections} connections, ${warmupS} s warm-up, ${rounds} rounds x ${durationS} s; fixed rate: ${rate > 0 ? `${rate} req/s, ${rounds} rounds x ${rateDurationS} s` : 'skipped (--rate 0)'}`);
+  console.log(`closed loop: ${tool}, ${connections} connections, ${warmupS} s warm-up, ${rounds} rounds x ${durationS} s; fixed rate: ${rate > 0 ? `${rate} req/s, ${rateRounds} rounds x ${rateDurationS} s` : 'skipped (--rate 0)'}`);
   console.log(canPin ? 'pinning: proxies on core 0; upstream and load generator on core 1' : 'pinning: none');
   for (const n of notes) console.log(`note: ${n}`);
 
@@ -444,11 +471,29 @@ async function main(): Promise<void> {
     }
     const bare = targets.find((t) => t.kind === 'kycgate');
     const fastify = targets.find((t) => t.kind === 'fastify');
+    let fastifyTarget: Record<string, unknown> | undefined;
     if (bare && fastify) {
       const x = both(bare.label, 'fastify');
-      // A comparison with failed requests on either side is not judged.
-      const verdict = invalidRounds(bare) + invalidRounds(fastify) > 0 ? 'NOT MET (failed requests)' : x.wall >= 1.25 && x.cpu >= 1.25 ? 'MET' : x.wall >= 1.25 || x.cpu >= 1.25 ? 'MET on one measure only' : 'NOT MET';
-      console.log(`target: ${bare.label} >= 1.25x @fastify/http-proxy: ${x.text} ${verdict}`);
+      const perRoundRatio = (metric: 'requestsPerSecond' | 'perCpuSecond') => perRound.map((r) => r.get(bare.label)![metric] / r.get(fastify.label)![metric]);
+      const wallCi = medianInterval(perRoundRatio('requestsPerSecond'));
+      const cpuCi = medianInterval(perRoundRatio('perCpuSecond'));
+      // Judged on the 95% interval of the median of per-round ratios, by both measures: met when the whole interval
+      // is at or above the line, not met when it is below, unresolved when the line is inside it. A comparison with
+      // failed requests on either side is not judged.
+      const lows = [wallCi.low, cpuCi.low];
+      const highs = [wallCi.high, cpuCi.high];
+      const verdict =
+        invalidRounds(bare) + invalidRounds(fastify) > 0
+          ? 'NOT MET (failed requests)'
+          : lows.some((v) => Number.isNaN(v))
+            ? `not judged (too few rounds for a 95% interval: ${rounds})`
+            : lows.every((v) => v >= 1.25)
+              ? 'MET'
+              : highs.some((v) => v < 1.25)
+                ? 'NOT MET'
+                : 'UNRESOLVED (1.25 is inside the interval)';
+      console.log(`target: ${bare.label} >= 1.25x @fastify/http-proxy: ${x.text}; 95% interval ${interval(wallCi, 2)} (${interval(cpuCi, 2)}) ${verdict}`);
+      fastifyTarget = { wall: x.wall, cpu: x.cpu, wallInterval: wallCi, cpuInterval: cpuCi, verdict };
     }
     const floor = targets.find((t) => t.kind === 'floor');
     if (bare && floor) {
@@ -462,11 +507,16 @@ async function main(): Promise<void> {
     const kycgates = targets.filter((t) => t.kind === 'kycgate');
     const costs: Record<string, unknown> = {};
     if (kycgates.length > 1) {
-      console.log(`\ncost against ${kycgates[0]!.label} (1 - ratio of req/cpu-s, median of rounds; each round in brackets):`);
+      console.log(`\ncost against ${kycgates[0]!.label} (1 - ratio of req/cpu-s; median of rounds with its 95% interval; each round in brackets):`);
       for (const t of kycgates.slice(1)) {
         const per = perRound.map((r) => 1 - r.get(t.label)!.perCpuSecond / r.get(kycgates[0]!.label)!.perCpuSecond);
-        costs[t.label] = { cost: median(per), rounds: per };
-        console.log(`  ${pad(t.label, 26)}${pad(fmt(median(per) * 100, 1) + '%', 8, true)}  [${per.map((c) => fmt(c * 100, 0)).join(' ')}]${t.baseline ? BASELINE_NOTE : ''}`);
+        const ci = medianInterval(per);
+        const budget = t.baseline ? undefined : t.scenario?.budget;
+        const verdict = budget === undefined ? undefined : budgetVerdict(ci, budget.max);
+        costs[t.label] = { cost: median(per), interval: ci, rounds: per, ...(budget ? { budget: budget.max, verdict } : {}) };
+        const judged = budget ? `  budget ${fmt(budget.max * 100, 0)}%: ${verdict}` : '';
+        console.log(`  ${pad(t.label, 26)}${pad(fmt(median(per) * 100, 1) + '%', 8, true)}  ${pad(percentInterval(ci), 16)}${judged}${t.baseline ? BASELINE_NOTE : ''}`);
+        console.log(`  ${pad('', 34)}[${per.map((c) => fmt(c * 100, 0)).join(' ')}]`);
       }
     }
     const paired = args.paired ? await pairedCosts(kycgates, protocol) : {};
@@ -476,7 +526,7 @@ async function main(): Promise<void> {
     if (rate > 0) {
       console.log(`\n== ${protocol.toUpperCase()} fixed rate ${rate} req/s`);
       const perRate: Array<Map<string, OpenLoopResult>> = [];
-      for (let r = 0; r < rounds; r++) {
+      for (let r = 0; r < rateRounds; r++) {
         const round = new Map<string, OpenLoopResult>();
         for (let i = 0; i < rateTargets.length; i++) {
           const t = rateTargets[(i + r) % rateTargets.length]!;
@@ -511,16 +561,16 @@ async function main(): Promise<void> {
         console.log(`target: ${bare.label} p99 added over direct <= 1 ms at ${rate} req/s: ${fmt(added, 3)} ms${failed > 0 ? `, ${failed} failed requests` : ''} ${verdict}`);
       }
     }
-    results[protocol] = { closedLoop: table, cost: costs, pairedCost: paired, fixedRate: fixed };
+    results[protocol] = { closedLoop: table, fastifyTarget, cost: costs, pairedCost: paired, fixedRate: fixed };
   }
   if (!args['no-decision'] && !args['paired-only']) {
     // --rate 0 skips the fixed-rate runs, decision latency included (printDecisionResult says so).
-    const o: DecisionBenchOptions = { rounds, durationS, warmupS, rate, connections, tool, proxyPin: PROXY_PIN, loadPin: LOAD_PIN, pmQos };
+    const o: DecisionBenchOptions = { rounds: rateRounds, durationS: Math.max(durationS, rateDurationS), warmupS, rate, connections, tool, proxyPin: PROXY_PIN, loadPin: LOAD_PIN, pmQos };
     const decision = await decisionBench(o);
     printDecisionResult(decision, o);
     results.decision = decision;
   }
-  if (args.json) writeFileSync(args.json, JSON.stringify({ node: process.version, cpus, tool, connections, durationS, rounds, rate, notes, results }, null, 2));
+  if (args.json) writeFileSync(args.json, JSON.stringify({ node: process.version, cpus, tool, connections, durationS, rounds, rateRounds, rate, notes, results }, null, 2));
 }
 
 try {

@@ -29,6 +29,8 @@ export interface Scenario {
   headers?: Record<string, string>;
   /** Included in the default run (the others run when named with `--scenarios`). */
   byDefault: boolean;
+  /** The most this scenario may cost against the bare route (fraction of its requests per CPU-second), and why. */
+  budget?: { max: number; source: string };
   /**
    * Runs before the gateway starts, with its data directory and config file: creates credentials the requests
    * will carry (an API key through the CLI, a signed token ...). Returned headers are added to every request.
@@ -66,6 +68,7 @@ export const SCENARIOS: readonly Scenario[] = [
       const { key } = JSON.parse(created.stdout) as { key: string };
       return { headers: { 'x-api-key': key } };
     },
+    budget: { max: 0.05, source: 'API-key auth costs <= 5% of bare-route throughput' },
     byDefault: false,
   },
   {
@@ -86,6 +89,7 @@ export const SCENARIOS: readonly Scenario[] = [
         .sign(privateKey);
       return { headers: { authorization: `Bearer ${token}` } };
     },
+    budget: { max: 0.05, source: 'cached-JWT auth costs <= 5% of bare-route throughput' },
     byDefault: false,
   },
   {
@@ -112,6 +116,7 @@ export const SCENARIOS: readonly Scenario[] = [
       }
       throw new Error('the KYC scenario did not reach an approved subject');
     },
+    budget: { max: 0.05, source: 'a KYC-gated route for an approved, cached subject costs <= 5% of bare-route throughput' },
     byDefault: false,
   },
   {
@@ -132,6 +137,7 @@ export const SCENARIOS: readonly Scenario[] = [
     name: 'audit',
     description: 'Bare route with the audit journal on (hash-chained records, group commit every 20 ms).',
     config: { log: { access: false }, audit: { enabled: true } },
+    budget: { max: 0.1, source: 'audit on costs <= 10% of bare-route throughput' },
     byDefault: false,
   },
 ];

@@ -15,3 +15,29 @@ export function percentileSorted(sorted: ArrayLike<number>, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))]!;
 }
 
+
+/**
+ * Distribution-free confidence interval of the median (order statistics and the binomial distribution, no
+ * assumption about the shape of the noise): with n valid values sorted, the interval [x(k), x(n-k+1)] holds the
+ * true median with probability at least `confidence`, for the largest such k. Rounds on a shared machine have
+ * heavy-tailed noise (a stalled round can be off by half), which this tolerates where a mean and a standard
+ * deviation would not. NaN values (invalid rounds) are left out; with too few values for the confidence asked,
+ * both bounds are NaN.
+ */
+export function medianInterval(values: readonly number[], confidence = 0.95): { low: number; high: number; n: number } {
+  const sorted = values.filter((v) => !Number.isNaN(v)).sort((a, b) => a - b);
+  const n = sorted.length;
+  const tail = (1 - confidence) / 2;
+  // P(X <= j) for X ~ Binomial(n, 1/2), accumulated term by term; k is the largest rank with P(X < k) <= tail.
+  let k = 0;
+  let cumulative = 0;
+  let term = Math.pow(0.5, n);
+  for (let j = 0; j < n; j++) {
+    cumulative += term;
+    if (cumulative > tail) break;
+    k = j + 1;
+    term = (term * (n - j)) / (j + 1);
+  }
+  if (k === 0) return { low: NaN, high: NaN, n };
+  return { low: sorted[k - 1]!, high: sorted[n - k]!, n };
+}
