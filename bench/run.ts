@@ -32,6 +32,8 @@ const HELP = `npm run bench -- [options]
   --rounds <n>          closed-loop rounds (default 15; at least 6 for the 95% intervals that judge the
                         targets and budgets)
   --rate-rounds <n>     rounds of fixed-rate and decision runs (default 3)
+  --restarts <n>        restart kycgate and the Node peers n times, evenly spaced over the closed-loop rounds
+                        (default 0), so the medians and intervals cover the difference between process starts too
   --connections <n>     closed-loop connections (default 50)
   --rate <n>            fixed-rate requests per second (default 1000; 0 skips the fixed-rate runs and decision latency)
   --rate-duration <s>   measured seconds per fixed-rate run (default 3)
@@ -54,6 +56,7 @@ const { values: args } = parseArgs({
     warmup: { type: 'string', default: '3' },
     rounds: { type: 'string', default: '15' },
     'rate-rounds': { type: 'string', default: '3' },
+    restarts: { type: 'string', default: '0' },
     connections: { type: 'string', default: '50' },
     rate: { type: 'string', default: '1000' },
     'rate-duration': { type: 'string', default: '3' },
@@ -80,6 +83,7 @@ const durationS = Number(args.duration);
 const warmupS = Number(args.warmup);
 const rounds = Number(args.rounds);
 const rateRounds = Number(args['rate-rounds']);
+const restarts = Number(args.restarts);
 const connections = Number(args.connections);
 const rate = Number(args.rate);
 const rateDurationS = Number(args['rate-duration']);
@@ -145,6 +149,8 @@ interface Target {
   baseline?: boolean;
   /** The kycgate scenario this target runs. */
   scenario?: Scenario;
+  /** Stops the target's process and starts a fresh one with the same settings (kycgate and Node peers). */
+  respawn?: () => Promise<Target>;
 }
 
 /**
@@ -294,8 +300,12 @@ async function startKycgate(scenario: Scenario, upstream: string, tls: TlsFiles,
   managed.push(proc);
   await Promise.all([waitForPort(httpPort, { failed: proc.failed }), waitForPort(httpsPort, { failed: proc.failed })]);
   if (scenario.warm) await scenario.warm(`http://127.0.0.1:${httpPort}/bench`, headers);
+  const respawn = async (): Promise<Target> => {
+    await proc.stop();
+    return (await startKycgate(scenario, upstream, tls, nodeFlags, build, suffix)).target;
+  };
   return {
-    target: { label: `kycgate ${scenario.name}${suffix}`, kind: 'kycgate', urls: { http: `http://127.0.0.1:${httpPort}/bench`, https: `https://127.0.0.1:${httpsPort}/bench` }, headers, pid: proc.child.pid, scenario },
+    target: { label: `kycgate ${scenario.name}${suffix}`, kind: 'kycgate', urls: { http: `http://127.0.0.1:${httpPort}/bench`, https: `https://127.0.0.1:${httpsPort}/bench` }, headers, pid: proc.child.pid, scenario, respawn },
     process: proc,
   };
 }
@@ -307,7 +317,11 @@ async function startPeer(label: string, kind: Target['kind'], command: (httpPort
   const proc = startProcess(label, PROXY_PIN, command(httpPort, httpsPort));
   managed.push(proc);
   await Promise.all([waitForPort(httpPort, { failed: proc.failed }), waitForPort(httpsPort, { failed: proc.failed })]);
-  return { label, kind, urls: { http: `http://127.0.0.1:${httpPort}/bench`, https: `https://127.0.0.1:${httpsPort}/bench` }, headers: {}, pid: proc.child.pid };
+  const respawn = async (): Promise<Target> => {
+    await proc.stop();
+    return startPeer(label, kind, command);
+  };
+  return { label, kind, urls: { http: `http://127.0.0.1:${httpPort}/bench`, https: `https://127.0.0.1:${httpsPort}/bench` }, headers: {}, pid: proc.child.pid, respawn };
 }
 
 /** A Node peer: a script of this directory given the upstream origin, its ports and the certificate. */
@@ -317,11 +331,34 @@ function nodePeer(script: string, upstream: string, tls: TlsFiles) {
 
 const startFastify = (upstream: string, tls: TlsFiles) => startPeer('@fastify/http-proxy', 'fastify', nodePeer('fastify-proxy.js', upstream, tls));
 const startFloor = (upstream: string, tls: TlsFiles) => startPeer('node:http+undici floor', 'floor', nodePeer('minimal-proxy.js', upstream, tls));
-const startNginxProxy = (upstream: string, tls: TlsFiles) =>
-  startPeer('nginx (1 worker)', 'nginx', (httpPort, httpsPort) => {
+/** nginx is not restarted by --restarts: a C process has no JIT or heap history that differs between starts. */
+const startNginxProxy = async (upstream: string, tls: TlsFiles): Promise<Target> => {
+  const { respawn: _kept, ...target } = await startPeer('nginx (1 worker)', 'nginx', (httpPort, httpsPort) => {
     const conf = proxyConfig(path.join(work, 'nginx-proxy'), upstream, httpPort, httpsPort, tls);
     return [nginxBin!, '-p', path.dirname(conf), '-c', conf];
   });
+  return target;
+};
+
+/** Closed-loop warm-up of one target; a target that answers nothing successfully stops the run. */
+async function warmUp(t: Target, protocol: 'http' | 'https'): Promise<void> {
+  const w = await closedLoop(tool, { url: t.urls[protocol], connections, durationS: warmupS, headers: t.headers, pin: LOAD_PIN });
+  // Nothing answered properly: the target is broken, not slow, and measuring it would be meaningless.
+  if (w.failures > 0 && w.succeeded === 0) throw new Error(`${t.label} answered no request successfully during warm-up (${w.failures} failures): check its setup`);
+  if (w.failures > 0) console.log(`warning: ${t.label} had ${w.failures} failed requests during warm-up (of ${w.requests})`);
+}
+
+/** Replaces every target that can be respawned with a fresh process (same label and settings), warmed up. */
+async function restartTargets(targets: Target[], protocol: 'http' | 'https'): Promise<void> {
+  for (let i = 0; i < targets.length; i++) {
+    const old = targets[i]!;
+    if (old.respawn === undefined) continue;
+    const fresh = { ...(await old.respawn()), ...(old.baseline ? { baseline: true } : {}) };
+    targets[i] = fresh;
+    await warmUp(fresh, protocol);
+  }
+  console.log(`  (restarted ${targets.filter((t) => t.respawn !== undefined).map((t) => t.label).join(', ')})`);
+}
 
 function fmt(n: number, digits = 0): string {
   return Number.isFinite(n) ? n.toFixed(digits) : '-';
@@ -404,18 +441,17 @@ async function main(): Promise<void> {
   const results: Record<string, unknown> = {};
   for (const protocol of protocols) {
     console.log(`\n== ${protocol.toUpperCase()} closed loop`);
-    for (const t of targets) {
-      const w = await closedLoop(tool, { url: t.urls[protocol], connections, durationS: warmupS, headers: t.headers, pin: LOAD_PIN });
-      // Nothing answered properly: the target is broken, not slow, and measuring it would be meaningless.
-      if (w.failures > 0 && w.succeeded === 0) throw new Error(`${t.label} answered no request successfully during warm-up (${w.failures} failures): check its setup`);
-      if (w.failures > 0) console.log(`warning: ${t.label} had ${w.failures} failed requests during warm-up (of ${w.requests})`);
-    }
+    for (const t of targets) await warmUp(t, protocol);
     if (args['paired-only']) {
       results[protocol] = { pairedCost: await pairedCosts(targets.filter((t) => t.kind === 'kycgate'), protocol) };
       continue;
     }
     const perRound: Array<Map<string, Measured>> = [];
+    // Rounds before which the processes start afresh: each start's JIT, heap layout and garbage-collection history
+    // differ, and rounds of one start cannot show that difference.
+    const restartAt = new Set(Array.from({ length: restarts }, (_, i) => Math.round(((i + 1) * rounds) / (restarts + 1))).filter((r) => r > 0 && r < rounds));
     for (let r = 0; r < rounds; r++) {
+      if (restartAt.has(r)) await restartTargets(targets, protocol);
       const round = new Map<string, Measured>();
       // Rotate the order so no target always runs right after the same neighbour or at the same point of a round.
       for (let i = 0; i < targets.length; i++) {
