@@ -34,6 +34,8 @@ export interface ClosedLoopOptions {
   headers: Record<string, string>;
   /** Command prefix that pins the load generator, e.g. ['taskset', '-c', '1']; empty for none. */
   pin: readonly string[];
+  /** Client certificate and key (PEM files) presented on every TLS connection; autocannon only (wrk has none). */
+  clientCert?: { cert: string; key: string };
 }
 
 export type LoadTool = 'wrk' | 'autocannon';
@@ -75,6 +77,7 @@ export function parseWrk(output: string): ClosedLoopResult {
 }
 
 async function runWrk(o: ClosedLoopOptions): Promise<ClosedLoopResult> {
+  if (o.clientCert) throw new Error('wrk cannot present a client certificate: use autocannon for mTLS targets');
   // A 10 s timeout (wrk's default is 2 s): on a busy machine a slow answer is a latency to report, not an error.
   const args = ['wrk', '--latency', '--timeout', '10s', '-t', '1', '-c', String(o.connections), '-d', `${o.durationS}s`];
   for (const [k, v] of Object.entries(o.headers)) args.push('-H', `${k}: ${v}`);
@@ -89,6 +92,7 @@ async function runAutocannon(o: ClosedLoopOptions): Promise<ClosedLoopResult> {
   const script = createRequire(import.meta.url).resolve('autocannon/autocannon.js');
   const args = [process.execPath, script, '-j', '-c', String(o.connections), '-d', String(o.durationS)];
   for (const [k, v] of Object.entries(o.headers)) args.push('-H', `${k}=${v}`);
+  if (o.clientCert) args.push('--cert', o.clientCert.cert, '--key', o.clientCert.key);
   args.push(o.url);
   const all = [...o.pin, ...args];
   const r = await run(all[0]!, all.slice(1));

@@ -151,7 +151,18 @@ interface Target {
   scenario?: Scenario;
   /** Stops the target's process and starts a fresh one with the same settings (kycgate and Node peers). */
   respawn?: () => Promise<Target>;
+  /** Load generator for this target when it is not the run's (mTLS targets need autocannon for the client certificate). */
+  tool?: LoadTool;
+  /** Client certificate presented by the load generator. */
+  clientCert?: { cert: string; key: string };
+  /** Measured over HTTPS only. */
+  httpsOnly?: boolean;
+  /** Label of the target this one's cost is measured against (default: the first kycgate scenario). */
+  costAgainst?: string;
 }
+
+/** The reference an mTLS scenario is costed against: the bare route, driven by autocannon over HTTPS as it is. */
+const MTLS_REFERENCE_SUFFIX = ' (autocannon)';
 
 /**
  * How a cost row reads: 1 - (row's req/cpu-s / first scenario's). For the baseline row the first scenario is the
@@ -180,7 +191,7 @@ interface Measured {
 async function measure(t: Target, protocol: 'http' | 'https', seconds: number): Promise<Measured> {
   const startedAt = performance.now();
   const before = t.pid === undefined ? undefined : cpuSeconds(t.pid);
-  const r = await closedLoop(tool, { url: t.urls[protocol], connections, durationS: seconds, headers: t.headers, pin: LOAD_PIN });
+  const r = await closedLoop(t.tool ?? tool, { url: t.urls[protocol], connections, durationS: seconds, headers: t.headers, pin: LOAD_PIN, ...(t.clientCert ? { clientCert: t.clientCert } : {}) });
   const after = t.pid === undefined ? undefined : cpuSeconds(t.pid);
   const wall = (performance.now() - startedAt) / 1000;
   const cpu = before !== undefined && after !== undefined ? after - before : NaN;
@@ -276,7 +287,7 @@ async function startKycgate(scenario: Scenario, upstream: string, tls: TlsFiles,
     {
       listeners: [
         { name: 'http', port: httpPort },
-        { name: 'https', port: httpsPort, tls: { cert: tls.cert, key: tls.key } },
+        { name: 'https', port: httpsPort, tls: { cert: tls.cert, key: tls.key, ...(scenario.httpsTls ?? {}) } },
       ],
       admin: { enabled: false },
       upstreams: { bench: { targets: [{ url: origin }] } },
@@ -305,7 +316,18 @@ async function startKycgate(scenario: Scenario, upstream: string, tls: TlsFiles,
     return (await startKycgate(scenario, upstream, tls, nodeFlags, build, suffix)).target;
   };
   return {
-    target: { label: `kycgate ${scenario.name}${suffix}`, kind: 'kycgate', urls: { http: `http://127.0.0.1:${httpPort}/bench`, https: `https://127.0.0.1:${httpsPort}/bench` }, headers, pid: proc.child.pid, scenario, respawn },
+    target: {
+      label: `kycgate ${scenario.name}${suffix}`,
+      kind: 'kycgate',
+      urls: { http: `http://127.0.0.1:${httpPort}/bench`, https: `https://127.0.0.1:${httpsPort}/bench` },
+      headers,
+      pid: proc.child.pid,
+      scenario,
+      respawn,
+      ...(scenario.mtls || suffix === MTLS_REFERENCE_SUFFIX ? { tool: 'autocannon' as const, httpsOnly: true } : {}),
+      ...(prepared.clientCert ? { clientCert: prepared.clientCert } : {}),
+      ...(scenario.mtls ? { costAgainst: `kycgate ${scenarios[0]!.name}${MTLS_REFERENCE_SUFFIX}` } : {}),
+    },
     process: proc,
   };
 }
@@ -342,7 +364,7 @@ const startNginxProxy = async (upstream: string, tls: TlsFiles): Promise<Target>
 
 /** Closed-loop warm-up of one target; a target that answers nothing successfully stops the run. */
 async function warmUp(t: Target, protocol: 'http' | 'https'): Promise<void> {
-  const w = await closedLoop(tool, { url: t.urls[protocol], connections, durationS: warmupS, headers: t.headers, pin: LOAD_PIN });
+  const w = await closedLoop(t.tool ?? tool, { url: t.urls[protocol], connections, durationS: warmupS, headers: t.headers, pin: LOAD_PIN, ...(t.clientCert ? { clientCert: t.clientCert } : {}) });
   // Nothing answered properly: the target is broken, not slow, and measuring it would be meaningless.
   if (w.failures > 0 && w.succeeded === 0) throw new Error(`${t.label} answered no request successfully during warm-up (${w.failures} failures): check its setup`);
   if (w.failures > 0) console.log(`warning: ${t.label} had ${w.failures} failed requests during warm-up (of ${w.requests})`);
@@ -355,7 +377,7 @@ async function restartTargets(targets: Target[], protocol: 'http' | 'https'): Pr
     if (old.respawn === undefined) continue;
     const fresh = { ...(await old.respawn()), ...(old.baseline ? { baseline: true } : {}) };
     targets[i] = fresh;
-    await warmUp(fresh, protocol);
+    if (protocol === 'https' || !fresh.httpsOnly) await warmUp(fresh, protocol);
   }
   console.log(`  (restarted ${targets.filter((t) => t.respawn !== undefined).map((t) => t.label).join(', ')})`);
 }
@@ -429,6 +451,11 @@ async function main(): Promise<void> {
   for (const s of scenarios) {
     targets.push((await startKycgate(s, upstream.http, tls)).target);
   }
+  if (scenarios.some((s) => s.mtls) && protocols.includes('https')) {
+    // mTLS scenarios are driven by autocannon (wrk presents no client certificate): their cost is measured against
+    // the bare route driven the same way, in the same rounds.
+    targets.push((await startKycgate(scenarios[0]!, upstream.http, tls, [], root, MTLS_REFERENCE_SUFFIX)).target);
+  }
   if (args.baseline) {
     // Another build of kycgate (e.g. a worktree at an earlier commit), measured in the same rounds: an A/B test of a
     // change that the background load affects equally.
@@ -441,7 +468,9 @@ async function main(): Promise<void> {
   const results: Record<string, unknown> = {};
   for (const protocol of protocols) {
     console.log(`\n== ${protocol.toUpperCase()} closed loop`);
-    for (const t of targets) await warmUp(t, protocol);
+    const activeTargets = () => targets.filter((t) => protocol === 'https' || !t.httpsOnly);
+    let active = activeTargets();
+    for (const t of active) await warmUp(t, protocol);
     if (args['paired-only']) {
       results[protocol] = { pairedCost: await pairedCosts(targets.filter((t) => t.kind === 'kycgate'), protocol) };
       continue;
@@ -451,20 +480,23 @@ async function main(): Promise<void> {
     // differ, and rounds of one start cannot show that difference.
     const restartAt = new Set(Array.from({ length: restarts }, (_, i) => Math.round(((i + 1) * rounds) / (restarts + 1))).filter((r) => r > 0 && r < rounds));
     for (let r = 0; r < rounds; r++) {
-      if (restartAt.has(r)) await restartTargets(targets, protocol);
+      if (restartAt.has(r)) {
+        await restartTargets(targets, protocol);
+        active = activeTargets();
+      }
       const round = new Map<string, Measured>();
       // Rotate the order so no target always runs right after the same neighbour or at the same point of a round.
-      for (let i = 0; i < targets.length; i++) {
-        const t = targets[(i + r) % targets.length]!;
+      for (let i = 0; i < active.length; i++) {
+        const t = active[(i + r) % active.length]!;
         const res = await measure(t, protocol, durationS);
         if (res.failures > 0) console.log(`warning: ${t.label} had ${res.failures} failed requests in round ${r + 1}: the round is invalid for it`);
         round.set(t.label, res);
       }
       perRound.push(round);
-      process.stdout.write(`  round ${r + 1}/${rounds}: ${targets.map((t) => `${t.label} ${fmt(round.get(t.label)!.requestsPerSecond)}`).join(', ')}\n`);
+      process.stdout.write(`  round ${r + 1}/${rounds}: ${active.map((t) => `${t.label} ${fmt(round.get(t.label)!.requestsPerSecond)}`).join(', ')}\n`);
     }
     const ratioTo = (label: string, kind: Target['kind'], metric: 'requestsPerSecond' | 'perCpuSecond'): number => {
-      const peer = targets.find((t) => t.kind === kind);
+      const peer = active.find((t) => t.kind === kind);
       if (!peer || peer.label === label) return NaN;
       return median(perRound.map((r) => r.get(label)![metric] / r.get(peer.label)![metric]));
     };
@@ -479,7 +511,7 @@ async function main(): Promise<void> {
       const cpu = ratioTo(label, kind, 'perCpuSecond');
       return { wall, cpu, text: Number.isFinite(wall) ? `${fmt(wall, 2)} (${fmt(cpu, 2)})` : '-' };
     };
-    for (const t of targets) {
+    for (const t of active) {
       const of = (f: (m: Measured) => number) => median(perRound.map((r) => f(r.get(t.label)!)));
       const rps = of((m) => m.requestsPerSecond);
       const p50 = of((m) => m.p50Ms);
@@ -501,12 +533,12 @@ async function main(): Promise<void> {
       );
     }
     const invalidRounds = (t: Target) => perRound.filter((r) => r.get(t.label)!.failures > 0).length;
-    for (const t of targets) {
+    for (const t of active) {
       const invalid = invalidRounds(t);
       if (invalid > 0) console.log(`warning: ${t.label}: ${invalid} of ${rounds} rounds had failed requests and are left out of its medians and ratios`);
     }
-    const bare = targets.find((t) => t.kind === 'kycgate');
-    const fastify = targets.find((t) => t.kind === 'fastify');
+    const bare = active.find((t) => t.kind === 'kycgate');
+    const fastify = active.find((t) => t.kind === 'fastify');
     let fastifyTarget: Record<string, unknown> | undefined;
     if (bare && fastify) {
       const x = both(bare.label, 'fastify');
@@ -531,7 +563,7 @@ async function main(): Promise<void> {
       console.log(`target: ${bare.label} >= 1.25x @fastify/http-proxy: ${x.text}; 95% interval ${interval(wallCi, 2)} (${interval(cpuCi, 2)}) ${verdict}`);
       fastifyTarget = { wall: x.wall, cpu: x.cpu, wallInterval: wallCi, cpuInterval: cpuCi, verdict };
     }
-    const floor = targets.find((t) => t.kind === 'floor');
+    const floor = active.find((t) => t.kind === 'floor');
     if (bare && floor) {
       const x = both(bare.label, 'floor');
       const f = both(floor.label, 'fastify');
@@ -540,25 +572,28 @@ async function main(): Promise<void> {
 
     // Cost of each scenario against the first kycgate scenario (the bare route), by requests per CPU-second:
     // the median of the per-round ratios, with every round's value (their spread is the measurement's resolution).
-    const kycgates = targets.filter((t) => t.kind === 'kycgate');
+    const kycgates = active.filter((t) => t.kind === 'kycgate');
     const costs: Record<string, unknown> = {};
     if (kycgates.length > 1) {
       console.log(`\ncost against ${kycgates[0]!.label} (1 - ratio of req/cpu-s; median of rounds with its 95% interval; each round in brackets):`);
       for (const t of kycgates.slice(1)) {
-        const per = perRound.map((r) => 1 - r.get(t.label)!.perCpuSecond / r.get(kycgates[0]!.label)!.perCpuSecond);
+        const base = t.costAgainst ?? kycgates[0]!.label;
+        if (t.label.endsWith(MTLS_REFERENCE_SUFFIX)) continue;
+        const per = perRound.map((r) => 1 - r.get(t.label)!.perCpuSecond / r.get(base)!.perCpuSecond);
         const ci = medianInterval(per);
         const budget = t.baseline ? undefined : t.scenario?.budget;
         const verdict = budget === undefined ? undefined : budgetVerdict(ci, budget.max);
         costs[t.label] = { cost: median(per), interval: ci, rounds: per, ...(budget ? { budget: budget.max, verdict } : {}) };
         const judged = budget ? `  budget ${fmt(budget.max * 100, 0)}%: ${verdict}` : '';
-        console.log(`  ${pad(t.label, 26)}${pad(fmt(median(per) * 100, 1) + '%', 8, true)}  ${pad(percentInterval(ci), 16)}${judged}${t.baseline ? BASELINE_NOTE : ''}`);
+        const against = t.costAgainst ? `  (against ${t.costAgainst})` : '';
+        console.log(`  ${pad(t.label, 26)}${pad(fmt(median(per) * 100, 1) + '%', 8, true)}  ${pad(percentInterval(ci), 16)}${judged}${against}${t.baseline ? BASELINE_NOTE : ''}`);
         console.log(`  ${pad('', 34)}[${per.map((c) => fmt(c * 100, 0)).join(' ')}]`);
       }
     }
     const paired = args.paired ? await pairedCosts(kycgates, protocol) : {};
 
     const fixed: Record<string, unknown> = {};
-    const rateTargets = targets.filter((t) => t.kind !== 'kycgate' || t === bare);
+    const rateTargets = active.filter((t) => t.kind !== 'kycgate' || t === bare);
     if (rate > 0) {
       console.log(`\n== ${protocol.toUpperCase()} fixed rate ${rate} req/s`);
       const perRate: Array<Map<string, OpenLoopResult>> = [];

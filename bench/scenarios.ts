@@ -12,6 +12,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { SignJWT, exportSPKI, generateKeyPair } from 'jose';
+import { issueCertificate } from '../src/identity/certificates.js';
 import { request } from 'undici';
 
 const run = promisify(execFile);
@@ -27,6 +28,13 @@ export interface Scenario {
   config?: Record<string, unknown>;
   /** Headers every benchmark request carries (credentials, tokens ...). */
   headers?: Record<string, string>;
+  /** Keys merged into the HTTPS listener's `tls` (client authentication ...). */
+  httpsTls?: Record<string, unknown>;
+  /**
+   * Measured over HTTPS only, with autocannon presenting the client certificate `prepare` returns (wrk cannot), and
+   * costed against the bare route driven the same way.
+   */
+  mtls?: boolean;
   /** Included in the default run (the others run when named with `--scenarios`). */
   byDefault: boolean;
   /** The most this scenario may cost against the bare route (fraction of its requests per CPU-second), and why. */
@@ -35,7 +43,7 @@ export interface Scenario {
    * Runs before the gateway starts, with its data directory and config file: creates credentials the requests
    * will carry (an API key through the CLI, a signed token ...). Returned headers are added to every request.
    */
-  prepare?(ctx: { dataDir: string; configFile: string; cli: string }): Promise<{ headers?: Record<string, string> }>;
+  prepare?(ctx: { dataDir: string; configFile: string; cli: string }): Promise<{ headers?: Record<string, string>; clientCert?: { cert: string; key: string } }>;
   /** Runs once the gateway listens, before measuring (e.g. completes a KYC verification so the subject is cached). */
   warm?(baseUrl: string, headers: Record<string, string>): Promise<void>;
 }
@@ -117,6 +125,26 @@ export const SCENARIOS: readonly Scenario[] = [
       throw new Error('the KYC scenario did not reach an approved subject');
     },
     budget: { max: 0.05, source: 'a KYC-gated route for an approved, cached subject costs <= 5% of bare-route throughput' },
+    byDefault: false,
+  },
+  {
+    name: 'mtls-spiffe',
+    description:
+      'HTTPS with a client X509-SVID: the listener requests a certificate, the gateway validates it per the SPIFFE rules against the trust domain\'s bundle, and the route authenticates the SPIFFE ID as a consumer (kept per connection).',
+    config: { log: { access: false } },
+    httpsTls: { client_auth: 'optional', trust_domains: [{ name: 'bench.test', bundle: 'bench-td.pem' }] },
+    route: { policies: [{ authenticate: { methods: [{ mtls: { consumers: [{ name: 'bench', spiffe_id: 'spiffe://bench.test/client' }] } }] } }] },
+    mtls: true,
+    async prepare({ configFile }) {
+      const dir = path.dirname(configFile);
+      const ca = await issueCertificate({ subject: 'CN=bench.test CA', ca: true });
+      const svid = await issueCertificate({ subject: 'CN=bench client', uris: ['spiffe://bench.test/client'], issuer: ca });
+      const files = { cert: path.join(dir, 'bench-client.pem'), key: path.join(dir, 'bench-client-key.pem') };
+      writeFileSync(path.join(dir, 'bench-td.pem'), ca.certPem);
+      writeFileSync(files.cert, svid.certPem);
+      writeFileSync(files.key, svid.keyPem, { mode: 0o600 });
+      return { clientCert: files };
+    },
     byDefault: false,
   },
   {
