@@ -370,12 +370,27 @@ async function warmUp(t: Target, protocol: 'http' | 'https'): Promise<void> {
   if (w.failures > 0) console.log(`warning: ${t.label} had ${w.failures} failed requests during warm-up (of ${w.requests})`);
 }
 
+/**
+ * A free port is picked, released and then bound by the new process; under load the load generator's own outgoing
+ * connections (ephemeral ports) can take it in between. Such a start is tried again on other ports.
+ */
+async function respawnWithRetry(respawn: () => Promise<Target>): Promise<Target> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await respawn();
+    } catch (err) {
+      if (attempt >= 3 || !/EADDRINUSE/.test((err as Error).message)) throw err;
+      console.log(`  (a restarted process found its port taken; starting it again on other ports)`);
+    }
+  }
+}
+
 /** Replaces every target that can be respawned with a fresh process (same label and settings), warmed up. */
 async function restartTargets(targets: Target[], protocol: 'http' | 'https'): Promise<void> {
   for (let i = 0; i < targets.length; i++) {
     const old = targets[i]!;
     if (old.respawn === undefined) continue;
-    const fresh = { ...(await old.respawn()), ...(old.baseline ? { baseline: true } : {}) };
+    const fresh = { ...(await respawnWithRetry(old.respawn)), ...(old.baseline ? { baseline: true } : {}) };
     targets[i] = fresh;
     if (protocol === 'https' || !fresh.httpsOnly) await warmUp(fresh, protocol);
   }
