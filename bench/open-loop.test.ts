@@ -124,12 +124,20 @@ test('bench: a generator held back from its schedule reports its late sends, so 
   try {
     const { port } = server.address() as AddressInfo;
     const script = path.join(here, 'open-loop.js');
-    const child = spawn(process.execPath, [script, JSON.stringify({ url: `http://127.0.0.1:${port}/`, rate: 400, durationS: 1.5, warmupS: 0.25 })], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [script, JSON.stringify({ url: `http://127.0.0.1:${port}/`, rate: 400, durationS: 1.5, warmupS: 0.25 })], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
     const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
-    // Freeze the generator for 200 ms in the middle of its measured phase, as a starved core would.
-    await new Promise((resolve) => setTimeout(resolve, 800));
+    // Freeze the generator for 200 ms as its measured phase starts (it says so on stderr), as a starved core would;
+    // waiting for the marker rather than a fixed delay keeps a slow start-up on a loaded machine out of the way.
+    await new Promise<void>((resolve, reject) => {
+      let err = '';
+      child.stderr.on('data', (c: Buffer) => {
+        err += c.toString();
+        if (err.includes('measuring\n')) resolve();
+      });
+      child.once('exit', () => reject(new Error(`the generator exited before measuring: ${err}`)));
+    });
     child.kill('SIGSTOP');
     await new Promise((resolve) => setTimeout(resolve, 200));
     child.kill('SIGCONT');

@@ -155,6 +155,8 @@ async function run(
 }
 
 await run(options.warmupS, undefined);
+// Progress marker: the measured phase starts now (callers that need to know, such as tests, read stderr).
+process.stderr.write('measuring\n');
 const samples = new Float64Array(Math.round(options.durationS * options.rate)).fill(NaN);
 const t0 = performance.now();
 const r = await run(options.durationS, samples);
