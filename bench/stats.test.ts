@@ -1,7 +1,7 @@
 /** The median's confidence interval: exact order statistics for known sizes, NaN when too few rounds. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { median, medianInterval } from './stats.js';
+import { lineVerdict, median, medianInterval } from './stats.js';
 
 test('stats: the 95% interval of the median uses the binomial order statistics', () => {
   const values = Array.from({ length: 40 }, (_, i) => 40 - i); // 1..40, unsorted
@@ -17,4 +17,17 @@ test('stats: too few rounds for the confidence give no interval; invalid rounds 
   const withInvalid = medianInterval([NaN, 6, 1, 5, NaN, 2, 4, 3]);
   assert.deepEqual(withInvalid, { low: 1, high: 6, n: 6 });
   assert.equal(median([NaN, 3, 1, 2]), 2);
+});
+
+test('stats: a line is met, not met or unresolved by where the whole interval lies, never by the median alone', () => {
+  const ci = (low: number, high: number) => ({ low, high, n: 40 });
+  // A throughput target (at least 1.25x), judged on two measures at once.
+  assert.equal(lineVerdict([ci(1.26, 1.49), ci(1.25, 1.52)], 1.25, 'at-least'), 'met');
+  assert.equal(lineVerdict([ci(1.26, 1.49), ci(1.19, 1.44)], 1.25, 'at-least'), 'unresolved');
+  assert.equal(lineVerdict([ci(1.26, 1.49), ci(1.0, 1.2)], 1.25, 'at-least'), 'not met');
+  // A cost budget (at most 5%).
+  assert.equal(lineVerdict([ci(-0.06, 0.05)], 0.05, 'at-most'), 'met');
+  assert.equal(lineVerdict([ci(0.051, 0.119)], 0.05, 'at-most'), 'not met');
+  assert.equal(lineVerdict([ci(-0.03, 0.053)], 0.05, 'at-most'), 'unresolved');
+  assert.equal(lineVerdict([ci(0.01, 0.02), { low: NaN, high: NaN, n: 5 }], 0.05, 'at-most'), 'no interval');
 });

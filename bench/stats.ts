@@ -24,7 +24,14 @@ export function percentileSorted(sorted: ArrayLike<number>, p: number): number {
  * deviation would not. NaN values (invalid rounds) are left out; with too few values for the confidence asked,
  * both bounds are NaN.
  */
-export function medianInterval(values: readonly number[], confidence = 0.95): { low: number; high: number; n: number } {
+export interface MedianInterval {
+  low: number;
+  high: number;
+  /** Valid values the interval was computed from. */
+  n: number;
+}
+
+export function medianInterval(values: readonly number[], confidence = 0.95): MedianInterval {
   const sorted = values.filter((v) => !Number.isNaN(v)).sort((a, b) => a - b);
   const n = sorted.length;
   const tail = (1 - confidence) / 2;
@@ -40,4 +47,19 @@ export function medianInterval(values: readonly number[], confidence = 0.95): { 
   }
   if (k === 0) return { low: NaN, high: NaN, n };
   return { low: sorted[k - 1]!, high: sorted[n - k]!, n };
+}
+
+/**
+ * Judges intervals of the median against a line: `met` when every interval lies wholly on the right side of it
+ * (at or above for `at-least`, at or below for `at-most`), `not met` when any lies wholly on the wrong side,
+ * `unresolved` when the line is inside one, `no interval` when one has none (too few rounds). Never the median alone:
+ * on a noisy machine a median a little past the line proves nothing.
+ */
+export function lineVerdict(intervals: readonly MedianInterval[], line: number, side: 'at-least' | 'at-most'): 'met' | 'not met' | 'unresolved' | 'no interval' {
+  if (intervals.some((ci) => Number.isNaN(ci.low))) return 'no interval';
+  const right = (ci: MedianInterval) => (side === 'at-least' ? ci.low >= line : ci.high <= line);
+  const wrong = (ci: MedianInterval) => (side === 'at-least' ? ci.high < line : ci.low > line);
+  if (intervals.every(right)) return 'met';
+  if (intervals.some(wrong)) return 'not met';
+  return 'unresolved';
 }
