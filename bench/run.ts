@@ -19,7 +19,7 @@ import { SCENARIOS, scenarioNamed, type Scenario } from './scenarios.js';
 import { closedLoop, type ClosedLoopResult, type LoadTool } from './closed-loop.js';
 import { startProcess, freePort, waitForPort, cpuSeconds, type Managed } from './processes.js';
 import { proxyConfig, upstreamConfig, type TlsFiles } from './nginx.js';
-import { median, medianInterval } from './stats.js';
+import { median, medianInterval, lineVerdict, type MedianInterval } from './stats.js';
 import { fixedRate, invalidRun, type OpenLoopResult } from './fixed-rate.js';
 import { findBinary } from '../testing/front-proxies.js';
 import { decisionBench, printDecisionResult, type DecisionBenchOptions } from './decision.js';
@@ -159,6 +159,8 @@ interface Target {
   httpsOnly?: boolean;
   /** Label of the target this one's cost is measured against (default: the first kycgate scenario). */
   costAgainst?: string;
+  /** The bare route driven like the mTLS scenarios: a reference for their cost, not a scenario with a cost of its own. */
+  mtlsReference?: boolean;
 }
 
 /** The reference an mTLS scenario is costed against: the bare route, driven by autocannon over HTTPS as it is. */
@@ -188,10 +190,15 @@ interface Measured {
   perCpuSecond: number;
 }
 
+/** The closed-loop load a target gets: its own tool and client certificate when it has them, else the run's. */
+function loadOn(t: Target, protocol: 'http' | 'https', seconds: number): Promise<ClosedLoopResult> {
+  return closedLoop(t.tool ?? tool, { url: t.urls[protocol], connections, durationS: seconds, headers: t.headers, pin: LOAD_PIN, ...(t.clientCert ? { clientCert: t.clientCert } : {}) });
+}
+
 async function measure(t: Target, protocol: 'http' | 'https', seconds: number): Promise<Measured> {
   const startedAt = performance.now();
   const before = t.pid === undefined ? undefined : cpuSeconds(t.pid);
-  const r = await closedLoop(t.tool ?? tool, { url: t.urls[protocol], connections, durationS: seconds, headers: t.headers, pin: LOAD_PIN, ...(t.clientCert ? { clientCert: t.clientCert } : {}) });
+  const r = await loadOn(t, protocol, seconds);
   const after = t.pid === undefined ? undefined : cpuSeconds(t.pid);
   const wall = (performance.now() - startedAt) / 1000;
   const cpu = before !== undefined && after !== undefined ? after - before : NaN;
@@ -324,7 +331,7 @@ async function startKycgate(scenario: Scenario, upstream: string, tls: TlsFiles,
       pid: proc.child.pid,
       scenario,
       respawn,
-      ...(scenario.mtls || suffix === MTLS_REFERENCE_SUFFIX ? { tool: 'autocannon' as const, httpsOnly: true } : {}),
+      ...(scenario.mtls ? { tool: 'autocannon' as const, httpsOnly: true } : {}),
       ...(prepared.clientCert ? { clientCert: prepared.clientCert } : {}),
       ...(scenario.mtls ? { costAgainst: `kycgate ${scenarios[0]!.name}${MTLS_REFERENCE_SUFFIX}` } : {}),
     },
@@ -364,7 +371,7 @@ const startNginxProxy = async (upstream: string, tls: TlsFiles): Promise<Target>
 
 /** Closed-loop warm-up of one target; a target that answers nothing successfully stops the run. */
 async function warmUp(t: Target, protocol: 'http' | 'https'): Promise<void> {
-  const w = await closedLoop(t.tool ?? tool, { url: t.urls[protocol], connections, durationS: warmupS, headers: t.headers, pin: LOAD_PIN, ...(t.clientCert ? { clientCert: t.clientCert } : {}) });
+  const w = await loadOn(t, protocol, warmupS);
   // Nothing answered properly: the target is broken, not slow, and measuring it would be meaningless.
   if (w.failures > 0 && w.succeeded === 0) throw new Error(`${t.label} answered no request successfully during warm-up (${w.failures} failures): check its setup`);
   if (w.failures > 0) console.log(`warning: ${t.label} had ${w.failures} failed requests during warm-up (of ${w.requests})`);
@@ -390,7 +397,8 @@ async function restartTargets(targets: Target[], protocol: 'http' | 'https'): Pr
   for (let i = 0; i < targets.length; i++) {
     const old = targets[i]!;
     if (old.respawn === undefined) continue;
-    const fresh = { ...(await respawnWithRetry(old.respawn)), ...(old.baseline ? { baseline: true } : {}) };
+    // Settings given where the target was first started (baseline, load tool ...) carry over to the fresh process.
+    const fresh: Target = { ...old, ...(await respawnWithRetry(old.respawn)) };
     targets[i] = fresh;
     if (protocol === 'https' || !fresh.httpsOnly) await warmUp(fresh, protocol);
   }
@@ -410,16 +418,11 @@ function percentInterval(ci: { low: number; high: number }): string {
   return Number.isNaN(ci.low) ? '[no interval]' : `[${fmt(ci.low * 100, 1)}, ${fmt(ci.high * 100, 1)}]%`;
 }
 
-/**
- * A cost budget is judged on the 95% interval of the median cost, never on the median alone: within budget when the
- * whole interval is at or under it, over budget when the whole interval is above it, unresolved otherwise (the
- * machine's noise is larger than the distance to the budget: run more rounds).
- */
-function budgetVerdict(ci: { low: number; high: number; n: number }, max: number): string {
-  if (Number.isNaN(ci.low)) return `not judged (${ci.n} valid rounds: too few for a 95% interval)`;
-  if (ci.high <= max) return 'WITHIN BUDGET';
-  if (ci.low > max) return 'OVER BUDGET';
-  return 'UNRESOLVED (the budget is inside the interval: run more rounds)';
+/** A cost budget: within it when the whole interval of the median cost is at or under it (see lineVerdict). */
+function budgetVerdict(ci: MedianInterval, max: number): string {
+  const v = lineVerdict([ci], max, 'at-most');
+  if (v === 'no interval') return `not judged (${ci.n} valid rounds: too few for a 95% interval)`;
+  return v === 'met' ? 'WITHIN BUDGET' : v === 'not met' ? 'OVER BUDGET' : 'UNRESOLVED (the budget is inside the interval: run more rounds)';
 }
 
 function pad(text: string, width: number, right = false): string {
@@ -469,7 +472,8 @@ async function main(): Promise<void> {
   if (scenarios.some((s) => s.mtls) && protocols.includes('https')) {
     // mTLS scenarios are driven by autocannon (wrk presents no client certificate): their cost is measured against
     // the bare route driven the same way, in the same rounds.
-    targets.push((await startKycgate(scenarios[0]!, upstream.http, tls, [], root, MTLS_REFERENCE_SUFFIX)).target);
+    const reference = (await startKycgate(scenarios[0]!, upstream.http, tls, [], root, MTLS_REFERENCE_SUFFIX)).target;
+    targets.push({ ...reference, tool: 'autocannon', httpsOnly: true, mtlsReference: true });
   }
   if (args.baseline) {
     // Another build of kycgate (e.g. a worktree at an earlier commit), measured in the same rounds: an A/B test of a
@@ -487,7 +491,7 @@ async function main(): Promise<void> {
     let active = activeTargets();
     for (const t of active) await warmUp(t, protocol);
     if (args['paired-only']) {
-      results[protocol] = { pairedCost: await pairedCosts(targets.filter((t) => t.kind === 'kycgate'), protocol) };
+      results[protocol] = { pairedCost: await pairedCosts(active.filter((t) => t.kind === 'kycgate' && !t.mtlsReference), protocol) };
       continue;
     }
     const perRound: Array<Map<string, Measured>> = [];
@@ -563,16 +567,15 @@ async function main(): Promise<void> {
       // Judged on the 95% interval of the median of per-round ratios, by both measures: met when the whole interval
       // is at or above the line, not met when it is below, unresolved when the line is inside it. A comparison with
       // failed requests on either side is not judged.
-      const lows = [wallCi.low, cpuCi.low];
-      const highs = [wallCi.high, cpuCi.high];
+      const judged = lineVerdict([wallCi, cpuCi], 1.25, 'at-least');
       const verdict =
         invalidRounds(bare) + invalidRounds(fastify) > 0
           ? 'NOT MET (failed requests)'
-          : lows.some((v) => Number.isNaN(v))
+          : judged === 'no interval'
             ? `not judged (too few rounds for a 95% interval: ${rounds})`
-            : lows.every((v) => v >= 1.25)
+            : judged === 'met'
               ? 'MET'
-              : highs.some((v) => v < 1.25)
+              : judged === 'not met'
                 ? 'NOT MET'
                 : 'UNRESOLVED (1.25 is inside the interval)';
       console.log(`target: ${bare.label} >= 1.25x @fastify/http-proxy: ${x.text}; 95% interval ${interval(wallCi, 2)} (${interval(cpuCi, 2)}) ${verdict}`);
@@ -592,8 +595,8 @@ async function main(): Promise<void> {
     if (kycgates.length > 1) {
       console.log(`\ncost against ${kycgates[0]!.label} (1 - ratio of req/cpu-s; median of rounds with its 95% interval; each round in brackets):`);
       for (const t of kycgates.slice(1)) {
+        if (t.mtlsReference) continue;
         const base = t.costAgainst ?? kycgates[0]!.label;
-        if (t.label.endsWith(MTLS_REFERENCE_SUFFIX)) continue;
         const per = perRound.map((r) => 1 - r.get(t.label)!.perCpuSecond / r.get(base)!.perCpuSecond);
         const ci = medianInterval(per);
         const budget = t.baseline ? undefined : t.scenario?.budget;
