@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
-import { GENESIS, RecordIds, serialise, canonicalOf, type AuditEntry } from './record.js';
+import { GENESIS, LineBuffer, RecordIds, serialiseInto, canonicalOf, type AuditEntry } from './record.js';
 import { journalDir, listSegments, segmentName, signCheckpoint, type Segment } from './segments.js';
 
 export interface JournalOptions {
@@ -34,9 +34,8 @@ export interface CommittedPosition {
 }
 
 interface Staged {
-  /** The entries serialised in `text`, put back in front of `pending` when the write fails. */
+  /** The entries serialised in the journal's line buffer, put back in front of `pending` when they are withdrawn. */
   entries: AuditEntry[];
-  text: string;
   count: number;
   lastSeq: number;
   lastHash: string;
@@ -48,6 +47,8 @@ export class Journal {
   private readonly ids = new RecordIds();
   private pending: AuditEntry[] = [];
   private staged: Staged | undefined;
+  /** The staged batch's lines: the bytes written (and written again after a failed write). */
+  private readonly lines = new LineBuffer();
   private segments: Segment[] = [];
   private fd = -1;
   private checkpointFd = -1;
@@ -223,6 +224,7 @@ export class Journal {
     if (this.pending.lastIndexOf(entry) === -1 && this.writing === undefined && this.staged?.entries.includes(entry)) {
       this.pending = this.staged.entries.concat(this.pending);
       this.staged = undefined;
+      this.lines.reset();
     }
     const i = this.pending.lastIndexOf(entry);
     if (i === -1) return false;
@@ -250,16 +252,15 @@ export class Journal {
     if (this.staged !== undefined || this.pending.length === 0) return;
     const entries = this.pending;
     this.pending = [];
-    let text = '';
+    const lines = this.lines;
+    lines.reset();
     let hash = this.lastHash;
     let seq = this.nextSeq;
     for (const e of entries) {
-      const out = serialise(e, seq, this.ids.next(e.time, seq), hash);
-      text += out.line + '\n';
-      hash = out.hash;
+      hash = serialiseInto(lines, e, seq, this.ids.next(e.time, seq), hash);
       seq++;
     }
-    this.staged = { entries, text, count: entries.length, lastSeq: seq - 1, lastHash: hash };
+    this.staged = { entries, count: entries.length, lastSeq: seq - 1, lastHash: hash };
   }
 
   /** Writes and fsyncs what is pending, off the request path. */
@@ -275,7 +276,7 @@ export class Journal {
   private async writeBatch(): Promise<void> {
     for (this.stage(); this.staged !== undefined; this.stage()) {
       const staged = this.staged;
-      const buf = Buffer.from(staged.text, 'utf8');
+      const buf = this.lines.view();
       const fd = this.fd;
       const before = this.segmentBytes;
       try {
@@ -302,7 +303,7 @@ export class Journal {
     }
     for (this.stage(); this.staged !== undefined; this.stage()) {
       const staged = this.staged;
-      const buf = Buffer.from(staged.text, 'utf8');
+      const buf = this.lines.view();
       const before = this.segmentBytes;
       try {
         let off = 0;
@@ -337,6 +338,7 @@ export class Journal {
 
   private committedBatch(staged: Staged, bytes: number): void {
     this.staged = undefined;
+    this.lines.reset();
     if (this.errorLogged) {
       this.errorLogged = false;
       this.o.logger.info('audit journal writable again');

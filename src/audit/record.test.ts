@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { canonicalOf, RecordIds, serialise, scrub, traceIdOf, type AuditEntry } from './record.js';
+import { canonicalOf, LineBuffer, RecordIds, serialise, serialiseInto, scrub, traceIdOf, type AuditEntry } from './record.js';
 
 /** The record object a line must equal: keys in the documented order, absent fields omitted. */
 function reference(entry: AuditEntry, seq: number, id: string, prev: string): string {
@@ -24,6 +24,9 @@ test('a journal line is the canonical JSON of its record, whatever the field val
   const awkward = ['plain', 'quote " and \\ backslash', 'tab\tnewline\ncontrol\u0001', 'ünïcödé ✓', 'lone \ud800 surrogate', 'del\u007f', '', '/a b/%2F?x=1'];
   const ids = new RecordIds();
   let prev = '0'.repeat(64);
+  // The journal's batch path: the same lines, written into a buffer that starts too small and has to grow.
+  const batch = new LineBuffer(64);
+  const expected: string[] = [];
   for (let i = 0; i < awkward.length * 3; i++) {
     const s = awkward[i % awkward.length]!;
     const entry: AuditEntry = {
@@ -56,8 +59,14 @@ test('a journal line is the canonical JSON of its record, whatever the field val
     assert.equal(hash, createHash('sha256').update(canonical).digest('hex'));
     assert.equal(parsed.hash, hash);
     assert.doesNotMatch(line, /kg_secret/);
+    assert.equal(serialiseInto(batch, entry, i + 1, id, prev), hash, 'the batch path hashes the same bytes');
+    expected.push(line + '\n');
     prev = hash;
   }
+  assert.equal(batch.view().toString('utf8'), expected.join(''));
+  assert.ok(batch.view().equals(Buffer.from(expected.join(''), 'utf8')), 'byte for byte');
+  batch.reset();
+  assert.equal(batch.view().length, 0);
 });
 
 test('record ids are unique and sortable by time within and across milliseconds', () => {

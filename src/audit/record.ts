@@ -212,10 +212,10 @@ function str(value: string): string {
 }
 
 /**
- * Serialises an entry into a journal line (without newline), returning the line and its hash. The line is built
- * directly, in the fixed key order, and is byte for byte what `JSON.stringify` gives for the same record object.
+ * The record's line up to and including `"prev":"..."` (without the closing brace): built directly, in the fixed
+ * key order, byte for byte what `JSON.stringify` gives for the same record object.
  */
-export function serialise(entry: AuditEntry, seq: number, id: string, prev: string): { line: string; hash: string } {
+function recordBody(entry: AuditEntry, seq: number, id: string, prev: string): string {
   let out = '{"v":1,"seq":' + seq + ',"id":' + str(id) + ',"time":"' + isoTime(entry.time) + '","kind":' + str(entry.kind) + ',"type":' + str(entry.type);
   if (entry.requestId !== undefined) out += ',"request_id":' + str(entry.requestId);
   const traceId = traceIdOf(entry.traceparent);
@@ -240,9 +240,70 @@ export function serialise(entry: AuditEntry, seq: number, id: string, prev: stri
   if (entry.requestHeaders !== undefined) out += ',"request_headers":' + JSON.stringify(entry.requestHeaders);
   if (entry.responseHeaders !== undefined) out += ',"response_headers":' + JSON.stringify(entry.responseHeaders);
   if (entry.data !== undefined) out += ',"data":' + JSON.stringify(scrub(entry.data));
-  out += ',"prev":"' + prev + '"';
-  const digest = sha256Hex(out + '}');
-  return { line: out + ',"hash":"' + digest + '"}', hash: digest };
+  return out + ',"prev":"' + prev + '"';
+}
+
+/** Serialises an entry into a journal line (without newline), returning the line and its hash. */
+export function serialise(entry: AuditEntry, seq: number, id: string, prev: string): { line: string; hash: string } {
+  const body = recordBody(entry, seq, id, prev);
+  const digest = sha256Hex(body + '}');
+  return { line: body + ',"hash":"' + digest + '"}', hash: digest };
+}
+
+/**
+ * A growable byte buffer that a batch of journal lines is serialised into, reused from batch to batch: the lines
+ * go straight into the bytes that are written, with no per-record string joined to the batch and no copy of the
+ * batch into a Buffer.
+ */
+export class LineBuffer {
+  buf: Buffer;
+  length = 0;
+  constructor(private readonly initialBytes = 256 * 1024) {
+    this.buf = Buffer.allocUnsafe(initialBytes);
+  }
+
+  /** Makes room for `bytes` more bytes after `length`. */
+  reserve(bytes: number): void {
+    if (this.length + bytes <= this.buf.length) return;
+    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.length + bytes));
+    this.buf.copy(next, 0, 0, this.length);
+    this.buf = next;
+  }
+
+  /** The bytes written so far. */
+  view(): Buffer {
+    return this.buf.subarray(0, this.length);
+  }
+
+  /** Empties the buffer; one grown by a burst is given back. */
+  reset(): void {
+    this.length = 0;
+    if (this.buf.length > 4 * this.initialBytes) this.buf = Buffer.allocUnsafe(this.initialBytes);
+  }
+}
+
+const HASH_PREFIX = Buffer.from(',"hash":"', 'latin1');
+
+/**
+ * Appends an entry's journal line (newline included) to `out` and returns its hash: the same bytes as
+ * `serialise(...).line + "\n"`, hashed where they lie.
+ */
+export function serialiseInto(out: LineBuffer, entry: AuditEntry, seq: number, id: string, prev: string): string {
+  const body = recordBody(entry, seq, id, prev);
+  // UTF-8 needs at most 3 bytes per UTF-16 code unit.
+  out.reserve(body.length * 3 + HASH_SUFFIX_LENGTH + 1);
+  const buf = out.buf;
+  const start = out.length;
+  let end = start + buf.write(body, start, 'utf8');
+  buf[end] = 0x7d; // the canonical bytes end in "}"
+  const digest = hash('sha256', buf.subarray(start, end + 1), 'hex');
+  end += HASH_PREFIX.copy(buf, end);
+  end += buf.write(digest, end, 'latin1');
+  buf[end++] = 0x22; // "
+  buf[end++] = 0x7d; // }
+  buf[end++] = 0x0a; // newline
+  out.length = end;
+  return digest;
 }
 
 /** The canonical bytes of a stored line (what its `hash` covers), or undefined when the line is not shaped right. */
