@@ -311,3 +311,41 @@ test('durability sync: state-changing events are fsynced inside emit, refusals o
   await journal.close();
   assert.equal(verifyJournal(dir, loadPublicKey(dir)).ok, true);
 });
+
+test('group commit: under a steady stream of records the journal writes and fsyncs once per window, not back to back', async () => {
+  const dir = tmpAuditDir();
+  const windowMs = 50;
+  const journal = new Journal({
+    auditDir: dir,
+    durability: 'group',
+    groupCommitMs: windowMs,
+    segmentBytes: 1 << 26,
+    checkpointRecords: 1_000_000,
+    checkpointSeconds: 60,
+    maxPending: 1_000_000,
+    diskAlarmBytes: 0,
+    privateKey: signingKey(dir, undefined),
+    logger: memoryLogger().logger,
+  });
+  journal.open();
+  const started = Date.now();
+  let n = 0;
+  // About 20 records per millisecond for 400 ms: every commit finds new records waiting when its fsync returns.
+  await new Promise<void>((resolve) => {
+    const tick = setInterval(() => {
+      for (let i = 0; i < 20; i++) journal.append({ kind: 'request', time: Date.now(), type: 'http.request', requestId: `r${n++}`, route: 'r', method: 'GET', path: '/p', status: 200, latencyMs: 1 });
+      if (Date.now() - started >= 400) {
+        clearInterval(tick);
+        resolve();
+      }
+    }, 1);
+  });
+  const elapsed = Date.now() - started;
+  const batches = journal.stats.batches;
+  await journal.close();
+  assert.ok(batches >= 2, `several commits (${batches})`);
+  assert.ok(batches <= Math.ceil(elapsed / windowMs) + 1, `${batches} commits in ${elapsed} ms with a ${windowMs} ms window`);
+  const r = verifyJournal(dir, loadPublicKey(dir));
+  assert.equal(r.ok, true, r.problem?.message);
+  assert.equal(r.records, n, 'every record is written');
+});

@@ -122,6 +122,7 @@ export class GatewayMetrics implements EventListener {
     journalGauge('kycgate_audit_journal_bytes', 'Bytes in journal segments on disk.', (j) => j.stats.bytes);
     journalGauge('kycgate_audit_disk_alarm', '1 when the journal is over audit.disk_alarm_bytes.', (j) => (j.stats.alarm ? 1 : 0));
     journalGauge('kycgate_audit_records_written', 'Records written and fsynced since start.', (j) => j.stats.records);
+    journalGauge('kycgate_audit_commits', 'Group commits (one journal write and fsync each) since start: about one per audit.group_commit_ms under load.', (j) => j.stats.batches);
     journalGauge('kycgate_audit_records_pending', 'Records waiting for the next group commit.', (j) => j.pendingCount);
     journalGauge('kycgate_audit_records_dropped', 'Records dropped because the journal could not be written and memory was full (should stay 0).', (j) => j.stats.dropped);
     journalGauge('kycgate_audit_journal_write_errors', 'Failed journal writes since start.', (j) => j.stats.writeErrors);
