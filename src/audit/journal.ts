@@ -8,10 +8,19 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { KeyObject } from 'node:crypto';
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
 import { GENESIS, LineBuffer, RecordIds, serialiseInto, canonicalOf, type AuditEntry } from './record.js';
-import { journalDir, listSegments, segmentName, signCheckpoint, type Segment } from './segments.js';
+import { journalDir, keyId, listSegments, segmentName, signCheckpoint, type Segment } from './segments.js';
+
+/**
+ * Journal and checkpoint files are opened with O_DSYNC where the platform has it: a write returns once its data is
+ * on disk, so a group commit is one write in the thread pool instead of a write and an fdatasync (two round trips
+ * and two thread switches). Where O_DSYNC is missing, each write is followed by fdatasync as before.
+ */
+const O_DSYNC: number = fs.constants.O_DSYNC ?? 0;
+const APPEND_FLAGS = fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT | O_DSYNC;
+const APPEND_READ_FLAGS = fs.constants.O_RDWR | fs.constants.O_APPEND | fs.constants.O_CREAT | O_DSYNC;
 
 export interface JournalOptions {
   auditDir: string;
@@ -51,7 +60,10 @@ export class Journal {
   private readonly lines = new LineBuffer();
   private segments: Segment[] = [];
   private fd = -1;
+  /** The segment fd was opened with O_DSYNC: its writes need no fdatasync. */
+  private fdDsync = false;
   private checkpointFd = -1;
+  private readonly keyId: string;
   /** Size of checkpoints.jsonl up to its last complete line: a failed write is cut back to it. */
   private checkpointBytes = 0;
   private segmentBytes = 0;
@@ -70,7 +82,9 @@ export class Journal {
   /** Counters read by the metrics. */
   readonly stats = { records: 0, batches: 0, dropped: 0, writeErrors: 0, bytes: 0, alarm: false, checkpoints: 0 };
 
-  constructor(private readonly o: JournalOptions) {}
+  constructor(private readonly o: JournalOptions) {
+    this.keyId = keyId(createPublicKey(o.privateKey));
+  }
 
   get pendingCount(): number {
     return this.pending.length + (this.staged?.count ?? 0);
@@ -115,7 +129,8 @@ export class Journal {
     if (this.segments.length === 0) this.startSegment(1);
     else {
       const last = this.segments[this.segments.length - 1]!;
-      this.fd = fs.openSync(last.file, 'a', 0o600);
+      this.fd = fs.openSync(last.file, APPEND_FLAGS, 0o600);
+      this.fdDsync = O_DSYNC !== 0;
       this.segmentBytes = fs.fstatSync(this.fd).size;
     }
     const current = this.segments[this.segments.length - 1]!;
@@ -136,7 +151,7 @@ export class Journal {
    */
   private openCheckpoints(): void {
     const file = path.join(this.o.auditDir, 'checkpoints.jsonl');
-    this.checkpointFd = fs.openSync(file, 'a+', 0o600);
+    this.checkpointFd = fs.openSync(file, APPEND_READ_FLAGS, 0o600);
     const size = fs.fstatSync(this.checkpointFd).size;
     let keep = size;
     if (size > 0) {
@@ -166,7 +181,8 @@ export class Journal {
   private startSegment(firstSeq: number): void {
     if (this.fd !== -1) fs.closeSync(this.fd);
     const file = path.join(journalDir(this.o.auditDir), segmentName(firstSeq));
-    this.fd = fs.openSync(file, 'a', 0o600);
+    this.fd = fs.openSync(file, APPEND_FLAGS, 0o600);
+    this.fdDsync = O_DSYNC !== 0;
     this.segments.push({ firstSeq, file });
     this.segmentBytes = 0;
     // Make the new file's directory entry durable.
@@ -236,6 +252,7 @@ export class Journal {
   swapSegmentFdForTest(fd: number): number {
     const old = this.fd;
     this.fd = fd;
+    this.fdDsync = false;
     return old;
   }
 
@@ -287,10 +304,11 @@ export class Journal {
       const staged = this.staged;
       const buf = this.lines.view();
       const fd = this.fd;
+      const dsync = this.fdDsync;
       const before = this.segmentBytes;
       try {
         await writeAll(fd, buf);
-        await new Promise<void>((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(err) : resolve())));
+        if (!dsync) await fdatasync(fd);
       } catch (err) {
         this.writeFailed(err as Error, fd, before);
         return;
@@ -318,7 +336,7 @@ export class Journal {
       try {
         let off = 0;
         while (off < buf.length) off += fs.writeSync(this.fd, buf, off);
-        fs.fdatasyncSync(this.fd);
+        if (!this.fdDsync) fs.fdatasyncSync(this.fd);
       } catch (err) {
         this.writeFailed(err as Error, this.fd, before);
         return false;
@@ -394,7 +412,7 @@ export class Journal {
   }
 
   private checkpointLine(): { seq: number; buf: Buffer } {
-    const c = signCheckpoint(this.o.privateKey, this.nextSeq - 1, this.lastHash, new Date().toISOString());
+    const c = signCheckpoint(this.o.privateKey, this.nextSeq - 1, this.lastHash, new Date().toISOString(), this.keyId);
     return { seq: c.seq, buf: Buffer.from(JSON.stringify(c) + '\n', 'utf8') };
   }
 
@@ -422,7 +440,7 @@ export class Journal {
     const line = this.checkpointLine();
     try {
       await writeAll(this.checkpointFd, line.buf);
-      await new Promise<void>((resolve, reject) => fs.fdatasync(this.checkpointFd, (err) => (err ? reject(err) : resolve())));
+      if (O_DSYNC === 0) await fdatasync(this.checkpointFd);
     } catch (err) {
       this.checkpointFailed(err as Error);
       return;
@@ -436,7 +454,7 @@ export class Journal {
     try {
       let off = 0;
       while (off < line.buf.length) off += fs.writeSync(this.checkpointFd, line.buf, off);
-      fs.fdatasyncSync(this.checkpointFd);
+      if (O_DSYNC === 0) fs.fdatasyncSync(this.checkpointFd);
     } catch (err) {
       this.checkpointFailed(err as Error);
       return;
@@ -471,6 +489,10 @@ export class Journal {
     fs.closeSync(this.fd);
     fs.closeSync(this.checkpointFd);
   }
+}
+
+function fdatasync(fd: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(err) : resolve())));
 }
 
 function writeAll(fd: number, buf: Buffer): Promise<void> {

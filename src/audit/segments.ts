@@ -49,9 +49,9 @@ export function keyId(publicKey: KeyObject): string {
   return createHash('sha256').update(publicKey.export({ type: 'spki', format: 'der' })).digest('hex').slice(0, 16);
 }
 
-export function signCheckpoint(privateKey: KeyObject, seq: number, hash: string, time: string): Checkpoint {
-  const publicKey = createPublicKey(privateKey);
-  return { seq, hash, time, key_id: keyId(publicKey), sig: sign(null, checkpointMessage(seq, hash, time), privateKey).toString('base64') };
+/** Signs a checkpoint; `kid` is keyId of the private key's public half (callers that sign often pass it precomputed). */
+export function signCheckpoint(privateKey: KeyObject, seq: number, hash: string, time: string, kid = keyId(createPublicKey(privateKey))): Checkpoint {
+  return { seq, hash, time, key_id: kid, sig: sign(null, checkpointMessage(seq, hash, time), privateKey).toString('base64') };
 }
 
 export function checkpointValid(publicKey: KeyObject, c: Checkpoint): boolean {
