@@ -168,7 +168,7 @@ export const SCENARIOS: readonly Scenario[] = [
   },
   {
     name: 'audit',
-    description: 'Bare route with the audit journal on (hash-chained records, group commit every 20 ms).',
+    description: 'Bare route with the audit journal on (hash-chained records, default group commit, one write and fsync every 50 ms).',
     config: { log: { access: false }, audit: { enabled: true } },
     budget: { max: 0.1, source: 'audit on costs <= 10% of bare-route throughput' },
     byDefault: false,

@@ -59,7 +59,7 @@ export const auditSchema = {
       default: 'group',
       description: 'group: records are written and fsynced in batches every group_commit_ms (a crash loses at most that window). sync: events that change state (key.*, secret.rotated, config.reloaded, config.refused, kyc.status.changed, kyc.session.created, webhook.accepted) are written and fsynced before the emitter continues (so before the answer is sent); other events, such as refusals of single requests, are group-committed; every write is synchronous.',
     },
-    group_commit_ms: { type: 'integer', minimum: 1, maximum: 5000, default: 20, description: 'Group-commit period: pending records are written and fsynced this often.' },
+    group_commit_ms: { type: 'integer', minimum: 1, maximum: 5000, default: 50, description: 'Group-commit period: pending records are written and fsynced together this often (one write and one fsync per period under load). A crash loses at most the records of about this window; shorter windows cost more CPU and disk operations.' },
     segment_bytes: { type: 'integer', minimum: 4096, default: 67108864, description: 'Start a new journal segment file when the current one passes this size.' },
     checkpoint_records: { type: 'integer', minimum: 1, default: 1000, description: 'Write a signed checkpoint after this many records.' },
     checkpoint_seconds: { type: 'integer', minimum: 1, default: 60, description: 'Write a signed checkpoint at least this often when records were added.' },
