@@ -61,7 +61,7 @@ export const auditSchema = {
     },
     group_commit_ms: { type: 'integer', minimum: 1, maximum: 5000, default: 50, description: 'Group-commit period: pending records are written and fsynced together this often (one write and one fsync per period under load). A crash loses at most the records of about this window; shorter windows cost more CPU and disk operations.' },
     segment_bytes: { type: 'integer', minimum: 4096, default: 67108864, description: 'Start a new journal segment file when the current one passes this size.' },
-    checkpoint_records: { type: 'integer', minimum: 1, default: 1000, description: 'Write a signed checkpoint after this many records.' },
+    checkpoint_records: { type: 'integer', minimum: 1, default: 10000, description: 'Write a signed checkpoint after this many records (checked at each group commit). Each checkpoint is one more signed and synchronous write; checkpoint_seconds bounds the time between checkpoints whatever the load.' },
     checkpoint_seconds: { type: 'integer', minimum: 1, default: 60, description: 'Write a signed checkpoint at least this often when records were added.' },
     signing_key: { ...secretRefSchema, description: 'Ed25519 private key (PEM, PKCS#8) signing checkpoints. Default: generated once and kept in <data dir>/audit/signing-key.pem, with the public key beside it.' },
     retention_days: { type: 'integer', minimum: 0, default: 0, description: 'Delete journal segments older than this many days, once every sink has delivered them. 0 keeps everything.' },
