@@ -80,6 +80,7 @@ class KycGate implements PolicyInstance {
     this.uncacheable = readsHistory || variables.has('headers') || variables.has('client_ip') || variables.has('now');
     const records = kyc.records;
     this.history = { sum: (s, f, since) => records.historySum(s, f, since), count: (s, f, since) => records.historyCount(s, f, since) };
+    this.onComplete = config.record_history.length > 0 ? (ctx) => this.recordHistory(ctx) : undefined;
     this.defaultRule = compiledRule('default', undefined, config.required_claims.length > 0 ? 'require' : 'allow', config.required_claims, undefined);
   }
 
@@ -102,7 +103,13 @@ class KycGate implements PolicyInstance {
     );
   }
 
-  onComplete(ctx: RequestContext): void {
+  /**
+   * Completion hook, present only on routes that record history (`record_history`): the chain calls no hook at all
+   * on the others.
+   */
+  readonly onComplete: ((ctx: RequestContext) => void) | undefined;
+
+  private recordHistory(ctx: RequestContext): void {
     const pending = ctx.state[POLICY] as PendingHistory | undefined;
     if (pending === undefined || ctx.aborted || ctx.status === 0 || ctx.status >= 400) return;
     for (const [field, value] of pending.values) this.kyc.recordHistory(pending.subject, field, value);
