@@ -171,18 +171,19 @@ class JwtAuthenticator implements Authenticator {
 
   authenticate(ctx: RequestContext): AuthOutcome | Promise<AuthOutcome> {
     const value = ctx.header(this.header);
+    if (value === undefined) return undefined;
+    // The same header value again on this connection (a token verified before): one constant-time comparison, before
+    // any parsing. Otherwise the token's digest and the cache.
+    const socket = this.memo ? ctx.req?.socket : undefined;
+    const recalled = recall<Identity>(socket, this, value);
+    if (recalled !== undefined) return recalled;
     const token = this.bearer ? bearerToken(value) : value;
     // Only compact JWS (three parts, a JSON header) is ours; other bearer tokens go to the next method.
     if (token === undefined || !isCompactJws(token)) return undefined;
-
-    // The same token again on this connection: one constant-time comparison. Otherwise its digest and the cache.
-    const socket = this.memo ? ctx.req?.socket : undefined;
-    const recalled = recall<Identity>(socket, this, token);
-    if (recalled !== undefined) return recalled;
     const key = VerifiedTokenCache.keyOf(token);
     const cached = this.cache.get(key);
     if (cached !== undefined) {
-      remember(socket, this, token, cached, this.cache.expiresAt(key));
+      remember(socket, this, value, cached, this.cache.expiresAt(key));
       return cached;
     }
 
@@ -202,7 +203,7 @@ class JwtAuthenticator implements Authenticator {
       (payload) => {
         const identity = issuer.identityOf(payload, this.consumers);
         this.cache.set(key, identity, payload.exp! * 1000);
-        remember(socket, this, token, identity, payload.exp! * 1000);
+        remember(socket, this, value, identity, payload.exp! * 1000);
         return identity;
       },
       reasonFor,
