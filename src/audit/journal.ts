@@ -60,8 +60,6 @@ export class Journal {
   private readonly lines = new LineBuffer();
   private segments: Segment[] = [];
   private fd = -1;
-  /** The segment fd was opened with O_DSYNC: its writes need no fdatasync. */
-  private fdDsync = false;
   private checkpointFd = -1;
   private readonly keyId: string;
   /** Size of checkpoints.jsonl up to its last complete line: a failed write is cut back to it. */
@@ -130,7 +128,6 @@ export class Journal {
     else {
       const last = this.segments[this.segments.length - 1]!;
       this.fd = fs.openSync(last.file, APPEND_FLAGS, 0o600);
-      this.fdDsync = O_DSYNC !== 0;
       this.segmentBytes = fs.fstatSync(this.fd).size;
     }
     const current = this.segments[this.segments.length - 1]!;
@@ -182,7 +179,6 @@ export class Journal {
     if (this.fd !== -1) fs.closeSync(this.fd);
     const file = path.join(journalDir(this.o.auditDir), segmentName(firstSeq));
     this.fd = fs.openSync(file, APPEND_FLAGS, 0o600);
-    this.fdDsync = O_DSYNC !== 0;
     this.segments.push({ firstSeq, file });
     this.segmentBytes = 0;
     // Make the new file's directory entry durable.
@@ -240,7 +236,6 @@ export class Journal {
     if (this.pending.lastIndexOf(entry) === -1 && this.writing === undefined && this.staged?.entries.includes(entry)) {
       this.pending = this.staged.entries.concat(this.pending);
       this.staged = undefined;
-      this.lines.reset();
     }
     const i = this.pending.lastIndexOf(entry);
     if (i === -1) return false;
@@ -248,11 +243,13 @@ export class Journal {
     return true;
   }
 
-  /** Test seam: replaces the current segment's file descriptor (e.g. with one on /dev/full) and returns the old one. */
+  /**
+   * Test seam: replaces the current segment's file descriptor (e.g. with one on /dev/full) and returns the old one.
+   * Writes to it are durable only if it was opened like the journal's (APPEND_FLAGS).
+   */
   swapSegmentFdForTest(fd: number): number {
     const old = this.fd;
     this.fd = fd;
-    this.fdDsync = false;
     return old;
   }
 
@@ -269,6 +266,7 @@ export class Journal {
     if (this.staged !== undefined || this.pending.length === 0) return;
     const entries = this.pending;
     this.pending = [];
+    // The line buffer holds the staged batch only: emptied here, when the next batch is staged.
     const lines = this.lines;
     lines.reset();
     let hash = this.lastHash;
@@ -304,11 +302,9 @@ export class Journal {
       const staged = this.staged;
       const buf = this.lines.view();
       const fd = this.fd;
-      const dsync = this.fdDsync;
       const before = this.segmentBytes;
       try {
-        await writeAll(fd, buf);
-        if (!dsync) await fdatasync(fd);
+        await writeDurable(fd, buf);
       } catch (err) {
         this.writeFailed(err as Error, fd, before);
         return;
@@ -334,9 +330,7 @@ export class Journal {
       const buf = this.lines.view();
       const before = this.segmentBytes;
       try {
-        let off = 0;
-        while (off < buf.length) off += fs.writeSync(this.fd, buf, off);
-        if (!this.fdDsync) fs.fdatasyncSync(this.fd);
+        writeDurableSync(this.fd, buf);
       } catch (err) {
         this.writeFailed(err as Error, this.fd, before);
         return false;
@@ -366,7 +360,6 @@ export class Journal {
 
   private committedBatch(staged: Staged, bytes: number): void {
     this.staged = undefined;
-    this.lines.reset();
     if (this.errorLogged) {
       this.errorLogged = false;
       this.o.logger.info('audit journal writable again');
@@ -439,8 +432,7 @@ export class Journal {
     if (!this.timeOrCountDue(force)) return;
     const line = this.checkpointLine();
     try {
-      await writeAll(this.checkpointFd, line.buf);
-      if (O_DSYNC === 0) await fdatasync(this.checkpointFd);
+      await writeDurable(this.checkpointFd, line.buf);
     } catch (err) {
       this.checkpointFailed(err as Error);
       return;
@@ -452,9 +444,7 @@ export class Journal {
     if (!this.timeOrCountDue(force)) return;
     const line = this.checkpointLine();
     try {
-      let off = 0;
-      while (off < line.buf.length) off += fs.writeSync(this.checkpointFd, line.buf, off);
-      if (O_DSYNC === 0) fs.fdatasyncSync(this.checkpointFd);
+      writeDurableSync(this.checkpointFd, line.buf);
     } catch (err) {
       this.checkpointFailed(err as Error);
       return;
@@ -491,21 +481,26 @@ export class Journal {
   }
 }
 
-function fdatasync(fd: number): Promise<void> {
-  return new Promise<void>((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(err) : resolve())));
-}
-
-function writeAll(fd: number, buf: Buffer): Promise<void> {
+/** Writes all of `buf` to a journal file (opened with APPEND_FLAGS) and resolves once it is on disk. */
+function writeDurable(fd: number, buf: Buffer): Promise<void> {
   return new Promise((resolve, reject) => {
     const step = (off: number) => {
       fs.write(fd, buf, off, buf.length - off, null, (err, written) => {
         if (err) return reject(err);
         if (off + written < buf.length) step(off + written);
-        else resolve();
+        else if (O_DSYNC !== 0) resolve();
+        else fs.fdatasync(fd, (e) => (e ? reject(e) : resolve()));
       });
     };
     step(0);
   });
+}
+
+/** writeDurable, blocking (durability `sync`, and close). */
+function writeDurableSync(fd: number, buf: Buffer): void {
+  let off = 0;
+  while (off < buf.length) off += fs.writeSync(fd, buf, off);
+  if (O_DSYNC === 0) fs.fdatasyncSync(fd);
 }
 
 /** The last newline-terminated, well-formed record line of a segment and the bytes up to its end. */
