@@ -349,3 +349,36 @@ test('group commit: under a steady stream of records the journal writes and fsyn
   assert.equal(r.ok, true, r.problem?.message);
   assert.equal(r.records, n, 'every record is written');
 });
+
+test('checkpoints: with few records a signed checkpoint is still written every checkpoint_seconds, by the timer alone', async (t) => {
+  t.mock.timers.enable({ apis: ['Date', 'setInterval', 'setTimeout'], now: Date.now() });
+  const dir = tmpAuditDir();
+  const journal = new Journal({
+    auditDir: dir,
+    durability: 'group',
+    groupCommitMs: 50,
+    segmentBytes: 1 << 20,
+    checkpointRecords: 10_000,
+    checkpointSeconds: 2,
+    maxPending: 1000,
+    diskAlarmBytes: 0,
+    privateKey: signingKey(dir, undefined),
+    logger: memoryLogger().logger,
+  });
+  journal.open();
+  for (let i = 0; i < 3; i++) journal.append({ kind: 'request', time: Date.now(), type: 'http.request', requestId: `r${i}`, route: 'r', method: 'GET', path: '/p', status: 200, latencyMs: 1 });
+  t.mock.timers.tick(50); // the group commit of the three records (its timer is used up)
+  await journal.flush();
+  assert.equal(journal.committed.seq, 3);
+  assert.equal(journal.stats.batches, 1);
+  assert.equal(journal.stats.checkpoints, 0, 'three records are far from checkpoint_records, and no time has passed');
+  // Two seconds later, with nothing else happening, the checkpoint timer commits a checkpoint on its own.
+  t.mock.timers.tick(2000);
+  t.mock.timers.tick(1);
+  for (let turns = 0; journal.stats.checkpoints === 0 && turns < 100_000; turns++) await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(journal.stats.checkpoints, 1);
+  const r = verifyJournal(dir, loadPublicKey(dir));
+  assert.equal(r.ok, true, r.problem?.message);
+  assert.equal(r.signedThrough, 3, 'the checkpoint covers the three records');
+  await journal.close();
+});
