@@ -22,6 +22,7 @@ export const PROBLEM_KINDS = {
   'payload-too-large': { status: 413, title: 'Request body too large' },
   'headers-too-large': { status: 431, title: 'Request header fields too large' },
   'unsupported-media-type': { status: 415, title: 'Unsupported media type' },
+  'expectation-failed': { status: 417, title: 'Expectation failed' },
   'rate-limited': { status: 429, title: 'Too many requests' },
   'internal-error': { status: 500, title: 'Internal gateway error' },
   'bad-gateway': { status: 502, title: 'Upstream unavailable' },

@@ -19,8 +19,12 @@ export const HOP_BY_HOP = new Set([
   'proxy-authenticate',
 ]);
 
-/** Headers the core sets itself on every forwarded request. */
-const CORE_MANAGED = ['host', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'x-request-id'];
+/**
+ * Headers the core sets itself on every forwarded request, and `expect`: the listener has already met the client's
+ * `Expect: 100-continue` (Node sends 100 Continue before the request reaches the gateway), so the expectation ends
+ * at this hop, and undici refuses to send the header at all.
+ */
+const CORE_MANAGED = ['host', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'x-request-id', 'expect'];
 
 /** Compiled once per config: every header name (and prefix) stripped from incoming requests. */
 export class StripRules {

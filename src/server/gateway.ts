@@ -7,6 +7,7 @@
  * front proxy instead of being acted on here.
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import { GATEWAY_REQUEST_OPTIONS, takeRequest } from './incoming.js';
 import https from 'node:https';
 import { randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
@@ -224,11 +225,12 @@ export class Gateway {
       keepAliveTimeout: s.keep_alive_timeout_ms,
       // Node checks the two timeouts above on this interval (30 s by default, far too lax for slow clients).
       connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(s.headers_timeout_ms / 2))),
-      // Checked in the request path instead, so the answer is problem+json like every other refusal.
-      requireHostHeader: false,
       joinDuplicateHeaders: false,
       insecureHTTPParser: false,
       noDelay: true,
+      // No header object per request that the forwarding path never reads, and Host checked in the request path
+      // instead of by Node, so its refusal is problem+json like every other (see incoming.ts).
+      ...GATEWAY_REQUEST_OPTIONS,
     };
   }
 
@@ -269,6 +271,12 @@ export class Gateway {
     } else {
       server = http.createServer(this.serverOptions(), onRequest);
     }
+    // Node answers `Expect: 100-continue` itself and emits this for any other expectation (RFC 9110 10.1.1: 417).
+    server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+      takeRequest(req);
+      const p = problem('expectation-failed', { detail: 'Only "Expect: 100-continue" is supported.' });
+      this.early(handle, req, res, p, randomUUID(), performance.now());
+    });
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
       // Also when the head was fine and the body's framing is broken: no response has started yet, so the
       // client still gets a 400; the upstream request (if one started) is aborted and never completes.
@@ -358,6 +366,7 @@ export class Gateway {
   // The request path
 
   private handle(listener: ListenerHandle, req: IncomingMessage, res: ServerResponse): void {
+    takeRequest(req);
     if (!this.ready) return sendProblem(res, problem('service-unavailable', { headers: { 'retry-after': 1 } }), undefined, true);
     const rt = this.runtime;
     const startedAt = performance.now();
@@ -489,8 +498,9 @@ export class Gateway {
 
   /** Answers before a context exists (framing, path, routing errors). */
   private early(listener: ListenerHandle, req: IncomingMessage, res: ServerResponse, p: Problem, id: string, startedAt: number): void {
-    // After a framing error the rest of the connection cannot be trusted: close it.
-    sendProblem(res, p, id, p.kind === 'ambiguous-request');
+    // After a framing error (or a refused expectation, whose body may follow) the rest of the connection cannot be
+    // trusted: close it.
+    sendProblem(res, p, id, p.kind === 'ambiguous-request' || p.kind === 'expectation-failed');
     const clientIp = req.socket.remoteAddress ?? '';
     this.services.events.requestRefused({ requestId: id, listener: listener.config.name, method: req.method ?? '', clientIp, status: p.status, problem: p.kind, startedAt });
     if (this.runtime.config.log.access) {
