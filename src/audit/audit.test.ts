@@ -309,6 +309,12 @@ test('metrics: requests by route and status class, refusals, events, certificate
     assert.match(m, /kycgate_ratelimit_rejections_total\{route="ok"\} 1/);
     assert.match(m, new RegExp(`kycgate_tls_certificate_not_after_seconds\\{listener="secure"\\} ${notAfter.getTime() / 1000}`));
     assert.match(m, /kycgate_audit_journal_bytes \d+/);
+    // Counts since start are counters (rate() and increase() then read a restart as a reset), with their _total names.
+    for (const name of ['kycgate_audit_records_written_total', 'kycgate_audit_commits_total', 'kycgate_audit_records_dropped_total', 'kycgate_audit_journal_write_errors_total', 'kycgate_tls_certificate_rotations_total']) {
+      assert.match(m, new RegExp(`^# TYPE ${name} counter$`, 'm'), name);
+    }
+    assert.match(m, /^kycgate_tls_certificate_rotations_total\{listener="secure"\} 0$/m);
+    assert.match(m, /^kycgate_audit_records_dropped_total 0$/m);
     // Every metric the audit config documentation names is one that is served.
     const named = new Set(JSON.stringify(auditSchema).match(/kycgate_[a-z_]+/g) ?? []);
     assert.ok(named.size >= 2, `names found: ${[...named].join(', ')}`);

@@ -66,7 +66,7 @@ export const auditSchema = {
     signing_key: { ...secretRefSchema, description: 'Ed25519 private key (PEM, PKCS#8) signing checkpoints. Default: generated once and kept in <data dir>/audit/signing-key.pem, with the public key beside it.' },
     retention_days: { type: 'integer', minimum: 0, default: 0, description: 'Delete journal segments older than this many days, once every sink has delivered them. 0 keeps everything.' },
     disk_alarm_bytes: { type: 'integer', minimum: 0, default: 1073741824, description: 'Raise the disk alarm (metric kycgate_audit_disk_alarm and an error log) when the journal passes this size. 0 disables.' },
-    max_pending_records: { type: 'integer', minimum: 100, default: 100000, description: 'Records held in memory while the journal cannot be written. Past this, records are counted in the kycgate_audit_records_dropped metric and logged as an error, never dropped silently.' },
+    max_pending_records: { type: 'integer', minimum: 100, default: 100000, description: 'Records held in memory while the journal cannot be written. Past this, records are counted in the kycgate_audit_records_dropped_total metric and logged as an error, never dropped silently.' },
     request_headers: { ...headerList, description: 'Request headers copied into request records. Authorization, Cookie, Proxy-Authorization, X-Api-Key and redact_headers are recorded as "[redacted]" even when listed.' },
     response_headers: { ...headerList, description: 'Response headers set by the gateway\'s policies copied into request records. Set-Cookie and redact_headers are recorded as "[redacted]".' },
     redact_headers: { ...headerList, description: 'Further header names whose values never appear in records.' },

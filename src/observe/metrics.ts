@@ -89,24 +89,26 @@ export class GatewayMetrics implements EventListener {
         for (const s of sources.sinks()) this.set({ sink: s.config.name }, s.down ? 0 : 1);
       },
     });
-    new Gauge({
-      name: 'kycgate_audit_sink_delivered_records',
+    // Counts since start that other components keep are exported as counters (read at scrape time), so rate()
+    // and increase() treat a restart as a reset.
+    new Counter({
+      name: 'kycgate_audit_sink_delivered_records_total',
       help: 'Records delivered by each sink since start.',
       labelNames: ['sink'],
       registers,
       collect() {
         this.reset();
-        for (const s of sources.sinks()) this.set({ sink: s.config.name }, s.delivered);
+        for (const s of sources.sinks()) this.inc({ sink: s.config.name }, s.delivered);
       },
     });
-    new Gauge({
-      name: 'kycgate_audit_sink_failures',
+    new Counter({
+      name: 'kycgate_audit_sink_failures_total',
       help: 'Failed delivery attempts of each sink since start.',
       labelNames: ['sink'],
       registers,
       collect() {
         this.reset();
-        for (const s of sources.sinks()) this.set({ sink: s.config.name }, s.failures);
+        for (const s of sources.sinks()) this.inc({ sink: s.config.name }, s.failures);
       },
     });
     const journalGauge = (name: string, help: string, read: (j: Journal) => number) =>
@@ -119,13 +121,26 @@ export class GatewayMetrics implements EventListener {
           if (j) this.set(read(j));
         },
       });
+    const journalCounter = (name: string, help: string, read: (j: Journal) => number) =>
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          const j = sources.journal();
+          if (j) {
+            this.reset();
+            this.inc(read(j));
+          }
+        },
+      });
     journalGauge('kycgate_audit_journal_bytes', 'Bytes in journal segments on disk.', (j) => j.stats.bytes);
     journalGauge('kycgate_audit_disk_alarm', '1 when the journal is over audit.disk_alarm_bytes.', (j) => (j.stats.alarm ? 1 : 0));
-    journalGauge('kycgate_audit_records_written', 'Records written and fsynced since start.', (j) => j.stats.records);
-    journalGauge('kycgate_audit_commits', 'Group commits (one journal write and fsync each) since start: about one per audit.group_commit_ms under load.', (j) => j.stats.batches);
+    journalCounter('kycgate_audit_records_written_total', 'Records written and fsynced since start.', (j) => j.stats.records);
+    journalCounter('kycgate_audit_commits_total', 'Group commits (one journal write and fsync each) since start: about one per audit.group_commit_ms under load.', (j) => j.stats.batches);
     journalGauge('kycgate_audit_records_pending', 'Records waiting for the next group commit.', (j) => j.pendingCount);
-    journalGauge('kycgate_audit_records_dropped', 'Records dropped because the journal could not be written and memory was full (should stay 0).', (j) => j.stats.dropped);
-    journalGauge('kycgate_audit_journal_write_errors', 'Failed journal writes since start.', (j) => j.stats.writeErrors);
+    journalCounter('kycgate_audit_records_dropped_total', 'Records dropped because the journal could not be written and memory was full (should stay 0).', (j) => j.stats.dropped);
+    journalCounter('kycgate_audit_journal_write_errors_total', 'Failed journal writes since start.', (j) => j.stats.writeErrors);
     journalGauge('kycgate_audit_last_seq', 'Seq of the last committed record.', (j) => j.committed.seq);
     new Gauge({
       name: 'kycgate_tls_certificate_not_after_seconds',
@@ -159,14 +174,14 @@ export class GatewayMetrics implements EventListener {
         for (const c of sources.certificates()) if (c.rotatedAt) this.set({ listener: c.listener }, Math.floor(c.rotatedAt.getTime() / 1000));
       },
     });
-    new Gauge({
-      name: 'kycgate_tls_certificate_rotations',
+    new Counter({
+      name: 'kycgate_tls_certificate_rotations_total',
       help: 'Certificates put in service by each TLS listener since start (file changes or Workload API updates).',
       labelNames: ['listener'],
       registers,
       collect() {
         this.reset();
-        for (const c of sources.certificates()) this.set({ listener: c.listener }, c.rotations ?? 0);
+        for (const c of sources.certificates()) this.inc({ listener: c.listener }, c.rotations ?? 0);
       },
     });
   }

@@ -169,7 +169,7 @@ test('tls rotation: 20 spiffe-helper style rotations under continuous HTTPS load
   assert.equal(check.last_rotation, watcher.rotatedAt!.toISOString());
   const metrics = (await httpRequest(gw.adminUrl + '/metrics')).body;
   assert.match(metrics, new RegExp(`kycgate_tls_certificate_info\\{listener="https",serial="${current.cert.serialNumber.toUpperCase()}",spiffe_id="${GATEWAY_ID}",source="file"\\} 1`));
-  assert.match(metrics, new RegExp(`kycgate_tls_certificate_rotations\\{listener="https"\\} ${ROTATIONS}\\b`));
+  assert.match(metrics, new RegExp(`kycgate_tls_certificate_rotations_total\\{listener="https"\\} ${ROTATIONS}\\b`));
   assert.match(metrics, new RegExp(`kycgate_tls_certificate_last_rotation_seconds\\{listener="https"\\} ${Math.floor(watcher.rotatedAt!.getTime() / 1000)}\\b`));
   assert.ok(!events.some((e) => e.type === 'tls.certificate_expiring'), 'fresh certificates raise no expiry warning');
 });
