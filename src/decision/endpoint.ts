@@ -154,7 +154,7 @@ export class DecisionEndpoint {
       bodyReader: plan.bodyForwarded ? (limit) => readDecisionBody(req, limit, plan.name === 'envoy') : needsBody,
     });
     ctx.frontProxy = plan.name;
-    ctx.state.runtime = rt;
+    ctx.runtime = rt;
     this.host.begin(rt);
 
     let decided: PolicyResult | Promise<PolicyResult>;

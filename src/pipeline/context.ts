@@ -68,6 +68,12 @@ export class RequestContext {
   subject: string | undefined;
   /** Per-policy scratch space, keyed by policy name. */
   readonly state: Record<string, unknown>;
+  /**
+   * The compiled config (Runtime) the request started on, set by the listener that dispatches it: a reload never
+   * changes it mid-request. A field of its own rather than an entry in `state`: the request path sets it on every
+   * request, and CPU profiles put about 2 µs per request on adding it to each request's fresh `state` object.
+   */
+  runtime: unknown;
   decision: DecisionRecord | undefined;
   /** Name of the front proxy when the request came in as a decision request. */
   frontProxy: string | undefined;
@@ -134,6 +140,7 @@ export class RequestContext {
     this.identity = undefined;
     this.subject = undefined;
     this.state = {};
+    this.runtime = undefined;
     this.decision = undefined;
     this.frontProxy = undefined;
     this.varyExtra = undefined;

@@ -433,7 +433,7 @@ export class Gateway {
     });
     rt.inflight++;
     this.inflight++;
-    ctx.state.runtime = rt;
+    ctx.runtime = rt;
 
     let decided: PolicyResult | Promise<PolicyResult>;
     try {
@@ -545,7 +545,7 @@ export class Gateway {
   }
 
   private finished(ctx: RequestContext): void {
-    const rt = ctx.state.runtime as Runtime;
+    const rt = ctx.runtime as Runtime;
     const chain = ctx.route.chain;
     if (chain.hasCompleteHooks) chain.onComplete(ctx);
     if (this.services.events.observesRequests) this.services.events.requestComplete(ctx);
