@@ -124,12 +124,14 @@ test('bench: a generator held back from its schedule reports its late sends, so 
   try {
     const { port } = server.address() as AddressInfo;
     const script = path.join(here, 'open-loop.js');
-    const child = spawn(process.execPath, [script, JSON.stringify({ url: `http://127.0.0.1:${port}/`, rate: 400, durationS: 1.5, warmupS: 0.25 })], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [script, JSON.stringify({ url: `http://127.0.0.1:${port}/`, rate: 400, durationS: 4, warmupS: 0.25 })], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
     const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
     // Freeze the generator for 200 ms as its measured phase starts (it says so on stderr), as a starved core would;
-    // waiting for the marker rather than a fixed delay keeps a slow start-up on a loaded machine out of the way.
+    // waiting for the marker rather than a fixed delay keeps a slow start-up on a loaded machine out of the way. The
+    // phase lasts 4 s so that the freeze lands while requests are still being sent even when this process reads the
+    // marker late (with 1.5 s, a busy CI machine once stopped the generator only after its last send).
     await new Promise<void>((resolve, reject) => {
       let err = '';
       child.stderr.on('data', (c: Buffer) => {
@@ -145,7 +147,7 @@ test('bench: a generator held back from its schedule reports its late sends, so 
     const r = JSON.parse(out) as Generated;
     assert.ok(r.lateSends > 0, JSON.stringify(r));
     assert.ok(r.maxLagMs >= 100, `lag ${r.maxLagMs} ms`);
-    assert.match(invalidRun(r) ?? '', /more than 5 ms late/, 'a 200 ms freeze in a 1.5 s round at 400/s makes over 1% of the sends late: the round is refused');
+    assert.match(invalidRun(r) ?? '', /more than 5 ms late/, 'a 200 ms freeze in a 4 s round at 400/s makes over 1% of the sends late: the round is refused');
     assert.equal(invalidRun({ sent: 3000, failures: 0, lateSends: 4, maxLagMs: 6 }), undefined, 'a handful of late sends from a short stall is tolerated');
     assert.match(invalidRun({ sent: 3000, failures: 1, lateSends: 0, maxLagMs: 1 }) ?? '', /1 failed requests/);
   } finally {
