@@ -30,8 +30,14 @@ async function startReceiver() {
     maxBatch: Infinity,
     batches: 0,
     largest: 0,
-    /** 413 answers given after the first accepted batch. */
+    /**
+     * 413 answers given after a batch was accepted following an earlier 413: the sink shrank, found a size that
+     * passes, and then grew back. (A small batch accepted before any 413, because only a few records were committed
+     * yet, is not a shrink and does not count.)
+     */
     tooLargeAfterAccepted: 0,
+    sawTooLarge: false,
+    acceptedAfterTooLarge: false,
     records: [] as Array<Record<string, unknown>>,
     authorization: [] as string[],
     waiters: [] as Array<() => void>,
@@ -47,10 +53,12 @@ async function startReceiver() {
       const body = Buffer.concat(chunks).toString('utf8');
       const batch = req.url === '/v1/traces' ? [] : (JSON.parse(body) as Array<Record<string, unknown>>);
       if (batch.length > state.maxBatch) {
-        if (state.batches > 0) state.tooLargeAfterAccepted++;
+        if (state.acceptedAfterTooLarge) state.tooLargeAfterAccepted++;
+        state.sawTooLarge = true;
         res.writeHead(413).end();
         return;
       }
+      if (state.sawTooLarge) state.acceptedAfterTooLarge = true;
       state.batches++;
       state.largest = Math.max(state.largest, batch.length);
       state.authorization.push(String(req.headers.authorization));
