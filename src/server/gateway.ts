@@ -545,7 +545,7 @@ export class Gateway {
   }
 
   private finished(ctx: RequestContext): void {
-    const rt = ctx.runtime as Runtime;
+    const rt = ctx.runtime!;
     const chain = ctx.route.chain;
     if (chain.hasCompleteHooks) chain.onComplete(ctx);
     if (this.services.events.observesRequests) this.services.events.requestComplete(ctx);
