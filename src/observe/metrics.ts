@@ -90,27 +90,24 @@ export class GatewayMetrics implements EventListener {
       },
     });
     // Counts since start that other components keep are exported as counters (read at scrape time), so rate()
-    // and increase() treat a restart as a reset.
-    new Counter({
-      name: 'kycgate_audit_sink_delivered_records_total',
-      help: 'Records delivered by each sink since start.',
-      labelNames: ['sink'],
-      registers,
-      collect() {
-        this.reset();
-        for (const s of sources.sinks()) this.inc({ sink: s.config.name }, s.delivered);
-      },
-    });
-    new Counter({
-      name: 'kycgate_audit_sink_failures_total',
-      help: 'Failed delivery attempts of each sink since start.',
-      labelNames: ['sink'],
-      registers,
-      collect() {
-        this.reset();
-        for (const s of sources.sinks()) this.inc({ sink: s.config.name }, s.failures);
-      },
-    });
+    // and increase() treat a restart as a reset. prom-client counters only go up: each scrape resets and re-adds.
+    const countSinceStart = (name: string, help: string, labelNames: string[], read: () => Iterable<[Record<string, string>, number]> | undefined) =>
+      new Counter({
+        name,
+        help,
+        labelNames,
+        registers,
+        collect() {
+          const values = read();
+          if (values === undefined) return;
+          this.reset();
+          for (const [labels, value] of values) this.inc(labels, value);
+        },
+      });
+    const perSink = (read: (s: SinkRunner) => number) => () =>
+      Array.from(sources.sinks(), (s): [Record<string, string>, number] => [{ sink: s.config.name }, read(s)]);
+    countSinceStart('kycgate_audit_sink_delivered_records_total', 'Records delivered by each sink since start.', ['sink'], perSink((s) => s.delivered));
+    countSinceStart('kycgate_audit_sink_failures_total', 'Failed delivery attempts of each sink since start.', ['sink'], perSink((s) => s.failures));
     const journalGauge = (name: string, help: string, read: (j: Journal) => number) =>
       new Gauge({
         name,
@@ -122,17 +119,9 @@ export class GatewayMetrics implements EventListener {
         },
       });
     const journalCounter = (name: string, help: string, read: (j: Journal) => number) =>
-      new Counter({
-        name,
-        help,
-        registers,
-        collect() {
-          const j = sources.journal();
-          if (j) {
-            this.reset();
-            this.inc(read(j));
-          }
-        },
+      countSinceStart(name, help, [], () => {
+        const j = sources.journal();
+        return j ? [[{}, read(j)]] : undefined;
       });
     journalGauge('kycgate_audit_journal_bytes', 'Bytes in journal segments on disk.', (j) => j.stats.bytes);
     journalGauge('kycgate_audit_disk_alarm', '1 when the journal is over audit.disk_alarm_bytes.', (j) => (j.stats.alarm ? 1 : 0));
@@ -174,16 +163,9 @@ export class GatewayMetrics implements EventListener {
         for (const c of sources.certificates()) if (c.rotatedAt) this.set({ listener: c.listener }, Math.floor(c.rotatedAt.getTime() / 1000));
       },
     });
-    new Counter({
-      name: 'kycgate_tls_certificate_rotations_total',
-      help: 'Certificates put in service by each TLS listener since start (file changes or Workload API updates).',
-      labelNames: ['listener'],
-      registers,
-      collect() {
-        this.reset();
-        for (const c of sources.certificates()) this.inc({ listener: c.listener }, c.rotations ?? 0);
-      },
-    });
+    countSinceStart('kycgate_tls_certificate_rotations_total', 'Certificates put in service by each TLS listener since start (file changes or Workload API updates).', ['listener'], () =>
+      Array.from(sources.certificates(), (c): [Record<string, string>, number] => [{ listener: c.listener }, c.rotations ?? 0]),
+    );
   }
 
   private children(route: string): RouteChildren {
