@@ -45,7 +45,10 @@ async function gateway(t: import('node:test').TestContext) {
   });
   const gw = await startTestGateway({
     upstreams: { u: { targets: [{ url: upstream.url }] } },
-    routes: [{ name: 'echo', match: { prefix: '/echo' }, upstream: 'u' }],
+    routes: [
+      { name: 'echo', match: { prefix: '/echo' }, upstream: 'u' },
+      { name: 'closed', match: { prefix: '/closed' }, upstream: 'u', policies: [{ 'static-response': { status: 403, body: 'no' } }] },
+    ],
   });
   t.after(async () => {
     await gw.close();
@@ -86,4 +89,14 @@ test('incoming: any other expectation is refused with 417 problem+json, never fo
   assert.match(answer, /"type":"https:\/\/kycgate\.dev\/problems\/expectation-failed"/);
   assert.match(answer, /connection: close/i);
   assert.deepEqual(bodies, []);
+});
+
+test('incoming: the expectation is matched without regard to case, and a route a policy answers never reaches the upstream', async (t) => {
+  const { gw, bodies } = await gateway(t);
+  const ok = await rawRequest(gw.port, 'POST /echo HTTP/1.1\r\nHost: a\r\nEXPECT: 100-Continue\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi', 5000);
+  assert.match(ok, /^HTTP\/1\.1 100 Continue\r\n/);
+  assert.equal(statusOf(ok.slice(ok.indexOf('\r\n\r\n') + 4)), 200, ok);
+  const refused = await rawRequest(gw.port, 'POST /closed HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi', 5000);
+  assert.equal(statusOf(refused.slice(refused.indexOf('\r\n\r\n') + 4)), 403, refused);
+  assert.deepEqual(bodies, ['hi'], 'only the open route forwarded its body');
 });
