@@ -20,7 +20,7 @@ import { closedLoop, type ClosedLoopResult, type LoadTool } from './closed-loop.
 import { startProcess, freePort, waitForPort, cpuSeconds, type Managed } from './processes.js';
 import { proxyConfig, upstreamConfig, type TlsFiles } from './nginx.js';
 import { median, medianInterval, lineVerdict, type MedianInterval } from './stats.js';
-import { fixedRate, invalidRun, type OpenLoopResult } from './fixed-rate.js';
+import { fixedRate, invalidRun, tailVerdict, type OpenLoopResult } from './fixed-rate.js';
 import { findBinary } from '../testing/front-proxies.js';
 import { decisionBench, printDecisionResult, type DecisionBenchOptions } from './decision.js';
 import { summariseProfile } from './profile.js';
@@ -663,17 +663,7 @@ async function main(): Promise<void> {
         const failed = failuresOf(bare) + failuresOf(direct);
         const nginx = rateTargets.find((t) => t.kind === 'nginx');
         const nginxAdded = nginx ? (fixed[nginx.label] as { addedP99Ms: number }).addedP99Ms : NaN;
-        // The target is stated at 1,000 req/s: a run at another rate is reported, not judged. When nginx with one
-        // worker, in the same rounds, itself added more than the budget, the machine's tail is larger than what is
-        // judged: a miss then says nothing about kycgate, and the verdict says so instead of NOT MET.
-        const verdict =
-          rate !== 1000
-            ? `not judged (the target is at 1000 req/s)`
-            : added <= 1 && failed === 0
-              ? 'MET'
-              : failed === 0 && nginxAdded > 1
-                ? `UNRESOLVED on this machine (nginx, 1 worker, itself added ${fmt(nginxAdded, 3)} ms in the same rounds)`
-                : 'NOT MET';
+        const verdict = tailVerdict({ rate, addedMs: added, nginxAddedMs: nginxAdded, failures: failed });
         console.log(`target: ${bare.label} p99 added over direct <= 1 ms at ${rate} req/s: ${fmt(added, 3)} ms${failed > 0 ? `, ${failed} failed requests` : ''} ${verdict}`);
       }
     }
