@@ -122,6 +122,17 @@ export async function compileRuntime(loaded: LoadedConfig, env: CompileEnv): Pro
         connections: u.connections,
         keepAliveTimeoutMs: u.keep_alive_timeout_ms,
         connectTimeoutMs: connectMs,
+        connectRetries: u.connect_retries,
+        health: {
+          consecutiveFailures: u.passive_health.consecutive_failures,
+          ejectMs: u.passive_health.eject_ms,
+          onChange: (target, change) => {
+            const data = { upstream: name, target: target.url, eject_ms: u.passive_health.eject_ms };
+            if (change === 'ejected') env.logger.warn(data, 'upstream target taken out of rotation after failed exchanges');
+            else env.logger.info(data, 'upstream target back in rotation, on probation');
+            services.events.emit({ type: `upstream.${change}`, outcome: change, data });
+          },
+        },
         ...(tls ? { tls } : {}),
         ...(connector ? { connector } : {}),
       });

@@ -274,6 +274,17 @@ export const coreSchema = {
           balance: { enum: ['round_robin', 'least_outstanding'], default: 'round_robin', description: 'How a target is chosen for each request.' },
           connections: { type: 'integer', minimum: 1, default: 128, description: 'Keep-alive connections per target, at most.' },
           keep_alive_timeout_ms: { type: 'integer', minimum: 1, default: 4000, description: 'How long an idle upstream connection is kept (keep below the upstream\'s own idle timeout).' },
+          passive_health: {
+            type: 'object',
+            description: 'Passive health checks (groups of several targets): a target whose exchanges fail several times in a row (connection refused, unreachable or reset, TLS handshake failed, no response head within `timeouts.headers_ms`) is taken out of rotation, then let back in on probation, where one more failure takes it out again. Any response, whatever its status, counts as healthy. When every target is out, all of them take traffic again. Ejections are `upstream.ejected` and `upstream.restored` events (log lines, `kycgate_events_total`, the audit trail when on). State is per process and starts afresh on a config reload.',
+            properties: {
+              consecutive_failures: { type: 'integer', minimum: 0, maximum: 1000, default: 3, description: 'Failed exchanges in a row that take a target out of rotation; 0 turns passive health off.' },
+              eject_ms: { type: 'integer', minimum: 100, maximum: 3600000, default: 10000, description: 'How long a target stays out of rotation before it gets traffic again.' },
+            },
+            additionalProperties: false,
+            default: {},
+          },
+          connect_retries: { type: 'integer', minimum: 0, maximum: 10, default: 1, description: 'When no connection to the chosen target can be made (refused, unreachable, TLS handshake failed, connect timeout), the request was never sent: try it on up to this many other targets in rotation before answering 502 or 504. Requests that reached a target are never retried. 0 turns it off; no effect with a single target.' },
           tls: {
             type: 'object',
             description: 'TLS towards https targets.',

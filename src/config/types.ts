@@ -53,6 +53,8 @@ export interface UpstreamConfig {
   balance: 'round_robin' | 'least_outstanding';
   connections: number;
   keep_alive_timeout_ms: number;
+  passive_health: { consecutive_failures: number; eject_ms: number };
+  connect_retries: number;
   tls?: {
     ca?: string;
     servername?: string;

@@ -11,7 +11,7 @@ import { payloadTooLarge, problem, type Problem } from '../errors/problem.js';
 import type { RequestContext } from '../pipeline/context.js';
 import type { ResponseBodyTransform, ResponseHead } from '../pipeline/policy.js';
 import { buildUpstreamHeaders, filterResponseHeaders, type StripRules } from './headers.js';
-import type { UpstreamTarget } from './upstream.js';
+import type { UpstreamGroup, UpstreamTarget } from './upstream.js';
 import { mediaTypeOf } from '../shared/media-type.js';
 
 export interface ForwardHooks {
@@ -55,6 +55,31 @@ function problemForUpstreamError(err: Error & { code?: string }): Problem {
       return problem('bad-gateway');
   }
 }
+
+/**
+ * Errors that say the target is unwell, for passive health: no connection (refused, unreachable, not resolved, TLS
+ * handshake or connect timeout), a connection reset or closed before the answer, or no answer head in time. Not
+ * the request's own faults (body over the limit, wrong Content-Length) and not client aborts.
+ */
+const UPSTREAM_FAILURES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EHOSTDOWN',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_SOCKET',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'CERT_HAS_EXPIRED',
+]);
 
 /** Media type of a response head's Content-Type: lower-case `type/subtype`, '' when absent. */
 function responseMediaType(head: ResponseHead): string {
@@ -106,9 +131,14 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
 
   constructor(
     private readonly ctx: RequestContext,
+    private readonly req: IncomingMessage,
     private readonly res: ServerResponse,
     private readonly target: UpstreamTarget,
     private readonly hooks: ForwardHooks,
+    private readonly options: ForwardOptions,
+    private readonly body: Dispatcher.DispatchOptions['body'],
+    /** Targets this request already failed to connect to (undefined on the first try, which is nearly always). */
+    private readonly tried: UpstreamTarget[] | undefined,
   ) {
     target.outstanding++;
     (res as ExchangeResponse)[EXCHANGE] = this;
@@ -138,6 +168,7 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
     if (this.done) return false;
     this.resumeUpstream = resume;
     const ctx = this.ctx;
+    ctx.upstream!.answered(this.target);
     const headers = filterResponseHeaders(rawHeaders);
     headers.push('x-request-id', ctx.id);
     const extra = ctx.responseHeaderChanges;
@@ -263,6 +294,11 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
     if (this.done) return;
     const res = this.res;
     if (!res.headersSent) {
+      const group = this.ctx.upstream!;
+      if (UPSTREAM_FAILURES.has(err.code ?? '')) group.failed(this.target);
+      // No connection was made (undici hands a request to its handler's onConnect when it starts writing it): the
+      // request was never sent, so another target may take it.
+      if (this.abortUpstream === undefined && this.retry(group)) return;
       const p = problemForUpstreamError(err);
       this.ctx.errorKind = p.kind;
       this.ctx.state['upstream-error'] = err.code ?? err.name;
@@ -274,6 +310,22 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
       res.destroy();
     }
     this.finish();
+  }
+
+  /** Hands the request to another target in rotation; false when the retries are used up or none is left. */
+  private retry(group: UpstreamGroup): boolean {
+    const tried = this.tried ?? [];
+    if (tried.length >= group.connectRetries) return false;
+    tried.push(this.target);
+    const next = group.retryTarget(tried);
+    if (next === undefined) return false;
+    // This exchange is over without being finished: the request goes on in the next one.
+    this.done = true;
+    this.target.outstanding--;
+    this.res.off('close', onResponseClose);
+    this.ctx.state['upstream-retries'] = tried.length;
+    dispatchTo(this.ctx, this.req, this.res, this.options, this.hooks, this.body, next, tried);
+    return true;
   }
 
   private finish(): void {
@@ -316,7 +368,21 @@ export function forward(ctx: RequestContext, req: IncomingMessage, res: ServerRe
   }
 
   // Picked once the request is known to go out: a refused one neither advances the balancing nor names a target.
-  const target = ctx.upstream!.pick();
+  dispatchTo(ctx, req, res, options, hooks, body, ctx.upstream!.pick(), undefined);
+}
+
+/** Sends the request to `target`: its path and headers (Host, base path) are that target's. */
+function dispatchTo(
+  ctx: RequestContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  options: ForwardOptions,
+  hooks: ForwardHooks,
+  body: Dispatcher.DispatchOptions['body'],
+  target: UpstreamTarget,
+  tried: UpstreamTarget[] | undefined,
+): void {
+  const route = ctx.route;
   ctx.target = target.url;
 
   let path = ctx.path;
@@ -340,7 +406,7 @@ export function forward(ctx: RequestContext, req: IncomingMessage, res: ServerRe
     headers.push('content-length', String(ctx.body!.length));
   }
 
-  const exchange = new ForwardExchange(ctx, res, target, hooks);
+  const exchange = new ForwardExchange(ctx, req, res, target, hooks, options, body, tried);
   target.pool.dispatch(
     {
       path,

@@ -1,9 +1,12 @@
 /**
  * Upstream groups: named sets of targets behind one keep-alive pool each (undici), chosen per request by
- * round robin or least outstanding requests.
+ * round robin or least outstanding requests, with passive health: a target whose exchanges fail several times in a
+ * row (no connection, connection reset or no answer in time) is taken out of rotation for a while, then let back
+ * in on probation, where one more failure takes it out again.
  */
 import { Pool, type buildConnector } from 'undici';
 import type { SecureContextOptions } from 'node:tls';
+import { performance } from 'node:perf_hooks';
 
 export type Balance = 'round_robin' | 'least_outstanding';
 
@@ -22,6 +25,24 @@ export interface UpstreamPoolOptions {
   connector?: { connect: buildConnector.connector; close(): void };
 }
 
+export interface PassiveHealthOptions {
+  /** Failed exchanges in a row that take a target out of rotation; 0 turns passive health off. */
+  consecutiveFailures: number;
+  /** How long a target stays out of rotation, in milliseconds. */
+  ejectMs: number;
+  /** Told when a target leaves rotation or comes back. */
+  onChange?: (target: UpstreamTarget, change: 'ejected' | 'restored') => void;
+}
+
+export interface UpstreamGroupOptions extends UpstreamPoolOptions {
+  health?: PassiveHealthOptions;
+  /**
+   * Other targets tried, one after the other, when no connection to the chosen one could be made: the request
+   * was never sent, so trying elsewhere cannot repeat it. 0: none.
+   */
+  connectRetries?: number;
+}
+
 export class UpstreamTarget {
   readonly url: string;
   readonly host: string;
@@ -29,6 +50,10 @@ export class UpstreamTarget {
   readonly basePath: string;
   readonly pool: Pool;
   outstanding = 0;
+  /** Failed exchanges in a row (see UpstreamGroup.failed); any answer resets it. */
+  failures = 0;
+  /** performance.now() until which the target is out of rotation; 0 while it is in. */
+  ejectedUntil = 0;
 
   constructor(url: string, options: UpstreamPoolOptions) {
     const parsed = new URL(url);
@@ -58,12 +83,18 @@ export class UpstreamGroup {
   readonly name: string;
   readonly targets: readonly UpstreamTarget[];
   readonly balance: Balance;
+  /** How many other targets a request may try when no connection could be made (never more than there are). */
+  readonly connectRetries: number;
   /** Round-robin order, with each target repeated by its weight. */
   private readonly ring: readonly UpstreamTarget[];
   private next = 0;
   private readonly connector: UpstreamPoolOptions['connector'];
+  /** Passive health, or undefined when off (turned off, or a single target: there is nowhere else to go). */
+  private readonly health: PassiveHealthOptions | undefined;
+  /** Targets out of rotation now: while 0, choosing a target costs nothing more than without passive health. */
+  private ejected = 0;
 
-  constructor(name: string, targets: UpstreamTargetOptions[], balance: Balance, options: UpstreamPoolOptions) {
+  constructor(name: string, targets: UpstreamTargetOptions[], balance: Balance, options: UpstreamGroupOptions) {
     this.connector = options.connector;
     this.name = name;
     this.balance = balance;
@@ -73,6 +104,9 @@ export class UpstreamGroup {
       for (let w = 0; w < t.weight; w++) ring.push(this.targets[i]!);
     });
     this.ring = ring;
+    const several = this.targets.length > 1;
+    this.health = several && options.health !== undefined && options.health.consecutiveFailures > 0 ? options.health : undefined;
+    this.connectRetries = several ? Math.min(options.connectRetries ?? 0, this.targets.length - 1) : 0;
   }
 
   pick(): UpstreamTarget {
@@ -80,6 +114,9 @@ export class UpstreamGroup {
     if (ring.length === 1) return ring[0]!;
     const start = this.next;
     this.next = (start + 1) % ring.length;
+    // Every target out of rotation: all of them take traffic again rather than none (a wrong ejection must not
+    // take the whole group down).
+    if (this.ejected !== 0) return this.pickInRotation(start, undefined) ?? ring[start]!;
     if (this.balance === 'round_robin') return ring[start]!;
     // Least outstanding: scan from the round-robin position so ties spread evenly.
     let best = ring[start]!;
@@ -88,6 +125,54 @@ export class UpstreamGroup {
       if (candidate.outstanding < best.outstanding) best = candidate;
     }
     return best;
+  }
+
+  /**
+   * A target in rotation that is not in `tried`, for a request that could not connect; undefined when none is left.
+   * It does not move the round-robin position: a retry does not take another request's turn.
+   */
+  retryTarget(tried: readonly UpstreamTarget[]): UpstreamTarget | undefined {
+    return this.pickInRotation(this.next, tried);
+  }
+
+  /** An exchange with `target` failed before any answer: no connection, connection reset, no answer in time. */
+  failed(target: UpstreamTarget): void {
+    const health = this.health;
+    if (health === undefined || target.ejectedUntil !== 0) return;
+    if (++target.failures < health.consecutiveFailures) return;
+    target.ejectedUntil = performance.now() + health.ejectMs;
+    this.ejected++;
+    health.onChange?.(target, 'ejected');
+  }
+
+  /** `target` answered (any status: it is up). */
+  answered(target: UpstreamTarget): void {
+    if (target.failures !== 0) target.failures = 0;
+  }
+
+  /** The first target from `start` in rotation and not in `skip` (the least busy for least_outstanding). */
+  private pickInRotation(start: number, skip: readonly UpstreamTarget[] | undefined): UpstreamTarget | undefined {
+    const ring = this.ring;
+    const now = this.ejected !== 0 ? performance.now() : 0;
+    let best: UpstreamTarget | undefined;
+    for (let i = 0; i < ring.length; i++) {
+      const candidate = ring[(start + i) % ring.length]!;
+      if (skip !== undefined && skip.includes(candidate)) continue;
+      if (candidate.ejectedUntil !== 0 && !this.restoreIfDue(candidate, now)) continue;
+      if (this.balance === 'round_robin') return candidate;
+      if (best === undefined || candidate.outstanding < best.outstanding) best = candidate;
+    }
+    return best;
+  }
+
+  /** Lets an ejected target back in once its time is up, on probation: its next failure takes it out again. */
+  private restoreIfDue(target: UpstreamTarget, now: number): boolean {
+    if (now < target.ejectedUntil) return false;
+    target.ejectedUntil = 0;
+    target.failures = this.health!.consecutiveFailures - 1;
+    this.ejected--;
+    this.health!.onChange?.(target, 'restored');
+    return true;
   }
 
   /** Closes pools once their in-flight requests have finished. */

@@ -50,6 +50,8 @@ interface AccessLine {
   front_proxy?: string;
   problem?: string;
   upstream_error?: unknown;
+  /** Other targets tried after failed connects (upstreams.*.connect_retries). */
+  upstream_retries?: unknown;
   aborted?: true;
 }
 
@@ -564,6 +566,8 @@ export class Gateway {
       if (ctx.errorKind) line.problem = ctx.errorKind;
       const upstreamError = ctx.state['upstream-error'];
       if (upstreamError) line.upstream_error = upstreamError;
+      const retries = ctx.state['upstream-retries'];
+      if (retries) line.upstream_retries = retries;
       if (ctx.aborted) line.aborted = true;
       this.accessLog.info(line, 'request');
     }

@@ -1,0 +1,209 @@
+/**
+ * Passive health and connect retries, as an operator relies on them: a dead target in a group costs clients no
+ * failed request, is taken out of rotation after its failures, comes back on probation once its time is up, and a
+ * request that reached a target is never sent twice.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import net from 'node:net';
+import { once } from 'node:events';
+import { freePort } from '../../testing/ports.js';
+import { startTestGateway, startUpstream, httpRequest } from '../../testing/harness.js';
+
+type Line = Record<string, unknown>;
+const accessLines = (logs: Line[]) => logs.filter((l) => l.msg === 'request');
+const healthLines = (logs: Line[], msg: RegExp) => logs.filter((l) => typeof l.msg === 'string' && msg.test(l.msg));
+
+test('upstream health: a target that refuses connections costs no failed request and is taken out of rotation after 3 failures', async (t) => {
+  const live = await startUpstream((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => res.end(`live:${req.method}:${Buffer.concat(chunks).toString()}`));
+  });
+  const deadPort = await freePort(); // nothing listens there: connections are refused
+  const dead = `http://127.0.0.1:${deadPort}`;
+  const gw = await startTestGateway({
+    upstreams: { app: { targets: [{ url: dead }, { url: live.url }] } },
+    routes: [{ name: 'r', match: { prefix: '/' }, upstream: 'app' }],
+  });
+  t.after(async () => {
+    await gw.close();
+    await live.close();
+  });
+
+  const statuses: number[] = [];
+  const bodies: string[] = [];
+  for (let i = 0; i < 10; i++) {
+    const r = await httpRequest(gw.url + '/x');
+    statuses.push(r.status);
+    bodies.push(r.body);
+  }
+  assert.deepEqual(statuses, Array(10).fill(200), 'every request answered by the live target');
+  assert.ok(bodies.every((b) => b === 'live:GET:'));
+  assert.equal(live.requests, 10);
+
+  // Round robin sent every other request to the dead target: the 1st, 3rd and 5th were retried, then it was out.
+  const retried = accessLines(gw.logs).map((l) => l.upstream_retries ?? 0);
+  assert.deepEqual(retried, [1, 0, 1, 0, 1, 0, 0, 0, 0, 0]);
+  const ejected = healthLines(gw.logs, /taken out of rotation/);
+  assert.equal(ejected.length, 1);
+  assert.equal(ejected[0]!.target, dead);
+  assert.equal(ejected[0]!.upstream, 'app');
+  assert.equal(ejected[0]!.level, 40, 'a warning');
+
+  // A body is retried whole: the request was never sent to the dead target, whether its length was declared or not.
+  const sized = await httpRequest(gw.url + '/post', { method: 'POST', body: 'hello', headers: { 'content-length': '5' } });
+  assert.equal(sized.body, 'live:POST:hello');
+
+  const metrics = await httpRequest(gw.adminUrl + '/metrics');
+  assert.match(metrics.body, /kycgate_events_total\{type="upstream\.ejected"\} 1/);
+});
+
+test('upstream health: a chunked upload to a target that refuses connections reaches another one whole', async (t) => {
+  const live = await startUpstream((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => res.end(Buffer.concat(chunks).toString()));
+  });
+  const dead = `http://127.0.0.1:${await freePort()}`;
+  const gw = await startTestGateway({
+    upstreams: { app: { targets: [{ url: dead }, { url: live.url }] } },
+    routes: [{ name: 'r', match: { prefix: '/' }, upstream: 'app' }],
+  });
+  t.after(async () => {
+    await gw.close();
+    await live.close();
+  });
+  // The first request goes to the dead target (round robin starts there) and is retried on the live one.
+  const answer = await new Promise<string>((resolve, reject) => {
+    const req = http.request(gw.url + '/up', { method: 'POST', agent: false }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve(`${res.statusCode} ${body}`));
+    });
+    req.on('error', reject);
+    req.write('part one, ');
+    setImmediate(() => req.end('part two'));
+  });
+  assert.equal(answer, '200 part one, part two');
+  assert.equal(accessLines(gw.logs)[0]!.upstream_retries, 1);
+});
+
+test('upstream health: an ejected target gets traffic again after eject_ms, on probation: one more failure takes it out again', async (t) => {
+  const a = await startUpstream((_req, res) => res.end('a'));
+  const port = await freePort();
+  const b = `http://127.0.0.1:${port}`;
+  const gw = await startTestGateway({
+    upstreams: { app: { targets: [{ url: a.url }, { url: b }], passive_health: { consecutive_failures: 2, eject_ms: 200 }, connect_retries: 1 } },
+    routes: [{ name: 'r', match: { prefix: '/' }, upstream: 'app' }],
+  });
+  t.after(async () => {
+    await gw.close();
+    await a.close();
+  });
+  const ejections = () => healthLines(gw.logs, /taken out of rotation/).length;
+  const restorations = () => healthLines(gw.logs, /back in rotation/).length;
+  /** Sends requests (each answered by a) until `done` holds; every answer must be a's. */
+  const until = async (done: () => boolean) => {
+    const deadline = Date.now() + 5000;
+    while (!done()) {
+      assert.equal((await httpRequest(gw.url + '/')).body, 'a');
+      if (Date.now() > deadline) assert.fail('the condition was not reached');
+    }
+  };
+
+  // a, b (refused, retried on a), a, b (refused again: out).
+  for (let i = 0; i < 4; i++) assert.equal((await httpRequest(gw.url + '/')).body, 'a');
+  assert.equal(ejections(), 1);
+  const outAt = Date.now();
+
+  // Still down when its time is up: let back in, the one request it gets is refused, and it is out again at once.
+  await until(() => restorations() === 1);
+  assert.ok(Date.now() - outAt >= 150, 'not before its ejection time was up');
+  assert.equal(ejections(), 2, 'one failure on probation takes it out again');
+
+  // Up again: once its time is up it answers, and both share the traffic.
+  const revived = http.createServer((_req, res) => res.end('b'));
+  revived.listen(port, '127.0.0.1');
+  await once(revived, 'listening');
+  t.after(() => new Promise<void>((r) => revived.close(() => r())));
+  const deadline = Date.now() + 5000;
+  while ((await httpRequest(gw.url + '/')).body !== 'b') if (Date.now() > deadline) assert.fail('b never came back');
+  assert.equal(restorations(), 2);
+  const next: string[] = [];
+  for (let i = 0; i < 4; i++) next.push((await httpRequest(gw.url + '/')).body);
+  assert.deepEqual(next.sort(), ['a', 'a', 'b', 'b'], 'both in rotation again');
+  assert.equal(ejections(), 2);
+
+  const metrics = await httpRequest(gw.adminUrl + '/metrics');
+  assert.match(metrics.body, /kycgate_events_total\{type="upstream\.ejected"\} 2/);
+  assert.match(metrics.body, /kycgate_events_total\{type="upstream\.restored"\} 2/);
+});
+
+test('upstream health: a request that reached a target is never retried, even when the target dropped it', async (t) => {
+  let seen = 0;
+  // Reads the request, then resets the connection without an answer.
+  const dropper = net.createServer((socket) => {
+    socket.once('data', () => {
+      seen++;
+      socket.resetAndDestroy();
+    });
+  });
+  dropper.listen(0, '127.0.0.1');
+  await once(dropper, 'listening');
+  const live = await startUpstream((_req, res) => res.end('live'));
+  const gw = await startTestGateway({
+    upstreams: { app: { targets: [{ url: `http://127.0.0.1:${(dropper.address() as net.AddressInfo).port}` }, { url: live.url }], connect_retries: 1 } },
+    routes: [{ name: 'r', match: { prefix: '/' }, upstream: 'app' }],
+  });
+  t.after(async () => {
+    await gw.close();
+    await live.close();
+    await new Promise<void>((r) => dropper.close(() => r()));
+  });
+  const r = await httpRequest(gw.url + '/pay', { method: 'POST', body: 'once', headers: { 'content-length': '4' } });
+  assert.equal(r.status, 502);
+  assert.equal(seen, 1);
+  assert.equal(live.requests, 0, 'not sent a second time');
+  assert.equal(accessLines(gw.logs)[0]!.upstream_retries, undefined);
+});
+
+test('upstream health: without retries a dead target answers 502 until it is out; with every target out, traffic still goes to them', async (t) => {
+  const a = await startUpstream((_req, res) => res.end('a'));
+  const dead = `http://127.0.0.1:${await freePort()}`;
+  const dead2 = `http://127.0.0.1:${await freePort()}`;
+  const gw = await startTestGateway({
+    upstreams: {
+      app: { targets: [{ url: dead }, { url: a.url }], connect_retries: 0, passive_health: { consecutive_failures: 2 } },
+      gone: { targets: [{ url: dead }, { url: dead2 }], passive_health: { consecutive_failures: 1 } },
+      off: { targets: [{ url: dead2 }, { url: a.url }], connect_retries: 0, passive_health: { consecutive_failures: 0 } },
+    },
+    routes: [
+      { name: 'app', match: { prefix: '/app' }, upstream: 'app' },
+      { name: 'gone', match: { prefix: '/gone' }, upstream: 'gone' },
+      { name: 'off', match: { prefix: '/off' }, upstream: 'off' },
+    ],
+  });
+  t.after(async () => {
+    await gw.close();
+    await a.close();
+  });
+  const app: number[] = [];
+  for (let i = 0; i < 6; i++) app.push((await httpRequest(gw.url + '/app')).status);
+  assert.deepEqual(app, [502, 200, 502, 200, 200, 200]);
+
+  // Both targets out after one failure each: requests still try them (and fail as the targets do), never a
+  // gateway-made "no healthy upstream".
+  const gone: string[] = [];
+  for (let i = 0; i < 4; i++) {
+    const r = await httpRequest(gw.url + '/gone');
+    gone.push(`${r.status} ${(JSON.parse(r.body) as { type: string }).type}`);
+  }
+  assert.deepEqual(gone, Array(4).fill('502 https://kycgate.dev/problems/bad-gateway'));
+
+  // Passive health off: the dead target keeps its share.
+  const off: number[] = [];
+  for (let i = 0; i < 6; i++) off.push((await httpRequest(gw.url + '/off')).status);
+  assert.deepEqual(off, [502, 200, 502, 200, 502, 200]);
+});
