@@ -294,11 +294,13 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
     if (this.done) return;
     const res = this.res;
     if (!res.headersSent) {
-      const group = this.ctx.upstream!;
-      if (UPSTREAM_FAILURES.has(err.code ?? '')) group.failed(this.target);
-      // No connection was made (undici hands a request to its handler's onConnect when it starts writing it): the
-      // request was never sent, so another target may take it.
-      if (this.abortUpstream === undefined && this.retry(group)) return;
+      if (UPSTREAM_FAILURES.has(err.code ?? '')) {
+        const group = this.ctx.upstream!;
+        group.failed(this.target);
+        // No connection was made (undici hands a request to its handler's onConnect when it starts writing it): the
+        // request was never sent, so another target may take it.
+        if (this.abortUpstream === undefined && this.retry(group)) return;
+      }
       const p = problemForUpstreamError(err);
       this.ctx.errorKind = p.kind;
       this.ctx.state['upstream-error'] = err.code ?? err.name;
