@@ -128,7 +128,8 @@ test('bench: a generator held back from its schedule reports its late sends, so 
     let out = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
     const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
-    // Freeze the generator for 200 ms as its measured phase starts (it says so on stderr), as a starved core would;
+    // Freeze the generator for 200 ms once its measured phase has started (it says so on stderr after its first
+    // send: a stop before the schedule started would delay nothing), as a starved core would;
     // waiting for the marker rather than a fixed delay keeps a slow start-up on a loaded machine out of the way. The
     // phase lasts 4 s so that the freeze lands while requests are still being sent even when this process reads the
     // marker late (with 1.5 s, a busy CI machine once stopped the generator only after its last send).

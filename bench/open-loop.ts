@@ -122,6 +122,7 @@ const LATE_MS = 5;
 async function run(
   seconds: number,
   record: Float64Array | undefined,
+  started?: () => void,
 ): Promise<{ sent: number; completed: number; failures: number; maxLagMs: number; lateSends: number }> {
   const total = Math.round(seconds * options.rate);
   const interval = 1000 / options.rate;
@@ -149,17 +150,18 @@ async function run(
       else resolve();
     };
     tick();
+    started?.();
   });
   await done;
   return { sent, completed: phase.completed, failures: phase.failures, maxLagMs, lateSends };
 }
 
 await run(options.warmupS, undefined);
-// Progress marker: the measured phase starts now (callers that need to know, such as tests, read stderr).
-process.stderr.write('measuring\n');
 const samples = new Float64Array(Math.round(options.durationS * options.rate)).fill(NaN);
 const t0 = performance.now();
-const r = await run(options.durationS, samples);
+// Progress marker, written once the measured phase's schedule has started and its first request went out (callers
+// that need to know, such as tests, read stderr): a process stopped after it is stopped during the schedule.
+const r = await run(options.durationS, samples, () => process.stderr.write('measuring\n'));
 const elapsed = (performance.now() - t0) / 1000;
 const measured = samples.filter((v) => !Number.isNaN(v)).sort();
 process.stdout.write(
