@@ -166,6 +166,7 @@ export async function compileRuntime(loaded: LoadedConfig, env: CompileEnv): Pro
         maxBodyBytes: route.max_body_bytes ?? config.defaults.max_body_bytes,
         timeouts: { connectMs: timeouts.connect_ms, headersMs: timeouts.headers_ms, bodyIdleMs: timeouts.body_idle_ms },
         preserveHost: route.preserve_host ?? false,
+        websocket: route.websocket ?? false,
         stripPrefix: route.strip_prefix ?? '',
       };
       compiled.push(compiledRoute);

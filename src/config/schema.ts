@@ -349,6 +349,7 @@ export const coreSchema = {
           upstream: { type: 'string', description: 'Upstream group to forward to. Omit for routes answered by a policy (e.g. static-response).' },
           strip_prefix: { type: 'string', pattern: '^/', description: 'Path prefix removed before forwarding.' },
           preserve_host: { type: 'boolean', default: false, description: 'Forward the client\'s Host header instead of the target\'s host (the original is always in X-Forwarded-Host).' },
+          websocket: { type: 'boolean', default: false, description: 'Let WebSocket handshakes (RFC 6455: GET, `Upgrade: websocket`, `Connection: upgrade`, a valid `Sec-WebSocket-Key`, version 13) through to the upstream once the route\'s policies allowed the handshake, and relay the connection both ways after the upstream\'s 101. Off: the handshake is an ordinary request without its Upgrade header. Other upgrades (h2c ...) are never passed on.' },
           max_body_bytes: { type: 'integer', minimum: 0, description: 'Overrides defaults.max_body_bytes.' },
           timeouts: timeoutsSchema,
           policies: { ...policyListSchema, default: [] },

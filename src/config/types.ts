@@ -74,6 +74,8 @@ export interface RouteConfig {
   upstream?: string;
   strip_prefix?: string;
   preserve_host: boolean;
+  /** Filled in by the schema's default for configured routes; module routes leave it out (off). */
+  websocket?: boolean;
   max_body_bytes?: number;
   timeouts?: TimeoutsConfig;
   policies: PolicyConfigEntry[];

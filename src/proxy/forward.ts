@@ -5,7 +5,7 @@
  * nothing was sent yet, and end the client response otherwise.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Transform, type TransformCallback } from 'node:stream';
+import { Transform, type Duplex, type TransformCallback } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { payloadTooLarge, problem, type Problem } from '../errors/problem.js';
 import type { RequestContext } from '../pipeline/context.js';
@@ -19,6 +19,8 @@ export interface ForwardHooks {
   sendProblem(ctx: RequestContext, res: ServerResponse, p: Problem, close?: boolean): void;
   /** Called exactly once when the exchange is over, however it ended. */
   finished(ctx: RequestContext): void;
+  /** A WebSocket connection is relayed from now on: the gateway closes both sockets if it stops first. */
+  tunnelOpened(client: Duplex, upstream: Duplex): void;
 }
 
 /** Counts a chunked request body and fails it once it passes the route's limit. */
@@ -246,6 +248,51 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
     return true;
   }
 
+  /**
+   * The upstream accepted the WebSocket handshake (101): the client gets the 101 with the upstream's end-to-end
+   * headers, and bytes are relayed both ways until either side closes. The exchange ends when both sockets closed.
+   */
+  onUpgrade(statusCode: number, rawHeaders: Buffer[] | string[] | null, upstream: Duplex): void {
+    if (this.done) {
+      upstream.destroy();
+      return;
+    }
+    const ctx = this.ctx;
+    const client = this.req.socket;
+    ctx.upstream!.answered(this.target);
+    ctx.status = statusCode;
+    // From here the client socket closing is the end of the relay, not an abort.
+    this.res.off('close', onResponseClose);
+    const headers = filterResponseHeaders((rawHeaders ?? []) as Buffer[]);
+    headers.push('x-request-id', ctx.id);
+    if (ctx.responseHeaderChanges !== undefined) mergeResponseHeaders(headers, ctx.responseHeaderChanges);
+    let head = 'HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: websocket\r\n';
+    for (let i = 0; i < headers.length; i += 2) head += headers[i] + ': ' + headers[i + 1] + '\r\n';
+    this.res.detachSocket(client);
+    client.write(head + '\r\n', 'latin1');
+    const early = this.options.upgradeHead;
+    if (early !== undefined && early.length > 0) upstream.write(early);
+    let open = 2;
+    const closed = () => {
+      if (--open === 0) this.finish();
+    };
+    // An error on one side ends the other at once; a side that closed ends the other gracefully (what it still
+    // had to send is flushed), except that nothing can reach a client that is gone.
+    client.on('error', () => upstream.destroy());
+    upstream.on('error', () => client.destroy());
+    client.once('close', () => {
+      upstream.destroy();
+      closed();
+    });
+    upstream.once('close', () => {
+      client.end();
+      closed();
+    });
+    upstream.pipe(client);
+    client.pipe(upstream);
+    this.hooks.tunnelOpened(client, upstream);
+  }
+
   onData(chunk: Buffer): boolean {
     if (this.done) return false;
     const held = this.held;
@@ -344,6 +391,11 @@ export interface ForwardOptions {
   trustedPeer: boolean;
   hasBody: boolean;
   contentLength: number | undefined;
+  /**
+   * Set for a WebSocket handshake on a route that relays them: the bytes the client sent after the handshake's head
+   * (usually none), sent to the upstream once it answered 101.
+   */
+  upgradeHead?: Buffer;
 }
 
 /** Forwards the request in `ctx` to a target of its upstream group and streams the answer to `res`. */
@@ -409,6 +461,11 @@ function dispatchTo(
   }
 
   const exchange = new ForwardExchange(ctx, req, res, target, hooks, options, body, tried);
+  if (options.upgradeHead !== undefined) {
+    // undici writes `connection: upgrade` and `upgrade: websocket` itself and hands over the socket on a 101.
+    target.pool.dispatch({ path, method: 'GET', headers, upgrade: 'websocket', headersTimeout: route.timeouts.headersMs } as Dispatcher.DispatchOptions, exchange);
+    return;
+  }
   target.pool.dispatch(
     {
       path,

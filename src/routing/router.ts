@@ -28,6 +28,8 @@ export interface CompiledRoute {
   readonly preserveHost: boolean;
   /** Path prefix removed before forwarding ('' for none). */
   readonly stripPrefix: string;
+  /** WebSocket handshakes are relayed to the upstream (config `websocket`). */
+  readonly websocket: boolean;
 }
 
 export interface RouteMatchSpec {

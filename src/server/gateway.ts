@@ -8,16 +8,18 @@
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { GATEWAY_REQUEST_OPTIONS, takeRequest } from './incoming.js';
+import { responseForUpgrade, webSocketHandshake } from './upgrade.js';
 import https from 'node:https';
 import { randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { Problem, problem, sendProblem, rawProblemResponse } from '../errors/problem.js';
 import { RequestContext } from '../pipeline/context.js';
 import { isReply, type PolicyResult, type Reply } from '../pipeline/policy.js';
-import { forward, type ForwardHooks } from '../proxy/forward.js';
+import { forward, type ForwardHooks, type ForwardOptions } from '../proxy/forward.js';
 import { compileRuntime, Runtime, type CompileEnv } from '../config/runtime.js';
 import { ConfigValidator, loadConfigFile, ConfigError } from '../config/load.js';
 import type { ListenerConfig, LoadedConfig } from '../config/types.js';
@@ -119,6 +121,8 @@ export class Gateway {
   /** In-flight requests across all runtimes. */
   private inflight = 0;
   private drained: (() => void) | undefined;
+  /** Sockets of relayed WebSocket connections, closed when a drain runs out of time. */
+  private readonly tunnels = new Set<Duplex>();
   private reloading: Promise<boolean> | undefined;
   /** Answers decision listeners (front-proxy forward-auth) through the same decide/finished path. */
   private readonly decisions: DecisionEndpoint;
@@ -143,6 +147,12 @@ export class Gateway {
     this.hooks = {
       sendProblem: (ctx, res, p, close) => this.answerProblem(ctx, res, p, close),
       finished: (ctx) => this.finished(ctx),
+      tunnelOpened: (client, upstream) => {
+        this.tunnels.add(client);
+        this.tunnels.add(upstream);
+        client.once('close', () => this.tunnels.delete(client));
+        upstream.once('close', () => this.tunnels.delete(upstream));
+      },
     };
     this.decisions = new DecisionEndpoint({
       logger: this.logger,
@@ -273,6 +283,14 @@ export class Gateway {
     } else {
       server = http.createServer(this.serverOptions(), onRequest);
     }
+    // Requests asking for a protocol upgrade: the same path as any request, on a response made for the socket
+    // (server/upgrade.ts). Decision listeners keep Node's default (an ordinary request).
+    if (!lc.decision) {
+      server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+        (req as UpgradeRequest)[UPGRADE_HEAD] = head;
+        this.handle(handle, req, responseForUpgrade(req, socket));
+      });
+    }
     // Node answers `Expect: 100-continue` itself and emits this for any other expectation (RFC 9110 10.1.1: 417).
     server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
       takeRequest(req);
@@ -377,6 +395,9 @@ export class Gateway {
     const id = incomingId !== undefined && REQUEST_ID.test(incomingId) ? incomingId : randomUUID();
     if (this.draining) res.shouldKeepAlive = false;
     if (framing.problem) return this.early(listener, req, res, framing.problem, id, startedAt);
+    // The body of a request that asks for an upgrade is not read as HTTP any more.
+    const upgradeHead = (req as UpgradeRequest)[UPGRADE_HEAD];
+    if (upgradeHead !== undefined && framing.hasBody) return this.early(listener, req, res, problem('bad-request', { detail: 'A request that asks for a protocol upgrade cannot carry a body.' }), id, startedAt);
     const decision = listener.config.decision;
     if (decision !== undefined) {
       const url = req.url;
@@ -403,6 +424,13 @@ export class Gateway {
 
     const match = rt.router.find(req.method!, path, hostname);
     if (match === undefined) return this.early(listener, req, res, problem('not-found'), id, startedAt);
+    // A WebSocket handshake on a route that relays them; any other upgrade request is an ordinary request.
+    let relay: Buffer | undefined;
+    if (upgradeHead !== undefined && match.route.websocket) {
+      const handshake = webSocketHandshake(req);
+      if (handshake.kind === 'invalid') return this.early(listener, req, res, problem('bad-request', { detail: handshake.detail }), id, startedAt);
+      if (handshake.kind === 'websocket') relay = upgradeHead;
+    }
 
     const remote = req.socket.remoteAddress ?? '';
     const trustedPeer = rt.trustedProxies !== undefined && rt.isTrustedProxy(remote);
@@ -444,7 +472,8 @@ export class Gateway {
       this.logger.error({ req_id: id, err }, 'policy chain failed');
       decided = problem('internal-error');
     }
-    const fw = { rules: rt.rules, trustedPeer, hasBody: framing.hasBody, contentLength: framing.contentLength };
+    const fw: ForwardOptions = { rules: rt.rules, trustedPeer, hasBody: framing.hasBody, contentLength: framing.contentLength };
+    if (relay !== undefined) fw.upgradeHead = relay;
     if (decided instanceof Promise) {
       decided.then(
         (result) => this.act(ctx, req, res, result, fw),
@@ -468,7 +497,7 @@ export class Gateway {
     req: IncomingMessage,
     res: ServerResponse,
     result: PolicyResult,
-    fw: { rules: Runtime['rules']; trustedPeer: boolean; hasBody: boolean; contentLength: number | undefined },
+    fw: ForwardOptions,
   ): void {
     if (res.destroyed) {
       ctx.aborted = true;
@@ -674,6 +703,8 @@ export class Gateway {
       });
     }
     for (const s of servers) s.closeAllConnections();
+    // Relayed WebSocket connections still open at the deadline are cut (the server waits for their sockets).
+    for (const t of this.tunnels) t.destroy();
     for (const l of this.listeners) l.certificates?.close();
     await Promise.all(closed);
     if (this.admin) {
@@ -686,6 +717,10 @@ export class Gateway {
     this.logger.info('stopped');
   }
 }
+
+/** The bytes that followed an upgrade request's head, kept on the request for the forwarder. */
+const UPGRADE_HEAD = Symbol('kycgate.upgradeHead');
+type UpgradeRequest = IncomingMessage & { [UPGRADE_HEAD]?: Buffer };
 
 /** The values of a header that may be repeated, joined with commas (as Node's header object would), or undefined. */
 function joinedRawHeader(raw: readonly string[], lower: string): string | undefined {
