@@ -274,7 +274,10 @@ test('websocket: a drain that runs out of time closes relayed connections', asyn
     upstreams: { ws: { targets: [{ url: upstream.url }] } },
     routes: [{ name: 'live', match: { prefix: '/' }, upstream: 'ws', websocket: true }],
   });
-  t.after(() => upstream.close());
+  t.after(async () => {
+    await gw.close(); // the data directory; the gateway itself is stopped below
+    await upstream.close();
+  });
   const { socket, status } = await handshake(gw.port, wsHead('/'));
   assert.equal(status, 101);
   const closed = once(socket, 'close');
