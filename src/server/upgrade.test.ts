@@ -9,7 +9,12 @@ import http from 'node:http';
 import net from 'node:net';
 import { once } from 'node:events';
 import { createHash } from 'node:crypto';
+import tls from 'node:tls';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { WebSocket } from 'undici';
+import { issueCertificate } from '../identity/certificates.js';
 import { startTestGateway } from '../../testing/harness.js';
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
@@ -72,9 +77,9 @@ async function wsUpstream(mode: 'raw' | 'frames') {
 }
 
 /** Opens a TCP connection, sends `head` and resolves with the socket and the answer's head (and what followed it). */
-async function handshake(port: number, head: string): Promise<{ socket: net.Socket; status: number; headers: Map<string, string>; rest: Buffer }> {
-  const socket = net.connect(port, '127.0.0.1');
-  await once(socket, 'connect');
+async function handshake(port: number, head: string, secure = false): Promise<{ socket: net.Socket; status: number; headers: Map<string, string>; rest: Buffer }> {
+  const socket = secure ? tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false }) : net.connect(port, '127.0.0.1');
+  await once(socket, secure ? 'secureConnect' : 'connect');
   socket.write(head);
   let buffered = Buffer.alloc(0);
   for (;;) {
@@ -285,4 +290,31 @@ test('websocket: a drain that runs out of time closes relayed connections', asyn
   await gw.gateway.stop(300);
   await closed;
   assert.ok(Date.now() - started >= 250, 'the relay was let run until the deadline');
+});
+
+test('websocket: relayed over an HTTPS listener (wss) as over plain HTTP', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kycgate-wss-'));
+  const issued = await issueCertificate({ subject: 'CN=localhost', dns: ['localhost'], ips: ['127.0.0.1'] });
+  writeFileSync(path.join(dir, 'cert.pem'), issued.certPem);
+  writeFileSync(path.join(dir, 'key.pem'), issued.keyPem);
+  const upstream = await wsUpstream('raw');
+  const gw = await startTestGateway({
+    listeners: [{ name: 'https', port: 0, tls: { cert: path.join(dir, 'cert.pem'), key: path.join(dir, 'key.pem') } }],
+    upstreams: { ws: { targets: [{ url: upstream.url }] } },
+    routes: [{ name: 'live', match: { prefix: '/' }, upstream: 'ws', websocket: true }],
+  });
+  t.after(async () => {
+    await gw.close();
+    await upstream.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const { socket, status, headers } = await handshake(gw.port, wsHead('/secure'), true);
+  assert.equal(status, 101);
+  assert.equal(headers.get('sec-websocket-accept'), accept(KEY));
+  assert.equal(upstream.seen[0]!.headers['x-forwarded-proto'], 'https');
+  socket.write('over tls');
+  const [echo] = (await once(socket, 'data')) as [Buffer];
+  assert.equal(echo.toString(), 'OVER TLS');
+  socket.end();
+  await once(socket, 'close');
 });
