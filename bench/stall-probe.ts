@@ -15,8 +15,6 @@ import { performance } from 'node:perf_hooks';
 const { durationS } = JSON.parse(process.argv[2] ?? '{}') as { durationS?: number };
 const durationMs = (durationS ?? 1) * 1000;
 
-// Progress marker: the probe spins from now on (tests that stop it on purpose read stderr).
-process.stderr.write('probing\n');
 let over05 = 0;
 let over1 = 0;
 let over2 = 0;
@@ -25,6 +23,9 @@ let lostMs = 0;
 let maxGapMs = 0;
 const t0 = performance.now();
 let last = t0;
+// Progress marker, written once the probe's clock runs: a process stopped after it is stopped while it probes
+// (tests that stop it on purpose read stderr).
+process.stderr.write('probing\n');
 for (;;) {
   const now = performance.now();
   const gap = now - last;
