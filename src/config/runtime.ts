@@ -9,7 +9,7 @@ import { PolicyChain, type ChainEntry } from '../pipeline/chain.js';
 import type { PolicyDefinition } from '../pipeline/policy.js';
 import type { Services } from '../pipeline/services.js';
 import { StripRules } from '../proxy/headers.js';
-import { UpstreamGroup } from '../proxy/upstream.js';
+import { UpstreamGroup, type UpstreamTarget } from '../proxy/upstream.js';
 import { Router, type CompiledRoute } from '../routing/router.js';
 import type { ModuleInstance } from '../modules.js';
 import { ConfigError } from './load.js';
@@ -123,6 +123,23 @@ export async function compileRuntime(loaded: LoadedConfig, env: CompileEnv): Pro
         keepAliveTimeoutMs: u.keep_alive_timeout_ms,
         connectTimeoutMs: connectMs,
         connectRetries: u.connect_retries,
+        ...(u.active_health
+          ? {
+              active: {
+                path: u.active_health.path,
+                intervalMs: u.active_health.interval_ms,
+                timeoutMs: u.active_health.timeout_ms,
+                unhealthyAfter: u.active_health.unhealthy_after,
+                healthyAfter: u.active_health.healthy_after,
+                onChange: (target: UpstreamTarget, change: 'unhealthy' | 'healthy', detail: string) => {
+                  const data = { upstream: name, target: target.url, probe: detail };
+                  if (change === 'unhealthy') env.logger.warn(data, 'upstream target failed its health probes: out of rotation');
+                  else env.logger.info(data, 'upstream target passed its health probes: back in rotation');
+                  services.events.emit({ type: `upstream.${change}`, outcome: change, data });
+                },
+              },
+            }
+          : {}),
         health: {
           consecutiveFailures: u.passive_health.consecutive_failures,
           ejectMs: u.passive_health.eject_ms,

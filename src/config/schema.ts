@@ -284,6 +284,19 @@ export const coreSchema = {
             additionalProperties: false,
             default: {},
           },
+          active_health: {
+            type: 'object',
+            description: 'Active health checks (groups of several targets): every target is probed with `GET <path>` on a timer; a probe passes with a complete answer of status below 400 within `timeout_ms`. A target that fails `unhealthy_after` probes in a row is out of rotation until it passes `healthy_after` in a row. Targets start in rotation. Changes are `upstream.unhealthy` and `upstream.healthy` events. Works alongside `passive_health`: a target is chosen only when neither keeps it out, and when every target is out, all of them take traffic again.',
+            properties: {
+              path: { type: 'string', pattern: '^/', description: 'Path probed on each target, as is (not prefixed with a base path in the target URL).' },
+              interval_ms: { type: 'integer', minimum: 100, maximum: 3600000, default: 5000, description: 'Time between probes of a target.' },
+              timeout_ms: { type: 'integer', minimum: 10, maximum: 60000, default: 2000, description: 'A probe without a complete answer in this time failed.' },
+              unhealthy_after: { type: 'integer', minimum: 1, maximum: 100, default: 2, description: 'Failed probes in a row that take a target out of rotation.' },
+              healthy_after: { type: 'integer', minimum: 1, maximum: 100, default: 2, description: 'Passed probes in a row that bring it back.' },
+            },
+            required: ['path'],
+            additionalProperties: false,
+          },
           connect_retries: { type: 'integer', minimum: 0, maximum: 10, default: 1, description: 'When no connection to the chosen target can be made (refused, unreachable, TLS handshake failed, connect timeout), the request was never sent: try it on up to this many other targets in rotation before answering 502 or 504. Requests that reached a target are never retried. 0 turns it off; no effect with a single target.' },
           tls: {
             type: 'object',

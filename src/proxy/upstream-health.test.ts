@@ -207,3 +207,59 @@ test('upstream health: without retries a dead target answers 502 until it is out
   for (let i = 0; i < 6; i++) off.push((await httpRequest(gw.url + '/off')).status);
   assert.deepEqual(off, [502, 200, 502, 200, 502, 200]);
 });
+
+test('upstream health: a target that fails its active probes is out of rotation until it passes them again', async (t) => {
+  let bHealthy = true;
+  const a = await startUpstream((req, res) => res.end(req.url === '/healthz' ? 'ok' : 'a'));
+  const b = await startUpstream((req, res) => {
+    if (req.url === '/healthz') {
+      res.statusCode = bHealthy ? 200 : 503;
+      return res.end();
+    }
+    res.end('b');
+  });
+  const gw = await startTestGateway({
+    upstreams: {
+      app: {
+        targets: [{ url: a.url }, { url: b.url + '/base' }],
+        active_health: { path: '/healthz', interval_ms: 100, unhealthy_after: 2, healthy_after: 2 },
+      },
+    },
+    routes: [{ name: 'r', match: { prefix: '/' }, upstream: 'app' }],
+  });
+  t.after(async () => {
+    await gw.close();
+    await a.close();
+    await b.close();
+  });
+  const lines = (msg: RegExp) => healthLines(gw.logs, msg);
+  /** Waits, request by request, until `done` holds (the probes run on their own timer). */
+  const until = async (done: () => boolean) => {
+    const deadline = Date.now() + 5000;
+    while (!done()) {
+      await httpRequest(gw.url + '/');
+      if (Date.now() > deadline) assert.fail('not reached in time');
+    }
+  };
+  const spread = async () => {
+    const seen: string[] = [];
+    for (let i = 0; i < 4; i++) seen.push((await httpRequest(gw.url + '/')).body);
+    return seen.sort().join('');
+  };
+  assert.equal(await spread(), 'aabb', 'both in rotation from the start');
+
+  bHealthy = false;
+  await until(() => lines(/failed its health probes/).length === 1);
+  const out = lines(/failed its health probes/)[0]!;
+  assert.equal(out.target, b.url + '/base');
+  assert.equal(out.probe, 'status 503');
+  assert.equal(await spread(), 'aaaa', 'b is out of rotation');
+
+  bHealthy = true;
+  await until(() => lines(/passed its health probes/).length === 1);
+  assert.equal(await spread(), 'aabb', 'b is back');
+
+  const metrics = await httpRequest(gw.adminUrl + '/metrics');
+  assert.match(metrics.body, /kycgate_events_total\{type="upstream\.unhealthy"\} 1/);
+  assert.match(metrics.body, /kycgate_events_total\{type="upstream\.healthy"\} 1/);
+});

@@ -2,7 +2,8 @@
  * Upstream groups: named sets of targets behind one keep-alive pool each (undici), chosen per request by
  * round robin or least outstanding requests, with passive health: a target whose exchanges fail several times in a
  * row (no connection, connection reset or no answer in time) is taken out of rotation for a while, then let back
- * in on probation, where one more failure takes it out again.
+ * in on probation, where one more failure takes it out again. With active health, each target is also probed on a
+ * timer, and one that fails its probes is out of rotation until it passes them again.
  */
 import { Pool, type buildConnector } from 'undici';
 import type { SecureContextOptions } from 'node:tls';
@@ -34,8 +35,23 @@ export interface PassiveHealthOptions {
   onChange?: (target: UpstreamTarget, change: 'ejected' | 'restored') => void;
 }
 
+export interface ActiveHealthOptions {
+  /** Path probed on every target (as is: not prefixed with the target's base path). */
+  path: string;
+  intervalMs: number;
+  /** A probe without a complete answer in this time failed. */
+  timeoutMs: number;
+  /** Failed probes in a row that take a target out of rotation. */
+  unhealthyAfter: number;
+  /** Passed probes in a row that bring it back. */
+  healthyAfter: number;
+  /** Told when a target fails its probes or passes them again. */
+  onChange?: (target: UpstreamTarget, change: 'unhealthy' | 'healthy', detail: string) => void;
+}
+
 export interface UpstreamGroupOptions extends UpstreamPoolOptions {
   health?: PassiveHealthOptions;
+  active?: ActiveHealthOptions;
   /**
    * Other targets tried, one after the other, when no connection to the chosen one could be made: the request
    * was never sent, so trying elsewhere cannot repeat it. 0: none.
@@ -54,6 +70,11 @@ export class UpstreamTarget {
   failures = 0;
   /** performance.now() until which the target is out of rotation; 0 while it is in. */
   ejectedUntil = 0;
+  /** Failed its active probes: out of rotation until it passes them again. */
+  down = false;
+  /** Probes in a row with the same outcome, counted towards the next change (active health). */
+  probeStreak = 0;
+  probing = false;
 
   constructor(url: string, options: UpstreamPoolOptions) {
     const parsed = new URL(url);
@@ -91,8 +112,11 @@ export class UpstreamGroup {
   private readonly connector: UpstreamPoolOptions['connector'];
   /** Passive health, or undefined when off (turned off, or a single target: there is nowhere else to go). */
   private readonly health: PassiveHealthOptions | undefined;
-  /** Targets out of rotation now: while 0, choosing a target costs nothing more than without passive health. */
+  /** Targets out of rotation now (passive, active): while 0, choosing a target costs nothing more than without health checks. */
   private ejected = 0;
+  private down = 0;
+  private readonly active: ActiveHealthOptions | undefined;
+  private prober: NodeJS.Timeout | undefined;
 
   constructor(name: string, targets: UpstreamTargetOptions[], balance: Balance, options: UpstreamGroupOptions) {
     this.connector = options.connector;
@@ -107,6 +131,12 @@ export class UpstreamGroup {
     const several = this.targets.length > 1;
     this.health = several && options.health !== undefined && options.health.consecutiveFailures > 0 ? options.health : undefined;
     this.connectRetries = several ? Math.min(options.connectRetries ?? 0, this.targets.length - 1) : 0;
+    this.active = several ? options.active : undefined;
+    if (this.active !== undefined) {
+      this.prober = setInterval(() => this.probeAll(), this.active.intervalMs);
+      this.prober.unref();
+      this.probeAll();
+    }
   }
 
   pick(): UpstreamTarget {
@@ -116,7 +146,7 @@ export class UpstreamGroup {
     this.next = (start + 1) % ring.length;
     // Every target out of rotation: all of them take traffic again rather than none (a wrong ejection must not
     // take the whole group down).
-    if (this.ejected !== 0) return this.pickInRotation(start, undefined) ?? ring[start]!;
+    if (this.ejected + this.down !== 0) return this.pickInRotation(start, undefined) ?? ring[start]!;
     if (this.balance === 'round_robin') return ring[start]!;
     // Least outstanding: scan from the round-robin position so ties spread evenly.
     let best = ring[start]!;
@@ -158,6 +188,7 @@ export class UpstreamGroup {
     for (let i = 0; i < ring.length; i++) {
       const candidate = ring[(start + i) % ring.length]!;
       if (skip !== undefined && skip.includes(candidate)) continue;
+      if (candidate.down) continue;
       if (candidate.ejectedUntil !== 0 && !this.restoreIfDue(candidate, now)) continue;
       if (this.balance === 'round_robin') return candidate;
       if (best === undefined || candidate.outstanding < best.outstanding) best = candidate;
@@ -175,8 +206,56 @@ export class UpstreamGroup {
     return true;
   }
 
+  /** One probe per target, except where the previous probe is still out. */
+  private probeAll(): void {
+    for (const t of this.targets) if (!t.probing) void this.probe(t);
+  }
+
+  private async probe(target: UpstreamTarget): Promise<void> {
+    const active = this.active!;
+    target.probing = true;
+    let failure: string | undefined;
+    try {
+      const res = await target.pool.request({
+        path: active.path,
+        method: 'GET',
+        headers: { host: target.host, 'user-agent': 'kycgate-health-check' },
+        headersTimeout: active.timeoutMs,
+        bodyTimeout: active.timeoutMs,
+        signal: AbortSignal.timeout(active.timeoutMs),
+      });
+      await res.body.dump({ limit: 65536 });
+      if (res.statusCode >= 400) failure = `status ${res.statusCode}`;
+    } catch (err) {
+      failure = (err as { code?: string }).code ?? (err as Error).name;
+    } finally {
+      target.probing = false;
+    }
+    if (this.prober === undefined) return; // closed meanwhile
+    const passed = failure === undefined;
+    // The streak counts probes that disagree with the target's state: it changes state once it is long enough.
+    if (passed === !target.down) {
+      target.probeStreak = 0;
+      return;
+    }
+    target.probeStreak++;
+    if (target.down && target.probeStreak >= active.healthyAfter) {
+      target.down = false;
+      target.probeStreak = 0;
+      this.down--;
+      active.onChange?.(target, 'healthy', 'passed its probes');
+    } else if (!target.down && target.probeStreak >= active.unhealthyAfter) {
+      target.down = true;
+      target.probeStreak = 0;
+      this.down++;
+      active.onChange?.(target, 'unhealthy', failure!);
+    }
+  }
+
   /** Closes pools once their in-flight requests have finished. */
   async close(): Promise<void> {
+    if (this.prober !== undefined) clearInterval(this.prober);
+    this.prober = undefined;
     await Promise.all(this.targets.map((t) => t.pool.close().catch(() => undefined)));
     this.connector?.close();
   }
