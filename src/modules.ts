@@ -27,6 +27,14 @@ export interface ModuleStartContext {
   readonly publicBaseUrl: string;
   /** Certificates the TLS listeners serve now (expiry), for metrics and readiness. */
   listenerCertificates?(): ListenerCertificateInfo[];
+  /** Every upstream target of the current config and whether it is in rotation (health checks), for metrics. */
+  upstreamTargets?(): UpstreamTargetInfo[];
+}
+
+export interface UpstreamTargetInfo {
+  upstream: string;
+  target: string;
+  inRotation: boolean;
 }
 
 /**

@@ -218,7 +218,7 @@ export const auditModule: GatewayModule = {
 
     let metrics: GatewayMetrics | undefined;
     if (cfg.metrics.enabled) {
-      metrics = new GatewayMetrics({ journal: () => journal, sinks: () => sinks, certificates: () => ctx.listenerCertificates?.() ?? [] });
+      metrics = new GatewayMetrics({ journal: () => journal, sinks: () => sinks, certificates: () => ctx.listenerCertificates?.() ?? [], upstreams: () => ctx.upstreamTargets?.() ?? [] });
       unsubscribe.push(ctx.services.events.subscribe(metrics));
     }
 

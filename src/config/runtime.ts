@@ -11,7 +11,7 @@ import type { Services } from '../pipeline/services.js';
 import { StripRules } from '../proxy/headers.js';
 import { UpstreamGroup, type UpstreamTarget } from '../proxy/upstream.js';
 import { Router, type CompiledRoute } from '../routing/router.js';
-import type { ModuleInstance } from '../modules.js';
+import type { ModuleInstance, UpstreamTargetInfo } from '../modules.js';
 import { ConfigError } from './load.js';
 import type { GatewayConfig, LoadedConfig, PolicyConfigEntry, RouteConfig } from './types.js';
 import { readFileSync } from 'node:fs';
@@ -53,6 +53,20 @@ export class Runtime {
 
   isTrustedProxy(address: string): boolean {
     return this.trustedProxies !== undefined && this.trustedProxies.has(address);
+  }
+
+  /** Every target of this config's upstream groups and whether it is in rotation (a group compiled twice counts as out when either copy has it out). */
+  upstreamTargets(): UpstreamTargetInfo[] {
+    const byKey = new Map<string, UpstreamTargetInfo>();
+    for (const g of this.groups) {
+      for (const { target, inRotation } of g.rotation()) {
+        const key = g.name + '\n' + target.url;
+        const seen = byKey.get(key);
+        if (seen === undefined) byKey.set(key, { upstream: g.name, target: target.url, inRotation });
+        else seen.inRotation &&= inRotation;
+      }
+    }
+    return [...byKey.values()];
   }
 
   release(): void {

@@ -19,7 +19,7 @@ import type { RequestContext } from '../pipeline/context.js';
 import type { EventListener, GatewayEvent, RefusedRequest } from './events.js';
 import type { Journal } from '../audit/journal.js';
 import type { SinkRunner } from '../audit/sinks.js';
-import type { ListenerCertificateInfo } from '../modules.js';
+import type { ListenerCertificateInfo, UpstreamTargetInfo } from '../modules.js';
 import { FastCounter, FastHistogram, type CounterCell, type HistogramCell } from './fast-metrics.js';
 
 const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
@@ -35,6 +35,7 @@ export interface MetricsSources {
   journal: () => Journal | undefined;
   sinks: () => readonly SinkRunner[];
   certificates: () => readonly ListenerCertificateInfo[];
+  upstreams: () => readonly UpstreamTargetInfo[];
 }
 
 export class GatewayMetrics implements EventListener {
@@ -161,6 +162,16 @@ export class GatewayMetrics implements EventListener {
       collect() {
         this.reset();
         for (const c of sources.certificates()) if (c.rotatedAt) this.set({ listener: c.listener }, Math.floor(c.rotatedAt.getTime() / 1000));
+      },
+    });
+    new Gauge({
+      name: 'kycgate_upstream_target_up',
+      help: 'Whether each upstream target takes traffic: 1 in rotation, 0 out (passive ejection or failed health probes).',
+      labelNames: ['upstream', 'target'],
+      registers,
+      collect() {
+        this.reset();
+        for (const t of sources.upstreams()) this.set({ upstream: t.upstream, target: t.target }, t.inRotation ? 1 : 0);
       },
     });
     countSinceStart('kycgate_tls_certificate_rotations_total', 'Certificates put in service by each TLS listener since start (file changes or Workload API updates).', ['listener'], () =>

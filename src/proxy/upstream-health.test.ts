@@ -58,6 +58,8 @@ test('upstream health: a target that refuses connections costs no failed request
 
   const metrics = await httpRequest(gw.adminUrl + '/metrics');
   assert.match(metrics.body, /kycgate_events_total\{type="upstream\.ejected"\} 1/);
+  assert.ok(metrics.body.includes(`kycgate_upstream_target_up{upstream="app",target="${dead}"} 0`), 'the ejected target is reported out');
+  assert.ok(metrics.body.includes(`kycgate_upstream_target_up{upstream="app",target="${live.url}"} 1`));
 });
 
 test('upstream health: a chunked upload to a target that refuses connections reaches another one whole', async (t) => {
@@ -254,12 +256,16 @@ test('upstream health: a target that fails its active probes is out of rotation 
   assert.equal(out.target, b.url + '/base');
   assert.equal(out.probe, 'status 503');
   assert.equal(await spread(), 'aaaa', 'b is out of rotation');
+  const during = (await httpRequest(gw.adminUrl + '/metrics')).body;
+  assert.ok(during.includes(`kycgate_upstream_target_up{upstream="app",target="${b.url}/base"} 0`), 'b is reported out');
+  assert.ok(during.includes(`kycgate_upstream_target_up{upstream="app",target="${a.url}"} 1`), 'a is reported in');
 
   bHealthy = true;
   await until(() => lines(/passed its health probes/).length === 1);
   assert.equal(await spread(), 'aabb', 'b is back');
 
   const metrics = await httpRequest(gw.adminUrl + '/metrics');
+  assert.ok(metrics.body.includes(`kycgate_upstream_target_up{upstream="app",target="${b.url}/base"} 1`), 'b is reported back');
   assert.match(metrics.body, /kycgate_events_total\{type="upstream\.unhealthy"\} 1/);
   assert.match(metrics.body, /kycgate_events_total\{type="upstream\.healthy"\} 1/);
 });

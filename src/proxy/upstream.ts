@@ -206,6 +206,12 @@ export class UpstreamGroup {
     return true;
   }
 
+  /** Each target and whether it takes traffic now (out of rotation: passive ejection not yet over, or failing its probes). */
+  rotation(): Array<{ target: UpstreamTarget; inRotation: boolean }> {
+    const now = performance.now();
+    return this.targets.map((target) => ({ target, inRotation: !target.down && (target.ejectedUntil === 0 || now >= target.ejectedUntil) }));
+  }
+
   /** One probe per target, except where the previous probe is still out. */
   private probeAll(): void {
     for (const t of this.targets) if (!t.probing) void this.probe(t);

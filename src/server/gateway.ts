@@ -211,6 +211,7 @@ export class Gateway {
             this.listeners
               .filter((l) => l.tls)
               .map((l) => ({ listener: l.config.name, notAfter: l.certificates?.notAfter, served: l.certificates?.served, rotatedAt: l.certificates?.rotatedAt, rotations: l.certificates?.rotations ?? 0 })),
+          upstreamTargets: () => (this.ready ? this.runtime.upstreamTargets() : []),
         }),
       );
     }
