@@ -3,9 +3,9 @@
  * failed request, is taken out of rotation after its failures, comes back on probation once its time is up, and a
  * request that reached a target is never sent twice.
  */
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
+import http, { type IncomingMessage } from 'node:http';
 import net from 'node:net';
 import { once } from 'node:events';
 import { freePort } from '../../testing/ports.js';
@@ -15,14 +15,17 @@ type Line = Record<string, unknown>;
 const accessLines = (logs: Line[]) => logs.filter((l) => l.msg === 'request');
 const healthLines = (logs: Line[], msg: RegExp) => logs.filter((l) => typeof l.msg === 'string' && msg.test(l.msg));
 
-test('upstream health: a target that refuses connections costs no failed request and is taken out of rotation after 3 failures', async (t) => {
+/**
+ * A group of a target nobody listens on (connections refused) and a live one that answers `prefix` + its body, in
+ * that order, behind a gateway; all closed after the test.
+ */
+async function deadAndLive(t: TestContext, prefix: (req: IncomingMessage) => string) {
   const live = await startUpstream((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => res.end(`live:${req.method}:${Buffer.concat(chunks).toString()}`));
+    req.on('end', () => res.end(prefix(req) + Buffer.concat(chunks).toString()));
   });
-  const deadPort = await freePort(); // nothing listens there: connections are refused
-  const dead = `http://127.0.0.1:${deadPort}`;
+  const dead = `http://127.0.0.1:${await freePort()}`;
   const gw = await startTestGateway({
     upstreams: { app: { targets: [{ url: dead }, { url: live.url }] } },
     routes: [{ name: 'r', match: { prefix: '/' }, upstream: 'app' }],
@@ -31,6 +34,11 @@ test('upstream health: a target that refuses connections costs no failed request
     await gw.close();
     await live.close();
   });
+  return { live, dead, gw };
+}
+
+test('upstream health: a target that refuses connections costs no failed request and is taken out of rotation after 3 failures', async (t) => {
+  const { live, dead, gw } = await deadAndLive(t, (req) => `live:${req.method}:`);
 
   const statuses: number[] = [];
   const bodies: string[] = [];
@@ -63,20 +71,7 @@ test('upstream health: a target that refuses connections costs no failed request
 });
 
 test('upstream health: a chunked upload to a target that refuses connections reaches another one whole', async (t) => {
-  const live = await startUpstream((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => res.end(Buffer.concat(chunks).toString()));
-  });
-  const dead = `http://127.0.0.1:${await freePort()}`;
-  const gw = await startTestGateway({
-    upstreams: { app: { targets: [{ url: dead }, { url: live.url }] } },
-    routes: [{ name: 'r', match: { prefix: '/' }, upstream: 'app' }],
-  });
-  t.after(async () => {
-    await gw.close();
-    await live.close();
-  });
+  const { gw } = await deadAndLive(t, () => '');
   // The first request goes to the dead target (round robin starts there) and is retried on the live one.
   const answer = await new Promise<string>((resolve, reject) => {
     const req = http.request(gw.url + '/up', { method: 'POST', agent: false }, (res) => {

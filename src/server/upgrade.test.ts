@@ -3,7 +3,7 @@
  * the upstream's 101 reaches the client, bytes flow both ways, and whatever is not a valid WebSocket handshake on a
  * route that relays them is answered like any request and never upgraded.
  */
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
@@ -108,16 +108,21 @@ async function rest(socket: net.Socket, already: Buffer): Promise<string> {
 const wsHead = (path: string, extra = '') =>
   `GET ${path} HTTP/1.1\r\nHost: gw.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${KEY}\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`;
 
-test('websocket: a handshake on a relaying route reaches the upstream, its 101 reaches the client, and bytes flow both ways', async (t) => {
-  const upstream = await wsUpstream('raw');
-  const gw = await startTestGateway({
-    upstreams: { ws: { targets: [{ url: upstream.url }] } },
-    routes: [{ name: 'live', match: { prefix: '/live' }, upstream: 'ws', websocket: true }],
-  });
+const RELAY = { name: 'live', match: { prefix: '/' }, upstream: 'ws', websocket: true };
+
+/** A WebSocket upstream and a gateway in front of it with `routes` (one relaying route by default), both closed after the test. */
+async function relay(t: TestContext, mode: 'raw' | 'frames', routes: Array<Record<string, unknown>> = [RELAY], extra: Record<string, unknown> = {}) {
+  const upstream = await wsUpstream(mode);
+  const gw = await startTestGateway({ ...extra, upstreams: { ws: { targets: [{ url: upstream.url }] } }, routes });
   t.after(async () => {
     await gw.close();
     await upstream.close();
   });
+  return { upstream, gw };
+}
+
+test('websocket: a handshake on a relaying route reaches the upstream, its 101 reaches the client, and bytes flow both ways', async (t) => {
+  const { upstream, gw } = await relay(t, 'raw', [{ name: 'live', match: { prefix: '/live' }, upstream: 'ws', websocket: true }]);
   const { socket, status, headers } = await handshake(gw.port, wsHead('/live/feed?x=1', 'X-Kyc-Status: forged\r\n'));
   assert.equal(status, 101);
   assert.equal(headers.get('upgrade'), 'websocket');
@@ -148,15 +153,7 @@ test('websocket: a handshake on a relaying route reaches the upstream, its 101 r
 });
 
 test('websocket: a real WebSocket client talks to the upstream through the gateway', async (t) => {
-  const upstream = await wsUpstream('frames');
-  const gw = await startTestGateway({
-    upstreams: { ws: { targets: [{ url: upstream.url }] } },
-    routes: [{ name: 'live', match: { prefix: '/' }, upstream: 'ws', websocket: true }],
-  });
-  t.after(async () => {
-    await gw.close();
-    await upstream.close();
-  });
+  const { gw } = await relay(t, 'frames');
   const ws = new WebSocket(gw.url.replace('http://', 'ws://') + '/chat', ['v1.chat']);
   await once(ws as unknown as EventTarget, 'open');
   assert.equal(ws.protocol, 'v1.chat');
@@ -168,23 +165,15 @@ test('websocket: a real WebSocket client talks to the upstream through the gatew
 });
 
 test('websocket: the handshake goes through the route policies: over its rate limit it is refused and never reaches the upstream', async (t) => {
-  const upstream = await wsUpstream('raw');
-  const gw = await startTestGateway({
-    upstreams: { ws: { targets: [{ url: upstream.url }] } },
-    routes: [
-      {
-        name: 'live',
-        match: { prefix: '/' },
-        upstream: 'ws',
-        websocket: true,
-        policies: [{ 'rate-limit': { limits: [{ name: 'one', rate: 1, per: 'minute', key: ['ip'] }] } }],
-      },
-    ],
-  });
-  t.after(async () => {
-    await gw.close();
-    await upstream.close();
-  });
+  const { upstream, gw } = await relay(t, 'raw', [
+    {
+      name: 'live',
+      match: { prefix: '/' },
+      upstream: 'ws',
+      websocket: true,
+      policies: [{ 'rate-limit': { limits: [{ name: 'one', rate: 1, per: 'minute', key: ['ip'] }] } }],
+    },
+  ]);
   const first = await handshake(gw.port, wsHead('/a'));
   assert.equal(first.status, 101);
   first.socket.destroy();
@@ -193,37 +182,18 @@ test('websocket: the handshake goes through the route policies: over its rate li
   assert.equal(second.headers.get('content-type'), 'application/problem+json');
   const body = await rest(second.socket, second.rest);
   assert.match(body, /rate-limited/);
-  assert.deepEqual(
-    upstream.seen.map((s) => s.url),
-    ['/a'],
-  );
+  assert.deepEqual(upstream.seen.map((s) => s.url), ['/a']);
 });
 
 test('websocket: an upstream that refuses the handshake is answered as is, and the connection is closed', async (t) => {
-  const upstream = await wsUpstream('raw');
-  const gw = await startTestGateway({
-    upstreams: { ws: { targets: [{ url: upstream.url }] } },
-    routes: [{ name: 'live', match: { prefix: '/' }, upstream: 'ws', websocket: true }],
-  });
-  t.after(async () => {
-    await gw.close();
-    await upstream.close();
-  });
+  const { gw } = await relay(t, 'raw');
   const refused = await handshake(gw.port, wsHead('/refuse'));
   assert.equal(refused.status, 403);
   assert.equal(await rest(refused.socket, refused.rest), 'no, sir');
 });
 
 test('websocket: malformed or ambiguous handshakes are refused with 400 and never reach the upstream', async (t) => {
-  const upstream = await wsUpstream('raw');
-  const gw = await startTestGateway({
-    upstreams: { ws: { targets: [{ url: upstream.url }] } },
-    routes: [{ name: 'live', match: { prefix: '/' }, upstream: 'ws', websocket: true }],
-  });
-  t.after(async () => {
-    await gw.close();
-    await upstream.close();
-  });
+  const { upstream, gw } = await relay(t, 'raw');
   const bad = [
     `GET / HTTP/1.1\r\nHost: gw.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n`, // no key
     wsHead('/', `Sec-WebSocket-Key: ${KEY}\r\n`), // the key twice
@@ -242,18 +212,10 @@ test('websocket: malformed or ambiguous handshakes are refused with 400 and neve
 });
 
 test('websocket: without websocket on the route, and for other upgrades (h2c), the request is an ordinary one and nothing is upgraded', async (t) => {
-  const upstream = await wsUpstream('raw');
-  const gw = await startTestGateway({
-    upstreams: { ws: { targets: [{ url: upstream.url }] } },
-    routes: [
-      { name: 'plain', match: { prefix: '/plain' }, upstream: 'ws' },
-      { name: 'live', match: { prefix: '/live' }, upstream: 'ws', websocket: true },
-    ],
-  });
-  t.after(async () => {
-    await gw.close();
-    await upstream.close();
-  });
+  const { upstream, gw } = await relay(t, 'raw', [
+    { name: 'plain', match: { prefix: '/plain' }, upstream: 'ws' },
+    { name: 'live', match: { prefix: '/live' }, upstream: 'ws', websocket: true },
+  ]);
   const plain = await handshake(gw.port, wsHead('/plain/x'));
   assert.equal(plain.status, 200);
   assert.equal(plain.headers.get('connection'), 'close');
@@ -274,15 +236,7 @@ test('websocket: without websocket on the route, and for other upgrades (h2c), t
 });
 
 test('websocket: a drain that runs out of time closes relayed connections', async (t) => {
-  const upstream = await wsUpstream('raw');
-  const gw = await startTestGateway({
-    upstreams: { ws: { targets: [{ url: upstream.url }] } },
-    routes: [{ name: 'live', match: { prefix: '/' }, upstream: 'ws', websocket: true }],
-  });
-  t.after(async () => {
-    await gw.close(); // the data directory; the gateway itself is stopped below
-    await upstream.close();
-  });
+  const { gw } = await relay(t, 'raw');
   const { socket, status } = await handshake(gw.port, wsHead('/'));
   assert.equal(status, 101);
   const closed = once(socket, 'close');
@@ -297,17 +251,8 @@ test('websocket: relayed over an HTTPS listener (wss) as over plain HTTP', async
   const issued = await issueCertificate({ subject: 'CN=localhost', dns: ['localhost'], ips: ['127.0.0.1'] });
   writeFileSync(path.join(dir, 'cert.pem'), issued.certPem);
   writeFileSync(path.join(dir, 'key.pem'), issued.keyPem);
-  const upstream = await wsUpstream('raw');
-  const gw = await startTestGateway({
-    listeners: [{ name: 'https', port: 0, tls: { cert: path.join(dir, 'cert.pem'), key: path.join(dir, 'key.pem') } }],
-    upstreams: { ws: { targets: [{ url: upstream.url }] } },
-    routes: [{ name: 'live', match: { prefix: '/' }, upstream: 'ws', websocket: true }],
-  });
-  t.after(async () => {
-    await gw.close();
-    await upstream.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const { upstream, gw } = await relay(t, 'raw', [RELAY], { listeners: [{ name: 'https', port: 0, tls: { cert: path.join(dir, 'cert.pem'), key: path.join(dir, 'key.pem') } }] });
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
   const { socket, status, headers } = await handshake(gw.port, wsHead('/secure'), true);
   assert.equal(status, 101);
   assert.equal(headers.get('sec-websocket-accept'), accept(KEY));
