@@ -263,3 +263,17 @@ test('websocket: relayed over an HTTPS listener (wss) as over plain HTTP', async
   socket.end();
   await once(socket, 'close');
 });
+
+test('websocket: a relay outlives the client timeouts meant for requests (headers_timeout_ms, request_timeout_ms)', async (t) => {
+  const { gw } = await relay(t, 'raw', [RELAY], { server: { headers_timeout_ms: 200, request_timeout_ms: 300 } });
+  const { socket, status } = await handshake(gw.port, wsHead('/'));
+  assert.equal(status, 101);
+  // Quiet for longer than both timeouts and several of Node's checks of them (every 100 ms here).
+  await new Promise((resolve) => setTimeout(resolve, 800));
+  assert.equal(socket.destroyed, false);
+  socket.write('still there');
+  const [echo] = (await once(socket, 'data')) as [Buffer];
+  assert.equal(echo.toString(), 'STILL THERE');
+  socket.end();
+  await once(socket, 'close');
+});
