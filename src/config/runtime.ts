@@ -30,7 +30,7 @@ export interface CompileEnv {
   builtinEchoUrl: () => Promise<string>;
 }
 
-const DEFAULT_TIMEOUTS = { connect_ms: 5000, headers_ms: 30000, body_idle_ms: 30000 };
+const DEFAULT_TIMEOUTS = { connect_ms: 5000, headers_ms: 30000, body_idle_ms: 30000, websocket_idle_ms: 300000 };
 
 export class Runtime {
   inflight = 0;
@@ -195,7 +195,7 @@ export async function compileRuntime(loaded: LoadedConfig, env: CompileEnv): Pro
         upstream: route.upstream === undefined ? undefined : await groupFor(route.upstream, timeouts.connect_ms),
         chain: new PolicyChain(entries, (ctx, policy, err) => env.logger.error({ req_id: ctx.id, route: route.name, policy, err }, 'policy failed')),
         maxBodyBytes: route.max_body_bytes ?? config.defaults.max_body_bytes,
-        timeouts: { connectMs: timeouts.connect_ms, headersMs: timeouts.headers_ms, bodyIdleMs: timeouts.body_idle_ms },
+        timeouts: { connectMs: timeouts.connect_ms, headersMs: timeouts.headers_ms, bodyIdleMs: timeouts.body_idle_ms, websocketIdleMs: timeouts.websocket_idle_ms },
         preserveHost: route.preserve_host ?? false,
         websocket: route.websocket ?? false,
         stripPrefix: route.strip_prefix ?? '',

@@ -108,6 +108,7 @@ const timeoutsSchema = {
     connect_ms: { type: 'integer', minimum: 1, description: 'Time allowed to open the upstream connection.' },
     headers_ms: { type: 'integer', minimum: 1, description: 'Time allowed between sending the request and receiving the response head.' },
     body_idle_ms: { type: 'integer', minimum: 1, description: 'Longest pause allowed between two chunks of the response body.' },
+    websocket_idle_ms: { type: 'integer', minimum: 0, description: 'On a `websocket` route, longest time a relayed connection may carry no bytes either way before both sides are closed (default 300000; 0: no limit). Keep it above the application\'s ping interval.' },
   },
   additionalProperties: false,
 } as const;

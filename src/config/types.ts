@@ -20,6 +20,7 @@ export interface TimeoutsConfig {
   connect_ms?: number;
   headers_ms?: number;
   body_idle_ms?: number;
+  websocket_idle_ms?: number;
 }
 
 export interface ListenerConfig {

@@ -288,6 +288,15 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
       client.end();
       closed();
     });
+    // Silence both ways (the client socket sees every byte of the relay, read or written) past the route's limit
+    // ends the relay: a peer that vanished without closing must not hold it open for ever.
+    const idleMs = ctx.route.timeouts.websocketIdleMs;
+    if (idleMs > 0) {
+      client.setTimeout(idleMs, () => {
+        client.destroy();
+        upstream.destroy();
+      });
+    }
     upstream.pipe(client);
     client.pipe(upstream);
     this.hooks.tunnelOpened(client, upstream);

@@ -15,6 +15,8 @@ export interface RouteTimeouts {
   headersMs: number;
   /** Upper bound between two chunks of the response body. */
   bodyIdleMs: number;
+  /** Longest silence, both ways, of a relayed WebSocket connection (0: none). */
+  websocketIdleMs: number;
 }
 
 export interface CompiledRoute {

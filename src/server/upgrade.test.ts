@@ -277,3 +277,22 @@ test('websocket: a relay outlives the client timeouts meant for requests (header
   socket.end();
   await once(socket, 'close');
 });
+
+test('websocket: a relay silent both ways for timeouts.websocket_idle_ms is closed on both sides', async (t) => {
+  const { gw } = await relay(t, 'raw', [{ ...RELAY, timeouts: { websocket_idle_ms: 300 } }]);
+  const { socket, status } = await handshake(gw.port, wsHead('/'));
+  assert.equal(status, 101);
+  const opened = Date.now();
+  // Traffic keeps it open: an exchange every 100 ms for 600 ms.
+  for (let i = 0; i < 6; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    socket.write('tick');
+    await once(socket, 'data');
+  }
+  const quietFrom = Date.now();
+  assert.ok(quietFrom - opened >= 600 && !socket.destroyed, 'open while it carries bytes');
+  await once(socket, 'close');
+  assert.ok(Date.now() - quietFrom >= 250, 'closed only after the silence');
+  while (!gw.logs.some((l) => l.msg === 'request')) await new Promise((r) => setImmediate(r));
+  assert.equal(gw.logs.find((l) => l.msg === 'request')!.status, 101);
+});
