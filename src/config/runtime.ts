@@ -137,6 +137,7 @@ export async function compileRuntime(loaded: LoadedConfig, env: CompileEnv): Pro
         keepAliveTimeoutMs: u.keep_alive_timeout_ms,
         connectTimeoutMs: connectMs,
         connectRetries: u.connect_retries,
+        idempotentRetries: u.idempotent_retries,
         ...(u.active_health
           ? {
               active: {

@@ -57,6 +57,7 @@ export interface UpstreamConfig {
   passive_health: { consecutive_failures: number; eject_ms: number };
   active_health?: { path: string; interval_ms: number; timeout_ms: number; unhealthy_after: number; healthy_after: number };
   connect_retries: number;
+  idempotent_retries: number;
   tls?: {
     ca?: string;
     servername?: string;

@@ -83,6 +83,18 @@ const UPSTREAM_FAILURES = new Set([
   'CERT_HAS_EXPIRED',
 ]);
 
+/** The connection was reset or closed under a request that had been sent, before any answer. */
+const RESETS = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET']);
+
+/** Methods whose repetition has the effect of one request (RFC 9110 9.2.2). */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
+/** Retries a request went through: targets it could not connect to, and resets it was sent again after. */
+interface RetryState {
+  tried: UpstreamTarget[];
+  resets: number;
+}
+
 /** Media type of a response head's Content-Type: lower-case `type/subtype`, '' when absent. */
 function responseMediaType(head: ResponseHead): string {
   const v = head.headers.get('content-type');
@@ -139,8 +151,8 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
     private readonly hooks: ForwardHooks,
     private readonly options: ForwardOptions,
     private readonly body: Dispatcher.DispatchOptions['body'],
-    /** Targets this request already failed to connect to (undefined on the first try, which is nearly always). */
-    private readonly tried: UpstreamTarget[] | undefined,
+    /** What this request already went through (undefined on the first try, which is nearly always). */
+    private readonly retries: RetryState | undefined,
   ) {
     target.outstanding++;
     (res as ExchangeResponse)[EXCHANGE] = this;
@@ -355,7 +367,13 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
         group.failed(this.target);
         // No connection was made (undici hands a request to its handler's onConnect when it starts writing it): the
         // request was never sent, so another target may take it.
-        if (this.abortUpstream === undefined && this.retry(group)) return;
+        if (this.abortUpstream === undefined) {
+          if (this.retry(group, 'connect')) return;
+        } else if (RESETS.has(err.code!) && IDEMPOTENT.has(this.ctx.method) && (this.body === null || Buffer.isBuffer(this.body))) {
+          // Sent, and the connection was reset or closed before any answer (typically a keep-alive connection the
+          // upstream closed as the request went out): an idempotent request may be sent again (RFC 9110 9.2.2).
+          if (this.retry(group, 'reset')) return;
+        }
       }
       const p = problemForUpstreamError(err);
       this.ctx.errorKind = p.kind;
@@ -370,19 +388,30 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
     this.finish();
   }
 
-  /** Hands the request to another target in rotation; false when the retries are used up or none is left. */
-  private retry(group: UpstreamGroup): boolean {
-    const tried = this.tried ?? [];
-    if (tried.length >= group.connectRetries) return false;
-    tried.push(this.target);
-    const next = group.retryTarget(tried);
+  /**
+   * Sends the request again; false when that kind of retry is used up or no target is left. After a failed connect
+   * it goes to another target in rotation; after a reset, to another one when there is one, else to the same
+   * target (undici takes another connection: the reset one is gone).
+   */
+  private retry(group: UpstreamGroup, kind: 'connect' | 'reset'): boolean {
+    const state = this.retries ?? { tried: [], resets: 0 };
+    let next: UpstreamTarget | undefined;
+    if (kind === 'connect') {
+      if (state.tried.length >= group.connectRetries) return false;
+      state.tried.push(this.target);
+      next = group.retryTarget(state.tried);
+    } else {
+      if (state.resets >= group.idempotentRetries) return false;
+      state.resets++;
+      next = group.retryTarget([...state.tried, this.target]) ?? this.target;
+    }
     if (next === undefined) return false;
     // This exchange is over without being finished: the request goes on in the next one.
     this.done = true;
     this.target.outstanding--;
     this.res.off('close', onResponseClose);
-    this.ctx.state['upstream-retries'] = tried.length;
-    dispatchTo(this.ctx, this.req, this.res, this.options, this.hooks, this.body, next, tried);
+    this.ctx.state['upstream-retries'] = state.tried.length + state.resets;
+    dispatchTo(this.ctx, this.req, this.res, this.options, this.hooks, this.body, next, state);
     return true;
   }
 
@@ -443,7 +472,7 @@ function dispatchTo(
   hooks: ForwardHooks,
   body: Dispatcher.DispatchOptions['body'],
   target: UpstreamTarget,
-  tried: UpstreamTarget[] | undefined,
+  retries: RetryState | undefined,
 ): void {
   const route = ctx.route;
   ctx.target = target.url;
@@ -469,7 +498,7 @@ function dispatchTo(
     headers.push('content-length', String(ctx.body!.length));
   }
 
-  const exchange = new ForwardExchange(ctx, req, res, target, hooks, options, body, tried);
+  const exchange = new ForwardExchange(ctx, req, res, target, hooks, options, body, retries);
   if (options.upgradeHead !== undefined) {
     // undici writes `connection: upgrade` and `upgrade: websocket` itself and hands over the socket on a 101.
     target.pool.dispatch({ path, method: 'GET', headers, upgrade: 'websocket', headersTimeout: route.timeouts.headersMs } as Dispatcher.DispatchOptions, exchange);

@@ -138,7 +138,7 @@ test('upstream health: an ejected target gets traffic again after eject_ms, on p
   assert.match(metrics.body, /kycgate_events_total\{type="upstream\.restored"\} 2/);
 });
 
-test('upstream health: a request that reached a target is never retried, even when the target dropped it', async (t) => {
+test('upstream health: a POST that reached a target is never sent again, even when the target dropped it', async (t) => {
   let seen = 0;
   // Reads the request, then resets the connection without an answer.
   const dropper = net.createServer((socket) => {
@@ -263,4 +263,61 @@ test('upstream health: a target that fails its active probes is out of rotation 
   assert.ok(metrics.body.includes(`kycgate_upstream_target_up{upstream="app",target="${b.url}/base"} 1`), 'b is reported back');
   assert.match(metrics.body, /kycgate_events_total\{type="upstream\.unhealthy"\} 1/);
   assert.match(metrics.body, /kycgate_events_total\{type="upstream\.healthy"\} 1/);
+});
+
+test('upstream health: an idempotent request whose connection was reset before any answer is sent again, once by default', async (t) => {
+  // Reads each request; resets the connection for the first `drop` requests, answers the others.
+  const dropper = (drop: number) => {
+    const seen: string[] = [];
+    const server = net.createServer((socket) => {
+      socket.on('data', (chunk: Buffer) => {
+        seen.push(chunk.toString('latin1').split(' ').slice(0, 2).join(' '));
+        if (seen.length <= drop) socket.resetAndDestroy();
+        else socket.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+      });
+    });
+    server.listen(0, '127.0.0.1');
+    t.after(() => new Promise<void>((r) => server.close(() => r())));
+    return { server, seen, url: () => `http://127.0.0.1:${(server.address() as net.AddressInfo).port}` };
+  };
+  const once1 = dropper(1);
+  const always = dropper(100);
+  const off = dropper(1);
+  await Promise.all([once(once1.server, 'listening'), once(always.server, 'listening'), once(off.server, 'listening')]);
+  const gw = await startTestGateway({
+    upstreams: {
+      once: { targets: [{ url: once1.url() }] },
+      always: { targets: [{ url: always.url() }] },
+      off: { targets: [{ url: off.url() }], idempotent_retries: 0 },
+    },
+    routes: [
+      { name: 'once', match: { prefix: '/once' }, upstream: 'once' },
+      { name: 'always', match: { prefix: '/always' }, upstream: 'always' },
+      { name: 'off', match: { prefix: '/off' }, upstream: 'off' },
+    ],
+  });
+  t.after(() => gw.close());
+
+  // A single target: sent again to it, on another connection.
+  const r = await httpRequest(gw.url + '/once/x');
+  assert.equal(r.status, 200);
+  assert.equal(r.body, 'ok');
+  assert.deepEqual(once1.seen, ['GET /once/x', 'GET /once/x']);
+  assert.equal(accessLines(gw.logs).find((l) => l.route === 'once')!.upstream_retries, 1);
+
+  // Reset again: one retry only, then 502.
+  assert.equal((await httpRequest(gw.url + '/always/x')).status, 502);
+  assert.equal(always.seen.length, 2);
+
+  // Off: the first reset is the answer.
+  assert.equal((await httpRequest(gw.url + '/off/x')).status, 502);
+  assert.equal(off.seen.length, 1);
+
+  // A DELETE is idempotent too; a POST is not (the test above).
+  const del = dropper(1);
+  await once(del.server, 'listening');
+  const gw2 = await startTestGateway({ upstreams: { d: { targets: [{ url: del.url() }] } }, routes: [{ name: 'd', match: { prefix: '/' }, upstream: 'd' }] });
+  t.after(() => gw2.close());
+  assert.equal((await httpRequest(gw2.url + '/item/1', { method: 'DELETE' })).status, 200);
+  assert.deepEqual(del.seen, ['DELETE /item/1', 'DELETE /item/1']);
 });

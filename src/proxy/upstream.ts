@@ -57,6 +57,8 @@ export interface UpstreamGroupOptions extends UpstreamPoolOptions {
    * was never sent, so trying elsewhere cannot repeat it. 0: none.
    */
   connectRetries?: number;
+  /** How many times an idempotent request is sent again after its connection was reset before any answer. 0: never. */
+  idempotentRetries?: number;
 }
 
 export class UpstreamTarget {
@@ -106,6 +108,8 @@ export class UpstreamGroup {
   readonly balance: Balance;
   /** How many other targets a request may try when no connection could be made (never more than there are). */
   readonly connectRetries: number;
+  /** How many times an idempotent request is sent again after a reset before any answer (any group size). */
+  readonly idempotentRetries: number;
   /** Round-robin order, with each target repeated by its weight. */
   private readonly ring: readonly UpstreamTarget[];
   private next = 0;
@@ -131,6 +135,7 @@ export class UpstreamGroup {
     const several = this.targets.length > 1;
     this.health = several && options.health !== undefined && options.health.consecutiveFailures > 0 ? options.health : undefined;
     this.connectRetries = several ? Math.min(options.connectRetries ?? 0, this.targets.length - 1) : 0;
+    this.idempotentRetries = options.idempotentRetries ?? 0;
     this.active = several ? options.active : undefined;
     if (this.active !== undefined) {
       this.prober = setInterval(() => this.probeAll(), this.active.intervalMs);
