@@ -299,7 +299,7 @@ export const coreSchema = {
             additionalProperties: false,
           },
           idempotent_retries: { type: 'integer', minimum: 0, maximum: 5, default: 1, description: 'How many times an idempotent request (GET, HEAD, OPTIONS, TRACE, PUT, DELETE) without a body, or with its body read into memory by a policy, is sent again when the upstream connection was reset or closed after the request went out and before any response head (typically a keep-alive connection the upstream closed at that moment; RFC 9110 9.2.2). It goes to another target in rotation when there is one, else to the same target on another connection. Timeouts are never retried. 0 turns it off.' },
-          connect_retries: { type: 'integer', minimum: 0, maximum: 10, default: 1, description: 'When no connection to the chosen target can be made (refused, unreachable, TLS handshake failed, connect timeout), the request was never sent: try it on up to this many other targets in rotation before answering 502 or 504. Requests that reached a target are never retried. 0 turns it off; no effect with a single target.' },
+          connect_retries: { type: 'integer', minimum: 0, maximum: 10, default: 1, description: 'When no connection to the chosen target can be made (refused, unreachable, TLS handshake failed, connect timeout), the request was never sent: try it on up to this many other targets in rotation before answering 502 or 504. A request that reached a target is not retried by this (see `idempotent_retries`). 0 turns it off; no effect with a single target.' },
           tls: {
             type: 'object',
             description: 'TLS towards https targets.',
