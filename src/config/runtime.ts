@@ -9,7 +9,7 @@ import { PolicyChain, type ChainEntry } from '../pipeline/chain.js';
 import type { PolicyDefinition } from '../pipeline/policy.js';
 import type { Services } from '../pipeline/services.js';
 import { StripRules } from '../proxy/headers.js';
-import { UpstreamGroup, type UpstreamTarget } from '../proxy/upstream.js';
+import { UpstreamGroup } from '../proxy/upstream.js';
 import { Router, type CompiledRoute } from '../routing/router.js';
 import type { ModuleInstance, UpstreamTargetInfo } from '../modules.js';
 import { ConfigError } from './load.js';
@@ -29,6 +29,14 @@ export interface CompileEnv {
   /** URL of the embedded echo service, for `builtin:echo` targets. */
   builtinEchoUrl: () => Promise<string>;
 }
+
+/** Log lines of upstream health changes (proxy/upstream.ts). */
+const HEALTH_MESSAGES = {
+  ejected: 'upstream target taken out of rotation after failed exchanges',
+  restored: 'upstream target back in rotation, on probation',
+  unhealthy: 'upstream target failed its health probes: out of rotation',
+  healthy: 'upstream target passed its health probes: back in rotation',
+} as const;
 
 const DEFAULT_TIMEOUTS = { connect_ms: 5000, headers_ms: 30000, body_idle_ms: 30000, websocket_idle_ms: 300000 };
 
@@ -146,24 +154,15 @@ export async function compileRuntime(loaded: LoadedConfig, env: CompileEnv): Pro
                 timeoutMs: u.active_health.timeout_ms,
                 unhealthyAfter: u.active_health.unhealthy_after,
                 healthyAfter: u.active_health.healthy_after,
-                onChange: (target: UpstreamTarget, change: 'unhealthy' | 'healthy', detail: string) => {
-                  const data = { upstream: name, target: target.url, probe: detail };
-                  if (change === 'unhealthy') env.logger.warn(data, 'upstream target failed its health probes: out of rotation');
-                  else env.logger.info(data, 'upstream target passed its health probes: back in rotation');
-                  services.events.emit({ type: `upstream.${change}`, outcome: change, data });
-                },
               },
             }
           : {}),
-        health: {
-          consecutiveFailures: u.passive_health.consecutive_failures,
-          ejectMs: u.passive_health.eject_ms,
-          onChange: (target, change) => {
-            const data = { upstream: name, target: target.url, eject_ms: u.passive_health.eject_ms };
-            if (change === 'ejected') env.logger.warn(data, 'upstream target taken out of rotation after failed exchanges');
-            else env.logger.info(data, 'upstream target back in rotation, on probation');
-            services.events.emit({ type: `upstream.${change}`, outcome: change, data });
-          },
+        health: { consecutiveFailures: u.passive_health.consecutive_failures, ejectMs: u.passive_health.eject_ms },
+        onHealthChange: (target, change, detail) => {
+          const data = { upstream: name, target: target.url, reason: detail };
+          if (change === 'ejected' || change === 'unhealthy') env.logger.warn(data, HEALTH_MESSAGES[change]);
+          else env.logger.info(data, HEALTH_MESSAGES[change]);
+          services.events.emit({ type: `upstream.${change}`, outcome: change, data });
         },
         ...(tls ? { tls } : {}),
         ...(connector ? { connector } : {}),

@@ -59,6 +59,7 @@ test('upstream health: a target that refuses connections costs no failed request
   assert.equal(ejected[0]!.target, dead);
   assert.equal(ejected[0]!.upstream, 'app');
   assert.equal(ejected[0]!.level, 40, 'a warning');
+  assert.equal(ejected[0]!.reason, '3 failed exchanges in a row');
 
   // A body is retried whole: the request was never sent to the dead target, whether its length was declared or not.
   const sized = await httpRequest(gw.url + '/post', { method: 'POST', body: 'hello', headers: { 'content-length': '5' } });
@@ -249,7 +250,7 @@ test('upstream health: a target that fails its active probes is out of rotation 
   await until(() => lines(/failed its health probes/).length === 1);
   const out = lines(/failed its health probes/)[0]!;
   assert.equal(out.target, b.url + '/base');
-  assert.equal(out.probe, 'status 503');
+  assert.equal(out.reason, 'status 503');
   assert.equal(await spread(), 'aaaa', 'b is out of rotation');
   const during = (await httpRequest(gw.adminUrl + '/metrics')).body;
   assert.ok(during.includes(`kycgate_upstream_target_up{upstream="app",target="${b.url}/base"} 0`), 'b is reported out');

@@ -31,8 +31,6 @@ export interface PassiveHealthOptions {
   consecutiveFailures: number;
   /** How long a target stays out of rotation, in milliseconds. */
   ejectMs: number;
-  /** Told when a target leaves rotation or comes back. */
-  onChange?: (target: UpstreamTarget, change: 'ejected' | 'restored') => void;
 }
 
 export interface ActiveHealthOptions {
@@ -45,13 +43,18 @@ export interface ActiveHealthOptions {
   unhealthyAfter: number;
   /** Passed probes in a row that bring it back. */
   healthyAfter: number;
-  /** Told when a target fails its probes or passes them again. */
-  onChange?: (target: UpstreamTarget, change: 'unhealthy' | 'healthy', detail: string) => void;
 }
+
+/**
+ * A target left rotation or came back: `ejected`/`restored` by passive health, `unhealthy`/`healthy` by its probes.
+ * `detail` says why.
+ */
+export type HealthChange = (target: UpstreamTarget, change: 'ejected' | 'restored' | 'unhealthy' | 'healthy', detail: string) => void;
 
 export interface UpstreamGroupOptions extends UpstreamPoolOptions {
   health?: PassiveHealthOptions;
   active?: ActiveHealthOptions;
+  onHealthChange?: HealthChange;
   /**
    * Other targets tried, one after the other, when no connection to the chosen one could be made: the request
    * was never sent, so trying elsewhere cannot repeat it. 0: none.
@@ -121,6 +124,7 @@ export class UpstreamGroup {
   private down = 0;
   private readonly active: ActiveHealthOptions | undefined;
   private prober: NodeJS.Timeout | undefined;
+  private readonly onHealthChange: HealthChange | undefined;
 
   constructor(name: string, targets: UpstreamTargetOptions[], balance: Balance, options: UpstreamGroupOptions) {
     this.connector = options.connector;
@@ -137,6 +141,7 @@ export class UpstreamGroup {
     this.connectRetries = several ? Math.min(options.connectRetries ?? 0, this.targets.length - 1) : 0;
     this.idempotentRetries = options.idempotentRetries ?? 0;
     this.active = several ? options.active : undefined;
+    this.onHealthChange = options.onHealthChange;
     if (this.active !== undefined) {
       this.prober = setInterval(() => this.probeAll(), this.active.intervalMs);
       this.prober.unref();
@@ -177,7 +182,7 @@ export class UpstreamGroup {
     if (++target.failures < health.consecutiveFailures) return;
     target.ejectedUntil = performance.now() + health.ejectMs;
     this.ejected++;
-    health.onChange?.(target, 'ejected');
+    this.onHealthChange?.(target, 'ejected', `${target.failures} failed exchanges in a row`);
   }
 
   /** `target` answered (any status: it is up). */
@@ -207,7 +212,7 @@ export class UpstreamGroup {
     target.ejectedUntil = 0;
     target.failures = this.health!.consecutiveFailures - 1;
     this.ejected--;
-    this.health!.onChange?.(target, 'restored');
+    this.onHealthChange?.(target, 'restored', 'ejection time over: on probation');
     return true;
   }
 
@@ -254,12 +259,12 @@ export class UpstreamGroup {
       target.down = false;
       target.probeStreak = 0;
       this.down--;
-      active.onChange?.(target, 'healthy', 'passed its probes');
+      this.onHealthChange?.(target, 'healthy', `${active.healthyAfter} probes passed in a row`);
     } else if (!target.down && target.probeStreak >= active.unhealthyAfter) {
       target.down = true;
       target.probeStreak = 0;
       this.down++;
-      active.onChange?.(target, 'unhealthy', failure!);
+      this.onHealthChange?.(target, 'unhealthy', failure!);
     }
   }
 
