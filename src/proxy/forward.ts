@@ -19,8 +19,11 @@ export interface ForwardHooks {
   sendProblem(ctx: RequestContext, res: ServerResponse, p: Problem, close?: boolean): void;
   /** Called exactly once when the exchange is over, however it ended. */
   finished(ctx: RequestContext): void;
-  /** A WebSocket connection is relayed from now on: the gateway closes both sockets if it stops first. */
-  tunnelOpened(client: Duplex, upstream: Duplex): void;
+  /**
+   * A WebSocket connection is relayed from now on: the gateway destroys the client socket if it stops first, and
+   * the relay then destroys its upstream side.
+   */
+  tunnelOpened(client: Duplex): void;
 }
 
 /** Counts a chunked request body and fails it once it passes the route's limit. */
@@ -311,7 +314,7 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
     }
     upstream.pipe(client);
     client.pipe(upstream);
-    this.hooks.tunnelOpened(client, upstream);
+    this.hooks.tunnelOpened(client);
   }
 
   onData(chunk: Buffer): boolean {

@@ -121,7 +121,7 @@ export class Gateway {
   /** In-flight requests across all runtimes. */
   private inflight = 0;
   private drained: (() => void) | undefined;
-  /** Sockets of relayed WebSocket connections, closed when a drain runs out of time. */
+  /** Client sockets of relayed WebSocket connections, closed when a drain runs out of time (the relay then closes its upstream side). */
   private readonly tunnels = new Set<Duplex>();
   private reloading: Promise<boolean> | undefined;
   /** Answers decision listeners (front-proxy forward-auth) through the same decide/finished path. */
@@ -147,11 +147,9 @@ export class Gateway {
     this.hooks = {
       sendProblem: (ctx, res, p, close) => this.answerProblem(ctx, res, p, close),
       finished: (ctx) => this.finished(ctx),
-      tunnelOpened: (client, upstream) => {
+      tunnelOpened: (client) => {
         this.tunnels.add(client);
-        this.tunnels.add(upstream);
         client.once('close', () => this.tunnels.delete(client));
-        upstream.once('close', () => this.tunnels.delete(upstream));
       },
     };
     this.decisions = new DecisionEndpoint({
@@ -288,8 +286,8 @@ export class Gateway {
     // (server/upgrade.ts). Decision listeners keep Node's default (an ordinary request).
     if (!lc.decision) {
       server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
-        (req as UpgradeRequest)[UPGRADE_HEAD] = head;
-        this.handle(handle, req, responseForUpgrade(req, socket));
+        takeRequest(req); // before the response reads anything of it
+        this.handle(handle, req, responseForUpgrade(req, socket), head);
       });
     }
     // Node answers `Expect: 100-continue` itself and emits this for any other expectation (RFC 9110 10.1.1: 417).
@@ -386,7 +384,8 @@ export class Gateway {
   // ---------------------------------------------------------------------------------------------------------
   // The request path
 
-  private handle(listener: ListenerHandle, req: IncomingMessage, res: ServerResponse): void {
+  /** `upgradeHead`: for a request that asks for a protocol upgrade, the bytes that followed its head (server/upgrade.ts). */
+  private handle(listener: ListenerHandle, req: IncomingMessage, res: ServerResponse, upgradeHead?: Buffer): void {
     takeRequest(req);
     if (!this.ready) return sendProblem(res, problem('service-unavailable', { headers: { 'retry-after': 1 } }), undefined, true);
     const rt = this.runtime;
@@ -397,7 +396,6 @@ export class Gateway {
     if (this.draining) res.shouldKeepAlive = false;
     if (framing.problem) return this.early(listener, req, res, framing.problem, id, startedAt);
     // The body of a request that asks for an upgrade is not read as HTTP any more.
-    const upgradeHead = (req as UpgradeRequest)[UPGRADE_HEAD];
     if (upgradeHead !== undefined && framing.hasBody) return this.early(listener, req, res, problem('bad-request', { detail: 'A request that asks for a protocol upgrade cannot carry a body.' }), id, startedAt);
     const decision = listener.config.decision;
     if (decision !== undefined) {
@@ -718,10 +716,6 @@ export class Gateway {
     this.logger.info('stopped');
   }
 }
-
-/** The bytes that followed an upgrade request's head, kept on the request for the forwarder. */
-const UPGRADE_HEAD = Symbol('kycgate.upgradeHead');
-type UpgradeRequest = IncomingMessage & { [UPGRADE_HEAD]?: Buffer };
 
 /** The values of a header that may be repeated, joined with commas (as Node's header object would), or undefined. */
 function joinedRawHeader(raw: readonly string[], lower: string): string | undefined {
