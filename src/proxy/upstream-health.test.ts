@@ -322,3 +322,32 @@ test('upstream health: an idempotent request whose connection was reset before a
   assert.equal((await httpRequest(gw2.url + '/item/1', { method: 'DELETE' })).status, 200);
   assert.deepEqual(del.seen, ['DELETE /item/1', 'DELETE /item/1']);
 });
+
+test('upstream health: a target that refuses the probes is out of rotation before any client request meets it', async (t) => {
+  let served = 0; // client requests, not probes
+  const a = await startUpstream((req, res) => {
+    if (req.url !== '/healthz') served++;
+    res.end('a');
+  });
+  const dead = `http://127.0.0.1:${await freePort()}`; // nothing listens there
+  const gw = await startTestGateway({
+    upstreams: { app: { targets: [{ url: dead }, { url: a.url }], active_health: { path: '/healthz', interval_ms: 100, unhealthy_after: 1 }, connect_retries: 0 } },
+    routes: [{ name: 'r', match: { prefix: '/' }, upstream: 'app' }],
+  });
+  t.after(async () => {
+    await gw.close();
+    await a.close();
+  });
+  // The first probe runs as the config is compiled: wait for its verdict without sending any request.
+  const deadline = Date.now() + 5000;
+  while (healthLines(gw.logs, /failed its health probes/).length === 0) {
+    if (Date.now() > deadline) assert.fail('the probe never failed');
+    await new Promise((r) => setImmediate(r));
+  }
+  assert.equal(healthLines(gw.logs, /failed its health probes/)[0]!.reason, 'ECONNREFUSED');
+  // Without connect retries, a request sent to the dead target would be a 502: none is.
+  const statuses: number[] = [];
+  for (let i = 0; i < 4; i++) statuses.push((await httpRequest(gw.url + '/')).status);
+  assert.deepEqual(statuses, [200, 200, 200, 200]);
+  assert.equal(served, 4);
+});

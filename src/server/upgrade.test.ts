@@ -16,6 +16,7 @@ import path from 'node:path';
 import { WebSocket } from 'undici';
 import { issueCertificate } from '../identity/certificates.js';
 import { startTestGateway } from '../../testing/harness.js';
+import { freePort } from '../../testing/ports.js';
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 const KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
@@ -29,10 +30,13 @@ interface Seen {
 
 /**
  * An upstream that accepts WebSocket handshakes. In `raw` mode it then answers every chunk with the chunk
- * upper-cased; in `frames` mode it speaks RFC 6455 frames (short unfragmented ones) and echoes text as `echo:<text>`.
+ * upper-cased (and `bye` with `BYE` and the end of the connection); in `frames` mode it speaks RFC 6455 frames
+ * (short unfragmented ones) and echoes text as `echo:<text>`. `relayClosed[i]` settles when the i-th accepted
+ * connection has closed on the upstream's side.
  */
 async function wsUpstream(mode: 'raw' | 'frames') {
   const seen: Seen[] = [];
+  const relayClosed: Array<Promise<unknown>> = [];
   const server = http.createServer((req, res) => {
     seen.push({ method: req.method!, url: req.url!, headers: req.headers });
     res.end('plain answer');
@@ -44,9 +48,10 @@ async function wsUpstream(mode: 'raw' | 'frames') {
       return;
     }
     const protocol = req.headers['sec-websocket-protocol'] ? `sec-websocket-protocol: ${String(req.headers['sec-websocket-protocol']).split(',')[0]!.trim()}\r\n` : '';
+    relayClosed.push(once(socket, 'close'));
     socket.write(`HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: ${accept(String(req.headers['sec-websocket-key']))}\r\n${protocol}x-upstream: yes\r\n\r\n`);
     if (mode === 'raw') {
-      socket.on('data', (c: Buffer) => socket.write(c.toString().toUpperCase()));
+      socket.on('data', (c: Buffer) => (c.toString() === 'bye' ? socket.end('BYE') : socket.write(c.toString().toUpperCase())));
       socket.on('end', () => socket.end());
       return;
     }
@@ -68,6 +73,7 @@ async function wsUpstream(mode: 'raw' | 'frames') {
   return {
     url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
     seen,
+    relayClosed,
     close: () =>
       new Promise<void>((r) => {
         server.closeAllConnections();
@@ -105,6 +111,15 @@ async function rest(socket: net.Socket, already: Buffer): Promise<string> {
   return Buffer.concat(chunks).toString();
 }
 
+/** One round trip through a relay to the raw-mode upstream, then the client closes and waits for the close. */
+async function roundTripAndClose(socket: net.Socket, text: string): Promise<void> {
+  socket.write(text);
+  const [echo] = (await once(socket, 'data')) as [Buffer];
+  assert.equal(echo.toString(), text.toUpperCase());
+  socket.end();
+  await once(socket, 'close');
+}
+
 const wsHead = (path: string, extra = '') =>
   `GET ${path} HTTP/1.1\r\nHost: gw.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${KEY}\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`;
 
@@ -139,11 +154,7 @@ test('websocket: a handshake on a relaying route reaches the upstream, its 101 r
   assert.equal(seen.headers['x-forwarded-for'], '127.0.0.1');
   assert.equal(seen.headers['x-request-id'], headers.get('x-request-id'));
 
-  socket.write('ping');
-  const [echo] = (await once(socket, 'data')) as [Buffer];
-  assert.equal(echo.toString(), 'PING');
-  socket.end();
-  await once(socket, 'close');
+  await roundTripAndClose(socket, 'ping');
   // The exchange ends when both sides closed: one access line, status 101.
   while (!gw.logs.some((l) => l.msg === 'request')) await new Promise((r) => setImmediate(r));
   const line = gw.logs.find((l) => l.msg === 'request')!;
@@ -236,7 +247,7 @@ test('websocket: without websocket on the route, and for other upgrades (h2c), t
 });
 
 test('websocket: a drain that runs out of time closes relayed connections', async (t) => {
-  const { gw } = await relay(t, 'raw');
+  const { upstream, gw } = await relay(t, 'raw');
   const { socket, status } = await handshake(gw.port, wsHead('/'));
   assert.equal(status, 101);
   const closed = once(socket, 'close');
@@ -244,6 +255,7 @@ test('websocket: a drain that runs out of time closes relayed connections', asyn
   await gw.gateway.stop(300);
   await closed;
   assert.ok(Date.now() - started >= 250, 'the relay was let run until the deadline');
+  await upstream.relayClosed[0]; // and its upstream side was closed with it
 });
 
 test('websocket: relayed over an HTTPS listener (wss) as over plain HTTP', async (t) => {
@@ -257,11 +269,7 @@ test('websocket: relayed over an HTTPS listener (wss) as over plain HTTP', async
   assert.equal(status, 101);
   assert.equal(headers.get('sec-websocket-accept'), accept(KEY));
   assert.equal(upstream.seen[0]!.headers['x-forwarded-proto'], 'https');
-  socket.write('over tls');
-  const [echo] = (await once(socket, 'data')) as [Buffer];
-  assert.equal(echo.toString(), 'OVER TLS');
-  socket.end();
-  await once(socket, 'close');
+  await roundTripAndClose(socket, 'over tls');
 });
 
 test('websocket: a relay outlives the client timeouts meant for requests (headers_timeout_ms, request_timeout_ms)', async (t) => {
@@ -271,15 +279,11 @@ test('websocket: a relay outlives the client timeouts meant for requests (header
   // Quiet for longer than both timeouts and several of Node's checks of them (every 100 ms here).
   await new Promise((resolve) => setTimeout(resolve, 800));
   assert.equal(socket.destroyed, false);
-  socket.write('still there');
-  const [echo] = (await once(socket, 'data')) as [Buffer];
-  assert.equal(echo.toString(), 'STILL THERE');
-  socket.end();
-  await once(socket, 'close');
+  await roundTripAndClose(socket, 'still there');
 });
 
 test('websocket: a relay silent both ways for timeouts.websocket_idle_ms is closed on both sides', async (t) => {
-  const { gw } = await relay(t, 'raw', [{ ...RELAY, timeouts: { websocket_idle_ms: 300 } }]);
+  const { upstream, gw } = await relay(t, 'raw', [{ ...RELAY, timeouts: { websocket_idle_ms: 300 } }]);
   const { socket, status } = await handshake(gw.port, wsHead('/'));
   assert.equal(status, 101);
   const opened = Date.now();
@@ -293,6 +297,30 @@ test('websocket: a relay silent both ways for timeouts.websocket_idle_ms is clos
   assert.ok(quietFrom - opened >= 600 && !socket.destroyed, 'open while it carries bytes');
   await once(socket, 'close');
   assert.ok(Date.now() - quietFrom >= 250, 'closed only after the silence');
+  await upstream.relayClosed[0]; // the upstream side too
   while (!gw.logs.some((l) => l.msg === 'request')) await new Promise((r) => setImmediate(r));
   assert.equal(gw.logs.find((l) => l.msg === 'request')!.status, 101);
+});
+
+test('websocket: an upstream that ends the relay ends it for the client, after what it still sent', async (t) => {
+  const { upstream, gw } = await relay(t, 'raw');
+  const { socket, status, rest: early } = await handshake(gw.port, wsHead('/'));
+  assert.equal(status, 101);
+  socket.write('bye');
+  assert.equal(await rest(socket, early), 'BYE', 'the last bytes arrive before the close');
+  await upstream.relayClosed[0];
+  while (!gw.logs.some((l) => l.msg === 'request')) await new Promise((r) => setImmediate(r));
+  assert.equal(gw.logs.find((l) => l.msg === 'request')!.status, 101);
+});
+
+test('websocket: with the upstream down, the handshake is answered 502 problem+json and the connection closed', async (t) => {
+  const gw = await startTestGateway({
+    upstreams: { gone: { targets: [{ url: `http://127.0.0.1:${await freePort()}` }] } }, // nothing listens there
+    routes: [{ ...RELAY, upstream: 'gone' }],
+  });
+  t.after(() => gw.close());
+  const r = await handshake(gw.port, wsHead('/'));
+  assert.equal(r.status, 502);
+  assert.equal(r.headers.get('content-type'), 'application/problem+json');
+  assert.match(await rest(r.socket, r.rest), /bad-gateway/);
 });
