@@ -62,29 +62,11 @@ function problemForUpstreamError(err: Error & { code?: string }): Problem {
 }
 
 /**
- * Errors that say the target is unwell, for passive health: no connection (refused, unreachable, not resolved, TLS
- * handshake or connect timeout), a connection reset or closed before the answer, or no answer head in time. Not
- * the request's own faults (body over the limit, wrong Content-Length) and not client aborts.
+ * Errors of the request's own making, not the target's: body over the route limit, a body that does not match its
+ * Content-Length, an option undici refuses, an abort of ours. undici raises them before writing the request too, so
+ * they are told apart from a failed connection by code.
  */
-const UPSTREAM_FAILURES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EHOSTDOWN',
-  'ETIMEDOUT',
-  'EPIPE',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'UND_ERR_SOCKET',
-  'UND_ERR_HEADERS_TIMEOUT',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'CERT_HAS_EXPIRED',
-]);
+const REQUEST_FAULTS = new Set(['KYCGATE_BODY_LIMIT', 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH', 'UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED', 'UND_ERR_ABORTED']);
 
 /** The connection was reset or closed under a request that had been sent, before any answer. */
 const RESETS = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET']);
@@ -365,18 +347,25 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
     if (this.done) return;
     const res = this.res;
     if (!res.headersSent) {
-      if (UPSTREAM_FAILURES.has(err.code ?? '')) {
-        const group = this.ctx.upstream!;
-        group.failed(this.target);
-        // No connection was made (undici hands a request to its handler's onConnect when it starts writing it): the
-        // request was never sent, so another target may take it.
-        if (this.abortUpstream === undefined) {
+      const code = err.code ?? '';
+      const group = this.ctx.upstream!;
+      // undici hands a request to its handler's onConnect when it starts writing it. Before that, any error but the
+      // request's own faults is a connection that could not be made (refused, unreachable, not resolved, any TLS
+      // handshake failure, connect timeout): the target is down for this request, which was never sent, so another
+      // target may take it. After it, the target failed when the connection was reset or closed, or no answer head
+      // came in time. (A client that went away ended this exchange already: it never counts against a target.)
+      if (this.abortUpstream === undefined) {
+        if (!REQUEST_FAULTS.has(code)) {
+          group.failed(this.target);
           if (this.retry(group, 'connect')) return;
-        } else if (RESETS.has(err.code!) && IDEMPOTENT.has(this.ctx.method) && (this.body === null || Buffer.isBuffer(this.body))) {
-          // Sent, and the connection was reset or closed before any answer (typically a keep-alive connection the
-          // upstream closed as the request went out): an idempotent request may be sent again (RFC 9110 9.2.2).
-          if (this.retry(group, 'reset')) return;
         }
+      } else if (RESETS.has(code)) {
+        group.failed(this.target);
+        // Typically a keep-alive connection the upstream closed as the request went out: an idempotent request may
+        // be sent again (RFC 9110 9.2.2).
+        if (IDEMPOTENT.has(this.ctx.method) && (this.body === null || Buffer.isBuffer(this.body)) && this.retry(group, 'reset')) return;
+      } else if (code === 'UND_ERR_HEADERS_TIMEOUT') {
+        group.failed(this.target);
       }
       const p = problemForUpstreamError(err);
       this.ctx.errorKind = p.kind;

@@ -7,7 +7,7 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import http, { type IncomingMessage } from 'node:http';
 import net from 'node:net';
-import { once } from 'node:events';
+import { EventEmitter, once } from 'node:events';
 import { freePort } from '../../testing/ports.js';
 import { startTestGateway, startUpstream, httpRequest } from '../../testing/harness.js';
 
@@ -350,4 +350,61 @@ test('upstream health: a target that refuses the probes is out of rotation befor
   for (let i = 0; i < 4; i++) statuses.push((await httpRequest(gw.url + '/')).status);
   assert.deepEqual(statuses, [200, 200, 200, 200]);
   assert.equal(served, 4);
+});
+
+test('upstream health: clients that abort their uploads never take a healthy target out of rotation', async (t) => {
+  let started = 0;
+  const receiving = new EventEmitter();
+  const a = await startUpstream((req, res) => {
+    started++;
+    receiving.emit('request');
+    req.on('data', () => undefined);
+    req.on('end', () => res.end('a'));
+  });
+  const b = await startUpstream((_req, res) => res.end('b'));
+  const gw = await startTestGateway({
+    upstreams: { app: { targets: [{ url: a.url }, { url: b.url }], passive_health: { consecutive_failures: 1 } } },
+    routes: [{ name: 'r', match: { prefix: '/' }, upstream: 'app' }],
+  });
+  t.after(async () => {
+    await gw.close();
+    await a.close();
+    await b.close();
+  });
+  for (let i = 0; i < 3; i++) {
+    // Round robin: each upload goes to a; the client announces 1 MB, sends a little, and goes away.
+    const client = net.connect(gw.port, '127.0.0.1');
+    await once(client, 'connect');
+    const arrived = once(receiving, 'request');
+    client.write('PUT /up HTTP/1.1\r\nHost: gw.test\r\nContent-Length: 1048576\r\n\r\n' + 'x'.repeat(1000));
+    await arrived;
+    client.destroy();
+    await once(client, 'close');
+    assert.equal((await httpRequest(gw.url + '/')).body, 'b', 'b answers the request in between');
+  }
+  assert.equal(started, 3);
+  assert.equal(healthLines(gw.logs, /taken out of rotation/).length, 0, 'a client going away is not the target failing');
+});
+
+test('upstream health: a target whose TLS handshake fails, whatever the TLS error, counts as down and its requests go elsewhere', async (t) => {
+  const plain = await startUpstream((_req, res) => res.end('plain')); // speaks HTTP where TLS is expected
+  const live = await startUpstream((_req, res) => res.end('live'));
+  const gw = await startTestGateway({
+    upstreams: { app: { targets: [{ url: plain.url.replace('http://', 'https://') }, { url: live.url.replace('http://', 'https://') }] }, ok: { targets: [{ url: live.url }] } },
+    routes: [
+      { name: 'tls', match: { prefix: '/tls' }, upstream: 'app' },
+      { name: 'ok', match: { prefix: '/ok' }, upstream: 'ok' },
+    ],
+  });
+  t.after(async () => {
+    await gw.close();
+    await plain.close();
+    await live.close();
+  });
+  // Both targets fail the handshake (neither speaks TLS): each request is retried once, then 502; after 3
+  // failures each is out of rotation, as for a refused connection.
+  for (let i = 0; i < 3; i++) assert.equal((await httpRequest(gw.url + '/tls')).status, 502);
+  const retried = accessLines(gw.logs).map((l) => [l.upstream_retries, l.upstream_error]);
+  assert.ok(retried.every(([n]) => n === 1), JSON.stringify(retried));
+  assert.equal(healthLines(gw.logs, /taken out of rotation/).length, 2, JSON.stringify(retried));
 });
