@@ -9,6 +9,7 @@ import { PolicyChain, type ChainEntry } from '../pipeline/chain.js';
 import type { PolicyDefinition } from '../pipeline/policy.js';
 import type { Services } from '../pipeline/services.js';
 import { StripRules } from '../proxy/headers.js';
+import type { PathRules } from '../server/path.js';
 import { UpstreamGroup } from '../proxy/upstream.js';
 import { Router, type CompiledRoute } from '../routing/router.js';
 import type { ModuleInstance, UpstreamTargetInfo } from '../modules.js';
@@ -53,6 +54,8 @@ export class Runtime {
     readonly routes: readonly CompiledRoute[],
     readonly groups: readonly UpstreamGroup[],
     readonly services: Services,
+    /** How request paths are checked beyond the fixed rules (server.path_semicolons). */
+    readonly pathRules: PathRules,
   ) {}
 
   get config(): GatewayConfig {
@@ -203,7 +206,8 @@ export async function compileRuntime(loaded: LoadedConfig, env: CompileEnv): Pro
       compiled.push(compiledRoute);
       router.add(route.match, compiledRoute);
     }
-    return new Runtime(loaded, router, new StripRules(injected), trusted, compiled, groups, services);
+    const pathRules: PathRules = { refuseSemicolons: config.server.path_semicolons === 'refuse' };
+    return new Runtime(loaded, router, new StripRules(injected, config.server.underscored_headers), trusted, compiled, groups, services, pathRules);
   } catch (err) {
     await Promise.all([...compiled.map((r) => r.chain.close()), ...groups.map((g) => g.close())]).catch(() => undefined);
     if (err instanceof ConfigError) throw err;

@@ -227,6 +227,16 @@ export const coreSchema = {
           description: 'Addresses or CIDR ranges of proxies in front of the gateway. Only from these are X-Forwarded-For/Proto/Host and Forwarded trusted.',
         },
         health_paths: { type: 'boolean', default: true, description: 'Reserve /healthz and /readyz on listeners that enable `health`.' },
+        path_semicolons: {
+          enum: ['allow', 'refuse'],
+          default: 'allow',
+          description: 'Whether a `;` (raw or `%3B`) may appear in a request path. Whatever the setting, a dot-segment carrying path parameters (`/..;x/`, `/.;x/`, `%2e%2e%3b`) is refused with 400 `ambiguous-path`. `refuse` refuses every `;`: choose it in front of Java servlet containers (Tomcat, Jetty, Spring), which read `;` as the start of path parameters and drop them before resolving the path.',
+        },
+        underscored_headers: {
+          enum: ['drop', 'refuse', 'allow'],
+          default: 'drop',
+          description: 'Request headers whose name equals a header the gateway sets or strips (X-Forwarded-*, Forwarded, X-Request-Id, hop-by-hop headers, and every header a policy injects such as x-kyc-status or x-consumer) once `_` is read as `-` (`x_kyc_status`, `X_Forwarded_For`): WSGI, CGI, Rack and PHP read both spellings as one name, so the client\'s copy could win. `drop` removes them before forwarding; `refuse` answers 400 `ambiguous-request`; `allow` forwards them. In decision mode the gateway cannot remove a header from what the front proxy forwards, so `drop` refuses there too.',
+        },
       },
       additionalProperties: false,
       default: {},

@@ -96,6 +96,8 @@ export interface GatewayConfig {
     drain_timeout_ms: number;
     trusted_proxies: string[];
     health_paths: boolean;
+    path_semicolons: 'allow' | 'refuse';
+    underscored_headers: 'drop' | 'refuse' | 'allow';
   };
   log: { level: string; access: boolean };
   defaults: { max_body_bytes: number; timeouts: TimeoutsConfig; policies: PolicyConfigEntry[] };

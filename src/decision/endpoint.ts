@@ -11,8 +11,8 @@ import { Problem, problem, problemBody, sendProblem } from '../errors/problem.js
 import { RequestContext, readRequestBody } from '../pipeline/context.js';
 import { isReply, type PolicyResult } from '../pipeline/policy.js';
 import { parseTrustedProxies, type Runtime } from '../config/runtime.js';
-import { parseRequestTarget } from '../server/path.js';
-import { HOP_BY_HOP } from '../proxy/headers.js';
+import { parseRequestTarget, targetProblem } from '../server/path.js';
+import { HOP_BY_HOP, underscoredRefusal } from '../proxy/headers.js';
 import type { AddressList } from '../shared/address-list.js';
 import type { ListenerHandle } from '../server/gateway.js';
 import type { DecisionListenerConfig, FrontProxyConvention } from './schema.js';
@@ -121,10 +121,13 @@ export class DecisionEndpoint {
     const nginx = plan.settings.problemInHeader;
     if ('error' in original) return this.refuse(listener, req, res, problem('bad-request', { detail: original.error }), id, startedAt, nginx);
 
-    const target = parseRequestTarget(original.target, original.host);
-    if (!target.ok) {
-      const p = target.reason === 'host' ? problem('bad-request', { detail: target.detail }) : problem('invalid-path', { detail: target.detail });
-      return this.refuse(listener, req, res, p, id, startedAt, nginx);
+    const target = parseRequestTarget(original.target, original.host, rt.pathRules);
+    if (!target.ok) return this.refuse(listener, req, res, targetProblem(target), id, startedAt, nginx);
+    // The front proxy forwards the client's headers itself: one that could stand in for an injected header once
+    // `_` is read as `-` cannot be dropped from here, so it is refused unless allowed.
+    if (rt.rules.underscored !== 'allow') {
+      const twin = rt.rules.findTwin(req.rawHeaders);
+      if (twin !== undefined) return this.refuse(listener, req, res, underscoredRefusal(twin), id, startedAt, nginx);
     }
     const match = rt.router.find(original.method, target.path, target.hostname);
     if (match === undefined) return this.refuse(listener, req, res, problem('not-found'), id, startedAt, nginx);
@@ -181,7 +184,7 @@ export class DecisionEndpoint {
   private answer(ctx: RequestContext, res: ServerResponse, result: PolicyResult, settings: AnswerSettings): void {
     try {
       if (res.destroyed) {
-        ctx.aborted = true;
+        ctx.clientClosed(false);
       } else if (result === undefined) {
         writeAllow(ctx, res, settings);
       } else if (result instanceof Problem) {

@@ -4,8 +4,11 @@
  * - Headers the gateway sets (X-Forwarded-*, Forwarded, X-Request-Id, and whatever policies inject) are removed
  *   from the client's request first, so a client can never forge them; X-Forwarded-* and Forwarded values from the
  *   client are kept (and appended to) only when the TCP peer is a trusted proxy.
+ * - Their underscore spellings (`x_kyc_status`), which CGI-style servers read as the same name, are dropped too
+ *   (server.underscored_headers).
  */
 import type { RequestContext } from '../pipeline/context.js';
+import { problem, type Problem } from '../errors/problem.js';
 
 export const HOP_BY_HOP = new Set([
   'connection',
@@ -26,12 +29,20 @@ export const HOP_BY_HOP = new Set([
  */
 const CORE_MANAGED = ['host', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'x-request-id', 'expect'];
 
+const UNDERSCORES = /_/g;
+
+/** What happens to a header whose name is a stripped one once `_` is read as `-` (server.underscored_headers). */
+export type UnderscoredHeaders = 'drop' | 'refuse' | 'allow';
+
 /** Compiled once per config: every header name (and prefix) stripped from incoming requests. */
 export class StripRules {
   readonly names: ReadonlySet<string>;
   readonly prefixes: readonly string[];
 
-  constructor(injected: Iterable<string>) {
+  constructor(
+    injected: Iterable<string>,
+    readonly underscored: UnderscoredHeaders = 'drop',
+  ) {
     const names = new Set<string>([...HOP_BY_HOP, ...CORE_MANAGED]);
     const prefixes: string[] = [];
     for (const h of injected) {
@@ -49,6 +60,29 @@ export class StripRules {
     for (let i = 0; i < prefixes.length; i++) if (lower.startsWith(prefixes[i]!)) return true;
     return false;
   }
+
+  /**
+   * Whether a lower-case name with an underscore is a stripped name once `_` is read as `-` (`x_kyc_status`,
+   * `x_forwarded_for`): CGI-style servers (WSGI, Rack, PHP) map both spellings to one variable, so such a header
+   * could stand in for one the gateway sets.
+   */
+  twin(lower: string): boolean {
+    return lower.indexOf('_') !== -1 && this.strips(lower.replace(UNDERSCORES, '-'));
+  }
+
+  /** The first raw header name that is a twin of a stripped one, or undefined. */
+  findTwin(rawHeaders: readonly string[]): string | undefined {
+    for (let i = 0; i < rawHeaders.length; i += 2) {
+      const name = rawHeaders[i]!;
+      if (name.indexOf('_') !== -1 && this.twin(name.toLowerCase())) return name;
+    }
+    return undefined;
+  }
+}
+
+/** 400 for a header that CGI-style servers would read as one the gateway sets (server.underscored_headers: refuse). */
+export function underscoredRefusal(name: string): Problem {
+  return problem('ambiguous-request', { detail: `The header "${name.replace(/[^\x21-\x7e]/g, '')}" reads as a header the gateway sets once "_" is read as "-".` });
 }
 
 const NO_TOKENS: readonly string[] = Object.freeze([]);
@@ -101,6 +135,7 @@ export function buildUpstreamHeaders(
   let xfProto: string | undefined;
   let xfHost: string | undefined;
   let forwarded: string | undefined;
+  const dropTwins = rules.underscored !== 'allow';
 
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!;
@@ -116,6 +151,7 @@ export function buildUpstreamHeaders(
       }
       continue;
     }
+    if (dropTwins && rules.twin(lower)) continue;
     if (removeExtra !== undefined && removeExtra.includes(lower)) continue;
     if (setExtra !== undefined && setsName(setExtra, lower)) continue;
     out.push(name, rawHeaders[i + 1]!);

@@ -107,3 +107,51 @@ test('edge: body over the route limit gets 413, declared or chunked, and the ups
   assert.deepEqual(completedBodies, [16], 'only the body within the limit was delivered');
   assert.ok(upstream.requests <= 2, 'a declared oversize body never opened an upstream request');
 });
+
+test('edge: a dot-segment with path parameters, a double encoding or a full-width dot is refused as ambiguous-path, never forwarded', async (t) => {
+  const { upstream, gw } = await setup(t);
+  const tricks = ['/public/..;/admin/x', '/public/%2e%2e;/admin/x', '/public/..;jsessionid=1/admin/x', '/public/.;x/../admin', '/public/%252e%252e/admin', '/public/%EF%BC%8E%EF%BC%8E/admin'];
+  for (const path of tricks) {
+    const answer = await rawRequest(gw.port, `GET ${path} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n`);
+    assert.equal(statusOf(answer), 400, path);
+    assert.match(answer, /"type":"https:\/\/kycgate\.dev\/problems\/ambiguous-path"/, path);
+    assert.match(answer, /x-request-id: /i, path);
+  }
+  assert.equal(upstream.requests, 0, 'none reached the upstream through the open /public route');
+  // An ordinary semicolon is forwarded as sent unless path_semicolons refuses it.
+  const plain = await httpRequest(gw.url + '/public/report;v=2');
+  assert.equal(JSON.parse(plain.body).path, '/public/report;v=2');
+});
+
+test('edge: with path_semicolons: refuse, any ";" in a path is refused (Java upstreams)', async (t) => {
+  const upstream = await startUpstream((_req, res) => res.end('ok'));
+  const gw = await startTestGateway({
+    server: { path_semicolons: 'refuse' },
+    upstreams: { u: { targets: [{ url: upstream.url }] } },
+    routes: [{ name: 'public', match: { prefix: '/public' }, upstream: 'u' }],
+  });
+  t.after(async () => {
+    await gw.close();
+    await upstream.close();
+  });
+  for (const path of ['/public/report;v=2', '/public/a%3Bb']) {
+    const r = await httpRequest(gw.url + path);
+    assert.equal(r.status, 400, path);
+    assert.equal(JSON.parse(r.body).type, 'https://kycgate.dev/problems/ambiguous-path', path);
+  }
+  assert.equal((await httpRequest(gw.url + '/public/report')).status, 200);
+  assert.equal(upstream.requests, 1);
+});
+
+test('edge: a Host with userinfo, a non-numeric port or anything else is 400 and never forwarded', async (t) => {
+  const { upstream, gw } = await setup(t);
+  for (const host of ['api.example.com:443@evil.example', 'api.example.com:https', 'evil.example/x', 'api.example.com:99999']) {
+    const answer = await rawRequest(gw.port, `GET /public/reset HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+    assert.equal(statusOf(answer), 400, host);
+    assert.match(answer, /"type":"https:\/\/kycgate\.dev\/problems\/bad-request"/, host);
+    assert.match(answer, /Host header is invalid/, host);
+  }
+  assert.equal(upstream.requests, 0, 'no X-Forwarded-Host or Forwarded host built from them reached the upstream');
+  const ok = await rawRequest(gw.port, 'GET /public/reset HTTP/1.1\r\nHost: api.example.com:8443\r\nConnection: close\r\n\r\n');
+  assert.equal(statusOf(ok), 200);
+});

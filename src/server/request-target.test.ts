@@ -39,3 +39,46 @@ test('proxied requests go through the same target parsing', async () => {
     await app.close();
   }
 });
+
+test('parseRequestTarget: Host is a host name or IP literal with an optional numeric port, nothing else', () => {
+  const good: Array<[string, string]> = [
+    ['api.example.com', 'api.example.com'],
+    ['API.Example.com:8443', 'api.example.com'],
+    ['127.0.0.1:80', '127.0.0.1'],
+    ['[::1]', '::1'],
+    ['[2001:DB8::1]:443', '2001:db8::1'],
+    ['internal_host', 'internal_host'],
+  ];
+  for (const [host, hostname] of good) {
+    const r = parseRequestTarget('/x', host);
+    assert.equal(r.ok, true, host);
+    assert.equal((r as { hostname: string }).hostname, hostname, host);
+  }
+  const bad = [
+    'api.example.com:443@evil.example', // userinfo-like: a link built from it points elsewhere
+    'user@api.example.com',
+    'api.example.com:https',
+    'api.example.com:',
+    'api.example.com:65536',
+    'api.example.com:123456',
+    'api.example.com:80:80',
+    'api.example.com/evil',
+    'api.example.com evil',
+    '[::1]x',
+    '[::1]:http',
+    '[not-an-ip]',
+    '[::1',
+  ];
+  for (const host of bad) {
+    const r = parseRequestTarget('/x', host);
+    assert.equal(r.ok, false, host);
+    assert.equal((r as { reason: string }).reason, 'host', host);
+  }
+  assert.equal(parseRequestTarget('http://a@api.example/x', 'h').ok, false, 'userinfo in an absolute-form target');
+});
+
+test('parseRequestTarget: a dot-segment with path parameters is an ambiguous-path refusal', () => {
+  assert.equal((parseRequestTarget('/public/..;/admin', 'h') as { reason: string }).reason, 'ambiguous-path');
+  assert.equal((parseRequestTarget('/a;b', 'h', { refuseSemicolons: true }) as { reason: string }).reason, 'ambiguous-path');
+  assert.equal(parseRequestTarget('/a;b', 'h').ok, true);
+});
