@@ -48,8 +48,11 @@ export interface ModuleInstance {
   reload?(config: GatewayConfig): Promise<void>;
   /** Admin endpoints: path → handler, served on the admin listener. */
   adminHandlers?: Record<string, (req: IncomingMessage, res: ServerResponse) => void>;
-  /** Readiness of the module's dependencies, for /readyz. */
-  ready?(): Promise<{ ok: boolean; detail?: Record<string, unknown> }>;
+  /**
+   * Readiness of the module's dependencies, for /readyz (reported under the module's name). `detail` is shown to
+   * whoever can reach the admin listener: it names what fails, never an error's text; `error` goes to the log.
+   */
+  ready?(): Promise<{ ok: boolean; detail?: Record<string, unknown>; error?: unknown }>;
   close?(): Promise<void>;
 }
 

@@ -135,7 +135,8 @@ export function refusedEntry(info: RefusedRequest, now: number, latencyMs: numbe
     type: 'http.refused',
     requestId: info.requestId,
     listener: info.listener,
-    method: info.method,
+    // Unknown when the request line itself could not be parsed.
+    method: info.method === '' ? undefined : info.method,
     clientIp: info.clientIp,
     status: info.status,
     problem: info.problem,

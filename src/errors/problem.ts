@@ -14,6 +14,7 @@ export const PROBLEM_KINDS = {
   'malformed-json': { status: 400, title: 'Malformed JSON body' },
   'ambiguous-request': { status: 400, title: 'Ambiguous request framing' },
   'invalid-path': { status: 400, title: 'Invalid request path' },
+  'ambiguous-path': { status: 400, title: 'Ambiguous request path' },
   'unauthenticated': { status: 401, title: 'Authentication required' },
   'forbidden': { status: 403, title: 'Forbidden' },
   'not-found': { status: 404, title: 'No route matches this request' },
@@ -24,6 +25,7 @@ export const PROBLEM_KINDS = {
   'unsupported-media-type': { status: 415, title: 'Unsupported media type' },
   'expectation-failed': { status: 417, title: 'Expectation failed' },
   'rate-limited': { status: 429, title: 'Too many requests' },
+  'client-closed-request': { status: 499, title: 'Client closed request' },
   'internal-error': { status: 500, title: 'Internal gateway error' },
   'bad-gateway': { status: 502, title: 'Upstream unavailable' },
   'response-unprocessable': { status: 502, title: 'Upstream response could not be made safe' },
@@ -126,13 +128,14 @@ export function sendProblem(res: ServerResponse, p: Problem, requestId: string |
 }
 
 /** A raw HTTP/1.1 problem answer for a socket whose request could not even be parsed. */
-export function rawProblemResponse(p: Problem): string {
-  const body = problemBody(p, undefined);
+export function rawProblemResponse(p: Problem, requestId: string): string {
+  const body = problemBody(p, requestId);
   return (
     `HTTP/1.1 ${p.status} ${p.title}\r\n` +
     'content-type: application/problem+json\r\n' +
     `content-length: ${Buffer.byteLength(body)}\r\n` +
     'cache-control: no-store\r\n' +
+    `x-request-id: ${requestId}\r\n` +
     'connection: close\r\n\r\n' +
     body
   );

@@ -100,7 +100,7 @@ export const kycModule: GatewayModule = {
         // An open provider breaker does not make the gateway unready: verified subjects keep passing.
         const providers: Record<string, string> = {};
         for (const [name, p] of service.setup.providers) providers[name] = p.health.state;
-        return { ok: true, detail: { kyc: { providers, cached_subjects: service.cache.size } } };
+        return { ok: true, detail: { providers, cached_subjects: service.cache.size } };
       },
       async close() {
         await service.close();

@@ -36,13 +36,19 @@ abstract class CellMetric<C extends { labels: Readonly<Record<string, string>> }
     readonly labelNames: readonly string[],
   ) {}
 
-  /** The series for these label values (created on first use); keep it, updating it costs no lookup. */
-  cell(...values: string[]): C {
-    const key = values.join('\u0000');
+  /**
+   * The series for these label values (created on first use); keep it, updating it costs no lookup. A label whose
+   * value is undefined is left out of the series (a series may carry fewer labels than the metric names).
+   */
+  cell(...values: Array<string | undefined>): C {
+    const key = values.map((v) => (v === undefined ? '\u0001' : v)).join('\u0000');
     let c = this.cells.get(key);
     if (c === undefined) {
       const labels: Record<string, string> = {};
-      for (let i = 0; i < this.labelNames.length; i++) labels[this.labelNames[i]!] = values[i] ?? '';
+      for (let i = 0; i < this.labelNames.length; i++) {
+        const value = values[i];
+        if (value !== undefined) labels[this.labelNames[i]!] = value;
+      }
       c = this.create(labels);
       this.cells.set(key, c);
     }

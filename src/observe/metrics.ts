@@ -24,6 +24,11 @@ import { FastCounter, FastHistogram, type CounterCell, type HistogramCell } from
 
 const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+/** Index in STATUS_CLASSES of a status (0, for a request that ended before any status, counts as 1xx). */
+function statusClass(status: number): number {
+  return Math.min(Math.max(Math.floor(status / 100), 1), 5) - 1;
+}
+
 const BREAKER_STATE: Record<string, number> = { closed: 0, half_open: 1, 'half-open': 1, open: 2 };
 
 interface RouteChildren {
@@ -55,10 +60,15 @@ export class GatewayMetrics implements EventListener {
   private readonly kycDecisionChildren = new Map<string, CounterCell>();
   private readonly byRoute = new Map<string, RouteChildren>();
   private readonly routeDecisions = new Map<string, CounterCell>();
+  private readonly problemCells = new Map<string, CounterCell>();
 
   constructor(sources: MetricsSources) {
     const registers = [this.registry];
-    this.requests = new FastCounter('kycgate_requests_total', 'Requests that reached a route, by route and status class.', ['route', 'status_class']).register(this.registry);
+    this.requests = new FastCounter(
+      'kycgate_requests_total',
+      'Every request, by route and status class; answers the gateway made itself (refusals, upstream failures, client disconnects as 499) also carry their problem type, and requests refused before routing carry no route.',
+      ['route', 'status_class', 'problem'],
+    ).register(this.registry);
     this.latency = new FastHistogram('kycgate_request_duration_seconds', 'Time from arrival to the end of the exchange.', ['route', 'status_class'], LATENCY_BUCKETS).register(this.registry);
     this.refused = new Counter({ name: 'kycgate_requests_refused_total', help: 'Requests refused before routing (framing, path, no route), by problem kind.', labelNames: ['problem'], registers });
     this.decisions = new FastCounter('kycgate_decisions_total', 'Access decisions by outcome (source "route": the decision recorded on the request; "kyc": kyc.decision events).', ['source', 'outcome']).register(this.registry);
@@ -191,10 +201,20 @@ export class GatewayMetrics implements EventListener {
     return c;
   }
 
+  /** The series of gateway-made answers (route undefined: refused before routing), created on first use. */
+  private problemCell(route: string | undefined, status: number, kind: string): CounterCell {
+    const key = (route ?? '') + '\u0000' + status + '\u0000' + kind;
+    let cell = this.problemCells.get(key);
+    if (cell === undefined) this.problemCells.set(key, (cell = this.requests.cell(route, STATUS_CLASSES[statusClass(status)], kind)));
+    return cell;
+  }
+
   onRequestComplete(ctx: RequestContext): void {
     const c = this.children(ctx.route.name);
-    const cls = Math.min(Math.max(Math.floor(ctx.status / 100), 1), 5) - 1;
-    c.count[cls]!.value++;
+    const cls = statusClass(ctx.status);
+    const kind = ctx.errorKind;
+    if (kind === undefined) c.count[cls]!.value++;
+    else this.problemCell(ctx.route.name, ctx.status, kind).value++;
     this.latency.observe(c.latency[cls]!, (performance.now() - ctx.startedAt) / 1000);
     if (ctx.decision !== undefined) {
       const outcome = ctx.decision.outcome;
@@ -206,6 +226,7 @@ export class GatewayMetrics implements EventListener {
 
   onRequestRefused(info: RefusedRequest): void {
     this.refused.labels(info.problem).inc();
+    this.problemCell(undefined, info.status, info.problem).value++;
   }
 
   onEvent(event: GatewayEvent): void {

@@ -27,6 +27,11 @@ export interface Identity {
   credentialId?: string;
   /** Verified claims (JWT) a later policy may map to a subject. */
   claims?: Readonly<Record<string, unknown>>;
+  /**
+   * Epoch ms after which the credential must be checked again: a token's `exp`, an API key's expiry, the end of an
+   * introspection answer's cache, a certificate's notAfter. A front proxy never reuses a decision past it.
+   */
+  expiresAt?: number;
 }
 
 /** What was decided and why; written to the audit trail. */
@@ -98,6 +103,8 @@ export class RequestContext {
   private bodyPromise: Promise<Buffer | Problem> | undefined;
   private readonly bodyReader: ((limit: number) => Promise<Buffer | Problem>) | undefined;
   private cacheTtl: number;
+  /** Epoch ms bound on decision reuse from limitCacheUntil (Infinity when none). */
+  private cacheUntil: number;
 
   constructor(init: {
     id: string;
@@ -158,6 +165,19 @@ export class RequestContext {
     this.bodyPromise = undefined;
     this.bodyReader = init.bodyReader;
     this.cacheTtl = Infinity;
+    this.cacheUntil = Infinity;
+  }
+
+  /**
+   * The client went away before the exchange ended. Before any answer started it is recorded as nginx does, 499
+   * (client closed request), apart from upstream and gateway failures; after, the status sent stays on record.
+   */
+  clientClosed(answerStarted: boolean): void {
+    this.aborted = true;
+    if (!answerStarted) {
+      this.status = 499;
+      this.errorKind = 'client-closed-request';
+    }
   }
 
   /**
@@ -168,6 +188,14 @@ export class RequestContext {
   limitCacheTtl(seconds: number): void {
     const s = seconds > 0 ? Math.floor(seconds) : 0;
     if (s < this.cacheTtl) this.cacheTtl = s;
+  }
+
+  /**
+   * Bounds decision reuse by an absolute time (epoch ms), such as a credential's expiry: the same as limitCacheTtl
+   * with the seconds left, without reading the clock on every request (the answer does, in decision mode only).
+   */
+  limitCacheUntil(epochMs: number): void {
+    if (epochMs < this.cacheUntil) this.cacheUntil = epochMs;
   }
 
   /**
@@ -184,9 +212,13 @@ export class RequestContext {
     return this.varyExtra;
   }
 
-  /** The smallest bound given to `limitCacheTtl`, or Infinity when no policy set one. */
+  /** The smallest bound (seconds from now) given by `limitCacheTtl` or `limitCacheUntil`, or Infinity when none. */
   get cacheTtlLimit(): number {
-    return this.cacheTtl;
+    const until = this.cacheUntil;
+    if (until === Infinity) return this.cacheTtl;
+    const left = Math.floor((until - Date.now()) / 1000);
+    const s = left > 0 ? left : 0;
+    return s < this.cacheTtl ? s : this.cacheTtl;
   }
 
   /** Request headers with lower-case names (built on first use: a bare route never pays for it). */

@@ -147,7 +147,7 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
   /** The client went away before the answer was complete: stop the upstream request. */
   clientClosed(): void {
     if (this.done) return;
-    this.ctx.aborted = true;
+    this.ctx.clientClosed(this.res.headersSent);
     this.abortUpstream?.(new Error('client closed the connection'));
     this.finish();
   }
@@ -346,6 +346,9 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
   onError(err: Error & { code?: string }): void {
     if (this.done) return;
     const res = this.res;
+    // The client went away (a reset mid-upload fails the request body before the response closes): not the
+    // upstream's failure, nor the target's.
+    if (res.destroyed || this.req.socket.destroyed) return this.clientClosed();
     if (!res.headersSent) {
       const code = err.code ?? '';
       const group = this.ctx.upstream!;

@@ -20,12 +20,13 @@ import { Problem, problem, sendProblem, rawProblemResponse } from '../errors/pro
 import { RequestContext } from '../pipeline/context.js';
 import { isReply, type PolicyResult, type Reply } from '../pipeline/policy.js';
 import { forward, type ForwardHooks, type ForwardOptions } from '../proxy/forward.js';
+import { underscoredRefusal } from '../proxy/headers.js';
 import { compileRuntime, Runtime, type CompileEnv } from '../config/runtime.js';
 import { ConfigValidator, loadConfigFile, ConfigError } from '../config/load.js';
 import type { ListenerConfig, LoadedConfig } from '../config/types.js';
 import { inspectFraming } from './framing.js';
 import { clientFromForwardedFor } from '../shared/forwarded.js';
-import { parseRequestTarget } from './path.js';
+import { parseRequestTarget, targetProblem } from './path.js';
 import { CertificateWatcher, tlsServerOptions } from './tls.js';
 import { ListenerClientAuth } from '../identity/listener-client-auth.js';
 import { startListenerSvidSource } from '../identity/workload-api/x509-source.js';
@@ -111,6 +112,10 @@ export class Gateway {
   /** Shared by every runtime: modules' services and the event bus. */
   readonly services: Services;
   private readonly modules: ModuleInstance[] = [];
+  /** Names of the started modules, index for index: readiness checks are reported under them. */
+  private readonly moduleNames: string[] = [];
+  /** Readiness checks failing at the last probe (their cause is logged once when they start failing). */
+  private readonly failingChecks = new Set<string>();
   /** Base URL clients reach the gateway at (first listener): for provider callbacks and hosted pages. */
   publicBaseUrl = '';
   private configWatcher: ConfigWatcher | undefined;
@@ -199,6 +204,7 @@ export class Gateway {
     // Decision listeners serve no routes of their own: callbacks and hosted pages need a serving listener.
     this.publicBaseUrl = this.urlOf(this.listeners.find((l) => l.config.decision === undefined) ?? this.listeners[0]!);
     for (const m of MODULES) {
+      this.moduleNames.push(m.name);
       this.modules.push(
         await m.start(loaded.config, {
           loaded,
@@ -296,13 +302,7 @@ export class Gateway {
       const p = problem('expectation-failed', { detail: 'Only "Expect: 100-continue" is supported.' });
       this.early(handle, req, res, p, randomUUID(), performance.now());
     });
-    server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-      // Also when the head was fine and the body's framing is broken: no response has started yet, so the
-      // client still gets a 400; the upstream request (if one started) is aborted and never completes.
-      const current = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
-      if (socket.writable && (!current || !current.headersSent)) socket.end(rawProblemResponse(clientErrorProblem(err.code)));
-      else socket.destroy();
-    });
+    server.on('clientError', (err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Socket) => this.clientError(handle, err, socket));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen({ port: lc.port, host: lc.address }, () => {
@@ -371,12 +371,22 @@ export class Gateway {
     }
     if (this.runtime.config.vault) checks.vault = this.vault.readiness();
     const results = await Promise.all(
-      this.modules.map((m) => (m.ready ? m.ready().catch((err: Error) => ({ ok: false, detail: { error: err.message } })) : undefined)),
+      this.modules.map((m) => (m.ready ? m.ready().catch((err: unknown) => ({ ok: false, detail: { state: 'check failed' }, error: err })) : undefined)),
     );
     results.forEach((r, i) => {
       if (!r) return;
-      checks[`module:${i}`] = r;
-      if (!r.ok) ok = false;
+      const name = this.moduleNames[i]!;
+      // The answer names what fails; why goes to the log, once each time a check starts failing.
+      checks[name] = r.detail === undefined ? { ok: r.ok } : { ok: r.ok, ...r.detail };
+      if (r.ok) {
+        this.failingChecks.delete(name);
+        return;
+      }
+      ok = false;
+      if (!this.failingChecks.has(name)) {
+        this.failingChecks.add(name);
+        this.logger.warn({ check: name, err: r.error }, 'readiness check failing');
+      }
     });
     return { status: ok ? 'ready' : 'not ready', checks };
   }
@@ -407,15 +417,16 @@ export class Gateway {
       return this.early(listener, req, res, problem('bad-request', { detail: 'HTTP/1.1 requests need a Host header.' }), id, startedAt);
     }
 
-    const target = parseRequestTarget(req.url ?? '', framing.host ?? '');
-    if (!target.ok) {
-      const p = target.reason === 'host' ? problem('bad-request', { detail: target.detail }) : problem('invalid-path', { detail: target.detail });
-      return this.early(listener, req, res, p, id, startedAt);
-    }
+    const target = parseRequestTarget(req.url ?? '', framing.host ?? '', rt.pathRules);
+    if (!target.ok) return this.early(listener, req, res, targetProblem(target), id, startedAt);
     const { path, query, host, hostname } = target;
+    if (rt.rules.underscored === 'refuse') {
+      const twin = rt.rules.findTwin(req.rawHeaders);
+      if (twin !== undefined) return this.early(listener, req, res, underscoredRefusal(twin), id, startedAt);
+    }
 
     const lc = listener.config;
-    if (!listener.tls && lc.plain !== 'serve') return this.plainRefusal(lc, res, id, hostname, query === '' ? path : path + '?' + query);
+    if (!listener.tls && lc.plain !== 'serve') return this.plainRefusal(listener, req, res, id, startedAt, hostname, query === '' ? path : path + '?' + query);
     if (lc.health && rt.config.server.health_paths && (path === '/healthz' || path === '/readyz')) {
       res.setHeader('x-request-id', id);
       return this.answerHealth(path, res);
@@ -499,7 +510,7 @@ export class Gateway {
     fw: ForwardOptions,
   ): void {
     if (res.destroyed) {
-      ctx.aborted = true;
+      ctx.clientClosed(false);
       return this.finished(ctx);
     }
     if (result === undefined) {
@@ -526,19 +537,43 @@ export class Gateway {
     this.finished(ctx);
   }
 
+  /**
+   * Node could not parse a request (framing, header size, request timeout): it is answered with a raw problem and
+   * recorded like every refusal (metrics, access log, audit). Also when the head was fine and the body's framing is
+   * broken: no response has started yet, so the client still gets a 400; the request in flight on the socket is
+   * then recorded by its own completion.
+   */
+  private clientError(listener: ListenerHandle, err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Socket): void {
+    const current = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+    if (!socket.writable || (current && current.headersSent)) {
+      socket.destroy();
+      return;
+    }
+    const p = clientErrorProblem(err.code);
+    const id = randomUUID();
+    socket.end(rawProblemResponse(p, id));
+    if (current || !this.ready) return;
+    this.recordRefusal(listener, methodOf(err.rawPacket), socket.remoteAddress ?? '', p, id, performance.now());
+  }
+
   /** Answers before a context exists (framing, path, routing errors). */
   private early(listener: ListenerHandle, req: IncomingMessage, res: ServerResponse, p: Problem, id: string, startedAt: number): void {
     // After a framing error (or a refused expectation, whose body may follow) the rest of the connection cannot be
     // trusted: close it.
-    sendProblem(res, p, id, p.kind === 'ambiguous-request' || p.kind === 'expectation-failed');
-    const clientIp = req.socket.remoteAddress ?? '';
-    this.services.events.requestRefused({ requestId: id, listener: listener.config.name, method: req.method ?? '', clientIp, status: p.status, problem: p.kind, startedAt });
+    sendProblem(res, p, id, p.kind === 'ambiguous-request' || p.kind === 'ambiguous-path' || p.kind === 'expectation-failed');
+    this.recordRefusal(listener, req.method ?? '', req.socket.remoteAddress ?? '', p, id, startedAt);
+  }
+
+  /** Every refusal is on record: the refused-request event (metrics, audit) and the access log. */
+  private recordRefusal(listener: ListenerHandle, method: string, clientIp: string, p: Problem, id: string, startedAt: number): void {
+    this.services.events.requestRefused({ requestId: id, listener: listener.config.name, method, clientIp, status: p.status, problem: p.kind, startedAt });
     if (this.runtime.config.log.access) {
-      this.accessLog.info({ req_id: id, status: p.status, problem: p.kind, client: clientIp }, 'refused');
+      this.accessLog.info({ req_id: id, status: p.status, problem: p.kind, method: method === '' ? undefined : method, client: clientIp, listener: listener.config.name }, 'refused');
     }
   }
 
-  private plainRefusal(lc: ListenerConfig, res: ServerResponse, id: string, hostname: string, target: string): void {
+  private plainRefusal(listener: ListenerHandle, req: IncomingMessage, res: ServerResponse, id: string, startedAt: number, hostname: string, target: string): void {
+    const lc = listener.config;
     if (lc.plain === 'redirect') {
       const port = lc.https_port ?? 443;
       const location = `https://${hostname.includes(':') ? `[${hostname}]` : hostname}${port === 443 ? '' : `:${port}`}${target}`;
@@ -546,7 +581,7 @@ export class Gateway {
       res.end();
       return;
     }
-    sendProblem(res, problem('https-required', { detail: 'This listener only redirects or refuses: use HTTPS.' }), id);
+    this.early(listener, req, res, problem('https-required', { detail: 'This listener only redirects or refuses: use HTTPS.' }), id, startedAt);
   }
 
   private answerProblem(ctx: RequestContext, res: ServerResponse, p: Problem, close = false): void {
@@ -715,6 +750,13 @@ export class Gateway {
     await this.vault.close();
     this.logger.info('stopped');
   }
+}
+
+/** The request method at the start of the bytes Node could not parse, when it reads as one; else ''. */
+function methodOf(raw: Buffer | undefined): string {
+  if (raw === undefined) return '';
+  const m = /^([A-Z]{1,16}) /.exec(raw.toString('latin1', 0, 17));
+  return m === null ? '' : m[1]!;
 }
 
 /** The values of a header that may be repeated, joined with commas (as Node's header object would), or undefined. */

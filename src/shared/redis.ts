@@ -115,9 +115,9 @@ export const redisModule: GatewayModule = {
       async ready() {
         try {
           await service.client.ping();
-          return { ok: true, detail: { redis: 'up' } };
+          return { ok: true, detail: { state: 'up' } };
         } catch (err) {
-          return { ok: false, detail: { redis: (err as Error).message } };
+          return { ok: false, detail: { state: 'unreachable' }, error: err };
         }
       },
       close: () => service.close(),

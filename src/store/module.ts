@@ -75,9 +75,9 @@ export const storeModule: GatewayModule = {
       async ready() {
         try {
           await store.ping();
-          return { ok: true, detail: { store: store.dialect } };
+          return { ok: true, detail: { driver: store.dialect } };
         } catch (err) {
-          return { ok: false, detail: { store: store.dialect, error: (err as Error).message } };
+          return { ok: false, detail: { driver: store.dialect, state: 'unreachable' }, error: err };
         }
       },
       close: () => store.close(),

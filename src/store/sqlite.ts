@@ -4,7 +4,7 @@
  * synchronous: reads on the request path are served from caches, and writes are small.
  */
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import { MIGRATIONS_TABLE, checkMigrations, migrationSql, type Migration, type Queryable, type Store } from './store.js';
 
@@ -24,7 +24,12 @@ export class SqliteStore implements Store {
   private readonly statements = new Map<string, Database.Statement>();
 
   constructor(file: string, options: { synchronous?: 'full' | 'normal' } = {}) {
-    if (file !== ':memory:') mkdirSync(path.dirname(file), { recursive: true });
+    if (file !== ':memory:') {
+      mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+      // Created readable by the owner only, like the key files beside it; SQLite gives its -wal and -shm files the
+      // database file's permissions.
+      closeSync(openSync(file, 'a', 0o600));
+    }
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
