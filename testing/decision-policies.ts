@@ -18,6 +18,7 @@ const testIdentity: PolicyDefinition<Record<string, never>> = {
   schema: { type: 'object', additionalProperties: false },
   create() {
     return {
+      decisionReuse: 'reusable',
       injectsHeaders: ['x-kyc-*', 'x-subject-id', 'x-consumer'],
       onRequest(ctx) {
         const auth = ctx.header('authorization');
@@ -46,6 +47,7 @@ const testKycChallenge: PolicyDefinition<Record<string, never>> = {
   schema: { type: 'object', additionalProperties: false },
   create() {
     return {
+      decisionReuse: 'reusable',
       onRequest(ctx) {
         if (ctx.subject !== 'sub-2') return undefined;
         ctx.decision = { outcome: 'challenge', policy: 'test-kyc-challenge' };
@@ -68,6 +70,7 @@ const testRateLimit: PolicyDefinition<Record<string, never>> = {
   schema: { type: 'object', additionalProperties: false },
   create() {
     return {
+      decisionReuse: 'per-request',
       onRequest(ctx) {
         // A limiter must count every request: no front proxy may reuse its answers.
         ctx.limitCacheTtl(0);
@@ -91,6 +94,7 @@ const testBodyRule: PolicyDefinition<Record<string, never>> = {
   schema: { type: 'object', additionalProperties: false },
   create() {
     return {
+      decisionReuse: 'per-request',
       async onRequest(ctx) {
         // Two readers at once must see the same body (a stream can only be drained once).
         const [body, again]: Array<Buffer | Problem> = await Promise.all([ctx.readBody(), ctx.readBody()]);
@@ -112,6 +116,7 @@ const testBadHeader: PolicyDefinition<Record<string, never>> = {
   schema: { type: 'object', additionalProperties: false },
   create() {
     return {
+      decisionReuse: 'reusable',
       onRequest(ctx) {
         ctx.setUpstreamHeader('x-kyc-status', 'approved\r\nx-injected: yes');
         return undefined;
@@ -128,6 +133,7 @@ const testBadResponseHeader: PolicyDefinition<Record<string, never>> = {
   schema: { type: 'object', additionalProperties: false },
   create() {
     return {
+      decisionReuse: 'reusable',
       onRequest(ctx) {
         ctx.setResponseHeader('x-note', 'refused\r\nx-injected: yes');
         return problem('forbidden');
@@ -144,6 +150,7 @@ const testThrow: PolicyDefinition<Record<string, never>> = {
   schema: { type: 'object', additionalProperties: false },
   create() {
     return {
+      decisionReuse: 'reusable',
       onRequest() {
         throw new Error('policy internals');
       },

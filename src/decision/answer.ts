@@ -17,8 +17,29 @@ export const STATUS_HEADER = 'x-kycgate-status';
 /** The problem document as an ASCII header, for proxies that drop the decision body (nginx auth_request). */
 export const PROBLEM_HEADER = 'x-kycgate-problem';
 
+/**
+ * Request headers policies removed from what the upstream may see (an API key with hide_credentials, ...), as a
+ * comma-separated list: the front proxy clears them before forwarding (the nginx recipe maps it to empty values).
+ */
+export const REMOVE_HEADER = 'x-kycgate-remove-headers';
+
 /** Headers the answer sets itself; a policy's copy would contradict them. */
-const OWN_HEADERS = new Set(['cache-control', 'vary', 'x-accel-expires', 'content-type', 'content-length', STATUS_HEADER, PROBLEM_HEADER, 'x-request-id']);
+const OWN_HEADERS = new Set(['cache-control', 'vary', 'x-accel-expires', 'content-type', 'content-length', STATUS_HEADER, PROBLEM_HEADER, REMOVE_HEADER, 'x-request-id']);
+
+/** Counters of one request: an answer that may be reused never carries them (they would be replayed to every client). */
+function perRequestHeader(name: string): boolean {
+  return name === 'ratelimit' || name === 'ratelimit-policy' || name === 'retry-after' || name.startsWith('x-ratelimit-');
+}
+
+/**
+ * How long (seconds) a front proxy may reuse this answer: 0 unless every policy of the route declared its decisions
+ * reusable, and never longer than the configured maximum nor the earliest expiry a policy reported.
+ */
+function reuseSeconds(ctx: RequestContext, max: number): number {
+  if (max <= 0 || !ctx.route.chain.decisionsReusable) return 0;
+  const limit = ctx.cacheTtlLimit;
+  return limit < max ? limit : max;
+}
 
 export interface AnswerSettings {
   allowStatus: number;
@@ -43,8 +64,8 @@ function pushCache(out: string[], ttl: number, vary: string, ctx: RequestContext
 /** Answers allow: upstream header changes (later sets of a name win) plus headers meant for the client. */
 export function writeAllow(ctx: RequestContext, res: ServerResponse, s: AnswerSettings): void {
   const out: string[] = [];
-  const limit = ctx.cacheTtlLimit;
-  pushCache(out, limit < s.allowMaxAge ? limit : s.allowMaxAge, s.vary, ctx);
+  const ttl = reuseSeconds(ctx, s.allowMaxAge);
+  pushCache(out, ttl, s.vary, ctx);
   out.push(STATUS_HEADER, String(s.allowStatus), 'x-request-id', ctx.id);
   // RFC 9110 section 8.6: no Content-Length on a 204.
   if (s.allowStatus !== 204) out.push('content-length', '0');
@@ -57,8 +78,10 @@ export function writeAllow(ctx: RequestContext, res: ServerResponse, s: AnswerSe
       if (!later && !OWN_HEADERS.has(name)) out.push(name, set[i]![1]);
     }
   }
+  const removed = ctx.upstreamHeaderChanges.remove;
+  if (removed !== undefined) out.push(REMOVE_HEADER, [...new Set(removed)].join(', '));
   const client = ctx.responseHeaderChanges;
-  if (client !== undefined) for (const [k, v] of client) if (!OWN_HEADERS.has(k)) pushValue(out, k, v);
+  if (client !== undefined) for (const [k, v] of client) if (!OWN_HEADERS.has(k) && (ttl === 0 || !perRequestHeader(k))) pushValue(out, k, v);
   ctx.status = s.allowStatus;
   res.writeHead(s.allowStatus, out);
   res.end();
@@ -96,12 +119,12 @@ export function writeProblem(ctx: RequestContext, res: ServerResponse, p: Proble
 
   const body = problemBody(p, ctx.id);
   const out: string[] = [];
-  const limit = ctx.cacheTtlLimit;
-  pushCache(out, denialCacheable(head.status) ? (limit < s.denyMaxAge ? limit : s.denyMaxAge) : 0, s.vary, ctx);
+  const ttl = denialCacheable(head.status) ? reuseSeconds(ctx, s.denyMaxAge) : 0;
+  pushCache(out, ttl, s.vary, ctx);
   out.push('content-type', 'application/problem+json', 'content-length', String(Buffer.byteLength(body)));
   out.push(STATUS_HEADER, String(head.status), 'x-request-id', ctx.id);
   if (s.problemInHeader) out.push(PROBLEM_HEADER, asciiJson(body));
-  for (const [k, v] of head.headers) if (!OWN_HEADERS.has(k)) pushValue(out, k, v);
+  for (const [k, v] of head.headers) if (!OWN_HEADERS.has(k) && (ttl === 0 || !perRequestHeader(k))) pushValue(out, k, v);
   ctx.errorKind = p.kind;
   ctx.status = head.status;
   res.writeHead(head.status, out);

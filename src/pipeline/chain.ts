@@ -22,6 +22,8 @@ export class PolicyChain {
   private readonly complete: readonly PolicyInstance[];
   /** Response body transforms in policy order (empty for almost every route: then nothing is buffered). */
   readonly bodyTransforms: readonly ResponseBodyTransform[];
+  /** Whether every policy declared its decisions reusable by a front proxy (a route without policies: yes). */
+  readonly decisionsReusable: boolean;
 
   constructor(
     entries: ChainEntry[],
@@ -34,6 +36,7 @@ export class PolicyChain {
     this.response = this.entries.map((e) => e.instance).filter((i) => typeof i.onResponse === 'function');
     this.complete = this.entries.map((e) => e.instance).filter((i) => typeof i.onComplete === 'function');
     this.bodyTransforms = this.entries.map((e) => e.instance.transformResponseBody).filter((t): t is ResponseBodyTransform => t !== undefined);
+    this.decisionsReusable = this.entries.every((e) => e.instance.decisionReuse === 'reusable');
   }
 
   get hasBodyTransforms(): boolean {

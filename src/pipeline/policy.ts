@@ -56,7 +56,21 @@ export interface ResponseBodyTransform {
   transform(ctx: RequestContext, body: Buffer, head: ResponseHead): Buffer;
 }
 
+/**
+ * Whether a front proxy may reuse a policy's decision for later requests (decision mode, `cache.allow_max_age_s` and
+ * `deny_max_age_s`): `reusable` when the decision depends only on what the proxy's cache key and Vary hold (the
+ * request line, host, credentials, and headers named with ctx.varyOn), for no longer than the bounds the policy gives
+ * with ctx.limitCacheTtl / limitCacheUntil; `per-request` when every request must be asked (counters, quotas,
+ * request bodies, client addresses).
+ */
+export type DecisionReuse = 'reusable' | 'per-request';
+
 export interface PolicyInstance {
+  /**
+   * How a front proxy may reuse this policy's decision. A policy that declares nothing makes every decision on its
+   * route per-request: reuse is something a policy opts into, never a default.
+   */
+  readonly decisionReuse?: DecisionReuse;
   /** Runs in the definition's phase. Return nothing to continue, a Problem or Reply to answer now. */
   onRequest?(ctx: RequestContext): PolicyResult | Promise<PolicyResult>;
   /** Edits the response head before it is written to the client. Synchronous: it is on the hot path. */

@@ -118,6 +118,7 @@ export class ApiKeyVerifier {
           groups: consumer.groups,
           ...(consumer.plan !== undefined ? { plan: consumer.plan } : {}),
           credentialId: record.id,
+          ...(record.expiresAt !== undefined ? { expiresAt: record.expiresAt } : {}),
         })
       : undefined;
     return { record, hash: Buffer.from(record.hash, 'hex').toString('base64'), identity, loadedAt, verified: undefined, ok: undefined };

@@ -20,6 +20,7 @@ export const auditPolicy: PolicyDefinition<AuditPolicyConfig> = {
     if (recorder === undefined) throw new ConfigError([`routes.${setup.routeName}: the audit policy needs audit.enabled: true`]);
     if (config.sync && service!.durability !== 'sync') throw new ConfigError([`routes.${setup.routeName}: audit {sync: true} needs audit.durability: sync`]);
     const durable = config.sync;
-    return { onResponse: (ctx, head) => recorder.onResponseHead(ctx, head, durable) };
+    // Every request of an audited route is asked, so every one is on the record (never answered from a proxy cache).
+    return { decisionReuse: 'per-request', onResponse: (ctx, head) => recorder.onResponseHead(ctx, head, durable) };
   },
 };

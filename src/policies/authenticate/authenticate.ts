@@ -23,6 +23,8 @@ const PRINTABLE = /^[\x20-\x7e]*$/;
 
 class AuthenticatePolicy implements PolicyInstance {
   readonly injectsHeaders = IDENTITY_HEADERS;
+  /** A decision holds while the credential does: a front proxy reuses it no longer than the credential's expiry. */
+  readonly decisionReuse = 'reusable';
   private readonly upstreamHeaders: boolean;
   private readonly challenges: string[];
   private readonly invalidTokenChallenges: string[];
@@ -108,6 +110,7 @@ class AuthenticatePolicy implements PolicyInstance {
   private settle(ctx: RequestContext, a: Authenticator | undefined, outcome: Identity | AuthFailure): PolicyResult {
     if (isAuthFailure(outcome)) return this.refuse(ctx, a, outcome);
     ctx.identity = outcome;
+    if (outcome.expiresAt !== undefined) ctx.limitCacheUntil(outcome.expiresAt);
     if (this.upstreamHeaders) setIdentityHeaders(ctx, outcome);
     this.events.emit({
       type: 'auth.success',
@@ -188,6 +191,7 @@ export function mergeIdentities(a: Identity, b: Identity): Identity {
   const merged: Identity = { ...b, ...stripUndefined(a), method: `${a.method}+${b.method}`, scopes: union(a.scopes, b.scopes) ?? [] };
   if (groups !== undefined) merged.groups = groups;
   if (claims !== undefined) merged.claims = claims;
+  if (a.expiresAt !== undefined || b.expiresAt !== undefined) merged.expiresAt = Math.min(a.expiresAt ?? Infinity, b.expiresAt ?? Infinity);
   return merged;
 }
 

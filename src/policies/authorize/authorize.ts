@@ -11,6 +11,8 @@ import { authorizeSchema, type AuthorizeConfig } from './schema.js';
 import { SpiffeIdMatcher } from './spiffe-matcher.js';
 
 class AuthorizePolicy implements PolicyInstance {
+  /** Decides on the identity alone, which the credential in the proxy's cache key stands for. */
+  readonly decisionReuse = 'reusable';
   private readonly allOf: readonly string[];
   private readonly anyOf: readonly string[];
   private readonly consumers: ReadonlySet<string> | undefined;

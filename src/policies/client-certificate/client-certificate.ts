@@ -25,6 +25,8 @@ export const clientCertificatePolicy: PolicyDefinition<ClientCertificateConfig> 
     const missing = problem('unauthenticated', { detail: 'A valid client certificate is required.', headers: challenge });
     return {
       ...(config.identity_headers ? { injectsHeaders: ['x-kycgate-client-*'] } : {}),
+      // Holds while the certificate is valid (bounded by its notAfter below).
+      decisionReuse: 'reusable',
       onRequest(ctx) {
         const outcome = authenticator.authenticate(ctx);
         if (outcome === undefined) {
@@ -39,6 +41,7 @@ export const clientCertificatePolicy: PolicyDefinition<ClientCertificateConfig> 
           return problem('unauthenticated', { detail: outcome.detail ?? 'The client certificate was refused.', headers: challenge });
         }
         ctx.identity = outcome;
+        if (outcome.expiresAt !== undefined) ctx.limitCacheUntil(outcome.expiresAt);
         if (config.identity_headers) {
           if (outcome.spiffeId !== undefined) ctx.setUpstreamHeader(SPIFFE_ID_HEADER, outcome.spiffeId);
           if (outcome.consumer !== undefined) ctx.setUpstreamHeader(CONSUMER_HEADER, outcome.consumer);

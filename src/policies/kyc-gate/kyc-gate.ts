@@ -11,7 +11,7 @@
  */
 import { Problem, problem } from '../../errors/problem.js';
 import type { DecisionRecord, RequestContext } from '../../pipeline/context.js';
-import type { PolicyDefinition, PolicyInstance, PolicyResult, PolicySetup } from '../../pipeline/policy.js';
+import type { DecisionReuse, PolicyDefinition, PolicyInstance, PolicyResult, PolicySetup } from '../../pipeline/policy.js';
 import type { Services } from '../../pipeline/services.js';
 import type { UpstreamGroup } from '../../proxy/upstream.js';
 import { ProviderRejected, ProviderUnavailable } from '../../providers/provider.js';
@@ -55,7 +55,7 @@ class KycGate implements PolicyInstance {
   /** Decision mode: the header the subject comes from, which a cached answer must vary on. */
   private readonly subjectHeader: string | undefined;
   /** Decision mode: conditions read inputs outside a front proxy's cache key (headers, address, time, history). */
-  private readonly uncacheable: boolean;
+  readonly decisionReuse: DecisionReuse;
 
   constructor(
     private readonly kyc: KycService,
@@ -77,7 +77,9 @@ class KycGate implements PolicyInstance {
     this.needsBody = variables.has('body') || config.record_history.length > 0;
     this.needsAsync = this.needsBody || readsHistory;
     this.subjectHeader = config.subject.from === 'header' && config.subject.header ? config.subject.header.toLowerCase() : undefined;
-    this.uncacheable = readsHistory || variables.has('headers') || variables.has('client_ip') || variables.has('now');
+    // Rules reading what a front proxy's cache key does not hold (other headers, the client address, the clock, the
+    // history, the body) decide every request anew.
+    this.decisionReuse = readsHistory || this.needsBody || variables.has('headers') || variables.has('client_ip') || variables.has('now') ? 'per-request' : 'reusable';
     const records = kyc.records;
     this.history = { sum: (s, f, since) => records.historySum(s, f, since), count: (s, f, since) => records.historyCount(s, f, since) };
     this.onComplete = config.record_history.length > 0 ? (ctx) => this.recordHistory(ctx) : undefined;
@@ -85,10 +87,7 @@ class KycGate implements PolicyInstance {
   }
 
   onRequest(ctx: RequestContext): PolicyResult | Promise<PolicyResult> {
-    if (ctx.frontProxy !== undefined) {
-      if (this.subjectHeader !== undefined) ctx.varyOn(this.subjectHeader);
-      if (this.uncacheable) ctx.limitCacheTtl(0);
-    }
+    if (ctx.frontProxy !== undefined && this.subjectHeader !== undefined) ctx.varyOn(this.subjectHeader);
     const raw = this.source(ctx);
     if (raw === undefined) return this.noSubject(ctx);
     const subject = this.kyc.pseudonymise(this.namespace, raw);
@@ -145,6 +144,8 @@ class KycGate implements PolicyInstance {
 
   /** First matching rule decides; synchronous unless a condition reads the history. */
   private decide(ctx: RequestContext, entry: SubjectEntry, now: number, body: Record<string, unknown> | undefined): PolicyResult | Promise<PolicyResult> {
+    // Reused no longer than the gateway trusts this state itself (never past an approval's expiry).
+    if (ctx.frontProxy !== undefined) ctx.limitCacheUntil(entry.freshUntil);
     const rules = this.rules;
     let context: Record<string, unknown> | undefined;
     for (let i = 0; i < rules.length; i++) {

@@ -20,6 +20,6 @@ export const kycJwksPolicy: PolicyDefinition<KycJwksConfig> = {
       headers: { 'content-type': 'application/jwk-set+json', 'cache-control': 'public, max-age=300', 'content-length': body.length },
       body,
     };
-    return { onRequest: () => reply };
+    return { decisionReuse: 'reusable', onRequest: () => reply };
   },
 };

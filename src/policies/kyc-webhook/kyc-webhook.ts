@@ -30,6 +30,7 @@ export const kycWebhookPolicy: PolicyDefinition<KycWebhookConfig> = {
     const events = setup.services.events;
     const logger = setup.services.logger;
     return {
+      decisionReuse: 'per-request',
       async onRequest(ctx: RequestContext): Promise<PolicyResult> {
         const name = ctx.params.provider ?? '';
         const provider = kyc.setup.providers.get(name);

@@ -3,7 +3,7 @@
  * lists, User-Agent rules, allowed methods (405) and request body media types (415). Everything is compiled in
  * create(); a request costs a few BlockList and regex checks. Answers never echo the address or header checked.
  */
-import type { PolicyDefinition, PolicyInstance } from '../../pipeline/policy.js';
+import type { DecisionReuse, PolicyDefinition, PolicyInstance } from '../../pipeline/policy.js';
 import type { RequestContext } from '../../pipeline/context.js';
 import { problem, type Problem } from '../../errors/problem.js';
 import type { EventBus } from '../../observe/events.js';
@@ -32,6 +32,12 @@ function compileRegexes(sources: readonly string[], what: string): RegExp[] {
 }
 
 class NetworkRules implements PolicyInstance {
+  /**
+   * Address rules decide on the client address, which no front proxy keys its cache on: asked every time. User-agent
+   * and content-type rules make the answer vary on those headers.
+   */
+  readonly decisionReuse: DecisionReuse;
+  private readonly varies: readonly string[];
   private readonly allow: AddressList;
   private readonly deny: AddressList;
   private readonly uaAllow: RegExp[];
@@ -57,6 +63,11 @@ class NetworkRules implements PolicyInstance {
     this.methods = methods.size === 0 ? undefined : methods;
     this.allowHeader = [...methods].join(', ');
     this.contentTypes = config.content_types.length === 0 ? undefined : new MediaTypeMatcher(config.content_types);
+    this.decisionReuse = config.allow.length > 0 || config.deny.length > 0 ? 'per-request' : 'reusable';
+    const varies: string[] = [];
+    if (this.uaAllow.length > 0 || this.uaDeny.length > 0 || config.user_agents.require) varies.push('user-agent');
+    if (this.contentTypes !== undefined) varies.push('content-type');
+    this.varies = varies;
     // Answers are built once: they never contain anything from the request.
     this.forbiddenAddress = problem('forbidden', { detail: 'Requests from this network address are not allowed on this route.' });
     this.forbiddenAgent = problem('forbidden', { detail: 'Requests from this client software are not allowed on this route.' });
@@ -65,6 +76,7 @@ class NetworkRules implements PolicyInstance {
   }
 
   onRequest(ctx: RequestContext): Problem | undefined {
+    if (ctx.frontProxy !== undefined) for (let i = 0; i < this.varies.length; i++) ctx.varyOn(this.varies[i]!);
     const ip = ctx.clientIp;
     if (this.deny.has(ip) || (!this.allow.empty && !this.allow.has(ip))) return this.refuse(ctx, this.forbiddenAddress, 'address');
     if (this.uaAllow.length > 0 || this.uaDeny.length > 0 || this.config.user_agents.require) {

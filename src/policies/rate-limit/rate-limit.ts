@@ -45,6 +45,8 @@ function untilReady(redis: RedisService): Promise<void> {
 }
 
 class RateLimiter implements PolicyInstance {
+  /** Every request counts: a front proxy that reused an allow would let a whole burst through on one count. */
+  readonly decisionReuse = 'per-request';
   private readonly defaultSet: LimitSet;
   private readonly plans: Map<string, LimitSet>;
   /** Scratch for the synchronous path (one request at a time): keys, limits and tables that apply to this request. */

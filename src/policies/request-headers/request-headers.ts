@@ -15,7 +15,8 @@ export const requestHeadersPolicy: PolicyDefinition<RequestHeadersConfig> = {
     const remove = config.remove.map((h) => h.toLowerCase());
     const responseSet = Object.entries(config.response_set).map(([k, v]) => [k.toLowerCase(), v] as const);
     const responseRemove = config.response_remove.map((h) => h.toLowerCase());
-    const instance: PolicyInstance = {};
+    // The same headers for every request: nothing to decide again.
+    const instance: { -readonly [K in keyof PolicyInstance]: PolicyInstance[K] } = { decisionReuse: 'reusable' };
     // Only what is configured runs: a policy with response headers alone adds nothing to the request path.
     if (set.length > 0 || remove.length > 0) {
       instance.onRequest = (ctx) => {

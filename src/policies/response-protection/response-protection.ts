@@ -26,6 +26,8 @@ export const responseProtectionPolicy: PolicyDefinition<ResponseProtectionConfig
     const removed = [...(config.remove_default_headers ? DEFAULT_LEAKY_HEADERS : []), ...config.remove_headers.map((h) => h.toLowerCase())];
     const nosniff = config.nosniff;
     const instance: PolicyInstance = {
+      // Acts on answers only: it never changes whether a request may pass.
+      decisionReuse: 'reusable',
       onResponse(_ctx: RequestContext, head: ResponseHead) {
         for (let i = 0; i < removed.length; i++) head.headers.delete(removed[i]!);
         if (nosniff) head.headers.set('x-content-type-options', 'nosniff');

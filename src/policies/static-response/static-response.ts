@@ -15,6 +15,6 @@ export const staticResponsePolicy: PolicyDefinition<StaticResponseConfig> = {
     const body = Buffer.from(config.body, 'utf8');
     const headers: Record<string, string | number> = { ...config.headers, 'content-type': config.content_type, 'content-length': body.length };
     const reply: Reply = { status: config.status, headers, body };
-    return { onRequest: () => reply };
+    return { decisionReuse: 'reusable', onRequest: () => reply };
   },
 };

@@ -20,7 +20,8 @@ export const transformPolicy: PolicyDefinition<TransformConfig> = {
     const response = compileHeaders(config.response.headers);
     const requestBody = compileBodyMapping(config.request.body);
     const responseBody = compileBodyMapping(config.response.body);
-    const instance: { -readonly [K in keyof PolicyInstance]: PolicyInstance[K] } = {};
+    // Header edits are the same for every request; a request body mapping reads a body no front proxy keys its cache on.
+    const instance: { -readonly [K in keyof PolicyInstance]: PolicyInstance[K] } = { decisionReuse: requestBody.empty ? 'reusable' : 'per-request' };
     if (!request.empty || !requestBody.empty) {
       instance.onRequest = (ctx) => {
         for (const [from, to] of request.rename) {

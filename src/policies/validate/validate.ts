@@ -6,7 +6,7 @@
  */
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import type { ErrorObject, ValidateFunction } from 'ajv';
-import type { PolicyDefinition, PolicyInstance, PolicyResult } from '../../pipeline/policy.js';
+import type { DecisionReuse, PolicyDefinition, PolicyInstance, PolicyResult } from '../../pipeline/policy.js';
 import type { RequestContext } from '../../pipeline/context.js';
 import { Problem, problem } from '../../errors/problem.js';
 import type { EventBus } from '../../observe/events.js';
@@ -68,6 +68,8 @@ function fieldErrors(errors: readonly ErrorObject[], where: string, max: number)
 }
 
 class Validator implements PolicyInstance {
+  /** Bodies and headers are not in a front proxy's cache key: a route that validates them is asked every time. */
+  readonly decisionReuse: DecisionReuse;
   private readonly body: ValidateFunction | undefined;
   private readonly query: ValidateFunction | undefined;
   private readonly params: ValidateFunction | undefined;
@@ -95,6 +97,7 @@ class Validator implements PolicyInstance {
     } catch (err) {
       throw new Error(`validate: invalid JSON Schema: ${(err as Error).message}`);
     }
+    this.decisionReuse = this.body !== undefined || this.headers !== undefined ? 'per-request' : 'reusable';
     this.types = new Set(config.content_types);
     this.jsonSuffix = this.types.has('application/json');
     this.wrongType = problem('unsupported-media-type', { detail: `The request body must be one of: ${config.content_types.join(', ')}.` });

@@ -33,6 +33,8 @@ export const workloadJwtPolicy: PolicyDefinition<WorkloadJwtConfig> = {
       return pair;
     };
     return {
+      // The token it injects is short-lived and renewed here: a front proxy must not replay an old one.
+      decisionReuse: 'per-request',
       onRequest(ctx) {
         const now = Date.now();
         const fresh = client.fresh(now);

@@ -151,7 +151,10 @@ class IntrospectionAuthenticator implements Authenticator {
     if (c.groups_claim !== undefined && Array.isArray(body[c.groups_claim])) groups = (body[c.groups_claim] as unknown[]).filter((g): g is string => typeof g === 'string');
     const record = consumer === undefined ? undefined : this.consumers.get(consumer);
     if (record !== undefined && record.groups.length > 0) groups = [...new Set([...(groups ?? []), ...record.groups])];
-    const identity: Identity = { method: 'introspection', scopes: [...new Set(scopes)], claims: Object.freeze({ ...body }) };
+    // Checked again once the answer leaves the cache (at once without a cache): a decision is reused no longer.
+    const exp = typeof body.exp === 'number' ? body.exp * 1000 : Number.POSITIVE_INFINITY;
+    const expiresAt = c.cache_ttl_s > 0 ? Math.min(now + c.cache_ttl_s * 1000, exp) : now;
+    const identity: Identity = { method: 'introspection', scopes: [...new Set(scopes)], claims: Object.freeze({ ...body }), expiresAt };
     if (consumer !== undefined) identity.consumer = consumer;
     if (groups !== undefined) identity.groups = groups;
     if (record?.plan !== undefined) identity.plan = record.plan;

@@ -133,7 +133,7 @@ class IssuerVerifier {
     }
     const record = consumer === undefined ? undefined : consumers.get(consumer);
     if (record !== undefined && record.groups.length > 0) groups = [...new Set([...(groups ?? []), ...record.groups])];
-    const identity: Identity = { method: 'jwt', scopes: [...new Set(scopes)], claims: Object.freeze({ ...payload }) };
+    const identity: Identity = { method: 'jwt', scopes: [...new Set(scopes)], claims: Object.freeze({ ...payload }), expiresAt: payload.exp! * 1000 };
     if (consumer !== undefined) identity.consumer = consumer;
     if (groups !== undefined) identity.groups = groups;
     if (record?.plan !== undefined) identity.plan = record.plan;

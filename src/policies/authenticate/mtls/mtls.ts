@@ -97,6 +97,7 @@ export class MtlsAuthenticator implements Authenticator {
           ...(consumer !== undefined ? { consumer } : {}),
           ...(verdict.spiffeId ? { spiffeId: verdict.spiffeId.id } : {}),
           certFingerprint: verdict.fingerprint,
+          expiresAt: verdict.validUntil,
         });
       }
       this.identities.set(verdict, identity);

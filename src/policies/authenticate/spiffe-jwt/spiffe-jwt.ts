@@ -134,6 +134,7 @@ export class SpiffeJwtAuthenticator implements Authenticator {
       ...(consumer !== undefined ? { consumer } : {}),
       ...(typeof payload.jti === 'string' ? { credentialId: payload.jti } : {}),
       claims: Object.freeze({ ...payload }),
+      expiresAt: payload.exp! * 1000,
     };
     return Object.freeze(identity);
   }
