@@ -11,6 +11,7 @@ import { startTestGateway, startUpstream, httpRequest, type TestGateway } from '
 import { findBinary, requireBinary, startFrontProxy, type FrontProxy } from '../../testing/front-proxies.js';
 import type { AuthService } from '../auth/module.js';
 import type { IncomingHttpHeaders } from 'node:http';
+import net from 'node:net';
 
 const SECRET = 'decision-cache-test-secret-of-32-bytes-or-more!';
 process.env.KYCGATE_TEST_DECISION_CACHE_JWT = SECRET;
@@ -125,3 +126,31 @@ test('an expired JWT is refused at its exp although allow_max_age_s is 60 s', as
   assert.ok(allowed > 1, 'allowed until then');
   assert.ok((decided.get('token') ?? 0) < allowed + 1, 'the allow was reused while the token was valid');
 });
+
+test('through nginx, an ambiguous path is refused by the decision; a Host with userinfo never reaches the application', async (t) => {
+  if (!requireBinary(t, 'nginx')) return;
+  const { key } = await createKey();
+  seen.length = 0;
+  const path = await rawHttp(longCache!.port, `GET /keyed/..;/admin HTTP/1.1\r\nHost: api.example\r\nX-Api-Key: ${key}\r\nConnection: close\r\n\r\n`);
+  assert.match(path, /^HTTP\/1\.1 400 /, path.slice(0, 200));
+  assert.match(path, /"type":"https:\/\/kycgate\.dev\/problems\/ambiguous-path"/);
+  assert.equal(seen.length, 0, 'the application never saw it');
+  // nginx's $host keeps only the name before the port, and the recipe sends that (X-Original-Host, Host): what
+  // follows the colon is dropped before kycgate or the application see it.
+  const host = await rawHttp(longCache!.port, `GET /keyed/balance HTTP/1.1\r\nHost: api.example:443@evil.example\r\nX-Api-Key: ${key}\r\nConnection: close\r\n\r\n`);
+  assert.match(host, /^HTTP\/1\.1 200 /, host.slice(0, 200));
+  assert.equal(seen.length, 1);
+  assert.ok(!JSON.stringify(seen[0]).includes('evil.example'), JSON.stringify(seen[0]));
+  assert.equal(seen[0]!.host, 'api.example');
+});
+
+function rawHttp(port: number, payload: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1', () => socket.write(payload));
+    let out = '';
+    socket.setEncoding('latin1');
+    socket.on('data', (c: string) => (out += c));
+    socket.on('end', () => resolve(out));
+    socket.on('error', reject);
+  });
+}
