@@ -7,7 +7,7 @@ import type { GatewayConfig, LoadedConfig } from './config/types.js';
 import type { Services } from './pipeline/services.js';
 import type { RouteConfig } from './config/types.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { ServedCertificate } from './server/tls.js';
+import type { ServedCertificate } from './identity/certificates.js';
 
 /** The certificate a TLS listener serves now and when it last changed. */
 export interface ListenerCertificateInfo {

@@ -1,10 +1,10 @@
 /**
  * Test-only policies that stand in for authentication, KYC gating and rate limiting in decision-service and
  * front-proxy tests: they answer with the same shapes (401 + WWW-Authenticate, 403 kyc-required + verification_url,
- * 429 + Retry-After/RateLimit) and inject the same kind of upstream headers. Registered into the process's policy
- * list, so configs can name them like bundled ones.
+ * 429 + Retry-After/RateLimit) and inject the same kind of upstream headers. A gateway started with
+ * POLICIES_WITH_DECISION_TESTS lets configs name them like bundled ones.
  */
-import { POLICIES } from '../src/extensions.js';
+import { POLICIES } from '../src/bundled.js';
 import { problem, type Problem } from '../src/errors/problem.js';
 import type { PolicyDefinition } from '../src/pipeline/policy.js';
 
@@ -160,8 +160,5 @@ const testThrow: PolicyDefinition<Record<string, never>> = {
 
 export const DECISION_TEST_POLICIES: readonly PolicyDefinition[] = [testIdentity, testKycChallenge, testRateLimit, testBodyRule, testBadHeader, testBadResponseHeader, testThrow];
 
-/** Adds the test policies to this process's policy list (idempotent). Call before starting a gateway. */
-export function registerDecisionTestPolicies(): void {
-  const list = POLICIES as PolicyDefinition[];
-  for (const p of DECISION_TEST_POLICIES) if (!list.some((q) => q.name === p.name)) list.push(p);
-}
+/** The bundled policies and the test ones, for `startTestGateway(config, { policies })`. */
+export const POLICIES_WITH_DECISION_TESTS: readonly PolicyDefinition[] = [...POLICIES, ...DECISION_TEST_POLICIES];

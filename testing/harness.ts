@@ -10,8 +10,10 @@ import path from 'node:path';
 import { pino, type Logger } from 'pino';
 import { Writable } from 'node:stream';
 import { ConfigValidator } from '../src/config/load.js';
-import { MODULES, POLICIES } from '../src/extensions.js';
-import { Gateway } from '../src/server/gateway.js';
+import { MODULES, POLICIES } from '../src/bundled.js';
+import { Gateway } from '../src/gateway/gateway.js';
+import type { PolicyDefinition } from '../src/pipeline/policy.js';
+import type { GatewayModule } from '../src/modules.js';
 import { startEchoServer, type EchoServer } from '../src/demo/echo.js';
 
 export interface TestGateway {
@@ -53,8 +55,21 @@ export function memoryLogger(level = 'info'): { logger: Logger; lines: Array<Rec
  * Starts a gateway from `config` (validated like a file). Listener ports default to 0 (ephemeral); the admin
  * listener too. `file` makes it behave as loaded from that path (for reload tests).
  */
-export async function startTestGateway(config: Record<string, unknown>, options: { file?: string; baseDir?: string; dataDir?: string; watchConfig?: boolean } = {}): Promise<TestGateway> {
-  const validator = new ConfigValidator(MODULES, POLICIES);
+export interface TestGatewayOptions {
+  file?: string;
+  baseDir?: string;
+  dataDir?: string;
+  watchConfig?: boolean;
+  /** The policies configs may name (default: the bundled ones). */
+  policies?: readonly PolicyDefinition[];
+  /** The modules to start (default: the bundled ones). */
+  modules?: readonly GatewayModule[];
+}
+
+export async function startTestGateway(config: Record<string, unknown>, options: TestGatewayOptions = {}): Promise<TestGateway> {
+  const policies = options.policies ?? POLICIES;
+  const modules = options.modules ?? MODULES;
+  const validator = new ConfigValidator(modules, policies);
   const cfg = structuredClone(config) as Record<string, unknown>;
   cfg.listeners ??= [{ name: 'main', port: 0 }];
   cfg.admin ??= { port: 0 };
@@ -68,6 +83,8 @@ export async function startTestGateway(config: Record<string, unknown>, options:
     loaded: { config: validated, file: options.file, baseDir: options.baseDir ?? process.cwd() },
     logger,
     dataDir,
+    policies,
+    modules,
     builtinEchoUrl: () => (echo ??= startEchoServer()).then((e) => e.url),
     ...(options.watchConfig !== undefined ? { watchConfig: options.watchConfig } : {}),
   });

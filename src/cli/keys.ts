@@ -9,7 +9,7 @@ import { mkdirSync } from 'node:fs';
 import { ConfigError, ConfigValidator, loadConfigFile } from '../config/load.js';
 import { connectionUrl, resolveSecret } from '../config/secrets.js';
 import type { GatewayConfig } from '../config/types.js';
-import { MODULES, POLICIES } from '../extensions.js';
+import { MODULES, POLICIES } from '../bundled.js';
 import { EventBus } from '../observe/events.js';
 import { storeFromConfig, type StoreConfig } from '../store/module.js';
 import type { Store } from '../store/store.js';

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, ConfigValidator, fullSchema, loadConfigFile } from '../config/load.js';
-import { MODULES, POLICIES } from '../extensions.js';
+import { MODULES, POLICIES } from '../bundled.js';
 import { startGateway } from './start.js';
 import { registerKeysCommand } from './keys.js';
 import { registerAuditCommand } from './audit.js';

@@ -7,8 +7,8 @@ import { mkdirSync } from 'node:fs';
 import { pino } from 'pino';
 import { ConfigValidator, loadConfigFile } from '../config/load.js';
 import type { LoadedConfig } from '../config/types.js';
-import { MODULES, POLICIES } from '../extensions.js';
-import { Gateway } from '../server/gateway.js';
+import { MODULES, POLICIES } from '../bundled.js';
+import { Gateway } from '../gateway/gateway.js';
 import { ensureDevCertificate } from '../server/devcert.js';
 import { demoConfig } from '../demo/config.js';
 import { startEchoServer, type EchoServer } from '../demo/echo.js';
@@ -41,6 +41,8 @@ export async function startGateway(configFile: string | undefined): Promise<Gate
     loaded,
     logger,
     dataDir,
+    policies: POLICIES,
+    modules: MODULES,
     builtinEchoUrl: () => (echo ??= startEchoServer()).then((e) => e.url),
   });
   await gateway.start();

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { ConfigError, ConfigValidator, fullSchema, parseYaml } from './load.js';
 import { resolveSecret, safeEqual } from './secrets.js';
-import { MODULES, POLICIES } from '../extensions.js';
+import { MODULES, POLICIES } from '../bundled.js';
 
 const run = promisify(execFile);
 const CLI = path.resolve('dist/src/cli/main.js');

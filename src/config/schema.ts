@@ -4,7 +4,7 @@
  * kept in sync by a test. Policy configs are validated against each policy's own schema (src/policies/<name>/).
  */
 
-import { decisionListenerSchema } from '../decision/schema.js';
+import { decisionListenerSchema } from './decision-listener.js';
 import { trustDomainNameSchema, trustDomainsSchema } from '../identity/schema.js';
 import { ADDRESS_OR_CIDR } from '../shared/address-list.js';
 

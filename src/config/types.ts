@@ -1,6 +1,6 @@
 /** Typed view of a validated configuration (defaults filled in). The schema in schema.ts documents each key. */
 
-import type { DecisionListenerConfig } from '../decision/schema.js';
+import type { DecisionListenerConfig } from './decision-listener.js';
 
 export type LocalSecretRef = { env: string } | { file: string };
 export type VaultSecretRef = { vault: { path: string; key: string } };

@@ -6,9 +6,9 @@
  */
 import type { ServerResponse } from 'node:http';
 import { problemBody, type Problem } from '../errors/problem.js';
-import type { RequestContext } from '../pipeline/context.js';
 import type { Reply } from '../pipeline/policy.js';
-import { answerHead } from '../pipeline/answer-head.js';
+import { answerHead } from '../server/answer-head.js';
+import type { RoutedContext } from '../routing/router.js';
 
 /** Header carrying a challenge's verification URL, so a proxy can redirect browsers. */
 export const VERIFICATION_URL_HEADER = 'x-kycgate-verification-url';
@@ -35,7 +35,7 @@ function perRequestHeader(name: string): boolean {
  * How long (seconds) a front proxy may reuse this answer: 0 unless every policy of the route declared its decisions
  * reusable, and never longer than the configured maximum nor the earliest expiry a policy reported.
  */
-function reuseSeconds(ctx: RequestContext, max: number): number {
+function reuseSeconds(ctx: RoutedContext, max: number): number {
   if (max <= 0 || !ctx.route.chain.decisionsReusable) return 0;
   const limit = ctx.cacheTtlLimit;
   return limit < max ? limit : max;
@@ -53,7 +53,7 @@ export interface AnswerSettings {
 }
 
 /** Pushes cache headers. X-Accel-Expires comes first: nginx then ignores `private` in Cache-Control and caches for N. */
-function pushCache(out: string[], ttl: number, vary: string, ctx: RequestContext | undefined): void {
+function pushCache(out: string[], ttl: number, vary: string, ctx: RoutedContext | undefined): void {
   if (ttl > 0) out.push('x-accel-expires', String(ttl), 'cache-control', `private, max-age=${ttl}`);
   else out.push('x-accel-expires', '0', 'cache-control', 'no-store');
   // Headers a policy read to decide (e.g. the subject header) are added, so a cached answer is kept per value.
@@ -62,7 +62,7 @@ function pushCache(out: string[], ttl: number, vary: string, ctx: RequestContext
 }
 
 /** Answers allow: upstream header changes (later sets of a name win) plus headers meant for the client. */
-export function writeAllow(ctx: RequestContext, res: ServerResponse, s: AnswerSettings): void {
+export function writeAllow(ctx: RoutedContext, res: ServerResponse, s: AnswerSettings): void {
   const out: string[] = [];
   const ttl = reuseSeconds(ctx, s.allowMaxAge);
   pushCache(out, ttl, s.vary, ctx);
@@ -107,7 +107,7 @@ function denialCacheable(status: number): boolean {
 }
 
 /** Answers deny with a problem, after the route's onResponse hooks saw the head (as in proxy mode). */
-export function writeProblem(ctx: RequestContext, res: ServerResponse, p: Problem, s: AnswerSettings): void {
+export function writeProblem(ctx: RoutedContext, res: ServerResponse, p: Problem, s: AnswerSettings): void {
   const verificationUrl = p.extensions?.verification_url;
   const head = answerHead(ctx, p.status, p.headers, typeof verificationUrl !== 'string' ? undefined : (h) => {
     h.headers.set(VERIFICATION_URL_HEADER, verificationUrl);
@@ -132,7 +132,7 @@ export function writeProblem(ctx: RequestContext, res: ServerResponse, p: Proble
 }
 
 /** Relays a gateway-made answer (a policy's Reply) that is not a 2xx: the front proxy passes it to the client. */
-export function writeReply(ctx: RequestContext, res: ServerResponse, reply: Reply, s: AnswerSettings): void {
+export function writeReply(ctx: RoutedContext, res: ServerResponse, reply: Reply, s: AnswerSettings): void {
   const head = answerHead(ctx, reply.status, reply.headers);
   if (head.withhold !== undefined) return writeProblem(ctx, res, head.withhold, s);
   const out: string[] = [];

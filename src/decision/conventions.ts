@@ -7,7 +7,7 @@ import { isIP } from 'node:net';
 import type { AddressList } from '../shared/address-list.js';
 import { clientFromForwardedFor } from '../shared/forwarded.js';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
-import type { FrontProxyConvention } from './schema.js';
+import type { FrontProxyConvention } from '../config/decision-listener.js';
 
 /** The original request as described by the front proxy. */
 export interface OriginalRequest {

@@ -1,14 +1,12 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestGateway, httpRequest, type TestGateway } from '../../testing/harness.js';
-import { registerDecisionTestPolicies, VERIFICATION_URL } from '../../testing/decision-policies.js';
+import { POLICIES_WITH_DECISION_TESTS, VERIFICATION_URL } from '../../testing/decision-policies.js';
 import type { RequestContext } from '../pipeline/context.js';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigValidator, loadConfigFile } from '../config/load.js';
-import { MODULES, POLICIES } from '../extensions.js';
-
-registerDecisionTestPolicies();
+import { MODULES, POLICIES } from '../bundled.js';
 
 let gw: TestGateway;
 let decide: string;
@@ -33,7 +31,7 @@ before(async () => {
       { name: 'canned', match: { path: '/canned' }, policies: [{ 'static-response': { status: 200, body: 'ok' } }] },
       { name: 'moved', match: { path: '/moved' }, policies: [{ 'static-response': { status: 302, headers: { location: '/elsewhere' }, body: '' } }] },
     ],
-  });
+  }, { policies: POLICIES_WITH_DECISION_TESTS });
   decide = gw.urlOf('decide');
   gw.gateway.services.events.subscribe({ onRequestComplete: (ctx) => completed.push(ctx) });
 });

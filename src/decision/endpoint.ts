@@ -7,27 +7,23 @@
  */
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { Problem, problem, problemBody, sendProblem } from '../errors/problem.js';
+import { Problem, problem, problemBody } from '../errors/problem.js';
 import { RequestContext, readRequestBody } from '../pipeline/context.js';
 import { isReply, type PolicyResult } from '../pipeline/policy.js';
-import { parseTrustedProxies, type Runtime } from '../config/runtime.js';
-import { parseRequestTarget, targetProblem } from '../server/path.js';
+import { parseTrustedProxies } from '../server/runtime.js';
 import { HOP_BY_HOP, underscoredRefusal } from '../proxy/headers.js';
 import type { AddressList } from '../shared/address-list.js';
-import type { ListenerHandle } from '../server/gateway.js';
-import type { DecisionListenerConfig, FrontProxyConvention } from './schema.js';
+import type { ListenerHandle } from '../server/listeners.js';
+import type { RoutedContext } from '../routing/router.js';
+import type { OpenedRequest, RequestIntake } from '../server/intake.js';
+import type { DecisionListenerConfig, FrontProxyConvention } from '../config/decision-listener.js';
 import { META_HEADERS, VARY_HEADERS, envoyOriginal, forwardedOriginal, nginxOriginal, type ConventionResult } from './conventions.js';
 import { PROBLEM_HEADER, STATUS_HEADER, asciiJson, writeAllow, writeProblem, writeReply, type AnswerSettings } from './answer.js';
 
-/** What the endpoint needs from the gateway: the same decide/complete path proxied requests take. */
+/** What the endpoint needs from the server: the logger and the intake every entry point shares. */
 export interface DecisionHost {
   readonly logger: Logger;
-  decide(ctx: RequestContext): PolicyResult | Promise<PolicyResult>;
-  /** Counts a request in flight on its runtime; `finished` releases it. */
-  begin(rt: Runtime): void;
-  finished(ctx: RequestContext): void;
-  /** Answers and reports a request refused before a context exists. */
-  refuse(listener: ListenerHandle, req: IncomingMessage, res: ServerResponse, p: Problem, id: string, startedAt: number): void;
+  readonly intake: RequestIntake;
 }
 
 interface ConventionPlan {
@@ -92,7 +88,8 @@ export class DecisionEndpoint {
     return c;
   }
 
-  handle(listener: ListenerHandle, cfg: DecisionListenerConfig, rt: Runtime, req: IncomingMessage, res: ServerResponse, id: string, startedAt: number): void {
+  handle(listener: ListenerHandle, cfg: DecisionListenerConfig, req: IncomingMessage, res: ServerResponse, opened: OpenedRequest): void {
+    const { rt, id, startedAt } = opened;
     const listenerName = listener.config.name;
     let c: CompiledDecision;
     try {
@@ -121,15 +118,16 @@ export class DecisionEndpoint {
     const nginx = plan.settings.problemInHeader;
     if ('error' in original) return this.refuse(listener, req, res, problem('bad-request', { detail: original.error }), id, startedAt, nginx);
 
-    const target = parseRequestTarget(original.target, original.host, rt.pathRules);
-    if (!target.ok) return this.refuse(listener, req, res, targetProblem(target), id, startedAt, nginx);
+    const intake = this.host.intake;
+    const target = intake.target(rt, original.target, original.host);
+    if (target instanceof Problem) return this.refuse(listener, req, res, target, id, startedAt, nginx);
     // The front proxy forwards the client's headers itself: one that could stand in for an injected header once
     // `_` is read as `-` cannot be dropped from here, so it is refused unless allowed.
     if (rt.rules.underscored !== 'allow') {
       const twin = rt.rules.findTwin(req.rawHeaders);
       if (twin !== undefined) return this.refuse(listener, req, res, underscoredRefusal(twin), id, startedAt, nginx);
     }
-    const match = rt.router.find(original.method, target.path, target.hostname);
+    const match = intake.match(rt, original.method, target);
     if (match === undefined) return this.refuse(listener, req, res, problem('not-found'), id, startedAt, nginx);
 
     const headers: IncomingHttpHeaders = {};
@@ -157,59 +155,35 @@ export class DecisionEndpoint {
       bodyReader: plan.bodyForwarded ? (limit) => readDecisionBody(req, limit, plan.name === 'envoy') : needsBody,
     });
     ctx.frontProxy = plan.name;
-    ctx.runtime = rt;
-    this.host.begin(rt);
-
-    let decided: PolicyResult | Promise<PolicyResult>;
-    try {
-      decided = this.host.decide(ctx);
-    } catch (err) {
-      this.host.logger.error({ req_id: id, err }, 'policy chain failed');
-      decided = problem('internal-error');
-    }
+    intake.start(ctx, rt);
     const settings = plan.settings;
-    if (decided instanceof Promise) {
-      decided.then(
-        (result) => this.answer(ctx, res, result, settings),
-        (err: unknown) => {
-          this.host.logger.error({ req_id: id, err }, 'policy chain failed');
-          this.answer(ctx, res, problem('internal-error'), settings);
-        },
-      );
-    } else {
-      this.answer(ctx, res, decided, settings);
-    }
+    intake.decide(ctx, (decided, result) => this.answer(decided, res, result, settings));
   }
 
-  private answer(ctx: RequestContext, res: ServerResponse, result: PolicyResult, settings: AnswerSettings): void {
-    try {
-      if (res.destroyed) {
-        ctx.clientClosed(false);
-      } else if (result === undefined) {
-        writeAllow(ctx, res, settings);
-      } else if (result instanceof Problem) {
-        writeProblem(ctx, res, result, settings);
-      } else if (isReply(result) && result.status >= 300) {
-        writeReply(ctx, res, result, settings);
-      } else {
-        // A 2xx made by the gateway would read as "allow" to the front proxy, which would then forward the request.
-        writeProblem(ctx, res, problem('decision-reply-not-expressible', { detail: 'This route answers requests itself; it cannot be served through a front proxy.' }), settings);
-      }
-    } catch (err) {
-      // e.g. a policy set a header value Node refuses to write: answer 500 rather than let the process fail.
-      this.host.logger.error({ req_id: ctx.id, err }, 'decision answer failed');
-      ctx.errorKind = 'internal-error';
-      ctx.status = 500;
-      if (res.headersSent) res.destroy();
-      else sendProblem(res, problem('internal-error'), ctx.id);
+  private answer(ctx: RoutedContext, res: ServerResponse, result: PolicyResult, settings: AnswerSettings): void {
+    const intake = this.host.intake;
+    if (res.destroyed) ctx.clientClosed(false);
+    else {
+      intake.writeSafely(ctx, res, () => {
+        if (result === undefined) {
+          writeAllow(ctx, res, settings);
+        } else if (result instanceof Problem) {
+          writeProblem(ctx, res, result, settings);
+        } else if (isReply(result) && result.status >= 300) {
+          writeReply(ctx, res, result, settings);
+        } else {
+          // A 2xx made by the gateway would read as "allow" to the front proxy, which would then forward the request.
+          writeProblem(ctx, res, problem('decision-reply-not-expressible', { detail: 'This route answers requests itself; it cannot be served through a front proxy.' }), settings);
+        }
+      });
     }
-    this.host.finished(ctx);
+    intake.finished(ctx);
   }
 
   private refuse(listener: ListenerHandle, req: IncomingMessage, res: ServerResponse, p: Problem, id: string, startedAt: number, problemInHeader: boolean): void {
     res.setHeader(STATUS_HEADER, String(p.status));
     if (problemInHeader) res.setHeader(PROBLEM_HEADER, asciiJson(problemBody(p, id)));
-    this.host.refuse(listener, req, res, p, id, startedAt);
+    this.host.intake.refuse(listener, req, res, p, id, startedAt);
   }
 }
 

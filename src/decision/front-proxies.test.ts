@@ -10,10 +10,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
 import { startTestGateway, startUpstream, httpRequest, type TestGateway } from '../../testing/harness.js';
-import { registerDecisionTestPolicies, VERIFICATION_URL } from '../../testing/decision-policies.js';
+import { POLICIES_WITH_DECISION_TESTS, VERIFICATION_URL } from '../../testing/decision-policies.js';
 import { findBinary, freePort, requireBinary, startFrontProxy, type FrontProxy, type FrontProxyName } from '../../testing/front-proxies.js';
-
-registerDecisionTestPolicies();
 
 for (const name of ['nginx', 'caddy'] as FrontProxyName[]) {
   describe(`${name} recipe`, () => {
@@ -37,7 +35,7 @@ for (const name of ['nginx', 'caddy'] as FrontProxyName[]) {
           { name: 'cached', match: { prefix: '/cached' }, policies: [{ 'test-identity': {} }, { 'test-kyc-challenge': {} }] },
           { name: 'open', match: { prefix: '/open' } },
         ],
-      });
+      }, { policies: POLICIES_WITH_DECISION_TESTS });
       gw.gateway.services.events.subscribe({
         onRequestComplete: (ctx) => {
           if (ctx.frontProxy === name) decisions++;

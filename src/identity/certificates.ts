@@ -75,3 +75,15 @@ export async function issueCertificate(options: IssueOptions): Promise<IssuedCer
   const pkcs8 = await webcrypto.subtle.exportKey('pkcs8', keys.privateKey);
   return { certPem: cert.toString('pem') + '\n', keyPem: toPem('PRIVATE KEY', pkcs8), cert, keys };
 }
+
+/** What a listener presents now: for /readyz, metrics and the stalled-rotation warning (no key material). */
+export interface ServedCertificate {
+  /** SPIFFE ID from the URI SAN, when the certificate is an X509-SVID. */
+  spiffeId?: string;
+  /** Serial number, upper-case hex. */
+  serial: string;
+  /** SHA-256 fingerprint. */
+  fingerprint: string;
+  notAfter: Date;
+  source: 'file' | 'workload_api';
+}

@@ -6,9 +6,7 @@
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { payloadTooLarge, problem, type Problem } from '../errors/problem.js';
-import type { CompiledRoute } from '../routing/router.js';
-import type { UpstreamGroup } from '../proxy/upstream.js';
-import type { Runtime } from '../config/runtime.js';
+import type { RequestScope, Route, Upstream } from './route.js';
 
 /** Who the client is, as established by an authentication policy. Never read from client headers. */
 export interface Identity {
@@ -42,7 +40,11 @@ export interface DecisionRecord {
   reason?: string;
 }
 
-export class RequestContext {
+/**
+ * `R` is what the context knows of its route: policies see the contract's Route; the server, which compiled the
+ * route, keeps its own type (routing/router.ts, RoutedContext) and reaches the route's policy chain through it.
+ */
+export class RequestContext<R extends Route = Route> {
   /** Request id: propagated from a valid incoming `x-request-id` or generated. */
   readonly id: string;
   /** `performance.now()` at arrival. */
@@ -65,22 +67,22 @@ export class RequestContext {
   readonly remoteAddress: string;
   readonly req: IncomingMessage | undefined;
   private headerObject: IncomingHttpHeaders | undefined;
-  route: CompiledRoute;
+  route: R;
   params: Record<string, string | undefined>;
   /** Where the request goes; a policy may reroute to another upstream group. */
-  upstream: UpstreamGroup | undefined;
+  upstream: Upstream | undefined;
   identity: Identity | undefined;
   /** Pseudonymous end-user subject id, set by the KYC gate. */
   subject: string | undefined;
   /** Per-policy scratch space, keyed by policy name. */
   readonly state: Record<string, unknown>;
   /**
-   * The compiled config (Runtime) the request started on, set by the listener that dispatches it: a reload never
-   * changes it mid-request. A field of its own rather than an entry in `state`: the request path sets it on every
-   * request, and CPU profiles put about 2 µs per request on adding it to each request's fresh `state` object.
-   * Undefined only until the listener sets it (tests may build a context without one).
+   * The compiled config the request started on, set by the listener that dispatches it: a reload never changes it
+   * mid-request. A field of its own rather than an entry in `state`: the request path sets it on every request, and
+   * CPU profiles put about 2 µs per request on adding it to each request's fresh `state` object. Undefined only
+   * until the listener sets it (tests may build a context without one).
    */
-  runtime: Runtime | undefined;
+  runtime: RequestScope | undefined;
   decision: DecisionRecord | undefined;
   /** Name of the front proxy when the request came in as a decision request. */
   frontProxy: string | undefined;
@@ -91,6 +93,10 @@ export class RequestContext {
   errorKind: string | undefined;
   /** Upstream target URL that served the request, once chosen. */
   target: string | undefined;
+  /** Why forwarding failed (undici's error code), for the access log. */
+  upstreamError: string | undefined;
+  /** Requests sent again to the upstream group (failed connects, resets of idempotent requests). */
+  upstreamRetries: number;
   /** Set when the client went away before the answer was complete. */
   aborted: boolean;
   private upstreamSet: Array<readonly [string, string]> | undefined;
@@ -121,7 +127,7 @@ export class RequestContext {
     /** Request headers; taken lazily from `req` when omitted. */
     headers?: IncomingHttpHeaders;
     req: IncomingMessage | undefined;
-    route: CompiledRoute;
+    route: R;
     params: Record<string, string | undefined>;
     body?: Buffer;
     /**
@@ -156,6 +162,8 @@ export class RequestContext {
     this.status = 0;
     this.errorKind = undefined;
     this.target = undefined;
+    this.upstreamError = undefined;
+    this.upstreamRetries = 0;
     this.aborted = false;
     this.upstreamSet = undefined;
     this.upstreamRemove = undefined;

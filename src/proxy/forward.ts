@@ -10,20 +10,24 @@ import type { Dispatcher } from 'undici';
 import { payloadTooLarge, problem, type Problem } from '../errors/problem.js';
 import type { RequestContext } from '../pipeline/context.js';
 import type { ResponseBodyTransform, ResponseHead } from '../pipeline/policy.js';
+import type { PolicyChain } from '../pipeline/chain.js';
 import { buildUpstreamHeaders, filterResponseHeaders, type StripRules } from './headers.js';
-import type { UpstreamGroup, UpstreamTarget } from './upstream.js';
+import { UpstreamGroup, type UpstreamTarget } from './upstream.js';
 import { mediaTypeOf } from '../shared/media-type.js';
 
-export interface ForwardHooks {
+/** What forwarding reports back; `C` is the context type the caller holds (it gets its own contexts back). */
+export interface ForwardHooks<C extends RequestContext = RequestContext> {
   /** Writes a gateway-made problem (with response hooks applied) when forwarding fails before the head. */
-  sendProblem(ctx: RequestContext, res: ServerResponse, p: Problem, close?: boolean): void;
+  sendProblem(ctx: C, res: ServerResponse, p: Problem, close?: boolean): void;
   /** Called exactly once when the exchange is over, however it ended. */
-  finished(ctx: RequestContext): void;
+  finished(ctx: C): void;
   /**
    * A WebSocket connection is relayed from now on: the gateway destroys the client socket if it stops first, and
    * the relay then destroys its upstream side.
    */
   tunnelOpened(client: Duplex): void;
+  /** A response body transform threw: the response is passed or withheld per its `onFailure`, and this is logged. */
+  transformFailed(ctx: C, err: unknown): void;
 }
 
 /** Counts a chunked request body and fails it once it passes the route's limit. */
@@ -111,7 +115,7 @@ interface HeldResponse {
 
 /** The exchange a client response belongs to, so its listeners are shared functions instead of closures per request. */
 const EXCHANGE = Symbol('kycgate.exchange');
-type ExchangeResponse = ServerResponse & { [EXCHANGE]?: ForwardExchange };
+type ExchangeResponse = ServerResponse & { [EXCHANGE]?: ForwardExchange<RequestContext> };
 
 function onResponseClose(this: ExchangeResponse): void {
   this[EXCHANGE]?.clientClosed();
@@ -121,7 +125,7 @@ function onResponseDrain(this: ExchangeResponse): void {
   this[EXCHANGE]?.resume();
 }
 
-class ForwardExchange implements Dispatcher.DispatchHandler {
+class ForwardExchange<C extends RequestContext> implements Dispatcher.DispatchHandler {
   private abortUpstream: ((err?: Error) => void) | undefined = undefined;
   /** Set only while a response is buffered for a body transform; undefined on the streaming path. */
   private held: HeldResponse | undefined = undefined;
@@ -129,11 +133,12 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
   private done = false;
 
   constructor(
-    private readonly ctx: RequestContext,
+    private readonly ctx: C,
     private readonly req: IncomingMessage,
     private readonly res: ServerResponse,
+    private readonly group: UpstreamGroup,
     private readonly target: UpstreamTarget,
-    private readonly hooks: ForwardHooks,
+    private readonly hooks: ForwardHooks<C>,
     private readonly options: ForwardOptions,
     private readonly body: Dispatcher.DispatchOptions['body'],
     /** What this request already went through (undefined on the first try, which is nearly always). */
@@ -167,12 +172,12 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
     if (this.done) return false;
     this.resumeUpstream = resume;
     const ctx = this.ctx;
-    ctx.upstream!.answered(this.target);
+    this.group.answered(this.target);
     const headers = filterResponseHeaders(rawHeaders);
     headers.push('x-request-id', ctx.id);
     const extra = ctx.responseHeaderChanges;
     ctx.status = statusCode;
-    const chain = ctx.route.chain;
+    const chain = this.options.chain;
     if (!chain.hasResponseHooks && !chain.hasBodyTransforms) {
       // Headers policies added (rate-limit counters ...) go straight into the flat list: no Map for them.
       if (extra !== undefined) mergeResponseHeaders(headers, extra);
@@ -237,7 +242,6 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
   private untransformable(head: ResponseHead, block: boolean, chunks: readonly Buffer[]): boolean {
     this.held = undefined;
     if (block) {
-      this.ctx.state['response-transform'] = 'refused';
       return this.withhold(problem('response-unprocessable', { detail: 'The upstream response could not be checked and was withheld.' }));
     }
     this.writeHead(head);
@@ -256,7 +260,7 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
     }
     const ctx = this.ctx;
     const client = this.req.socket;
-    ctx.upstream!.answered(this.target);
+    this.group.answered(this.target);
     ctx.status = statusCode;
     // From here the client socket closing is the end of the relay, not an abort.
     this.res.off('close', onResponseClose);
@@ -328,7 +332,7 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
     try {
       for (const t of held.transforms) body = t.transform(this.ctx, body, held.head);
     } catch (err) {
-      this.ctx.state['response-transform-error'] = err;
+      this.hooks.transformFailed(this.ctx, err);
       if (this.untransformable(held.head, held.block, [original])) {
         this.res.end();
         this.finish();
@@ -351,7 +355,7 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
     if (res.destroyed || this.req.socket.destroyed) return this.clientClosed();
     if (!res.headersSent) {
       const code = err.code ?? '';
-      const group = this.ctx.upstream!;
+      const group = this.group;
       // undici hands a request to its handler's onConnect when it starts writing it. Before that, any error but the
       // request's own faults is a connection that could not be made (refused, unreachable, not resolved, any TLS
       // handshake failure, connect timeout): the target is down for this request, which was never sent, so another
@@ -372,12 +376,12 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
       }
       const p = problemForUpstreamError(err);
       this.ctx.errorKind = p.kind;
-      this.ctx.state['upstream-error'] = err.code ?? err.name;
+      this.ctx.upstreamError = err.code ?? err.name;
       // A failed upload leaves unread bytes on the client connection: close it rather than parse them.
       this.hooks.sendProblem(this.ctx, res, p, this.ctx.req?.complete === false);
     } else {
       // Mid-body failure: the status already went out, so the only honest signal is an incomplete response.
-      this.ctx.state['upstream-error'] = err.code ?? err.name;
+      this.ctx.upstreamError = err.code ?? err.name;
       res.destroy();
     }
     this.finish();
@@ -405,8 +409,8 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
     this.done = true;
     this.target.outstanding--;
     this.res.off('close', onResponseClose);
-    this.ctx.state['upstream-retries'] = state.tried.length + state.resets;
-    dispatchTo(this.ctx, this.req, this.res, this.options, this.hooks, this.body, next, state);
+    this.ctx.upstreamRetries = state.tried.length + state.resets;
+    dispatchTo(this.ctx, this.req, this.res, this.options, this.hooks, this.body, this.group, next, state);
     return true;
   }
 
@@ -420,6 +424,8 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
 }
 
 export interface ForwardOptions {
+  /** The route's policies: response hooks and body transforms run on the upstream's answer. */
+  chain: PolicyChain;
   rules: StripRules;
   trustedPeer: boolean;
   hasBody: boolean;
@@ -432,7 +438,7 @@ export interface ForwardOptions {
 }
 
 /** Forwards the request in `ctx` to a target of its upstream group and streams the answer to `res`. */
-export function forward(ctx: RequestContext, req: IncomingMessage, res: ServerResponse, options: ForwardOptions, hooks: ForwardHooks): void {
+export function forward<C extends RequestContext>(ctx: C, req: IncomingMessage, res: ServerResponse, options: ForwardOptions, hooks: ForwardHooks<C>): void {
   const route = ctx.route;
 
   let body: Dispatcher.DispatchOptions['body'] = null;
@@ -455,17 +461,27 @@ export function forward(ctx: RequestContext, req: IncomingMessage, res: ServerRe
   }
 
   // Picked once the request is known to go out: a refused one neither advances the balancing nor names a target.
-  dispatchTo(ctx, req, res, options, hooks, body, ctx.upstream!.pick(), undefined);
+  // Policies see upstreams through the contract's `Upstream` interface; every one the server hands them (route
+  // upstreams, the `upstreams` directory) is an UpstreamGroup.
+  const group = ctx.upstream;
+  if (!(group instanceof UpstreamGroup)) {
+    ctx.errorKind = 'bad-gateway';
+    hooks.sendProblem(ctx, res, problem('bad-gateway', { detail: 'This route has no upstream group.' }));
+    hooks.finished(ctx);
+    return;
+  }
+  dispatchTo(ctx, req, res, options, hooks, body, group, group.pick(), undefined);
 }
 
 /** Sends the request to `target`: its path and headers (Host, base path) are that target's. */
-function dispatchTo(
-  ctx: RequestContext,
+function dispatchTo<C extends RequestContext>(
+  ctx: C,
   req: IncomingMessage,
   res: ServerResponse,
   options: ForwardOptions,
-  hooks: ForwardHooks,
+  hooks: ForwardHooks<C>,
   body: Dispatcher.DispatchOptions['body'],
+  group: UpstreamGroup,
   target: UpstreamTarget,
   retries: RetryState | undefined,
 ): void {
@@ -493,7 +509,7 @@ function dispatchTo(
     headers.push('content-length', String(ctx.body!.length));
   }
 
-  const exchange = new ForwardExchange(ctx, req, res, target, hooks, options, body, retries);
+  const exchange = new ForwardExchange(ctx, req, res, group, target, hooks, options, body, retries);
   if (options.upgradeHead !== undefined) {
     // undici writes `connection: upgrade` and `upgrade: websocket` itself and hands over the socket on a 101.
     target.pool.dispatch({ path, method: 'GET', headers, upgrade: 'websocket', headersTimeout: route.timeouts.headersMs } as Dispatcher.DispatchOptions, exchange);

@@ -5,34 +5,19 @@
  */
 import http from 'node:http';
 import FindMyWay from 'find-my-way';
+import type { Route } from '../pipeline/route.js';
 import type { PolicyChain } from '../pipeline/chain.js';
+import type { RequestContext } from '../pipeline/context.js';
 import type { UpstreamGroup } from '../proxy/upstream.js';
 
-export interface RouteTimeouts {
-  /** Upper bound for establishing the upstream connection. */
-  connectMs: number;
-  /** Upper bound from sending the request to receiving the response head. */
-  headersMs: number;
-  /** Upper bound between two chunks of the response body. */
-  bodyIdleMs: number;
-  /** Longest silence, both ways, of a relayed WebSocket connection (0: none). */
-  websocketIdleMs: number;
-}
-
-export interface CompiledRoute {
-  readonly name: string;
-  /** Undefined for routes answered entirely by policies (static responses, webhooks ...). */
+/** A route as the server compiles it: the policy contract's Route, with its upstream group's pools and its policies. */
+export interface CompiledRoute extends Route {
   readonly upstream: UpstreamGroup | undefined;
   readonly chain: PolicyChain;
-  readonly maxBodyBytes: number;
-  readonly timeouts: RouteTimeouts;
-  /** Send the client's Host upstream instead of the target's. */
-  readonly preserveHost: boolean;
-  /** Path prefix removed before forwarding ('' for none). */
-  readonly stripPrefix: string;
-  /** WebSocket handshakes are relayed to the upstream (config `websocket`). */
-  readonly websocket: boolean;
 }
+
+/** A request context as the server holds it: it knows the compiled route, and so the route's policy chain. */
+export type RoutedContext = RequestContext<CompiledRoute>;
 
 export interface RouteMatchSpec {
   hosts?: string[];

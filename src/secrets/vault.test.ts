@@ -14,7 +14,7 @@ import { EventBus } from '../observe/events.js';
 import pino from 'pino';
 import { issueCertificate } from '../identity/certificates.js';
 import { ConfigValidator } from '../config/load.js';
-import { MODULES, POLICIES } from '../extensions.js';
+import { MODULES, POLICIES } from '../bundled.js';
 import type { GatewayEvent } from '../observe/events.js';
 import type { GatewayConfig, VaultConfig } from '../config/types.js';
 

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { startTestGateway, httpRequest } from '../../testing/harness.js';
 import { ConfigValidator, loadConfigFile } from '../config/load.js';
-import { MODULES, POLICIES } from '../extensions.js';
+import { MODULES, POLICIES } from '../bundled.js';
 import type { AuthService } from '../auth/module.js';
 import { issueCertificate } from '../identity/certificates.js';
 import { issueSvid, spiffeBundle, tlsRequest, trustDomainCa } from '../../testing/spiffe.js';

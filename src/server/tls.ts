@@ -13,19 +13,8 @@ import type { TlsOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import type { ListenerConfig } from '../config/types.js';
 import { CLIENT_AUTH_MAX_SESSION_S, ListenerClientAuth, registerListenerConnection } from '../identity/listener-client-auth.js';
+import type { ServedCertificate } from '../identity/certificates.js';
 import type { WorkloadX509Source } from '../identity/workload-api/x509-source.js';
-
-/** What a listener presents now: for /readyz, metrics and the stalled-rotation warning (no key material). */
-export interface ServedCertificate {
-  /** SPIFFE ID from the URI SAN, when the certificate is an X509-SVID. */
-  spiffeId?: string;
-  /** Serial number, upper-case hex. */
-  serial: string;
-  /** SHA-256 fingerprint. */
-  fingerprint: string;
-  notAfter: Date;
-  source: 'file' | 'workload_api';
-}
 
 export function describeCertificate(certPem: string, source: ServedCertificate['source']): ServedCertificate {
   const x509 = new X509Certificate(certPem);

@@ -13,7 +13,7 @@ import { Problem, problem } from '../../errors/problem.js';
 import type { DecisionRecord, RequestContext } from '../../pipeline/context.js';
 import type { DecisionReuse, PolicyDefinition, PolicyInstance, PolicyResult, PolicySetup } from '../../pipeline/policy.js';
 import type { Services } from '../../pipeline/services.js';
-import type { UpstreamGroup } from '../../proxy/upstream.js';
+import type { Upstream, UpstreamDirectory } from '../../pipeline/route.js';
 import { ProviderRejected, ProviderUnavailable } from '../../providers/provider.js';
 import type { KycService, SessionOffer } from '../../kyc/service.js';
 import type { CompiledWorkflow } from '../../kyc/setup.js';
@@ -29,12 +29,12 @@ interface CompiledRule {
   readonly condition: CompiledCondition | undefined;
   readonly action: 'allow' | 'deny' | 'require' | 'reroute';
   readonly claims: readonly string[];
-  readonly group: UpstreamGroup | undefined;
+  readonly group: Upstream | undefined;
   /** The decision recorded when this rule lets a request through (one shared, frozen object). */
   readonly passed: DecisionRecord;
 }
 
-function compiledRule(name: string, condition: CompiledCondition | undefined, action: CompiledRule['action'], claims: readonly string[], group: UpstreamGroup | undefined): CompiledRule {
+function compiledRule(name: string, condition: CompiledCondition | undefined, action: CompiledRule['action'], claims: readonly string[], group: Upstream | undefined): CompiledRule {
   const passed = Object.freeze({ outcome: action === 'reroute' ? 'reroute' : 'allow', policy: POLICY, rule: name });
   return { name, condition, action, claims, group, passed };
 }
@@ -375,7 +375,7 @@ export const kycGatePolicy: PolicyDefinition<KycGateConfig> = {
     const source = compileSubjectSource(config.subject, where);
     const needed = new Set<string>(config.required_claims);
     const rules: CompiledRule[] = [];
-    const upstreams = setup.services.get<{ groupFor(name: string, connectMs: number): Promise<UpstreamGroup> }>('upstreams');
+    const upstreams = setup.services.get<UpstreamDirectory>('upstreams');
     for (const [i, r] of config.rules.entries()) {
       const at = `${where}.rules[${i}] (${r.name})`;
       const condition = r.when === undefined ? undefined : compileCondition(r.when, `${at}.when`);
@@ -384,7 +384,7 @@ export const kycGatePolicy: PolicyDefinition<KycGateConfig> = {
         if (claims.length === 0) throw new Error(`${at}.claims: a require rule needs claims (or required_claims)`);
         for (const c of claims) needed.add(c);
       }
-      let group: UpstreamGroup | undefined;
+      let group: Upstream | undefined;
       if (r.action === 'reroute') {
         if (r.upstream === undefined) throw new Error(`${at}.upstream: required for reroute`);
         if (!setup.upstreamNames.has(r.upstream)) throw new Error(`${at}.upstream: no upstream named "${r.upstream}"`);

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ConfigValidator, loadConfigFile } from '../../config/load.js';
-import { MODULES, POLICIES } from '../../extensions.js';
+import { MODULES, POLICIES } from '../../bundled.js';
 import { httpRequest, memoryLogger, startTestGateway, startUpstream } from '../../../testing/harness.js';
 import { Services } from '../../pipeline/services.js';
 import { rateLimitPolicy } from './rate-limit.js';

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestGateway, httpRequest } from '../../../testing/harness.js';
-import { registerDecisionTestPolicies } from '../../../testing/decision-policies.js';
+import { POLICIES_WITH_DECISION_TESTS } from '../../../testing/decision-policies.js';
 
 test('static-response: answers with the configured status, headers and body, and never reaches an upstream', async (t) => {
   const gw = await startTestGateway({
@@ -41,14 +41,13 @@ test('a header value Node cannot write is refused when the config is loaded, nam
 });
 
 test('an answer Node refuses to write is a 500 problem, and the gateway keeps serving', async (t) => {
-  registerDecisionTestPolicies();
   const gw = await startTestGateway({
     routes: [
       { name: 'broken', match: { path: '/broken' }, policies: [{ 'test-bad-response-header': {} }] },
       { name: 'fine', match: { path: '/fine' }, policies: [{ 'static-response': { body: 'still here' } }] },
       { name: 'throws', match: { path: '/throws' }, policies: [{ 'test-throw': {} }] },
     ],
-  });
+  }, { policies: POLICIES_WITH_DECISION_TESTS });
   t.after(() => gw.close());
   const broken = await httpRequest(gw.url + '/broken');
   assert.equal(broken.status, 500);

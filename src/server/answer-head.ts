@@ -3,11 +3,11 @@
  * decision requests: the answer's own headers (names lower-cased), then the headers policies set for the client,
  * then the route's response hooks, which see it exactly as they see an upstream's head.
  */
-import type { RequestContext } from './context.js';
-import type { ResponseHead } from './policy.js';
+import type { ResponseHead } from '../pipeline/policy.js';
+import type { RoutedContext } from '../routing/router.js';
 
 export function answerHead(
-  ctx: RequestContext,
+  ctx: RoutedContext,
   status: number,
   headers: Readonly<Record<string, string | number | string[]>> | undefined,
   /** Runs after the answer's own headers, before the client headers and hooks (e.g. the decision mode's relay headers). */

@@ -7,14 +7,15 @@ import { AddressList } from '../shared/address-list.js';
 import type { Logger } from 'pino';
 import { PolicyChain, type ChainEntry } from '../pipeline/chain.js';
 import type { PolicyDefinition } from '../pipeline/policy.js';
+import type { RequestScope, UpstreamDirectory } from '../pipeline/route.js';
 import type { Services } from '../pipeline/services.js';
 import { StripRules } from '../proxy/headers.js';
-import type { PathRules } from '../server/path.js';
+import type { PathRules } from './path.js';
 import { UpstreamGroup } from '../proxy/upstream.js';
 import { Router, type CompiledRoute } from '../routing/router.js';
 import type { ModuleInstance, UpstreamTargetInfo } from '../modules.js';
-import { ConfigError } from './load.js';
-import type { GatewayConfig, LoadedConfig, PolicyConfigEntry, RouteConfig } from './types.js';
+import { ConfigError } from '../config/load.js';
+import type { GatewayConfig, LoadedConfig, PolicyConfigEntry, RouteConfig } from '../config/types.js';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { spiffeUpstreamConnector } from '../identity/upstream-spiffe.js';
@@ -41,7 +42,7 @@ const HEALTH_MESSAGES = {
 
 const DEFAULT_TIMEOUTS = { connect_ms: 5000, headers_ms: 30000, body_idle_ms: 30000, websocket_idle_ms: 300000 };
 
-export class Runtime {
+export class Runtime implements RequestScope {
   inflight = 0;
   private retired = false;
   private onIdle: (() => void) | undefined;
@@ -60,6 +61,10 @@ export class Runtime {
 
   get config(): GatewayConfig {
     return this.loaded.config;
+  }
+
+  get accessLog(): boolean {
+    return this.loaded.config.log.access;
   }
 
   isTrustedProxy(address: string): boolean {
@@ -174,7 +179,7 @@ export async function compileRuntime(loaded: LoadedConfig, env: CompileEnv): Pro
       groups.push(group);
       return group;
     };
-    services.set('upstreams', { groupFor });
+    services.set<UpstreamDirectory>('upstreams', { groupFor });
 
     const router = new Router();
     const injected = new Set<string>();

@@ -4,7 +4,7 @@
  * See docs/DECISION-SERVICE.md.
  */
 import { ADDRESS_OR_CIDR } from '../shared/address-list.js';
-import { HEADER_NAME_PATTERN } from '../config/http-schema.js';
+import { HEADER_NAME_PATTERN } from './http-schema.js';
 
 export const FRONT_PROXY_CONVENTIONS = ['nginx', 'traefik', 'caddy', 'envoy', 'kong'] as const;
 export type FrontProxyConvention = (typeof FRONT_PROXY_CONVENTIONS)[number];
