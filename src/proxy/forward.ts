@@ -5,13 +5,15 @@
  * nothing was sent yet, and end the client response otherwise.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Transform, type Duplex, type TransformCallback } from 'node:stream';
+import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { payloadTooLarge, problem, type Problem } from '../errors/problem.js';
 import type { RequestContext } from '../pipeline/context.js';
 import type { ResponseBodyTransform, ResponseHead } from '../pipeline/policy.js';
 import type { PolicyChain } from '../pipeline/chain.js';
 import { buildUpstreamHeaders, filterResponseHeaders, type StripRules } from './headers.js';
+import { BodyLimit, IDEMPOTENT, REQUEST_FAULTS, RESETS, problemForUpstreamError } from './upstream-errors.js';
+import { relay } from './relay.js';
 import { UpstreamGroup, type UpstreamTarget } from './upstream.js';
 import { mediaTypeOf } from '../shared/media-type.js';
 
@@ -29,54 +31,6 @@ export interface ForwardHooks<C extends RequestContext = RequestContext> {
   /** A response body transform threw: the response is passed or withheld per its `onFailure`, and this is logged. */
   transformFailed(ctx: C, err: unknown): void;
 }
-
-/** Counts a chunked request body and fails it once it passes the route's limit. */
-class BodyLimit extends Transform {
-  private seen = 0;
-  constructor(private readonly limit: number) {
-    super();
-  }
-  override _transform(chunk: Buffer, _enc: BufferEncoding, callback: TransformCallback): void {
-    this.seen += chunk.length;
-    if (this.seen > this.limit) callback(new BodyLimitExceeded(this.limit));
-    else callback(null, chunk);
-  }
-}
-
-class BodyLimitExceeded extends Error {
-  readonly code = 'KYCGATE_BODY_LIMIT';
-  constructor(readonly limit: number) {
-    super('request body over the route limit');
-  }
-}
-
-function problemForUpstreamError(err: Error & { code?: string }): Problem {
-  switch (err.code) {
-    case 'UND_ERR_CONNECT_TIMEOUT':
-    case 'UND_ERR_HEADERS_TIMEOUT':
-    case 'UND_ERR_BODY_TIMEOUT':
-      return problem('gateway-timeout');
-    case 'KYCGATE_BODY_LIMIT':
-      return payloadTooLarge((err as BodyLimitExceeded).limit);
-    case 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH':
-      return problem('bad-request', { detail: 'The request body did not match its Content-Length.' });
-    default:
-      return problem('bad-gateway');
-  }
-}
-
-/**
- * Errors of the request's own making, not the target's: body over the route limit, a body that does not match its
- * Content-Length, an option undici refuses, an abort of ours. undici raises them before writing the request too, so
- * they are told apart from a failed connection by code.
- */
-const REQUEST_FAULTS = new Set(['KYCGATE_BODY_LIMIT', 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH', 'UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED', 'UND_ERR_ABORTED']);
-
-/** The connection was reset or closed under a request that had been sent, before any answer. */
-const RESETS = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET']);
-
-/** Methods whose repetition has the effect of one request (RFC 9110 9.2.2). */
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
 /** Retries a request went through: targets it could not connect to, and resets it was sent again after. */
 interface RetryState {
@@ -273,33 +227,7 @@ class ForwardExchange<C extends RequestContext> implements Dispatcher.DispatchHa
     client.write(head + '\r\n', 'latin1');
     const early = this.options.upgradeHead;
     if (early !== undefined && early.length > 0) upstream.write(early);
-    let open = 2;
-    const closed = () => {
-      if (--open === 0) this.finish();
-    };
-    // An error on one side ends the other at once; a side that closed ends the other gracefully (what it still
-    // had to send is flushed), except that nothing can reach a client that is gone.
-    client.on('error', () => upstream.destroy());
-    upstream.on('error', () => client.destroy());
-    client.once('close', () => {
-      upstream.destroy();
-      closed();
-    });
-    upstream.once('close', () => {
-      client.end();
-      closed();
-    });
-    // Silence both ways (the client socket sees every byte of the relay, read or written) past the route's limit
-    // ends the relay: a peer that vanished without closing must not hold it open for ever.
-    const idleMs = ctx.route.timeouts.websocketIdleMs;
-    if (idleMs > 0) {
-      client.setTimeout(idleMs, () => {
-        client.destroy();
-        upstream.destroy();
-      });
-    }
-    upstream.pipe(client);
-    client.pipe(upstream);
+    relay(client, upstream, ctx.route.timeouts.websocketIdleMs, () => this.finish());
     this.hooks.tunnelOpened(client);
   }
 
