@@ -23,6 +23,8 @@ import { authModule } from './auth/module.js';
 import { authenticatePolicy } from './policies/authenticate/authenticate.js';
 import { authorizePolicy } from './policies/authorize/authorize.js';
 import { kycModule } from './kyc/module.js';
+import type { ProviderType } from './providers/provider.js';
+import { diditProviderType, sandboxProviderType } from './providers/bundled-types.js';
 import { auditModule } from './audit/module.js';
 import { auditPolicy } from './policies/audit/audit.js';
 
@@ -48,4 +50,11 @@ export const POLICIES: readonly PolicyDefinition[] = [
  * Modules start in this order: later ones may use services of earlier ones. Audit starts right after the shared
  * services so it records what the modules after it report while starting.
  */
-export const MODULES: readonly GatewayModule[] = [storeModule, redisModule, auditModule, authModule, kycModule];
+export function bundledModules(providers: readonly ProviderType[] = PROVIDERS): readonly GatewayModule[] {
+  return [storeModule, redisModule, auditModule, authModule, kycModule(providers)];
+}
+
+/** Identity-provider types `kyc.providers.<name>.type` may name. */
+export const PROVIDERS: readonly ProviderType[] = [diditProviderType, sandboxProviderType];
+
+export const MODULES: readonly GatewayModule[] = bundledModules();

@@ -10,7 +10,10 @@ import path from 'node:path';
 import { pino, type Logger } from 'pino';
 import { Writable } from 'node:stream';
 import { ConfigValidator } from '../src/config/load.js';
-import { MODULES, POLICIES } from '../src/bundled.js';
+import { POLICIES, PROVIDERS, bundledModules } from '../src/bundled.js';
+import { TEST_PROVIDER_TYPE } from './kyc-test-provider.js';
+
+const TEST_MODULES = bundledModules([...PROVIDERS, TEST_PROVIDER_TYPE]);
 import { Gateway } from '../src/gateway/gateway.js';
 import type { PolicyDefinition } from '../src/pipeline/policy.js';
 import type { GatewayModule } from '../src/modules.js';
@@ -68,7 +71,8 @@ export interface TestGatewayOptions {
 
 export async function startTestGateway(config: Record<string, unknown>, options: TestGatewayOptions = {}): Promise<TestGateway> {
   const policies = options.policies ?? POLICIES;
-  const modules = options.modules ?? MODULES;
+  // The bundled modules, with the test provider type beside the bundled ones (kyc-test-provider.ts).
+  const modules = options.modules ?? TEST_MODULES;
   const validator = new ConfigValidator(modules, policies);
   const cfg = structuredClone(config) as Record<string, unknown>;
   cfg.listeners ??= [{ name: 'main', port: 0 }];

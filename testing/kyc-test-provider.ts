@@ -1,9 +1,9 @@
 /**
  * A small identity provider for tests, spoken to over real HTTP: `TestProviderServer` is the provider's API (it
  * counts session creations, serves decisions, can be taken down) and signs webhooks with a plain HMAC header;
- * `TestProvider` is the gateway-side adapter implementing IdentityProvider against it. Register the type with
- * `registerTestProviderType()` (in process) or `--import dist/testing/kyc-test-provider-register.js` (child
- * process); config: `{type: test, url, webhook_secret: <secret ref>}`.
+ * `TestProvider` is the gateway-side adapter implementing IdentityProvider against it. The test harness's gateways
+ * know the type (TEST_PROVIDER_TYPE); a gateway child process loads it as a plugin
+ * (`kycgate start --plugin dist/testing/kyc-test-provider-plugin.js`); config: `{type: test, url, webhook_secret}`.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -17,9 +17,9 @@ import {
   type ProviderDecision,
   type ProviderSession,
   type VerificationState,
+  type ProviderType,
   type WebhookVerification,
 } from '../src/providers/provider.js';
-import { registerProviderType } from '../src/kyc/providers.js';
 
 export function stateOf(status: string): VerificationState {
   switch (status) {
@@ -258,15 +258,14 @@ export class TestProvider implements IdentityProvider {
   }
 }
 
-export function registerTestProviderType(): void {
-  registerProviderType(
-    'test',
-    (ctx) => new TestProvider(ctx.name, String(ctx.config.url), ctx.resolveSecret(ctx.config.webhook_secret), ctx.webhookToleranceSeconds),
-    {
-      type: 'object',
-      properties: { type: { const: 'test' }, url: { type: 'string' }, webhook_secret: { type: 'object' } },
-      required: ['type', 'url', 'webhook_secret'],
-      additionalProperties: false,
-    },
-  );
-}
+/** The provider type `test` (config: `{type: test, url, webhook_secret: <secret ref>}`). */
+export const TEST_PROVIDER_TYPE: ProviderType = {
+  type: 'test',
+  schema: {
+    type: 'object',
+    properties: { type: { const: 'test' }, url: { type: 'string' }, webhook_secret: { type: 'object' } },
+    required: ['type', 'url', 'webhook_secret'],
+    additionalProperties: false,
+  },
+  create: (ctx) => new TestProvider(ctx.name, String(ctx.config.url), ctx.resolveSecret(ctx.config.webhook_secret), ctx.webhookToleranceSeconds),
+};

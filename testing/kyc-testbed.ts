@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
 import { startUpstream, httpRequest } from './harness.js';
-import { TestProviderServer, registerTestProviderType } from './kyc-test-provider.js';
+import { TestProviderServer } from './kyc-test-provider.js';
 
 export const WEBHOOK_SECRET = 'test-webhook-secret-0123456789';
 
@@ -22,7 +22,6 @@ export interface KycTestbed {
 }
 
 export async function kycTestbed(t: TestContext): Promise<KycTestbed> {
-  registerTestProviderType();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'kycgate-kyc-'));
   const secretFile = path.join(dir, 'webhook-secret');
   writeFileSync(secretFile, WEBHOOK_SECRET);

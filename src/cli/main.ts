@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { ConfigError, ConfigValidator, fullSchema, loadConfigFile } from '../config/load.js';
 import { MODULES, POLICIES } from '../bundled.js';
 import { startGateway } from './start.js';
+import { loadExtensions } from './plugins.js';
 import { registerKeysCommand } from './keys.js';
 import { registerAuditCommand } from './audit.js';
 
@@ -23,9 +24,10 @@ program
   .command('start')
   .description('Start the gateway. Without --config, runs the built-in demo (HTTP :8080, HTTPS :8443, admin :9901).')
   .option('-c, --config <file>', 'YAML configuration file')
-  .action(async (opts: { config?: string }) => {
+  .option('--plugin <file...>', 'load policies and identity-provider types from these modules (their default export: { policies, providers })')
+  .action(async (opts: { config?: string; plugin?: string[] }) => {
     try {
-      await startGateway(opts.config);
+      await startGateway(opts.config, opts.plugin ?? []);
     } catch (err) {
       if (err instanceof ConfigError) {
         process.stderr.write(`kycgate: ${err.message}\n`);
@@ -40,9 +42,11 @@ program
   .command('validate')
   .description('Check a configuration file; exits non-zero and names each invalid key when it is not valid.')
   .argument('<file>', 'YAML configuration file')
-  .action((file: string) => {
+  .option('--plugin <file...>', 'load policies and identity-provider types from these modules, as `start` does')
+  .action(async (file: string, opts: { plugin?: string[] }) => {
     try {
-      loadConfigFile(file, new ConfigValidator(MODULES, POLICIES));
+      const { policies, modules } = await loadExtensions(opts.plugin ?? []);
+      loadConfigFile(file, new ConfigValidator(modules, policies));
       process.stdout.write(`${file}: valid\n`);
     } catch (err) {
       process.stderr.write(err instanceof ConfigError ? `${file}: ${err.message}\n` : `${file}: ${(err as Error).message}\n`);

@@ -7,7 +7,7 @@ import { mkdirSync } from 'node:fs';
 import { pino } from 'pino';
 import { ConfigValidator, loadConfigFile } from '../config/load.js';
 import type { LoadedConfig } from '../config/types.js';
-import { MODULES, POLICIES } from '../bundled.js';
+import { loadExtensions } from './plugins.js';
 import { Gateway } from '../gateway/gateway.js';
 import { ensureDevCertificate } from '../server/devcert.js';
 import { demoConfig } from '../demo/config.js';
@@ -17,10 +17,11 @@ export function dataDirectory(): string {
   return path.resolve(process.env.KYCGATE_DATA_DIR ?? '.kycgate');
 }
 
-export async function startGateway(configFile: string | undefined): Promise<Gateway> {
+export async function startGateway(configFile: string | undefined, plugins: readonly string[] = []): Promise<Gateway> {
+  const { policies, modules } = await loadExtensions(plugins);
   const dataDir = dataDirectory();
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const validator = new ConfigValidator(MODULES, POLICIES);
+  const validator = new ConfigValidator(modules, policies);
   let loaded: LoadedConfig;
   if (configFile) {
     loaded = loadConfigFile(configFile, validator);
@@ -41,8 +42,8 @@ export async function startGateway(configFile: string | undefined): Promise<Gate
     loaded,
     logger,
     dataDir,
-    policies: POLICIES,
-    modules: MODULES,
+    policies,
+    modules,
     builtinEchoUrl: () => (echo ??= startEchoServer()).then((e) => e.url),
   });
   await gateway.start();

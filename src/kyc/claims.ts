@@ -5,7 +5,7 @@
  */
 import { Environment } from '@marcbachmann/cel-js';
 import type { ProviderDecision } from '../providers/provider.js';
-import { ageAt } from './age.js';
+import { ageAt } from '../shared/age.js';
 
 const claimsEnvironment = new Environment({ homogeneousAggregateLiterals: false })
   .registerVariable('facts', 'map')

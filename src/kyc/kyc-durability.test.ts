@@ -18,7 +18,7 @@ interface Child {
 }
 
 function startGatewayProcess(configFile: string, dataDir: string): Promise<Child> {
-  const child = spawn(process.execPath, ['--import', path.resolve('dist/testing/kyc-test-provider-register.js'), 'dist/src/cli/main.js', 'start', '--config', configFile], {
+  const child = spawn(process.execPath, ['dist/src/cli/main.js', 'start', '--plugin', path.resolve('dist/testing/kyc-test-provider-plugin.js'), '--config', configFile], {
     env: { ...process.env, KYCGATE_DATA_DIR: dataDir },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -13,8 +13,8 @@ import { kycSchema, type KycConfig } from './schema.js';
 import { buildSetup, retireSetup, type SetupEnv } from './setup.js';
 import { KycService } from './service.js';
 import { VerificationStore } from './verification-store.js';
-// Registers the bundled provider types before any config is compiled.
-import './provider-types.js';
+import { ProviderTypes } from './providers.js';
+import type { ProviderType } from '../providers/provider.js';
 
 /** Webhook bodies are small JSON documents; anything larger is refused before it is read. */
 const WEBHOOK_MAX_BODY_BYTES = 1_048_576;
@@ -44,7 +44,10 @@ function kycRoutes(config: GatewayConfig): RouteConfig[] {
   ];
 }
 
-export const kycModule: GatewayModule = {
+/** The KYC module, knowing the provider types in `providers` (src/bundled.ts has the bundled ones). */
+export function kycModule(providers: readonly ProviderType[]): GatewayModule {
+  const providerTypes = new ProviderTypes(providers);
+  return {
   name: 'kyc',
   section: { key: 'kyc', schema: kycSchema },
   async start(config, ctx) {
@@ -66,6 +69,7 @@ export const kycModule: GatewayModule = {
       logger: ctx.services.logger,
       services: ctx.services,
       dialect: store.dialect,
+      providerTypes,
     };
     const setup = await buildSetup(section, env, undefined);
     const service = new KycService(setup, records, { logger: ctx.services.logger, events: ctx.services.events, redis: ctx.services.find<RedisService>('redis') });
@@ -109,3 +113,4 @@ export const kycModule: GatewayModule = {
     };
   },
 };
+}

@@ -5,6 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { buildSetup } from './setup.js';
+import { ProviderTypes } from './providers.js';
+import { PROVIDERS } from '../bundled.js';
 import { Services } from '../pipeline/services.js';
 import type { KycConfig } from './schema.js';
 
@@ -25,7 +27,7 @@ test('keys: a shared PostgreSQL store requires configured keys; alone, keys are 
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'kycgate-setup-'));
   t.after(() => rmSync(dataDir, { recursive: true, force: true }));
   const logger = pino({ level: 'silent' });
-  const env = { resolveSecret: () => '', dataDir, publicBaseUrl: 'http://127.0.0.1', logger, services: new Services(logger, dataDir) };
+  const env = { resolveSecret: () => '', dataDir, publicBaseUrl: 'http://127.0.0.1', logger, services: new Services(logger, dataDir), providerTypes: new ProviderTypes(PROVIDERS) };
   await assert.rejects(buildSetup(base, { ...env, dialect: 'postgres' }, undefined), (err: Error & { problems?: string[] }) => {
     assert.deepEqual(err.problems?.map((p) => p.split(':')[0]), ['kyc.subject_key', 'kyc.encryption_keys', 'kyc.assertion.signing_key']);
     return true;

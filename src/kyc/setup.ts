@@ -9,7 +9,7 @@ import type { Dialect } from '../store/store.js';
 import { ConfigError } from '../config/load.js';
 import type { KycConfig, KycWorkflowConfig } from './schema.js';
 import { compileClaims, type ClaimRule } from './claims.js';
-import { createProvider } from './providers.js';
+import type { ProviderTypes } from './providers.js';
 import { decodeKey32, persistedSecret, randomKeyHex } from './keys.js';
 import { SubjectPseudonymiser } from './pseudonym.js';
 import { DataSealer } from './sealed-data.js';
@@ -46,6 +46,8 @@ export interface SetupEnv {
   logger: Logger;
   services: Services;
   dialect: Dialect;
+  /** The provider types `kyc.providers.*.type` may name. */
+  providerTypes: ProviderTypes;
 }
 
 export async function buildSetup(config: KycConfig, env: SetupEnv, previous: KycSetup | undefined): Promise<KycSetup> {
@@ -100,7 +102,7 @@ export async function buildSetup(config: KycConfig, env: SetupEnv, previous: Kyc
       providers.set(
         name,
         kept ??
-          (await createProvider({
+          (await env.providerTypes.create({
             name,
             config: pc,
             resolveSecret: env.resolveSecret,

@@ -4,6 +4,8 @@
  * the same adapter runs the demo and the tests.
  */
 import type { IncomingHttpHeaders } from 'node:http';
+import type { Logger } from 'pino';
+import type { Services } from '../pipeline/services.js';
 
 /** Provider statuses normalised for policy decisions. Only `approved` grants claims. */
 export type VerificationState = 'unverified' | 'pending' | 'in_review' | 'approved' | 'declined' | 'expired';
@@ -97,4 +99,32 @@ export interface IdentityProvider {
   /** Breaker state, for readiness and metrics. */
   readonly health: { state: 'closed' | 'open' | 'half_open'; lastError?: string };
   close?(): Promise<void>;
+}
+
+/** What a provider type gets to create one configured provider (`kyc.providers.<name>`). */
+export interface ProviderFactoryContext {
+  /** Provider name from config (also the `:provider` of `POST /webhooks/:provider`). */
+  readonly name: string;
+  /** The provider's config entry, `type` included, defaults of the type's schema filled in. */
+  readonly config: Record<string, unknown>;
+  /** Resolves a secret reference (`{env}` / `{file}` / `{vault}`); the value must never be logged. */
+  resolveSecret(ref: unknown): string;
+  /** Largest age, in seconds, of a webhook the provider may accept (`kyc.webhook_tolerance_seconds`). */
+  readonly webhookToleranceSeconds: number;
+  /** Base URL clients reach the gateway at; webhooks arrive at `${publicBaseUrl}/webhooks/${name}`. */
+  readonly publicBaseUrl: string;
+  readonly dataDir: string;
+  readonly logger: Logger;
+  readonly services: Services;
+}
+
+/**
+ * A kind of identity provider `kyc.providers.<name>.type` may name (`didit`, `sandbox` ...). The KYC module is given
+ * the list of types it knows (src/bundled.ts), as the `authenticate` policy is given its authenticators.
+ */
+export interface ProviderType {
+  readonly type: string;
+  /** JSON Schema of a whole config entry, `type` included: validated, defaults filled in, before `create`. */
+  readonly schema?: Record<string, unknown>;
+  create(ctx: ProviderFactoryContext): IdentityProvider | Promise<IdentityProvider>;
 }

@@ -344,9 +344,14 @@ async function reloadableGateway(t: TestContext, bed: Awaited<ReturnType<typeof 
   return { gw, rewrite };
 }
 
+/** `kycgate <command> --plugin <the test provider type> ...rest`: the child knows the `test` provider type. */
+function pluginArgs(args: string[]): string[] {
+  return [args[0]!, '--plugin', path.resolve('dist/testing/kyc-test-provider-plugin.js'), ...args.slice(1)];
+}
+
 function runCli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', path.resolve('dist/testing/kyc-test-provider-register.js'), 'dist/src/cli/main.js', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, ['dist/src/cli/main.js', ...pluginArgs(args)], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
     const timer = setTimeout(() => child.kill('SIGKILL'), 15000);

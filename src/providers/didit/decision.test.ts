@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decisionFromDidit } from './decision.js';
-import { ageAt } from '../../kyc/age.js';
+import { ageAt } from '../../shared/age.js';
 import { diditStatusToState, DIDIT_STATUSES } from './statuses.js';
 
 const NOW = Date.UTC(2026, 10, 22, 12) / 1000; // 2026-11-22

@@ -6,7 +6,7 @@
  */
 import type { ProviderDecision } from '../provider.js';
 import { diditStatusToState, statusSeverity } from './statuses.js';
-import { ageAt } from '../../kyc/age.js';
+import { ageAt } from '../../shared/age.js';
 
 /** Decision list key → fact name. Didit's v2 API used one object per feature (`id_verification`); both are read. */
 const FEATURE_LISTS: ReadonlyArray<readonly [list: string, single: string, fact: string]> = [

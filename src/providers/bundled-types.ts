@@ -1,10 +1,10 @@
 /**
- * Registers the bundled provider adapters with the KYC module: `didit` (Didit's API) and `sandbox` (the embedded
- * Didit stand-in, driven through the same adapter). Provider calls, breaker changes and sandbox deliveries become
+ * The bundled provider types: `didit` (Didit's API) and `sandbox` (the embedded Didit stand-in, driven through the
+ * same adapter). Provider calls, breaker changes and sandbox deliveries become
  * gateway events (metrics, traces) and log lines; secrets are resolved through the module's resolver and never logged.
  */
-import { registerProviderType, type ProviderFactoryContext } from '../kyc/providers.js';
 import { createProvider, type ProviderEntry } from './index.js';
+import type { ProviderFactoryContext, ProviderType } from './provider.js';
 import { diditProviderSchema } from './didit/schema.js';
 import { sandboxProviderSchema } from './sandbox/schema.js';
 import type { Store } from '../store/store.js';
@@ -36,5 +36,5 @@ async function build(ctx: ProviderFactoryContext) {
   return provider;
 }
 
-registerProviderType('didit', build, diditProviderSchema as unknown as Record<string, unknown>);
-registerProviderType('sandbox', build, sandboxProviderSchema as unknown as Record<string, unknown>);
+export const diditProviderType: ProviderType = { type: 'didit', schema: diditProviderSchema as unknown as Record<string, unknown>, create: build };
+export const sandboxProviderType: ProviderType = { type: 'sandbox', schema: sandboxProviderSchema as unknown as Record<string, unknown>, create: build };
