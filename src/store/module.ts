@@ -13,8 +13,8 @@ import type { Store } from './store.js';
 
 export interface StoreConfig {
   driver: 'sqlite' | 'postgres';
-  sqlite: { path: string; synchronous: 'full' | 'normal' };
-  postgres?: { url: string | { env: string } | { file: string }; pool_size: number; schema?: string; query_timeout_ms: number };
+  sqlite: { path: string; synchronous: 'full' | 'normal'; busy_timeout_ms: number };
+  postgres?: { url: string | { env: string } | { file: string }; pool_size: number; schema?: string; query_timeout_ms: number; connect_timeout_ms?: number };
 }
 
 export const storeSchema = {
@@ -28,6 +28,13 @@ export const storeSchema = {
       properties: {
         path: { type: 'string', default: 'kycgate.db', description: 'Database file; relative paths are under the data directory (KYCGATE_DATA_DIR, default .kycgate).' },
         synchronous: { enum: ['full', 'normal'], default: 'full', description: 'full: every commit is fsynced (survives power loss). normal: survives a process crash only.' },
+        busy_timeout_ms: {
+          type: 'integer',
+          minimum: 0,
+          maximum: 60000,
+          default: 1000,
+          description: 'How long an operation waits for a database locked by another process (the `kycgate keys` CLI, a backup), retrying without blocking the gateway; then the request that needed it answers 503 with Retry-After. A full disk answers 503 at once.',
+        },
       },
       additionalProperties: false,
     },
@@ -42,8 +49,14 @@ export const storeSchema = {
         query_timeout_ms: {
           type: 'integer',
           minimum: 100,
-          default: 10000,
-          description: 'Longest a query may take (server statement_timeout and client-side timeout): a database that hangs fails the requests that need it (503) instead of holding them.',
+          maximum: 600000,
+          default: 1500,
+          description: 'Deadline of one store operation (a query, a transaction, a readiness ping), getting a connection included: enforced by the client (connect timeout, then what is left for each statement) and by the server (statement_timeout). A database that is down or hangs fails the requests that need it with 503 within this time instead of holding them. A timed-out connection and every idle one are replaced.',
+        },
+        connect_timeout_ms: {
+          type: 'integer',
+          minimum: 100,
+          description: 'Longest wait for a connection (a free one from the pool, or a new one opened), within query_timeout_ms. Default: query_timeout_ms.',
         },
         schema: { type: 'string', pattern: '^[a-z_][a-z0-9_]*$', description: 'Schema holding kycgate tables (default: the search_path).' },
       },
@@ -60,9 +73,15 @@ export function storeFromConfig(config: StoreConfig, dataDir: string, resolveSec
     const pgConfig = config.postgres;
     if (!pgConfig) throw new ConfigError(['store.postgres: required when store.driver is postgres']);
     const url = connectionUrl(pgConfig.url, 'store.postgres.url', resolveSecret);
-    return new PostgresStore({ connectionString: url, poolSize: pgConfig.pool_size, queryTimeoutMs: pgConfig.query_timeout_ms, ...(pgConfig.schema ? { schema: pgConfig.schema } : {}) });
+    return new PostgresStore({
+      connectionString: url,
+      poolSize: pgConfig.pool_size,
+      queryTimeoutMs: pgConfig.query_timeout_ms,
+      ...(pgConfig.connect_timeout_ms !== undefined ? { connectTimeoutMs: pgConfig.connect_timeout_ms } : {}),
+      ...(pgConfig.schema ? { schema: pgConfig.schema } : {}),
+    });
   }
-  return new SqliteStore(path.resolve(dataDir, config.sqlite.path), { synchronous: config.sqlite.synchronous });
+  return new SqliteStore(path.resolve(dataDir, config.sqlite.path), { synchronous: config.sqlite.synchronous, busyTimeoutMs: config.sqlite.busy_timeout_ms });
 }
 
 export const storeModule: GatewayModule = {
