@@ -98,7 +98,7 @@ export const kycSchema = {
       default: {},
       description: 'In-memory cache of verification state per subject. Status changes drop entries at once (and on every instance when `redis` is configured).',
       properties: {
-        ttl_seconds: { type: 'integer', minimum: 1, default: 60, description: 'How long a verified subject\'s state is served from memory.' },
+        ttl_seconds: { type: 'integer', minimum: 1, default: 60, description: 'How long a verified subject\'s state is served from memory before it is re-read (never past the verification\'s expiry). While the store cannot be reached it is served longer, up to store.stale_period_seconds, marked stale.' },
         unverified_ttl_seconds: { type: 'integer', minimum: 1, default: 5, description: 'How long an unverified or pending subject\'s state is served from memory.' },
         max_entries: { type: 'integer', minimum: 100, default: 100000, description: 'Subjects kept in memory at most (oldest dropped first).' },
       },

@@ -15,6 +15,7 @@ import type { CompiledWorkflow, KycSetup } from './setup.js';
 import { SubjectCache, type SubjectEntry } from './subject-cache.js';
 import { VerificationStore, eventSeq, type RecordKey, type InboxEvent } from './verification-store.js';
 import { isDeepStrictEqual } from 'node:util';
+import type { StalePolicy } from '../store/outage.js';
 
 export interface SessionOffer {
   sessionId: string;
@@ -44,14 +45,14 @@ export class KycService {
   private reconciling: Promise<void> | undefined;
   private closed = false;
 
-  constructor(setup: KycSetup, records: VerificationStore, deps: { logger: Logger; events: EventBus; redis: RedisService | undefined }) {
+  constructor(setup: KycSetup, records: VerificationStore, deps: { logger: Logger; events: EventBus; redis: RedisService | undefined; stale?: StalePolicy | undefined }) {
     this.setupValue = setup;
     this.records = records;
     this.logger = deps.logger;
     this.events = deps.events;
     this.redis = deps.redis;
     const cache = setup.config.cache;
-    this.cache = new SubjectCache((subject) => records.recordsOf(subject), { verifiedMs: cache.ttl_seconds * 1000, unverifiedMs: cache.unverified_ttl_seconds * 1000 }, cache.max_entries);
+    this.cache = new SubjectCache((subject) => records.recordsOf(subject), { verifiedMs: cache.ttl_seconds * 1000, unverifiedMs: cache.unverified_ttl_seconds * 1000 }, cache.max_entries, deps.stale);
     if (this.redis) this.unsubscribe = this.redis.subscribe(INVALIDATION_CHANNEL, (subject) => this.cache.invalidate(subject));
     this.scheduleReconcile();
   }

@@ -77,6 +77,11 @@ export class RequestContext {
    */
   runtime: Runtime | undefined;
   decision: DecisionRecord | undefined;
+  /**
+   * What this request was decided on that was served past its refresh time because the store could not be reached
+   * (`api_key`, `kyc_subject`): recorded as `stale` in the audit trail and counted in the metrics.
+   */
+  staleState: string[] | undefined;
   /** Name of the front proxy when the request came in as a decision request. */
   frontProxy: string | undefined;
   private varyExtra: string[] | undefined;
@@ -144,6 +149,7 @@ export class RequestContext {
     this.state = {};
     this.runtime = undefined;
     this.decision = undefined;
+    this.staleState = undefined;
     this.frontProxy = undefined;
     this.varyExtra = undefined;
     this.status = 0;
@@ -168,6 +174,16 @@ export class RequestContext {
   limitCacheTtl(seconds: number): void {
     const s = seconds > 0 ? Math.floor(seconds) : 0;
     if (s < this.cacheTtl) this.cacheTtl = s;
+  }
+
+  /**
+   * Marks the request as decided on `what` served stale during a store outage. A front proxy must not reuse such a
+   * decision: it is made again (and recorded) on the next request.
+   */
+  markStale(what: string): void {
+    const list = (this.staleState ??= []);
+    if (!list.includes(what)) list.push(what);
+    this.cacheTtl = 0;
   }
 
   /**

@@ -10,9 +10,12 @@ import { connectionUrl } from '../config/secrets.js';
 import { SqliteStore } from './sqlite.js';
 import { PostgresStore } from './postgres.js';
 import type { Store } from './store.js';
+import { StoreOutage } from './outage.js';
 
 export interface StoreConfig {
   driver: 'sqlite' | 'postgres';
+  stale_period_seconds: number;
+  key_cache_ttl_seconds: number;
   sqlite: { path: string; synchronous: 'full' | 'normal'; busy_timeout_ms: number };
   postgres?: { url: string | { env: string } | { file: string }; pool_size: number; schema?: string; query_timeout_ms: number; connect_timeout_ms?: number };
 }
@@ -22,6 +25,20 @@ export const storeSchema = {
   description: 'Where durable state lives (verification state, consumers, API keys, webhook events).',
   properties: {
     driver: { enum: ['sqlite', 'postgres'], default: 'sqlite', description: 'sqlite: embedded, one instance. postgres: shared by several instances.' },
+    stale_period_seconds: {
+      type: 'integer',
+      minimum: 0,
+      maximum: 86400,
+      default: 900,
+      description: 'While the store cannot be reached, cached API keys, consumers and users\' verification state are served for up to this long past their refresh time instead of failing with 503 (a key revoked or a user declined during the outage keeps passing on instances that had not seen it, for at most this long). Cached refusals stay refusals; a store that answers always wins. Decisions made on such state are marked `stale` in the audit trail and counted in kycgate_stale_decisions_total. 0: never serve past the refresh time. Applies on reload.',
+    },
+    key_cache_ttl_seconds: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 3600,
+      default: 30,
+      description: 'How long a cached API key record is used before it is re-read from the store (changes and revocations reach every instance sooner: through Redis, or the store poll every second). Applies on reload.',
+    },
     sqlite: {
       type: 'object',
       default: {},
@@ -90,7 +107,11 @@ export const storeModule: GatewayModule = {
   async start(config, ctx) {
     const store = storeFromConfig(config.store as StoreConfig, ctx.services.dataDir, ctx.resolveSecret);
     ctx.services.register<Store>('store', store);
+    const outage = ctx.services.register('store-outage', new StoreOutage(store, ctx.services.logger, (config.store as StoreConfig).stale_period_seconds));
     return {
+      async reload(next) {
+        outage.configure((next.store as StoreConfig).stale_period_seconds);
+      },
       async ready() {
         try {
           await store.ping();
@@ -99,7 +120,10 @@ export const storeModule: GatewayModule = {
           return { ok: false, detail: { store: store.dialect, error: (err as Error).message } };
         }
       },
-      close: () => store.close(),
+      close: () => {
+        outage.close();
+        return store.close();
+      },
     };
   },
 };

@@ -145,6 +145,8 @@ class KycGate implements PolicyInstance {
 
   /** First matching rule decides; synchronous unless a condition reads the history. */
   private decide(ctx: RequestContext, entry: SubjectEntry, now: number, body: Record<string, unknown> | undefined): PolicyResult | Promise<PolicyResult> {
+    // Served past its refresh time: the store could not be reached to re-read it.
+    if (now >= entry.freshUntil) ctx.markStale('kyc_subject');
     const rules = this.rules;
     let context: Record<string, unknown> | undefined;
     for (let i = 0; i < rules.length; i++) {
