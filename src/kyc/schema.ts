@@ -107,7 +107,7 @@ export const kycSchema = {
     webhook_tolerance_seconds: { type: 'integer', minimum: 1, maximum: 3600, default: 300, description: 'Webhooks whose signed timestamp is older (or further in the future) than this are refused.' },
     webhook_path: { type: 'string', pattern: '^/.*:provider', default: '/webhooks/:provider', description: 'Path of the built-in webhook route.' },
     jwks_path: { type: 'string', pattern: '^/', default: '/.well-known/jwks.json', description: 'Path of the built-in route serving the assertion public keys.' },
-    session_lease_ms: { type: 'integer', minimum: 100, default: 15000, description: 'How long one instance may take to create a provider session before another may try.' },
+    session_lease_ms: { type: 'integer', minimum: 100, default: 15000, description: 'How long one instance may take to create a provider session before another may try. The instance that holds it takes its own leftover lease (a failed attempt\'s) over at once.' },
     reconcile_interval_seconds: { type: 'integer', minimum: 1, default: 30, description: 'How often webhook events not yet applied (provider down, unknown session) are retried.' },
     assertion: {
       type: 'object',
