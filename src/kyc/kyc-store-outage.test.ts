@@ -3,7 +3,7 @@
  * freezes or cuts at the moment the provider creates the session): the user gets 503 with Retry-After, the provider
  * session is not orphaned (exactly one exists at the provider, it is offered on the next attempt and recorded as soon
  * as the database is back), and the user is challenged at once after recovery, not locked out by the lease of the
- * failed attempt.
+ * failed attempt. Also: a rule that reads the history does not fail open when the history cannot be read.
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
@@ -137,4 +137,38 @@ test('store refusing connections while the session is created: 503, one provider
   assert.ok(await eventually(async () => kyc.unrecordedSessions === 0, 3000, 50));
   assert.equal((await direct.query('SELECT session_id FROM kyc_sessions')).length, 1);
   assert.equal(bed.provider.created, 1);
+});
+
+test('a rule reading the history does not fail open when the store hangs: 503 instead of skipping the rule', { timeout: 60_000 }, async (t) => {
+  const ctx = await outageBed(t, {
+    routes: [
+      {
+        name: 'limits',
+        match: { prefix: '/limits' },
+        upstream: 'api',
+        policies: [
+          {
+            'kyc-gate': {
+              subject: { from: 'header', header: 'x-user-id', trust_unauthenticated_header: true },
+              rules: [{ name: 'volume', when: 'subject.history_sum("amount", "24h") > 100.0', action: 'deny' }],
+            },
+          },
+        ],
+      },
+    ],
+  });
+  if (!ctx) return;
+  const { relay, gw, kyc } = ctx;
+  assert.equal((await httpRequest(`${gw.url}/limits/x`, as('hana'))).status, 200, 'below the volume: allowed');
+  const subject = kyc.pseudonymise('', 'hana');
+  await kyc.records.recordHistory(subject, 'amount', 500, Date.now());
+  assert.equal((await httpRequest(`${gw.url}/limits/x`, as('hana'))).status, 403, 'over the volume: the rule denies');
+
+  relay.freeze();
+  const started = performance.now();
+  const during = await httpRequest(`${gw.url}/limits/x`, as('hana'));
+  assert.equal(during.status, 503, 'the history cannot be read: not allowed by default');
+  assert.ok(performance.now() - started < BOUND_MS);
+  relay.thaw();
+  assert.ok(await eventually(async () => (await httpRequest(`${gw.url}/limits/x`, as('hana'))).status === 403, 3000, 50));
 });

@@ -186,7 +186,9 @@ class KycGate implements PolicyInstance {
         let matched: unknown;
         try {
           matched = await (i === index ? first : rule.condition.test(context));
-        } catch {
+        } catch (err) {
+          // The history could not be read: the rule is not skipped (it may be the one that denies), nothing is decided.
+          if (err instanceof StoreUnavailable) return this.storeFailed(ctx, err);
           continue;
         }
         if (matched !== true) continue;
