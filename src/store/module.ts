@@ -85,7 +85,12 @@ export const storeSchema = {
   default: {},
 } as const;
 
-export function storeFromConfig(config: StoreConfig, dataDir: string, resolveSecret: (ref: unknown) => string): Store {
+/**
+ * The store the config describes. `minWaitMs` lengthens the deadlines for callers with nobody waiting on a request
+ * (the `kycgate keys` CLI may list many keys, or wait for the gateway's write lock).
+ */
+export function storeFromConfig(config: StoreConfig, dataDir: string, resolveSecret: (ref: unknown) => string, options: { minWaitMs?: number } = {}): Store {
+  const min = options.minWaitMs ?? 0;
   if (config.driver === 'postgres') {
     const pgConfig = config.postgres;
     if (!pgConfig) throw new ConfigError(['store.postgres: required when store.driver is postgres']);
@@ -93,12 +98,12 @@ export function storeFromConfig(config: StoreConfig, dataDir: string, resolveSec
     return new PostgresStore({
       connectionString: url,
       poolSize: pgConfig.pool_size,
-      queryTimeoutMs: pgConfig.query_timeout_ms,
+      queryTimeoutMs: Math.max(pgConfig.query_timeout_ms, min),
       ...(pgConfig.connect_timeout_ms !== undefined ? { connectTimeoutMs: pgConfig.connect_timeout_ms } : {}),
       ...(pgConfig.schema ? { schema: pgConfig.schema } : {}),
     });
   }
-  return new SqliteStore(path.resolve(dataDir, config.sqlite.path), { synchronous: config.sqlite.synchronous, busyTimeoutMs: config.sqlite.busy_timeout_ms });
+  return new SqliteStore(path.resolve(dataDir, config.sqlite.path), { synchronous: config.sqlite.synchronous, busyTimeoutMs: Math.max(config.sqlite.busy_timeout_ms, min) });
 }
 
 export const storeModule: GatewayModule = {
