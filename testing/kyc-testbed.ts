@@ -2,6 +2,7 @@
  * A KYC test bed: the test provider's server, an upstream that echoes the headers it received, a webhook secret
  * file, and a gateway config with a `kyc` section and a gated route. Tests start real gateways from it.
  */
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,6 +18,8 @@ export interface KycTestbed {
   other: Awaited<ReturnType<typeof startUpstream>>;
   dir: string;
   secretFile: string;
+  /** The `kyc` keys a shared (PostgreSQL) store requires, as secret files in `dir`: merge into `extra.kyc`. */
+  sharedKeys(): Record<string, unknown>;
   /** A gateway config; `gate` is the kyc-gate policy config of route `gated` (prefix /api). */
   config(gate?: Record<string, unknown>, extra?: { kyc?: Record<string, unknown>; routes?: unknown[]; [key: string]: unknown }): Record<string, unknown>;
 }
@@ -44,6 +47,18 @@ export async function kycTestbed(t: TestContext): Promise<KycTestbed> {
     other,
     dir,
     secretFile,
+    sharedKeys() {
+      const secret = (name: string, value: string) => {
+        const file = path.join(dir, name);
+        writeFileSync(file, value, { mode: 0o600 });
+        return { file };
+      };
+      return {
+        subject_key: secret('subject.key', randomBytes(32).toString('hex')),
+        encryption_keys: [{ id: 'k1', key: secret('data.key', randomBytes(32).toString('base64')) }],
+        assertion: { signing_key: secret('assertion.pem', generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }).toString()) },
+      };
+    },
     config(gate = {}, extra = {}) {
       const { kyc, routes, ...rest } = extra;
       return {

@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import type { GatewayModule, ModuleInstance } from '../modules.js';
 import type { GatewayConfig } from '../config/types.js';
 import type { RequestContext } from '../pipeline/context.js';
+import type { Store } from '../store/store.js';
 import type { ResponseHead } from '../pipeline/policy.js';
 import type { EventListener, GatewayEvent, RefusedRequest } from '../observe/events.js';
 import { ConfigError } from '../config/load.js';
@@ -218,7 +219,16 @@ export const auditModule: GatewayModule = {
 
     let metrics: GatewayMetrics | undefined;
     if (cfg.metrics.enabled) {
-      metrics = new GatewayMetrics({ journal: () => journal, sinks: () => sinks, certificates: () => ctx.listenerCertificates?.() ?? [], upstreams: () => ctx.upstreamTargets?.() ?? [] });
+      metrics = new GatewayMetrics({
+        journal: () => journal,
+        sinks: () => sinks,
+        certificates: () => ctx.listenerCertificates?.() ?? [],
+        upstreams: () => ctx.upstreamTargets?.() ?? [],
+        storeUp: () => {
+          const store = ctx.services.find<Store>('store');
+          return store === undefined ? undefined : !store.availability.down;
+        },
+      });
       unsubscribe.push(ctx.services.events.subscribe(metrics));
     }
 

@@ -78,7 +78,12 @@ export class AuthChangeFeed {
       if (this.failing) this.logger.info('auth change poll recovered');
       this.failing = false;
     } catch (err) {
-      if (!this.failing) this.logger.warn({ err: (err as Error).message }, 'auth change poll failed; cached keys and consumers are kept until the store answers');
+      if (!this.failing) {
+        this.logger.warn(
+          { err: (err as Error).message },
+          'auth change poll failed: changes to keys and consumers made elsewhere are not seen until the store answers (Redis messages still are); consumers are kept, and cached keys are used up to store.stale_period_seconds past their refresh time while the store is unreachable',
+        );
+      }
       this.failing = true;
     } finally {
       this.polling = false;

@@ -6,6 +6,8 @@
  */
 import type { GatewayModule } from '../modules.js';
 import type { Store } from '../store/store.js';
+import type { StoreConfig } from '../store/module.js';
+import type { StoreOutage } from '../store/outage.js';
 import type { RedisService } from '../shared/redis.js';
 import { ConsumerDirectory, syncConfigConsumers, type ConsumerConfig } from './consumers.js';
 import { migrateAuth } from './migrations.js';
@@ -51,8 +53,8 @@ export interface AuthService {
   revokeKey(id: string): ReturnType<KeyRepository['revoke']>;
 }
 
-/** How long a cached key record is trusted before it is re-read (invalidations drop it sooner). */
-const KEY_CACHE_TTL_MS = 30_000;
+/** How long a cached key record is trusted before it is re-read (invalidations drop it sooner), without a store section. */
+const KEY_CACHE_TTL_SECONDS = 30;
 const KEY_CACHE_MAX_ENTRIES = 100_000;
 /** Store poll for changes made elsewhere: the bound on revocation delay when Redis is absent or down. */
 const CHANGE_POLL_MS = 1000;
@@ -67,7 +69,9 @@ export const authModule: GatewayModule = {
     await syncConfigConsumers(store, (config.consumers ?? {}) as Record<string, ConsumerConfig>);
     const directory = new ConsumerDirectory();
     const repository = new KeyRepository(store, ctx.services.events);
-    const verifier = new ApiKeyVerifier(repository, directory, { ttlMs: KEY_CACHE_TTL_MS, maxEntries: KEY_CACHE_MAX_ENTRIES });
+    const keyTtlSeconds = (next: typeof config) => (next.store as Partial<StoreConfig> | undefined)?.key_cache_ttl_seconds ?? KEY_CACHE_TTL_SECONDS;
+    const stale = ctx.services.find<StoreOutage>('store-outage');
+    const verifier = new ApiKeyVerifier(repository, directory, { ttlMs: keyTtlSeconds(config) * 1000, maxEntries: KEY_CACHE_MAX_ENTRIES, ...(stale ? { stale } : {}) });
     const feed = new AuthChangeFeed(store, repository, verifier, directory, ctx.services.logger, redis, CHANGE_POLL_MS);
     await feed.start();
     const sharedObjects = new Map<string, unknown>();
@@ -108,6 +112,7 @@ export const authModule: GatewayModule = {
     ctx.services.register<AuthService>('auth', service);
     return {
       async reload(next) {
+        verifier.configure(keyTtlSeconds(next) * 1000);
         const changed = await syncConfigConsumers(store, (next.consumers ?? {}) as Record<string, ConsumerConfig>);
         if (changed) {
           await feed.refreshConsumers(true);

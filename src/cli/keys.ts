@@ -21,6 +21,9 @@ import { parseDuration } from '../auth/api-keys/format.js';
 import { announceKeyChange } from '../auth/changes.js';
 import { dataDirectory } from './start.js';
 
+/** The CLI serves no request: it may wait longer for the store than the gateway's deadline (a long list, a lock). */
+const CLI_STORE_WAIT_MS = 30_000;
+
 interface KeyContext {
   store: Store;
   repository: KeyRepository;
@@ -42,7 +45,7 @@ export async function openKeyContext(configFile: string | undefined, events = ne
   }
   const dataDir = dataDirectory();
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const store = storeFromConfig(config.store as StoreConfig, dataDir, (ref) => resolveSecret(ref, baseDir));
+  const store = storeFromConfig(config.store as StoreConfig, dataDir, (ref) => resolveSecret(ref, baseDir), { minWaitMs: CLI_STORE_WAIT_MS });
   let redis: RedisService | undefined;
   try {
     await migrateAuth(store);

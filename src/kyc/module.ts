@@ -8,6 +8,7 @@ import type { GatewayModule } from '../modules.js';
 import type { GatewayConfig, RouteConfig } from '../config/types.js';
 import { ConfigError } from '../config/load.js';
 import type { Store } from '../store/store.js';
+import type { StoreOutage } from '../store/outage.js';
 import type { RedisService } from '../shared/redis.js';
 import { kycSchema, type KycConfig } from './schema.js';
 import { buildSetup, retireSetup, type SetupEnv } from './setup.js';
@@ -72,7 +73,12 @@ export function kycModule(providers: readonly ProviderType[]): GatewayModule {
       providerTypes,
     };
     const setup = await buildSetup(section, env, undefined);
-    const service = new KycService(setup, records, { logger: ctx.services.logger, events: ctx.services.events, redis: ctx.services.find<RedisService>('redis') });
+    const service = new KycService(setup, records, {
+      logger: ctx.services.logger,
+      events: ctx.services.events,
+      redis: ctx.services.find<RedisService>('redis'),
+      stale: ctx.services.find<StoreOutage>('store-outage'),
+    });
     ctx.services.register('kyc', service);
     // Events stored before a crash or during an outage are applied now, not at the first interval.
     void service.reconcile();

@@ -98,7 +98,7 @@ export const kycSchema = {
       default: {},
       description: 'In-memory cache of verification state per subject. Status changes drop entries at once (and on every instance when `redis` is configured).',
       properties: {
-        ttl_seconds: { type: 'integer', minimum: 1, default: 60, description: 'How long a verified subject\'s state is served from memory.' },
+        ttl_seconds: { type: 'integer', minimum: 1, default: 60, description: 'How long a verified subject\'s state is served from memory before it is re-read (never past the verification\'s expiry). While the store cannot be reached it is served longer, up to store.stale_period_seconds, marked stale.' },
         unverified_ttl_seconds: { type: 'integer', minimum: 1, default: 5, description: 'How long an unverified or pending subject\'s state is served from memory.' },
         max_entries: { type: 'integer', minimum: 100, default: 100000, description: 'Subjects kept in memory at most (oldest dropped first).' },
       },
@@ -107,7 +107,7 @@ export const kycSchema = {
     webhook_tolerance_seconds: { type: 'integer', minimum: 1, maximum: 3600, default: 300, description: 'Webhooks whose signed timestamp is older (or further in the future) than this are refused.' },
     webhook_path: { type: 'string', pattern: '^/.*:provider', default: '/webhooks/:provider', description: 'Path of the built-in webhook route.' },
     jwks_path: { type: 'string', pattern: '^/', default: '/.well-known/jwks.json', description: 'Path of the built-in route serving the assertion public keys.' },
-    session_lease_ms: { type: 'integer', minimum: 100, default: 15000, description: 'How long one instance may take to create a provider session before another may try.' },
+    session_lease_ms: { type: 'integer', minimum: 100, default: 15000, description: 'How long one instance may take to create a provider session before another may try. The instance that holds it takes its own leftover lease (a failed attempt\'s) over at once.' },
     reconcile_interval_seconds: { type: 'integer', minimum: 1, default: 30, description: 'How often webhook events not yet applied (provider down, unknown session) are retried.' },
     assertion: {
       type: 'object',

@@ -3,8 +3,13 @@
  * query, no JSON, no signing. Entries expire after a TTL (short while unverified, never past a verification's own
  * expiry) and are dropped at once when a webhook changes the subject's state, here or (through Redis) on another
  * instance. Loads are single-flight per subject.
+ *
+ * An entry past its TTL is kept for the stale period (store.stale_period_seconds), never past a verification's own
+ * expiry: while the store cannot be reached it is served as it was, at once when the store is known to be down,
+ * else when the re-read gets no answer. The gate sees it is past `freshUntil` and marks the request stale.
  */
 import type { VerificationState } from '../providers/provider.js';
+import type { StalePolicy } from '../store/outage.js';
 import type { VerificationRow } from './verification-store.js';
 
 export interface WorkflowStatus {
@@ -42,6 +47,8 @@ export class SubjectEntry {
   readonly workflows: ReadonlyMap<string, WorkflowStatus>;
   /** Until when (ms) this entry may be served without reloading. */
   readonly freshUntil: number;
+  /** When the earliest approval it holds expires (ms), or Infinity: never served past it, not even stale. */
+  readonly validUntil: number;
   /** x-kyc-status, x-kyc-claims and x-subject-id for the upstream, made once per entry. */
   readonly upstreamHeaders: ReadonlyArray<readonly [string, string]>;
   private assertions: Map<string, SignedAssertion> | undefined;
@@ -75,12 +82,14 @@ export class SubjectEntry {
         sessionStartedAt: row.session_started_at === null ? null : Number(row.session_started_at),
       });
     }
+    let validUntil = Infinity;
     if (anyVerified) {
-      freshUntil = now + ttl.verifiedMs;
       for (const row of rows) {
-        if (row.state === 'approved' && row.expires_at !== null && Number(row.expires_at) > now) freshUntil = Math.min(freshUntil, Number(row.expires_at));
+        if (row.state === 'approved' && row.expires_at !== null && Number(row.expires_at) > now) validUntil = Math.min(validUntil, Number(row.expires_at));
       }
+      freshUntil = Math.min(now + ttl.verifiedMs, validUntil);
     }
+    this.validUntil = validUntil;
     this.workflows = workflows;
     this.claims = claims;
     this.claimList = [...claims].sort();
@@ -130,6 +139,10 @@ export class SubjectCache {
     private readonly load: (subject: string) => Promise<readonly VerificationRow[]>,
     private ttl: { verifiedMs: number; unverifiedMs: number },
     private maxEntries: number,
+    /** When entries past their TTL may be served during a store outage; without it they never are. */
+    private readonly stale?: StalePolicy,
+    /** Epoch milliseconds (tests pass their own clock). */
+    private readonly clock: () => number = Date.now,
   ) {}
 
   configure(ttl: { verifiedMs: number; unverifiedMs: number }, maxEntries: number): void {
@@ -138,13 +151,38 @@ export class SubjectCache {
     this.entries.clear();
   }
 
-  /** The cached entry when fresh (synchronous: the hot path). */
+  /** The cached entry when fresh, or past its TTL while the store is known to be down (synchronous: the hot path). */
   peek(subject: string, now: number): SubjectEntry | undefined {
     const entry = this.entries.get(subject);
     if (entry === undefined) return undefined;
     if (now < entry.freshUntil) return entry;
-    this.entries.delete(subject);
+    return this.pastRefresh(entry, now);
+  }
+
+  /** An entry past its TTL: served while the store is known to be down, kept for the stale period, else dropped. */
+  private pastRefresh(entry: SubjectEntry, now: number): SubjectEntry | undefined {
+    const stale = this.stale;
+    if (stale !== undefined && now < entry.validUntil) {
+      if (stale.servesStale(entry.freshUntil, now)) {
+        stale.servedStale('kyc_subject');
+        return entry;
+      }
+      if (stale.keeps(entry.freshUntil, now)) return undefined;
+    }
+    this.entries.delete(entry.subject);
     return undefined;
+  }
+
+  /** The entry kept past its TTL that may stand in for a re-read that failed with `err`. */
+  private standIn(subject: string, err: unknown): SubjectEntry | undefined {
+    const entry = this.entries.get(subject);
+    const stale = this.stale;
+    if (entry === undefined || stale === undefined) return undefined;
+    const now = this.clock();
+    if (now < entry.freshUntil) return entry;
+    if (now >= entry.validUntil || !stale.coversFailure(err, entry.freshUntil, now)) return undefined;
+    stale.servedStale('kyc_subject');
+    return entry;
   }
 
   get(subject: string, now: number): SubjectEntry | Promise<SubjectEntry> {
@@ -156,7 +194,7 @@ export class SubjectCache {
     if (pending) return pending;
     const load: Promise<SubjectEntry> = this.load(subject).then(
       (rows) => {
-        const entry = new SubjectEntry(subject, rows, Date.now(), this.ttl);
+        const entry = new SubjectEntry(subject, rows, this.clock(), this.ttl);
         if (this.loading.get(subject) === load) {
           this.loading.delete(subject);
           this.keep(entry);
@@ -164,8 +202,11 @@ export class SubjectCache {
         return entry;
       },
       (err: unknown) => {
-        if (this.loading.get(subject) === load) this.loading.delete(subject);
-        throw err;
+        if (this.loading.get(subject) !== load) throw err; // invalidated meanwhile: nothing cached stands in
+        this.loading.delete(subject);
+        const kept = this.standIn(subject, err);
+        if (kept === undefined) throw err;
+        return kept;
       },
     );
     this.loading.set(subject, load);

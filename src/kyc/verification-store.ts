@@ -88,18 +88,20 @@ export class VerificationStore {
    * Takes the right to create a session for `key`, unless another instance holds it or a reusable session
    * (unfinished, with its link still known, started after `reusableSince`) exists. A session that went back to
    * pending after a finished status (a resubmission) has lost its link, so it is not reusable and a new one is
-   * created. True when this owner holds the lease now.
+   * created. Owners are `<instance>:<attempt>`: a lease this instance (`instance`) left behind, an attempt that
+   * failed before it could release it, is taken over at once, since the instance runs one attempt per subject at a
+   * time; another instance's lease only after it expired. True when this owner holds the lease now.
    */
-  async acquireSessionLease(key: RecordKey, workflowId: string, owner: string, now: number, leaseMs: number, reusableSince: number): Promise<boolean> {
+  async acquireSessionLease(key: RecordKey, workflowId: string, owner: string, now: number, leaseMs: number, reusableSince: number, instance: string): Promise<boolean> {
     const rows = await this.store.query<{ lease_owner: string }>(
       `INSERT INTO kyc_verifications (subject, provider, workflow, workflow_id, lease_owner, lease_until, created_at, updated_at)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
        ON CONFLICT (subject, provider, workflow) DO UPDATE SET lease_owner = $5, lease_until = $6, workflow_id = $4, updated_at = $7
-       WHERE kyc_verifications.lease_until < $7
+       WHERE (kyc_verifications.lease_until < $7 OR kyc_verifications.lease_owner LIKE $9)
          AND NOT (kyc_verifications.session_id IS NOT NULL AND kyc_verifications.session_url IS NOT NULL
                   AND kyc_verifications.state IN ('unverified', 'pending') AND kyc_verifications.session_started_at > $8)
        RETURNING lease_owner`,
-      [key.subject, key.provider, key.workflow, workflowId, owner, now + leaseMs, now, reusableSince],
+      [key.subject, key.provider, key.workflow, workflowId, owner, now + leaseMs, now, reusableSince, `${instance}:%`],
     );
     return rows.length === 1 && rows[0]!.lease_owner === owner;
   }
@@ -108,21 +110,24 @@ export class VerificationStore {
     await this.store.query('UPDATE kyc_verifications SET lease_owner = NULL, lease_until = 0 WHERE subject = $1 AND provider = $2 AND workflow = $3 AND lease_owner = $4', [key.subject, key.provider, key.workflow, owner]);
   }
 
-  /** Stores a session this owner created (the lease ends) and starts a fresh status history for it. */
-  async recordSession(key: RecordKey, owner: string, session: { sessionId: string; sealedUrl: string; status: string; state: VerificationState }, now: number): Promise<void> {
+  /**
+   * Stores a session this owner created (the lease ends) and starts a fresh status history for it. `startedAt`:
+   * when the provider created it, if earlier than `now` (a session recorded late, after a store failure).
+   */
+  async recordSession(key: RecordKey, owner: string, session: { sessionId: string; sealedUrl: string; status: string; state: VerificationState }, now: number, startedAt = now): Promise<void> {
     await this.store.transaction(async (tx) => {
       await tx.query(
         `UPDATE kyc_verifications SET session_id = $5, session_url = $6, session_started_at = $7, provider_status = $8, state = $9, claims = '',
-           status_seq = 0, verified_at = NULL, expires_at = NULL, personal = NULL, key_id = NULL, lease_owner = NULL, lease_until = 0, updated_at = $7
+           status_seq = 0, verified_at = NULL, expires_at = NULL, personal = NULL, key_id = NULL, lease_owner = NULL, lease_until = 0, updated_at = $10
          WHERE subject = $1 AND provider = $2 AND workflow = $3 AND lease_owner = $4`,
-        [key.subject, key.provider, key.workflow, owner, session.sessionId, session.sealedUrl, now, session.status, session.state],
+        [key.subject, key.provider, key.workflow, owner, session.sessionId, session.sealedUrl, startedAt, session.status, session.state, now],
       );
       await tx.query('INSERT INTO kyc_sessions (provider, session_id, subject, workflow, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (provider, session_id) DO NOTHING', [
         key.provider,
         session.sessionId,
         key.subject,
         key.workflow,
-        now,
+        startedAt,
       ]);
     });
   }

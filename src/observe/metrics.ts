@@ -41,6 +41,8 @@ export interface MetricsSources {
   sinks: () => readonly SinkRunner[];
   certificates: () => readonly ListenerCertificateInfo[];
   upstreams: () => readonly UpstreamTargetInfo[];
+  /** Whether the store answers (undefined without a store). */
+  storeUp?: () => boolean | undefined;
 }
 
 export class GatewayMetrics implements EventListener {
@@ -61,6 +63,8 @@ export class GatewayMetrics implements EventListener {
   private readonly byRoute = new Map<string, RouteChildren>();
   private readonly routeDecisions = new Map<string, CounterCell>();
   private readonly problemCells = new Map<string, CounterCell>();
+  private readonly staleDecisions: FastCounter;
+  private readonly staleChildren = new Map<string, CounterCell>();
 
   constructor(sources: MetricsSources) {
     const registers = [this.registry];
@@ -79,6 +83,20 @@ export class GatewayMetrics implements EventListener {
     this.providerLatency = new Histogram({ name: 'kycgate_provider_duration_seconds', help: 'Identity provider call latency.', labelNames: ['provider'], buckets: LATENCY_BUCKETS, registers });
     this.breaker = new Gauge({ name: 'kycgate_provider_breaker_state', help: 'Circuit breaker per provider: 0 closed, 1 half open, 2 open.', labelNames: ['provider'], registers });
     this.events = new FastCounter('kycgate_events_total', 'Gateway events by type.', ['type']).register(this.registry);
+    this.staleDecisions = new FastCounter(
+      'kycgate_stale_decisions_total',
+      'Requests decided on cached state served past its refresh time because the store could not be reached, by kind of state (api_key, kyc_subject).',
+      ['state'],
+    ).register(this.registry);
+    new Gauge({
+      name: 'kycgate_store_up',
+      help: '1 while the store answers, 0 during an outage (requests that must read it answer 503; cached state may be served stale).',
+      registers,
+      collect() {
+        const up = sources.storeUp?.();
+        if (up !== undefined) this.set(up ? 1 : 0);
+      },
+    });
 
     new Gauge({
       name: 'kycgate_audit_backlog_records',
@@ -221,6 +239,14 @@ export class GatewayMetrics implements EventListener {
       let child = this.routeDecisions.get(outcome);
       if (child === undefined) this.routeDecisions.set(outcome, (child = this.decisions.cell('route', outcome)));
       child.value++;
+    }
+    const stale = ctx.staleState;
+    if (stale !== undefined) {
+      for (const what of stale) {
+        let cell = this.staleChildren.get(what);
+        if (cell === undefined) this.staleChildren.set(what, (cell = this.staleDecisions.cell(what)));
+        cell.value++;
+      }
     }
   }
 

@@ -84,6 +84,11 @@ export class RequestContext<R extends Route = Route> {
    */
   runtime: RequestScope | undefined;
   decision: DecisionRecord | undefined;
+  /**
+   * What this request was decided on that was served past its refresh time because the store could not be reached
+   * (`api_key`, `kyc_subject`): recorded as `stale` in the audit trail and counted in the metrics.
+   */
+  staleState: string[] | undefined;
   /** Name of the front proxy when the request came in as a decision request. */
   frontProxy: string | undefined;
   private varyExtra: string[] | undefined;
@@ -157,6 +162,7 @@ export class RequestContext<R extends Route = Route> {
     this.state = {};
     this.runtime = undefined;
     this.decision = undefined;
+    this.staleState = undefined;
     this.frontProxy = undefined;
     this.varyExtra = undefined;
     this.status = 0;
@@ -204,6 +210,16 @@ export class RequestContext<R extends Route = Route> {
    */
   limitCacheUntil(epochMs: number): void {
     if (epochMs < this.cacheUntil) this.cacheUntil = epochMs;
+  }
+
+  /**
+   * Marks the request as decided on `what` served stale during a store outage. A front proxy must not reuse such a
+   * decision: it is made again (and recorded) on the next request.
+   */
+  markStale(what: string): void {
+    const list = (this.staleState ??= []);
+    if (!list.includes(what)) list.push(what);
+    this.cacheTtl = 0;
   }
 
   /**

@@ -6,12 +6,17 @@
  * is re-read from the store after `ttlMs`, and dropped at once when an invalidation arrives (Redis pub/sub from
  * another instance or the CLI, or this instance's own change poll), so a revocation is effective on the next
  * request.
+ *
+ * An entry due for a re-read is kept for the stale period (store.stale_period_seconds): while the store cannot be
+ * reached it is served as it was (a valid key keeps passing, a revoked one stays refused) and the check says so
+ * (`stale`), without waiting for the store once it is known to be down. Whatever the store answers replaces it.
  */
 import { hash } from 'node:crypto';
 import type { Identity } from '../../pipeline/context.js';
 import type { ConsumerDirectory } from '../consumers.js';
 import type { ApiKeyRecord, KeyRepository } from './repository.js';
 import { constantTimeEqual } from '../../shared/credential-memo.js';
+import type { StalePolicy } from '../../store/outage.js';
 
 export interface KeyCacheEntry {
   readonly record: ApiKeyRecord | undefined;
@@ -20,36 +25,75 @@ export interface KeyCacheEntry {
   /** Identity shared by every request made with this key (frozen: nobody may edit it). */
   readonly identity: Identity | undefined;
   readonly loadedAt: number;
+  /** Set by the sweep once the entry is older than the TTL: it must be re-read before it is used again. */
+  due: boolean;
   /** The presented key that matched `hash`, once one has. */
   verified?: string | undefined;
   /** The successful check, made once per entry (it holds nothing per request). */
   ok?: (KeyCheck & { ok: true }) | undefined;
 }
 
+/** A check's outcome; `stale` when it was made on an entry served past its refresh time (store unreachable). */
 export type KeyCheck =
-  | { ok: true; identity: Identity; record: ApiKeyRecord }
-  | { ok: false; reason: 'unknown_key' | 'revoked_key' | 'expired_key' | 'unknown_consumer'; keyId: string };
+  | { ok: true; identity: Identity; record: ApiKeyRecord; stale?: true }
+  | { ok: false; reason: 'unknown_key' | 'revoked_key' | 'expired_key' | 'unknown_consumer'; keyId: string; stale?: true };
+
+export interface KeyVerifierOptions {
+  ttlMs: number;
+  maxEntries: number;
+  /** When entries past their TTL may be served during a store outage; without it they never are. */
+  stale?: StalePolicy;
+  /** Monotonic milliseconds (tests pass their own clock). */
+  clock?: () => number;
+}
 
 export class ApiKeyVerifier {
   private readonly cache = new Map<string, KeyCacheEntry>();
   private readonly pending = new Map<string, Promise<KeyCacheEntry>>();
-  private readonly sweeper: NodeJS.Timeout;
+  private sweeper: NodeJS.Timeout;
   /** Bumped by every invalidation, so a load that started before it is not cached afterwards. */
   private generation = 0;
+
+  private ttlMs: number;
+  private readonly clock: () => number;
 
   constructor(
     private readonly repository: KeyRepository,
     private readonly consumers: ConsumerDirectory,
-    private readonly options: { ttlMs: number; maxEntries: number },
+    private readonly options: KeyVerifierOptions,
   ) {
-    this.sweeper = setInterval(() => this.sweep(), Math.max(100, Math.floor(options.ttlMs / 4)));
-    this.sweeper.unref();
+    this.ttlMs = options.ttlMs;
+    this.clock = options.clock ?? (() => performance.now());
+    this.sweeper = this.startSweeper();
   }
 
-  /** Drops entries older than the TTL, so they are re-read from the store on their next use. */
-  private sweep(): void {
-    const oldest = performance.now() - this.options.ttlMs;
-    for (const [id, entry] of this.cache) if (entry.loadedAt < oldest) this.cache.delete(id);
+  private startSweeper(): NodeJS.Timeout {
+    const timer = setInterval(() => this.sweep(), Math.max(100, Math.floor(this.ttlMs / 4)));
+    timer.unref();
+    return timer;
+  }
+
+  /** Applies a new TTL (config reload); entries keep their load time. */
+  configure(ttlMs: number): void {
+    if (ttlMs === this.ttlMs) return;
+    this.ttlMs = ttlMs;
+    clearInterval(this.sweeper);
+    this.sweeper = this.startSweeper();
+  }
+
+  /**
+   * Marks entries older than the TTL as due, so they are re-read from the store on their next use, and drops them
+   * once they are past the stale period too (or at once without one).
+   */
+  sweep(): void {
+    const now = this.clock();
+    const stale = this.options.stale;
+    for (const [id, entry] of this.cache) {
+      const dueAt = entry.loadedAt + this.ttlMs;
+      if (now < dueAt) continue;
+      if (stale !== undefined && stale.keeps(dueAt, now)) entry.due = true;
+      else this.cache.delete(id);
+    }
   }
 
   close(): void {
@@ -57,19 +101,39 @@ export class ApiKeyVerifier {
   }
 
   /**
-   * Verifies key `id` when its record is cached, or returns undefined (then call `check`). Stale entries are
-   * removed by a sweep rather than tested here, so the hot path reads no clock for them.
+   * Verifies key `id` when its record is cached and not due, or returns undefined (then call `check`). Entries past
+   * the TTL are marked by a sweep rather than tested here, so the hot path reads no clock for them.
    */
   checkCached(id: string, key: string): KeyCheck | undefined {
     const entry = this.cache.get(id);
-    return entry === undefined ? undefined : this.evaluate(entry, id, key);
+    return entry === undefined || entry.due ? undefined : this.evaluate(entry, id, key);
   }
 
-  /** Verifies a well-formed key with lookup id `id`. Synchronous when the entry is cached. */
+  /**
+   * Verifies a well-formed key with lookup id `id`. Synchronous when the entry is cached, or due while the store is
+   * known to be unreachable (then served stale at once); otherwise the record is read, and a due entry is served
+   * stale only when that read gets no answer.
+   */
   check(id: string, key: string): KeyCheck | Promise<KeyCheck> {
     const entry = this.cache.get(id);
-    if (entry !== undefined) return this.evaluate(entry, id, key);
-    return this.load(id).then((e) => this.evaluate(e, id, key));
+    if (entry !== undefined) {
+      if (!entry.due) return this.evaluate(entry, id, key);
+      if (this.options.stale?.servesStale(entry.loadedAt + this.ttlMs, this.clock()) === true) return this.evaluateStale(entry, id, key);
+    }
+    return this.load(id).then(
+      (e) => this.evaluate(e, id, key),
+      (err: unknown) => {
+        // Still cached means no invalidation came in meanwhile: what was known good may stand in for the answer.
+        const kept = this.cache.get(id);
+        if (kept !== undefined && kept.due && this.options.stale?.coversFailure(err, kept.loadedAt + this.ttlMs, this.clock()) === true) return this.evaluateStale(kept, id, key);
+        throw err;
+      },
+    );
+  }
+
+  private evaluateStale(entry: KeyCacheEntry, id: string, key: string): KeyCheck {
+    this.options.stale?.servedStale('api_key');
+    return { ...this.evaluate(entry, id, key), stale: true };
   }
 
   private evaluate(entry: KeyCacheEntry, id: string, key: string): KeyCheck {
@@ -107,8 +171,8 @@ export class ApiKeyVerifier {
   }
 
   private entryFor(record: ApiKeyRecord | undefined): KeyCacheEntry {
-    const loadedAt = performance.now();
-    if (record === undefined) return { record: undefined, hash: undefined, identity: undefined, loadedAt, verified: undefined, ok: undefined };
+    const loadedAt = this.clock();
+    if (record === undefined) return { record: undefined, hash: undefined, identity: undefined, loadedAt, due: false, verified: undefined, ok: undefined };
     const consumer = this.consumers.get(record.consumer);
     const identity: Identity | undefined = consumer
       ? Object.freeze({
@@ -121,7 +185,7 @@ export class ApiKeyVerifier {
           ...(record.expiresAt !== undefined ? { expiresAt: record.expiresAt } : {}),
         })
       : undefined;
-    return { record, hash: Buffer.from(record.hash, 'hex').toString('base64'), identity, loadedAt, verified: undefined, ok: undefined };
+    return { record, hash: Buffer.from(record.hash, 'hex').toString('base64'), identity, loadedAt, due: false, verified: undefined, ok: undefined };
   }
 
   private remember(id: string, entry: KeyCacheEntry): void {

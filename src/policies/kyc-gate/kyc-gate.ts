@@ -15,6 +15,7 @@ import type { DecisionReuse, PolicyDefinition, PolicyInstance, PolicyResult, Pol
 import type { Services } from '../../pipeline/services.js';
 import type { Upstream, UpstreamDirectory } from '../../pipeline/route.js';
 import { ProviderRejected, ProviderUnavailable } from '../../providers/provider.js';
+import { StoreUnavailable } from '../../store/store.js';
 import type { KycService, SessionOffer } from '../../kyc/service.js';
 import type { CompiledWorkflow } from '../../kyc/setup.js';
 import type { SubjectEntry } from '../../kyc/subject-cache.js';
@@ -23,6 +24,8 @@ import { compileCondition, SubjectView, type CompiledCondition, type HistoryRead
 import { compileSubjectSource, type SubjectSource } from './subject-source.js';
 
 const POLICY = 'kyc-gate';
+/** Retry-After of the 503 answered while the store cannot be used. */
+const STORE_RETRY_AFTER_SECONDS = 2;
 
 interface CompiledRule {
   readonly name: string;
@@ -146,6 +149,8 @@ class KycGate implements PolicyInstance {
   private decide(ctx: RequestContext, entry: SubjectEntry, now: number, body: Record<string, unknown> | undefined): PolicyResult | Promise<PolicyResult> {
     // Reused no longer than the gateway trusts this state itself (never past an approval's expiry).
     if (ctx.frontProxy !== undefined) ctx.limitCacheUntil(entry.freshUntil);
+    // Served past its refresh time: the store could not be reached to re-read it.
+    if (now >= entry.freshUntil) ctx.markStale('kyc_subject');
     const rules = this.rules;
     let context: Record<string, unknown> | undefined;
     for (let i = 0; i < rules.length; i++) {
@@ -182,7 +187,9 @@ class KycGate implements PolicyInstance {
         let matched: unknown;
         try {
           matched = await (i === index ? first : rule.condition.test(context));
-        } catch {
+        } catch (err) {
+          // The history could not be read: the rule is not skipped (it may be the one that denies), nothing is decided.
+          if (err instanceof StoreUnavailable) return this.storeFailed(ctx, err);
           continue;
         }
         if (matched !== true) continue;
@@ -283,6 +290,14 @@ class KycGate implements PolicyInstance {
   }
 
   private sessionFailed(ctx: RequestContext, entry: SubjectEntry, ruleName: string, missing: string[], err: unknown): PolicyResult {
+    if (err instanceof StoreUnavailable) {
+      // A provider session created before the failure is kept and offered on the next attempt.
+      this.services.logger.warn({ req_id: ctx.id, err: err.message, reason: err.reason }, 'verification session could not be started: store unavailable');
+      return this.answer(ctx, entry, 'unavailable', ruleName, missing, problem('service-unavailable', {
+        detail: 'Identity verification cannot start right now. Try again shortly.',
+        headers: { 'retry-after': STORE_RETRY_AFTER_SECONDS },
+      }));
+    }
     if (err instanceof ProviderUnavailable) {
       return this.answer(ctx, entry, 'unavailable', ruleName, missing, problem('kyc-provider-unavailable', {
         detail: 'Identity verification cannot start right now. Try again later.',
@@ -322,7 +337,7 @@ class KycGate implements PolicyInstance {
   private storeFailed(ctx: RequestContext, err: unknown): Problem {
     this.services.logger.error({ req_id: ctx.id, err }, 'verification state could not be read');
     this.record(ctx, ctx.subject, 'error', 'state');
-    return problem('service-unavailable', { detail: 'Verification state is unavailable. Try again shortly.', headers: { 'retry-after': 2 } });
+    return problem('service-unavailable', { detail: 'Verification state is unavailable. Try again shortly.', headers: { 'retry-after': STORE_RETRY_AFTER_SECONDS } });
   }
 
   private context(ctx: RequestContext, entry: SubjectEntry, now: number, body: Record<string, unknown> | undefined): Record<string, unknown> {

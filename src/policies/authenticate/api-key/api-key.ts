@@ -24,6 +24,12 @@ function outcomeOf(check: KeyCheck): AuthOutcome {
   return { failed: true, reason: check.reason, detail: DETAILS[check.reason] };
 }
 
+/** A check made on a cached record served past its refresh time (store unreachable) marks the request. */
+function staleAware(ctx: RequestContext, check: KeyCheck): AuthOutcome {
+  if (check.stale === true) ctx.markStale('api_key');
+  return outcomeOf(check);
+}
+
 class ApiKeyAuthenticator implements Authenticator {
   readonly method = 'api-key';
   readonly challenge: string;
@@ -71,8 +77,8 @@ class ApiKeyAuthenticator implements Authenticator {
     const id = parseKey(key);
     if (id === undefined) return MALFORMED;
     const check = this.auth.keys.check(id, key);
-    if (check instanceof Promise) return check.then(outcomeOf, () => UNAVAILABLE);
-    return outcomeOf(check);
+    if (check instanceof Promise) return check.then((c) => staleAware(ctx, c), () => UNAVAILABLE);
+    return staleAware(ctx, check);
   }
 }
 
