@@ -8,6 +8,7 @@ import type { Services } from './pipeline/services.js';
 import type { RouteConfig } from './config/types.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ServedCertificate } from './identity/certificates.js';
+import type { ProblemType } from './pipeline/problem.js';
 
 /** The certificate a TLS listener serves now and when it last changed. */
 export interface ListenerCertificateInfo {
@@ -60,5 +61,7 @@ export interface GatewayModule {
   readonly name: string;
   /** Top-level config key this module owns, and its schema. */
   readonly section?: { key: string; schema: Record<string, unknown> };
+  /** Problem types the module's routes and services answer with beyond the core's, each documented with it. */
+  readonly problems?: readonly ProblemType[];
   start(config: GatewayConfig, ctx: ModuleStartContext): Promise<ModuleInstance>;
 }

@@ -5,8 +5,9 @@
  * POLICIES_WITH_DECISION_TESTS lets configs name them like bundled ones.
  */
 import { POLICIES } from '../src/bundled.js';
-import { problem, type Problem } from '../src/errors/problem.js';
+import { problem, type Problem } from '../src/pipeline/problem.js';
 import type { PolicyDefinition } from '../src/pipeline/policy.js';
+import { KYC_REQUIRED } from '../src/policies/kyc-gate/problems.js';
 
 export const VERIFICATION_URL = 'https://verify.example.test/session/abc123';
 
@@ -51,7 +52,7 @@ const testKycChallenge: PolicyDefinition<Record<string, never>> = {
       onRequest(ctx) {
         if (ctx.subject !== 'sub-2') return undefined;
         ctx.decision = { outcome: 'challenge', policy: 'test-kyc-challenge' };
-        return problem('kyc-required', {
+        return problem(KYC_REQUIRED, {
           status: 403,
           title: 'Identity verification required',
           detail: 'Complete identity verification to use this route.',

@@ -10,12 +10,12 @@ import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject 
 import type { Logger } from 'pino';
 import type { GatewayModule, ModuleInstance } from '../modules.js';
 import type { GatewayConfig } from '../config/types.js';
-import type { RequestContext } from '../pipeline/context.js';
+import { RequestField, type RequestContext } from '../pipeline/context.js';
 import type { Store } from '../store/store.js';
 import type { ResponseHead } from '../pipeline/policy.js';
-import type { EventListener, GatewayEvent, RefusedRequest } from '../observe/events.js';
+import type { EventListener, GatewayEvent, RefusedRequest } from '../pipeline/events.js';
 import { ConfigError } from '../config/load.js';
-import { problem } from '../errors/problem.js';
+import { problem } from '../pipeline/problem.js';
 import { auditSchema, type AuditConfig } from './schema.js';
 import { Journal } from './journal.js';
 import { HeaderCapture, eventEntry, refusedEntry, requestEntry } from './record.js';
@@ -62,8 +62,8 @@ export function signingKey(auditDir: string, configured: string | undefined): Ke
 }
 
 /** State the `audit` policy leaves on a request: its record was already written, or the response headers it saw. */
-export const AUDIT_STATE = 'audit';
 export type AuditRequestState = { written: true } | { responseHeaders: Record<string, string> | undefined };
+const AUDIT_STATE = new RequestField<AuditRequestState>('audit.state');
 
 /**
  * Events written and fsynced before emit() returns under durability `sync`: the ones that record a change of state
@@ -93,7 +93,7 @@ export class AuditRecorder implements EventListener {
   }
 
   onRequestComplete(ctx: RequestContext): void {
-    const state = ctx.state[AUDIT_STATE] as AuditRequestState | undefined;
+    const state = ctx.get(AUDIT_STATE);
     if (state === undefined) {
       this.journal.append(requestEntry(ctx, Date.now(), performance.now() - ctx.startedAt, this.requestHeaders, this.responseHeaders));
       return;
@@ -112,7 +112,7 @@ export class AuditRecorder implements EventListener {
   onResponseHead(ctx: RequestContext, head: ResponseHead, durable: boolean): void {
     const responseHeaders = this.responseHeaders.fromHead(head.headers);
     if (!durable) {
-      ctx.state[AUDIT_STATE] = { responseHeaders } satisfies AuditRequestState;
+      ctx.set(AUDIT_STATE, { responseHeaders });
       return;
     }
     // Durable: the record is written and fsynced now, before the head goes to the client.
@@ -121,13 +121,13 @@ export class AuditRecorder implements EventListener {
     entry.responseHeaders = responseHeaders;
     entry.data = { recorded_at: 'response_head' };
     if (this.journal.appendDurable(entry)) {
-      ctx.state[AUDIT_STATE] = { written: true } satisfies AuditRequestState;
+      ctx.set(AUDIT_STATE, { written: true });
       return;
     }
     // Not on disk. The queued entry would claim an answer that may not be the one sent: take it back, and let the
     // completion record the answer actually sent.
     this.journal.withdraw(entry);
-    ctx.state[AUDIT_STATE] = { responseHeaders } satisfies AuditRequestState;
+    ctx.set(AUDIT_STATE, { responseHeaders });
     if (head.status >= 200 && head.status < 300) {
       head.withhold = problem('service-unavailable', { detail: 'The audit record of this answer could not be written; the answer was withheld. Retry later.', headers: { 'retry-after': 1 } });
     }

@@ -11,7 +11,7 @@
  */
 import { hash, randomBytes } from 'node:crypto';
 import type { RequestContext } from '../pipeline/context.js';
-import type { GatewayEvent, RefusedRequest } from '../observe/events.js';
+import type { GatewayEvent, RefusedRequest } from '../pipeline/events.js';
 
 /** What onRequestComplete / onRequestRefused / onEvent copy; serialised off the request path. */
 export interface AuditEntry {

@@ -10,7 +10,7 @@ import { ConfigError, ConfigValidator, loadConfigFile } from '../config/load.js'
 import { connectionUrl, resolveSecret } from '../config/secrets.js';
 import type { GatewayConfig } from '../config/types.js';
 import { MODULES, POLICIES } from '../bundled.js';
-import { EventBus } from '../observe/events.js';
+import { EventBus } from '../pipeline/events.js';
 import { storeFromConfig, type StoreConfig } from '../store/module.js';
 import type { Store } from '../store/store.js';
 import { RedisService, type RedisConfig } from '../shared/redis.js';

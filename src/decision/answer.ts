@@ -5,7 +5,7 @@
  * one) and says how long the front proxy may reuse it.
  */
 import type { ServerResponse } from 'node:http';
-import { problemBody, type Problem } from '../errors/problem.js';
+import { problemBody, type Problem } from '../pipeline/problem.js';
 import type { Reply } from '../pipeline/policy.js';
 import { answerHead } from '../server/answer-head.js';
 import type { RoutedContext } from '../routing/router.js';

@@ -7,7 +7,7 @@
  */
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { Problem, problem, problemBody } from '../errors/problem.js';
+import { Problem, problem, problemBody } from '../pipeline/problem.js';
 import { RequestContext, readRequestBody } from '../pipeline/context.js';
 import { isReply, type PolicyResult } from '../pipeline/policy.js';
 import { parseTrustedProxies } from '../server/runtime.js';
@@ -19,6 +19,7 @@ import type { OpenedRequest, RequestIntake } from '../server/intake.js';
 import type { DecisionListenerConfig, FrontProxyConvention } from '../config/decision-listener.js';
 import { META_HEADERS, VARY_HEADERS, envoyOriginal, forwardedOriginal, nginxOriginal, type ConventionResult } from './conventions.js';
 import { PROBLEM_HEADER, STATUS_HEADER, asciiJson, writeAllow, writeProblem, writeReply, type AnswerSettings } from './answer.js';
+import { DECISION_NEEDS_BODY, DECISION_REPLY_NOT_EXPRESSIBLE, DECISION_UNTRUSTED_PEER } from './problems.js';
 
 /** What the endpoint needs from the server: the logger and the intake every entry point shares. */
 export interface DecisionHost {
@@ -44,7 +45,7 @@ interface CompiledDecision {
 
 const needsBody = (): Promise<Problem> =>
   Promise.resolve(
-    problem('decision-needs-body', {
+    problem(DECISION_NEEDS_BODY, {
       detail: 'This route decides on the request body, which the front proxy does not send with decision requests.',
     }),
   );
@@ -100,7 +101,7 @@ export class DecisionEndpoint {
     }
     const remote = req.socket.remoteAddress ?? '';
     if (!c.trusted.has(remote)) {
-      return this.refuse(listener, req, res, problem('decision-untrusted-peer', { detail: 'Decision requests are answered only for configured front proxies.' }), id, startedAt, false);
+      return this.refuse(listener, req, res, problem(DECISION_UNTRUSTED_PEER, { detail: 'Decision requests are answered only for configured front proxies.' }), id, startedAt, false);
     }
 
     const url = req.url ?? '';
@@ -173,7 +174,7 @@ export class DecisionEndpoint {
           writeReply(ctx, res, result, settings);
         } else {
           // A 2xx made by the gateway would read as "allow" to the front proxy, which would then forward the request.
-          writeProblem(ctx, res, problem('decision-reply-not-expressible', { detail: 'This route answers requests itself; it cannot be served through a front proxy.' }), settings);
+          writeProblem(ctx, res, problem(DECISION_REPLY_NOT_EXPRESSIBLE, { detail: 'This route answers requests itself; it cannot be served through a front proxy.' }), settings);
         }
       });
     }
@@ -196,10 +197,10 @@ function readDecisionBody(req: IncomingMessage, limit: number, envoy: boolean): 
   if (envoy) {
     const partial = req.headers['x-envoy-auth-partial-body'];
     if (partial === 'true') {
-      return Promise.resolve(problem('decision-needs-body', { detail: 'The front proxy sent only part of the request body; raise its body buffer limit.' }));
+      return Promise.resolve(problem(DECISION_NEEDS_BODY, { detail: 'The front proxy sent only part of the request body; raise its body buffer limit.' }));
     }
     if (partial !== 'false') {
-      return Promise.resolve(problem('decision-needs-body', { detail: 'The front proxy did not mark the body as forwarded (Envoy: with_request_body with allow_partial_message).' }));
+      return Promise.resolve(problem(DECISION_NEEDS_BODY, { detail: 'The front proxy did not mark the body as forwarded (Envoy: with_request_body with allow_partial_message).' }));
     }
   }
   return readRequestBody(req, limit);

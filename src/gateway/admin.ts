@@ -5,7 +5,7 @@
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { problem, sendProblem } from '../errors/problem.js';
+import { problem, sendProblem } from '../pipeline/problem.js';
 import type { ModuleInstance } from '../modules.js';
 import type { ListenerHandle } from '../server/listeners.js';
 

@@ -23,6 +23,8 @@ import { listenerUrl, openListener, serverOptions, type ListenerHandle, type Lis
 import { RequestIntake } from '../server/intake.js';
 import { ProxyRequests } from '../server/proxy.js';
 import { DecisionEndpoint } from '../decision/endpoint.js';
+import { DECISION_PROBLEMS } from '../decision/problems.js';
+import { CORE_PROBLEM_TYPES, type ProblemType } from '../pipeline/problem.js';
 import { Admin, type NamedModule, type Readiness } from './admin.js';
 
 export interface GatewayOptions {
@@ -37,6 +39,14 @@ export interface GatewayOptions {
   builtinEchoUrl?: () => Promise<string>;
   /** Watch the config file and reload on change (default true when the config came from a file). */
   watchConfig?: boolean;
+}
+
+/** Every problem type a gateway made of these policies and modules may answer with. */
+export function problemTypesOf(policies: readonly PolicyDefinition[], modules: readonly GatewayModule[]): ProblemType[] {
+  const out = [...CORE_PROBLEM_TYPES, ...DECISION_PROBLEMS];
+  for (const p of policies) out.push(...(p.problems ?? []));
+  for (const m of modules) out.push(...(m.problems ?? []));
+  return out;
 }
 
 export class Gateway {
@@ -127,6 +137,11 @@ export class Gateway {
   get admin(): { server: NonNullable<Admin['server']>; port: number } | undefined {
     const a = this.adminListener;
     return a.server === undefined ? undefined : { server: a.server, port: a.port };
+  }
+
+  /** Every problem type this gateway may answer with: the core's, decision listeners', and each policy's and module's. */
+  problemTypes(): ProblemType[] {
+    return problemTypesOf(this.options.policies, this.options.modules);
   }
 
   /** Readiness, as `/readyz` answers it. */

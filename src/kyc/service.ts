@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import type { EventBus } from '../observe/events.js';
+import type { EventBus } from '../pipeline/events.js';
 import type { RedisService } from '../shared/redis.js';
 import { ProviderRejected, ProviderUnavailable, type ProviderDecision, type VerificationState, type WebhookEvent } from '../providers/provider.js';
 import { grantedClaims } from './claims.js';

@@ -16,7 +16,7 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { performance } from 'node:perf_hooks';
 import type { RequestContext } from '../pipeline/context.js';
-import type { EventListener, GatewayEvent, RefusedRequest } from './events.js';
+import type { EventListener, GatewayEvent, RefusedRequest } from '../pipeline/events.js';
 import type { Journal } from '../audit/journal.js';
 import type { SinkRunner } from '../audit/sinks.js';
 import type { ListenerCertificateInfo, UpstreamTargetInfo } from '../modules.js';

@@ -12,7 +12,7 @@ import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { performance } from 'node:perf_hooks';
 import type { RequestContext } from '../pipeline/context.js';
-import type { EventListener, GatewayEvent } from './events.js';
+import type { EventListener, GatewayEvent } from '../pipeline/events.js';
 
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
 const MAX_PENDING_REQUESTS = 10_000;

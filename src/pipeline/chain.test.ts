@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PolicyChain } from './chain.js';
-import { problem, Problem } from '../errors/problem.js';
+import { problem, Problem } from './problem.js';
 import type { PolicyDefinition, PolicyInstance, RequestPhase } from './policy.js';
 import type { RequestContext } from './context.js';
 

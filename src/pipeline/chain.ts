@@ -2,7 +2,7 @@
  * A route's policies, compiled once per config: request hooks ordered by phase (then by config order), and the
  * response and completion hooks. Running it is a loop that only goes asynchronous when a policy returns a promise.
  */
-import { Problem } from '../errors/problem.js';
+import { Problem } from './problem.js';
 import type { RequestContext } from './context.js';
 import { REQUEST_PHASES, type PolicyDefinition, type PolicyInstance, type PolicyResult, type ResponseBodyTransform, type ResponseHead } from './policy.js';
 

@@ -5,7 +5,7 @@
  */
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import { payloadTooLarge, problem, type Problem } from '../errors/problem.js';
+import { payloadTooLarge, problem, type Problem } from './problem.js';
 import type { RequestScope, Route, Upstream } from './route.js';
 
 /** Who the client is, as established by an authentication policy. Never read from client headers. */
@@ -30,6 +30,23 @@ export interface Identity {
    * introspection answer's cache, a certificate's notAfter. A front proxy never reuses a decision past it.
    */
   expiresAt?: number;
+}
+
+/**
+ * A field of the request context that a policy or module declares for its own per-request data, as Fastify's
+ * `decorateRequest` does: typed, owned by the feature that declares it (`new RequestField<T>('kyc-gate.history')`),
+ * and out of reach of code that does not import it. Reading and writing one is an array access.
+ */
+export class RequestField<T> {
+  private static declared = 0;
+  /** Position in each context's field array. */
+  readonly index: number;
+  /** Phantom member carrying T, so fields of different types are not interchangeable. */
+  declare readonly valueType: T;
+
+  constructor(readonly name: string) {
+    this.index = RequestField.declared++;
+  }
 }
 
 /** What was decided and why; written to the audit trail. */
@@ -74,8 +91,8 @@ export class RequestContext<R extends Route = Route> {
   identity: Identity | undefined;
   /** Pseudonymous end-user subject id, set by the KYC gate. */
   subject: string | undefined;
-  /** Per-policy scratch space, keyed by policy name. */
-  readonly state: Record<string, unknown>;
+  /** Values of RequestFields, by field index; allocated by the first `set`. */
+  private fields: unknown[] | undefined;
   /**
    * The compiled config the request started on, set by the listener that dispatches it: a reload never changes it
    * mid-request. A field of its own rather than an entry in `state`: the request path sets it on every request, and
@@ -159,7 +176,7 @@ export class RequestContext<R extends Route = Route> {
     this.upstream = init.route.upstream;
     this.identity = undefined;
     this.subject = undefined;
-    this.state = {};
+    this.fields = undefined;
     this.runtime = undefined;
     this.decision = undefined;
     this.staleState = undefined;
@@ -180,6 +197,16 @@ export class RequestContext<R extends Route = Route> {
     this.bodyReader = init.bodyReader;
     this.cacheTtl = Infinity;
     this.cacheUntil = Infinity;
+  }
+
+  /** The value a policy or module keeps in its own field for this request (see RequestField). */
+  get<T>(field: RequestField<T>): T | undefined {
+    const fields = this.fields;
+    return fields === undefined ? undefined : (fields[field.index] as T | undefined);
+  }
+
+  set<T>(field: RequestField<T>, value: T | undefined): void {
+    (this.fields ??= [])[field.index] = value;
   }
 
   /**

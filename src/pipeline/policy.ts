@@ -3,7 +3,7 @@
  * its config schema, the phase it runs in, and a factory that turns validated config into an instance.
  * The core never knows what a policy does; it only runs phases in order.
  */
-import type { Problem } from '../errors/problem.js';
+import type { Problem, ProblemType } from './problem.js';
 import type { RequestContext } from './context.js';
 import type { Services } from './services.js';
 
@@ -105,6 +105,8 @@ export interface PolicyDefinition<Config = any> {
   readonly phase: RequestPhase;
   /** JSON Schema of the policy's config; `description`s document each key. Defaults are filled in. */
   readonly schema: Record<string, unknown>;
+  /** Problem types the policy answers with beyond the core's (pipeline/problem.ts), each documented with it. */
+  readonly problems?: readonly ProblemType[];
   create(config: Config, setup: PolicySetup): PolicyInstance | Promise<PolicyInstance>;
 }
 

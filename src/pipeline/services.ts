@@ -4,7 +4,7 @@
  * asks for "kyc" and gets whatever the kyc module registered, or a clear start-up error.
  */
 import type { Logger } from 'pino';
-import { EventBus } from '../observe/events.js';
+import { EventBus } from './events.js';
 
 export class Services {
   readonly logger: Logger;

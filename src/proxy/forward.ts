@@ -7,7 +7,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { payloadTooLarge, problem, type Problem } from '../errors/problem.js';
+import { payloadTooLarge, problem, type Problem } from '../pipeline/problem.js';
 import type { RequestContext } from '../pipeline/context.js';
 import type { ResponseBodyTransform, ResponseHead } from '../pipeline/policy.js';
 import type { PolicyChain } from '../pipeline/chain.js';

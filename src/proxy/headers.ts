@@ -8,7 +8,7 @@
  *   (server.underscored_headers).
  */
 import type { RequestContext } from '../pipeline/context.js';
-import { problem, type Problem } from '../errors/problem.js';
+import { problem, type Problem } from '../pipeline/problem.js';
 
 export const HOP_BY_HOP = new Set([
   'connection',

@@ -3,7 +3,7 @@
  * Content-Length mismatch) from a target that could not be reached, reset the connection or did not answer in time.
  */
 import { Transform, type TransformCallback } from 'node:stream';
-import { payloadTooLarge, problem, type Problem } from '../errors/problem.js';
+import { payloadTooLarge, problem, type Problem } from '../pipeline/problem.js';
 
 /** Counts a chunked request body and fails it once it passes the route's limit. */
 export class BodyLimit extends Transform {

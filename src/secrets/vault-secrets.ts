@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import type { GatewayConfig, VaultConfig, VaultSecretRef } from '../config/types.js';
 import { ConfigError } from '../config/load.js';
 import { isVaultRef, type VaultSecretCache } from '../config/secrets.js';
-import type { EventBus } from '../observe/events.js';
+import type { EventBus } from '../pipeline/events.js';
 import { VaultClient, VaultError } from './vault-client.js';
 
 interface CachedSecret {

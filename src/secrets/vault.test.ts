@@ -10,12 +10,12 @@ import { stringify } from 'yaml';
 import { startTestGateway, startUpstream, httpRequest } from '../../testing/harness.js';
 import { VaultClient, VaultError } from './vault-client.js';
 import { collectVaultRefs, VaultSecrets } from './vault-secrets.js';
-import { EventBus } from '../observe/events.js';
+import { EventBus } from '../pipeline/events.js';
 import pino from 'pino';
 import { issueCertificate } from '../identity/certificates.js';
 import { ConfigValidator } from '../config/load.js';
 import { MODULES, POLICIES } from '../bundled.js';
-import type { GatewayEvent } from '../observe/events.js';
+import type { GatewayEvent } from '../pipeline/events.js';
 import type { GatewayConfig, VaultConfig } from '../config/types.js';
 
 /**

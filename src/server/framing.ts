@@ -6,7 +6,7 @@
  * - any Transfer-Encoding other than exactly `chunked`, and Transfer-Encoding on an HTTP/1.0 request
  *   (RFC 9112 section 6.1: the framing is faulty).
  */
-import { problem, type Problem } from '../errors/problem.js';
+import { problem, type Problem } from '../pipeline/problem.js';
 
 /** Headers that must appear at most once: a second copy could be read differently by the upstream. */
 const SINGLETON_HEADERS = new Set([

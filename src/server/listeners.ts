@@ -8,7 +8,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import type { EventBus } from '../observe/events.js';
+import type { EventBus } from '../pipeline/events.js';
 import type { GatewayConfig, ListenerConfig } from '../config/types.js';
 import { GATEWAY_REQUEST_OPTIONS, takeRequest } from './incoming.js';
 import { responseForUpgrade } from './upgrade.js';

@@ -14,7 +14,7 @@
  *   folding turns into a delimiter (full-width dot U+FF0E ...), and with `refuseSemicolons` any `;`.
  */
 import { isIPv6 } from 'node:net';
-import { problem, type Problem } from '../errors/problem.js';
+import { problem, type Problem } from '../pipeline/problem.js';
 
 export type NormalisedPath =
   | { ok: true; path: string }

@@ -9,7 +9,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { Problem, problem, sendProblem } from '../errors/problem.js';
+import { Problem, problem, sendProblem } from '../pipeline/problem.js';
 import { RequestContext } from '../pipeline/context.js';
 import { isReply, type PolicyResult, type Reply } from '../pipeline/policy.js';
 import { answerHead } from './answer-head.js';
@@ -152,7 +152,7 @@ export class ProxyRequests {
     const headers: Record<string, string | string[]> = {};
     for (const [k, v] of head.headers) headers[k] = v;
     ctx.status = head.status;
-    sendProblem(res, new Problem(p.kind, { status: head.status, title: p.title, ...(p.detail ? { detail: p.detail } : {}), ...(p.extensions ? { extensions: p.extensions } : {}), headers }), ctx.id, close);
+    sendProblem(res, new Problem({ kind: p.kind, status: head.status, title: p.title }, { ...(p.detail ? { detail: p.detail } : {}), ...(p.extensions ? { extensions: p.extensions } : {}), headers }), ctx.id, close);
   }
 
   private answerReply(ctx: RoutedContext, res: ServerResponse, reply: Reply): void {

@@ -14,7 +14,7 @@ import { setImmediate as nextTick } from 'node:timers/promises';
 import { startTestGateway, startUpstream, httpRequest } from '../../testing/harness.js';
 import { issueSvid, tempDir, tlsRequest, trustDomainCa } from '../../testing/spiffe.js';
 import type { CertificateWatcher } from './tls.js';
-import type { GatewayEvent } from '../observe/events.js';
+import type { GatewayEvent } from '../pipeline/events.js';
 
 const ROTATIONS = 20;
 const GATEWAY_ID = 'spiffe://a.test/gateway';

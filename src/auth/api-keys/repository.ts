@@ -4,7 +4,7 @@
  * (never with the key itself). Used by the gateway and by `kycgate keys`.
  */
 import type { Queryable, Store } from '../../store/store.js';
-import type { EventBus } from '../../observe/events.js';
+import type { EventBus } from '../../pipeline/events.js';
 import { generateKey } from './format.js';
 
 export interface ApiKeyRecord {

@@ -4,10 +4,10 @@
  * WWW-Authenticate challenges otherwise. Identity only ever comes from a verified credential, never from client
  * headers. Every outcome is reported as an `auth.success` / `auth.failure` event with a stable reason code.
  */
-import { problem, type Problem } from '../../errors/problem.js';
+import { problem, type Problem } from '../../pipeline/problem.js';
 import type { Identity, RequestContext } from '../../pipeline/context.js';
 import type { PolicyDefinition, PolicyInstance, PolicyResult } from '../../pipeline/policy.js';
-import type { EventBus } from '../../observe/events.js';
+import type { EventBus } from '../../pipeline/events.js';
 import { ConfigError } from '../../config/load.js';
 import { isAuthFailure, type AuthFailure, type AuthOutcome, type Authenticator } from './authenticator.js';
 import { authenticatorFor } from './registry.js';

@@ -5,7 +5,7 @@ import { authorizePolicy } from './authorize.js';
 import { Services } from '../../pipeline/services.js';
 import { pino } from 'pino';
 import type { RequestContext, Identity } from '../../pipeline/context.js';
-import { Problem } from '../../errors/problem.js';
+import { Problem } from '../../pipeline/problem.js';
 
 test('SPIFFE ID allow list: exact, trust domain and path prefix on segment boundaries', () => {
   const m = new SpiffeIdMatcher(['spiffe://prod.example/ns/payments/sa/api', 'spiffe://partner.example', 'spiffe://prod.example/ns/kyc/*']);

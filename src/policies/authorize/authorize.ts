@@ -3,10 +3,10 @@
  * groups and SPIFFE IDs. No identity → 401 (the route lacks an `authenticate` policy or it did not run); an
  * identity that is valid but not allowed → 403 problem+json naming what was missing (never what was present).
  */
-import { problem, type Problem } from '../../errors/problem.js';
+import { problem, type Problem } from '../../pipeline/problem.js';
 import type { Identity, RequestContext } from '../../pipeline/context.js';
 import type { PolicyDefinition, PolicyInstance } from '../../pipeline/policy.js';
-import type { EventBus } from '../../observe/events.js';
+import type { EventBus } from '../../pipeline/events.js';
 import { authorizeSchema, type AuthorizeConfig } from './schema.js';
 import { SpiffeIdMatcher } from './spiffe-matcher.js';
 

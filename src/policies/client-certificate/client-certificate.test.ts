@@ -5,7 +5,7 @@ import { issueCertificate, type IssuedCertificate } from '../../identity/certifi
 import { startTestGateway, startUpstream, type TestGateway } from '../../../testing/harness.js';
 import { KeyUsage, issueSvid, spiffeBundle, tempDir, tlsRequest, trustDomainCa, writeFile } from '../../../testing/spiffe.js';
 import type { Identity } from '../../pipeline/context.js';
-import type { GatewayEvent } from '../../observe/events.js';
+import type { GatewayEvent } from '../../pipeline/events.js';
 
 const DAY = 24 * 3600_000;
 let dir: string;

@@ -4,7 +4,7 @@
  * `authenticate` policy with method `mtls` instead.
  */
 import type { PolicyDefinition, PolicyInstance } from '../../pipeline/policy.js';
-import { problem } from '../../errors/problem.js';
+import { problem } from '../../pipeline/problem.js';
 import { isAuthFailure } from '../authenticate/authenticator.js';
 import { createMtlsAuthenticator } from '../authenticate/mtls/mtls.js';
 import { clientCertificateSchema, type ClientCertificateConfig } from './schema.js';

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { httpRequest, rawRequest, startTestGateway, statusOf } from '../../../testing/harness.js';
 import { kycTestbed, postWebhook, eventually } from '../../../testing/kyc-testbed.js';
-import type { GatewayEvent } from '../../observe/events.js';
+import type { GatewayEvent } from '../../pipeline/events.js';
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';

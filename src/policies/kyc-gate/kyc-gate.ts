@@ -9,8 +9,8 @@
  * requests carry x-kyc-status, x-kyc-claims, x-subject-id and a signed x-kycgate-assertion upstream. An approved,
  * cached subject on a route whose rules do not read the body is decided synchronously.
  */
-import { Problem, problem } from '../../errors/problem.js';
-import type { DecisionRecord, RequestContext } from '../../pipeline/context.js';
+import { Problem, problem } from '../../pipeline/problem.js';
+import { RequestField, type DecisionRecord, type RequestContext } from '../../pipeline/context.js';
 import type { DecisionReuse, PolicyDefinition, PolicyInstance, PolicyResult, PolicySetup } from '../../pipeline/policy.js';
 import type { Services } from '../../pipeline/services.js';
 import type { Upstream, UpstreamDirectory } from '../../pipeline/route.js';
@@ -22,6 +22,7 @@ import type { SubjectEntry } from '../../kyc/subject-cache.js';
 import { kycGateSchema, type KycGateConfig } from './schema.js';
 import { compileCondition, SubjectView, type CompiledCondition, type HistoryReader } from './rules.js';
 import { compileSubjectSource, type SubjectSource } from './subject-source.js';
+import { KYC_DENIED, KYC_GATE_PROBLEMS, KYC_PENDING, KYC_PROVIDER_UNAVAILABLE, KYC_REQUIRED } from './problems.js';
 
 const POLICY = 'kyc-gate';
 /** Retry-After of the 503 answered while the store cannot be used. */
@@ -47,6 +48,8 @@ interface PendingHistory {
   subject: string;
   values: Array<[string, number]>;
 }
+
+const PENDING_HISTORY = new RequestField<PendingHistory>('kyc-gate.history');
 
 class KycGate implements PolicyInstance {
   readonly injectsHeaders = ['x-kyc-*', 'x-subject-id', 'x-kycgate-assertion'];
@@ -112,7 +115,7 @@ class KycGate implements PolicyInstance {
   readonly onComplete: ((ctx: RequestContext) => void) | undefined;
 
   private recordHistory(ctx: RequestContext): void {
-    const pending = ctx.state[POLICY] as PendingHistory | undefined;
+    const pending = ctx.get(PENDING_HISTORY);
     if (pending === undefined || ctx.aborted || ctx.status === 0 || ctx.status >= 400) return;
     for (const [field, value] of pending.values) this.kyc.recordHistory(pending.subject, field, value);
   }
@@ -249,21 +252,21 @@ class KycGate implements PolicyInstance {
       const v = body[field];
       if (typeof v === 'number' && Number.isFinite(v)) values.push([field, v]);
     }
-    if (values.length > 0) ctx.state[POLICY] = { subject, values } satisfies PendingHistory;
+    if (values.length > 0) ctx.set(PENDING_HISTORY, { subject, values });
   }
 
   private challenge(ctx: RequestContext, entry: SubjectEntry, now: number, ruleName: string, missing: string[]): PolicyResult | Promise<PolicyResult> {
     const wf = entry.workflows.get(this.workflow.name);
     const extensions = { missing_claims: missing, workflow: this.workflow.name };
     if (wf?.state === 'in_review') {
-      return this.answer(ctx, entry, 'pending', ruleName, missing, problem('kyc-pending', {
+      return this.answer(ctx, entry, 'pending', ruleName, missing, problem(KYC_PENDING, {
         detail: 'Your identity verification is being reviewed. Try again later.',
         extensions,
         headers: { 'retry-after': this.config.pending_retry_after_seconds },
       }));
     }
     if (wf?.state === 'declined' || wf?.state === 'approved') {
-      return this.answer(ctx, entry, 'denied', ruleName, missing, problem('kyc-denied', {
+      return this.answer(ctx, entry, 'denied', ruleName, missing, problem(KYC_DENIED, {
         detail: wf.state === 'declined' ? 'Your identity verification was declined.' : 'Your identity verification does not grant what this request needs.',
         extensions,
       }));
@@ -283,7 +286,7 @@ class KycGate implements PolicyInstance {
       this.record(ctx, entry.subject, 'challenge', ruleName, missing);
       return { status: 303, headers: { location: offer.url, 'cache-control': 'no-store', 'content-length': 0 } };
     }
-    return this.answer(ctx, entry, 'challenge', ruleName, missing, problem('kyc-required', {
+    return this.answer(ctx, entry, 'challenge', ruleName, missing, problem(KYC_REQUIRED, {
       detail: 'Verify your identity at verification_url, then retry the request.',
       extensions: { verification_url: offer.url, session_id: offer.sessionId, missing_claims: missing, workflow: this.workflow.name },
     }));
@@ -299,7 +302,7 @@ class KycGate implements PolicyInstance {
       }));
     }
     if (err instanceof ProviderUnavailable) {
-      return this.answer(ctx, entry, 'unavailable', ruleName, missing, problem('kyc-provider-unavailable', {
+      return this.answer(ctx, entry, 'unavailable', ruleName, missing, problem(KYC_PROVIDER_UNAVAILABLE, {
         detail: 'Identity verification cannot start right now. Try again later.',
         headers: { 'retry-after': Math.max(1, Math.ceil(err.retryAfterSeconds)) },
       }));
@@ -382,6 +385,7 @@ export const kycGatePolicy: PolicyDefinition<KycGateConfig> = {
   name: POLICY,
   description: 'Gates the route on the end user\'s identity verification (KYC): rules decide which claims a request needs; missing claims start a verification session.',
   phase: 'gate',
+  problems: KYC_GATE_PROBLEMS,
   schema: kycGateSchema,
   async create(config, setup: PolicySetup) {
     const where = `route "${setup.routeName}": kyc-gate`;

@@ -4,11 +4,12 @@
  * the 200 goes out, so an acknowledged event survives a crash; it is applied right after (idempotently, never
  * letting an older status overwrite a newer one). Refusals answer 401 and raise a `webhook.refused` event.
  */
-import { Problem, problem } from '../../errors/problem.js';
+import { Problem, problem } from '../../pipeline/problem.js';
 import type { RequestContext } from '../../pipeline/context.js';
 import type { PolicyDefinition, PolicyResult, Reply } from '../../pipeline/policy.js';
 import type { KycService } from '../../kyc/service.js';
 import { kycWebhookSchema, type KycWebhookConfig } from './schema.js';
+import { KYC_WEBHOOK_PROBLEMS, WEBHOOK_SIGNATURE_INVALID } from './problems.js';
 
 const REFUSAL_DETAIL = {
   missing_signature: 'The webhook carries no signature.',
@@ -24,6 +25,7 @@ export const kycWebhookPolicy: PolicyDefinition<KycWebhookConfig> = {
   name: 'kyc-webhook',
   description: 'Receives identity-provider webhooks on the kyc module\'s webhook route (not for use on other routes).',
   phase: 'gate',
+  problems: KYC_WEBHOOK_PROBLEMS,
   schema: kycWebhookSchema,
   create(_config, setup) {
     const kyc = setup.services.get<KycService>('kyc');
@@ -41,7 +43,7 @@ export const kycWebhookPolicy: PolicyDefinition<KycWebhookConfig> = {
         if (!verified.ok) {
           ctx.decision = { outcome: 'refused', policy: 'kyc-webhook', reason: verified.reason };
           events.emit({ type: 'webhook.refused', requestId: ctx.id, route: ctx.route.name, outcome: verified.reason, data: { provider: name, client_ip: ctx.clientIp } });
-          return problem('webhook-signature-invalid', { detail: REFUSAL_DETAIL[verified.reason] });
+          return problem(WEBHOOK_SIGNATURE_INVALID, { detail: REFUSAL_DETAIL[verified.reason] });
         }
         const event = verified.event;
         let result: 'accepted' | 'duplicate';

@@ -5,8 +5,8 @@
  */
 import type { DecisionReuse, PolicyDefinition, PolicyInstance } from '../../pipeline/policy.js';
 import type { RequestContext } from '../../pipeline/context.js';
-import { problem, type Problem } from '../../errors/problem.js';
-import type { EventBus } from '../../observe/events.js';
+import { problem, type Problem } from '../../pipeline/problem.js';
+import type { EventBus } from '../../pipeline/events.js';
 import { networkRulesSchema, type NetworkRulesConfig } from './schema.js';
 import { AddressList } from '../../shared/address-list.js';
 import { hasBody, mediaTypeOf, MediaTypeMatcher } from '../../shared/media-type.js';

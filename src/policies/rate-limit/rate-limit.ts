@@ -6,9 +6,9 @@
  */
 import type { PolicyDefinition, PolicyInstance, PolicyResult } from '../../pipeline/policy.js';
 import type { RequestContext } from '../../pipeline/context.js';
-import { problem, type Problem } from '../../errors/problem.js';
+import { problem, type Problem } from '../../pipeline/problem.js';
 import type { RedisService } from '../../shared/redis.js';
-import type { EventBus } from '../../observe/events.js';
+import type { EventBus } from '../../pipeline/events.js';
 import { rateLimitSchema, type RateLimitConfig } from './schema.js';
 import { compileLimitSet, fallbackKeyValue, keyValue, type CompiledLimit, type LimitSet } from './limits.js';
 import { Decision } from './decision.js';

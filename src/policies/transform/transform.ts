@@ -5,7 +5,7 @@
  */
 import type { PolicyDefinition, PolicyInstance, PolicyResult, ResponseBodyTransform, ResponseHead } from '../../pipeline/policy.js';
 import type { RequestContext } from '../../pipeline/context.js';
-import { Problem, problem } from '../../errors/problem.js';
+import { Problem, problem } from '../../pipeline/problem.js';
 import { transformSchema, type HeaderMapping, type TransformConfig } from './schema.js';
 import { compileBodyMapping, type CompiledBodyMapping } from './body-mapping.js';
 import { isJsonMediaType, mediaTypeOf } from '../../shared/media-type.js';

@@ -4,7 +4,7 @@
  * hot path is synchronous while the token is fresh; only a refresh waits for the agent.
  */
 import type { PolicyDefinition, PolicyInstance } from '../../pipeline/policy.js';
-import { problem } from '../../errors/problem.js';
+import { problem } from '../../pipeline/problem.js';
 import { WorkloadJwtSvidClient } from '../../identity/workload-api/jwt-svid.js';
 import { workloadJwtSchema, type WorkloadJwtConfig } from './schema.js';
 

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import type { EventBus } from '../../../observe/events.js';
+import type { EventBus } from '../../../pipeline/events.js';
 import { createLocalJWKSet, decodeJwt, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { Identity, RequestContext } from '../../../pipeline/context.js';
 import type { AuthService } from '../../../auth/module.js';

@@ -7,7 +7,7 @@
  */
 import { createLocalJWKSet, errors, type JSONWebKeySet, type JWSHeaderParameters, type FlattenedJWSInput } from 'jose';
 import type { Logger } from 'pino';
-import type { EventBus } from '../../../observe/events.js';
+import type { EventBus } from '../../../pipeline/events.js';
 import { readBounded, ResponseTooLarge } from '../../../shared/bounded-body.js';
 
 type KeyGetter = ReturnType<typeof createLocalJWKSet>;

@@ -7,8 +7,23 @@ import type { ServerResponse } from 'node:http';
 
 export const PROBLEM_BASE = 'https://kycgate.dev/problems/';
 
-/** Every problem kind the core and the bundled policies produce, with its HTTP status and title. */
-export const PROBLEM_KINDS = {
+/**
+ * A kind of problem: its stable kind (the last segment of the `type` URI), HTTP status and title. The core's kinds
+ * are below; a feature declares its own (`problemType('kyc-required', 403, '...')`) in its folder and lists them in
+ * its definition (`PolicyDefinition.problems`, `GatewayModule.problems`), so every kind is known and documented.
+ */
+export interface ProblemType {
+  readonly kind: string;
+  readonly status: number;
+  readonly title: string;
+}
+
+export function problemType(kind: string, status: number, title: string): ProblemType {
+  return Object.freeze({ kind, status, title });
+}
+
+/** The core's problem kinds: the edge, routing, forwarding, and the answers any policy may give. */
+export const CORE_PROBLEMS = {
   'bad-request': { status: 400, title: 'Bad request' },
   'invalid-request': { status: 400, title: 'Request failed validation' },
   'malformed-json': { status: 400, title: 'Malformed JSON body' },
@@ -17,32 +32,27 @@ export const PROBLEM_KINDS = {
   'ambiguous-path': { status: 400, title: 'Ambiguous request path' },
   'unauthenticated': { status: 401, title: 'Authentication required' },
   'forbidden': { status: 403, title: 'Forbidden' },
+  'https-required': { status: 403, title: 'HTTPS required' },
   'not-found': { status: 404, title: 'No route matches this request' },
   'method-not-allowed': { status: 405, title: 'Method not allowed' },
   'request-timeout': { status: 408, title: 'Request timeout' },
   'payload-too-large': { status: 413, title: 'Request body too large' },
-  'headers-too-large': { status: 431, title: 'Request header fields too large' },
   'unsupported-media-type': { status: 415, title: 'Unsupported media type' },
   'expectation-failed': { status: 417, title: 'Expectation failed' },
   'rate-limited': { status: 429, title: 'Too many requests' },
+  'headers-too-large': { status: 431, title: 'Request header fields too large' },
   'client-closed-request': { status: 499, title: 'Client closed request' },
   'internal-error': { status: 500, title: 'Internal gateway error' },
   'bad-gateway': { status: 502, title: 'Upstream unavailable' },
   'response-unprocessable': { status: 502, title: 'Upstream response could not be made safe' },
   'service-unavailable': { status: 503, title: 'Service unavailable' },
   'gateway-timeout': { status: 504, title: 'Upstream timed out' },
-  'https-required': { status: 403, title: 'HTTPS required' },
-  'decision-untrusted-peer': { status: 403, title: 'Not a trusted front proxy' },
-  'decision-needs-body': { status: 500, title: 'Decision needs the request body' },
-  'decision-reply-not-expressible': { status: 500, title: 'Answer cannot be given as a decision' },
-  'kyc-required': { status: 403, title: 'Identity verification required' },
-  'kyc-pending': { status: 403, title: 'Identity verification pending' },
-  'kyc-denied': { status: 403, title: 'Identity verification does not allow this request' },
-  'kyc-provider-unavailable': { status: 503, title: 'Identity verification provider unavailable' },
-  'webhook-signature-invalid': { status: 401, title: 'Webhook signature invalid' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
-export type ProblemKind = keyof typeof PROBLEM_KINDS | (string & {});
+export type CoreProblemKind = keyof typeof CORE_PROBLEMS;
+
+/** The core's kinds as ProblemTypes. */
+export const CORE_PROBLEM_TYPES: readonly ProblemType[] = Object.entries(CORE_PROBLEMS).map(([kind, k]) => problemType(kind, k.status, k.title));
 
 export interface ProblemInit {
   /** Overrides the kind's default status (e.g. a policy answering 403 with its own kind). */
@@ -66,12 +76,13 @@ export class Problem {
   readonly extensions: Record<string, unknown> | undefined;
   readonly headers: Record<string, string | number | string[]> | undefined;
 
-  constructor(kind: ProblemKind, init: ProblemInit = {}) {
-    const known = (PROBLEM_KINDS as Record<string, { status: number; title: string }>)[kind];
+  constructor(type: CoreProblemKind | ProblemType, init: ProblemInit = {}) {
+    const known = typeof type === 'string' ? CORE_PROBLEMS[type] : type;
+    const kind = typeof type === 'string' ? type : type.kind;
     this.kind = kind;
     this.type = PROBLEM_BASE + kind;
-    this.status = init.status ?? known?.status ?? 500;
-    this.title = init.title ?? known?.title ?? 'Error';
+    this.status = init.status ?? known.status;
+    this.title = init.title ?? known.title;
     this.detail = init.detail;
     this.extensions = init.extensions;
     this.headers = init.headers;
@@ -91,8 +102,8 @@ export class Problem {
   }
 }
 
-export function problem(kind: ProblemKind, init?: ProblemInit): Problem {
-  return new Problem(kind, init);
+export function problem(type: CoreProblemKind | ProblemType, init?: ProblemInit): Problem {
+  return new Problem(type, init);
 }
 
 /** 413 for a request body over the route's limit, naming the limit. */

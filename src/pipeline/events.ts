@@ -4,7 +4,7 @@
  * metrics subscribe to it; emitters never know who listens. Delivery is synchronous and in order: a listener must
  * be cheap (append to a buffer), and one that throws is isolated from the others.
  */
-import type { RequestContext } from '../pipeline/context.js';
+import type { RequestContext } from './context.js';
 
 export interface GatewayEvent {
   /** Dotted kind, e.g. `auth.failure`, `kyc.decision`, `webhook.accepted`, `key.revoked`, `config.reloaded`. */
