@@ -26,10 +26,6 @@ export interface ModuleStartContext {
   resolveSecret(ref: unknown): string;
   /** Base URL clients reach the gateway at (first listener), for callbacks and hosted pages. */
   readonly publicBaseUrl: string;
-  /** Certificates the TLS listeners serve now (expiry), for metrics and readiness. */
-  listenerCertificates?(): ListenerCertificateInfo[];
-  /** Every upstream target of the current config and whether it is in rotation (health checks), for metrics. */
-  upstreamTargets?(): UpstreamTargetInfo[];
 }
 
 export interface UpstreamTargetInfo {

@@ -11,7 +11,6 @@ import type { Logger } from 'pino';
 import type { GatewayModule, ModuleInstance } from '../modules.js';
 import type { GatewayConfig } from '../config/types.js';
 import { RequestField, type RequestContext } from '../pipeline/context.js';
-import type { Store } from '../store/store.js';
 import type { ResponseHead } from '../pipeline/policy.js';
 import type { EventListener, GatewayEvent, RefusedRequest } from '../pipeline/events.js';
 import { ConfigError } from '../config/load.js';
@@ -20,7 +19,8 @@ import { auditSchema, type AuditConfig } from './schema.js';
 import { Journal } from './journal.js';
 import { HeaderCapture, eventEntry, refusedEntry, requestEntry } from './record.js';
 import { SinkRunner, transportFor } from './sinks.js';
-import { GatewayMetrics } from '../observe/metrics.js';
+import { RequestMetrics } from '../observe/metrics.js';
+import { registerAuditMetrics } from './metrics.js';
 import { RequestTracer } from '../observe/tracing.js';
 
 /** The `audit` service other modules may look up. */
@@ -30,7 +30,6 @@ export interface AuditService {
   readonly recorder: AuditRecorder | undefined;
   readonly durability: 'group' | 'sync';
   readonly sinks: readonly SinkRunner[];
-  readonly metrics: GatewayMetrics | undefined;
   readonly auditDir: string;
 }
 
@@ -217,20 +216,10 @@ export const auditModule: GatewayModule = {
       logger.info({ dir: auditDir, durability: cfg.durability, sinks: sinks.map((s) => s.config.name), last_seq: opened.recovered }, 'audit journal open');
     }
 
-    let metrics: GatewayMetrics | undefined;
-    if (cfg.metrics.enabled) {
-      metrics = new GatewayMetrics({
-        journal: () => journal,
-        sinks: () => sinks,
-        certificates: () => ctx.listenerCertificates?.() ?? [],
-        upstreams: () => ctx.upstreamTargets?.() ?? [],
-        storeUp: () => {
-          const store = ctx.services.find<Store>('store');
-          return store === undefined ? undefined : !store.availability.down;
-        },
-      });
-      unsubscribe.push(ctx.services.events.subscribe(metrics));
-    }
+    registerAuditMetrics(ctx.services, () => journal, () => sinks);
+    // The request metrics are the per-request cost of metrics: counted only when /metrics is served.
+    const registry = cfg.metrics.enabled ? ctx.services.metrics.registry : undefined;
+    if (registry !== undefined) unsubscribe.push(ctx.services.events.subscribe(new RequestMetrics(ctx.services.metrics)));
 
     let tracer: RequestTracer | undefined;
     if (cfg.tracing.enabled) {
@@ -238,16 +227,16 @@ export const auditModule: GatewayModule = {
       unsubscribe.push(ctx.services.events.subscribe(tracer));
     }
 
-    ctx.services.register<AuditService>('audit', { journal, recorder, durability: cfg.durability, sinks, metrics, auditDir });
+    ctx.services.register<AuditService>('audit', { journal, recorder, durability: cfg.durability, sinks, auditDir });
     let current = cfg;
 
     return {
-      adminHandlers: metrics
+      adminHandlers: registry
         ? {
             '/metrics': (_req, res) => {
-              void metrics!.registry.metrics().then(
+              void registry.metrics().then(
                 (body) => {
-                  res.writeHead(200, { 'content-type': metrics!.registry.contentType, 'cache-control': 'no-store' });
+                  res.writeHead(200, { 'content-type': registry.contentType, 'cache-control': 'no-store' });
                   res.end(body);
                 },
                 () => {

@@ -14,6 +14,7 @@ import { migrateAuth } from './migrations.js';
 import { KeyRepository, type CreateKeyOptions } from './api-keys/repository.js';
 import { ApiKeyVerifier } from './api-keys/verifier.js';
 import { AuthChangeFeed, announceConsumerChange, announceKeyChange } from './changes.js';
+import { registerAuthMetrics } from './metrics.js';
 
 export const consumersSchema = {
   type: 'object',
@@ -63,6 +64,7 @@ export const authModule: GatewayModule = {
   name: 'auth',
   section: { key: 'consumers', schema: consumersSchema },
   async start(config, ctx) {
+    const stopMetrics = registerAuthMetrics(ctx.services);
     const store = ctx.services.get<Store>('store');
     const redis = ctx.services.find<RedisService>('redis');
     await migrateAuth(store);
@@ -120,6 +122,7 @@ export const authModule: GatewayModule = {
         }
       },
       async close() {
+        stopMetrics();
         feed.close();
         verifier.close();
         for (const value of sharedObjects.values()) (value as { close?: () => void }).close?.();

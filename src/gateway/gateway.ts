@@ -12,7 +12,8 @@ import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
 import type { PolicyDefinition } from '../pipeline/policy.js';
 import { Services } from '../pipeline/services.js';
-import type { GatewayModule, ModuleInstance } from '../modules.js';
+import type { GatewayModule, ListenerCertificateInfo, ModuleInstance } from '../modules.js';
+import { registerGatewayMetrics } from './metrics.js';
 import { ConfigValidator, loadConfigFile, ConfigError } from '../config/load.js';
 import type { ListenerConfig, LoadedConfig } from '../config/types.js';
 import { resolveSecret } from '../config/secrets.js';
@@ -170,6 +171,9 @@ export class Gateway {
 
   private async startParts(): Promise<void> {
     const { loaded } = this.options;
+    // What policies own for the life of the process (metrics, event listeners), before any config is compiled.
+    for (const p of this.options.policies) p.init?.(this.services);
+    registerGatewayMetrics(this.services, () => this.listenerCertificates(), () => (this.ready ? this.runtime.upstreamTargets() : []));
     await this.vault.prepare(loaded.config, loaded.baseDir);
     // Listeners first (so port 0 resolves to a real base URL for modules), serving only once the runtime exists.
     const options = serverOptions(loaded.config.server);
@@ -187,11 +191,6 @@ export class Gateway {
         services: this.services,
         resolveSecret: (ref) => resolveSecret(ref, loaded.baseDir, process.env, this.vault),
         publicBaseUrl: this.publicBaseUrl,
-        listenerCertificates: () =>
-          this.listeners
-            .filter((l) => l.tls)
-            .map((l) => ({ listener: l.config.name, notAfter: l.certificates?.notAfter, served: l.certificates?.served, rotatedAt: l.certificates?.rotatedAt, rotations: l.certificates?.rotations ?? 0 })),
-        upstreamTargets: () => (this.ready ? this.runtime.upstreamTargets() : []),
       });
       this.modules.push({ name: m.name, instance });
       this.moduleInstances.push(instance);
@@ -203,6 +202,13 @@ export class Gateway {
     if (loaded.file && this.options.watchConfig !== false) {
       this.configWatcher = new ConfigWatcher(loaded.file, () => void this.reload('file change'), this.logger);
     }
+  }
+
+  /** The certificate each TLS listener serves now and when it last changed. */
+  private listenerCertificates(): ListenerCertificateInfo[] {
+    return this.listeners
+      .filter((l) => l.tls)
+      .map((l) => ({ listener: l.config.name, notAfter: l.certificates?.notAfter, served: l.certificates?.served, rotatedAt: l.certificates?.rotatedAt, rotations: l.certificates?.rotations ?? 0 }));
   }
 
   urlOf(listener: ListenerHandle): string {

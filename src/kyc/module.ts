@@ -16,6 +16,7 @@ import { KycService } from './service.js';
 import { VerificationStore } from './verification-store.js';
 import { ProviderTypes } from './providers.js';
 import type { ProviderType } from '../providers/provider.js';
+import { registerKycMetrics } from './metrics.js';
 
 /** Webhook bodies are small JSON documents; anything larger is refused before it is read. */
 const WEBHOOK_MAX_BODY_BYTES = 1_048_576;
@@ -52,9 +53,12 @@ export function kycModule(providers: readonly ProviderType[]): GatewayModule {
   name: 'kyc',
   section: { key: 'kyc', schema: kycSchema },
   async start(config, ctx) {
+    // Registered with or without a kyc section: the series are served (empty) either way.
+    const stopMetrics = registerKycMetrics(ctx.services);
     const section = config.kyc as KycConfig | undefined;
     if (!section) {
       return {
+        close: async () => stopMetrics(),
         async reload(next) {
           if (next.kyc) throw new ConfigError(['kyc: the section was added while running; restart the gateway to start it']);
         },
@@ -113,6 +117,7 @@ export function kycModule(providers: readonly ProviderType[]): GatewayModule {
         return { ok: true, detail: { providers, cached_subjects: service.cache.size } };
       },
       async close() {
+        stopMetrics();
         await service.close();
         await retireSetup(service.setup, undefined);
       },

@@ -39,6 +39,8 @@ export interface EventListener {
 
 export class EventBus {
   private listeners: EventListener[] = [];
+  /** Listeners of one event type (`on`), so a feature that counts its own events is not called for every other. */
+  private readonly byType = new Map<string, Array<(event: GatewayEvent) => void>>();
   private eventListeners: EventListener[] = [];
   private completeListeners: EventListener[] = [];
   private refusedListeners: EventListener[] = [];
@@ -62,6 +64,20 @@ export class EventBus {
     return this.completeListeners.length > 0;
   }
 
+  /** Calls `listener` with every event of `type`; returns the unsubscribe function. */
+  on(type: string, listener: (event: GatewayEvent) => void): () => void {
+    const list = this.byType.get(type);
+    if (list === undefined) this.byType.set(type, [listener]);
+    else list.push(listener);
+    return () => {
+      const current = this.byType.get(type);
+      if (current === undefined) return;
+      const i = current.indexOf(listener);
+      if (i !== -1) current.splice(i, 1);
+      if (current.length === 0) this.byType.delete(type);
+    };
+  }
+
   emit(event: GatewayEvent): void {
     const list = this.eventListeners;
     for (let i = 0; i < list.length; i++) {
@@ -69,6 +85,15 @@ export class EventBus {
         list[i]!.onEvent!(event);
       } catch {
         // isolated: one failing listener must not stop the others or the request
+      }
+    }
+    const typed = this.byType.get(event.type);
+    if (typed === undefined) return;
+    for (let i = 0; i < typed.length; i++) {
+      try {
+        typed[i]!(event);
+      } catch {
+        // isolated
       }
     }
   }

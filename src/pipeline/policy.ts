@@ -107,6 +107,11 @@ export interface PolicyDefinition<Config = any> {
   readonly schema: Record<string, unknown>;
   /** Problem types the policy answers with beyond the core's (pipeline/problem.ts), each documented with it. */
   readonly problems?: readonly ProblemType[];
+  /**
+   * Runs once per gateway process, before any configuration is compiled: registers the metrics and event
+   * listeners the policy owns (its instances come and go with reloads; these stay).
+   */
+  init?(services: Services): void;
   create(config: Config, setup: PolicySetup): PolicyInstance | Promise<PolicyInstance>;
 }
 

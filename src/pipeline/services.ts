@@ -5,12 +5,15 @@
  */
 import type { Logger } from 'pino';
 import { EventBus } from './events.js';
+import { Metrics } from './metrics.js';
 
 export class Services {
   readonly logger: Logger;
   readonly dataDir: string;
   /** Events from policies and modules; the audit trail and metrics listen here. */
   readonly events = new EventBus();
+  /** Metrics every feature registers its own in (served at /metrics). */
+  readonly metrics = new Metrics();
   private readonly entries = new Map<string, unknown>();
 
   constructor(logger: Logger, dataDir: string) {

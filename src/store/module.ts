@@ -11,6 +11,7 @@ import { SqliteStore } from './sqlite.js';
 import { PostgresStore } from './postgres.js';
 import type { Store } from './store.js';
 import { StoreOutage } from './outage.js';
+import { registerStoreMetrics } from './metrics.js';
 
 export interface StoreConfig {
   driver: 'sqlite' | 'postgres';
@@ -113,6 +114,7 @@ export const storeModule: GatewayModule = {
     const store = storeFromConfig(config.store as StoreConfig, ctx.services.dataDir, ctx.resolveSecret);
     ctx.services.register<Store>('store', store);
     const outage = ctx.services.register('store-outage', new StoreOutage(store, ctx.services.logger, (config.store as StoreConfig).stale_period_seconds));
+    registerStoreMetrics(ctx.services, store, outage);
     return {
       async reload(next) {
         outage.configure((next.store as StoreConfig).stale_period_seconds);

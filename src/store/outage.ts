@@ -72,7 +72,11 @@ export class StoreOutage implements StalePolicy {
     return now < dueAt + this.staleMs && (err as { unreachable?: unknown } | null)?.unreachable === true;
   }
 
+  /** Counts each decision made on stale state (the store module's metric). */
+  onServedStale: ((what: string) => void) | undefined;
+
   servedStale(what: string): void {
+    this.onServedStale?.(what);
     const before = this.served.get(what);
     this.served.set(what, (before ?? 0) + 1);
     if (before !== undefined) return;

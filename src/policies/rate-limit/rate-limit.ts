@@ -14,12 +14,14 @@ import { compileLimitSet, fallbackKeyValue, keyValue, type CompiledLimit, type L
 import { Decision } from './decision.js';
 import { LocalCounters, type CounterTable } from './local-counters.js';
 import { RedisBreaker, RedisCounters } from './redis-counters.js';
+import { registerRateLimitMetrics } from './metrics.js';
 
 export const rateLimitPolicy: PolicyDefinition<RateLimitConfig> = {
   name: 'rate-limit',
   description: 'Limits request rates (GCRA) per client, consumer, credential, subject or header, locally or shared through Redis.',
   phase: 'protect',
   schema: rateLimitSchema,
+  init: registerRateLimitMetrics,
   async create(config, setup): Promise<PolicyInstance> {
     const redis = config.store === 'redis' ? setup.services.get<RedisService>('redis') : undefined;
     const limiter = new RateLimiter(config, setup.routeName, setup.services.events, redis);
