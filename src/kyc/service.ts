@@ -5,7 +5,6 @@
  * applies), cross-instance invalidation over Redis, and the signed upstream assertion.
  */
 import { randomUUID } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { EventBus } from '../pipeline/events.js';
 import type { RedisService } from '../shared/redis.js';
@@ -13,38 +12,14 @@ import { ProviderRejected, ProviderUnavailable, type ProviderDecision, type Veri
 import { grantedClaims } from './claims.js';
 import type { CompiledWorkflow, KycSetup } from './setup.js';
 import { SubjectCache, type SubjectEntry } from './subject-cache.js';
+import { VerificationSessions, sessionUrlContext, type SessionOffer } from './sessions.js';
 import { VerificationStore, eventSeq, type RecordKey, type InboxEvent } from './verification-store.js';
 import { isDeepStrictEqual } from 'node:util';
 import type { StalePolicy } from '../store/outage.js';
 
-export interface SessionOffer {
-  sessionId: string;
-  url: string;
-  /** True when this call created it at the provider. */
-  created: boolean;
-}
-
 const INVALIDATION_CHANNEL = 'kyc:invalidate';
 /** Statuses after which a session's link is useless and is forgotten. */
 const FINISHED_STATES: ReadonlySet<VerificationState> = new Set(['approved', 'declined', 'expired']);
-/** Provider sessions kept in memory at most while the store cannot record them. */
-const MAX_UNRECORDED_SESSIONS = 10_000;
-/** How often kept provider sessions are tried again while the store answers (its recovery also triggers it). */
-const FLUSH_INTERVAL_MS = 1000;
-
-/** A provider session created while the store failed, until it is recorded. */
-interface UnrecordedSession {
-  key: RecordKey;
-  workflowId: string;
-  sessionId: string;
-  /** The link, for offering it again (in memory only; the store keeps it sealed). */
-  url: string;
-  sealedUrl: string;
-  status: string;
-  state: VerificationState;
-  createdAt: number;
-}
-
 /** Failed applications (other than an unavailable provider) after which a stored webhook event is parked. */
 export const MAX_EVENT_ATTEMPTS = 10;
 
@@ -54,7 +29,7 @@ export class KycService {
   /** Identifies this process in session leases. */
   readonly instanceId = randomUUID();
   private setupValue: KycSetup;
-  private readonly sessionsInFlight = new Map<string, Promise<SessionOffer>>();
+  private readonly sessions: VerificationSessions;
   private readonly logger: Logger;
   private readonly events: EventBus;
   private readonly redis: RedisService | undefined;
@@ -62,14 +37,6 @@ export class KycService {
   private reconcileTimer: NodeJS.Timeout | undefined;
   private reconciling: Promise<void> | undefined;
   private closed = false;
-  /**
-   * Provider sessions created whose record could not be written (the store failed after the provider answered),
-   * by subject and workflow: offered on the subject's next attempt and recorded as soon as the store answers, so
-   * that a store failure never leaves a second provider session behind.
-   */
-  private readonly unrecorded = new Map<string, UnrecordedSession>();
-  private flushTimer: NodeJS.Timeout | undefined;
-  private readonly stopWatchingStore: () => void;
 
   constructor(setup: KycSetup, records: VerificationStore, deps: { logger: Logger; events: EventBus; redis: RedisService | undefined; stale?: StalePolicy | undefined }) {
     this.setupValue = setup;
@@ -80,8 +47,14 @@ export class KycService {
     const cache = setup.config.cache;
     this.cache = new SubjectCache((subject) => records.recordsOf(subject), { verifiedMs: cache.ttl_seconds * 1000, unverifiedMs: cache.unverified_ttl_seconds * 1000 }, cache.max_entries, deps.stale);
     if (this.redis) this.unsubscribe = this.redis.subscribe(INVALIDATION_CHANNEL, (subject) => this.cache.invalidate(subject));
-    this.stopWatchingStore = records.store.availability.onChange((up) => {
-      if (up && this.unrecorded.size > 0) void this.flushUnrecorded();
+    this.sessions = new VerificationSessions({
+      records,
+      setup: () => this.setupValue,
+      instanceId: this.instanceId,
+      logger: this.logger,
+      events: this.events,
+      invalidate: (subject) => this.invalidate(subject),
+      drainSession: (provider, sessionId) => this.drainSession(provider, sessionId),
     });
     this.scheduleReconcile();
   }
@@ -126,195 +99,21 @@ export class KycService {
   // Sessions
 
   /**
-   * Offers the subject a verification session for `workflow`: the unfinished one if it exists, else a new one.
-   * Concurrent callers for one subject share one attempt here, and instances take turns through a lease row, so
-   * a burst of first requests creates exactly one provider session. Throws ProviderUnavailable, and
-   * StoreUnavailable when the store fails (the provider session, if one was created, is kept: see `unrecorded`).
+   * Offers the subject a verification session for `workflow`: the unfinished one if it exists, else a new one
+   * (kyc/sessions.ts: one provider session per subject across instances, kept through store failures).
    */
   offerSession(subject: string, workflow: CompiledWorkflow): Promise<SessionOffer> {
-    const key = subject + '\u0000' + workflow.name;
-    let pending = this.sessionsInFlight.get(key);
-    if (pending === undefined) {
-      pending = this.obtainSession(subject, workflow).finally(() => this.sessionsInFlight.delete(key));
-      this.sessionsInFlight.set(key, pending);
-    }
-    return pending;
-  }
-
-  private async obtainSession(subject: string, workflow: CompiledWorkflow): Promise<SessionOffer> {
-    const setup = this.setupValue;
-    const kept = this.unrecorded.get(subject + '\u0000' + workflow.name);
-    if (kept !== undefined) {
-      const offer = await this.offerKept(kept);
-      if (offer !== undefined) return offer;
-    }
-    const provider = setup.providers.get(workflow.provider);
-    if (!provider) throw new ProviderUnavailable(`provider ${workflow.provider} is not configured`, 30, 'unreachable');
-    const key: RecordKey = { subject, provider: workflow.provider, workflow: workflow.name };
-    const leaseMs = setup.config.session_lease_ms;
-    const giveUpAt = Date.now() + leaseMs + 1000;
-    for (;;) {
-      const now = Date.now();
-      const owner = `${this.instanceId}:${randomUUID()}`;
-      if (await this.records.acquireSessionLease(key, workflow.workflowId, owner, now, leaseMs, now - workflow.sessionReuseMs, this.instanceId)) {
-        let session;
-        try {
-          session = await provider.createSession({
-            workflowId: workflow.workflowId,
-            vendorData: subject,
-            ...(workflow.callbackUrl ? { callback: workflow.callbackUrl } : {}),
-            metadata: { workflow: workflow.name },
-          });
-        } catch (err) {
-          // Not awaited: a store that fails too must not add its deadline to the answer (the lease then expires,
-          // or this instance takes it over on the next attempt).
-          void this.records.releaseSessionLease(key, owner).catch(() => undefined);
-          throw err;
-        }
-        const sealedUrl = setup.sealer.seal(session.url, sessionUrlContext(workflow.provider, session.sessionId));
-        const created: UnrecordedSession = {
-          key,
-          workflowId: workflow.workflowId,
-          sessionId: session.sessionId,
-          url: session.url,
-          sealedUrl,
-          status: session.status,
-          state: session.state,
-          createdAt: Date.now(),
-        };
-        try {
-          await this.records.recordSession(key, owner, { sessionId: session.sessionId, sealedUrl, status: session.status, state: session.state }, created.createdAt);
-        } catch (err) {
-          // The provider session exists (and may be billed): it is never dropped. Kept here, it is recorded as soon
-          // as the store answers, and offered on the subject's next attempt meanwhile.
-          this.keepUnrecorded(created, err);
-          throw err;
-        }
-        this.sessionRecorded(created);
-        return { sessionId: session.sessionId, url: session.url, created: true };
-      }
-      const row = await this.records.record(key);
-      if (row && row.session_id && row.session_url && (row.state === 'unverified' || row.state === 'pending') && Number(row.session_started_at) > now - workflow.sessionReuseMs) {
-        return { sessionId: row.session_id, url: setup.sealer.open(row.session_url, sessionUrlContext(workflow.provider, row.session_id)), created: false };
-      }
-      // Another instance holds the lease and is creating the session: there is no event to wait on across
-      // instances, so poll briefly, bounded by the lease.
-      if (Date.now() > giveUpAt) throw new ProviderUnavailable('session creation did not finish in time', 2, 'timeout');
-      await sleep(50);
-    }
-  }
-
-  /** A session now in the store: events, every instance's cache, and webhooks that arrived before it. */
-  private sessionRecorded(session: UnrecordedSession): void {
-    const { subject, provider, workflow } = session.key;
-    this.events.emit({ type: 'kyc.session.created', outcome: 'created', data: { subject, provider, workflow, session_id: session.sessionId } });
-    this.invalidate(subject);
-    // A webhook may have arrived before the session was recorded: apply it now.
-    void this.drainSession(provider, session.sessionId);
-  }
-
-  private keepUnrecorded(session: UnrecordedSession, err: unknown): void {
-    const id = session.key.subject + '\u0000' + session.key.workflow;
-    this.unrecorded.delete(id);
-    if (this.unrecorded.size >= MAX_UNRECORDED_SESSIONS) {
-      const [oldestId, oldest] = this.unrecorded.entries().next().value!;
-      this.unrecorded.delete(oldestId);
-      this.logger.error({ provider: oldest.key.provider, session_id: oldest.sessionId }, 'too many provider sessions waiting to be recorded: the oldest is given up (it stays at the provider)');
-    }
-    this.unrecorded.set(id, session);
-    this.logger.warn(
-      { err, subject: session.key.subject, provider: session.key.provider, session_id: session.sessionId },
-      'provider session created but not recorded (store failure): kept in memory, offered on the next attempt and recorded as soon as the store answers',
-    );
-    this.scheduleFlush();
-  }
-
-  /**
-   * The offer for a provider session created earlier whose record failed: recorded first when the store answers
-   * (the user gets the same link either way), or undefined when another session has replaced it meanwhile.
-   */
-  private async offerKept(kept: UnrecordedSession): Promise<SessionOffer | undefined> {
-    const offer: SessionOffer = { sessionId: kept.sessionId, url: kept.url, created: false };
-    // Known to be down: no wait for it; the session is recorded when it is back.
-    if (this.records.store.availability.down) return offer;
-    try {
-      return (await this.recordKept(kept)) === 'superseded' ? undefined : offer;
-    } catch {
-      return offer;
-    }
-  }
-
-  /**
-   * Records a kept session: under a lease (this instance's own leftover lease is taken over at once). `recorded`
-   * also when an earlier attempt's write did reach the store; `superseded` when a session created by another
-   * instance is in its place (ours is dropped: it stays unused at the provider); `waiting` while another instance
-   * holds the lease.
-   */
-  private async recordKept(kept: UnrecordedSession): Promise<'recorded' | 'superseded' | 'waiting'> {
-    const id = kept.key.subject + '\u0000' + kept.key.workflow;
-    const setup = this.setupValue;
-    const workflow = setup.workflows.get(kept.key.workflow);
-    const now = Date.now();
-    const reusableSince = now - (workflow?.sessionReuseMs ?? 0);
-    const owner = `${this.instanceId}:${randomUUID()}`;
-    if (await this.records.acquireSessionLease(kept.key, kept.workflowId, owner, now, setup.config.session_lease_ms, reusableSince, this.instanceId)) {
-      await this.records.recordSession(kept.key, owner, { sessionId: kept.sessionId, sealedUrl: kept.sealedUrl, status: kept.status, state: kept.state }, Date.now(), kept.createdAt);
-      if (this.unrecorded.get(id) === kept) this.unrecorded.delete(id);
-      this.logger.info({ subject: kept.key.subject, provider: kept.key.provider, session_id: kept.sessionId }, 'provider session recorded after a store failure');
-      this.sessionRecorded(kept);
-      return 'recorded';
-    }
-    const row = await this.records.record(kept.key);
-    if (row?.session_id === kept.sessionId) {
-      if (this.unrecorded.get(id) === kept) this.unrecorded.delete(id);
-      this.sessionRecorded(kept);
-      return 'recorded';
-    }
-    if (row && row.session_id && row.session_url && (row.state === 'unverified' || row.state === 'pending') && Number(row.session_started_at) > reusableSince) {
-      if (this.unrecorded.get(id) === kept) this.unrecorded.delete(id);
-      this.logger.warn({ subject: kept.key.subject, provider: kept.key.provider, session_id: kept.sessionId, replaced_by: row.session_id }, 'provider session not recorded: another instance created one meanwhile');
-      return 'superseded';
-    }
-    return 'waiting';
+    return this.sessions.offer(subject, workflow);
   }
 
   /** Provider sessions waiting to be recorded (created while the store failed). */
   get unrecordedSessions(): number {
-    return this.unrecorded.size;
+    return this.sessions.unrecordedCount;
   }
 
-  /**
-   * Records every kept session, through the per-subject single flight so that it never races the subject's own
-   * attempt. Runs when the store answers again and every second while sessions wait.
-   */
+  /** Records every provider session kept through a store failure (also run when the store answers again). */
   flushUnrecorded(): Promise<void> {
-    const runs: Array<Promise<unknown>> = [];
-    for (const [id, kept] of this.unrecorded) {
-      if (this.sessionsInFlight.has(id)) continue;
-      const workflow = this.setupValue.workflows.get(kept.key.workflow);
-      if (workflow === undefined) {
-        this.unrecorded.delete(id);
-        this.logger.error({ provider: kept.key.provider, workflow: kept.key.workflow, session_id: kept.sessionId }, 'provider session not recorded: its workflow is no longer configured');
-        continue;
-      }
-      runs.push(this.offerSession(kept.key.subject, workflow).catch(() => undefined));
-    }
-    return Promise.all(runs).then(() => undefined);
-  }
-
-  private scheduleFlush(): void {
-    if (this.flushTimer !== undefined || this.closed) return;
-    this.flushTimer = setTimeout(() => {
-      this.flushTimer = undefined;
-      if (this.unrecorded.size === 0 || this.closed) return;
-      const next = () => {
-        if (this.unrecorded.size > 0) this.scheduleFlush();
-      };
-      // While the store is known to be down its recovery triggers the flush; the timer only keeps watch.
-      if (this.records.store.availability.down) next();
-      else void this.flushUnrecorded().then(next);
-    }, FLUSH_INTERVAL_MS);
-    this.flushTimer.unref();
+    return this.sessions.flushUnrecorded();
   }
 
   // ---------------------------------------------------------------------------------------------------------
@@ -491,21 +290,10 @@ export class KycService {
   async close(): Promise<void> {
     this.closed = true;
     if (this.reconcileTimer) clearInterval(this.reconcileTimer);
-    if (this.flushTimer) clearTimeout(this.flushTimer);
-    this.stopWatchingStore();
-    if (this.unrecorded.size > 0) {
-      await this.flushUnrecorded().catch(() => undefined);
-      for (const kept of this.unrecorded.values()) {
-        this.logger.error({ subject: kept.key.subject, provider: kept.key.provider, session_id: kept.sessionId }, 'provider session still not recorded at shutdown (store unavailable)');
-      }
-    }
+    await this.sessions.close();
     this.unsubscribe?.();
     await this.reconciling?.catch(() => undefined);
   }
-}
-
-function sessionUrlContext(provider: string, sessionId: string): string {
-  return `session-url:${provider}:${sessionId}`;
 }
 
 function eventContext(provider: string, eventId: string): string {
