@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Compiles the TypeScript sources into dist/ with `tsc -b`, which is incremental: when no source changed since the
 // last build it only compares timestamps (under a second) instead of compiling everything again.
-//   --clean         remove dist/ first
+//   --clean         remove dist/ first (npm's `prepack`: a package never carries outputs of deleted sources)
 //   --if-possible   without TypeScript installed (`npm ci --omit=dev` in a checkout), say so and succeed: npm runs
 //                   this as `prepare` after every install in a checkout, and a production install must not fail
 import { rmSync } from 'node:fs';
