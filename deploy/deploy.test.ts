@@ -1,8 +1,10 @@
 /**
- * The deployment artefacts under deploy/, checked as far as this machine allows: it has no container runtime. The
- * Dockerfile and .dockerignore are read and held to what the image promises (docs/DEPLOY.md); the compose file is
- * parsed and its structure checked, and its kycgate config runs as two instances against the real PostgreSQL and
- * Redis.
+ * The deployment artefacts under deploy/, checked as far as this machine allows: it has no container runtime and no
+ * Helm. The Dockerfile and .dockerignore are read and held to what the image promises (docs/DEPLOY.md); the compose
+ * file is parsed and its structure checked, and its kycgate config runs as two instances against the real PostgreSQL
+ * and Redis; the Helm chart is rendered (testing/go-template.ts) and every object is validated against the
+ * Kubernetes API schemas (kubernetes-models: its generated validators for types and required fields, its TypeScript
+ * types for unknown fields), and the kycgate config it carries is validated by the gateway's own validator.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,10 +12,12 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import ts from 'typescript';
 import YAML from 'yaml';
 import pg from 'pg';
 import { ConfigValidator, loadConfigFile } from '../src/config/load.js';
 import { MODULES, POLICIES } from '../src/extensions.js';
+import { renderChart, type RenderedChart } from '../testing/go-template.js';
 import { freePort, waitForPort } from '../testing/ports.js';
 import { POSTGRES_URL, REDIS_URL, requirePostgres, requireRedis, uniqueName } from '../testing/services.js';
 
@@ -265,4 +269,222 @@ test('compose: its kycgate config runs as two instances sharing the real Postgre
     const code = await new Promise((r) => (i.child.exitCode !== null ? r(i.child.exitCode) : i.child.once('exit', (c) => r(c))));
     assert.equal(code, 0, i.output());
   }
+});
+
+// ----------------------------------------------------------------------------------------------------------- chart
+
+const KINDS: Record<string, string> = {
+  'v1/ConfigMap': 'v1/ConfigMap',
+  'v1/Service': 'v1/Service',
+  'v1/ServiceAccount': 'v1/ServiceAccount',
+  'apps/v1/Deployment': 'apps/v1/Deployment',
+  'policy/v1/PodDisruptionBudget': 'policy/v1/PodDisruptionBudget',
+};
+
+/**
+ * Validates rendered objects against the Kubernetes API schemas. kubernetes-models' validators (generated from the
+ * Kubernetes OpenAPI document, run by ajv) check types, formats and required fields but, like the API server's
+ * schema, accept unknown fields; its TypeScript interfaces, assigned the objects as literals, reject those (as
+ * kubectl's strict field validation would).
+ */
+async function validateKubernetes(docs: Doc[]): Promise<string[]> {
+  const problems: string[] = [];
+  const lines: string[] = [];
+  for (const [n, doc] of docs.entries()) {
+    const model = KINDS[`${doc.apiVersion}/${doc.kind}`];
+    if (!model) {
+      problems.push(`${doc.apiVersion} ${doc.kind}: not a kind this chart is expected to render`);
+      continue;
+    }
+    const cls = path.basename(model);
+    const mod = (await import(`kubernetes-models/${model}`)) as Record<string, new (d: unknown) => { validate(): void }>;
+    try {
+      new mod[cls]!(doc).validate();
+    } catch (err) {
+      problems.push(`${doc.kind} ${doc.metadata?.name}: ${(err as Error).message}`);
+    }
+    lines.push(`import type { I${cls} as T${n} } from 'kubernetes-models/${model}';`, `export const d${n}: T${n} = ${JSON.stringify(doc)};`);
+  }
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kycgate-k8s-types-'));
+  try {
+    const file = path.join(dir, 'objects.ts');
+    writeFileSync(file, lines.join('\n') + '\n');
+    const program = ts.createProgram([file], {
+      noEmit: true,
+      strict: true,
+      skipLibCheck: true,
+      types: [],
+      module: ts.ModuleKind.NodeNext,
+      moduleResolution: ts.ModuleResolutionKind.NodeNext,
+      baseUrl: REPO,
+      paths: { 'kubernetes-models/*': ['node_modules/kubernetes-models/*'] },
+    });
+    for (const d of ts.getPreEmitDiagnostics(program)) {
+      const at = d.file && d.start !== undefined ? d.file.text.slice(0, d.start).split('\n').length : 0;
+      const doc = docs[Math.floor((at - 1) / 2)];
+      problems.push(`${doc ? `${doc.kind} ${doc.metadata?.name}` : 'objects.ts'}: ${ts.flattenDiagnosticMessageText(d.messageText, ' ')}`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return problems;
+}
+
+function only(chart: RenderedChart, kind: string): Doc {
+  const docs = chart.documents.filter((d) => d.kind === kind);
+  assert.equal(docs.length, 1, `one ${kind}`);
+  return docs[0]!;
+}
+
+/** What every rendering of the chart must hold, whatever the values. */
+function checkChart(chart: RenderedChart): { deployment: Doc; pod: Doc; kycgate: Doc; config: Doc } {
+  const deployment = only(chart, 'Deployment');
+  const pod = deployment.spec.template;
+  assert.deepEqual(deployment.spec.selector.matchLabels, Object.fromEntries(Object.entries(pod.metadata.labels).filter(([k]) => k in deployment.spec.selector.matchLabels)), 'the selector selects the pods');
+  for (const [k, v] of Object.entries(deployment.spec.selector.matchLabels)) assert.equal(pod.metadata.labels[k], v);
+
+  const kycgate = (pod.spec.containers as Doc[]).find((c) => c.name === 'kycgate')!;
+  const configMap = only(chart, 'ConfigMap');
+  const config = YAML.parse(configMap.data['kycgate.yaml']) as Doc;
+  validateKycgateConfig(config, 'kycgate.yaml');
+  assert.deepEqual(kycgate.args, ['start', '--config', '/etc/kycgate/kycgate.yaml']);
+
+  // Probes on the admin listener the config binds, on all addresses (the kubelet connects to the pod's IP).
+  const ports = Object.fromEntries((kycgate.ports as Doc[]).map((p) => [p.name, p.containerPort]));
+  assert.equal(ports.admin, config.admin.port, 'containerPorts.admin matches config.admin.port');
+  assert.equal(config.admin.address, '0.0.0.0', 'the kubelet reaches the admin listener');
+  assert.ok((config.listeners as Doc[]).some((l) => l.port === ports.http), 'containerPorts.http is a listener of the config');
+  assert.deepEqual(kycgate.livenessProbe.httpGet, { path: '/healthz', port: 'admin' });
+  assert.deepEqual(kycgate.readinessProbe.httpGet, { path: '/readyz', port: 'admin' });
+
+  // Non-root, read-only root file system, nothing to escalate; the data directory and /tmp are volumes.
+  assert.equal(pod.spec.securityContext.runAsNonRoot, true);
+  assert.ok(pod.spec.securityContext.runAsUser > 0);
+  for (const c of [...(pod.spec.initContainers ?? []), ...pod.spec.containers] as Doc[]) {
+    assert.equal(c.securityContext.readOnlyRootFilesystem, true, `${c.name}: read-only root file system`);
+    assert.equal(c.securityContext.allowPrivilegeEscalation, false, `${c.name}: no privilege escalation`);
+    assert.deepEqual(c.securityContext.capabilities.drop, ['ALL'], `${c.name}: no capabilities`);
+    assert.ok(c.resources?.limits?.memory && c.resources?.requests?.cpu, `${c.name}: resources`);
+    for (const m of c.volumeMounts as Doc[]) assert.ok((pod.spec.volumes as Doc[]).some((v) => v.name === m.name), `${c.name} mounts volume ${m.name}, which exists`);
+  }
+  const mount = (p: string) => (kycgate.volumeMounts as Doc[]).find((m) => m.mountPath === p);
+  const env = Object.fromEntries((kycgate.env as Doc[]).map((e) => [e.name, e.value]));
+  assert.ok(mount(env.KYCGATE_DATA_DIR), 'the data directory is a volume');
+  assert.ok(mount('/tmp'), '/tmp is a volume');
+  assert.equal(mount('/etc/kycgate')?.readOnly, true);
+  const configVolume = (pod.spec.volumes as Doc[]).find((v) => v.name === mount('/etc/kycgate')!.name)!;
+  assert.equal(configVolume.configMap.name, configMap.metadata.name);
+  assert.equal(pod.metadata.annotations['checksum/config'].length, 64);
+
+  // Every secret file the config references is in a mounted Secret.
+  for (const ref of fileReferences(config)) {
+    const dir = (kycgate.volumeMounts as Doc[]).find((m) => ref.startsWith(`${m.mountPath}/`));
+    assert.ok(dir, `${ref} is under a mounted volume`);
+    const volume = (pod.spec.volumes as Doc[]).find((v) => v.name === dir.name)!;
+    assert.ok(volume.secret?.secretName, `${ref} comes from a Secret`);
+  }
+
+  const service = only(chart, 'Service');
+  assert.deepEqual(service.spec.selector, deployment.spec.selector.matchLabels, 'the Service selects the pods');
+  for (const p of service.spec.ports as Doc[]) assert.ok(p.targetPort in ports && p.targetPort !== 'admin', 'the Service exposes a listener, never the admin port');
+  return { deployment, pod, kycgate, config };
+}
+
+test('chart: the default values render a Deployment, Service, ConfigMap, PodDisruptionBudget and ServiceAccount valid for Kubernetes, carrying a valid kycgate config', async () => {
+  const chart = renderChart(CHART, { release: 'gw' });
+  assert.deepEqual(chart.documents.map((d) => d.kind).sort(), ['ConfigMap', 'Deployment', 'PodDisruptionBudget', 'Service', 'ServiceAccount']);
+  assert.deepEqual(await validateKubernetes(chart.documents), []);
+  const { deployment, pod } = checkChart(chart);
+  assert.equal(deployment.metadata.name, 'gw-kycgate');
+  assert.equal(deployment.spec.replicas, 2);
+  assert.equal(pod.spec.containers[0].image, `kycgate:${YAML.parse(readFileSync(path.join(CHART, 'Chart.yaml'), 'utf8')).appVersion}`);
+  assert.equal(pod.spec.automountServiceAccountToken, false);
+  const pdb = only(chart, 'PodDisruptionBudget');
+  assert.deepEqual(pdb.spec.selector.matchLabels, deployment.spec.selector.matchLabels);
+  assert.equal(YAML.parse(readFileSync(path.join(CHART, 'Chart.yaml'), 'utf8')).appVersion, manifest.version, 'the chart deploys this version');
+});
+
+test('chart: values change what they should (config rolls the pods, PDB and Secret optional, image tag, extra env)', async () => {
+  const base = renderChart(CHART, { release: 'kycgate' });
+  const changed = renderChart(CHART, {
+    release: 'kycgate',
+    values: {
+      config: { log: { level: 'debug' } },
+      podDisruptionBudget: { enabled: false },
+      secrets: { existingSecret: '' },
+      serviceAccount: { create: false },
+      image: { tag: '9.9.9' },
+      env: [{ name: 'DIDIT_API_KEY', valueFrom: { secretKeyRef: { name: 'didit', key: 'api-key' } } }],
+      podAnnotations: { 'prometheus.io/scrape': 'true' },
+    },
+  });
+  const a = checkChart(base);
+  assert.equal(a.deployment.metadata.name, 'kycgate', 'a release named after the chart is not doubled');
+  // Without the Secret the default config's file references would be unmounted: use a config without them.
+  const withoutSecrets = renderChart(CHART, {
+    values: { secrets: { existingSecret: '' }, config: { store: null, redis: null } },
+  });
+  checkChart(withoutSecrets);
+  assert.deepEqual(await validateKubernetes(withoutSecrets.documents), []);
+
+  const b = changed.documents.find((d) => d.kind === 'Deployment')! as Doc;
+  assert.notEqual(b.spec.template.metadata.annotations['checksum/config'], a.pod.metadata.annotations['checksum/config'], 'a config change changes the pod template');
+  assert.equal(b.spec.template.metadata.annotations['prometheus.io/scrape'], 'true');
+  assert.ok(!changed.documents.some((d) => d.kind === 'PodDisruptionBudget' || d.kind === 'ServiceAccount'));
+  assert.equal(b.spec.template.spec.serviceAccountName, 'default');
+  assert.ok(!(b.spec.template.spec.volumes as Doc[]).some((v) => v.secret), 'no Secret volume');
+  assert.equal(b.spec.template.spec.containers[0].image, 'kycgate:9.9.9');
+  assert.deepEqual(b.spec.template.spec.containers[0].env.at(-1), { name: 'DIDIT_API_KEY', valueFrom: { secretKeyRef: { name: 'didit', key: 'api-key' } } });
+  assert.deepEqual(await validateKubernetes(changed.documents), []);
+});
+
+test('chart: SPIFFE through the CSI driver (Workload API socket for kycgate) or a spiffe-helper sidecar (SVID files)', async () => {
+  const csi = renderChart(CHART, {
+    values: {
+      spiffe: { enabled: true, mode: 'csi' },
+      config: { listeners: [{ name: 'http', address: '0.0.0.0', port: 8080, tls: { workload_api: { client_trust: true }, client_auth: 'required' } }] },
+    },
+  });
+  const c = checkChart(csi);
+  assert.deepEqual(await validateKubernetes(csi.documents), []);
+  const socketVolume = (c.pod.spec.volumes as Doc[]).find((v) => v.csi)!;
+  assert.deepEqual(socketVolume.csi, { driver: 'csi.spiffe.io', readOnly: true });
+  const socketMount = (c.kycgate.volumeMounts as Doc[]).find((m) => m.name === socketVolume.name)!;
+  const endpoint = (c.kycgate.env as Doc[]).find((e) => e.name === 'SPIFFE_ENDPOINT_SOCKET')!.value as string;
+  assert.match(endpoint, /^unix:\/\//);
+  assert.equal(path.posix.dirname(endpoint.slice('unix://'.length)), socketMount.mountPath, 'SPIFFE_ENDPOINT_SOCKET is in the mounted socket directory');
+  assert.equal(socketMount.readOnly, true);
+
+  const helper = renderChart(CHART, {
+    values: {
+      spiffe: { enabled: true, mode: 'helper' },
+      config: { listeners: [{ name: 'http', address: '0.0.0.0', port: 8080, tls: { cert: '/run/spiffe/certs/svid.pem', key: '/run/spiffe/certs/svid_key.pem' } }] },
+    },
+  });
+  const h = checkChart(helper);
+  assert.deepEqual(await validateKubernetes(helper.documents), []);
+  const sidecar = (h.pod.spec.initContainers as Doc[]).find((i) => i.name === 'spiffe-helper')!;
+  assert.equal(sidecar.restartPolicy, 'Always', 'a native sidecar, running beside kycgate');
+  const conf = only(helper, 'ConfigMap').data['helper.conf'] as string;
+  const setting = (k: string) => new RegExp(`^${k} = "?([^"\\n]*)"?$`, 'm').exec(conf)![1]!;
+  const sidecarSocket = (sidecar.volumeMounts as Doc[]).find((m) => m.name === 'spiffe-workload-api')!.mountPath;
+  assert.equal(path.posix.dirname(setting('agent_address')), sidecarSocket, 'the helper talks to the mounted Workload API socket');
+  const certs = (sidecar.volumeMounts as Doc[]).find((m) => m.name === 'spiffe-certs')!.mountPath;
+  assert.equal(setting('cert_dir'), certs);
+  const kycgateCerts = (h.kycgate.volumeMounts as Doc[]).find((m) => m.name === 'spiffe-certs')!;
+  assert.equal(kycgateCerts.mountPath, certs);
+  assert.equal(kycgateCerts.readOnly, true);
+  assert.equal(h.config.listeners[0].tls.cert, path.posix.join(certs, setting('svid_file_name')), 'the listener reads the SVID the helper writes');
+  assert.equal(h.config.listeners[0].tls.key, path.posix.join(certs, setting('svid_key_file_name')));
+  assert.ok(!(h.kycgate.env as Doc[]).some((e) => e.name === 'SPIFFE_ENDPOINT_SOCKET'), 'kycgate itself does not use the socket in helper mode');
+});
+
+test('chart: a value that breaks the Kubernetes schema, a misspelt field or a kycgate config error is caught', async () => {
+  const wrongType = renderChart(CHART, { values: { replicaCount: 'two' } });
+  assert.match((await validateKubernetes(wrongType.documents)).join('\n'), /replicas must be integer/);
+  const misspelt = renderChart(CHART, { values: { readinessProbe: { httpGet: { path: '/readyz', port: 'admin' }, periodSecond: 5 } } });
+  assert.match((await validateKubernetes(misspelt.documents)).join('\n'), /Deployment release-name-kycgate: .*'"?periodSecond"?' does not exist/);
+  const badConfig = renderChart(CHART, { values: { config: { admin: { port: 'admin' } } } });
+  assert.throws(() => checkChart(badConfig), /admin\.port/);
+  assert.throws(() => renderChart(CHART, { values: { image: null } }), /nil pointer evaluating \.repository/);
 });
