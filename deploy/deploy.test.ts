@@ -404,7 +404,7 @@ test('chart: the default values render a Deployment, Service, ConfigMap, PodDisr
   assert.equal(YAML.parse(readFileSync(path.join(CHART, 'Chart.yaml'), 'utf8')).appVersion, manifest.version, 'the chart deploys this version');
 });
 
-test('chart: values change what they should (config rolls the pods, PDB and Secret optional, image tag, extra env)', async () => {
+test('chart: values change what they should (config rolls the pods, PDB and Secret optional, Vault references, image tag, extra env)', async () => {
   const base = renderChart(CHART, { release: 'kycgate' });
   const changed = renderChart(CHART, {
     release: 'kycgate',
@@ -426,6 +426,22 @@ test('chart: values change what they should (config rolls the pods, PDB and Secr
   });
   checkChart(withoutSecrets);
   assert.deepEqual(await validateKubernetes(withoutSecrets.documents), []);
+
+  // Vault: the config reads the database URL from Vault, logging in with AppRole credentials from the Secret.
+  const vault = renderChart(CHART, {
+    values: {
+      config: {
+        vault: {
+          address: 'https://vault.example.internal:8200',
+          auth: { approle: { role_id: { file: '/run/secrets/kycgate/vault-role-id' }, secret_id: { file: '/run/secrets/kycgate/vault-secret-id' } } },
+        },
+        // Values maps merge, as in Helm: the default `file` reference is removed with null, or both would be set.
+        store: { postgres: { url: { file: null, vault: { path: 'secret/data/kycgate/postgres', key: 'url' } } } },
+      },
+    },
+  });
+  checkChart(vault);
+  assert.deepEqual(await validateKubernetes(vault.documents), []);
 
   const b = changed.documents.find((d) => d.kind === 'Deployment')! as Doc;
   assert.notEqual(b.spec.template.metadata.annotations['checksum/config'], a.pod.metadata.annotations['checksum/config'], 'a config change changes the pod template');
