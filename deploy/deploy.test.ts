@@ -174,6 +174,9 @@ test('compose: two kycgate instances on PostgreSQL and Redis, read-only and non-
     assert.ok(!c.services[dep].ports, `${dep} is not published`);
   }
   assert.equal(c.services.postgres.environment.POSTGRES_PASSWORD_FILE, '/run/secrets/postgres_password', 'no password in the environment');
+  const redisCommand = (c.services.redis.command as string[]).join(' ');
+  assert.match(redisCommand, /\$\$\(cat \/run\/secrets\/redis_password\)" > \/tmp\/redis\.conf && exec redis-server \/tmp\/redis\.conf/, 'Redis reads its password from the secret into a config file');
+  assert.doesNotMatch(redisCommand, /--requirepass/, 'never on a command line');
   for (const secret of Object.values(c.secrets) as Doc[]) assert.ok(secretsScript.includes(path.basename(secret.file)), `secrets.sh writes ${secret.file}`);
 });
 
