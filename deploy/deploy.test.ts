@@ -83,6 +83,7 @@ test('image: multi-stage on a supported Node.js LTS, native module built in the 
   assert.match(buildRuns, /npm rebuild better-sqlite3 --build-from-source/, 'better-sqlite3 compiled in the build stage');
   assert.match(buildRuns, /npm pack/, 'the image holds what the npm package holds');
   assert.match(buildRuns, /npm prune --omit=dev/);
+  assert.match(buildRuns, /better-sqlite3'\)\)\(':memory:'\)/, 'the build fails when the native module does not load');
   assert.ok(!runtime.some((l) => l.op === 'RUN' && /npm (ci|install|rebuild)|node-gyp|apt-get/.test(l.args)), 'nothing is built or installed in the runtime stage');
 
   // Every file the build copies is in the build context .dockerignore lets through, and the build has every tree
@@ -308,30 +309,33 @@ async function validateKubernetes(docs: Doc[]): Promise<string[]> {
     }
     lines.push(`import type { I${cls} as T${n} } from 'kubernetes-models/${model}';`, `export const d${n}: T${n} = ${JSON.stringify(doc)};`);
   }
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'kycgate-k8s-types-'));
-  try {
-    const file = path.join(dir, 'objects.ts');
-    writeFileSync(file, lines.join('\n') + '\n');
-    const program = ts.createProgram([file], {
-      noEmit: true,
-      strict: true,
-      skipLibCheck: true,
-      types: [],
-      module: ts.ModuleKind.NodeNext,
-      moduleResolution: ts.ModuleResolutionKind.NodeNext,
-      baseUrl: REPO,
-      paths: { 'kubernetes-models/*': ['node_modules/kubernetes-models/*'] },
-    });
-    for (const d of ts.getPreEmitDiagnostics(program)) {
-      const at = d.file && d.start !== undefined ? d.file.text.slice(0, d.start).split('\n').length : 0;
-      const doc = docs[Math.floor((at - 1) / 2)];
-      problems.push(`${doc ? `${doc.kind} ${doc.metadata?.name}` : 'objects.ts'}: ${ts.flattenDiagnosticMessageText(d.messageText, ' ')}`);
-    }
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
+  typeCheck.dir ??= mkdtempSync(path.join(os.tmpdir(), 'kycgate-k8s-types-'));
+  const file = path.join(typeCheck.dir, 'objects.ts');
+  writeFileSync(file, lines.join('\n') + '\n');
+  // Each check reuses the previous program: only objects.ts changed, kubernetes-models' declarations are kept.
+  const program = ts.createProgram({ rootNames: [file], options: typeCheck.options, ...(typeCheck.last ? { oldProgram: typeCheck.last } : {}) });
+  typeCheck.last = program;
+  for (const d of ts.getPreEmitDiagnostics(program)) {
+    const at = d.file && d.start !== undefined ? d.file.text.slice(0, d.start).split('\n').length : 0;
+    const doc = docs[Math.floor((at - 1) / 2)];
+    problems.push(`${doc ? `${doc.kind} ${doc.metadata?.name}` : 'objects.ts'}: ${ts.flattenDiagnosticMessageText(d.messageText, ' ')}`);
   }
   return problems;
 }
+
+const typeCheck: { dir?: string; last?: ts.Program; options: ts.CompilerOptions } = {
+  options: {
+    noEmit: true,
+    strict: true,
+    skipLibCheck: true,
+    types: [],
+    module: ts.ModuleKind.NodeNext,
+    moduleResolution: ts.ModuleResolutionKind.NodeNext,
+    baseUrl: REPO,
+    paths: { 'kubernetes-models/*': ['node_modules/kubernetes-models/*'] },
+  },
+};
+process.on('exit', () => typeCheck.dir && rmSync(typeCheck.dir, { recursive: true, force: true }));
 
 function only(chart: RenderedChart, kind: string): Doc {
   const docs = chart.documents.filter((d) => d.kind === kind);
