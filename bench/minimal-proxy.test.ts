@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { freePort, startProcess, waitForPort } from './processes.js';
-import { issueCertificate } from '../src/identity/certificates.js';
+import { issueCertificate } from '../src/workload-identity/certificates.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { FramingError, ResponseFramer } from './response-framer.js';
 import { invalidRun } from './fixed-rate.js';
-import { issueCertificate } from '../src/identity/certificates.js';
+import { issueCertificate } from '../src/workload-identity/certificates.js';
 
 const run = promisify(execFile);
 const here = path.dirname(fileURLToPath(import.meta.url));

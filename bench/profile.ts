@@ -26,7 +26,7 @@ function component(functionName: string, url: string): string | undefined {
   if (functionName === '(garbage collector)') return 'garbage collection';
   if (functionName === '(program)') return 'native, unattributed';
   if (url.includes('_http_')) return 'node:http server';
-  if (url.includes('modules/') || url.includes('/dist/compile') || url.includes('ajv') || url.includes('yaml') || functionName === 'wrapSafe') {
+  if (url.includes('subsystems/') || url.includes('/dist/compile') || url.includes('ajv') || url.includes('yaml') || functionName === 'wrapSafe') {
     return 'start-up (module loading, schema compilation)';
   }
   if (url.startsWith('node:')) return 'other Node core (streams, events, net, timers)';

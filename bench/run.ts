@@ -14,7 +14,7 @@ import { mkdtempSync, mkdirSync, rmSync, writeFileSync, existsSync, readdirSync,
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { issueCertificate } from '../src/identity/certificates.js';
+import { issueCertificate } from '../src/workload-identity/certificates.js';
 import { SCENARIOS, scenarioNamed, type Scenario } from './scenarios.js';
 import { closedLoop, type ClosedLoopResult, type LoadTool } from './closed-loop.js';
 import { startProcess, freePort, waitForPort, cpuSeconds, type Managed } from './processes.js';

@@ -12,7 +12,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { SignJWT, exportSPKI, generateKeyPair } from 'jose';
-import { issueCertificate } from '../src/identity/certificates.js';
+import { issueCertificate } from '../src/workload-identity/certificates.js';
 import { request } from 'undici';
 
 const run = promisify(execFile);

@@ -16,7 +16,7 @@ import ts from 'typescript';
 import YAML from 'yaml';
 import pg from 'pg';
 import { ConfigValidator, loadConfigFile } from '../src/config/load.js';
-import { MODULES, POLICIES } from '../src/bundled.js';
+import { SUBSYSTEMS, POLICIES } from '../src/bundled.js';
 import { renderChart, type RenderedChart } from '../testing/go-template.js';
 import { freePort, waitForPort } from '../testing/ports.js';
 import { POSTGRES_URL, REDIS_URL, requirePostgres, requireRedis, uniqueName } from '../testing/services.js';
@@ -34,7 +34,7 @@ function validateKycgateConfig(config: unknown, name: string): void {
   try {
     const file = path.join(dir, name);
     writeFileSync(file, YAML.stringify(config));
-    loadConfigFile(file, new ConfigValidator(MODULES, POLICIES));
+    loadConfigFile(file, new ConfigValidator(SUBSYSTEMS, POLICIES));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

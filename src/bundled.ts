@@ -1,10 +1,10 @@
 /**
- * The list of what plugs into the core: policies (one folder each under src/policies/) and modules that own a
- * top-level config section and the services behind it (stores, identity providers, audit ...). Adding a
+ * The list of what plugs into the core: policies (one folder each under src/policies/) and subsystems that own a
+ * top-level config section and the services behind it (stores, verification providers, audit ...). Adding a
  * capability means adding it here; the core itself does not change.
  */
 import type { PolicyDefinition } from './pipeline/policy.js';
-import type { GatewayModule } from './modules.js';
+import type { Subsystem } from './subsystems.js';
 import { requestHeadersPolicy } from './policies/request-headers/request-headers.js';
 import { staticResponsePolicy } from './policies/static-response/static-response.js';
 import { rateLimitPolicy } from './policies/rate-limit/rate-limit.js';
@@ -17,15 +17,15 @@ import { kycWebhookPolicy } from './policies/kyc-webhook/kyc-webhook.js';
 import { kycJwksPolicy } from './policies/kyc-jwks/kyc-jwks.js';
 import { clientCertificatePolicy } from './policies/client-certificate/client-certificate.js';
 import { workloadJwtPolicy } from './policies/workload-jwt/workload-jwt.js';
-import { storeModule } from './store/module.js';
-import { redisModule } from './shared/redis.js';
-import { authModule } from './auth/module.js';
+import { storeSubsystem } from './store/subsystem.js';
+import { redisSubsystem } from './shared/redis.js';
+import { authSubsystem } from './auth/subsystem.js';
 import { authenticatePolicy } from './policies/authenticate/authenticate.js';
 import { authorizePolicy } from './policies/authorize/authorize.js';
-import { kycModule } from './kyc/module.js';
+import { kycSubsystem } from './kyc/subsystem.js';
 import type { ProviderType } from './providers/provider.js';
 import { diditProviderType, sandboxProviderType } from './providers/bundled-types.js';
-import { auditModule } from './audit/module.js';
+import { auditSubsystem } from './audit/subsystem.js';
 import { auditPolicy } from './policies/audit/audit.js';
 
 export const POLICIES: readonly PolicyDefinition[] = [
@@ -47,14 +47,14 @@ export const POLICIES: readonly PolicyDefinition[] = [
 ];
 
 /**
- * Modules start in this order: later ones may use services of earlier ones. Audit starts right after the shared
- * services so it records what the modules after it report while starting.
+ * Subsystems start in this order: later ones may use services of earlier ones. Audit starts right after the shared
+ * services so it records what the subsystems after it report while starting.
  */
-export function bundledModules(providers: readonly ProviderType[] = PROVIDERS): readonly GatewayModule[] {
-  return [storeModule, redisModule, auditModule, authModule, kycModule(providers)];
+export function bundledSubsystems(providers: readonly ProviderType[] = PROVIDERS): readonly Subsystem[] {
+  return [storeSubsystem, redisSubsystem, auditSubsystem, authSubsystem, kycSubsystem(providers)];
 }
 
 /** Identity-provider types `kyc.providers.<name>.type` may name. */
 export const PROVIDERS: readonly ProviderType[] = [diditProviderType, sandboxProviderType];
 
-export const MODULES: readonly GatewayModule[] = bundledModules();
+export const SUBSYSTEMS: readonly Subsystem[] = bundledSubsystems();

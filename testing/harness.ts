@@ -10,13 +10,13 @@ import path from 'node:path';
 import { pino, type Logger } from 'pino';
 import { Writable } from 'node:stream';
 import { ConfigValidator } from '../src/config/load.js';
-import { POLICIES, PROVIDERS, bundledModules } from '../src/bundled.js';
+import { POLICIES, PROVIDERS, bundledSubsystems } from '../src/bundled.js';
 import { TEST_PROVIDER_TYPE } from './kyc-test-provider.js';
 
-const TEST_MODULES = bundledModules([...PROVIDERS, TEST_PROVIDER_TYPE]);
+const TEST_SUBSYSTEMS = bundledSubsystems([...PROVIDERS, TEST_PROVIDER_TYPE]);
 import { Gateway } from '../src/gateway/gateway.js';
 import type { PolicyDefinition } from '../src/pipeline/policy.js';
-import type { GatewayModule } from '../src/modules.js';
+import type { Subsystem } from '../src/subsystems.js';
 import { startEchoServer, type EchoServer } from '../src/demo/echo.js';
 
 export interface TestGateway {
@@ -65,15 +65,15 @@ export interface TestGatewayOptions {
   watchConfig?: boolean;
   /** The policies configs may name (default: the bundled ones). */
   policies?: readonly PolicyDefinition[];
-  /** The modules to start (default: the bundled ones). */
-  modules?: readonly GatewayModule[];
+  /** The subsystems to start (default: the bundled ones). */
+  subsystems?: readonly Subsystem[];
 }
 
 export async function startTestGateway(config: Record<string, unknown>, options: TestGatewayOptions = {}): Promise<TestGateway> {
   const policies = options.policies ?? POLICIES;
-  // The bundled modules, with the test provider type beside the bundled ones (kyc-test-provider.ts).
-  const modules = options.modules ?? TEST_MODULES;
-  const validator = new ConfigValidator(modules, policies);
+  // The bundled subsystems, with the test provider type beside the bundled ones (kyc-test-provider.ts).
+  const subsystems = options.subsystems ?? TEST_SUBSYSTEMS;
+  const validator = new ConfigValidator(subsystems, policies);
   const cfg = structuredClone(config) as Record<string, unknown>;
   cfg.listeners ??= [{ name: 'main', port: 0 }];
   cfg.admin ??= { port: 0 };
@@ -88,7 +88,7 @@ export async function startTestGateway(config: Record<string, unknown>, options:
     logger,
     dataDir,
     policies,
-    modules,
+    subsystems,
     builtinEchoUrl: () => (echo ??= startEchoServer()).then((e) => e.url),
     ...(options.watchConfig !== undefined ? { watchConfig: options.watchConfig } : {}),
   });

@@ -1,7 +1,7 @@
 /**
  * A small identity provider for tests, spoken to over real HTTP: `TestProviderServer` is the provider's API (it
  * counts session creations, serves decisions, can be taken down) and signs webhooks with a plain HMAC header;
- * `TestProvider` is the gateway-side adapter implementing IdentityProvider against it. The test harness's gateways
+ * `TestProvider` is the gateway-side adapter implementing VerificationProvider against it. The test harness's gateways
  * know the type (TEST_PROVIDER_TYPE); a gateway child process loads it as a plugin
  * (`kycgate start --plugin dist/testing/kyc-test-provider-plugin.js`); config: `{type: test, url, webhook_secret}`.
  */
@@ -13,8 +13,8 @@ import {
   ProviderRejected,
   ProviderUnavailable,
   type CreateSessionInput,
-  type IdentityProvider,
-  type ProviderDecision,
+  type VerificationProvider,
+  type VerificationResult,
   type ProviderSession,
   type VerificationState,
   type ProviderType,
@@ -162,8 +162,8 @@ export class TestProviderServer {
   }
 }
 
-/** The gateway's side: an IdentityProvider over HTTP to a TestProviderServer. */
-export class TestProvider implements IdentityProvider {
+/** The gateway's side: an VerificationProvider over HTTP to a TestProviderServer. */
+export class TestProvider implements VerificationProvider {
   readonly health: { state: 'closed' | 'open' | 'half_open'; lastError?: string } = { state: 'closed' };
 
   constructor(readonly name: string, private readonly url: string, private readonly secret: string, private readonly toleranceSeconds: number) {}
@@ -198,7 +198,7 @@ export class TestProvider implements IdentityProvider {
     return { sessionId: String(r.session_id), url: String(r.url), status, state: stateOf(status), workflowId: String(r.workflow_id), vendorData: String(r.vendor_data) };
   }
 
-  async fetchDecision(sessionId: string): Promise<ProviderDecision> {
+  async fetchDecision(sessionId: string): Promise<VerificationResult> {
     const r = await this.call('GET', `/sessions/${encodeURIComponent(sessionId)}/decision`);
     const status = String(r.status);
     return {
@@ -207,8 +207,8 @@ export class TestProvider implements IdentityProvider {
       state: stateOf(status),
       workflowId: String(r.workflow_id),
       vendorData: r.vendor_data === undefined ? undefined : String(r.vendor_data),
-      facts: (r.facts ?? {}) as ProviderDecision['facts'],
-      personal: (r.personal ?? {}) as ProviderDecision['personal'],
+      facts: (r.facts ?? {}) as VerificationResult['facts'],
+      personal: (r.personal ?? {}) as VerificationResult['personal'],
     };
   }
 

@@ -5,7 +5,7 @@ import tls from 'node:tls';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { issueCertificate, KeyUsage, type IssueOptions, type IssuedCertificate } from '../src/identity/certificates.js';
+import { issueCertificate, KeyUsage, type IssueOptions, type IssuedCertificate } from '../src/workload-identity/certificates.js';
 
 export { KeyUsage };
 

@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { createPrivateKey } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
-import type { IssuedCertificate } from '../src/identity/certificates.js';
+import type { IssuedCertificate } from '../src/workload-identity/certificates.js';
 import {
   encodeX509SvidResponse,
   decodeX509SvidResponse,
@@ -18,10 +18,10 @@ import {
   type JwtSvid,
   type X509SvidResponse,
   type X509Svid,
-} from '../src/identity/workload-api/protobuf.js';
-import { FETCH_JWT_BUNDLES } from '../src/identity/workload-api/jwt-bundle-source.js';
-import { FETCH_JWT_SVID } from '../src/identity/workload-api/jwt-svid.js';
-import { FETCH_X509_SVID, WORKLOAD_METADATA_KEY } from '../src/identity/workload-api/x509-source.js';
+} from '../src/workload-identity/workload-api/protobuf.js';
+import { FETCH_JWT_BUNDLES } from '../src/workload-identity/workload-api/jwt-bundle-source.js';
+import { FETCH_JWT_SVID } from '../src/workload-identity/workload-api/jwt-svid.js';
+import { FETCH_X509_SVID, WORKLOAD_METADATA_KEY } from '../src/workload-identity/workload-api/x509-source.js';
 import { issueSvid } from './spiffe.js';
 
 /** An X509SVID message for a freshly issued SVID valid for `ttlMs`. */

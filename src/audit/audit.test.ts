@@ -1,5 +1,5 @@
 /**
- * The audit module through a real gateway: records for requests, refusals and events, secret hygiene across
+ * The audit subsystem through a real gateway: records for requests, refusals and events, secret hygiene across
  * logs, journal and exports, a SIEM sink that is down for a while under load, metrics and tracing.
  */
 import { test } from 'node:test';
@@ -10,7 +10,7 @@ import path from 'node:path';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { startTestGateway, startUpstream, httpRequest, rawRequest } from '../../testing/harness.js';
-import { issueCertificate } from '../identity/certificates.js';
+import { issueCertificate } from '../workload-identity/certificates.js';
 import { verifyJournal, loadPublicKey, journalLines } from './verify.js';
 import { exportRecords } from './export.js';
 import { auditSchema } from './schema.js';
@@ -143,7 +143,7 @@ test('audit on: every request, refusal and event recorded; no secret or PII in l
     }
     assert.equal((await httpRequest(`${gw.url}/nowhere`, { headers })).status, 404);
     await rawRequest(gw.port, 'GET ftp://example/x HTTP/1.1\r\nHost: a\r\n\r\n', 500);
-    // Events as other modules emit them; a careless emitter's secret-looking fields are scrubbed too.
+    // Events as other subsystems emit them; a careless emitter's secret-looking fields are scrubbed too.
     gw.gateway.services.events.emit({ type: 'auth.failure', requestId: 'req-x', route: 'kyc-api', outcome: 'invalid_api_key', data: { credential_prefix: 'kgk_live', api_key: SECRETS.apiKey } });
     gw.gateway.services.events.emit({ type: 'webhook.refused', route: 'webhooks', outcome: 'invalid_signature', data: { provider: 'didit', signature: SECRETS.webhookSecret } });
     await receiver.until(() => receiver.state.records.some((r) => r.type === 'webhook.refused'));

@@ -31,7 +31,7 @@ function startChild(configFile: string, dataDir: string): Promise<{ child: Child
       try {
         const rec = JSON.parse(line) as { listener?: string; url?: string; msg?: string };
         if (rec.listener === 'main' && rec.url) url = rec.url;
-        // Listeners bind before modules start: serving begins once the journal is open.
+        // Listeners bind before subsystems start: serving begins once the journal is open.
         if (rec.msg === 'audit journal open' && url) {
           clearTimeout(timer);
           resolve({ child, url });

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { memoryLogger } from '../../testing/harness.js';
 import { Journal } from './journal.js';
-import { signingKey, applyRetention, AuditRecorder, eventNeedsSync } from './module.js';
+import { signingKey, applyRetention, AuditRecorder, eventNeedsSync } from './subsystem.js';
 import type { AuditConfig } from './schema.js';
 import type { SinkRunner } from './sinks.js';
 import { verifyJournal, loadPublicKey } from './verify.js';

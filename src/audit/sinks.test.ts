@@ -6,7 +6,7 @@ import path from 'node:path';
 import net from 'node:net';
 import tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
-import { issueCertificate } from '../identity/certificates.js';
+import { issueCertificate } from '../workload-identity/certificates.js';
 import { startTestGateway, httpRequest } from '../../testing/harness.js';
 import { FileTransport } from './sinks.js';
 

@@ -13,7 +13,7 @@ import { stringify } from 'yaml';
 import { startTestGateway, startUpstream, httpRequest, type TestGateway } from '../../testing/harness.js';
 import { POSTGRES_URL, REDIS_URL, requirePostgres, requireRedis, uniqueName } from '../../testing/services.js';
 import { PostgresStore } from '../store/postgres.js';
-import type { AuthService } from './module.js';
+import type { AuthService } from './subsystem.js';
 
 const run = promisify(execFile);
 const CLI = path.resolve('dist/src/cli/main.js');

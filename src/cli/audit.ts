@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { verifyJournal, loadPublicKey } from '../audit/verify.js';
 import { exportRecords } from '../audit/export.js';
-import { auditDirectory } from '../audit/module.js';
+import { auditDirectory } from '../audit/subsystem.js';
 import { dataDirectory } from './start.js';
 
 function version(): string {

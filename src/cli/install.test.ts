@@ -93,7 +93,7 @@ test('package: npm pack ships the built CLI without tests or sources, and instal
   for (const needed of [bin, 'package.json', 'README.md', 'examples/kycgate.yaml', 'examples/decision/kycgate.yaml']) assert.ok(files.includes(needed), `the package holds ${needed}`);
   const extra = files.filter((f) => /\.test\.js$|\.map$|\.ts$|^(src|testing|bench|scripts|deploy|docs)\/|tsbuildinfo/.test(f));
   assert.deepEqual(extra, [], 'no tests, source maps, TypeScript sources or build info in the package');
-  // Every module the shipped JavaScript imports is in the package or a declared runtime dependency.
+  // Every subsystem the shipped JavaScript imports is in the package or a declared runtime dependency.
   const shipped = new Set(files);
   const packages = new Set<string>();
   for (const file of files.filter((f) => f.endsWith('.js'))) {
@@ -167,7 +167,7 @@ test('package: npm pack ships the built CLI without tests or sources, and instal
   const echo = await get(`http://127.0.0.1:${DEMO_PORTS.http}/demo/echo/hello?x=1`);
   assert.equal(echo.status, 200, echo.body);
   assert.equal((JSON.parse(echo.body) as { path: string }).path, '/demo/echo/hello');
-  // Readiness: every module reports ready shortly after the listeners are up.
+  // Readiness: every subsystem reports ready shortly after the listeners are up.
   let ready = await get(`http://127.0.0.1:${DEMO_PORTS.admin}/readyz`);
   for (const deadline = Date.now() + 30_000; ready.status !== 200 && Date.now() < deadline; ) {
     await new Promise((r) => setTimeout(r, 200));

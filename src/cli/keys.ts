@@ -9,9 +9,9 @@ import { mkdirSync } from 'node:fs';
 import { ConfigError, ConfigValidator, loadConfigFile } from '../config/load.js';
 import { connectionUrl, resolveSecret } from '../config/secrets.js';
 import type { GatewayConfig } from '../config/types.js';
-import { MODULES, POLICIES } from '../bundled.js';
+import { SUBSYSTEMS, POLICIES } from '../bundled.js';
 import { EventBus } from '../pipeline/events.js';
-import { storeFromConfig, type StoreConfig } from '../store/module.js';
+import { storeFromConfig, type StoreConfig } from '../store/subsystem.js';
 import type { Store } from '../store/store.js';
 import { RedisService, type RedisConfig } from '../shared/redis.js';
 import { migrateAuth } from '../auth/migrations.js';
@@ -33,7 +33,7 @@ interface KeyContext {
 
 /** Opens the store (and Redis) the config names, with the auth tables migrated and config consumers synced. */
 export async function openKeyContext(configFile: string | undefined, events = new EventBus()): Promise<KeyContext> {
-  const validator = new ConfigValidator(MODULES, POLICIES);
+  const validator = new ConfigValidator(SUBSYSTEMS, POLICIES);
   let config: GatewayConfig;
   let baseDir = process.cwd();
   if (configFile) {

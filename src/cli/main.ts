@@ -2,14 +2,14 @@
 /**
  * kycgate command line: start the gateway, validate a config, print the config schema.
  */
-// First import: runs before every other module (see pin-tick-records.ts).
+// First import: runs before every other subsystem (see pin-tick-records.ts).
 import './pin-tick-records.js';
 import { Command } from 'commander';
 import path from 'node:path';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, ConfigValidator, fullSchema, loadConfigFile } from '../config/load.js';
-import { MODULES, POLICIES } from '../bundled.js';
+import { SUBSYSTEMS, POLICIES } from '../bundled.js';
 import { startGateway } from './start.js';
 import { loadExtensions } from './plugins.js';
 import { registerKeysCommand } from './keys.js';
@@ -24,7 +24,7 @@ program
   .command('start')
   .description('Start the gateway. Without --config, runs the built-in demo (HTTP :8080, HTTPS :8443, admin :9901).')
   .option('-c, --config <file>', 'YAML configuration file')
-  .option('--plugin <file...>', 'load policies and identity-provider types from these modules (their default export: { policies, providers })')
+  .option('--plugin <file...>', 'load policies and verification-provider types from these subsystems (their default export: { policies, providers })')
   .action(async (opts: { config?: string; plugin?: string[] }) => {
     try {
       await startGateway(opts.config, opts.plugin ?? []);
@@ -42,11 +42,11 @@ program
   .command('validate')
   .description('Check a configuration file; exits non-zero and names each invalid key when it is not valid.')
   .argument('<file>', 'YAML configuration file')
-  .option('--plugin <file...>', 'load policies and identity-provider types from these modules, as `start` does')
+  .option('--plugin <file...>', 'load policies and verification-provider types from these subsystems, as `start` does')
   .action(async (file: string, opts: { plugin?: string[] }) => {
     try {
-      const { policies, modules } = await loadExtensions(opts.plugin ?? []);
-      loadConfigFile(file, new ConfigValidator(modules, policies));
+      const { policies, subsystems } = await loadExtensions(opts.plugin ?? []);
+      loadConfigFile(file, new ConfigValidator(subsystems, policies));
       process.stdout.write(`${file}: valid\n`);
     } catch (err) {
       process.stderr.write(err instanceof ConfigError ? `${file}: ${err.message}\n` : `${file}: ${(err as Error).message}\n`);
@@ -58,7 +58,7 @@ program
   .command('schema')
   .description('Print the JSON Schema of the configuration file.')
   .action(() => {
-    process.stdout.write(JSON.stringify(fullSchema(MODULES, POLICIES), null, 2) + '\n');
+    process.stdout.write(JSON.stringify(fullSchema(SUBSYSTEMS, POLICIES), null, 2) + '\n');
   });
 
 registerKeysCommand(program);

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { loadExtensions } from './plugins.js';
 import { POLICIES } from '../bundled.js';
 
-test('plugins add policies to the bundled list; a name that exists already, or a module without the shape, is refused', async (t) => {
+test('plugins add policies to the bundled list; a name that exists already, or a subsystem without the shape, is refused', async (t) => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'kycgate-plugin-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const good = path.join(dir, 'good.mjs');
@@ -21,7 +21,7 @@ test('plugins add policies to the bundled list; a name that exists already, or a
   const loaded = await loadExtensions([good]);
   assert.equal(loaded.policies.length, POLICIES.length + 1);
   assert.ok(loaded.policies.some((p) => p.name === 'x-teapot'));
-  assert.ok(loaded.modules.some((m) => m.name === 'kyc'));
+  assert.ok(loaded.subsystems.some((m) => m.name === 'kyc'));
   await assert.rejects(loadExtensions([clash]), /a policy named "rate-limit" exists already/);
   await assert.rejects(loadExtensions([shapeless]), /default export must be/);
 });

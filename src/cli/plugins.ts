@@ -1,6 +1,6 @@
 /**
- * Plugins: policies and identity-provider types from outside the bundled set, loaded from files the operator names
- * (`kycgate start --plugin ./my-plugin.js`). A plugin module's default export is `{ policies?, providers? }`; they
+ * Plugins: policies and verification-provider types from outside the bundled set, loaded from files the operator names
+ * (`kycgate start --plugin ./my-plugin.js`). A plugin subsystem's default export is `{ policies?, providers? }`; they
  * join the bundled lists (src/bundled.ts) as if they were bundled. Loading a plugin runs its code with the
  * gateway's rights: name only files you trust.
  */
@@ -8,22 +8,22 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { PolicyDefinition } from '../pipeline/policy.js';
 import type { ProviderType } from '../providers/provider.js';
-import type { GatewayModule } from '../modules.js';
-import { POLICIES, PROVIDERS, bundledModules } from '../bundled.js';
+import type { Subsystem } from '../subsystems.js';
+import { POLICIES, PROVIDERS, bundledSubsystems } from '../bundled.js';
 
 export interface Plugin {
   readonly policies?: readonly PolicyDefinition[];
   readonly providers?: readonly ProviderType[];
 }
 
-/** What a gateway is built from: the bundled policies and modules plus those of the plugins. */
+/** What a gateway is built from: the bundled policies and subsystems plus those of the plugins. */
 export interface Extensions {
   readonly policies: readonly PolicyDefinition[];
-  readonly modules: readonly GatewayModule[];
+  readonly subsystems: readonly Subsystem[];
 }
 
 export async function loadExtensions(files: readonly string[]): Promise<Extensions> {
-  if (files.length === 0) return { policies: POLICIES, modules: bundledModules() };
+  if (files.length === 0) return { policies: POLICIES, subsystems: bundledSubsystems() };
   const policies = [...POLICIES];
   const providers = [...PROVIDERS];
   for (const file of files) {
@@ -39,5 +39,5 @@ export async function loadExtensions(files: readonly string[]): Promise<Extensio
       providers.push(p);
     }
   }
-  return { policies, modules: bundledModules(providers) };
+  return { policies, subsystems: bundledSubsystems(providers) };
 }

@@ -18,10 +18,10 @@ export function dataDirectory(): string {
 }
 
 export async function startGateway(configFile: string | undefined, plugins: readonly string[] = []): Promise<Gateway> {
-  const { policies, modules } = await loadExtensions(plugins);
+  const { policies, subsystems } = await loadExtensions(plugins);
   const dataDir = dataDirectory();
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const validator = new ConfigValidator(modules, policies);
+  const validator = new ConfigValidator(subsystems, policies);
   let loaded: LoadedConfig;
   if (configFile) {
     loaded = loadConfigFile(configFile, validator);
@@ -43,7 +43,7 @@ export async function startGateway(configFile: string | undefined, plugins: read
     logger,
     dataDir,
     policies,
-    modules,
+    subsystems,
     builtinEchoUrl: () => (echo ??= startEchoServer()).then((e) => e.url),
   });
   await gateway.start();

@@ -11,14 +11,14 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { ConfigError, ConfigValidator, fullSchema, parseYaml } from './load.js';
 import { resolveSecret, safeEqual } from './secrets.js';
-import { MODULES, POLICIES } from '../bundled.js';
+import { SUBSYSTEMS, POLICIES } from '../bundled.js';
 
 const run = promisify(execFile);
 const CLI = path.resolve('dist/src/cli/main.js');
 
 function problemsOf(raw: unknown): string[] {
   try {
-    new ConfigValidator(MODULES, POLICIES).validate(raw);
+    new ConfigValidator(SUBSYSTEMS, POLICIES).validate(raw);
     return [];
   } catch (err) {
     assert.ok(err instanceof ConfigError);
@@ -57,7 +57,7 @@ test('config: errors name the key path and the reason', () => {
 });
 
 test('config: defaults are filled in', () => {
-  const config = new ConfigValidator(MODULES, POLICIES).validate({ listeners: [{ name: 'main', port: 8080 }], routes: [{ name: 'r', match: { prefix: '/' }, policies: [{ 'static-response': {} }] }] });
+  const config = new ConfigValidator(SUBSYSTEMS, POLICIES).validate({ listeners: [{ name: 'main', port: 8080 }], routes: [{ name: 'r', match: { prefix: '/' }, policies: [{ 'static-response': {} }] }] });
   assert.equal(config.listeners[0]!.address, '127.0.0.1');
   assert.equal(config.server.max_header_bytes, 16384);
   assert.equal(config.defaults.max_body_bytes, 10485760);
@@ -114,5 +114,5 @@ test('config: `kycgate validate` names the invalid keys and exits non-zero; a va
 
 test('config: the published schema (docs/config.schema.json) is the one the gateway validates with', () => {
   const published = JSON.parse(readFileSync('docs/config.schema.json', 'utf8'));
-  assert.deepEqual(published, JSON.parse(JSON.stringify(fullSchema(MODULES, POLICIES))), 'run `node dist/src/cli/main.js schema > docs/config.schema.json`');
+  assert.deepEqual(published, JSON.parse(JSON.stringify(fullSchema(SUBSYSTEMS, POLICIES))), 'run `node dist/src/cli/main.js schema > docs/config.schema.json`');
 });

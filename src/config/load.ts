@@ -10,7 +10,7 @@ import { parseDocument } from 'yaml';
 import { coreSchema } from './schema.js';
 import type { GatewayConfig, LoadedConfig, PolicyConfigEntry } from './types.js';
 import type { PolicyDefinition } from '../pipeline/policy.js';
-import type { GatewayModule } from '../modules.js';
+import type { Subsystem } from '../subsystems.js';
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -23,10 +23,10 @@ function newAjv(): Ajv {
   return new Ajv({ allErrors: true, useDefaults: true, strict: true, allowUnionTypes: true, strictRequired: false });
 }
 
-/** Builds the full schema: the core plus every module's section. Published in docs/config.schema.json. */
-export function fullSchema(modules: readonly GatewayModule[], policies: readonly PolicyDefinition[]): Record<string, unknown> {
+/** Builds the full schema: the core plus every subsystem's section. Published in docs/config.schema.json. */
+export function fullSchema(subsystems: readonly Subsystem[], policies: readonly PolicyDefinition[]): Record<string, unknown> {
   const properties: Record<string, unknown> = { ...coreSchema.properties };
-  for (const m of modules) if (m.section) properties[m.section.key] = m.section.schema;
+  for (const m of subsystems) if (m.section) properties[m.section.key] = m.section.schema;
   const policySchemas: Record<string, unknown> = {};
   for (const p of policies) policySchemas[p.name] = { description: p.description, ...p.schema };
   return { ...coreSchema, properties, $defs: { policies: policySchemas } };
@@ -53,9 +53,9 @@ export class ConfigValidator {
   private readonly policyValidators = new Map<string, ValidateFunction>();
   private readonly policies: ReadonlyMap<string, PolicyDefinition>;
 
-  constructor(modules: readonly GatewayModule[], policies: readonly PolicyDefinition[]) {
+  constructor(subsystems: readonly Subsystem[], policies: readonly PolicyDefinition[]) {
     const ajv = newAjv();
-    const schema = fullSchema(modules, []);
+    const schema = fullSchema(subsystems, []);
     delete (schema as { $defs?: unknown }).$defs;
     this.validateCore = ajv.compile(schema);
     this.policies = new Map(policies.map((p) => [p.name, p]));

@@ -5,7 +5,7 @@
  */
 
 import { decisionListenerSchema } from './decision-listener.js';
-import { trustDomainNameSchema, trustDomainsSchema } from '../identity/schema.js';
+import { trustDomainNameSchema, trustDomainsSchema } from '../workload-identity/schema.js';
 import { ADDRESS_OR_CIDR } from '../shared/address-list.js';
 
 const envRefSchema = {

@@ -2,7 +2,7 @@
  * Secret references: `{env: NAME}`, `{file: PATH}` and `{vault: {path, key}}`. Values are resolved when a config is
  * compiled (so a bad reference fails validation of that config, not a request) and never appear in logs or errors.
  * Vault references are fetched before the config is compiled (src/secrets/vault-secrets.ts) and read here from that
- * cache, so resolution stays synchronous for modules and policies.
+ * cache, so resolution stays synchronous for subsystems and policies.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';

@@ -77,7 +77,7 @@ export interface RouteConfig {
   upstream?: string;
   strip_prefix?: string;
   preserve_host: boolean;
-  /** Filled in by the schema's default for configured routes; module routes leave it out (off). */
+  /** Filled in by the schema's default for configured routes; subsystem routes leave it out (off). */
   websocket?: boolean;
   max_body_bytes?: number;
   timeouts?: TimeoutsConfig;
@@ -104,7 +104,7 @@ export interface GatewayConfig {
   upstreams: Record<string, UpstreamConfig>;
   routes: RouteConfig[];
   vault?: VaultConfig;
-  /** Sections contributed by modules (kyc, stores, audit ...), validated by their own schemas. */
+  /** Sections contributed by subsystems (kyc, stores, audit ...), validated by their own schemas. */
   [section: string]: unknown;
 }
 

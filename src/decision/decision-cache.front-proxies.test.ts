@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { SignJWT } from 'jose';
 import { startTestGateway, startUpstream, httpRequest, type TestGateway } from '../../testing/harness.js';
 import { findBinary, requireBinary, startFrontProxy, type FrontProxy } from '../../testing/front-proxies.js';
-import type { AuthService } from '../auth/module.js';
+import type { AuthService } from '../auth/subsystem.js';
 import type { IncomingHttpHeaders } from 'node:http';
 import net from 'node:net';
 

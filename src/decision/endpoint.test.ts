@@ -6,7 +6,7 @@ import type { RequestContext } from '../pipeline/context.js';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigValidator, loadConfigFile } from '../config/load.js';
-import { MODULES, POLICIES } from '../bundled.js';
+import { SUBSYSTEMS, POLICIES } from '../bundled.js';
 
 let gw: TestGateway;
 let decide: string;
@@ -230,6 +230,6 @@ test('unknown decision paths are refused', async () => {
 
 test('the example decision config is valid', () => {
   const file = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../examples/decision/kycgate.yaml');
-  const loaded = loadConfigFile(file, new ConfigValidator(MODULES, POLICIES));
+  const loaded = loadConfigFile(file, new ConfigValidator(SUBSYSTEMS, POLICIES));
   assert.deepEqual(loaded.config.listeners[0]!.decision!.forwarded_body, ['envoy']);
 });

@@ -1,18 +1,18 @@
 /**
- * The admin listener: health (`/healthz`), readiness (`/readyz`), and the endpoints modules add (metrics, unmatched
+ * The admin listener: health (`/healthz`), readiness (`/readyz`), and the endpoints subsystems add (metrics, unmatched
  * webhooks ...). It never shares a listener with traffic; listeners that set `health` also answer the two health
  * paths through `answerHealth`.
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { problem, sendProblem } from '../pipeline/problem.js';
-import type { ModuleInstance } from '../modules.js';
+import type { RunningSubsystem } from '../subsystems.js';
 import type { ListenerHandle } from '../server/listeners.js';
 
-/** A started module and the name its readiness check is reported under. */
-export interface NamedModule {
+/** A started subsystem and the name its readiness check is reported under. */
+export interface NamedSubsystem {
   readonly name: string;
-  readonly instance: ModuleInstance;
+  readonly instance: RunningSubsystem;
 }
 
 /** What readiness reads from the gateway. */
@@ -22,7 +22,7 @@ export interface AdminSources {
   configFile(): string | undefined;
   draining(): boolean;
   listeners(): readonly ListenerHandle[];
-  modules(): readonly NamedModule[];
+  subsystems(): readonly NamedSubsystem[];
   /** Vault's readiness, when the configuration uses Vault. */
   vault(): Record<string, unknown> | undefined;
 }
@@ -61,7 +61,7 @@ export class Admin {
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const path = (req.url ?? '/').split('?')[0]!;
     if (path === '/healthz' || path === '/readyz') return this.answerHealth(path, res);
-    for (const m of this.sources.modules()) {
+    for (const m of this.sources.subsystems()) {
       const h = m.instance.adminHandlers?.[path];
       if (h) return h(req, res);
     }
@@ -82,7 +82,7 @@ export class Admin {
     });
   }
 
-  /** Readiness: config loaded, not draining, certificates valid, every module's dependencies reachable. */
+  /** Readiness: config loaded, not draining, certificates valid, every subsystem's dependencies reachable. */
   async readiness(): Promise<Readiness> {
     const s = this.sources;
     const checks: Record<string, unknown> = { config: { ok: true, file: s.configFile() ?? 'built-in demo' } };
@@ -102,13 +102,13 @@ export class Admin {
     }
     const vault = s.vault();
     if (vault !== undefined) checks.vault = vault;
-    const modules = s.modules();
+    const subsystems = s.subsystems();
     const results = await Promise.all(
-      modules.map((m) => (m.instance.ready ? m.instance.ready().catch((err: unknown) => ({ ok: false, detail: { state: 'check failed' }, error: err })) : undefined)),
+      subsystems.map((m) => (m.instance.ready ? m.instance.ready().catch((err: unknown) => ({ ok: false, detail: { state: 'check failed' }, error: err })) : undefined)),
     );
     results.forEach((r, i) => {
       if (!r) return;
-      const name = modules[i]!.name;
+      const name = subsystems[i]!.name;
       // The answer names what fails; why goes to the log, once each time a check starts failing.
       checks[name] = r.detail === undefined ? { ok: r.ok } : { ok: r.ok, ...r.detail };
       if (r.ok) {

@@ -1,6 +1,6 @@
 /**
- * The Gateway: the composition root. It is given the lists of what plugs in (policies, modules), starts the
- * modules, compiles the configuration into a Runtime, opens the listeners and the admin listener, and owns the
+ * The Gateway: the composition root. It is given the lists of what plugs in (policies, subsystems), starts the
+ * subsystems, compiles the configuration into a Runtime, opens the listeners and the admin listener, and owns the
  * lifecycle: reload without dropping traffic, and a drain on stop.
  *
  *   listener (server/listeners.ts) → intake (server/intake.ts) → proxy requests (server/proxy.ts)
@@ -12,7 +12,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
 import type { PolicyDefinition } from '../pipeline/policy.js';
 import { Services } from '../pipeline/services.js';
-import type { GatewayModule, ListenerCertificateInfo, ModuleInstance } from '../modules.js';
+import type { Subsystem, ListenerCertificateInfo, RunningSubsystem } from '../subsystems.js';
 import { registerGatewayMetrics } from './metrics.js';
 import { ConfigValidator, loadConfigFile, ConfigError } from '../config/load.js';
 import type { ListenerConfig, LoadedConfig } from '../config/types.js';
@@ -26,7 +26,7 @@ import { ProxyRequests } from '../server/proxy.js';
 import { DecisionEndpoint } from '../decision/endpoint.js';
 import { DECISION_PROBLEMS } from '../decision/problems.js';
 import { CORE_PROBLEM_TYPES, type ProblemType } from '../pipeline/problem.js';
-import { Admin, type NamedModule, type Readiness } from './admin.js';
+import { Admin, type NamedSubsystem, type Readiness } from './admin.js';
 
 export interface GatewayOptions {
   loaded: LoadedConfig;
@@ -34,19 +34,19 @@ export interface GatewayOptions {
   dataDir: string;
   /** The policies configs may name (`src/bundled.ts` has the bundled list; tests pass their own). */
   policies: readonly PolicyDefinition[];
-  /** The modules to start, in order: later ones may use services of earlier ones. */
-  modules: readonly GatewayModule[];
+  /** The subsystems to start, in order: later ones may use services of earlier ones. */
+  subsystems: readonly Subsystem[];
   /** URL of the embedded echo service; started on demand. */
   builtinEchoUrl?: () => Promise<string>;
   /** Watch the config file and reload on change (default true when the config came from a file). */
   watchConfig?: boolean;
 }
 
-/** Every problem type a gateway made of these policies and modules may answer with. */
-export function problemTypesOf(policies: readonly PolicyDefinition[], modules: readonly GatewayModule[]): ProblemType[] {
+/** Every problem type a gateway made of these policies and subsystems may answer with. */
+export function problemTypesOf(policies: readonly PolicyDefinition[], subsystems: readonly Subsystem[]): ProblemType[] {
   const out = [...CORE_PROBLEM_TYPES, ...DECISION_PROBLEMS];
   for (const p of policies) out.push(...(p.problems ?? []));
-  for (const m of modules) out.push(...(m.problems ?? []));
+  for (const m of subsystems) out.push(...(m.problems ?? []));
   return out;
 }
 
@@ -57,11 +57,11 @@ export class Gateway {
   private runtime!: Runtime;
   private readonly validator: ConfigValidator;
   private readonly env: CompileEnv;
-  /** Shared by every runtime: modules' services and the event bus. */
+  /** Shared by every runtime: subsystems' services and the event bus. */
   readonly services: Services;
-  private readonly modules: NamedModule[] = [];
-  /** The started modules' instances, whose routes every runtime compiles with the config's own. */
-  private readonly moduleInstances: ModuleInstance[] = [];
+  private readonly subsystems: NamedSubsystem[] = [];
+  /** The started subsystems' instances, whose routes every runtime compiles with the config's own. */
+  private readonly subsystemInstances: RunningSubsystem[] = [];
   /** Base URL clients reach the gateway at (first listener): for provider callbacks and hosted pages. */
   publicBaseUrl = '';
   private configWatcher: ConfigWatcher | undefined;
@@ -81,17 +81,17 @@ export class Gateway {
 
   constructor(private readonly options: GatewayOptions) {
     this.logger = options.logger;
-    this.validator = new ConfigValidator(options.modules, options.policies);
+    this.validator = new ConfigValidator(options.subsystems, options.policies);
     this.services = new Services(options.logger, options.dataDir);
     this.vault = new VaultSecrets(options.logger, this.services.events);
-    // A rotated secret takes effect by compiling the configuration again (policies and modules resolve it anew).
+    // A rotated secret takes effect by compiling the configuration again (policies and subsystems resolve it anew).
     this.vault.onRotated = () => void this.reload('secret rotated', { inMemory: true });
     this.env = {
       logger: options.logger,
       dataDir: options.dataDir,
       policies: options.policies,
       services: this.services,
-      modules: this.moduleInstances,
+      subsystems: this.subsystemInstances,
       builtinEchoUrl: options.builtinEchoUrl ?? (() => Promise.reject(new ConfigError(['builtin:echo is only available to `kycgate start`']))),
     };
     this.intake = new RequestIntake({
@@ -106,7 +106,7 @@ export class Gateway {
       configFile: () => this.runtime.loaded.file,
       draining: () => this.draining,
       listeners: () => this.listeners,
-      modules: () => this.modules,
+      subsystems: () => this.subsystems,
       vault: () => (this.runtime.config.vault ? this.vault.readiness() : undefined),
     });
     this.proxy = new ProxyRequests({
@@ -140,9 +140,9 @@ export class Gateway {
     return a.server === undefined ? undefined : { server: a.server, port: a.port };
   }
 
-  /** Every problem type this gateway may answer with: the core's, decision listeners', and each policy's and module's. */
+  /** Every problem type this gateway may answer with: the core's, decision listeners', and each policy's and subsystem's. */
   problemTypes(): ProblemType[] {
-    return problemTypesOf(this.options.policies, this.options.modules);
+    return problemTypesOf(this.options.policies, this.options.subsystems);
   }
 
   /** Readiness, as `/readyz` answers it. */
@@ -150,7 +150,7 @@ export class Gateway {
     return this.adminListener.readiness();
   }
 
-  /** Binds every listener, starts modules, compiles the config and binds the admin listener. */
+  /** Binds every listener, starts subsystems, compiles the config and binds the admin listener. */
   async start(): Promise<void> {
     try {
       await this.startParts();
@@ -163,7 +163,7 @@ export class Gateway {
       }
       await this.adminListener.close();
       this.configWatcher?.close();
-      for (const m of this.modules) await m.instance.close?.().catch(() => undefined);
+      for (const m of this.subsystems) await m.instance.close?.().catch(() => undefined);
       await this.vault.close();
       throw err;
     }
@@ -175,7 +175,7 @@ export class Gateway {
     for (const p of this.options.policies) p.init?.(this.services);
     registerGatewayMetrics(this.services, () => this.listenerCertificates(), () => (this.ready ? this.runtime.upstreamTargets() : []));
     await this.vault.prepare(loaded.config, loaded.baseDir);
-    // Listeners first (so port 0 resolves to a real base URL for modules), serving only once the runtime exists.
+    // Listeners first (so port 0 resolves to a real base URL for subsystems), serving only once the runtime exists.
     const options = serverOptions(loaded.config.server);
     for (const lc of loaded.config.listeners) {
       if (lc.decision) this.decisions.compile(lc.name, lc.decision);
@@ -185,15 +185,15 @@ export class Gateway {
     }
     // Decision listeners serve no routes of their own: callbacks and hosted pages need a serving listener.
     this.publicBaseUrl = listenerUrl(this.listeners.find((l) => l.config.decision === undefined) ?? this.listeners[0]!);
-    for (const m of this.options.modules) {
+    for (const m of this.options.subsystems) {
       const instance = await m.start(loaded.config, {
         loaded,
         services: this.services,
         resolveSecret: (ref) => resolveSecret(ref, loaded.baseDir, process.env, this.vault),
         publicBaseUrl: this.publicBaseUrl,
       });
-      this.modules.push({ name: m.name, instance });
-      this.moduleInstances.push(instance);
+      this.subsystems.push({ name: m.name, instance });
+      this.subsystemInstances.push(instance);
     }
     this.runtime = await compileRuntime(loaded, this.env);
     this.vault.retain(loaded.config);
@@ -240,13 +240,13 @@ export class Gateway {
       const file = this.runtime.loaded.file;
       if ((!file && !options.inMemory) || this.draining) return false;
       let next: Runtime;
-      // Modules that took the new config: put back on the current one if the rest of it is refused.
-      const reloaded: ModuleInstance[] = [];
+      // Subsystems that took the new config: put back on the current one if the rest of it is refused.
+      const reloaded: RunningSubsystem[] = [];
       try {
         const loaded = file ? loadConfigFile(file, this.validator) : this.runtime.loaded;
         await this.vault.prepare(loaded.config, loaded.baseDir);
         for (const lc of loaded.config.listeners) if (lc.decision) this.decisions.compile(lc.name, lc.decision);
-        for (const { instance } of this.modules) {
+        for (const { instance } of this.subsystems) {
           if (instance.reload === undefined) continue;
           reloaded.push(instance);
           await instance.reload(loaded.config);
@@ -255,7 +255,7 @@ export class Gateway {
       } catch (err) {
         const problems = err instanceof ConfigError ? err.problems : [(err as Error).message];
         for (const m of reloaded) {
-          await m.reload!(this.runtime.config).catch((e: unknown) => this.logger.error({ err: e }, 'a module could not return to the current configuration'));
+          await m.reload!(this.runtime.config).catch((e: unknown) => this.logger.error({ err: e }, 'a subsystem could not return to the current configuration'));
         }
         this.logger.error({ reason, problems }, 'configuration refused; the previous configuration keeps serving');
         this.services.events.emit({ type: 'config.refused', outcome: 'invalid', data: { reason, problems } });
@@ -323,7 +323,7 @@ export class Gateway {
     await Promise.all(closed);
     await this.adminListener.close();
     await this.runtime.close();
-    for (const m of this.modules) await m.instance.close?.().catch(() => undefined);
+    for (const m of this.subsystems) await m.instance.close?.().catch(() => undefined);
     await this.vault.close();
     this.logger.info('stopped');
   }

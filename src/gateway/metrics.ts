@@ -4,7 +4,7 @@
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Services } from '../pipeline/services.js';
-import type { ListenerCertificateInfo, UpstreamTargetInfo } from '../modules.js';
+import type { ListenerCertificateInfo, UpstreamTargetInfo } from '../subsystems.js';
 
 export function registerGatewayMetrics(services: Services, certificates: () => readonly ListenerCertificateInfo[], upstreams: () => readonly UpstreamTargetInfo[]): void {
   const m = services.metrics;

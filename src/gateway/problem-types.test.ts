@@ -7,13 +7,13 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { MODULES, POLICIES } from '../bundled.js';
+import { SUBSYSTEMS, POLICIES } from '../bundled.js';
 import { problemTypesOf } from './gateway.js';
 
 const DOCS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../docs');
 
 test('every problem type is declared once and documented with its status', () => {
-  const types = problemTypesOf(POLICIES, MODULES);
+  const types = problemTypesOf(POLICIES, SUBSYSTEMS);
   const kinds = types.map((t) => t.kind);
   assert.equal(new Set(kinds).size, kinds.length, `declared twice: ${kinds.filter((k, i) => kinds.indexOf(k) !== i).join(', ')}`);
   assert.ok(kinds.includes('kyc-required') && kinds.includes('decision-needs-body') && kinds.includes('not-found'));

@@ -4,7 +4,7 @@
  * expression that fails on a decision (a missing fact) grants nothing.
  */
 import { Environment } from '@marcbachmann/cel-js';
-import type { ProviderDecision } from '../providers/provider.js';
+import type { VerificationResult } from '../providers/provider.js';
 import { ageAt } from '../shared/age.js';
 
 const claimsEnvironment = new Environment({ homogeneousAggregateLiterals: false })
@@ -41,7 +41,7 @@ export function compileClaims(workflow: string, claims: Record<string, string>):
 }
 
 /** The claims an approved decision grants. */
-export function grantedClaims(rules: readonly ClaimRule[], decision: Pick<ProviderDecision, 'facts' | 'personal'>): string[] {
+export function grantedClaims(rules: readonly ClaimRule[], decision: Pick<VerificationResult, 'facts' | 'personal'>): string[] {
   const personal: Record<string, string> = {};
   if (decision.personal.firstName !== undefined) personal.first_name = decision.personal.firstName;
   if (decision.personal.lastName !== undefined) personal.last_name = decision.personal.lastName;

@@ -1,5 +1,5 @@
 /**
- * Key material of the KYC module: from a secret reference in production, or generated once and kept in the data
+ * Key material of the KYC subsystem: from a secret reference in production, or generated once and kept in the data
  * directory for the built-in demo and single-instance setups (file mode 0600, never logged).
  */
 import { randomBytes } from 'node:crypto';

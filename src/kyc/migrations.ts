@@ -1,5 +1,5 @@
 /**
- * Tables of the KYC module (portable SQL for SQLite and PostgreSQL). Nothing here holds images or presigned links;
+ * Tables of the KYC subsystem (portable SQL for SQLite and PostgreSQL). Nothing here holds images or presigned links;
  * the hosted session link and personal fields are sealed (AES-256-GCM) and removed when no longer needed.
  */
 import type { Migration } from '../store/store.js';

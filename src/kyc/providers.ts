@@ -1,12 +1,12 @@
 /**
- * Provider types: the one wiring point between the KYC module and identity-provider adapters. The module is given
+ * Provider types: the one wiring point between the KYC subsystem and identity-provider adapters. The subsystem is given
  * a list of types (`didit`, `sandbox`, ...); the `kyc.providers` config names instances of those types
  * (`providers: {didit-live: {type: didit, api_key: {env: DIDIT_API_KEY}, ...}}`) and one provider is created per
  * entry. Type-specific keys are validated by the type's schema.
  */
 import { Ajv2020 as Ajv } from 'ajv/dist/2020.js';
 import type { ValidateFunction } from 'ajv';
-import type { IdentityProvider, ProviderFactoryContext, ProviderType } from '../providers/provider.js';
+import type { VerificationProvider, ProviderFactoryContext, ProviderType } from '../providers/provider.js';
 
 export class ProviderTypes {
   private readonly types = new Map<string, { type: ProviderType; validate: ValidateFunction | undefined }>();
@@ -24,7 +24,7 @@ export class ProviderTypes {
   }
 
   /** Creates a provider from its config entry; throws an Error naming the key path when the entry is invalid. */
-  async create(ctx: ProviderFactoryContext): Promise<IdentityProvider> {
+  async create(ctx: ProviderFactoryContext): Promise<VerificationProvider> {
     const typeName = String(ctx.config.type);
     const entry = this.types.get(typeName);
     if (!entry) {

@@ -30,7 +30,7 @@ const nameSchema = { type: 'string', pattern: '^[a-z0-9][a-z0-9_-]*$' } as const
 
 export const kycSchema = {
   type: 'object',
-  description: 'KYC gating: identity providers, verification workflows, the claims they grant, and the keys protecting subject data. See docs/KYC.md.',
+  description: 'KYC gating: verification providers, verification workflows, the claims they grant, and the keys protecting subject data. See docs/KYC.md.',
   properties: {
     subject_key: {
       ...secretRefSchema,
@@ -53,7 +53,7 @@ export const kycSchema = {
     providers: {
       type: 'object',
       default: {},
-      description: 'Identity providers by name (the name is used in `POST /webhooks/<name>`). `type` selects the adapter (didit, sandbox, ...); the other keys are the adapter\'s own.',
+      description: 'Verification providers by name (the name is used in `POST /webhooks/<name>`). `type` selects the adapter (didit, sandbox, ...); the other keys are the adapter\'s own.',
       propertyNames: nameSchema,
       additionalProperties: {
         type: 'object',

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { EventBus } from '../pipeline/events.js';
 import type { RedisService } from '../shared/redis.js';
-import { ProviderRejected, ProviderUnavailable, type ProviderDecision, type VerificationState, type WebhookEvent } from '../providers/provider.js';
+import { ProviderRejected, ProviderUnavailable, type VerificationResult, type VerificationState, type WebhookEvent } from '../providers/provider.js';
 import { grantedClaims } from './claims.js';
 import type { CompiledWorkflow, KycSetup } from './setup.js';
 import { SubjectCache, type SubjectEntry } from './subject-cache.js';
@@ -158,7 +158,7 @@ export class KycService {
     let personal: string | null = null;
     let keyId: string | null = null;
     if (event.state === 'approved') {
-      let decision: ProviderDecision | undefined = event.decision;
+      let decision: VerificationResult | undefined = event.decision;
       if (decision === undefined) {
         const provider = setup.providers.get(providerName);
         if (!provider) throw new ProviderUnavailable(`provider ${providerName} is not configured`, 30, 'unreachable');
@@ -304,7 +304,7 @@ function personalContext(key: RecordKey): string {
   return `personal:${key.subject}:${key.provider}:${key.workflow}`;
 }
 
-function retainedPersonal(decision: ProviderDecision, keep: readonly string[]): string | undefined {
+function retainedPersonal(decision: VerificationResult, keep: readonly string[]): string | undefined {
   if (keep.length === 0) return undefined;
   const out: Record<string, string> = {};
   const p = decision.personal;

@@ -3,7 +3,7 @@
  * on every reload; providers whose config did not change are kept (with their breakers and connections).
  */
 import type { Logger } from 'pino';
-import type { IdentityProvider } from '../providers/provider.js';
+import type { VerificationProvider } from '../providers/provider.js';
 import type { Services } from '../pipeline/services.js';
 import type { Dialect } from '../store/store.js';
 import { ConfigError } from '../config/load.js';
@@ -33,7 +33,7 @@ export interface KycSetup {
   readonly pseudonymiser: SubjectPseudonymiser;
   readonly sealer: DataSealer;
   readonly signer: AssertionSigner;
-  readonly providers: ReadonlyMap<string, IdentityProvider>;
+  readonly providers: ReadonlyMap<string, VerificationProvider>;
   /** Provider config JSON, to keep unchanged providers across reloads. */
   readonly providerConfigs: ReadonlyMap<string, string>;
   readonly workflows: ReadonlyMap<string, CompiledWorkflow>;
@@ -92,7 +92,7 @@ export async function buildSetup(config: KycConfig, env: SetupEnv, previous: Kyc
   const pem = config.assertion.signing_key ? env.resolveSecret(config.assertion.signing_key) : persistedAssertionKeyPem(env.dataDir);
   const signer = new AssertionSigner(await loadAssertionKey(pem), config.assertion.issuer, config.assertion.lifetime_seconds);
 
-  const providers = new Map<string, IdentityProvider>();
+  const providers = new Map<string, VerificationProvider>();
   const providerConfigs = new Map<string, string>();
   try {
     for (const [name, pc] of Object.entries(config.providers)) {

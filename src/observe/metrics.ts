@@ -25,7 +25,7 @@ interface RouteChildren {
   latency: HistogramCell[];
 }
 
-/** Access decisions by source and outcome: the core counts those recorded on requests, the KYC module its own. */
+/** Access decisions by source and outcome: the core counts those recorded on requests, the KYC subsystem its own. */
 export function decisionsCounter(metrics: Metrics): FastCounter {
   return metrics.get('kycgate_decisions_total', (r: Registry) =>
     new FastCounter('kycgate_decisions_total', 'Access decisions by outcome (source "route": the decision recorded on the request; "kyc": kyc.decision events).', ['source', 'outcome']).register(r),

@@ -2,7 +2,7 @@
  * OpenTelemetry tracing, off by default. When off nothing is registered and this listener is not subscribed, so a
  * request pays nothing. When on, a SERVER span per request is recorded at completion (start time = arrival,
  * parent = the incoming W3C traceparent, which the core forwards upstream unchanged), with one CLIENT child span per
- * identity-provider call reported through `provider.call` events carrying the request id. Spans leave through a
+ * verification-provider call reported through `provider.call` events carrying the request id. Spans leave through a
  * batch processor and the OTLP/HTTP exporter, off the request path. The provider is registered globally so code
  * using @opentelemetry/api directly is traced too.
  */

@@ -33,7 +33,7 @@ export interface Identity {
 }
 
 /**
- * A field of the request context that a policy or module declares for its own per-request data, as Fastify's
+ * A field of the request context that a policy or subsystem declares for its own per-request data, as Fastify's
  * `decorateRequest` does: typed, owned by the feature that declares it (`new RequestField<T>('kyc-gate.history')`),
  * and out of reach of code that does not import it. Reading and writing one is an array access.
  */
@@ -199,7 +199,7 @@ export class RequestContext<R extends Route = Route> {
     this.cacheUntil = Infinity;
   }
 
-  /** The value a policy or module keeps in its own field for this request (see RequestField). */
+  /** The value a policy or subsystem keeps in its own field for this request (see RequestField). */
   get<T>(field: RequestField<T>): T | undefined {
     const fields = this.fields;
     return fields === undefined ? undefined : (fields[field.index] as T | undefined);

@@ -1,5 +1,5 @@
 /**
- * Gateway events: the one channel through which policies and modules report what happened (authentication
+ * Gateway events: the one channel through which policies and subsystems report what happened (authentication
  * failures, KYC decisions, webhooks, key changes, config reloads, finished requests). The audit trail and the
  * metrics subscribe to it; emitters never know who listens. Delivery is synchronous and in order: a listener must
  * be cheap (append to a buffer), and one that throws is isolated from the others.

@@ -1,6 +1,6 @@
 /**
  * The metrics registry every feature registers its own metrics in (Prometheus, served at /metrics on the admin
- * listener). A policy's or module's metrics are defined in its folder and made through `get`: the first call makes
+ * listener). A policy's or subsystem's metrics are defined in its folder and made through `get`: the first call makes
  * and registers the metric, later ones (a policy re-created by a config reload, a second route) get the same one.
  */
 import { Registry } from 'prom-client';

@@ -10,7 +10,7 @@ export const PROBLEM_BASE = 'https://kycgate.dev/problems/';
 /**
  * A kind of problem: its stable kind (the last segment of the `type` URI), HTTP status and title. The core's kinds
  * are below; a feature declares its own (`problemType('kyc-required', 403, '...')`) in its folder and lists them in
- * its definition (`PolicyDefinition.problems`, `GatewayModule.problems`), so every kind is known and documented.
+ * its definition (`PolicyDefinition.problems`, `Subsystem.problems`), so every kind is known and documented.
  */
 export interface ProblemType {
   readonly kind: string;

@@ -1,7 +1,7 @@
 /**
- * Shared services (logger, store, identity providers, audit ...) that modules create from their top-level config
+ * Shared services (logger, store, verification providers, audit ...) that subsystems create from their top-level config
  * section and policies look up by name. It keeps policies decoupled from each other and from the core: a policy
- * asks for "kyc" and gets whatever the kyc module registered, or a clear start-up error.
+ * asks for "kyc" and gets whatever the kyc subsystem registered, or a clear start-up error.
  */
 import type { Logger } from 'pino';
 import { EventBus } from './events.js';
@@ -10,7 +10,7 @@ import { Metrics } from './metrics.js';
 export class Services {
   readonly logger: Logger;
   readonly dataDir: string;
-  /** Events from policies and modules; the audit trail and metrics listen here. */
+  /** Events from policies and subsystems; the audit trail and metrics listen here. */
   readonly events = new EventBus();
   /** Metrics every feature registers its own in (served at /metrics). */
   readonly metrics = new Metrics();

@@ -1,5 +1,5 @@
 /**
- * A small circuit breaker for calls to an identity provider. After `failureThreshold` consecutive failures it
+ * A small circuit breaker for calls to an verification provider. After `failureThreshold` consecutive failures it
  * opens: calls fail at once (ProviderUnavailable 'breaker_open') for `cooldownMs`. Then it is half-open and lets
  * ONE probe through: success closes it, failure re-opens it for another cool-down. Only outages count as
  * failures (timeouts, network errors, 5xx); a provider that answers, even with a 4xx, is up.

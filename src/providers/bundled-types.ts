@@ -1,7 +1,7 @@
 /**
  * The bundled provider types: `didit` (Didit's API) and `sandbox` (the embedded Didit stand-in, driven through the
  * same adapter). Provider calls, breaker changes and sandbox deliveries become
- * gateway events (metrics, traces) and log lines; secrets are resolved through the module's resolver and never logged.
+ * gateway events (metrics, traces) and log lines; secrets are resolved through the subsystem's resolver and never logged.
  */
 import { createProvider, type ProviderEntry } from './index.js';
 import type { ProviderFactoryContext, ProviderType } from './provider.js';

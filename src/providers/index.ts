@@ -1,12 +1,12 @@
 /**
- * Builds an identity provider from its config entry. `didit` talks to Didit's API; `sandbox` starts the embedded
+ * Builds an verification provider from its config entry. `didit` talks to Didit's API; `sandbox` starts the embedded
  * Didit stand-in in this process and points the same Didit adapter at it, so both run the same code path.
  */
 import { randomBytes } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Store } from '../store/store.js';
 import type { BreakerState } from './breaker.js';
-import type { CreateSessionInput, IdentityProvider, ProviderDecision, ProviderSession, WebhookVerification } from './provider.js';
+import type { CreateSessionInput, VerificationProvider, VerificationResult, ProviderSession, WebhookVerification } from './provider.js';
 import { DiditProvider, type DiditProviderOptions } from './didit/didit.js';
 import { diditProviderSchema, type DiditProviderEntry } from './didit/schema.js';
 import { SandboxServer, type RunningSandbox } from './sandbox/sandbox-server.js';
@@ -15,10 +15,10 @@ import type { DeliveryOutcome } from './sandbox/webhooks.js';
 
 export type ProviderEntry = DiditProviderEntry | SandboxProviderEntry;
 
-/** JSON Schema of one provider entry (`type: didit` or `type: sandbox`), for the KYC module's config section. */
+/** JSON Schema of one provider entry (`type: didit` or `type: sandbox`), for the KYC subsystem's config section. */
 export const providerEntrySchema = {
   type: 'object',
-  description: 'An identity provider: `didit` (Didit\'s API) or `sandbox` (the embedded Didit stand-in for demos and tests).',
+  description: 'An verification provider: `didit` (Didit\'s API) or `sandbox` (the embedded Didit stand-in for demos and tests).',
   required: ['type'],
   properties: { type: { enum: ['didit', 'sandbox'], description: 'Provider type.' } },
   allOf: [
@@ -32,7 +32,7 @@ export { diditProviderSchema, sandboxProviderSchema };
 export interface ProviderDeps {
   /** Provider name (config key), used in `POST /webhooks/{name}`. */
   name: string;
-  /** Resolves a secret reference (the module context's resolveSecret). */
+  /** Resolves a secret reference (the subsystem context's resolveSecret). */
   resolveSecret(ref: unknown): string;
   /** The gateway store; the sandbox persists its sessions and deliveries there when `persist` is on. */
   store?: Store;
@@ -57,7 +57,7 @@ function adapterOptions(entry: ProviderEntry, deps: ProviderDeps): Omit<DiditPro
 }
 
 /** The Didit adapter in front of an embedded sandbox it owns; closing it stops the sandbox too. */
-export class EmbeddedSandboxProvider implements IdentityProvider {
+export class EmbeddedSandboxProvider implements VerificationProvider {
   constructor(
     private readonly adapter: DiditProvider,
     /** The running sandbox (its `url` is where hosted pages live). */
@@ -66,13 +66,13 @@ export class EmbeddedSandboxProvider implements IdentityProvider {
   get name(): string {
     return this.adapter.name;
   }
-  get health(): IdentityProvider['health'] {
+  get health(): VerificationProvider['health'] {
     return this.adapter.health;
   }
   createSession(input: CreateSessionInput): Promise<ProviderSession> {
     return this.adapter.createSession(input);
   }
-  fetchDecision(sessionId: string): Promise<ProviderDecision> {
+  fetchDecision(sessionId: string): Promise<VerificationResult> {
     return this.adapter.fetchDecision(sessionId);
   }
   verifyWebhook(rawBody: Buffer, headers: IncomingHttpHeaders, nowSeconds?: number): WebhookVerification {
@@ -85,7 +85,7 @@ export class EmbeddedSandboxProvider implements IdentityProvider {
 }
 
 /** Creates (and for `sandbox`, starts) the provider an entry describes. Secrets are resolved here. */
-export async function createProvider(entry: ProviderEntry, deps: ProviderDeps): Promise<IdentityProvider> {
+export async function createProvider(entry: ProviderEntry, deps: ProviderDeps): Promise<VerificationProvider> {
   if (entry.type === 'didit') {
     return new DiditProvider({
       ...adapterOptions(entry, deps),

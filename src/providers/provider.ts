@@ -1,5 +1,5 @@
 /**
- * The identity-provider interface. The KYC gate talks to providers only through it; Didit is the first
+ * The verification-provider interface. The KYC gate talks to providers only through it; Didit is the first
  * implementation (src/providers/didit/), and the embedded sandbox (src/providers/sandbox/) serves Didit's API so
  * the same adapter runs the demo and the tests.
  */
@@ -31,7 +31,7 @@ export interface ProviderSession {
 }
 
 /** A decision with everything that must not be stored (images, presigned URLs) already removed. */
-export interface ProviderDecision {
+export interface VerificationResult {
   sessionId: string;
   status: string;
   state: VerificationState;
@@ -61,7 +61,7 @@ export interface WebhookEvent {
   workflowId?: string;
   vendorData?: string;
   /** Present only when the whole body was authenticated (v2 or raw) and the event carries a decision. */
-  decision?: ProviderDecision;
+  decision?: VerificationResult;
 }
 
 export type WebhookVerification =
@@ -89,11 +89,11 @@ export class ProviderRejected extends Error {
   }
 }
 
-export interface IdentityProvider {
+export interface VerificationProvider {
   /** Name used in config and in `POST /webhooks/{name}`. */
   readonly name: string;
   createSession(input: CreateSessionInput): Promise<ProviderSession>;
-  fetchDecision(sessionId: string): Promise<ProviderDecision>;
+  fetchDecision(sessionId: string): Promise<VerificationResult>;
   /** Verifies a webhook on its raw body before anything in it is trusted. `nowSeconds` is for tests. */
   verifyWebhook(rawBody: Buffer, headers: IncomingHttpHeaders, nowSeconds?: number): WebhookVerification;
   /** Breaker state, for readiness and metrics. */
@@ -119,12 +119,12 @@ export interface ProviderFactoryContext {
 }
 
 /**
- * A kind of identity provider `kyc.providers.<name>.type` may name (`didit`, `sandbox` ...). The KYC module is given
+ * A kind of verification provider `kyc.providers.<name>.type` may name (`didit`, `sandbox` ...). The KYC subsystem is given
  * the list of types it knows (src/bundled.ts), as the `authenticate` policy is given its authenticators.
  */
 export interface ProviderType {
   readonly type: string;
   /** JSON Schema of a whole config entry, `type` included: validated, defaults filled in, before `create`. */
   readonly schema?: Record<string, unknown>;
-  create(ctx: ProviderFactoryContext): IdentityProvider | Promise<IdentityProvider>;
+  create(ctx: ProviderFactoryContext): VerificationProvider | Promise<VerificationProvider>;
 }

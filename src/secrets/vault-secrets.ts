@@ -1,6 +1,6 @@
 /**
  * Vault secrets for a synchronous resolver. Before a configuration is compiled (at start and on every reload) the
- * gateway calls `prepare(config)`, which reads every `{vault: {path, key}}` reference it holds; modules and
+ * gateway calls `prepare(config)`, which reads every `{vault: {path, key}}` reference it holds; subsystems and
  * policies then resolve them from this cache. Each secret is read again in the background (its lease or the
  * refresh interval, whichever is shorter). When Vault cannot be reached the last good value keeps serving (a
  * warning, a `secret.refresh_failed` event, a readiness detail); when a value changes, `onRotated` is called so
@@ -25,7 +25,7 @@ interface CachedSecret {
   lastError?: string;
 }
 
-/** Every vault reference in a validated config (module sections and policy configs included). */
+/** Every vault reference in a validated config (subsystem sections and policy configs included). */
 export function collectVaultRefs(value: unknown, out: Array<VaultSecretRef['vault']> = []): Array<VaultSecretRef['vault']> {
   if (Array.isArray(value)) {
     for (const v of value) collectVaultRefs(v, out);

@@ -12,9 +12,9 @@ import { VaultClient, VaultError } from './vault-client.js';
 import { collectVaultRefs, VaultSecrets } from './vault-secrets.js';
 import { EventBus } from '../pipeline/events.js';
 import pino from 'pino';
-import { issueCertificate } from '../identity/certificates.js';
+import { issueCertificate } from '../workload-identity/certificates.js';
 import { ConfigValidator } from '../config/load.js';
-import { MODULES, POLICIES } from '../bundled.js';
+import { SUBSYSTEMS, POLICIES } from '../bundled.js';
 import type { GatewayEvent } from '../pipeline/events.js';
 import type { GatewayConfig, VaultConfig } from '../config/types.js';
 
@@ -333,7 +333,7 @@ test('vault over HTTPS: Vault\'s certificate is verified against vault.ca_file; 
   await assert.rejects(untrusted.readKv('secret/data/app'), (err: VaultError) => err.status === undefined && /unreachable/.test(err.message));
   assert.throws(() => new VaultClient({ ...clientConfig(vault.address, { token: { file: 'token' } }), ca_file: 'missing.pem' }, dir), /vault\.ca_file: missing\.pem cannot be read \(ENOENT\)/);
 
-  const validator = new ConfigValidator(MODULES, POLICIES);
+  const validator = new ConfigValidator(SUBSYSTEMS, POLICIES);
   const withPath = (p: string) => ({
     listeners: [{ name: 'main', port: 0 }],
     vault: { address: vault.address, auth: { token: { file: 'token' } } },

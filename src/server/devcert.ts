@@ -4,7 +4,7 @@
  */
 import { existsSync, mkdirSync, writeFileSync, renameSync } from 'node:fs';
 import path from 'node:path';
-import { issueCertificate } from '../identity/certificates.js';
+import { issueCertificate } from '../workload-identity/certificates.js';
 import { loadCertificatePair } from './tls.js';
 
 export async function ensureDevCertificate(dataDir: string): Promise<{ cert: string; key: string }> {

@@ -24,8 +24,8 @@ test('reload: a changed file applies to new requests while in-flight ones finish
   const file = path.join(dir, 'kycgate.yaml');
   writeFileSync(file, yamlFor('one', upstream.url));
   const { ConfigValidator, loadConfigFile } = await import('../config/load.js');
-  const { MODULES, POLICIES } = await import('../bundled.js');
-  const loaded = loadConfigFile(file, new ConfigValidator(MODULES, POLICIES));
+  const { SUBSYSTEMS, POLICIES } = await import('../bundled.js');
+  const loaded = loadConfigFile(file, new ConfigValidator(SUBSYSTEMS, POLICIES));
   const gw = await startTestGateway(loaded.config as unknown as Record<string, unknown>, { file, baseDir: dir });
   t.after(async () => {
     await gw.close();

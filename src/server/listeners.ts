@@ -13,8 +13,8 @@ import type { GatewayConfig, ListenerConfig } from '../config/types.js';
 import { GATEWAY_REQUEST_OPTIONS, takeRequest } from './incoming.js';
 import { responseForUpgrade } from './upgrade.js';
 import { CertificateWatcher, tlsServerOptions } from './tls.js';
-import { ListenerClientAuth } from '../identity/listener-client-auth.js';
-import { startListenerSvidSource } from '../identity/workload-api/x509-source.js';
+import { ListenerClientAuth } from '../workload-identity/listener-client-auth.js';
+import { startListenerSvidSource } from '../workload-identity/workload-api/x509-source.js';
 
 export interface ListenerHandle {
   readonly config: ListenerConfig;

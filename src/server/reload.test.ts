@@ -1,5 +1,5 @@
 /**
- * Reload edge cases: a config refused after the modules took it, and a reload racing a stop.
+ * Reload edge cases: a config refused after the subsystems took it, and a reload racing a stop.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -8,9 +8,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { startTestGateway, httpRequest } from '../../testing/harness.js';
 import { ConfigValidator, loadConfigFile } from '../config/load.js';
-import { MODULES, POLICIES } from '../bundled.js';
-import type { AuthService } from '../auth/module.js';
-import { issueCertificate } from '../identity/certificates.js';
+import { SUBSYSTEMS, POLICIES } from '../bundled.js';
+import type { AuthService } from '../auth/subsystem.js';
+import { issueCertificate } from '../workload-identity/certificates.js';
 import { issueSvid, spiffeBundle, tlsRequest, trustDomainCa } from '../../testing/spiffe.js';
 
 function configWith(scopes: string[], userAgentDeny: string): string {
@@ -24,11 +24,11 @@ function configWith(scopes: string[], userAgentDeny: string): string {
 }
 
 async function gatewayOn(file: string, dir: string) {
-  const loaded = loadConfigFile(file, new ConfigValidator(MODULES, POLICIES));
+  const loaded = loadConfigFile(file, new ConfigValidator(SUBSYSTEMS, POLICIES));
   return startTestGateway(loaded.config as unknown as Record<string, unknown>, { file, baseDir: dir, watchConfig: false });
 }
 
-test('a config refused after the modules took it leaves them on the configuration that keeps serving', async (t) => {
+test('a config refused after the subsystems took it leaves them on the configuration that keeps serving', async (t) => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'kycgate-reload-'));
   const file = path.join(dir, 'kycgate.json');
   writeFileSync(file, configWith(['payments:read'], 'curl'));
@@ -40,7 +40,7 @@ test('a config refused after the modules took it leaves them on the configuratio
   const auth = gw.gateway.services.get<AuthService>('auth');
   assert.deepEqual(auth.consumers.get('billing')?.scopes, ['payments:read']);
 
-  // Valid for the schema and for the consumers module, refused when the route's policies compile (bad regex).
+  // Valid for the schema and for the auth subsystem's consumers, refused when the route's policies compile (bad regex).
   writeFileSync(file, configWith(['payments:read', 'payments:write'], '('));
   assert.equal(await gw.gateway.reload('test'), false);
   assert.deepEqual(auth.consumers.get('billing')?.scopes, ['payments:read'], 'the consumers are those of the serving config');
@@ -80,7 +80,7 @@ test('a config mounted from a Kubernetes config map reloads when the volume swap
   generation('..2026_01', 'one');
   const file = path.join(dir, 'kycgate.json');
   symlinkSync('..data/kycgate.json', file);
-  const loaded = loadConfigFile(file, new ConfigValidator(MODULES, POLICIES));
+  const loaded = loadConfigFile(file, new ConfigValidator(SUBSYSTEMS, POLICIES));
   const gw = await startTestGateway(loaded.config as unknown as Record<string, unknown>, { file, baseDir: dir, watchConfig: true });
   t.after(async () => {
     await gw.close();

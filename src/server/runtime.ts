@@ -1,6 +1,6 @@
 /**
  * A Runtime is one validated config compiled for serving: the route tree, upstream pools, policy instances and
- * module services. Requests capture the runtime they started on, so a reload swaps in a new Runtime while
+ * subsystem services. Requests capture the runtime they started on, so a reload swaps in a new Runtime while
  * in-flight requests finish on the old one, which is closed once they are done.
  */
 import { AddressList } from '../shared/address-list.js';
@@ -13,21 +13,21 @@ import { StripRules } from '../proxy/headers.js';
 import type { PathRules } from './path.js';
 import { UpstreamGroup } from '../proxy/upstream.js';
 import { Router, type CompiledRoute } from '../routing/router.js';
-import type { ModuleInstance, UpstreamTargetInfo } from '../modules.js';
+import type { RunningSubsystem, UpstreamTargetInfo } from '../subsystems.js';
 import { ConfigError } from '../config/load.js';
 import type { GatewayConfig, LoadedConfig, PolicyConfigEntry, RouteConfig } from '../config/types.js';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { spiffeUpstreamConnector } from '../identity/upstream-spiffe.js';
+import { spiffeUpstreamConnector } from '../workload-identity/upstream-spiffe.js';
 
 export interface CompileEnv {
   logger: Logger;
   dataDir: string;
   policies: readonly PolicyDefinition[];
-  /** Services shared by every runtime of this process (modules registered theirs at start). */
+  /** Services shared by every runtime of this process (subsystems registered theirs at start). */
   services: Services;
-  /** Started modules, whose routes are compiled with the config's own. */
-  modules: readonly ModuleInstance[];
+  /** Started subsystems, whose routes are compiled with the config's own. */
+  subsystems: readonly RunningSubsystem[];
   /** URL of the embedded echo service, for `builtin:echo` targets. */
   builtinEchoUrl: () => Promise<string>;
 }
@@ -125,8 +125,8 @@ export async function compileRuntime(loaded: LoadedConfig, env: CompileEnv): Pro
   const groups: UpstreamGroup[] = [];
   const compiled: CompiledRoute[] = [];
   try {
-    const moduleRoutes: RouteConfig[] = [];
-    for (const m of env.modules) if (m.routes) moduleRoutes.push(...m.routes(config));
+    const subsystemRoutes: RouteConfig[] = [];
+    for (const m of env.subsystems) if (m.routes) subsystemRoutes.push(...m.routes(config));
 
     const definitions = new Map(env.policies.map((p) => [p.name, p]));
     const upstreamNames = new Set(Object.keys(config.upstreams));
@@ -183,7 +183,7 @@ export async function compileRuntime(loaded: LoadedConfig, env: CompileEnv): Pro
 
     const router = new Router();
     const injected = new Set<string>();
-    const allRoutes = [...config.routes, ...moduleRoutes];
+    const allRoutes = [...config.routes, ...subsystemRoutes];
     for (const route of allRoutes) {
       const own = new Set(route.policies.map(policyName));
       const disabled = new Set(route.disable_default_policies ?? []);

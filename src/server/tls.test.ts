@@ -8,7 +8,7 @@ import tls from 'node:tls';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { issueCertificate } from '../identity/certificates.js';
+import { issueCertificate } from '../workload-identity/certificates.js';
 import { startTestGateway } from '../../testing/harness.js';
 
 function handshake(port: number, options: tls.ConnectionOptions): Promise<{ ok: true; protocol: string | null; serial: string } | { ok: false; error: string }> {

@@ -12,9 +12,9 @@ import type { Server as HttpsServer } from 'node:https';
 import type { TlsOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import type { ListenerConfig } from '../config/types.js';
-import { CLIENT_AUTH_MAX_SESSION_S, ListenerClientAuth, registerListenerConnection } from '../identity/listener-client-auth.js';
-import type { ServedCertificate } from '../identity/certificates.js';
-import type { WorkloadX509Source } from '../identity/workload-api/x509-source.js';
+import { CLIENT_AUTH_MAX_SESSION_S, ListenerClientAuth, registerListenerConnection } from '../workload-identity/listener-client-auth.js';
+import type { ServedCertificate } from '../workload-identity/certificates.js';
+import type { WorkloadX509Source } from '../workload-identity/workload-api/x509-source.js';
 
 export function describeCertificate(certPem: string, source: ServedCertificate['source']): ServedCertificate {
   const x509 = new X509Certificate(certPem);

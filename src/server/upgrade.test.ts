@@ -14,7 +14,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { WebSocket } from 'undici';
-import { issueCertificate } from '../identity/certificates.js';
+import { issueCertificate } from '../workload-identity/certificates.js';
 import { startTestGateway } from '../../testing/harness.js';
 import { freePort } from '../../testing/ports.js';
 

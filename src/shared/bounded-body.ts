@@ -1,5 +1,5 @@
 /**
- * Reading an HTTP response body from a server we do not control (identity providers, authorization servers, JWKS
+ * Reading an HTTP response body from a server we do not control (verification providers, authorization servers, JWKS
  * endpoints) with a size bound that holds while reading: the read stops, and the stream is cancelled, as soon as
  * the body passes the bound, so an oversized or endless answer cannot fill memory. Works on undici bodies and on
  * fetch() streams alike.

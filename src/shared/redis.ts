@@ -5,7 +5,7 @@
  * (fail open to local state, or closed); none of them may block a request on it beyond `command_timeout_ms`.
  */
 import { Redis } from 'ioredis';
-import type { GatewayModule } from '../modules.js';
+import type { Subsystem } from '../subsystems.js';
 import { secretRefSchema } from '../config/schema.js';
 import { connectionUrl } from '../config/secrets.js';
 
@@ -103,7 +103,7 @@ export class RedisService {
   }
 }
 
-export const redisModule: GatewayModule = {
+export const redisSubsystem: Subsystem = {
   name: 'redis',
   section: { key: 'redis', schema: redisSchema },
   async start(config, ctx) {

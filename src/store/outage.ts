@@ -72,7 +72,7 @@ export class StoreOutage implements StalePolicy {
     return now < dueAt + this.staleMs && (err as { unreachable?: unknown } | null)?.unreachable === true;
   }
 
-  /** Counts each decision made on stale state (the store module's metric). */
+  /** Counts each decision made on stale state (the store subsystem's metric). */
   onServedStale: ((what: string) => void) | undefined;
 
   servedStale(what: string): void {

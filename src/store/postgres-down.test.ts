@@ -11,7 +11,7 @@ import { startTestGateway, httpRequest } from '../../testing/harness.js';
 import { requirePostgres, uniqueName, POSTGRES_URL } from '../../testing/services.js';
 import { startTcpRelay } from '../../testing/tcp-relay.js';
 import { kycTestbed, eventually } from '../../testing/kyc-testbed.js';
-import type { AuthService } from '../auth/module.js';
+import type { AuthService } from '../auth/subsystem.js';
 import { PostgresStore } from './postgres.js';
 
 /** The deadline configured below, and what a loaded 2-core machine may add to it (timers, scheduling). */

@@ -15,7 +15,7 @@ import { requirePostgres, uniqueName, POSTGRES_URL } from '../../testing/service
 import { startTcpRelay } from '../../testing/tcp-relay.js';
 import { kycTestbed, postWebhook, eventually } from '../../testing/kyc-testbed.js';
 import { journalLines } from '../audit/verify.js';
-import type { AuthService } from '../auth/module.js';
+import type { AuthService } from '../auth/subsystem.js';
 import { PostgresStore } from './postgres.js';
 
 const DEADLINE_MS = 1000;

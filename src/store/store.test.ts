@@ -1,5 +1,5 @@
 /**
- * One contract, run against both stores: what every module relies on (migrations once and in order, placeholders,
+ * One contract, run against both stores: what every subsystem relies on (migrations once and in order, placeholders,
  * upserts with RETURNING, transactions that roll back, durability of a commit); and how each says it cannot be
  * used right now (locked, full, unreachable) so that requests answer 503 instead of 500.
  */

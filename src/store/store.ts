@@ -1,6 +1,6 @@
 /**
  * The store: durable state shared by gateway instances (verification state, consumers, API keys, webhook events).
- * SQLite is the embedded default; PostgreSQL lets several instances share state. Modules own their tables and
+ * SQLite is the embedded default; PostgreSQL lets several instances share state. Subsystems own their tables and
  * migrations (applied once each, in order, recorded in `kycgate_migrations`); SQL is written once with `$1..$n`
  * placeholders and the portable subset both engines accept (ON CONFLICT, RETURNING, TEXT/INTEGER/BIGINT).
  */

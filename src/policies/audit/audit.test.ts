@@ -7,7 +7,7 @@ import { startTestGateway, startUpstream, httpRequest, memoryLogger } from '../.
 import { Services } from '../../pipeline/services.js';
 import { auditPolicy } from './audit.js';
 import { journalLines, verifyJournal, loadPublicKey } from '../../audit/verify.js';
-import type { AuditService } from '../../audit/module.js';
+import type { AuditService } from '../../audit/subsystem.js';
 
 const route = (sync: boolean) => ({ name: 'payments', match: { path: '/pay' }, policies: [{ 'static-response': { status: 201, body: 'ok', headers: { 'x-ledger': 'L1' } } }, { audit: { sync } }] });
 

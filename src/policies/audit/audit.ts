@@ -6,7 +6,7 @@
  */
 import type { PolicyDefinition } from '../../pipeline/policy.js';
 import { ConfigError } from '../../config/load.js';
-import type { AuditService } from '../../audit/module.js';
+import type { AuditService } from '../../audit/subsystem.js';
 import { auditPolicySchema, type AuditPolicyConfig } from './schema.js';
 
 export const auditPolicy: PolicyDefinition<AuditPolicyConfig> = {

@@ -4,7 +4,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestGateway, startUpstream, httpRequest, type TestGateway } from '../../../testing/harness.js';
-import type { AuthService } from '../../auth/module.js';
+import type { AuthService } from '../../auth/subsystem.js';
 import type { GatewayEvent } from '../../pipeline/events.js';
 
 async function setup(t: TestContext, policies: unknown[], extra: Record<string, unknown> = {}) {

@@ -13,7 +13,7 @@ import { isAuthFailure, type AuthFailure, type AuthOutcome, type Authenticator }
 import { authenticatorFor } from './registry.js';
 import { authenticateSchema, type AuthenticateConfig } from './schema.js';
 import { FailureThrottle } from './failure-throttle.js';
-import type { AuthService } from '../../auth/module.js';
+import type { AuthService } from '../../auth/subsystem.js';
 
 const MISSING: AuthFailure = Object.freeze({ failed: true as const, reason: 'missing_credential', detail: 'This route requires authentication.' });
 

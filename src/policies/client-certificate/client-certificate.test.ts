@@ -1,7 +1,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
-import { issueCertificate, type IssuedCertificate } from '../../identity/certificates.js';
+import { issueCertificate, type IssuedCertificate } from '../../workload-identity/certificates.js';
 import { startTestGateway, startUpstream, type TestGateway } from '../../../testing/harness.js';
 import { KeyUsage, issueSvid, spiffeBundle, tempDir, tlsRequest, trustDomainCa, writeFile } from '../../../testing/spiffe.js';
 import type { Identity } from '../../pipeline/context.js';

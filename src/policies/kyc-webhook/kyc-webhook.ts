@@ -1,5 +1,5 @@
 /**
- * kyc-webhook: answers `POST /webhooks/:provider` (a built-in route of the kyc module). Nothing in the body is
+ * kyc-webhook: answers `POST /webhooks/:provider` (a built-in route of the kyc subsystem). Nothing in the body is
  * trusted before the provider's signature check on the raw bytes passes. A valid event is stored durably before
  * the 200 goes out, so an acknowledged event survives a crash; it is applied right after (idempotently, never
  * letting an older status overwrite a newer one). Refusals answer 401 and raise a `webhook.refused` event.
@@ -23,7 +23,7 @@ const DUPLICATE: Reply = { status: 200, headers: { 'content-type': 'application/
 
 export const kycWebhookPolicy: PolicyDefinition<KycWebhookConfig> = {
   name: 'kyc-webhook',
-  description: 'Receives identity-provider webhooks on the kyc module\'s webhook route (not for use on other routes).',
+  description: 'Receives verification-provider webhooks on the kyc subsystem\'s webhook route (not for use on other routes).',
   phase: 'gate',
   problems: KYC_WEBHOOK_PROBLEMS,
   schema: kycWebhookSchema,
@@ -36,7 +36,7 @@ export const kycWebhookPolicy: PolicyDefinition<KycWebhookConfig> = {
       async onRequest(ctx: RequestContext): Promise<PolicyResult> {
         const name = ctx.params.provider ?? '';
         const provider = kyc.setup.providers.get(name);
-        if (!provider) return problem('not-found', { detail: 'No identity provider of that name.' });
+        if (!provider) return problem('not-found', { detail: 'No verification provider of that name.' });
         const body = await ctx.readBody();
         if (body instanceof Problem) return body;
         const verified = provider.verifyWebhook(body, ctx.headers);

@@ -1,4 +1,4 @@
-/** The kyc-webhook policy has no settings: it serves the kyc module's webhook route. */
+/** The kyc-webhook policy has no settings: it serves the kyc subsystem's webhook route. */
 export type KycWebhookConfig = Record<string, never>;
 
 export const kycWebhookSchema = { type: 'object', properties: {}, additionalProperties: false } as const;

@@ -5,7 +5,7 @@
  * table entry.
  */
 import type { CompiledLimit } from './limits.js';
-import type { Decision } from './decision.js';
+import type { Verdict } from './verdict.js';
 
 /** One limit's counters: client key to TAT (ms since the epoch). */
 export type CounterTable = Map<string, number>;
@@ -44,7 +44,7 @@ export class LocalCounters {
     return table;
   }
 
-  decide(tables: readonly CounterTable[], keys: readonly string[], limits: readonly CompiledLimit[], n: number, now: number, penalise: boolean, out: Decision): void {
+  decide(tables: readonly CounterTable[], keys: readonly string[], limits: readonly CompiledLimit[], n: number, now: number, penalise: boolean, out: Verdict): void {
     const pending = this.pending;
     let allowed = true;
     let retry = 0;

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { httpRequest, startTestGateway, startUpstream } from '../../../testing/harness.js';
-import type { AuthService } from '../../auth/module.js';
+import type { AuthService } from '../../auth/subsystem.js';
 
 test('consumers get their plan\'s limits, counted per consumer and per API key', async (t) => {
   const up = await startUpstream((_req, res) => res.end('ok'));

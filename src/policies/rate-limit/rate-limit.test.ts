@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ConfigValidator, loadConfigFile } from '../../config/load.js';
-import { MODULES, POLICIES } from '../../bundled.js';
+import { SUBSYSTEMS, POLICIES } from '../../bundled.js';
 import { httpRequest, memoryLogger, startTestGateway, startUpstream } from '../../../testing/harness.js';
 import { Services } from '../../pipeline/services.js';
 import { rateLimitPolicy } from './rate-limit.js';
@@ -219,7 +219,7 @@ test('a config reload keeps local counts: reloading never hands clients a fresh 
       }),
     );
   write('one');
-  const loaded = loadConfigFile(file, new ConfigValidator(MODULES, POLICIES));
+  const loaded = loadConfigFile(file, new ConfigValidator(SUBSYSTEMS, POLICIES));
   const gw = await startTestGateway(loaded.config as unknown as Record<string, unknown>, { file, baseDir: dir, watchConfig: false });
   t.after(async () => {
     await gw.close();

@@ -11,7 +11,7 @@ import type { RedisService } from '../../shared/redis.js';
 import type { EventBus } from '../../pipeline/events.js';
 import { rateLimitSchema, type RateLimitConfig } from './schema.js';
 import { compileLimitSet, fallbackKeyValue, keyValue, type CompiledLimit, type LimitSet } from './limits.js';
-import { Decision } from './decision.js';
+import { Verdict } from './verdict.js';
 import { LocalCounters, type CounterTable } from './local-counters.js';
 import { RedisBreaker, RedisCounters } from './redis-counters.js';
 import { registerRateLimitMetrics } from './metrics.js';
@@ -56,7 +56,7 @@ class RateLimiter implements PolicyInstance {
   private readonly active: CompiledLimit[] = [];
   private readonly activeTables: CounterTable[] = [];
   private readonly tables: Map<CompiledLimit, CounterTable>;
-  private readonly decision = new Decision();
+  private readonly verdict = new Verdict();
   private readonly local: LocalCounters;
   private readonly redis: RedisCounters | undefined;
   private readonly breaker: RedisBreaker;
@@ -113,8 +113,8 @@ class RateLimiter implements PolicyInstance {
       if (this.config.on_redis_failure === 'fail_closed') return this.unavailable(ctx);
     }
     // Local counters: the configured store, or the fail-open fallback while Redis is unavailable.
-    this.local.decide(this.activeTables, keys, active, n, Date.now(), this.config.penalise_rejected, this.decision);
-    return this.answer(ctx, set, active, this.decision, 'local');
+    this.local.decide(this.activeTables, keys, active, n, Date.now(), this.config.penalise_rejected, this.verdict);
+    return this.answer(ctx, set, active, this.verdict, 'local');
   }
 
   private redisKey(limit: CompiledLimit, value: string): string {
@@ -130,20 +130,20 @@ class RateLimiter implements PolicyInstance {
     for (let i = 0; i < n; i++) keys[i] = this.redisKey(active[i]!, this.keys[i]!);
     const values = this.keys.slice(0, n);
     const tables = this.activeTables.slice(0, n);
-    const decision = new Decision();
+    const verdict = new Verdict();
     try {
-      await this.redis!.decide(keys, active, n, this.config.penalise_rejected, decision);
+      await this.redis!.decide(keys, active, n, this.config.penalise_rejected, verdict);
       this.breaker.success();
-      return this.answer(ctx, set, active, decision, 'redis');
+      return this.answer(ctx, set, active, verdict, 'redis');
     } catch {
       this.breaker.failure(Date.now());
       if (this.config.on_redis_failure === 'fail_closed') return this.unavailable(ctx);
-      this.local.decide(tables, values, active, n, Date.now(), this.config.penalise_rejected, decision);
-      return this.answer(ctx, set, active, decision, 'local');
+      this.local.decide(tables, values, active, n, Date.now(), this.config.penalise_rejected, verdict);
+      return this.answer(ctx, set, active, verdict, 'local');
     }
   }
 
-  private answer(ctx: RequestContext, set: LimitSet, active: readonly CompiledLimit[], d: Decision, store: string): PolicyResult {
+  private answer(ctx: RequestContext, set: LimitSet, active: readonly CompiledLimit[], d: Verdict, store: string): PolicyResult {
     const limit = active[d.limitIndex]!;
     const resetS = Math.ceil(d.resetMs / 1000);
     if (d.allowed) {

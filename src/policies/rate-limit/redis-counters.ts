@@ -13,7 +13,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { CompiledLimit } from './limits.js';
-import type { Decision } from './decision.js';
+import type { Verdict } from './verdict.js';
 
 /**
  * KEYS: one per limit. ARGV[1]: 1 to charge rejected requests; then per limit: interval_us, tolerance_us.
@@ -70,7 +70,7 @@ export class RedisCounters {
     return this.client.status === 'ready';
   }
 
-  async decide(keys: readonly string[], limits: readonly CompiledLimit[], n: number, penalise: boolean, out: Decision): Promise<void> {
+  async decide(keys: readonly string[], limits: readonly CompiledLimit[], n: number, penalise: boolean, out: Verdict): Promise<void> {
     const args: string[] = new Array(n + 1 + 2 * n);
     for (let i = 0; i < n; i++) args[i] = keys[i]!;
     args[n] = penalise ? '1' : '0';

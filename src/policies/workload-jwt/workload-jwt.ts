@@ -5,7 +5,7 @@
  */
 import type { PolicyDefinition, PolicyInstance } from '../../pipeline/policy.js';
 import { problem } from '../../pipeline/problem.js';
-import { WorkloadJwtSvidClient } from '../../identity/workload-api/jwt-svid.js';
+import { WorkloadJwtSvidClient } from '../../workload-identity/workload-api/jwt-svid.js';
 import { workloadJwtSchema, type WorkloadJwtConfig } from './schema.js';
 
 export const workloadJwtPolicy: PolicyDefinition<WorkloadJwtConfig> = {

@@ -1,10 +1,10 @@
 /**
- * Turns a Didit decision document into a ProviderDecision: flat facts for claim mapping and the three personal
+ * Turns a Didit decision document into a VerificationResult: flat facts for claim mapping and the three personal
  * fields a claim may need. Everything else (document images, portrait and video URLs, which are short-lived
  * presigned links, document numbers, addresses, the raw document itself) is dropped here, before anything is
  * stored or logged.
  */
-import type { ProviderDecision } from '../provider.js';
+import type { VerificationResult } from '../provider.js';
 import { diditStatusToState, statusSeverity } from './statuses.js';
 import { ageAt } from '../../shared/age.js';
 
@@ -77,10 +77,10 @@ export interface DecisionFallbacks {
  * Maps a decision document (from `GET /v3/session/{id}/decision/` or a webhook's `decision`) at `nowSeconds`.
  * Fields missing in the document (webhook decisions omit some) are taken from `fallbacks` (the envelope).
  */
-export function decisionFromDidit(doc: unknown, nowSeconds: number, fallbacks: DecisionFallbacks = {}): ProviderDecision {
+export function decisionFromDidit(doc: unknown, nowSeconds: number, fallbacks: DecisionFallbacks = {}): VerificationResult {
   const d: Item = isObject(doc) ? doc : {};
   const status = text(d.status) ?? fallbacks.status ?? '';
-  const facts: ProviderDecision['facts'] = { status };
+  const facts: VerificationResult['facts'] = { status };
   const lists = new Map<string, Item[]>();
   for (const [list, single, fact] of FEATURE_LISTS) {
     const items = itemsOf(d, list, single);
@@ -89,7 +89,7 @@ export function decisionFromDidit(doc: unknown, nowSeconds: number, fallbacks: D
     const worst = worstStatus(items);
     if (worst !== undefined) facts[fact] = worst;
   }
-  const personal: ProviderDecision['personal'] = {};
+  const personal: VerificationResult['personal'] = {};
   const id = primaryIdVerification(lists.get('id_verification'));
   if (id) {
     const age = ageAt(id.date_of_birth, nowSeconds);

@@ -11,8 +11,8 @@ import {
   ProviderRejected,
   ProviderUnavailable,
   type CreateSessionInput,
-  type IdentityProvider,
-  type ProviderDecision,
+  type VerificationProvider,
+  type VerificationResult,
   type ProviderSession,
   type WebhookVerification,
 } from '../provider.js';
@@ -76,7 +76,7 @@ function isOutage(err: unknown): boolean {
   return err instanceof ProviderUnavailable && err.reason !== 'rate_limited' && err.reason !== 'breaker_open';
 }
 
-export class DiditProvider implements IdentityProvider {
+export class DiditProvider implements VerificationProvider {
   readonly name: string;
   private readonly dispatcher: Dispatcher;
   private readonly origin: string;
@@ -143,7 +143,7 @@ export class DiditProvider implements IdentityProvider {
     };
   }
 
-  async fetchDecision(sessionId: string): Promise<ProviderDecision> {
+  async fetchDecision(sessionId: string): Promise<VerificationResult> {
     if (!SESSION_ID.test(sessionId)) throw new ProviderRejected('invalid Didit session id', 400);
     const doc = await this.call('GET', `/v3/session/${sessionId}/decision/`, undefined, 'fetch_decision');
     return decisionFromDidit(doc, Math.floor(this.now() / 1000), { sessionId });

@@ -1,6 +1,6 @@
 /**
- * Config schema of a `didit` provider entry, for the KYC module to embed under its providers. Secrets are
- * references (`{env: NAME}` or `{file: PATH}`), resolved by the module and handed to DiditProvider as strings.
+ * Config schema of a `didit` provider entry, for the KYC subsystem to embed under its providers. Secrets are
+ * references (`{env: NAME}` or `{file: PATH}`), resolved by the subsystem and handed to DiditProvider as strings.
  */
 import { secretRefSchema } from '../../config/schema.js';
 

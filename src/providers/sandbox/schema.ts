@@ -7,7 +7,7 @@ import { breakerSchema, providerTimeoutsSchema, webhookVerificationSchema } from
 
 export const sandboxProviderSchema = {
   type: 'object',
-  description: 'Embedded sandbox identity provider: serves Didit\'s API, a hosted verification page with Approve / Decline / Send to review buttons, and signed webhooks, from inside the gateway process. Nothing leaves the machine.',
+  description: 'Embedded sandbox verification provider: serves Didit\'s API, a hosted verification page with Approve / Decline / Send to review buttons, and signed webhooks, from inside the gateway process. Nothing leaves the machine.',
   properties: {
     type: { const: 'sandbox', description: 'Provider type.' },
     host: { type: 'string', default: '127.0.0.1', description: 'Address the sandbox listens on. Browsers of the people verifying must reach it (through `public_base_url` if proxied).' },

@@ -4,7 +4,7 @@
  * A cached key is checked synchronously: one map lookup and one SHA-256.
  */
 import type { RequestContext } from '../../../pipeline/context.js';
-import type { AuthService } from '../../../auth/module.js';
+import type { AuthService } from '../../../auth/subsystem.js';
 import { KEY_PREFIX, lookupIdOf, parseKey } from '../../../auth/api-keys/format.js';
 import type { KeyCheck } from '../../../auth/api-keys/verifier.js';
 import { bearerToken, type AuthenticatorDefinition, type AuthOutcome, type Authenticator } from '../authenticator.js';

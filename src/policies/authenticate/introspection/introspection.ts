@@ -9,7 +9,7 @@
  */
 import { hash } from 'node:crypto';
 import type { Identity, RequestContext } from '../../../pipeline/context.js';
-import type { AuthService } from '../../../auth/module.js';
+import type { AuthService } from '../../../auth/subsystem.js';
 import type { ConsumerDirectory } from '../../../auth/consumers.js';
 import { bearerToken, isAuthFailure, isCompactJws, type AuthenticatorDefinition, type AuthFailure, type AuthOutcome, type Authenticator } from '../authenticator.js';
 import { checkFetchUrl } from '../jwt/remote-key-set.js';

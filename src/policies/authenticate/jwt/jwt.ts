@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import type { EventBus } from '../../../pipeline/events.js';
 import { createLocalJWKSet, decodeJwt, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { Identity, RequestContext } from '../../../pipeline/context.js';
-import type { AuthService } from '../../../auth/module.js';
+import type { AuthService } from '../../../auth/subsystem.js';
 import type { ConsumerDirectory } from '../../../auth/consumers.js';
 import { bearerToken, isCompactJws, type AuthenticatorDefinition, type AuthFailure, type AuthOutcome, type Authenticator } from '../authenticator.js';
 import { ASYMMETRIC_ALGORITHMS, HMAC_ALGORITHMS, jwtSchema, type JwtConfig, type JwtIssuerConfig } from './schema.js';

@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { issueCertificate } from '../../../identity/certificates.js';
+import { issueCertificate } from '../../../workload-identity/certificates.js';
 import { startTestGateway, startUpstream } from '../../../../testing/harness.js';
 import { issueSvid, spiffeBundle, tempDir, tlsRequest, trustDomainCa, writeFile } from '../../../../testing/spiffe.js';
 

@@ -10,11 +10,11 @@ import type { TLSSocket } from 'node:tls';
 import type { Identity, RequestContext } from '../../../pipeline/context.js';
 import type { PolicySetup } from '../../../pipeline/policy.js';
 import type { AuthenticatorDefinition, Authenticator, AuthFailure, AuthOutcome } from '../authenticator.js';
-import { TrustStore } from '../../../identity/trust-store.js';
-import { PeerVerifier } from '../../../identity/peer-verifier.js';
-import { listenerVerifierOf } from '../../../identity/listener-client-auth.js';
-import type { AcceptedCertificate } from '../../../identity/svid.js';
-import { parseSpiffeId } from '../../../identity/spiffe-id.js';
+import { TrustStore } from '../../../workload-identity/trust-store.js';
+import { PeerVerifier } from '../../../workload-identity/peer-verifier.js';
+import { listenerVerifierOf } from '../../../workload-identity/listener-client-auth.js';
+import type { AcceptedCertificate } from '../../../workload-identity/svid.js';
+import { parseSpiffeId } from '../../../workload-identity/spiffe-id.js';
 import { mtlsSchema, type MtlsConfig } from './schema.js';
 
 const NO_CONSUMER = Symbol('no consumer');

@@ -1,5 +1,5 @@
 /** Config of the `mtls` authenticator (also the body of the `client-certificate` policy). */
-import { trustDomainsSchema } from '../../../identity/schema.js';
+import { trustDomainsSchema } from '../../../workload-identity/schema.js';
 
 export interface MtlsConsumerRule {
   name: string;

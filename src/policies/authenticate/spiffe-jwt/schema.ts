@@ -1,5 +1,5 @@
 /** Config of the `spiffe-jwt` authenticator (JWT-SVIDs sent as bearer tokens). */
-import { trustDomainsSchema } from '../../../identity/schema.js';
+import { trustDomainsSchema } from '../../../workload-identity/schema.js';
 export interface SpiffeJwtConfig {
   audience: string[];
   trust_domains?: Array<{ name: string; bundle: string }>;

@@ -15,9 +15,9 @@ import { decodeJwt, decodeProtectedHeader, errors, importJWK, jwtVerify, type JW
 import type { Identity, RequestContext } from '../../../pipeline/context.js';
 import type { PolicySetup } from '../../../pipeline/policy.js';
 import { bearerToken, isAuthFailure, isCompactJws, type AuthenticatorDefinition, type Authenticator, type AuthFailure, type AuthOutcome } from '../authenticator.js';
-import { TrustStore } from '../../../identity/trust-store.js';
-import { parseSpiffeId } from '../../../identity/spiffe-id.js';
-import { WorkloadJwtBundleSource } from '../../../identity/workload-api/jwt-bundle-source.js';
+import { TrustStore } from '../../../workload-identity/trust-store.js';
+import { parseSpiffeId } from '../../../workload-identity/spiffe-id.js';
+import { WorkloadJwtBundleSource } from '../../../workload-identity/workload-api/jwt-bundle-source.js';
 import { spiffeJwtSchema, type SpiffeJwtConfig } from './schema.js';
 import { recall, remember } from '../../../shared/credential-memo.js';
 

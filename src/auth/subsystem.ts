@@ -4,9 +4,9 @@
  * Starts after `store` and `redis`: it migrates its tables, syncs the declared consumers, and listens for
  * changes made by other instances and the CLI.
  */
-import type { GatewayModule } from '../modules.js';
+import type { Subsystem } from '../subsystems.js';
 import type { Store } from '../store/store.js';
-import type { StoreConfig } from '../store/module.js';
+import type { StoreConfig } from '../store/subsystem.js';
 import type { StoreOutage } from '../store/outage.js';
 import type { RedisService } from '../shared/redis.js';
 import { ConsumerDirectory, syncConfigConsumers, type ConsumerConfig } from './consumers.js';
@@ -60,7 +60,7 @@ const KEY_CACHE_MAX_ENTRIES = 100_000;
 /** Store poll for changes made elsewhere: the bound on revocation delay when Redis is absent or down. */
 const CHANGE_POLL_MS = 1000;
 
-export const authModule: GatewayModule = {
+export const authSubsystem: Subsystem = {
   name: 'auth',
   section: { key: 'consumers', schema: consumersSchema },
   async start(config, ctx) {

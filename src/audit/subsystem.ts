@@ -1,5 +1,5 @@
 /**
- * The `audit` module: subscribes to the gateway event bus and feeds the journal (records for every request and
+ * The `audit` subsystem: subscribes to the gateway event bus and feeds the journal (records for every request and
  * security event), the sinks that ship it, the Prometheus metrics and, when enabled, tracing. It starts once per
  * process; header capture settings apply on reload, the rest on restart.
  */
@@ -8,7 +8,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { GatewayModule, ModuleInstance } from '../modules.js';
+import type { Subsystem, RunningSubsystem } from '../subsystems.js';
 import type { GatewayConfig } from '../config/types.js';
 import { RequestField, type RequestContext } from '../pipeline/context.js';
 import type { ResponseHead } from '../pipeline/policy.js';
@@ -23,7 +23,7 @@ import { RequestMetrics } from '../observe/metrics.js';
 import { registerAuditMetrics } from './metrics.js';
 import { RequestTracer } from '../observe/tracing.js';
 
-/** The `audit` service other modules may look up. */
+/** The `audit` service other subsystems may look up. */
 export interface AuditService {
   readonly journal: Journal | undefined;
   /** The recorder, when the journal is enabled (the `audit` policy uses it). */
@@ -166,10 +166,10 @@ export function applyRetention(journal: Journal, sinks: readonly SinkRunner[], d
   }
 }
 
-export const auditModule: GatewayModule = {
+export const auditSubsystem: Subsystem = {
   name: 'audit',
   section: { key: 'audit', schema: auditSchema },
-  async start(config: GatewayConfig, ctx): Promise<ModuleInstance> {
+  async start(config: GatewayConfig, ctx): Promise<RunningSubsystem> {
     const cfg = config.audit as AuditConfig;
     const logger = ctx.services.logger;
     const auditDir = auditDirectory(ctx.services.dataDir);

@@ -1,5 +1,5 @@
-/** The outcome of one rate-limit decision over all the limits of a request. */
-export class Decision {
+/** The verdict of the rate limits on one request: admitted or not, and what its headers report. */
+export class Verdict {
   allowed = true;
   /** When rejected: milliseconds until the request would be admitted. */
   retryAfterMs = 0;

@@ -1,13 +1,13 @@
 /**
- * A module owns a top-level config section and the services behind it (a store, identity providers, the audit
+ * A subsystem owns a top-level config section and the services behind it (a store, verification providers, the audit
  * journal ...). It may also add built-in routes (webhooks, JWKS, hosted pages) that are compiled with the user's
- * routes. Modules start before policies are created, so policies can look their services up.
+ * routes. Subsystems start before policies are created, so policies can look their services up.
  */
 import type { GatewayConfig, LoadedConfig } from './config/types.js';
 import type { Services } from './pipeline/services.js';
 import type { RouteConfig } from './config/types.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { ServedCertificate } from './identity/certificates.js';
+import type { ServedCertificate } from './workload-identity/certificates.js';
 import type { ProblemType } from './pipeline/problem.js';
 
 /** The certificate a TLS listener serves now and when it last changed. */
@@ -19,7 +19,7 @@ export interface ListenerCertificateInfo {
   rotations?: number;
 }
 
-export interface ModuleStartContext {
+export interface SubsystemStartContext {
   readonly loaded: LoadedConfig;
   readonly services: Services;
   /** Resolves a secret reference; the value must never be logged. */
@@ -35,10 +35,10 @@ export interface UpstreamTargetInfo {
 }
 
 /**
- * A started module. Modules start once per gateway process (their state, such as a database pool or the audit
+ * A started subsystem. Subsystems start once per gateway process (their state, such as a database pool or the audit
  * journal, must outlive config reloads); `reload` applies a changed config section.
  */
-export interface ModuleInstance {
+export interface RunningSubsystem {
   /** Routes to compile alongside the config's own, for the given config (called on start and on every reload). */
   routes?(config: GatewayConfig): RouteConfig[];
   /** Applies a new config; throw a ConfigError to refuse it (the old config keeps serving). */
@@ -46,18 +46,18 @@ export interface ModuleInstance {
   /** Admin endpoints: path → handler, served on the admin listener. */
   adminHandlers?: Record<string, (req: IncomingMessage, res: ServerResponse) => void>;
   /**
-   * Readiness of the module's dependencies, for /readyz (reported under the module's name). `detail` is shown to
+   * Readiness of the subsystem's dependencies, for /readyz (reported under the subsystem's name). `detail` is shown to
    * whoever can reach the admin listener: it names what fails, never an error's text; `error` goes to the log.
    */
   ready?(): Promise<{ ok: boolean; detail?: Record<string, unknown>; error?: unknown }>;
   close?(): Promise<void>;
 }
 
-export interface GatewayModule {
+export interface Subsystem {
   readonly name: string;
-  /** Top-level config key this module owns, and its schema. */
+  /** Top-level config key this subsystem owns, and its schema. */
   readonly section?: { key: string; schema: Record<string, unknown> };
-  /** Problem types the module's routes and services answer with beyond the core's, each documented with it. */
+  /** Problem types the subsystem's routes and services answer with beyond the core's, each documented with it. */
   readonly problems?: readonly ProblemType[];
-  start(config: GatewayConfig, ctx: ModuleStartContext): Promise<ModuleInstance>;
+  start(config: GatewayConfig, ctx: SubsystemStartContext): Promise<RunningSubsystem>;
 }

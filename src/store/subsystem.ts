@@ -3,7 +3,7 @@
  * data directory is used; `driver: postgres` shares state between gateway instances.
  */
 import path from 'node:path';
-import type { GatewayModule } from '../modules.js';
+import type { Subsystem } from '../subsystems.js';
 import { ConfigError } from '../config/load.js';
 import { secretRefSchema } from '../config/schema.js';
 import { connectionUrl } from '../config/secrets.js';
@@ -107,7 +107,7 @@ export function storeFromConfig(config: StoreConfig, dataDir: string, resolveSec
   return new SqliteStore(path.resolve(dataDir, config.sqlite.path), { synchronous: config.sqlite.synchronous, busyTimeoutMs: Math.max(config.sqlite.busy_timeout_ms, min) });
 }
 
-export const storeModule: GatewayModule = {
+export const storeSubsystem: Subsystem = {
   name: 'store',
   section: { key: 'store', schema: storeSchema },
   async start(config, ctx) {

@@ -1,10 +1,10 @@
 /**
- * The `kyc` module: starts the KYC service from the `kyc` section (after `store` and `redis`), applies its
+ * The `kyc` subsystem: starts the KYC service from the `kyc` section (after `store` and `redis`), applies its
  * migrations, and adds two built-in routes: `POST /webhooks/:provider` (answered by the kyc-webhook policy) and
  * `GET /.well-known/jwks.json` (the assertion's public keys, answered by kyc-jwks). Without a `kyc` section it
  * does nothing.
  */
-import type { GatewayModule } from '../modules.js';
+import type { Subsystem } from '../subsystems.js';
 import type { GatewayConfig, RouteConfig } from '../config/types.js';
 import { ConfigError } from '../config/load.js';
 import type { Store } from '../store/store.js';
@@ -46,8 +46,8 @@ function kycRoutes(config: GatewayConfig): RouteConfig[] {
   ];
 }
 
-/** The KYC module, knowing the provider types in `providers` (src/bundled.ts has the bundled ones). */
-export function kycModule(providers: readonly ProviderType[]): GatewayModule {
+/** The KYC subsystem, knowing the provider types in `providers` (src/bundled.ts has the bundled ones). */
+export function kycSubsystem(providers: readonly ProviderType[]): Subsystem {
   const providerTypes = new ProviderTypes(providers);
   return {
   name: 'kyc',
