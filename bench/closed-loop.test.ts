@@ -53,7 +53,19 @@ test('bench: unreadable wrk output is an error, not a zero', () => {
 
 // The fields `autocannon -j` prints (autocannon 7/8), trimmed to what the parser reads and a few neighbours.
 const AUTOCANNON = {
-  latency: { average: 4.1, mean: 4.1, stddev: 2.2, min: 1, max: 60, p0_001: 1, p50: 3, p90: 6, p97_5: 9, p99: 14, totalCount: 50000 },
+  latency: {
+    average: 4.1,
+    mean: 4.1,
+    stddev: 2.2,
+    min: 1,
+    max: 60,
+    p0_001: 1,
+    p50: 3,
+    p90: 6,
+    p97_5: 9,
+    p99: 14,
+    totalCount: 50000,
+  },
   requests: { average: 10000, mean: 10000, stddev: 300, min: 9500, max: 10400, total: 50000, sent: 50050 },
   errors: 7,
   timeouts: 4,
@@ -76,7 +88,9 @@ test('bench: autocannon failures are 4xx/5xx answers and errors; redirects are n
   assert.equal(r.succeeded, 50000 - 12);
   assert.equal(r.p50Ms, 3);
   assert.equal(r.p99Ms, 14);
-  const clean = parseAutocannon(JSON.stringify({ ...AUTOCANNON, errors: 0, timeouts: 0, non2xx: 20, '4xx': 0, '5xx': 0 }));
+  const clean = parseAutocannon(
+    JSON.stringify({ ...AUTOCANNON, errors: 0, timeouts: 0, non2xx: 20, '4xx': 0, '5xx': 0 }),
+  );
   assert.equal(clean.failures, 0);
   assert.equal(clean.succeededPerSecond, 10000);
 });

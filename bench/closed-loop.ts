@@ -40,7 +40,10 @@ export interface ClosedLoopOptions {
 
 export type LoadTool = 'wrk' | 'autocannon';
 
-export function run(command: string, args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function run(
+  command: string,
+  args: readonly string[],
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -73,13 +76,30 @@ export function parseWrk(output: string): ClosedLoopResult {
   if (non2xx) failures += Number(non2xx[1]);
   const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(output);
   if (socket) failures += Number(socket[1]) + Number(socket[2]) + Number(socket[3]) + Number(socket[4]);
-  return withSuccesses({ requests: Number(count[1]), requestsPerSecond: Number(rps[1]), p50Ms: durationMs(p50[1]!), p99Ms: durationMs(p99[1]!), failures });
+  return withSuccesses({
+    requests: Number(count[1]),
+    requestsPerSecond: Number(rps[1]),
+    p50Ms: durationMs(p50[1]!),
+    p99Ms: durationMs(p99[1]!),
+    failures,
+  });
 }
 
 async function runWrk(o: ClosedLoopOptions): Promise<ClosedLoopResult> {
   if (o.clientCert) throw new Error('wrk cannot present a client certificate: use autocannon for mTLS targets');
   // A 10 s timeout (wrk's default is 2 s): on a busy machine a slow answer is a latency to report, not an error.
-  const args = ['wrk', '--latency', '--timeout', '10s', '-t', '1', '-c', String(o.connections), '-d', `${o.durationS}s`];
+  const args = [
+    'wrk',
+    '--latency',
+    '--timeout',
+    '10s',
+    '-t',
+    '1',
+    '-c',
+    String(o.connections),
+    '-d',
+    `${o.durationS}s`,
+  ];
   for (const [k, v] of Object.entries(o.headers)) args.push('-H', `${k}: ${v}`);
   args.push(o.url);
   const all = [...o.pin, ...args];
@@ -115,7 +135,13 @@ export function parseAutocannon(output: string): ClosedLoopResult {
     timeouts: number;
   };
   const failures = j.non2xx - (j['3xx'] ?? 0) + j.errors;
-  return withSuccesses({ requests: j.requests.total, requestsPerSecond: j.requests.average, p50Ms: j.latency.p50, p99Ms: j.latency.p99, failures });
+  return withSuccesses({
+    requests: j.requests.total,
+    requestsPerSecond: j.requests.average,
+    p50Ms: j.latency.p50,
+    p99Ms: j.latency.p99,
+    failures,
+  });
 }
 
 export function closedLoop(tool: LoadTool, options: ClosedLoopOptions): Promise<ClosedLoopResult> {

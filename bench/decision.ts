@@ -7,8 +7,8 @@
  * 0. Warm-up: closed-loop decision requests for the warm-up seconds (the bench's --warmup), then the same for each
  *    nginx variant before its rounds.
  * 1. Decision latency: an open-loop generator (bench/open-loop.ts, pinned to core 1) sends the rate's decision
- *    requests per second (1,000 by default; rate 0 skips this part) to kycgate's decision listener (pinned to core 0), timed from sending to the last byte of the
- *    answer on the client side. Reported: median over rounds of p50 and p99.
+ *    requests per second (1,000 by default; rate 0 skips this part) to kycgate's decision listener (pinned to
+ *    core 0), timed from sending to the last byte of the answer on the client side. Reported: median over rounds of p50 and p99.
  * 2. Throughput through nginx with one worker (pinned to core 0 with kycgate): bare nginx proxying to the
  *    application, nginx asking kycgate with its decision cache on (`allow_max_age_s: 2` in kycgate), and nginx
  *    asking kycgate on every request (cache off). wrk on core 1 with the application. Rounds rotate the order;
@@ -49,14 +49,32 @@ export interface DecisionBenchOptions {
  */
 export interface DecisionBenchResult {
   /** p50 and p99 of the successful decisions; `failures` counts every round's failed requests. Absent at rate 0. */
-  latency?: { rate: number; p50Ms: number; p99Ms: number; failures: number; rounds: Array<{ p50Ms: number; p99Ms: number; failures: number }> };
+  latency?: {
+    rate: number;
+    p50Ms: number;
+    p99Ms: number;
+    failures: number;
+    rounds: Array<{ p50Ms: number; p99Ms: number; failures: number }>;
+  };
   /** Successful req/s; `failures` counts failed requests (nginx's own error pages included) per variant. */
-  nginx?: { bare: number; cached: number; uncached: number; cachedRatio: number; uncachedRatio: number; failures: Record<'bare' | 'cached' | 'uncached', number> };
+  nginx?: {
+    bare: number;
+    cached: number;
+    uncached: number;
+    cachedRatio: number;
+    uncachedRatio: number;
+    failures: Record<'bare' | 'cached' | 'uncached', number>;
+  };
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');
-const ORIGINAL = { 'x-original-method': 'GET', 'x-original-uri': '/api/accounts', 'x-original-host': 'api.example', 'x-real-ip': '203.0.113.7' };
+const ORIGINAL = {
+  'x-original-method': 'GET',
+  'x-original-uri': '/api/accounts',
+  'x-original-host': 'api.example',
+  'x-real-ip': '203.0.113.7',
+};
 const SUBJECT = { 'x-user-id': 'bench-user' };
 
 function fmt(n: number, digits = 0): string {
@@ -70,7 +88,11 @@ export async function decisionBench(o: DecisionBenchOptions): Promise<DecisionBe
     // The application nginx forwards allowed requests to (core 1, with the load generator).
     const appPort = await freePort();
     const appScript = path.join(here, 'upstream-server.js');
-    const app = startProcess('application', o.loadPin, [process.execPath, appScript, JSON.stringify({ httpPort: appPort })]);
+    const app = startProcess('application', o.loadPin, [
+      process.execPath,
+      appScript,
+      JSON.stringify({ httpPort: appPort }),
+    ]);
     managed.push(app);
     await waitForPort(appPort, { failed: app.failed });
 
@@ -86,45 +108,93 @@ export async function decisionBench(o: DecisionBenchOptions): Promise<DecisionBe
       log: { level: 'warn', access: false },
       kyc: {
         providers: { sandbox: { type: 'sandbox', port: 0 } },
-        workflows: { kyc: { provider: 'sandbox', workflow_id: '2f9e4c1a-5b6d-4e7f-8a9b-0c1d2e3f4a5b', claims: { kyc_full: 'facts.status == "Approved"' } } },
+        workflows: {
+          kyc: {
+            provider: 'sandbox',
+            workflow_id: '2f9e4c1a-5b6d-4e7f-8a9b-0c1d2e3f4a5b',
+            claims: { kyc_full: 'facts.status == "Approved"' },
+          },
+        },
       },
-      routes: [{ name: 'api', match: { prefix: '/api' }, policies: [{ 'kyc-gate': { subject: { from: 'header', header: 'x-user-id', trust_unauthenticated_header: true }, required_claims: ['kyc_full'] } }] }],
+      routes: [
+        {
+          name: 'api',
+          match: { prefix: '/api' },
+          policies: [
+            {
+              'kyc-gate': {
+                subject: { from: 'header', header: 'x-user-id', trust_unauthenticated_header: true },
+                required_claims: ['kyc_full'],
+              },
+            },
+          ],
+        },
+      ],
     };
     const file = path.join(work, 'kycgate.yaml');
     writeFileSync(file, JSON.stringify(config, null, 2));
-    const kycgate = startProcess('kycgate (decisions)', o.proxyPin, [process.execPath, path.join(root, 'dist/src/cli/main.js'), 'start', '-c', file], {
-      env: { ...process.env, KYCGATE_DATA_DIR: path.join(work, 'data') },
-      stdoutFile: path.join(work, 'kycgate.log'),
-    });
+    const kycgate = startProcess(
+      'kycgate (decisions)',
+      o.proxyPin,
+      [process.execPath, path.join(root, 'dist/src/cli/main.js'), 'start', '-c', file],
+      {
+        env: { ...process.env, KYCGATE_DATA_DIR: path.join(work, 'data') },
+        stdoutFile: path.join(work, 'kycgate.log'),
+      },
+    );
     managed.push(kycgate);
-    await Promise.all([waitForPort(mainPort, { failed: kycgate.failed }), waitForPort(decidePort, { failed: kycgate.failed })]);
+    await Promise.all([
+      waitForPort(mainPort, { failed: kycgate.failed }),
+      waitForPort(decidePort, { failed: kycgate.failed }),
+    ]);
     const decisionUrl = `http://127.0.0.1:${decidePort}/nginx`;
     await approve(decisionUrl);
 
     // Warm-up: closed-loop decisions with the latency runs' headers, so the rounds measure a warm process (JIT,
     // caches, young generation) rather than its first seconds.
     if (o.warmupS > 0) {
-      const w = await closedLoop(o.tool, { url: decisionUrl, connections: o.connections, durationS: o.warmupS, headers: { ...ORIGINAL, ...SUBJECT }, pin: o.loadPin });
-      if (w.succeeded === 0) throw new Error(`kycgate answered no decision successfully during warm-up (${w.failures} failures): check its setup`);
-      if (w.failures > 0) console.log(`warning: ${w.failures} failed decision requests during warm-up (of ${w.requests})`);
+      const w = await closedLoop(o.tool, {
+        url: decisionUrl,
+        connections: o.connections,
+        durationS: o.warmupS,
+        headers: { ...ORIGINAL, ...SUBJECT },
+        pin: o.loadPin,
+      });
+      if (w.succeeded === 0)
+        throw new Error(
+          `kycgate answered no decision successfully during warm-up (${w.failures} failures): check its setup`,
+        );
+      if (w.failures > 0)
+        console.log(`warning: ${w.failures} failed decision requests during warm-up (of ${w.requests})`);
     }
 
     // 1. Decision latency at a fixed rate, client side (skipped at rate 0).
     const latencyRounds: Array<{ p50Ms: number; p99Ms: number; failures: number }> = [];
     for (let r = 0; o.rate > 0 && r < o.rounds; r++) {
-      const res = await fixedRate({ url: decisionUrl, rate: o.rate, durationS: o.durationS, headers: { ...ORIGINAL, ...SUBJECT }, pin: o.loadPin, pmQos: o.pmQos ?? false });
+      const res = await fixedRate({
+        url: decisionUrl,
+        rate: o.rate,
+        durationS: o.durationS,
+        headers: { ...ORIGINAL, ...SUBJECT },
+        pin: o.loadPin,
+        pmQos: o.pmQos ?? false,
+      });
       const invalid = invalidRun(res);
-      if (invalid !== undefined) console.log(`warning: decision latency round ${r + 1}: ${invalid}; the round is invalid`);
+      if (invalid !== undefined)
+        console.log(`warning: decision latency round ${r + 1}: ${invalid}; the round is invalid`);
       const valid = invalid === undefined;
       latencyRounds.push({ p50Ms: valid ? res.p50Ms : NaN, p99Ms: valid ? res.p99Ms : NaN, failures: res.failures });
     }
-    const latency = o.rate <= 0 ? undefined : {
-      rate: o.rate,
-      p50Ms: median(latencyRounds.map((x) => x.p50Ms)),
-      p99Ms: median(latencyRounds.map((x) => x.p99Ms)),
-      failures: latencyRounds.reduce((n, x) => n + x.failures, 0),
-      rounds: latencyRounds,
-    };
+    const latency =
+      o.rate <= 0
+        ? undefined
+        : {
+            rate: o.rate,
+            p50Ms: median(latencyRounds.map((x) => x.p50Ms)),
+            p99Ms: median(latencyRounds.map((x) => x.p99Ms)),
+            failures: latencyRounds.reduce((n, x) => n + x.failures, 0),
+            rounds: latencyRounds,
+          };
 
     // 2. nginx throughput: bare, asking with its cache, asking on every request.
     let nginx: DecisionBenchResult['nginx'];
@@ -141,8 +211,24 @@ export async function decisionBench(o: DecisionBenchOptions): Promise<DecisionBe
         mkdirSync(dir, { recursive: true });
         const port = await freePort();
         const conf = path.join(dir, 'nginx.conf');
-        writeFileSync(conf, nginxConfig({ decision: `127.0.0.1:${decidePort}`, upstream: `127.0.0.1:${appPort}`, workers: 1, decide: v.decide, cache: v.cache, port, dir }));
-        const proxy = startProcess(`nginx ${v.name}`, o.proxyPin, [nginxBin, '-p', dir, '-e', path.join(dir, 'error.log'), '-c', conf], { stopSignal: 'SIGQUIT' });
+        writeFileSync(
+          conf,
+          nginxConfig({
+            decision: `127.0.0.1:${decidePort}`,
+            upstream: `127.0.0.1:${appPort}`,
+            workers: 1,
+            decide: v.decide,
+            cache: v.cache,
+            port,
+            dir,
+          }),
+        );
+        const proxy = startProcess(
+          `nginx ${v.name}`,
+          o.proxyPin,
+          [nginxBin, '-p', dir, '-e', path.join(dir, 'error.log'), '-c', conf],
+          { stopSignal: 'SIGQUIT' },
+        );
         managed.push(proxy);
         await waitForPort(port, { failed: proxy.failed });
         urls.set(v.name, `http://127.0.0.1:${port}/api/accounts`);
@@ -150,7 +236,13 @@ export async function decisionBench(o: DecisionBenchOptions): Promise<DecisionBe
       const headers = { ...SUBJECT };
       for (const v of variants) {
         if (o.warmupS <= 0) break;
-        const w = await closedLoop(o.tool, { url: urls.get(v.name)!, connections: o.connections, durationS: o.warmupS, headers, pin: o.loadPin });
+        const w = await closedLoop(o.tool, {
+          url: urls.get(v.name)!,
+          connections: o.connections,
+          durationS: o.warmupS,
+          headers,
+          pin: o.loadPin,
+        });
         if (w.failures > 0) throw new Error(`nginx ${v.name}: ${w.failures} failed requests during warm-up`);
       }
       const perRound: Array<Record<string, number>> = [];
@@ -159,9 +251,18 @@ export async function decisionBench(o: DecisionBenchOptions): Promise<DecisionBe
         const round: Record<string, number> = {};
         for (let i = 0; i < variants.length; i++) {
           const v = variants[(i + r) % variants.length]!;
-          const res = await closedLoop(o.tool, { url: urls.get(v.name)!, connections: o.connections, durationS: o.durationS, headers, pin: o.loadPin });
+          const res = await closedLoop(o.tool, {
+            url: urls.get(v.name)!,
+            connections: o.connections,
+            durationS: o.durationS,
+            headers,
+            pin: o.loadPin,
+          });
           // nginx answers 503 itself when it cannot ask kycgate (fail closed): cheap pages that are not throughput.
-          if (res.failures > 0) console.log(`warning: nginx ${v.name} had ${res.failures} failed requests in round ${r + 1}: the round is invalid for it`);
+          if (res.failures > 0)
+            console.log(
+              `warning: nginx ${v.name} had ${res.failures} failed requests in round ${r + 1}: the round is invalid for it`,
+            );
           failures[v.name] += res.failures;
           round[v.name] = res.failures > 0 ? NaN : res.succeededPerSecond;
         }
@@ -188,8 +289,15 @@ async function approve(decisionUrl: string): Promise<void> {
   const first = await request(decisionUrl, { headers: { ...ORIGINAL, ...SUBJECT, accept: 'application/json' } });
   await first.body.dump();
   const url = first.headers['x-kycgate-verification-url'];
-  if (first.statusCode !== 403 || typeof url !== 'string') throw new Error(`expected a KYC challenge, got ${first.statusCode}`);
-  await (await request(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'decision=approved' })).body.dump();
+  if (first.statusCode !== 403 || typeof url !== 'string')
+    throw new Error(`expected a KYC challenge, got ${first.statusCode}`);
+  await (
+    await request(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'decision=approved',
+    })
+  ).body.dump();
   for (let i = 0; i < 200; i++) {
     const r = await request(decisionUrl, { headers: { ...ORIGINAL, ...SUBJECT } });
     await r.body.dump();
@@ -204,9 +312,14 @@ export function printDecisionResult(r: DecisionBenchResult, o: DecisionBenchOpti
   const l = r.latency;
   if (!l) console.log('decision latency: skipped (rate 0)');
   else {
-    console.log(`decision latency at ${l.rate}/s, client side (open loop, ${o.rounds} x ${o.durationS} s): p50 ${fmt(l.p50Ms, 3)} ms, p99 ${fmt(l.p99Ms, 3)} ms (p99 per round: ${l.rounds.map((x) => fmt(x.p99Ms, 2)).join(', ')}), ${l.failures} failed requests${o.pmQos ? ', idle CPUs held polling' : ''}`);
+    console.log(
+      `decision latency at ${l.rate}/s, client side (open loop, ${o.rounds} x ${o.durationS} s): p50 ` +
+        `${fmt(l.p50Ms, 3)} ms, p99 ${fmt(l.p99Ms, 3)} ms (p99 per round: ` +
+        `${l.rounds.map((x) => fmt(x.p99Ms, 2)).join(', ')}), ${l.failures} failed requests${o.pmQos ? ', idle CPUs held polling' : ''}`,
+    );
     // The target is stated at 1,000/s: a run at another rate says nothing about it.
-    if (l.rate === 1000) console.log(`target: decision p99 <= 1 ms at 1,000/s: ${l.p99Ms <= 1 && l.failures === 0 ? 'MET' : 'NOT MET'}`);
+    if (l.rate === 1000)
+      console.log(`target: decision p99 <= 1 ms at 1,000/s: ${l.p99Ms <= 1 && l.failures === 0 ? 'MET' : 'NOT MET'}`);
     else console.log(`target: decision p99 <= 1 ms at 1,000/s: not judged (this run: ${l.rate}/s)`);
   }
   if (!r.nginx) {
@@ -214,15 +327,29 @@ export function printDecisionResult(r: DecisionBenchResult, o: DecisionBenchOpti
     return;
   }
   const n = r.nginx;
-  console.log(`nginx (1 worker) successful req/s, ${o.connections} connections: bare ${fmt(n.bare)}, with kycgate decisions cached ${fmt(n.cached)} (${fmt(n.cachedRatio, 2)}x), every request decided ${fmt(n.uncached)} (${fmt(n.uncachedRatio, 2)}x)`);
+  console.log(
+    `nginx (1 worker) successful req/s, ${o.connections} connections: bare ${fmt(n.bare)}, with kycgate ` +
+      `decisions cached ${fmt(n.cached)} (${fmt(n.cachedRatio, 2)}x), every request decided ` +
+      `${fmt(n.uncached)} (${fmt(n.uncachedRatio, 2)}x)`,
+  );
   const failed = n.failures.bare + n.failures.cached + n.failures.uncached;
-  if (failed > 0) console.log(`failed requests: bare ${n.failures.bare}, cached ${n.failures.cached}, uncached ${n.failures.uncached} (rounds with failures are left out)`);
-  console.log(`target: nginx + cached kycgate decisions >= 0.5x bare nginx: ${n.cachedRatio >= 0.5 && n.failures.bare + n.failures.cached === 0 ? 'MET' : 'NOT MET'}`);
+  if (failed > 0)
+    console.log(
+      `failed requests: bare ${n.failures.bare}, cached ${n.failures.cached}, uncached ${n.failures.uncached} (rounds with failures are left out)`,
+    );
+  console.log(
+    `target: nginx + cached kycgate decisions >= 0.5x bare nginx: ${n.cachedRatio >= 0.5 && n.failures.bare + n.failures.cached === 0 ? 'MET' : 'NOT MET'}`,
+  );
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const { values } = parseArgs({
-    options: { rounds: { type: 'string', default: '3' }, duration: { type: 'string', default: '5' }, warmup: { type: 'string', default: '3' }, rate: { type: 'string', default: '1000' } },
+    options: {
+      rounds: { type: 'string', default: '3' },
+      duration: { type: 'string', default: '5' },
+      warmup: { type: 'string', default: '3' },
+      rate: { type: 'string', default: '1000' },
+    },
   });
   const has = (bin: string) => findBinary(bin) !== undefined;
   const pin = os.availableParallelism() >= 2 && has('taskset');

@@ -8,7 +8,13 @@ import { readFileSync } from 'node:fs';
 import Fastify from 'fastify';
 import proxy from '@fastify/http-proxy';
 
-const o = JSON.parse(process.argv[2] ?? '{}') as { upstream: string; httpPort: number; httpsPort: number; cert: string; key: string };
+const o = JSON.parse(process.argv[2] ?? '{}') as {
+  upstream: string;
+  httpPort: number;
+  httpsPort: number;
+  cert: string;
+  key: string;
+};
 
 async function start(port: number, tls: boolean): Promise<void> {
   if (tls) {

@@ -37,7 +37,12 @@ export interface FixedRateOptions {
 const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'open-loop.js');
 
 export async function fixedRate(o: FixedRateOptions): Promise<OpenLoopResult> {
-  const all = [...o.pin, process.execPath, script, JSON.stringify({ url: o.url, rate: o.rate, durationS: o.durationS, warmupS: 2, headers: o.headers })];
+  const all = [
+    ...o.pin,
+    process.execPath,
+    script,
+    JSON.stringify({ url: o.url, rate: o.rate, durationS: o.durationS, warmupS: 2, headers: o.headers }),
+  ];
   const r = await withIdleLatencyHold(o.pmQos, () => run(all[0]!, all.slice(1)));
   if (r.code !== 0) throw new Error(`fixed-rate run failed: ${r.stderr}`);
   return JSON.parse(r.stdout) as OpenLoopResult;
@@ -49,9 +54,12 @@ export async function fixedRate(o: FixedRateOptions): Promise<OpenLoopResult> {
  * slot (its load core was starved and it did not offer the rate). A few late sends, from a stall of the machine much
  * shorter than the run, are tolerated (and kept in the JSON).
  */
-export function invalidRun(res: Pick<OpenLoopResult, 'sent' | 'failures' | 'lateSends' | 'maxLagMs'>): string | undefined {
+export function invalidRun(
+  res: Pick<OpenLoopResult, 'sent' | 'failures' | 'lateSends' | 'maxLagMs'>,
+): string | undefined {
   if (res.failures > 0) return `${res.failures} failed requests`;
-  if (res.lateSends > res.sent * 0.01) return `the generator sent ${res.lateSends} of ${res.sent} requests more than 5 ms late (up to ${res.maxLagMs.toFixed(1)} ms): it did not offer the rate`;
+  if (res.lateSends > res.sent * 0.01)
+    return `the generator sent ${res.lateSends} of ${res.sent} requests more than 5 ms late (up to ${res.maxLagMs.toFixed(1)} ms): it did not offer the rate`;
   return undefined;
 }
 

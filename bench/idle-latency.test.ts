@@ -22,5 +22,8 @@ test('bench: the idle-state hold writes a 0 µs request and keeps it until relea
   assert.equal(idleLatencyUnavailable(device), undefined);
 
   // The hold is released even when the measured work fails.
-  await assert.rejects(withIdleLatencyHold(true, () => Promise.reject(new Error('run failed'))), /run failed/);
+  await assert.rejects(
+    withIdleLatencyHold(true, () => Promise.reject(new Error('run failed'))),
+    /run failed/,
+  );
 });

@@ -29,7 +29,11 @@ export function holdIdleLatency(device = PM_QOS_DEVICE): IdleLatencyHold {
     writeSync(fd, value);
   } catch (error) {
     if (fd !== undefined) closeSync(fd);
-    return { held: false, reason: `${device}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, release: () => undefined };
+    return {
+      held: false,
+      reason: `${device}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+      release: () => undefined,
+    };
   }
   let open = true;
   return {

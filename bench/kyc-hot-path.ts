@@ -26,7 +26,15 @@ async function measure(url: string, headers: Record<string, string>): Promise<Ru
 }
 
 function autocannon(url: string, headers: Record<string, string>): Promise<{ rps: number; total: number }> {
-  const args = ['-j', '-c', '32', '-d', String(seconds), ...Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}=${v}`]), url];
+  const args = [
+    '-j',
+    '-c',
+    '32',
+    '-d',
+    String(seconds),
+    ...Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}=${v}`]),
+    url,
+  ];
   return new Promise((resolve, reject) => {
     const child = spawn(path.resolve('node_modules/.bin/autocannon'), args, { stdio: ['ignore', 'pipe', 'ignore'] });
     let out = '';
@@ -46,24 +54,48 @@ function autocannon(url: string, headers: Record<string, string>): Promise<{ rps
 const cleanups: Array<() => unknown> = [];
 const t = { after: (fn: () => unknown) => cleanups.push(fn) } as unknown as import('node:test').TestContext;
 const bed = await kycTestbed(t);
-const upstream = spawn(process.execPath, ['-e', "const s=require('http').createServer((q,r)=>{q.resume();q.on('end',()=>r.end('ok'))});s.listen(0,'127.0.0.1',()=>console.log(s.address().port))"], { stdio: ['ignore', 'pipe', 'ignore'] });
+const upstream = spawn(
+  process.execPath,
+  [
+    '-e',
+    "const s=require('http').createServer((q,r)=>{q.resume();q.on('end',()=>r.end('ok'))});s.listen(0,'127.0.0.1',()=>console.log(s.address().port))",
+  ],
+  { stdio: ['ignore', 'pipe', 'ignore'] },
+);
 cleanups.push(() => upstream.kill());
-const upstreamPort = await new Promise<string>((resolve) => upstream.stdout.once('data', (c: Buffer) => resolve(c.toString().trim())));
+const upstreamPort = await new Promise<string>((resolve) =>
+  upstream.stdout.once('data', (c: Buffer) => resolve(c.toString().trim())),
+);
 const config = bed.config({}, { routes: [{ name: 'bare', match: { prefix: '/bare' }, upstream: 'fast' }] });
 (config.upstreams as Record<string, unknown>).fast = { targets: [{ url: `http://127.0.0.1:${upstreamPort}` }] };
 (config.routes as Array<{ upstream?: string }>)[0]!.upstream = 'fast';
 const gw = await startTestGateway(config);
 const as = { 'x-user-id': 'bench-user', accept: 'application/json' };
-const sessionId = (JSON.parse((await httpRequest(`${gw.url}/api/x`, { headers: as })).body) as { session_id: string }).session_id;
+const sessionId = (JSON.parse((await httpRequest(`${gw.url}/api/x`, { headers: as })).body) as { session_id: string })
+  .session_id;
 await postWebhook(gw.url, bed.provider.webhook(sessionId, 'Approved'));
-if (!(await eventually(async () => (await httpRequest(`${gw.url}/api/x`, { headers: as })).status === 200, 2000))) throw new Error('subject not approved');
+if (!(await eventually(async () => (await httpRequest(`${gw.url}/api/x`, { headers: as })).status === 200, 2000)))
+  throw new Error('subject not approved');
 
 // The decision alone (policy chain of the gated route, no sockets): what kyc-gate adds per request.
 const match = gw.gateway.current.router.find('GET', '/api/orders', '127.0.0.1')!;
 const context = () =>
   new RequestContext({
-    id: 'bench', startedAt: 0, listener: 'main', protocol: 'http', method: 'GET', path: '/api/orders', query: '', host: 'h', hostname: 'h',
-    clientIp: '127.0.0.1', remoteAddress: '127.0.0.1', headers: { host: 'h', 'x-user-id': 'bench-user', accept: '*/*' }, req: undefined, route: match.route, params: {},
+    id: 'bench',
+    startedAt: 0,
+    listener: 'main',
+    protocol: 'http',
+    method: 'GET',
+    path: '/api/orders',
+    query: '',
+    host: 'h',
+    hostname: 'h',
+    clientIp: '127.0.0.1',
+    remoteAddress: '127.0.0.1',
+    headers: { host: 'h', 'x-user-id': 'bench-user', accept: '*/*' },
+    req: undefined,
+    route: match.route,
+    params: {},
   });
 const N = 200_000;
 for (let i = 0; i < 20_000; i++) match.route.chain.run(context());
@@ -71,7 +103,9 @@ let started = performance.now();
 for (let i = 0; i < N; i++) context();
 const contextOnly = performance.now() - started;
 started = performance.now();
-for (let i = 0; i < N; i++) if (match.route.chain.run(context()) !== undefined) throw new Error('the cached, approved subject was not decided synchronously');
+for (let i = 0; i < N; i++)
+  if (match.route.chain.run(context()) !== undefined)
+    throw new Error('the cached, approved subject was not decided synchronously');
 const decisionNs = Math.round(((performance.now() - started - contextOnly) / N) * 1e6);
 
 const bare: Run[] = [];

@@ -53,5 +53,8 @@ export function sumStalls(results: readonly StallProbeResult[]): StallProbeResul
 /** One line for the report: rates per second of probing. */
 export function describeStalls(s: StallProbeResult): string {
   const per = (n: number) => (s.seconds > 0 ? n / s.seconds : NaN).toFixed(1);
-  return `${per(s.over1)} stalls >= 1 ms per s (${per(s.over2)} >= 2 ms, ${per(s.over5)} >= 5 ms), ${per(s.lostMs)} ms/s lost in stalls >= 0.5 ms, longest ${s.maxGapMs.toFixed(1)} ms`;
+  return (
+    `${per(s.over1)} stalls >= 1 ms per s (${per(s.over2)} >= 2 ms, ${per(s.over5)} >= 5 ms), ` +
+    `${per(s.lostMs)} ms/s lost in stalls >= 0.5 ms, longest ${s.maxGapMs.toFixed(1)} ms`
+  );
 }

@@ -18,7 +18,12 @@ test('bench: the floor peer is a correct minimal proxy: hop-by-hop headers remov
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      res.writeHead(201, { connection: 'keep-alive, x-upstream-hop', 'x-upstream-hop': '1', 'keep-alive': 'timeout=5', 'x-kept': 'yes' });
+      res.writeHead(201, {
+        connection: 'keep-alive, x-upstream-hop',
+        'x-upstream-hop': '1',
+        'keep-alive': 'timeout=5',
+        'x-kept': 'yes',
+      });
       res.end(`got ${Buffer.concat(chunks).length} bytes`);
     });
   });
@@ -31,29 +36,57 @@ test('bench: the floor peer is a correct minimal proxy: hop-by-hop headers remov
   writeFileSync(path.join(dir, 'k.pem'), issued.keyPem);
   const httpPort = await freePort();
   const httpsPort = await freePort();
-  const options = { upstream: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`, httpPort, httpsPort, cert: path.join(dir, 'c.pem'), key: path.join(dir, 'k.pem') };
-  const proc = startProcess('floor', [], [process.execPath, path.join(here, 'minimal-proxy.js'), JSON.stringify(options)]);
+  const options = {
+    upstream: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`,
+    httpPort,
+    httpsPort,
+    cert: path.join(dir, 'c.pem'),
+    key: path.join(dir, 'k.pem'),
+  };
+  const proc = startProcess(
+    'floor',
+    [],
+    [process.execPath, path.join(here, 'minimal-proxy.js'), JSON.stringify(options)],
+  );
   t.after(() => proc.stop());
   await waitForPort(httpPort, { failed: proc.failed });
 
   const body = Buffer.alloc(256 * 1024, 7);
-  const answer = await new Promise<{ status: number; headers: IncomingHttpHeaders; text: string }>((resolve, reject) => {
-    const req = request(
-      { host: '127.0.0.1', port: httpPort, method: 'POST', path: '/p?q=1', headers: { connection: 'x-client-hop', 'x-client-hop': 'secret', te: 'trailers', 'x-forwarded-for': '203.0.113.9', 'x-kept': 'too' } },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (text += c));
-        res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, text }));
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
+  const answer = await new Promise<{ status: number; headers: IncomingHttpHeaders; text: string }>(
+    (resolve, reject) => {
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port: httpPort,
+          method: 'POST',
+          path: '/p?q=1',
+          headers: {
+            connection: 'x-client-hop',
+            'x-client-hop': 'secret',
+            te: 'trailers',
+            'x-forwarded-for': '203.0.113.9',
+            'x-kept': 'too',
+          },
+        },
+        (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => (text += c));
+          res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, text }));
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    },
+  );
   assert.equal(answer.status, 201);
   assert.equal(answer.text, `got ${body.length} bytes`);
   assert.equal(answer.headers['x-kept'], 'yes');
-  assert.equal(answer.headers['x-upstream-hop'], undefined, 'a header the upstream named in Connection is not passed on');
+  assert.equal(
+    answer.headers['x-upstream-hop'],
+    undefined,
+    'a header the upstream named in Connection is not passed on',
+  );
   assert.equal(seen['x-client-hop'], undefined, 'a header the client named in Connection is not passed on');
   assert.equal(seen.te, undefined);
   assert.equal(seen['x-kept'], 'too');

@@ -15,16 +15,33 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import { Pool, type Dispatcher } from 'undici';
 
-const o = JSON.parse(process.argv[2] ?? '{}') as { upstream: string; httpPort: number; httpsPort: number; cert: string; key: string };
+const o = JSON.parse(process.argv[2] ?? '{}') as {
+  upstream: string;
+  httpPort: number;
+  httpsPort: number;
+  cert: string;
+  key: string;
+};
 const pool = new Pool(o.upstream, { connections: 128, pipelining: 1 });
 
-const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate', 'proxy-authorization']);
+const HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'proxy-authenticate',
+  'proxy-authorization',
+]);
 
 /** Flat [name, value, ...] list without hop-by-hop headers (and without `skip`), from Node's or undici's raw list. */
 function endToEnd(raw: ReadonlyArray<string | Buffer>, skip?: string): string[] {
   let listed: Set<string> | undefined;
   for (let i = 0; i < raw.length; i += 2) {
-    if (String(raw[i]).toLowerCase() === 'connection') for (const n of String(raw[i + 1]).split(',')) (listed ??= new Set()).add(n.trim().toLowerCase());
+    if (String(raw[i]).toLowerCase() === 'connection')
+      for (const n of String(raw[i + 1]).split(',')) (listed ??= new Set()).add(n.trim().toLowerCase());
   }
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
@@ -73,10 +90,15 @@ function handle(req: IncomingMessage, res: ServerResponse): void {
   const xff = req.headers['x-forwarded-for'];
   headers.push('x-forwarded-for', xff ? `${xff}, ${req.socket.remoteAddress}` : String(req.socket.remoteAddress));
   const hasBody = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
-  pool.dispatch({ method: req.method as Dispatcher.HttpMethod, path: req.url!, headers, body: hasBody ? req : null }, new Exchange(res));
+  pool.dispatch(
+    { method: req.method as Dispatcher.HttpMethod, path: req.url!, headers, body: hasBody ? req : null },
+    new Exchange(res),
+  );
 }
 
 const opts = { keepAliveTimeout: 120_000 };
 http.createServer(opts, handle).listen(o.httpPort, '127.0.0.1');
-https.createServer({ ...opts, cert: readFileSync(o.cert), key: readFileSync(o.key) }, handle).listen(o.httpsPort, '127.0.0.1');
+https
+  .createServer({ ...opts, cert: readFileSync(o.cert), key: readFileSync(o.key) }, handle)
+  .listen(o.httpsPort, '127.0.0.1');
 process.stdout.write('ready\n');

@@ -34,14 +34,21 @@ const WIRE =
   'HTTP/1.1 503 Service Unavailable\r\nContent-Length: 3\r\n\r\nbye';
 
 test('bench: the generator frames keep-alive responses by length, chunks or status, in any split', () => {
-  for (const size of [1, 2, 3, 7, 64, WIRE.length]) assert.deepEqual(frame(WIRE, size), [200, 204, 403, 200, 304, 503], `pieces of ${size} bytes`);
+  for (const size of [1, 2, 3, 7, 64, WIRE.length])
+    assert.deepEqual(frame(WIRE, size), [200, 204, 403, 200, 304, 503], `pieces of ${size} bytes`);
 });
 
 test('bench: a response the generator cannot frame is an error, not a hang', () => {
   const framer = new ResponseFramer(() => undefined);
   assert.throws(() => framer.push(Buffer.from('HTTP/1.1 200 OK\r\nConnection: keep-alive\r\n\r\nbody')), FramingError);
   assert.throws(() => new ResponseFramer(() => undefined).push(Buffer.from('SSH-2.0-OpenSSH\r\n\r\n')), FramingError);
-  assert.throws(() => new ResponseFramer(() => undefined).push(Buffer.from('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n')), FramingError);
+  assert.throws(
+    () =>
+      new ResponseFramer(() => undefined).push(
+        Buffer.from('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n'),
+      ),
+    FramingError,
+  );
 });
 
 interface Generated {
@@ -58,7 +65,10 @@ interface Generated {
 
 async function generate(url: string): Promise<Generated> {
   const script = path.join(here, 'open-loop.js');
-  const { stdout } = await run(process.execPath, [script, JSON.stringify({ url, rate: 400, durationS: 0.5, warmupS: 0.25, headers: { 'x-bench': 'yes' } })]);
+  const { stdout } = await run(process.execPath, [
+    script,
+    JSON.stringify({ url, rate: 400, durationS: 0.5, warmupS: 0.25, headers: { 'x-bench': 'yes' } }),
+  ]);
   return JSON.parse(stdout);
 }
 
@@ -84,7 +94,13 @@ for (const secure of [false, true]) {
   test(`bench: the fixed-rate generator sends on schedule over ${secure ? 'HTTPS' : 'HTTP'}, times successes and counts failures`, async () => {
     const seen: string[] = [];
     const server = secure
-      ? createHttpsServer(await issueCertificate({ subject: 'CN=localhost', dns: ['localhost'], ips: ['127.0.0.1'] }).then((c) => ({ cert: c.certPem, key: c.keyPem })), handler(seen))
+      ? createHttpsServer(
+          await issueCertificate({ subject: 'CN=localhost', dns: ['localhost'], ips: ['127.0.0.1'] }).then((c) => ({
+            cert: c.certPem,
+            key: c.keyPem,
+          })),
+          handler(seen),
+        )
       : createHttpServer(handler(seen));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     try {
@@ -92,7 +108,10 @@ for (const secure of [false, true]) {
       const r = await generate(`${secure ? 'https' : 'http'}://127.0.0.1:${port}/bench?q=1`);
       // 0.25 s of warm-up and 0.5 s measured at 400/s: 100 + 200 requests, every fifth answered 503.
       assert.equal(seen.length, 300);
-      assert.ok(seen.every((s) => s === 'GET /bench?q=1 yes'), seen.find((s) => s !== 'GET /bench?q=1 yes'));
+      assert.ok(
+        seen.every((s) => s === 'GET /bench?q=1 yes'),
+        seen.find((s) => s !== 'GET /bench?q=1 yes'),
+      );
       assert.equal(r.sent, 200);
       assert.equal(r.failures, 40);
       assert.equal(r.completed, 160);
@@ -124,7 +143,11 @@ test('bench: a generator held back from its schedule reports its late sends, so 
   try {
     const { port } = server.address() as AddressInfo;
     const script = path.join(here, 'open-loop.js');
-    const child = spawn(process.execPath, [script, JSON.stringify({ url: `http://127.0.0.1:${port}/`, rate: 400, durationS: 4, warmupS: 0.25 })], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      [script, JSON.stringify({ url: `http://127.0.0.1:${port}/`, rate: 400, durationS: 4, warmupS: 0.25 })],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let out = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
     const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
@@ -148,8 +171,16 @@ test('bench: a generator held back from its schedule reports its late sends, so 
     const r = JSON.parse(out) as Generated;
     assert.ok(r.lateSends > 0, JSON.stringify(r));
     assert.ok(r.maxLagMs >= 100, `lag ${r.maxLagMs} ms`);
-    assert.match(invalidRun(r) ?? '', /more than 5 ms late/, 'a 200 ms freeze in a 4 s round at 400/s makes over 1% of the sends late: the round is refused');
-    assert.equal(invalidRun({ sent: 3000, failures: 0, lateSends: 4, maxLagMs: 6 }), undefined, 'a handful of late sends from a short stall is tolerated');
+    assert.match(
+      invalidRun(r) ?? '',
+      /more than 5 ms late/,
+      'a 200 ms freeze in a 4 s round at 400/s makes over 1% of the sends late: the round is refused',
+    );
+    assert.equal(
+      invalidRun({ sent: 3000, failures: 0, lateSends: 4, maxLagMs: 6 }),
+      undefined,
+      'a handful of late sends from a short stall is tolerated',
+    );
     assert.match(invalidRun({ sent: 3000, failures: 1, lateSends: 0, maxLagMs: 1 }) ?? '', /1 failed requests/);
   } finally {
     server.closeAllConnections();

@@ -66,7 +66,12 @@ class Connection {
 
   constructor() {
     this.socket = secure
-      ? tls.connect({ host: target.hostname, port, servername: net.isIP(target.hostname) ? undefined : target.hostname, rejectUnauthorized: false })
+      ? tls.connect({
+          host: target.hostname,
+          port,
+          servername: net.isIP(target.hostname) ? undefined : target.hostname,
+          rejectUnauthorized: false,
+        })
       : net.connect({ host: target.hostname, port });
     this.socket.setNoDelay(true);
     this.socket.on('data', (chunk: Buffer) => {

@@ -13,14 +13,22 @@ test('bench: a binary that cannot be spawned fails the wait for its port instead
 
 test('bench: a child that exits before listening fails the wait at once, with its stderr', async () => {
   const port = await freePort();
-  const proc = startProcess('dies', [], [process.execPath, '-e', 'process.stderr.write("bad config"); process.exit(3)']);
+  const proc = startProcess(
+    'dies',
+    [],
+    [process.execPath, '-e', 'process.stderr.write("bad config"); process.exit(3)'],
+  );
   await assert.rejects(waitForPort(port, { failed: proc.failed }), /dies exited \(3\): bad config/);
   await proc.stop();
 });
 
 test('bench: a stopped child is not reported as failed', async () => {
   const port = await freePort();
-  const proc = startProcess('listener', [], [process.execPath, '-e', `require('node:net').createServer().listen(${port}, '127.0.0.1')`]);
+  const proc = startProcess(
+    'listener',
+    [],
+    [process.execPath, '-e', `require('node:net').createServer().listen(${port}, '127.0.0.1')`],
+  );
   await waitForPort(port, { failed: proc.failed });
   assert.equal(proc.failed(), undefined);
   await proc.stop();

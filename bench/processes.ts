@@ -110,7 +110,12 @@ export function cpuSeconds(pid: number): number | undefined {
   let grew = true;
   while (grew) {
     grew = false;
-    for (const [p, parent] of table) if (family.has(parent) && !family.has(p)) (family.add(p), (grew = true));
+    for (const [p, parent] of table) {
+      if (family.has(parent) && !family.has(p)) {
+        family.add(p);
+        grew = true;
+      }
+    }
   }
   let ticks = 0;
   for (const [p, , t] of table) if (family.has(p)) ticks += t;

@@ -17,7 +17,10 @@ export interface SelfTime {
 function component(functionName: string, url: string): string | undefined {
   if (functionName === '(idle)') return undefined;
   if (functionName === 'writeString') return 'file writes (access log fs.write; includes time preempted there)';
-  if (['writev', 'writeLatin1String', 'writeUtf8String', 'writeBuffer'].includes(functionName) || url.includes('stream_base_commons')) {
+  if (
+    ['writev', 'writeLatin1String', 'writeUtf8String', 'writeBuffer'].includes(functionName) ||
+    url.includes('stream_base_commons')
+  ) {
     return 'socket writes (TLS encryption included)';
   }
   if (url.includes('/dist/src/')) return 'kycgate code';
@@ -26,15 +29,28 @@ function component(functionName: string, url: string): string | undefined {
   if (functionName === '(garbage collector)') return 'garbage collection';
   if (functionName === '(program)') return 'native, unattributed';
   if (url.includes('_http_')) return 'node:http server';
-  if (url.includes('subsystems/') || url.includes('/dist/compile') || url.includes('ajv') || url.includes('yaml') || functionName === 'wrapSafe') {
+  if (
+    url.includes('subsystems/') ||
+    url.includes('/dist/compile') ||
+    url.includes('ajv') ||
+    url.includes('yaml') ||
+    functionName === 'wrapSafe'
+  ) {
     return 'start-up (module loading, schema compilation)';
   }
   if (url.startsWith('node:')) return 'other Node core (streams, events, net, timers)';
   return 'other';
 }
 
-export function summariseProfile(file: string, top = 25): { totalMs: number; rows: SelfTime[]; categories: Array<{ name: string; share: number }> } {
-  const profile = JSON.parse(readFileSync(file, 'utf8')) as { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[] };
+export function summariseProfile(
+  file: string,
+  top = 25,
+): { totalMs: number; rows: SelfTime[]; categories: Array<{ name: string; share: number }> } {
+  const profile = JSON.parse(readFileSync(file, 'utf8')) as {
+    nodes: ProfileNode[];
+    samples: number[];
+    timeDeltas: number[];
+  };
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const selfUs = new Map<string, { name: string; location: string; us: number }>();
   let totalUs = 0;
@@ -50,7 +66,10 @@ export function summariseProfile(file: string, top = 25): { totalMs: number; row
       busyUs += dt;
       byComponent.set(part, (byComponent.get(part) ?? 0) + dt);
     }
-    const location = f.url === '' ? '' : `${f.url.replace(/^.*\/(node_modules|dist)\//, '$1/').replace(/^node:/, 'node:')}:${f.lineNumber + 1}`;
+    const location =
+      f.url === ''
+        ? ''
+        : `${f.url.replace(/^.*\/(node_modules|dist)\//, '$1/').replace(/^node:/, 'node:')}:${f.lineNumber + 1}`;
     const key = `${f.functionName}|${location}`;
     const entry = selfUs.get(key) ?? { name: f.functionName || '(anonymous)', location, us: 0 };
     entry.us += dt;

@@ -93,7 +93,8 @@ export class ResponseFramer {
 
   private startBody(head: string): void {
     const status = Number(head.slice(9, 12));
-    if (!head.startsWith('HTTP/1.') || !(status >= 100 && status <= 599)) throw new FramingError(`not an HTTP/1.x status line: "${head.slice(0, 40)}"`);
+    if (!head.startsWith('HTTP/1.') || !(status >= 100 && status <= 599))
+      throw new FramingError(`not an HTTP/1.x status line: "${head.slice(0, 40)}"`);
     this.status = status;
     if (status < 200) return; // an interim response: the final one follows
     if (status === 204 || status === 304) return this.complete();

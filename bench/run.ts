@@ -40,7 +40,9 @@ const HELP = `npm run bench -- [options]
   --rate-duration <s>   measured seconds per fixed-rate run (default 3)
   --stall-probe <s>     before each fixed-rate round, spin this long on the proxy core and on the load core and
                         report the stalls the machine put on them (default 1; 0 skips; see bench/stall-probe.ts)
-  --scenarios <a,b>     kycgate scenarios (default: ${SCENARIOS.filter((s) => s.byDefault).map((s) => s.name).join(',')}; all: ${SCENARIOS.map((s) => s.name).join(',')})
+  --scenarios <a,b>     kycgate scenarios (default: ${SCENARIOS.filter((s) => s.byDefault)
+    .map((s) => s.name)
+    .join(',')}; all: ${SCENARIOS.map((s) => s.name).join(',')})
   --peers <a,b>         comparison targets among direct,fastify,nginx,floor (default all available; floor is
                         bench/minimal-proxy.ts, the least a Node proxy does: node:http + undici)
   --protocols <a,b>     http,https (default both)
@@ -94,7 +96,12 @@ const rateDurationS = Number(args['rate-duration']);
 const stallProbeS = Number(args['stall-probe']);
 if (!(stallProbeS >= 0)) throw new Error(`--stall-probe takes seconds (0 or more), not "${args['stall-probe']}"`);
 const protocols = args.protocols!.split(',') as Array<'http' | 'https'>;
-const scenarios: Scenario[] = (args.scenarios ?? SCENARIOS.filter((s) => s.byDefault).map((s) => s.name).join(','))
+const scenarios: Scenario[] = (
+  args.scenarios ??
+  SCENARIOS.filter((s) => s.byDefault)
+    .map((s) => s.name)
+    .join(',')
+)
   .split(',')
   .map((name) => {
     const s = scenarioNamed(name);
@@ -119,27 +126,50 @@ const PROXY_PIN = canPin ? ['taskset', '-c', '0'] : [];
 const LOAD_PIN = canPin ? ['taskset', '-c', '1'] : [];
 
 const notes: string[] = [];
-if (!hasNginx) notes.push('nginx is not installed: the nginx peer is skipped and the upstream is a Node server (apt-get install nginx).');
-if (tool === 'autocannon') notes.push('wrk is not installed: closed-loop runs use autocannon, which costs more CPU per request on the shared load core (apt-get install wrk).');
+if (!hasNginx)
+  notes.push(
+    'nginx is not installed: the nginx peer is skipped and the upstream is a Node server (apt-get install nginx).',
+  );
+if (tool === 'autocannon')
+  notes.push(
+    'wrk is not installed: closed-loop runs use autocannon, which costs more CPU per request on the shared load core (apt-get install wrk).',
+  );
 /** Latency runs hold idle CPUs polling (bench/idle-latency.ts) unless told not to or not permitted. */
 const pmQos = (() => {
   if (args['no-pm-qos']) {
-    if (rate > 0) notes.push('latency runs without the idle-state hold (--no-pm-qos): idle CPUs halt between requests, which adds the machine\'s wake-up time to every latency figure.');
+    if (rate > 0)
+      notes.push(
+        'latency runs without the idle-state hold (--no-pm-qos): idle CPUs halt between requests, which adds ' +
+          "the machine's wake-up time to every latency figure.",
+      );
     return false;
   }
   const unavailable = idleLatencyUnavailable();
-  if (unavailable !== undefined) notes.push(`latency runs without the idle-state hold (${unavailable}): idle CPUs halt between requests, which adds the machine's wake-up time to every latency figure.`);
+  if (unavailable !== undefined)
+    notes.push(
+      `latency runs without the idle-state hold (${unavailable}): idle CPUs halt between requests, which ` +
+        `adds the machine's wake-up time to every latency figure.`,
+    );
   return unavailable === undefined;
 })();
-if (rate > 0 && pmQos) notes.push('latency runs hold /dev/cpu_dma_latency at 0: idle CPUs poll instead of halting (as tuned latency-performance does), for every target alike.');
-if (!canPin) notes.push(`no pinning (${cpus} cores${installed('taskset') ? '' : ', taskset missing'}): proxy, upstream and load generator share every core.`);
+if (rate > 0 && pmQos)
+  notes.push(
+    'latency runs hold /dev/cpu_dma_latency at 0: idle CPUs poll instead of halting (as tuned latency-performance does), for every target alike.',
+  );
+if (!canPin)
+  notes.push(
+    `no pinning (${cpus} cores${installed('taskset') ? '' : ', taskset missing'}): proxy, upstream and load generator share every core.`,
+  );
 
 function merge(base: Record<string, unknown>, extra: Record<string, unknown> | undefined): Record<string, unknown> {
   if (!extra) return base;
   const out: Record<string, unknown> = { ...base };
   for (const [k, v] of Object.entries(extra)) {
     const b = out[k];
-    out[k] = b && v && typeof b === 'object' && typeof v === 'object' && !Array.isArray(b) && !Array.isArray(v) ? merge(b as Record<string, unknown>, v as Record<string, unknown>) : v;
+    out[k] =
+      b && v && typeof b === 'object' && typeof v === 'object' && !Array.isArray(b) && !Array.isArray(v)
+        ? merge(b as Record<string, unknown>, v as Record<string, unknown>)
+        : v;
   }
   return out;
 }
@@ -198,7 +228,14 @@ interface Measured {
 
 /** The closed-loop load a target gets: its own tool and client certificate when it has them, else the run's. */
 function loadOn(t: Target, protocol: 'http' | 'https', seconds: number): Promise<ClosedLoopResult> {
-  return closedLoop(t.tool ?? tool, { url: t.urls[protocol], connections, durationS: seconds, headers: t.headers, pin: LOAD_PIN, ...(t.clientCert ? { clientCert: t.clientCert } : {}) });
+  return closedLoop(t.tool ?? tool, {
+    url: t.urls[protocol],
+    connections,
+    durationS: seconds,
+    headers: t.headers,
+    pin: LOAD_PIN,
+    ...(t.clientCert ? { clientCert: t.clientCert } : {}),
+  });
 }
 
 async function measure(t: Target, protocol: 'http' | 'https', seconds: number): Promise<Measured> {
@@ -231,19 +268,29 @@ async function pairedCosts(kycgates: Target[], protocol: 'http' | 'https'): Prom
   if (kycgates.length < 2) return out;
   const [base, ...others] = kycgates as [Target, ...Target[]];
   const half = Math.max(1, Math.floor(connections / 2));
-  console.log(`\n== ${protocol.toUpperCase()} cost against ${base.label}, measured in concurrent pairs (${rounds} x ${durationS} s, ${half} connections each)`);
+  console.log(
+    `\n== ${protocol.toUpperCase()} cost against ${base.label}, measured in concurrent pairs (${rounds} x ${durationS} s, ${half} connections each)`,
+  );
   console.log(`${pad('scenario', 26)}${pad('cost', 8, true)}  per round (1 - req/cpu-s ratio)`);
   for (const t of others) {
     const costs: number[] = [];
     for (let r = 0; r < rounds; r++) {
       const cpu0 = [cpuSeconds(base.pid!), cpuSeconds(t.pid!)];
       const [a, b] = await Promise.all([
-        closedLoop(tool, { url: base.urls[protocol], connections: half, durationS, headers: base.headers, pin: LOAD_PIN }),
+        closedLoop(tool, {
+          url: base.urls[protocol],
+          connections: half,
+          durationS,
+          headers: base.headers,
+          pin: LOAD_PIN,
+        }),
         closedLoop(tool, { url: t.urls[protocol], connections: half, durationS, headers: t.headers, pin: LOAD_PIN }),
       ]);
       const cpu1 = [cpuSeconds(base.pid!), cpuSeconds(t.pid!)];
       if (a.failures > 0 || b.failures > 0) {
-        console.log(`warning: failed requests in paired round ${r + 1} (${base.label} ${a.failures}, ${t.label} ${b.failures}): the round is invalid`);
+        console.log(
+          `warning: failed requests in paired round ${r + 1} (${base.label} ${a.failures}, ${t.label} ${b.failures}): the round is invalid`,
+        );
         costs.push(NaN);
         continue;
       }
@@ -253,7 +300,9 @@ async function pairedCosts(kycgates: Target[], protocol: 'http' | 'https'): Prom
     }
     const cost = median(costs);
     out[t.label] = { cost, rounds: costs };
-    console.log(`${pad(t.label, 26)}${pad(fmt(cost * 100, 1) + '%', 8, true)}  ${costs.map((c) => fmt(c * 100, 1)).join(' ')}${t.baseline ? BASELINE_NOTE : ''}`);
+    console.log(
+      `${pad(t.label, 26)}${pad(fmt(cost * 100, 1) + '%', 8, true)}  ${costs.map((c) => fmt(c * 100, 1)).join(' ')}${t.baseline ? BASELINE_NOTE : ''}`,
+    );
   }
   return out;
 }
@@ -285,14 +334,27 @@ async function startUpstream(tls: TlsFiles): Promise<Record<'http' | 'https', st
     managed.push(startProcess('upstream (nginx)', LOAD_PIN, [nginxBin!, '-p', path.dirname(conf), '-c', conf]));
   } else {
     const script = path.join(here, 'upstream-server.js');
-    managed.push(startProcess('upstream (node)', LOAD_PIN, [process.execPath, script, JSON.stringify({ httpPort, httpsPort, ...tls })]));
+    managed.push(
+      startProcess('upstream (node)', LOAD_PIN, [
+        process.execPath,
+        script,
+        JSON.stringify({ httpPort, httpsPort, ...tls }),
+      ]),
+    );
   }
   const { failed } = managed.at(-1)!;
   await Promise.all([waitForPort(httpPort, { failed }), waitForPort(httpsPort, { failed })]);
   return { http: `http://127.0.0.1:${httpPort}/bench`, https: `https://127.0.0.1:${httpsPort}/bench` };
 }
 
-async function startKycgate(scenario: Scenario, upstream: string, tls: TlsFiles, nodeFlags: string[] = [], build = root, suffix = ''): Promise<{ target: Target; process: Managed }> {
+async function startKycgate(
+  scenario: Scenario,
+  upstream: string,
+  tls: TlsFiles,
+  nodeFlags: string[] = [],
+  build = root,
+  suffix = '',
+): Promise<{ target: Target; process: Managed }> {
   const httpPort = await freePort();
   const httpsPort = await freePort();
   const origin = new URL(upstream).origin;
@@ -315,11 +377,16 @@ async function startKycgate(scenario: Scenario, upstream: string, tls: TlsFiles,
   const cli = path.join(build, 'dist/src/cli/main.js');
   const prepared = scenario.prepare ? await scenario.prepare({ dataDir: dir, configFile: file, cli }) : {};
   const headers = { ...(scenario.headers ?? {}), ...(prepared.headers ?? {}) };
-  const proc = startProcess(`kycgate ${scenario.name}${suffix}`, PROXY_PIN, [process.execPath, ...nodeFlags, cli, 'start', '-c', file], {
-    env: { ...process.env, KYCGATE_DATA_DIR: dir },
-    // The access log goes where a deployment would send it: a file.
-    stdoutFile: path.join(work, `${id}.log`),
-  });
+  const proc = startProcess(
+    `kycgate ${scenario.name}${suffix}`,
+    PROXY_PIN,
+    [process.execPath, ...nodeFlags, cli, 'start', '-c', file],
+    {
+      env: { ...process.env, KYCGATE_DATA_DIR: dir },
+      // The access log goes where a deployment would send it: a file.
+      stdoutFile: path.join(work, `${id}.log`),
+    },
+  );
   // Registered at once, so cleanup stops it even when its start, its warm-up or a profile run fails.
   managed.push(proc);
   await Promise.all([waitForPort(httpPort, { failed: proc.failed }), waitForPort(httpsPort, { failed: proc.failed })]);
@@ -346,7 +413,11 @@ async function startKycgate(scenario: Scenario, upstream: string, tls: TlsFiles,
 }
 
 /** Starts a comparison proxy listening on one HTTP and one HTTPS port, pinned to the proxy core; waits for both. */
-async function startPeer(label: string, kind: Target['kind'], command: (httpPort: number, httpsPort: number) => string[]): Promise<Target> {
+async function startPeer(
+  label: string,
+  kind: Target['kind'],
+  command: (httpPort: number, httpsPort: number) => string[],
+): Promise<Target> {
   const httpPort = await freePort();
   const httpsPort = await freePort();
   const proc = startProcess(label, PROXY_PIN, command(httpPort, httpsPort));
@@ -356,16 +427,29 @@ async function startPeer(label: string, kind: Target['kind'], command: (httpPort
     await proc.stop();
     return startPeer(label, kind, command);
   };
-  return { label, kind, urls: { http: `http://127.0.0.1:${httpPort}/bench`, https: `https://127.0.0.1:${httpsPort}/bench` }, headers: {}, pid: proc.child.pid, respawn };
+  return {
+    label,
+    kind,
+    urls: { http: `http://127.0.0.1:${httpPort}/bench`, https: `https://127.0.0.1:${httpsPort}/bench` },
+    headers: {},
+    pid: proc.child.pid,
+    respawn,
+  };
 }
 
 /** A Node peer: a script of this directory given the upstream origin, its ports and the certificate. */
 function nodePeer(script: string, upstream: string, tls: TlsFiles) {
-  return (httpPort: number, httpsPort: number) => [process.execPath, path.join(here, script), JSON.stringify({ upstream: new URL(upstream).origin, httpPort, httpsPort, ...tls })];
+  return (httpPort: number, httpsPort: number) => [
+    process.execPath,
+    path.join(here, script),
+    JSON.stringify({ upstream: new URL(upstream).origin, httpPort, httpsPort, ...tls }),
+  ];
 }
 
-const startFastify = (upstream: string, tls: TlsFiles) => startPeer('@fastify/http-proxy', 'fastify', nodePeer('fastify-proxy.js', upstream, tls));
-const startFloor = (upstream: string, tls: TlsFiles) => startPeer('node:http+undici floor', 'floor', nodePeer('minimal-proxy.js', upstream, tls));
+const startFastify = (upstream: string, tls: TlsFiles) =>
+  startPeer('@fastify/http-proxy', 'fastify', nodePeer('fastify-proxy.js', upstream, tls));
+const startFloor = (upstream: string, tls: TlsFiles) =>
+  startPeer('node:http+undici floor', 'floor', nodePeer('minimal-proxy.js', upstream, tls));
 /** nginx is not restarted by --restarts: a C process has no JIT or heap history that differs between starts. */
 const startNginxProxy = async (upstream: string, tls: TlsFiles): Promise<Target> => {
   const { respawn: _kept, ...target } = await startPeer('nginx (1 worker)', 'nginx', (httpPort, httpsPort) => {
@@ -379,8 +463,12 @@ const startNginxProxy = async (upstream: string, tls: TlsFiles): Promise<Target>
 async function warmUp(t: Target, protocol: 'http' | 'https'): Promise<void> {
   const w = await loadOn(t, protocol, warmupS);
   // Nothing answered properly: the target is broken, not slow, and measuring it would be meaningless.
-  if (w.failures > 0 && w.succeeded === 0) throw new Error(`${t.label} answered no request successfully during warm-up (${w.failures} failures): check its setup`);
-  if (w.failures > 0) console.log(`warning: ${t.label} had ${w.failures} failed requests during warm-up (of ${w.requests})`);
+  if (w.failures > 0 && w.succeeded === 0)
+    throw new Error(
+      `${t.label} answered no request successfully during warm-up (${w.failures} failures): check its setup`,
+    );
+  if (w.failures > 0)
+    console.log(`warning: ${t.label} had ${w.failures} failed requests during warm-up (of ${w.requests})`);
 }
 
 /**
@@ -408,7 +496,12 @@ async function restartTargets(targets: Target[], protocol: 'http' | 'https'): Pr
     targets[i] = fresh;
     if (protocol === 'https' || !fresh.httpsOnly) await warmUp(fresh, protocol);
   }
-  console.log(`  (restarted ${targets.filter((t) => t.respawn !== undefined).map((t) => t.label).join(', ')})`);
+  console.log(
+    `  (restarted ${targets
+      .filter((t) => t.respawn !== undefined)
+      .map((t) => t.label)
+      .join(', ')})`,
+  );
 }
 
 function fmt(n: number, digits = 0): string {
@@ -428,7 +521,11 @@ function percentInterval(ci: { low: number; high: number }): string {
 function budgetVerdict(ci: MedianInterval, max: number): string {
   const v = lineVerdict([ci], max, 'at-most');
   if (v === 'no interval') return `not judged (${ci.n} valid rounds: too few for a 95% interval)`;
-  return v === 'met' ? 'WITHIN BUDGET' : v === 'not met' ? 'OVER BUDGET' : 'UNRESOLVED (the budget is inside the interval: run more rounds)';
+  return v === 'met'
+    ? 'WITHIN BUDGET'
+    : v === 'not met'
+      ? 'OVER BUDGET'
+      : 'UNRESOLVED (the budget is inside the interval: run more rounds)';
 }
 
 function pad(text: string, width: number, right = false): string {
@@ -438,18 +535,33 @@ function pad(text: string, width: number, right = false): string {
 async function profileRun(upstream: Record<'http' | 'https', string>, tls: TlsFiles): Promise<void> {
   const scenario = scenarios[0]!;
   const profDir = path.join(work, 'profile');
-  const { target, process: proc } = await startKycgate(scenario, upstream.http, tls, ['--cpu-prof', `--cpu-prof-dir=${profDir}`]);
+  const { target, process: proc } = await startKycgate(scenario, upstream.http, tls, [
+    '--cpu-prof',
+    `--cpu-prof-dir=${profDir}`,
+  ]);
   for (const protocol of protocols) {
-    const load = await closedLoop(tool, { url: target.urls[protocol], connections, durationS: durationS * 2, headers: target.headers, pin: LOAD_PIN });
-    console.log(`profiled ${target.label} over ${protocol}: ${fmt(load.succeededPerSecond)} successful req/s while profiling`);
-    if (load.failures > 0) console.log(`warning: ${load.failures} failed requests while profiling (of ${load.requests}): the profile includes their handling`);
+    const load = await closedLoop(tool, {
+      url: target.urls[protocol],
+      connections,
+      durationS: durationS * 2,
+      headers: target.headers,
+      pin: LOAD_PIN,
+    });
+    console.log(
+      `profiled ${target.label} over ${protocol}: ${fmt(load.succeededPerSecond)} successful req/s while profiling`,
+    );
+    if (load.failures > 0)
+      console.log(
+        `warning: ${load.failures} failed requests while profiling (of ${load.requests}): the profile includes their handling`,
+      );
   }
   await proc.stop();
   const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
   if (!file) throw new Error('no .cpuprofile was written');
   const { totalMs, rows, categories } = summariseProfile(path.join(profDir, file), 30);
   console.log(`\nTop self time, ${fmt(totalMs / 1000, 1)} s sampled (includes idle and start-up):`);
-  for (const row of rows) console.log(`${pad(fmt(row.share * 100, 1) + '%', 7, true)}  ${pad(row.name, 40)} ${row.location}`);
+  for (const row of rows)
+    console.log(`${pad(fmt(row.share * 100, 1) + '%', 7, true)}  ${pad(row.name, 40)} ${row.location}`);
   console.log('\nBy component, share of non-idle samples:');
   for (const c of categories) console.log(`${pad(fmt(c.share * 100, 1) + '%', 7, true)}  ${c.name}`);
   mkdirSync(path.join(root, '.bench'), { recursive: true });
@@ -459,8 +571,16 @@ async function profileRun(upstream: Record<'http' | 'https', string>, tls: TlsFi
 }
 
 async function main(): Promise<void> {
-  console.log(`kycgate benchmark: node ${process.version}, ${cpus} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-  console.log(`closed loop: ${tool}, ${connections} connections, ${warmupS} s warm-up, ${rounds} rounds x ${durationS} s; fixed rate: ${rate > 0 ? `${rate} req/s, ${rateRounds} rounds x ${rateDurationS} s` : 'skipped (--rate 0)'}`);
+  console.log(
+    `kycgate benchmark: node ${process.version}, ${cpus} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), load ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+  );
+  console.log(
+    `closed loop: ${tool}, ${connections} connections, ${warmupS} s warm-up, ${rounds} rounds x ` +
+      `${durationS} s; fixed rate: ${rate > 0 ? `${rate} req/s, ${rateRounds} rounds x ${rateDurationS} s` : 'skipped (--rate 0)'}`,
+  );
   console.log(canPin ? 'pinning: proxies on core 0; upstream and load generator on core 1' : 'pinning: none');
   for (const n of notes) console.log(`note: ${n}`);
 
@@ -471,7 +591,8 @@ async function main(): Promise<void> {
   if (args.profile) return profileRun(upstream, tls);
 
   const targets: Target[] = [];
-  if (peers.has('direct')) targets.push({ label: 'direct (no proxy)', kind: 'direct', urls: upstream, headers: {}, pid: undefined });
+  if (peers.has('direct'))
+    targets.push({ label: 'direct (no proxy)', kind: 'direct', urls: upstream, headers: {}, pid: undefined });
   for (const s of scenarios) {
     targets.push((await startKycgate(s, upstream.http, tls)).target);
   }
@@ -484,7 +605,10 @@ async function main(): Promise<void> {
   if (args.baseline) {
     // Another build of kycgate (e.g. a worktree at an earlier commit), measured in the same rounds: an A/B test of a
     // change that the background load affects equally.
-    targets.push({ ...(await startKycgate(scenarios[0]!, upstream.http, tls, [], path.resolve(args.baseline), ' (baseline)')).target, baseline: true });
+    targets.push({
+      ...(await startKycgate(scenarios[0]!, upstream.http, tls, [], path.resolve(args.baseline), ' (baseline)')).target,
+      baseline: true,
+    });
   }
   if (peers.has('fastify')) targets.push(await startFastify(upstream.http, tls));
   if (peers.has('nginx') && hasNginx) targets.push(await startNginxProxy(upstream.http, tls));
@@ -497,13 +621,22 @@ async function main(): Promise<void> {
     let active = activeTargets();
     for (const t of active) await warmUp(t, protocol);
     if (args['paired-only']) {
-      results[protocol] = { pairedCost: await pairedCosts(active.filter((t) => t.kind === 'kycgate' && !t.mtlsReference), protocol) };
+      results[protocol] = {
+        pairedCost: await pairedCosts(
+          active.filter((t) => t.kind === 'kycgate' && !t.mtlsReference),
+          protocol,
+        ),
+      };
       continue;
     }
     const perRound: Array<Map<string, Measured>> = [];
     // Rounds before which the processes start afresh: each start's JIT, heap layout and garbage-collection history
     // differ, and rounds of one start cannot show that difference.
-    const restartAt = new Set(Array.from({ length: restarts }, (_, i) => Math.round(((i + 1) * rounds) / (restarts + 1))).filter((r) => r > 0 && r < rounds));
+    const restartAt = new Set(
+      Array.from({ length: restarts }, (_, i) => Math.round(((i + 1) * rounds) / (restarts + 1))).filter(
+        (r) => r > 0 && r < rounds,
+      ),
+    );
     for (let r = 0; r < rounds; r++) {
       if (restartAt.has(r)) {
         await restartTargets(targets, protocol);
@@ -514,21 +647,38 @@ async function main(): Promise<void> {
       for (let i = 0; i < active.length; i++) {
         const t = active[(i + r) % active.length]!;
         const res = await measure(t, protocol, durationS);
-        if (res.failures > 0) console.log(`warning: ${t.label} had ${res.failures} failed requests in round ${r + 1}: the round is invalid for it`);
+        if (res.failures > 0)
+          console.log(
+            `warning: ${t.label} had ${res.failures} failed requests in round ${r + 1}: the round is invalid for it`,
+          );
         round.set(t.label, res);
       }
       perRound.push(round);
-      process.stdout.write(`  round ${r + 1}/${rounds}: ${active.map((t) => `${t.label} ${fmt(round.get(t.label)!.requestsPerSecond)}`).join(', ')}\n`);
+      process.stdout.write(
+        `  round ${r + 1}/${rounds}: ${active.map((t) => `${t.label} ${fmt(round.get(t.label)!.requestsPerSecond)}`).join(', ')}\n`,
+      );
     }
     const ratioTo = (label: string, kind: Target['kind'], metric: 'requestsPerSecond' | 'perCpuSecond'): number => {
       const peer = active.find((t) => t.kind === kind);
       if (!peer || peer.label === label) return NaN;
       return median(perRound.map((r) => r.get(label)![metric] / r.get(peer.label)![metric]));
     };
-    console.log(`\nreq/s: wall-clock throughput; cpu: share of a core the proxy got; req/cpu-s: requests per CPU-second of the proxy.`);
+    console.log(
+      `\nreq/s: wall-clock throughput; cpu: share of a core the proxy got; req/cpu-s: requests per CPU-second of the proxy.`,
+    );
     console.log(`Ratios are medians of per-round ratios, by req/s and (in brackets) by req/cpu-s.`);
     console.log(
-      `${pad('target', 22)}${pad('req/s', 8, true)}${pad('p50 ms', 8, true)}${pad('p99 ms', 8, true)}${pad('cpu', 6, true)}${pad('req/cpu-s', 11, true)}${pad('/direct', 9, true)}${pad('/fastify', 16, true)}${pad('/nginx', 16, true)}`,
+      [
+        pad('target', 22),
+        pad('req/s', 8, true),
+        pad('p50 ms', 8, true),
+        pad('p99 ms', 8, true),
+        pad('cpu', 6, true),
+        pad('req/cpu-s', 11, true),
+        pad('/direct', 9, true),
+        pad('/fastify', 16, true),
+        pad('/nginx', 16, true),
+      ].join(''),
     );
     const table: Record<string, unknown> = {};
     const both = (label: string, kind: Target['kind']) => {
@@ -548,26 +698,46 @@ async function main(): Promise<void> {
       const vsNginx = both(t.label, 'nginx');
       const vsFloor = both(t.label, 'floor');
       table[t.label] = {
-        rps, p50Ms: p50, p99Ms: p99, cpuShare: cpu, perCpuSecond: perCpu, vsDirect,
-        vsFastify: { wall: vsFastify.wall, cpu: vsFastify.cpu }, vsNginx: { wall: vsNginx.wall, cpu: vsNginx.cpu },
+        rps,
+        p50Ms: p50,
+        p99Ms: p99,
+        cpuShare: cpu,
+        perCpuSecond: perCpu,
+        vsDirect,
+        vsFastify: { wall: vsFastify.wall, cpu: vsFastify.cpu },
+        vsNginx: { wall: vsNginx.wall, cpu: vsNginx.cpu },
         vsFloor: { wall: vsFloor.wall, cpu: vsFloor.cpu },
         rounds: perRound.map((r) => r.get(t.label)),
       };
       console.log(
-        `${pad(t.label, 22)}${pad(fmt(rps), 8, true)}${pad(fmt(p50, 2), 8, true)}${pad(fmt(p99, 2), 8, true)}${pad(Number.isFinite(cpu) ? fmt(cpu * 100) + '%' : '-', 6, true)}${pad(fmt(perCpu), 11, true)}${pad(fmt(vsDirect, 2), 9, true)}${pad(vsFastify.text, 16, true)}${pad(vsNginx.text, 16, true)}`,
+        [
+          pad(t.label, 22),
+          pad(fmt(rps), 8, true),
+          pad(fmt(p50, 2), 8, true),
+          pad(fmt(p99, 2), 8, true),
+          pad(Number.isFinite(cpu) ? fmt(cpu * 100) + '%' : '-', 6, true),
+          pad(fmt(perCpu), 11, true),
+          pad(fmt(vsDirect, 2), 9, true),
+          pad(vsFastify.text, 16, true),
+          pad(vsNginx.text, 16, true),
+        ].join(''),
       );
     }
     const invalidRounds = (t: Target) => perRound.filter((r) => r.get(t.label)!.failures > 0).length;
     for (const t of active) {
       const invalid = invalidRounds(t);
-      if (invalid > 0) console.log(`warning: ${t.label}: ${invalid} of ${rounds} rounds had failed requests and are left out of its medians and ratios`);
+      if (invalid > 0)
+        console.log(
+          `warning: ${t.label}: ${invalid} of ${rounds} rounds had failed requests and are left out of its medians and ratios`,
+        );
     }
     const bare = active.find((t) => t.kind === 'kycgate');
     const fastify = active.find((t) => t.kind === 'fastify');
     let fastifyTarget: Record<string, unknown> | undefined;
     if (bare && fastify) {
       const x = both(bare.label, 'fastify');
-      const perRoundRatio = (metric: 'requestsPerSecond' | 'perCpuSecond') => perRound.map((r) => r.get(bare.label)![metric] / r.get(fastify.label)![metric]);
+      const perRoundRatio = (metric: 'requestsPerSecond' | 'perCpuSecond') =>
+        perRound.map((r) => r.get(bare.label)![metric] / r.get(fastify.label)![metric]);
       const wallCi = medianInterval(perRoundRatio('requestsPerSecond'));
       const cpuCi = medianInterval(perRoundRatio('perCpuSecond'));
       // Judged on the 95% interval of the median of per-round ratios, by both measures: met when the whole interval
@@ -584,14 +754,18 @@ async function main(): Promise<void> {
               : judged === 'not met'
                 ? 'NOT MET'
                 : 'UNRESOLVED (1.25 is inside the interval)';
-      console.log(`target: ${bare.label} >= 1.25x @fastify/http-proxy: ${x.text}; 95% interval ${interval(wallCi, 2)} (${interval(cpuCi, 2)}) ${verdict}`);
+      console.log(
+        `target: ${bare.label} >= 1.25x @fastify/http-proxy: ${x.text}; 95% interval ${interval(wallCi, 2)} (${interval(cpuCi, 2)}) ${verdict}`,
+      );
       fastifyTarget = { wall: x.wall, cpu: x.cpu, wallInterval: wallCi, cpuInterval: cpuCi, verdict };
     }
     const floor = active.find((t) => t.kind === 'floor');
     if (bare && floor) {
       const x = both(bare.label, 'floor');
       const f = both(floor.label, 'fastify');
-      console.log(`${bare.label} against the node:http + undici floor: ${x.text}${fastify ? `; the floor against @fastify/http-proxy: ${f.text}` : ''}`);
+      console.log(
+        `${bare.label} against the node:http + undici floor: ${x.text}${fastify ? `; the floor against @fastify/http-proxy: ${f.text}` : ''}`,
+      );
     }
 
     // Cost of each scenario against the first kycgate scenario (the bare route), by requests per CPU-second:
@@ -599,7 +773,9 @@ async function main(): Promise<void> {
     const kycgates = active.filter((t) => t.kind === 'kycgate');
     const costs: Record<string, unknown> = {};
     if (kycgates.length > 1) {
-      console.log(`\ncost against ${kycgates[0]!.label} (1 - ratio of req/cpu-s; median of rounds with its 95% interval; each round in brackets):`);
+      console.log(
+        `\ncost against ${kycgates[0]!.label} (1 - ratio of req/cpu-s; median of rounds with its 95% interval; each round in brackets):`,
+      );
       for (const t of kycgates.slice(1)) {
         if (t.mtlsReference) continue;
         const base = t.costAgainst ?? kycgates[0]!.label;
@@ -607,10 +783,18 @@ async function main(): Promise<void> {
         const ci = medianInterval(per);
         const budget = t.baseline ? undefined : t.scenario?.budget;
         const verdict = budget === undefined ? undefined : budgetVerdict(ci, budget.max);
-        costs[t.label] = { cost: median(per), interval: ci, rounds: per, ...(budget ? { budget: budget.max, verdict } : {}) };
+        costs[t.label] = {
+          cost: median(per),
+          interval: ci,
+          rounds: per,
+          ...(budget ? { budget: budget.max, verdict } : {}),
+        };
         const judged = budget ? `  budget ${fmt(budget.max * 100, 0)}%: ${verdict}` : '';
         const against = t.costAgainst ? `  (against ${t.costAgainst})` : '';
-        console.log(`  ${pad(t.label, 26)}${pad(fmt(median(per) * 100, 1) + '%', 8, true)}  ${pad(percentInterval(ci), 16)}${judged}${against}${t.baseline ? BASELINE_NOTE : ''}`);
+        console.log(
+          `  ${pad(t.label, 26)}${pad(fmt(median(per) * 100, 1) + '%', 8, true)}  ${pad(percentInterval(ci), 16)}` +
+            `${judged}${against}${t.baseline ? BASELINE_NOTE : ''}`,
+        );
         console.log(`  ${pad('', 34)}[${per.map((c) => fmt(c * 100, 0)).join(' ')}]`);
       }
     }
@@ -628,21 +812,37 @@ async function main(): Promise<void> {
         const round = new Map<string, OpenLoopResult>();
         for (let i = 0; i < rateTargets.length; i++) {
           const t = rateTargets[(i + r) % rateTargets.length]!;
-          const res = await fixedRate({ url: t.urls[protocol], rate, durationS: rateDurationS, headers: t.headers, pin: LOAD_PIN, pmQos });
+          const res = await fixedRate({
+            url: t.urls[protocol],
+            rate,
+            durationS: rateDurationS,
+            headers: t.headers,
+            pin: LOAD_PIN,
+            pmQos,
+          });
           const invalid = invalidRun(res);
-          if (invalid !== undefined) console.log(`warning: ${t.label} at fixed rate in round ${r + 1}: ${invalid}; the round is invalid for it`);
+          if (invalid !== undefined)
+            console.log(`warning: ${t.label} at fixed rate in round ${r + 1}: ${invalid}; the round is invalid for it`);
           round.set(t.label, res);
         }
         perRate.push(round);
       }
-      const stallSummary = stalls.length === 0 ? undefined : stalls[0]!.map((_, core) => sumStalls(stalls.map((round) => round[core]!)));
+      const stallSummary =
+        stalls.length === 0 ? undefined : stalls[0]!.map((_, core) => sumStalls(stalls.map((round) => round[core]!)));
       if (stallSummary !== undefined) {
         const names = canPin ? ['proxy core 0', 'load core 1'] : ['all cores'];
-        console.log(`machine stalls (probe spinning ${fmt(stallProbeS, 1)} s before each round; requests that arrive during a stall wait it out):`);
-        stallSummary.forEach((s, i) => console.log(`  ${pad(names[i]!, 14)}${describeStalls(s)}`));
+        console.log(
+          `machine stalls (probe spinning ${fmt(stallProbeS, 1)} s before each round; requests that arrive during a stall wait it out):`,
+        );
+        stallSummary.forEach((s, i) => {
+          console.log(`  ${pad(names[i]!, 14)}${describeStalls(s)}`);
+        });
       }
       const direct = rateTargets.find((t) => t.kind === 'direct');
-      console.log(`${pad('target', 22)}${pad('p50 ms', 9, true)}${pad('p99 ms', 9, true)}${pad('+p50', 9, true)}${pad('+p99', 9, true)}  (added over direct, median of per-round differences)`);
+      console.log(
+        `${pad('target', 22)}${pad('p50 ms', 9, true)}${pad('p99 ms', 9, true)}${pad('+p50', 9, true)}${pad('+p99', 9, true)} ` +
+          ` (added over direct, median of per-round differences)`,
+      );
       // An invalid round (see invalidRun) counts as NaN: left out of the medians.
       const ms = (r: Map<string, OpenLoopResult>, t: Target, key: 'p50Ms' | 'p99Ms') => {
         const res = r.get(t.label)!;
@@ -652,10 +852,23 @@ async function main(): Promise<void> {
       for (const t of rateTargets) {
         const p50 = median(perRate.map((r) => ms(r, t, 'p50Ms')));
         const p99 = median(perRate.map((r) => ms(r, t, 'p99Ms')));
-        const added50 = direct && direct !== t ? median(perRate.map((r) => ms(r, t, 'p50Ms') - ms(r, direct, 'p50Ms'))) : NaN;
-        const added99 = direct && direct !== t ? median(perRate.map((r) => ms(r, t, 'p99Ms') - ms(r, direct, 'p99Ms'))) : NaN;
-        fixed[t.label] = { p50Ms: p50, p99Ms: p99, addedP50Ms: added50, addedP99Ms: added99, failures: failuresOf(t), rounds: perRate.map((r) => r.get(t.label)) };
-        console.log(`${pad(t.label, 22)}${pad(fmt(p50, 3), 9, true)}${pad(fmt(p99, 3), 9, true)}${pad(fmt(added50, 3), 9, true)}${pad(fmt(added99, 3), 9, true)}${failuresOf(t) > 0 ? `  ${failuresOf(t)} failed requests` : ''}`);
+        const added50 =
+          direct && direct !== t ? median(perRate.map((r) => ms(r, t, 'p50Ms') - ms(r, direct, 'p50Ms'))) : NaN;
+        const added99 =
+          direct && direct !== t ? median(perRate.map((r) => ms(r, t, 'p99Ms') - ms(r, direct, 'p99Ms'))) : NaN;
+        fixed[t.label] = {
+          p50Ms: p50,
+          p99Ms: p99,
+          addedP50Ms: added50,
+          addedP99Ms: added99,
+          failures: failuresOf(t),
+          rounds: perRate.map((r) => r.get(t.label)),
+        };
+        console.log(
+          `${pad(t.label, 22)}${pad(fmt(p50, 3), 9, true)}${pad(fmt(p99, 3), 9, true)}` +
+            `${pad(fmt(added50, 3), 9, true)}${pad(fmt(added99, 3), 9, true)}` +
+            (failuresOf(t) > 0 ? `  ${failuresOf(t)} failed requests` : ''),
+        );
       }
       if (stallSummary !== undefined) fixed.machineStalls = stallSummary;
       if (bare && direct) {
@@ -664,19 +877,40 @@ async function main(): Promise<void> {
         const nginx = rateTargets.find((t) => t.kind === 'nginx');
         const nginxAdded = nginx ? (fixed[nginx.label] as { addedP99Ms: number }).addedP99Ms : NaN;
         const verdict = tailVerdict({ rate, addedMs: added, nginxAddedMs: nginxAdded, failures: failed });
-        console.log(`target: ${bare.label} p99 added over direct <= 1 ms at ${rate} req/s: ${fmt(added, 3)} ms${failed > 0 ? `, ${failed} failed requests` : ''} ${verdict}`);
+        console.log(
+          `target: ${bare.label} p99 added over direct <= 1 ms at ${rate} req/s: ${fmt(added, 3)} ` +
+            `ms${failed > 0 ? `, ${failed} failed requests` : ''} ${verdict}`,
+        );
       }
     }
     results[protocol] = { closedLoop: table, fastifyTarget, cost: costs, pairedCost: paired, fixedRate: fixed };
   }
   if (!args['no-decision'] && !args['paired-only']) {
     // --rate 0 skips the fixed-rate runs, decision latency included (printDecisionResult says so).
-    const o: DecisionBenchOptions = { rounds: rateRounds, durationS: Math.max(durationS, rateDurationS), warmupS, rate, connections, tool, proxyPin: PROXY_PIN, loadPin: LOAD_PIN, pmQos };
+    const o: DecisionBenchOptions = {
+      rounds: rateRounds,
+      durationS: Math.max(durationS, rateDurationS),
+      warmupS,
+      rate,
+      connections,
+      tool,
+      proxyPin: PROXY_PIN,
+      loadPin: LOAD_PIN,
+      pmQos,
+    };
     const decision = await decisionBench(o);
     printDecisionResult(decision, o);
     results.decision = decision;
   }
-  if (args.json) writeFileSync(args.json, JSON.stringify({ node: process.version, cpus, tool, connections, durationS, rounds, rateRounds, rate, notes, results }, null, 2));
+  if (args.json)
+    writeFileSync(
+      args.json,
+      JSON.stringify(
+        { node: process.version, cpus, tool, connections, durationS, rounds, rateRounds, rate, notes, results },
+        null,
+        2,
+      ),
+    );
 }
 
 try {

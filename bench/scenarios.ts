@@ -43,7 +43,11 @@ export interface Scenario {
    * Runs before the gateway starts, with its data directory and config file: creates credentials the requests
    * will carry (an API key through the CLI, a signed token ...). Returned headers are added to every request.
    */
-  prepare?(ctx: { dataDir: string; configFile: string; cli: string }): Promise<{ headers?: Record<string, string>; clientCert?: { cert: string; key: string } }>;
+  prepare?(ctx: {
+    dataDir: string;
+    configFile: string;
+    cli: string;
+  }): Promise<{ headers?: Record<string, string>; clientCert?: { cert: string; key: string } }>;
   /** Runs once the gateway listens, before measuring (e.g. completes a KYC verification so the subject is cached). */
   warm?(baseUrl: string, headers: Record<string, string>): Promise<void>;
 }
@@ -51,28 +55,42 @@ export interface Scenario {
 export const SCENARIOS: readonly Scenario[] = [
   {
     name: 'bare',
-    description: 'Bare route with default settings: routing, framing and path checks, header rules, forwarding, request metrics.',
+    description:
+      'Bare route with default settings: routing, framing and path checks, header rules, forwarding, request metrics.',
     byDefault: true,
   },
   {
     name: 'bare-access-log',
-    description: 'Bare route with the per-request access log on: the difference to `bare` is the cost of one log line per request.',
+    description:
+      'Bare route with the per-request access log on: the difference to `bare` is the cost of one log line per request.',
     config: { log: { access: true } },
     byDefault: true,
   },
   {
     name: 'request-headers',
     description: 'Bare route plus the request-headers policy setting one upstream and one response header.',
-    route: { policies: [{ 'request-headers': { set: { 'x-bench': 'yes' }, response_set: { 'x-bench-response': 'yes' } } }] },
+    route: {
+      policies: [{ 'request-headers': { set: { 'x-bench': 'yes' }, response_set: { 'x-bench-response': 'yes' } } }],
+    },
     byDefault: false,
   },
   {
     name: 'api-key',
-    description: 'API-key authentication (key created with `kycgate keys create`, cached after the first request) plus a scope check.',
+    description:
+      'API-key authentication (key created with `kycgate keys create`, cached after the first request) plus a scope check.',
     config: { log: { access: false }, consumers: { bench: { scopes: ['bench:read'] } } },
-    route: { policies: [{ authenticate: { methods: [{ 'api-key': {} }] } }, { authorize: { scopes: { all_of: ['bench:read'] } } }] },
+    route: {
+      policies: [
+        { authenticate: { methods: [{ 'api-key': {} }] } },
+        { authorize: { scopes: { all_of: ['bench:read'] } } },
+      ],
+    },
     async prepare({ dataDir, configFile, cli }) {
-      const created = await run(process.execPath, [cli, 'keys', 'create', '--consumer', 'bench', '--json', '--config', configFile], { env: { ...process.env, KYCGATE_DATA_DIR: dataDir } });
+      const created = await run(
+        process.execPath,
+        [cli, 'keys', 'create', '--consumer', 'bench', '--json', '--config', configFile],
+        { env: { ...process.env, KYCGATE_DATA_DIR: dataDir } },
+      );
       const { key } = JSON.parse(created.stdout) as { key: string };
       return { headers: { 'x-api-key': key } };
     },
@@ -83,7 +101,28 @@ export const SCENARIOS: readonly Scenario[] = [
     name: 'jwt-cached',
     description: 'JWT authentication (ES256, key from a file; the verified token is cached by its hash).',
     config: { log: { access: false } },
-    route: { policies: [{ authenticate: { methods: [{ jwt: { issuers: [{ issuer: 'https://idp.bench', audiences: ['bench'], keys_file: 'jwt-public.pem', algorithms: ['ES256'] }] } }] } }] },
+    route: {
+      policies: [
+        {
+          authenticate: {
+            methods: [
+              {
+                jwt: {
+                  issuers: [
+                    {
+                      issuer: 'https://idp.bench',
+                      audiences: ['bench'],
+                      keys_file: 'jwt-public.pem',
+                      algorithms: ['ES256'],
+                    },
+                  ],
+                },
+              },
+            ],
+          },
+        },
+      ],
+    },
     async prepare({ configFile }) {
       const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
       writeFileSync(path.join(path.dirname(configFile), 'jwt-public.pem'), await exportSPKI(publicKey));
@@ -102,15 +141,31 @@ export const SCENARIOS: readonly Scenario[] = [
   },
   {
     name: 'kyc-approved',
-    description: 'KYC-gated route for an approved, cached subject (verified once through the embedded sandbox before measuring).',
+    description:
+      'KYC-gated route for an approved, cached subject (verified once through the embedded sandbox before measuring).',
     config: {
       log: { access: false },
       kyc: {
         providers: { sandbox: { type: 'sandbox', port: 0 } },
-        workflows: { kyc: { provider: 'sandbox', workflow_id: '2f9e4c1a-5b6d-4e7f-8a9b-0c1d2e3f4a5b', claims: { kyc_full: 'facts.status == "Approved"' } } },
+        workflows: {
+          kyc: {
+            provider: 'sandbox',
+            workflow_id: '2f9e4c1a-5b6d-4e7f-8a9b-0c1d2e3f4a5b',
+            claims: { kyc_full: 'facts.status == "Approved"' },
+          },
+        },
       },
     },
-    route: { policies: [{ 'kyc-gate': { subject: { from: 'header', header: 'x-user-id', trust_unauthenticated_header: true }, required_claims: ['kyc_full'] } }] },
+    route: {
+      policies: [
+        {
+          'kyc-gate': {
+            subject: { from: 'header', header: 'x-user-id', trust_unauthenticated_header: true },
+            required_claims: ['kyc_full'],
+          },
+        },
+      ],
+    },
     headers: { 'x-user-id': 'bench-user' },
     async warm(baseUrl, headers) {
       const first = await request(baseUrl, { headers: { ...headers, accept: 'application/json' } });
@@ -120,7 +175,13 @@ export const SCENARIOS: readonly Scenario[] = [
         return;
       }
       const { verification_url: url } = (await first.body.json()) as { verification_url: string };
-      await (await request(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'decision=approved' })).body.dump();
+      await (
+        await request(url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: 'decision=approved',
+        })
+      ).body.dump();
       for (let i = 0; i < 200; i++) {
         const r = await request(baseUrl, { headers });
         await r.body.dump();
@@ -129,21 +190,38 @@ export const SCENARIOS: readonly Scenario[] = [
       }
       throw new Error('the KYC scenario did not reach an approved subject');
     },
-    budget: { max: 0.05, source: 'a KYC-gated route for an approved, cached subject costs <= 5% of bare-route throughput' },
+    budget: {
+      max: 0.05,
+      source: 'a KYC-gated route for an approved, cached subject costs <= 5% of bare-route throughput',
+    },
     byDefault: false,
   },
   {
     name: 'mtls-spiffe',
     description:
-      'HTTPS with a client X509-SVID: the listener requests a certificate, the gateway validates it per the SPIFFE rules against the trust domain\'s bundle, and the route authenticates the SPIFFE ID as a consumer (kept per connection).',
+      'HTTPS with a client X509-SVID: the listener requests a certificate, the gateway validates it per ' +
+      "the SPIFFE rules against the trust domain's bundle, and the route authenticates the SPIFFE ID as a " +
+      'consumer (kept per connection).',
     config: { log: { access: false } },
     httpsTls: { client_auth: 'optional', trust_domains: [{ name: 'bench.test', bundle: 'bench-td.pem' }] },
-    route: { policies: [{ authenticate: { methods: [{ mtls: { consumers: [{ name: 'bench', spiffe_id: 'spiffe://bench.test/client' }] } }] } }] },
+    route: {
+      policies: [
+        {
+          authenticate: {
+            methods: [{ mtls: { consumers: [{ name: 'bench', spiffe_id: 'spiffe://bench.test/client' }] } }],
+          },
+        },
+      ],
+    },
     mtls: true,
     async prepare({ configFile }) {
       const dir = path.dirname(configFile);
       const ca = await issueCertificate({ subject: 'CN=bench.test CA', ca: true });
-      const svid = await issueCertificate({ subject: 'CN=bench client', uris: ['spiffe://bench.test/client'], issuer: ca });
+      const svid = await issueCertificate({
+        subject: 'CN=bench client',
+        uris: ['spiffe://bench.test/client'],
+        issuer: ca,
+      });
       const files = { cert: path.join(dir, 'bench-client.pem'), key: path.join(dir, 'bench-client-key.pem') };
       writeFileSync(path.join(dir, 'bench-td.pem'), ca.certPem);
       writeFileSync(files.cert, svid.certPem);
@@ -154,21 +232,39 @@ export const SCENARIOS: readonly Scenario[] = [
   },
   {
     name: 'rate-limit-local',
-    description: 'A local GCRA rate limit per client IP, high enough never to reject (measures the decision, not rejections).',
+    description:
+      'A local GCRA rate limit per client IP, high enough never to reject (measures the decision, not rejections).',
     config: { log: { access: false } },
-    route: { policies: [{ 'rate-limit': { limits: [{ name: 'bench', rate: 10000000, per: 'second', burst: 10000000, key: ['ip'] }] } }] },
+    route: {
+      policies: [
+        { 'rate-limit': { limits: [{ name: 'bench', rate: 10000000, per: 'second', burst: 10000000, key: ['ip'] }] } },
+      ],
+    },
     byDefault: false,
   },
   {
     name: 'rate-limit-redis',
     description: 'The same limit shared through Redis on 127.0.0.1:6379: one atomic script call per request.',
-    config: { log: { access: false }, redis: { url: 'redis://127.0.0.1:6379', key_prefix: `kycgate-bench-${process.pid}:` } },
-    route: { policies: [{ 'rate-limit': { store: 'redis', limits: [{ name: 'bench', rate: 10000000, per: 'second', burst: 10000000, key: ['ip'] }] } }] },
+    config: {
+      log: { access: false },
+      redis: { url: 'redis://127.0.0.1:6379', key_prefix: `kycgate-bench-${process.pid}:` },
+    },
+    route: {
+      policies: [
+        {
+          'rate-limit': {
+            store: 'redis',
+            limits: [{ name: 'bench', rate: 10000000, per: 'second', burst: 10000000, key: ['ip'] }],
+          },
+        },
+      ],
+    },
     byDefault: false,
   },
   {
     name: 'audit',
-    description: 'Bare route with the audit journal on (hash-chained records, default group commit, one write and fsync every 50 ms).',
+    description:
+      'Bare route with the audit journal on (hash-chained records, default group commit, one write and fsync every 50 ms).',
     config: { log: { access: false }, audit: { enabled: true } },
     budget: { max: 0.1, source: 'audit on costs <= 10% of bare-route throughput' },
     byDefault: false,

@@ -15,7 +15,6 @@ export function percentileSorted(sorted: ArrayLike<number>, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))]!;
 }
 
-
 /**
  * Distribution-free confidence interval of the median (order statistics and the binomial distribution, no
  * assumption about the shape of the noise): with n valid values sorted, the interval [x(k), x(n-k+1)] holds the
@@ -38,7 +37,7 @@ export function medianInterval(values: readonly number[], confidence = 0.95): Me
   // P(X <= j) for X ~ Binomial(n, 1/2), accumulated term by term; k is the largest rank with P(X < k) <= tail.
   let k = 0;
   let cumulative = 0;
-  let term = Math.pow(0.5, n);
+  let term = 0.5 ** n;
   for (let j = 0; j < n; j++) {
     cumulative += term;
     if (cumulative > tail) break;
@@ -55,7 +54,11 @@ export function medianInterval(values: readonly number[], confidence = 0.95): Me
  * `unresolved` when the line is inside one, `no interval` when one has none (too few rounds). Never the median alone:
  * on a noisy machine a median a little past the line proves nothing.
  */
-export function lineVerdict(intervals: readonly MedianInterval[], line: number, side: 'at-least' | 'at-most'): 'met' | 'not met' | 'unresolved' | 'no interval' {
+export function lineVerdict(
+  intervals: readonly MedianInterval[],
+  line: number,
+  side: 'at-least' | 'at-most',
+): 'met' | 'not met' | 'unresolved' | 'no interval' {
   if (intervals.some((ci) => Number.isNaN(ci.low))) return 'no interval';
   const right = (ci: MedianInterval) => (side === 'at-least' ? ci.low >= line : ci.high <= line);
   const wrong = (ci: MedianInterval) => (side === 'at-least' ? ci.high < line : ci.low > line);

@@ -16,7 +16,10 @@ const answer = (_req: http.IncomingMessage, res: http.ServerResponse) => {
 };
 const plain = http.createServer({ keepAliveTimeout: 60_000 }, answer);
 // HTTPS only when a certificate is given (the decision benchmark's application speaks plain HTTP).
-const secure = o.cert && o.key && o.httpsPort ? https.createServer({ cert: readFileSync(o.cert), key: readFileSync(o.key), keepAliveTimeout: 60_000 }, answer) : undefined;
+const secure =
+  o.cert && o.key && o.httpsPort
+    ? https.createServer({ cert: readFileSync(o.cert), key: readFileSync(o.key), keepAliveTimeout: 60_000 }, answer)
+    : undefined;
 await Promise.all([
   new Promise<void>((r) => plain.listen(o.httpPort, '127.0.0.1', () => r())),
   secure ? new Promise<void>((r) => secure.listen(o.httpsPort, '127.0.0.1', () => r())) : undefined,

@@ -24,7 +24,11 @@ import { POSTGRES_URL, REDIS_URL, requirePostgres, requireRedis, uniqueName } fr
 const REPO = process.cwd();
 const DEPLOY = path.join(REPO, 'deploy');
 const CHART = path.join(DEPLOY, 'helm/kycgate');
-const manifest = JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { version: string; bin: Record<string, string>; engines: { node: string } };
+const manifest = JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8')) as {
+  version: string;
+  bin: Record<string, string>;
+  engines: { node: string };
+};
 
 type Doc = Record<string, any>;
 
@@ -45,7 +49,8 @@ function fileReferences(value: unknown, out: string[] = []): string[] {
   if (Array.isArray(value)) for (const v of value) fileReferences(v, out);
   else if (value && typeof value === 'object') {
     const entries = Object.entries(value);
-    if (entries.length === 1 && entries[0]![0] === 'file' && typeof entries[0]![1] === 'string') out.push(entries[0]![1]);
+    if (entries.length === 1 && entries[0]![0] === 'file' && typeof entries[0]![1] === 'string')
+      out.push(entries[0]![1]);
     else for (const [, v] of entries) fileReferences(v, out);
   }
   return out;
@@ -66,53 +71,108 @@ function dockerfile(): Array<{ op: string; args: string }> {
     });
 }
 
-test('image: multi-stage on a supported Node.js LTS, native module built in the build stage, non-root, data on a volume, health check on the admin listener', () => {
-  const lines = dockerfile();
-  const froms = lines.filter((l) => l.op === 'FROM');
-  assert.equal(froms.length, 2, 'a build stage and a runtime stage');
-  const nodeVersion = Number(/^NODE_VERSION=(\d+)$/.exec(lines.find((l) => l.op === 'ARG' && l.args.startsWith('NODE_VERSION='))!.args)![1]);
-  assert.ok(nodeVersion % 2 === 0 && nodeVersion >= Number(/>=(\d+)/.exec(manifest.engines.node)![1]), `Node.js ${nodeVersion}: an LTS line within engines ${manifest.engines.node}`);
-  assert.match(froms[0]!.args, /^node:\$\{NODE_VERSION\}-bookworm AS build$/);
-  assert.match(froms[1]!.args, /^node:\$\{NODE_VERSION\}-bookworm-slim AS runtime$/, 'the runtime stage is the slim image of the same Debian release (same glibc as the native module was built against)');
+test(
+  'image: multi-stage on a supported Node.js LTS, native module built in the build stage, non-root, ' +
+    'data on a volume, health check on the admin listener',
+  () => {
+    const lines = dockerfile();
+    const froms = lines.filter((l) => l.op === 'FROM');
+    assert.equal(froms.length, 2, 'a build stage and a runtime stage');
+    const nodeVersion = Number(
+      /^NODE_VERSION=(\d+)$/.exec(lines.find((l) => l.op === 'ARG' && l.args.startsWith('NODE_VERSION='))!.args)![1],
+    );
+    assert.ok(
+      nodeVersion % 2 === 0 && nodeVersion >= Number(/>=(\d+)/.exec(manifest.engines.node)![1]),
+      `Node.js ${nodeVersion}: an LTS line within engines ${manifest.engines.node}`,
+    );
+    assert.match(froms[0]!.args, /^node:\$\{NODE_VERSION\}-bookworm AS build$/);
+    assert.match(
+      froms[1]!.args,
+      /^node:\$\{NODE_VERSION\}-bookworm-slim AS runtime$/,
+      'the runtime stage is the slim image of the same Debian release (same glibc as the native module was built against)',
+    );
 
-  const stage = (i: number) => lines.slice(lines.indexOf(froms[i]!) + 1, i + 1 < froms.length ? lines.indexOf(froms[i + 1]!) : undefined);
-  const build = stage(0);
-  const runtime = stage(1);
-  const buildRuns = build.filter((l) => l.op === 'RUN').map((l) => l.args).join('\n');
-  assert.match(buildRuns, /npm ci --ignore-scripts/);
-  assert.match(buildRuns, /npm rebuild better-sqlite3 --build-from-source/, 'better-sqlite3 compiled in the build stage');
-  assert.match(buildRuns, /npm pack/, 'the image holds what the npm package holds');
-  assert.match(buildRuns, /npm prune --omit=dev/);
-  assert.match(buildRuns, /better-sqlite3'\)\)\(':memory:'\)/, 'the build fails when the native module does not load');
-  assert.ok(!runtime.some((l) => l.op === 'RUN' && /npm (ci|install|rebuild)|node-gyp|apt-get/.test(l.args)), 'nothing is built or installed in the runtime stage');
+    const stage = (i: number) =>
+      lines.slice(lines.indexOf(froms[i]!) + 1, i + 1 < froms.length ? lines.indexOf(froms[i + 1]!) : undefined);
+    const build = stage(0);
+    const runtime = stage(1);
+    const buildRuns = build
+      .filter((l) => l.op === 'RUN')
+      .map((l) => l.args)
+      .join('\n');
+    assert.match(buildRuns, /npm ci --ignore-scripts/);
+    assert.match(
+      buildRuns,
+      /npm rebuild better-sqlite3 --build-from-source/,
+      'better-sqlite3 compiled in the build stage',
+    );
+    assert.match(buildRuns, /npm pack/, 'the image holds what the npm package holds');
+    assert.match(buildRuns, /npm prune --omit=dev/);
+    assert.match(
+      buildRuns,
+      /better-sqlite3'\)\)\(':memory:'\)/,
+      'the build fails when the native module does not load',
+    );
+    assert.ok(
+      !runtime.some((l) => l.op === 'RUN' && /npm (ci|install|rebuild)|node-gyp|apt-get/.test(l.args)),
+      'nothing is built or installed in the runtime stage',
+    );
 
-  // Every file the build copies is in the build context .dockerignore lets through, and the build has every tree
-  // tsconfig.json compiles except deploy/ (whose only TypeScript is this test).
-  const ignore = readFileSync(path.join(REPO, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
-  assert.equal(ignore[0], '*', '.dockerignore lets through only what it lists');
-  const allowed = new Set(ignore.slice(1).map((l) => l.replace(/^!/, '')));
-  const copied = build.filter((l) => l.op === 'COPY' && !l.args.startsWith('--from')).flatMap((l) => l.args.split(/\s+/).slice(0, -1));
-  for (const src of copied) {
-    assert.ok(allowed.has(src), `COPY ${src}: let through by .dockerignore`);
-    assert.ok(existsSync(path.join(REPO, src)), `COPY ${src}: exists`);
-  }
-  const tsconfig = JSON.parse(readFileSync(path.join(REPO, 'tsconfig.json'), 'utf8')) as { include: string[] };
-  for (const root of tsconfig.include.map((p) => p.split('/')[0]!)) if (root !== 'deploy') assert.ok(copied.includes(root), `the build copies ${root}/, which tsconfig.json compiles`);
-  for (const needed of ['package.json', 'package-lock.json', 'tsconfig.json', 'scripts', 'src']) assert.ok(copied.includes(needed), `the build copies ${needed}`);
+    // Every file the build copies is in the build context .dockerignore lets through, and the build has every tree
+    // tsconfig.json compiles except deploy/ (whose only TypeScript is this test).
+    const ignore = readFileSync(path.join(REPO, '.dockerignore'), 'utf8')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l && !l.startsWith('#'));
+    assert.equal(ignore[0], '*', '.dockerignore lets through only what it lists');
+    const allowed = new Set(ignore.slice(1).map((l) => l.replace(/^!/, '')));
+    const copied = build
+      .filter((l) => l.op === 'COPY' && !l.args.startsWith('--from'))
+      .flatMap((l) => l.args.split(/\s+/).slice(0, -1));
+    for (const src of copied) {
+      assert.ok(allowed.has(src), `COPY ${src}: let through by .dockerignore`);
+      assert.ok(existsSync(path.join(REPO, src)), `COPY ${src}: exists`);
+    }
+    const tsconfig = JSON.parse(readFileSync(path.join(REPO, 'tsconfig.json'), 'utf8')) as { include: string[] };
+    for (const root of tsconfig.include.map((p) => p.split('/')[0]!))
+      if (root !== 'deploy')
+        assert.ok(copied.includes(root), `the build copies ${root}/, which tsconfig.json compiles`);
+    for (const needed of ['package.json', 'package-lock.json', 'tsconfig.json', 'scripts', 'src'])
+      assert.ok(copied.includes(needed), `the build copies ${needed}`);
 
-  const env = Object.fromEntries(runtime.filter((l) => l.op === 'ENV').flatMap((l) => [...l.args.matchAll(/(\w+)=(\S+)/g)].map((m) => [m[1]!, m[2]!])));
-  const user = runtime.filter((l) => l.op === 'USER').at(-1)!.args;
-  assert.match(user, /^[1-9]\d*:[1-9]\d*$/, 'runs as a numeric non-root uid:gid (Kubernetes can verify runAsNonRoot)');
-  const volume = JSON.parse(runtime.find((l) => l.op === 'VOLUME')!.args) as string[];
-  assert.deepEqual(volume, [env.KYCGATE_DATA_DIR], 'the data directory is the volume');
-  assert.match(runtime.filter((l) => l.op === 'RUN').map((l) => l.args).join('\n'), new RegExp(`chown ${user} ${env.KYCGATE_DATA_DIR}`), 'owned by the user the container runs as');
-  assert.equal(env.KYCGATE_HEALTHCHECK_URL, 'http://127.0.0.1:9901/healthz', 'the default admin listener');
-  const healthcheck = runtime.find((l) => l.op === 'HEALTHCHECK')!.args;
-  assert.match(healthcheck, /CMD \["node", "-e", ".*process\.env\.KYCGATE_HEALTHCHECK_URL.*"\]/);
-  const entrypoint = JSON.parse(runtime.find((l) => l.op === 'ENTRYPOINT')!.args) as string[];
-  assert.deepEqual(entrypoint, ['node', `/opt/kycgate/${manifest.bin.kycgate}`], 'the package\'s bin');
-  assert.deepEqual(JSON.parse(runtime.find((l) => l.op === 'CMD')!.args), ['start', '--config', '/etc/kycgate/kycgate.yaml']);
-});
+    const env = Object.fromEntries(
+      runtime
+        .filter((l) => l.op === 'ENV')
+        .flatMap((l) => [...l.args.matchAll(/(\w+)=(\S+)/g)].map((m) => [m[1]!, m[2]!])),
+    );
+    const user = runtime.filter((l) => l.op === 'USER').at(-1)!.args;
+    assert.match(
+      user,
+      /^[1-9]\d*:[1-9]\d*$/,
+      'runs as a numeric non-root uid:gid (Kubernetes can verify runAsNonRoot)',
+    );
+    const volume = JSON.parse(runtime.find((l) => l.op === 'VOLUME')!.args) as string[];
+    assert.deepEqual(volume, [env.KYCGATE_DATA_DIR], 'the data directory is the volume');
+    assert.match(
+      runtime
+        .filter((l) => l.op === 'RUN')
+        .map((l) => l.args)
+        .join('\n'),
+      new RegExp(`chown ${user} ${env.KYCGATE_DATA_DIR}`),
+      'owned by the user the container runs as',
+    );
+    assert.equal(env.KYCGATE_HEALTHCHECK_URL, 'http://127.0.0.1:9901/healthz', 'the default admin listener');
+    const healthcheck = runtime.find((l) => l.op === 'HEALTHCHECK')!.args;
+    assert.match(healthcheck, /CMD \["node", "-e", ".*process\.env\.KYCGATE_HEALTHCHECK_URL.*"\]/);
+    const entrypoint = JSON.parse(runtime.find((l) => l.op === 'ENTRYPOINT')!.args) as string[];
+    assert.deepEqual(entrypoint, ['node', `/opt/kycgate/${manifest.bin.kycgate}`], "the package's bin");
+    assert.deepEqual(JSON.parse(runtime.find((l) => l.op === 'CMD')!.args), [
+      'start',
+      '--config',
+      '/etc/kycgate/kycgate.yaml',
+    ]);
+  },
+);
 
 // -------------------------------------------------------------------------------------------------------- compose
 
@@ -122,7 +182,9 @@ function compose(): Doc {
 
 test('compose: two kycgate instances on PostgreSQL and Redis, read-only and non-root, secrets as files, admin listener not published', () => {
   const c = compose();
-  const config = YAML.parse(readFileSync(path.join(DEPLOY, 'compose', c.configs['kycgate-config'].file), 'utf8')) as Doc;
+  const config = YAML.parse(
+    readFileSync(path.join(DEPLOY, 'compose', c.configs['kycgate-config'].file), 'utf8'),
+  ) as Doc;
   validateKycgateConfig(config, 'kycgate.yaml');
   assert.equal(config.store.driver, 'postgres');
   assert.ok(config.redis, 'instances share Redis');
@@ -144,7 +206,8 @@ test('compose: two kycgate instances on PostgreSQL and Redis, read-only and non-
     assert.deepEqual(s.cap_drop, ['ALL']);
     assert.deepEqual(s.configs, [{ source: 'kycgate-config', target: '/etc/kycgate/kycgate.yaml' }]);
     assert.deepEqual(s.command, ['start', '--config', '/etc/kycgate/kycgate.yaml']);
-    for (const dep of ['postgres', 'redis']) assert.equal(s.depends_on[dep].condition, 'service_healthy', `${name} waits for ${dep}`);
+    for (const dep of ['postgres', 'redis'])
+      assert.equal(s.depends_on[dep].condition, 'service_healthy', `${name} waits for ${dep}`);
     // Published: a listener port, on the loopback address only; the admin port never.
     for (const p of s.ports as string[]) {
       const [host, published, target] = p.split(':');
@@ -163,7 +226,10 @@ test('compose: two kycgate instances on PostgreSQL and Redis, read-only and non-
       assert.ok(secret, `${ref}: a compose secret`);
       assert.ok((s.secrets as string[]).includes(secret), `${name} mounts secret ${secret}`);
       assert.ok(c.secrets[secret], `secret ${secret} is defined`);
-      assert.ok(secretsScript.includes(path.basename(c.secrets[secret].file)), `secrets.sh writes ${c.secrets[secret].file}`);
+      assert.ok(
+        secretsScript.includes(path.basename(c.secrets[secret].file)),
+        `secrets.sh writes ${c.secrets[secret].file}`,
+      );
     }
     const grace = /^(\d+)s$/.exec(s.stop_grace_period)!;
     assert.ok(Number(grace[1]) * 1000 > config.server.drain_timeout_ms, 'compose waits longer than the gateway drains');
@@ -174,11 +240,20 @@ test('compose: two kycgate instances on PostgreSQL and Redis, read-only and non-
     assert.ok(c.services[dep].healthcheck?.test, `${dep} has a health check`);
     assert.ok(!c.services[dep].ports, `${dep} is not published`);
   }
-  assert.equal(c.services.postgres.environment.POSTGRES_PASSWORD_FILE, '/run/secrets/postgres_password', 'no password in the environment');
+  assert.equal(
+    c.services.postgres.environment.POSTGRES_PASSWORD_FILE,
+    '/run/secrets/postgres_password',
+    'no password in the environment',
+  );
   const redisCommand = (c.services.redis.command as string[]).join(' ');
-  assert.match(redisCommand, /\$\$\(cat \/run\/secrets\/redis_password\)" > \/tmp\/redis\.conf && exec redis-server \/tmp\/redis\.conf/, 'Redis reads its password from the secret into a config file');
+  assert.match(
+    redisCommand,
+    /\$\$\(cat \/run\/secrets\/redis_password\)" > \/tmp\/redis\.conf && exec redis-server \/tmp\/redis\.conf/,
+    'Redis reads its password from the secret into a config file',
+  );
   assert.doesNotMatch(redisCommand, /--requirepass/, 'never on a command line');
-  for (const secret of Object.values(c.secrets) as Doc[]) assert.ok(secretsScript.includes(path.basename(secret.file)), `secrets.sh writes ${secret.file}`);
+  for (const secret of Object.values(c.secrets) as Doc[])
+    assert.ok(secretsScript.includes(path.basename(secret.file)), `secrets.sh writes ${secret.file}`);
 });
 
 interface Instance {
@@ -190,13 +265,19 @@ interface Instance {
 
 function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [path.join(REPO, manifest.bin.kycgate!), ...args], { env: { ...process.env, ...env }, timeout: 60_000 }, (error, stdout, stderr) =>
-      resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr }),
+    execFile(
+      process.execPath,
+      [path.join(REPO, manifest.bin.kycgate!), ...args],
+      { env: { ...process.env, ...env }, timeout: 60_000 },
+      (error, stdout, stderr) =>
+        resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr }),
     );
   });
 }
 
-test('compose: its kycgate config runs as two instances sharing the real PostgreSQL and Redis (an API key made through one works on both)', { timeout: 180_000 }, async (t) => {
+test('compose: its kycgate config runs as two instances sharing the real PostgreSQL and Redis (an API key made through one works on both)', {
+  timeout: 180_000,
+}, async (t) => {
   if (!(await requirePostgres(t)) || !(await requireRedis(t))) return;
   const work = mkdtempSync(path.join(os.tmpdir(), 'kycgate-compose-'));
   const schema = uniqueName('compose');
@@ -225,7 +306,10 @@ test('compose: its kycgate config runs as two instances sharing the real Postgre
   pgUrl.searchParams.set('options', `-c search_path=${schema}`);
   writeFileSync(path.join(secrets, 'kycgate_pg_url'), `${pgUrl.href}\n`);
   writeFileSync(path.join(secrets, 'kycgate_redis_url'), `${REDIS_URL}\n`);
-  const text = readFileSync(path.join(DEPLOY, 'compose/kycgate.yaml'), 'utf8').replaceAll('/run/secrets/', `${secrets}/`);
+  const text = readFileSync(path.join(DEPLOY, 'compose/kycgate.yaml'), 'utf8').replaceAll(
+    '/run/secrets/',
+    `${secrets}/`,
+  );
   const files: string[] = [];
   for (const name of ['a', 'b']) {
     const config = YAML.parse(text) as Doc;
@@ -238,18 +322,24 @@ test('compose: its kycgate config runs as two instances sharing the real Postgre
     files.push(file);
     const dataDir = path.join(work, `data-${name}`);
     let output = '';
-    const child = spawn(process.execPath, [path.join(REPO, manifest.bin.kycgate!), 'start', '--config', file], { env: { ...process.env, KYCGATE_DATA_DIR: dataDir }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [path.join(REPO, manifest.bin.kycgate!), 'start', '--config', file], {
+      env: { ...process.env, KYCGATE_DATA_DIR: dataDir },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     child.stdout!.on('data', (c: Buffer) => (output += c.toString('utf8')));
     child.stderr!.on('data', (c: Buffer) => (output += c.toString('utf8')));
     instances.push({ child, port, admin: adminPort, output: () => output });
   }
   for (const i of instances) {
-    const failed = () => (i.child.exitCode !== null ? `instance exited (${i.child.exitCode}):\n${i.output()}` : undefined);
+    const failed = () =>
+      i.child.exitCode !== null ? `instance exited (${i.child.exitCode}):\n${i.output()}` : undefined;
     await waitForPort(i.admin, { timeoutMs: 60_000, failed });
     await waitForPort(i.port, { timeoutMs: 60_000, failed });
   }
 
-  const key = await runCli(['keys', 'create', '--config', files[0]!, '--consumer', 'example-app'], { KYCGATE_DATA_DIR: path.join(work, 'data-cli') });
+  const key = await runCli(['keys', 'create', '--config', files[0]!, '--consumer', 'example-app'], {
+    KYCGATE_DATA_DIR: path.join(work, 'data-cli'),
+  });
   assert.equal(key.code, 0, key.stderr);
   const apiKey = key.stdout.trim();
   for (const i of instances) {
@@ -270,7 +360,9 @@ test('compose: its kycgate config runs as two instances sharing the real Postgre
   }
   for (const i of instances) {
     i.child.kill('SIGTERM');
-    const code = await new Promise((r) => (i.child.exitCode !== null ? r(i.child.exitCode) : i.child.once('exit', (c) => r(c))));
+    const code = await new Promise((r) =>
+      i.child.exitCode !== null ? r(i.child.exitCode) : i.child.once('exit', (c) => r(c)),
+    );
     assert.equal(code, 0, i.output());
   }
 });
@@ -301,24 +393,38 @@ async function validateKubernetes(docs: Doc[]): Promise<string[]> {
       continue;
     }
     const cls = path.basename(model);
-    const mod = (await import(`kubernetes-models/${model}`)) as Record<string, new (d: unknown) => { validate(): void }>;
+    const mod = (await import(`kubernetes-models/${model}`)) as Record<
+      string,
+      new (
+        d: unknown,
+      ) => { validate(): void }
+    >;
     try {
       new mod[cls]!(doc).validate();
     } catch (err) {
       problems.push(`${doc.kind} ${doc.metadata?.name}: ${(err as Error).message}`);
     }
-    lines.push(`import type { I${cls} as T${n} } from 'kubernetes-models/${model}';`, `export const d${n}: T${n} = ${JSON.stringify(doc)};`);
+    lines.push(
+      `import type { I${cls} as T${n} } from 'kubernetes-models/${model}';`,
+      `export const d${n}: T${n} = ${JSON.stringify(doc)};`,
+    );
   }
   typeCheck.dir ??= mkdtempSync(path.join(os.tmpdir(), 'kycgate-k8s-types-'));
   const file = path.join(typeCheck.dir, 'objects.ts');
   writeFileSync(file, lines.join('\n') + '\n');
   // Each check reuses the previous program: only objects.ts changed, kubernetes-models' declarations are kept.
-  const program = ts.createProgram({ rootNames: [file], options: typeCheck.options, ...(typeCheck.last ? { oldProgram: typeCheck.last } : {}) });
+  const program = ts.createProgram({
+    rootNames: [file],
+    options: typeCheck.options,
+    ...(typeCheck.last ? { oldProgram: typeCheck.last } : {}),
+  });
   typeCheck.last = program;
   for (const d of ts.getPreEmitDiagnostics(program)) {
     const at = d.file && d.start !== undefined ? d.file.text.slice(0, d.start).split('\n').length : 0;
     const doc = docs[Math.floor((at - 1) / 2)];
-    problems.push(`${doc ? `${doc.kind} ${doc.metadata?.name}` : 'objects.ts'}: ${ts.flattenDiagnosticMessageText(d.messageText, ' ')}`);
+    problems.push(
+      `${doc ? `${doc.kind} ${doc.metadata?.name}` : 'objects.ts'}: ${ts.flattenDiagnosticMessageText(d.messageText, ' ')}`,
+    );
   }
   return problems;
 }
@@ -347,7 +453,11 @@ function only(chart: RenderedChart, kind: string): Doc {
 function checkChart(chart: RenderedChart): { deployment: Doc; pod: Doc; kycgate: Doc; config: Doc } {
   const deployment = only(chart, 'Deployment');
   const pod = deployment.spec.template;
-  assert.deepEqual(deployment.spec.selector.matchLabels, Object.fromEntries(Object.entries(pod.metadata.labels).filter(([k]) => k in deployment.spec.selector.matchLabels)), 'the selector selects the pods');
+  assert.deepEqual(
+    deployment.spec.selector.matchLabels,
+    Object.fromEntries(Object.entries(pod.metadata.labels).filter(([k]) => k in deployment.spec.selector.matchLabels)),
+    'the selector selects the pods',
+  );
   for (const [k, v] of Object.entries(deployment.spec.selector.matchLabels)) assert.equal(pod.metadata.labels[k], v);
 
   const kycgate = (pod.spec.containers as Doc[]).find((c) => c.name === 'kycgate')!;
@@ -360,7 +470,10 @@ function checkChart(chart: RenderedChart): { deployment: Doc; pod: Doc; kycgate:
   const ports = Object.fromEntries((kycgate.ports as Doc[]).map((p) => [p.name, p.containerPort]));
   assert.equal(ports.admin, config.admin.port, 'containerPorts.admin matches config.admin.port');
   assert.equal(config.admin.address, '0.0.0.0', 'the kubelet reaches the admin listener');
-  assert.ok((config.listeners as Doc[]).some((l) => l.port === ports.http), 'containerPorts.http is a listener of the config');
+  assert.ok(
+    (config.listeners as Doc[]).some((l) => l.port === ports.http),
+    'containerPorts.http is a listener of the config',
+  );
   assert.deepEqual(kycgate.livenessProbe.httpGet, { path: '/healthz', port: 'admin' });
   assert.deepEqual(kycgate.readinessProbe.httpGet, { path: '/readyz', port: 'admin' });
 
@@ -372,7 +485,11 @@ function checkChart(chart: RenderedChart): { deployment: Doc; pod: Doc; kycgate:
     assert.equal(c.securityContext.allowPrivilegeEscalation, false, `${c.name}: no privilege escalation`);
     assert.deepEqual(c.securityContext.capabilities.drop, ['ALL'], `${c.name}: no capabilities`);
     assert.ok(c.resources?.limits?.memory && c.resources?.requests?.cpu, `${c.name}: resources`);
-    for (const m of c.volumeMounts as Doc[]) assert.ok((pod.spec.volumes as Doc[]).some((v) => v.name === m.name), `${c.name} mounts volume ${m.name}, which exists`);
+    for (const m of c.volumeMounts as Doc[])
+      assert.ok(
+        (pod.spec.volumes as Doc[]).some((v) => v.name === m.name),
+        `${c.name} mounts volume ${m.name}, which exists`,
+      );
   }
   const mount = (p: string) => (kycgate.volumeMounts as Doc[]).find((m) => m.mountPath === p);
   const env = Object.fromEntries((kycgate.env as Doc[]).map((e) => [e.name, e.value]));
@@ -393,23 +510,44 @@ function checkChart(chart: RenderedChart): { deployment: Doc; pod: Doc; kycgate:
 
   const service = only(chart, 'Service');
   assert.deepEqual(service.spec.selector, deployment.spec.selector.matchLabels, 'the Service selects the pods');
-  for (const p of service.spec.ports as Doc[]) assert.ok(p.targetPort in ports && p.targetPort !== 'admin', 'the Service exposes a listener, never the admin port');
+  for (const p of service.spec.ports as Doc[])
+    assert.ok(
+      p.targetPort in ports && p.targetPort !== 'admin',
+      'the Service exposes a listener, never the admin port',
+    );
   return { deployment, pod, kycgate, config };
 }
 
-test('chart: the default values render a Deployment, Service, ConfigMap, PodDisruptionBudget and ServiceAccount valid for Kubernetes, carrying a valid kycgate config', async () => {
-  const chart = renderChart(CHART, { release: 'gw' });
-  assert.deepEqual(chart.documents.map((d) => d.kind).sort(), ['ConfigMap', 'Deployment', 'PodDisruptionBudget', 'Service', 'ServiceAccount']);
-  assert.deepEqual(await validateKubernetes(chart.documents), []);
-  const { deployment, pod } = checkChart(chart);
-  assert.equal(deployment.metadata.name, 'gw-kycgate');
-  assert.equal(deployment.spec.replicas, 2);
-  assert.equal(pod.spec.containers[0].image, `kycgate:${YAML.parse(readFileSync(path.join(CHART, 'Chart.yaml'), 'utf8')).appVersion}`);
-  assert.equal(pod.spec.automountServiceAccountToken, false);
-  const pdb = only(chart, 'PodDisruptionBudget');
-  assert.deepEqual(pdb.spec.selector.matchLabels, deployment.spec.selector.matchLabels);
-  assert.equal(YAML.parse(readFileSync(path.join(CHART, 'Chart.yaml'), 'utf8')).appVersion, manifest.version, 'the chart deploys this version');
-});
+test(
+  'chart: the default values render a Deployment, Service, ConfigMap, PodDisruptionBudget and ' +
+    'ServiceAccount valid for Kubernetes, carrying a valid kycgate config',
+  async () => {
+    const chart = renderChart(CHART, { release: 'gw' });
+    assert.deepEqual(chart.documents.map((d) => d.kind).sort(), [
+      'ConfigMap',
+      'Deployment',
+      'PodDisruptionBudget',
+      'Service',
+      'ServiceAccount',
+    ]);
+    assert.deepEqual(await validateKubernetes(chart.documents), []);
+    const { deployment, pod } = checkChart(chart);
+    assert.equal(deployment.metadata.name, 'gw-kycgate');
+    assert.equal(deployment.spec.replicas, 2);
+    assert.equal(
+      pod.spec.containers[0].image,
+      `kycgate:${YAML.parse(readFileSync(path.join(CHART, 'Chart.yaml'), 'utf8')).appVersion}`,
+    );
+    assert.equal(pod.spec.automountServiceAccountToken, false);
+    const pdb = only(chart, 'PodDisruptionBudget');
+    assert.deepEqual(pdb.spec.selector.matchLabels, deployment.spec.selector.matchLabels);
+    assert.equal(
+      YAML.parse(readFileSync(path.join(CHART, 'Chart.yaml'), 'utf8')).appVersion,
+      manifest.version,
+      'the chart deploys this version',
+    );
+  },
+);
 
 test('chart: values change what they should (config rolls the pods, PDB and Secret optional, Vault references, image tag, extra env)', async () => {
   const base = renderChart(CHART, { release: 'kycgate' });
@@ -440,7 +578,12 @@ test('chart: values change what they should (config rolls the pods, PDB and Secr
       config: {
         vault: {
           address: 'https://vault.example.internal:8200',
-          auth: { approle: { role_id: { file: '/run/secrets/kycgate/vault-role-id' }, secret_id: { file: '/run/secrets/kycgate/vault-secret-id' } } },
+          auth: {
+            approle: {
+              role_id: { file: '/run/secrets/kycgate/vault-role-id' },
+              secret_id: { file: '/run/secrets/kycgate/vault-secret-id' },
+            },
+          },
         },
         // Values maps merge, as in Helm: the default `file` reference is removed with null, or both would be set.
         store: { postgres: { url: { file: null, vault: { path: 'secret/data/kycgate/postgres', key: 'url' } } } },
@@ -451,13 +594,20 @@ test('chart: values change what they should (config rolls the pods, PDB and Secr
   assert.deepEqual(await validateKubernetes(vault.documents), []);
 
   const b = changed.documents.find((d) => d.kind === 'Deployment')! as Doc;
-  assert.notEqual(b.spec.template.metadata.annotations['checksum/config'], a.pod.metadata.annotations['checksum/config'], 'a config change changes the pod template');
+  assert.notEqual(
+    b.spec.template.metadata.annotations['checksum/config'],
+    a.pod.metadata.annotations['checksum/config'],
+    'a config change changes the pod template',
+  );
   assert.equal(b.spec.template.metadata.annotations['prometheus.io/scrape'], 'true');
   assert.ok(!changed.documents.some((d) => d.kind === 'PodDisruptionBudget' || d.kind === 'ServiceAccount'));
   assert.equal(b.spec.template.spec.serviceAccountName, 'default');
   assert.ok(!(b.spec.template.spec.volumes as Doc[]).some((v) => v.secret), 'no Secret volume');
   assert.equal(b.spec.template.spec.containers[0].image, 'kycgate:9.9.9');
-  assert.deepEqual(b.spec.template.spec.containers[0].env.at(-1), { name: 'DIDIT_API_KEY', valueFrom: { secretKeyRef: { name: 'didit', key: 'api-key' } } });
+  assert.deepEqual(b.spec.template.spec.containers[0].env.at(-1), {
+    name: 'DIDIT_API_KEY',
+    valueFrom: { secretKeyRef: { name: 'didit', key: 'api-key' } },
+  });
   assert.deepEqual(await validateKubernetes(changed.documents), []);
 });
 
@@ -465,7 +615,16 @@ test('chart: SPIFFE through the CSI driver (Workload API socket for kycgate) or 
   const csi = renderChart(CHART, {
     values: {
       spiffe: { enabled: true, mode: 'csi' },
-      config: { listeners: [{ name: 'http', address: '0.0.0.0', port: 8080, tls: { workload_api: { client_trust: true }, client_auth: 'required' } }] },
+      config: {
+        listeners: [
+          {
+            name: 'http',
+            address: '0.0.0.0',
+            port: 8080,
+            tls: { workload_api: { client_trust: true }, client_auth: 'required' },
+          },
+        ],
+      },
     },
   });
   const c = checkChart(csi);
@@ -475,13 +634,26 @@ test('chart: SPIFFE through the CSI driver (Workload API socket for kycgate) or 
   const socketMount = (c.kycgate.volumeMounts as Doc[]).find((m) => m.name === socketVolume.name)!;
   const endpoint = (c.kycgate.env as Doc[]).find((e) => e.name === 'SPIFFE_ENDPOINT_SOCKET')!.value as string;
   assert.match(endpoint, /^unix:\/\//);
-  assert.equal(path.posix.dirname(endpoint.slice('unix://'.length)), socketMount.mountPath, 'SPIFFE_ENDPOINT_SOCKET is in the mounted socket directory');
+  assert.equal(
+    path.posix.dirname(endpoint.slice('unix://'.length)),
+    socketMount.mountPath,
+    'SPIFFE_ENDPOINT_SOCKET is in the mounted socket directory',
+  );
   assert.equal(socketMount.readOnly, true);
 
   const helper = renderChart(CHART, {
     values: {
       spiffe: { enabled: true, mode: 'helper' },
-      config: { listeners: [{ name: 'http', address: '0.0.0.0', port: 8080, tls: { cert: '/run/spiffe/certs/svid.pem', key: '/run/spiffe/certs/svid_key.pem' } }] },
+      config: {
+        listeners: [
+          {
+            name: 'http',
+            address: '0.0.0.0',
+            port: 8080,
+            tls: { cert: '/run/spiffe/certs/svid.pem', key: '/run/spiffe/certs/svid_key.pem' },
+          },
+        ],
+      },
     },
   });
   const h = checkChart(helper);
@@ -491,22 +663,38 @@ test('chart: SPIFFE through the CSI driver (Workload API socket for kycgate) or 
   const conf = only(helper, 'ConfigMap').data['helper.conf'] as string;
   const setting = (k: string) => new RegExp(`^${k} = "?([^"\\n]*)"?$`, 'm').exec(conf)![1]!;
   const sidecarSocket = (sidecar.volumeMounts as Doc[]).find((m) => m.name === 'spiffe-workload-api')!.mountPath;
-  assert.equal(path.posix.dirname(setting('agent_address')), sidecarSocket, 'the helper talks to the mounted Workload API socket');
+  assert.equal(
+    path.posix.dirname(setting('agent_address')),
+    sidecarSocket,
+    'the helper talks to the mounted Workload API socket',
+  );
   const certs = (sidecar.volumeMounts as Doc[]).find((m) => m.name === 'spiffe-certs')!.mountPath;
   assert.equal(setting('cert_dir'), certs);
   const kycgateCerts = (h.kycgate.volumeMounts as Doc[]).find((m) => m.name === 'spiffe-certs')!;
   assert.equal(kycgateCerts.mountPath, certs);
   assert.equal(kycgateCerts.readOnly, true);
-  assert.equal(h.config.listeners[0].tls.cert, path.posix.join(certs, setting('svid_file_name')), 'the listener reads the SVID the helper writes');
+  assert.equal(
+    h.config.listeners[0].tls.cert,
+    path.posix.join(certs, setting('svid_file_name')),
+    'the listener reads the SVID the helper writes',
+  );
   assert.equal(h.config.listeners[0].tls.key, path.posix.join(certs, setting('svid_key_file_name')));
-  assert.ok(!(h.kycgate.env as Doc[]).some((e) => e.name === 'SPIFFE_ENDPOINT_SOCKET'), 'kycgate itself does not use the socket in helper mode');
+  assert.ok(
+    !(h.kycgate.env as Doc[]).some((e) => e.name === 'SPIFFE_ENDPOINT_SOCKET'),
+    'kycgate itself does not use the socket in helper mode',
+  );
 });
 
 test('chart: a value that breaks the Kubernetes schema, a misspelt field or a kycgate config error is caught', async () => {
   const wrongType = renderChart(CHART, { values: { replicaCount: 'two' } });
   assert.match((await validateKubernetes(wrongType.documents)).join('\n'), /replicas must be integer/);
-  const misspelt = renderChart(CHART, { values: { readinessProbe: { httpGet: { path: '/readyz', port: 'admin' }, periodSecond: 5 } } });
-  assert.match((await validateKubernetes(misspelt.documents)).join('\n'), /Deployment release-name-kycgate: .*'"?periodSecond"?' does not exist/);
+  const misspelt = renderChart(CHART, {
+    values: { readinessProbe: { httpGet: { path: '/readyz', port: 'admin' }, periodSecond: 5 } },
+  });
+  assert.match(
+    (await validateKubernetes(misspelt.documents)).join('\n'),
+    /Deployment release-name-kycgate: .*'"?periodSecond"?' does not exist/,
+  );
   const badConfig = renderChart(CHART, { values: { config: { admin: { port: 'admin' } } } });
   assert.throws(() => checkChart(badConfig), /admin\.port/);
   assert.throws(() => renderChart(CHART, { values: { image: null } }), /nil pointer evaluating \.repository/);

@@ -26,5 +26,9 @@ if (files.length === 0) {
   process.exit(1);
 }
 const concurrency = process.env.KYCGATE_TEST_CONCURRENCY ?? '4';
-const child = spawn(process.execPath, ['--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files], { stdio: 'inherit' });
+const child = spawn(
+  process.execPath,
+  ['--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files],
+  { stdio: 'inherit' },
+);
 child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

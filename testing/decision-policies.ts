@@ -25,7 +25,9 @@ const testIdentity: PolicyDefinition<Record<string, never>> = {
         const auth = ctx.header('authorization');
         const token = auth?.startsWith('Bearer ') ? auth.slice(7) : undefined;
         if (token !== 'good' && token !== 'short' && token !== 'unverified') {
-          return problem('unauthenticated', { headers: { 'www-authenticate': 'Bearer realm="kycgate", error="invalid_token"' } });
+          return problem('unauthenticated', {
+            headers: { 'www-authenticate': 'Bearer realm="kycgate", error="invalid_token"' },
+          });
         }
         ctx.identity = { method: 'test-bearer', consumer: 'app-1', scopes: [] };
         ctx.subject = token === 'unverified' ? 'sub-2' : 'sub-1';
@@ -159,7 +161,15 @@ const testThrow: PolicyDefinition<Record<string, never>> = {
   },
 };
 
-export const DECISION_TEST_POLICIES: readonly PolicyDefinition[] = [testIdentity, testKycChallenge, testRateLimit, testBodyRule, testBadHeader, testBadResponseHeader, testThrow];
+export const DECISION_TEST_POLICIES: readonly PolicyDefinition[] = [
+  testIdentity,
+  testKycChallenge,
+  testRateLimit,
+  testBodyRule,
+  testBadHeader,
+  testBadResponseHeader,
+  testThrow,
+];
 
 /** The bundled policies and the test ones, for `startTestGateway(config, { policies })`. */
 export const POLICIES_WITH_DECISION_TESTS: readonly PolicyDefinition[] = [...POLICIES, ...DECISION_TEST_POLICIES];

@@ -45,7 +45,8 @@ async function lock(timeoutMs: number): Promise<() => void> {
       rmSync(LOCK, { recursive: true, force: true });
       continue;
     }
-    if (Date.now() > deadline) throw new Error(`the demo ports are still held by another test (process ${owner}) after ${timeoutMs} ms`);
+    if (Date.now() > deadline)
+      throw new Error(`the demo ports are still held by another test (process ${owner}) after ${timeoutMs} ms`);
     // Another test process runs the demo; nothing announces the end of its test to this process.
     await new Promise((r) => setTimeout(r, 250));
   }

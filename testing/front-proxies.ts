@@ -113,8 +113,13 @@ export function caddyConfig(options: FrontProxyOptions & { port: number }): stri
 
 /** Waits for the proxy's port; fails at once, with its log, if it exits first. */
 function waitForProxy(port: number, child: ChildProcess, log: () => string): Promise<void> {
-  return waitForPort(port, { timeoutMs: 10_000, failed: () => (child.exitCode !== null ? `front proxy exited with ${child.exitCode}:\n${log()}` : undefined) }).catch((err: Error) => {
-    throw err.message.startsWith('front proxy exited') ? err : new Error(`front proxy did not listen on ${port}:\n${log()}`);
+  return waitForPort(port, {
+    timeoutMs: 10_000,
+    failed: () => (child.exitCode !== null ? `front proxy exited with ${child.exitCode}:\n${log()}` : undefined),
+  }).catch((err: Error) => {
+    throw err.message.startsWith('front proxy exited')
+      ? err
+      : new Error(`front proxy did not listen on ${port}:\n${log()}`);
   });
 }
 
@@ -130,7 +135,10 @@ function stopChild(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
   });
 }
 
-export async function startNginx(options: FrontProxyOptions, binary = findBinary('nginx') ?? 'nginx'): Promise<FrontProxy> {
+export async function startNginx(
+  options: FrontProxyOptions,
+  binary = findBinary('nginx') ?? 'nginx',
+): Promise<FrontProxy> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'kycgate-nginx-'));
   const port = await freePort();
   const configFile = path.join(dir, 'nginx.conf');
@@ -158,14 +166,25 @@ export async function startNginx(options: FrontProxyOptions, binary = findBinary
   };
 }
 
-export async function startCaddy(options: FrontProxyOptions, binary = findBinary('caddy') ?? 'caddy'): Promise<FrontProxy> {
+export async function startCaddy(
+  options: FrontProxyOptions,
+  binary = findBinary('caddy') ?? 'caddy',
+): Promise<FrontProxy> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'kycgate-caddy-'));
   const port = await freePort();
   const configFile = path.join(dir, 'Caddyfile');
   const logFile = path.join(dir, 'caddy.log');
   writeFileSync(configFile, caddyConfig({ ...options, port }));
-  const env = { ...process.env, HOME: dir, XDG_CONFIG_HOME: path.join(dir, 'config'), XDG_DATA_HOME: path.join(dir, 'data') };
-  const child = spawn(binary, ['run', '--config', configFile, '--adapter', 'caddyfile'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const env = {
+    ...process.env,
+    HOME: dir,
+    XDG_CONFIG_HOME: path.join(dir, 'config'),
+    XDG_DATA_HOME: path.join(dir, 'data'),
+  };
+  const child = spawn(binary, ['run', '--config', configFile, '--adapter', 'caddyfile'], {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   const append = (c: Buffer) => {
     output += c.toString();

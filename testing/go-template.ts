@@ -110,7 +110,8 @@ function parsePipeline(ws: string[], where: string): Pipeline {
     if (w === '.') return { kind: 'field', root: 'dot', path: [] };
     if (/^(\.[A-Za-z_][A-Za-z0-9_]*)+$/.test(w)) return { kind: 'field', root: 'dot', path: w.slice(1).split('.') };
     if (w === '$') return { kind: 'field', root: 'dollar', path: [] };
-    if (/^\$(\.[A-Za-z_][A-Za-z0-9_]*)+$/.test(w)) return { kind: 'field', root: 'dollar', path: w.slice(2).split('.') };
+    if (/^\$(\.[A-Za-z_][A-Za-z0-9_]*)+$/.test(w))
+      return { kind: 'field', root: 'dollar', path: w.slice(2).split('.') };
     if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(w)) return { kind: 'call', name: w };
     throw new Error(`${where}: unsupported operand "${w}" (variables and methods are not implemented)`);
   };
@@ -167,7 +168,13 @@ function parse(tokens: Token[], defines: Map<string, Node[]>): Node[] {
         const name = JSON.parse(ws[1] ?? '""') as string;
         if (!name || ws.length !== 2) throw new Error(`${t.where}: define needs one quoted name`);
         defines.set(name, list(['end']).nodes);
-      } else if (keyword === 'range' || keyword === 'template' || keyword === 'block' || keyword === 'break' || keyword === 'continue') {
+      } else if (
+        keyword === 'range' ||
+        keyword === 'template' ||
+        keyword === 'block' ||
+        keyword === 'break' ||
+        keyword === 'continue'
+      ) {
         throw new Error(`${t.where}: {{${keyword}}} is not implemented by this renderer`);
       } else {
         nodes.push({ kind: 'print', pipe: parsePipeline(ws, t.where) });
@@ -229,7 +236,9 @@ class Renderer {
     default: (_w, fallback, v) => (truthy(v) ? v : fallback),
     printf: (w, format, ...args) => {
       let k = 0;
-      return (format as string).replace(/%([sdv%])/g, (_m, verb: string) => (verb === '%' ? '%' : toText(args[k++], w)));
+      return (format as string).replace(/%([sdv%])/g, (_m, verb: string) =>
+        verb === '%' ? '%' : toText(args[k++], w),
+      );
     },
     trunc: (w, n, s) => toText(s, w).slice(0, n as number),
     trimSuffix: (w, suffix, s) => {
@@ -344,14 +353,24 @@ export interface RenderedChart {
 }
 
 /** Renders chart directory `chartDir` as `helm template <release> <chartDir> -f <values>` would. */
-export function renderChart(chartDir: string, options: { release?: string; namespace?: string; values?: Record<string, unknown> } = {}): RenderedChart {
+export function renderChart(
+  chartDir: string,
+  options: { release?: string; namespace?: string; values?: Record<string, unknown> } = {},
+): RenderedChart {
   const chart = YAML.parse(readFileSync(path.join(chartDir, 'Chart.yaml'), 'utf8')) as Record<string, unknown>;
   const defaults = YAML.parse(readFileSync(path.join(chartDir, 'values.yaml'), 'utf8')) as Record<string, unknown>;
   const values = mergeValues(defaults, options.values ?? {}) as Record<string, unknown>;
   const release = options.release ?? 'release-name';
   const root = {
     Values: values,
-    Release: { Name: release, Namespace: options.namespace ?? 'default', Service: 'Helm', IsInstall: true, IsUpgrade: false, Revision: 1 },
+    Release: {
+      Name: release,
+      Namespace: options.namespace ?? 'default',
+      Service: 'Helm',
+      IsInstall: true,
+      IsUpgrade: false,
+      Revision: 1,
+    },
     Chart: { Name: chart.name, Version: chart.version, AppVersion: chart.appVersion },
     Capabilities: { KubeVersion: { Version: 'v1.31.0', Major: '1', Minor: '31' } },
   };
@@ -360,7 +379,8 @@ export function renderChart(chartDir: string, options: { release?: string; names
   const defines = new Map<string, Node[]>();
   const parsed = new Map<string, Node[]>();
   for (const name of names) {
-    if (!name.endsWith('.yaml') && !name.endsWith('.tpl')) throw new Error(`templates/${name}: only .yaml and .tpl files are rendered here`);
+    if (!name.endsWith('.yaml') && !name.endsWith('.tpl'))
+      throw new Error(`templates/${name}: only .yaml and .tpl files are rendered here`);
     parsed.set(name, parse(lex(readFileSync(path.join(dir, name), 'utf8'), `templates/${name}`), defines));
   }
   const renderer = new Renderer(defines, root);
@@ -371,7 +391,8 @@ export function renderChart(chartDir: string, options: { release?: string; names
     const text = renderer.nodes(nodes, root);
     files.set(name, text);
     for (const doc of YAML.parseAllDocuments(text)) {
-      if (doc.errors.length > 0) throw new Error(`templates/${name}: rendered YAML is invalid: ${doc.errors[0]!.message}\n${text}`);
+      if (doc.errors.length > 0)
+        throw new Error(`templates/${name}: rendered YAML is invalid: ${doc.errors[0]!.message}\n${text}`);
       const value = doc.toJS() as RenderedChart['documents'][number] | null;
       if (value !== null) documents.push(value);
     }

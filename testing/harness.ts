@@ -69,7 +69,10 @@ export interface TestGatewayOptions {
   subsystems?: readonly Subsystem[];
 }
 
-export async function startTestGateway(config: Record<string, unknown>, options: TestGatewayOptions = {}): Promise<TestGateway> {
+export async function startTestGateway(
+  config: Record<string, unknown>,
+  options: TestGatewayOptions = {},
+): Promise<TestGateway> {
   const policies = options.policies ?? POLICIES;
   // The bundled subsystems, with the test provider type beside the bundled ones (kyc-test-provider.ts).
   const subsystems = options.subsystems ?? TEST_SUBSYSTEMS;
@@ -111,7 +114,12 @@ export async function startTestGateway(config: Record<string, unknown>, options:
 }
 
 /** Sends raw bytes on a new connection and resolves with everything the server sent until it closed (or timeout). */
-export function rawRequest(port: number, payload: string | Buffer, timeoutMs = 2000, host = '127.0.0.1'): Promise<string> {
+export function rawRequest(
+  port: number,
+  payload: string | Buffer,
+  timeoutMs = 2000,
+  host = '127.0.0.1',
+): Promise<string> {
   return new Promise((resolve, reject) => {
     const socket = net.connect(port, host, () => socket.write(payload));
     const chunks: Buffer[] = [];
@@ -139,7 +147,9 @@ export function statusOf(raw: string): number {
 }
 
 /** A plain upstream for tests that counts requests; `handler` decides the answer. */
-export async function startUpstream(handler: http.RequestListener): Promise<{ url: string; port: number; requests: number; server: http.Server; close(): Promise<void> }> {
+export async function startUpstream(
+  handler: http.RequestListener,
+): Promise<{ url: string; port: number; requests: number; server: http.Server; close(): Promise<void> }> {
   const state = { requests: 0 };
   const server = http.createServer((req, res) => {
     state.requests++;
@@ -168,12 +178,18 @@ export function httpRequest(
   init: { method?: string; headers?: Record<string, string>; body?: string | Buffer; agent?: http.Agent | false } = {},
 ): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: init.method ?? 'GET', headers: init.headers, agent: init.agent ?? false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', reject);
-    });
+    const req = http.request(
+      url,
+      { method: init.method ?? 'GET', headers: init.headers, agent: init.agent ?? false },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }),
+        );
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end(init.body);
   });

@@ -97,7 +97,10 @@ export class TestProviderServer {
       }
       const url = req.url ?? '/';
       if (req.method === 'POST' && url === '/sessions') {
-        const input = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { workflow_id: string; vendor_data: string };
+        const input = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
+          workflow_id: string;
+          vendor_data: string;
+        };
         if (input.workflow_id === 'rejected-workflow') {
           res.writeHead(400, { 'content-type': 'application/json' }).end('{"detail":"unknown workflow"}');
           return;
@@ -108,7 +111,13 @@ export class TestProviderServer {
           this.sessions.set(id, { vendorData: input.vendor_data, workflowId: input.workflow_id });
           if (this.beforeAnswer) await this.beforeAnswer(id);
           res.writeHead(201, { 'content-type': 'application/json' }).end(
-            JSON.stringify({ session_id: id, url: `${this.url}/verify/${id}`, status: 'Not Started', workflow_id: input.workflow_id, vendor_data: input.vendor_data }),
+            JSON.stringify({
+              session_id: id,
+              url: `${this.url}/verify/${id}`,
+              status: 'Not Started',
+              workflow_id: input.workflow_id,
+              vendor_data: input.vendor_data,
+            }),
           );
         };
         if (this.createDelayMs > 0) setTimeout(() => void answer(), this.createDelayMs);
@@ -123,7 +132,14 @@ export class TestProviderServer {
           res.writeHead(404, { 'content-type': 'application/json' }).end('{"detail":"not found"}');
           return;
         }
-        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ session_id: m[1], vendor_data: session.vendorData, workflow_id: session.workflowId, ...decision }));
+        res.writeHead(200, { 'content-type': 'application/json' }).end(
+          JSON.stringify({
+            session_id: m[1],
+            vendor_data: session.vendorData,
+            workflow_id: session.workflowId,
+            ...decision,
+          }),
+        );
         return;
       }
       res.writeHead(404).end();
@@ -137,7 +153,18 @@ export class TestProviderServer {
   }
 
   /** A signed webhook for `sessionId` (body and headers), ready to post. */
-  webhook(sessionId: string, status: string, options: { eventId?: string; timestamp?: number; createdAt?: number; withDecision?: boolean; facts?: TestDecision['facts']; personal?: TestDecision['personal'] } = {}): { body: string; headers: Record<string, string> } {
+  webhook(
+    sessionId: string,
+    status: string,
+    options: {
+      eventId?: string;
+      timestamp?: number;
+      createdAt?: number;
+      withDecision?: boolean;
+      facts?: TestDecision['facts'];
+      personal?: TestDecision['personal'];
+    } = {},
+  ): { body: string; headers: Record<string, string> } {
     const facts = options.facts ?? { status, document: 'P' };
     const decision: TestDecision = { status, facts, ...(options.personal ? { personal: options.personal } : {}) };
     this.decisions.set(sessionId, decision);
@@ -153,7 +180,10 @@ export class TestProviderServer {
       ...(options.withDecision === false ? {} : { decision }),
     };
     const body = JSON.stringify(payload);
-    return { body, headers: { 'content-type': 'application/json', 'x-test-signature': signTestWebhook(this.webhookSecret, body) } };
+    return {
+      body,
+      headers: { 'content-type': 'application/json', 'x-test-signature': signTestWebhook(this.webhookSecret, body) },
+    };
   }
 
   async close(): Promise<void> {
@@ -166,7 +196,12 @@ export class TestProviderServer {
 export class TestProvider implements VerificationProvider {
   readonly health: { state: 'closed' | 'open' | 'half_open'; lastError?: string } = { state: 'closed' };
 
-  constructor(readonly name: string, private readonly url: string, private readonly secret: string, private readonly toleranceSeconds: number) {}
+  constructor(
+    readonly name: string,
+    private readonly url: string,
+    private readonly secret: string,
+    private readonly toleranceSeconds: number,
+  ) {}
 
   private async call(method: string, path: string, body?: unknown): Promise<Record<string, unknown>> {
     let res: Response;
@@ -185,7 +220,11 @@ export class TestProvider implements VerificationProvider {
     const text = await res.text();
     if (res.status >= 500 || res.status === 429) {
       this.health.state = 'open';
-      throw new ProviderUnavailable(`test provider answered ${res.status}`, 3, res.status === 429 ? 'rate_limited' : 'server_error');
+      throw new ProviderUnavailable(
+        `test provider answered ${res.status}`,
+        3,
+        res.status === 429 ? 'rate_limited' : 'server_error',
+      );
     }
     this.health.state = 'closed';
     if (res.status >= 400) throw new ProviderRejected(`test provider refused: ${res.status}`, res.status);
@@ -193,9 +232,20 @@ export class TestProvider implements VerificationProvider {
   }
 
   async createSession(input: CreateSessionInput): Promise<ProviderSession> {
-    const r = await this.call('POST', '/sessions', { workflow_id: input.workflowId, vendor_data: input.vendorData, callback: input.callback });
+    const r = await this.call('POST', '/sessions', {
+      workflow_id: input.workflowId,
+      vendor_data: input.vendorData,
+      callback: input.callback,
+    });
     const status = String(r.status);
-    return { sessionId: String(r.session_id), url: String(r.url), status, state: stateOf(status), workflowId: String(r.workflow_id), vendorData: String(r.vendor_data) };
+    return {
+      sessionId: String(r.session_id),
+      url: String(r.url),
+      status,
+      state: stateOf(status),
+      workflowId: String(r.workflow_id),
+      vendorData: String(r.vendor_data),
+    };
   }
 
   async fetchDecision(sessionId: string): Promise<VerificationResult> {
@@ -212,19 +262,25 @@ export class TestProvider implements VerificationProvider {
     };
   }
 
-  verifyWebhook(rawBody: Buffer, headers: IncomingHttpHeaders, nowSeconds = Math.floor(Date.now() / 1000)): WebhookVerification {
+  verifyWebhook(
+    rawBody: Buffer,
+    headers: IncomingHttpHeaders,
+    nowSeconds = Math.floor(Date.now() / 1000),
+  ): WebhookVerification {
     const signature = headers['x-test-signature'];
     if (typeof signature !== 'string' || signature === '') return { ok: false, reason: 'missing_signature' };
     const expected = Buffer.from(signTestWebhook(this.secret, rawBody), 'utf8');
     const given = Buffer.from(signature, 'utf8');
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) return { ok: false, reason: 'invalid_signature' };
+    if (given.length !== expected.length || !timingSafeEqual(given, expected))
+      return { ok: false, reason: 'invalid_signature' };
     let body: TestWebhookBody;
     try {
       body = JSON.parse(rawBody.toString('utf8')) as TestWebhookBody;
     } catch {
       return { ok: false, reason: 'malformed' };
     }
-    if (typeof body.event_id !== 'string' || typeof body.session_id !== 'string' || typeof body.timestamp !== 'number') return { ok: false, reason: 'malformed' };
+    if (typeof body.event_id !== 'string' || typeof body.session_id !== 'string' || typeof body.timestamp !== 'number')
+      return { ok: false, reason: 'malformed' };
     if (Math.abs(nowSeconds - body.timestamp) > this.toleranceSeconds) return { ok: false, reason: 'stale' };
     const state = stateOf(body.status);
     return {
@@ -267,5 +323,11 @@ export const TEST_PROVIDER_TYPE: ProviderType = {
     required: ['type', 'url', 'webhook_secret'],
     additionalProperties: false,
   },
-  create: (ctx) => new TestProvider(ctx.name, String(ctx.config.url), ctx.resolveSecret(ctx.config.webhook_secret), ctx.webhookToleranceSeconds),
+  create: (ctx) =>
+    new TestProvider(
+      ctx.name,
+      String(ctx.config.url),
+      ctx.resolveSecret(ctx.config.webhook_secret),
+      ctx.webhookToleranceSeconds,
+    ),
 };

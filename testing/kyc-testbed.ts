@@ -21,7 +21,10 @@ export interface KycTestbed {
   /** The `kyc` keys a shared (PostgreSQL) store requires, as secret files in `dir`: merge into `extra.kyc`. */
   sharedKeys(): Record<string, unknown>;
   /** A gateway config; `gate` is the kyc-gate policy config of route `gated` (prefix /api). */
-  config(gate?: Record<string, unknown>, extra?: { kyc?: Record<string, unknown>; routes?: unknown[]; [key: string]: unknown }): Record<string, unknown>;
+  config(
+    gate?: Record<string, unknown>,
+    extra?: { kyc?: Record<string, unknown>; routes?: unknown[]; [key: string]: unknown },
+  ): Record<string, unknown>;
 }
 
 export async function kycTestbed(t: TestContext): Promise<KycTestbed> {
@@ -29,10 +32,15 @@ export async function kycTestbed(t: TestContext): Promise<KycTestbed> {
   const secretFile = path.join(dir, 'webhook-secret');
   writeFileSync(secretFile, WEBHOOK_SECRET);
   const provider = await new TestProviderServer(WEBHOOK_SECRET).start();
-  const echo = (name: string) => (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => {
-    req.resume();
-    req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ upstream: name, headers: req.headers })));
-  };
+  const echo =
+    (name: string) => (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => {
+      req.resume();
+      req.on('end', () =>
+        res
+          .writeHead(200, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ upstream: name, headers: req.headers })),
+      );
+    };
   const upstream = await startUpstream(echo('api'));
   const other = await startUpstream(echo('limited'));
   t.after(async () => {
@@ -56,7 +64,12 @@ export async function kycTestbed(t: TestContext): Promise<KycTestbed> {
       return {
         subject_key: secret('subject.key', randomBytes(32).toString('hex')),
         encryption_keys: [{ id: 'k1', key: secret('data.key', randomBytes(32).toString('base64')) }],
-        assertion: { signing_key: secret('assertion.pem', generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }).toString()) },
+        assertion: {
+          signing_key: secret(
+            'assertion.pem',
+            generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
+          ),
+        },
       };
     },
     config(gate = {}, extra = {}) {
@@ -67,7 +80,11 @@ export async function kycTestbed(t: TestContext): Promise<KycTestbed> {
         kyc: {
           providers: { testprov: { type: 'test', url: provider.url, webhook_secret: { file: secretFile } } },
           workflows: {
-            full: { provider: 'testprov', workflow_id: 'wf-full', claims: { kyc_full: 'true', kyc_basic: 'true', aml_clear: 'has(facts.aml) && facts.aml == "clear"' } },
+            full: {
+              provider: 'testprov',
+              workflow_id: 'wf-full',
+              claims: { kyc_full: 'true', kyc_basic: 'true', aml_clear: 'has(facts.aml) && facts.aml == "clear"' },
+            },
           },
           reconcile_interval_seconds: 1,
           ...(kyc ?? {}),
@@ -77,7 +94,15 @@ export async function kycTestbed(t: TestContext): Promise<KycTestbed> {
             name: 'gated',
             match: { prefix: '/api' },
             upstream: 'api',
-            policies: [{ 'kyc-gate': { subject: { from: 'header', header: 'x-user-id', trust_unauthenticated_header: true }, required_claims: ['kyc_full'], ...gate } }],
+            policies: [
+              {
+                'kyc-gate': {
+                  subject: { from: 'header', header: 'x-user-id', trust_unauthenticated_header: true },
+                  required_claims: ['kyc_full'],
+                  ...gate,
+                },
+              },
+            ],
           },
           ...(routes ?? []),
         ],
@@ -87,8 +112,16 @@ export async function kycTestbed(t: TestContext): Promise<KycTestbed> {
   };
 }
 
-export async function postWebhook(gatewayUrl: string, webhook: { body: string; headers: Record<string, string> }, provider = 'testprov') {
-  return httpRequest(`${gatewayUrl}/webhooks/${provider}`, { method: 'POST', headers: webhook.headers, body: webhook.body });
+export async function postWebhook(
+  gatewayUrl: string,
+  webhook: { body: string; headers: Record<string, string> },
+  provider = 'testprov',
+) {
+  return httpRequest(`${gatewayUrl}/webhooks/${provider}`, {
+    method: 'POST',
+    headers: webhook.headers,
+    body: webhook.body,
+  });
 }
 
 /** Polls `check` until it returns true or `timeoutMs` passes (for state that changes in another process). */

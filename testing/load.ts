@@ -13,7 +13,11 @@ export interface Sample {
 }
 
 /** One GET to `url` on `agent`, resolving with its status (0 on a connection error) and latency. */
-export function timedGet(url: string, agent: http.Agent, headers: Record<string, string> = {}): Promise<{ status: number; ms: number }> {
+export function timedGet(
+  url: string,
+  agent: http.Agent,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; ms: number }> {
   const start = performance.now();
   return new Promise((resolve) => {
     const req = http.get(url, { agent, headers }, (res) => {
@@ -26,7 +30,12 @@ export function timedGet(url: string, agent: http.Agent, headers: Record<string,
 }
 
 /** Sends `total` GETs spread round-robin over `urls`, `concurrency` at a time. */
-export async function burst(urls: readonly string[], total: number, concurrency: number, headers: Record<string, string> = {}): Promise<Sample[]> {
+export async function burst(
+  urls: readonly string[],
+  total: number,
+  concurrency: number,
+  headers: Record<string, string> = {},
+): Promise<Sample[]> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
   const samples: Sample[] = [];
   let next = 0;
@@ -47,7 +56,12 @@ export async function burst(urls: readonly string[], total: number, concurrency:
  * Offers a steady rate: one GET every `1000 / perSecond` ms for `durationMs`, alternating over `urls`, without
  * waiting for answers (an open-loop load, as real clients produce).
  */
-export async function steady(urls: readonly string[], perSecond: number, durationMs: number, headers: Record<string, string> = {}): Promise<Sample[]> {
+export async function steady(
+  urls: readonly string[],
+  perSecond: number,
+  durationMs: number,
+  headers: Record<string, string> = {},
+): Promise<Sample[]> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
   const pending: Array<Promise<void>> = [];
   const samples: Sample[] = [];

@@ -20,7 +20,10 @@ export function freePort(): Promise<number> {
  * Resolves once something accepts connections on `port`. Rejects after `timeoutMs`, or as soon as `failed` returns
  * a reason (the child exited): the reason, with the child's log, is the error.
  */
-export async function waitForPort(port: number, options: { timeoutMs?: number; failed?: () => string | undefined } = {}): Promise<void> {
+export async function waitForPort(
+  port: number,
+  options: { timeoutMs?: number; failed?: () => string | undefined } = {},
+): Promise<void> {
   const timeoutMs = options.timeoutMs ?? 20_000;
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -28,7 +31,10 @@ export async function waitForPort(port: number, options: { timeoutMs?: number; f
     if (reason !== undefined) throw new Error(reason);
     const open = await new Promise<boolean>((resolve) => {
       const socket = net.connect(port, '127.0.0.1');
-      socket.once('connect', () => (socket.destroy(), resolve(true)));
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
       socket.once('error', () => resolve(false));
     });
     if (open) return;

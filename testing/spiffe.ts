@@ -5,7 +5,12 @@ import tls from 'node:tls';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { issueCertificate, KeyUsage, type IssueOptions, type IssuedCertificate } from '../src/workload-identity/certificates.js';
+import {
+  issueCertificate,
+  KeyUsage,
+  type IssueOptions,
+  type IssuedCertificate,
+} from '../src/workload-identity/certificates.js';
 
 export { KeyUsage };
 
@@ -15,11 +20,20 @@ export function tempDir(prefix = 'kycgate-spiffe-'): string {
 
 /** A trust domain's signing CA (cA=true, keyCertSign|cRLSign, URI SAN of the trust domain as SPIRE does). */
 export function trustDomainCa(trustDomain: string, options: Partial<IssueOptions> = {}): Promise<IssuedCertificate> {
-  return issueCertificate({ subject: `CN=${trustDomain} CA, O=SPIFFE`, ca: true, uris: [`spiffe://${trustDomain}`], ...options });
+  return issueCertificate({
+    subject: `CN=${trustDomain} CA, O=SPIFFE`,
+    ca: true,
+    uris: [`spiffe://${trustDomain}`],
+    ...options,
+  });
 }
 
 /** An X509-SVID for `spiffeId` signed by `issuer` (override any field to make it invalid). */
-export function issueSvid(issuer: IssuedCertificate, spiffeId: string | string[], options: Partial<IssueOptions> = {}): Promise<IssuedCertificate> {
+export function issueSvid(
+  issuer: IssuedCertificate,
+  spiffeId: string | string[],
+  options: Partial<IssueOptions> = {},
+): Promise<IssuedCertificate> {
   return issueCertificate({
     subject: 'O=SPIFFE',
     issuer,
@@ -35,9 +49,16 @@ export function derChain(...certs: IssuedCertificate[]): Buffer[] {
 }
 
 /** A SPIFFE bundle document (JWK Set) with the CAs as x509-svid keys and optional JWT keys. */
-export function spiffeBundle(cas: IssuedCertificate[], jwtKeys: Array<Record<string, unknown>> = [], sequence?: number): string {
+export function spiffeBundle(
+  cas: IssuedCertificate[],
+  jwtKeys: Array<Record<string, unknown>> = [],
+  sequence?: number,
+): string {
   return JSON.stringify({
-    keys: [...cas.map((c) => ({ use: 'x509-svid', kty: 'EC', x5c: [Buffer.from(c.cert.rawData).toString('base64')] })), ...jwtKeys],
+    keys: [
+      ...cas.map((c) => ({ use: 'x509-svid', kty: 'EC', x5c: [Buffer.from(c.cert.rawData).toString('base64')] })),
+      ...jwtKeys,
+    ],
     ...(sequence !== undefined ? { spiffe_sequence: sequence } : {}),
     spiffe_refresh_hint: 300,
   });
@@ -66,7 +87,15 @@ export interface TlsExchange {
  */
 export function tlsRequest(
   port: number,
-  options: { cert?: string; key?: string; ca: string; path?: string; session?: Buffer; headers?: Record<string, string>; maxVersion?: tls.SecureVersion },
+  options: {
+    cert?: string;
+    key?: string;
+    ca: string;
+    path?: string;
+    session?: Buffer;
+    headers?: Record<string, string>;
+    maxVersion?: tls.SecureVersion;
+  },
 ): Promise<TlsExchange> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
@@ -89,7 +118,14 @@ export function tlsRequest(
       const raw = Buffer.concat(chunks).toString('utf8');
       const m = /^HTTP\/1\.1 (\d{3})/.exec(raw);
       const bodyStart = raw.indexOf('\r\n\r\n');
-      resolve({ status: m ? Number(m[1]) : 0, body: bodyStart === -1 ? '' : raw.slice(bodyStart + 4), error, reused, session, serverSerial });
+      resolve({
+        status: m ? Number(m[1]) : 0,
+        body: bodyStart === -1 ? '' : raw.slice(bodyStart + 4),
+        error,
+        reused,
+        session,
+        serverSerial,
+      });
     };
     socket.on('session', (s: Buffer) => (session = s));
     socket.on('secureConnect', () => {

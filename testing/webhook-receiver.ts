@@ -57,7 +57,11 @@ export async function startWebhookReceiver(answers: number[] = [], port = 0): Pr
         };
         const timer = setTimeout(() => {
           waiters.delete(check);
-          reject(new Error(`expected ${count} webhook deliveries within ${timeoutMs} ms, got ${received.filter(filter).length}`));
+          reject(
+            new Error(
+              `expected ${count} webhook deliveries within ${timeoutMs} ms, got ${received.filter(filter).length}`,
+            ),
+          );
         }, timeoutMs);
         waiters.add(check);
         check();

@@ -25,12 +25,26 @@ import { FETCH_X509_SVID, WORKLOAD_METADATA_KEY } from '../src/workload-identity
 import { issueSvid } from './spiffe.js';
 
 /** An X509SVID message for a freshly issued SVID valid for `ttlMs`. */
-export async function svidMessage(ca: IssuedCertificate, spiffeId: string, ttlMs = 3600_000): Promise<{ svid: X509Svid; issued: IssuedCertificate }> {
-  const issued = await issueSvid(ca, spiffeId, { dns: ['localhost'], notBefore: new Date(Date.now() - 60_000), notAfter: new Date(Date.now() + ttlMs) });
+export async function svidMessage(
+  ca: IssuedCertificate,
+  spiffeId: string,
+  ttlMs = 3600_000,
+): Promise<{ svid: X509Svid; issued: IssuedCertificate }> {
+  const issued = await issueSvid(ca, spiffeId, {
+    dns: ['localhost'],
+    notBefore: new Date(Date.now() - 60_000),
+    notAfter: new Date(Date.now() + ttlMs),
+  });
   const keyDer = createPrivateKey(issued.keyPem).export({ format: 'der', type: 'pkcs8' });
   return {
     issued,
-    svid: { spiffeId, certificatesDer: Buffer.from(issued.cert.rawData), keyDer, bundleDer: Buffer.from(ca.cert.rawData), hint: '' },
+    svid: {
+      spiffeId,
+      certificatesDer: Buffer.from(issued.cert.rawData),
+      keyDer,
+      bundleDer: Buffer.from(ca.cert.rawData),
+      hint: '',
+    },
   };
 }
 
@@ -89,19 +103,25 @@ export class TestWorkloadApi {
           call.emit('error', { code: grpc.status.INVALID_ARGUMENT, details: 'security header missing from request' });
           return;
         }
-        if (this.mode === 'deny') return call.emit('error', { code: grpc.status.PERMISSION_DENIED, details: 'no identity issued' });
-        if (this.mode === 'unimplemented') return call.emit('error', { code: grpc.status.UNIMPLEMENTED, details: 'not here' });
+        if (this.mode === 'deny')
+          return call.emit('error', { code: grpc.status.PERMISSION_DENIED, details: 'no identity issued' });
+        if (this.mode === 'unimplemented')
+          return call.emit('error', { code: grpc.status.UNIMPLEMENTED, details: 'not here' });
         this.streams.add(call);
         call.on('cancelled', () => this.streams.delete(call));
         call.write(this.state);
       },
-      FetchJWTSVID: (call: grpc.ServerUnaryCall<{ audience: string[]; spiffeId: string }, JwtSvid[]>, callback: grpc.sendUnaryData<JwtSvid[]>) => {
+      FetchJWTSVID: (
+        call: grpc.ServerUnaryCall<{ audience: string[]; spiffeId: string }, JwtSvid[]>,
+        callback: grpc.sendUnaryData<JwtSvid[]>,
+      ) => {
         this.calls++;
         if (call.metadata.get(WORKLOAD_METADATA_KEY)[0] !== 'true') {
           this.missingHeader++;
           return callback({ code: grpc.status.INVALID_ARGUMENT, details: 'security header missing from request' });
         }
-        if (this.mode !== 'serve' || !this.mintJwt) return callback({ code: grpc.status.PERMISSION_DENIED, details: 'no identity issued' });
+        if (this.mode !== 'serve' || !this.mintJwt)
+          return callback({ code: grpc.status.PERMISSION_DENIED, details: 'no identity issued' });
         this.jwtRequests.push(call.request);
         this.mintJwt(call.request.audience, call.request.spiffeId).then(
           (svids) => callback(null, svids),
@@ -115,7 +135,8 @@ export class TestWorkloadApi {
           call.emit('error', { code: grpc.status.INVALID_ARGUMENT, details: 'security header missing from request' });
           return;
         }
-        if (this.mode === 'deny') return call.emit('error', { code: grpc.status.PERMISSION_DENIED, details: 'no identity issued' });
+        if (this.mode === 'deny')
+          return call.emit('error', { code: grpc.status.PERMISSION_DENIED, details: 'no identity issued' });
         this.jwtStreams.add(call);
         call.on('cancelled', () => this.jwtStreams.delete(call));
         call.write(this.jwtBundles);
@@ -123,7 +144,9 @@ export class TestWorkloadApi {
     });
     const socket = path.join(dir, 'agent.sock');
     await new Promise<void>((resolve, reject) =>
-      this.server.bindAsync(`unix://${socket}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())),
+      this.server.bindAsync(`unix://${socket}`, grpc.ServerCredentials.createInsecure(), (err) =>
+        err ? reject(err) : resolve(),
+      ),
     );
     this.address = `unix://${socket}`;
   }

@@ -83,10 +83,11 @@ async function startReceiver() {
         });
       }
     },
-    close: () => new Promise<void>((r) => {
-      server.closeAllConnections();
-      server.close(() => r());
-    }),
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
   };
 }
 
@@ -113,15 +114,35 @@ test('audit on: every request, refusal and event recorded; no secret or PII in l
     {
       upstreams: { app: { targets: [{ url: upstream.url }] } },
       routes: [
-        { name: 'kyc-api', match: { prefix: '/api' }, upstream: 'app', policies: [{ 'request-headers': { response_set: { 'x-served-by': 'kycgate' } } }, { audit: {} }] },
+        {
+          name: 'kyc-api',
+          match: { prefix: '/api' },
+          upstream: 'app',
+          policies: [{ 'request-headers': { response_set: { 'x-served-by': 'kycgate' } } }, { audit: {} }],
+        },
       ],
       audit: {
         enabled: true,
         group_commit_ms: 5,
-        request_headers: ['user-agent', 'authorization', 'x-api-key', 'cookie', 'proxy-authorization', 'x-customer-name'],
+        request_headers: [
+          'user-agent',
+          'authorization',
+          'x-api-key',
+          'cookie',
+          'proxy-authorization',
+          'x-customer-name',
+        ],
         response_headers: ['x-served-by', 'set-cookie'],
         redact_headers: ['x-customer-name'],
-        sinks: [{ name: 'siem', type: 'http', url: `${receiver.url}/ingest`, authorization: { env: 'KYCGATE_TEST_SINK_AUTH' }, retry_initial_ms: 50 }],
+        sinks: [
+          {
+            name: 'siem',
+            type: 'http',
+            url: `${receiver.url}/ingest`,
+            authorization: { env: 'KYCGATE_TEST_SINK_AUTH' },
+            retry_initial_ms: 50,
+          },
+        ],
       },
     },
     { dataDir },
@@ -138,14 +159,29 @@ test('audit on: every request, refusal and event recorded; no secret or PII in l
       'content-type': 'application/json',
     };
     for (let i = 0; i < 5; i++) {
-      const r = await httpRequest(`${gw.url}/api/customers?name=x`, { method: 'POST', headers: { ...headers, 'x-request-id': `req-${i}` }, body: JSON.stringify({ name: SECRETS.name, birth_date: SECRETS.birth }) });
+      const r = await httpRequest(`${gw.url}/api/customers?name=x`, {
+        method: 'POST',
+        headers: { ...headers, 'x-request-id': `req-${i}` },
+        body: JSON.stringify({ name: SECRETS.name, birth_date: SECRETS.birth }),
+      });
       assert.equal(r.status, 200);
     }
     assert.equal((await httpRequest(`${gw.url}/nowhere`, { headers })).status, 404);
     await rawRequest(gw.port, 'GET ftp://example/x HTTP/1.1\r\nHost: a\r\n\r\n', 500);
     // Events as other subsystems emit them; a careless emitter's secret-looking fields are scrubbed too.
-    gw.gateway.services.events.emit({ type: 'auth.failure', requestId: 'req-x', route: 'kyc-api', outcome: 'invalid_api_key', data: { credential_prefix: 'kgk_live', api_key: SECRETS.apiKey } });
-    gw.gateway.services.events.emit({ type: 'webhook.refused', route: 'webhooks', outcome: 'invalid_signature', data: { provider: 'didit', signature: SECRETS.webhookSecret } });
+    gw.gateway.services.events.emit({
+      type: 'auth.failure',
+      requestId: 'req-x',
+      route: 'kyc-api',
+      outcome: 'invalid_api_key',
+      data: { credential_prefix: 'kgk_live', api_key: SECRETS.apiKey },
+    });
+    gw.gateway.services.events.emit({
+      type: 'webhook.refused',
+      route: 'webhooks',
+      outcome: 'invalid_signature',
+      data: { provider: 'didit', signature: SECRETS.webhookSecret },
+    });
     await receiver.until(() => receiver.state.records.some((r) => r.type === 'webhook.refused'));
   } finally {
     await gw.close();
@@ -168,9 +204,14 @@ test('audit on: every request, refusal and event recorded; no secret or PII in l
   assert.equal(first.upstream?.startsWith('http://127.0.0.1:'), true);
   assert.equal(typeof first.latency_ms, 'number');
   assert.equal(first.request_headers['user-agent'], 'audit-test/1');
-  for (const h of ['authorization', 'x-api-key', 'cookie', 'proxy-authorization', 'x-customer-name']) assert.equal(first.request_headers[h], '[redacted]', h);
+  for (const h of ['authorization', 'x-api-key', 'cookie', 'proxy-authorization', 'x-customer-name'])
+    assert.equal(first.request_headers[h], '[redacted]', h);
   assert.equal(first.response_headers['x-served-by'], 'kycgate');
-  assert.equal(first.response_headers['set-cookie'], '[redacted]', 'upstream Set-Cookie seen through the audit policy, redacted');
+  assert.equal(
+    first.response_headers['set-cookie'],
+    '[redacted]',
+    'upstream Set-Cookie seen through the audit policy, redacted',
+  );
   const refused = records.filter((r) => r.kind === 'refused');
   assert.deepEqual(refused.map((r) => r.problem).sort(), ['invalid-path', 'not-found']);
   assert.equal(records.find((r) => r.type === 'auth.failure')!.data.api_key, '[redacted]');
@@ -180,7 +221,10 @@ test('audit on: every request, refusal and event recorded; no secret or PII in l
   assert.equal(new Set(ids).size, ids.length);
   assert.deepEqual([...ids].sort(), ids);
   // Sink got everything, in order, with its Authorization header (the secret is for the receiver only).
-  assert.deepEqual(receiver.state.records.map((r) => r.seq), records.map((r) => r.seq));
+  assert.deepEqual(
+    receiver.state.records.map((r) => r.seq),
+    records.map((r) => r.seq),
+  );
   assert.ok(receiver.state.authorization.every((a) => a === SECRETS.sinkAuth));
 
   // Hygiene: not one planted value anywhere we write.
@@ -192,10 +236,23 @@ test('audit on: every request, refusal and event recorded; no secret or PII in l
     ['export cef', [...exportRecords(auditDir, { format: 'cef', version: '0' })].join('\n')],
     ['sink', JSON.stringify(receiver.state.records)],
   ];
-  const planted = [SECRETS.apiKey, SECRETS.bearer, SECRETS.cookie, 'sess_5c1a7e2b9d4f8e3a6b0c', SECRETS.sinkAuth, 'sink-secret-4e1d9a7c3b5f2e8d', SECRETS.webhookSecret, SECRETS.name, 'Quintessa', SECRETS.birth, Buffer.from('u:' + SECRETS.apiKey).toString('base64')];
+  const planted = [
+    SECRETS.apiKey,
+    SECRETS.bearer,
+    SECRETS.cookie,
+    'sess_5c1a7e2b9d4f8e3a6b0c',
+    SECRETS.sinkAuth,
+    'sink-secret-4e1d9a7c3b5f2e8d',
+    SECRETS.webhookSecret,
+    SECRETS.name,
+    'Quintessa',
+    SECRETS.birth,
+    Buffer.from('u:' + SECRETS.apiKey).toString('base64'),
+  ];
   for (const [where, text] of haystacks) {
     assert.ok(text.length > 100, `${where} is not empty`);
-    for (const secret of planted) assert.ok(!text.includes(secret), `${where} contains a planted secret or PII value (${secret.slice(0, 6)}...)`);
+    for (const secret of planted)
+      assert.ok(!text.includes(secret), `${where} contains a planted secret or PII value (${secret.slice(0, 6)}...)`);
   }
   fs.rmSync(dataDir, { recursive: true, force: true });
 });
@@ -206,8 +263,23 @@ test('a sink down for a while under load: every record delivered after it return
   receiver.state.failing = true;
   const gw = await startTestGateway(
     {
-      routes: [{ name: 'static', match: { path: '/s' }, policies: [{ 'static-response': { status: 200, body: 'ok' } }] }],
-      audit: { enabled: true, disk_alarm_bytes: 100000, sinks: [{ name: 'siem', type: 'http', url: `${receiver.url}/ingest`, batch_records: 200, retry_initial_ms: 100, retry_max_ms: 800 }] },
+      routes: [
+        { name: 'static', match: { path: '/s' }, policies: [{ 'static-response': { status: 200, body: 'ok' } }] },
+      ],
+      audit: {
+        enabled: true,
+        disk_alarm_bytes: 100000,
+        sinks: [
+          {
+            name: 'siem',
+            type: 'http',
+            url: `${receiver.url}/ingest`,
+            batch_records: 200,
+            retry_initial_ms: 100,
+            retry_max_ms: 800,
+          },
+        ],
+      },
     },
     { dataDir },
   );
@@ -217,7 +289,9 @@ test('a sink down for a while under load: every record delivered after it return
     const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
     const started = Date.now();
     while (Date.now() - started < 3000) {
-      await Promise.all(Array.from({ length: 8 }, () => httpRequest(`${gw.url}/s`, { agent }).then((r) => assert.equal(r.status, 200))));
+      await Promise.all(
+        Array.from({ length: 8 }, () => httpRequest(`${gw.url}/s`, { agent }).then((r) => assert.equal(r.status, 200))),
+      );
       sent += 8;
     }
     agent.destroy();
@@ -243,9 +317,16 @@ test('a sink down for a while under load: every record delivered after it return
   const journal = [...journalLines(auditDir)].map((l) => JSON.parse(l.line) as { seq: number; id: string });
   // At least once: de-duplicate by id, then it must be exactly the journal, in journal order.
   const seen = new Set<string>();
-  const delivered = receiver.state.records.filter((r) => (seen.has(r.id as string) ? false : (seen.add(r.id as string), true)));
+  const delivered = receiver.state.records.filter((r) => {
+    if (seen.has(r.id as string)) return false;
+    seen.add(r.id as string);
+    return true;
+  });
   const deliveredSeqs = delivered.map((r) => r.seq as number);
-  assert.deepEqual(deliveredSeqs, journal.slice(0, deliveredSeqs.length).map((r) => r.seq));
+  assert.deepEqual(
+    deliveredSeqs,
+    journal.slice(0, deliveredSeqs.length).map((r) => r.seq),
+  );
   assert.ok(delivered.filter((r) => r.type === 'http.request').length === sent, `${sent} requests delivered`);
   fs.rmSync(dataDir, { recursive: true, force: true });
 });
@@ -257,22 +338,53 @@ test('a sink receiver that refuses: 413 shrinks the batches until they pass; a r
   receiver.state.refuse = 401;
   const gw = await startTestGateway(
     {
-      routes: [{ name: 'static', match: { path: '/s' }, policies: [{ 'static-response': { status: 200, body: 'ok' } }] }],
-      audit: { enabled: true, sinks: [{ name: 'siem', type: 'http', url: `${receiver.url}/ingest`, batch_records: 50, retry_initial_ms: 20, retry_max_ms: 100 }] },
+      routes: [
+        { name: 'static', match: { path: '/s' }, policies: [{ 'static-response': { status: 200, body: 'ok' } }] },
+      ],
+      audit: {
+        enabled: true,
+        sinks: [
+          {
+            name: 'siem',
+            type: 'http',
+            url: `${receiver.url}/ingest`,
+            batch_records: 50,
+            retry_initial_ms: 20,
+            retry_max_ms: 100,
+          },
+        ],
+      },
     },
     { dataDir },
   );
   try {
     for (let i = 0; i < 12; i++) assert.equal((await httpRequest(`${gw.url}/s`)).status, 200);
-    await receiver.until(() => gw.logs.some((l) => l.level === 50 && String(l.msg).includes('receiver refuses deliveries') && l.status === 401), 5000);
+    await receiver.until(
+      () =>
+        gw.logs.some(
+          (l) => l.level === 50 && String(l.msg).includes('receiver refuses deliveries') && l.status === 401,
+        ),
+      5000,
+    );
     assert.equal(receiver.state.records.length, 0);
     receiver.state.refuse = undefined;
     await receiver.until(() => receiver.state.records.filter((r) => r.type === 'http.request').length >= 12);
-    assert.ok(receiver.state.largest <= 3, `no batch over the receiver's limit was accepted (largest ${receiver.state.largest})`);
-    assert.equal(receiver.state.tooLargeAfterAccepted, 0, 'once a size passes, the sink does not grow back into refusals');
+    assert.ok(
+      receiver.state.largest <= 3,
+      `no batch over the receiver's limit was accepted (largest ${receiver.state.largest})`,
+    );
+    assert.equal(
+      receiver.state.tooLargeAfterAccepted,
+      0,
+      'once a size passes, the sink does not grow back into refusals',
+    );
     assert.ok(gw.logs.some((l) => l.level === 40 && String(l.msg).includes('refused the batch size')));
     const seqs = receiver.state.records.map((r) => r.seq as number);
-    assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b), 'delivered in journal order');
+    assert.deepEqual(
+      seqs,
+      [...seqs].sort((a, b) => a - b),
+      'delivered in journal order',
+    );
   } finally {
     await gw.close();
     await receiver.close();
@@ -288,7 +400,10 @@ test('metrics: requests by route and status class, refusals, events, certificate
   fs.writeFileSync(path.join(certDir, 'c.pem'), cert.certPem);
   fs.writeFileSync(path.join(certDir, 'k.pem'), cert.keyPem, { mode: 0o600 });
   const config = {
-    listeners: [{ name: 'main', port: 0 }, { name: 'secure', port: 0, tls: { cert: path.join(certDir, 'c.pem'), key: path.join(certDir, 'k.pem') } }],
+    listeners: [
+      { name: 'main', port: 0 },
+      { name: 'secure', port: 0, tls: { cert: path.join(certDir, 'c.pem'), key: path.join(certDir, 'k.pem') } },
+    ],
     routes: [
       { name: 'ok', match: { path: '/ok' }, policies: [{ 'static-response': { status: 200, body: 'ok' } }] },
       { name: 'teapot', match: { path: '/tea' }, policies: [{ 'static-response': { status: 418, body: 'no' } }] },
@@ -301,7 +416,11 @@ test('metrics: requests by route and status class, refusals, events, certificate
     await httpRequest(`${gw.url}/tea`);
     await httpRequest(`${gw.url}/missing`);
     gw.gateway.services.events.emit({ type: 'auth.failure', outcome: 'expired_token' });
-    gw.gateway.services.events.emit({ type: 'provider.call', outcome: 'error', data: { provider: 'didit', latency_ms: 12 } });
+    gw.gateway.services.events.emit({
+      type: 'provider.call',
+      outcome: 'error',
+      data: { provider: 'didit', latency_ms: 12 },
+    });
     gw.gateway.services.events.emit({ type: 'provider.breaker', data: { provider: 'didit', state: 'open' } });
     gw.gateway.services.events.emit({ type: 'webhook.accepted', outcome: 'status_updated' });
     gw.gateway.services.events.emit({ type: 'ratelimit.rejected', route: 'ok' });
@@ -315,10 +434,19 @@ test('metrics: requests by route and status class, refusals, events, certificate
     assert.match(m, /kycgate_provider_breaker_state\{provider="didit"\} 2/);
     assert.match(m, /kycgate_webhooks_total\{result="accepted",outcome="status_updated"\} 1/);
     assert.match(m, /kycgate_ratelimit_rejections_total\{route="ok"\} 1/);
-    assert.match(m, new RegExp(`kycgate_tls_certificate_not_after_seconds\\{listener="secure"\\} ${notAfter.getTime() / 1000}`));
+    assert.match(
+      m,
+      new RegExp(`kycgate_tls_certificate_not_after_seconds\\{listener="secure"\\} ${notAfter.getTime() / 1000}`),
+    );
     assert.match(m, /kycgate_audit_journal_bytes \d+/);
     // Counts since start are counters (rate() and increase() then read a restart as a reset), with their _total names.
-    for (const name of ['kycgate_audit_records_written_total', 'kycgate_audit_commits_total', 'kycgate_audit_records_dropped_total', 'kycgate_audit_journal_write_errors_total', 'kycgate_tls_certificate_rotations_total']) {
+    for (const name of [
+      'kycgate_audit_records_written_total',
+      'kycgate_audit_commits_total',
+      'kycgate_audit_records_dropped_total',
+      'kycgate_audit_journal_write_errors_total',
+      'kycgate_tls_certificate_rotations_total',
+    ]) {
       assert.match(m, new RegExp(`^# TYPE ${name} counter$`, 'm'), name);
     }
     assert.match(m, /^kycgate_tls_certificate_rotations_total\{listener="secure"\} 0$/m);
@@ -326,7 +454,8 @@ test('metrics: requests by route and status class, refusals, events, certificate
     // Every metric the audit config documentation names is one that is served.
     const named = new Set(JSON.stringify(auditSchema).match(/kycgate_[a-z_]+/g) ?? []);
     assert.ok(named.size >= 2, `names found: ${[...named].join(', ')}`);
-    for (const name of named) assert.match(m, new RegExp(`^# TYPE ${name} `, 'm'), `${name} (named in the audit schema) is served`);
+    for (const name of named)
+      assert.match(m, new RegExp(`^# TYPE ${name} `, 'm'), `${name} (named in the audit schema) is served`);
     assert.ok(!/^nodejs_|^process_/m.test(m), 'own registry, not the global default metrics');
   } finally {
     await gw.close();
@@ -340,9 +469,17 @@ test('metrics: requests by route and status class, refusals, events, certificate
   } finally {
     await gw.close();
   }
-  const all = fs.readFileSync(archive, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { seq: number });
+  const all = fs
+    .readFileSync(archive, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { seq: number });
   assert.ok(all.length > firstRun.length);
-  assert.deepEqual(all.map((r) => r.seq), all.map((_, i) => i + 1), 'contiguous, no repeats after restart');
+  assert.deepEqual(
+    all.map((r) => r.seq),
+    all.map((_, i) => i + 1),
+    'contiguous, no repeats after restart',
+  );
   const v = verifyJournal(path.join(dataDir, 'audit'), loadPublicKey(path.join(dataDir, 'audit')));
   assert.equal(v.ok, true, v.problem?.message);
   fs.rmSync(dataDir, { recursive: true, force: true });
@@ -351,16 +488,30 @@ test('metrics: requests by route and status class, refusals, events, certificate
 
 test('tracing: off creates nothing; on exports a server span under the incoming trace', async () => {
   const receiver = await startReceiver();
-  const routes = [{ name: 'ok', match: { path: '/ok' }, policies: [{ 'static-response': { status: 200, body: 'ok' } }] }];
+  const routes = [
+    { name: 'ok', match: { path: '/ok' }, policies: [{ 'static-response': { status: 200, body: 'ok' } }] },
+  ];
   const off = await startTestGateway({ routes });
-  await httpRequest(`${off.url}/ok`, { headers: { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' } });
+  await httpRequest(`${off.url}/ok`, {
+    headers: { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' },
+  });
   await off.close();
   assert.equal(receiver.state.records.length, 0);
-  const on = await startTestGateway({ routes, audit: { tracing: { enabled: true, endpoint: `${receiver.url}/v1/traces` } } });
+  const on = await startTestGateway({
+    routes,
+    audit: { tracing: { enabled: true, endpoint: `${receiver.url}/v1/traces` } },
+  });
   try {
     // A provider call made on behalf of the request becomes a child span of the request's span.
-    on.gateway.services.events.emit({ type: 'provider.call', requestId: 'traced-1', outcome: 'ok', data: { provider: 'didit', latency_ms: 7 } });
-    await httpRequest(`${on.url}/ok`, { headers: { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', 'x-request-id': 'traced-1' } });
+    on.gateway.services.events.emit({
+      type: 'provider.call',
+      requestId: 'traced-1',
+      outcome: 'ok',
+      data: { provider: 'didit', latency_ms: 7 },
+    });
+    await httpRequest(`${on.url}/ok`, {
+      headers: { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', 'x-request-id': 'traced-1' },
+    });
   } finally {
     await on.close(); // shutdown flushes the batch processor
   }
@@ -368,7 +519,13 @@ test('tracing: off creates nothing; on exports a server span under the incoming 
   const body = String(receiver.state.records[0]!.otlp);
   assert.match(body, /4bf92f3577b34da6a3ce929d0e0e4736/);
   assert.match(body, /GET ok/);
-  const spans = (JSON.parse(body) as { resourceSpans: Array<{ scopeSpans: Array<{ spans: Array<{ name: string; traceId: string; spanId: string; parentSpanId?: string }> }> }> }).resourceSpans.flatMap((r) => r.scopeSpans.flatMap((s) => s.spans));
+  const spans = (
+    JSON.parse(body) as {
+      resourceSpans: Array<{
+        scopeSpans: Array<{ spans: Array<{ name: string; traceId: string; spanId: string; parentSpanId?: string }> }>;
+      }>;
+    }
+  ).resourceSpans.flatMap((r) => r.scopeSpans.flatMap((s) => s.spans));
   const server = spans.find((s) => s.name === 'GET ok')!;
   const provider = spans.find((s) => s.name === 'provider didit')!;
   assert.equal(server.parentSpanId, '00f067aa0ba902b7');

@@ -31,12 +31,19 @@ export function* exportRecords(auditDir: string, o: ExportOptions): Generator<st
 
 /** CEF header fields escape backslash and pipe. */
 export function cefHeader(value: string): string {
-  return value.replace(/\\/g, '\\\\').replace(/\|/g, '\\|').replace(/[\r\n]+/g, ' ');
+  return value
+    .replace(/\\/g, '\\\\')
+    .replace(/\|/g, '\\|')
+    .replace(/[\r\n]+/g, ' ');
 }
 
 /** CEF extension values escape backslash, equals sign and line breaks. */
 export function cefValue(value: string): string {
-  return value.replace(/\\/g, '\\\\').replace(/=/g, '\\=').replace(/\r\n|\n/g, '\\n').replace(/\r/g, '\\r');
+  return value
+    .replace(/\\/g, '\\\\')
+    .replace(/=/g, '\\=')
+    .replace(/\r\n|\n/g, '\\n')
+    .replace(/\r/g, '\\r');
 }
 
 function severity(rec: Record<string, unknown>): number {
@@ -51,7 +58,10 @@ function severity(rec: Record<string, unknown>): number {
 
 export function toCef(rec: Record<string, unknown>, version: string): string {
   const type = String(rec.type);
-  const name = rec.kind === 'event' ? `${type}${rec.outcome ? ` ${String(rec.outcome)}` : ''}` : `${String(rec.method ?? '')} ${String(rec.route ?? rec.problem ?? '')} ${String(rec.status ?? '')}`.trim();
+  const name =
+    rec.kind === 'event'
+      ? `${type}${rec.outcome ? ` ${String(rec.outcome)}` : ''}`
+      : `${String(rec.method ?? '')} ${String(rec.route ?? rec.problem ?? '')} ${String(rec.status ?? '')}`.trim();
   // [key, value, label]: custom fields (cs*, cn*) carry a label, written only when the value is.
   const ext: Array<[string, unknown, string?]> = [
     ['rt', Date.parse(String(rec.time))],

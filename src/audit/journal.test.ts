@@ -32,7 +32,17 @@ async function writeJournal(dir: string, count: number, segmentBytes = 1 << 20, 
   });
   journal.open();
   for (let i = 0; i < count; i++) {
-    const entry: AuditEntry = { kind: 'request', time: Date.now(), type: 'http.request', requestId: `r${i}`, route: 'r', method: 'GET', path: `/p/${i}`, status: 200, latencyMs: 1 };
+    const entry: AuditEntry = {
+      kind: 'request',
+      time: Date.now(),
+      type: 'http.request',
+      requestId: `r${i}`,
+      route: 'r',
+      method: 'GET',
+      path: `/p/${i}`,
+      status: 200,
+      latencyMs: 1,
+    };
     journal.append(entry);
     if (i % 7 === 0) await journal.flush();
   }
@@ -40,7 +50,13 @@ async function writeJournal(dir: string, count: number, segmentBytes = 1 << 20, 
 }
 
 function linesOf(dir: string): Array<{ file: string; lines: string[] }> {
-  return listSegments(dir).map((s) => ({ file: s.file, lines: fs.readFileSync(s.file, 'utf8').split('\n').filter((l) => l !== '') }));
+  return listSegments(dir).map((s) => ({
+    file: s.file,
+    lines: fs
+      .readFileSync(s.file, 'utf8')
+      .split('\n')
+      .filter((l) => l !== ''),
+  }));
 }
 
 function rewrite(file: string, lines: string[]): void {
@@ -172,9 +188,15 @@ test('export: time window, JSON lines as stored, CEF escaping', async () => {
   const all = [...exportRecords(dir, { format: 'jsonl', version: '1' })];
   assert.equal(all.length, 5);
   assert.deepEqual(all, linesOf(dir)[0]!.lines);
-  assert.equal([...exportRecords(dir, { format: 'jsonl', version: '1', since: new Date(Date.now() + 60_000) })].length, 0);
+  assert.equal(
+    [...exportRecords(dir, { format: 'jsonl', version: '1', since: new Date(Date.now() + 60_000) })].length,
+    0,
+  );
   const cef = [...exportRecords(dir, { format: 'cef', version: '1' })];
-  assert.match(cef[0]!, /^CEF:0\|kycgate\|kycgate\|1\|http\.request\|GET r 200\|3\|rt=\d+ externalId=\S+ cn1=1 cn1Label=seq /);
+  assert.match(
+    cef[0]!,
+    /^CEF:0\|kycgate\|kycgate\|1\|http\.request\|GET r 200\|3\|rt=\d+ externalId=\S+ cn1=1 cn1Label=seq /,
+  );
   assert.equal(cefValue('a=b\\c\nd'), 'a\\=b\\\\c\\nd');
   assert.equal(cefHeader('a|b\\c'), 'a\\|b\\\\c');
 });
@@ -182,7 +204,18 @@ test('export: time window, JSON lines as stored, CEF escaping', async () => {
 test('retention deletes old segments only once every sink has delivered them; verify still passes', async () => {
   const dir = tmpAuditDir();
   const logger = memoryLogger().logger;
-  const journal = new Journal({ auditDir: dir, durability: 'group', groupCommitMs: 1, segmentBytes: 1500, checkpointRecords: 5, checkpointSeconds: 60, maxPending: 1000, diskAlarmBytes: 0, privateKey: signingKey(dir, undefined), logger });
+  const journal = new Journal({
+    auditDir: dir,
+    durability: 'group',
+    groupCommitMs: 1,
+    segmentBytes: 1500,
+    checkpointRecords: 5,
+    checkpointSeconds: 60,
+    maxPending: 1000,
+    diskAlarmBytes: 0,
+    privateKey: signingKey(dir, undefined),
+    logger,
+  });
   journal.open();
   for (let i = 0; i < 40; i++) {
     journal.append({ kind: 'event', time: Date.now(), type: 'key.created', outcome: 'ok' });
@@ -194,8 +227,16 @@ test('retention deletes old segments only once every sink has delivered them; ve
   for (const s of segments) fs.utimesSync(s.file, old, old);
   // A sink that has delivered up to the end of the second segment: only the first two may go.
   const delivered = segments[2]!.firstSeq - 1;
-  applyRetention(journal, [{ cursor: { seq: delivered, segment: segments[2]!.firstSeq, offset: 0 } } as unknown as SinkRunner], 1, logger);
-  assert.deepEqual(listSegments(dir).map((s) => s.firstSeq), segments.slice(2).map((s) => s.firstSeq));
+  applyRetention(
+    journal,
+    [{ cursor: { seq: delivered, segment: segments[2]!.firstSeq, offset: 0 } } as unknown as SinkRunner],
+    1,
+    logger,
+  );
+  assert.deepEqual(
+    listSegments(dir).map((s) => s.firstSeq),
+    segments.slice(2).map((s) => s.firstSeq),
+  );
   // Not old enough: nothing goes even when delivered.
   applyRetention(journal, [{ cursor: { seq: 1e9, segment: 0, offset: 0 } } as unknown as SinkRunner], 30, logger);
   assert.equal(listSegments(dir).length, segments.length - 2);
@@ -220,7 +261,17 @@ function syncJournal(dir: string, maxPending: number, logger = memoryLogger().lo
   });
 }
 
-const entryN = (i: number): AuditEntry => ({ kind: 'request', time: Date.now(), type: 'http.request', requestId: `d${i}`, route: 'r', method: 'GET', path: `/d/${i}`, status: 200, latencyMs: 1 });
+const entryN = (i: number): AuditEntry => ({
+  kind: 'request',
+  time: Date.now(),
+  type: 'http.request',
+  requestId: `d${i}`,
+  route: 'r',
+  method: 'GET',
+  path: `/d/${i}`,
+  status: 200,
+  latencyMs: 1,
+});
 
 test('appendDurable: true only once on disk; a failed write (ENOSPC) returns false and is retried in order; the bound counts drops', async () => {
   const dir = tmpAuditDir();
@@ -251,7 +302,10 @@ test('appendDurable: true only once on disk; a failed write (ENOSPC) returns fal
     journal.append(entryN(7));
     assert.equal(journal.stats.dropped, 2);
     assert.equal(journal.pendingCount, 4);
-    assert.ok(raw.some((l) => l.includes('records are being DROPPED')), 'drops are logged');
+    assert.ok(
+      raw.some((l) => l.includes('records are being DROPPED')),
+      'drops are logged',
+    );
   } finally {
     journal.swapSegmentFdForTest(segmentFd);
   }
@@ -285,7 +339,10 @@ test('an unfinished last line of checkpoints.jsonl is cut on open (logged), and 
   const { logger, raw } = memoryLogger();
   const journal = syncJournal(dir, 1000, logger);
   journal.open();
-  assert.ok(raw.some((l) => l.includes('incomplete last checkpoint line removed')), 'the cut is logged');
+  assert.ok(
+    raw.some((l) => l.includes('incomplete last checkpoint line removed')),
+    'the cut is logged',
+  );
   assert.equal(fs.readFileSync(cpFile, 'utf8'), complete);
   for (let i = 0; i < 5; i++) assert.equal(journal.appendDurable(entryN(i)), true);
   await journal.close();
@@ -299,15 +356,35 @@ test('durability sync: state-changing events are fsynced inside emit, refusals o
   const dir = tmpAuditDir();
   const journal = syncJournal(dir, 1000);
   journal.open();
-  const recorder = new AuditRecorder(journal, true, { request_headers: [], response_headers: [], redact_headers: [] } as unknown as AuditConfig);
-  for (const type of ['ratelimit.rejected', 'auth.failure', 'network.refused', 'validation.failed', 'webhook.refused', 'authz.denied', 'kyc.decision']) {
+  const recorder = new AuditRecorder(journal, true, {
+    request_headers: [],
+    response_headers: [],
+    redact_headers: [],
+  } as unknown as AuditConfig);
+  for (const type of [
+    'ratelimit.rejected',
+    'auth.failure',
+    'network.refused',
+    'validation.failed',
+    'webhook.refused',
+    'authz.denied',
+    'kyc.decision',
+  ]) {
     recorder.onEvent({ type, requestId: 'bad', outcome: 'refused' });
     assert.equal(journal.committed.seq, 0, `${type} is not fsynced on the event loop`);
   }
   assert.equal(journal.pendingCount, 7, 'but queued for the group commit');
   recorder.onEvent({ type: 'key.revoked', outcome: 'revoked', data: { key_id: 'k1' } });
   assert.equal(journal.committed.seq, 8, 'key.revoked is on disk when emit returns (with everything queued before it)');
-  for (const type of ['key.created', 'key.rotated', 'secret.rotated', 'config.reloaded', 'webhook.accepted', 'kyc.status.changed']) assert.equal(eventNeedsSync(type), true, type);
+  for (const type of [
+    'key.created',
+    'key.rotated',
+    'secret.rotated',
+    'config.reloaded',
+    'webhook.accepted',
+    'kyc.status.changed',
+  ])
+    assert.equal(eventNeedsSync(type), true, type);
   await journal.close();
   assert.equal(verifyJournal(dir, loadPublicKey(dir)).ok, true);
 });
@@ -333,7 +410,18 @@ test('group commit: under a steady stream of records the journal writes and fsyn
   // About 20 records per millisecond for 400 ms: every commit finds new records waiting when its fsync returns.
   await new Promise<void>((resolve) => {
     const tick = setInterval(() => {
-      for (let i = 0; i < 20; i++) journal.append({ kind: 'request', time: Date.now(), type: 'http.request', requestId: `r${n++}`, route: 'r', method: 'GET', path: '/p', status: 200, latencyMs: 1 });
+      for (let i = 0; i < 20; i++)
+        journal.append({
+          kind: 'request',
+          time: Date.now(),
+          type: 'http.request',
+          requestId: `r${n++}`,
+          route: 'r',
+          method: 'GET',
+          path: '/p',
+          status: 200,
+          latencyMs: 1,
+        });
       if (Date.now() - started >= 400) {
         clearInterval(tick);
         resolve();
@@ -344,7 +432,10 @@ test('group commit: under a steady stream of records the journal writes and fsyn
   const batches = journal.stats.batches;
   await journal.close();
   assert.ok(batches >= 2, `several commits (${batches})`);
-  assert.ok(batches <= Math.ceil(elapsed / windowMs) + 1, `${batches} commits in ${elapsed} ms with a ${windowMs} ms window`);
+  assert.ok(
+    batches <= Math.ceil(elapsed / windowMs) + 1,
+    `${batches} commits in ${elapsed} ms with a ${windowMs} ms window`,
+  );
   const r = verifyJournal(dir, loadPublicKey(dir));
   assert.equal(r.ok, true, r.problem?.message);
   assert.equal(r.records, n, 'every record is written');
@@ -366,7 +457,18 @@ test('checkpoints: with few records a signed checkpoint is still written every c
     logger: memoryLogger().logger,
   });
   journal.open();
-  for (let i = 0; i < 3; i++) journal.append({ kind: 'request', time: Date.now(), type: 'http.request', requestId: `r${i}`, route: 'r', method: 'GET', path: '/p', status: 200, latencyMs: 1 });
+  for (let i = 0; i < 3; i++)
+    journal.append({
+      kind: 'request',
+      time: Date.now(),
+      type: 'http.request',
+      requestId: `r${i}`,
+      route: 'r',
+      method: 'GET',
+      path: '/p',
+      status: 200,
+      latencyMs: 1,
+    });
   t.mock.timers.tick(50); // the group commit of the three records (its timer is used up)
   await journal.flush();
   assert.equal(journal.committed.seq, 3);
@@ -375,7 +477,8 @@ test('checkpoints: with few records a signed checkpoint is still written every c
   // Two seconds later, with nothing else happening, the checkpoint timer commits a checkpoint on its own.
   t.mock.timers.tick(2000);
   t.mock.timers.tick(1);
-  for (let turns = 0; journal.stats.checkpoints === 0 && turns < 100_000; turns++) await new Promise((resolve) => setImmediate(resolve));
+  for (let turns = 0; journal.stats.checkpoints === 0 && turns < 100_000; turns++)
+    await new Promise((resolve) => setImmediate(resolve));
   assert.equal(journal.stats.checkpoints, 1);
   const r = verifyJournal(dir, loadPublicKey(dir));
   assert.equal(r.ok, true, r.problem?.message);

@@ -14,7 +14,6 @@ import { GENESIS, LineBuffer, RecordIds, serialiseInto, canonicalOf, type AuditE
 import { journalDir, keyId, listSegments, segmentName, signCheckpoint, type Segment } from './segments.js';
 import { APPEND_FLAGS, APPEND_READ_FLAGS, lastCompleteRecord, writeDurable, writeDurableSync } from './durable-file.js';
 
-
 export interface JournalOptions {
   auditDir: string;
   durability: 'group' | 'sync';
@@ -131,7 +130,11 @@ export class Journal {
       if (this.sinceCheckpoint > 0) this.scheduleFlush(0);
     }, this.o.checkpointSeconds * 1000);
     this.checkpointTimer.unref();
-    if (truncatedBytes > 0) this.o.logger.warn({ truncated_bytes: truncatedBytes, last_seq: this.nextSeq - 1 }, 'audit journal: incomplete last record from an unclean stop removed');
+    if (truncatedBytes > 0)
+      this.o.logger.warn(
+        { truncated_bytes: truncatedBytes, last_seq: this.nextSeq - 1 },
+        'audit journal: incomplete last record from an unclean stop removed',
+      );
     return { recovered, truncatedBytes };
   }
 
@@ -163,7 +166,10 @@ export class Journal {
     if (keep < size) {
       fs.ftruncateSync(this.checkpointFd, keep);
       fs.fdatasyncSync(this.checkpointFd);
-      this.o.logger.warn({ truncated_bytes: size - keep }, 'audit checkpoints: incomplete last checkpoint line removed');
+      this.o.logger.warn(
+        { truncated_bytes: size - keep },
+        'audit checkpoints: incomplete last checkpoint line removed',
+      );
     }
     this.checkpointBytes = keep;
   }
@@ -202,7 +208,10 @@ export class Journal {
     const now = Date.now();
     if (now - this.dropLogged > 10_000) {
       this.dropLogged = now;
-      this.o.logger.error({ dropped_total: this.stats.dropped, pending: this.pendingCount }, 'audit journal cannot keep up or cannot be written: records are being DROPPED');
+      this.o.logger.error(
+        { dropped_total: this.stats.dropped, pending: this.pendingCount },
+        'audit journal cannot keep up or cannot be written: records are being DROPPED',
+      );
     }
     return false;
   }
@@ -346,7 +355,10 @@ export class Journal {
     }
     if (!this.errorLogged) {
       this.errorLogged = true;
-      this.o.logger.error({ err: err.message, pending: this.pendingCount }, 'audit journal write failed; records are kept in memory and retried');
+      this.o.logger.error(
+        { err: err.message, pending: this.pendingCount },
+        'audit journal write failed; records are kept in memory and retried',
+      );
     }
     this.scheduleFlush(RETRY_AFTER_ERROR_MS);
   }
@@ -381,8 +393,16 @@ export class Journal {
     const over = this.stats.bytes > limit;
     if (over !== this.stats.alarm) {
       this.stats.alarm = over;
-      if (over) this.o.logger.error({ journal_bytes: this.stats.bytes, limit_bytes: limit }, 'audit journal disk usage over the alarm threshold: a sink is behind or retention is too long');
-      else this.o.logger.info({ journal_bytes: this.stats.bytes }, 'audit journal disk usage back under the alarm threshold');
+      if (over)
+        this.o.logger.error(
+          { journal_bytes: this.stats.bytes, limit_bytes: limit },
+          'audit journal disk usage over the alarm threshold: a sink is behind or retention is too long',
+        );
+      else
+        this.o.logger.info(
+          { journal_bytes: this.stats.bytes },
+          'audit journal disk usage back under the alarm threshold',
+        );
     }
   }
 
@@ -449,7 +469,11 @@ export class Journal {
     const seq = this.nextSeq - 1;
     if (seq === 0 || seq === this.lastCheckpointSeq) return false;
     const now = Date.now();
-    if (force || this.sinceCheckpoint >= this.o.checkpointRecords || now - this.lastCheckpointAt >= this.o.checkpointSeconds * 1000) {
+    if (
+      force ||
+      this.sinceCheckpoint >= this.o.checkpointRecords ||
+      now - this.lastCheckpointAt >= this.o.checkpointSeconds * 1000
+    ) {
       this.lastCheckpointAt = now;
       return true;
     }
@@ -467,7 +491,8 @@ export class Journal {
     for (let attempt = 0; attempt < 3 && this.pendingCount > 0; attempt++) await this.flush();
     clearTimeout(this.timer);
     this.timer = undefined;
-    if (this.pendingCount > 0) this.o.logger.error({ lost: this.pendingCount }, 'audit journal closed with records that could not be written');
+    if (this.pendingCount > 0)
+      this.o.logger.error({ lost: this.pendingCount }, 'audit journal closed with records that could not be written');
     await this.maybeCheckpoint(true);
     fs.closeSync(this.fd);
     fs.closeSync(this.checkpointFd);

@@ -19,7 +19,12 @@ export interface Batch {
 }
 
 /** Reads up to `maxRecords` whole lines after `from`, never past `committed`. */
-export async function readBatch(auditDir: string, from: Cursor, committed: CommittedPosition, maxRecords: number): Promise<Batch> {
+export async function readBatch(
+  auditDir: string,
+  from: Cursor,
+  committed: CommittedPosition,
+  maxRecords: number,
+): Promise<Batch> {
   if (from.seq >= committed.seq) return { lines: [], next: from };
   let cursor = from;
   const segments = listSegments(auditDir);
@@ -33,7 +38,12 @@ export async function readBatch(auditDir: string, from: Cursor, committed: Commi
   const lines: string[] = [];
   while (lines.length < maxRecords && index < segments.length) {
     const seg = segments[index]!;
-    const limit = seg.firstSeq === committed.segment ? committed.bytes : seg.firstSeq < committed.segment ? fs.statSync(seg.file).size : 0;
+    const limit =
+      seg.firstSeq === committed.segment
+        ? committed.bytes
+        : seg.firstSeq < committed.segment
+          ? fs.statSync(seg.file).size
+          : 0;
     if (cursor.offset < limit) {
       const fd = await fs.promises.open(seg.file, 'r');
       try {
@@ -47,7 +57,11 @@ export async function readBatch(auditDir: string, from: Cursor, committed: Commi
           lines.push(buf.subarray(pos, nl).toString('utf8'));
           pos = nl + 1;
         }
-        cursor = { seq: lines.length > 0 ? seqOf(lines[lines.length - 1]!, cursor.seq) : cursor.seq, segment: seg.firstSeq, offset: cursor.offset + pos };
+        cursor = {
+          seq: lines.length > 0 ? seqOf(lines[lines.length - 1]!, cursor.seq) : cursor.seq,
+          segment: seg.firstSeq,
+          offset: cursor.offset + pos,
+        };
       } finally {
         await fd.close();
       }

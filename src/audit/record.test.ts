@@ -1,19 +1,51 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { canonicalOf, LineBuffer, RecordIds, serialise, serialiseInto, scrub, traceIdOf, type AuditEntry } from './record.js';
+import {
+  canonicalOf,
+  LineBuffer,
+  RecordIds,
+  serialise,
+  serialiseInto,
+  scrub,
+  traceIdOf,
+  type AuditEntry,
+} from './record.js';
 
 /** The record object a line must equal: keys in the documented order, absent fields omitted. */
 function reference(entry: AuditEntry, seq: number, id: string, prev: string): string {
-  const r: Record<string, unknown> = { v: 1, seq, id, time: new Date(entry.time).toISOString(), kind: entry.kind, type: entry.type };
+  const r: Record<string, unknown> = {
+    v: 1,
+    seq,
+    id,
+    time: new Date(entry.time).toISOString(),
+    kind: entry.kind,
+    type: entry.type,
+  };
   const pairs: Array<[string, unknown]> = [
-    ['request_id', entry.requestId], ['trace_id', traceIdOf(entry.traceparent)], ['listener', entry.listener], ['route', entry.route],
-    ['method', entry.method], ['path', entry.path], ['client_ip', entry.clientIp], ['consumer', entry.consumer], ['subject', entry.subject],
-    ['auth_method', entry.authMethod], ['credential_id', entry.credentialId], ['spiffe_id', entry.spiffeId], ['decision', entry.decision],
-    ['stale', entry.stale], ['upstream', entry.upstream], ['status', entry.status],
-    ['latency_ms', entry.latencyMs === undefined ? undefined : Math.round(entry.latencyMs * 1000) / 1000], ['problem', entry.problem],
-    ['aborted', entry.aborted ? true : undefined], ['outcome', entry.outcome], ['request_headers', entry.requestHeaders],
-    ['response_headers', entry.responseHeaders], ['data', entry.data === undefined ? undefined : scrub(entry.data)],
+    ['request_id', entry.requestId],
+    ['trace_id', traceIdOf(entry.traceparent)],
+    ['listener', entry.listener],
+    ['route', entry.route],
+    ['method', entry.method],
+    ['path', entry.path],
+    ['client_ip', entry.clientIp],
+    ['consumer', entry.consumer],
+    ['subject', entry.subject],
+    ['auth_method', entry.authMethod],
+    ['credential_id', entry.credentialId],
+    ['spiffe_id', entry.spiffeId],
+    ['decision', entry.decision],
+    ['stale', entry.stale],
+    ['upstream', entry.upstream],
+    ['status', entry.status],
+    ['latency_ms', entry.latencyMs === undefined ? undefined : Math.round(entry.latencyMs * 1000) / 1000],
+    ['problem', entry.problem],
+    ['aborted', entry.aborted ? true : undefined],
+    ['outcome', entry.outcome],
+    ['request_headers', entry.requestHeaders],
+    ['response_headers', entry.responseHeaders],
+    ['data', entry.data === undefined ? undefined : scrub(entry.data)],
   ];
   for (const [k, v] of pairs) if (v !== undefined) r[k] = v;
   r.prev = prev;
@@ -21,7 +53,16 @@ function reference(entry: AuditEntry, seq: number, id: string, prev: string): st
 }
 
 test('a journal line is the canonical JSON of its record, whatever the field values contain', () => {
-  const awkward = ['plain', 'quote " and \\ backslash', 'tab\tnewline\ncontrol\u0001', 'ünïcödé ✓', 'lone \ud800 surrogate', 'del\u007f', '', '/a b/%2F?x=1'];
+  const awkward = [
+    'plain',
+    'quote " and \\ backslash',
+    'tab\tnewline\ncontrol\u0001',
+    'ünïcödé ✓',
+    'lone \ud800 surrogate',
+    'del\u007f',
+    '',
+    '/a b/%2F?x=1',
+  ];
   const ids = new RecordIds();
   let prev = '0'.repeat(64);
   // The journal's batch path: the same lines, written into a buffer that starts too small and has to grow.

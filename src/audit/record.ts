@@ -53,7 +53,8 @@ export const ALWAYS_REDACTED = ['authorization', 'proxy-authorization', 'cookie'
 export const REDACTED = '[redacted]';
 
 /** Keys in event data whose values are replaced: emitters must not send secrets, this is defence in depth. */
-const SECRET_KEY = /secret|token|password|passwd|authori[sz]ation|cookie|api[-_]?key|signature|private|credential(?!_?id)/i;
+const SECRET_KEY =
+  /secret|token|password|passwd|authori[sz]ation|cookie|api[-_]?key|signature|private|credential(?!_?id)/i;
 
 /** Header capture compiled once from config: which names to copy, which of them are replaced. */
 export class HeaderCapture {
@@ -101,7 +102,13 @@ export class HeaderCapture {
   }
 }
 
-export function requestEntry(ctx: RequestContext, now: number, latencyMs: number, reqHeaders: HeaderCapture, resHeaders: HeaderCapture): AuditEntry {
+export function requestEntry(
+  ctx: RequestContext,
+  now: number,
+  latencyMs: number,
+  reqHeaders: HeaderCapture,
+  resHeaders: HeaderCapture,
+): AuditEntry {
   const id = ctx.identity;
   return {
     kind: 'request',
@@ -148,7 +155,15 @@ export function refusedEntry(info: RefusedRequest, now: number, latencyMs: numbe
 }
 
 export function eventEntry(event: GatewayEvent, now: number): AuditEntry {
-  return { kind: 'event', time: now, type: event.type, requestId: event.requestId, route: event.route, outcome: event.outcome, data: event.data };
+  return {
+    kind: 'event',
+    time: now,
+    type: event.type,
+    requestId: event.requestId,
+    route: event.route,
+    outcome: event.outcome,
+    data: event.data,
+  };
 }
 
 /** Replaces values under secret-looking keys, recursively (bounded depth). */
@@ -210,6 +225,7 @@ function isoTime(ms: number): string {
 }
 
 /** A JSON string literal; plain ASCII without quotes, backslashes or controls (the usual case) needs no escaping. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what must be escaped
 const NEEDS_ESCAPE = /["\\\u0000-\u001f\u007f-\uffff]/;
 function str(value: string): string {
   return NEEDS_ESCAPE.test(value) ? JSON.stringify(value) : '"' + value + '"';
@@ -220,7 +236,17 @@ function str(value: string): string {
  * key order, byte for byte what `JSON.stringify` gives for the same record object.
  */
 function recordBody(entry: AuditEntry, seq: number, id: string, prev: string): string {
-  let out = '{"v":1,"seq":' + seq + ',"id":' + str(id) + ',"time":"' + isoTime(entry.time) + '","kind":' + str(entry.kind) + ',"type":' + str(entry.type);
+  let out =
+    '{"v":1,"seq":' +
+    seq +
+    ',"id":' +
+    str(id) +
+    ',"time":"' +
+    isoTime(entry.time) +
+    '","kind":' +
+    str(entry.kind) +
+    ',"type":' +
+    str(entry.type);
   if (entry.requestId !== undefined) out += ',"request_id":' + str(entry.requestId);
   const traceId = traceIdOf(entry.traceparent);
   if (traceId !== undefined) out += ',"trace_id":"' + traceId + '"';
@@ -238,7 +264,8 @@ function recordBody(entry: AuditEntry, seq: number, id: string, prev: string): s
   if (entry.stale !== undefined) out += ',"stale":' + JSON.stringify(entry.stale);
   if (entry.upstream !== undefined) out += ',"upstream":' + str(entry.upstream);
   if (entry.status !== undefined) out += ',"status":' + JSON.stringify(entry.status);
-  if (entry.latencyMs !== undefined) out += ',"latency_ms":' + JSON.stringify(Math.round(entry.latencyMs * 1000) / 1000);
+  if (entry.latencyMs !== undefined)
+    out += ',"latency_ms":' + JSON.stringify(Math.round(entry.latencyMs * 1000) / 1000);
   if (entry.problem !== undefined) out += ',"problem":' + str(entry.problem);
   if (entry.aborted) out += ',"aborted":true';
   if (entry.outcome !== undefined) out += ',"outcome":' + str(entry.outcome);

@@ -46,12 +46,27 @@ function checkpointMessage(seq: number, hash: string, time: string): Buffer {
 
 /** First 16 hex digits of the SHA-256 of the public key (SPKI DER): names the key that signed a checkpoint. */
 export function keyId(publicKey: KeyObject): string {
-  return createHash('sha256').update(publicKey.export({ type: 'spki', format: 'der' })).digest('hex').slice(0, 16);
+  return createHash('sha256')
+    .update(publicKey.export({ type: 'spki', format: 'der' }))
+    .digest('hex')
+    .slice(0, 16);
 }
 
 /** Signs a checkpoint; `kid` is keyId of the private key's public half (callers that sign often pass it precomputed). */
-export function signCheckpoint(privateKey: KeyObject, seq: number, hash: string, time: string, kid = keyId(createPublicKey(privateKey))): Checkpoint {
-  return { seq, hash, time, key_id: kid, sig: sign(null, checkpointMessage(seq, hash, time), privateKey).toString('base64') };
+export function signCheckpoint(
+  privateKey: KeyObject,
+  seq: number,
+  hash: string,
+  time: string,
+  kid = keyId(createPublicKey(privateKey)),
+): Checkpoint {
+  return {
+    seq,
+    hash,
+    time,
+    key_id: kid,
+    sig: sign(null, checkpointMessage(seq, hash, time), privateKey).toString('base64'),
+  };
 }
 
 export function checkpointValid(publicKey: KeyObject, c: Checkpoint): boolean {

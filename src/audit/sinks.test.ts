@@ -37,9 +37,15 @@ async function collector(secure?: { cert: string; key: string }) {
     });
     socket.on('error', () => undefined);
   };
-  const server = secure ? tls.createServer({ cert: secure.cert, key: secure.key }, onSocket) : net.createServer(onSocket);
+  const server = secure
+    ? tls.createServer({ cert: secure.cert, key: secure.key }, onSocket)
+    : net.createServer(onSocket);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  return { messages, port: (server.address() as AddressInfo).port, close: () => new Promise<void>((r) => server.close(() => r())) };
+  return {
+    messages,
+    port: (server.address() as AddressInfo).port,
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
 }
 
 async function until(predicate: () => boolean, ms = 10000): Promise<void> {
@@ -54,7 +60,7 @@ for (const secure of [false, true]) {
   test(`syslog sink over ${secure ? 'TLS' : 'TCP'}: RFC 5424 messages with octet-counting framing`, async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kycgate-syslog-'));
     let tlsConfig: Record<string, unknown> | undefined;
-    let server;
+    let server: Awaited<ReturnType<typeof collector>>;
     if (secure) {
       const ca = await issueCertificate({ subject: 'syslog test CA', ca: true });
       const leaf = await issueCertificate({ subject: 'collector.test', dns: ['collector.test'], issuer: ca });
@@ -66,8 +72,21 @@ for (const secure of [false, true]) {
     }
     const gw = await startTestGateway(
       {
-        routes: [{ name: 'ok', match: { path: '/ok' }, policies: [{ 'static-response': { status: 200, body: 'ok' } }] }],
-        audit: { enabled: true, sinks: [{ name: 'syslog', type: 'syslog', host: '127.0.0.1', port: server.port, ...(tlsConfig ? { tls: tlsConfig } : {}) }] },
+        routes: [
+          { name: 'ok', match: { path: '/ok' }, policies: [{ 'static-response': { status: 200, body: 'ok' } }] },
+        ],
+        audit: {
+          enabled: true,
+          sinks: [
+            {
+              name: 'syslog',
+              type: 'syslog',
+              host: '127.0.0.1',
+              port: server.port,
+              ...(tlsConfig ? { tls: tlsConfig } : {}),
+            },
+          ],
+        },
       },
       { dataDir: dir },
     );
@@ -81,7 +100,10 @@ for (const secure of [false, true]) {
     }
     const request = server.messages.find((m) => m.includes('"request_id":"syslog-1"'))!;
     // <PRI>VERSION SP TIMESTAMP SP HOSTNAME SP APP-NAME SP PROCID SP MSGID SP STRUCTURED-DATA SP MSG
-    assert.match(request, /^<110>1 \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \S+ kycgate \d+ http\.request - \{"v":1,"seq":\d+,/);
+    assert.match(
+      request,
+      /^<110>1 \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \S+ kycgate \d+ http\.request - \{"v":1,"seq":\d+,/,
+    );
     const failure = server.messages.find((m) => m.includes('auth.failure'))!;
     assert.match(failure, /^<108>1 /, 'facility 13 (log audit), severity warning');
     fs.rmSync(dir, { recursive: true, force: true });
@@ -96,8 +118,16 @@ test('file sink rotates by size and keeps the configured number of files', async
   for (let b = 0; b < 20; b++) await sink.send([line(b * 2 + 1), line(b * 2 + 2)]);
   const files = fs.readdirSync(path.dirname(file)).sort();
   assert.deepEqual(files, ['audit.jsonl', 'audit.jsonl.1', 'audit.jsonl.2']);
-  const newest = fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { seq: number }).seq);
-  const older = fs.readFileSync(`${file}.1`, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { seq: number }).seq);
+  const newest = fs
+    .readFileSync(file, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => (JSON.parse(l) as { seq: number }).seq);
+  const older = fs
+    .readFileSync(`${file}.1`, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => (JSON.parse(l) as { seq: number }).seq);
   assert.equal(newest[newest.length - 1], 40);
   assert.equal(older[older.length - 1]! + 1, newest[0], 'rotation keeps order, no gap between files');
   assert.ok(fs.statSync(`${file}.1`).size <= 2048 + 2 * 220);

@@ -65,7 +65,10 @@ export class SinkRunner {
     this.batchLimit = config.batch_records;
     if (this.cursor.seq > journal.committed.seq) {
       // The journal was replaced (or restored from an older backup): the cursor points past its end.
-      logger.warn({ sink: config.name, cursor_seq: this.cursor.seq, journal_seq: journal.committed.seq }, 'audit sink cursor is past the end of the journal; delivering from the start');
+      logger.warn(
+        { sink: config.name, cursor_seq: this.cursor.seq, journal_seq: journal.committed.seq },
+        'audit sink cursor is past the end of the journal; delivering from the start',
+      );
       this.cursor = { seq: 0, segment: 1, offset: 0 };
     }
     journal.onCommit(() => this.wake?.());
@@ -82,16 +85,19 @@ export class SinkRunner {
   private async run(): Promise<void> {
     let delay = this.config.retry_initial_ms;
     while (!this.stopped) {
-      const batch = await readBatch(this.auditDir, this.cursor, this.journal.committed, this.batchLimit).catch((err: Error) => {
-        this.logger.error({ sink: this.config.name, err: err.message }, 'audit sink cannot read the journal');
-        return undefined;
-      });
+      const batch = await readBatch(this.auditDir, this.cursor, this.journal.committed, this.batchLimit).catch(
+        (err: Error) => {
+          this.logger.error({ sink: this.config.name, err: err.message }, 'audit sink cannot read the journal');
+          return undefined;
+        },
+      );
       if (batch === undefined) {
         await this.sleep(delay);
         continue;
       }
       if (batch.lines.length === 0) {
-        if (batch.next.segment !== this.cursor.segment || batch.next.offset !== this.cursor.offset) this.saveCursor(batch.next);
+        if (batch.next.segment !== this.cursor.segment || batch.next.offset !== this.cursor.offset)
+          this.saveCursor(batch.next);
         await this.idle();
         continue;
       }
@@ -105,7 +111,11 @@ export class SinkRunner {
         delay = Math.min(delay * 2, this.config.retry_max_ms);
         continue;
       }
-      if (this.down) this.logger.info({ sink: this.config.name, backlog: this.backlog, batch_records: this.batchLimit }, 'audit sink delivering again');
+      if (this.down)
+        this.logger.info(
+          { sink: this.config.name, backlog: this.backlog, batch_records: this.batchLimit },
+          'audit sink delivering again',
+        );
       this.down = false;
       this.failureLoggedAt = 0;
       delay = this.config.retry_initial_ms;
@@ -130,10 +140,27 @@ export class SinkRunner {
     const shrunk = tooLarge && sent > 1;
     if (this.down && now - this.failureLoggedAt < REPEAT_FAILURE_LOG_MS && !shrunk) return;
     this.failureLoggedAt = now;
-    const fields = { sink: this.config.name, err: err.message, backlog: this.backlog, ...(refused ? { status: refused.status } : {}) };
-    if (tooLarge && !shrunk) this.logger.error(fields, 'audit sink receiver refuses a single record as too large; raise its size limit (records stay in the journal)');
-    else if (shrunk) this.logger.warn({ ...fields, batch_records: this.batchLimit }, 'audit sink receiver refused the batch size; retrying with smaller batches');
-    else if (refused?.permanent) this.logger.error(fields, 'audit sink receiver refuses deliveries; fix the sink or its credentials (records stay in the journal)');
+    const fields = {
+      sink: this.config.name,
+      err: err.message,
+      backlog: this.backlog,
+      ...(refused ? { status: refused.status } : {}),
+    };
+    if (tooLarge && !shrunk)
+      this.logger.error(
+        fields,
+        'audit sink receiver refuses a single record as too large; raise its size limit (records stay in the journal)',
+      );
+    else if (shrunk)
+      this.logger.warn(
+        { ...fields, batch_records: this.batchLimit },
+        'audit sink receiver refused the batch size; retrying with smaller batches',
+      );
+    else if (refused?.permanent)
+      this.logger.error(
+        fields,
+        'audit sink receiver refuses deliveries; fix the sink or its credentials (records stay in the journal)',
+      );
     else this.logger.warn(fields, 'audit sink delivery failed; retrying with backoff (records stay in the journal)');
   }
 
@@ -201,7 +228,10 @@ export class HttpTransport implements Transport {
   async send(lines: string[]): Promise<void> {
     const res = await undiciRequest(this.url, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', ...(this.authorization ? { authorization: this.authorization } : {}) },
+      headers: {
+        'content-type': 'application/json',
+        ...(this.authorization ? { authorization: this.authorization } : {}),
+      },
       body: `[${lines.join(',')}]`,
       headersTimeout: this.timeoutMs,
       bodyTimeout: this.timeoutMs,
@@ -242,7 +272,8 @@ export class FileTransport implements Transport {
 
   private async rotate(): Promise<void> {
     await fs.promises.rm(`${this.file}.${this.keep}`, { force: true });
-    for (let i = this.keep - 1; i >= 1; i--) await fs.promises.rename(`${this.file}.${i}`, `${this.file}.${i + 1}`).catch(() => undefined);
+    for (let i = this.keep - 1; i >= 1; i--)
+      await fs.promises.rename(`${this.file}.${i}`, `${this.file}.${i + 1}`).catch(() => undefined);
     await fs.promises.rename(this.file, `${this.file}.1`);
   }
 
@@ -255,10 +286,22 @@ export class FileTransport implements Transport {
  */
 export class SyslogTransport implements Transport {
   private socket: net.Socket | undefined;
-  private readonly hostname = os.hostname().replace(/[^\x21-\x7e]/g, '').slice(0, 255) || '-';
+  private readonly hostname =
+    os
+      .hostname()
+      .replace(/[^\x21-\x7e]/g, '')
+      .slice(0, 255) || '-';
 
   constructor(
-    private readonly o: { host: string; port: number; tls?: { ca?: string; servername?: string }; facility: number; appName: string; timeoutMs: number; baseDir: string },
+    private readonly o: {
+      host: string;
+      port: number;
+      tls?: { ca?: string; servername?: string };
+      facility: number;
+      appName: string;
+      timeoutMs: number;
+      baseDir: string;
+    },
   ) {}
 
   private connect(): Promise<net.Socket> {
@@ -269,13 +312,16 @@ export class SyslogTransport implements Transport {
         reject(err);
       };
       const socket: net.Socket = this.o.tls
-        ? tls.connect({
-            host: this.o.host,
-            port: this.o.port,
-            servername: this.o.tls.servername ?? this.o.host,
-            ...(this.o.tls.ca ? { ca: fs.readFileSync(path.resolve(this.o.baseDir, this.o.tls.ca)) } : {}),
-            minVersion: 'TLSv1.2',
-          }, () => done())
+        ? tls.connect(
+            {
+              host: this.o.host,
+              port: this.o.port,
+              servername: this.o.tls.servername ?? this.o.host,
+              ...(this.o.tls.ca ? { ca: fs.readFileSync(path.resolve(this.o.baseDir, this.o.tls.ca)) } : {}),
+              minVersion: 'TLSv1.2',
+            },
+            () => done(),
+          )
         : net.connect({ host: this.o.host, port: this.o.port }, () => done());
       const timer = setTimeout(() => onError(new Error('connect timeout')), this.o.timeoutMs);
       const done = () => {
@@ -301,7 +347,10 @@ export class SyslogTransport implements Transport {
       msgId = m[3]!.replace(/[^\x21-\x7e]/g, '_');
       if (WARNING_EVENTS.has(msgId)) severity = 4;
     }
-    const msg = Buffer.from(`<${this.o.facility * 8 + severity}>1 ${time} ${this.hostname} ${this.o.appName} ${process.pid} ${msgId} - ${line}`, 'utf8');
+    const msg = Buffer.from(
+      `<${this.o.facility * 8 + severity}>1 ${time} ${this.hostname} ${this.o.appName} ${process.pid} ${msgId} - ${line}`,
+      'utf8',
+    );
     return Buffer.concat([Buffer.from(`${msg.length} `, 'ascii'), msg]);
   }
 
@@ -329,16 +378,34 @@ export class SyslogTransport implements Transport {
   }
 }
 
-export function transportFor(config: SinkConfig, dataDir: string, baseDir: string, resolveSecret: (ref: unknown) => string): Transport {
+export function transportFor(
+  config: SinkConfig,
+  dataDir: string,
+  baseDir: string,
+  resolveSecret: (ref: unknown) => string,
+): Transport {
   switch (config.type) {
     case 'http':
       if (!config.url) throw new Error(`audit.sinks.${config.name}.url: required for an http sink`);
-      return new HttpTransport(config.url, config.timeout_ms, config.authorization ? resolveSecret(config.authorization) : undefined);
+      return new HttpTransport(
+        config.url,
+        config.timeout_ms,
+        config.authorization ? resolveSecret(config.authorization) : undefined,
+      );
     case 'file':
       if (!config.path) throw new Error(`audit.sinks.${config.name}.path: required for a file sink`);
       return new FileTransport(path.resolve(dataDir, config.path), config.max_bytes, config.keep_files);
     case 'syslog':
-      if (!config.host || !config.port) throw new Error(`audit.sinks.${config.name}: host and port are required for a syslog sink`);
-      return new SyslogTransport({ host: config.host, port: config.port, ...(config.tls ? { tls: config.tls } : {}), facility: config.facility, appName: config.app_name, timeoutMs: config.timeout_ms, baseDir });
+      if (!config.host || !config.port)
+        throw new Error(`audit.sinks.${config.name}: host and port are required for a syslog sink`);
+      return new SyslogTransport({
+        host: config.host,
+        port: config.port,
+        ...(config.tls ? { tls: config.tls } : {}),
+        facility: config.facility,
+        appName: config.app_name,
+        timeoutMs: config.timeout_ms,
+        baseDir,
+      });
   }
 }

@@ -56,7 +56,11 @@ export function signingKey(auditDir: string, configured: string | undefined): Ke
     key = pair.privateKey;
   }
   if (key.asymmetricKeyType !== 'ed25519') throw new ConfigError(['audit.signing_key: must be an Ed25519 key']);
-  fs.writeFileSync(path.join(auditDir, 'signing-key.pub.pem'), createPublicKey(key).export({ type: 'spki', format: 'pem' }), { mode: 0o644 });
+  fs.writeFileSync(
+    path.join(auditDir, 'signing-key.pub.pem'),
+    createPublicKey(key).export({ type: 'spki', format: 'pem' }),
+    { mode: 0o644 },
+  );
   return key;
 }
 
@@ -71,7 +75,14 @@ const AUDIT_STATE = new RequestField<AuditRequestState>('audit.state');
  * validation.failed, webhook.refused, kyc.decision ...), is group-committed, so a flood of refused requests does
  * not cost one fsync each on the event loop. Keep docs/AUDIT.md and the `durability` description in step.
  */
-const SYNC_EVENTS: ReadonlySet<string> = new Set(['secret.rotated', 'config.reloaded', 'config.refused', 'kyc.status.changed', 'kyc.session.created', 'webhook.accepted']);
+const SYNC_EVENTS: ReadonlySet<string> = new Set([
+  'secret.rotated',
+  'config.reloaded',
+  'config.refused',
+  'kyc.status.changed',
+  'kyc.session.created',
+  'webhook.accepted',
+]);
 
 export function eventNeedsSync(type: string): boolean {
   return type.startsWith('key.') || SYNC_EVENTS.has(type);
@@ -94,11 +105,19 @@ export class AuditRecorder implements EventListener {
   onRequestComplete(ctx: RequestContext): void {
     const state = ctx.get(AUDIT_STATE);
     if (state === undefined) {
-      this.journal.append(requestEntry(ctx, Date.now(), performance.now() - ctx.startedAt, this.requestHeaders, this.responseHeaders));
+      this.journal.append(
+        requestEntry(ctx, Date.now(), performance.now() - ctx.startedAt, this.requestHeaders, this.responseHeaders),
+      );
       return;
     }
     if ('written' in state) return;
-    const entry = requestEntry(ctx, Date.now(), performance.now() - ctx.startedAt, this.requestHeaders, this.responseHeaders);
+    const entry = requestEntry(
+      ctx,
+      Date.now(),
+      performance.now() - ctx.startedAt,
+      this.requestHeaders,
+      this.responseHeaders,
+    );
     entry.responseHeaders = state.responseHeaders;
     this.journal.append(entry);
   }
@@ -115,7 +134,13 @@ export class AuditRecorder implements EventListener {
       return;
     }
     // Durable: the record is written and fsynced now, before the head goes to the client.
-    const entry = requestEntry(ctx, Date.now(), performance.now() - ctx.startedAt, this.requestHeaders, this.responseHeaders);
+    const entry = requestEntry(
+      ctx,
+      Date.now(),
+      performance.now() - ctx.startedAt,
+      this.requestHeaders,
+      this.responseHeaders,
+    );
     entry.status = head.status;
     entry.responseHeaders = responseHeaders;
     entry.data = { recorded_at: 'response_head' };
@@ -128,7 +153,10 @@ export class AuditRecorder implements EventListener {
     this.journal.withdraw(entry);
     ctx.set(AUDIT_STATE, { responseHeaders });
     if (head.status >= 200 && head.status < 300) {
-      head.withhold = problem('service-unavailable', { detail: 'The audit record of this answer could not be written; the answer was withheld. Retry later.', headers: { 'retry-after': 1 } });
+      head.withhold = problem('service-unavailable', {
+        detail: 'The audit record of this answer could not be written; the answer was withheld. Retry later.',
+        headers: { 'retry-after': 1 },
+      });
     }
   }
 
@@ -181,7 +209,10 @@ export const auditSubsystem: Subsystem = {
 
     const names = cfg.sinks.map((s) => s.name);
     const duplicate = names.find((n, i) => names.indexOf(n) !== i);
-    if (duplicate !== undefined) throw new ConfigError([`audit.sinks: the name "${duplicate}" is used twice (each sink keeps its own cursor by name)`]);
+    if (duplicate !== undefined)
+      throw new ConfigError([
+        `audit.sinks: the name "${duplicate}" is used twice (each sink keeps its own cursor by name)`,
+      ]);
     if (cfg.enabled) {
       const privateKey = signingKey(auditDir, cfg.signing_key ? ctx.resolveSecret(cfg.signing_key) : undefined);
       journal = new Journal({
@@ -205,25 +236,58 @@ export const auditSubsystem: Subsystem = {
         }
       });
       const opened = journal.open();
-      cfg.sinks.forEach((sc, i) => sinks.push(new SinkRunner(sc, transports[i]!, journal!, auditDir, logger)));
+      cfg.sinks.forEach((sc, i) => {
+        sinks.push(new SinkRunner(sc, transports[i]!, journal!, auditDir, logger));
+      });
       recorder = new AuditRecorder(journal, cfg.durability === 'sync', cfg);
       unsubscribe.push(ctx.services.events.subscribe(recorder));
-      journal.append(eventEntry({ type: 'audit.started', outcome: opened.truncatedBytes > 0 ? 'recovered' : 'clean', data: { last_seq: opened.recovered, truncated_bytes: opened.truncatedBytes, durability: cfg.durability, pid: process.pid } }, Date.now()));
+      journal.append(
+        eventEntry(
+          {
+            type: 'audit.started',
+            outcome: opened.truncatedBytes > 0 ? 'recovered' : 'clean',
+            data: {
+              last_seq: opened.recovered,
+              truncated_bytes: opened.truncatedBytes,
+              durability: cfg.durability,
+              pid: process.pid,
+            },
+          },
+          Date.now(),
+        ),
+      );
       for (const s of sinks) s.start();
       applyRetention(journal, sinks, cfg.retention_days, logger);
       retentionTimer = setInterval(() => applyRetention(journal!, sinks, cfg.retention_days, logger), 3_600_000);
       retentionTimer.unref();
-      logger.info({ dir: auditDir, durability: cfg.durability, sinks: sinks.map((s) => s.config.name), last_seq: opened.recovered }, 'audit journal open');
+      logger.info(
+        {
+          dir: auditDir,
+          durability: cfg.durability,
+          sinks: sinks.map((s) => s.config.name),
+          last_seq: opened.recovered,
+        },
+        'audit journal open',
+      );
     }
 
-    registerAuditMetrics(ctx.services, () => journal, () => sinks);
+    registerAuditMetrics(
+      ctx.services,
+      () => journal,
+      () => sinks,
+    );
     // The request metrics are the per-request cost of metrics: counted only when /metrics is served.
     const registry = cfg.metrics.enabled ? ctx.services.metrics.registry : undefined;
-    if (registry !== undefined) unsubscribe.push(ctx.services.events.subscribe(new RequestMetrics(ctx.services.metrics)));
+    if (registry !== undefined)
+      unsubscribe.push(ctx.services.events.subscribe(new RequestMetrics(ctx.services.metrics)));
 
     let tracer: RequestTracer | undefined;
     if (cfg.tracing.enabled) {
-      tracer = new RequestTracer({ endpoint: cfg.tracing.endpoint, serviceName: cfg.tracing.service_name, sampleRatio: cfg.tracing.sample_ratio });
+      tracer = new RequestTracer({
+        endpoint: cfg.tracing.endpoint,
+        serviceName: cfg.tracing.service_name,
+        sampleRatio: cfg.tracing.sample_ratio,
+      });
       unsubscribe.push(ctx.services.events.subscribe(tracer));
     }
 
@@ -253,16 +317,33 @@ export const auditSubsystem: Subsystem = {
           recorder.requestHeaders = new HeaderCapture(n.request_headers, n.redact_headers);
           recorder.responseHeaders = new HeaderCapture(n.response_headers, n.redact_headers);
         }
-        const restartOnly = ['enabled', 'durability', 'group_commit_ms', 'segment_bytes', 'sinks', 'metrics', 'tracing', 'signing_key'] as const;
+        const restartOnly = [
+          'enabled',
+          'durability',
+          'group_commit_ms',
+          'segment_bytes',
+          'sinks',
+          'metrics',
+          'tracing',
+          'signing_key',
+        ] as const;
         const changed = restartOnly.filter((k) => JSON.stringify(n[k]) !== JSON.stringify(current[k]));
-        if (changed.length > 0) logger.warn({ keys: changed.map((k) => `audit.${k}`) }, 'audit settings changed: they take effect on restart');
+        if (changed.length > 0)
+          logger.warn(
+            { keys: changed.map((k) => `audit.${k}`) },
+            'audit settings changed: they take effect on restart',
+          );
         current = n;
       },
       async ready() {
         if (!journal) return { ok: true, detail: { audit: 'disabled' } };
         return {
           ok: journal.writable,
-          detail: { audit_last_seq: journal.committed.seq, pending: journal.pendingCount, sinks_down: sinks.filter((s) => s.down).map((s) => s.config.name) },
+          detail: {
+            audit_last_seq: journal.committed.seq,
+            pending: journal.pendingCount,
+            sinks_down: sinks.filter((s) => s.down).map((s) => s.config.name),
+          },
         };
       },
       async close() {

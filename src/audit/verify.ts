@@ -17,7 +17,14 @@ export interface VerifyResult {
   lastSeq: number;
   /** Seq of the last record covered by a valid signed checkpoint. */
   signedThrough: number;
-  problem?: { seq?: number; id?: string; file: string; line: number; kind: 'modified' | 'deleted' | 'inserted' | 'reordered' | 'truncated' | 'bad-checkpoint'; message: string };
+  problem?: {
+    seq?: number;
+    id?: string;
+    file: string;
+    line: number;
+    kind: 'modified' | 'deleted' | 'inserted' | 'reordered' | 'truncated' | 'bad-checkpoint';
+    message: string;
+  };
 }
 
 interface Located {
@@ -84,17 +91,40 @@ const before = (a: Located, b: Located) => a.file < b.file || (a.file === b.file
  */
 export function verifyJournal(auditDir: string, publicKey: KeyObject): VerifyResult {
   const segments = listSegments(auditDir);
-  const result: VerifyResult = { ok: true, records: 0, checkpoints: 0, firstSeq: segments[0]?.firstSeq ?? 1, lastSeq: 0, signedThrough: 0 };
-  const fail = (r: { file: string; lineNo: number; seq?: number; id?: string }, kind: NonNullable<VerifyResult['problem']>['kind'], message: string): VerifyResult => {
+  const result: VerifyResult = {
+    ok: true,
+    records: 0,
+    checkpoints: 0,
+    firstSeq: segments[0]?.firstSeq ?? 1,
+    lastSeq: 0,
+    signedThrough: 0,
+  };
+  const fail = (
+    r: { file: string; lineNo: number; seq?: number; id?: string },
+    kind: NonNullable<VerifyResult['problem']>['kind'],
+    message: string,
+  ): VerifyResult => {
     result.ok = false;
-    result.problem = { ...(r.seq !== undefined ? { seq: r.seq } : {}), ...(r.id !== undefined ? { id: r.id } : {}), file: r.file, line: r.lineNo, kind, message };
+    result.problem = {
+      ...(r.seq !== undefined ? { seq: r.seq } : {}),
+      ...(r.id !== undefined ? { id: r.id } : {}),
+      file: r.file,
+      line: r.lineNo,
+      kind,
+      message,
+    };
     return result;
   };
-  const describe = (r: { seq?: number; id?: string; file: string; lineNo: number }) => `record seq ${r.seq ?? '?'}${r.id ? ` (id ${r.id})` : ''} at ${r.file}:${r.lineNo}`;
+  const describe = (r: { seq?: number; id?: string; file: string; lineNo: number }) =>
+    `record seq ${r.seq ?? '?'}${r.id ? ` (id ${r.id})` : ''} at ${r.file}:${r.lineNo}`;
 
   // Checkpoints: each must carry a valid signature.
   const cpFile = path.join(auditDir, 'checkpoints.jsonl');
-  const cpLines = existsSync(cpFile) ? readFileSync(cpFile, 'utf8').split('\n').filter((l) => l !== '') : [];
+  const cpLines = existsSync(cpFile)
+    ? readFileSync(cpFile, 'utf8')
+        .split('\n')
+        .filter((l) => l !== '')
+    : [];
   const checkpoints = new Map<number, { cp: Checkpoint; lineNo: number }>();
   for (let i = 0; i < cpLines.length; i++) {
     const where = { file: 'checkpoints.jsonl', lineNo: i + 1 };
@@ -104,7 +134,12 @@ export function verifyJournal(auditDir: string, publicKey: KeyObject): VerifyRes
     } catch {
       return fail(where, 'bad-checkpoint', `checkpoint at checkpoints.jsonl:${i + 1} is not valid JSON`);
     }
-    if (!checkpointValid(publicKey, cp)) return fail(where, 'bad-checkpoint', `checkpoint at checkpoints.jsonl:${i + 1} (seq ${cp.seq}) has an invalid signature for this public key`);
+    if (!checkpointValid(publicKey, cp))
+      return fail(
+        where,
+        'bad-checkpoint',
+        `checkpoint at checkpoints.jsonl:${i + 1} (seq ${cp.seq}) has an invalid signature for this public key`,
+      );
     result.checkpoints++;
     if (cp.seq >= result.firstSeq) checkpoints.set(cp.seq, { cp, lineNo: i + 1 });
   }
@@ -116,19 +151,31 @@ export function verifyJournal(auditDir: string, publicKey: KeyObject): VerifyRes
   for (const l of journalLines(auditDir)) {
     const r = parseLine(l);
     result.records++;
-    if (!r.selfOk || r.seq === undefined) return fail(r, 'modified', `${describe(r)} was modified: its content does not match its hash`);
+    if (!r.selfOk || r.seq === undefined)
+      return fail(r, 'modified', `${describe(r)} was modified: its content does not match its hash`);
     if (r.seq !== expected) {
       if (r.seq < expected) {
         const other = findSeq(auditDir, r.seq, r);
-        if (other && before(other, r)) return fail(r, 'inserted', `${describe(r)} duplicates the seq of ${describe(other)}: a record was inserted`);
+        if (other && before(other, r))
+          return fail(r, 'inserted', `${describe(r)} duplicates the seq of ${describe(other)}: a record was inserted`);
         return fail(r, 'reordered', `${describe(r)} comes after seq ${expected - 1}: records were reordered`);
       }
       const later = findSeq(auditDir, expected, r);
-      if (later && before(r, later)) return fail(r, 'reordered', `${describe(r)} stands where seq ${expected} should be (found later at ${later.file}:${later.lineNo}): records were reordered`);
+      if (later && before(r, later))
+        return fail(
+          r,
+          'reordered',
+          `${describe(r)} stands where seq ${expected} should be (found later at ${later.file}:${later.lineNo}): records were reordered`,
+        );
       return fail(r, 'deleted', `record seq ${expected} is missing before ${describe(r)}: a record was deleted`);
     }
     if (prevHash !== undefined && r.prev !== prevHash) {
-      if (previous) return fail(previous, 'modified', `${describe(previous)} was modified (rehashed): ${describe(r)} does not chain to it`);
+      if (previous)
+        return fail(
+          previous,
+          'modified',
+          `${describe(previous)} was modified (rehashed): ${describe(r)} does not chain to it`,
+        );
       return fail(r, 'modified', `${describe(r)} does not chain to the start of the journal`);
     }
     firstUnsigned ??= r;
@@ -136,7 +183,12 @@ export function verifyJournal(auditDir: string, publicKey: KeyObject): VerifyRes
     if (signed !== undefined) {
       if (signed.cp.hash !== r.hash) {
         // The chain is consistent but not the one that was signed: it was rewritten after the last good checkpoint.
-        return fail(firstUnsigned, 'modified', `records between seq ${firstUnsigned.seq} and ${r.seq} do not match the signed checkpoint (checkpoints.jsonl:${signed.lineNo}): they were rewritten, starting at or after ${describe(firstUnsigned)}`);
+        return fail(
+          firstUnsigned,
+          'modified',
+          `records between seq ${firstUnsigned.seq} and ${r.seq} do not match the signed checkpoint ` +
+            `(checkpoints.jsonl:${signed.lineNo}): they were rewritten, starting at or after ${describe(firstUnsigned)}`,
+        );
       }
       result.signedThrough = r.seq;
       firstUnsigned = undefined;
@@ -149,7 +201,12 @@ export function verifyJournal(auditDir: string, publicKey: KeyObject): VerifyRes
   for (const [seq, { lineNo }] of checkpoints) {
     if (seq > result.lastSeq) {
       const where = previous ?? { file: 'checkpoints.jsonl', lineNo };
-      return fail(where, 'truncated', `the signed checkpoint at seq ${seq} (checkpoints.jsonl:${lineNo}) is past the last record (seq ${result.lastSeq}): records after seq ${result.lastSeq} were deleted`);
+      return fail(
+        where,
+        'truncated',
+        `the signed checkpoint at seq ${seq} (checkpoints.jsonl:${lineNo}) is past the last record (seq ` +
+          `${result.lastSeq}): records after seq ${result.lastSeq} were deleted`,
+      );
     }
   }
   return result;

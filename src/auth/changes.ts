@@ -6,8 +6,7 @@
 import type { Logger } from 'pino';
 import type { RedisService } from '../shared/redis.js';
 import type { Store } from '../store/store.js';
-import { ConsumerDirectory, listConsumers } from './consumers.js';
-import type { KeyRepository } from './api-keys/repository.js';
+import { type ConsumerDirectory, listConsumers } from './consumers.js';
 import type { ApiKeyVerifier } from './api-keys/verifier.js';
 
 export const AUTH_CHANGES_CHANNEL = 'auth:changes';
@@ -33,7 +32,6 @@ export class AuthChangeFeed {
 
   constructor(
     private readonly store: Store,
-    private readonly repository: KeyRepository,
     private readonly verifier: ApiKeyVerifier,
     private readonly directory: ConsumerDirectory,
     private readonly logger: Logger,
@@ -43,7 +41,9 @@ export class AuthChangeFeed {
 
   async start(): Promise<void> {
     await this.refreshConsumers();
-    const initial = await this.store.query<{ newest: number | string | null }>('SELECT MAX(updated_at) AS newest FROM api_keys');
+    const initial = await this.store.query<{ newest: number | string | null }>(
+      'SELECT MAX(updated_at) AS newest FROM api_keys',
+    );
     this.keysNewest = Number(initial[0]?.newest ?? 0);
     if (this.redis) {
       this.unsubscribe = this.redis.subscribe(AUTH_CHANGES_CHANNEL, (message) => this.onMessage(message));
@@ -54,12 +54,17 @@ export class AuthChangeFeed {
 
   private onMessage(message: string): void {
     if (message.startsWith('key:')) this.verifier.invalidate(message.slice(4));
-    else if (message === 'consumers') void this.refreshConsumers().catch((err: Error) => this.logger.warn({ err: err.message }, 'consumer refresh failed'));
+    else if (message === 'consumers')
+      void this.refreshConsumers().catch((err: Error) =>
+        this.logger.warn({ err: err.message }, 'consumer refresh failed'),
+      );
   }
 
   /** Reloads every consumer when the table changed; keys cache identities built from consumers, so they go too. */
   async refreshConsumers(force = false): Promise<void> {
-    const rows = await this.store.query<{ n: number | string; newest: number | string | null }>('SELECT COUNT(*) AS n, MAX(updated_at) AS newest FROM consumers');
+    const rows = await this.store.query<{ n: number | string; newest: number | string | null }>(
+      'SELECT COUNT(*) AS n, MAX(updated_at) AS newest FROM consumers',
+    );
     const fingerprint = `${rows[0]?.n ?? 0}:${rows[0]?.newest ?? 0}`;
     if (!force && fingerprint === this.consumersFingerprint) return;
     this.directory.replace(await listConsumers(this.store));
@@ -81,7 +86,9 @@ export class AuthChangeFeed {
       if (!this.failing) {
         this.logger.warn(
           { err: (err as Error).message },
-          'auth change poll failed: changes to keys and consumers made elsewhere are not seen until the store answers (Redis messages still are); consumers are kept, and cached keys are used up to store.stale_period_seconds past their refresh time while the store is unreachable',
+          'auth change poll failed: changes to keys and consumers made elsewhere are not seen until the store ' +
+            'answers (Redis messages still are); consumers are kept, and cached keys are used up to ' +
+            'store.stale_period_seconds past their refresh time while the store is unreachable',
         );
       }
       this.failing = true;
@@ -91,7 +98,10 @@ export class AuthChangeFeed {
   }
 
   private async changedKeys(since: number): Promise<{ ids: string[] }> {
-    const rows = await this.store.query<{ id: string; updated_at: number | string }>('SELECT id, updated_at FROM api_keys WHERE updated_at > $1', [since]);
+    const rows = await this.store.query<{ id: string; updated_at: number | string }>(
+      'SELECT id, updated_at FROM api_keys WHERE updated_at > $1',
+      [since],
+    );
     const ids: string[] = [];
     const seen = new Map<string, number>();
     for (const r of rows) {

@@ -44,16 +44,27 @@ function fromRow(row: ConsumerRow): Consumer {
 }
 
 export async function listConsumers(db: Queryable): Promise<Consumer[]> {
-  const rows = await db.query<ConsumerRow>('SELECT name, scopes, group_names, plan, metadata, source FROM consumers ORDER BY name');
+  const rows = await db.query<ConsumerRow>(
+    'SELECT name, scopes, group_names, plan, metadata, source FROM consumers ORDER BY name',
+  );
   return rows.map(fromRow);
 }
 
 export async function findConsumer(db: Queryable, name: string): Promise<Consumer | undefined> {
-  const rows = await db.query<ConsumerRow>('SELECT name, scopes, group_names, plan, metadata, source FROM consumers WHERE name = $1', [name]);
+  const rows = await db.query<ConsumerRow>(
+    'SELECT name, scopes, group_names, plan, metadata, source FROM consumers WHERE name = $1',
+    [name],
+  );
   return rows[0] ? fromRow(rows[0]) : undefined;
 }
 
-export async function upsertConsumer(db: Queryable, name: string, c: ConsumerConfig, source: 'config' | 'store', now = Date.now()): Promise<void> {
+export async function upsertConsumer(
+  db: Queryable,
+  name: string,
+  c: ConsumerConfig,
+  source: 'config' | 'store',
+  now = Date.now(),
+): Promise<void> {
   await db.query(
     `INSERT INTO consumers (name, scopes, group_names, plan, metadata, source, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
      ON CONFLICT (name) DO UPDATE SET scopes = $2, group_names = $3, plan = $4, metadata = $5, source = $6, updated_at = $7`,

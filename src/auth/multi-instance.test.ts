@@ -26,7 +26,14 @@ async function pair(t: TestContext, withRedis: boolean) {
     ...(withRedis ? { redis: { url: REDIS_URL, key_prefix: `${uniqueName('kg')}:` } } : {}),
     consumers: { billing: { scopes: ['payments:read'] } },
     upstreams: { app: { targets: [{ url: upstream.url }] } },
-    routes: [{ name: 'api', match: { prefix: '/api' }, upstream: 'app', policies: [{ authenticate: { methods: [{ 'api-key': {} }] } }] }],
+    routes: [
+      {
+        name: 'api',
+        match: { prefix: '/api' },
+        upstream: 'app',
+        policies: [{ authenticate: { methods: [{ 'api-key': {} }] } }],
+      },
+    ],
   };
   const a = await startTestGateway(config);
   const b = await startTestGateway(config);
@@ -45,7 +52,8 @@ async function pair(t: TestContext, withRedis: boolean) {
   return { a, b, file, dir };
 }
 
-const status = async (gw: TestGateway, key: string) => (await httpRequest(gw.url + '/api/x', { headers: { 'x-api-key': key } })).status;
+const status = async (gw: TestGateway, key: string) =>
+  (await httpRequest(gw.url + '/api/x', { headers: { 'x-api-key': key } })).status;
 
 /** Milliseconds until `gw` refuses `key`, polling; fails after `limitMs`. */
 async function timeUntilRefused(gw: TestGateway, key: string, limitMs: number): Promise<number> {
@@ -89,7 +97,24 @@ test('kycgate keys create / revoke via the CLI reach running instances within 1 
   if (!(await requirePostgres(t)) || !(await requireRedis(t))) return;
   const { a, b, file, dir } = await pair(t, true);
   const env = { ...process.env, KYCGATE_DATA_DIR: dir };
-  const created = await run(process.execPath, [CLI, 'keys', 'create', '--consumer', 'billing', '--scopes', 'payments:read', '--expires', '1d', '--json', '--config', file], { env });
+  const created = await run(
+    process.execPath,
+    [
+      CLI,
+      'keys',
+      'create',
+      '--consumer',
+      'billing',
+      '--scopes',
+      'payments:read',
+      '--expires',
+      '1d',
+      '--json',
+      '--config',
+      file,
+    ],
+    { env },
+  );
   const { key, id } = JSON.parse(created.stdout) as { key: string; id: string };
   assert.equal(await status(a, key), 200);
   assert.equal(await status(b, key), 200);

@@ -18,15 +18,32 @@ import { registerAuthMetrics } from './metrics.js';
 
 export const consumersSchema = {
   type: 'object',
-  description: 'Consumers (client applications and services) declared in config. They are written to the store at start and on reload; consumers created in the store by other means are kept. API keys belong to a consumer (`kycgate keys create --consumer NAME`).',
+  description:
+    'Consumers (client applications and services) declared in config. They are written to the store at ' +
+    'start and on reload; consumers created in the store by other means are kept. API keys belong to a ' +
+    'consumer (`kycgate keys create --consumer NAME`).',
   propertyNames: { pattern: '^[A-Za-z0-9][A-Za-z0-9_.@:-]{0,127}$' },
   additionalProperties: {
     type: 'object',
     properties: {
-      scopes: { type: 'array', items: { type: 'string', minLength: 1 }, default: [], description: 'Scopes granted to the consumer (used by API keys that do not name their own).' },
-      groups: { type: 'array', items: { type: 'string', minLength: 1 }, default: [], description: 'Groups the consumer belongs to (for `authorize.groups`).' },
+      scopes: {
+        type: 'array',
+        items: { type: 'string', minLength: 1 },
+        default: [],
+        description: 'Scopes granted to the consumer (used by API keys that do not name their own).',
+      },
+      groups: {
+        type: 'array',
+        items: { type: 'string', minLength: 1 },
+        default: [],
+        description: 'Groups the consumer belongs to (for `authorize.groups`).',
+      },
       plan: { type: 'string', minLength: 1, description: 'Plan name, for rate limits per plan.' },
-      metadata: { type: 'object', default: {}, description: 'Free-form data about the consumer (owner, contact, ticket). Never secrets.' },
+      metadata: {
+        type: 'object',
+        default: {},
+        description: 'Free-form data about the consumer (owner, contact, ticket). Never secrets.',
+      },
     },
     additionalProperties: false,
   },
@@ -71,10 +88,15 @@ export const authSubsystem: Subsystem = {
     await syncConfigConsumers(store, (config.consumers ?? {}) as Record<string, ConsumerConfig>);
     const directory = new ConsumerDirectory();
     const repository = new KeyRepository(store, ctx.services.events);
-    const keyTtlSeconds = (next: typeof config) => (next.store as Partial<StoreConfig> | undefined)?.key_cache_ttl_seconds ?? KEY_CACHE_TTL_SECONDS;
+    const keyTtlSeconds = (next: typeof config) =>
+      (next.store as Partial<StoreConfig> | undefined)?.key_cache_ttl_seconds ?? KEY_CACHE_TTL_SECONDS;
     const stale = ctx.services.find<StoreOutage>('store-outage');
-    const verifier = new ApiKeyVerifier(repository, directory, { ttlMs: keyTtlSeconds(config) * 1000, maxEntries: KEY_CACHE_MAX_ENTRIES, ...(stale ? { stale } : {}) });
-    const feed = new AuthChangeFeed(store, repository, verifier, directory, ctx.services.logger, redis, CHANGE_POLL_MS);
+    const verifier = new ApiKeyVerifier(repository, directory, {
+      ttlMs: keyTtlSeconds(config) * 1000,
+      maxEntries: KEY_CACHE_MAX_ENTRIES,
+      ...(stale ? { stale } : {}),
+    });
+    const feed = new AuthChangeFeed(store, verifier, directory, ctx.services.logger, redis, CHANGE_POLL_MS);
     await feed.start();
     const sharedObjects = new Map<string, unknown>();
     const service: AuthService = {

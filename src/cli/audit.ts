@@ -25,7 +25,9 @@ function parseTime(value: string | undefined, name: string): Date | undefined {
   if (value === undefined) return undefined;
   const t = new Date(value);
   if (Number.isNaN(t.getTime())) {
-    process.stderr.write(`kycgate audit export: ${name} is not a date/time (use ISO 8601, e.g. 2026-03-14T09:00:00Z)\n`);
+    process.stderr.write(
+      `kycgate audit export: ${name} is not a date/time (use ISO 8601, e.g. 2026-03-14T09:00:00Z)\n`,
+    );
     process.exit(2);
   }
   return t;
@@ -39,11 +41,14 @@ export function registerAuditCommand(program: Command): void {
     .command('verify')
     .description('Verify the hash chain and signed checkpoints; exits 1 and names the first altered record.')
     .option('--journal <dir>', 'audit directory (default: <KYCGATE_DATA_DIR or .kycgate>/audit)')
-    .option('--public-key <pem>', 'PEM public key checkpoints must be signed with (default: signing-key.pub.pem in the audit directory; pass a copy kept elsewhere for a real audit)')
+    .option(
+      '--public-key <pem>',
+      'PEM public key checkpoints must be signed with (default: signing-key.pub.pem in the audit directory; pass a copy kept elsewhere for a real audit)',
+    )
     .option('--json', 'print the result as JSON')
     .action((opts: { journal?: string; publicKey?: string; json?: boolean }) => {
       const dir = path.resolve(opts.journal ?? defaultDir());
-      let result;
+      let result: ReturnType<typeof verifyJournal>;
       try {
         result = verifyJournal(dir, loadPublicKey(dir, opts.publicKey));
       } catch (err) {
@@ -52,7 +57,14 @@ export function registerAuditCommand(program: Command): void {
       }
       if (opts.json) process.stdout.write(JSON.stringify(result) + '\n');
       else if (result.ok) {
-        process.stdout.write(`OK: ${result.records} records (seq ${result.records ? result.firstSeq : 0}..${result.lastSeq}), chain intact, ${result.checkpoints} signed checkpoints, signed through seq ${result.signedThrough}` + (result.lastSeq > result.signedThrough ? ` (${result.lastSeq - result.signedThrough} newer records covered by the chain only)` : '') + '\n');
+        process.stdout.write(
+          `OK: ${result.records} records (seq ${result.records ? result.firstSeq : 0}..${result.lastSeq}), ` +
+            `chain intact, ${result.checkpoints} signed checkpoints, signed through seq ${result.signedThrough}` +
+            (result.lastSeq > result.signedThrough
+              ? ` (${result.lastSeq - result.signedThrough} newer records covered by the chain only)`
+              : '') +
+            '\n',
+        );
       } else {
         process.stdout.write(`TAMPERED: ${result.problem!.message}\n`);
       }
@@ -75,7 +87,12 @@ export function registerAuditCommand(program: Command): void {
       const until = parseTime(opts.until, '--until');
       const dir = path.resolve(opts.journal ?? defaultDir());
       let out = '';
-      for (const line of exportRecords(dir, { format: opts.format, version: version(), ...(since ? { since } : {}), ...(until ? { until } : {}) })) {
+      for (const line of exportRecords(dir, {
+        format: opts.format,
+        version: version(),
+        ...(since ? { since } : {}),
+        ...(until ? { until } : {}),
+      })) {
         out += line + '\n';
         if (out.length > 1 << 20) {
           process.stdout.write(out);

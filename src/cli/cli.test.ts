@@ -17,10 +17,15 @@ interface Outcome {
 /** Runs the CLI and resolves with its exit code and output, whatever the code. */
 function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Outcome> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, timeout: 30_000 }, (error, stdout, stderr) => {
-      const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
-      resolve({ code, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [CLI, ...args],
+      { env: { ...process.env, ...env }, timeout: 30_000 },
+      (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -40,7 +45,8 @@ function workDir(t: { after(fn: () => void): void }): string {
 test('cli: --help lists the commands, and an unknown command or option is refused with the reason', async () => {
   const help = await cli(['--help']);
   assert.equal(help.code, 0);
-  for (const command of ['start', 'validate', 'schema', 'keys', 'audit']) assert.match(help.stdout, new RegExp(`\\n\\s+${command}\\b`), command);
+  for (const command of ['start', 'validate', 'schema', 'keys', 'audit'])
+    assert.match(help.stdout, new RegExp(`\\n\\s+${command}\\b`), command);
   assertCleanFailure(await cli(['frobnicate']), 1, /unknown command 'frobnicate'/);
   assertCleanFailure(await cli(['start', '--bogus']), 1, /unknown option '--bogus'/);
   assertCleanFailure(await cli(['validate']), 1, /missing required argument 'file'/);
@@ -50,7 +56,7 @@ test('cli: start with a config file that does not exist names the file and exits
   const dir = workDir(t);
   const missing = path.join(dir, 'nope.yaml');
   const r = await cli(['start', '-c', missing], { KYCGATE_DATA_DIR: dir });
-  assertCleanFailure(r, 1, /^kycgate: invalid configuration:\n  - .*nope\.yaml: cannot be read \(ENOENT\)$/m);
+  assertCleanFailure(r, 1, /^kycgate: invalid configuration:\n {2}- .*nope\.yaml: cannot be read \(ENOENT\)$/m);
 });
 
 test('cli: start on a port that is taken says which address and exits 1 instead of hanging', async (t) => {
@@ -62,7 +68,9 @@ test('cli: start on a port that is taken says which address and exits 1 instead 
   const file = path.join(dir, 'kycgate.yaml');
   writeFileSync(
     file,
-    `listeners:\n  - { name: http, port: ${port} }\nadmin: { enabled: false }\nupstreams:\n  app: { targets: [{ url: "http://127.0.0.1:1" }] }\nroutes:\n  - { name: all, match: { prefix: / }, upstream: app }\n`,
+    `listeners:\n  - { name: http, port: ${port} }\nadmin: { enabled: false }\nupstreams:\n  app: { ` +
+      `targets: [{ url: "http://127.0.0.1:1" }] }\nroutes:\n  - { name: all, match: { prefix: / }, ` +
+      `upstream: app }\n`,
   );
   const r = await cli(['start', '-c', file], { KYCGATE_DATA_DIR: dir });
   assertCleanFailure(r, 1, new RegExp(`kycgate: cannot start: .*(EADDRINUSE|in use).*${port}`));
@@ -74,7 +82,11 @@ test('cli: key commands refuse an unknown consumer, a bad duration and an unknow
   assertCleanFailure(await cli(['keys', 'create', '--consumer', 'nobody'], env), 1, /no consumer named "nobody"/);
   assertCleanFailure(await cli(['keys', 'create'], env), 1, /required option '--consumer <name>' not specified/);
   assertCleanFailure(await cli(['keys', 'revoke', 'zzzzzzzz'], env), 1, /^kycgate: no API key with id "zzzzzzzz"$/m);
-  assertCleanFailure(await cli(['keys', 'rotate', 'zzzzzzzz', '--overlap', 'a fortnight'], env), 1, /^kycgate: "a fortnight" is not a duration/m);
+  assertCleanFailure(
+    await cli(['keys', 'rotate', 'zzzzzzzz', '--overlap', 'a fortnight'], env),
+    1,
+    /^kycgate: "a fortnight" is not a duration/m,
+  );
   const listed = await cli(['keys', 'list', '--json'], env);
   assert.equal(listed.code, 0, listed.stderr);
   assert.equal(listed.stdout, '', 'nothing was created by the refused commands');
@@ -85,5 +97,9 @@ test('cli: audit export refuses a time it cannot read, and audit verify a journa
   const env = { KYCGATE_DATA_DIR: dir };
   assertCleanFailure(await cli(['audit', 'export', '--since', 'yesterday'], env), 2, /--since is not a date\/time/);
   assertCleanFailure(await cli(['audit', 'export', '--format', 'xml'], env), 2, /--format must be jsonl or cef/);
-  assertCleanFailure(await cli(['audit', 'verify', '--journal', path.join(dir, 'no-journal')], env), 2, /^kycgate audit verify: .*no-journal/m);
+  assertCleanFailure(
+    await cli(['audit', 'verify', '--journal', path.join(dir, 'no-journal')], env),
+    2,
+    /^kycgate audit verify: .*no-journal/m,
+  );
 });

@@ -6,7 +6,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { isBuiltin } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -30,7 +40,8 @@ const manifest = JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8'
 function cleanEnv(): NodeJS.ProcessEnv {
   const keep = new Set(['npm_config_cache', 'npm_config_userconfig', 'npm_config_globalconfig', 'npm_config_registry']);
   const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.toLowerCase().startsWith('npm_') || keep.has(k.toLowerCase())) env[k] = v;
+  for (const [k, v] of Object.entries(process.env))
+    if (!k.toLowerCase().startsWith('npm_') || keep.has(k.toLowerCase())) env[k] = v;
   delete env.KYCGATE_DATA_DIR;
   return env;
 }
@@ -43,9 +54,14 @@ interface Run {
 
 function run(file: string, args: string[], cwd: string, timeoutMs: number): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(file, args, { cwd, env: cleanEnv(), timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
-      resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr });
-    });
+    execFile(
+      file,
+      args,
+      { cwd, env: cleanEnv(), timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 },
+      (error, stdout, stderr) => {
+        resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -61,7 +77,8 @@ function filesUnder(dir: string, out: string[] = []): string[] {
 /** Module specifiers of the static and literal dynamic imports in compiled JavaScript. */
 function importsOf(js: string): string[] {
   const found: string[] = [];
-  const re = /^(?:import|export)\b[^;]*?\bfrom\s*(['"])([^'"\n]+)\1\s*;|\bimport\(\s*(['"])([^'"\n]+)\3\s*\)|^import\s*(['"])([^'"\n]+)\5/gm;
+  const re =
+    /^(?:import|export)\b[^;]*?\bfrom\s*(['"])([^'"\n]+)\1\s*;|\bimport\(\s*(['"])([^'"\n]+)\3\s*\)|^import\s*(['"])([^'"\n]+)\5/gm;
   for (let m = re.exec(js); m !== null; m = re.exec(js)) found.push((m[2] ?? m[4] ?? m[6])!);
   return found;
 }
@@ -72,26 +89,42 @@ async function get(url: string): Promise<{ status: number; body: string }> {
 }
 
 function exited(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
+  if (child.exitCode !== null || child.signalCode !== null)
+    return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
   return new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
 }
 
-test('package: npm pack ships the built CLI without tests or sources, and installs into an empty directory where kycgate runs --version, validate and the demo', { timeout: 600_000 }, async (t) => {
+test('package: npm pack ships the built CLI without tests or sources, and installs into an empty ' +
+  'directory where kycgate runs --version, validate and the demo', {
+  timeout: 600_000,
+}, async (t) => {
   const work = mkdtempSync(path.join(os.tmpdir(), 'kycgate-install-'));
   t.after(() => rmSync(work, { recursive: true, force: true }));
   const started = Date.now();
 
   // 1. The tarball. `npm test` has just built dist/; the prepack script (a clean build) is skipped here because it
   //    would empty dist/ under the tests running beside this one. That prepack builds is checked on its own.
-  assert.match(manifest.scripts.prepack ?? '', /scripts\/build\.mjs --clean/, 'npm pack builds the package from a clean dist/');
+  assert.match(
+    manifest.scripts.prepack ?? '',
+    /scripts\/build\.mjs --clean/,
+    'npm pack builds the package from a clean dist/',
+  );
   const packed = await run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', work], REPO, 120_000);
   assert.equal(packed.code, 0, packed.stderr);
-  const [info] = JSON.parse(packed.stdout) as Array<{ filename: string; size: number; unpackedSize: number; files: Array<{ path: string }> }>;
+  const [info] = JSON.parse(packed.stdout) as Array<{
+    filename: string;
+    size: number;
+    unpackedSize: number;
+    files: Array<{ path: string }>;
+  }>;
   const files = info!.files.map((f) => f.path);
   t.diagnostic(`tarball: ${info!.size} bytes, ${files.length} files, ${info!.unpackedSize} bytes unpacked`);
   const bin = manifest.bin.kycgate!;
-  for (const needed of [bin, 'package.json', 'README.md', 'examples/kycgate.yaml', 'examples/decision/kycgate.yaml']) assert.ok(files.includes(needed), `the package holds ${needed}`);
-  const extra = files.filter((f) => /\.test\.js$|\.map$|\.ts$|^(src|testing|bench|scripts|deploy|docs)\/|tsbuildinfo/.test(f));
+  for (const needed of [bin, 'package.json', 'README.md', 'examples/kycgate.yaml', 'examples/decision/kycgate.yaml'])
+    assert.ok(files.includes(needed), `the package holds ${needed}`);
+  const extra = files.filter((f) =>
+    /\.test\.js$|\.map$|\.ts$|^(src|testing|bench|scripts|deploy|docs)\/|tsbuildinfo/.test(f),
+  );
   assert.deepEqual(extra, [], 'no tests, source maps, TypeScript sources or build info in the package');
   // Every subsystem the shipped JavaScript imports is in the package or a declared runtime dependency.
   const shipped = new Set(files);
@@ -103,12 +136,16 @@ test('package: npm pack ships the built CLI without tests or sources, and instal
         assert.ok(shipped.has(target), `${file} imports ${spec}, which is not in the package`);
       } else if (!isBuiltin(spec)) {
         const name = spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0]!;
-        assert.ok(name in manifest.dependencies, `${file} imports ${spec}: "${name}" must be a dependency, not a devDependency`);
+        assert.ok(
+          name in manifest.dependencies,
+          `${file} imports ${spec}: "${name}" must be a dependency, not a devDependency`,
+        );
         packages.add(name);
       }
     }
   }
-  for (const used of ['better-sqlite3', 'commander', 'pino', 'undici', 'yaml']) assert.ok(packages.has(used), `the import scan found ${used}`);
+  for (const used of ['better-sqlite3', 'commander', 'pino', 'undici', 'yaml'])
+    assert.ok(packages.has(used), `the import scan found ${used}`);
 
   // 2. Install into an empty directory. Dependencies come from the registry through npm's cache (`npm ci` filled it,
   //    so --prefer-offline fetches little). better-sqlite3's install script compiles its native module when no
@@ -118,16 +155,36 @@ test('package: npm pack ships the built CLI without tests or sources, and instal
   const cwd = path.join(work, 'elsewhere');
   for (const dir of [project, cwd]) mkdirSync(dir);
   writeFileSync(path.join(project, 'package.json'), JSON.stringify({ name: 'kycgate-install-check', private: true }));
-  const sqliteVersion = (JSON.parse(readFileSync(path.join(REPO, 'node_modules/better-sqlite3/package.json'), 'utf8')) as { version: string }).version;
+  const sqliteVersion = (
+    JSON.parse(readFileSync(path.join(REPO, 'node_modules/better-sqlite3/package.json'), 'utf8')) as { version: string }
+  ).version;
   const installStarted = Date.now();
-  const installed = await run('npm', ['install', '--prefer-offline', '--ignore-scripts', '--no-audit', '--no-fund', path.join(work, info!.filename), `better-sqlite3@${sqliteVersion}`], project, 300_000);
+  const installed = await run(
+    'npm',
+    [
+      'install',
+      '--prefer-offline',
+      '--ignore-scripts',
+      '--no-audit',
+      '--no-fund',
+      path.join(work, info!.filename),
+      `better-sqlite3@${sqliteVersion}`,
+    ],
+    project,
+    300_000,
+  );
   assert.equal(installed.code, 0, installed.stderr);
   t.diagnostic(`npm install: ${Date.now() - installStarted} ms`);
   const nativeModule = 'node_modules/better-sqlite3/build/Release/better_sqlite3.node';
   mkdirSync(path.dirname(path.join(project, nativeModule)), { recursive: true });
   copyFileSync(path.join(REPO, nativeModule), path.join(project, nativeModule));
-  const installedFiles = filesUnder(path.join(project, 'node_modules/kycgate')).map((f) => path.relative(path.join(project, 'node_modules/kycgate'), f));
-  assert.ok(!installedFiles.some((f) => f.endsWith('.ts') || f.endsWith('.test.js')), 'no TypeScript or tests installed');
+  const installedFiles = filesUnder(path.join(project, 'node_modules/kycgate')).map((f) =>
+    path.relative(path.join(project, 'node_modules/kycgate'), f),
+  );
+  assert.ok(
+    !installedFiles.some((f) => f.endsWith('.ts') || f.endsWith('.test.js')),
+    'no TypeScript or tests installed',
+  );
 
   // 3. The command, run from a directory that is neither the project nor the checkout.
   const kycgate = path.join(project, 'node_modules/.bin/kycgate');
@@ -136,7 +193,10 @@ test('package: npm pack ships the built CLI without tests or sources, and instal
   assert.equal(version.stdout, `${manifest.version}\n`);
 
   // The decision-service example references no files or environment variables, so it is valid wherever it is copied.
-  copyFileSync(path.join(project, 'node_modules/kycgate/examples/decision/kycgate.yaml'), path.join(cwd, 'gateway.yaml'));
+  copyFileSync(
+    path.join(project, 'node_modules/kycgate/examples/decision/kycgate.yaml'),
+    path.join(cwd, 'gateway.yaml'),
+  );
   const valid = await run(kycgate, ['validate', 'gateway.yaml'], cwd, 60_000);
   assert.equal(valid.code, 0, valid.stderr);
   assert.equal(valid.stdout, 'gateway.yaml: valid\n');
@@ -160,7 +220,10 @@ test('package: npm pack ships the built CLI without tests or sources, and instal
   demo = spawn(kycgate, ['start'], { cwd, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
   demo.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
   demo.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
-  const failed = () => (demo!.exitCode !== null || demo!.signalCode !== null ? `the demo exited (${demo!.exitCode ?? demo!.signalCode}):\n${output}` : undefined);
+  const failed = () =>
+    demo!.exitCode !== null || demo!.signalCode !== null
+      ? `the demo exited (${demo!.exitCode ?? demo!.signalCode}):\n${output}`
+      : undefined;
   await waitForPort(DEMO_PORTS.admin, { timeoutMs: 60_000, failed });
   await waitForPort(DEMO_PORTS.http, { timeoutMs: 60_000, failed });
 
@@ -174,7 +237,10 @@ test('package: npm pack ships the built CLI without tests or sources, and instal
     ready = await get(`http://127.0.0.1:${DEMO_PORTS.admin}/readyz`);
   }
   assert.equal(ready.status, 200, ready.body);
-  assert.ok(existsSync(path.join(cwd, '.kycgate/tls/dev-cert.pem')), 'the demo keeps its data under the directory it was started in');
+  assert.ok(
+    existsSync(path.join(cwd, '.kycgate/tls/dev-cert.pem')),
+    'the demo keeps its data under the directory it was started in',
+  );
 
   demo.kill('SIGTERM');
   const end = await exited(demo);

@@ -45,7 +45,9 @@ export async function openKeyContext(configFile: string | undefined, events = ne
   }
   const dataDir = dataDirectory();
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const store = storeFromConfig(config.store as StoreConfig, dataDir, (ref) => resolveSecret(ref, baseDir), { minWaitMs: CLI_STORE_WAIT_MS });
+  const store = storeFromConfig(config.store as StoreConfig, dataDir, (ref) => resolveSecret(ref, baseDir), {
+    minWaitMs: CLI_STORE_WAIT_MS,
+  });
   let redis: RedisService | undefined;
   try {
     await migrateAuth(store);
@@ -71,7 +73,14 @@ export async function openKeyContext(configFile: string | undefined, events = ne
 }
 
 function describe(r: ApiKeyRecord, now = Date.now()): Record<string, unknown> {
-  const status = r.revokedAt !== undefined ? 'revoked' : r.expiresAt !== undefined && r.expiresAt <= now ? 'expired' : r.rotatedTo !== undefined ? 'rotating' : 'active';
+  const status =
+    r.revokedAt !== undefined
+      ? 'revoked'
+      : r.expiresAt !== undefined && r.expiresAt <= now
+        ? 'expired'
+        : r.rotatedTo !== undefined
+          ? 'rotating'
+          : 'active';
   return {
     id: r.id,
     consumer: r.consumer,
@@ -91,7 +100,9 @@ async function announce(ctx: KeyContext, id: string): Promise<void> {
   // The subscriber connection is not needed; wait briefly for the command connection before publishing.
   for (let i = 0; i < 40 && !ctx.redis.connected; i++) await new Promise((r) => setTimeout(r, 25));
   if (!(await announceKeyChange(ctx.redis, id))) {
-    process.stderr.write('kycgate: warning: Redis unreachable; gateways will notice the change by polling the store (within about a second)\n');
+    process.stderr.write(
+      'kycgate: warning: Redis unreachable; gateways will notice the change by polling the store (within about a second)\n',
+    );
   }
 }
 
@@ -112,45 +123,66 @@ function run(configFile: string | undefined, fn: (ctx: KeyContext) => Promise<vo
 }
 
 function splitList(value: string | undefined): string[] {
-  return value === undefined ? [] : value.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  return value === undefined
+    ? []
+    : value
+        .split(',')
+        .map((s) => s.trim())
+        .filter((s) => s !== '');
 }
 
 export function registerKeysCommand(program: Command): void {
-  const keys = program.command('keys').description('Manage API keys (stored hashed; a key is shown once, at creation).');
-  const configOption = ['-c, --config <file>', 'configuration file naming the store (default: embedded SQLite under KYCGATE_DATA_DIR or .kycgate)'] as const;
+  const keys = program
+    .command('keys')
+    .description('Manage API keys (stored hashed; a key is shown once, at creation).');
+  const configOption = [
+    '-c, --config <file>',
+    'configuration file naming the store (default: embedded SQLite under KYCGATE_DATA_DIR or .kycgate)',
+  ] as const;
 
   keys
     .command('create')
     .description('Create a key for a consumer and print it once.')
     .requiredOption('--consumer <name>', 'consumer the key belongs to (declared in config or already in the store)')
-    .option('--scopes <list>', 'comma-separated scopes of this key (default: the consumer\'s scopes)')
+    .option('--scopes <list>', "comma-separated scopes of this key (default: the consumer's scopes)")
     .option('--expires <duration>', 'lifetime, e.g. 90d, 24h (default: no expiry)')
     .option('--label <text>', 'a note to recognise the key by (never a secret)')
     .option('--json', 'print a JSON object instead of text')
     .option(...configOption)
-    .action((opts: { consumer: string; scopes?: string; expires?: string; label?: string; json?: boolean; config?: string }) =>
-      run(opts.config, async (ctx) => {
-        if (!(await findConsumer(ctx.store, opts.consumer))) throw new Error(`no consumer named "${opts.consumer}": declare it under \`consumers:\` in the config`);
-        const ttlMs = opts.expires === undefined ? undefined : parseDuration(opts.expires);
-        const { key, record } = await ctx.repository.create({
-          consumer: opts.consumer,
-          scopes: splitList(opts.scopes),
-          ...(ttlMs !== undefined ? { ttlMs } : {}),
-          ...(opts.label !== undefined ? { label: opts.label } : {}),
-        });
-        await announce(ctx, record.id);
-        if (opts.json) process.stdout.write(JSON.stringify({ key, ...describe(record) }) + '\n');
-        else {
-          process.stdout.write(`${key}\n`);
-          process.stderr.write(`Created key ${record.id} for consumer ${record.consumer}. Store it now: it cannot be shown again.\n`);
-        }
-      }),
+    .action(
+      (opts: {
+        consumer: string;
+        scopes?: string;
+        expires?: string;
+        label?: string;
+        json?: boolean;
+        config?: string;
+      }) =>
+        run(opts.config, async (ctx) => {
+          if (!(await findConsumer(ctx.store, opts.consumer)))
+            throw new Error(`no consumer named "${opts.consumer}": declare it under \`consumers:\` in the config`);
+          const ttlMs = opts.expires === undefined ? undefined : parseDuration(opts.expires);
+          const { key, record } = await ctx.repository.create({
+            consumer: opts.consumer,
+            scopes: splitList(opts.scopes),
+            ...(ttlMs !== undefined ? { ttlMs } : {}),
+            ...(opts.label !== undefined ? { label: opts.label } : {}),
+          });
+          await announce(ctx, record.id);
+          if (opts.json) process.stdout.write(JSON.stringify({ key, ...describe(record) }) + '\n');
+          else {
+            process.stdout.write(`${key}\n`);
+            process.stderr.write(
+              `Created key ${record.id} for consumer ${record.consumer}. Store it now: it cannot be shown again.\n`,
+            );
+          }
+        }),
     );
 
   keys
     .command('list')
     .description('List keys (ids, consumers, status, scopes, expiry; never the keys themselves).')
-    .option('--consumer <name>', 'only this consumer\'s keys')
+    .option('--consumer <name>', "only this consumer's keys")
     .option('--json', 'print JSON lines')
     .option(...configOption)
     .action((opts: { consumer?: string; json?: boolean; config?: string }) =>
@@ -158,7 +190,11 @@ export function registerKeysCommand(program: Command): void {
         const list = await ctx.repository.list(opts.consumer);
         for (const r of list) {
           const d = describe(r);
-          process.stdout.write(opts.json ? JSON.stringify(d) + '\n' : `${d.id}  ${d.consumer}  ${d.status}  scopes=${(r.scopes as string[]).join(',') || '(consumer)'}  expires=${d.expires_at ?? 'never'}\n`);
+          process.stdout.write(
+            opts.json
+              ? JSON.stringify(d) + '\n'
+              : `${d.id}  ${d.consumer}  ${d.status}  scopes=${(r.scopes as string[]).join(',') || '(consumer)'}  expires=${d.expires_at ?? 'never'}\n`,
+          );
         }
       }),
     );
@@ -174,10 +210,14 @@ export function registerKeysCommand(program: Command): void {
       run(opts.config, async (ctx) => {
         const { key, record, previous } = await ctx.repository.rotate(id, parseDuration(opts.overlap));
         await announce(ctx, previous.id);
-        if (opts.json) process.stdout.write(JSON.stringify({ key, ...describe(record), previous: describe(previous) }) + '\n');
+        if (opts.json)
+          process.stdout.write(JSON.stringify({ key, ...describe(record), previous: describe(previous) }) + '\n');
         else {
           process.stdout.write(`${key}\n`);
-          process.stderr.write(`Created key ${record.id}; key ${previous.id} stops working at ${new Date(previous.expiresAt!).toISOString()}. Store the new key now: it cannot be shown again.\n`);
+          process.stderr.write(
+            `Created key ${record.id}; key ${previous.id} stops working at ` +
+              `${new Date(previous.expiresAt!).toISOString()}. Store the new key now: it cannot be shown again.\n`,
+          );
         }
       }),
     );

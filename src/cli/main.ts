@@ -15,16 +15,24 @@ import { loadExtensions } from './plugins.js';
 import { registerKeysCommand } from './keys.js';
 import { registerAuditCommand } from './audit.js';
 
-const pkg = JSON.parse(readFileSync(path.join(path.dirname(fileURLToPath(import.meta.url)), '../../../package.json'), 'utf8')) as { version: string };
+const pkg = JSON.parse(
+  readFileSync(path.join(path.dirname(fileURLToPath(import.meta.url)), '../../../package.json'), 'utf8'),
+) as { version: string };
 
 const program = new Command();
-program.name('kycgate').description('Identity-aware API gateway: authentication, KYC gating, rate limits and audit in front of your APIs.').version(pkg.version);
+program
+  .name('kycgate')
+  .description('Identity-aware API gateway: authentication, KYC gating, rate limits and audit in front of your APIs.')
+  .version(pkg.version);
 
 program
   .command('start')
   .description('Start the gateway. Without --config, runs the built-in demo (HTTP :8080, HTTPS :8443, admin :9901).')
   .option('-c, --config <file>', 'YAML configuration file')
-  .option('--plugin <file...>', 'load policies and verification-provider types from these subsystems (their default export: { policies, providers })')
+  .option(
+    '--plugin <file...>',
+    'load policies and verification-provider types from these subsystems (their default export: { policies, providers })',
+  )
   .action(async (opts: { config?: string; plugin?: string[] }) => {
     try {
       await startGateway(opts.config, opts.plugin ?? []);
@@ -49,7 +57,9 @@ program
       loadConfigFile(file, new ConfigValidator(subsystems, policies));
       process.stdout.write(`${file}: valid\n`);
     } catch (err) {
-      process.stderr.write(err instanceof ConfigError ? `${file}: ${err.message}\n` : `${file}: ${(err as Error).message}\n`);
+      process.stderr.write(
+        err instanceof ConfigError ? `${file}: ${err.message}\n` : `${file}: ${(err as Error).message}\n`,
+      );
       process.exit(1);
     }
   });

@@ -10,9 +10,16 @@ test('plugins add policies to the bundled list; a name that exists already, or a
   const dir = mkdtempSync(path.join(os.tmpdir(), 'kycgate-plugin-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const good = path.join(dir, 'good.mjs');
-  writeFileSync(good, `export default { policies: [{ name: 'x-teapot', description: 'test', phase: 'transform', schema: { type: 'object' }, create: () => ({ onRequest: () => ({ status: 418 }) }) }] };\n`);
+  writeFileSync(
+    good,
+    `export default { policies: [{ name: 'x-teapot', description: 'test', phase: 'transform', schema: { ` +
+      `type: 'object' }, create: () => ({ onRequest: () => ({ status: 418 }) }) }] };\n`,
+  );
   const clash = path.join(dir, 'clash.mjs');
-  writeFileSync(clash, `export default { policies: [{ name: 'rate-limit', description: 'test', phase: 'protect', schema: {}, create: () => ({}) }] };\n`);
+  writeFileSync(
+    clash,
+    `export default { policies: [{ name: 'rate-limit', description: 'test', phase: 'protect', schema: {}, create: () => ({}) }] };\n`,
+  );
   const shapeless = path.join(dir, 'shapeless.mjs');
   writeFileSync(shapeless, `export const policies = [];\n`);
 

@@ -29,13 +29,16 @@ export async function loadExtensions(files: readonly string[]): Promise<Extensio
   for (const file of files) {
     const loaded = (await import(pathToFileURL(path.resolve(file)).href)) as { default?: Plugin };
     const plugin = loaded.default;
-    if (plugin === undefined || typeof plugin !== 'object') throw new Error(`plugin ${file}: its default export must be { policies?, providers? }`);
+    if (plugin === undefined || typeof plugin !== 'object')
+      throw new Error(`plugin ${file}: its default export must be { policies?, providers? }`);
     for (const p of plugin.policies ?? []) {
-      if (policies.some((q) => q.name === p.name)) throw new Error(`plugin ${file}: a policy named "${p.name}" exists already`);
+      if (policies.some((q) => q.name === p.name))
+        throw new Error(`plugin ${file}: a policy named "${p.name}" exists already`);
       policies.push(p);
     }
     for (const p of plugin.providers ?? []) {
-      if (providers.some((q) => q.type === p.type)) throw new Error(`plugin ${file}: a provider type "${p.type}" exists already`);
+      if (providers.some((q) => q.type === p.type))
+        throw new Error(`plugin ${file}: a provider type "${p.type}" exists already`);
       providers.push(p);
     }
   }

@@ -33,7 +33,11 @@ export async function startGateway(configFile: string | undefined, plugins: read
   // blocking write(2) per line on the request path (the access log writes a line per request). Pino flushes the
   // queue synchronously when the process exits, however it exits.
   const logger = pino(
-    { level: loaded.config.log.level, base: { service: 'kycgate' }, redact: { paths: ['*.authorization', '*.cookie', '*["x-api-key"]'], censor: '[redacted]' } },
+    {
+      level: loaded.config.log.level,
+      base: { service: 'kycgate' },
+      redact: { paths: ['*.authorization', '*.cookie', '*["x-api-key"]'], censor: '[redacted]' },
+    },
     pino.destination({ dest: 1, sync: false }),
   );
 

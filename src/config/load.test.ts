@@ -57,12 +57,17 @@ test('config: errors name the key path and the reason', () => {
 });
 
 test('config: defaults are filled in', () => {
-  const config = new ConfigValidator(SUBSYSTEMS, POLICIES).validate({ listeners: [{ name: 'main', port: 8080 }], routes: [{ name: 'r', match: { prefix: '/' }, policies: [{ 'static-response': {} }] }] });
+  const config = new ConfigValidator(SUBSYSTEMS, POLICIES).validate({
+    listeners: [{ name: 'main', port: 8080 }],
+    routes: [{ name: 'r', match: { prefix: '/' }, policies: [{ 'static-response': {} }] }],
+  });
   assert.equal(config.listeners[0]!.address, '127.0.0.1');
   assert.equal(config.server.max_header_bytes, 16384);
   assert.equal(config.defaults.max_body_bytes, 10485760);
   assert.equal(config.admin.port, 9901);
-  assert.deepEqual(config.routes[0]!.policies[0], { 'static-response': { status: 200, body: '', content_type: 'text/plain; charset=utf-8', headers: {} } });
+  assert.deepEqual(config.routes[0]!.policies[0], {
+    'static-response': { status: 200, body: '', content_type: 'text/plain; charset=utf-8', headers: {} },
+  });
 });
 
 test('config: YAML duplicate keys are refused', () => {
@@ -95,14 +100,21 @@ test('config: `kycgate validate` names the invalid keys and exits non-zero; a va
   const dir = mkdtempSync(path.join(os.tmpdir(), 'kycgate-validate-'));
   try {
     const bad = path.join(dir, 'bad.yaml');
-    writeFileSync(bad, 'listeners:\n  - name: main\n    port: 99999\nroutes:\n  - name: r\n    match: {prefix: /}\n    upstream: nowhere\n');
+    writeFileSync(
+      bad,
+      'listeners:\n  - name: main\n    port: 99999\nroutes:\n  - name: r\n    match: {prefix: /}\n    upstream: nowhere\n',
+    );
     await assert.rejects(run(process.execPath, [CLI, 'validate', bad]), (err: { code: number; stderr: string }) => {
       assert.equal(err.code, 1);
       assert.match(err.stderr, /listeners\[0\]\.port: must be <= 65535/);
       return true;
     });
     const good = path.join(dir, 'good.yaml');
-    writeFileSync(good, 'listeners:\n  - name: main\n    port: 8080\nupstreams:\n  api:\n    targets: [{url: "http://127.0.0.1:9000"}]\nroutes:\n  - name: r\n    match: {prefix: /}\n    upstream: api\n');
+    writeFileSync(
+      good,
+      'listeners:\n  - name: main\n    port: 8080\nupstreams:\n  api:\n    targets: [{url: ' +
+        '"http://127.0.0.1:9000"}]\nroutes:\n  - name: r\n    match: {prefix: /}\n    upstream: api\n',
+    );
     const ok = await run(process.execPath, [CLI, 'validate', good]);
     assert.match(ok.stdout, /valid/);
     const example = await run(process.execPath, [CLI, 'validate', path.resolve('examples/kycgate.yaml')]);
@@ -114,5 +126,9 @@ test('config: `kycgate validate` names the invalid keys and exits non-zero; a va
 
 test('config: the published schema (docs/config.schema.json) is the one the gateway validates with', () => {
   const published = JSON.parse(readFileSync('docs/config.schema.json', 'utf8'));
-  assert.deepEqual(published, JSON.parse(JSON.stringify(fullSchema(SUBSYSTEMS, POLICIES))), 'run `node dist/src/cli/main.js schema > docs/config.schema.json`');
+  assert.deepEqual(
+    published,
+    JSON.parse(JSON.stringify(fullSchema(SUBSYSTEMS, POLICIES))),
+    'run `node dist/src/cli/main.js schema > docs/config.schema.json`',
+  );
 });

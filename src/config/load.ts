@@ -24,7 +24,10 @@ function newAjv(): Ajv {
 }
 
 /** Builds the full schema: the core plus every subsystem's section. Published in docs/config.schema.json. */
-export function fullSchema(subsystems: readonly Subsystem[], policies: readonly PolicyDefinition[]): Record<string, unknown> {
+export function fullSchema(
+  subsystems: readonly Subsystem[],
+  policies: readonly PolicyDefinition[],
+): Record<string, unknown> {
   const properties: Record<string, unknown> = { ...coreSchema.properties };
   for (const m of subsystems) if (m.section) properties[m.section.key] = m.section.schema;
   const policySchemas: Record<string, unknown> = {};
@@ -38,11 +41,15 @@ function formatErrors(errors: ErrorObject[] | null | undefined, prefix: string):
   for (const e of errors) {
     // oneOf/anyOf produce one error per branch; the summary line alone is clearer.
     if (e.keyword === 'if') continue;
-    const where = (prefix + e.instancePath.replace(/\//g, '.').replace(/\.(\d+)(?=\.|$)/g, '[$1]')).replace(/^\./, '') || '(root)';
+    const where =
+      (prefix + e.instancePath.replace(/\//g, '.').replace(/\.(\d+)(?=\.|$)/g, '[$1]')).replace(/^\./, '') || '(root)';
     let message = e.message ?? 'is invalid';
-    if (e.keyword === 'additionalProperties') message = `has unknown key "${(e.params as { additionalProperty: string }).additionalProperty}"`;
-    else if (e.keyword === 'enum') message = `must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}`;
-    else if (e.keyword === 'required') message = `is missing required key "${(e.params as { missingProperty: string }).missingProperty}"`;
+    if (e.keyword === 'additionalProperties')
+      message = `has unknown key "${(e.params as { additionalProperty: string }).additionalProperty}"`;
+    else if (e.keyword === 'enum')
+      message = `must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}`;
+    else if (e.keyword === 'required')
+      message = `is missing required key "${(e.params as { missingProperty: string }).missingProperty}"`;
     out.add(`${where}: ${message}`);
   }
   return [...out];
@@ -64,7 +71,8 @@ export class ConfigValidator {
 
   /** Validates in place (filling defaults) and returns the typed config, or throws ConfigError. */
   validate(raw: unknown): GatewayConfig {
-    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ConfigError(['(root): must be a mapping of keys']);
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+      throw new ConfigError(['(root): must be a mapping of keys']);
     if (!this.validateCore(raw)) throw new ConfigError(formatErrors(this.validateCore.errors, ''));
     const config = raw as GatewayConfig;
     const problems: string[] = [];

@@ -7,10 +7,20 @@ const ROUTES = [{ name: 'r', match: { prefix: '/' }, policies: [{ 'static-respon
 
 test('a password written into a connection URL is refused, in the user info or as a query parameter', async () => {
   const resolve = () => 'postgres://u:from-secret@db/app';
-  assert.equal(connectionUrl('postgres://kycgate@db:5432/app?sslmode=require', 'store.postgres.url', resolve), 'postgres://kycgate@db:5432/app?sslmode=require');
+  assert.equal(
+    connectionUrl('postgres://kycgate@db:5432/app?sslmode=require', 'store.postgres.url', resolve),
+    'postgres://kycgate@db:5432/app?sslmode=require',
+  );
   assert.equal(connectionUrl({ env: 'PG_URL' }, 'store.postgres.url', resolve), 'postgres://u:from-secret@db/app');
-  for (const url of ['postgres://kycgate:hunter2@db/app', 'postgres://kycgate@db/app?password=hunter2', 'redis://:hunter2@cache:6379']) {
-    assert.throws(() => connectionUrl(url, 'x.url', resolve), (err: Error) => /x\.url: contains a password/.test(err.message) && !err.message.includes('hunter2'));
+  for (const url of [
+    'postgres://kycgate:hunter2@db/app',
+    'postgres://kycgate@db/app?password=hunter2',
+    'redis://:hunter2@cache:6379',
+  ]) {
+    assert.throws(
+      () => connectionUrl(url, 'x.url', resolve),
+      (err: Error) => /x\.url: contains a password/.test(err.message) && !err.message.includes('hunter2'),
+    );
   }
   assert.throws(() => connectionUrl('not a url', 'x.url', resolve), /x\.url: not a URL/);
   assert.throws(() => connectionUrl(42, 'x.url', resolve), /x\.url: must be a URL or a secret reference/);
@@ -18,7 +28,10 @@ test('a password written into a connection URL is refused, in the user info or a
 
 test('the gateway refuses to start with a password in store.postgres.url or redis.url', async () => {
   await assert.rejects(
-    startTestGateway({ store: { driver: 'postgres', postgres: { url: 'postgres://kycgate@127.0.0.1:1/test?password=hunter2' } }, routes: ROUTES }),
+    startTestGateway({
+      store: { driver: 'postgres', postgres: { url: 'postgres://kycgate@127.0.0.1:1/test?password=hunter2' } },
+      routes: ROUTES,
+    }),
     (err: Error) => /store\.postgres\.url: contains a password/.test(err.message) && !err.message.includes('hunter2'),
   );
   await assert.rejects(

@@ -25,30 +25,49 @@ export function isSecretRef(value: unknown): value is SecretRef {
 export function isVaultRef(value: unknown): value is VaultSecretRef {
   if (!isSecretRef(value) || !('vault' in value)) return false;
   const v = value.vault as unknown;
-  return typeof v === 'object' && v !== null && typeof (v as { path?: unknown }).path === 'string' && typeof (v as { key?: unknown }).key === 'string';
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    typeof (v as { path?: unknown }).path === 'string' &&
+    typeof (v as { key?: unknown }).key === 'string'
+  );
 }
 
 /** Resolves a reference; throws ConfigError naming the reference (never the value). */
-export function resolveSecret(ref: unknown, baseDir: string, env: NodeJS.ProcessEnv = process.env, vault?: VaultSecretCache): string {
-  if (!isSecretRef(ref)) throw new ConfigError(['a secret must be a reference ({env: NAME}, {file: PATH} or {vault: {path, key}}), never an inline value']);
+export function resolveSecret(
+  ref: unknown,
+  baseDir: string,
+  env: NodeJS.ProcessEnv = process.env,
+  vault?: VaultSecretCache,
+): string {
+  if (!isSecretRef(ref))
+    throw new ConfigError([
+      'a secret must be a reference ({env: NAME}, {file: PATH} or {vault: {path, key}}), never an inline value',
+    ]);
   if ('vault' in ref) {
     if (!isVaultRef(ref)) throw new ConfigError(['secret {vault: ...}: needs `path` and `key`']);
     const value = vault?.cached(ref.vault);
     if (value === undefined) {
-      throw new ConfigError([`secret {vault: ${ref.vault.path}#${ref.vault.key}}: ${vault ? 'was not read from Vault' : 'Vault references are resolved by the running gateway only'}`]);
+      throw new ConfigError([
+        `secret {vault: ${ref.vault.path}#${ref.vault.key}}: ` +
+          (vault ? 'was not read from Vault' : 'Vault references are resolved by the running gateway only'),
+      ]);
     }
     return value;
   }
   if ('env' in ref) {
     const value = env[ref.env];
-    if (value === undefined || value === '') throw new ConfigError([`secret {env: ${ref.env}}: the environment variable is not set`]);
+    if (value === undefined || value === '')
+      throw new ConfigError([`secret {env: ${ref.env}}: the environment variable is not set`]);
     return value;
   }
   const file = path.resolve(baseDir, ref.file);
   try {
     return readFileSync(file, 'utf8').replace(/\r?\n$/, '');
   } catch (err) {
-    throw new ConfigError([`secret {file: ${ref.file}}: cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`]);
+    throw new ConfigError([
+      `secret {file: ${ref.file}}: cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+    ]);
   }
 }
 
@@ -73,7 +92,9 @@ export function connectionUrl(value: unknown, key: string, resolve: (ref: unknow
       throw new ConfigError([`${key}: not a URL`]);
     }
     if (parsed.password !== '' || parsed.searchParams.has('password')) {
-      throw new ConfigError([`${key}: contains a password; give it as a secret reference ({env: NAME} or {file: PATH})`]);
+      throw new ConfigError([
+        `${key}: contains a password; give it as a secret reference ({env: NAME} or {file: PATH})`,
+      ]);
     }
     return value;
   }

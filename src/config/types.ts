@@ -55,7 +55,13 @@ export interface UpstreamConfig {
   connections: number;
   keep_alive_timeout_ms: number;
   passive_health: { consecutive_failures: number; eject_ms: number };
-  active_health?: { path: string; interval_ms: number; timeout_ms: number; unhealthy_after: number; healthy_after: number };
+  active_health?: {
+    path: string;
+    interval_ms: number;
+    timeout_ms: number;
+    unhealthy_after: number;
+    healthy_after: number;
+  };
   connect_retries: number;
   idempotent_retries: number;
   tls?: {

@@ -13,11 +13,20 @@ export class ConfigWatcher {
   private timer: NodeJS.Timeout | undefined;
   private lastDigest: string | undefined;
 
-  constructor(private readonly file: string, private readonly onChange: () => void, logger: Logger, private readonly debounceMs = 200) {
+  constructor(
+    private readonly file: string,
+    private readonly onChange: () => void,
+    logger: Logger,
+    private readonly debounceMs = 200,
+  ) {
     this.lastDigest = this.digest();
-    this.watchers = watchFileDirectories([file], () => this.schedule(), (_dir, err) => {
-      logger.warn({ file, err: err.message }, 'cannot watch the config file; reload with SIGHUP');
-    });
+    this.watchers = watchFileDirectories(
+      [file],
+      () => this.schedule(),
+      (_dir, err) => {
+        logger.warn({ file, err: err.message }, 'cannot watch the config file; reload with SIGHUP');
+      },
+    );
   }
 
   private digest(): string | undefined {

@@ -24,11 +24,23 @@ export const PROBLEM_HEADER = 'x-kycgate-problem';
 export const REMOVE_HEADER = 'x-kycgate-remove-headers';
 
 /** Headers the answer sets itself; a policy's copy would contradict them. */
-const OWN_HEADERS = new Set(['cache-control', 'vary', 'x-accel-expires', 'content-type', 'content-length', STATUS_HEADER, PROBLEM_HEADER, REMOVE_HEADER, 'x-request-id']);
+const OWN_HEADERS = new Set([
+  'cache-control',
+  'vary',
+  'x-accel-expires',
+  'content-type',
+  'content-length',
+  STATUS_HEADER,
+  PROBLEM_HEADER,
+  REMOVE_HEADER,
+  'x-request-id',
+]);
 
 /** Counters of one request: an answer that may be reused never carries them (they would be replayed to every client). */
 function perRequestHeader(name: string): boolean {
-  return name === 'ratelimit' || name === 'ratelimit-policy' || name === 'retry-after' || name.startsWith('x-ratelimit-');
+  return (
+    name === 'ratelimit' || name === 'ratelimit-policy' || name === 'retry-after' || name.startsWith('x-ratelimit-')
+  );
 }
 
 /**
@@ -38,7 +50,7 @@ function perRequestHeader(name: string): boolean {
 function reuseSeconds(ctx: RoutedContext, max: number): number {
   if (max <= 0 || !ctx.route.chain.decisionsReusable) return 0;
   const limit = ctx.cacheTtlLimit;
-  return limit < max ? limit : max;
+  return Math.min(limit, max);
 }
 
 export interface AnswerSettings {
@@ -81,7 +93,8 @@ export function writeAllow(ctx: RoutedContext, res: ServerResponse, s: AnswerSet
   const removed = ctx.upstreamHeaderChanges.remove;
   if (removed !== undefined) out.push(REMOVE_HEADER, [...new Set(removed)].join(', '));
   const client = ctx.responseHeaderChanges;
-  if (client !== undefined) for (const [k, v] of client) if (!OWN_HEADERS.has(k) && (ttl === 0 || !perRequestHeader(k))) pushValue(out, k, v);
+  if (client !== undefined)
+    for (const [k, v] of client) if (!OWN_HEADERS.has(k) && (ttl === 0 || !perRequestHeader(k))) pushValue(out, k, v);
   ctx.status = s.allowStatus;
   res.writeHead(s.allowStatus, out);
   res.end();
@@ -109,13 +122,20 @@ function denialCacheable(status: number): boolean {
 /** Answers deny with a problem, after the route's onResponse hooks saw the head (as in proxy mode). */
 export function writeProblem(ctx: RoutedContext, res: ServerResponse, p: Problem, s: AnswerSettings): void {
   const verificationUrl = p.extensions?.verification_url;
-  const head = answerHead(ctx, p.status, p.headers, typeof verificationUrl !== 'string' ? undefined : (h) => {
-    h.headers.set(VERIFICATION_URL_HEADER, verificationUrl);
-    if (s.browserRedirect && prefersHtml(ctx.header('accept'))) {
-      h.status = 303;
-      h.headers.set('location', verificationUrl);
-    }
-  });
+  const head = answerHead(
+    ctx,
+    p.status,
+    p.headers,
+    typeof verificationUrl !== 'string'
+      ? undefined
+      : (h) => {
+          h.headers.set(VERIFICATION_URL_HEADER, verificationUrl);
+          if (s.browserRedirect && prefersHtml(ctx.header('accept'))) {
+            h.status = 303;
+            h.headers.set('location', verificationUrl);
+          }
+        },
+  );
 
   const body = problemBody(p, ctx.id);
   const out: string[] = [];
@@ -124,7 +144,8 @@ export function writeProblem(ctx: RoutedContext, res: ServerResponse, p: Problem
   out.push('content-type', 'application/problem+json', 'content-length', String(Buffer.byteLength(body)));
   out.push(STATUS_HEADER, String(head.status), 'x-request-id', ctx.id);
   if (s.problemInHeader) out.push(PROBLEM_HEADER, asciiJson(body));
-  for (const [k, v] of head.headers) if (!OWN_HEADERS.has(k) && (ttl === 0 || !perRequestHeader(k))) pushValue(out, k, v);
+  for (const [k, v] of head.headers)
+    if (!OWN_HEADERS.has(k) && (ttl === 0 || !perRequestHeader(k))) pushValue(out, k, v);
   ctx.errorKind = p.kind;
   ctx.status = head.status;
   res.writeHead(head.status, out);
@@ -138,7 +159,8 @@ export function writeReply(ctx: RoutedContext, res: ServerResponse, reply: Reply
   const out: string[] = [];
   pushCache(out, 0, s.vary, ctx);
   out.push(STATUS_HEADER, String(head.status), 'x-request-id', ctx.id);
-  for (const [k, v] of head.headers) if (k !== 'cache-control' && k !== 'vary' && k !== 'x-accel-expires') pushValue(out, k, v);
+  for (const [k, v] of head.headers)
+    if (k !== 'cache-control' && k !== 'vary' && k !== 'x-accel-expires') pushValue(out, k, v);
   ctx.status = head.status;
   res.writeHead(head.status, out);
   res.end(reply.body);

@@ -57,11 +57,20 @@ function forwardedClient(xff: string | string[] | undefined, trusted: AddressLis
   return c.kind === 'client' ? c.address : c.kind === 'all-trusted' ? c.leftmost : undefined;
 }
 
-function checked(method: string | undefined, target: string | undefined, host: string | undefined, clientIp: string | undefined, protocol: 'http' | 'https', names: string): ConventionResult {
-  if (method === undefined || !METHOD.test(method)) return { error: `The original method is missing or invalid (${names}).` };
+function checked(
+  method: string | undefined,
+  target: string | undefined,
+  host: string | undefined,
+  clientIp: string | undefined,
+  protocol: 'http' | 'https',
+  names: string,
+): ConventionResult {
+  if (method === undefined || !METHOD.test(method))
+    return { error: `The original method is missing or invalid (${names}).` };
   if (target === undefined || target === '') return { error: `The original URI is missing (${names}).` };
   if (host === undefined) return { error: `The original host is missing (${names}).` };
-  if (clientIp === undefined || isIP(clientIp) === 0) return { error: `The client address is missing or invalid (${names}).` };
+  if (clientIp === undefined || isIP(clientIp) === 0)
+    return { error: `The client address is missing or invalid (${names}).` };
   return { method, target, host, protocol, clientIp };
 }
 
@@ -95,7 +104,12 @@ export function forwardedOriginal(req: IncomingMessage, trusted: AddressList): C
  * Envoy ext_authz HTTP service: the decision request has the original method and Host, and the original path after
  * the configured `path_prefix`; X-Forwarded-For carries the client (Envoy appends the peer with use_remote_address).
  */
-export function envoyOriginal(req: IncomingMessage, url: string, prefixLength: number, trusted: AddressList): ConventionResult {
+export function envoyOriginal(
+  req: IncomingMessage,
+  url: string,
+  prefixLength: number,
+  trusted: AddressList,
+): ConventionResult {
   const h = req.headers;
   return checked(
     req.method,

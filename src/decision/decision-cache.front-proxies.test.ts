@@ -32,7 +32,18 @@ before(async () => {
     res.end('from the application');
   });
   const apiKey = { 'api-key': {} };
-  const jwt = { jwt: { issuers: [{ issuer: 'https://idp.test', hmac_secret: { env: 'KYCGATE_TEST_DECISION_CACHE_JWT' }, audiences: ['api'], leeway_s: 0 }] } };
+  const jwt = {
+    jwt: {
+      issuers: [
+        {
+          issuer: 'https://idp.test',
+          hmac_secret: { env: 'KYCGATE_TEST_DECISION_CACHE_JWT' },
+          audiences: ['api'],
+          leeway_s: 0,
+        },
+      ],
+    },
+  };
   gw = await startTestGateway({
     listeners: [
       { name: 'long', port: 0, decision: { front_proxies: ['127.0.0.1'], cache: { allow_max_age_s: 60 } } },
@@ -40,8 +51,22 @@ before(async () => {
     ],
     consumers: { billing: { scopes: ['payments:read'] } },
     routes: [
-      { name: 'limited', match: { prefix: '/limited' }, policies: [{ authenticate: { methods: [apiKey] } }, { 'rate-limit': { limits: [{ rate: 3, per: 'minute', key: ['consumer'] }] } }] },
-      { name: 'keyed', match: { prefix: '/keyed' }, policies: [{ authenticate: { methods: [apiKey], upstream_headers: true } }, { authorize: { scopes: { all_of: ['payments:read'] } } }] },
+      {
+        name: 'limited',
+        match: { prefix: '/limited' },
+        policies: [
+          { authenticate: { methods: [apiKey] } },
+          { 'rate-limit': { limits: [{ rate: 3, per: 'minute', key: ['consumer'] }] } },
+        ],
+      },
+      {
+        name: 'keyed',
+        match: { prefix: '/keyed' },
+        policies: [
+          { authenticate: { methods: [apiKey], upstream_headers: true } },
+          { authorize: { scopes: { all_of: ['payments:read'] } } },
+        ],
+      },
       { name: 'token', match: { prefix: '/token' }, policies: [{ authenticate: { methods: [jwt] } }] },
     ],
   });
@@ -51,8 +76,14 @@ before(async () => {
     },
   });
   const port = (name: string) => gw!.gateway.listeners.find((l) => l.config.name === name)!.port;
-  longCache = await startFrontProxy('nginx', { decision: `127.0.0.1:${port('long')}`, upstream: `127.0.0.1:${app.port}` });
-  shortCache = await startFrontProxy('nginx', { decision: `127.0.0.1:${port('short')}`, upstream: `127.0.0.1:${app.port}` });
+  longCache = await startFrontProxy('nginx', {
+    decision: `127.0.0.1:${port('long')}`,
+    upstream: `127.0.0.1:${app.port}`,
+  });
+  shortCache = await startFrontProxy('nginx', {
+    decision: `127.0.0.1:${port('short')}`,
+    upstream: `127.0.0.1:${app.port}`,
+  });
 });
 
 after(async () => {
@@ -71,10 +102,15 @@ test('a rate limit is enforced through the cache: every request is decided, and 
   if (!requireBinary(t, 'nginx')) return;
   const { key } = await createKey();
   const answers = [];
-  for (let i = 0; i < 6; i++) answers.push(await httpRequest(longCache!.url + '/limited/transfer', { headers: { 'x-api-key': key } }));
-  assert.deepEqual(answers.map((a) => a.status), [200, 200, 200, 429, 429, 429], longCache!.log());
+  for (let i = 0; i < 6; i++)
+    answers.push(await httpRequest(longCache!.url + '/limited/transfer', { headers: { 'x-api-key': key } }));
+  assert.deepEqual(
+    answers.map((a) => a.status),
+    [200, 200, 200, 429, 429, 429],
+    longCache!.log(),
+  );
   assert.equal(decided.get('limited'), 6, 'kycgate decided every request');
-  const quotas = answers.slice(0, 3).map((a) => a.headers['ratelimit']);
+  const quotas = answers.slice(0, 3).map((a) => a.headers.ratelimit);
   assert.equal(new Set(quotas).size, 3, `each allow carries its own remaining quota: ${quotas.join(' | ')}`);
   assert.equal(JSON.parse(answers[3]!.body).type, 'https://kycgate.dev/problems/rate-limited');
   assert.ok(answers[3]!.headers['retry-after']);
@@ -84,7 +120,11 @@ test('a revoked API key is refused within allow_max_age_s; the key itself never 
   if (!requireBinary(t, 'nginx')) return;
   const { key, id } = await createKey();
   seen.length = 0;
-  for (let i = 0; i < 3; i++) assert.equal((await httpRequest(shortCache!.url + '/keyed/balance', { headers: { 'x-api-key': key } })).status, 200);
+  for (let i = 0; i < 3; i++)
+    assert.equal(
+      (await httpRequest(shortCache!.url + '/keyed/balance', { headers: { 'x-api-key': key } })).status,
+      200,
+    );
   assert.equal(decided.get('keyed'), 1, 'identical requests reuse one allow');
   assert.equal(seen.length, 3);
   for (const h of seen) {
@@ -107,7 +147,9 @@ test('a revoked API key is refused within allow_max_age_s; the key itself never 
 test('an expired JWT is refused at its exp although allow_max_age_s is 60 s', async (t) => {
   if (!requireBinary(t, 'nginx')) return;
   const exp = Math.floor(Date.now() / 1000) + 3;
-  const token = await new SignJWT({ iss: 'https://idp.test', aud: 'api', client_id: 'billing', exp }).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode(SECRET));
+  const token = await new SignJWT({ iss: 'https://idp.test', aud: 'api', client_id: 'billing', exp })
+    .setProtectedHeader({ alg: 'HS256' })
+    .sign(new TextEncoder().encode(SECRET));
   const headers = { authorization: `Bearer ${token}` };
   const first = await httpRequest(longCache!.url + '/token/x', { headers });
   assert.equal(first.status, 200, longCache!.log());
@@ -131,13 +173,19 @@ test('through nginx, an ambiguous path is refused by the decision; a Host with u
   if (!requireBinary(t, 'nginx')) return;
   const { key } = await createKey();
   seen.length = 0;
-  const path = await rawHttp(longCache!.port, `GET /keyed/..;/admin HTTP/1.1\r\nHost: api.example\r\nX-Api-Key: ${key}\r\nConnection: close\r\n\r\n`);
+  const path = await rawHttp(
+    longCache!.port,
+    `GET /keyed/..;/admin HTTP/1.1\r\nHost: api.example\r\nX-Api-Key: ${key}\r\nConnection: close\r\n\r\n`,
+  );
   assert.match(path, /^HTTP\/1\.1 400 /, path.slice(0, 200));
   assert.match(path, /"type":"https:\/\/kycgate\.dev\/problems\/ambiguous-path"/);
   assert.equal(seen.length, 0, 'the application never saw it');
   // nginx's $host keeps only the name before the port, and the recipe sends that (X-Original-Host, Host): what
   // follows the colon is dropped before kycgate or the application see it.
-  const host = await rawHttp(longCache!.port, `GET /keyed/balance HTTP/1.1\r\nHost: api.example:443@evil.example\r\nX-Api-Key: ${key}\r\nConnection: close\r\n\r\n`);
+  const host = await rawHttp(
+    longCache!.port,
+    `GET /keyed/balance HTTP/1.1\r\nHost: api.example:443@evil.example\r\nX-Api-Key: ${key}\r\nConnection: close\r\n\r\n`,
+  );
   assert.match(host, /^HTTP\/1\.1 200 /, host.slice(0, 200));
   assert.equal(seen.length, 1);
   assert.ok(!JSON.stringify(seen[0]).includes('evil.example'), JSON.stringify(seen[0]));

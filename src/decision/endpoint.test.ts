@@ -13,25 +13,48 @@ let decide: string;
 const completed: RequestContext[] = [];
 
 before(async () => {
-  gw = await startTestGateway({
-    listeners: [
-      {
-        name: 'decide',
-        port: 0,
-        decision: { front_proxies: ['127.0.0.1', '::1'], forwarded_body: ['envoy'], cache: { allow_max_age_s: 30, deny_max_age_s: 5 } },
-      },
-      { name: 'strict', port: 0, decision: { front_proxies: ['10.9.9.9'] } },
-    ],
-    routes: [
-      { name: 'api', match: { prefix: '/api' }, policies: [{ 'test-identity': {} }, { 'test-kyc-challenge': {} }] },
-      { name: 'limited', match: { prefix: '/limited' }, policies: [{ 'test-identity': {} }, { 'test-rate-limit': {} }] },
-      { name: 'upload', match: { path: '/upload', methods: ['POST'] }, policies: [{ 'test-identity': {} }, { 'test-body-rule': {} }] },
-      { name: 'admin', match: { hosts: ['admin.example'], prefix: '/' }, policies: [{ 'request-headers': { set: { 'x-kyc-admin': 'yes' } } }] },
-      { name: 'broken', match: { path: '/broken' }, policies: [{ 'test-bad-header': {} }] },
-      { name: 'canned', match: { path: '/canned' }, policies: [{ 'static-response': { status: 200, body: 'ok' } }] },
-      { name: 'moved', match: { path: '/moved' }, policies: [{ 'static-response': { status: 302, headers: { location: '/elsewhere' }, body: '' } }] },
-    ],
-  }, { policies: POLICIES_WITH_DECISION_TESTS });
+  gw = await startTestGateway(
+    {
+      listeners: [
+        {
+          name: 'decide',
+          port: 0,
+          decision: {
+            front_proxies: ['127.0.0.1', '::1'],
+            forwarded_body: ['envoy'],
+            cache: { allow_max_age_s: 30, deny_max_age_s: 5 },
+          },
+        },
+        { name: 'strict', port: 0, decision: { front_proxies: ['10.9.9.9'] } },
+      ],
+      routes: [
+        { name: 'api', match: { prefix: '/api' }, policies: [{ 'test-identity': {} }, { 'test-kyc-challenge': {} }] },
+        {
+          name: 'limited',
+          match: { prefix: '/limited' },
+          policies: [{ 'test-identity': {} }, { 'test-rate-limit': {} }],
+        },
+        {
+          name: 'upload',
+          match: { path: '/upload', methods: ['POST'] },
+          policies: [{ 'test-identity': {} }, { 'test-body-rule': {} }],
+        },
+        {
+          name: 'admin',
+          match: { hosts: ['admin.example'], prefix: '/' },
+          policies: [{ 'request-headers': { set: { 'x-kyc-admin': 'yes' } } }],
+        },
+        { name: 'broken', match: { path: '/broken' }, policies: [{ 'test-bad-header': {} }] },
+        { name: 'canned', match: { path: '/canned' }, policies: [{ 'static-response': { status: 200, body: 'ok' } }] },
+        {
+          name: 'moved',
+          match: { path: '/moved' },
+          policies: [{ 'static-response': { status: 302, headers: { location: '/elsewhere' }, body: '' } }],
+        },
+      ],
+    },
+    { policies: POLICIES_WITH_DECISION_TESTS },
+  );
   decide = gw.urlOf('decide');
   gw.gateway.services.events.subscribe({ onRequestComplete: (ctx) => completed.push(ctx) });
 });
@@ -40,7 +63,13 @@ after(() => gw.close());
 
 function nginx(uri: string, headers: Record<string, string> = {}, method = 'GET') {
   return httpRequest(`${decide}/nginx`, {
-    headers: { 'x-original-method': method, 'x-original-uri': uri, 'x-original-host': 'api.example', 'x-real-ip': '203.0.113.7', ...headers },
+    headers: {
+      'x-original-method': method,
+      'x-original-uri': uri,
+      'x-original-host': 'api.example',
+      'x-real-ip': '203.0.113.7',
+      ...headers,
+    },
   });
 }
 
@@ -53,7 +82,7 @@ test('nginx allow answers 200 with the headers to inject upstream and a bounded 
   assert.equal(r.headers['x-kycgate-status'], '200');
   assert.equal(r.headers['cache-control'], 'private, max-age=30');
   assert.equal(r.headers['x-accel-expires'], '30');
-  assert.equal(r.headers['vary'], 'x-original-method, x-original-uri, x-original-host, authorization, cookie, x-api-key');
+  assert.equal(r.headers.vary, 'x-original-method, x-original-uri, x-original-host, authorization, cookie, x-api-key');
   assert.equal(r.body, '');
   const ctx = completed.find((c) => c.id === 'req-allow-1');
   assert.ok(ctx, 'the decision was reported through requestComplete');
@@ -86,13 +115,13 @@ test('unauthenticated: 401 problem with WWW-Authenticate, the problem also in a 
 test('rate limited: quota headers on allows, 429 with Retry-After and RateLimit headers, never cacheable', async () => {
   const allowed = await nginx('/limited/x', { authorization: 'Bearer good' });
   assert.equal(allowed.status, 200);
-  assert.equal(allowed.headers['ratelimit'], '"default";r=9;t=60');
+  assert.equal(allowed.headers.ratelimit, '"default";r=9;t=60');
   assert.equal(allowed.headers['cache-control'], 'no-store', 'the limiter forbids reuse');
   const r = await nginx('/limited/x', { authorization: 'Bearer good', 'x-test-burst': '1' });
   assert.equal(r.status, 429);
   assert.equal(r.headers['retry-after'], '7');
   assert.equal(r.headers['ratelimit-policy'], '"default";q=10;w=60');
-  assert.equal(r.headers['ratelimit'], '"default";r=0;t=7');
+  assert.equal(r.headers.ratelimit, '"default";r=0;t=7');
   assert.equal(r.headers['cache-control'], 'no-store');
   assert.equal(r.headers['x-accel-expires'], '0');
 });
@@ -101,14 +130,17 @@ test('KYC challenge: 403 with the verification URL for APIs, 303 to it for brows
   const api = await nginx('/api/accounts', { authorization: 'Bearer unverified', accept: 'application/json' });
   assert.equal(api.status, 403);
   assert.equal(api.headers['x-kycgate-verification-url'], VERIFICATION_URL);
-  assert.equal(api.headers['location'], undefined);
+  assert.equal(api.headers.location, undefined);
   const body = JSON.parse(api.body) as Record<string, unknown>;
   assert.equal(body.type, 'https://kycgate.dev/problems/kyc-required');
   assert.equal(body.verification_url, VERIFICATION_URL);
 
-  const browser = await nginx('/api/accounts', { authorization: 'Bearer unverified', accept: 'text/html,application/xhtml+xml,*/*;q=0.8' });
+  const browser = await nginx('/api/accounts', {
+    authorization: 'Bearer unverified',
+    accept: 'text/html,application/xhtml+xml,*/*;q=0.8',
+  });
   assert.equal(browser.status, 303);
-  assert.equal(browser.headers['location'], VERIFICATION_URL);
+  assert.equal(browser.headers.location, VERIFICATION_URL);
   assert.equal(browser.headers['x-kycgate-status'], '303');
   assert.equal(browser.headers['cache-control'], 'no-store');
 });
@@ -132,16 +164,26 @@ test('the original host selects host-bound routes', async () => {
 });
 
 test('missing convention headers are a 400, not a decision about some other request', async () => {
-  const r = await httpRequest(`${decide}/nginx`, { headers: { 'x-original-uri': '/api/accounts', 'x-original-host': 'a', 'x-real-ip': '203.0.113.7' } });
+  const r = await httpRequest(`${decide}/nginx`, {
+    headers: { 'x-original-uri': '/api/accounts', 'x-original-host': 'a', 'x-real-ip': '203.0.113.7' },
+  });
   assert.equal(r.status, 400);
   assert.match(JSON.parse(r.body).detail, /original method/);
-  const noClient = await httpRequest(`${decide}/nginx`, { headers: { 'x-original-method': 'GET', 'x-original-uri': '/api/accounts', 'x-original-host': 'a' } });
+  const noClient = await httpRequest(`${decide}/nginx`, {
+    headers: { 'x-original-method': 'GET', 'x-original-uri': '/api/accounts', 'x-original-host': 'a' },
+  });
   assert.equal(noClient.status, 400);
 });
 
 test('only configured front proxies may ask for decisions', async () => {
   const r = await httpRequest(`${gw.urlOf('strict')}/nginx`, {
-    headers: { 'x-original-method': 'GET', 'x-original-uri': '/api/accounts', 'x-original-host': 'a', 'x-real-ip': '203.0.113.7', authorization: 'Bearer good' },
+    headers: {
+      'x-original-method': 'GET',
+      'x-original-uri': '/api/accounts',
+      'x-original-host': 'a',
+      'x-real-ip': '203.0.113.7',
+      authorization: 'Bearer good',
+    },
   });
   assert.equal(r.status, 403);
   assert.equal(JSON.parse(r.body).type, 'https://kycgate.dev/problems/decision-untrusted-peer');
@@ -163,7 +205,10 @@ test('Traefik and Caddy: X-Forwarded-* describe the request; the client is the l
       },
     });
     assert.equal(r.status, 200);
-    assert.equal(r.headers['vary'], 'x-forwarded-method, x-forwarded-uri, x-forwarded-host, authorization, cookie, x-api-key');
+    assert.equal(
+      r.headers.vary,
+      'x-forwarded-method, x-forwarded-uri, x-forwarded-host, authorization, cookie, x-api-key',
+    );
     const ctx = completed.find((c) => c.id === id)!;
     assert.equal(ctx.frontProxy, proxy);
     assert.equal(ctx.method, 'DELETE');
@@ -174,13 +219,26 @@ test('Traefik and Caddy: X-Forwarded-* describe the request; the client is the l
 });
 
 test('Envoy: the original path follows the prefix and the forwarded body is the original body', async () => {
-  const headers = { 'x-forwarded-for': '203.0.113.5', authorization: 'Bearer good', 'content-type': 'application/json', 'x-envoy-auth-partial-body': 'false' };
+  const headers = {
+    'x-forwarded-for': '203.0.113.5',
+    authorization: 'Bearer good',
+    'content-type': 'application/json',
+    'x-envoy-auth-partial-body': 'false',
+  };
   const ok = await httpRequest(`${decide}/envoy/upload`, { method: 'POST', headers, body: '{"amount":5}' });
   assert.equal(ok.status, 200);
   assert.equal(ok.headers['x-kyc-body-bytes'], '12');
-  const refused = await httpRequest(`${decide}/envoy/upload`, { method: 'POST', headers, body: '{"note":"forbidden"}' });
+  const refused = await httpRequest(`${decide}/envoy/upload`, {
+    method: 'POST',
+    headers,
+    body: '{"note":"forbidden"}',
+  });
   assert.equal(refused.status, 403);
-  const partial = await httpRequest(`${decide}/envoy/upload`, { method: 'POST', headers: { ...headers, 'x-envoy-auth-partial-body': 'true' }, body: '{"a":' });
+  const partial = await httpRequest(`${decide}/envoy/upload`, {
+    method: 'POST',
+    headers: { ...headers, 'x-envoy-auth-partial-body': 'true' },
+    body: '{"a":',
+  });
   assert.equal(partial.status, 500);
   assert.equal(JSON.parse(partial.body).type, 'https://kycgate.dev/problems/decision-needs-body');
   const { 'x-envoy-auth-partial-body': _, ...unmarked } = headers;
@@ -200,7 +258,7 @@ test('a body rule behind a proxy that sends no body answers decision-needs-body 
 test('gateway-made answers: redirects are relayed, a 2xx cannot be expressed as a decision', async () => {
   const moved = await nginx('/moved');
   assert.equal(moved.status, 302);
-  assert.equal(moved.headers['location'], '/elsewhere');
+  assert.equal(moved.headers.location, '/elsewhere');
   assert.equal(moved.headers['x-kycgate-status'], '302');
   const canned = await nginx('/canned');
   assert.equal(canned.status, 500);
@@ -220,7 +278,11 @@ test('a header value that cannot be written is a 500, never a split header or a 
   const r = await nginx('/broken');
   assert.equal(r.status, 500);
   assert.equal(r.headers['x-injected'], undefined);
-  assert.equal((await nginx('/api/accounts', { authorization: 'Bearer good' })).status, 200, 'the gateway still answers');
+  assert.equal(
+    (await nginx('/api/accounts', { authorization: 'Bearer good' })).status,
+    200,
+    'the gateway still answers',
+  );
 });
 
 test('unknown decision paths are refused', async () => {

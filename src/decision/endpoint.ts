@@ -17,8 +17,23 @@ import type { ListenerHandle } from '../server/listeners.js';
 import type { RoutedContext } from '../routing/router.js';
 import type { OpenedRequest, RequestIntake } from '../server/intake.js';
 import type { DecisionListenerConfig, FrontProxyConvention } from '../config/decision-listener.js';
-import { META_HEADERS, VARY_HEADERS, envoyOriginal, forwardedOriginal, nginxOriginal, type ConventionResult } from './conventions.js';
-import { PROBLEM_HEADER, STATUS_HEADER, asciiJson, writeAllow, writeProblem, writeReply, type AnswerSettings } from './answer.js';
+import {
+  META_HEADERS,
+  VARY_HEADERS,
+  envoyOriginal,
+  forwardedOriginal,
+  nginxOriginal,
+  type ConventionResult,
+} from './conventions.js';
+import {
+  PROBLEM_HEADER,
+  STATUS_HEADER,
+  asciiJson,
+  writeAllow,
+  writeProblem,
+  writeReply,
+  type AnswerSettings,
+} from './answer.js';
 import { DECISION_NEEDS_BODY, DECISION_REPLY_NOT_EXPRESSIBLE, DECISION_UNTRUSTED_PEER } from './problems.js';
 
 /** What the endpoint needs from the server: the logger and the intake every entry point shares. */
@@ -84,12 +99,24 @@ export class DecisionEndpoint {
       if (name === 'envoy') envoy = plan;
       else plans.set('/' + name, plan);
     }
-    c = { trusted, plans, envoy, envoyPrefix: cfg.envoy_path_prefix, clientAddressHeader: cfg.client_address_header.toLowerCase() };
+    c = {
+      trusted,
+      plans,
+      envoy,
+      envoyPrefix: cfg.envoy_path_prefix,
+      clientAddressHeader: cfg.client_address_header.toLowerCase(),
+    };
     this.compiled.set(cfg, c);
     return c;
   }
 
-  handle(listener: ListenerHandle, cfg: DecisionListenerConfig, req: IncomingMessage, res: ServerResponse, opened: OpenedRequest): void {
+  handle(
+    listener: ListenerHandle,
+    cfg: DecisionListenerConfig,
+    req: IncomingMessage,
+    res: ServerResponse,
+    opened: OpenedRequest,
+  ): void {
     const { rt, id, startedAt } = opened;
     const listenerName = listener.config.name;
     let c: CompiledDecision;
@@ -101,7 +128,17 @@ export class DecisionEndpoint {
     }
     const remote = req.socket.remoteAddress ?? '';
     if (!c.trusted.has(remote)) {
-      return this.refuse(listener, req, res, problem(DECISION_UNTRUSTED_PEER, { detail: 'Decision requests are answered only for configured front proxies.' }), id, startedAt, false);
+      return this.refuse(
+        listener,
+        req,
+        res,
+        problem(DECISION_UNTRUSTED_PEER, {
+          detail: 'Decision requests are answered only for configured front proxies.',
+        }),
+        id,
+        startedAt,
+        false,
+      );
     }
 
     const url = req.url ?? '';
@@ -114,10 +151,21 @@ export class DecisionEndpoint {
       plan = c.envoy;
       original = envoyOriginal(req, url, c.envoyPrefix.length, c.trusted);
     } else {
-      return this.refuse(listener, req, res, problem('not-found', { detail: 'Unknown decision path: use /nginx, /traefik, /caddy, /kong or the Envoy path prefix.' }), id, startedAt, false);
+      return this.refuse(
+        listener,
+        req,
+        res,
+        problem('not-found', {
+          detail: 'Unknown decision path: use /nginx, /traefik, /caddy, /kong or the Envoy path prefix.',
+        }),
+        id,
+        startedAt,
+        false,
+      );
     }
     const nginx = plan.settings.problemInHeader;
-    if ('error' in original) return this.refuse(listener, req, res, problem('bad-request', { detail: original.error }), id, startedAt, nginx);
+    if ('error' in original)
+      return this.refuse(listener, req, res, problem('bad-request', { detail: original.error }), id, startedAt, nginx);
 
     const intake = this.host.intake;
     const target = intake.target(rt, original.target, original.host);
@@ -174,14 +222,29 @@ export class DecisionEndpoint {
           writeReply(ctx, res, result, settings);
         } else {
           // A 2xx made by the gateway would read as "allow" to the front proxy, which would then forward the request.
-          writeProblem(ctx, res, problem(DECISION_REPLY_NOT_EXPRESSIBLE, { detail: 'This route answers requests itself; it cannot be served through a front proxy.' }), settings);
+          writeProblem(
+            ctx,
+            res,
+            problem(DECISION_REPLY_NOT_EXPRESSIBLE, {
+              detail: 'This route answers requests itself; it cannot be served through a front proxy.',
+            }),
+            settings,
+          );
         }
       });
     }
     intake.finished(ctx);
   }
 
-  private refuse(listener: ListenerHandle, req: IncomingMessage, res: ServerResponse, p: Problem, id: string, startedAt: number, problemInHeader: boolean): void {
+  private refuse(
+    listener: ListenerHandle,
+    req: IncomingMessage,
+    res: ServerResponse,
+    p: Problem,
+    id: string,
+    startedAt: number,
+    problemInHeader: boolean,
+  ): void {
     res.setHeader(STATUS_HEADER, String(p.status));
     if (problemInHeader) res.setHeader(PROBLEM_HEADER, asciiJson(problemBody(p, id)));
     this.host.intake.refuse(listener, req, res, p, id, startedAt);
@@ -197,10 +260,19 @@ function readDecisionBody(req: IncomingMessage, limit: number, envoy: boolean): 
   if (envoy) {
     const partial = req.headers['x-envoy-auth-partial-body'];
     if (partial === 'true') {
-      return Promise.resolve(problem(DECISION_NEEDS_BODY, { detail: 'The front proxy sent only part of the request body; raise its body buffer limit.' }));
+      return Promise.resolve(
+        problem(DECISION_NEEDS_BODY, {
+          detail: 'The front proxy sent only part of the request body; raise its body buffer limit.',
+        }),
+      );
     }
     if (partial !== 'false') {
-      return Promise.resolve(problem(DECISION_NEEDS_BODY, { detail: 'The front proxy did not mark the body as forwarded (Envoy: with_request_body with allow_partial_message).' }));
+      return Promise.resolve(
+        problem(DECISION_NEEDS_BODY, {
+          detail:
+            'The front proxy did not mark the body as forwarded (Envoy: with_request_body with allow_partial_message).',
+        }),
+      );
     }
   }
   return readRequestBody(req, limit);

@@ -11,7 +11,14 @@ import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
 import { startTestGateway, startUpstream, httpRequest, type TestGateway } from '../../testing/harness.js';
 import { POLICIES_WITH_DECISION_TESTS, VERIFICATION_URL } from '../../testing/decision-policies.js';
-import { findBinary, freePort, requireBinary, startFrontProxy, type FrontProxy, type FrontProxyName } from '../../testing/front-proxies.js';
+import {
+  findBinary,
+  freePort,
+  requireBinary,
+  startFrontProxy,
+  type FrontProxy,
+  type FrontProxyName,
+} from '../../testing/front-proxies.js';
 
 for (const name of ['nginx', 'caddy'] as FrontProxyName[]) {
   describe(`${name} recipe`, () => {
@@ -28,20 +35,40 @@ for (const name of ['nginx', 'caddy'] as FrontProxyName[]) {
         res.writeHead(200, { 'content-type': 'text/plain' });
         res.end('from the application');
       });
-      gw = await startTestGateway({
-        listeners: [{ name: 'decide', port: 0, decision: { front_proxies: ['127.0.0.1', '::1'], cache: { allow_max_age_s: 30 } } }],
-        routes: [
-          { name: 'api', match: { prefix: '/api' }, policies: [{ 'test-identity': {} }, { 'test-rate-limit': {} }, { 'test-kyc-challenge': {} }] },
-          { name: 'cached', match: { prefix: '/cached' }, policies: [{ 'test-identity': {} }, { 'test-kyc-challenge': {} }] },
-          { name: 'open', match: { prefix: '/open' } },
-        ],
-      }, { policies: POLICIES_WITH_DECISION_TESTS });
+      gw = await startTestGateway(
+        {
+          listeners: [
+            {
+              name: 'decide',
+              port: 0,
+              decision: { front_proxies: ['127.0.0.1', '::1'], cache: { allow_max_age_s: 30 } },
+            },
+          ],
+          routes: [
+            {
+              name: 'api',
+              match: { prefix: '/api' },
+              policies: [{ 'test-identity': {} }, { 'test-rate-limit': {} }, { 'test-kyc-challenge': {} }],
+            },
+            {
+              name: 'cached',
+              match: { prefix: '/cached' },
+              policies: [{ 'test-identity': {} }, { 'test-kyc-challenge': {} }],
+            },
+            { name: 'open', match: { prefix: '/open' } },
+          ],
+        },
+        { policies: POLICIES_WITH_DECISION_TESTS },
+      );
       gw.gateway.services.events.subscribe({
         onRequestComplete: (ctx) => {
           if (ctx.frontProxy === name) decisions++;
         },
       });
-      proxy = await startFrontProxy(name, { decision: `127.0.0.1:${gw.gateway.listeners[0]!.port}`, upstream: `127.0.0.1:${app.port}` });
+      proxy = await startFrontProxy(name, {
+        decision: `127.0.0.1:${gw.gateway.listeners[0]!.port}`,
+        upstream: `127.0.0.1:${app.port}`,
+      });
     });
 
     after(async () => {
@@ -57,7 +84,11 @@ for (const name of ['nginx', 'caddy'] as FrontProxyName[]) {
 
     test('an allowed request reaches the application with the injected headers; a forged copy is replaced', async (t) => {
       if (!requireBinary(t, name)) return;
-      const r = await get('/api/accounts', { authorization: 'Bearer good', 'x-kyc-status': 'forged', 'x-subject-id': 'someone-else' });
+      const r = await get('/api/accounts', {
+        authorization: 'Bearer good',
+        'x-kyc-status': 'forged',
+        'x-subject-id': 'someone-else',
+      });
       assert.equal(r.status, 200, proxy!.log());
       assert.equal(r.body, 'from the application');
       assert.equal(seen.length, 1);
@@ -65,12 +96,17 @@ for (const name of ['nginx', 'caddy'] as FrontProxyName[]) {
       assert.equal(seen[0]!['x-subject-id'], 'sub-1');
       assert.equal(seen[0]!['x-consumer'], 'app-1');
       // nginx adds the quota headers kycgate computed to the application's response; Caddy cannot.
-      if (name === 'nginx') assert.equal(r.headers['ratelimit'], '"default";r=9;t=60');
+      if (name === 'nginx') assert.equal(r.headers.ratelimit, '"default";r=9;t=60');
     });
 
     test('client copies of injected headers never reach the application when kycgate injects none', async (t) => {
       if (!requireBinary(t, name)) return;
-      const r = await get('/open/page', { 'x-kyc-status': 'approved', 'x-subject-id': 'sub-1', 'x-kyc-claims': 'full', 'x-consumer': 'admin' });
+      const r = await get('/open/page', {
+        'x-kyc-status': 'approved',
+        'x-subject-id': 'sub-1',
+        'x-kyc-claims': 'full',
+        'x-consumer': 'admin',
+      });
       assert.equal(r.status, 200, proxy!.log());
       assert.equal(seen.length, 1);
       assert.equal(seen[0]!['x-kyc-status'], undefined);
@@ -94,16 +130,19 @@ for (const name of ['nginx', 'caddy'] as FrontProxyName[]) {
       const r = await get('/api/accounts', { authorization: 'Bearer good', 'x-test-burst': '1' });
       assert.equal(r.status, 429, proxy!.log());
       assert.equal(r.headers['retry-after'], '7');
-      assert.equal(r.headers['ratelimit'], '"default";r=0;t=7');
+      assert.equal(r.headers.ratelimit, '"default";r=0;t=7');
       assert.equal(JSON.parse(r.body).type, 'https://kycgate.dev/problems/rate-limited');
       assert.equal(seen.length, 0);
     });
 
     test('a verification challenge redirects browsers and gives APIs the problem with the URL', async (t) => {
       if (!requireBinary(t, name)) return;
-      const browser = await get('/api/accounts', { authorization: 'Bearer unverified', accept: 'text/html,application/xhtml+xml,*/*;q=0.8' });
+      const browser = await get('/api/accounts', {
+        authorization: 'Bearer unverified',
+        accept: 'text/html,application/xhtml+xml,*/*;q=0.8',
+      });
       assert.equal(browser.status, 303, proxy!.log());
-      assert.equal(browser.headers['location'], VERIFICATION_URL);
+      assert.equal(browser.headers.location, VERIFICATION_URL);
       const api = await get('/api/accounts', { authorization: 'Bearer unverified', accept: 'application/json' });
       assert.equal(api.status, 403);
       assert.equal(api.headers['x-kycgate-verification-url'], VERIFICATION_URL);
@@ -115,7 +154,10 @@ for (const name of ['nginx', 'caddy'] as FrontProxyName[]) {
 
     test('kycgate unreachable: the request is refused, never forwarded', async (t) => {
       if (!requireBinary(t, name)) return;
-      const orphan = await startFrontProxy(name, { decision: `127.0.0.1:${await freePort()}`, upstream: `127.0.0.1:${app!.port}` });
+      const orphan = await startFrontProxy(name, {
+        decision: `127.0.0.1:${await freePort()}`,
+        upstream: `127.0.0.1:${app!.port}`,
+      });
       try {
         seen = [];
         const r = await httpRequest(orphan.url + '/api/accounts', { headers: { authorization: 'Bearer good' } });
@@ -140,8 +182,13 @@ for (const name of ['nginx', 'caddy'] as FrontProxyName[]) {
         assert.equal(decisions - before, 1, 'one decision for three identical requests');
         assert.equal((await get('/cached/other', headers)).status, 200);
         assert.equal(decisions - before, 2, 'another URI is another decision');
-        for (let i = 0; i < 2; i++) assert.equal((await get('/cached/page', { authorization: 'Bearer wrong' })).status, 401);
-        assert.equal(decisions - before, 4, 'another credential is another decision; denials (max-age 0) are never reused');
+        for (let i = 0; i < 2; i++)
+          assert.equal((await get('/cached/page', { authorization: 'Bearer wrong' })).status, 401);
+        assert.equal(
+          decisions - before,
+          4,
+          'another credential is another decision; denials (max-age 0) are never reused',
+        );
         for (let i = 0; i < 2; i++) assert.equal((await get('/api/accounts', headers)).status, 200);
         assert.equal(decisions - before, 6, 'a route whose policies forbid reuse (rate limit) is decided every time');
       });

@@ -9,12 +9,25 @@ function config(frontProxies: string[]) {
   return {
     listeners: [{ name: 'decide', port: 0, decision: { front_proxies: frontProxies } }],
     admin: { port: 0 },
-    routes: [{ name: 'api', match: { prefix: '/api' }, policies: [{ 'request-headers': { set: { 'x-kyc-status': 'approved' } } }] }],
+    routes: [
+      {
+        name: 'api',
+        match: { prefix: '/api' },
+        policies: [{ 'request-headers': { set: { 'x-kyc-status': 'approved' } } }],
+      },
+    ],
   };
 }
 
 const ask = (url: string) =>
-  httpRequest(`${url}/nginx`, { headers: { 'x-original-method': 'GET', 'x-original-uri': '/api/x', 'x-original-host': 'a', 'x-real-ip': '203.0.113.7' } });
+  httpRequest(`${url}/nginx`, {
+    headers: {
+      'x-original-method': 'GET',
+      'x-original-uri': '/api/x',
+      'x-original-host': 'a',
+      'x-real-ip': '203.0.113.7',
+    },
+  });
 
 test('a reload changes who may ask; invalid front-proxy addresses are refused and the previous config keeps serving', async () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'kycgate-decision-reload-'));

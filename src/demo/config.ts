@@ -6,14 +6,21 @@
 /** The sandbox's demo workflow (any UUID: the sandbox runs every workflow the same way). */
 export const DEMO_WORKFLOW_ID = '7d3c9a52-1f0e-4b8a-9d6e-3c2b1a0f9e8d';
 
-export function demoConfig(tls: { cert: string; key: string }, env: NodeJS.ProcessEnv = process.env): Record<string, unknown> {
+export function demoConfig(
+  tls: { cert: string; key: string },
+  env: NodeJS.ProcessEnv = process.env,
+): Record<string, unknown> {
   const providers: Record<string, unknown> = {
     // The embedded Didit stand-in: a hosted page with Approve / Decline / Send to review, and signed webhooks.
     sandbox: { type: 'sandbox', port: 8090 },
   };
   if (env.DIDIT_WEBHOOK_SECRET) {
     // Real Didit webhooks to POST /webhooks/didit are verified with this secret; sessions need DIDIT_API_KEY.
-    providers.didit = { type: 'didit', webhook_secret: { env: 'DIDIT_WEBHOOK_SECRET' }, ...(env.DIDIT_API_KEY ? { api_key: { env: 'DIDIT_API_KEY' } } : {}) };
+    providers.didit = {
+      type: 'didit',
+      webhook_secret: { env: 'DIDIT_WEBHOOK_SECRET' },
+      ...(env.DIDIT_API_KEY ? { api_key: { env: 'DIDIT_API_KEY' } } : {}),
+    };
   }
   return {
     listeners: [
@@ -26,7 +33,11 @@ export function demoConfig(tls: { cert: string; key: string }, env: NodeJS.Proce
     kyc: {
       providers,
       workflows: {
-        'demo-kyc': { provider: 'sandbox', workflow_id: DEMO_WORKFLOW_ID, claims: { kyc_full: 'facts.status == "Approved"' } },
+        'demo-kyc': {
+          provider: 'sandbox',
+          workflow_id: DEMO_WORKFLOW_ID,
+          claims: { kyc_full: 'facts.status == "Approved"' },
+        },
       },
     },
     audit: { enabled: true },
@@ -44,7 +55,13 @@ export function demoConfig(tls: { cert: string; key: string }, env: NodeJS.Proce
         match: { prefix: '/demo/headers' },
         upstream: 'echo',
         policies: [
-          { 'request-headers': { set: { 'x-demo': 'set by kycgate' }, remove: ['cookie'], response_set: { 'x-demo-response': 'yes' } } },
+          {
+            'request-headers': {
+              set: { 'x-demo': 'set by kycgate' },
+              remove: ['cookie'],
+              response_set: { 'x-demo-response': 'yes' },
+            },
+          },
         ],
       },
       {

@@ -77,7 +77,10 @@ export class Admin {
     }
     void this.readiness().then((r) => {
       const body = JSON.stringify(r);
-      res.writeHead(r.status === 'ready' ? 200 : 503, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+      res.writeHead(r.status === 'ready' ? 200 : 503, {
+        'content-type': 'application/json',
+        'cache-control': 'no-store',
+      });
       res.end(body);
     });
   }
@@ -94,7 +97,13 @@ export class Admin {
         checks[`tls:${l.config.name}`] = {
           ok: c.notAfter.getTime() > Date.now(),
           not_after: c.notAfter.toISOString(),
-          ...(c.served ? { source: c.served.source, serial: c.served.serial, ...(c.served.spiffeId ? { spiffe_id: c.served.spiffeId } : {}) } : {}),
+          ...(c.served
+            ? {
+                source: c.served.source,
+                serial: c.served.serial,
+                ...(c.served.spiffeId ? { spiffe_id: c.served.spiffeId } : {}),
+              }
+            : {}),
           last_rotation: c.rotatedAt?.toISOString() ?? null,
           rotations: c.rotations,
         };
@@ -104,7 +113,11 @@ export class Admin {
     if (vault !== undefined) checks.vault = vault;
     const subsystems = s.subsystems();
     const results = await Promise.all(
-      subsystems.map((m) => (m.instance.ready ? m.instance.ready().catch((err: unknown) => ({ ok: false, detail: { state: 'check failed' }, error: err })) : undefined)),
+      subsystems.map((m) =>
+        m.instance.ready
+          ? m.instance.ready().catch((err: unknown) => ({ ok: false, detail: { state: 'check failed' }, error: err }))
+          : undefined,
+      ),
     );
     results.forEach((r, i) => {
       if (!r) return;

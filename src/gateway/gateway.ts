@@ -20,7 +20,13 @@ import { resolveSecret } from '../config/secrets.js';
 import { ConfigWatcher } from '../config/watch.js';
 import { VaultSecrets } from '../secrets/vault-secrets.js';
 import { compileRuntime, type CompileEnv, type Runtime } from '../server/runtime.js';
-import { listenerUrl, openListener, serverOptions, type ListenerHandle, type ListenerHandlers } from '../server/listeners.js';
+import {
+  listenerUrl,
+  openListener,
+  serverOptions,
+  type ListenerHandle,
+  type ListenerHandlers,
+} from '../server/listeners.js';
 import { RequestIntake } from '../server/intake.js';
 import { ProxyRequests } from '../server/proxy.js';
 import { DecisionEndpoint } from '../decision/endpoint.js';
@@ -92,7 +98,9 @@ export class Gateway {
       policies: options.policies,
       services: this.services,
       subsystems: this.subsystemInstances,
-      builtinEchoUrl: options.builtinEchoUrl ?? (() => Promise.reject(new ConfigError(['builtin:echo is only available to `kycgate start`']))),
+      builtinEchoUrl:
+        options.builtinEchoUrl ??
+        (() => Promise.reject(new ConfigError(['builtin:echo is only available to `kycgate start`']))),
     };
     this.intake = new RequestIntake({
       logger: this.logger,
@@ -173,13 +181,20 @@ export class Gateway {
     const { loaded } = this.options;
     // What policies own for the life of the process (metrics, event listeners), before any config is compiled.
     for (const p of this.options.policies) p.init?.(this.services);
-    registerGatewayMetrics(this.services, () => this.listenerCertificates(), () => (this.ready ? this.runtime.upstreamTargets() : []));
+    registerGatewayMetrics(
+      this.services,
+      () => this.listenerCertificates(),
+      () => (this.ready ? this.runtime.upstreamTargets() : []),
+    );
     await this.vault.prepare(loaded.config, loaded.baseDir);
     // Listeners first (so port 0 resolves to a real base URL for subsystems), serving only once the runtime exists.
     const options = serverOptions(loaded.config.server);
     for (const lc of loaded.config.listeners) {
       if (lc.decision) this.decisions.compile(lc.name, lc.decision);
-      const listener = await openListener(lc, loaded.baseDir, options, this.handlers, { logger: this.logger, events: this.services.events });
+      const listener = await openListener(lc, loaded.baseDir, options, this.handlers, {
+        logger: this.logger,
+        events: this.services.events,
+      });
       this.listeners.push(listener);
       this.logger.info({ listener: lc.name, url: listenerUrl(listener) }, 'listening');
     }
@@ -198,7 +213,8 @@ export class Gateway {
     this.runtime = await compileRuntime(loaded, this.env);
     this.vault.retain(loaded.config);
     this.ready = true;
-    if (loaded.config.admin.enabled) await this.adminListener.listen(loaded.config.admin.address, loaded.config.admin.port);
+    if (loaded.config.admin.enabled)
+      await this.adminListener.listen(loaded.config.admin.address, loaded.config.admin.port);
     if (loaded.file && this.options.watchConfig !== false) {
       this.configWatcher = new ConfigWatcher(loaded.file, () => void this.reload('file change'), this.logger);
     }
@@ -208,7 +224,13 @@ export class Gateway {
   private listenerCertificates(): ListenerCertificateInfo[] {
     return this.listeners
       .filter((l) => l.tls)
-      .map((l) => ({ listener: l.config.name, notAfter: l.certificates?.notAfter, served: l.certificates?.served, rotatedAt: l.certificates?.rotatedAt, rotations: l.certificates?.rotations ?? 0 }));
+      .map((l) => ({
+        listener: l.config.name,
+        notAfter: l.certificates?.notAfter,
+        served: l.certificates?.served,
+        rotatedAt: l.certificates?.rotatedAt,
+        rotations: l.certificates?.rotations ?? 0,
+      }));
   }
 
   urlOf(listener: ListenerHandle): string {
@@ -216,13 +238,19 @@ export class Gateway {
   }
 
   /** Every request of every listener: the same intake, then the proxy path or the decision endpoint. */
-  private dispatch(listener: ListenerHandle, req: IncomingMessage, res: ServerResponse, upgradeHead: Buffer | undefined): void {
+  private dispatch(
+    listener: ListenerHandle,
+    req: IncomingMessage,
+    res: ServerResponse,
+    upgradeHead: Buffer | undefined,
+  ): void {
     const opened = this.intake.open(listener, req, res, upgradeHead);
     if (opened === undefined) return;
     const decision = listener.config.decision;
     if (decision === undefined) return this.proxy.handle(listener, req, res, opened, upgradeHead);
     const url = req.url;
-    if (listener.config.health && opened.rt.config.server.health_paths && (url === '/healthz' || url === '/readyz')) return this.adminListener.answerHealth(url, res);
+    if (listener.config.health && opened.rt.config.server.health_paths && (url === '/healthz' || url === '/readyz'))
+      return this.adminListener.answerHealth(url, res);
     this.decisions.handle(listener, decision, req, res, opened);
   }
 
@@ -255,7 +283,9 @@ export class Gateway {
       } catch (err) {
         const problems = err instanceof ConfigError ? err.problems : [(err as Error).message];
         for (const m of reloaded) {
-          await m.reload!(this.runtime.config).catch((e: unknown) => this.logger.error({ err: e }, 'a subsystem could not return to the current configuration'));
+          await m.reload!(this.runtime.config).catch((e: unknown) =>
+            this.logger.error({ err: e }, 'a subsystem could not return to the current configuration'),
+          );
         }
         this.logger.error({ reason, problems }, 'configuration refused; the previous configuration keeps serving');
         this.services.events.emit({ type: 'config.refused', outcome: 'invalid', data: { reason, problems } });
@@ -288,13 +318,17 @@ export class Gateway {
     for (const l of this.listeners) {
       const lc = next.config.listeners.find((c) => c.name === l.config.name);
       if (!lc || lc.port !== l.config.port || lc.address !== l.config.address || (lc.tls === undefined) !== !l.tls) {
-        this.logger.warn({ listener: l.config.name }, 'listener address, port or protocol changed: takes effect on restart');
+        this.logger.warn(
+          { listener: l.config.name },
+          'listener address, port or protocol changed: takes effect on restart',
+        );
         continue;
       }
       if (lc.tls && l.certificates) {
         // Unchanged TLS settings: re-read the files, trust bundles included (SIGHUP is the fallback for missed file
         // events), without rebuilding client authentication or ending resumable sessions when nothing changed.
-        if (isDeepStrictEqual(lc.tls, l.config.tls) && next.loaded.baseDir === old.loaded.baseDir) l.certificates.refresh();
+        if (isDeepStrictEqual(lc.tls, l.config.tls) && next.loaded.baseDir === old.loaded.baseDir)
+          l.certificates.refresh();
         else l.certificates.update(lc.tls, next.loaded.baseDir);
       }
       (l as { config: ListenerConfig }).config = { ...lc, port: l.config.port };

@@ -25,7 +25,8 @@ export async function loadAssertionKey(pem: string): Promise<AssertionKey> {
   }
   let alg: AssertionKey['alg'];
   if (privateKey.asymmetricKeyType === 'ed25519') alg = 'EdDSA';
-  else if (privateKey.asymmetricKeyType === 'ec' && privateKey.asymmetricKeyDetails?.namedCurve === 'prime256v1') alg = 'ES256';
+  else if (privateKey.asymmetricKeyType === 'ec' && privateKey.asymmetricKeyDetails?.namedCurve === 'prime256v1')
+    alg = 'ES256';
   else throw new Error('kyc.assertion.signing_key: must be an EC P-256 or Ed25519 key');
   const jwk = createPublicKey(privateKey).export({ format: 'jwk' }) as JWK;
   const kid = await calculateJwkThumbprint(jwk);
@@ -35,7 +36,10 @@ export async function loadAssertionKey(pem: string): Promise<AssertionKey> {
 /** The demo's key: generated once (EC P-256) and kept in the data directory. */
 export function persistedAssertionKeyPem(dataDir: string): string {
   return persistedSecret(dataDir, 'kyc-assertion-key.pem', () =>
-    generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'pem', type: 'pkcs8' }).toString().trim(),
+    generateKeyPairSync('ec', { namedCurve: 'P-256' })
+      .privateKey.export({ format: 'pem', type: 'pkcs8' })
+      .toString()
+      .trim(),
   );
 }
 
@@ -50,7 +54,11 @@ export interface AssertionContent {
 export class AssertionSigner {
   readonly jwksBody: string;
 
-  constructor(private readonly key: AssertionKey, private readonly issuer: string, readonly lifetimeSeconds: number) {
+  constructor(
+    private readonly key: AssertionKey,
+    private readonly issuer: string,
+    readonly lifetimeSeconds: number,
+  ) {
     this.jwksBody = JSON.stringify({ keys: [key.publicJwk] });
   }
 

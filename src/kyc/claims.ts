@@ -34,14 +34,19 @@ export function compileClaims(workflow: string, claims: Record<string, string>):
       throw new Error(`kyc.workflows.${workflow}.claims.${name}: ${firstLine((err as Error).message)}`);
     }
     const checked = (evaluate as unknown as { check(): { valid: boolean; type?: string; error?: Error } }).check();
-    if (!checked.valid) throw new Error(`kyc.workflows.${workflow}.claims.${name}: ${firstLine(checked.error?.message ?? 'invalid')}`);
-    if (checked.type !== 'bool' && checked.type !== 'dyn') throw new Error(`kyc.workflows.${workflow}.claims.${name}: must be a boolean expression (it is ${checked.type})`);
+    if (!checked.valid)
+      throw new Error(`kyc.workflows.${workflow}.claims.${name}: ${firstLine(checked.error?.message ?? 'invalid')}`);
+    if (checked.type !== 'bool' && checked.type !== 'dyn')
+      throw new Error(`kyc.workflows.${workflow}.claims.${name}: must be a boolean expression (it is ${checked.type})`);
     return { name, evaluate };
   });
 }
 
 /** The claims an approved decision grants. */
-export function grantedClaims(rules: readonly ClaimRule[], decision: Pick<VerificationResult, 'facts' | 'personal'>): string[] {
+export function grantedClaims(
+  rules: readonly ClaimRule[],
+  decision: Pick<VerificationResult, 'facts' | 'personal'>,
+): string[] {
   const personal: Record<string, string> = {};
   if (decision.personal.firstName !== undefined) personal.first_name = decision.personal.firstName;
   if (decision.personal.lastName !== undefined) personal.last_name = decision.personal.lastName;

@@ -32,6 +32,6 @@ export function decodeKey32(value: string, what: string): Buffer {
   let key: Buffer | undefined;
   if (/^[0-9a-fA-F]{64}$/.test(text)) key = Buffer.from(text, 'hex');
   else if (/^[A-Za-z0-9+/_-]{43}=?$/.test(text)) key = Buffer.from(text, 'base64');
-  if (!key || key.length !== 32) throw new Error(`${what}: must be 32 bytes, as 64 hex characters or base64`);
+  if (key?.length !== 32) throw new Error(`${what}: must be 32 bytes, as 64 hex characters or base64`);
   return key;
 }

@@ -39,7 +39,12 @@ test('two instances on PostgreSQL + Redis: one session for 200 concurrent first 
       kyc: {
         subject_key: secret('subject.key', randomBytes(32).toString('hex')),
         encryption_keys: [{ id: 'k1', key: secret('data.key', randomBytes(32).toString('base64')) }],
-        assertion: { signing_key: secret('assertion.pem', generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }).toString()) },
+        assertion: {
+          signing_key: secret(
+            'assertion.pem',
+            generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
+          ),
+        },
       },
     },
   );
@@ -49,9 +54,16 @@ test('two instances on PostgreSQL + Redis: one session for 200 concurrent first 
   t.after(() => b.close());
   const as = (user: string) => ({ headers: { 'x-user-id': user, accept: 'application/json' } });
 
-  const answers = await Promise.all(Array.from({ length: 200 }, (_, i) => httpRequest(`${(i % 2 === 0 ? a : b).url}/api/pay`, as('lena'))));
+  const answers = await Promise.all(
+    Array.from({ length: 200 }, (_, i) => httpRequest(`${(i % 2 === 0 ? a : b).url}/api/pay`, as('lena'))),
+  );
   assert.equal(bed.provider.created, 1, 'one provider session across both instances');
-  const sessions = new Set(answers.map((r) => (assert.equal(r.status, 403), (JSON.parse(r.body) as { session_id: string }).session_id)));
+  const sessions = new Set(
+    answers.map((r) => {
+      assert.equal(r.status, 403);
+      return (JSON.parse(r.body) as { session_id: string }).session_id;
+    }),
+  );
   assert.equal(sessions.size, 1);
   const [sessionId] = sessions;
 
@@ -59,15 +71,27 @@ test('two instances on PostgreSQL + Redis: one session for 200 concurrent first 
   assert.equal((await httpRequest(`${b.url}/api/pay`, as('lena'))).status, 403);
   assert.equal((await postWebhook(a.url, bed.provider.webhook(sessionId!, 'Approved'))).status, 200);
   const started = Date.now();
-  const visible = await eventually(async () => (await httpRequest(`${b.url}/api/pay`, as('lena'))).status === 200, 1000, 20);
-  if (!visible) console.log(JSON.stringify(a.logs.filter((l) => Number(l.level) >= 40)), JSON.stringify(b.logs.filter((l) => Number(l.level) >= 40)));
+  const visible = await eventually(
+    async () => (await httpRequest(`${b.url}/api/pay`, as('lena'))).status === 200,
+    1000,
+    20,
+  );
+  if (!visible)
+    console.log(
+      JSON.stringify(a.logs.filter((l) => Number(l.level) >= 40)),
+      JSON.stringify(b.logs.filter((l) => Number(l.level) >= 40)),
+    );
   assert.ok(visible, 'instance B sees the approval within 1 s');
   assert.ok(Date.now() - started < 1000);
 
   // Either instance's assertion verifies with either instance's JWKS (shared key).
-  const seen = JSON.parse((await httpRequest(`${b.url}/api/pay`, as('lena'))).body) as { headers: Record<string, string> };
+  const seen = JSON.parse((await httpRequest(`${b.url}/api/pay`, as('lena'))).body) as {
+    headers: Record<string, string>;
+  };
   const jwks = JSON.parse((await httpRequest(`${a.url}/.well-known/jwks.json`)).body) as { keys: [] };
-  const { payload, protectedHeader } = await jwtVerify(seen.headers['x-kycgate-assertion']!, createLocalJWKSet(jwks), { audience: 'api' });
+  const { payload, protectedHeader } = await jwtVerify(seen.headers['x-kycgate-assertion']!, createLocalJWKSet(jwks), {
+    audience: 'api',
+  });
   assert.equal(protectedHeader.alg, 'EdDSA');
   assert.equal(payload.sub, seen.headers['x-subject-id']);
 });

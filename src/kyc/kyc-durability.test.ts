@@ -18,10 +18,21 @@ interface Child {
 }
 
 function startGatewayProcess(configFile: string, dataDir: string): Promise<Child> {
-  const child = spawn(process.execPath, ['dist/src/cli/main.js', 'start', '--plugin', path.resolve('dist/testing/kyc-test-provider-plugin.js'), '--config', configFile], {
-    env: { ...process.env, KYCGATE_DATA_DIR: dataDir },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      'dist/src/cli/main.js',
+      'start',
+      '--plugin',
+      path.resolve('dist/testing/kyc-test-provider-plugin.js'),
+      '--config',
+      configFile,
+    ],
+    {
+      env: { ...process.env, KYCGATE_DATA_DIR: dataDir },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   return new Promise((resolve, reject) => {
     let buffered = '';
@@ -53,7 +64,15 @@ function startGatewayProcess(configFile: string, dataDir: string): Promise<Child
 test('a webhook answered 200 survives kill -9 of the gateway right after', async (t) => {
   const bed = await kycTestbed(t);
   const file = path.join(bed.dir, 'gateway.yaml');
-  writeFileSync(file, stringify({ ...bed.config(), listeners: [{ name: 'main', port: 0 }], admin: { enabled: false }, log: { level: 'info', access: false } }));
+  writeFileSync(
+    file,
+    stringify({
+      ...bed.config(),
+      listeners: [{ name: 'main', port: 0 }],
+      admin: { enabled: false },
+      log: { level: 'info', access: false },
+    }),
+  );
   const dataDir = path.join(bed.dir, 'data');
   const as = { headers: { 'x-user-id': 'kim', accept: 'application/json' } };
 
@@ -74,7 +93,10 @@ test('a webhook answered 200 survives kill -9 of the gateway right after', async
 
   const second = await startGatewayProcess(file, dataDir);
   t.after(() => second.process.kill('SIGKILL'));
-  assert.ok(await eventually(async () => (await httpRequest(`${second.url}/api/x`, as)).status === 200, 3000, 50), 'the approval is there after the restart');
+  assert.ok(
+    await eventually(async () => (await httpRequest(`${second.url}/api/x`, as)).status === 200, 3000, 50),
+    'the approval is there after the restart',
+  );
   assert.equal(bed.provider.created, 1);
   second.process.kill('SIGTERM');
   assert.equal(await second.exited, 0);

@@ -11,7 +11,11 @@ import { startTestGateway, httpRequest } from '../../testing/harness.js';
 import { launchBrowser } from '../../testing/browser.js';
 import { demoConfig, DEMO_WORKFLOW_ID } from '../demo/config.js';
 
-async function passesWithin(url: string, headers: Record<string, string>, limitMs: number): Promise<{ status: number; body: string; elapsed: number }> {
+async function passesWithin(
+  url: string,
+  headers: Record<string, string>,
+  limitMs: number,
+): Promise<{ status: number; body: string; elapsed: number }> {
   const started = Date.now();
   for (;;) {
     const answer = await httpRequest(url, { headers });
@@ -24,7 +28,11 @@ test('kyc loop: challenge, hosted sandbox page in Chromium, signed webhook, then
   const browser = await launchBrowser(t);
   if (!browser) return;
   // The built-in demo's KYC setup, on ephemeral ports.
-  const demo = demoConfig({ cert: '', key: '' }, {}) as { kyc: { providers: { sandbox: Record<string, unknown> } }; routes: unknown[]; upstreams: unknown };
+  const demo = demoConfig({ cert: '', key: '' }, {}) as {
+    kyc: { providers: { sandbox: Record<string, unknown> } };
+    routes: unknown[];
+    upstreams: unknown;
+  };
   demo.kyc.providers.sandbox.port = 0;
   const gw = await startTestGateway({ kyc: demo.kyc, upstreams: demo.upstreams, routes: demo.routes });
   t.after(() => gw.close());
@@ -63,7 +71,10 @@ test('kyc loop: challenge, hosted sandbox page in Chromium, signed webhook, then
 
   // 5. The upstream can verify the assertion with the gateway's published keys.
   const jwks = createRemoteJWKSet(new URL(gw.url + '/.well-known/jwks.json'));
-  const { payload } = await jwtVerify(echoed.headers['x-kycgate-assertion']!, jwks, { audience: 'echo', issuer: 'kycgate' });
+  const { payload } = await jwtVerify(echoed.headers['x-kycgate-assertion']!, jwks, {
+    audience: 'echo',
+    issuer: 'kycgate',
+  });
   assert.equal(payload.sub, echoed.headers['x-subject-id']);
 
   // 6. In the browser too, the same URL now shows the upstream's answer.

@@ -19,9 +19,20 @@ const BUSY_TIMEOUT_MS = 300;
 const BOUND_MS = BUSY_TIMEOUT_MS + 700;
 const as = (user: string) => ({ headers: { 'x-user-id': user, accept: 'application/json' } });
 
-test('SQLite locked by another process: a new user and a webhook get 503 with Retry-After within busy_timeout_ms, while other routes keep flowing', { timeout: 60_000 }, async (t) => {
+test('SQLite locked by another process: a new user and a webhook get 503 with Retry-After within busy_timeout_ms, while other routes keep flowing', {
+  timeout: 60_000,
+}, async (t) => {
   const bed = await kycTestbed(t);
-  const gw = await startTestGateway(bed.config({}, { store: { sqlite: { busy_timeout_ms: BUSY_TIMEOUT_MS } }, routes: [{ name: 'open', match: { prefix: '/open' }, upstream: 'api' }] }), { baseDir: bed.dir });
+  const gw = await startTestGateway(
+    bed.config(
+      {},
+      {
+        store: { sqlite: { busy_timeout_ms: BUSY_TIMEOUT_MS } },
+        routes: [{ name: 'open', match: { prefix: '/open' }, upstream: 'api' }],
+      },
+    ),
+    { baseDir: bed.dir },
+  );
   t.after(() => gw.close());
   const other = new Database(path.join(gw.dataDir, 'kycgate.db'));
   t.after(() => other.close());
@@ -42,9 +53,15 @@ test('SQLite locked by another process: a new user and a webhook get 503 with Re
   assert.equal(user.status, 503, user.body);
   assert.equal(JSON.parse(user.body).type, 'https://kycgate.dev/problems/service-unavailable');
   assert.ok(Number(user.headers['retry-after']) >= 1);
-  assert.ok(waited >= BUSY_TIMEOUT_MS - 50 && waited < BOUND_MS, `answered after ${Math.round(waited)} ms (busy_timeout_ms ${BUSY_TIMEOUT_MS})`);
+  assert.ok(
+    waited >= BUSY_TIMEOUT_MS - 50 && waited < BOUND_MS,
+    `answered after ${Math.round(waited)} ms (busy_timeout_ms ${BUSY_TIMEOUT_MS})`,
+  );
   assert.equal(open.status, 200);
-  assert.ok(open.waited < 250, `another route was answered in ${Math.round(open.waited)} ms while a write waited for the lock`);
+  assert.ok(
+    open.waited < 250,
+    `another route was answered in ${Math.round(open.waited)} ms while a write waited for the lock`,
+  );
   assert.equal(bed.provider.created, 0, 'no provider session without the lease');
 
   const hook = await postWebhook(gw.url, bed.provider.webhook('some-session', 'Approved'));
@@ -58,9 +75,13 @@ test('SQLite locked by another process: a new user and a webhook get 503 with Re
   assert.equal(bed.provider.created, 1);
 });
 
-test('SQLite locked right after the provider created the session: 503, and the same session is offered and recorded on the next attempt', { timeout: 60_000 }, async (t) => {
+test('SQLite locked right after the provider created the session: 503, and the same session is offered and recorded on the next attempt', {
+  timeout: 60_000,
+}, async (t) => {
   const bed = await kycTestbed(t);
-  const gw = await startTestGateway(bed.config({}, { store: { sqlite: { busy_timeout_ms: BUSY_TIMEOUT_MS } } }), { baseDir: bed.dir });
+  const gw = await startTestGateway(bed.config({}, { store: { sqlite: { busy_timeout_ms: BUSY_TIMEOUT_MS } } }), {
+    baseDir: bed.dir,
+  });
   t.after(() => gw.close());
   const other = new Database(path.join(gw.dataDir, 'kycgate.db'));
   t.after(() => other.close());
@@ -85,7 +106,9 @@ test('SQLite locked right after the provider created the session: 503, and the s
   assert.equal(bed.provider.created, 1, 'exactly one provider session');
 });
 
-test('SQLite full: a new user and a webhook get 503 with Retry-After, not 500 or 502; room again, they go through', { timeout: 60_000 }, async (t) => {
+test('SQLite full: a new user and a webhook get 503 with Retry-After, not 500 or 502; room again, they go through', {
+  timeout: 60_000,
+}, async (t) => {
   const bed = await kycTestbed(t);
   const gw = await startTestGateway(bed.config(), { baseDir: bed.dir });
   t.after(() => gw.close());
@@ -104,8 +127,18 @@ test('SQLite full: a new user and a webhook get 503 with Retry-After, not 500 or
       }
     }
   };
-  fill((n, x) => store.runSync("INSERT INTO kyc_verifications (subject, provider, workflow, workflow_id, claims, created_at, updated_at) VALUES ($1, 'p', 'w', 'wf', $2, 0, 0)", [`filler-${n}`, x]));
-  fill((n, x) => store.runSync("INSERT INTO kyc_webhook_events (provider, event_id, session_id, event_seq, received_at, payload, key_id) VALUES ('p', $1, 's', 0, 0, $2, 'k')", [`filler-${n}`, x]));
+  fill((n, x) =>
+    store.runSync(
+      "INSERT INTO kyc_verifications (subject, provider, workflow, workflow_id, claims, created_at, updated_at) VALUES ($1, 'p', 'w', 'wf', $2, 0, 0)",
+      [`filler-${n}`, x],
+    ),
+  );
+  fill((n, x) =>
+    store.runSync(
+      "INSERT INTO kyc_webhook_events (provider, event_id, session_id, event_seq, received_at, payload, key_id) VALUES ('p', $1, 's', 0, 0, $2, 'k')",
+      [`filler-${n}`, x],
+    ),
+  );
 
   const user = await httpRequest(`${gw.url}/api/pay`, as('rui'));
   assert.equal(user.status, 503, user.body);

@@ -19,7 +19,10 @@ const DEADLINE_MS = 1000;
 /** Deadline + 100 ms, and what a loaded 2-core machine may add to it (the provider's own answer included). */
 const BOUND_MS = DEADLINE_MS + 100 + 400;
 
-async function outageBed(t: TestContext, extra: Record<string, unknown> = {}): Promise<{ bed: KycTestbed; relay: TcpRelay; gw: TestGateway; direct: PostgresStore; kyc: KycService } | undefined> {
+async function outageBed(
+  t: TestContext,
+  extra: Record<string, unknown> = {},
+): Promise<{ bed: KycTestbed; relay: TcpRelay; gw: TestGateway; direct: PostgresStore; kyc: KycService } | undefined> {
   if (!(await requirePostgres(t))) return undefined;
   const bed = await kycTestbed(t);
   const relay = await startTcpRelay(5432);
@@ -34,7 +37,15 @@ async function outageBed(t: TestContext, extra: Record<string, unknown> = {}): P
     bed.config(
       {},
       {
-        store: { driver: 'postgres', postgres: { url: `postgres://postgres@127.0.0.1:${relay.port}/test`, schema, pool_size: 4, query_timeout_ms: DEADLINE_MS } },
+        store: {
+          driver: 'postgres',
+          postgres: {
+            url: `postgres://postgres@127.0.0.1:${relay.port}/test`,
+            schema,
+            pool_size: 4,
+            query_timeout_ms: DEADLINE_MS,
+          },
+        },
         kyc: bed.sharedKeys(),
         ...extra,
       },
@@ -47,7 +58,10 @@ async function outageBed(t: TestContext, extra: Record<string, unknown> = {}): P
 
 const as = (user: string) => ({ headers: { 'x-user-id': user, accept: 'application/json' } });
 
-test('store frozen while the session is created: 503 with Retry-After, one provider session, offered again, recorded when the store is back, and the user challenged at once', { timeout: 60_000 }, async (t) => {
+test('store frozen while the session is created: 503 with Retry-After, one provider session, offered ' +
+  'again, recorded when the store is back, and the user challenged at once', {
+  timeout: 60_000,
+}, async (t) => {
   const ctx = await outageBed(t);
   if (!ctx) return;
   const { bed, relay, gw, direct, kyc } = ctx;
@@ -91,11 +105,18 @@ test('store frozen while the session is created: 503 with Retry-After, one provi
 
   // Recorded as soon as the store answers (the failed attempt's lease does not stand in the way).
   assert.ok(
-    await eventually(async () => (await direct.query('SELECT session_id FROM kyc_sessions WHERE session_id = $1', [sessionId])).length === 1, 3000, 50),
+    await eventually(
+      async () =>
+        (await direct.query('SELECT session_id FROM kyc_sessions WHERE session_id = $1', [sessionId])).length === 1,
+      3000,
+      50,
+    ),
     'the provider session is recorded once the store is back',
   );
   assert.equal(kyc.unrecordedSessions, 0);
-  const [row] = await direct.query<{ lease_owner: string | null; session_id: string }>('SELECT lease_owner, session_id FROM kyc_verifications');
+  const [row] = await direct.query<{ lease_owner: string | null; session_id: string }>(
+    'SELECT lease_owner, session_id FROM kyc_verifications',
+  );
   assert.equal(row!.session_id, sessionId);
   assert.equal(row!.lease_owner, null, 'no lease left behind');
 
@@ -103,10 +124,15 @@ test('store frozen while the session is created: 503 with Retry-After, one provi
   assert.equal((await postWebhook(gw.url, bed.provider.webhook(sessionId!, 'Approved'))).status, 200);
   assert.ok(await eventually(async () => (await httpRequest(`${gw.url}/api/pay`, as('mia'))).status === 200, 3000, 50));
   assert.equal(bed.provider.created, 1, 'exactly one provider session for this user');
-  t.diagnostic(`503 after ${Math.round(waited)} ms (deadline ${DEADLINE_MS} ms); offered again after ${Math.round(againWaited)} ms; challenged ${Math.round(challengedAfter)} ms after recovery`);
+  t.diagnostic(
+    `503 after ${Math.round(waited)} ms (deadline ${DEADLINE_MS} ms); offered again after ` +
+      `${Math.round(againWaited)} ms; challenged ${Math.round(challengedAfter)} ms after recovery`,
+  );
 });
 
-test('store refusing connections while the session is created: 503, one provider session, recorded after restore, no lockout', { timeout: 60_000 }, async (t) => {
+test('store refusing connections while the session is created: 503, one provider session, recorded after restore, no lockout', {
+  timeout: 60_000,
+}, async (t) => {
   const ctx = await outageBed(t);
   if (!ctx) return;
   const { bed, relay, gw, direct, kyc } = ctx;
@@ -126,10 +152,14 @@ test('store refusing connections while the session is created: 503, one provider
   const restoredAt = performance.now();
   let challenged: { status: number; body: string } | undefined;
   assert.ok(
-    await eventually(async () => {
-      challenged = await httpRequest(`${gw.url}/api/pay`, as('noah'));
-      return challenged.status === 403;
-    }, 1000, 20),
+    await eventually(
+      async () => {
+        challenged = await httpRequest(`${gw.url}/api/pay`, as('noah'));
+        return challenged.status === 403;
+      },
+      1000,
+      20,
+    ),
     `challenged within a second of recovery (last answer ${challenged?.status})`,
   );
   assert.ok(performance.now() - restoredAt < 1000);
@@ -139,7 +169,9 @@ test('store refusing connections while the session is created: 503, one provider
   assert.equal(bed.provider.created, 1);
 });
 
-test('a rule reading the history does not fail open when the store hangs: 503 instead of skipping the rule', { timeout: 60_000 }, async (t) => {
+test('a rule reading the history does not fail open when the store hangs: 503 instead of skipping the rule', {
+  timeout: 60_000,
+}, async (t) => {
   const ctx = await outageBed(t, {
     routes: [
       {
@@ -170,5 +202,7 @@ test('a rule reading the history does not fail open when the store hangs: 503 in
   assert.equal(during.status, 503, 'the history cannot be read: not allowed by default');
   assert.ok(performance.now() - started < BOUND_MS);
   relay.thaw();
-  assert.ok(await eventually(async () => (await httpRequest(`${gw.url}/limits/x`, as('hana'))).status === 403, 3000, 50));
+  assert.ok(
+    await eventually(async () => (await httpRequest(`${gw.url}/limits/x`, as('hana'))).status === 403, 3000, 50),
+  );
 });

@@ -22,10 +22,47 @@ function providerOf(event: GatewayEvent): string {
 export function registerKycMetrics(services: Services): () => void {
   const m = services.metrics;
   const decisions = decisionsCounter(m);
-  const webhooks = m.get('kycgate_webhooks_total', (r) => new Counter({ name: 'kycgate_webhooks_total', help: 'Webhooks accepted or refused, by outcome.', labelNames: ['result', 'outcome'], registers: [r] }));
-  const calls = m.get('kycgate_provider_requests_total', (r) => new Counter({ name: 'kycgate_provider_requests_total', help: 'Calls to verification providers by outcome (provider.call events).', labelNames: ['provider', 'outcome'], registers: [r] }));
-  const latency = m.get('kycgate_provider_duration_seconds', (r) => new Histogram({ name: 'kycgate_provider_duration_seconds', help: 'Verification provider call latency.', labelNames: ['provider'], buckets: LATENCY_BUCKETS, registers: [r] }));
-  const breaker = m.get('kycgate_provider_breaker_state', (r) => new Gauge({ name: 'kycgate_provider_breaker_state', help: 'Circuit breaker per provider: 0 closed, 1 half open, 2 open.', labelNames: ['provider'], registers: [r] }));
+  const webhooks = m.get(
+    'kycgate_webhooks_total',
+    (r) =>
+      new Counter({
+        name: 'kycgate_webhooks_total',
+        help: 'Webhooks accepted or refused, by outcome.',
+        labelNames: ['result', 'outcome'],
+        registers: [r],
+      }),
+  );
+  const calls = m.get(
+    'kycgate_provider_requests_total',
+    (r) =>
+      new Counter({
+        name: 'kycgate_provider_requests_total',
+        help: 'Calls to verification providers by outcome (provider.call events).',
+        labelNames: ['provider', 'outcome'],
+        registers: [r],
+      }),
+  );
+  const latency = m.get(
+    'kycgate_provider_duration_seconds',
+    (r) =>
+      new Histogram({
+        name: 'kycgate_provider_duration_seconds',
+        help: 'Verification provider call latency.',
+        labelNames: ['provider'],
+        buckets: LATENCY_BUCKETS,
+        registers: [r],
+      }),
+  );
+  const breaker = m.get(
+    'kycgate_provider_breaker_state',
+    (r) =>
+      new Gauge({
+        name: 'kycgate_provider_breaker_state',
+        help: 'Circuit breaker per provider: 0 closed, 1 half open, 2 open.',
+        labelNames: ['provider'],
+        registers: [r],
+      }),
+  );
   // Series are looked up once per outcome and kept: a kyc.decision comes with every gated request.
   const decisionCells = new Map<string, CounterCell>();
   const off = [

@@ -14,7 +14,9 @@ export class ProviderTypes {
   constructor(list: readonly ProviderType[]) {
     for (const type of list) {
       if (this.types.has(type.type)) throw new Error(`provider type "${type.type}" is listed twice`);
-      const validate = type.schema ? new Ajv({ allErrors: true, useDefaults: true, strict: false }).compile(type.schema) : undefined;
+      const validate = type.schema
+        ? new Ajv({ allErrors: true, useDefaults: true, strict: false }).compile(type.schema)
+        : undefined;
       this.types.set(type.type, { type, validate });
     }
   }
@@ -29,11 +31,15 @@ export class ProviderTypes {
     const entry = this.types.get(typeName);
     if (!entry) {
       const known = this.names();
-      throw new Error(`kyc.providers.${ctx.name}.type: unknown provider type "${typeName}" (known: ${known.length > 0 ? known.join(', ') : 'none'})`);
+      throw new Error(
+        `kyc.providers.${ctx.name}.type: unknown provider type "${typeName}" (known: ${known.length > 0 ? known.join(', ') : 'none'})`,
+      );
     }
     const config = structuredClone(ctx.config);
     if (entry.validate && !entry.validate(config)) {
-      const problems = (entry.validate.errors ?? []).map((e) => `kyc.providers.${ctx.name}${e.instancePath.replace(/\//g, '.')}: ${e.message ?? 'is invalid'}`);
+      const problems = (entry.validate.errors ?? []).map(
+        (e) => `kyc.providers.${ctx.name}${e.instancePath.replace(/\//g, '.')}: ${e.message ?? 'is invalid'}`,
+      );
       throw new Error(problems.join('; '));
     }
     return entry.type.create({ ...ctx, config });

@@ -9,7 +9,10 @@ import { createHmac } from 'node:crypto';
 export class SubjectPseudonymiser {
   private readonly memo = new Map<string, string>();
 
-  constructor(private readonly key: Buffer, private readonly memoSize = 50_000) {
+  constructor(
+    private readonly key: Buffer,
+    private readonly memoSize = 50_000,
+  ) {
     if (key.length < 32) throw new Error('kyc.subject_key: must be at least 32 bytes');
   }
 

@@ -30,20 +30,31 @@ const nameSchema = { type: 'string', pattern: '^[a-z0-9][a-z0-9_-]*$' } as const
 
 export const kycSchema = {
   type: 'object',
-  description: 'KYC gating: verification providers, verification workflows, the claims they grant, and the keys protecting subject data. See docs/KYC.md.',
+  description:
+    'KYC gating: verification providers, verification workflows, the claims they grant, and the keys protecting subject data. See docs/KYC.md.',
   properties: {
     subject_key: {
       ...secretRefSchema,
-      description: 'Key of the HMAC-SHA256 that pseudonymises subject ids before they are stored, logged or sent to a provider (at least 32 bytes). Omitted: a key is generated on first start and kept in the data directory (one instance only; required with a shared PostgreSQL store).',
+      description:
+        'Key of the HMAC-SHA256 that pseudonymises subject ids before they are stored, logged or sent to a ' +
+        'provider (at least 32 bytes). Omitted: a key is generated on first start and kept in the data ' +
+        'directory (one instance only; required with a shared PostgreSQL store).',
     },
     encryption_keys: {
       type: 'array',
       default: [],
-      description: 'AES-256-GCM keys for personal data and webhook payloads at rest. The first encrypts, all decrypt (rotation: add a new key first, keep old ones until re-encrypted). Empty: a key is generated on first start and kept in the data directory.',
+      description:
+        'AES-256-GCM keys for personal data and webhook payloads at rest. The first encrypts, all decrypt ' +
+        '(rotation: add a new key first, keep old ones until re-encrypted). Empty: a key is generated on ' +
+        'first start and kept in the data directory.',
       items: {
         type: 'object',
         properties: {
-          id: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,32}$', description: 'Key id stored with every ciphertext, so the right key decrypts it.' },
+          id: {
+            type: 'string',
+            pattern: '^[A-Za-z0-9_-]{1,32}$',
+            description: 'Key id stored with every ciphertext, so the right key decrypts it.',
+          },
           key: { ...secretRefSchema, description: '32 bytes as 64 hex characters or base64.' },
         },
         required: ['id', 'key'],
@@ -53,7 +64,9 @@ export const kycSchema = {
     providers: {
       type: 'object',
       default: {},
-      description: 'Verification providers by name (the name is used in `POST /webhooks/<name>`). `type` selects the adapter (didit, sandbox, ...); the other keys are the adapter\'s own.',
+      description:
+        'Verification providers by name (the name is used in `POST /webhooks/<name>`). `type` selects the ' +
+        "adapter (didit, sandbox, ...); the other keys are the adapter's own.",
       propertyNames: nameSchema,
       additionalProperties: {
         type: 'object',
@@ -64,29 +77,53 @@ export const kycSchema = {
     workflows: {
       type: 'object',
       default: {},
-      description: 'Verification workflows by name: which provider runs them, and which claims an approved decision grants.',
+      description:
+        'Verification workflows by name: which provider runs them, and which claims an approved decision grants.',
       propertyNames: nameSchema,
       additionalProperties: {
         type: 'object',
         properties: {
           provider: { type: 'string', description: 'Name of a provider in kyc.providers.' },
-          workflow_id: { type: 'string', minLength: 1, description: 'The provider\'s workflow id (Didit: the workflow UUID built in its console).' },
+          workflow_id: {
+            type: 'string',
+            minLength: 1,
+            description: "The provider's workflow id (Didit: the workflow UUID built in its console).",
+          },
           claims: {
             type: 'object',
             minProperties: 1,
             propertyNames: { pattern: '^[a-z][a-z0-9_]*$' },
             additionalProperties: { type: 'string', minLength: 1 },
-            description: 'Claim name to CEL expression over the approved decision: `facts` (flat provider facts, e.g. facts.aml == "Approved") and `personal` (first_name, last_name, date_of_birth); `age(personal.date_of_birth)` gives whole years. `"true"` grants the claim on approval.',
+            description:
+              'Claim name to CEL expression over the approved decision: `facts` (flat provider facts, e.g. ' +
+              'facts.aml == "Approved") and `personal` (first_name, last_name, date_of_birth); ' +
+              '`age(personal.date_of_birth)` gives whole years. `"true"` grants the claim on approval.',
           },
-          max_age_days: { type: 'integer', minimum: 1, default: 365, description: 'Re-verification is required this many days after approval.' },
-          session_reuse_hours: { type: 'integer', minimum: 1, default: 24, description: 'An unfinished verification session is offered again for this long before a new one is created.' },
-          callback_url: { type: 'string', pattern: '^https?://', description: 'Where the user\'s browser returns after verifying.' },
+          max_age_days: {
+            type: 'integer',
+            minimum: 1,
+            default: 365,
+            description: 'Re-verification is required this many days after approval.',
+          },
+          session_reuse_hours: {
+            type: 'integer',
+            minimum: 1,
+            default: 24,
+            description:
+              'An unfinished verification session is offered again for this long before a new one is created.',
+          },
+          callback_url: {
+            type: 'string',
+            pattern: '^https?://',
+            description: "Where the user's browser returns after verifying.",
+          },
           retain_personal: {
             type: 'array',
             items: { enum: ['first_name', 'last_name', 'date_of_birth'] },
             uniqueItems: true,
             default: [],
-            description: 'Personal fields kept (encrypted) after a decision, only when something downstream needs them. Default: none.',
+            description:
+              'Personal fields kept (encrypted) after a decision, only when something downstream needs them. Default: none.',
           },
         },
         required: ['provider', 'workflow_id', 'claims'],
@@ -96,28 +133,91 @@ export const kycSchema = {
     cache: {
       type: 'object',
       default: {},
-      description: 'In-memory cache of verification state per subject. Status changes drop entries at once (and on every instance when `redis` is configured).',
+      description:
+        'In-memory cache of verification state per subject. Status changes drop entries at once (and on every instance when `redis` is configured).',
       properties: {
-        ttl_seconds: { type: 'integer', minimum: 1, default: 60, description: 'How long a verified subject\'s state is served from memory before it is re-read (never past the verification\'s expiry). While the store cannot be reached it is served longer, up to store.stale_period_seconds, marked stale.' },
-        unverified_ttl_seconds: { type: 'integer', minimum: 1, default: 5, description: 'How long an unverified or pending subject\'s state is served from memory.' },
-        max_entries: { type: 'integer', minimum: 100, default: 100000, description: 'Subjects kept in memory at most (oldest dropped first).' },
+        ttl_seconds: {
+          type: 'integer',
+          minimum: 1,
+          default: 60,
+          description:
+            "How long a verified subject's state is served from memory before it is re-read (never past the " +
+            "verification's expiry). While the store cannot be reached it is served longer, up to " +
+            'store.stale_period_seconds, marked stale.',
+        },
+        unverified_ttl_seconds: {
+          type: 'integer',
+          minimum: 1,
+          default: 5,
+          description: "How long an unverified or pending subject's state is served from memory.",
+        },
+        max_entries: {
+          type: 'integer',
+          minimum: 100,
+          default: 100000,
+          description: 'Subjects kept in memory at most (oldest dropped first).',
+        },
       },
       additionalProperties: false,
     },
-    webhook_tolerance_seconds: { type: 'integer', minimum: 1, maximum: 3600, default: 300, description: 'Webhooks whose signed timestamp is older (or further in the future) than this are refused.' },
-    webhook_path: { type: 'string', pattern: '^/.*:provider', default: '/webhooks/:provider', description: 'Path of the built-in webhook route.' },
-    jwks_path: { type: 'string', pattern: '^/', default: '/.well-known/jwks.json', description: 'Path of the built-in route serving the assertion public keys.' },
-    session_lease_ms: { type: 'integer', minimum: 100, default: 15000, description: 'How long one instance may take to create a provider session before another may try. The instance that holds it takes its own leftover lease (a failed attempt\'s) over at once.' },
-    reconcile_interval_seconds: { type: 'integer', minimum: 1, default: 30, description: 'How often webhook events not yet applied (provider down, unknown session) are retried.' },
+    webhook_tolerance_seconds: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 3600,
+      default: 300,
+      description: 'Webhooks whose signed timestamp is older (or further in the future) than this are refused.',
+    },
+    webhook_path: {
+      type: 'string',
+      pattern: '^/.*:provider',
+      default: '/webhooks/:provider',
+      description: 'Path of the built-in webhook route.',
+    },
+    jwks_path: {
+      type: 'string',
+      pattern: '^/',
+      default: '/.well-known/jwks.json',
+      description: 'Path of the built-in route serving the assertion public keys.',
+    },
+    session_lease_ms: {
+      type: 'integer',
+      minimum: 100,
+      default: 15000,
+      description:
+        'How long one instance may take to create a provider session before another may try. The instance ' +
+        "that holds it takes its own leftover lease (a failed attempt's) over at once.",
+    },
+    reconcile_interval_seconds: {
+      type: 'integer',
+      minimum: 1,
+      default: 30,
+      description: 'How often webhook events not yet applied (provider down, unknown session) are retried.',
+    },
     assertion: {
       type: 'object',
       default: {},
       description: 'The signed assertion (compact JWS) sent upstream in `x-kycgate-assertion`.',
       properties: {
         issuer: { type: 'string', default: 'kycgate', description: '`iss` of the assertion.' },
-        signing_key: { ...secretRefSchema, description: 'PKCS#8 PEM private key (EC P-256 → ES256, Ed25519 → EdDSA). Omitted: generated on first start and kept in the data directory.' },
-        lifetime_seconds: { type: 'integer', minimum: 5, maximum: 3600, default: 60, description: 'Validity of an assertion.' },
-        cache_seconds: { type: 'integer', minimum: 0, default: 30, description: 'How long a signed assertion is reused for the same subject and upstream (must be below lifetime_seconds).' },
+        signing_key: {
+          ...secretRefSchema,
+          description:
+            'PKCS#8 PEM private key (EC P-256 → ES256, Ed25519 → EdDSA). Omitted: generated on first start and kept in the data directory.',
+        },
+        lifetime_seconds: {
+          type: 'integer',
+          minimum: 5,
+          maximum: 3600,
+          default: 60,
+          description: 'Validity of an assertion.',
+        },
+        cache_seconds: {
+          type: 'integer',
+          minimum: 0,
+          default: 30,
+          description:
+            'How long a signed assertion is reused for the same subject and upstream (must be below lifetime_seconds).',
+        },
       },
       additionalProperties: false,
     },

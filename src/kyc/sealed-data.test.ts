@@ -15,7 +15,9 @@ test('sealed data: AES-256-GCM round trip bound to its row; tampering, another r
   const parts = sealed.split('.');
   const body = Buffer.from(parts[3]!, 'base64url');
   body[0]! ^= 1;
-  assert.throws(() => sealer.open([parts[0], parts[1], parts[2], body.toString('base64url')].join('.'), 'personal:sub_a'));
+  assert.throws(() =>
+    sealer.open([parts[0], parts[1], parts[2], body.toString('base64url')].join('.'), 'personal:sub_a'),
+  );
   assert.throws(() => new DataSealer([{ id: 'k9', key: randomBytes(32) }]).open(sealed, 'personal:sub_a'), /key "k1"/);
 });
 
@@ -33,7 +35,10 @@ test('keys: 32-byte keys as hex or base64, anything else refused without echoing
   const key = randomBytes(32);
   assert.deepEqual(decodeKey32(key.toString('hex'), 'k'), key);
   assert.deepEqual(decodeKey32(key.toString('base64'), 'k'), key);
-  assert.throws(() => decodeKey32('short-secret-value', 'kyc.encryption_keys[k1]'), (err: Error) => /kyc\.encryption_keys\[k1\]/.test(err.message) && !err.message.includes('short-secret-value'));
+  assert.throws(
+    () => decodeKey32('short-secret-value', 'kyc.encryption_keys[k1]'),
+    (err: Error) => /kyc\.encryption_keys\[k1\]/.test(err.message) && !err.message.includes('short-secret-value'),
+  );
 });
 
 test('pseudonyms: stable per key and namespace, unlinkable without the key', () => {
@@ -44,6 +49,10 @@ test('pseudonyms: stable per key and namespace, unlinkable without the key', () 
   assert.match(alice, /^sub_[A-Za-z0-9_-]{43}$/);
   assert.ok(!alice.includes('alice'));
   assert.notEqual(p.pseudonymise('issuer-b', 'alice@example.com'), alice, 'namespaces separate identity systems');
-  assert.notEqual(new SubjectPseudonymiser(randomBytes(32)).pseudonymise('', 'alice@example.com'), alice, 'another key, another pseudonym');
+  assert.notEqual(
+    new SubjectPseudonymiser(randomBytes(32)).pseudonymise('', 'alice@example.com'),
+    alice,
+    'another key, another pseudonym',
+  );
   assert.throws(() => new SubjectPseudonymiser(randomBytes(16)), /32 bytes/);
 });

@@ -8,12 +8,18 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { EventBus } from '../pipeline/events.js';
 import type { RedisService } from '../shared/redis.js';
-import { ProviderRejected, ProviderUnavailable, type VerificationResult, type VerificationState, type WebhookEvent } from '../providers/provider.js';
+import {
+  ProviderRejected,
+  ProviderUnavailable,
+  type VerificationResult,
+  type VerificationState,
+  type WebhookEvent,
+} from '../providers/provider.js';
 import { grantedClaims } from './claims.js';
 import type { CompiledWorkflow, KycSetup } from './setup.js';
 import { SubjectCache, type SubjectEntry } from './subject-cache.js';
 import { VerificationSessions, sessionUrlContext, type SessionOffer } from './sessions.js';
-import { VerificationStore, eventSeq, type RecordKey, type InboxEvent } from './verification-store.js';
+import { type VerificationStore, eventSeq, type RecordKey, type InboxEvent } from './verification-store.js';
 import { isDeepStrictEqual } from 'node:util';
 import type { StalePolicy } from '../store/outage.js';
 
@@ -38,15 +44,25 @@ export class KycService {
   private reconciling: Promise<void> | undefined;
   private closed = false;
 
-  constructor(setup: KycSetup, records: VerificationStore, deps: { logger: Logger; events: EventBus; redis: RedisService | undefined; stale?: StalePolicy | undefined }) {
+  constructor(
+    setup: KycSetup,
+    records: VerificationStore,
+    deps: { logger: Logger; events: EventBus; redis: RedisService | undefined; stale?: StalePolicy | undefined },
+  ) {
     this.setupValue = setup;
     this.records = records;
     this.logger = deps.logger;
     this.events = deps.events;
     this.redis = deps.redis;
     const cache = setup.config.cache;
-    this.cache = new SubjectCache((subject) => records.recordsOf(subject), { verifiedMs: cache.ttl_seconds * 1000, unverifiedMs: cache.unverified_ttl_seconds * 1000 }, cache.max_entries, deps.stale);
-    if (this.redis) this.unsubscribe = this.redis.subscribe(INVALIDATION_CHANNEL, (subject) => this.cache.invalidate(subject));
+    this.cache = new SubjectCache(
+      (subject) => records.recordsOf(subject),
+      { verifiedMs: cache.ttl_seconds * 1000, unverifiedMs: cache.unverified_ttl_seconds * 1000 },
+      cache.max_entries,
+      deps.stale,
+    );
+    if (this.redis)
+      this.unsubscribe = this.redis.subscribe(INVALIDATION_CHANNEL, (subject) => this.cache.invalidate(subject));
     this.sessions = new VerificationSessions({
       records,
       setup: () => this.setupValue,
@@ -70,8 +86,15 @@ export class KycService {
     // Cached entries stay valid across a reload unless what they were built with changed: their lifetimes, or the
     // signed assertions they carry (settings or key). Claims live in the store's rows, not in the mapping.
     const c = next.config.cache;
-    const keep = isDeepStrictEqual(old.config.cache, c) && isDeepStrictEqual(old.config.assertion, next.config.assertion) && old.signer.jwksBody === next.signer.jwksBody;
-    if (!keep) this.cache.configure({ verifiedMs: c.ttl_seconds * 1000, unverifiedMs: c.unverified_ttl_seconds * 1000 }, c.max_entries);
+    const keep =
+      isDeepStrictEqual(old.config.cache, c) &&
+      isDeepStrictEqual(old.config.assertion, next.config.assertion) &&
+      old.signer.jwksBody === next.signer.jwksBody;
+    if (!keep)
+      this.cache.configure(
+        { verifiedMs: c.ttl_seconds * 1000, unverifiedMs: c.unverified_ttl_seconds * 1000 },
+        c.max_entries,
+      );
     if (old.config.reconcile_interval_seconds !== next.config.reconcile_interval_seconds) this.scheduleReconcile();
     return old;
   }
@@ -127,12 +150,25 @@ export class KycService {
     const setup = this.setupValue;
     const payload = setup.sealer.seal(JSON.stringify(event), eventContext(providerName, event.eventId));
     const seq = eventSeq(event.createdAt ?? event.timestamp, event.state);
-    const inserted = await this.records.insertEvent(providerName, event.eventId, event.sessionId, seq, payload, setup.sealer.currentKeyId, Date.now());
+    const inserted = await this.records.insertEvent(
+      providerName,
+      event.eventId,
+      event.sessionId,
+      seq,
+      payload,
+      setup.sealer.currentKeyId,
+      Date.now(),
+    );
     if (!inserted) {
       const existing = await this.records.event(providerName, event.eventId);
       if (existing?.processed_at !== null && existing?.processed_at !== undefined) return 'duplicate';
     }
-    void this.applyEvent(providerName, event).catch((err: unknown) => this.logger.warn({ err, provider: providerName, event_id: event.eventId }, 'webhook event not applied yet; will retry'));
+    void this.applyEvent(providerName, event).catch((err: unknown) =>
+      this.logger.warn(
+        { err, provider: providerName, event_id: event.eventId },
+        'webhook event not applied yet; will retry',
+      ),
+    );
     return 'accepted';
   }
 
@@ -143,7 +179,11 @@ export class KycService {
     if (!owner) {
       // Kept for reconciliation: the session may be recorded a moment later, or be an operator's to look at.
       await this.records.markEvent(providerName, event.eventId, 'unknown_session', null);
-      this.events.emit({ type: 'webhook.unmatched', outcome: 'unknown_session', data: { provider: providerName, event_id: event.eventId, session_id: event.sessionId } });
+      this.events.emit({
+        type: 'webhook.unmatched',
+        outcome: 'unknown_session',
+        data: { provider: providerName, event_id: event.eventId, session_id: event.sessionId },
+      });
       return 'unknown_session';
     }
     const workflow = setup.workflows.get(owner.workflow);
@@ -196,7 +236,13 @@ export class KycService {
       this.events.emit({
         type: 'kyc.status.changed',
         outcome: event.state,
-        data: { subject: owner.subject, provider: providerName, workflow: owner.workflow, status: event.status, claims: claims === '' ? [] : claims.split(' ') },
+        data: {
+          subject: owner.subject,
+          provider: providerName,
+          workflow: owner.workflow,
+          status: event.status,
+          claims: claims === '' ? [] : claims.split(' '),
+        },
       });
     }
     await this.records.markEvent(providerName, event.eventId, changed ? 'applied' : 'stale', Date.now());
@@ -212,7 +258,9 @@ export class KycService {
   }
 
   private async applyStored(row: InboxEvent): Promise<void> {
-    const event = JSON.parse(this.setupValue.sealer.open(row.payload, eventContext(row.provider, row.event_id))) as WebhookEvent;
+    const event = JSON.parse(
+      this.setupValue.sealer.open(row.payload, eventContext(row.provider, row.event_id)),
+    ) as WebhookEvent;
     await this.applyEvent(row.provider, event);
   }
 
@@ -241,7 +289,12 @@ export class KycService {
   private async storedEventFailed(row: InboxEvent, err: unknown): Promise<void> {
     if (err instanceof ProviderUnavailable) return;
     const attempts = Number(row.attempts) + 1;
-    const log = { err: err instanceof ProviderRejected ? { message: err.message, status: err.status } : err, provider: row.provider, event_id: row.event_id, attempts };
+    const log = {
+      err: err instanceof ProviderRejected ? { message: err.message, status: err.status } : err,
+      provider: row.provider,
+      event_id: row.event_id,
+      attempts,
+    };
     try {
       if (attempts >= MAX_EVENT_ATTEMPTS) {
         await this.records.markEvent(row.provider, row.event_id, 'failed', Date.now());
@@ -251,13 +304,19 @@ export class KycService {
         this.logger.warn(log, 'webhook event not applied; will retry');
       }
     } catch (markErr) {
-      this.logger.warn({ err: markErr, provider: row.provider, event_id: row.event_id }, 'webhook event failure not recorded');
+      this.logger.warn(
+        { err: markErr, provider: row.provider, event_id: row.event_id },
+        'webhook event failure not recorded',
+      );
     }
   }
 
   private scheduleReconcile(): void {
     if (this.reconcileTimer) clearInterval(this.reconcileTimer);
-    this.reconcileTimer = setInterval(() => void this.reconcile(), this.setupValue.config.reconcile_interval_seconds * 1000);
+    this.reconcileTimer = setInterval(
+      () => void this.reconcile(),
+      this.setupValue.config.reconcile_interval_seconds * 1000,
+    );
     this.reconcileTimer.unref();
   }
 
@@ -271,7 +330,16 @@ export class KycService {
     const setup = this.setupValue;
     const wf = [...entry.workflows.values()].find((w) => w.state === 'approved');
     return setup.signer
-      .sign({ subject: entry.subject, audience, status: entry.status, claims: entry.claimList, verifiedAt: wf?.verifiedAt ?? null }, Math.floor(now / 1000))
+      .sign(
+        {
+          subject: entry.subject,
+          audience,
+          status: entry.status,
+          claims: entry.claimList,
+          verifiedAt: wf?.verifiedAt ?? null,
+        },
+        Math.floor(now / 1000),
+      )
       .then((token) => {
         entry.keepAssertion(audience, token, now + setup.config.assertion.cache_seconds * 1000);
         return token;
@@ -284,7 +352,9 @@ export class KycService {
   }
 
   recordHistory(subject: string, field: string, value: number): void {
-    void this.records.recordHistory(subject, field, value, Date.now()).catch((err: unknown) => this.logger.warn({ err }, 'kyc history not recorded'));
+    void this.records
+      .recordHistory(subject, field, value, Date.now())
+      .catch((err: unknown) => this.logger.warn({ err }, 'kyc history not recorded'));
   }
 
   async close(): Promise<void> {

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { EventBus } from '../pipeline/events.js';
-import { ProviderUnavailable, type VerificationState } from '../providers/provider.js';
+import { ProviderUnavailable, type ProviderSession, type VerificationState } from '../providers/provider.js';
 import type { CompiledWorkflow, KycSetup } from './setup.js';
 import type { RecordKey, VerificationStore } from './verification-store.js';
 
@@ -118,8 +118,18 @@ export class VerificationSessions {
     for (;;) {
       const now = Date.now();
       const owner = `${this.deps.instanceId}:${randomUUID()}`;
-      if (await this.deps.records.acquireSessionLease(key, workflow.workflowId, owner, now, leaseMs, now - workflow.sessionReuseMs, this.deps.instanceId)) {
-        let session;
+      if (
+        await this.deps.records.acquireSessionLease(
+          key,
+          workflow.workflowId,
+          owner,
+          now,
+          leaseMs,
+          now - workflow.sessionReuseMs,
+          this.deps.instanceId,
+        )
+      ) {
+        let session: ProviderSession;
         try {
           session = await provider.createSession({
             workflowId: workflow.workflowId,
@@ -145,7 +155,12 @@ export class VerificationSessions {
           createdAt: Date.now(),
         };
         try {
-          await this.deps.records.recordSession(key, owner, { sessionId: session.sessionId, sealedUrl, status: session.status, state: session.state }, created.createdAt);
+          await this.deps.records.recordSession(
+            key,
+            owner,
+            { sessionId: session.sessionId, sealedUrl, status: session.status, state: session.state },
+            created.createdAt,
+          );
         } catch (err) {
           // The provider session exists (and may be billed): it is never dropped. Kept here, it is recorded as soon
           // as the store answers, and offered on the subject's next attempt meanwhile.
@@ -156,8 +171,17 @@ export class VerificationSessions {
         return { sessionId: session.sessionId, url: session.url, created: true };
       }
       const row = await this.deps.records.record(key);
-      if (row && row.session_id && row.session_url && (row.state === 'unverified' || row.state === 'pending') && Number(row.session_started_at) > now - workflow.sessionReuseMs) {
-        return { sessionId: row.session_id, url: setup.sealer.open(row.session_url, sessionUrlContext(workflow.provider, row.session_id)), created: false };
+      if (
+        row?.session_id &&
+        row.session_url &&
+        (row.state === 'unverified' || row.state === 'pending') &&
+        Number(row.session_started_at) > now - workflow.sessionReuseMs
+      ) {
+        return {
+          sessionId: row.session_id,
+          url: setup.sealer.open(row.session_url, sessionUrlContext(workflow.provider, row.session_id)),
+          created: false,
+        };
       }
       // Another instance holds the lease and is creating the session: there is no event to wait on across
       // instances, so poll briefly, bounded by the lease.
@@ -169,7 +193,11 @@ export class VerificationSessions {
   /** A session now in the store: events, every instance's cache, and webhooks that arrived before it. */
   private sessionRecorded(session: UnrecordedSession): void {
     const { subject, provider, workflow } = session.key;
-    this.deps.events.emit({ type: 'kyc.session.created', outcome: 'created', data: { subject, provider, workflow, session_id: session.sessionId } });
+    this.deps.events.emit({
+      type: 'kyc.session.created',
+      outcome: 'created',
+      data: { subject, provider, workflow, session_id: session.sessionId },
+    });
     this.deps.invalidate(subject);
     // A webhook may have arrived before the session was recorded: apply it now.
     void this.deps.drainSession(provider, session.sessionId);
@@ -181,7 +209,10 @@ export class VerificationSessions {
     if (this.unrecorded.size >= MAX_UNRECORDED_SESSIONS) {
       const [oldestId, oldest] = this.unrecorded.entries().next().value!;
       this.unrecorded.delete(oldestId);
-      this.deps.logger.error({ provider: oldest.key.provider, session_id: oldest.sessionId }, 'too many provider sessions waiting to be recorded: the oldest is given up (it stays at the provider)');
+      this.deps.logger.error(
+        { provider: oldest.key.provider, session_id: oldest.sessionId },
+        'too many provider sessions waiting to be recorded: the oldest is given up (it stays at the provider)',
+      );
     }
     this.unrecorded.set(id, session);
     this.deps.logger.warn(
@@ -219,10 +250,29 @@ export class VerificationSessions {
     const now = Date.now();
     const reusableSince = now - (workflow?.sessionReuseMs ?? 0);
     const owner = `${this.deps.instanceId}:${randomUUID()}`;
-    if (await this.deps.records.acquireSessionLease(kept.key, kept.workflowId, owner, now, setup.config.session_lease_ms, reusableSince, this.deps.instanceId)) {
-      await this.deps.records.recordSession(kept.key, owner, { sessionId: kept.sessionId, sealedUrl: kept.sealedUrl, status: kept.status, state: kept.state }, Date.now(), kept.createdAt);
+    if (
+      await this.deps.records.acquireSessionLease(
+        kept.key,
+        kept.workflowId,
+        owner,
+        now,
+        setup.config.session_lease_ms,
+        reusableSince,
+        this.deps.instanceId,
+      )
+    ) {
+      await this.deps.records.recordSession(
+        kept.key,
+        owner,
+        { sessionId: kept.sessionId, sealedUrl: kept.sealedUrl, status: kept.status, state: kept.state },
+        Date.now(),
+        kept.createdAt,
+      );
       if (this.unrecorded.get(id) === kept) this.unrecorded.delete(id);
-      this.deps.logger.info({ subject: kept.key.subject, provider: kept.key.provider, session_id: kept.sessionId }, 'provider session recorded after a store failure');
+      this.deps.logger.info(
+        { subject: kept.key.subject, provider: kept.key.provider, session_id: kept.sessionId },
+        'provider session recorded after a store failure',
+      );
       this.sessionRecorded(kept);
       return 'recorded';
     }
@@ -232,9 +282,22 @@ export class VerificationSessions {
       this.sessionRecorded(kept);
       return 'recorded';
     }
-    if (row && row.session_id && row.session_url && (row.state === 'unverified' || row.state === 'pending') && Number(row.session_started_at) > reusableSince) {
+    if (
+      row?.session_id &&
+      row.session_url &&
+      (row.state === 'unverified' || row.state === 'pending') &&
+      Number(row.session_started_at) > reusableSince
+    ) {
       if (this.unrecorded.get(id) === kept) this.unrecorded.delete(id);
-      this.deps.logger.warn({ subject: kept.key.subject, provider: kept.key.provider, session_id: kept.sessionId, replaced_by: row.session_id }, 'provider session not recorded: another instance created one meanwhile');
+      this.deps.logger.warn(
+        {
+          subject: kept.key.subject,
+          provider: kept.key.provider,
+          session_id: kept.sessionId,
+          replaced_by: row.session_id,
+        },
+        'provider session not recorded: another instance created one meanwhile',
+      );
       return 'superseded';
     }
     return 'waiting';
@@ -256,7 +319,10 @@ export class VerificationSessions {
       const workflow = this.deps.setup().workflows.get(kept.key.workflow);
       if (workflow === undefined) {
         this.unrecorded.delete(id);
-        this.deps.logger.error({ provider: kept.key.provider, workflow: kept.key.workflow, session_id: kept.sessionId }, 'provider session not recorded: its workflow is no longer configured');
+        this.deps.logger.error(
+          { provider: kept.key.provider, workflow: kept.key.workflow, session_id: kept.sessionId },
+          'provider session not recorded: its workflow is no longer configured',
+        );
         continue;
       }
       runs.push(this.offer(kept.key.subject, workflow).catch(() => undefined));
@@ -286,7 +352,10 @@ export class VerificationSessions {
     if (this.unrecorded.size > 0) {
       await this.flushUnrecorded().catch(() => undefined);
       for (const kept of this.unrecorded.values()) {
-        this.deps.logger.error({ subject: kept.key.subject, provider: kept.key.provider, session_id: kept.sessionId }, 'provider session still not recorded at shutdown (store unavailable)');
+        this.deps.logger.error(
+          { subject: kept.key.subject, provider: kept.key.provider, session_id: kept.sessionId },
+          'provider session still not recorded at shutdown (store unavailable)',
+        );
       }
     }
   }

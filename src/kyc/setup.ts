@@ -54,14 +54,19 @@ export async function buildSetup(config: KycConfig, env: SetupEnv, previous: Kyc
   const problems: string[] = [];
   if (env.dialect === 'postgres') {
     // Instances sharing a database must share keys: a key generated per instance would split subjects and data.
-    if (!config.subject_key) problems.push('kyc.subject_key: required when the store is shared (store.driver: postgres)');
-    if (config.encryption_keys.length === 0) problems.push('kyc.encryption_keys: required when the store is shared (store.driver: postgres)');
-    if (!config.assertion.signing_key) problems.push('kyc.assertion.signing_key: required when the store is shared (store.driver: postgres)');
+    if (!config.subject_key)
+      problems.push('kyc.subject_key: required when the store is shared (store.driver: postgres)');
+    if (config.encryption_keys.length === 0)
+      problems.push('kyc.encryption_keys: required when the store is shared (store.driver: postgres)');
+    if (!config.assertion.signing_key)
+      problems.push('kyc.assertion.signing_key: required when the store is shared (store.driver: postgres)');
   }
-  if (config.assertion.cache_seconds >= config.assertion.lifetime_seconds) problems.push('kyc.assertion.cache_seconds: must be below lifetime_seconds');
+  if (config.assertion.cache_seconds >= config.assertion.lifetime_seconds)
+    problems.push('kyc.assertion.cache_seconds: must be below lifetime_seconds');
   const workflows = new Map<string, CompiledWorkflow>();
   for (const [name, wf] of Object.entries(config.workflows)) {
-    if (!(wf.provider in config.providers)) problems.push(`kyc.workflows.${name}.provider: no provider named "${wf.provider}"`);
+    if (!(wf.provider in config.providers))
+      problems.push(`kyc.workflows.${name}.provider: no provider named "${wf.provider}"`);
     try {
       const claimRules = compileClaims(name, wf.claims);
       workflows.set(name, {
@@ -87,10 +92,27 @@ export async function buildSetup(config: KycConfig, env: SetupEnv, previous: Kyc
   if (subjectKey.length < 32) throw new ConfigError(['kyc.subject_key: must be at least 32 bytes']);
   const dataKeys =
     config.encryption_keys.length > 0
-      ? config.encryption_keys.map((k) => ({ id: k.id, key: decodeKey32(env.resolveSecret(k.key), `kyc.encryption_keys[${k.id}]`) }))
-      : [{ id: 'local', key: decodeKey32(persistedSecret(env.dataDir, 'kyc-data.key', randomKeyHex), 'data directory key kyc-data.key') }];
-  const pem = config.assertion.signing_key ? env.resolveSecret(config.assertion.signing_key) : persistedAssertionKeyPem(env.dataDir);
-  const signer = new AssertionSigner(await loadAssertionKey(pem), config.assertion.issuer, config.assertion.lifetime_seconds);
+      ? config.encryption_keys.map((k) => ({
+          id: k.id,
+          key: decodeKey32(env.resolveSecret(k.key), `kyc.encryption_keys[${k.id}]`),
+        }))
+      : [
+          {
+            id: 'local',
+            key: decodeKey32(
+              persistedSecret(env.dataDir, 'kyc-data.key', randomKeyHex),
+              'data directory key kyc-data.key',
+            ),
+          },
+        ];
+  const pem = config.assertion.signing_key
+    ? env.resolveSecret(config.assertion.signing_key)
+    : persistedAssertionKeyPem(env.dataDir);
+  const signer = new AssertionSigner(
+    await loadAssertionKey(pem),
+    config.assertion.issuer,
+    config.assertion.lifetime_seconds,
+  );
 
   const providers = new Map<string, VerificationProvider>();
   const providerConfigs = new Map<string, string>();
@@ -115,12 +137,15 @@ export async function buildSetup(config: KycConfig, env: SetupEnv, previous: Kyc
       );
     }
   } catch (err) {
-    for (const [name, p] of providers) if (previous?.providers.get(name) !== p) await p.close?.().catch(() => undefined);
+    for (const [name, p] of providers)
+      if (previous?.providers.get(name) !== p) await p.close?.().catch(() => undefined);
     throw err instanceof ConfigError ? err : new ConfigError([(err as Error).message]);
   }
   return {
     config,
-    pseudonymiser: previous?.pseudonymiser.usesKey(subjectKey) ? previous.pseudonymiser : new SubjectPseudonymiser(subjectKey),
+    pseudonymiser: previous?.pseudonymiser.usesKey(subjectKey)
+      ? previous.pseudonymiser
+      : new SubjectPseudonymiser(subjectKey),
     sealer: new DataSealer(dataKeys),
     signer,
     providers,

@@ -9,8 +9,23 @@ import { StoreUnavailable } from '../store/store.js';
 
 function row(over: Partial<VerificationRow>): VerificationRow {
   return {
-    subject: 'sub_x', provider: 'p', workflow: 'full', workflow_id: 'wf', session_id: 's1', session_url: null, session_started_at: 1, lease_owner: null, lease_until: 0,
-    provider_status: 'Approved', state: 'approved', claims: 'kyc_basic kyc_full', status_seq: 1, verified_at: 1, expires_at: null, personal: null, key_id: null,
+    subject: 'sub_x',
+    provider: 'p',
+    workflow: 'full',
+    workflow_id: 'wf',
+    session_id: 's1',
+    session_url: null,
+    session_started_at: 1,
+    lease_owner: null,
+    lease_until: 0,
+    provider_status: 'Approved',
+    state: 'approved',
+    claims: 'kyc_basic kyc_full',
+    status_seq: 1,
+    verified_at: 1,
+    expires_at: null,
+    personal: null,
+    key_id: null,
     ...over,
   };
 }
@@ -58,7 +73,7 @@ test('subject cache: one load for concurrent misses; invalidation drops the entr
   assert.equal(cache.peek('sub_x', Date.now()), undefined, 'a load that started before an invalidation is not kept');
 });
 
-test('subject cache: invalidating one subject keeps other subjects\' loads; a stale load never replaces a newer one', async () => {
+test("subject cache: invalidating one subject keeps other subjects' loads; a stale load never replaces a newer one", async () => {
   const releases = new Map<string, Array<() => void>>();
   let loads = 0;
   const cache = new SubjectCache(
@@ -85,7 +100,7 @@ test('subject cache: invalidating one subject keeps other subjects\' loads; a st
   assert.ok(cache.peek('sub_x', Date.now()), 'the load that started after the invalidation is kept');
   releases.get('sub_other')![0]!();
   await other;
-  assert.ok(cache.peek('sub_other', Date.now()), 'another subject\'s invalidation did not discard this load');
+  assert.ok(cache.peek('sub_other', Date.now()), "another subject's invalidation did not discard this load");
   assert.equal(loads, 3);
 });
 
@@ -121,42 +136,55 @@ function outageBed(stalePeriodSeconds: number) {
   };
 }
 
-test('subject cache: an approved subject passes a 90-second store outage and the rest of the stale period, past its refresh time; then the store decides again', async (t) => {
-  const b = outageBed(900);
-  t.after(() => b.close());
-  b.at(0);
-  const loaded = await b.cache.get('sub_x', b.now());
-  assert.equal(loaded.status, 'verified');
-  assert.equal(loaded.freshUntil, b.now() + 60_000);
+test(
+  'subject cache: an approved subject passes a 90-second store outage and the rest of the stale ' +
+    'period, past its refresh time; then the store decides again',
+  async (t) => {
+    const b = outageBed(900);
+    t.after(() => b.close());
+    b.at(0);
+    const loaded = await b.cache.get('sub_x', b.now());
+    assert.equal(loaded.status, 'verified');
+    assert.equal(loaded.freshUntil, b.now() + 60_000);
 
-  b.at(20_000);
-  b.store.down = true;
-  // Refresh due at 60 s: the re-read gets no answer and the cached entry stands in (past freshUntil: stale).
-  b.at(61_000);
-  assert.equal(b.cache.peek('sub_x', b.now()), undefined, 'the store is not known to be down yet: a re-read is tried');
-  const standIn = await b.cache.fetch('sub_x');
-  assert.equal(standIn, loaded);
-  assert.ok(b.now() >= standIn.freshUntil, 'served past its refresh time');
-  // 90 s into the outage: known down, served at once without trying the store.
-  b.at(110_000);
-  const failures = b.store.failures;
-  assert.equal(b.cache.peek('sub_x', b.now()), loaded);
-  assert.equal(b.store.failures, failures);
-  // Until the stale period ends, 15 min after the refresh was due, and not after.
-  b.at(60_000 + 900_000 - 1);
-  assert.equal(b.cache.peek('sub_x', b.now()), loaded);
-  b.at(60_000 + 900_000 + 1);
-  assert.equal(b.cache.peek('sub_x', b.now()), undefined);
-  await assert.rejects(b.cache.fetch('sub_x'), StoreUnavailable);
-  assert.equal(b.lines.filter((l) => String(l.msg).startsWith('store unreachable: deciding on cached verification state')).length, 1, 'logged once per outage');
+    b.at(20_000);
+    b.store.down = true;
+    // Refresh due at 60 s: the re-read gets no answer and the cached entry stands in (past freshUntil: stale).
+    b.at(61_000);
+    assert.equal(
+      b.cache.peek('sub_x', b.now()),
+      undefined,
+      'the store is not known to be down yet: a re-read is tried',
+    );
+    const standIn = await b.cache.fetch('sub_x');
+    assert.equal(standIn, loaded);
+    assert.ok(b.now() >= standIn.freshUntil, 'served past its refresh time');
+    // 90 s into the outage: known down, served at once without trying the store.
+    b.at(110_000);
+    const failures = b.store.failures;
+    assert.equal(b.cache.peek('sub_x', b.now()), loaded);
+    assert.equal(b.store.failures, failures);
+    // Until the stale period ends, 15 min after the refresh was due, and not after.
+    b.at(60_000 + 900_000 - 1);
+    assert.equal(b.cache.peek('sub_x', b.now()), loaded);
+    b.at(60_000 + 900_000 + 1);
+    assert.equal(b.cache.peek('sub_x', b.now()), undefined);
+    await assert.rejects(b.cache.fetch('sub_x'), StoreUnavailable);
+    assert.equal(
+      b.lines.filter((l) => String(l.msg).startsWith('store unreachable: deciding on cached verification state'))
+        .length,
+      1,
+      'logged once per outage',
+    );
 
-  // Back: the store's answer (declined meanwhile) replaces what was cached.
-  b.store.down = false;
-  b.setRows([row({ state: 'declined', claims: '', provider_status: 'Declined' })]);
-  const fresh = await b.cache.fetch('sub_x');
-  assert.equal(fresh.status, 'declined');
-  assert.equal(fresh.claims.size, 0);
-});
+    // Back: the store's answer (declined meanwhile) replaces what was cached.
+    b.store.down = false;
+    b.setRows([row({ state: 'declined', claims: '', provider_status: 'Declined' })]);
+    const fresh = await b.cache.fetch('sub_x');
+    assert.equal(fresh.status, 'declined');
+    assert.equal(fresh.claims.size, 0);
+  },
+);
 
 test('subject cache: a verification is never served past its own expiry, not even during an outage; stale period 0 serves nothing stale', async (t) => {
   const b = outageBed(900);

@@ -53,7 +53,12 @@ export class SubjectEntry {
   readonly upstreamHeaders: ReadonlyArray<readonly [string, string]>;
   private assertions: Map<string, SignedAssertion> | undefined;
 
-  constructor(readonly subject: string, rows: readonly VerificationRow[], now: number, ttl: { verifiedMs: number; unverifiedMs: number }) {
+  constructor(
+    readonly subject: string,
+    rows: readonly VerificationRow[],
+    now: number,
+    ttl: { verifiedMs: number; unverifiedMs: number },
+  ) {
     const workflows = new Map<string, WorkflowStatus>();
     const claims = new Set<string>();
     let freshUntil = now + ttl.unverifiedMs;
@@ -85,7 +90,8 @@ export class SubjectEntry {
     let validUntil = Infinity;
     if (anyVerified) {
       for (const row of rows) {
-        if (row.state === 'approved' && row.expires_at !== null && Number(row.expires_at) > now) validUntil = Math.min(validUntil, Number(row.expires_at));
+        if (row.state === 'approved' && row.expires_at !== null && Number(row.expires_at) > now)
+          validUntil = Math.min(validUntil, Number(row.expires_at));
       }
       freshUntil = Math.min(now + ttl.verifiedMs, validUntil);
     }
@@ -119,7 +125,14 @@ export class SubjectEntry {
   }
 }
 
-const SUMMARY_ORDER: readonly VerificationState[] = ['in_review', 'pending', 'declined', 'expired', 'approved', 'unverified'];
+const SUMMARY_ORDER: readonly VerificationState[] = [
+  'in_review',
+  'pending',
+  'declined',
+  'expired',
+  'approved',
+  'unverified',
+];
 
 function summaryState(workflows: ReadonlyMap<string, WorkflowStatus>): string {
   let best = SUMMARY_ORDER.length - 1;
@@ -190,7 +203,7 @@ export class SubjectCache {
   }
 
   fetch(subject: string): Promise<SubjectEntry> {
-    let pending = this.loading.get(subject);
+    const pending = this.loading.get(subject);
     if (pending) return pending;
     const load: Promise<SubjectEntry> = this.load(subject).then(
       (rows) => {

@@ -50,78 +50,80 @@ function kycRoutes(config: GatewayConfig): RouteConfig[] {
 export function kycSubsystem(providers: readonly ProviderType[]): Subsystem {
   const providerTypes = new ProviderTypes(providers);
   return {
-  name: 'kyc',
-  section: { key: 'kyc', schema: kycSchema },
-  async start(config, ctx) {
-    // Registered with or without a kyc section: the series are served (empty) either way.
-    const stopMetrics = registerKycMetrics(ctx.services);
-    const section = config.kyc as KycConfig | undefined;
-    if (!section) {
+    name: 'kyc',
+    section: { key: 'kyc', schema: kycSchema },
+    async start(config, ctx) {
+      // Registered with or without a kyc section: the series are served (empty) either way.
+      const stopMetrics = registerKycMetrics(ctx.services);
+      const section = config.kyc as KycConfig | undefined;
+      if (!section) {
+        return {
+          close: async () => stopMetrics(),
+          async reload(next) {
+            if (next.kyc)
+              throw new ConfigError(['kyc: the section was added while running; restart the gateway to start it']);
+          },
+        };
+      }
+      const store = ctx.services.get<Store>('store');
+      const records = new VerificationStore(store);
+      await records.migrate();
+      const env: SetupEnv = {
+        resolveSecret: ctx.resolveSecret,
+        dataDir: ctx.services.dataDir,
+        publicBaseUrl: ctx.publicBaseUrl,
+        logger: ctx.services.logger,
+        services: ctx.services,
+        dialect: store.dialect,
+        providerTypes,
+      };
+      const setup = await buildSetup(section, env, undefined);
+      const service = new KycService(setup, records, {
+        logger: ctx.services.logger,
+        events: ctx.services.events,
+        redis: ctx.services.find<RedisService>('redis'),
+        stale: ctx.services.find<StoreOutage>('store-outage'),
+      });
+      ctx.services.register('kyc', service);
+      // Events stored before a crash or during an outage are applied now, not at the first interval.
+      void service.reconcile();
       return {
-        close: async () => stopMetrics(),
+        routes: kycRoutes,
+        adminHandlers: {
+          // Webhook events kept because their session is unknown (ids only, no payload), for reconciliation.
+          '/kyc/unmatched-webhooks': (_req, res) => {
+            void records.unmatchedEvents(500).then(
+              (events) => {
+                res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+                res.end(JSON.stringify({ events }));
+              },
+              () => {
+                res.writeHead(503, { 'content-type': 'application/json' });
+                res.end('{"error":"store unavailable"}');
+              },
+            );
+          },
+        },
         async reload(next) {
-          if (next.kyc) throw new ConfigError(['kyc: the section was added while running; restart the gateway to start it']);
+          const nextSection = next.kyc as KycConfig | undefined;
+          if (!nextSection)
+            throw new ConfigError(['kyc: the section cannot be removed while running; restart the gateway']);
+          const built = await buildSetup(nextSection, env, service.setup);
+          const old = service.replaceSetup(built);
+          await retireSetup(old, built);
+        },
+        async ready() {
+          // An open provider breaker does not make the gateway unready: verified subjects keep passing.
+          const providers: Record<string, string> = {};
+          for (const [name, p] of service.setup.providers) providers[name] = p.health.state;
+          return { ok: true, detail: { providers, cached_subjects: service.cache.size } };
+        },
+        async close() {
+          stopMetrics();
+          await service.close();
+          await retireSetup(service.setup, undefined);
         },
       };
-    }
-    const store = ctx.services.get<Store>('store');
-    const records = new VerificationStore(store);
-    await records.migrate();
-    const env: SetupEnv = {
-      resolveSecret: ctx.resolveSecret,
-      dataDir: ctx.services.dataDir,
-      publicBaseUrl: ctx.publicBaseUrl,
-      logger: ctx.services.logger,
-      services: ctx.services,
-      dialect: store.dialect,
-      providerTypes,
-    };
-    const setup = await buildSetup(section, env, undefined);
-    const service = new KycService(setup, records, {
-      logger: ctx.services.logger,
-      events: ctx.services.events,
-      redis: ctx.services.find<RedisService>('redis'),
-      stale: ctx.services.find<StoreOutage>('store-outage'),
-    });
-    ctx.services.register('kyc', service);
-    // Events stored before a crash or during an outage are applied now, not at the first interval.
-    void service.reconcile();
-    return {
-      routes: kycRoutes,
-      adminHandlers: {
-        // Webhook events kept because their session is unknown (ids only, no payload), for reconciliation.
-        '/kyc/unmatched-webhooks': (_req, res) => {
-          void records.unmatchedEvents(500).then(
-            (events) => {
-              res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
-              res.end(JSON.stringify({ events }));
-            },
-            () => {
-              res.writeHead(503, { 'content-type': 'application/json' });
-              res.end('{"error":"store unavailable"}');
-            },
-          );
-        },
-      },
-      async reload(next) {
-        const nextSection = next.kyc as KycConfig | undefined;
-        if (!nextSection) throw new ConfigError(['kyc: the section cannot be removed while running; restart the gateway']);
-        const built = await buildSetup(nextSection, env, service.setup);
-        const old = service.replaceSetup(built);
-        await retireSetup(old, built);
-      },
-      async ready() {
-        // An open provider breaker does not make the gateway unready: verified subjects keep passing.
-        const providers: Record<string, string> = {};
-        for (const [name, p] of service.setup.providers) providers[name] = p.health.state;
-        return { ok: true, detail: { providers, cached_subjects: service.cache.size } };
-      },
-      async close() {
-        stopMetrics();
-        await service.close();
-        await retireSetup(service.setup, undefined);
-      },
-    };
-  },
-};
+    },
+  };
 }

@@ -33,20 +33,56 @@ for (const [engine, make] of engines) {
     const now = 1_000_000_000;
     const mine = 'instance-a';
     const other = 'instance-b';
-    assert.equal(await records.acquireSessionLease(key, 'wf', `${mine}:attempt-1`, now, LEASE_MS, now - 1, mine), true, 'a free lease is taken');
+    assert.equal(
+      await records.acquireSessionLease(key, 'wf', `${mine}:attempt-1`, now, LEASE_MS, now - 1, mine),
+      true,
+      'a free lease is taken',
+    );
     // attempt-1 failed without releasing it (the store was gone).
-    assert.equal(await records.acquireSessionLease(key, 'wf', `${other}:attempt-1`, now + 100, LEASE_MS, now - 1, other), false, 'another instance waits');
-    assert.equal(await records.acquireSessionLease(key, 'wf', `${mine}:attempt-2`, now + 200, LEASE_MS, now - 1, mine), true, 'the same instance goes on at once');
+    assert.equal(
+      await records.acquireSessionLease(key, 'wf', `${other}:attempt-1`, now + 100, LEASE_MS, now - 1, other),
+      false,
+      'another instance waits',
+    );
+    assert.equal(
+      await records.acquireSessionLease(key, 'wf', `${mine}:attempt-2`, now + 200, LEASE_MS, now - 1, mine),
+      true,
+      'the same instance goes on at once',
+    );
     assert.equal((await records.record(key))!.lease_owner, `${mine}:attempt-2`);
-    assert.equal(await records.acquireSessionLease(key, 'wf', `${other}:attempt-2`, now + 200 + LEASE_MS + 1, LEASE_MS, now - 1, other), true, 'another instance after it expired');
+    assert.equal(
+      await records.acquireSessionLease(
+        key,
+        'wf',
+        `${other}:attempt-2`,
+        now + 200 + LEASE_MS + 1,
+        LEASE_MS,
+        now - 1,
+        other,
+      ),
+      true,
+      'another instance after it expired',
+    );
 
     // A recorded, reusable session is never replaced, not even by the instance that recorded it.
-    await records.recordSession(key, `${other}:attempt-2`, { sessionId: 's1', sealedUrl: 'sealed', status: 'Not Started', state: 'pending' }, now + 20_000, now + 16_000);
+    await records.recordSession(
+      key,
+      `${other}:attempt-2`,
+      { sessionId: 's1', sealedUrl: 'sealed', status: 'Not Started', state: 'pending' },
+      now + 20_000,
+      now + 16_000,
+    );
     const row = (await records.record(key))!;
     assert.equal(row.session_id, 's1');
     assert.equal(Number(row.session_started_at), now + 16_000, 'a session recorded late keeps the time it was created');
     assert.equal(row.lease_owner, null);
-    assert.equal(await records.acquireSessionLease(key, 'wf', `${other}:attempt-3`, now + 21_000, LEASE_MS, now, other), false);
-    assert.equal(await records.acquireSessionLease(key, 'wf', `${mine}:attempt-3`, now + 21_000, LEASE_MS, now, mine), false);
+    assert.equal(
+      await records.acquireSessionLease(key, 'wf', `${other}:attempt-3`, now + 21_000, LEASE_MS, now, other),
+      false,
+    );
+    assert.equal(
+      await records.acquireSessionLease(key, 'wf', `${mine}:attempt-3`, now + 21_000, LEASE_MS, now, mine),
+      false,
+    );
   });
 }

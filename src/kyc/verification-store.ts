@@ -58,7 +58,14 @@ export interface InboxEvent {
 }
 
 /** Orders statuses reported within the same second: a later stage wins a tie. */
-const STATE_RANK: Record<VerificationState, number> = { unverified: 0, pending: 1, in_review: 2, approved: 3, declined: 3, expired: 4 };
+const STATE_RANK: Record<VerificationState, number> = {
+  unverified: 0,
+  pending: 1,
+  in_review: 2,
+  approved: 3,
+  declined: 3,
+  expired: 4,
+};
 
 /** A total order of one session's events: the signed timestamp, then the stage. */
 export function eventSeq(timestampSeconds: number, state: VerificationState): number {
@@ -66,7 +73,8 @@ export function eventSeq(timestampSeconds: number, state: VerificationState): nu
 }
 
 const ROW_COLUMNS =
-  'subject, provider, workflow, workflow_id, session_id, session_url, session_started_at, lease_owner, lease_until, provider_status, state, claims, status_seq, verified_at, expires_at, personal, key_id';
+  'subject, provider, workflow, workflow_id, session_id, session_url, session_started_at, lease_owner, ' +
+  'lease_until, provider_status, state, claims, status_seq, verified_at, expires_at, personal, key_id';
 
 export class VerificationStore {
   constructor(readonly store: Store) {}
@@ -76,11 +84,16 @@ export class VerificationStore {
   }
 
   async recordsOf(subject: string): Promise<VerificationRow[]> {
-    return this.store.query<VerificationRow>(`SELECT ${ROW_COLUMNS} FROM kyc_verifications WHERE subject = $1`, [subject]);
+    return this.store.query<VerificationRow>(`SELECT ${ROW_COLUMNS} FROM kyc_verifications WHERE subject = $1`, [
+      subject,
+    ]);
   }
 
   async record(key: RecordKey): Promise<VerificationRow | undefined> {
-    const rows = await this.store.query<VerificationRow>(`SELECT ${ROW_COLUMNS} FROM kyc_verifications WHERE subject = $1 AND provider = $2 AND workflow = $3`, [key.subject, key.provider, key.workflow]);
+    const rows = await this.store.query<VerificationRow>(
+      `SELECT ${ROW_COLUMNS} FROM kyc_verifications WHERE subject = $1 AND provider = $2 AND workflow = $3`,
+      [key.subject, key.provider, key.workflow],
+    );
     return rows[0];
   }
 
@@ -92,7 +105,15 @@ export class VerificationStore {
    * failed before it could release it, is taken over at once, since the instance runs one attempt per subject at a
    * time; another instance's lease only after it expired. True when this owner holds the lease now.
    */
-  async acquireSessionLease(key: RecordKey, workflowId: string, owner: string, now: number, leaseMs: number, reusableSince: number, instance: string): Promise<boolean> {
+  async acquireSessionLease(
+    key: RecordKey,
+    workflowId: string,
+    owner: string,
+    now: number,
+    leaseMs: number,
+    reusableSince: number,
+    instance: string,
+  ): Promise<boolean> {
     const rows = await this.store.query<{ lease_owner: string }>(
       `INSERT INTO kyc_verifications (subject, provider, workflow, workflow_id, lease_owner, lease_until, created_at, updated_at)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
@@ -107,33 +128,54 @@ export class VerificationStore {
   }
 
   async releaseSessionLease(key: RecordKey, owner: string): Promise<void> {
-    await this.store.query('UPDATE kyc_verifications SET lease_owner = NULL, lease_until = 0 WHERE subject = $1 AND provider = $2 AND workflow = $3 AND lease_owner = $4', [key.subject, key.provider, key.workflow, owner]);
+    await this.store.query(
+      'UPDATE kyc_verifications SET lease_owner = NULL, lease_until = 0 WHERE subject = $1 AND provider = $2 AND workflow = $3 AND lease_owner = $4',
+      [key.subject, key.provider, key.workflow, owner],
+    );
   }
 
   /**
    * Stores a session this owner created (the lease ends) and starts a fresh status history for it. `startedAt`:
    * when the provider created it, if earlier than `now` (a session recorded late, after a store failure).
    */
-  async recordSession(key: RecordKey, owner: string, session: { sessionId: string; sealedUrl: string; status: string; state: VerificationState }, now: number, startedAt = now): Promise<void> {
+  async recordSession(
+    key: RecordKey,
+    owner: string,
+    session: { sessionId: string; sealedUrl: string; status: string; state: VerificationState },
+    now: number,
+    startedAt = now,
+  ): Promise<void> {
     await this.store.transaction(async (tx) => {
       await tx.query(
         `UPDATE kyc_verifications SET session_id = $5, session_url = $6, session_started_at = $7, provider_status = $8, state = $9, claims = '',
            status_seq = 0, verified_at = NULL, expires_at = NULL, personal = NULL, key_id = NULL, lease_owner = NULL, lease_until = 0, updated_at = $10
          WHERE subject = $1 AND provider = $2 AND workflow = $3 AND lease_owner = $4`,
-        [key.subject, key.provider, key.workflow, owner, session.sessionId, session.sealedUrl, startedAt, session.status, session.state, now],
+        [
+          key.subject,
+          key.provider,
+          key.workflow,
+          owner,
+          session.sessionId,
+          session.sealedUrl,
+          startedAt,
+          session.status,
+          session.state,
+          now,
+        ],
       );
-      await tx.query('INSERT INTO kyc_sessions (provider, session_id, subject, workflow, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (provider, session_id) DO NOTHING', [
-        key.provider,
-        session.sessionId,
-        key.subject,
-        key.workflow,
-        startedAt,
-      ]);
+      await tx.query(
+        'INSERT INTO kyc_sessions (provider, session_id, subject, workflow, created_at) VALUES ($1, $2, $3, ' +
+          '$4, $5) ON CONFLICT (provider, session_id) DO NOTHING',
+        [key.provider, session.sessionId, key.subject, key.workflow, startedAt],
+      );
     });
   }
 
   async sessionOwner(provider: string, sessionId: string): Promise<RecordKey | undefined> {
-    const rows = await this.store.query<{ subject: string; workflow: string }>('SELECT subject, workflow FROM kyc_sessions WHERE provider = $1 AND session_id = $2', [provider, sessionId]);
+    const rows = await this.store.query<{ subject: string; workflow: string }>(
+      'SELECT subject, workflow FROM kyc_sessions WHERE provider = $1 AND session_id = $2',
+      [provider, sessionId],
+    );
     const row = rows[0];
     return row ? { subject: row.subject, provider, workflow: row.workflow } : undefined;
   }
@@ -144,17 +186,41 @@ export class VerificationStore {
    */
   async applyStatus(key: RecordKey, u: StatusUpdate, now: number): Promise<boolean> {
     const rows = await this.store.query(
-      `UPDATE kyc_verifications SET provider_status = $5, state = $6, claims = $7, status_seq = $8, verified_at = $9, expires_at = $10, personal = $11, key_id = $12,
+      `UPDATE kyc_verifications SET provider_status = $5, state = $6, claims = $7, status_seq = $8, verified_at = $9,
+         expires_at = $10, personal = $11, key_id = $12,
          session_url = CASE WHEN $13 = 1 THEN NULL ELSE session_url END, updated_at = $14
        WHERE subject = $1 AND provider = $2 AND workflow = $3 AND session_id = $4 AND status_seq < $8
        RETURNING subject`,
-      [key.subject, key.provider, key.workflow, u.sessionId, u.providerStatus, u.state, u.claims, u.seq, u.verifiedAt, u.expiresAt, u.personal, u.keyId, u.sessionFinished ? 1 : 0, now],
+      [
+        key.subject,
+        key.provider,
+        key.workflow,
+        u.sessionId,
+        u.providerStatus,
+        u.state,
+        u.claims,
+        u.seq,
+        u.verifiedAt,
+        u.expiresAt,
+        u.personal,
+        u.keyId,
+        u.sessionFinished ? 1 : 0,
+        now,
+      ],
     );
     return rows.length === 1;
   }
 
   /** Persists a verified webhook event; false when this event id was already received. */
-  async insertEvent(provider: string, eventId: string, sessionId: string, seq: number, sealedPayload: string, keyId: string, now: number): Promise<boolean> {
+  async insertEvent(
+    provider: string,
+    eventId: string,
+    sessionId: string,
+    seq: number,
+    sealedPayload: string,
+    keyId: string,
+    now: number,
+  ): Promise<boolean> {
     const rows = await this.store.query(
       `INSERT INTO kyc_webhook_events (provider, event_id, session_id, event_seq, received_at, payload, key_id)
        VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (provider, event_id) DO NOTHING RETURNING event_id`,
@@ -174,7 +240,8 @@ export class VerificationStore {
   async markEvent(provider: string, eventId: string, outcome: string, processedAt: number | null): Promise<void> {
     // Once applied, the sealed payload (which may hold personal data) is no longer needed: keep only the outcome.
     await this.store.query(
-      "UPDATE kyc_webhook_events SET outcome = $3, processed_at = $4, payload = CASE WHEN $5 = 1 THEN '' ELSE payload END, attempts = attempts + 1 WHERE provider = $1 AND event_id = $2",
+      "UPDATE kyc_webhook_events SET outcome = $3, processed_at = $4, payload = CASE WHEN $5 = 1 THEN '' " +
+        'ELSE payload END, attempts = attempts + 1 WHERE provider = $1 AND event_id = $2',
       [provider, eventId, outcome, processedAt, processedAt === null ? 0 : 1],
     );
   }
@@ -187,36 +254,53 @@ export class VerificationStore {
   async pendingEvents(limit: number, sessionId?: { provider: string; sessionId: string }): Promise<InboxEvent[]> {
     if (sessionId) {
       return this.store.query<InboxEvent>(
-        'SELECT provider, event_id, session_id, payload, attempts FROM kyc_webhook_events WHERE provider = $1 AND session_id = $2 AND processed_at IS NULL ORDER BY event_seq LIMIT $3',
+        'SELECT provider, event_id, session_id, payload, attempts FROM kyc_webhook_events WHERE provider = ' +
+          '$1 AND session_id = $2 AND processed_at IS NULL ORDER BY event_seq LIMIT $3',
         [sessionId.provider, sessionId.sessionId, limit],
       );
     }
     // Events for unknown sessions are retried for an hour (the session may be recorded late), then left to an operator.
     return this.store.query<InboxEvent>(
-      "SELECT provider, event_id, session_id, payload, attempts FROM kyc_webhook_events WHERE processed_at IS NULL AND (outcome IS NULL OR outcome <> 'unknown_session' OR received_at > $2) ORDER BY attempts, event_seq LIMIT $1",
+      'SELECT provider, event_id, session_id, payload, attempts FROM kyc_webhook_events WHERE processed_at ' +
+        "IS NULL AND (outcome IS NULL OR outcome <> 'unknown_session' OR received_at > $2) ORDER BY " +
+        'attempts, event_seq LIMIT $1',
       [limit, Date.now() - 3_600_000],
     );
   }
 
   /** Events kept because their session is unknown, newest first: for an operator to reconcile. */
-  async unmatchedEvents(limit: number): Promise<Array<{ provider: string; event_id: string; session_id: string; received_at: number; attempts: number }>> {
+  async unmatchedEvents(
+    limit: number,
+  ): Promise<Array<{ provider: string; event_id: string; session_id: string; received_at: number; attempts: number }>> {
     return this.store.query(
-      "SELECT provider, event_id, session_id, received_at, attempts FROM kyc_webhook_events WHERE processed_at IS NULL AND outcome = 'unknown_session' ORDER BY received_at DESC LIMIT $1",
+      'SELECT provider, event_id, session_id, received_at, attempts FROM kyc_webhook_events WHERE ' +
+        "processed_at IS NULL AND outcome = 'unknown_session' ORDER BY received_at DESC LIMIT $1",
       [limit],
     );
   }
 
   async recordHistory(subject: string, field: string, value: number, at: number): Promise<void> {
-    await this.store.query('INSERT INTO kyc_history (subject, field, value, at) VALUES ($1, $2, $3, $4)', [subject, field, value, at]);
+    await this.store.query('INSERT INTO kyc_history (subject, field, value, at) VALUES ($1, $2, $3, $4)', [
+      subject,
+      field,
+      value,
+      at,
+    ]);
   }
 
   async historySum(subject: string, field: string, since: number): Promise<number> {
-    const rows = await this.store.query<{ total: number | null }>('SELECT SUM(value) AS total FROM kyc_history WHERE subject = $1 AND field = $2 AND at > $3', [subject, field, since]);
+    const rows = await this.store.query<{ total: number | null }>(
+      'SELECT SUM(value) AS total FROM kyc_history WHERE subject = $1 AND field = $2 AND at > $3',
+      [subject, field, since],
+    );
     return Number(rows[0]?.total ?? 0);
   }
 
   async historyCount(subject: string, field: string, since: number): Promise<number> {
-    const rows = await this.store.query<{ n: number }>('SELECT COUNT(*) AS n FROM kyc_history WHERE subject = $1 AND field = $2 AND at > $3', [subject, field, since]);
+    const rows = await this.store.query<{ n: number }>(
+      'SELECT COUNT(*) AS n FROM kyc_history WHERE subject = $1 AND field = $2 AND at > $3',
+      [subject, field, since],
+    );
     return Number(rows[0]?.n ?? 0);
   }
 }

@@ -9,8 +9,19 @@ test('fast cells are exposed exactly as prom-client exposes the same counter and
   const reference = new Registry();
   const fc = new FastCounter('x_requests_total', 'Requests.', ['route', 'status_class']).register(fast);
   const fh = new FastHistogram('x_duration_seconds', 'Time.', ['route', 'status_class'], bounds).register(fast);
-  const rc = new Counter({ name: 'x_requests_total', help: 'Requests.', labelNames: ['route', 'status_class'], registers: [reference] });
-  const rh = new Histogram({ name: 'x_duration_seconds', help: 'Time.', labelNames: ['route', 'status_class'], buckets: bounds, registers: [reference] });
+  const rc = new Counter({
+    name: 'x_requests_total',
+    help: 'Requests.',
+    labelNames: ['route', 'status_class'],
+    registers: [reference],
+  });
+  const rh = new Histogram({
+    name: 'x_duration_seconds',
+    help: 'Time.',
+    labelNames: ['route', 'status_class'],
+    buckets: bounds,
+    registers: [reference],
+  });
   const ok = fc.cell('api', '2xx');
   const okTime = fh.cell('api', '2xx');
   fc.cell('api', '5xx'); // created, never used: absent, as in prom-client

@@ -88,7 +88,12 @@ export class FastCounter extends CellMetric<CounterCell> {
 export class FastHistogram extends CellMetric<HistogramCell> {
   readonly type = 'histogram';
 
-  constructor(name: string, help: string, labelNames: readonly string[], readonly bounds: readonly number[]) {
+  constructor(
+    name: string,
+    help: string,
+    labelNames: readonly string[],
+    readonly bounds: readonly number[],
+  ) {
     super(name, help, labelNames);
   }
 

@@ -28,7 +28,11 @@ interface RouteChildren {
 /** Access decisions by source and outcome: the core counts those recorded on requests, the KYC subsystem its own. */
 export function decisionsCounter(metrics: Metrics): FastCounter {
   return metrics.get('kycgate_decisions_total', (r: Registry) =>
-    new FastCounter('kycgate_decisions_total', 'Access decisions by outcome (source "route": the decision recorded on the request; "kyc": kyc.decision events).', ['source', 'outcome']).register(r),
+    new FastCounter(
+      'kycgate_decisions_total',
+      'Access decisions by outcome (source "route": the decision recorded on the request; "kyc": kyc.decision events).',
+      ['source', 'outcome'],
+    ).register(r),
   );
 }
 
@@ -47,18 +51,34 @@ export class RequestMetrics implements EventListener {
     this.requests = metrics.get('kycgate_requests_total', (r) =>
       new FastCounter(
         'kycgate_requests_total',
-        'Every request, by route and status class; answers the gateway made itself (refusals, upstream failures, client disconnects as 499) also carry their problem type, and requests refused before routing carry no route.',
+        'Every request, by route and status class; answers the gateway made itself (refusals, upstream ' +
+          'failures, client disconnects as 499) also carry their problem type, and requests refused before ' +
+          'routing carry no route.',
         ['route', 'status_class', 'problem'],
       ).register(r),
     );
     this.latency = metrics.get('kycgate_request_duration_seconds', (r) =>
-      new FastHistogram('kycgate_request_duration_seconds', 'Time from arrival to the end of the exchange.', ['route', 'status_class'], LATENCY_BUCKETS).register(r),
+      new FastHistogram(
+        'kycgate_request_duration_seconds',
+        'Time from arrival to the end of the exchange.',
+        ['route', 'status_class'],
+        LATENCY_BUCKETS,
+      ).register(r),
     );
-    this.refused = metrics.get('kycgate_requests_refused_total', (r) =>
-      new Counter({ name: 'kycgate_requests_refused_total', help: 'Requests refused before routing (framing, path, no route), by problem kind.', labelNames: ['problem'], registers: [r] }),
+    this.refused = metrics.get(
+      'kycgate_requests_refused_total',
+      (r) =>
+        new Counter({
+          name: 'kycgate_requests_refused_total',
+          help: 'Requests refused before routing (framing, path, no route), by problem kind.',
+          labelNames: ['problem'],
+          registers: [r],
+        }),
     );
     this.decisions = decisionsCounter(metrics);
-    this.events = metrics.get('kycgate_events_total', (r) => new FastCounter('kycgate_events_total', 'Gateway events by type.', ['type']).register(r));
+    this.events = metrics.get('kycgate_events_total', (r) =>
+      new FastCounter('kycgate_events_total', 'Gateway events by type.', ['type']).register(r),
+    );
   }
 
   private children(route: string): RouteChildren {
@@ -77,7 +97,8 @@ export class RequestMetrics implements EventListener {
   private problemCell(route: string | undefined, status: number, kind: string): CounterCell {
     const key = (route ?? '') + '\u0000' + status + '\u0000' + kind;
     let cell = this.problemCells.get(key);
-    if (cell === undefined) this.problemCells.set(key, (cell = this.requests.cell(route, STATUS_CLASSES[statusClass(status)], kind)));
+    if (cell === undefined)
+      this.problemCells.set(key, (cell = this.requests.cell(route, STATUS_CLASSES[statusClass(status)], kind)));
     return cell;
   }
 

@@ -6,8 +6,23 @@
  * batch processor and the OTLP/HTTP exporter, off the request path. The provider is registered globally so code
  * using @opentelemetry/api directly is traced too.
  */
-import { context, trace, SpanKind, SpanStatusCode, TraceFlags, ROOT_CONTEXT, type Context, type Tracer } from '@opentelemetry/api';
-import { BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler, type SpanExporter } from '@opentelemetry/sdk-trace-base';
+import {
+  context,
+  trace,
+  SpanKind,
+  SpanStatusCode,
+  TraceFlags,
+  ROOT_CONTEXT,
+  type Context,
+  type Tracer,
+} from '@opentelemetry/api';
+import {
+  BasicTracerProvider,
+  BatchSpanProcessor,
+  ParentBasedSampler,
+  TraceIdRatioBasedSampler,
+  type SpanExporter,
+} from '@opentelemetry/sdk-trace-base';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { performance } from 'node:perf_hooks';
@@ -28,7 +43,12 @@ export function parentContext(traceparent: string | undefined): Context {
   if (traceparent === undefined) return ROOT_CONTEXT;
   const m = TRACEPARENT.exec(traceparent.trim());
   if (!m || /^0+$/.test(m[1]!) || /^0+$/.test(m[2]!)) return ROOT_CONTEXT;
-  return trace.setSpanContext(ROOT_CONTEXT, { traceId: m[1]!, spanId: m[2]!, traceFlags: parseInt(m[3]!, 16) & TraceFlags.SAMPLED, isRemote: true });
+  return trace.setSpanContext(ROOT_CONTEXT, {
+    traceId: m[1]!,
+    spanId: m[2]!,
+    traceFlags: parseInt(m[3]!, 16) & TraceFlags.SAMPLED,
+    isRemote: true,
+  });
 }
 
 export class RequestTracer implements EventListener {
@@ -63,7 +83,15 @@ export class RequestTracer implements EventListener {
   }
 
   private providerSpan(call: ProviderCall, parent: Context): void {
-    const span = this.tracer.startSpan(`provider ${call.provider}`, { kind: SpanKind.CLIENT, startTime: call.end - call.latencyMs, attributes: { 'kycgate.provider': call.provider, 'kycgate.outcome': call.outcome } }, parent);
+    const span = this.tracer.startSpan(
+      `provider ${call.provider}`,
+      {
+        kind: SpanKind.CLIENT,
+        startTime: call.end - call.latencyMs,
+        attributes: { 'kycgate.provider': call.provider, 'kycgate.outcome': call.outcome },
+      },
+      parent,
+    );
     if (call.outcome !== 'ok') span.setStatus({ code: SpanStatusCode.ERROR, message: call.outcome });
     span.end(call.end);
   }
@@ -85,7 +113,12 @@ export class RequestTracer implements EventListener {
           'kycgate.listener': ctx.listener,
           ...(ctx.identity?.consumer ? { 'kycgate.consumer': ctx.identity.consumer } : {}),
           ...(ctx.identity?.method ? { 'kycgate.auth_method': ctx.identity.method } : {}),
-          ...(ctx.decision ? { 'kycgate.decision': ctx.decision.outcome, ...(ctx.decision.rule ? { 'kycgate.rule': ctx.decision.rule } : {}) } : {}),
+          ...(ctx.decision
+            ? {
+                'kycgate.decision': ctx.decision.outcome,
+                ...(ctx.decision.rule ? { 'kycgate.rule': ctx.decision.rule } : {}),
+              }
+            : {}),
           ...(ctx.target ? { 'kycgate.upstream': ctx.target } : {}),
           ...(ctx.errorKind ? { 'kycgate.problem': ctx.errorKind } : {}),
         },

@@ -40,19 +40,54 @@ test('chain: phases run in order, async only when a policy is async, first answe
 
 test('chain: a throwing or rejecting policy becomes a 500 problem without detail', async () => {
   const ctx = { state: {} } as unknown as RequestContext;
-  const thrown = new PolicyChain([entry('boom', 'admit', { onRequest: () => { throw new Error('secret internals'); } })]).run(ctx);
+  const thrown = new PolicyChain([
+    entry('boom', 'admit', {
+      onRequest: () => {
+        throw new Error('secret internals');
+      },
+    }),
+  ]).run(ctx);
   assert.ok(thrown instanceof Problem && thrown.status === 500 && thrown.detail === undefined);
-  const rejected = await new PolicyChain([entry('boom', 'admit', { onRequest: () => Promise.reject(new Error('x')) })]).run(ctx);
+  const rejected = await new PolicyChain([
+    entry('boom', 'admit', { onRequest: () => Promise.reject(new Error('x')) }),
+  ]).run(ctx);
   assert.ok(rejected instanceof Problem && rejected.status === 500);
 });
 
 test('chain: every policy failure is reported with the policy name, and a failing reporter changes nothing', async () => {
   const ctx = { id: 'req-1', state: {} } as unknown as RequestContext;
   const reported: Array<[string, string]> = [];
-  const report = (c: RequestContext, policy: string, err: unknown) => void reported.push([policy, `${c.id}: ${(err as Error).message}`]);
-  new PolicyChain([entry('thrower', 'admit', { onRequest: () => { throw new Error('sync'); } })], report).run(ctx);
-  await new PolicyChain([entry('rejecter', 'gate', { onRequest: () => Promise.reject(new Error('async')) })], report).run(ctx);
-  assert.deepEqual(reported, [['thrower', 'req-1: sync'], ['rejecter', 'req-1: async']]);
-  const answer = new PolicyChain([entry('thrower', 'admit', { onRequest: () => { throw new Error('x'); } })], () => { throw new Error('logger down'); }).run(ctx);
+  const report = (c: RequestContext, policy: string, err: unknown) =>
+    void reported.push([policy, `${c.id}: ${(err as Error).message}`]);
+  new PolicyChain(
+    [
+      entry('thrower', 'admit', {
+        onRequest: () => {
+          throw new Error('sync');
+        },
+      }),
+    ],
+    report,
+  ).run(ctx);
+  await new PolicyChain(
+    [entry('rejecter', 'gate', { onRequest: () => Promise.reject(new Error('async')) })],
+    report,
+  ).run(ctx);
+  assert.deepEqual(reported, [
+    ['thrower', 'req-1: sync'],
+    ['rejecter', 'req-1: async'],
+  ]);
+  const answer = new PolicyChain(
+    [
+      entry('thrower', 'admit', {
+        onRequest: () => {
+          throw new Error('x');
+        },
+      }),
+    ],
+    () => {
+      throw new Error('logger down');
+    },
+  ).run(ctx);
   assert.ok(answer instanceof Problem && answer.status === 500);
 });

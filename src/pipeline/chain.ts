@@ -4,7 +4,14 @@
  */
 import { Problem } from './problem.js';
 import type { RequestContext } from './context.js';
-import { REQUEST_PHASES, type PolicyDefinition, type PolicyInstance, type PolicyResult, type ResponseBodyTransform, type ResponseHead } from './policy.js';
+import {
+  REQUEST_PHASES,
+  type PolicyDefinition,
+  type PolicyInstance,
+  type PolicyResult,
+  type ResponseBodyTransform,
+  type ResponseHead,
+} from './policy.js';
 
 export interface ChainEntry {
   readonly name: string;
@@ -35,7 +42,9 @@ export class PolicyChain {
     this.request = this.entries.filter((e) => typeof e.instance.onRequest === 'function');
     this.response = this.entries.map((e) => e.instance).filter((i) => typeof i.onResponse === 'function');
     this.complete = this.entries.map((e) => e.instance).filter((i) => typeof i.onComplete === 'function');
-    this.bodyTransforms = this.entries.map((e) => e.instance.transformResponseBody).filter((t): t is ResponseBodyTransform => t !== undefined);
+    this.bodyTransforms = this.entries
+      .map((e) => e.instance.transformResponseBody)
+      .filter((t): t is ResponseBodyTransform => t !== undefined);
     this.decisionsReusable = this.entries.every((e) => e.instance.decisionReuse === 'reusable');
   }
 

@@ -268,8 +268,8 @@ export class RequestContext<R extends Route = Route> {
     const until = this.cacheUntil;
     if (until === Infinity) return this.cacheTtl;
     const left = Math.floor((until - Date.now()) / 1000);
-    const s = left > 0 ? left : 0;
-    return s < this.cacheTtl ? s : this.cacheTtl;
+    const s = Math.max(left, 0);
+    return Math.min(s, this.cacheTtl);
   }
 
   /** Request headers with lower-case names (built on first use: a bare route never pays for it). */
@@ -298,7 +298,7 @@ export class RequestContext<R extends Route = Route> {
   /** The TLS socket of the client connection, for mTLS policies. */
   get tlsSocket(): TLSSocket | undefined {
     const socket = this.req?.socket as TLSSocket | undefined;
-    return socket && socket.encrypted ? socket : undefined;
+    return socket?.encrypted ? socket : undefined;
   }
 
   /** Adds or replaces a header sent upstream (and, in decision mode, returned to the front proxy). */
@@ -336,7 +336,10 @@ export class RequestContext<R extends Route = Route> {
       const eq = part.indexOf('=');
       const rawName = eq === -1 ? part : part.slice(0, eq);
       // Most names need no decoding; others are decoded as URLSearchParams does ('+' is a space, lenient %-escapes).
-      const decoded = rawName.includes('%') || rawName.includes('+') ? (new URLSearchParams(rawName + '=').keys().next().value ?? rawName) : rawName;
+      const decoded =
+        rawName.includes('%') || rawName.includes('+')
+          ? (new URLSearchParams(rawName + '=').keys().next().value ?? rawName)
+          : rawName;
       if (decoded === name) removed = true;
       else kept.push(part);
     }
@@ -357,7 +360,10 @@ export class RequestContext<R extends Route = Route> {
     return this.upstreamRemove;
   }
 
-  get upstreamHeaderChanges(): { set: ReadonlyArray<readonly [string, string]> | undefined; remove: readonly string[] | undefined } {
+  get upstreamHeaderChanges(): {
+    set: ReadonlyArray<readonly [string, string]> | undefined;
+    remove: readonly string[] | undefined;
+  } {
     return { set: this.upstreamSet, remove: this.upstreamRemove };
   }
 
@@ -397,10 +403,12 @@ export class RequestContext<R extends Route = Route> {
     const req = this.req;
     if (req === undefined && this.bodyReader === undefined) return Promise.resolve(Buffer.alloc(0));
     const limit = this.route.maxBodyBytes;
-    return (this.bodyPromise ??= (req !== undefined ? readRequestBody(req, limit) : this.bodyReader!(limit)).then((body) => {
-      if (Buffer.isBuffer(body)) this.bodyBuffer = body;
-      return body;
-    }));
+    return (this.bodyPromise ??= (req !== undefined ? readRequestBody(req, limit) : this.bodyReader!(limit)).then(
+      (body) => {
+        if (Buffer.isBuffer(body)) this.bodyBuffer = body;
+        return body;
+      },
+    ));
   }
 }
 
@@ -432,4 +440,3 @@ export function readRequestBody(req: IncomingMessage, limit: number): Promise<Bu
     req.once('error', () => finish(problem('bad-request', { detail: 'The request body could not be read.' })));
   });
 }
-

@@ -14,7 +14,8 @@ export class Metrics {
     const found = this.registry.getSingleMetric(name);
     if (found !== undefined) return found as unknown as M;
     const made = make(this.registry);
-    if (this.registry.getSingleMetric(name) === undefined) throw new Error(`metric ${name} was made without being registered`);
+    if (this.registry.getSingleMetric(name) === undefined)
+      throw new Error(`metric ${name} was made without being registered`);
     return made;
   }
 }

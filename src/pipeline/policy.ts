@@ -21,6 +21,7 @@ export interface Reply {
   readonly body?: string | Buffer;
 }
 
+// biome-ignore lint/suspicious/noConfusingVoidType: a hook that continues may simply return nothing
 export type PolicyResult = undefined | void | Problem | Reply;
 
 /** Response head as it will be sent to the client; onResponse hooks may edit `headers` in place. */
@@ -98,6 +99,7 @@ export interface PolicySetup {
   readonly baseDir?: string;
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: lists hold definitions of different configs; each checks its own
 export interface PolicyDefinition<Config = any> {
   /** The key used in config: `policies: [{ <name>: {...} }]`. */
   readonly name: string;
@@ -116,5 +118,7 @@ export interface PolicyDefinition<Config = any> {
 }
 
 export function isReply(value: unknown): value is Reply {
-  return typeof value === 'object' && value !== null && typeof (value as Reply).status === 'number' && !('type' in value);
+  return (
+    typeof value === 'object' && value !== null && typeof (value as Reply).status === 'number' && !('type' in value)
+  );
 }

@@ -30,8 +30,8 @@ export const CORE_PROBLEMS = {
   'ambiguous-request': { status: 400, title: 'Ambiguous request framing' },
   'invalid-path': { status: 400, title: 'Invalid request path' },
   'ambiguous-path': { status: 400, title: 'Ambiguous request path' },
-  'unauthenticated': { status: 401, title: 'Authentication required' },
-  'forbidden': { status: 403, title: 'Forbidden' },
+  unauthenticated: { status: 401, title: 'Authentication required' },
+  forbidden: { status: 403, title: 'Forbidden' },
   'https-required': { status: 403, title: 'HTTPS required' },
   'not-found': { status: 404, title: 'No route matches this request' },
   'method-not-allowed': { status: 405, title: 'Method not allowed' },
@@ -52,7 +52,9 @@ export const CORE_PROBLEMS = {
 export type CoreProblemKind = keyof typeof CORE_PROBLEMS;
 
 /** The core's kinds as ProblemTypes. */
-export const CORE_PROBLEM_TYPES: readonly ProblemType[] = Object.entries(CORE_PROBLEMS).map(([kind, k]) => problemType(kind, k.status, k.title));
+export const CORE_PROBLEM_TYPES: readonly ProblemType[] = Object.entries(CORE_PROBLEMS).map(([kind, k]) =>
+  problemType(kind, k.status, k.title),
+);
 
 export interface ProblemInit {
   /** Overrides the kind's default status (e.g. a policy answering 403 with its own kind). */

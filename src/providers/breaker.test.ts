@@ -11,7 +11,12 @@ const succeed = () => Promise.resolve('ok');
 function clockedBreaker(threshold = 3, cooldownMs = 1000) {
   const clock = { t: 0 };
   const changes: BreakerState[] = [];
-  const breaker = new CircuitBreaker({ failureThreshold: threshold, cooldownMs, now: () => clock.t, onStateChange: (s) => changes.push(s) });
+  const breaker = new CircuitBreaker({
+    failureThreshold: threshold,
+    cooldownMs,
+    now: () => clock.t,
+    onStateChange: (s) => changes.push(s),
+  });
   return { clock, breaker, changes };
 }
 
@@ -22,8 +27,12 @@ test('opens after the threshold of consecutive failures and then fails fast with
   assert.equal(breaker.lastError, 'connect ECONNREFUSED');
   let called = false;
   await assert.rejects(
-    breaker.run(() => ((called = true), succeed()), isOutage),
-    (err: unknown) => err instanceof ProviderUnavailable && err.reason === 'breaker_open' && err.retryAfterSeconds === 1,
+    breaker.run(() => {
+      called = true;
+      return succeed();
+    }, isOutage),
+    (err: unknown) =>
+      err instanceof ProviderUnavailable && err.reason === 'breaker_open' && err.retryAfterSeconds === 1,
   );
   assert.equal(called, false);
   assert.deepEqual(changes, ['open']);
@@ -56,7 +65,10 @@ test('after the cool-down one probe goes through: success closes, failure re-ope
   // a probe in flight holds back every other call
   let release!: () => void;
   const probe = breaker.run(() => new Promise<string>((r) => (release = () => r('ok'))), isOutage);
-  await assert.rejects(breaker.run(succeed, isOutage), (err: unknown) => err instanceof ProviderUnavailable && err.reason === 'breaker_open');
+  await assert.rejects(
+    breaker.run(succeed, isOutage),
+    (err: unknown) => err instanceof ProviderUnavailable && err.reason === 'breaker_open',
+  );
   release();
   assert.equal(await probe, 'ok');
   assert.equal(breaker.state, 'closed');

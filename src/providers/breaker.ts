@@ -74,7 +74,11 @@ export class CircuitBreaker {
       return;
     }
     const remainingMs = state === 'open' ? this.cooldownMs - (this.now() - this.openedAt) : this.cooldownMs;
-    throw new ProviderUnavailable('the provider circuit breaker is open', Math.max(1, Math.ceil(remainingMs / 1000)), 'breaker_open');
+    throw new ProviderUnavailable(
+      'the provider circuit breaker is open',
+      Math.max(1, Math.ceil(remainingMs / 1000)),
+      'breaker_open',
+    );
   }
 
   private succeeded(): void {

@@ -13,7 +13,12 @@ import { httpRequest, startTestGateway } from '../../testing/harness.js';
 import { freePort } from '../../testing/ports.js';
 import { signDiditWebhook } from './didit/signature.js';
 
-const gate = { 'kyc-gate': { subject: { from: 'header', header: 'x-user-id', trust_unauthenticated_header: true }, required_claims: ['kyc_full'] } };
+const gate = {
+  'kyc-gate': {
+    subject: { from: 'header', header: 'x-user-id', trust_unauthenticated_header: true },
+    required_claims: ['kyc_full'],
+  },
+};
 const as = { headers: { 'x-user-id': 'mia', accept: 'application/json' } };
 
 test('a session created through the sandbox provider shows as a provider request, with its latency and the breaker gauge', async (t) => {
@@ -21,7 +26,13 @@ test('a session created through the sandbox provider shows as a provider request
     log: { level: 'warn', access: false },
     kyc: {
       providers: { sandbox: { type: 'sandbox', port: 0 } },
-      workflows: { kyc: { provider: 'sandbox', workflow_id: '0b6f3f0e-6c1d-4c55-9d9e-0e6f2f1d2a3b', claims: { kyc_full: 'facts.status == "Approved"' } } },
+      workflows: {
+        kyc: {
+          provider: 'sandbox',
+          workflow_id: '0b6f3f0e-6c1d-4c55-9d9e-0e6f2f1d2a3b',
+          claims: { kyc_full: 'facts.status == "Approved"' },
+        },
+      },
     },
     routes: [{ name: 'api', match: { prefix: '/api' }, policies: [gate] }],
   });
@@ -58,9 +69,16 @@ test('calls to an unreachable Didit API count as errors and the opened breaker s
     routes: [{ name: 'api', match: { prefix: '/api' }, policies: [gate] }],
   });
   t.after(() => gw.close());
-  assert.match((await httpRequest(`${gw.adminUrl}/metrics`)).body, /kycgate_provider_breaker_state\{provider="didit"\} 0\n/);
+  assert.match(
+    (await httpRequest(`${gw.adminUrl}/metrics`)).body,
+    /kycgate_provider_breaker_state\{provider="didit"\} 0\n/,
+  );
   assert.equal((await httpRequest(`${gw.url}/api/x`, as)).status, 503);
-  assert.equal((await httpRequest(`${gw.url}/api/x`, { headers: { ...as.headers, 'x-user-id': 'noa' } })).status, 503, 'refused by the open breaker, without a call');
+  assert.equal(
+    (await httpRequest(`${gw.url}/api/x`, { headers: { ...as.headers, 'x-user-id': 'noa' } })).status,
+    503,
+    'refused by the open breaker, without a call',
+  );
   const m = (await httpRequest(`${gw.adminUrl}/metrics`)).body;
   assert.match(m, /kycgate_provider_requests_total\{provider="didit",outcome="error"\} 1\n/);
   assert.match(m, /kycgate_provider_breaker_state\{provider="didit"\} 2\n/);
@@ -88,14 +106,28 @@ test('kyc.webhook_tolerance_seconds applies to a provider whose webhook section 
   t.after(() => gw.close());
   let n = 0;
   const webhook = (timestamp: number) =>
-    signDiditWebhook('secret-0123456789', { event_id: `evt-${++n}`, session_id: '11111111-2222-3333-4444-555555555555', status: 'Approved', webhook_type: 'status.updated', timestamp, created_at: timestamp });
+    signDiditWebhook('secret-0123456789', {
+      event_id: `evt-${++n}`,
+      session_id: '11111111-2222-3333-4444-555555555555',
+      status: 'Approved',
+      webhook_type: 'status.updated',
+      timestamp,
+      created_at: timestamp,
+    });
   const post = (provider: string, hook: { body: string; headers: Record<string, string> }) =>
-    httpRequest(`${gw.url}/webhooks/${provider}`, { method: 'POST', headers: { ...hook.headers, 'content-type': 'application/json' }, body: hook.body });
+    httpRequest(`${gw.url}/webhooks/${provider}`, {
+      method: 'POST',
+      headers: { ...hook.headers, 'content-type': 'application/json' },
+      body: hook.body,
+    });
   const now = Math.floor(Date.now() / 1000);
 
   const old = await post('strict', webhook(now - 120));
   assert.equal(old.status, 401);
-  assert.equal((JSON.parse(old.body) as { detail: string }).detail, 'The webhook timestamp is outside the accepted window.');
+  assert.equal(
+    (JSON.parse(old.body) as { detail: string }).detail,
+    'The webhook timestamp is outside the accepted window.',
+  );
   assert.equal((await post('strict', webhook(now - 5))).status, 200, 'within kyc.webhook_tolerance_seconds');
-  assert.equal((await post('lenient', webhook(now - 120))).status, 200, 'the provider entry\'s own tolerance_s wins');
+  assert.equal((await post('lenient', webhook(now - 120))).status, 200, "the provider entry's own tolerance_s wins");
 });

@@ -12,7 +12,10 @@ import type { Store } from '../store/store.js';
 async function build(ctx: ProviderFactoryContext) {
   const entry = structuredClone(ctx.config) as unknown as ProviderEntry & { webhook?: { tolerance_s?: number } };
   // The KYC section's tolerance applies unless the provider entry sets its own.
-  entry.webhook = { ...(entry.webhook ?? {}), tolerance_s: entry.webhook?.tolerance_s ?? ctx.webhookToleranceSeconds } as typeof entry.webhook;
+  entry.webhook = {
+    ...(entry.webhook ?? {}),
+    tolerance_s: entry.webhook?.tolerance_s ?? ctx.webhookToleranceSeconds,
+  } as typeof entry.webhook;
   const store = ctx.services.find<Store>('store');
   const provider = await createProvider(entry, {
     name: ctx.name,
@@ -20,11 +23,18 @@ async function build(ctx: ProviderFactoryContext) {
     ...(store ? { store } : {}),
     publicBaseUrl: ctx.publicBaseUrl,
     onBreakerChange: (state, lastError) => {
-      ctx.logger.warn({ provider: ctx.name, breaker: state, ...(lastError ? { last_error: lastError } : {}) }, 'provider circuit breaker changed state');
+      ctx.logger.warn(
+        { provider: ctx.name, breaker: state, ...(lastError ? { last_error: lastError } : {}) },
+        'provider circuit breaker changed state',
+      );
       ctx.services.events.emit({ type: 'provider.breaker', outcome: state, data: { provider: ctx.name, state } });
     },
     onCall: (outcome, latencyMs, operation) => {
-      ctx.services.events.emit({ type: 'provider.call', outcome, data: { provider: ctx.name, latency_ms: latencyMs, operation } });
+      ctx.services.events.emit({
+        type: 'provider.call',
+        outcome,
+        data: { provider: ctx.name, latency_ms: latencyMs, operation },
+      });
     },
     onSandboxDelivery: (outcome) => {
       ctx.logger.info({ provider: ctx.name, delivery: outcome }, 'sandbox webhook delivery');
@@ -36,5 +46,13 @@ async function build(ctx: ProviderFactoryContext) {
   return provider;
 }
 
-export const diditProviderType: ProviderType = { type: 'didit', schema: diditProviderSchema as unknown as Record<string, unknown>, create: build };
-export const sandboxProviderType: ProviderType = { type: 'sandbox', schema: sandboxProviderSchema as unknown as Record<string, unknown>, create: build };
+export const diditProviderType: ProviderType = {
+  type: 'didit',
+  schema: diditProviderSchema as unknown as Record<string, unknown>,
+  create: build,
+};
+export const sandboxProviderType: ProviderType = {
+  type: 'sandbox',
+  schema: sandboxProviderSchema as unknown as Record<string, unknown>,
+  create: build,
+};

@@ -6,7 +6,13 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Store } from '../store/store.js';
 import type { BreakerState } from './breaker.js';
-import type { CreateSessionInput, VerificationProvider, VerificationResult, ProviderSession, WebhookVerification } from './provider.js';
+import type {
+  CreateSessionInput,
+  VerificationProvider,
+  VerificationResult,
+  ProviderSession,
+  WebhookVerification,
+} from './provider.js';
 import { DiditProvider, type DiditProviderOptions } from './didit/didit.js';
 import { diditProviderSchema, type DiditProviderEntry } from './didit/schema.js';
 import { SandboxServer, type RunningSandbox } from './sandbox/sandbox-server.js';
@@ -18,7 +24,8 @@ export type ProviderEntry = DiditProviderEntry | SandboxProviderEntry;
 /** JSON Schema of one provider entry (`type: didit` or `type: sandbox`), for the KYC subsystem's config section. */
 export const providerEntrySchema = {
   type: 'object',
-  description: 'An verification provider: `didit` (Didit\'s API) or `sandbox` (the embedded Didit stand-in for demos and tests).',
+  description:
+    "An verification provider: `didit` (Didit's API) or `sandbox` (the embedded Didit stand-in for demos and tests).",
   required: ['type'],
   properties: { type: { enum: ['didit', 'sandbox'], description: 'Provider type.' } },
   allOf: [
@@ -46,12 +53,27 @@ export interface ProviderDeps {
   onSandboxDelivery?: (outcome: DeliveryOutcome) => void;
 }
 
-function adapterOptions(entry: ProviderEntry, deps: ProviderDeps): Omit<DiditProviderOptions, 'apiKey' | 'webhookSecret' | 'baseUrl'> {
+function adapterOptions(
+  entry: ProviderEntry,
+  deps: ProviderDeps,
+): Omit<DiditProviderOptions, 'apiKey' | 'webhookSecret' | 'baseUrl'> {
   return {
     name: deps.name,
-    timeouts: { connectMs: entry.timeouts?.connect_ms, headersMs: entry.timeouts?.headers_ms, bodyMs: entry.timeouts?.body_ms },
-    breaker: { failureThreshold: entry.breaker?.failure_threshold, cooldownMs: entry.breaker?.cooldown_ms, ...(deps.onBreakerChange ? { onStateChange: deps.onBreakerChange } : {}) },
-    webhook: { toleranceSeconds: entry.webhook?.tolerance_s, maxFutureSkewSeconds: entry.webhook?.max_future_skew_s, accept: entry.webhook?.signatures },
+    timeouts: {
+      connectMs: entry.timeouts?.connect_ms,
+      headersMs: entry.timeouts?.headers_ms,
+      bodyMs: entry.timeouts?.body_ms,
+    },
+    breaker: {
+      failureThreshold: entry.breaker?.failure_threshold,
+      cooldownMs: entry.breaker?.cooldown_ms,
+      ...(deps.onBreakerChange ? { onStateChange: deps.onBreakerChange } : {}),
+    },
+    webhook: {
+      toleranceSeconds: entry.webhook?.tolerance_s,
+      maxFutureSkewSeconds: entry.webhook?.max_future_skew_s,
+      accept: entry.webhook?.signatures,
+    },
     ...(deps.onCall ? { onCall: deps.onCall } : {}),
   };
 }
@@ -90,15 +112,30 @@ export async function createProvider(entry: ProviderEntry, deps: ProviderDeps): 
     return new DiditProvider({
       ...adapterOptions(entry, deps),
       baseUrl: entry.base_url,
-      ...(entry.proxy ? { proxy: { url: entry.proxy.url, ...(entry.proxy.token !== undefined ? { token: deps.resolveSecret(entry.proxy.token) } : {}) } } : {}),
+      ...(entry.proxy
+        ? {
+            proxy: {
+              url: entry.proxy.url,
+              ...(entry.proxy.token !== undefined ? { token: deps.resolveSecret(entry.proxy.token) } : {}),
+            },
+          }
+        : {}),
       apiKey: entry.api_key !== undefined ? deps.resolveSecret(entry.api_key) : undefined,
       webhookSecret: deps.resolveSecret(entry.webhook_secret),
     });
   }
   if (entry.type === 'sandbox') {
-    const apiKey = entry.api_key !== undefined ? deps.resolveSecret(entry.api_key) : 'sbx_' + randomBytes(24).toString('base64url');
-    const webhookSecret = entry.webhook_secret !== undefined ? deps.resolveSecret(entry.webhook_secret) : randomBytes(32).toString('base64url');
-    const webhookUrl = entry.webhook_url ?? (deps.publicBaseUrl ? `${deps.publicBaseUrl.replace(/\/+$/, '')}/webhooks/${encodeURIComponent(deps.name)}` : undefined);
+    const apiKey =
+      entry.api_key !== undefined ? deps.resolveSecret(entry.api_key) : 'sbx_' + randomBytes(24).toString('base64url');
+    const webhookSecret =
+      entry.webhook_secret !== undefined
+        ? deps.resolveSecret(entry.webhook_secret)
+        : randomBytes(32).toString('base64url');
+    const webhookUrl =
+      entry.webhook_url ??
+      (deps.publicBaseUrl
+        ? `${deps.publicBaseUrl.replace(/\/+$/, '')}/webhooks/${encodeURIComponent(deps.name)}`
+        : undefined);
     const sandbox = await new SandboxServer().start({
       host: entry.host ?? '127.0.0.1',
       port: entry.port ?? 0,
@@ -110,7 +147,12 @@ export async function createProvider(entry: ProviderEntry, deps: ProviderDeps): 
       ...(entry.public_base_url ? { publicBaseUrl: entry.public_base_url } : {}),
       ...(deps.onSandboxDelivery ? { onDelivery: deps.onSandboxDelivery } : {}),
     });
-    const adapter = new DiditProvider({ ...adapterOptions(entry, deps), baseUrl: sandbox.localUrl, apiKey, webhookSecret });
+    const adapter = new DiditProvider({
+      ...adapterOptions(entry, deps),
+      baseUrl: sandbox.localUrl,
+      apiKey,
+      webhookSecret,
+    });
     return new EmbeddedSandboxProvider(adapter, sandbox);
   }
   throw new TypeError(`unknown provider type ${(entry as { type: unknown }).type as string}`);

@@ -83,7 +83,10 @@ export class ProviderUnavailable extends Error {
 
 /** The provider refused the request itself (bad workflow id, bad key): a configuration problem, not an outage. */
 export class ProviderRejected extends Error {
-  constructor(message: string, readonly status: number) {
+  constructor(
+    message: string,
+    readonly status: number,
+  ) {
     super(message);
     this.name = 'ProviderRejected';
   }

@@ -19,7 +19,10 @@ test('forward logging: a large response streams through intact, with backpressur
     };
     more();
   });
-  const gw = await startTestGateway({ upstreams: { u: { targets: [{ url: upstream.url }] } }, routes: [{ name: 'r', match: { prefix: '/' }, upstream: 'u' }] });
+  const gw = await startTestGateway({
+    upstreams: { u: { targets: [{ url: upstream.url }] } },
+    routes: [{ name: 'r', match: { prefix: '/' }, upstream: 'u' }],
+  });
   t.after(async () => {
     await gw.close();
     await upstream.close();
@@ -27,19 +30,21 @@ test('forward logging: a large response streams through intact, with backpressur
   const expected = createHash('sha256');
   for (let i = 0; i < chunks; i++) expected.update(chunk);
   const received = await new Promise<{ size: number; digest: string }>((resolve, reject) => {
-    http.get(`${gw.url}/big`, { agent: false }, (res) => {
-      const hash = createHash('sha256');
-      let size = 0;
-      res.on('data', (c: Buffer) => {
-        hash.update(c);
-        size += c.length;
-        // Read slowly: pause after each chunk so the gateway's writes to us back up.
-        res.pause();
-        setImmediate(() => res.resume());
-      });
-      res.on('end', () => resolve({ size, digest: hash.digest('hex') }));
-      res.on('error', reject);
-    }).on('error', reject);
+    http
+      .get(`${gw.url}/big`, { agent: false }, (res) => {
+        const hash = createHash('sha256');
+        let size = 0;
+        res.on('data', (c: Buffer) => {
+          hash.update(c);
+          size += c.length;
+          // Read slowly: pause after each chunk so the gateway's writes to us back up.
+          res.pause();
+          setImmediate(() => res.resume());
+        });
+        res.on('end', () => resolve({ size, digest: hash.digest('hex') }));
+        res.on('error', reject);
+      })
+      .on('error', reject);
   });
   assert.equal(received.size, chunk.length * chunks);
   assert.equal(received.digest, expected.digest('hex'));
@@ -56,7 +61,10 @@ test('forward logging: a client that goes away mid-response cancels the upstream
     res.write('first part\n'); // and never end
     res.on('close', () => upstreamClosed());
   });
-  const gw = await startTestGateway({ upstreams: { u: { targets: [{ url: upstream.url }] } }, routes: [{ name: 'r', match: { prefix: '/' }, upstream: 'u' }] });
+  const gw = await startTestGateway({
+    upstreams: { u: { targets: [{ url: upstream.url }] } },
+    routes: [{ name: 'r', match: { prefix: '/' }, upstream: 'u' }],
+  });
   t.after(async () => {
     await gw.close();
     await upstream.close();
@@ -73,7 +81,8 @@ test('forward logging: a client that goes away mid-response cancels the upstream
     setTimeout(() => reject(new Error('no first chunk')), 5000).unref();
   });
   await closed; // the gateway aborted its upstream request
-  for (let i = 0; i < 100 && !gw.logs.some((l) => l.msg === 'request' && l.path === '/slow'); i++) await new Promise((r) => setTimeout(r, 20));
+  for (let i = 0; i < 100 && !gw.logs.some((l) => l.msg === 'request' && l.path === '/slow'); i++)
+    await new Promise((r) => setTimeout(r, 20));
   const line = gw.logs.find((l) => l.msg === 'request' && l.path === '/slow');
   assert.equal(line?.aborted, true);
   assert.equal(line?.route, 'r');
@@ -85,7 +94,10 @@ test('forward logging: an unreachable upstream answers 502 problem+json and the 
   const gone = await startUpstream((_req, res) => res.end());
   const url = gone.url;
   await gone.close();
-  const gw = await startTestGateway({ upstreams: { u: { targets: [{ url }] } }, routes: [{ name: 'r', match: { prefix: '/' }, upstream: 'u' }] });
+  const gw = await startTestGateway({
+    upstreams: { u: { targets: [{ url }] } },
+    routes: [{ name: 'r', match: { prefix: '/' }, upstream: 'u' }],
+  });
   t.after(() => gw.close());
   const res = await fetch(`${gw.url}/x`);
   assert.equal(res.status, 502);

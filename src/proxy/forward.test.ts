@@ -192,7 +192,10 @@ test('forward: an upstream reset mid-response ends the client response cleanly a
     }
     res.end('fine');
   });
-  const gw = await startTestGateway({ upstreams: { u: { targets: [{ url: upstream.url }] } }, routes: [{ name: 'r', match: { prefix: '/' }, upstream: 'u' }] });
+  const gw = await startTestGateway({
+    upstreams: { u: { targets: [{ url: upstream.url }] } },
+    routes: [{ name: 'r', match: { prefix: '/' }, upstream: 'u' }],
+  });
   t.after(async () => {
     await gw.close();
     await upstream.close();
@@ -217,7 +220,10 @@ test('forward: a client abort cancels the upstream request and leaves no socket 
     }
     res.end('ok');
   });
-  const gw = await startTestGateway({ upstreams: { u: { targets: [{ url: upstream.url }] } }, routes: [{ name: 'r', match: { prefix: '/' }, upstream: 'u' }] });
+  const gw = await startTestGateway({
+    upstreams: { u: { targets: [{ url: upstream.url }] } },
+    routes: [{ name: 'r', match: { prefix: '/' }, upstream: 'u' }],
+  });
   t.after(async () => {
     await gw.close();
     await upstream.close();
@@ -251,7 +257,9 @@ test('forward: a client abort cancels the upstream request and leaves no socket 
 });
 
 test('forward: round robin alternates targets; least outstanding avoids a busy one', async (t) => {
-  const a = await startUpstream((req, res) => (req.url === '/busy' ? setTimeout(() => res.end('a'), 300) : res.end('a')));
+  const a = await startUpstream((req, res) =>
+    req.url === '/busy' ? setTimeout(() => res.end('a'), 300) : res.end('a'),
+  );
   const b = await startUpstream((_req, res) => res.end('b'));
   const gw = await startTestGateway({
     upstreams: {
@@ -300,7 +308,11 @@ test('a request refused for its declared body size names no upstream and does no
   const seen: Array<string | undefined> = [];
   gw.gateway.services.events.subscribe({ onRequestComplete: (ctx) => void seen.push(ctx.target) });
   const first = await httpRequest(gw.url + '/x');
-  const refused = await httpRequest(gw.url + '/x', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'x'.repeat(100) });
+  const refused = await httpRequest(gw.url + '/x', {
+    method: 'POST',
+    headers: { 'content-type': 'text/plain' },
+    body: 'x'.repeat(100),
+  });
   assert.equal(refused.status, 413);
   const second = await httpRequest(gw.url + '/x');
   assert.notEqual(first.body, second.body, 'the refused request took no turn in the round robin');

@@ -143,7 +143,8 @@ class ForwardExchange<C extends RequestContext> implements Dispatcher.DispatchHa
       const name = headers[i]!.toLowerCase();
       const existing = head.headers.get(name);
       if (existing === undefined) head.headers.set(name, headers[i + 1]!);
-      else head.headers.set(name, Array.isArray(existing) ? [...existing, headers[i + 1]!] : [existing, headers[i + 1]!]);
+      else
+        head.headers.set(name, Array.isArray(existing) ? [...existing, headers[i + 1]!] : [existing, headers[i + 1]!]);
     }
     if (extra !== undefined) for (const [k, v] of extra) head.headers.set(k, v);
     chain.onResponse(ctx, head);
@@ -179,7 +180,8 @@ class ForwardExchange<C extends RequestContext> implements Dispatcher.DispatchHa
     const block = transforms.some((t) => t.onFailure === 'block');
     const encoding = head.headers.get('content-encoding');
     const declared = Number(head.headers.get('content-length') ?? 0);
-    if ((encoding !== undefined && encoding !== 'identity') || declared > maxBytes) return this.untransformable(head, block, []);
+    if ((encoding !== undefined && encoding !== 'identity') || declared > maxBytes)
+      return this.untransformable(head, block, []);
     this.held = { head, transforms, maxBytes, block, chunks: [], size: 0 };
     return true;
   }
@@ -196,7 +198,9 @@ class ForwardExchange<C extends RequestContext> implements Dispatcher.DispatchHa
   private untransformable(head: ResponseHead, block: boolean, chunks: readonly Buffer[]): boolean {
     this.held = undefined;
     if (block) {
-      return this.withhold(problem('response-unprocessable', { detail: 'The upstream response could not be checked and was withheld.' }));
+      return this.withhold(
+        problem('response-unprocessable', { detail: 'The upstream response could not be checked and was withheld.' }),
+      );
     }
     this.writeHead(head);
     for (const c of chunks) this.res.write(c);
@@ -298,7 +302,12 @@ class ForwardExchange<C extends RequestContext> implements Dispatcher.DispatchHa
         group.failed(this.target);
         // Typically a keep-alive connection the upstream closed as the request went out: an idempotent request may
         // be sent again (RFC 9110 9.2.2).
-        if (IDEMPOTENT.has(this.ctx.method) && (this.body === null || Buffer.isBuffer(this.body)) && this.retry(group, 'reset')) return;
+        if (
+          IDEMPOTENT.has(this.ctx.method) &&
+          (this.body === null || Buffer.isBuffer(this.body)) &&
+          this.retry(group, 'reset')
+        )
+          return;
       } else if (code === 'UND_ERR_HEADERS_TIMEOUT') {
         group.failed(this.target);
       }
@@ -366,7 +375,13 @@ export interface ForwardOptions {
 }
 
 /** Forwards the request in `ctx` to a target of its upstream group and streams the answer to `res`. */
-export function forward<C extends RequestContext>(ctx: C, req: IncomingMessage, res: ServerResponse, options: ForwardOptions, hooks: ForwardHooks<C>): void {
+export function forward<C extends RequestContext>(
+  ctx: C,
+  req: IncomingMessage,
+  res: ServerResponse,
+  options: ForwardOptions,
+  hooks: ForwardHooks<C>,
+): void {
   const route = ctx.route;
 
   let body: Dispatcher.DispatchOptions['body'] = null;
@@ -425,7 +440,13 @@ function dispatchTo<C extends RequestContext>(
   const query = ctx.upstreamQuery;
   if (query !== '') path += '?' + query;
 
-  const headers = buildUpstreamHeaders(ctx, req.rawHeaders, options.rules, { trustedPeer: options.trustedPeer }, route.preserveHost ? ctx.host : target.host);
+  const headers = buildUpstreamHeaders(
+    ctx,
+    req.rawHeaders,
+    options.rules,
+    { trustedPeer: options.trustedPeer },
+    route.preserveHost ? ctx.host : target.host,
+  );
   if (ctx.bodyRead) {
     // The body is sent from memory: its length is known even if the client sent it chunked.
     for (let i = 0; i < headers.length; i += 2) {
@@ -440,7 +461,16 @@ function dispatchTo<C extends RequestContext>(
   const exchange = new ForwardExchange(ctx, req, res, group, target, hooks, options, body, retries);
   if (options.upgradeHead !== undefined) {
     // undici writes `connection: upgrade` and `upgrade: websocket` itself and hands over the socket on a 101.
-    target.pool.dispatch({ path, method: 'GET', headers, upgrade: 'websocket', headersTimeout: route.timeouts.headersMs } as Dispatcher.DispatchOptions, exchange);
+    target.pool.dispatch(
+      {
+        path,
+        method: 'GET',
+        headers,
+        upgrade: 'websocket',
+        headersTimeout: route.timeouts.headersMs,
+      } as Dispatcher.DispatchOptions,
+      exchange,
+    );
     return;
   }
   target.pool.dispatch(

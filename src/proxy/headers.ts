@@ -27,7 +27,15 @@ export const HOP_BY_HOP = new Set([
  * `Expect: 100-continue` (Node sends 100 Continue before the request reaches the gateway), so the expectation ends
  * at this hop, and undici refuses to send the header at all.
  */
-const CORE_MANAGED = ['host', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'x-request-id', 'expect'];
+const CORE_MANAGED = [
+  'host',
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+  'forwarded',
+  'x-request-id',
+  'expect',
+];
 
 const UNDERSCORES = /_/g;
 
@@ -82,7 +90,9 @@ export class StripRules {
 
 /** 400 for a header that CGI-style servers would read as one the gateway sets (server.underscored_headers: refuse). */
 export function underscoredRefusal(name: string): Problem {
-  return problem('ambiguous-request', { detail: `The header "${name.replace(/[^\x21-\x7e]/g, '')}" reads as a header the gateway sets once "_" is read as "-".` });
+  return problem('ambiguous-request', {
+    detail: `The header "${name.replace(/[^\x21-\x7e]/g, '')}" reads as a header the gateway sets once "_" is read as "-".`,
+  });
 }
 
 const NO_TOKENS: readonly string[] = Object.freeze([]);
@@ -147,12 +157,13 @@ export function buildUpstreamHeaders(
         if (lower === 'x-forwarded-for') xff = xff === undefined ? rawHeaders[i + 1] : xff + ', ' + rawHeaders[i + 1];
         else if (lower === 'x-forwarded-proto') xfProto = rawHeaders[i + 1];
         else if (lower === 'x-forwarded-host') xfHost = rawHeaders[i + 1];
-        else if (lower === 'forwarded') forwarded = forwarded === undefined ? rawHeaders[i + 1] : forwarded + ', ' + rawHeaders[i + 1];
+        else if (lower === 'forwarded')
+          forwarded = forwarded === undefined ? rawHeaders[i + 1] : forwarded + ', ' + rawHeaders[i + 1];
       }
       continue;
     }
     if (dropTwins && rules.twin(lower)) continue;
-    if (removeExtra !== undefined && removeExtra.includes(lower)) continue;
+    if (removeExtra?.includes(lower)) continue;
     if (setExtra !== undefined && setsName(setExtra, lower)) continue;
     out.push(name, rawHeaders[i + 1]!);
   }

@@ -45,7 +45,13 @@ export function problemForUpstreamError(err: Error & { code?: string }): Problem
  * Content-Length, an option undici refuses, an abort of ours. undici raises them before writing the request too, so
  * they are told apart from a failed connection by code.
  */
-export const REQUEST_FAULTS = new Set(['KYCGATE_BODY_LIMIT', 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH', 'UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED', 'UND_ERR_ABORTED']);
+export const REQUEST_FAULTS = new Set([
+  'KYCGATE_BODY_LIMIT',
+  'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH',
+  'UND_ERR_INVALID_ARG',
+  'UND_ERR_NOT_SUPPORTED',
+  'UND_ERR_ABORTED',
+]);
 
 /** The connection was reset or closed under a request that had been sent, before any answer. */
 export const RESETS = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET']);

@@ -62,12 +62,19 @@ test('upstream health: a target that refuses connections costs no failed request
   assert.equal(ejected[0]!.reason, '3 failed exchanges in a row');
 
   // A body is retried whole: the request was never sent to the dead target, whether its length was declared or not.
-  const sized = await httpRequest(gw.url + '/post', { method: 'POST', body: 'hello', headers: { 'content-length': '5' } });
+  const sized = await httpRequest(gw.url + '/post', {
+    method: 'POST',
+    body: 'hello',
+    headers: { 'content-length': '5' },
+  });
   assert.equal(sized.body, 'live:POST:hello');
 
   const metrics = await httpRequest(gw.adminUrl + '/metrics');
   assert.match(metrics.body, /kycgate_events_total\{type="upstream\.ejected"\} 1/);
-  assert.ok(metrics.body.includes(`kycgate_upstream_target_up{upstream="app",target="${dead}"} 0`), 'the ejected target is reported out');
+  assert.ok(
+    metrics.body.includes(`kycgate_upstream_target_up{upstream="app",target="${dead}"} 0`),
+    'the ejected target is reported out',
+  );
   assert.ok(metrics.body.includes(`kycgate_upstream_target_up{upstream="app",target="${live.url}"} 1`));
 });
 
@@ -93,7 +100,13 @@ test('upstream health: an ejected target gets traffic again after eject_ms, on p
   const port = await freePort();
   const b = `http://127.0.0.1:${port}`;
   const gw = await startTestGateway({
-    upstreams: { app: { targets: [{ url: a.url }, { url: b }], passive_health: { consecutive_failures: 2, eject_ms: 200 }, connect_retries: 1 } },
+    upstreams: {
+      app: {
+        targets: [{ url: a.url }, { url: b }],
+        passive_health: { consecutive_failures: 2, eject_ms: 200 },
+        connect_retries: 1,
+      },
+    },
     routes: [{ name: 'r', match: { prefix: '/' }, upstream: 'app' }],
   });
   t.after(async () => {
@@ -152,7 +165,12 @@ test('upstream health: a POST that reached a target is never sent again, even wh
   await once(dropper, 'listening');
   const live = await startUpstream((_req, res) => res.end('live'));
   const gw = await startTestGateway({
-    upstreams: { app: { targets: [{ url: `http://127.0.0.1:${(dropper.address() as net.AddressInfo).port}` }, { url: live.url }], connect_retries: 1 } },
+    upstreams: {
+      app: {
+        targets: [{ url: `http://127.0.0.1:${(dropper.address() as net.AddressInfo).port}` }, { url: live.url }],
+        connect_retries: 1,
+      },
+    },
     routes: [{ name: 'r', match: { prefix: '/' }, upstream: 'app' }],
   });
   t.after(async () => {
@@ -173,9 +191,17 @@ test('upstream health: without retries a dead target answers 502 until it is out
   const dead2 = `http://127.0.0.1:${await freePort()}`;
   const gw = await startTestGateway({
     upstreams: {
-      app: { targets: [{ url: dead }, { url: a.url }], connect_retries: 0, passive_health: { consecutive_failures: 2 } },
+      app: {
+        targets: [{ url: dead }, { url: a.url }],
+        connect_retries: 0,
+        passive_health: { consecutive_failures: 2 },
+      },
       gone: { targets: [{ url: dead }, { url: dead2 }], passive_health: { consecutive_failures: 1 } },
-      off: { targets: [{ url: dead2 }, { url: a.url }], connect_retries: 0, passive_health: { consecutive_failures: 0 } },
+      off: {
+        targets: [{ url: dead2 }, { url: a.url }],
+        connect_retries: 0,
+        passive_health: { consecutive_failures: 0 },
+      },
     },
     routes: [
       { name: 'app', match: { prefix: '/app' }, upstream: 'app' },
@@ -253,7 +279,10 @@ test('upstream health: a target that fails its active probes is out of rotation 
   assert.equal(out.reason, 'status 503');
   assert.equal(await spread(), 'aaaa', 'b is out of rotation');
   const during = (await httpRequest(gw.adminUrl + '/metrics')).body;
-  assert.ok(during.includes(`kycgate_upstream_target_up{upstream="app",target="${b.url}/base"} 0`), 'b is reported out');
+  assert.ok(
+    during.includes(`kycgate_upstream_target_up{upstream="app",target="${b.url}/base"} 0`),
+    'b is reported out',
+  );
   assert.ok(during.includes(`kycgate_upstream_target_up{upstream="app",target="${a.url}"} 1`), 'a is reported in');
 
   bHealthy = true;
@@ -261,7 +290,10 @@ test('upstream health: a target that fails its active probes is out of rotation 
   assert.equal(await spread(), 'aabb', 'b is back');
 
   const metrics = await httpRequest(gw.adminUrl + '/metrics');
-  assert.ok(metrics.body.includes(`kycgate_upstream_target_up{upstream="app",target="${b.url}/base"} 1`), 'b is reported back');
+  assert.ok(
+    metrics.body.includes(`kycgate_upstream_target_up{upstream="app",target="${b.url}/base"} 1`),
+    'b is reported back',
+  );
   assert.match(metrics.body, /kycgate_events_total\{type="upstream\.unhealthy"\} 1/);
   assert.match(metrics.body, /kycgate_events_total\{type="upstream\.healthy"\} 1/);
 });
@@ -317,7 +349,10 @@ test('upstream health: an idempotent request whose connection was reset before a
   // A DELETE is idempotent too; a POST is not (the test above).
   const del = dropper(1);
   await once(del.server, 'listening');
-  const gw2 = await startTestGateway({ upstreams: { d: { targets: [{ url: del.url() }] } }, routes: [{ name: 'd', match: { prefix: '/' }, upstream: 'd' }] });
+  const gw2 = await startTestGateway({
+    upstreams: { d: { targets: [{ url: del.url() }] } },
+    routes: [{ name: 'd', match: { prefix: '/' }, upstream: 'd' }],
+  });
   t.after(() => gw2.close());
   assert.equal((await httpRequest(gw2.url + '/item/1', { method: 'DELETE' })).status, 200);
   assert.deepEqual(del.seen, ['DELETE /item/1', 'DELETE /item/1']);
@@ -331,7 +366,13 @@ test('upstream health: a target that refuses the probes is out of rotation befor
   });
   const dead = `http://127.0.0.1:${await freePort()}`; // nothing listens there
   const gw = await startTestGateway({
-    upstreams: { app: { targets: [{ url: dead }, { url: a.url }], active_health: { path: '/healthz', interval_ms: 100, unhealthy_after: 1 }, connect_retries: 0 } },
+    upstreams: {
+      app: {
+        targets: [{ url: dead }, { url: a.url }],
+        active_health: { path: '/healthz', interval_ms: 100, unhealthy_after: 1 },
+        connect_retries: 0,
+      },
+    },
     routes: [{ name: 'r', match: { prefix: '/' }, upstream: 'app' }],
   });
   t.after(async () => {
@@ -383,14 +424,23 @@ test('upstream health: clients that abort their uploads never take a healthy tar
     assert.equal((await httpRequest(gw.url + '/')).body, 'b', 'b answers the request in between');
   }
   assert.equal(started, 3);
-  assert.equal(healthLines(gw.logs, /taken out of rotation/).length, 0, 'a client going away is not the target failing');
+  assert.equal(
+    healthLines(gw.logs, /taken out of rotation/).length,
+    0,
+    'a client going away is not the target failing',
+  );
 });
 
 test('upstream health: a target whose TLS handshake fails, whatever the TLS error, counts as down and its requests go elsewhere', async (t) => {
   const plain = await startUpstream((_req, res) => res.end('plain')); // speaks HTTP where TLS is expected
   const live = await startUpstream((_req, res) => res.end('live'));
   const gw = await startTestGateway({
-    upstreams: { app: { targets: [{ url: plain.url.replace('http://', 'https://') }, { url: live.url.replace('http://', 'https://') }] }, ok: { targets: [{ url: live.url }] } },
+    upstreams: {
+      app: {
+        targets: [{ url: plain.url.replace('http://', 'https://') }, { url: live.url.replace('http://', 'https://') }],
+      },
+      ok: { targets: [{ url: live.url }] },
+    },
     routes: [
       { name: 'tls', match: { prefix: '/tls' }, upstream: 'app' },
       { name: 'ok', match: { prefix: '/ok' }, upstream: 'ok' },
@@ -405,6 +455,9 @@ test('upstream health: a target whose TLS handshake fails, whatever the TLS erro
   // failures each is out of rotation, as for a refused connection.
   for (let i = 0; i < 3; i++) assert.equal((await httpRequest(gw.url + '/tls')).status, 502);
   const retried = accessLines(gw.logs).map((l) => [l.upstream_retries, l.upstream_error]);
-  assert.ok(retried.every(([n]) => n === 1), JSON.stringify(retried));
+  assert.ok(
+    retried.every(([n]) => n === 1),
+    JSON.stringify(retried),
+  );
   assert.equal(healthLines(gw.logs, /taken out of rotation/).length, 2, JSON.stringify(retried));
 });

@@ -49,7 +49,11 @@ export interface ActiveHealthOptions {
  * A target left rotation or came back: `ejected`/`restored` by passive health, `unhealthy`/`healthy` by its probes.
  * `detail` says why.
  */
-export type HealthChange = (target: UpstreamTarget, change: 'ejected' | 'restored' | 'unhealthy' | 'healthy', detail: string) => void;
+export type HealthChange = (
+  target: UpstreamTarget,
+  change: 'ejected' | 'restored' | 'unhealthy' | 'healthy',
+  detail: string,
+) => void;
 
 export interface UpstreamGroupOptions extends UpstreamPoolOptions {
   health?: PassiveHealthOptions;
@@ -137,7 +141,8 @@ export class UpstreamGroup {
     });
     this.ring = ring;
     const several = this.targets.length > 1;
-    this.health = several && options.health !== undefined && options.health.consecutiveFailures > 0 ? options.health : undefined;
+    this.health =
+      several && options.health !== undefined && options.health.consecutiveFailures > 0 ? options.health : undefined;
     this.connectRetries = several ? Math.min(options.connectRetries ?? 0, this.targets.length - 1) : 0;
     this.idempotentRetries = options.idempotentRetries ?? 0;
     this.active = several ? options.active : undefined;
@@ -197,7 +202,7 @@ export class UpstreamGroup {
     let best: UpstreamTarget | undefined;
     for (let i = 0; i < ring.length; i++) {
       const candidate = ring[(start + i) % ring.length]!;
-      if (skip !== undefined && skip.includes(candidate)) continue;
+      if (skip?.includes(candidate)) continue;
       if (candidate.down) continue;
       if (candidate.ejectedUntil !== 0 && !this.restoreIfDue(candidate, now)) continue;
       if (this.balance === 'round_robin') return candidate;
@@ -219,7 +224,10 @@ export class UpstreamGroup {
   /** Each target and whether it takes traffic now (out of rotation: passive ejection not yet over, or failing its probes). */
   rotation(): Array<{ target: UpstreamTarget; inRotation: boolean }> {
     const now = performance.now();
-    return this.targets.map((target) => ({ target, inRotation: !target.down && (target.ejectedUntil === 0 || now >= target.ejectedUntil) }));
+    return this.targets.map((target) => ({
+      target,
+      inRotation: !target.down && (target.ejectedUntil === 0 || now >= target.ejectedUntil),
+    }));
   }
 
   /** One probe per target, except where the previous probe is still out. */

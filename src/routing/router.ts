@@ -66,7 +66,9 @@ export class Router {
         try {
           this.tree.on(methods as FindMyWay.HTTPMethod[], path, options, () => undefined, route);
         } catch (err) {
-          throw new Error(`route "${route.name}": path "${path}"${host ? ` on host "${host}"` : ''} cannot be added: ${(err as Error).message}`);
+          throw new Error(
+            `route "${route.name}": path "${path}"${host ? ` on host "${host}"` : ''} cannot be added: ${(err as Error).message}`,
+          );
         }
       }
     }

@@ -48,7 +48,9 @@ export class VaultClient {
     try {
       ca = config.ca_file ? readFileSync(path.resolve(baseDir, config.ca_file), 'utf8') : undefined;
     } catch (err) {
-      throw new ConfigError([`vault.ca_file: ${config.ca_file} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`]);
+      throw new ConfigError([
+        `vault.ca_file: ${config.ca_file} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+      ]);
     }
     this.dispatcher = new Agent({
       connect: { timeout: config.timeout_ms, ...(ca ? { ca } : {}) },
@@ -72,7 +74,8 @@ export class VaultClient {
     if (answer.status !== 200) throw new VaultError(`vault: ${apiPath}: ${describe(answer)}`, answer.status);
     const body = answer.body as { lease_duration?: unknown; data?: unknown };
     const envelope = body.data as { data?: unknown; metadata?: { version?: unknown } } | undefined;
-    if (typeof envelope !== 'object' || envelope === null) throw new VaultError(`vault: ${apiPath}: answer without data`, 200);
+    if (typeof envelope !== 'object' || envelope === null)
+      throw new VaultError(`vault: ${apiPath}: answer without data`, 200);
     // KV v2 wraps the secret with its metadata; KV v1 returns it directly.
     const isV2 = typeof envelope.data === 'object' && envelope.data !== null && 'metadata' in envelope;
     const raw = (isV2 ? envelope.data : envelope) as Record<string, unknown>;
@@ -105,9 +108,13 @@ export class VaultClient {
     });
     if (answer.status !== 200) throw new VaultError(`vault: AppRole login: ${describe(answer)}`, answer.status);
     const login = (answer.body as { auth?: { client_token?: unknown; lease_duration?: unknown } }).auth;
-    if (typeof login?.client_token !== 'string' || login.client_token === '') throw new VaultError('vault: AppRole login: answer without a client token', 200);
+    if (typeof login?.client_token !== 'string' || login.client_token === '')
+      throw new VaultError('vault: AppRole login: answer without a client token', 200);
     const lease = typeof login.lease_duration === 'number' && login.lease_duration > 0 ? login.lease_duration : 0;
-    this.token = { value: login.client_token, renewAt: lease > 0 ? Date.now() + lease * 1000 * TOKEN_RENEW_SHARE : Number.POSITIVE_INFINITY };
+    this.token = {
+      value: login.client_token,
+      renewAt: lease > 0 ? Date.now() + lease * 1000 * TOKEN_RENEW_SHARE : Number.POSITIVE_INFINITY,
+    };
     return login.client_token;
   }
 
@@ -123,12 +130,17 @@ export class VaultClient {
     return this.send('GET', apiPath, token);
   }
 
-  private async send(method: 'GET' | 'POST', apiPath: string, token: string | undefined, json?: unknown): Promise<{ status: number; body: unknown }> {
+  private async send(
+    method: 'GET' | 'POST',
+    apiPath: string,
+    token: string | undefined,
+    json?: unknown,
+  ): Promise<{ status: number; body: unknown }> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (token !== undefined) headers['x-vault-token'] = token;
     if (this.config.namespace) headers['x-vault-namespace'] = this.config.namespace;
     if (json !== undefined) headers['content-type'] = 'application/json';
-    let res;
+    let res: Dispatcher.ResponseData;
     try {
       res = await request(`${this.base}/v1/${apiPath}`, {
         method,
@@ -138,7 +150,9 @@ export class VaultClient {
         signal: AbortSignal.timeout(this.config.timeout_ms),
       });
     } catch (err) {
-      throw new VaultError(`vault: ${apiPath}: unreachable (${(err as NodeJS.ErrnoException).code ?? (err as Error).name})`);
+      throw new VaultError(
+        `vault: ${apiPath}: unreachable (${(err as NodeJS.ErrnoException).code ?? (err as Error).name})`,
+      );
     }
     const text = await res.body.text().catch(() => '');
     let body: unknown;
@@ -154,6 +168,11 @@ export class VaultClient {
 /** Vault's `errors` list is operator-facing text (never secret data); keep it short. */
 function describe(answer: { status: number; body: unknown }): string {
   const errors = (answer.body as { errors?: unknown }).errors;
-  const text = Array.isArray(errors) ? errors.filter((e) => typeof e === 'string').join('; ').slice(0, 200) : '';
+  const text = Array.isArray(errors)
+    ? errors
+        .filter((e) => typeof e === 'string')
+        .join('; ')
+        .slice(0, 200)
+    : '';
   return `${text || 'refused'} (${answer.status})`;
 }

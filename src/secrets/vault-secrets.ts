@@ -26,7 +26,10 @@ interface CachedSecret {
 }
 
 /** Every vault reference in a validated config (subsystem sections and policy configs included). */
-export function collectVaultRefs(value: unknown, out: Array<VaultSecretRef['vault']> = []): Array<VaultSecretRef['vault']> {
+export function collectVaultRefs(
+  value: unknown,
+  out: Array<VaultSecretRef['vault']> = [],
+): Array<VaultSecretRef['vault']> {
   if (Array.isArray(value)) {
     for (const v of value) collectVaultRefs(v, out);
   } else if (typeof value === 'object' && value !== null) {
@@ -63,7 +66,8 @@ export class VaultSecrets implements VaultSecretCache {
    */
   async prepare(config: GatewayConfig, baseDir: string): Promise<void> {
     const refs = collectVaultRefs(config);
-    if (refs.length > 0 && !config.vault) throw new ConfigError(['vault: secret references {vault: ...} need a top-level `vault` section (address, auth)']);
+    if (refs.length > 0 && !config.vault)
+      throw new ConfigError(['vault: secret references {vault: ...} need a top-level `vault` section (address, auth)']);
     // Changed Vault settings (another address, namespace or login): every secret is read again through them, and
     // they are adopted only if that works, so a refused reload leaves the running setup as it was.
     const settings = JSON.stringify([config.vault, baseDir]);
@@ -82,7 +86,8 @@ export class VaultSecrets implements VaultSecretCache {
         if (!changed && cached && [...keys].every((k) => k in cached.data)) return;
         try {
           const secret = await client!.readKv(apiPath);
-          for (const k of keys) if (!(k in secret.data)) problems.push(`secret {vault: ${apiPath}#${k}}: the secret has no key "${k}"`);
+          for (const k of keys)
+            if (!(k in secret.data)) problems.push(`secret {vault: ${apiPath}#${k}}: the secret has no key "${k}"`);
           fetched.set(apiPath, this.entry(secret.data, keys, secret.leaseSeconds, secret.version, config.vault));
         } catch (err) {
           for (const k of keys) problems.push(`secret {vault: ${apiPath}#${k}}: ${(err as Error).message}`);
@@ -135,7 +140,8 @@ export class VaultSecrets implements VaultSecretCache {
   readiness(): { ok: boolean; detail: Record<string, unknown> } {
     const stale: Array<Record<string, unknown>> = [];
     for (const [p, s] of this.secrets) {
-      if (s.failingSince !== undefined) stale.push({ path: p, since: new Date(s.failingSince).toISOString(), error: s.lastError });
+      if (s.failingSince !== undefined)
+        stale.push({ path: p, since: new Date(s.failingSince).toISOString(), error: s.lastError });
     }
     return { ok: true, detail: { address: this.config?.address, secrets: this.secrets.size, stale } };
   }
@@ -147,9 +153,21 @@ export class VaultSecrets implements VaultSecretCache {
     await this.client?.close().catch(() => undefined);
   }
 
-  private entry(data: Record<string, string>, keys: Set<string>, leaseSeconds: number, version: number | undefined, config = this.config): CachedSecret {
+  private entry(
+    data: Record<string, string>,
+    keys: Set<string>,
+    leaseSeconds: number,
+    version: number | undefined,
+    config = this.config,
+  ): CachedSecret {
     const now = this.now();
-    return { data, keys: new Set(keys), fetchedAt: now, nextRefreshAt: now + this.periodMs(leaseSeconds, config), ...(version !== undefined ? { version } : {}) };
+    return {
+      data,
+      keys: new Set(keys),
+      fetchedAt: now,
+      nextRefreshAt: now + this.periodMs(leaseSeconds, config),
+      ...(version !== undefined ? { version } : {}),
+    };
   }
 
   private periodMs(leaseSeconds: number, config = this.config): number {
@@ -178,7 +196,8 @@ export class VaultSecrets implements VaultSecretCache {
           const secret = await client.readKv(apiPath);
           if (this.secrets.get(apiPath) !== cached) return; // forgotten by a reload meanwhile
           const missing = [...cached.keys].filter((k) => !(k in secret.data));
-          if (missing.length > 0) throw new VaultError(`vault: ${apiPath}: the secret no longer has key(s) ${missing.join(', ')}`, 200);
+          if (missing.length > 0)
+            throw new VaultError(`vault: ${apiPath}: the secret no longer has key(s) ${missing.join(', ')}`, 200);
           const changed = [...cached.keys].some((k) => secret.data[k] !== cached.data[k]);
           if (cached.failingSince !== undefined) this.logger.info({ path: apiPath }, 'vault secret readable again');
           this.secrets.set(apiPath, this.entry(secret.data, cached.keys, secret.leaseSeconds, secret.version));
@@ -188,14 +207,26 @@ export class VaultSecrets implements VaultSecretCache {
           cached.failingSince ??= this.now();
           cached.lastError = reason;
           cached.nextRefreshAt = this.now() + Math.min(this.periodMs(0), (this.config?.retry_interval_s ?? 10) * 1000);
-          this.logger.warn({ path: apiPath, reason, stale_since: new Date(cached.failingSince).toISOString() }, 'vault secret refresh failed; the last good value keeps serving');
-          this.events.emit({ type: 'secret.refresh_failed', outcome: err instanceof VaultError && err.status !== undefined ? `status_${err.status}` : 'unreachable', data: { source: 'vault', path: apiPath } });
+          this.logger.warn(
+            { path: apiPath, reason, stale_since: new Date(cached.failingSince).toISOString() },
+            'vault secret refresh failed; the last good value keeps serving',
+          );
+          this.events.emit({
+            type: 'secret.refresh_failed',
+            outcome: err instanceof VaultError && err.status !== undefined ? `status_${err.status}` : 'unreachable',
+            data: { source: 'vault', path: apiPath },
+          });
         }
       }),
     );
     if (rotated.length > 0 && !this.closed) {
       this.logger.info({ paths: rotated }, 'vault secret changed; reloading the configuration');
-      for (const p of rotated) this.events.emit({ type: 'secret.rotated', outcome: 'changed', data: { source: 'vault', path: p, version: this.secrets.get(p)?.version } });
+      for (const p of rotated)
+        this.events.emit({
+          type: 'secret.rotated',
+          outcome: 'changed',
+          data: { source: 'vault', path: p, version: this.secrets.get(p)?.version },
+        });
       this.onRotated?.(rotated);
     }
   }

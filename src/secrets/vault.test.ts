@@ -8,7 +8,7 @@ import path from 'node:path';
 import { SignJWT } from 'jose';
 import { stringify } from 'yaml';
 import { startTestGateway, startUpstream, httpRequest } from '../../testing/harness.js';
-import { VaultClient, VaultError } from './vault-client.js';
+import { VaultClient, type VaultError } from './vault-client.js';
 import { collectVaultRefs, VaultSecrets } from './vault-secrets.js';
 import { EventBus } from '../pipeline/events.js';
 import pino from 'pino';
@@ -23,7 +23,12 @@ import type { GatewayConfig, VaultConfig } from '../config/types.js';
  * X-Vault-Token and the {data: {data, metadata}} envelope, AppRole login at POST /v1/auth/approle/login,
  * 403 {"errors":["permission denied"]} for a bad token and 404 {"errors":[]} for a missing secret.
  */
-async function startVault(opts: { roleId: string; secretId: string; leaseSeconds?: number; tls?: { cert: string; key: string } }) {
+async function startVault(opts: {
+  roleId: string;
+  secretId: string;
+  leaseSeconds?: number;
+  tls?: { cert: string; key: string };
+}) {
   const secrets = new Map<string, { data: Record<string, string>; version: number }>();
   const tokens = new Set<string>();
   const state = { down: false, logins: 0, reads: 0 };
@@ -39,7 +44,8 @@ async function startVault(opts: { roleId: string; secretId: string; leaseSeconds
       if (state.down) return send(503, { errors: ['Vault is sealed'] });
       if (req.method === 'POST' && req.url === '/v1/auth/approle/login') {
         const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { role_id?: string; secret_id?: string };
-        if (body.role_id !== opts.roleId || body.secret_id !== opts.secretId) return send(400, { errors: ['invalid role or secret ID'] });
+        if (body.role_id !== opts.roleId || body.secret_id !== opts.secretId)
+          return send(400, { errors: ['invalid role or secret ID'] });
         state.logins++;
         const token = `hvs.test-${++nextToken}`;
         tokens.add(token);
@@ -49,7 +55,18 @@ async function startVault(opts: { roleId: string; secretId: string; leaseSeconds
           renewable: false,
           lease_duration: 0,
           data: null,
-          auth: { client_token: token, accessor: 'a', policies: ['default', 'kycgate'], token_policies: ['default', 'kycgate'], metadata: { role_name: 'kycgate' }, lease_duration: 3600, renewable: true, entity_id: 'e', token_type: 'service', orphan: true },
+          auth: {
+            client_token: token,
+            accessor: 'a',
+            policies: ['default', 'kycgate'],
+            token_policies: ['default', 'kycgate'],
+            metadata: { role_name: 'kycgate' },
+            lease_duration: 3600,
+            renewable: true,
+            entity_id: 'e',
+            token_type: 'service',
+            orphan: true,
+          },
         });
       }
       const token = req.headers['x-vault-token'];
@@ -63,7 +80,16 @@ async function startVault(opts: { roleId: string; secretId: string; leaseSeconds
         lease_id: '',
         renewable: false,
         lease_duration: opts.leaseSeconds ?? 0,
-        data: { data: secret.data, metadata: { created_time: new Date().toISOString(), custom_metadata: null, deletion_time: '', destroyed: false, version: secret.version } },
+        data: {
+          data: secret.data,
+          metadata: {
+            created_time: new Date().toISOString(),
+            custom_metadata: null,
+            deletion_time: '',
+            destroyed: false,
+            version: secret.version,
+          },
+        },
         wrap_info: null,
         warnings: null,
         auth: null,
@@ -79,7 +105,11 @@ async function startVault(opts: { roleId: string; secretId: string; leaseSeconds
     put(p: string, data: Record<string, string>) {
       secrets.set(p, { data, version: (secrets.get(p)?.version ?? 0) + 1 });
     },
-    close: () => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))),
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
   };
 }
 
@@ -98,7 +128,10 @@ test('vault client: KV v2 read with a token, permission denied and not found nam
   const secret = await client.readKv('secret/data/kycgate/didit');
   assert.deepEqual(secret.data, { api_key: 'didit-key-value', webhook_secret: 'whsec-value' });
   assert.equal(secret.version, 1);
-  await assert.rejects(client.readKv('secret/data/kycgate/missing'), (err: VaultError) => err.status === 404 && /not found/.test(err.message));
+  await assert.rejects(
+    client.readKv('secret/data/kycgate/missing'),
+    (err: VaultError) => err.status === 404 && /not found/.test(err.message),
+  );
   process.env.KYCGATE_TEST_VAULT_TOKEN = 'hvs.revoked';
   await assert.rejects(client.readKv('secret/data/kycgate/didit'), (err: VaultError) => {
     assert.equal(err.status, 403);
@@ -116,7 +149,12 @@ test('vault client: AppRole logs in once, reuses the token and logs in again whe
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   writeFileSync(path.join(dir, 'role_id'), 'role-1\n');
   writeFileSync(path.join(dir, 'secret_id'), 'secret-1\n');
-  const client = new VaultClient(clientConfig(vault.address, { approle: { mount: 'approle', role_id: { file: 'role_id' }, secret_id: { file: 'secret_id' } } }), dir);
+  const client = new VaultClient(
+    clientConfig(vault.address, {
+      approle: { mount: 'approle', role_id: { file: 'role_id' }, secret_id: { file: 'secret_id' } },
+    }),
+    dir,
+  );
   t.after(() => client.close());
   assert.equal((await client.readKv('secret/data/app')).data.k, 'v1');
   assert.equal((await client.readKv('secret/data/app')).data.k, 'v1');
@@ -126,7 +164,11 @@ test('vault client: AppRole logs in once, reuses the token and logs in again whe
   assert.equal(vault.state.logins, 2);
   writeFileSync(path.join(dir, 'secret_id'), 'wrong\n');
   vault.tokens.clear();
-  await assert.rejects(client.readKv('secret/data/app'), (err: VaultError) => /AppRole login: invalid role or secret ID \(400\)/.test(err.message) && !/wrong/.test(err.message));
+  await assert.rejects(
+    client.readKv('secret/data/app'),
+    (err: VaultError) =>
+      /AppRole login: invalid role or secret ID \(400\)/.test(err.message) && !/wrong/.test(err.message),
+  );
 });
 
 test('vault client: concurrent reads share one AppRole login, and one login again after the token is revoked', async (t) => {
@@ -136,11 +178,24 @@ test('vault client: concurrent reads share one AppRole login, and one login agai
   vault.put('b', { k: 'vb' });
   process.env.KYCGATE_TEST_VAULT_ROLE_ID = 'role-1';
   process.env.KYCGATE_TEST_VAULT_SECRET_ID = 'secret-1';
-  const client = new VaultClient(clientConfig(vault.address, { approle: { mount: 'approle', role_id: { env: 'KYCGATE_TEST_VAULT_ROLE_ID' }, secret_id: { env: 'KYCGATE_TEST_VAULT_SECRET_ID' } } }), '.');
+  const client = new VaultClient(
+    clientConfig(vault.address, {
+      approle: {
+        mount: 'approle',
+        role_id: { env: 'KYCGATE_TEST_VAULT_ROLE_ID' },
+        secret_id: { env: 'KYCGATE_TEST_VAULT_SECRET_ID' },
+      },
+    }),
+    '.',
+  );
   t.after(() => client.close());
-  const readAll = () => Promise.all(Array.from({ length: 12 }, (_, i) => client.readKv(i % 2 === 0 ? 'secret/data/a' : 'secret/data/b')));
+  const readAll = () =>
+    Promise.all(Array.from({ length: 12 }, (_, i) => client.readKv(i % 2 === 0 ? 'secret/data/a' : 'secret/data/b')));
   const first = await readAll();
-  assert.deepEqual(first.map((s) => s.data.k), Array.from({ length: 12 }, (_, i) => (i % 2 === 0 ? 'va' : 'vb')));
+  assert.deepEqual(
+    first.map((s) => s.data.k),
+    Array.from({ length: 12 }, (_, i) => (i % 2 === 0 ? 'va' : 'vb')),
+  );
   assert.equal(vault.state.logins, 1, 'one login for twelve parallel reads');
   vault.tokens.clear(); // revoked: every read in flight gets 403 with the same token
   const second = await readAll();
@@ -151,7 +206,12 @@ test('vault client: concurrent reads share one AppRole login, and one login agai
   vault.tokens.clear();
   process.env.KYCGATE_TEST_VAULT_SECRET_ID = 'wrong';
   const failed = await Promise.allSettled(Array.from({ length: 6 }, () => client.readKv('secret/data/a')));
-  assert.ok(failed.every((r) => r.status === 'rejected' && /AppRole login: invalid role or secret ID \(400\)/.test((r.reason as Error).message)));
+  assert.ok(
+    failed.every(
+      (r) =>
+        r.status === 'rejected' && /AppRole login: invalid role or secret ID \(400\)/.test((r.reason as Error).message),
+    ),
+  );
   process.env.KYCGATE_TEST_VAULT_SECRET_ID = 'secret-1';
   assert.equal((await client.readKv('secret/data/a')).data.k, 'va');
   assert.equal(vault.state.logins, 3);
@@ -160,7 +220,17 @@ test('vault client: concurrent reads share one AppRole login, and one login agai
 test('vault refs: every reference in a config is found, policy configs included', () => {
   const refs = collectVaultRefs({
     kyc: { encryption_keys: [{ id: 'k1', key: { vault: { path: 'secret/data/kyc', key: 'k1' } } }] },
-    routes: [{ policies: [{ authenticate: { methods: [{ jwt: { issuers: [{ hmac_secret: { vault: { path: 'secret/data/jwt', key: 'hmac' } } }] } }] } }] }],
+    routes: [
+      {
+        policies: [
+          {
+            authenticate: {
+              methods: [{ jwt: { issuers: [{ hmac_secret: { vault: { path: 'secret/data/jwt', key: 'hmac' } } }] } }],
+            },
+          },
+        ],
+      },
+    ],
     other: { env: 'X' },
   });
   assert.deepEqual(refs, [
@@ -174,7 +244,9 @@ const NEW_SECRET = 'new-hmac-secret-that-is-at-least-32-bytes-long';
 
 async function tokenSignedWith(secret: string): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
-  return new SignJWT({ iss: 'https://idp', aud: 'api', sub: 'u1', exp: now + 300 }).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode(secret));
+  return new SignJWT({ iss: 'https://idp', aud: 'api', sub: 'u1', exp: now + 300 })
+    .setProtectedHeader({ alg: 'HS256' })
+    .sign(new TextEncoder().encode(secret));
 }
 
 test('vault secrets: a rotated JWT HMAC secret is picked up without a restart; Vault down keeps the last good value', async (t) => {
@@ -191,14 +263,37 @@ test('vault secrets: a rotated JWT HMAC secret is picked up without a restart; V
     listeners: [{ name: 'main', port: 0 }],
     admin: { port: 0 },
     log: { level: 'info' },
-    vault: { address: vault.address, refresh_interval_s: 1, retry_interval_s: 1, auth: { approle: { role_id: { file: 'role_id' }, secret_id: { file: 'secret_id' } } } },
+    vault: {
+      address: vault.address,
+      refresh_interval_s: 1,
+      retry_interval_s: 1,
+      auth: { approle: { role_id: { file: 'role_id' }, secret_id: { file: 'secret_id' } } },
+    },
     upstreams: { app: { targets: [{ url: upstream.url }] } },
     routes: [
       {
         name: 'api',
         match: { prefix: '/' },
         upstream: 'app',
-        policies: [{ authenticate: { methods: [{ jwt: { issuers: [{ issuer: 'https://idp', hmac_secret: { vault: { path: 'secret/data/kycgate/jwt', key: 'hmac' } }, audiences: ['api'] }] } }] } }],
+        policies: [
+          {
+            authenticate: {
+              methods: [
+                {
+                  jwt: {
+                    issuers: [
+                      {
+                        issuer: 'https://idp',
+                        hmac_secret: { vault: { path: 'secret/data/kycgate/jwt', key: 'hmac' } },
+                        audiences: ['api'],
+                      },
+                    ],
+                  },
+                },
+              ],
+            },
+          },
+        ],
       },
     ],
   };
@@ -211,12 +306,15 @@ test('vault secrets: a rotated JWT HMAC secret is picked up without a restart; V
   gw.gateway.services.events.subscribe({
     onEvent(e) {
       events.push(e);
-      for (const w of waiters.splice(0)) if (w.type === e.type) w.resolve(e);
-      else waiters.push(w);
+      for (const w of waiters.splice(0))
+        if (w.type === e.type) w.resolve(e);
+        else waiters.push(w);
     },
   });
   const nextEvent = (type: string) => new Promise<GatewayEvent>((resolve) => waiters.push({ type, resolve }));
-  const call = async (secret: string) => (await httpRequest(gw.url + '/x', { headers: { authorization: `Bearer ${await tokenSignedWith(secret)}` } })).status;
+  const call = async (secret: string) =>
+    (await httpRequest(gw.url + '/x', { headers: { authorization: `Bearer ${await tokenSignedWith(secret)}` } }))
+      .status;
 
   assert.equal(await call(OLD_SECRET), 200);
   assert.equal(await call(NEW_SECRET), 401);
@@ -226,7 +324,11 @@ test('vault secrets: a rotated JWT HMAC secret is picked up without a restart; V
   vault.put('kycgate/jwt', { hmac: NEW_SECRET });
   const event = await reloaded;
   assert.equal(event.data?.reason, 'secret rotated');
-  assert.ok(events.some((e) => e.type === 'secret.rotated' && e.data?.path === 'secret/data/kycgate/jwt' && e.data?.version === 2));
+  assert.ok(
+    events.some(
+      (e) => e.type === 'secret.rotated' && e.data?.path === 'secret/data/kycgate/jwt' && e.data?.version === 2,
+    ),
+  );
   assert.equal(await call(NEW_SECRET), 200);
   assert.equal(await call(OLD_SECRET), 401);
 
@@ -238,7 +340,9 @@ test('vault secrets: a rotated JWT HMAC secret is picked up without a restart; V
   assert.equal(await call(NEW_SECRET), 200);
   const ready = await httpRequest(gw.adminUrl + '/readyz');
   assert.equal(ready.status, 200);
-  const vaultCheck = (JSON.parse(ready.body) as { checks: { vault: { detail: { stale: Array<{ path: string; error: string }> } } } }).checks.vault;
+  const vaultCheck = (
+    JSON.parse(ready.body) as { checks: { vault: { detail: { stale: Array<{ path: string; error: string }> } } } }
+  ).checks.vault;
   assert.equal(vaultCheck.detail.stale[0]?.path, 'secret/data/kycgate/jwt');
   assert.match(vaultCheck.detail.stale[0]!.error, /Vault is sealed \(503\)/);
   assert.ok(gw.logs.some((l) => l.msg === 'vault secret refresh failed; the last good value keeps serving'));
@@ -246,12 +350,17 @@ test('vault secrets: a rotated JWT HMAC secret is picked up without a restart; V
   // Back up: the stale mark clears.
   vault.state.down = false;
   await gw.gateway.vault.refresh(true);
-  const readyAgain = JSON.parse((await httpRequest(gw.adminUrl + '/readyz')).body) as { checks: { vault: { detail: { stale: unknown[] } } } };
+  const readyAgain = JSON.parse((await httpRequest(gw.adminUrl + '/readyz')).body) as {
+    checks: { vault: { detail: { stale: unknown[] } } };
+  };
   assert.deepEqual(readyAgain.checks.vault.detail.stale, []);
 
   // No value ever reached a log line or an event.
   const text = JSON.stringify(gw.logs) + JSON.stringify(events);
-  assert.ok(!text.includes(OLD_SECRET) && !text.includes(NEW_SECRET) && !text.includes('hvs.test'), 'secret values or tokens were logged');
+  assert.ok(
+    !text.includes(OLD_SECRET) && !text.includes(NEW_SECRET) && !text.includes('hvs.test'),
+    'secret values or tokens were logged',
+  );
 });
 
 test('vault secrets: a start with an unreadable reference fails naming the reference, not a value', async (t) => {
@@ -265,12 +374,32 @@ test('vault secrets: a start with an unreadable reference fails naming the refer
         {
           name: 'api',
           match: { prefix: '/' },
-          policies: [{ authenticate: { methods: [{ jwt: { issuers: [{ issuer: 'https://idp', hmac_secret: { vault: { path: 'secret/data/kycgate/jwt', key: 'hmac' } }, audiences: ['api'] }] } }] } }],
+          policies: [
+            {
+              authenticate: {
+                methods: [
+                  {
+                    jwt: {
+                      issuers: [
+                        {
+                          issuer: 'https://idp',
+                          hmac_secret: { vault: { path: 'secret/data/kycgate/jwt', key: 'hmac' } },
+                          audiences: ['api'],
+                        },
+                      ],
+                    },
+                  },
+                ],
+              },
+            },
+          ],
         },
       ],
     }),
     (err: Error & { problems?: string[] }) => {
-      assert.deepEqual(err.problems, ['secret {vault: secret/data/kycgate/jwt#hmac}: vault: secret/data/kycgate/jwt: permission denied (403)']);
+      assert.deepEqual(err.problems, [
+        'secret {vault: secret/data/kycgate/jwt#hmac}: vault: secret/data/kycgate/jwt: permission denied (403)',
+      ]);
       return true;
     },
   );
@@ -291,7 +420,10 @@ test('vault secrets: KYC encryption keys from Vault; after rotation to a new key
     listeners: [{ name: 'main', port: 0 }],
     admin: { port: 0 },
     log: { level: 'info' },
-    vault: { address: vault.address, auth: { approle: { role_id: { file: 'role_id' }, secret_id: { file: 'secret_id' } } } },
+    vault: {
+      address: vault.address,
+      auth: { approle: { role_id: { file: 'role_id' }, secret_id: { file: 'secret_id' } } },
+    },
     kyc: { encryption_keys: keys.map(keyRef) },
     routes: [{ name: 'r', match: { prefix: '/' }, policies: [{ 'static-response': {} }] }],
   });
@@ -314,7 +446,7 @@ test('vault secrets: KYC encryption keys from Vault; after rotation to a new key
   assert.ok(!JSON.stringify(gw.logs).includes(k1) && !JSON.stringify(gw.logs).includes(k2));
 });
 
-test('vault over HTTPS: Vault\'s certificate is verified against vault.ca_file; a path with dot segments is refused', async (t) => {
+test("vault over HTTPS: Vault's certificate is verified against vault.ca_file; a path with dot segments is refused", async (t) => {
   const ca = await issueCertificate({ subject: 'CN=Vault test CA', ca: true });
   const leaf = await issueCertificate({ subject: 'CN=vault', ips: ['127.0.0.1'], issuer: ca });
   const vault = await startVault({ roleId: 'r', secretId: 's', tls: { cert: leaf.certPem, key: leaf.keyPem } });
@@ -325,13 +457,23 @@ test('vault over HTTPS: Vault\'s certificate is verified against vault.ca_file; 
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   writeFileSync(path.join(dir, 'vault-ca.pem'), ca.certPem);
   writeFileSync(path.join(dir, 'token'), 'hvs.tls\n');
-  const trusted = new VaultClient({ ...clientConfig(vault.address, { token: { file: 'token' } }), ca_file: 'vault-ca.pem' }, dir);
+  const trusted = new VaultClient(
+    { ...clientConfig(vault.address, { token: { file: 'token' } }), ca_file: 'vault-ca.pem' },
+    dir,
+  );
   t.after(() => trusted.close());
   assert.equal((await trusted.readKv('secret/data/app')).data.k, 'over-tls');
   const untrusted = new VaultClient(clientConfig(vault.address, { token: { file: 'token' } }), dir);
   t.after(() => untrusted.close());
-  await assert.rejects(untrusted.readKv('secret/data/app'), (err: VaultError) => err.status === undefined && /unreachable/.test(err.message));
-  assert.throws(() => new VaultClient({ ...clientConfig(vault.address, { token: { file: 'token' } }), ca_file: 'missing.pem' }, dir), /vault\.ca_file: missing\.pem cannot be read \(ENOENT\)/);
+  await assert.rejects(
+    untrusted.readKv('secret/data/app'),
+    (err: VaultError) => err.status === undefined && /unreachable/.test(err.message),
+  );
+  assert.throws(
+    () =>
+      new VaultClient({ ...clientConfig(vault.address, { token: { file: 'token' } }), ca_file: 'missing.pem' }, dir),
+    /vault\.ca_file: missing\.pem cannot be read \(ENOENT\)/,
+  );
 
   const validator = new ConfigValidator(SUBSYSTEMS, POLICIES);
   const withPath = (p: string) => ({
@@ -363,7 +505,25 @@ test('vault secrets: a reload pointing at a Vault that cannot be read is refused
         name: 'api',
         match: { prefix: '/' },
         upstream: 'app',
-        policies: [{ authenticate: { methods: [{ jwt: { issuers: [{ issuer: 'https://idp', hmac_secret: { vault: { path: 'secret/data/kycgate/jwt', key: 'hmac' } }, audiences: ['api'] }] } }] } }],
+        policies: [
+          {
+            authenticate: {
+              methods: [
+                {
+                  jwt: {
+                    issuers: [
+                      {
+                        issuer: 'https://idp',
+                        hmac_secret: { vault: { path: 'secret/data/kycgate/jwt', key: 'hmac' } },
+                        audiences: ['api'],
+                      },
+                    ],
+                  },
+                },
+              ],
+            },
+          },
+        ],
       },
     ],
   });
@@ -371,7 +531,9 @@ test('vault secrets: a reload pointing at a Vault that cannot be read is refused
   writeFileSync(file, stringify(config(vault.address)));
   const gw = await startTestGateway(config(vault.address), { file, baseDir: dir, watchConfig: false });
   t.after(() => gw.close());
-  const call = async () => (await httpRequest(gw.url + '/x', { headers: { authorization: `Bearer ${await tokenSignedWith(OLD_SECRET)}` } })).status;
+  const call = async () =>
+    (await httpRequest(gw.url + '/x', { headers: { authorization: `Bearer ${await tokenSignedWith(OLD_SECRET)}` } }))
+      .status;
   assert.equal(await call(), 200);
 
   const closed = await startUpstream(() => undefined);
@@ -380,7 +542,10 @@ test('vault secrets: a reload pointing at a Vault that cannot be read is refused
   writeFileSync(file, stringify(config(deadAddress)));
   assert.equal(await gw.gateway.reload('test'), false);
   const refused = gw.logs.find((l) => l.msg === 'configuration refused; the previous configuration keeps serving');
-  assert.match(JSON.stringify(refused?.problems), /secret \{vault: secret\/data\/kycgate\/jwt#hmac\}: vault: secret\/data\/kycgate\/jwt: unreachable/);
+  assert.match(
+    JSON.stringify(refused?.problems),
+    /secret \{vault: secret\/data\/kycgate\/jwt#hmac\}: vault: secret\/data\/kycgate\/jwt: unreachable/,
+  );
   assert.equal(await call(), 200);
   // The running setup still refreshes from the Vault it was configured with.
   await gw.gateway.vault.refresh(true);
@@ -403,18 +568,44 @@ test('vault secrets: a config without a file (as the built-in demo) is compiled 
         name: 'api',
         match: { prefix: '/' },
         upstream: 'app',
-        policies: [{ authenticate: { methods: [{ jwt: { issuers: [{ issuer: 'https://idp', hmac_secret: { vault: { path: 'secret/data/kycgate/jwt', key: 'hmac' } }, audiences: ['api'] }] } }] } }],
+        policies: [
+          {
+            authenticate: {
+              methods: [
+                {
+                  jwt: {
+                    issuers: [
+                      {
+                        issuer: 'https://idp',
+                        hmac_secret: { vault: { path: 'secret/data/kycgate/jwt', key: 'hmac' } },
+                        audiences: ['api'],
+                      },
+                    ],
+                  },
+                },
+              ],
+            },
+          },
+        ],
       },
     ],
   });
   t.after(() => gw.close());
   const reloaded = new Promise<GatewayEvent>((resolve) => {
-    const off = gw.gateway.services.events.subscribe({ onEvent: (e) => void (e.type === 'config.reloaded' && (off(), resolve(e))) });
+    const off = gw.gateway.services.events.subscribe({
+      onEvent: (e) => {
+        if (e.type !== 'config.reloaded') return;
+        off();
+        resolve(e);
+      },
+    });
   });
   vault.put('kycgate/jwt', { hmac: NEW_SECRET });
   await gw.gateway.vault.refresh(true);
   assert.equal((await reloaded).data?.reason, 'secret rotated');
-  const status = async (secret: string) => (await httpRequest(gw.url + '/x', { headers: { authorization: `Bearer ${await tokenSignedWith(secret)}` } })).status;
+  const status = async (secret: string) =>
+    (await httpRequest(gw.url + '/x', { headers: { authorization: `Bearer ${await tokenSignedWith(secret)}` } }))
+      .status;
   assert.equal(await status(NEW_SECRET), 200);
   assert.equal(await status(OLD_SECRET), 401);
 });
@@ -429,7 +620,13 @@ test('vault secrets: a lease shorter than refresh_interval_s sets when the secre
   const secrets = new VaultSecrets(pino({ level: 'silent' }), events);
   t.after(() => secrets.close());
   const config = {
-    vault: { address: vault.address, timeout_ms: 2000, refresh_interval_s: 300, retry_interval_s: 10, auth: { token: { env: 'KYCGATE_TEST_VAULT_LEASE_TOKEN' } } },
+    vault: {
+      address: vault.address,
+      timeout_ms: 2000,
+      refresh_interval_s: 300,
+      retry_interval_s: 10,
+      auth: { token: { env: 'KYCGATE_TEST_VAULT_LEASE_TOKEN' } },
+    },
     app: { key: { vault: { path: 'secret/data/app', key: 'k' } } },
   } as unknown as GatewayConfig;
   await secrets.prepare(config, '.');

@@ -14,10 +14,11 @@ export function answerHead(
   adjust?: (head: ResponseHead) => void,
 ): ResponseHead {
   const head: ResponseHead = { status, headers: new Map(), fromUpstream: false };
-  if (headers) for (const k of Object.keys(headers)) {
-    const v = headers[k]!;
-    head.headers.set(k.toLowerCase(), typeof v === 'number' ? String(v) : v);
-  }
+  if (headers)
+    for (const k of Object.keys(headers)) {
+      const v = headers[k]!;
+      head.headers.set(k.toLowerCase(), typeof v === 'number' ? String(v) : v);
+    }
   adjust?.(head);
   const extra = ctx.responseHeaderChanges;
   if (extra !== undefined) for (const [k, v] of extra) head.headers.set(k, v);

@@ -20,7 +20,11 @@ export async function ensureDevCertificate(dataDir: string): Promise<{ cert: str
     }
   }
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const issued = await issueCertificate({ subject: 'CN=kycgate development certificate', dns: ['localhost'], ips: ['127.0.0.1', '::1'] });
+  const issued = await issueCertificate({
+    subject: 'CN=kycgate development certificate',
+    dns: ['localhost'],
+    ips: ['127.0.0.1', '::1'],
+  });
   // Write to temporary names and rename, so a crash never leaves a half-written pair.
   writeFileSync(key + '.tmp', issued.keyPem, { mode: 0o600 });
   writeFileSync(cert + '.tmp', issued.certPem);

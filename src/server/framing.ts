@@ -42,8 +42,21 @@ export interface FramingResult {
 }
 
 /** The refusal, with what was read so far (a plain function: no closure allocated for every request). */
-function ambiguous(detail: string, hasBody: boolean, contentLength: number | undefined, host: string | undefined, requestId: string | undefined): FramingResult {
-  return { problem: problem('ambiguous-request', { detail }), hasBody, contentLength, host, requestId, forwardedProto: undefined };
+function ambiguous(
+  detail: string,
+  hasBody: boolean,
+  contentLength: number | undefined,
+  host: string | undefined,
+  requestId: string | undefined,
+): FramingResult {
+  return {
+    problem: problem('ambiguous-request', { detail }),
+    hasBody,
+    contentLength,
+    host,
+    requestId,
+    forwardedProto: undefined,
+  };
 }
 
 export function inspectFraming(rawHeaders: string[], httpVersionMinor: number): FramingResult {
@@ -59,7 +72,7 @@ export function inspectFraming(rawHeaders: string[], httpVersionMinor: number): 
     const lower = name.toLowerCase();
     if (!SINGLETON_HEADERS.has(lower)) continue;
     const marker = '|' + lower + '|';
-    if (seen !== undefined && seen.includes(marker)) {
+    if (seen?.includes(marker)) {
       return ambiguous(`The ${lower} header appears more than once.`, hasBody, contentLength, host, requestId);
     }
     seen = seen === undefined ? marker : seen + marker;

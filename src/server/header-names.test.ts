@@ -10,10 +10,24 @@ import { startTestGateway, startUpstream, rawRequest, statusOf } from '../../tes
 
 const KYC = {
   providers: { sandbox: { type: 'sandbox', port: 0 } },
-  workflows: { kyc: { provider: 'sandbox', workflow_id: '0b6f3f0e-6c1d-4c55-9d9e-0e6f2f1d2a3b', claims: { kyc_full: 'facts.status == "Approved"' } } },
+  workflows: {
+    kyc: {
+      provider: 'sandbox',
+      workflow_id: '0b6f3f0e-6c1d-4c55-9d9e-0e6f2f1d2a3b',
+      claims: { kyc_full: 'facts.status == "Approved"' },
+    },
+  },
 };
 
-const TWINS = ['x_kyc_status: approved', 'X_Subject_Id: forged', 'x_kycgate_assertion: forged', 'X_Forwarded_For: 10.0.0.1', 'x_consumer: admin', 'x_auth_method: api-key', 'X_Request_Id: forged'];
+const TWINS = [
+  'x_kyc_status: approved',
+  'X_Subject_Id: forged',
+  'x_kycgate_assertion: forged',
+  'X_Forwarded_For: 10.0.0.1',
+  'x_consumer: admin',
+  'x_auth_method: api-key',
+  'X_Request_Id: forged',
+];
 
 async function setup(t: TestContext, underscored?: string) {
   const seen: string[][] = [];
@@ -28,15 +42,36 @@ async function setup(t: TestContext, underscored?: string) {
     upstreams: { app: { targets: [{ url: upstream.url }] } },
     routes: [
       { name: 'open', match: { prefix: '/open' }, upstream: 'app' },
-      { name: 'api', match: { prefix: '/api' }, upstream: 'app', policies: [{ authenticate: { methods: [{ 'api-key': {} }] } }] },
-      { name: 'kyc', match: { prefix: '/kyc' }, upstream: 'app', policies: [{ 'kyc-gate': { subject: { from: 'header', header: 'x-user-id', trust_unauthenticated_header: true }, required_claims: ['kyc_full'] } }] },
+      {
+        name: 'api',
+        match: { prefix: '/api' },
+        upstream: 'app',
+        policies: [{ authenticate: { methods: [{ 'api-key': {} }] } }],
+      },
+      {
+        name: 'kyc',
+        match: { prefix: '/kyc' },
+        upstream: 'app',
+        policies: [
+          {
+            'kyc-gate': {
+              subject: { from: 'header', header: 'x-user-id', trust_unauthenticated_header: true },
+              required_claims: ['kyc_full'],
+            },
+          },
+        ],
+      },
     ],
   });
   t.after(async () => {
     await gw.close();
     await upstream.close();
   });
-  const send = () => rawRequest(gw.port, `GET /open/x HTTP/1.1\r\nHost: a\r\n${TWINS.join('\r\n')}\r\nx_custom_thing: kept\r\nConnection: close\r\n\r\n`);
+  const send = () =>
+    rawRequest(
+      gw.port,
+      `GET /open/x HTTP/1.1\r\nHost: a\r\n${TWINS.join('\r\n')}\r\nx_custom_thing: kept\r\nConnection: close\r\n\r\n`,
+    );
   return { gw, upstream, seen, send };
 }
 
@@ -51,7 +86,7 @@ test('underscore spellings of injected and forwarding headers are dropped before
   const got = names(seen[0]!);
   for (const twin of TWINS) assert.ok(!got.includes(twin.split(':')[0]!.toLowerCase()), `${twin} was dropped`);
   assert.ok(got.includes('x_custom_thing'), 'an underscored name that stands for no gateway header is forwarded');
-  assert.ok(got.includes('x-forwarded-for') && got.includes('x-request-id'), 'the gateway\'s own headers are there');
+  assert.ok(got.includes('x-forwarded-for') && got.includes('x-request-id'), "the gateway's own headers are there");
 });
 
 test('underscored_headers: refuse answers 400 ambiguous-request and forwards nothing', async (t) => {

@@ -47,7 +47,12 @@ async function gateway(t: import('node:test').TestContext) {
     upstreams: { u: { targets: [{ url: upstream.url }] } },
     routes: [
       { name: 'echo', match: { prefix: '/echo' }, upstream: 'u' },
-      { name: 'closed', match: { prefix: '/closed' }, upstream: 'u', policies: [{ 'static-response': { status: 403, body: 'no' } }] },
+      {
+        name: 'closed',
+        match: { prefix: '/closed' },
+        upstream: 'u',
+        policies: [{ 'static-response': { status: 403, body: 'no' } }],
+      },
     ],
   });
   t.after(async () => {
@@ -69,7 +74,9 @@ test('incoming: Expect: 100-continue gets 100 Continue first, then the body is f
       if (answer.includes('\r\n\r\n')) resolve();
     });
   });
-  socket.write('POST /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nX-Thing: kept\r\nContent-Length: 5\r\nConnection: close\r\n\r\n');
+  socket.write(
+    'POST /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nX-Thing: kept\r\nContent-Length: 5\r\nConnection: close\r\n\r\n',
+  );
   await interim;
   assert.match(answer, /^HTTP\/1\.1 100 Continue\r\n/);
   socket.write('hello');
@@ -83,7 +90,11 @@ test('incoming: Expect: 100-continue gets 100 Continue first, then the body is f
 
 test('incoming: any other expectation is refused with 417 problem+json, never forwarded, and the connection closed', async (t) => {
   const { gw, bodies } = await gateway(t);
-  const answer = await rawRequest(gw.port, 'POST /echo HTTP/1.1\r\nHost: a\r\nExpect: teapot\r\nContent-Length: 5\r\n\r\n', 5000);
+  const answer = await rawRequest(
+    gw.port,
+    'POST /echo HTTP/1.1\r\nHost: a\r\nExpect: teapot\r\nContent-Length: 5\r\n\r\n',
+    5000,
+  );
   assert.equal(statusOf(answer), 417, answer);
   assert.match(answer, /content-type: application\/problem\+json/i);
   assert.match(answer, /"type":"https:\/\/kycgate\.dev\/problems\/expectation-failed"/);
@@ -93,10 +104,18 @@ test('incoming: any other expectation is refused with 417 problem+json, never fo
 
 test('incoming: the expectation is matched without regard to case, and a route a policy answers never reaches the upstream', async (t) => {
   const { gw, bodies } = await gateway(t);
-  const ok = await rawRequest(gw.port, 'POST /echo HTTP/1.1\r\nHost: a\r\nEXPECT: 100-Continue\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi', 5000);
+  const ok = await rawRequest(
+    gw.port,
+    'POST /echo HTTP/1.1\r\nHost: a\r\nEXPECT: 100-Continue\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi',
+    5000,
+  );
   assert.match(ok, /^HTTP\/1\.1 100 Continue\r\n/);
   assert.equal(statusOf(ok.slice(ok.indexOf('\r\n\r\n') + 4)), 200, ok);
-  const refused = await rawRequest(gw.port, 'POST /closed HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi', 5000);
+  const refused = await rawRequest(
+    gw.port,
+    'POST /closed HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi',
+    5000,
+  );
   assert.equal(statusOf(refused.slice(refused.indexOf('\r\n\r\n') + 4)), 403, refused);
   assert.deepEqual(bodies, ['hi'], 'only the open route forwarded its body');
 });

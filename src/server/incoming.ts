@@ -54,7 +54,10 @@ if (nodeGet !== undefined && nodeSet !== undefined) {
  * from the empty object and refuse every request): the gateway checks it in the request path, where the answer is
  * problem+json like every other refusal.
  */
-export const GATEWAY_REQUEST_OPTIONS = Object.freeze({ IncomingMessage: GatewayIncomingMessage, requireHostHeader: false } as const);
+export const GATEWAY_REQUEST_OPTIONS = Object.freeze({
+  IncomingMessage: GatewayIncomingMessage,
+  requireHostHeader: false,
+} as const);
 
 /** Called first thing by the listener's request handler: from here on `req.headers` is the full object. */
 export function takeRequest(req: IncomingMessage): void {

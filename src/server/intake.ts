@@ -22,7 +22,7 @@ import { parseRequestTarget, targetProblem } from './path.js';
 import type { ListenerHandle } from './listeners.js';
 import type { Runtime } from './runtime.js';
 
-const REQUEST_ID = /^[A-Za-z0-9._:@\-]{1,128}$/;
+const REQUEST_ID = /^[A-Za-z0-9._:@-]{1,128}$/;
 
 /** One access-log line (field names are part of the log format operators parse). */
 interface AccessLine {
@@ -113,7 +113,12 @@ export class RequestIntake {
    * First steps of every request: the gateway is serving, the head's framing is unambiguous, a request id (the
    * client's when it is a valid one). Undefined when the request was answered already.
    */
-  open(listener: ListenerHandle, req: IncomingMessage, res: ServerResponse, upgradeHead: Buffer | undefined): OpenedRequest | undefined {
+  open(
+    listener: ListenerHandle,
+    req: IncomingMessage,
+    res: ServerResponse,
+    upgradeHead: Buffer | undefined,
+  ): OpenedRequest | undefined {
     const rt = this.options.current();
     if (rt === undefined) {
       sendProblem(res, problem('service-unavailable', { headers: { 'retry-after': 1 } }), undefined, true);
@@ -130,7 +135,14 @@ export class RequestIntake {
     }
     // The body of a request that asks for an upgrade is not read as HTTP any more.
     if (upgradeHead !== undefined && framing.hasBody) {
-      this.refuse(listener, req, res, problem('bad-request', { detail: 'A request that asks for a protocol upgrade cannot carry a body.' }), id, startedAt);
+      this.refuse(
+        listener,
+        req,
+        res,
+        problem('bad-request', { detail: 'A request that asks for a protocol upgrade cannot carry a body.' }),
+        id,
+        startedAt,
+      );
       return undefined;
     }
     return { rt, framing, id, startedAt };
@@ -240,7 +252,14 @@ export class RequestIntake {
   }
 
   /** Answers a request refused before a context existed, and puts the refusal on record. */
-  refuse(listener: ListenerHandle, req: IncomingMessage, res: ServerResponse, p: Problem, id: string, startedAt: number): void {
+  refuse(
+    listener: ListenerHandle,
+    req: IncomingMessage,
+    res: ServerResponse,
+    p: Problem,
+    id: string,
+    startedAt: number,
+  ): void {
     // After a framing error (or a refused expectation, whose body may follow) the rest of the connection cannot be
     // trusted: close it.
     sendProblem(res, p, id, p.kind === 'ambiguous-request' || p.kind === 'expectation-failed');
@@ -249,7 +268,14 @@ export class RequestIntake {
 
   /** An `Expect` other than `100-continue` (RFC 9110 10.1.1): 417. */
   expectationFailed(listener: ListenerHandle, req: IncomingMessage, res: ServerResponse): void {
-    this.refuse(listener, req, res, problem('expectation-failed', { detail: 'Only "Expect: 100-continue" is supported.' }), randomUUID(), performance.now());
+    this.refuse(
+      listener,
+      req,
+      res,
+      problem('expectation-failed', { detail: 'Only "Expect: 100-continue" is supported.' }),
+      randomUUID(),
+      performance.now(),
+    );
   }
 
   /**
@@ -260,7 +286,7 @@ export class RequestIntake {
    */
   clientError(listener: ListenerHandle, err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Socket): void {
     const current = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
-    if (!socket.writable || (current && current.headersSent)) {
+    if (!socket.writable || current?.headersSent) {
       socket.destroy();
       return;
     }
@@ -272,10 +298,35 @@ export class RequestIntake {
   }
 
   /** Every refusal is on record: the refused-request event (metrics, audit) and the access log. */
-  private record(listener: ListenerHandle, method: string, clientIp: string, p: Problem, id: string, startedAt: number): void {
-    this.options.events.requestRefused({ requestId: id, listener: listener.config.name, method, clientIp, status: p.status, problem: p.kind, startedAt });
+  private record(
+    listener: ListenerHandle,
+    method: string,
+    clientIp: string,
+    p: Problem,
+    id: string,
+    startedAt: number,
+  ): void {
+    this.options.events.requestRefused({
+      requestId: id,
+      listener: listener.config.name,
+      method,
+      clientIp,
+      status: p.status,
+      problem: p.kind,
+      startedAt,
+    });
     if (this.options.current()?.accessLog) {
-      this.options.accessLog.info({ req_id: id, status: p.status, problem: p.kind, method: method === '' ? undefined : method, client: clientIp, listener: listener.config.name }, 'refused');
+      this.options.accessLog.info(
+        {
+          req_id: id,
+          status: p.status,
+          problem: p.kind,
+          method: method === '' ? undefined : method,
+          client: clientIp,
+          listener: listener.config.name,
+        },
+        'refused',
+      );
     }
   }
 }

@@ -12,7 +12,11 @@ import readline from 'node:readline';
 import { startTestGateway, startUpstream, httpRequest, rawRequest, statusOf } from '../../testing/harness.js';
 
 function yamlFor(body: string, upstreamUrl: string): string {
-  return `listeners:\n  - name: main\n    port: 0\nadmin:\n  port: 0\nupstreams:\n  slow:\n    targets: [{url: "${upstreamUrl}"}]\nroutes:\n  - name: version\n    match: {path: /version}\n    policies:\n      - static-response: {body: "${body}"}\n  - name: slow\n    match: {path: /slow}\n    upstream: slow\n`;
+  return (
+    `listeners:\n  - name: main\n    port: 0\nadmin:\n  port: 0\nupstreams:\n  slow:\n    targets: ` +
+    `[{url: "${upstreamUrl}"}]\nroutes:\n  - name: version\n    match: {path: /version}\n    policies:\n ` +
+    `     - static-response: {body: "${body}"}\n  - name: slow\n    match: {path: /slow}\n    upstream: slow\n`
+  );
 }
 
 test('reload: a changed file applies to new requests while in-flight ones finish; an invalid file is refused', async (t) => {
@@ -64,7 +68,10 @@ test('reload: a changed file applies to new requests while in-flight ones finish
   stop = true;
   await load;
   assert.ok(statuses.length > 0);
-  assert.ok(statuses.every((s) => s === 200), `statuses during reload: ${[...new Set(statuses)].join(',')}`);
+  assert.ok(
+    statuses.every((s) => s === 200),
+    `statuses during reload: ${[...new Set(statuses)].join(',')}`,
+  );
 });
 
 test('drain: SIGTERM finishes the in-flight request, refuses new connections and exits 0', async (t) => {

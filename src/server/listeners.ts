@@ -95,11 +95,22 @@ export async function openListener(
       deps.events.emit({
         type: 'tls.certificate_expiring',
         outcome: secondsLeft > 0 ? 'rotation_stalled' : 'expired',
-        data: { listener: lc.name, serial: cert.serial, spiffe_id: cert.spiffeId, not_after: cert.notAfter.toISOString(), seconds_left: secondsLeft, source: cert.source },
+        data: {
+          listener: lc.name,
+          serial: cert.serial,
+          spiffe_id: cert.spiffeId,
+          not_after: cert.notAfter.toISOString(),
+          seconds_left: secondsLeft,
+          source: cert.source,
+        },
       });
     certificates.startExpiryChecks();
     certificates.onClientRefused = (reason, client) =>
-      deps.events.emit({ type: 'auth.failure', outcome: reason, data: { listener: lc.name, method: 'mtls', stage: 'handshake', client } });
+      deps.events.emit({
+        type: 'auth.failure',
+        outcome: reason,
+        data: { listener: lc.name, method: 'mtls', stage: 'handshake', client },
+      });
     // A failed handshake is the client's problem, not ours: do not log it as an error.
     server.on('tlsClientError', () => undefined);
   } else {
@@ -118,7 +129,9 @@ export async function openListener(
     takeRequest(req);
     handlers.expectationFailed(handle, req, res);
   });
-  server.on('clientError', (err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Socket) => handlers.clientError(handle, err, socket));
+  server.on('clientError', (err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Socket) =>
+    handlers.clientError(handle, err, socket),
+  );
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -131,6 +144,12 @@ export async function openListener(
     certificates?.close();
     throw err;
   }
-  Object.assign(handle, { config: lc, server, tls: lc.tls !== undefined, certificates, port: (server.address() as { port: number }).port });
+  Object.assign(handle, {
+    config: lc,
+    server,
+    tls: lc.tls !== undefined,
+    certificates,
+    port: (server.address() as { port: number }).port,
+  });
   return handle;
 }

@@ -18,7 +18,11 @@ import { problem, type Problem } from '../pipeline/problem.js';
 
 export type NormalisedPath =
   | { ok: true; path: string }
-  | { ok: false; reason: string; /** Readable two ways by servers behind us (ambiguous-path), not merely malformed. */ ambiguous?: true };
+  | {
+      ok: false;
+      reason: string /** Readable two ways by servers behind us (ambiguous-path), not merely malformed. */;
+      ambiguous?: true;
+    };
 
 /** How paths are checked beyond the rules every path follows (server.* settings, compiled once per config). */
 export interface PathRules {
@@ -45,8 +49,13 @@ function isHex(code: number): boolean {
 
 function isUnreserved(code: number): boolean {
   return (
-    (code >= 65 && code <= 90) || (code >= 97 && code <= 122) || (code >= 48 && code <= 57) ||
-    code === 45 || code === 46 || code === 95 || code === 126
+    (code >= 65 && code <= 90) ||
+    (code >= 97 && code <= 122) ||
+    (code >= 48 && code <= 57) ||
+    code === 45 ||
+    code === 46 ||
+    code === 95 ||
+    code === 126
   );
 }
 
@@ -92,7 +101,8 @@ export function normalisePath(raw: string, rules: PathRules = DEFAULT_PATH_RULES
   if (raw.length === 0 || raw.charCodeAt(0) !== 47) return { ok: false, reason: 'the path must start with "/"' };
   if (INVALID_RAW.test(raw)) return { ok: false, reason: 'the path contains characters that must be percent-encoded' };
   if (!NEEDS_WORK.test(raw)) return { ok: true, path: raw };
-  if (rules.refuseSemicolons && AMBIGUOUS_SEMICOLON.test(raw)) return ambiguous('the path contains a ";" (path parameters are refused on this gateway)');
+  if (rules.refuseSemicolons && AMBIGUOUS_SEMICOLON.test(raw))
+    return ambiguous('the path contains a ";" (path parameters are refused on this gateway)');
 
   let decoded = '';
   let nonAscii = false;
@@ -117,7 +127,8 @@ export function normalisePath(raw: string, rules: PathRules = DEFAULT_PATH_RULES
     i += 2;
   }
   if (percent && doubleEncodesDelimiter(decoded)) return ambiguous('the path contains a double-encoded delimiter');
-  if (nonAscii && foldsToDelimiter(decoded)) return ambiguous('the path contains a character that Unicode folding turns into a delimiter');
+  if (nonAscii && foldsToDelimiter(decoded))
+    return ambiguous('the path contains a character that Unicode folding turns into a delimiter');
 
   const segments = decoded.split('/');
   const out: string[] = [];
@@ -133,7 +144,8 @@ export function normalisePath(raw: string, rules: PathRules = DEFAULT_PATH_RULES
     } else if (segment === '' && i !== last) {
       // repeated slash: skip the empty segment
     } else {
-      if (segment.charCodeAt(0) === 46 && DOT_SEGMENT_WITH_PARAMETERS.test(segment)) return ambiguous('the path has a dot-segment with path parameters');
+      if (segment.charCodeAt(0) === 46 && DOT_SEGMENT_WITH_PARAMETERS.test(segment))
+        return ambiguous('the path has a dot-segment with path parameters');
       out.push(segment);
     }
   }
@@ -149,7 +161,11 @@ export type RequestTarget =
  * alike): origin-form, or absolute-form whose authority replaces Host (RFC 9112 section 3.2.2); the path is
  * normalised and the host validated.
  */
-export function parseRequestTarget(rawTarget: string, hostHeader: string, rules: PathRules = DEFAULT_PATH_RULES): RequestTarget {
+export function parseRequestTarget(
+  rawTarget: string,
+  hostHeader: string,
+  rules: PathRules = DEFAULT_PATH_RULES,
+): RequestTarget {
   let target = rawTarget;
   let host = hostHeader;
   if (target.charCodeAt(0) !== 47) {
@@ -160,9 +176,19 @@ export function parseRequestTarget(rawTarget: string, hostHeader: string, rules:
   }
   const q = target.indexOf('?');
   const normalised = normalisePath(q === -1 ? target : target.slice(0, q), rules);
-  if (!normalised.ok) return { ok: false, reason: normalised.ambiguous ? 'ambiguous-path' : 'path', detail: `Refused: ${normalised.reason}.` };
+  if (!normalised.ok)
+    return {
+      ok: false,
+      reason: normalised.ambiguous ? 'ambiguous-path' : 'path',
+      detail: `Refused: ${normalised.reason}.`,
+    };
   const hostname = hostnameOf(host);
-  if (hostname === undefined) return { ok: false, reason: 'host', detail: 'The Host header is invalid: a host name or IP address and an optional numeric port, nothing else.' };
+  if (hostname === undefined)
+    return {
+      ok: false,
+      reason: 'host',
+      detail: 'The Host header is invalid: a host name or IP address and an optional numeric port, nothing else.',
+    };
   return { ok: true, path: normalised.path, query: q === -1 ? '' : target.slice(q + 1), host, hostname };
 }
 

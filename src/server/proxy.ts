@@ -40,15 +40,29 @@ export class ProxyRequests {
       sendProblem: (ctx, res, p, close) => this.answerProblem(ctx, res, p, close),
       finished: (ctx) => this.intake.finished(ctx),
       tunnelOpened: (client) => options.tunnelOpened(client),
-      transformFailed: (ctx, err) => options.logger.error({ req_id: ctx.id, route: ctx.route.name, err }, 'response body transform failed'),
+      transformFailed: (ctx, err) =>
+        options.logger.error({ req_id: ctx.id, route: ctx.route.name, err }, 'response body transform failed'),
     };
   }
 
   /** `upgradeHead`: for a request that asks for a protocol upgrade, the bytes that followed its head (server/upgrade.ts). */
-  handle(listener: ListenerHandle, req: IncomingMessage, res: ServerResponse, opened: OpenedRequest, upgradeHead: Buffer | undefined): void {
+  handle(
+    listener: ListenerHandle,
+    req: IncomingMessage,
+    res: ServerResponse,
+    opened: OpenedRequest,
+    upgradeHead: Buffer | undefined,
+  ): void {
     const { rt, framing, id, startedAt } = opened;
     if (framing.host === undefined && req.httpVersionMinor === 1) {
-      return this.intake.refuse(listener, req, res, problem('bad-request', { detail: 'HTTP/1.1 requests need a Host header.' }), id, startedAt);
+      return this.intake.refuse(
+        listener,
+        req,
+        res,
+        problem('bad-request', { detail: 'HTTP/1.1 requests need a Host header.' }),
+        id,
+        startedAt,
+      );
     }
     const target = this.intake.target(rt, req.url ?? '', framing.host ?? '');
     if (target instanceof Problem) return this.intake.refuse(listener, req, res, target, id, startedAt);
@@ -59,7 +73,8 @@ export class ProxyRequests {
     }
 
     const lc = listener.config;
-    if (!listener.tls && lc.plain !== 'serve') return this.plainRefusal(listener, req, res, id, startedAt, hostname, query === '' ? path : path + '?' + query);
+    if (!listener.tls && lc.plain !== 'serve')
+      return this.plainRefusal(listener, req, res, id, startedAt, hostname, query === '' ? path : path + '?' + query);
     if (lc.health && rt.config.server.health_paths && (path === '/healthz' || path === '/readyz')) {
       res.setHeader('x-request-id', id);
       return this.options.health(path, res);
@@ -71,7 +86,15 @@ export class ProxyRequests {
     let relay: Buffer | undefined;
     if (upgradeHead !== undefined && match.route.websocket) {
       const handshake = webSocketHandshake(req);
-      if (handshake.kind === 'invalid') return this.intake.refuse(listener, req, res, problem('bad-request', { detail: handshake.detail }), id, startedAt);
+      if (handshake.kind === 'invalid')
+        return this.intake.refuse(
+          listener,
+          req,
+          res,
+          problem('bad-request', { detail: handshake.detail }),
+          id,
+          startedAt,
+        );
       if (handshake.kind === 'websocket') relay = upgradeHead;
     }
 
@@ -105,12 +128,24 @@ export class ProxyRequests {
       params: match.params,
     });
     this.intake.start(ctx, rt);
-    const fw: ForwardOptions = { chain: match.route.chain, rules: rt.rules, trustedPeer, hasBody: framing.hasBody, contentLength: framing.contentLength };
+    const fw: ForwardOptions = {
+      chain: match.route.chain,
+      rules: rt.rules,
+      trustedPeer,
+      hasBody: framing.hasBody,
+      contentLength: framing.contentLength,
+    };
     if (relay !== undefined) fw.upgradeHead = relay;
     this.intake.decide(ctx, (decided, result) => this.act(decided, req, res, result, fw));
   }
 
-  private act(ctx: RoutedContext, req: IncomingMessage, res: ServerResponse, result: PolicyResult, fw: ForwardOptions): void {
+  private act(
+    ctx: RoutedContext,
+    req: IncomingMessage,
+    res: ServerResponse,
+    result: PolicyResult,
+    fw: ForwardOptions,
+  ): void {
     if (res.destroyed) {
       ctx.clientClosed(false);
       return this.intake.finished(ctx);
@@ -129,7 +164,15 @@ export class ProxyRequests {
     this.intake.finished(ctx);
   }
 
-  private plainRefusal(listener: ListenerHandle, req: IncomingMessage, res: ServerResponse, id: string, startedAt: number, hostname: string, target: string): void {
+  private plainRefusal(
+    listener: ListenerHandle,
+    req: IncomingMessage,
+    res: ServerResponse,
+    id: string,
+    startedAt: number,
+    hostname: string,
+    target: string,
+  ): void {
     const lc = listener.config;
     if (lc.plain === 'redirect') {
       const port = lc.https_port ?? 443;
@@ -138,7 +181,14 @@ export class ProxyRequests {
       res.end();
       return;
     }
-    this.intake.refuse(listener, req, res, problem('https-required', { detail: 'This listener only redirects or refuses: use HTTPS.' }), id, startedAt);
+    this.intake.refuse(
+      listener,
+      req,
+      res,
+      problem('https-required', { detail: 'This listener only redirects or refuses: use HTTPS.' }),
+      id,
+      startedAt,
+    );
   }
 
   private answerProblem(ctx: RoutedContext, res: ServerResponse, p: Problem, close = false): void {
@@ -152,7 +202,15 @@ export class ProxyRequests {
     const headers: Record<string, string | string[]> = {};
     for (const [k, v] of head.headers) headers[k] = v;
     ctx.status = head.status;
-    sendProblem(res, new Problem({ kind: p.kind, status: head.status, title: p.title }, { ...(p.detail ? { detail: p.detail } : {}), ...(p.extensions ? { extensions: p.extensions } : {}), headers }), ctx.id, close);
+    sendProblem(
+      res,
+      new Problem(
+        { kind: p.kind, status: head.status, title: p.title },
+        { ...(p.detail ? { detail: p.detail } : {}), ...(p.extensions ? { extensions: p.extensions } : {}), headers },
+      ),
+      ctx.id,
+      close,
+    );
   }
 
   private answerReply(ctx: RoutedContext, res: ServerResponse, reply: Reply): void {

@@ -15,10 +15,18 @@ import { journalLines } from '../audit/verify.js';
 import type { RequestContext } from '../pipeline/context.js';
 
 const REFUSALS: Array<[string, string, string]> = [
-  ['CL and TE', 'POST /open/x HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', 'ambiguous-request'],
+  [
+    'CL and TE',
+    'POST /open/x HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
+    'ambiguous-request',
+  ],
   ['bad Host', 'GET /open/x HTTP/1.1\r\nHost: a.example:443@evil.example\r\nConnection: close\r\n\r\n', 'bad-request'],
   ['ambiguous path', 'GET /open/..;/admin HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n', 'ambiguous-path'],
-  ['duplicate Authorization', 'GET /open/x HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer a\r\nAuthorization: Bearer b\r\n\r\n', 'ambiguous-request'],
+  [
+    'duplicate Authorization',
+    'GET /open/x HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer a\r\nAuthorization: Bearer b\r\n\r\n',
+    'ambiguous-request',
+  ],
   ['header too large', `GET /open/x HTTP/1.1\r\nHost: a\r\nX-Big: ${'b'.repeat(20_000)}\r\n\r\n`, 'headers-too-large'],
   ['garbage', 'HELLO THERE\r\n\r\n', 'bad-request'],
 ];
@@ -31,11 +39,14 @@ function metric(text: string, labels: string): number {
 test('edge refusals carry instance and x-request-id, and are counted, logged and audited', async (t) => {
   const upstream = await startUpstream((_req, res) => res.end('ok'));
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'kycgate-refusals-'));
-  const gw = await startTestGateway({
-    upstreams: { app: { targets: [{ url: upstream.url }] } },
-    routes: [{ name: 'open', match: { prefix: '/open' }, upstream: 'app' }],
-    audit: { enabled: true },
-  }, { dataDir });
+  const gw = await startTestGateway(
+    {
+      upstreams: { app: { targets: [{ url: upstream.url }] } },
+      routes: [{ name: 'open', match: { prefix: '/open' }, upstream: 'app' }],
+      audit: { enabled: true },
+    },
+    { dataDir },
+  );
   let closed = false;
   t.after(async () => {
     if (!closed) await gw.close();
@@ -55,7 +66,14 @@ test('edge refusals carry instance and x-request-id, and are counted, logged and
   assert.equal(upstream.requests, 0);
 
   const metrics = (await httpRequest(gw.adminUrl + '/metrics')).body;
-  assert.equal(metric(metrics, 'status_class="4xx",problem="ambiguous-request"'), 2, metrics.split('\n').filter((l) => l.startsWith('kycgate_requests_total')).join('\n'));
+  assert.equal(
+    metric(metrics, 'status_class="4xx",problem="ambiguous-request"'),
+    2,
+    metrics
+      .split('\n')
+      .filter((l) => l.startsWith('kycgate_requests_total'))
+      .join('\n'),
+  );
   assert.equal(metric(metrics, 'status_class="4xx",problem="bad-request"'), 2);
   assert.equal(metric(metrics, 'status_class="4xx",problem="ambiguous-path"'), 1);
   assert.equal(metric(metrics, 'status_class="4xx",problem="headers-too-large"'), 1);
@@ -65,7 +83,9 @@ test('edge refusals carry instance and x-request-id, and are counted, logged and
 
   await gw.close();
   closed = true;
-  const records = [...journalLines(path.join(dataDir, 'audit'))].map((l) => JSON.parse(l.line) as Record<string, unknown>);
+  const records = [...journalLines(path.join(dataDir, 'audit'))].map(
+    (l) => JSON.parse(l.line) as Record<string, unknown>,
+  );
   for (const [id, kind] of ids) {
     const record = records.find((r) => r.request_id === id);
     assert.ok(record, `audit record of the ${kind} refusal`);
@@ -74,7 +94,11 @@ test('edge refusals carry instance and x-request-id, and are counted, logged and
     assert.equal(record.client_ip, '127.0.0.1');
   }
   assert.equal(records.find((r) => r.problem === 'ambiguous-path')?.method, 'GET');
-  assert.equal(records.find((r) => r.problem === 'ambiguous-request')?.method, 'POST', 'the method of a request the parser refused is read from its first bytes');
+  assert.equal(
+    records.find((r) => r.problem === 'ambiguous-request')?.method,
+    'POST',
+    'the method of a request the parser refused is read from its first bytes',
+  );
 });
 
 /** Resolves with the next completed request's context. */
@@ -97,11 +121,19 @@ test('a client that hangs up before the answer is recorded as 499 client-closed-
     arrived();
   });
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'kycgate-refusals-'));
-  const gw = await startTestGateway({
-    upstreams: { app: { targets: [{ url: upstream.url }, { url: upstream.url + '/' }], passive_health: { consecutive_failures: 1 } } },
-    routes: [{ name: 'open', match: { prefix: '/open' }, upstream: 'app' }],
-    audit: { enabled: true },
-  }, { dataDir });
+  const gw = await startTestGateway(
+    {
+      upstreams: {
+        app: {
+          targets: [{ url: upstream.url }, { url: upstream.url + '/' }],
+          passive_health: { consecutive_failures: 1 },
+        },
+      },
+      routes: [{ name: 'open', match: { prefix: '/open' }, upstream: 'app' }],
+      audit: { enabled: true },
+    },
+    { dataDir },
+  );
   let closed = false;
   t.after(async () => {
     if (!closed) await gw.close();
@@ -123,7 +155,9 @@ test('a client that hangs up before the answer is recorded as 499 client-closed-
   // 2. In the middle of its upload (the request body fails before the response closes).
   reached = new Promise<void>((r) => (arrived = r));
   completion = nextCompletion(gw);
-  const uploading = net.connect(gw.port, '127.0.0.1', () => uploading.write('POST /open/upload HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n' + 'x'.repeat(1000)));
+  const uploading = net.connect(gw.port, '127.0.0.1', () =>
+    uploading.write('POST /open/upload HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n' + 'x'.repeat(1000)),
+  );
   await reached;
   uploading.destroy();
   const second = await completion;
@@ -133,12 +167,30 @@ test('a client that hangs up before the answer is recorded as 499 client-closed-
   const metrics = (await httpRequest(gw.adminUrl + '/metrics')).body;
   assert.equal(metric(metrics, 'route="open",status_class="4xx",problem="client-closed-request"'), 2);
   assert.doesNotMatch(metrics, /kycgate_requests_total\{[^}]*status_class="5xx"/, 'no 5xx on record');
-  assert.equal(metrics.match(/^kycgate_upstream_target_up\{upstream="app",[^}]*\} 1$/gm)?.length, 2, 'no target was taken out of rotation');
+  assert.equal(
+    metrics.match(/^kycgate_upstream_target_up\{upstream="app",[^}]*\} 1$/gm)?.length,
+    2,
+    'no target was taken out of rotation',
+  );
   const lines = gw.logs.filter((l) => l.msg === 'request');
-  assert.deepEqual(lines.map((l) => [l.status, l.problem, l.aborted]), [[499, 'client-closed-request', true], [499, 'client-closed-request', true]]);
+  assert.deepEqual(
+    lines.map((l) => [l.status, l.problem, l.aborted]),
+    [
+      [499, 'client-closed-request', true],
+      [499, 'client-closed-request', true],
+    ],
+  );
 
   await gw.close();
   closed = true;
-  const records = [...journalLines(path.join(dataDir, 'audit'))].map((l) => JSON.parse(l.line) as Record<string, unknown>).filter((r) => r.type === 'http.request');
-  assert.deepEqual(records.map((r) => [r.status, r.problem, r.aborted]), [[499, 'client-closed-request', true], [499, 'client-closed-request', true]]);
+  const records = [...journalLines(path.join(dataDir, 'audit'))]
+    .map((l) => JSON.parse(l.line) as Record<string, unknown>)
+    .filter((r) => r.type === 'http.request');
+  assert.deepEqual(
+    records.map((r) => [r.status, r.problem, r.aborted]),
+    [
+      [499, 'client-closed-request', true],
+      [499, 'client-closed-request', true],
+    ],
+  );
 });

@@ -19,13 +19,26 @@ function configWith(scopes: string[], userAgentDeny: string): string {
     admin: { port: 0 },
     log: { level: 'warn', access: false },
     consumers: { billing: { scopes } },
-    routes: [{ name: 'hello', match: { path: '/hello' }, policies: [{ 'network-rules': { user_agents: { deny: [userAgentDeny] } } }, { 'static-response': { body: 'hi' } }] }],
+    routes: [
+      {
+        name: 'hello',
+        match: { path: '/hello' },
+        policies: [
+          { 'network-rules': { user_agents: { deny: [userAgentDeny] } } },
+          { 'static-response': { body: 'hi' } },
+        ],
+      },
+    ],
   });
 }
 
 async function gatewayOn(file: string, dir: string) {
   const loaded = loadConfigFile(file, new ConfigValidator(SUBSYSTEMS, POLICIES));
-  return startTestGateway(loaded.config as unknown as Record<string, unknown>, { file, baseDir: dir, watchConfig: false });
+  return startTestGateway(loaded.config as unknown as Record<string, unknown>, {
+    file,
+    baseDir: dir,
+    watchConfig: false,
+  });
 }
 
 test('a config refused after the subsystems took it leaves them on the configuration that keeps serving', async (t) => {
@@ -43,7 +56,11 @@ test('a config refused after the subsystems took it leaves them on the configura
   // Valid for the schema and for the auth subsystem's consumers, refused when the route's policies compile (bad regex).
   writeFileSync(file, configWith(['payments:read', 'payments:write'], '('));
   assert.equal(await gw.gateway.reload('test'), false);
-  assert.deepEqual(auth.consumers.get('billing')?.scopes, ['payments:read'], 'the consumers are those of the serving config');
+  assert.deepEqual(
+    auth.consumers.get('billing')?.scopes,
+    ['payments:read'],
+    'the consumers are those of the serving config',
+  );
   assert.equal((await httpRequest(gw.url + '/hello')).body, 'hi');
 
   writeFileSync(file, configWith(['payments:read', 'payments:write'], 'curl'));
@@ -63,17 +80,22 @@ test('a reload racing a stop is not put in service, and the stop waits for it', 
   assert.equal(await gw.gateway.reload('after stop'), false, 'no reload after a stop');
 });
 
-test('a config mounted from a Kubernetes config map reloads when the volume swaps its ..data link', { timeout: 20_000 }, async (t) => {
+test('a config mounted from a Kubernetes config map reloads when the volume swaps its ..data link', {
+  timeout: 20_000,
+}, async (t) => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'kycgate-configmap-'));
   // The kubelet's atomic writer: a timestamped directory, `..data` pointing at it, the file a link through `..data`.
   const generation = (name: string, body: string) => {
     mkdirSync(path.join(dir, name));
-    writeFileSync(path.join(dir, name, 'kycgate.json'), JSON.stringify({
-      listeners: [{ name: 'main', port: 0 }],
-      admin: { port: 0 },
-      log: { level: 'warn', access: false },
-      routes: [{ name: 'hello', match: { path: '/hello' }, policies: [{ 'static-response': { body } }] }],
-    }));
+    writeFileSync(
+      path.join(dir, name, 'kycgate.json'),
+      JSON.stringify({
+        listeners: [{ name: 'main', port: 0 }],
+        admin: { port: 0 },
+        log: { level: 'warn', access: false },
+        routes: [{ name: 'hello', match: { path: '/hello' }, policies: [{ 'static-response': { body } }] }],
+      }),
+    );
     symlinkSync(name, path.join(dir, '..data_tmp'));
     renameSync(path.join(dir, '..data_tmp'), path.join(dir, '..data'));
   };
@@ -81,26 +103,34 @@ test('a config mounted from a Kubernetes config map reloads when the volume swap
   const file = path.join(dir, 'kycgate.json');
   symlinkSync('..data/kycgate.json', file);
   const loaded = loadConfigFile(file, new ConfigValidator(SUBSYSTEMS, POLICIES));
-  const gw = await startTestGateway(loaded.config as unknown as Record<string, unknown>, { file, baseDir: dir, watchConfig: true });
+  const gw = await startTestGateway(loaded.config as unknown as Record<string, unknown>, {
+    file,
+    baseDir: dir,
+    watchConfig: true,
+  });
   t.after(async () => {
     await gw.close();
     rmSync(dir, { recursive: true, force: true });
   });
   assert.equal((await httpRequest(gw.url + '/hello')).body, 'one');
   const reloaded = new Promise<void>((resolve) => {
-    const off = gw.gateway.services.events.subscribe({ onEvent: (e) => {
-      if (e.type === 'config.reloaded') {
-        off();
-        resolve();
-      }
-    } });
+    const off = gw.gateway.services.events.subscribe({
+      onEvent: (e) => {
+        if (e.type === 'config.reloaded') {
+          off();
+          resolve();
+        }
+      },
+    });
   });
   generation('..2026_02', 'two');
   await reloaded;
   assert.equal((await httpRequest(gw.url + '/hello')).body, 'two');
 });
 
-test('a reload that leaves TLS settings alone keeps clients\' sessions resumable; a TLS change ends them', { timeout: 30_000 }, async (t) => {
+test("a reload that leaves TLS settings alone keeps clients' sessions resumable; a TLS change ends them", {
+  timeout: 30_000,
+}, async (t) => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'kycgate-reload-tls-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const ca = await issueCertificate({ subject: 'CN=reload test CA', ca: true });
@@ -109,12 +139,15 @@ test('a reload that leaves TLS settings alone keeps clients\' sessions resumable
   writeFileSync(path.join(dir, 'server-key.pem'), leaf.keyPem);
   const file = path.join(dir, 'kycgate.json');
   const write = (body: string, tls: Record<string, unknown> = {}) =>
-    writeFileSync(file, JSON.stringify({
-      listeners: [{ name: 'https', port: 0, tls: { cert: 'server.pem', key: 'server-key.pem', ...tls } }],
-      admin: { port: 0 },
-      log: { level: 'warn', access: false },
-      routes: [{ name: 'hello', match: { path: '/hello' }, policies: [{ 'static-response': { body } }] }],
-    }));
+    writeFileSync(
+      file,
+      JSON.stringify({
+        listeners: [{ name: 'https', port: 0, tls: { cert: 'server.pem', key: 'server-key.pem', ...tls } }],
+        admin: { port: 0 },
+        log: { level: 'warn', access: false },
+        routes: [{ name: 'hello', match: { path: '/hello' }, policies: [{ 'static-response': { body } }] }],
+      }),
+    );
   write('one');
   const gw = await gatewayOn(file, dir);
   t.after(() => gw.close());
@@ -136,23 +169,44 @@ test('a reload that leaves TLS settings alone keeps clients\' sessions resumable
   assert.equal(after.reused, false, 'changed TLS settings rotate the ticket keys');
 });
 
-test('a reload that leaves TLS settings alone re-reads the trust bundles: a replaced CA applies when the reload returns', { timeout: 30_000 }, async (t) => {
+test('a reload that leaves TLS settings alone re-reads the trust bundles: a replaced CA applies when the reload returns', {
+  timeout: 30_000,
+}, async (t) => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'kycgate-reload-trust-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const serverCa = await issueCertificate({ subject: 'CN=reload test CA', ca: true });
-  const leaf = await issueCertificate({ subject: 'CN=localhost', dns: ['localhost'], ips: ['127.0.0.1'], issuer: serverCa });
+  const leaf = await issueCertificate({
+    subject: 'CN=localhost',
+    dns: ['localhost'],
+    ips: ['127.0.0.1'],
+    issuer: serverCa,
+  });
   writeFileSync(path.join(dir, 'server.pem'), leaf.certPem);
   writeFileSync(path.join(dir, 'server-key.pem'), leaf.keyPem);
   const oldCa = await trustDomainCa('a.test');
   const newCa = await trustDomainCa('a.test');
   writeFileSync(path.join(dir, 'bundle.json'), spiffeBundle([oldCa]));
   const file = path.join(dir, 'kycgate.json');
-  writeFileSync(file, JSON.stringify({
-    listeners: [{ name: 'https', port: 0, tls: { cert: 'server.pem', key: 'server-key.pem', client_auth: 'required', trust_domains: [{ name: 'a.test', bundle: 'bundle.json' }] } }],
-    admin: { port: 0 },
-    log: { level: 'warn', access: false },
-    routes: [{ name: 'hello', match: { path: '/hello' }, policies: [{ 'static-response': { body: 'hi' } }] }],
-  }));
+  writeFileSync(
+    file,
+    JSON.stringify({
+      listeners: [
+        {
+          name: 'https',
+          port: 0,
+          tls: {
+            cert: 'server.pem',
+            key: 'server-key.pem',
+            client_auth: 'required',
+            trust_domains: [{ name: 'a.test', bundle: 'bundle.json' }],
+          },
+        },
+      ],
+      admin: { port: 0 },
+      log: { level: 'warn', access: false },
+      routes: [{ name: 'hello', match: { path: '/hello' }, policies: [{ 'static-response': { body: 'hi' } }] }],
+    }),
+  );
   const gw = await gatewayOn(file, dir);
   t.after(() => gw.close());
   const svidOf = async (ca: typeof oldCa) => {

@@ -4,13 +4,37 @@ import { parseRequestTarget } from './path.js';
 import { startTestGateway, startUpstream, httpRequest, rawRequest, statusOf } from '../../testing/harness.js';
 
 test('parseRequestTarget: origin-form is split and normalised', () => {
-  assert.deepEqual(parseRequestTarget('/a/./b/../c?x=1&y', 'Example.COM:8443'), { ok: true, path: '/a/c', query: 'x=1&y', host: 'Example.COM:8443', hostname: 'example.com' });
-  assert.deepEqual(parseRequestTarget('/%7Euser//x', 'h'), { ok: true, path: '/~user/x', query: '', host: 'h', hostname: 'h' });
+  assert.deepEqual(parseRequestTarget('/a/./b/../c?x=1&y', 'Example.COM:8443'), {
+    ok: true,
+    path: '/a/c',
+    query: 'x=1&y',
+    host: 'Example.COM:8443',
+    hostname: 'example.com',
+  });
+  assert.deepEqual(parseRequestTarget('/%7Euser//x', 'h'), {
+    ok: true,
+    path: '/~user/x',
+    query: '',
+    host: 'h',
+    hostname: 'h',
+  });
 });
 
 test('parseRequestTarget: absolute-form authority replaces Host', () => {
-  assert.deepEqual(parseRequestTarget('http://api.example:81/v1?q', 'other'), { ok: true, path: '/v1', query: 'q', host: 'api.example:81', hostname: 'api.example' });
-  assert.deepEqual(parseRequestTarget('https://api.example', 'other'), { ok: true, path: '/', query: '', host: 'api.example', hostname: 'api.example' });
+  assert.deepEqual(parseRequestTarget('http://api.example:81/v1?q', 'other'), {
+    ok: true,
+    path: '/v1',
+    query: 'q',
+    host: 'api.example:81',
+    hostname: 'api.example',
+  });
+  assert.deepEqual(parseRequestTarget('https://api.example', 'other'), {
+    ok: true,
+    path: '/',
+    query: '',
+    host: 'api.example',
+    hostname: 'api.example',
+  });
 });
 
 test('parseRequestTarget: refusals say which part was wrong', () => {
@@ -79,6 +103,9 @@ test('parseRequestTarget: Host is a host name or IP literal with an optional num
 
 test('parseRequestTarget: a dot-segment with path parameters is an ambiguous-path refusal', () => {
   assert.equal((parseRequestTarget('/public/..;/admin', 'h') as { reason: string }).reason, 'ambiguous-path');
-  assert.equal((parseRequestTarget('/a;b', 'h', { refuseSemicolons: true }) as { reason: string }).reason, 'ambiguous-path');
+  assert.equal(
+    (parseRequestTarget('/a;b', 'h', { refuseSemicolons: true }) as { reason: string }).reason,
+    'ambiguous-path',
+  );
   assert.equal(parseRequestTarget('/a;b', 'h').ok, true);
 });

@@ -68,7 +68,7 @@ export class Runtime implements RequestScope {
   }
 
   isTrustedProxy(address: string): boolean {
-    return this.trustedProxies !== undefined && this.trustedProxies.has(address);
+    return this.trustedProxies?.has(address) === true;
   }
 
   /** Every target of this config's upstream groups and whether it is in rotation (a group compiled twice counts as out when either copy has it out). */
@@ -97,15 +97,15 @@ export class Runtime implements RequestScope {
   }
 
   async close(): Promise<void> {
-    await Promise.all([
-      ...this.routes.map((r) => r.chain.close()),
-      ...this.groups.map((g) => g.close()),
-    ]);
+    await Promise.all([...this.routes.map((r) => r.chain.close()), ...this.groups.map((g) => g.close())]);
   }
 }
 
 /** Trusted proxy addresses and ranges; `where` names the config key in errors. */
-export function parseTrustedProxies(list: readonly string[], where = 'server.trusted_proxies'): AddressList | undefined {
+export function parseTrustedProxies(
+  list: readonly string[],
+  where = 'server.trusted_proxies',
+): AddressList | undefined {
   if (list.length === 0) return undefined;
   try {
     return new AddressList(list, where);
@@ -138,7 +138,8 @@ export async function compileRuntime(loaded: LoadedConfig, env: CompileEnv): Pro
       const u = config.upstreams[name];
       if (!u) throw new ConfigError([`no upstream named "${name}"`]);
       const targets = [];
-      for (const t of u.targets) targets.push({ url: t.url === 'builtin:echo' ? await env.builtinEchoUrl() : t.url, weight: t.weight });
+      for (const t of u.targets)
+        targets.push({ url: t.url === 'builtin:echo' ? await env.builtinEchoUrl() : t.url, weight: t.weight });
       const tls = u.tls
         ? {
             ...(u.tls.ca ? { ca: readFileSync(path.resolve(loaded.baseDir, u.tls.ca), 'utf8') } : {}),
@@ -147,7 +148,9 @@ export async function compileRuntime(loaded: LoadedConfig, env: CompileEnv): Pro
             minVersion: 'TLSv1.2' as const,
           }
         : undefined;
-      const connector = u.tls?.spiffe ? await spiffeUpstreamConnector(u.tls.spiffe, loaded.baseDir, env.logger, connectMs, u.tls.servername) : undefined;
+      const connector = u.tls?.spiffe
+        ? await spiffeUpstreamConnector(u.tls.spiffe, loaded.baseDir, env.logger, connectMs, u.tls.servername)
+        : undefined;
       group = new UpstreamGroup(name, targets, u.balance, {
         connections: u.connections,
         keepAliveTimeoutMs: u.keep_alive_timeout_ms,
@@ -193,7 +196,12 @@ export async function compileRuntime(loaded: LoadedConfig, env: CompileEnv): Pro
         const name = policyName(entry);
         const definition = definitions.get(name);
         if (!definition) throw new ConfigError([`route "${route.name}": unknown policy "${name}"`]);
-        const instance = await definition.create(entry[name], { routeName: route.name, upstreamNames, services, baseDir: loaded.baseDir });
+        const instance = await definition.create(entry[name], {
+          routeName: route.name,
+          upstreamNames,
+          services,
+          baseDir: loaded.baseDir,
+        });
         for (const h of instance.injectsHeaders ?? []) injected.add(h);
         entries.push({ name, definition, instance });
       }
@@ -201,9 +209,16 @@ export async function compileRuntime(loaded: LoadedConfig, env: CompileEnv): Pro
       const compiledRoute: CompiledRoute = {
         name: route.name,
         upstream: route.upstream === undefined ? undefined : await groupFor(route.upstream, timeouts.connect_ms),
-        chain: new PolicyChain(entries, (ctx, policy, err) => env.logger.error({ req_id: ctx.id, route: route.name, policy, err }, 'policy failed')),
+        chain: new PolicyChain(entries, (ctx, policy, err) =>
+          env.logger.error({ req_id: ctx.id, route: route.name, policy, err }, 'policy failed'),
+        ),
         maxBodyBytes: route.max_body_bytes ?? config.defaults.max_body_bytes,
-        timeouts: { connectMs: timeouts.connect_ms, headersMs: timeouts.headers_ms, bodyIdleMs: timeouts.body_idle_ms, websocketIdleMs: timeouts.websocket_idle_ms },
+        timeouts: {
+          connectMs: timeouts.connect_ms,
+          headersMs: timeouts.headers_ms,
+          bodyIdleMs: timeouts.body_idle_ms,
+          websocketIdleMs: timeouts.websocket_idle_ms,
+        },
         preserveHost: route.preserve_host ?? false,
         websocket: route.websocket ?? false,
         stripPrefix: route.strip_prefix ?? '',
@@ -212,9 +227,20 @@ export async function compileRuntime(loaded: LoadedConfig, env: CompileEnv): Pro
       router.add(route.match, compiledRoute);
     }
     const pathRules: PathRules = { refuseSemicolons: config.server.path_semicolons === 'refuse' };
-    return new Runtime(loaded, router, new StripRules(injected, config.server.underscored_headers), trusted, compiled, groups, services, pathRules);
+    return new Runtime(
+      loaded,
+      router,
+      new StripRules(injected, config.server.underscored_headers),
+      trusted,
+      compiled,
+      groups,
+      services,
+      pathRules,
+    );
   } catch (err) {
-    await Promise.all([...compiled.map((r) => r.chain.close()), ...groups.map((g) => g.close())]).catch(() => undefined);
+    await Promise.all([...compiled.map((r) => r.chain.close()), ...groups.map((g) => g.close())]).catch(
+      () => undefined,
+    );
     if (err instanceof ConfigError) throw err;
     throw new ConfigError([(err as Error).message]);
   }

@@ -35,7 +35,7 @@ function get(url: string): Promise<number> {
   });
 }
 
-test('tick records: the pinned object is a real nextTick record built with Node\'s own symbols', async () => {
+test("tick records: the pinned object is a real nextTick record built with Node's own symbols", async () => {
   const moduleUrl = pathToFileURL(path.join(here, 'tick-records.js')).href;
   const { stdout } = await run(process.execPath, [
     '--input-type=module',
@@ -71,11 +71,18 @@ test('tick records: after start-up and traffic, kycgate builds nextTick records 
   );
   // On SIGUSR2 the process prints V8's view of nextTick (feedback slots included) and a marker.
   const preload = path.join(dir, 'print-feedback.cjs');
-  fs.writeFileSync(preload, `process.on('SIGUSR2', () => { new Function('%DebugPrint(process.nextTick)')(); require('node:fs').writeSync(1, '\\nFEEDBACK-END\\n'); });\n`);
-  const child = spawn(process.execPath, ['--allow-natives-syntax', '--require', preload, MAIN, 'start', '--config', config], {
-    env: { ...process.env, KYCGATE_DATA_DIR: path.join(dir, 'data') },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  fs.writeFileSync(
+    preload,
+    `process.on('SIGUSR2', () => { new Function('%DebugPrint(process.nextTick)')(); require('node:fs').writeSync(1, '\\nFEEDBACK-END\\n'); });\n`,
+  );
+  const child = spawn(
+    process.execPath,
+    ['--allow-natives-syntax', '--require', preload, MAIN, 'start', '--config', config],
+    {
+      env: { ...process.env, KYCGATE_DATA_DIR: path.join(dir, 'data') },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   t.after(() => child.kill('SIGKILL'));
   let out = '';
   const waiters: Array<() => void> = [];

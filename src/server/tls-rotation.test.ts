@@ -20,7 +20,12 @@ const ROTATIONS = 20;
 const GATEWAY_ID = 'spiffe://a.test/gateway';
 
 /** Resolves when `check()` holds, re-checking after every context swap; fails after `ms`. */
-function untilSwapped(watcher: CertificateWatcher, check: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
+function untilSwapped(
+  watcher: CertificateWatcher,
+  check: () => boolean | Promise<boolean>,
+  what: string,
+  ms = 10_000,
+): Promise<void> {
   return new Promise((resolve, reject) => {
     let done = false;
     const finish = (err?: Error) => {
@@ -71,7 +76,18 @@ test('tls rotation: 20 spiffe-helper style rotations under continuous HTTPS load
   const upstream = await startUpstream((_req, res) => res.end('ok'));
   t.after(() => upstream.close());
   const gw = await startTestGateway({
-    listeners: [{ name: 'https', port: 0, tls: { cert: certFile, key: keyFile, client_auth: 'optional', trust_domains: [{ name: 'a.test', bundle: bundleFile }] } }],
+    listeners: [
+      {
+        name: 'https',
+        port: 0,
+        tls: {
+          cert: certFile,
+          key: keyFile,
+          client_auth: 'optional',
+          trust_domains: [{ name: 'a.test', bundle: bundleFile }],
+        },
+      },
+    ],
     upstreams: { app: { targets: [{ url: upstream.url }] } },
     routes: [{ name: 'all', match: { prefix: '/' }, upstream: 'app' }],
   });
@@ -88,17 +104,27 @@ test('tls rotation: 20 spiffe-helper style rotations under continuous HTTPS load
   t.after(() => keepAlive.destroy());
   const once = (agent: https.Agent | false) =>
     new Promise<void>((resolve) => {
-      const req = https.request({ host: '127.0.0.1', port: gw.port, servername: 'localhost', path: '/load', agent, ...(agent === false ? { ca: ca.certPem } : {}) }, (res) => {
-        const serial = (res.socket as import('node:tls').TLSSocket).getPeerCertificate().serialNumber;
-        res.resume();
-        res.on('end', () => {
-          if (res.statusCode === 200) {
-            load.ok++;
-            if (serial) load.serials.add(serial.toUpperCase());
-          } else load.failed.push(`status ${res.statusCode}`);
-          resolve();
-        });
-      });
+      const req = https.request(
+        {
+          host: '127.0.0.1',
+          port: gw.port,
+          servername: 'localhost',
+          path: '/load',
+          agent,
+          ...(agent === false ? { ca: ca.certPem } : {}),
+        },
+        (res) => {
+          const serial = (res.socket as import('node:tls').TLSSocket).getPeerCertificate().serialNumber;
+          res.resume();
+          res.on('end', () => {
+            if (res.statusCode === 200) {
+              load.ok++;
+              if (serial) load.serials.add(serial.toUpperCase());
+            } else load.failed.push(`status ${res.statusCode}`);
+            resolve();
+          });
+        },
+      );
       req.on('error', (err: NodeJS.ErrnoException) => {
         load.failed.push(err.code ?? err.message);
         resolve();
@@ -111,7 +137,8 @@ test('tls rotation: 20 spiffe-helper style rotations under continuous HTTPS load
   const workers = [worker(false), worker(false), worker(false), worker(keepAlive)];
 
   // A refused change has no event of its own; its log line is what the loop below waits for.
-  const refusalCount = () => gw.logs.filter((l) => l.msg === 'TLS certificate change refused; the previous certificate stays in use').length;
+  const refusalCount = () =>
+    gw.logs.filter((l) => l.msg === 'TLS certificate change refused; the previous certificate stays in use').length;
   let current = first;
   for (let i = 1; i <= ROTATIONS; i++) {
     const next = await issueSvid(ca, GATEWAY_ID, { dns: ['localhost'] });
@@ -142,7 +169,15 @@ test('tls rotation: 20 spiffe-helper style rotations under continuous HTTPS load
       // The bundle change is applied too (client certificates from the new CA are admitted).
       await untilSwapped(
         watcher,
-        async () => (await tlsRequest(gw.port, { ca: ca.certPem, cert: lateClient.certPem, key: lateClient.keyPem, path: '/probe' })).status === 200,
+        async () =>
+          (
+            await tlsRequest(gw.port, {
+              ca: ca.certPem,
+              cert: lateClient.certPem,
+              key: lateClient.keyPem,
+              path: '/probe',
+            })
+          ).status === 200,
         'the new trust bundle',
       );
     }
@@ -156,10 +191,14 @@ test('tls rotation: 20 spiffe-helper style rotations under continuous HTTPS load
   assert.ok(load.serials.size >= ROTATIONS / 2, `the load saw the certificates change (${load.serials.size} distinct)`);
   assert.equal(watcher.rotations, ROTATIONS);
   assert.equal(watcher.served?.serial, current.cert.serialNumber.toUpperCase());
-  t.diagnostic(`${load.ok} requests during ${ROTATIONS} rotations, ${load.serials.size} certificates seen by the load, ${refusalCount()} half-written pairs refused`);
+  t.diagnostic(
+    `${load.ok} requests during ${ROTATIONS} rotations, ${load.serials.size} certificates seen by the load, ${refusalCount()} half-written pairs refused`,
+  );
 
   // The gateway's own identity: readiness and metrics.
-  const ready = JSON.parse((await httpRequest(gw.adminUrl + '/readyz')).body) as { checks: Record<string, Record<string, unknown>> };
+  const ready = JSON.parse((await httpRequest(gw.adminUrl + '/readyz')).body) as {
+    checks: Record<string, Record<string, unknown>>;
+  };
   const check = ready.checks['tls:https']!;
   assert.equal(check.ok, true);
   assert.equal(check.source, 'file');
@@ -168,9 +207,19 @@ test('tls rotation: 20 spiffe-helper style rotations under continuous HTTPS load
   assert.equal(check.rotations, ROTATIONS);
   assert.equal(check.last_rotation, watcher.rotatedAt!.toISOString());
   const metrics = (await httpRequest(gw.adminUrl + '/metrics')).body;
-  assert.match(metrics, new RegExp(`kycgate_tls_certificate_info\\{listener="https",serial="${current.cert.serialNumber.toUpperCase()}",spiffe_id="${GATEWAY_ID}",source="file"\\} 1`));
+  assert.match(
+    metrics,
+    new RegExp(
+      `kycgate_tls_certificate_info\\{listener="https",serial="${current.cert.serialNumber.toUpperCase()}",spiffe_id="${GATEWAY_ID}",source="file"\\} 1`,
+    ),
+  );
   assert.match(metrics, new RegExp(`kycgate_tls_certificate_rotations_total\\{listener="https"\\} ${ROTATIONS}\\b`));
-  assert.match(metrics, new RegExp(`kycgate_tls_certificate_last_rotation_seconds\\{listener="https"\\} ${Math.floor(watcher.rotatedAt!.getTime() / 1000)}\\b`));
+  assert.match(
+    metrics,
+    new RegExp(
+      `kycgate_tls_certificate_last_rotation_seconds\\{listener="https"\\} ${Math.floor(watcher.rotatedAt!.getTime() / 1000)}\\b`,
+    ),
+  );
   assert.ok(!events.some((e) => e.type === 'tls.certificate_expiring'), 'fresh certificates raise no expiry warning');
 });
 
@@ -182,7 +231,13 @@ test('tls rotation: a served certificate close to expiry without rotation warns 
   writeFileSync(path.join(dir, 'svid.pem'), svid.certPem);
   writeFileSync(path.join(dir, 'svid_key.pem'), svid.keyPem);
   const gw = await startTestGateway({
-    listeners: [{ name: 'https', port: 0, tls: { cert: path.join(dir, 'svid.pem'), key: path.join(dir, 'svid_key.pem'), expiry_warning_s: 600 } }],
+    listeners: [
+      {
+        name: 'https',
+        port: 0,
+        tls: { cert: path.join(dir, 'svid.pem'), key: path.join(dir, 'svid_key.pem'), expiry_warning_s: 600 },
+      },
+    ],
     routes: [{ name: 'r', match: { prefix: '/' }, policies: [{ 'static-response': {} }] }],
   });
   t.after(() => gw.close());

@@ -11,10 +11,17 @@ import path from 'node:path';
 import { issueCertificate } from '../workload-identity/certificates.js';
 import { startTestGateway } from '../../testing/harness.js';
 
-function handshake(port: number, options: tls.ConnectionOptions): Promise<{ ok: true; protocol: string | null; serial: string } | { ok: false; error: string }> {
+function handshake(
+  port: number,
+  options: tls.ConnectionOptions,
+): Promise<{ ok: true; protocol: string | null; serial: string } | { ok: false; error: string }> {
   return new Promise((resolve) => {
     const socket = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false, ...options }, () => {
-      const result = { ok: true as const, protocol: socket.getProtocol(), serial: socket.getPeerCertificate().serialNumber };
+      const result = {
+        ok: true as const,
+        protocol: socket.getProtocol(),
+        serial: socket.getPeerCertificate().serialNumber,
+      };
       socket.end();
       resolve(result);
     });
@@ -44,7 +51,11 @@ test('tls: TLS 1.0 and 1.1 are refused, 1.2 and 1.3 accepted', async (t) => {
   });
   // The client offers only the old version (and lowers its own security level so it is willing to).
   for (const version of ['TLSv1', 'TLSv1.1'] as const) {
-    const result = await handshake(gw.port, { minVersion: version, maxVersion: version, ciphers: 'DEFAULT@SECLEVEL=0' });
+    const result = await handshake(gw.port, {
+      minVersion: version,
+      maxVersion: version,
+      ciphers: 'DEFAULT@SECLEVEL=0',
+    });
     assert.equal(result.ok, false, `${version} must be refused`);
     // Refused by the server (protocol_version alert), not by a client that could not offer it.
     assert.match(!result.ok ? result.error : '', /PROTOCOL_VERSION|UNSUPPORTED_PROTOCOL/);

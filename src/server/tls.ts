@@ -6,13 +6,17 @@
 import { readFileSync, type FSWatcher } from 'node:fs';
 import { watchFileDirectories } from '../shared/file-watch.js';
 import { stat } from 'node:fs/promises';
-import { X509Certificate, createPrivateKey, randomBytes } from 'node:crypto';
+import { X509Certificate, createPrivateKey, randomBytes, type KeyObject } from 'node:crypto';
 import path from 'node:path';
 import type { Server as HttpsServer } from 'node:https';
 import type { TlsOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import type { ListenerConfig } from '../config/types.js';
-import { CLIENT_AUTH_MAX_SESSION_S, ListenerClientAuth, registerListenerConnection } from '../workload-identity/listener-client-auth.js';
+import {
+  CLIENT_AUTH_MAX_SESSION_S,
+  ListenerClientAuth,
+  registerListenerConnection,
+} from '../workload-identity/listener-client-auth.js';
 import type { ServedCertificate } from '../workload-identity/certificates.js';
 import type { WorkloadX509Source } from '../workload-identity/workload-api/x509-source.js';
 
@@ -29,7 +33,10 @@ export function describeCertificate(certPem: string, source: ServedCertificate['
 }
 
 /** Reads and checks a certificate/key pair; throws with a message naming the problem, never the key. */
-export function loadCertificatePair(certFile: string, keyFile: string): { cert: string; key: string; x509: X509Certificate } {
+export function loadCertificatePair(
+  certFile: string,
+  keyFile: string,
+): { cert: string; key: string; x509: X509Certificate } {
   const cert = readFileSync(certFile, 'utf8');
   const key = readFileSync(keyFile, 'utf8');
   let x509: X509Certificate;
@@ -38,7 +45,7 @@ export function loadCertificatePair(certFile: string, keyFile: string): { cert: 
   } catch {
     throw new Error(`${certFile} is not a PEM certificate`);
   }
-  let privateKey;
+  let privateKey: KeyObject;
   try {
     privateKey = createPrivateKey(key);
   } catch {
@@ -53,7 +60,11 @@ export function loadCertificatePair(certFile: string, keyFile: string): { cert: 
  * (PermissionDenied), there is none: the context then has no certificate, so new handshakes fail instead of
  * presenting an identity the workload no longer holds.
  */
-function listenerCertificate(tls: NonNullable<ListenerConfig['tls']>, baseDir: string, svids: WorkloadX509Source | undefined): { cert: string; key: string; notAfter: Date } | undefined {
+function listenerCertificate(
+  tls: NonNullable<ListenerConfig['tls']>,
+  baseDir: string,
+  svids: WorkloadX509Source | undefined,
+): { cert: string; key: string; notAfter: Date } | undefined {
   if (tls.workload_api) {
     if (!svids) throw new Error('the Workload API source of this listener is not running');
     const svid = svids.svid(tls.workload_api.spiffe_id);
@@ -143,7 +154,10 @@ export class CertificateWatcher {
     try {
       clientAuth = ListenerClientAuth.create(tls, baseDir, this.logger, this.svids);
     } catch (err) {
-      this.logger.warn({ reason: (err as Error).message }, 'client certificate settings refused; the previous ones stay in use');
+      this.logger.warn(
+        { reason: (err as Error).message },
+        'client certificate settings refused; the previous ones stay in use',
+      );
       return;
     }
     this.clientAuth?.close();
@@ -160,7 +174,12 @@ export class CertificateWatcher {
     if (this.tls.cert === undefined || this.tls.key === undefined) return;
     const files = [path.resolve(this.baseDir, this.tls.cert), path.resolve(this.baseDir, this.tls.key)];
     this.watchers.push(
-      ...watchFileDirectories(files, () => this.schedule(), (dir, err) => this.logger.warn({ dir, err: err.message }, 'cannot watch certificate directory; reload with SIGHUP')),
+      ...watchFileDirectories(
+        files,
+        () => this.schedule(),
+        (dir, err) =>
+          this.logger.warn({ dir, err: err.message }, 'cannot watch certificate directory; reload with SIGHUP'),
+      ),
     );
     // Backstop for lost directory events (and symlink chains elsewhere): the files' metadata, through symlinks.
     void this.pollFiles(files);
@@ -216,14 +235,22 @@ export class CertificateWatcher {
       }
       this.served = served;
       this.logger.info(
-        { cert: this.tls.cert ?? 'workload api', not_after: notAfter.toISOString(), serial: served?.serial, spiffe_id: served?.spiffeId },
+        {
+          cert: this.tls.cert ?? 'workload api',
+          not_after: notAfter.toISOString(),
+          serial: served?.serial,
+          spiffe_id: served?.spiffeId,
+        },
         'TLS certificate loaded',
       );
       for (const listener of this.reloadListeners) listener();
       this.checkExpiry();
       return true;
     } catch (err) {
-      this.logger.warn({ cert: this.tls.cert, reason: (err as Error).message }, 'TLS certificate change refused; the previous certificate stays in use');
+      this.logger.warn(
+        { cert: this.tls.cert, reason: (err as Error).message },
+        'TLS certificate change refused; the previous certificate stays in use',
+      );
       return false;
     }
   }
@@ -258,8 +285,16 @@ export class CertificateWatcher {
     const secondsLeft = Math.floor((served.notAfter.getTime() - Date.now()) / 1000);
     if (secondsLeft > (this.tls.expiry_warning_s ?? 600)) return;
     this.logger.warn(
-      { cert: this.tls.cert ?? 'workload api', serial: served.serial, spiffe_id: served.spiffeId, not_after: served.notAfter.toISOString(), seconds_left: secondsLeft },
-      secondsLeft > 0 ? 'TLS certificate expires soon and has not been rotated' : 'TLS certificate has expired and has not been rotated',
+      {
+        cert: this.tls.cert ?? 'workload api',
+        serial: served.serial,
+        spiffe_id: served.spiffeId,
+        not_after: served.notAfter.toISOString(),
+        seconds_left: secondsLeft,
+      },
+      secondsLeft > 0
+        ? 'TLS certificate expires soon and has not been rotated'
+        : 'TLS certificate has expired and has not been rotated',
     );
     this.onExpiring?.(served, secondsLeft);
   }

@@ -20,7 +20,10 @@ import { freePort } from '../../testing/ports.js';
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 const KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
-const accept = (key: string) => createHash('sha1').update(key + GUID).digest('base64');
+const accept = (key: string) =>
+  createHash('sha1')
+    .update(key + GUID)
+    .digest('base64');
 
 interface Seen {
   method: string;
@@ -44,14 +47,24 @@ async function wsUpstream(mode: 'raw' | 'frames') {
   server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket) => {
     seen.push({ method: req.method!, url: req.url!, headers: req.headers });
     if (req.url === '/refuse') {
-      socket.end('HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\ncontent-length: 7\r\nconnection: close\r\n\r\nno, sir');
+      socket.end(
+        'HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\ncontent-length: 7\r\nconnection: close\r\n\r\nno, sir',
+      );
       return;
     }
-    const protocol = req.headers['sec-websocket-protocol'] ? `sec-websocket-protocol: ${String(req.headers['sec-websocket-protocol']).split(',')[0]!.trim()}\r\n` : '';
+    const protocol = req.headers['sec-websocket-protocol']
+      ? `sec-websocket-protocol: ${String(req.headers['sec-websocket-protocol']).split(',')[0]!.trim()}\r\n`
+      : '';
     relayClosed.push(once(socket, 'close'));
-    socket.write(`HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: ${accept(String(req.headers['sec-websocket-key']))}\r\n${protocol}x-upstream: yes\r\n\r\n`);
+    socket.write(
+      `HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: ` +
+        `Upgrade\r\nsec-websocket-accept: ` +
+        `${accept(String(req.headers['sec-websocket-key']))}\r\n${protocol}x-upstream: yes\r\n\r\n`,
+    );
     if (mode === 'raw') {
-      socket.on('data', (c: Buffer) => (c.toString() === 'bye' ? socket.end('BYE') : socket.write(c.toString().toUpperCase())));
+      socket.on('data', (c: Buffer) =>
+        c.toString() === 'bye' ? socket.end('BYE') : socket.write(c.toString().toUpperCase()),
+      );
       socket.on('end', () => socket.end());
       return;
     }
@@ -83,8 +96,14 @@ async function wsUpstream(mode: 'raw' | 'frames') {
 }
 
 /** Opens a TCP connection, sends `head` and resolves with the socket and the answer's head (and what followed it). */
-async function handshake(port: number, head: string, secure = false): Promise<{ socket: net.Socket; status: number; headers: Map<string, string>; rest: Buffer }> {
-  const socket = secure ? tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false }) : net.connect(port, '127.0.0.1');
+async function handshake(
+  port: number,
+  head: string,
+  secure = false,
+): Promise<{ socket: net.Socket; status: number; headers: Map<string, string>; rest: Buffer }> {
+  const socket = secure
+    ? tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false })
+    : net.connect(port, '127.0.0.1');
   await once(socket, secure ? 'secureConnect' : 'connect');
   socket.write(head);
   let buffered = Buffer.alloc(0);
@@ -121,12 +140,18 @@ async function roundTripAndClose(socket: net.Socket, text: string): Promise<void
 }
 
 const wsHead = (path: string, extra = '') =>
-  `GET ${path} HTTP/1.1\r\nHost: gw.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${KEY}\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`;
+  `GET ${path} HTTP/1.1\r\nHost: gw.test\r\nUpgrade: websocket\r\nConnection: ` +
+  `Upgrade\r\nSec-WebSocket-Key: ${KEY}\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`;
 
 const RELAY = { name: 'live', match: { prefix: '/' }, upstream: 'ws', websocket: true };
 
 /** A WebSocket upstream and a gateway in front of it with `routes` (one relaying route by default), both closed after the test. */
-async function relay(t: TestContext, mode: 'raw' | 'frames', routes: Array<Record<string, unknown>> = [RELAY], extra: Record<string, unknown> = {}) {
+async function relay(
+  t: TestContext,
+  mode: 'raw' | 'frames',
+  routes: Array<Record<string, unknown>> = [RELAY],
+  extra: Record<string, unknown> = {},
+) {
   const upstream = await wsUpstream(mode);
   const gw = await startTestGateway({ ...extra, upstreams: { ws: { targets: [{ url: upstream.url }] } }, routes });
   t.after(async () => {
@@ -137,7 +162,9 @@ async function relay(t: TestContext, mode: 'raw' | 'frames', routes: Array<Recor
 }
 
 test('websocket: a handshake on a relaying route reaches the upstream, its 101 reaches the client, and bytes flow both ways', async (t) => {
-  const { upstream, gw } = await relay(t, 'raw', [{ name: 'live', match: { prefix: '/live' }, upstream: 'ws', websocket: true }]);
+  const { upstream, gw } = await relay(t, 'raw', [
+    { name: 'live', match: { prefix: '/live' }, upstream: 'ws', websocket: true },
+  ]);
   const { socket, status, headers } = await handshake(gw.port, wsHead('/live/feed?x=1', 'X-Kyc-Status: forged\r\n'));
   assert.equal(status, 101);
   assert.equal(headers.get('upgrade'), 'websocket');
@@ -193,7 +220,10 @@ test('websocket: the handshake goes through the route policies: over its rate li
   assert.equal(second.headers.get('content-type'), 'application/problem+json');
   const body = await rest(second.socket, second.rest);
   assert.match(body, /rate-limited/);
-  assert.deepEqual(upstream.seen.map((s) => s.url), ['/a']);
+  assert.deepEqual(
+    upstream.seen.map((s) => s.url),
+    ['/a'],
+  );
 });
 
 test('websocket: an upstream that refuses the handshake is answered as is, and the connection is closed', async (t) => {
@@ -232,7 +262,10 @@ test('websocket: without websocket on the route, and for other upgrades (h2c), t
   assert.equal(plain.headers.get('connection'), 'close');
   assert.equal(await rest(plain.socket, plain.rest), 'plain answer');
 
-  const h2c = await handshake(gw.port, 'GET /live/x HTTP/1.1\r\nHost: gw.test\r\nUpgrade: h2c\r\nConnection: Upgrade, HTTP2-Settings\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n');
+  const h2c = await handshake(
+    gw.port,
+    'GET /live/x HTTP/1.1\r\nHost: gw.test\r\nUpgrade: h2c\r\nConnection: Upgrade, HTTP2-Settings\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n',
+  );
   assert.equal(h2c.status, 200);
   assert.equal(await rest(h2c.socket, h2c.rest), 'plain answer');
 
@@ -263,7 +296,9 @@ test('websocket: relayed over an HTTPS listener (wss) as over plain HTTP', async
   const issued = await issueCertificate({ subject: 'CN=localhost', dns: ['localhost'], ips: ['127.0.0.1'] });
   writeFileSync(path.join(dir, 'cert.pem'), issued.certPem);
   writeFileSync(path.join(dir, 'key.pem'), issued.keyPem);
-  const { upstream, gw } = await relay(t, 'raw', [RELAY], { listeners: [{ name: 'https', port: 0, tls: { cert: path.join(dir, 'cert.pem'), key: path.join(dir, 'key.pem') } }] });
+  const { upstream, gw } = await relay(t, 'raw', [RELAY], {
+    listeners: [{ name: 'https', port: 0, tls: { cert: path.join(dir, 'cert.pem'), key: path.join(dir, 'key.pem') } }],
+  });
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const { socket, status, headers } = await handshake(gw.port, wsHead('/secure'), true);
   assert.equal(status, 101);

@@ -56,12 +56,17 @@ export function webSocketHandshake(req: IncomingMessage): WebSocketHandshake {
   const raw = req.rawHeaders;
   const upgrade = tokens(raw, 'upgrade');
   if (!upgrade.values.includes('websocket')) return { kind: 'other' };
-  if (upgrade.lines !== 1 || upgrade.values.length !== 1) return { kind: 'invalid', detail: 'A WebSocket handshake names one protocol in one Upgrade header.' };
-  if (req.method !== 'GET' || req.httpVersion !== '1.1') return { kind: 'invalid', detail: 'A WebSocket handshake is an HTTP/1.1 GET.' };
-  if (!tokens(raw, 'connection').values.includes('upgrade')) return { kind: 'invalid', detail: 'A WebSocket handshake carries Connection: upgrade.' };
+  if (upgrade.lines !== 1 || upgrade.values.length !== 1)
+    return { kind: 'invalid', detail: 'A WebSocket handshake names one protocol in one Upgrade header.' };
+  if (req.method !== 'GET' || req.httpVersion !== '1.1')
+    return { kind: 'invalid', detail: 'A WebSocket handshake is an HTTP/1.1 GET.' };
+  if (!tokens(raw, 'connection').values.includes('upgrade'))
+    return { kind: 'invalid', detail: 'A WebSocket handshake carries Connection: upgrade.' };
   const key = single(raw, 'sec-websocket-key');
-  if (key === null || key === undefined || !KEY.test(key)) return { kind: 'invalid', detail: 'A WebSocket handshake carries one Sec-WebSocket-Key: 16 bytes in base64.' };
+  if (key === null || key === undefined || !KEY.test(key))
+    return { kind: 'invalid', detail: 'A WebSocket handshake carries one Sec-WebSocket-Key: 16 bytes in base64.' };
   const version = single(raw, 'sec-websocket-version');
-  if (version !== '13') return { kind: 'invalid', detail: 'Only WebSocket version 13 is supported (one Sec-WebSocket-Version: 13).' };
+  if (version !== '13')
+    return { kind: 'invalid', detail: 'Only WebSocket version 13 is supported (one Sec-WebSocket-Version: 13).' };
   return { kind: 'websocket' };
 }

@@ -29,7 +29,8 @@ export class AddressList {
       }
       const bits = entry.slice(slash + 1);
       const prefix = Number(bits);
-      if (!/^\d+$/.test(bits) || prefix > (family === 6 ? 128 : 32)) throw new Error(`${what}: "${entry}" has an invalid prefix length`);
+      if (!/^\d+$/.test(bits) || prefix > (family === 6 ? 128 : 32))
+        throw new Error(`${what}: "${entry}" has an invalid prefix length`);
       list.addSubnet(address, prefix, type);
     }
   }

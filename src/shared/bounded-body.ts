@@ -11,7 +11,10 @@ export class ResponseTooLarge extends Error {
   }
 }
 
-export async function readBounded(body: AsyncIterable<Uint8Array> | null | undefined, maxBytes: number): Promise<string> {
+export async function readBounded(
+  body: AsyncIterable<Uint8Array> | null | undefined,
+  maxBytes: number,
+): Promise<string> {
   if (body === null || body === undefined) return '';
   const chunks: Uint8Array[] = [];
   let size = 0;

@@ -38,7 +38,13 @@ export function recall<T>(socket: Socket | undefined, owner: object, credential:
 }
 
 /** Remembers a verified credential on the connection, replacing what was there. */
-export function remember(socket: Socket | undefined, owner: object, credential: string, value: unknown, expiresAt: number): void {
+export function remember(
+  socket: Socket | undefined,
+  owner: object,
+  credential: string,
+  value: unknown,
+  expiresAt: number,
+): void {
   if (socket === undefined) return;
   const s = socket as MemoSocket;
   const memo = s[MEMO];

@@ -7,7 +7,11 @@
 import { watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 
-export function watchFileDirectories(files: readonly string[], onChange: () => void, onWatchError: (dir: string, err: Error) => void): FSWatcher[] {
+export function watchFileDirectories(
+  files: readonly string[],
+  onChange: () => void,
+  onWatchError: (dir: string, err: Error) => void,
+): FSWatcher[] {
   const dirs = new Map<string, Set<string>>();
   for (const f of files) {
     const dir = path.dirname(f);

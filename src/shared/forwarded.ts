@@ -25,7 +25,10 @@ export type ForwardedClient =
   | { kind: 'absent' };
 
 /** Reads X-Forwarded-For (values of repeated headers joined with commas) against the trusted proxies. */
-export function clientFromForwardedFor(xff: string | string[] | undefined, trusted: { has(address: string): boolean }): ForwardedClient {
+export function clientFromForwardedFor(
+  xff: string | string[] | undefined,
+  trusted: { has(address: string): boolean },
+): ForwardedClient {
   if (xff === undefined) return { kind: 'absent' };
   const hops = (Array.isArray(xff) ? xff.join(',') : xff).split(',');
   let leftmost: string | undefined;

@@ -10,7 +10,8 @@ test('paths compile members, indexes, wildcards and quoted names, and refuse any
     { kind: 'wildcard' },
     { kind: 'wildcard' },
   ]);
-  for (const bad of ['a.b', '$', '$..a', '$[?(@.x)]', '$.a[', '$.a b']) assert.throws(() => compilePath(bad), /JSON path/, bad);
+  for (const bad of ['a.b', '$', '$..a', '$[?(@.x)]', '$.a[', '$.a b'])
+    assert.throws(() => compilePath(bad), /JSON path/, bad);
   assert.equal(compilePath('$.a.b').definite, true);
   assert.equal(compilePath('$.a[*]').definite, false);
 });

@@ -46,7 +46,8 @@ export function compilePath(source: string): CompiledPath {
       const inner = source.slice(i + 1, end).trim();
       if (inner === '*') segments.push({ kind: 'wildcard' });
       else if (/^\d+$/.test(inner)) segments.push({ kind: 'index', index: Number(inner) });
-      else if (/^'[^']*'$/.test(inner) || /^"[^"]*"$/.test(inner)) segments.push({ kind: 'member', name: inner.slice(1, -1) });
+      else if (/^'[^']*'$/.test(inner) || /^"[^"]*"$/.test(inner))
+        segments.push({ kind: 'member', name: inner.slice(1, -1) });
       else throw new Error(`JSON path "${source}": "[${inner}]" is not [*], [n] or ['name']`);
       i = end + 1;
     } else {
@@ -61,11 +62,20 @@ export function compilePath(source: string): CompiledPath {
  * Calls `visit(container, key)` for every location the path selects whose parent exists. `key` is a member name
  * or an array index; the visitor may read, replace or delete `container[key]`.
  */
-export function visitPath(document: unknown, path: CompiledPath, visit: (container: Record<string, unknown> | unknown[], key: string | number) => void): void {
+export function visitPath(
+  document: unknown,
+  path: CompiledPath,
+  visit: (container: Record<string, unknown> | unknown[], key: string | number) => void,
+): void {
   walk(document, path.segments, 0, visit);
 }
 
-function walk(node: unknown, segments: readonly PathSegment[], depth: number, visit: (container: Record<string, unknown> | unknown[], key: string | number) => void): void {
+function walk(
+  node: unknown,
+  segments: readonly PathSegment[],
+  depth: number,
+  visit: (container: Record<string, unknown> | unknown[], key: string | number) => void,
+): void {
   if (node === null || typeof node !== 'object') return;
   const segment = segments[depth]!;
   const last = depth === segments.length - 1;
@@ -74,7 +84,10 @@ function walk(node: unknown, segments: readonly PathSegment[], depth: number, vi
       // Backwards, so a visitor that deletes array elements does not skip any.
       for (let i = node.length - 1; i >= 0; i--) last ? visit(node, i) : walk(node[i], segments, depth + 1, visit);
     } else {
-      for (const key of Object.keys(node)) last ? visit(node as Record<string, unknown>, key) : walk((node as Record<string, unknown>)[key], segments, depth + 1, visit);
+      for (const key of Object.keys(node))
+        last
+          ? visit(node as Record<string, unknown>, key)
+          : walk((node as Record<string, unknown>)[key], segments, depth + 1, visit);
     }
     return;
   }
@@ -84,7 +97,7 @@ function walk(node: unknown, segments: readonly PathSegment[], depth: number, vi
     else walk(node[segment.index], segments, depth + 1, visit);
     return;
   }
-  if (Array.isArray(node) || !Object.prototype.hasOwnProperty.call(node, segment.name)) return;
+  if (Array.isArray(node) || !Object.hasOwn(node, segment.name)) return;
   if (last) visit(node as Record<string, unknown>, segment.name);
   else walk((node as Record<string, unknown>)[segment.name], segments, depth + 1, visit);
 }
@@ -103,7 +116,9 @@ export function getPath(document: unknown, path: CompiledPath): unknown {
   for (const s of path.segments) {
     if (node === null || typeof node !== 'object') return undefined;
     if (s.kind === 'index') node = Array.isArray(node) ? node[s.index] : undefined;
-    else if (s.kind === 'member') node = Array.isArray(node) || !Object.prototype.hasOwnProperty.call(node, s.name) ? undefined : (node as Record<string, unknown>)[s.name];
+    else if (s.kind === 'member')
+      node =
+        Array.isArray(node) || !Object.hasOwn(node, s.name) ? undefined : (node as Record<string, unknown>)[s.name];
     else return undefined;
   }
   return node;
@@ -126,10 +141,11 @@ export function setPath(document: unknown, path: CompiledPath, value: unknown): 
       const obj = node as Record<string, unknown>;
       if (last) {
         // Never write through the prototype chain.
-        if (s.name === '__proto__') Object.defineProperty(obj, s.name, { value, enumerable: true, writable: true, configurable: true });
+        if (s.name === '__proto__')
+          Object.defineProperty(obj, s.name, { value, enumerable: true, writable: true, configurable: true });
         else obj[s.name] = value;
       } else {
-        if (!Object.prototype.hasOwnProperty.call(obj, s.name)) {
+        if (!Object.hasOwn(obj, s.name)) {
           if (s.name === '__proto__') return false;
           obj[s.name] = {};
         } else if (obj[s.name] === null || typeof obj[s.name] !== 'object') {

@@ -18,11 +18,21 @@ export interface RedisConfig {
 
 export const redisSchema = {
   type: 'object',
-  description: 'Redis shared by gateway instances: rate-limit counters, caches and invalidation messages. Omit to keep all of it in memory (one instance).',
+  description:
+    'Redis shared by gateway instances: rate-limit counters, caches and invalidation messages. Omit to keep all of it in memory (one instance).',
   properties: {
-    url: { description: 'redis:// or rediss:// URL. A URL with a password must be a secret reference.', anyOf: [{ type: 'string', pattern: '^rediss?://' }, secretRefSchema] },
+    url: {
+      description: 'redis:// or rediss:// URL. A URL with a password must be a secret reference.',
+      anyOf: [{ type: 'string', pattern: '^rediss?://' }, secretRefSchema],
+    },
     key_prefix: { type: 'string', default: 'kycgate:', description: 'Prefix of every key and channel name.' },
-    command_timeout_ms: { type: 'integer', minimum: 1, maximum: 10000, default: 50, description: 'Longest a request may wait on one Redis command.' },
+    command_timeout_ms: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 10000,
+      default: 50,
+      description: 'Longest a request may wait on one Redis command.',
+    },
     connect_timeout_ms: { type: 'integer', minimum: 1, default: 1000, description: 'Time allowed to (re)connect.' },
   },
   required: ['url'],
@@ -37,7 +47,10 @@ export class RedisService {
   private subscriber: Redis | undefined;
   private readonly handlers = new Map<string, Set<Handler>>();
 
-  constructor(private readonly url: string, readonly config: RedisConfig) {
+  constructor(
+    private readonly url: string,
+    readonly config: RedisConfig,
+  ) {
     this.prefix = config.key_prefix;
     this.client = this.connect();
   }
@@ -75,7 +88,10 @@ export class RedisService {
     const full = this.prefix + channel;
     if (!this.subscriber) {
       // The subscriber may queue while (re)connecting: subscriptions are replayed by ioredis on reconnect.
-      this.subscriber = new Redis(this.url, { connectTimeout: this.config.connect_timeout_ms, retryStrategy: (times: number) => Math.min(50 * 2 ** times, 2000) });
+      this.subscriber = new Redis(this.url, {
+        connectTimeout: this.config.connect_timeout_ms,
+        retryStrategy: (times: number) => Math.min(50 * 2 ** times, 2000),
+      });
       this.subscriber.on('error', () => undefined);
       this.subscriber.on('message', (ch: string, message: string) => {
         for (const h of this.handlers.get(ch) ?? []) {

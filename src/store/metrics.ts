@@ -15,14 +15,16 @@ export function registerStoreMetrics(services: Services, store: Store, outage: S
     ).register(r),
   );
   outage.onServedStale = (what) => stale.cell(what).value++;
-  m.get('kycgate_store_up', (r) =>
-    new Gauge({
-      name: 'kycgate_store_up',
-      help: '1 while the store answers, 0 during an outage (requests that must read it answer 503; cached state may be served stale).',
-      registers: [r],
-      collect() {
-        this.set(store.availability.down ? 0 : 1);
-      },
-    }),
+  m.get(
+    'kycgate_store_up',
+    (r) =>
+      new Gauge({
+        name: 'kycgate_store_up',
+        help: '1 while the store answers, 0 during an outage (requests that must read it answer 503; cached state may be served stale).',
+        registers: [r],
+        collect() {
+          this.set(store.availability.down ? 0 : 1);
+        },
+      }),
   );
 }

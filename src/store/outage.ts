@@ -82,8 +82,14 @@ export class StoreOutage implements StalePolicy {
     if (before !== undefined) return;
     const since = this.store.availability.downSince;
     this.logger.warn(
-      { what, store_down_since: since === undefined ? undefined : new Date(since).toISOString(), stale_period_seconds: this.staleMs / 1000 },
-      `store unreachable: deciding on cached ${what === 'api_key' ? 'API keys and consumers' : 'verification state'} past its refresh time (for up to stale_period_seconds after it was due), marked stale in the audit trail`,
+      {
+        what,
+        store_down_since: since === undefined ? undefined : new Date(since).toISOString(),
+        stale_period_seconds: this.staleMs / 1000,
+      },
+      `store unreachable: deciding on cached ` +
+        `${what === 'api_key' ? 'API keys and consumers' : 'verification state'} past its refresh time (for ` +
+        `up to stale_period_seconds after it was due), marked stale in the audit trail`,
     );
   }
 
@@ -93,7 +99,8 @@ export class StoreOutage implements StalePolicy {
     this.logger.warn(
       { store: this.store.dialect, reason: err?.reason, err: err?.message, stale_period_seconds: this.staleMs / 1000 },
       this.staleMs > 0
-        ? 'store unreachable: requests that must read it answer 503; cached API keys, consumers and verification state are served past their refresh time for up to stale_period_seconds'
+        ? 'store unreachable: requests that must read it answer 503; cached API keys, consumers and ' +
+            'verification state are served past their refresh time for up to stale_period_seconds'
         : 'store unreachable: requests that must read it answer 503 (stale_period_seconds is 0: cached state is not served past its refresh time)',
     );
     this.probe ??= setInterval(() => void this.ping(), PROBE_INTERVAL_MS);
@@ -107,7 +114,10 @@ export class StoreOutage implements StalePolicy {
     this.served = new Map();
     const outageMs = this.since === undefined ? undefined : Date.now() - this.since;
     this.since = undefined;
-    this.logger.info({ store: this.store.dialect, outage_ms: outageMs, stale_decisions: stale }, 'store reachable again: cached state is re-read from it as it comes due');
+    this.logger.info(
+      { store: this.store.dialect, outage_ms: outageMs, stale_decisions: stale },
+      'store reachable again: cached state is re-read from it as it comes due',
+    );
   }
 
   private async ping(): Promise<void> {

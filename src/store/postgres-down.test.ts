@@ -18,7 +18,9 @@ import { PostgresStore } from './postgres.js';
 const DEADLINE_MS = 1000;
 const BOUND_MS = DEADLINE_MS + 100 + 400;
 
-test('a hung or unreachable PostgreSQL fails store-bound requests with 503 within the operation deadline (connect included); they recover when it is back', { timeout: 60_000 }, async (t) => {
+test('a hung or unreachable PostgreSQL fails store-bound requests with 503 within the operation deadline (connect included); they recover when it is back', {
+  timeout: 60_000,
+}, async (t) => {
   if (!(await requirePostgres(t))) return;
   const bed = await kycTestbed(t);
   const relay = await startTcpRelay(5432);
@@ -33,11 +35,24 @@ test('a hung or unreachable PostgreSQL fails store-bound requests with 503 withi
     bed.config(
       {},
       {
-        store: { driver: 'postgres', postgres: { url: `postgres://postgres@127.0.0.1:${relay.port}/test`, schema, pool_size: 4, query_timeout_ms: DEADLINE_MS } },
+        store: {
+          driver: 'postgres',
+          postgres: {
+            url: `postgres://postgres@127.0.0.1:${relay.port}/test`,
+            schema,
+            pool_size: 4,
+            query_timeout_ms: DEADLINE_MS,
+          },
+        },
         kyc: bed.sharedKeys(),
         consumers: { billing: { scopes: ['payments:read'] } },
         routes: [
-          { name: 'keyed', match: { prefix: '/keyed' }, upstream: 'api', policies: [{ authenticate: { methods: [{ 'api-key': {} }], failure_limit: { enabled: false } } }] },
+          {
+            name: 'keyed',
+            match: { prefix: '/keyed' },
+            upstream: 'api',
+            policies: [{ authenticate: { methods: [{ 'api-key': {} }], failure_limit: { enabled: false } } }],
+          },
           { name: 'open', match: { prefix: '/open' }, upstream: 'api' },
         ],
       },
@@ -54,15 +69,24 @@ test('a hung or unreachable PostgreSQL fails store-bound requests with 503 withi
   };
   assert.equal((await httpRequest(gw.url + '/keyed/x', { headers: { 'x-api-key': known.key } })).status, 200);
 
-  const timed = async (label: string, run: () => Promise<{ status: number; headers: Record<string, unknown>; body: string }>) => {
+  const timed = async (
+    label: string,
+    run: () => Promise<{ status: number; headers: Record<string, unknown>; body: string }>,
+  ) => {
     const started = performance.now();
     const r = await run();
     return { label, ...r, waited: performance.now() - started };
   };
   /** Everything that needs the store at once: more than the pool holds. */
   const storeBound = (round: string) => [
-    ...unseen.map((k, i) => timed(`unseen key ${i}`, () => httpRequest(gw.url + '/keyed/x', { headers: { 'x-api-key': k.key } }))),
-    ...['ana', 'ben', 'cy'].map((u) => timed(`new user ${u}`, () => httpRequest(gw.url + '/api/x', { headers: { 'x-user-id': `${u}-${round}`, accept: 'application/json' } }))),
+    ...unseen.map((k, i) =>
+      timed(`unseen key ${i}`, () => httpRequest(gw.url + '/keyed/x', { headers: { 'x-api-key': k.key } })),
+    ),
+    ...['ana', 'ben', 'cy'].map((u) =>
+      timed(`new user ${u}`, () =>
+        httpRequest(gw.url + '/api/x', { headers: { 'x-user-id': `${u}-${round}`, accept: 'application/json' } }),
+      ),
+    ),
     timed('webhook', () => {
       const hook = bed.provider.webhook(`session-${round}`, 'Approved');
       return httpRequest(gw.url + '/webhooks/testprov', { method: 'POST', headers: hook.headers, body: hook.body });
@@ -73,7 +97,10 @@ test('a hung or unreachable PostgreSQL fails store-bound requests with 503 withi
   const check = (phase: string, results: Array<Awaited<ReturnType<typeof timed>>>) => {
     for (const r of results) {
       assert.equal(r.status, 503, `${phase}: ${r.label} answered ${r.status}`);
-      assert.ok(r.waited < BOUND_MS, `${phase}: ${r.label} waited ${Math.round(r.waited)} ms (deadline ${DEADLINE_MS} ms)`);
+      assert.ok(
+        r.waited < BOUND_MS,
+        `${phase}: ${r.label} waited ${Math.round(r.waited)} ms (deadline ${DEADLINE_MS} ms)`,
+      );
       worst[phase] = Math.max(worst[phase] ?? 0, Math.round(r.waited));
       if (r.label === 'readyz') continue;
       assert.equal(r.headers['content-type'], 'application/problem+json', `${phase}: ${r.label}`);
@@ -84,7 +111,12 @@ test('a hung or unreachable PostgreSQL fails store-bound requests with 503 withi
   const recovered = async (phase: string) => {
     const started = performance.now();
     assert.ok(
-      await eventually(async () => (await httpRequest(gw.url + '/keyed/x', { headers: { 'x-api-key': unseen[0]!.key } })).status === 200, 3000, 20),
+      await eventually(
+        async () =>
+          (await httpRequest(gw.url + '/keyed/x', { headers: { 'x-api-key': unseen[0]!.key } })).status === 200,
+        3000,
+        20,
+      ),
       `${phase}: the key is checked again once the store answers`,
     );
     assert.equal((await httpRequest(gw.adminUrl + '/readyz')).status, 200);
@@ -97,7 +129,11 @@ test('a hung or unreachable PostgreSQL fails store-bound requests with 503 withi
   check('freeze', await Promise.all(storeBound('f1')));
   unseen = unseen.slice(3); // half of them again, half never tried
   check('freeze', await Promise.all(storeBound('f2')));
-  assert.equal((await httpRequest(gw.url + '/keyed/x', { headers: { 'x-api-key': known.key } })).status, 200, 'a cached key needs no store');
+  assert.equal(
+    (await httpRequest(gw.url + '/keyed/x', { headers: { 'x-api-key': known.key } })).status,
+    200,
+    'a cached key needs no store',
+  );
   assert.equal((await httpRequest(gw.url + '/open/x')).status, 200, 'routes without the store are not affected');
   relay.thaw();
   const afterThaw = await recovered('thaw');
@@ -113,5 +149,7 @@ test('a hung or unreachable PostgreSQL fails store-bound requests with 503 withi
   check('reset', await Promise.all(storeBound('r1')));
   await relay.restore();
   await recovered('reset restored');
-  t.diagnostic(`longest wait (deadline ${DEADLINE_MS} ms): ${JSON.stringify(worst)}; recovered ${afterThaw} ms after thaw, ${afterRestore} ms after restore`);
+  t.diagnostic(
+    `longest wait (deadline ${DEADLINE_MS} ms): ${JSON.stringify(worst)}; recovered ${afterThaw} ms after thaw, ${afterRestore} ms after restore`,
+  );
 });

@@ -24,7 +24,10 @@ const BOUND_MS = DEADLINE_MS + 100 + 400;
 /** Refresh of cached keys and users (1 s) against an outage of several times that. */
 const PHASE_MS = 3000;
 
-test('cached keys and an approved user pass a PostgreSQL outage many refreshes long, marked stale; a revoked key stays refused; all is re-validated afterwards', { timeout: 90_000 }, async (t) => {
+test('cached keys and an approved user pass a PostgreSQL outage many refreshes long, marked stale; a ' +
+  'revoked key stays refused; all is re-validated afterwards', {
+  timeout: 90_000,
+}, async (t) => {
   if (!(await requirePostgres(t))) return;
   const bed = await kycTestbed(t);
   const relay = await startTcpRelay(5432);
@@ -43,12 +46,24 @@ test('cached keys and an approved user pass a PostgreSQL outage many refreshes l
           driver: 'postgres',
           stale_period_seconds: 60,
           key_cache_ttl_seconds: 1,
-          postgres: { url: `postgres://postgres@127.0.0.1:${relay.port}/test`, schema, pool_size: 4, query_timeout_ms: DEADLINE_MS },
+          postgres: {
+            url: `postgres://postgres@127.0.0.1:${relay.port}/test`,
+            schema,
+            pool_size: 4,
+            query_timeout_ms: DEADLINE_MS,
+          },
         },
         kyc: { ...bed.sharedKeys(), cache: { ttl_seconds: 1, unverified_ttl_seconds: 1 } },
         consumers: { billing: { scopes: ['payments:read'] } },
         audit: { enabled: true },
-        routes: [{ name: 'keyed', match: { prefix: '/keyed' }, upstream: 'api', policies: [{ authenticate: { methods: [{ 'api-key': {} }], failure_limit: { enabled: false } } }] }],
+        routes: [
+          {
+            name: 'keyed',
+            match: { prefix: '/keyed' },
+            upstream: 'api',
+            policies: [{ authenticate: { methods: [{ 'api-key': {} }], failure_limit: { enabled: false } } }],
+          },
+        ],
       },
     ),
     { baseDir: bed.dir, dataDir: mkdtempSync(path.join(bed.dir, 'data-')) },
@@ -87,7 +102,11 @@ test('cached keys and an approved user pass a PostgreSQL outage many refreshes l
   const steady = async (phase: string, untilMs: number) => {
     const end = performance.now() + untilMs;
     while (performance.now() < end) {
-      const [k, r, o] = await Promise.all([timed(() => keyed(valid.key)), timed(() => keyed(revoked.key)), timed(() => gated('olga'))]);
+      const [k, r, o] = await Promise.all([
+        timed(() => keyed(valid.key)),
+        timed(() => keyed(revoked.key)),
+        timed(() => gated('olga')),
+      ]);
       assert.equal(k.status, 200, `${phase}: the cached key passes`);
       assert.equal(r.status, 401, `${phase}: the key revoked before the outage stays refused`);
       assert.equal(JSON.parse(r.body).reason, 'revoked_key');
@@ -103,8 +122,14 @@ test('cached keys and an approved user pass a PostgreSQL outage many refreshes l
   await steady('freeze', PHASE_MS);
   // Meanwhile the key is revoked and olga declined by someone who can still reach the database (another instance,
   // the CLI): this instance cannot know until the store answers it again (the documented trade-off).
-  await direct.query('UPDATE api_keys SET revoked_at = $2, updated_at = $2 WHERE id = $1', [valid.record.id, Date.now()]);
-  await direct.query("UPDATE kyc_verifications SET state = 'declined', provider_status = 'Declined', claims = '', updated_at = $1", [Date.now()]);
+  await direct.query('UPDATE api_keys SET revoked_at = $2, updated_at = $2 WHERE id = $1', [
+    valid.record.id,
+    Date.now(),
+  ]);
+  await direct.query(
+    "UPDATE kyc_verifications SET state = 'declined', provider_status = 'Declined', claims = '', updated_at = $1",
+    [Date.now()],
+  );
   await relay.cut('refuse');
   relay.thaw(); // nothing left to thaw; new connections are refused until restore
   await steady('cut', PHASE_MS);
@@ -127,25 +152,54 @@ test('cached keys and an approved user pass a PostgreSQL outage many refreshes l
   const staleKeys = Number(/kycgate_stale_decisions_total\{state="api_key"\} (\d+)/.exec(metrics)?.[1]);
   const staleUsers = Number(/kycgate_stale_decisions_total\{state="kyc_subject"\} (\d+)/.exec(metrics)?.[1]);
   // Every round of the cut came seconds after the last read: all of those were decided on stale state.
-  assert.ok(staleKeys >= 2 * roundsIn.cut!, `every decision on a stale key is counted (${staleKeys}, ${roundsIn.cut} rounds of the cut)`);
-  assert.ok(staleUsers >= roundsIn.cut!, `every decision on a stale user is counted (${staleUsers}, ${roundsIn.cut} rounds of the cut)`);
+  assert.ok(
+    staleKeys >= 2 * roundsIn.cut!,
+    `every decision on a stale key is counted (${staleKeys}, ${roundsIn.cut} rounds of the cut)`,
+  );
+  assert.ok(
+    staleUsers >= roundsIn.cut!,
+    `every decision on a stale user is counted (${staleUsers}, ${roundsIn.cut} rounds of the cut)`,
+  );
 
   // Back: what changed meanwhile takes effect within the refresh (+ the store poll), no restart.
   await relay.restore();
   const backAt = performance.now();
-  assert.ok(await eventually(async () => (await keyed(valid.key)).status === 401, 5000, 50), 'the key revoked during the outage is refused once the store answers');
-  assert.ok(await eventually(async () => (await gated('olga')).status === 403, 5000, 50), 'the decline made during the outage applies once the store answers');
+  assert.ok(
+    await eventually(async () => (await keyed(valid.key)).status === 401, 5000, 50),
+    'the key revoked during the outage is refused once the store answers',
+  );
+  assert.ok(
+    await eventually(async () => (await gated('olga')).status === 403, 5000, 50),
+    'the decline made during the outage applies once the store answers',
+  );
   const revalidatedMs = Math.round(performance.now() - backAt);
   assert.equal((await keyed(unseen.key)).status, 200);
   assert.match((await httpRequest(gw.adminUrl + '/metrics')).body, /kycgate_store_up 1/);
 
   await gw.close();
   closed = true;
-  const records = [...journalLines(path.join(gw.dataDir, 'audit'))].map((l) => JSON.parse(l.line) as Record<string, unknown>).filter((r) => r.type === 'http.request');
+  const records = [...journalLines(path.join(gw.dataDir, 'audit'))]
+    .map((l) => JSON.parse(l.line) as Record<string, unknown>)
+    .filter((r) => r.type === 'http.request');
   const staleRecords = records.filter((r) => r.stale !== undefined);
-  assert.ok(staleRecords.some((r) => r.route === 'keyed' && r.status === 200 && JSON.stringify(r.stale) === '["api_key"]'), 'a key passed on stale state is marked in its audit record');
-  assert.ok(staleRecords.some((r) => r.route === 'keyed' && r.status === 401 && JSON.stringify(r.stale) === '["api_key"]'), 'so is a refusal made on stale state');
-  assert.ok(staleRecords.some((r) => r.route === 'gated' && r.status === 200 && JSON.stringify(r.stale) === '["kyc_subject"]'), 'and a user passed on stale state');
-  assert.ok(records.filter((r) => r.stale === undefined && r.route === 'keyed' && r.status === 200).length >= 2, 'decisions on fresh state are not marked');
-  t.diagnostic(`${rounds} rounds during a ${(2 * PHASE_MS) / 1000} s outage; longest wait ${Math.round(worst)} ms (deadline ${DEADLINE_MS} ms); re-validated ${revalidatedMs} ms after the store was back`);
+  assert.ok(
+    staleRecords.some((r) => r.route === 'keyed' && r.status === 200 && JSON.stringify(r.stale) === '["api_key"]'),
+    'a key passed on stale state is marked in its audit record',
+  );
+  assert.ok(
+    staleRecords.some((r) => r.route === 'keyed' && r.status === 401 && JSON.stringify(r.stale) === '["api_key"]'),
+    'so is a refusal made on stale state',
+  );
+  assert.ok(
+    staleRecords.some((r) => r.route === 'gated' && r.status === 200 && JSON.stringify(r.stale) === '["kyc_subject"]'),
+    'and a user passed on stale state',
+  );
+  assert.ok(
+    records.filter((r) => r.stale === undefined && r.route === 'keyed' && r.status === 200).length >= 2,
+    'decisions on fresh state are not marked',
+  );
+  t.diagnostic(
+    `${rounds} rounds during a ${(2 * PHASE_MS) / 1000} s outage; longest wait ${Math.round(worst)} ms ` +
+      `(deadline ${DEADLINE_MS} ms); re-validated ${revalidatedMs} ms after the store was back`,
+  );
 });

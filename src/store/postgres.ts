@@ -47,7 +47,19 @@ export interface PostgresOptions {
 }
 
 /** Socket errors meaning the database cannot be reached. */
-const NETWORK_CODES: ReadonlySet<string> = new Set(['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'EHOSTDOWN', 'ENETUNREACH', 'ENETDOWN', 'ENOTFOUND', 'EAI_AGAIN']);
+const NETWORK_CODES: ReadonlySet<string> = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'EHOSTDOWN',
+  'ENETUNREACH',
+  'ENETDOWN',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
 
 /** SQLSTATEs that say "not now" rather than "wrong statement" (https://www.postgresql.org/docs/current/errcodes-appendix.html). */
 const UNAVAILABLE_STATES: Readonly<Record<string, StoreUnavailableReason>> = {
@@ -71,15 +83,19 @@ export function unavailableFromPg(err: unknown): StoreUnavailable | undefined {
   if (!(err instanceof Error)) return undefined;
   const code = (err as { code?: unknown }).code;
   if (typeof code === 'string') {
-    if (NETWORK_CODES.has(code)) return new StoreUnavailable('unreachable', `store unreachable: ${code}`, { cause: err });
+    if (NETWORK_CODES.has(code))
+      return new StoreUnavailable('unreachable', `store unreachable: ${code}`, { cause: err });
     const reason = UNAVAILABLE_STATES[code] ?? (code.startsWith('08') ? 'unreachable' : undefined);
-    if (reason !== undefined) return new StoreUnavailable(reason, `store unavailable (${reason}): ${err.message}`, { cause: err });
+    if (reason !== undefined)
+      return new StoreUnavailable(reason, `store unavailable (${reason}): ${err.message}`, { cause: err });
     if (/^[0-9A-Z]{5}$/.test(code)) return undefined; // any other SQLSTATE: the database answered
   }
   // pg's own errors carry no code: read timeout, connect timeout, a connection that ended.
   const message = err.message;
-  if (/timeout/i.test(message)) return new StoreUnavailable('timeout', `store did not answer in time: ${message}`, { cause: err });
-  if (/Connection terminated|not queryable|Connection ended|connection error/i.test(message)) return new StoreUnavailable('unreachable', `store unreachable: ${message}`, { cause: err });
+  if (/timeout/i.test(message))
+    return new StoreUnavailable('timeout', `store did not answer in time: ${message}`, { cause: err });
+  if (/Connection terminated|not queryable|Connection ended|connection error/i.test(message))
+    return new StoreUnavailable('unreachable', `store unreachable: ${message}`, { cause: err });
   return undefined;
 }
 
@@ -104,7 +120,8 @@ export class PostgresStore implements Store {
 
   constructor(options: PostgresOptions) {
     this.schema = options.schema;
-    if (this.schema !== undefined && !/^[a-z_][a-z0-9_]*$/.test(this.schema)) throw new Error('postgres schema name must match [a-z_][a-z0-9_]*');
+    if (this.schema !== undefined && !/^[a-z_][a-z0-9_]*$/.test(this.schema))
+      throw new Error('postgres schema name must match [a-z_][a-z0-9_]*');
     this.schemaDone = this.schema === undefined;
     this.timeoutMs = options.queryTimeoutMs ?? DEFAULT_OPERATION_TIMEOUT_MS;
     this.pool = new pg.Pool({
@@ -133,7 +150,10 @@ export class PostgresStore implements Store {
    * Runs `work` on one pooled connection within `timeoutMs` (connect included). A failure without an answer from
    * the database is thrown as StoreUnavailable; the connection is discarded after any failure.
    */
-  private async operation<T>(work: (client: pg.PoolClient, deadline: number) => Promise<T>, timeoutMs = this.timeoutMs): Promise<T> {
+  private async operation<T>(
+    work: (client: pg.PoolClient, deadline: number) => Promise<T>,
+    timeoutMs = this.timeoutMs,
+  ): Promise<T> {
     const startedAt = Date.now();
     const deadline = performance.now() + timeoutMs;
     let client: pg.PoolClient;
@@ -192,7 +212,12 @@ export class PostgresStore implements Store {
   }
 
   /** One statement with what is left of the deadline. */
-  private statement(client: pg.PoolClient, sql: string, params: readonly unknown[], deadline: number): Promise<pg.QueryResult> {
+  private statement(
+    client: pg.PoolClient,
+    sql: string,
+    params: readonly unknown[],
+    deadline: number,
+  ): Promise<pg.QueryResult> {
     const left = Math.floor(deadline - performance.now());
     if (left < 1) return Promise.reject(deadlineExceeded());
     return client.query({ text: sql, values: params as unknown[], query_timeout: left } as pg.QueryConfig);
@@ -201,7 +226,9 @@ export class PostgresStore implements Store {
   private ensureSchema(): Promise<void> {
     if (this.schemaDone) return Promise.resolve();
     // A failure is not kept: the next query tries again (the database may have been down for a moment).
-    return (this.schemaReady ??= this.operation((client, deadline) => this.statement(client, `CREATE SCHEMA IF NOT EXISTS ${this.schema}`, [], deadline)).then(
+    return (this.schemaReady ??= this.operation((client, deadline) =>
+      this.statement(client, `CREATE SCHEMA IF NOT EXISTS ${this.schema}`, [], deadline),
+    ).then(
       () => {
         this.schemaDone = true;
       },
@@ -214,7 +241,9 @@ export class PostgresStore implements Store {
 
   async query<T = Record<string, unknown>>(sql: string, params: readonly unknown[] = []): Promise<T[]> {
     if (!this.schemaDone) await this.ensureSchema();
-    return this.operation(async (client, deadline) => (await this.statement(client, sql, params, deadline)).rows as T[]);
+    return this.operation(
+      async (client, deadline) => (await this.statement(client, sql, params, deadline)).rows as T[],
+    );
   }
 
   async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
@@ -222,7 +251,8 @@ export class PostgresStore implements Store {
     return this.operation(async (client, deadline) => {
       await this.statement(client, 'BEGIN', [], deadline);
       const tx: Queryable = {
-        query: async <R>(sql: string, params: readonly unknown[] = []) => (await this.statement(client, sql, params, deadline)).rows as R[],
+        query: async <R>(sql: string, params: readonly unknown[] = []) =>
+          (await this.statement(client, sql, params, deadline)).rows as R[],
       };
       try {
         const result = await fn(tx);
@@ -231,7 +261,8 @@ export class PostgresStore implements Store {
       } catch (err) {
         // The connection is discarded anyway (the server rolls back when it goes); ROLLBACK first only when the
         // database is answering, so that a hung one costs no second wait.
-        if (unavailableFromPg(err) === undefined) await this.statement(client, 'ROLLBACK', [], deadline).catch(() => undefined);
+        if (unavailableFromPg(err) === undefined)
+          await this.statement(client, 'ROLLBACK', [], deadline).catch(() => undefined);
         throw err;
       }
     });
@@ -243,24 +274,35 @@ export class PostgresStore implements Store {
     await this.operation(async (client) => {
       let broken = false;
       const run = (sql: string, params: unknown[] = []) =>
-        client.query({ text: sql, values: params, query_timeout: MIGRATION_TIMEOUT_MS } as pg.QueryConfig).catch((err: unknown) => {
-          // A connection that stopped answering is not asked for anything more (ROLLBACK, unlock): it is discarded.
-          if (unavailableFromPg(err) !== undefined) broken = true;
-          throw err;
-        });
+        client
+          .query({ text: sql, values: params, query_timeout: MIGRATION_TIMEOUT_MS } as pg.QueryConfig)
+          .catch((err: unknown) => {
+            // A connection that stopped answering is not asked for anything more (ROLLBACK, unlock): it is discarded.
+            if (unavailableFromPg(err) !== undefined) broken = true;
+            throw err;
+          });
       // A migration may take longer than a request's statement: this session only (reset before it is pooled again).
       await run(`SET statement_timeout = ${MIGRATION_TIMEOUT_MS}`);
       try {
         // One lock per database for all migrations: instances starting together take turns.
         await run('SELECT pg_advisory_lock(74657)');
         await run(MIGRATIONS_TABLE);
-        const applied = new Set((await run('SELECT version FROM kycgate_migrations WHERE module = $1', [module])).rows.map((r: { version: number }) => Number(r.version)));
+        const applied = new Set(
+          (await run('SELECT version FROM kycgate_migrations WHERE module = $1', [module])).rows.map(
+            (r: { version: number }) => Number(r.version),
+          ),
+        );
         for (const m of migrations) {
           if (applied.has(m.version)) continue;
           await run('BEGIN');
           try {
             await run(migrationSql(m, 'postgres'));
-            await run('INSERT INTO kycgate_migrations (module, version, name, applied_at) VALUES ($1, $2, $3, $4)', [module, m.version, m.name, Date.now()]);
+            await run('INSERT INTO kycgate_migrations (module, version, name, applied_at) VALUES ($1, $2, $3, $4)', [
+              module,
+              m.version,
+              m.name,
+              Date.now(),
+            ]);
             await run('COMMIT');
           } catch (err) {
             if (broken) throw err;

@@ -18,7 +18,8 @@ test('the SQLite database and its WAL and shared-memory files are created 0600 i
   const store = new SqliteStore(file);
   await store.query('CREATE TABLE t (n INTEGER)');
   await store.query('INSERT INTO t VALUES (1)');
-  for (const f of [file, file + '-wal', file + '-shm']) assert.equal(statSync(f).mode & 0o777, 0o600, `${path.basename(f)} is owner-only`);
+  for (const f of [file, file + '-wal', file + '-shm'])
+    assert.equal(statSync(f).mode & 0o777, 0o600, `${path.basename(f)} is owner-only`);
   assert.equal(statSync(path.dirname(file)).mode & 0o777, 0o700, 'the directory it made is owner-only');
   await store.close();
 });

@@ -13,7 +13,17 @@ import { closeSync, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { MIGRATIONS_TABLE, StoreAvailability, StoreUnavailable, checkMigrations, migrationSql, type Migration, type Queryable, type Store, type StoreUnavailableReason } from './store.js';
+import {
+  MIGRATIONS_TABLE,
+  StoreAvailability,
+  StoreUnavailable,
+  checkMigrations,
+  migrationSql,
+  type Migration,
+  type Queryable,
+  type Store,
+  type StoreUnavailableReason,
+} from './store.js';
 
 /** Default for how long an operation waits for a database locked by another process. */
 export const DEFAULT_BUSY_TIMEOUT_MS = 1000;
@@ -36,7 +46,8 @@ export function unavailableFromSqlite(err: unknown): StoreUnavailable | undefine
   const code = (err as { code?: unknown } | null)?.code;
   if (typeof code !== 'string') return undefined;
   for (const [prefix, reason] of UNAVAILABLE_CODES) {
-    if (code === prefix || code.startsWith(prefix + '_')) return new StoreUnavailable(reason, `store unavailable (${reason}): ${(err as Error).message}`, { cause: err });
+    if (code === prefix || code.startsWith(prefix + '_'))
+      return new StoreUnavailable(reason, `store unavailable (${reason}): ${(err as Error).message}`, { cause: err });
   }
   return undefined;
 }
@@ -53,7 +64,10 @@ function translate(sql: string, params: readonly unknown[]): { sql: string; para
     out.push(params[Number(n) - 1]);
     return '?';
   });
-  return { sql: text, params: out.map((v) => (typeof v === 'boolean' ? (v ? 1 : 0) : v instanceof Date ? v.getTime() : v)) };
+  return {
+    sql: text,
+    params: out.map((v) => (typeof v === 'boolean' ? (v ? 1 : 0) : v instanceof Date ? v.getTime() : v)),
+  };
 }
 
 export class SqliteStore implements Store {
@@ -160,13 +174,24 @@ export class SqliteStore implements Store {
 
   private applyMigrations(module: string, migrations: readonly Migration[]): void {
     this.db.exec(MIGRATIONS_TABLE);
-    const applied = new Set(this.runSync<{ version: number }>('SELECT version FROM kycgate_migrations WHERE module = $1', [module]).map((r) => Number(r.version)));
+    const applied = new Set(
+      this.runSync<{ version: number }>('SELECT version FROM kycgate_migrations WHERE module = $1', [module]).map((r) =>
+        Number(r.version),
+      ),
+    );
     for (const m of migrations) {
       if (applied.has(m.version)) continue;
-      this.db.transaction(() => {
-        this.db.exec(migrationSql(m, 'sqlite'));
-        this.runSync('INSERT INTO kycgate_migrations (module, version, name, applied_at) VALUES ($1, $2, $3, $4)', [module, m.version, m.name, Date.now()]);
-      }).immediate();
+      this.db
+        .transaction(() => {
+          this.db.exec(migrationSql(m, 'sqlite'));
+          this.runSync('INSERT INTO kycgate_migrations (module, version, name, applied_at) VALUES ($1, $2, $3, $4)', [
+            module,
+            m.version,
+            m.name,
+            Date.now(),
+          ]);
+        })
+        .immediate();
     }
   }
 

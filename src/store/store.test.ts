@@ -16,7 +16,11 @@ import { StoreUnavailable, type Migration, type Store } from './store.js';
 import { freshPostgresStore } from '../../testing/services.js';
 
 const migrations: Migration[] = [
-  { version: 1, name: 'items', sql: 'CREATE TABLE items (id TEXT PRIMARY KEY, n INTEGER NOT NULL, updated_at BIGINT NOT NULL)' },
+  {
+    version: 1,
+    name: 'items',
+    sql: 'CREATE TABLE items (id TEXT PRIMARY KEY, n INTEGER NOT NULL, updated_at BIGINT NOT NULL)',
+  },
   {
     version: 2,
     name: 'items note',
@@ -45,8 +49,14 @@ for (const [engine, make] of engines) {
     if (!store) return;
     await store.migrate('contract', migrations);
     await store.migrate('contract', migrations); // second run is a no-op
-    const rows = await store.query<{ version: number }>('SELECT version FROM kycgate_migrations WHERE module = $1 ORDER BY version', ['contract']);
-    assert.deepEqual(rows.map((r) => Number(r.version)), [1, 2]);
+    const rows = await store.query<{ version: number }>(
+      'SELECT version FROM kycgate_migrations WHERE module = $1 ORDER BY version',
+      ['contract'],
+    );
+    assert.deepEqual(
+      rows.map((r) => Number(r.version)),
+      [1, 2],
+    );
     await assert.rejects(store.migrate('bad', [{ version: 2, name: 'x', sql: 'SELECT 1' }]), /numbered/);
   });
 
@@ -54,11 +64,16 @@ for (const [engine, make] of engines) {
     const store = await make(t);
     if (!store) return;
     await store.migrate('contract', migrations);
-    const upsert = 'INSERT INTO items (id, n, updated_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET n = $2, updated_at = $3 WHERE items.updated_at < $3 RETURNING n';
+    const upsert =
+      'INSERT INTO items (id, n, updated_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET n = $2, ' +
+      'updated_at = $3 WHERE items.updated_at < $3 RETURNING n';
     assert.deepEqual(await store.query(upsert, ['a', 1, 100]), [{ n: 1 }]);
     assert.deepEqual(await store.query(upsert, ['a', 2, 200]), [{ n: 2 }]);
     assert.deepEqual(await store.query(upsert, ['a', 3, 150]), [], 'an older write does not overwrite a newer one');
-    const [row] = await store.query<{ n: number; updated_at: number }>('SELECT n, updated_at FROM items WHERE id = $1', ['a']);
+    const [row] = await store.query<{ n: number; updated_at: number }>(
+      'SELECT n, updated_at FROM items WHERE id = $1',
+      ['a'],
+    );
     assert.equal(Number(row!.n), 2);
     assert.equal(row!.updated_at, 200);
   });
@@ -98,37 +113,53 @@ test('store contract (sqlite): a commit is on disk for the next process', async 
   assert.equal(Number(rows[0]!.n), 7);
 });
 
-test('store (sqlite): a database locked by another process fails a write with StoreUnavailable (busy) after busy_timeout, without blocking the event loop', async (t) => {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'kycgate-store-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const file = path.join(dir, 'db.sqlite');
-  const store = new SqliteStore(file, { busyTimeoutMs: 400 });
-  t.after(() => store.close());
-  await store.migrate('contract', migrations);
-  const other = new Database(file);
-  t.after(() => other.close());
-  other.exec('BEGIN IMMEDIATE');
+test(
+  'store (sqlite): a database locked by another process fails a write with StoreUnavailable (busy) ' +
+    'after busy_timeout, without blocking the event loop',
+  async (t) => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'kycgate-store-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const file = path.join(dir, 'db.sqlite');
+    const store = new SqliteStore(file, { busyTimeoutMs: 400 });
+    t.after(() => store.close());
+    await store.migrate('contract', migrations);
+    const other = new Database(file);
+    t.after(() => other.close());
+    other.exec('BEGIN IMMEDIATE');
 
-  // Timers keep firing while the write waits: the process is not stuck in SQLite's busy handler.
-  let ticks = 0;
-  const ticker = setInterval(() => ticks++, 20);
-  const started = performance.now();
-  const write = store.query('INSERT INTO items (id, n, updated_at) VALUES ($1, $2, $3)', ['e', 1, 1]);
-  await assert.rejects(write, (err: unknown) => err instanceof StoreUnavailable && err.reason === 'busy' && !err.unreachable);
-  const waited = performance.now() - started;
-  clearInterval(ticker);
-  assert.ok(waited >= 350 && waited < 2000, `waited ${Math.round(waited)} ms for the lock (busy_timeout 400 ms)`);
-  assert.ok(ticks >= 5, `the event loop ran during the wait (${ticks} ticks)`);
-  await assert.rejects(store.transaction(async (tx) => tx.query('INSERT INTO items (id, n, updated_at) VALUES ($1, $2, $3)', ['f', 1, 1])), StoreUnavailable);
-  assert.equal((await store.query('SELECT COUNT(*) AS n FROM items'))[0]!.n, 0, 'reads go on while another process writes');
-  assert.equal(store.availability.down, false, 'a locked database is no outage: it answers');
+    // Timers keep firing while the write waits: the process is not stuck in SQLite's busy handler.
+    let ticks = 0;
+    const ticker = setInterval(() => ticks++, 20);
+    const started = performance.now();
+    const write = store.query('INSERT INTO items (id, n, updated_at) VALUES ($1, $2, $3)', ['e', 1, 1]);
+    await assert.rejects(
+      write,
+      (err: unknown) => err instanceof StoreUnavailable && err.reason === 'busy' && !err.unreachable,
+    );
+    const waited = performance.now() - started;
+    clearInterval(ticker);
+    assert.ok(waited >= 350 && waited < 2000, `waited ${Math.round(waited)} ms for the lock (busy_timeout 400 ms)`);
+    assert.ok(ticks >= 5, `the event loop ran during the wait (${ticks} ticks)`);
+    await assert.rejects(
+      store.transaction(async (tx) =>
+        tx.query('INSERT INTO items (id, n, updated_at) VALUES ($1, $2, $3)', ['f', 1, 1]),
+      ),
+      StoreUnavailable,
+    );
+    assert.equal(
+      (await store.query('SELECT COUNT(*) AS n FROM items'))[0]!.n,
+      0,
+      'reads go on while another process writes',
+    );
+    assert.equal(store.availability.down, false, 'a locked database is no outage: it answers');
 
-  // The lock is released during a wait: the write goes through.
-  const pending = store.query('INSERT INTO items (id, n, updated_at) VALUES ($1, $2, $3)', ['g', 1, 1]);
-  setTimeout(() => other.exec('COMMIT'), 100);
-  await pending;
-  assert.equal((await store.query('SELECT id FROM items')).length, 1);
-});
+    // The lock is released during a wait: the write goes through.
+    const pending = store.query('INSERT INTO items (id, n, updated_at) VALUES ($1, $2, $3)', ['g', 1, 1]);
+    setTimeout(() => other.exec('COMMIT'), 100);
+    await pending;
+    assert.equal((await store.query('SELECT id FROM items')).length, 1);
+  },
+);
 
 test('store (sqlite): a full database fails writes with StoreUnavailable (full), not a generic error', async (t) => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'kycgate-store-'));
@@ -141,11 +172,14 @@ test('store (sqlite): a full database fails writes with StoreUnavailable (full),
   store.runSync(`PRAGMA max_page_count = ${pages}`);
   const big = 'x'.repeat(64 * 1024);
   const fill = async () => {
-    for (let i = 0; i < 100; i++) await store.query('INSERT INTO items (id, n, updated_at, note) VALUES ($1, $2, $3, $4)', [`big${i}`, i, i, big]);
+    for (let i = 0; i < 100; i++)
+      await store.query('INSERT INTO items (id, n, updated_at, note) VALUES ($1, $2, $3, $4)', [`big${i}`, i, i, big]);
   };
   await assert.rejects(fill(), (err: unknown) => err instanceof StoreUnavailable && err.reason === 'full');
   await assert.rejects(
-    store.transaction(async (tx) => tx.query('INSERT INTO items (id, n, updated_at, note) VALUES ($1, $2, $3, $4)', ['tx', 1, 1, big])),
+    store.transaction(async (tx) =>
+      tx.query('INSERT INTO items (id, n, updated_at, note) VALUES ($1, $2, $3, $4)', ['tx', 1, 1, big]),
+    ),
     (err: unknown) => err instanceof StoreUnavailable && err.reason === 'full',
   );
 });
@@ -156,10 +190,23 @@ test('store (postgres): errors without an answer from the database are StoreUnav
   assert.equal(unavailableFromPg(new Error('Query read timeout'))?.reason, 'timeout');
   assert.equal(unavailableFromPg(new Error('timeout exceeded when trying to connect'))?.reason, 'timeout');
   assert.equal(unavailableFromPg(new Error('Connection terminated unexpectedly'))?.reason, 'unreachable');
-  assert.equal(unavailableFromPg(Object.assign(new Error('the database system is starting up'), { code: '57P03' }))?.reason, 'unreachable');
+  assert.equal(
+    unavailableFromPg(Object.assign(new Error('the database system is starting up'), { code: '57P03' }))?.reason,
+    'unreachable',
+  );
   assert.equal(unavailableFromPg(Object.assign(new Error('could not extend file'), { code: '53100' }))?.reason, 'full');
-  assert.equal(unavailableFromPg(Object.assign(new Error('cannot execute INSERT in a read-only transaction'), { code: '25006' }))?.reason, 'read_only');
-  assert.equal(unavailableFromPg(Object.assign(new Error('duplicate key value violates unique constraint'), { code: '23505' })), undefined);
-  assert.equal(unavailableFromPg(Object.assign(new Error('relation "x" does not exist'), { code: '42P01' })), undefined);
+  assert.equal(
+    unavailableFromPg(Object.assign(new Error('cannot execute INSERT in a read-only transaction'), { code: '25006' }))
+      ?.reason,
+    'read_only',
+  );
+  assert.equal(
+    unavailableFromPg(Object.assign(new Error('duplicate key value violates unique constraint'), { code: '23505' })),
+    undefined,
+  );
+  assert.equal(
+    unavailableFromPg(Object.assign(new Error('relation "x" does not exist'), { code: '42P01' })),
+    undefined,
+  );
   assert.equal(unavailableFromPg(new Error('boom')), undefined);
 });

@@ -47,7 +47,10 @@ export function migrationSql(m: Migration, dialect: Dialect): string {
 
 export function checkMigrations(module: string, migrations: readonly Migration[]): void {
   migrations.forEach((m, i) => {
-    if (m.version !== i + 1) throw new Error(`migrations of ${module} must be numbered 1, 2, 3 ... in order (found ${m.version} at position ${i + 1})`);
+    if (m.version !== i + 1)
+      throw new Error(
+        `migrations of ${module} must be numbered 1, 2, 3 ... in order (found ${m.version} at position ${i + 1})`,
+      );
   });
 }
 

@@ -18,40 +18,71 @@ export interface StoreConfig {
   stale_period_seconds: number;
   key_cache_ttl_seconds: number;
   sqlite: { path: string; synchronous: 'full' | 'normal'; busy_timeout_ms: number };
-  postgres?: { url: string | { env: string } | { file: string }; pool_size: number; schema?: string; query_timeout_ms: number; connect_timeout_ms?: number };
+  postgres?: {
+    url: string | { env: string } | { file: string };
+    pool_size: number;
+    schema?: string;
+    query_timeout_ms: number;
+    connect_timeout_ms?: number;
+  };
 }
 
 export const storeSchema = {
   type: 'object',
   description: 'Where durable state lives (verification state, consumers, API keys, webhook events).',
   properties: {
-    driver: { enum: ['sqlite', 'postgres'], default: 'sqlite', description: 'sqlite: embedded, one instance. postgres: shared by several instances.' },
+    driver: {
+      enum: ['sqlite', 'postgres'],
+      default: 'sqlite',
+      description: 'sqlite: embedded, one instance. postgres: shared by several instances.',
+    },
     stale_period_seconds: {
       type: 'integer',
       minimum: 0,
       maximum: 86400,
       default: 900,
-      description: 'While the store cannot be reached, cached API keys, consumers and users\' verification state are served for up to this long past their refresh time instead of failing with 503 (a key revoked or a user declined during the outage keeps passing on instances that had not seen it, for at most this long). Cached refusals stay refusals; a store that answers always wins. Decisions made on such state are marked `stale` in the audit trail and counted in kycgate_stale_decisions_total. 0: never serve past the refresh time. Applies on reload.',
+      description:
+        "While the store cannot be reached, cached API keys, consumers and users' verification state are " +
+        'served for up to this long past their refresh time instead of failing with 503 (a key revoked or a ' +
+        'user declined during the outage keeps passing on instances that had not seen it, for at most this ' +
+        'long). Cached refusals stay refusals; a store that answers always wins. Decisions made on such ' +
+        'state are marked `stale` in the audit trail and counted in kycgate_stale_decisions_total. 0: never ' +
+        'serve past the refresh time. Applies on reload.',
     },
     key_cache_ttl_seconds: {
       type: 'integer',
       minimum: 1,
       maximum: 3600,
       default: 30,
-      description: 'How long a cached API key record is used before it is re-read from the store (changes and revocations reach every instance sooner: through Redis, or the store poll every second). Applies on reload.',
+      description:
+        'How long a cached API key record is used before it is re-read from the store (changes and ' +
+        'revocations reach every instance sooner: through Redis, or the store poll every second). Applies on ' +
+        'reload.',
     },
     sqlite: {
       type: 'object',
       default: {},
       properties: {
-        path: { type: 'string', default: 'kycgate.db', description: 'Database file; relative paths are under the data directory (KYCGATE_DATA_DIR, default .kycgate).' },
-        synchronous: { enum: ['full', 'normal'], default: 'full', description: 'full: every commit is fsynced (survives power loss). normal: survives a process crash only.' },
+        path: {
+          type: 'string',
+          default: 'kycgate.db',
+          description:
+            'Database file; relative paths are under the data directory (KYCGATE_DATA_DIR, default .kycgate).',
+        },
+        synchronous: {
+          enum: ['full', 'normal'],
+          default: 'full',
+          description: 'full: every commit is fsynced (survives power loss). normal: survives a process crash only.',
+        },
         busy_timeout_ms: {
           type: 'integer',
           minimum: 0,
           maximum: 60000,
           default: 1000,
-          description: 'How long an operation waits for a database locked by another process (the `kycgate keys` CLI, a backup), retrying without blocking the gateway; then the request that needed it answers 503 with Retry-After. A full disk answers 503 at once.',
+          description:
+            'How long an operation waits for a database locked by another process (the `kycgate keys` CLI, a ' +
+            'backup), retrying without blocking the gateway; then the request that needed it answers 503 with ' +
+            'Retry-After. A full disk answers 503 at once.',
         },
       },
       additionalProperties: false,
@@ -60,7 +91,8 @@ export const storeSchema = {
       type: 'object',
       properties: {
         url: {
-          description: 'Connection URL (postgres://user@host:port/db). A URL with a password must be given as a secret reference.',
+          description:
+            'Connection URL (postgres://user@host:port/db). A URL with a password must be given as a secret reference.',
           anyOf: [{ type: 'string', pattern: '^postgres(ql)?://' }, secretRefSchema],
         },
         pool_size: { type: 'integer', minimum: 1, default: 10, description: 'Connections per gateway instance.' },
@@ -69,14 +101,24 @@ export const storeSchema = {
           minimum: 100,
           maximum: 600000,
           default: 1500,
-          description: 'Deadline of one store operation (a query, a transaction, a readiness ping), getting a connection included: enforced by the client (connect timeout, then what is left for each statement) and by the server (statement_timeout). A database that is down or hangs fails the requests that need it with 503 within this time instead of holding them. A timed-out connection and every idle one are replaced.',
+          description:
+            'Deadline of one store operation (a query, a transaction, a readiness ping), getting a connection ' +
+            'included: enforced by the client (connect timeout, then what is left for each statement) and by the ' +
+            'server (statement_timeout). A database that is down or hangs fails the requests that need it with ' +
+            '503 within this time instead of holding them. A timed-out connection and every idle one are ' +
+            'replaced.',
         },
         connect_timeout_ms: {
           type: 'integer',
           minimum: 100,
-          description: 'Longest wait for a connection (a free one from the pool, or a new one opened), within query_timeout_ms. Default: query_timeout_ms.',
+          description:
+            'Longest wait for a connection (a free one from the pool, or a new one opened), within query_timeout_ms. Default: query_timeout_ms.',
         },
-        schema: { type: 'string', pattern: '^[a-z_][a-z0-9_]*$', description: 'Schema holding kycgate tables (default: the search_path).' },
+        schema: {
+          type: 'string',
+          pattern: '^[a-z_][a-z0-9_]*$',
+          description: 'Schema holding kycgate tables (default: the search_path).',
+        },
       },
       required: ['url'],
       additionalProperties: false,
@@ -90,7 +132,12 @@ export const storeSchema = {
  * The store the config describes. `minWaitMs` lengthens the deadlines for callers with nobody waiting on a request
  * (the `kycgate keys` CLI may list many keys, or wait for the gateway's write lock).
  */
-export function storeFromConfig(config: StoreConfig, dataDir: string, resolveSecret: (ref: unknown) => string, options: { minWaitMs?: number } = {}): Store {
+export function storeFromConfig(
+  config: StoreConfig,
+  dataDir: string,
+  resolveSecret: (ref: unknown) => string,
+  options: { minWaitMs?: number } = {},
+): Store {
   const min = options.minWaitMs ?? 0;
   if (config.driver === 'postgres') {
     const pgConfig = config.postgres;
@@ -104,7 +151,10 @@ export function storeFromConfig(config: StoreConfig, dataDir: string, resolveSec
       ...(pgConfig.schema ? { schema: pgConfig.schema } : {}),
     });
   }
-  return new SqliteStore(path.resolve(dataDir, config.sqlite.path), { synchronous: config.sqlite.synchronous, busyTimeoutMs: Math.max(config.sqlite.busy_timeout_ms, min) });
+  return new SqliteStore(path.resolve(dataDir, config.sqlite.path), {
+    synchronous: config.sqlite.synchronous,
+    busyTimeoutMs: Math.max(config.sqlite.busy_timeout_ms, min),
+  });
 }
 
 export const storeSubsystem: Subsystem = {
@@ -113,7 +163,10 @@ export const storeSubsystem: Subsystem = {
   async start(config, ctx) {
     const store = storeFromConfig(config.store as StoreConfig, ctx.services.dataDir, ctx.resolveSecret);
     ctx.services.register<Store>('store', store);
-    const outage = ctx.services.register('store-outage', new StoreOutage(store, ctx.services.logger, (config.store as StoreConfig).stale_period_seconds));
+    const outage = ctx.services.register(
+      'store-outage',
+      new StoreOutage(store, ctx.services.logger, (config.store as StoreConfig).stale_period_seconds),
+    );
     registerStoreMetrics(ctx.services, store, outage);
     return {
       async reload(next) {

@@ -37,7 +37,10 @@ export interface IssueOptions {
 }
 
 function toPem(label: string, der: ArrayBuffer): string {
-  const b64 = Buffer.from(der).toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '');
+  const b64 = Buffer.from(der)
+    .toString('base64')
+    .replace(/(.{64})/g, '$1\n')
+    .replace(/\n$/, '');
   return `-----BEGIN ${label}-----\n${b64}\n-----END ${label}-----\n`;
 }
 
@@ -48,7 +51,11 @@ export async function issueCertificate(options: IssueOptions): Promise<IssuedCer
   const ca = options.ca ?? false;
   const extensions: x509.Extension[] = [new x509.BasicConstraintsExtension(ca, undefined, true)];
   if (!options.noKeyUsage) {
-    const usage = options.keyUsage ?? (ca ? x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign : x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment);
+    const usage =
+      options.keyUsage ??
+      (ca
+        ? x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign
+        : x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment);
     extensions.push(new x509.KeyUsagesExtension(usage, true));
   }
   if (options.extendedKeyUsage) extensions.push(new x509.ExtendedKeyUsageExtension(options.extendedKeyUsage, false));
@@ -62,7 +69,9 @@ export async function issueCertificate(options: IssueOptions): Promise<IssuedCer
   if (options.issuer) extensions.push(await x509.AuthorityKeyIdentifierExtension.create(options.issuer.cert));
   const now = Date.now();
   const cert = await x509.X509CertificateGenerator.create({
-    serialNumber: randomBytes(16).toString('hex').replace(/^[89a-f]/, '1'),
+    serialNumber: randomBytes(16)
+      .toString('hex')
+      .replace(/^[89a-f]/, '1'),
     subject: options.subject,
     issuer: options.issuer ? options.issuer.cert.subject : options.subject,
     notBefore: options.notBefore ?? new Date(now - 60_000),

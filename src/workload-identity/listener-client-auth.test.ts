@@ -14,7 +14,12 @@ let upstream: Awaited<ReturnType<typeof startUpstream>>;
 before(async () => {
   dir = tempDir();
   serverCa = await issueCertificate({ subject: 'CN=Test server CA', ca: true });
-  const server = await issueCertificate({ subject: 'CN=localhost', issuer: serverCa, dns: ['localhost'], ips: ['127.0.0.1'] });
+  const server = await issueCertificate({
+    subject: 'CN=localhost',
+    issuer: serverCa,
+    dns: ['localhost'],
+    ips: ['127.0.0.1'],
+  });
   writeFile(dir, 'server.pem', server.certPem);
   writeFile(dir, 'server-key.pem', server.keyPem);
   upstream = await startUpstream((req, res) => {
@@ -38,7 +43,10 @@ async function contextSwaps(gw: TestGateway, count: number): Promise<void> {
   assert.ok(watcherOf(gw).reloads >= count, 'the listener swapped its TLS context after the bundle changed');
 }
 
-async function gatewayWith(tlsConfig: Record<string, unknown>, policies: unknown[] = [{ 'client-certificate': { allow_unmapped: true } }]): Promise<TestGateway> {
+async function gatewayWith(
+  tlsConfig: Record<string, unknown>,
+  policies: unknown[] = [{ 'client-certificate': { allow_unmapped: true } }],
+): Promise<TestGateway> {
   return startTestGateway(
     {
       listeners: [{ name: 'mtls', port: 0, tls: { cert: 'server.pem', key: 'server-key.pem', ...tlsConfig } }],
@@ -54,10 +62,18 @@ for (const version of ['TLSv1.3', 'TLSv1.2'] as const) {
     const caA = await trustDomainCa('a.test');
     const caOther = await trustDomainCa('a.test');
     const bundleFile = writeFile(dir, `resume-${version}.json`, spiffeBundle([caA], [], 1));
-    const gw = await gatewayWith({ client_auth: 'required', trust_domains: [{ name: 'a.test', bundle: `resume-${version}.json` }] });
+    const gw = await gatewayWith({
+      client_auth: 'required',
+      trust_domains: [{ name: 'a.test', bundle: `resume-${version}.json` }],
+    });
     try {
       const svid = await issueSvid(caA, 'spiffe://a.test/resumer');
-      const client = { cert: svid.certPem, key: svid.keyPem, ca: serverCa.certPem, maxVersion: version as tls.SecureVersion };
+      const client = {
+        cert: svid.certPem,
+        key: svid.keyPem,
+        ca: serverCa.certPem,
+        maxVersion: version as tls.SecureVersion,
+      };
       const first = await tlsRequest(gw.port, client);
       assert.equal(first.status, 200);
       assert.ok(first.session, 'the server issued a session');
@@ -90,17 +106,29 @@ test('a keep-alive connection admitted before its CA was removed is refused on i
   const caA = await trustDomainCa('a.test');
   const caOther = await trustDomainCa('a.test');
   const bundleFile = writeFile(dir, 'keepalive.pem', caA.certPem);
-  const gw = await gatewayWith({ client_auth: 'optional', trust_domains: [{ name: 'a.test', bundle: 'keepalive.pem' }] });
+  const gw = await gatewayWith({
+    client_auth: 'optional',
+    trust_domains: [{ name: 'a.test', bundle: 'keepalive.pem' }],
+  });
   try {
     const svid = await issueSvid(caA, 'spiffe://a.test/long-lived');
     const https = await import('node:https');
-    const agent = new https.Agent({ keepAlive: true, maxSockets: 1, cert: svid.certPem, key: svid.keyPem, ca: serverCa.certPem });
+    const agent = new https.Agent({
+      keepAlive: true,
+      maxSockets: 1,
+      cert: svid.certPem,
+      key: svid.keyPem,
+      ca: serverCa.certPem,
+    });
     const get = () =>
       new Promise<number>((resolve, reject) => {
-        const req = https.request({ host: '127.0.0.1', port: gw.port, servername: 'localhost', path: '/', agent }, (res) => {
-          res.resume();
-          res.on('end', () => resolve(res.statusCode!));
-        });
+        const req = https.request(
+          { host: '127.0.0.1', port: gw.port, servername: 'localhost', path: '/', agent },
+          (res) => {
+            res.resume();
+            res.on('end', () => resolve(res.statusCode!));
+          },
+        );
         req.on('error', reject);
         req.end();
       });
@@ -144,27 +172,44 @@ test('CA-based required listener: OpenSSL refuses unknown CAs, certificates map 
     assert.doesNotMatch(ra.body, /x-kycgate-client-spiffe-id/);
     const rb = await tlsRequest(gw.port, { cert: b.certPem, key: b.keyPem, ca: serverCa.certPem });
     assert.match(rb.body, /"x-kycgate-client-consumer":"bank-b"/);
-    assert.equal((await tlsRequest(gw.port, { cert: unmapped.certPem, key: unmapped.keyPem, ca: serverCa.certPem })).status, 401);
+    assert.equal(
+      (await tlsRequest(gw.port, { cert: unmapped.certPem, key: unmapped.keyPem, ca: serverCa.certPem })).status,
+      401,
+    );
     const rf = await tlsRequest(gw.port, { cert: foreign.certPem, key: foreign.keyPem, ca: serverCa.certPem });
     assert.equal(rf.status, 0);
     assert.ok(rf.error, 'the handshake was refused');
     // OpenSSL accepts a CA certificate as a client leaf; the gateway does not.
-    assert.equal((await tlsRequest(gw.port, { cert: caLeaf.certPem, key: caLeaf.keyPem, ca: serverCa.certPem })).status, 0);
+    assert.equal(
+      (await tlsRequest(gw.port, { cert: caLeaf.certPem, key: caLeaf.keyPem, ca: serverCa.certPem })).status,
+      0,
+    );
   } finally {
     await gw.close();
   }
 });
 
 test('client_auth required without client_ca or trust_domains is a start-up error', async () => {
-  await assert.rejects(gatewayWith({ client_auth: 'required' }), /neither client_ca, trust_domains nor workload_api.client_trust/);
+  await assert.rejects(
+    gatewayWith({ client_auth: 'required' }),
+    /neither client_ca, trust_domains nor workload_api.client_trust/,
+  );
 });
 
 test('an SVID issued through an intermediate CA resumes its session', async () => {
   const caA = await trustDomainCa('a.test');
   writeFile(dir, 'intermediate.json', spiffeBundle([caA]));
-  const gw = await gatewayWith({ client_auth: 'required', trust_domains: [{ name: 'a.test', bundle: 'intermediate.json' }] });
+  const gw = await gatewayWith({
+    client_auth: 'required',
+    trust_domains: [{ name: 'a.test', bundle: 'intermediate.json' }],
+  });
   try {
-    const intermediate = await issueCertificate({ subject: 'CN=a.test intermediate', issuer: caA, ca: true, uris: ['spiffe://a.test'] });
+    const intermediate = await issueCertificate({
+      subject: 'CN=a.test intermediate',
+      issuer: caA,
+      ca: true,
+      uris: ['spiffe://a.test'],
+    });
     const svid = await issueSvid(intermediate, 'spiffe://a.test/chained');
     const client = { cert: svid.certPem + intermediate.certPem, key: svid.keyPem, ca: serverCa.certPem };
     const first = await tlsRequest(gw.port, client);
@@ -183,16 +228,40 @@ test('a config reload that changes the listener trust applies to connections ope
   writeFile(dir, 'reload-1.pem', caA.certPem);
   writeFile(dir, 'reload-2.pem', caOther.certPem);
   const configFor = (bundle: string) => ({
-    listeners: [{ name: 'mtls', port: 0, tls: { cert: 'server.pem', key: 'server-key.pem', client_auth: 'optional', trust_domains: [{ name: 'a.test', bundle }] } }],
+    listeners: [
+      {
+        name: 'mtls',
+        port: 0,
+        tls: {
+          cert: 'server.pem',
+          key: 'server-key.pem',
+          client_auth: 'optional',
+          trust_domains: [{ name: 'a.test', bundle }],
+        },
+      },
+    ],
     admin: { port: 0 },
     upstreams: { echo: { targets: [{ url: upstream.url }] } },
-    routes: [{ name: 'all', match: { prefix: '/' }, upstream: 'echo', policies: [{ 'client-certificate': { allow_unmapped: true } }] }],
+    routes: [
+      {
+        name: 'all',
+        match: { prefix: '/' },
+        upstream: 'echo',
+        policies: [{ 'client-certificate': { allow_unmapped: true } }],
+      },
+    ],
   });
   const file = writeFile(dir, 'reload.yaml', JSON.stringify(configFor('reload-1.pem')));
   const gw = await startTestGateway(configFor('reload-1.pem'), { file, baseDir: dir, watchConfig: false });
   const svid = await issueSvid(caA, 'spiffe://a.test/reloaded');
   const https = await import('node:https');
-  const agent = new https.Agent({ keepAlive: true, maxSockets: 1, cert: svid.certPem, key: svid.keyPem, ca: serverCa.certPem });
+  const agent = new https.Agent({
+    keepAlive: true,
+    maxSockets: 1,
+    cert: svid.certPem,
+    key: svid.keyPem,
+    ca: serverCa.certPem,
+  });
   const port = gw.port;
   const get = () =>
     new Promise<number>((resolve, reject) => {

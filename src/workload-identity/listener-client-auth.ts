@@ -66,12 +66,19 @@ export class ListenerClientAuth {
     }
     if (this.required && !pushed && !this.trust.hasTrustDomains && !this.trust.hasPlainRoots) {
       this.trust.close();
-      throw new Error('tls.client_auth is required but neither client_ca, trust_domains nor workload_api.client_trust is configured');
+      throw new Error(
+        'tls.client_auth is required but neither client_ca, trust_domains nor workload_api.client_trust is configured',
+      );
     }
   }
 
   /** Undefined when the listener does not ask for client certificates. */
-  static create(tls: ListenerTls, baseDir: string, logger: Logger, svids?: WorkloadX509Source): ListenerClientAuth | undefined {
+  static create(
+    tls: ListenerTls,
+    baseDir: string,
+    logger: Logger,
+    svids?: WorkloadX509Source,
+  ): ListenerClientAuth | undefined {
     if (tls.client_auth === 'none') return undefined;
     return new ListenerClientAuth(tls, baseDir, logger, svids);
   }
@@ -88,7 +95,8 @@ export class ListenerClientAuth {
     const ca = this.trust.allAuthoritiesPem();
     return {
       requestCert: true,
-      rejectUnauthorized: this.required && !this.trust.hasTrustDomains && this.onWorkloadUpdate === undefined && ca.length > 0,
+      rejectUnauthorized:
+        this.required && !this.trust.hasTrustDomains && this.onWorkloadUpdate === undefined && ca.length > 0,
       ca: ca.length > 0 ? ca : undefined,
     };
   }
@@ -99,7 +107,7 @@ export class ListenerClientAuth {
    */
   admit(socket: TLSSocket): string | undefined {
     if (!this.required) return undefined;
-    let verdict;
+    let verdict: ReturnType<PeerVerifier['verify']>;
     try {
       verdict = this.verifier.verify(socket);
     } catch (err) {

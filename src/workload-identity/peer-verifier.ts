@@ -39,7 +39,8 @@ export class PeerVerifier {
   /** The verdict for the socket's client certificate; undefined when the client sent none. */
   verify(socket: TLSSocket, now = Date.now()): CertificateVerdict | undefined {
     const cached = this.cache.get(socket);
-    if (cached !== undefined && cached.generation === this.trust.generation && now <= cached.recheckAt) return cached.verdict;
+    if (cached !== undefined && cached.generation === this.trust.generation && now <= cached.recheckAt)
+      return cached.verdict;
     const peer = socket.getPeerCertificate(true);
     let chain = peer && (peer as { raw?: Buffer }).raw ? peerChainDer(peer) : [];
     let leafHash: string | undefined;
@@ -55,17 +56,20 @@ export class PeerVerifier {
       for (const der of chain) hash.update(der);
       chainHash = hash.digest('hex');
       entry = this.byChain.get(chainHash);
-      if (entry !== undefined && (entry.generation !== this.trust.generation || now > entry.recheckAt)) entry = undefined;
+      if (entry !== undefined && (entry.generation !== this.trust.generation || now > entry.recheckAt))
+        entry = undefined;
     }
     if (entry === undefined) {
       const verdict = chain.length === 0 ? undefined : validatePeerCertificate(chain, this.trust, now);
-      const recheckAt = verdict === undefined ? Number.MAX_SAFE_INTEGER : verdict.ok ? verdict.validUntil : now + REFUSAL_TTL_MS;
+      const recheckAt =
+        verdict === undefined ? Number.MAX_SAFE_INTEGER : verdict.ok ? verdict.validUntil : now + REFUSAL_TTL_MS;
       entry = { generation: this.trust.generation, recheckAt, verdict };
       if (chainHash !== undefined) remember(this.byChain, chainHash, entry);
     }
     const verdict = entry.verdict;
     this.cache.set(socket, entry);
-    if (verdict?.ok && leafHash !== undefined && chain.length > 1 && !socket.isSessionReused()) remember(this.intermediates, leafHash, chain.slice(1));
+    if (verdict?.ok && leafHash !== undefined && chain.length > 1 && !socket.isSessionReused())
+      remember(this.intermediates, leafHash, chain.slice(1));
     return verdict;
   }
 }

@@ -23,7 +23,9 @@ export type SpiffeIdResult = { ok: true; value: SpiffeId } | { ok: false; reason
 
 /** Characters allowed in a trust domain name: a-z 0-9 . - _ (lower case only). */
 export function isTrustDomainChar(code: number): boolean {
-  return (code >= 0x61 && code <= 0x7a) || (code >= 0x30 && code <= 0x39) || code === 0x2e || code === 0x2d || code === 0x5f;
+  return (
+    (code >= 0x61 && code <= 0x7a) || (code >= 0x30 && code <= 0x39) || code === 0x2e || code === 0x2d || code === 0x5f
+  );
 }
 
 /** Characters allowed in a path segment: a-z A-Z 0-9 . - _ */
@@ -34,7 +36,8 @@ export function isPathChar(code: number): boolean {
 /** Checks a trust domain name on its own (as written in config or bundle maps). */
 export function validateTrustDomain(name: string): string | undefined {
   if (name.length === 0) return 'the trust domain is empty';
-  if (Buffer.byteLength(name, 'utf8') > MAX_TRUST_DOMAIN_BYTES) return `the trust domain is longer than ${MAX_TRUST_DOMAIN_BYTES} bytes`;
+  if (Buffer.byteLength(name, 'utf8') > MAX_TRUST_DOMAIN_BYTES)
+    return `the trust domain is longer than ${MAX_TRUST_DOMAIN_BYTES} bytes`;
   for (let i = 0; i < name.length; i++) {
     if (!isTrustDomainChar(name.charCodeAt(i))) return 'the trust domain may only contain a-z, 0-9, ".", "-" and "_"';
   }
@@ -62,7 +65,8 @@ export function validatePath(path: string): string | undefined {
 /** Parses and validates a SPIFFE ID; the reason on failure is safe to show a client. */
 export function parseSpiffeId(value: string): SpiffeIdResult {
   if (value.length === 0) return { ok: false, reason: 'the SPIFFE ID is empty' };
-  if (Buffer.byteLength(value, 'utf8') > MAX_SPIFFE_ID_BYTES) return { ok: false, reason: `the SPIFFE ID is longer than ${MAX_SPIFFE_ID_BYTES} bytes` };
+  if (Buffer.byteLength(value, 'utf8') > MAX_SPIFFE_ID_BYTES)
+    return { ok: false, reason: `the SPIFFE ID is longer than ${MAX_SPIFFE_ID_BYTES} bytes` };
   // Case-sensitive on purpose: `Spiffe://` and `SPIFFE://` are not SPIFFE IDs.
   if (!value.startsWith(SCHEME_PREFIX)) return { ok: false, reason: 'the scheme must be exactly "spiffe://"' };
   const rest = value.slice(SCHEME_PREFIX.length);
@@ -71,7 +75,13 @@ export function parseSpiffeId(value: string): SpiffeIdResult {
   const path = slash === -1 ? '' : rest.slice(slash);
   // Userinfo (@), port (:), query (?), fragment (#) and escapes (%) all fail the character checks below; name
   // them anyway so operators see why a certificate was refused.
-  for (const [char, what] of [['@', 'userinfo'], [':', 'a port'], ['?', 'a query'], ['#', 'a fragment'], ['%', 'percent-encoding']] as const) {
+  for (const [char, what] of [
+    ['@', 'userinfo'],
+    [':', 'a port'],
+    ['?', 'a query'],
+    ['#', 'a fragment'],
+    ['%', 'percent-encoding'],
+  ] as const) {
     if (rest.includes(char)) return { ok: false, reason: `a SPIFFE ID may not contain ${what}` };
   }
   const tdProblem = validateTrustDomain(trustDomain);
@@ -80,4 +90,3 @@ export function parseSpiffeId(value: string): SpiffeIdResult {
   if (pathProblem) return { ok: false, reason: pathProblem };
   return { ok: true, value: { id: value, trustDomain, path } };
 }
-

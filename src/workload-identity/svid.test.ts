@@ -6,7 +6,15 @@ import { validateX509Svid, validatePeerCertificate, type CertificateVerdict } fr
 import { TrustStore } from './trust-store.js';
 import { issueCertificate } from './certificates.js';
 import type { IssuedCertificate } from './certificates.js';
-import { KeyUsage, derChain, issueSvid, spiffeBundle, tempDir, trustDomainCa, writeFile } from '../../testing/spiffe.js';
+import {
+  KeyUsage,
+  derChain,
+  issueSvid,
+  spiffeBundle,
+  tempDir,
+  trustDomainCa,
+  writeFile,
+} from '../../testing/spiffe.js';
 
 const logger = pino({ level: 'silent' });
 const DAY = 24 * 3600_000;
@@ -23,7 +31,16 @@ before(async () => {
   caUnknown = await trustDomainCa('a.test', { subject: 'CN=a.test CA, O=SPIFFE' });
   writeFile(dir, 'a.json', spiffeBundle([caA]));
   writeFile(dir, 'b.pem', caB.certPem);
-  trust = new TrustStore({ trustDomains: [{ name: 'a.test', bundle: 'a.json' }, { name: 'b.test', bundle: 'b.pem' }] }, dir, logger);
+  trust = new TrustStore(
+    {
+      trustDomains: [
+        { name: 'a.test', bundle: 'a.json' },
+        { name: 'b.test', bundle: 'b.pem' },
+      ],
+    },
+    dir,
+    logger,
+  );
 });
 
 after(() => {
@@ -50,7 +67,12 @@ test('a valid X509-SVID of each trust domain is accepted with its SPIFFE ID', as
 });
 
 test('an SVID signed through an intermediate CA is accepted when the intermediate is presented', async () => {
-  const intermediate = await issueCertificate({ subject: 'CN=a.test intermediate', issuer: caA, ca: true, uris: ['spiffe://a.test'] });
+  const intermediate = await issueCertificate({
+    subject: 'CN=a.test intermediate',
+    issuer: caA,
+    ca: true,
+    uris: ['spiffe://a.test'],
+  });
   const leaf = await issueSvid(intermediate, 'spiffe://a.test/via/intermediate');
   assert.ok(validateX509Svid(derChain(leaf, intermediate), trust).ok);
   refusedWith(validateX509Svid(derChain(leaf), trust), 'untrusted_chain');
@@ -62,13 +84,37 @@ test('every X509-SVID rule the standard lists is enforced', async () => {
     ['two URI SANs', issueSvid(caA, ['spiffe://a.test/one', 'spiffe://a.test/two']), 'svid_uri_san'],
     ['no URI SAN', issueCertificate({ subject: 'CN=x', issuer: caA, dns: ['x.a.test'] }), 'svid_uri_san'],
     ['root-path ID', issueSvid(caA, 'spiffe://a.test'), 'invalid_spiffe_id'],
-    ['cA=true leaf', issueSvid(caA, 'spiffe://a.test/ca', { ca: true, keyUsage: KeyUsage.digitalSignature }), 'ca_leaf'],
-    ['keyCertSign leaf', issueSvid(caA, 'spiffe://a.test/kcs', { keyUsage: KeyUsage.digitalSignature | KeyUsage.keyCertSign }), 'svid_key_usage'],
-    ['cRLSign leaf', issueSvid(caA, 'spiffe://a.test/crl', { keyUsage: KeyUsage.digitalSignature | KeyUsage.cRLSign }), 'svid_key_usage'],
+    [
+      'cA=true leaf',
+      issueSvid(caA, 'spiffe://a.test/ca', { ca: true, keyUsage: KeyUsage.digitalSignature }),
+      'ca_leaf',
+    ],
+    [
+      'keyCertSign leaf',
+      issueSvid(caA, 'spiffe://a.test/kcs', { keyUsage: KeyUsage.digitalSignature | KeyUsage.keyCertSign }),
+      'svid_key_usage',
+    ],
+    [
+      'cRLSign leaf',
+      issueSvid(caA, 'spiffe://a.test/crl', { keyUsage: KeyUsage.digitalSignature | KeyUsage.cRLSign }),
+      'svid_key_usage',
+    ],
     ['no keyUsage', issueSvid(caA, 'spiffe://a.test/noku', { noKeyUsage: true }), 'svid_key_usage'],
-    ['no digitalSignature', issueSvid(caA, 'spiffe://a.test/nods', { keyUsage: KeyUsage.keyEncipherment }), 'svid_key_usage'],
-    ['expired', issueSvid(caA, 'spiffe://a.test/old', { notBefore: new Date(now - 2 * DAY), notAfter: new Date(now - DAY) }), 'expired'],
-    ['not yet valid', issueSvid(caA, 'spiffe://a.test/new', { notBefore: new Date(now + DAY), notAfter: new Date(now + 2 * DAY) }), 'not_yet_valid'],
+    [
+      'no digitalSignature',
+      issueSvid(caA, 'spiffe://a.test/nods', { keyUsage: KeyUsage.keyEncipherment }),
+      'svid_key_usage',
+    ],
+    [
+      'expired',
+      issueSvid(caA, 'spiffe://a.test/old', { notBefore: new Date(now - 2 * DAY), notAfter: new Date(now - DAY) }),
+      'expired',
+    ],
+    [
+      'not yet valid',
+      issueSvid(caA, 'spiffe://a.test/new', { notBefore: new Date(now + DAY), notAfter: new Date(now + 2 * DAY) }),
+      'not_yet_valid',
+    ],
     ['A-domain ID under B-domain root', issueSvid(caB, 'spiffe://a.test/forged'), 'untrusted_chain'],
     ['unknown CA with the same name', issueSvid(caUnknown, 'spiffe://a.test/x'), 'untrusted_chain'],
     ['trust domain without a bundle', issueSvid(caA, 'spiffe://c.test/x'), 'unknown_trust_domain'],
@@ -77,7 +123,11 @@ test('every X509-SVID rule the standard lists is enforced', async () => {
     ['percent-encoded path', issueSvid(caA, 'spiffe://a.test/x%2Fy'), 'invalid_spiffe_id'],
     ['dot segment', issueSvid(caA, 'spiffe://a.test/x/../y'), 'invalid_spiffe_id'],
     ['port', issueSvid(caA, 'spiffe://a.test:443/x'), 'invalid_spiffe_id'],
-    ['EKU without clientAuth', issueSvid(caA, 'spiffe://a.test/srv', { extendedKeyUsage: ['1.3.6.1.5.5.7.3.1'] }), 'wrong_extended_key_usage'],
+    [
+      'EKU without clientAuth',
+      issueSvid(caA, 'spiffe://a.test/srv', { extendedKeyUsage: ['1.3.6.1.5.5.7.3.1'] }),
+      'wrong_extended_key_usage',
+    ],
   ];
   for (const [name, cert, reason] of cases) {
     const leaf = await cert;
@@ -87,7 +137,9 @@ test('every X509-SVID rule the standard lists is enforced', async () => {
 });
 
 test('an SVID whose EKU includes clientAuth and serverAuth is accepted', async () => {
-  const leaf = await issueSvid(caA, 'spiffe://a.test/both', { extendedKeyUsage: ['1.3.6.1.5.5.7.3.1', '1.3.6.1.5.5.7.3.2'] });
+  const leaf = await issueSvid(caA, 'spiffe://a.test/both', {
+    extendedKeyUsage: ['1.3.6.1.5.5.7.3.1', '1.3.6.1.5.5.7.3.2'],
+  });
   assert.ok(validateX509Svid(derChain(leaf), trust).ok);
 });
 
@@ -107,7 +159,11 @@ test('an expired trust anchor anchors nothing', async () => {
 test('plain client certificates: chain to a client CA, SPIFFE-looking ones take the SVID rules', async () => {
   const clientCa = await issueCertificate({ subject: 'CN=Client CA', ca: true });
   writeFile(dir, 'clients.pem', clientCa.certPem);
-  const store = new TrustStore({ trustDomains: [{ name: 'a.test', bundle: 'a.json' }], caFiles: ['clients.pem'] }, dir, logger);
+  const store = new TrustStore(
+    { trustDomains: [{ name: 'a.test', bundle: 'a.json' }], caFiles: ['clients.pem'] },
+    dir,
+    logger,
+  );
   try {
     const plain = await issueCertificate({ subject: 'CN=partner, O=Bank', issuer: clientCa, dns: ['partner.example'] });
     const v = validatePeerCertificate(derChain(plain), store);
@@ -116,9 +172,15 @@ test('plain client certificates: chain to a client CA, SPIFFE-looking ones take 
     assert.equal(v.subject, 'CN=partner, O=Bank');
     assert.deepEqual(v.dnsNames, ['partner.example']);
     // A plain certificate from the SPIFFE CA is not a client-CA certificate.
-    refusedWith(validatePeerCertificate(derChain(await issueCertificate({ subject: 'CN=x', issuer: caA })), store), 'untrusted_chain');
+    refusedWith(
+      validatePeerCertificate(derChain(await issueCertificate({ subject: 'CN=x', issuer: caA })), store),
+      'untrusted_chain',
+    );
     // A client-CA certificate with a mis-cased SPIFFE URI is judged as an SVID, not waved through as plain.
-    refusedWith(validatePeerCertificate(derChain(await issueSvid(clientCa, 'SPIFFE://a.test/x')), store), 'invalid_spiffe_id');
+    refusedWith(
+      validatePeerCertificate(derChain(await issueSvid(clientCa, 'SPIFFE://a.test/x')), store),
+      'invalid_spiffe_id',
+    );
     const svid = await issueSvid(caA, 'spiffe://a.test/w');
     const vs = validatePeerCertificate(derChain(svid), store);
     assert.ok(vs.ok);

@@ -65,7 +65,13 @@ function refuse(reason: string, detail: string): RefusedCertificate {
 function parse(der: Buffer): ParsedCertificate | undefined {
   try {
     const cert = new x509.X509Certificate(der);
-    return { der, node: new NodeCertificate(der), x509: cert, notBefore: cert.notBefore.getTime(), notAfter: cert.notAfter.getTime() };
+    return {
+      der,
+      node: new NodeCertificate(der),
+      x509: cert,
+      notBefore: cert.notBefore.getTime(),
+      notAfter: cert.notAfter.getTime(),
+    };
   } catch {
     return undefined;
   }
@@ -73,7 +79,7 @@ function parse(der: Buffer): ParsedCertificate | undefined {
 
 function isCaCertificate(cert: ParsedCertificate): boolean {
   const bc = cert.x509.getExtension(x509.BasicConstraintsExtension);
-  if (!bc || !bc.ca) return false;
+  if (!bc?.ca) return false;
   const ku = cert.x509.getExtension(x509.KeyUsagesExtension);
   return !ku || (ku.usages & x509.KeyUsageFlags.keyCertSign) !== 0;
 }
@@ -90,7 +96,13 @@ function signedBy(child: ParsedCertificate, issuer: NodeCertificate): boolean {
  * Walks from the leaf through the presented certificates to one of `anchors`, verifying every signature and
  * validity period. Returns the earliest expiry along the path, or a refusal.
  */
-function chainToAnchor(leaf: ParsedCertificate, presented: ParsedCertificate[], anchors: readonly NodeCertificate[], now: number, domain: string): number | RefusedCertificate {
+function chainToAnchor(
+  leaf: ParsedCertificate,
+  presented: ParsedCertificate[],
+  anchors: readonly NodeCertificate[],
+  now: number,
+  domain: string,
+): number | RefusedCertificate {
   let current = leaf;
   let validUntil = leaf.notAfter;
   const used = new Set<ParsedCertificate>();
@@ -112,7 +124,8 @@ function chainToAnchor(leaf: ParsedCertificate, presented: ParsedCertificate[], 
       next = candidate;
       break;
     }
-    if (!next) return refuse('untrusted_chain', `The certificate chain does not lead to a trusted authority of ${domain}.`);
+    if (!next)
+      return refuse('untrusted_chain', `The certificate chain does not lead to a trusted authority of ${domain}.`);
     used.add(next);
     validUntil = Math.min(validUntil, next.notAfter);
     current = next;
@@ -121,7 +134,11 @@ function chainToAnchor(leaf: ParsedCertificate, presented: ParsedCertificate[], 
 }
 
 /** Leaf checks shared by both kinds: parseable, in its validity period, not a CA, usable for client auth. */
-function checkLeafBasics(leaf: ParsedCertificate, now: number, purpose: CertificatePurpose = 'client'): RefusedCertificate | undefined {
+function checkLeafBasics(
+  leaf: ParsedCertificate,
+  now: number,
+  purpose: CertificatePurpose = 'client',
+): RefusedCertificate | undefined {
   if (leaf.notBefore > now) return refuse('not_yet_valid', 'The client certificate is not valid yet.');
   if (leaf.notAfter < now) return refuse('expired', 'The client certificate has expired.');
   const bcs = leaf.x509.getExtensions(BASIC_CONSTRAINTS_OID);
@@ -141,7 +158,8 @@ function sanInfo(leaf: ParsedCertificate): { uris: string[]; dns: string[] } | R
   if (sans.length === 0) return { uris: [], dns: [] };
   const san = sans[0];
   // @peculiar/x509 hands out the parsed SAN extension; an unreadable one stays a generic Extension.
-  if (!(san instanceof x509.SubjectAlternativeNameExtension)) return refuse('malformed_certificate', 'The subject alternative names of the client certificate cannot be read.');
+  if (!(san instanceof x509.SubjectAlternativeNameExtension))
+    return refuse('malformed_certificate', 'The subject alternative names of the client certificate cannot be read.');
   const names = san.names.items;
   const uris: string[] = [];
   const dns: string[] = [];
@@ -157,7 +175,7 @@ export function peerChainDer(peer: { raw: Buffer; issuerCertificate?: unknown } 
   const out: Buffer[] = [];
   let current = peer as { raw?: Buffer; issuerCertificate?: unknown } | undefined;
   const seen = new Set<unknown>();
-  while (current && current.raw && !seen.has(current) && out.length < MAX_INTERMEDIATES + 2) {
+  while (current?.raw && !seen.has(current) && out.length < MAX_INTERMEDIATES + 2) {
     seen.add(current);
     out.push(current.raw);
     current = current.issuerCertificate as typeof current;
@@ -169,7 +187,9 @@ function fingerprintOf(der: Buffer): string {
   return createHash('sha256').update(der).digest('hex');
 }
 
-function parseChain(chainDer: readonly Buffer[]): { leaf: ParsedCertificate; others: ParsedCertificate[] } | RefusedCertificate {
+function parseChain(
+  chainDer: readonly Buffer[],
+): { leaf: ParsedCertificate; others: ParsedCertificate[] } | RefusedCertificate {
   if (chainDer.length === 0) return refuse('no_certificate', 'A client certificate is required.');
   const leaf = parse(chainDer[0]!);
   if (!leaf) return refuse('malformed_certificate', 'The client certificate cannot be parsed.');
@@ -186,44 +206,83 @@ function parseChain(chainDer: readonly Buffer[]): { leaf: ParsedCertificate; oth
  * present with digitalSignature and without keyCertSign or cRLSign; a chain to an authority of the ID's own trust
  * domain in `trust`.
  */
-export function validateX509Svid(chainDer: readonly Buffer[], trust: TrustStore, now = Date.now(), purpose: CertificatePurpose = 'client'): CertificateVerdict {
+export function validateX509Svid(
+  chainDer: readonly Buffer[],
+  trust: TrustStore,
+  now = Date.now(),
+  purpose: CertificatePurpose = 'client',
+): CertificateVerdict {
   const parsed = parseChain(chainDer);
   if ('reason' in parsed) return parsed;
   return checkSvid(parsed.leaf, parsed.others, trust, now, purpose);
 }
 
-function checkSvid(leaf: ParsedCertificate, others: ParsedCertificate[], trust: TrustStore, now: number, purpose: CertificatePurpose = 'client'): CertificateVerdict {
+function checkSvid(
+  leaf: ParsedCertificate,
+  others: ParsedCertificate[],
+  trust: TrustStore,
+  now: number,
+  purpose: CertificatePurpose = 'client',
+): CertificateVerdict {
   const basics = checkLeafBasics(leaf, now, purpose);
   if (basics) return basics;
   const kus = leaf.x509.getExtensions(KEY_USAGE_OID);
   if (kus.length !== 1) return refuse('svid_key_usage', 'An X509-SVID must have exactly one keyUsage extension.');
   const usages = leaf.x509.getExtension(x509.KeyUsagesExtension)!.usages;
-  if ((usages & x509.KeyUsageFlags.digitalSignature) === 0) return refuse('svid_key_usage', 'An X509-SVID must allow digitalSignature.');
-  if ((usages & (x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign)) !== 0) return refuse('svid_key_usage', 'An X509-SVID may not allow keyCertSign or cRLSign.');
-  if (leaf.x509.getExtensions(EKU_OID).length > 1) return refuse('malformed_certificate', 'The client certificate has duplicate extensions.');
+  if ((usages & x509.KeyUsageFlags.digitalSignature) === 0)
+    return refuse('svid_key_usage', 'An X509-SVID must allow digitalSignature.');
+  if ((usages & (x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign)) !== 0)
+    return refuse('svid_key_usage', 'An X509-SVID may not allow keyCertSign or cRLSign.');
+  if (leaf.x509.getExtensions(EKU_OID).length > 1)
+    return refuse('malformed_certificate', 'The client certificate has duplicate extensions.');
   const san = sanInfo(leaf);
   if ('ok' in san) return san;
-  if (san.uris.length !== 1) return refuse('svid_uri_san', `An X509-SVID must have exactly one URI SAN (found ${san.uris.length}).`);
+  if (san.uris.length !== 1)
+    return refuse('svid_uri_san', `An X509-SVID must have exactly one URI SAN (found ${san.uris.length}).`);
   const id = parseSpiffeId(san.uris[0]!);
   if (!id.ok) return refuse('invalid_spiffe_id', `The URI SAN is not a valid SPIFFE ID: ${id.reason}.`);
-  if (id.value.path === '') return refuse('invalid_spiffe_id', 'An X509-SVID may not carry the root ID of a trust domain.');
+  if (id.value.path === '')
+    return refuse('invalid_spiffe_id', 'An X509-SVID may not carry the root ID of a trust domain.');
   const anchors = trust.x509Authorities(id.value.trustDomain);
-  if (!anchors || anchors.length === 0) return refuse('unknown_trust_domain', `The trust domain ${id.value.trustDomain} is not trusted.`);
+  if (!anchors || anchors.length === 0)
+    return refuse('unknown_trust_domain', `The trust domain ${id.value.trustDomain} is not trusted.`);
   const validUntil = chainToAnchor(leaf, others, anchors, now, `trust domain ${id.value.trustDomain}`);
   if (typeof validUntil !== 'number') return validUntil;
-  return { ok: true, kind: 'spiffe', spiffeId: id.value, fingerprint: fingerprintOf(leaf.der), dnsNames: san.dns, subject: leaf.x509.subject, validUntil };
+  return {
+    ok: true,
+    kind: 'spiffe',
+    spiffeId: id.value,
+    fingerprint: fingerprintOf(leaf.der),
+    dnsNames: san.dns,
+    subject: leaf.x509.subject,
+    validUntil,
+  };
 }
 
-function checkPlain(leaf: ParsedCertificate, others: ParsedCertificate[], trust: TrustStore, now: number): CertificateVerdict {
+function checkPlain(
+  leaf: ParsedCertificate,
+  others: ParsedCertificate[],
+  trust: TrustStore,
+  now: number,
+): CertificateVerdict {
   const basics = checkLeafBasics(leaf, now);
   if (basics) return basics;
   const ku = leaf.x509.getExtension(x509.KeyUsagesExtension);
-  if (ku && (ku.usages & x509.KeyUsageFlags.keyCertSign) !== 0) return refuse('ca_leaf', 'A CA certificate cannot be used as a client certificate.');
+  if (ku && (ku.usages & x509.KeyUsageFlags.keyCertSign) !== 0)
+    return refuse('ca_leaf', 'A CA certificate cannot be used as a client certificate.');
   const san = sanInfo(leaf);
   if ('ok' in san) return san;
   const validUntil = chainToAnchor(leaf, others, trust.plainAuthorities, now, 'the client CAs');
   if (typeof validUntil !== 'number') return validUntil;
-  return { ok: true, kind: 'mtls', spiffeId: undefined, fingerprint: fingerprintOf(leaf.der), dnsNames: san.dns, subject: leaf.x509.subject, validUntil };
+  return {
+    ok: true,
+    kind: 'mtls',
+    spiffeId: undefined,
+    fingerprint: fingerprintOf(leaf.der),
+    dnsNames: san.dns,
+    subject: leaf.x509.subject,
+    validUntil,
+  };
 }
 
 /**
@@ -232,14 +291,19 @@ function checkPlain(leaf: ParsedCertificate, others: ParsedCertificate[], trust:
  * refused rather than treated as a plain certificate) or when no plain client CA is configured; otherwise as a
  * plain client certificate against the client CAs.
  */
-export function validatePeerCertificate(chainDer: readonly Buffer[], trust: TrustStore, now = Date.now()): CertificateVerdict {
+export function validatePeerCertificate(
+  chainDer: readonly Buffer[],
+  trust: TrustStore,
+  now = Date.now(),
+): CertificateVerdict {
   const parsed = parseChain(chainDer);
   if ('reason' in parsed) return parsed;
   if (trust.hasTrustDomains) {
     if (!trust.hasPlainRoots) return checkSvid(parsed.leaf, parsed.others, trust, now);
     const san = sanInfo(parsed.leaf);
     if ('ok' in san) return san;
-    if (san.uris.some((u) => u.slice(0, 7).toLowerCase() === 'spiffe:')) return checkSvid(parsed.leaf, parsed.others, trust, now);
+    if (san.uris.some((u) => u.slice(0, 7).toLowerCase() === 'spiffe:'))
+      return checkSvid(parsed.leaf, parsed.others, trust, now);
   }
   return checkPlain(parsed.leaf, parsed.others, trust, now);
 }

@@ -39,7 +39,15 @@ test('SPIFFE bundle parsing refuses malformed documents', async () => {
     [JSON.stringify({ keys: [{ use: 'x509-svid', kty: 'EC', x5c: ['AAAA'] }] }), /cannot be parsed/],
     [JSON.stringify({ keys: [{ use: 'jwt-svid', kty: 'EC', crv: 'P-256', x: 'x', y: 'y' }] }), /has no kid/],
     [JSON.stringify({ keys: [{ use: 'jwt-svid', kty: 'EC', kid: 'a', d: 'secret' }] }), /private key material/],
-    [JSON.stringify({ keys: [{ use: 'jwt-svid', kty: 'EC', kid: 'a' }, { use: 'jwt-svid', kty: 'EC', kid: 'a' }] }), /appears twice/],
+    [
+      JSON.stringify({
+        keys: [
+          { use: 'jwt-svid', kty: 'EC', kid: 'a' },
+          { use: 'jwt-svid', kty: 'EC', kid: 'a' },
+        ],
+      }),
+      /appears twice/,
+    ],
     [JSON.stringify({ keys: [], spiffe_sequence: -1 }), /spiffe_sequence/],
   ] as const) {
     assert.throws(() => parseTrustBundle(doc, 'bundle.json'), message, doc.slice(0, 60));

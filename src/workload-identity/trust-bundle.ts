@@ -88,4 +88,3 @@ function parseSpiffeBundle(content: string, source: string): TrustBundle {
   }
   return { x509Authorities, jwtAuthorities, sequence, refreshHintS };
 }
-

@@ -153,7 +153,11 @@ export class TrustStore {
   setPushedJwtBundles(bundles: ReadonlyMap<string, ReadonlyMap<string, JWK>>): void {
     const valid = this.validDomains(bundles);
     const value = createHash('sha256')
-      .update(JSON.stringify([...valid.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([td, keys]) => [td, [...keys.entries()]])))
+      .update(
+        JSON.stringify(
+          [...valid.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([td, keys]) => [td, [...keys.entries()]]),
+        ),
+      )
       .digest('hex');
     if (value === this.pushedJwtDigest) return;
     this.pushedJwtDigest = value;
@@ -192,7 +196,8 @@ export class TrustStore {
   private load(file: string, trustDomain: string | undefined): Source {
     const content = readFileSync(file, 'utf8');
     const bundle = parseTrustBundle(content, file);
-    if (trustDomain === undefined && bundle.jwtAuthorities.size > 0) throw new Error(`${file}: a client CA file holds X.509 certificates only`);
+    if (trustDomain === undefined && bundle.jwtAuthorities.size > 0)
+      throw new Error(`${file}: a client CA file holds X.509 certificates only`);
     return { file, trustDomain, digest: createHash('sha256').update(content).digest('hex'), bundle };
   }
 
@@ -201,7 +206,12 @@ export class TrustStore {
     this.plainRoots = [];
     // Configured bundle files win over pushed bundles of the same trust domain.
     for (const td of new Set([...this.pushedX509.keys(), ...this.pushedJwt.keys()])) {
-      this.byDomain.set(td, { x509Authorities: this.pushedX509.get(td) ?? [], jwtAuthorities: this.pushedJwt.get(td) ?? new Map(), sequence: undefined, refreshHintS: undefined });
+      this.byDomain.set(td, {
+        x509Authorities: this.pushedX509.get(td) ?? [],
+        jwtAuthorities: this.pushedJwt.get(td) ?? new Map(),
+        sequence: undefined,
+        refreshHintS: undefined,
+      });
     }
     for (const s of this.sources) {
       if (s.trustDomain !== undefined) this.byDomain.set(s.trustDomain, s.bundle);
@@ -217,16 +227,34 @@ export class TrustStore {
       try {
         next = this.load(s.file, s.trustDomain);
       } catch (err) {
-        this.logger.warn({ file: s.file, reason: (err as Error).message }, 'trust bundle change refused; the previous bundle stays in use');
+        this.logger.warn(
+          { file: s.file, reason: (err as Error).message },
+          'trust bundle change refused; the previous bundle stays in use',
+        );
         return s;
       }
       if (next.digest === s.digest) return s;
-      if (s.bundle.sequence !== undefined && next.bundle.sequence !== undefined && next.bundle.sequence < s.bundle.sequence) {
-        this.logger.warn({ file: s.file, sequence: String(next.bundle.sequence), current: String(s.bundle.sequence) }, 'trust bundle refused: spiffe_sequence went backwards');
+      if (
+        s.bundle.sequence !== undefined &&
+        next.bundle.sequence !== undefined &&
+        next.bundle.sequence < s.bundle.sequence
+      ) {
+        this.logger.warn(
+          { file: s.file, sequence: String(next.bundle.sequence), current: String(s.bundle.sequence) },
+          'trust bundle refused: spiffe_sequence went backwards',
+        );
         return s;
       }
       changed = true;
-      this.logger.info({ file: s.file, trust_domain: s.trustDomain, authorities: next.bundle.x509Authorities.length, jwt_keys: next.bundle.jwtAuthorities.size }, 'trust bundle loaded');
+      this.logger.info(
+        {
+          file: s.file,
+          trust_domain: s.trustDomain,
+          authorities: next.bundle.x509Authorities.length,
+          jwt_keys: next.bundle.jwtAuthorities.size,
+        },
+        'trust bundle loaded',
+      );
       return next;
     });
     if (changed) this.changed();
@@ -238,7 +266,11 @@ export class TrustStore {
       ...watchFileDirectories(
         this.sources.map((src) => src.file),
         () => this.schedule(),
-        (dir, err) => this.logger.warn({ dir, err: err.message }, 'cannot watch trust bundle directory; changes apply on config reload'),
+        (dir, err) =>
+          this.logger.warn(
+            { dir, err: err.message },
+            'cannot watch trust bundle directory; changes apply on config reload',
+          ),
       ),
     );
   }

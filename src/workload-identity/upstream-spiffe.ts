@@ -49,7 +49,8 @@ export class UpstreamSpiffeConnector {
     private readonly servername: string | undefined,
     private readonly clientSvids: { source: WorkloadX509Source; spiffeId?: string } | undefined = undefined,
   ) {
-    if (config.id === undefined && config.trust_domain === undefined) throw new Error('an upstream SPIFFE pin needs id or trust_domain');
+    if (config.id === undefined && config.trust_domain === undefined)
+      throw new Error('an upstream SPIFFE pin needs id or trust_domain');
     if (config.id !== undefined) {
       const id = parseSpiffeId(config.id);
       if (!id.ok) throw new Error(`upstream SPIFFE id ${JSON.stringify(config.id)}: ${id.reason}`);
@@ -63,8 +64,10 @@ export class UpstreamSpiffeConnector {
     const verdict = validateX509Svid(chain, this.trust, Date.now(), 'server');
     if (!verdict.ok) return `upstream X509-SVID refused: ${verdict.reason}`;
     const id = verdict.spiffeId!;
-    if (this.config.id !== undefined && id.id !== this.config.id) return `upstream SPIFFE ID ${id.id} is not ${this.config.id}`;
-    if (this.config.trust_domain !== undefined && id.trustDomain !== this.config.trust_domain) return `upstream SPIFFE ID ${id.id} is outside trust domain ${this.config.trust_domain}`;
+    if (this.config.id !== undefined && id.id !== this.config.id)
+      return `upstream SPIFFE ID ${id.id} is not ${this.config.id}`;
+    if (this.config.trust_domain !== undefined && id.trustDomain !== this.config.trust_domain)
+      return `upstream SPIFFE ID ${id.id} is outside trust domain ${this.config.trust_domain}`;
     return undefined;
   }
 
@@ -148,7 +151,10 @@ export async function spiffeUpstreamConnector(
 ): Promise<UpstreamSpiffeConnector> {
   let client: { source: WorkloadX509Source; spiffeId?: string } | undefined;
   if (config.client_svid) {
-    const source = new WorkloadX509Source(logger, config.client_svid.socket ? { address: config.client_svid.socket } : {});
+    const source = new WorkloadX509Source(
+      logger,
+      config.client_svid.socket ? { address: config.client_svid.socket } : {},
+    );
     try {
       await source.ready();
     } catch (err) {

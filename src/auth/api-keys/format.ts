@@ -73,7 +73,8 @@ export function hashKey(key: string): string {
  * checksum: the hot path for keys already cached, where the hash comparison that follows is the real check.
  */
 export function lookupIdOf(candidate: string): string | undefined {
-  if (candidate.length !== KEY_LENGTH || candidate.charCodeAt(SEPARATOR_AT) !== 95 || !candidate.startsWith(KEY_PREFIX)) return undefined;
+  if (candidate.length !== KEY_LENGTH || candidate.charCodeAt(SEPARATOR_AT) !== 95 || !candidate.startsWith(KEY_PREFIX))
+    return undefined;
   return candidate.slice(KEY_PREFIX.length, SEPARATOR_AT);
 }
 
@@ -86,7 +87,8 @@ function isBase62(code: number): boolean {
  * a string that is not one of our keys never reaches the cache or the store.
  */
 export function parseKey(candidate: string): string | undefined {
-  if (candidate.length !== KEY_LENGTH || !candidate.startsWith(KEY_PREFIX) || candidate.charCodeAt(SEPARATOR_AT) !== 95) return undefined;
+  if (candidate.length !== KEY_LENGTH || !candidate.startsWith(KEY_PREFIX) || candidate.charCodeAt(SEPARATOR_AT) !== 95)
+    return undefined;
   for (let i = KEY_PREFIX.length; i < KEY_LENGTH; i++) {
     if (i !== SEPARATOR_AT && !isBase62(candidate.charCodeAt(i))) return undefined;
   }

@@ -38,7 +38,8 @@ interface KeyRow {
   updated_at: number | string;
 }
 
-const COLUMNS = 'id, consumer, key_hash, scopes, label, created_at, expires_at, revoked_at, rotated_from, rotated_to, updated_at';
+const COLUMNS =
+  'id, consumer, key_hash, scopes, label, created_at, expires_at, revoked_at, rotated_from, rotated_to, updated_at';
 
 function optionalNumber(v: number | string | null): number | undefined {
   return v === null ? undefined : Number(v);
@@ -87,14 +88,22 @@ export class KeyRepository {
   }
 
   async list(consumer?: string): Promise<ApiKeyRecord[]> {
-    const rows = consumer === undefined
-      ? await this.store.query<KeyRow>(`SELECT ${COLUMNS} FROM api_keys ORDER BY created_at, id`)
-      : await this.store.query<KeyRow>(`SELECT ${COLUMNS} FROM api_keys WHERE consumer = $1 ORDER BY created_at, id`, [consumer]);
+    const rows =
+      consumer === undefined
+        ? await this.store.query<KeyRow>(`SELECT ${COLUMNS} FROM api_keys ORDER BY created_at, id`)
+        : await this.store.query<KeyRow>(
+            `SELECT ${COLUMNS} FROM api_keys WHERE consumer = $1 ORDER BY created_at, id`,
+            [consumer],
+          );
     return rows.map(fromRow);
   }
 
   /** Creates a key; the returned `key` is the only time the full key exists outside the client. */
-  async create(options: CreateKeyOptions, db: Queryable = this.store, rotatedFrom?: string): Promise<{ key: string; record: ApiKeyRecord }> {
+  async create(
+    options: CreateKeyOptions,
+    db: Queryable = this.store,
+    rotatedFrom?: string,
+  ): Promise<{ key: string; record: ApiKeyRecord }> {
     const now = Date.now();
     for (let attempt = 0; ; attempt++) {
       const generated = generateKey();
@@ -102,7 +111,16 @@ export class KeyRepository {
         await db.query(
           `INSERT INTO api_keys (id, consumer, key_hash, scopes, label, created_at, expires_at, revoked_at, rotated_from, rotated_to, updated_at)
            VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, NULL, $6)`,
-          [generated.id, options.consumer, generated.hash, JSON.stringify(options.scopes ?? []), options.label ?? null, now, options.ttlMs === undefined ? null : now + options.ttlMs, rotatedFrom ?? null],
+          [
+            generated.id,
+            options.consumer,
+            generated.hash,
+            JSON.stringify(options.scopes ?? []),
+            options.label ?? null,
+            now,
+            options.ttlMs === undefined ? null : now + options.ttlMs,
+            rotatedFrom ?? null,
+          ],
         );
       } catch (err) {
         // A lookup-id collision (62^8 ids) is astronomically rare; try a fresh one a few times.
@@ -127,23 +145,39 @@ export class KeyRepository {
       const now = Date.now();
       const lifetime = old.expiresAt === undefined ? undefined : old.expiresAt - old.createdAt;
       const created = await this.create(
-        { consumer: old.consumer, scopes: old.scopes, ...(lifetime !== undefined ? { ttlMs: lifetime } : {}), ...(old.label !== undefined ? { label: old.label } : {}) },
+        {
+          consumer: old.consumer,
+          scopes: old.scopes,
+          ...(lifetime !== undefined ? { ttlMs: lifetime } : {}),
+          ...(old.label !== undefined ? { label: old.label } : {}),
+        },
         tx,
         old.id,
       );
       const oldExpiry = Math.min(old.expiresAt ?? Number.MAX_SAFE_INTEGER, now + overlapMs);
-      await tx.query('UPDATE api_keys SET expires_at = $2, rotated_to = $3, updated_at = $4 WHERE id = $1', [old.id, oldExpiry, created.record.id, now]);
+      await tx.query('UPDATE api_keys SET expires_at = $2, rotated_to = $3, updated_at = $4 WHERE id = $1', [
+        old.id,
+        oldExpiry,
+        created.record.id,
+        now,
+      ]);
       const previous = (await this.find(old.id, tx))!;
       return { ...created, previous };
     });
-    this.emit('key.rotated', result.record, { previous_key_id: result.previous.id, previous_expires_at: result.previous.expiresAt });
+    this.emit('key.rotated', result.record, {
+      previous_key_id: result.previous.id,
+      previous_expires_at: result.previous.expiresAt,
+    });
     return result;
   }
 
   /** Revokes a key at once. Revoking twice is harmless; the first revocation time is kept. */
   async revoke(id: string): Promise<ApiKeyRecord> {
     const now = Date.now();
-    const rows = await this.store.query<{ id: string }>('UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2), updated_at = $2 WHERE id = $1 RETURNING id', [id, now]);
+    const rows = await this.store.query<{ id: string }>(
+      'UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2), updated_at = $2 WHERE id = $1 RETURNING id',
+      [id, now],
+    );
     if (rows.length === 0) throw new KeyNotFound(id);
     const record = (await this.find(id))!;
     this.emit('key.revoked', record);
@@ -154,7 +188,13 @@ export class KeyRepository {
     this.events?.emit({
       type,
       outcome: type.slice(4),
-      data: { key_id: record.id, consumer: record.consumer, scopes: record.scopes, expires_at: record.expiresAt, ...extra },
+      data: {
+        key_id: record.id,
+        consumer: record.consumer,
+        scopes: record.scopes,
+        expires_at: record.expiresAt,
+        ...extra,
+      },
     });
   }
 }

@@ -36,7 +36,12 @@ export interface KeyCacheEntry {
 /** A check's outcome; `stale` when it was made on an entry served past its refresh time (store unreachable). */
 export type KeyCheck =
   | { ok: true; identity: Identity; record: ApiKeyRecord; stale?: true }
-  | { ok: false; reason: 'unknown_key' | 'revoked_key' | 'expired_key' | 'unknown_consumer'; keyId: string; stale?: true };
+  | {
+      ok: false;
+      reason: 'unknown_key' | 'revoked_key' | 'expired_key' | 'unknown_consumer';
+      keyId: string;
+      stale?: true;
+    };
 
 export interface KeyVerifierOptions {
   ttlMs: number;
@@ -91,7 +96,7 @@ export class ApiKeyVerifier {
     for (const [id, entry] of this.cache) {
       const dueAt = entry.loadedAt + this.ttlMs;
       if (now < dueAt) continue;
-      if (stale !== undefined && stale.keeps(dueAt, now)) entry.due = true;
+      if (stale?.keeps(dueAt, now)) entry.due = true;
       else this.cache.delete(id);
     }
   }
@@ -118,14 +123,16 @@ export class ApiKeyVerifier {
     const entry = this.cache.get(id);
     if (entry !== undefined) {
       if (!entry.due) return this.evaluate(entry, id, key);
-      if (this.options.stale?.servesStale(entry.loadedAt + this.ttlMs, this.clock()) === true) return this.evaluateStale(entry, id, key);
+      if (this.options.stale?.servesStale(entry.loadedAt + this.ttlMs, this.clock()) === true)
+        return this.evaluateStale(entry, id, key);
     }
     return this.load(id).then(
       (e) => this.evaluate(e, id, key),
       (err: unknown) => {
         // Still cached means no invalidation came in meanwhile: what was known good may stand in for the answer.
         const kept = this.cache.get(id);
-        if (kept !== undefined && kept.due && this.options.stale?.coversFailure(err, kept.loadedAt + this.ttlMs, this.clock()) === true) return this.evaluateStale(kept, id, key);
+        if (kept?.due && this.options.stale?.coversFailure(err, kept.loadedAt + this.ttlMs, this.clock()) === true)
+          return this.evaluateStale(kept, id, key);
         throw err;
       },
     );
@@ -141,11 +148,13 @@ export class ApiKeyVerifier {
     if (record === undefined || entry.hash === undefined) return { ok: false, reason: 'unknown_key', keyId: id };
     const verified = entry.verified;
     if (verified === undefined || !constantTimeEqual(key, verified)) {
-      if (!constantTimeEqual(hash('sha256', key, 'base64'), entry.hash)) return { ok: false, reason: 'unknown_key', keyId: id };
+      if (!constantTimeEqual(hash('sha256', key, 'base64'), entry.hash))
+        return { ok: false, reason: 'unknown_key', keyId: id };
       entry.verified = key;
     }
     if (record.revokedAt !== undefined) return { ok: false, reason: 'revoked_key', keyId: id };
-    if (record.expiresAt !== undefined && Date.now() >= record.expiresAt) return { ok: false, reason: 'expired_key', keyId: id };
+    if (record.expiresAt !== undefined && Date.now() >= record.expiresAt)
+      return { ok: false, reason: 'expired_key', keyId: id };
     if (entry.identity === undefined) return { ok: false, reason: 'unknown_consumer', keyId: id };
     return entry.ok ?? (entry.ok = { ok: true, identity: entry.identity, record });
   }
@@ -172,7 +181,16 @@ export class ApiKeyVerifier {
 
   private entryFor(record: ApiKeyRecord | undefined): KeyCacheEntry {
     const loadedAt = this.clock();
-    if (record === undefined) return { record: undefined, hash: undefined, identity: undefined, loadedAt, due: false, verified: undefined, ok: undefined };
+    if (record === undefined)
+      return {
+        record: undefined,
+        hash: undefined,
+        identity: undefined,
+        loadedAt,
+        due: false,
+        verified: undefined,
+        ok: undefined,
+      };
     const consumer = this.consumers.get(record.consumer);
     const identity: Identity | undefined = consumer
       ? Object.freeze({
@@ -185,7 +203,15 @@ export class ApiKeyVerifier {
           ...(record.expiresAt !== undefined ? { expiresAt: record.expiresAt } : {}),
         })
       : undefined;
-    return { record, hash: Buffer.from(record.hash, 'hex').toString('base64'), identity, loadedAt, due: false, verified: undefined, ok: undefined };
+    return {
+      record,
+      hash: Buffer.from(record.hash, 'hex').toString('base64'),
+      identity,
+      loadedAt,
+      due: false,
+      verified: undefined,
+      ok: undefined,
+    };
   }
 
   private remember(id: string, entry: KeyCacheEntry): void {

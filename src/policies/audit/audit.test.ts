@@ -9,17 +9,29 @@ import { auditPolicy } from './audit.js';
 import { journalLines, verifyJournal, loadPublicKey } from '../../audit/verify.js';
 import type { AuditService } from '../../audit/subsystem.js';
 
-const route = (sync: boolean) => ({ name: 'payments', match: { path: '/pay' }, policies: [{ 'static-response': { status: 201, body: 'ok', headers: { 'x-ledger': 'L1' } } }, { audit: { sync } }] });
+const route = (sync: boolean) => ({
+  name: 'payments',
+  match: { path: '/pay' },
+  policies: [{ 'static-response': { status: 201, body: 'ok', headers: { 'x-ledger': 'L1' } } }, { audit: { sync } }],
+});
 
 test('audit {sync: true}: the record is on disk before the answer arrives', async () => {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kycgate-audit-policy-'));
   // A group-commit period far longer than the test: only the synchronous path can have written the record.
-  const gw = await startTestGateway({ routes: [route(true)], audit: { enabled: true, durability: 'sync', group_commit_ms: 5000, response_headers: ['x-ledger'] } }, { dataDir });
+  const gw = await startTestGateway(
+    {
+      routes: [route(true)],
+      audit: { enabled: true, durability: 'sync', group_commit_ms: 5000, response_headers: ['x-ledger'] },
+    },
+    { dataDir },
+  );
   try {
     for (let i = 0; i < 3; i++) {
       const r = await httpRequest(`${gw.url}/pay`, { method: 'POST', headers: { 'x-request-id': `pay-${i}` } });
       assert.equal(r.status, 201);
-      const onDisk = [...journalLines(path.join(dataDir, 'audit'))].map((l) => JSON.parse(l.line) as Record<string, any>);
+      const onDisk = [...journalLines(path.join(dataDir, 'audit'))].map(
+        (l) => JSON.parse(l.line) as Record<string, any>,
+      );
       const rec = onDisk.find((x) => x.request_id === `pay-${i}`);
       assert.ok(rec, `record of pay-${i} written before its answer`);
       assert.equal(rec.status, 201);
@@ -39,9 +51,17 @@ test('audit {sync: true} is refused without audit.durability: sync, and the poli
     if (service) services.register('audit', service);
     return { routeName: 'payments', upstreamNames: new Set<string>(), services };
   };
-  assert.throws(() => auditPolicy.create({ sync: true }, setup({ recorder: {}, durability: 'group' })), /durability: sync/);
+  assert.throws(
+    () => auditPolicy.create({ sync: true }, setup({ recorder: {}, durability: 'group' })),
+    /durability: sync/,
+  );
   assert.throws(() => auditPolicy.create({ sync: false }, setup(undefined)), /audit.enabled/);
-  assert.equal(typeof (auditPolicy.create({ sync: false }, setup({ recorder: {}, durability: 'group' })) as { onResponse?: unknown }).onResponse, 'function');
+  assert.equal(
+    typeof (
+      auditPolicy.create({ sync: false }, setup({ recorder: {}, durability: 'group' })) as { onResponse?: unknown }
+    ).onResponse,
+    'function',
+  );
 });
 
 test('audit {sync: true}: when the record cannot be written, a 2xx is withheld and answered 503 problem+json', async () => {
@@ -53,7 +73,10 @@ test('audit {sync: true}: when the record cannot be written, a 2xx is withheld a
   const gw = await startTestGateway(
     {
       upstreams: { app: { targets: [{ url: upstream.url }] } },
-      routes: [route(true), { name: 'proxied', match: { prefix: '/api' }, upstream: 'app', policies: [{ audit: { sync: true } }] }],
+      routes: [
+        route(true),
+        { name: 'proxied', match: { prefix: '/api' }, upstream: 'app', policies: [{ audit: { sync: true } }] },
+      ],
       audit: { enabled: true, durability: 'sync', group_commit_ms: 5000 },
     },
     { dataDir },
@@ -65,7 +88,10 @@ test('audit {sync: true}: when the record cannot be written, a 2xx is withheld a
     assert.equal((await httpRequest(`${gw.url}/api/ok`, { headers: { 'x-request-id': 'before' } })).status, 200);
     // Every journal write now fails with ENOSPC.
     segmentFd = journal.swapSegmentFdForTest(full);
-    for (const [url, id] of [[`${gw.url}/api/x`, 'proxied-full'], [`${gw.url}/pay`, 'reply-full']] as const) {
+    for (const [url, id] of [
+      [`${gw.url}/api/x`, 'proxied-full'],
+      [`${gw.url}/pay`, 'reply-full'],
+    ] as const) {
       const r = await httpRequest(url, { method: 'POST', headers: { 'x-request-id': id } });
       assert.equal(r.status, 503, `${id}: no success without its record`);
       assert.match(String(r.headers['content-type']), /application\/problem\+json/);
@@ -87,10 +113,16 @@ test('audit {sync: true}: when the record cannot be written, a 2xx is withheld a
   const auditDir = path.join(dataDir, 'audit');
   const v = verifyJournal(auditDir, loadPublicKey(auditDir));
   assert.equal(v.ok, true, v.problem?.message);
-  const records = [...journalLines(auditDir)].map((l) => JSON.parse(l.line) as Record<string, any>).filter((x) => x.type === 'http.request');
+  const records = [...journalLines(auditDir)]
+    .map((l) => JSON.parse(l.line) as Record<string, any>)
+    .filter((x) => x.type === 'http.request');
   for (const id of ['proxied-full', 'reply-full']) {
     const mine = records.filter((x) => x.request_id === id);
-    assert.deepEqual(mine.map((x) => x.status), [503], `${id}: recorded once, as the 503 that was sent`);
+    assert.deepEqual(
+      mine.map((x) => x.status),
+      [503],
+      `${id}: recorded once, as the 503 that was sent`,
+    );
   }
   assert.equal(records.find((x) => x.request_id === 'after')?.status, 200);
   fs.rmSync(dataDir, { recursive: true, force: true });

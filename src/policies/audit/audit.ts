@@ -17,8 +17,10 @@ export const auditPolicy: PolicyDefinition<AuditPolicyConfig> = {
   create(config, setup) {
     const service = setup.services.find<AuditService>('audit');
     const recorder = service?.recorder;
-    if (recorder === undefined) throw new ConfigError([`routes.${setup.routeName}: the audit policy needs audit.enabled: true`]);
-    if (config.sync && service!.durability !== 'sync') throw new ConfigError([`routes.${setup.routeName}: audit {sync: true} needs audit.durability: sync`]);
+    if (recorder === undefined)
+      throw new ConfigError([`routes.${setup.routeName}: the audit policy needs audit.enabled: true`]);
+    if (config.sync && service!.durability !== 'sync')
+      throw new ConfigError([`routes.${setup.routeName}: audit {sync: true} needs audit.durability: sync`]);
     const durable = config.sync;
     // Every request of an audited route is asked, so every one is on the record (never answered from a proxy cache).
     return { decisionReuse: 'per-request', onResponse: (ctx, head) => recorder.onResponseHead(ctx, head, durable) };

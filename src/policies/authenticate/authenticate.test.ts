@@ -54,7 +54,14 @@ test('a valid key passes; the identity comes from the key, never from x-consumer
   ]);
   const { key, record } = await auth.createKey({ consumer: 'billing' });
   // Forged identity headers change nothing: billing is not allowed on this route.
-  const forged = await httpRequest(gw.url + '/api/x', { headers: { 'x-api-key': key, 'x-consumer': 'reporting', 'x-consumer-id': 'reporting', 'x-kycgate-consumer': 'reporting' } });
+  const forged = await httpRequest(gw.url + '/api/x', {
+    headers: {
+      'x-api-key': key,
+      'x-consumer': 'reporting',
+      'x-consumer-id': 'reporting',
+      'x-kycgate-consumer': 'reporting',
+    },
+  });
   assert.equal(forged.status, 403);
   assert.equal(JSON.parse(forged.body).reason, 'consumer_not_allowed');
   const noKey = await httpRequest(gw.url + '/api/x', { headers: { 'x-consumer': 'reporting' } });
@@ -97,7 +104,9 @@ test('a key in the query string is taken only when query_param is configured', a
 });
 
 test('a key taken from the query string is removed from the upstream query; the other parameters are kept as sent', async (t) => {
-  const { gw, auth, urls } = await setup(t, [{ authenticate: { methods: [{ 'api-key': { query_param: 'api_key' } }] } }]);
+  const { gw, auth, urls } = await setup(t, [
+    { authenticate: { methods: [{ 'api-key': { query_param: 'api_key' } }] } },
+  ]);
   const { key } = await auth.createKey({ consumer: 'billing' });
   const res = await httpRequest(gw.url + `/api/x?a=1&api_key=${key}&b=x%20y&api%5Fkey=${key}&c`);
   assert.equal(res.status, 200);
@@ -112,7 +121,9 @@ test('a key taken from the query string is removed from the upstream query; the 
 });
 
 test('with hide_credentials: false a query-string key is forwarded', async (t) => {
-  const { gw, auth, urls } = await setup(t, [{ authenticate: { methods: [{ 'api-key': { query_param: 'api_key', hide_credentials: false } }] } }]);
+  const { gw, auth, urls } = await setup(t, [
+    { authenticate: { methods: [{ 'api-key': { query_param: 'api_key', hide_credentials: false } }] } },
+  ]);
   const { key } = await auth.createKey({ consumer: 'billing' });
   assert.equal((await httpRequest(gw.url + '/api/x?api_key=' + key + '&a=1')).status, 200);
   assert.equal(urls[0], '/api/x?api_key=' + key + '&a=1');
@@ -137,8 +148,16 @@ test('a rotated key works during the overlap window and fails after it; the new 
   assert.equal((await httpRequest(gw.url + '/api/x', { headers: { 'x-api-key': old.key } })).status, 200);
   const rotated = await auth.rotateKey(old.record.id, 700);
   assert.ok(events.some((e) => e.type === 'key.rotated'));
-  assert.equal((await httpRequest(gw.url + '/api/x', { headers: { 'x-api-key': old.key } })).status, 200, 'old key inside the overlap');
-  assert.equal((await httpRequest(gw.url + '/api/x', { headers: { 'x-api-key': rotated.key } })).status, 200, 'new key');
+  assert.equal(
+    (await httpRequest(gw.url + '/api/x', { headers: { 'x-api-key': old.key } })).status,
+    200,
+    'old key inside the overlap',
+  );
+  assert.equal(
+    (await httpRequest(gw.url + '/api/x', { headers: { 'x-api-key': rotated.key } })).status,
+    200,
+    'new key',
+  );
   // The old key's end is a timestamp in its record: wait until it has passed.
   const endsAt = rotated.previous.expiresAt!;
   await new Promise((r) => setTimeout(r, Math.max(0, endsAt - Date.now()) + 20));
@@ -149,10 +168,13 @@ test('a rotated key works during the overlap window and fails after it; the new 
 });
 
 test('repeated failures from one address are throttled with 429 and Retry-After', async (t) => {
-  const { gw, auth } = await setup(t, [{ authenticate: { methods: [{ 'api-key': {} }], failure_limit: { max_failures: 3, window_s: 60 } } }]);
+  const { gw, auth } = await setup(t, [
+    { authenticate: { methods: [{ 'api-key': {} }], failure_limit: { max_failures: 3, window_s: 60 } } },
+  ]);
   const { key, record } = await auth.createKey({ consumer: 'billing' });
   await auth.revokeKey(record.id);
-  for (let i = 0; i < 3; i++) assert.equal((await httpRequest(gw.url + '/api/x', { headers: { 'x-api-key': key } })).status, 401);
+  for (let i = 0; i < 3; i++)
+    assert.equal((await httpRequest(gw.url + '/api/x', { headers: { 'x-api-key': key } })).status, 401);
   const good = await auth.createKey({ consumer: 'billing' });
   const res = await httpRequest(gw.url + '/api/x', { headers: { 'x-api-key': good.key } });
   assert.equal(res.status, 429);
@@ -161,14 +183,20 @@ test('repeated failures from one address are throttled with 429 and Retry-After'
 });
 
 test('IPv6 clients are throttled per /64: rotating addresses inside it gives no fresh budget', async (t) => {
-  const { gw, auth } = await setup(t, [{ authenticate: { methods: [{ 'api-key': {} }], failure_limit: { max_failures: 3, window_s: 60 } } }], {
-    server: { trusted_proxies: ['127.0.0.1'] },
-  });
+  const { gw, auth } = await setup(
+    t,
+    [{ authenticate: { methods: [{ 'api-key': {} }], failure_limit: { max_failures: 3, window_s: 60 } } }],
+    {
+      server: { trusted_proxies: ['127.0.0.1'] },
+    },
+  );
   const { key, record } = await auth.createKey({ consumer: 'billing' });
   await auth.revokeKey(record.id);
   const good = await auth.createKey({ consumer: 'billing' });
-  const from = (client: string, apiKey: string) => httpRequest(gw.url + '/api/x', { headers: { 'x-api-key': apiKey, 'x-forwarded-for': client } });
-  for (const client of ['2001:db8:0:7::1', '2001:db8:0:7::2', '2001:db8:0:7:ffff::3']) assert.equal((await from(client, key)).status, 401);
+  const from = (client: string, apiKey: string) =>
+    httpRequest(gw.url + '/api/x', { headers: { 'x-api-key': apiKey, 'x-forwarded-for': client } });
+  for (const client of ['2001:db8:0:7::1', '2001:db8:0:7::2', '2001:db8:0:7:ffff::3'])
+    assert.equal((await from(client, key)).status, 401);
   assert.equal((await from('2001:db8:0:7::4', good.key)).status, 429, 'another address of the same /64 is throttled');
   assert.equal((await from('2001:db8:0:8::1', good.key)).status, 200, 'another /64 is not');
   assert.equal((await from('198.51.100.7', good.key)).status, 200, 'IPv4 clients are counted per address');
@@ -176,24 +204,42 @@ test('IPv6 clients are throttled per /64: rotating addresses inside it gives no 
 
 test('mode all: every method must succeed, identities are merged', async (t) => {
   const { gw, auth } = await setup(t, [
-    { authenticate: { mode: 'all', methods: [{ 'api-key': {} }, { 'api-key': { header: 'x-second-key', bearer: false } }] } },
+    {
+      authenticate: {
+        mode: 'all',
+        methods: [{ 'api-key': {} }, { 'api-key': { header: 'x-second-key', bearer: false } }],
+      },
+    },
     { authorize: { scopes: { all_of: ['payments:read', 'reports:read'] } } },
   ]);
   const a = await auth.createKey({ consumer: 'billing' });
   const b = await auth.createKey({ consumer: 'reporting' });
-  assert.equal((await httpRequest(gw.url + '/api/x', { headers: { 'x-api-key': a.key } })).status, 401, 'one of two is not enough');
+  assert.equal(
+    (await httpRequest(gw.url + '/api/x', { headers: { 'x-api-key': a.key } })).status,
+    401,
+    'one of two is not enough',
+  );
   const res = await httpRequest(gw.url + '/api/x', { headers: { 'x-api-key': a.key, 'x-second-key': b.key } });
   assert.equal(res.status, 200, 'scopes of both keys are united');
 });
 
 test('a method config error names the key path at load time', async () => {
   await assert.rejects(
-    startTestGateway({ routes: [{ name: 'r', match: { prefix: '/' }, policies: [{ authenticate: { methods: [{ 'api-key': { header: 'x', bogus: true } }] } }] }] }),
-    (err: Error) => /routes\[0\]\.policies\[0\]\.authenticate\.methods\[0\]\.api-key: has unknown key "bogus"/.test(err.message),
+    startTestGateway({
+      routes: [
+        {
+          name: 'r',
+          match: { prefix: '/' },
+          policies: [{ authenticate: { methods: [{ 'api-key': { header: 'x', bogus: true } }] } }],
+        },
+      ],
+    }),
+    (err: Error) =>
+      /routes\[0\]\.policies\[0\]\.authenticate\.methods\[0\]\.api-key: has unknown key "bogus"/.test(err.message),
   );
 });
 
-test('consumers declared in config are synced on reload: a key carries its consumer\'s new scopes', async (t) => {
+test("consumers declared in config are synced on reload: a key carries its consumer's new scopes", async (t) => {
   const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
   const os = await import('node:os');
   const path = await import('node:path');
@@ -206,7 +252,14 @@ test('consumers declared in config are synced on reload: a key carries its consu
     admin: { port: 0 },
     consumers: { billing: { scopes } },
     upstreams: { app: { targets: [{ url: upstream.url }] } },
-    routes: [{ name: 'api', match: { prefix: '/api' }, upstream: 'app', policies: [{ authenticate: { methods: [{ 'api-key': {} }] } }, { authorize: { scopes: { all_of: ['b'] } } }] }],
+    routes: [
+      {
+        name: 'api',
+        match: { prefix: '/api' },
+        upstream: 'app',
+        policies: [{ authenticate: { methods: [{ 'api-key': {} }] } }, { authorize: { scopes: { all_of: ['b'] } } }],
+      },
+    ],
   });
   writeFileSync(file, stringify(config(['a'])));
   const gw = await startTestGateway(config(['a']), { file, baseDir: dir, watchConfig: false });
@@ -223,9 +276,13 @@ test('consumers declared in config are synced on reload: a key carries its consu
 });
 
 test('upstream_headers sends the verified identity; client-sent x-consumer* headers never reach the upstream', async (t) => {
-  const { gw, auth, seen } = await setup(t, [{ authenticate: { methods: [{ 'api-key': {} }], upstream_headers: true } }]);
+  const { gw, auth, seen } = await setup(t, [
+    { authenticate: { methods: [{ 'api-key': {} }], upstream_headers: true } },
+  ]);
   const { key } = await auth.createKey({ consumer: 'billing', scopes: ['payments:read'] });
-  const res = await httpRequest(gw.url + '/api/x', { headers: { 'x-api-key': key, 'x-consumer': 'admin', 'x-consumer-id': 'admin', 'x-auth-method': 'mtls' } });
+  const res = await httpRequest(gw.url + '/api/x', {
+    headers: { 'x-api-key': key, 'x-consumer': 'admin', 'x-consumer-id': 'admin', 'x-auth-method': 'mtls' },
+  });
   assert.equal(res.status, 200);
   assert.equal(seen[0]!['x-consumer'], 'billing');
   assert.equal(seen[0]!['x-consumer-scopes'], 'payments:read');
@@ -235,7 +292,9 @@ test('upstream_headers sends the verified identity; client-sent x-consumer* head
 });
 
 test('once a key has been verified, a key with the same id and another secret is still refused', async (t) => {
-  const { gw, auth } = await setup(t, [{ authenticate: { methods: [{ 'api-key': {} }], failure_limit: { enabled: false } } }]);
+  const { gw, auth } = await setup(t, [
+    { authenticate: { methods: [{ 'api-key': {} }], failure_limit: { enabled: false } } },
+  ]);
   const { key } = await auth.createKey({ consumer: 'billing' });
   assert.equal((await httpRequest(gw.url + '/api/x', { headers: { 'x-api-key': key } })).status, 200);
   assert.equal((await httpRequest(gw.url + '/api/x', { headers: { 'x-api-key': key } })).status, 200);

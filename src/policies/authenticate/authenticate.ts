@@ -15,7 +15,11 @@ import { authenticateSchema, type AuthenticateConfig } from './schema.js';
 import { FailureThrottle } from './failure-throttle.js';
 import type { AuthService } from '../../auth/subsystem.js';
 
-const MISSING: AuthFailure = Object.freeze({ failed: true as const, reason: 'missing_credential', detail: 'This route requires authentication.' });
+const MISSING: AuthFailure = Object.freeze({
+  failed: true as const,
+  reason: 'missing_credential',
+  detail: 'This route requires authentication.',
+});
 
 /** Identity headers this policy may send upstream; the core strips them from every client request. */
 const IDENTITY_HEADERS = ['x-consumer', 'x-consumer-*', 'x-auth-method'] as const;
@@ -52,7 +56,9 @@ class AuthenticatePolicy implements PolicyInstance {
       this.challenges.push(c);
     }
     // RFC 6750 section 3.1: a bearer token that was presented and refused is reported as invalid_token.
-    this.invalidTokenChallenges = this.challenges.map((c) => (/^bearer\b/i.test(c) ? `${c}, error="invalid_token"` : c));
+    this.invalidTokenChallenges = this.challenges.map((c) =>
+      /^bearer\b/i.test(c) ? `${c}, error="invalid_token"` : c,
+    );
     this.throttle = throttle;
   }
 
@@ -60,8 +66,17 @@ class AuthenticatePolicy implements PolicyInstance {
     if (this.throttle !== undefined) {
       const wait = this.throttle.retryAfter(ctx.clientIp);
       if (wait > 0) {
-        this.events.emit({ type: 'auth.failure', requestId: ctx.id, route: this.routeName, outcome: 'throttled', data: { client_ip: ctx.clientIp } });
-        return problem('rate-limited', { detail: 'Too many failed authentication attempts from this address.', headers: { 'retry-after': wait } });
+        this.events.emit({
+          type: 'auth.failure',
+          requestId: ctx.id,
+          route: this.routeName,
+          outcome: 'throttled',
+          data: { client_ip: ctx.clientIp },
+        });
+        return problem('rate-limited', {
+          detail: 'Too many failed authentication attempts from this address.',
+          headers: { 'retry-after': wait },
+        });
       }
     }
     return this.mode === 'any' ? this.any(ctx, 0) : this.all(ctx, 0, undefined);
@@ -101,8 +116,16 @@ class AuthenticatePolicy implements PolicyInstance {
     return this.settle(ctx, undefined, merged!);
   }
 
-  private step(ctx: RequestContext, a: Authenticator, outcome: AuthOutcome, merged: Identity | undefined): Identity | Refusal {
-    if (outcome === undefined) return new Refusal(this.refuse(ctx, a, { ...MISSING, detail: `This route requires ${a.method} authentication.` }));
+  private step(
+    ctx: RequestContext,
+    a: Authenticator,
+    outcome: AuthOutcome,
+    merged: Identity | undefined,
+  ): Identity | Refusal {
+    if (outcome === undefined)
+      return new Refusal(
+        this.refuse(ctx, a, { ...MISSING, detail: `This route requires ${a.method} authentication.` }),
+      );
     if (isAuthFailure(outcome)) return new Refusal(this.refuse(ctx, a, outcome));
     return merged === undefined ? outcome : mergeIdentities(merged, outcome);
   }
@@ -130,9 +153,18 @@ class AuthenticatePolicy implements PolicyInstance {
       outcome: failure.reason,
       data: { method: a?.method, client_ip: ctx.clientIp },
     });
-    ctx.decision = { outcome: 'unauthenticated', policy: 'authenticate', ...(a ? { rule: a.method } : {}), reason: failure.reason };
+    ctx.decision = {
+      outcome: 'unauthenticated',
+      policy: 'authenticate',
+      ...(a ? { rule: a.method } : {}),
+      reason: failure.reason,
+    };
     if (failure.unavailable) {
-      return problem('service-unavailable', { detail: failure.detail ?? 'Credentials cannot be checked right now.', extensions: { reason: failure.reason }, headers: { 'retry-after': 1 } });
+      return problem('service-unavailable', {
+        detail: failure.detail ?? 'Credentials cannot be checked right now.',
+        extensions: { reason: failure.reason },
+        headers: { 'retry-after': 1 },
+      });
     }
     // A request without any credential is not a guess; only refused credentials count towards the throttle.
     const missing = failure.reason === 'missing_credential';
@@ -188,10 +220,16 @@ function union(a: readonly string[] | undefined, b: readonly string[] | undefine
 export function mergeIdentities(a: Identity, b: Identity): Identity {
   const groups = union(a.groups, b.groups);
   const claims = a.claims && b.claims ? { ...b.claims, ...a.claims } : (a.claims ?? b.claims);
-  const merged: Identity = { ...b, ...stripUndefined(a), method: `${a.method}+${b.method}`, scopes: union(a.scopes, b.scopes) ?? [] };
+  const merged: Identity = {
+    ...b,
+    ...stripUndefined(a),
+    method: `${a.method}+${b.method}`,
+    scopes: union(a.scopes, b.scopes) ?? [],
+  };
   if (groups !== undefined) merged.groups = groups;
   if (claims !== undefined) merged.claims = claims;
-  if (a.expiresAt !== undefined || b.expiresAt !== undefined) merged.expiresAt = Math.min(a.expiresAt ?? Infinity, b.expiresAt ?? Infinity);
+  if (a.expiresAt !== undefined || b.expiresAt !== undefined)
+    merged.expiresAt = Math.min(a.expiresAt ?? Infinity, b.expiresAt ?? Infinity);
   return merged;
 }
 
@@ -203,7 +241,8 @@ function stripUndefined(identity: Identity): Partial<Identity> {
 
 export const authenticatePolicy: PolicyDefinition<AuthenticateConfig> = {
   name: 'authenticate',
-  description: 'Authenticates the client (API key, JWT/OIDC, token introspection, mTLS, SPIFFE) and sets the request identity; 401 otherwise.',
+  description:
+    'Authenticates the client (API key, JWT/OIDC, token introspection, mTLS, SPIFFE) and sets the request identity; 401 otherwise.',
   phase: 'authenticate',
   schema: authenticateSchema,
   async create(config, setup) {
@@ -213,12 +252,15 @@ export const authenticatePolicy: PolicyDefinition<AuthenticateConfig> = {
         const entry = config.methods[i]!;
         const method = Object.keys(entry)[0]!;
         const definition = authenticatorFor(method);
-        if (!definition) throw new ConfigError([`route "${setup.routeName}": authenticate.methods[${i}]: unknown method "${method}"`]);
+        if (!definition)
+          throw new ConfigError([`route "${setup.routeName}": authenticate.methods[${i}]: unknown method "${method}"`]);
         try {
           authenticators.push(await definition.create(entry[method] ?? {}, setup));
         } catch (err) {
           const reasons = err instanceof ConfigError ? err.problems : [(err as Error).message];
-          throw new ConfigError(reasons.map((r) => `route "${setup.routeName}": authenticate.methods[${i}].${method}: ${r}`));
+          throw new ConfigError(
+            reasons.map((r) => `route "${setup.routeName}": authenticate.methods[${i}].${method}: ${r}`),
+          );
         }
       }
     } catch (err) {
@@ -229,8 +271,20 @@ export const authenticatePolicy: PolicyDefinition<AuthenticateConfig> = {
     // routes count together, and a reload does not reset an address that is being throttled.
     const limit = config.failure_limit;
     const throttle = limit.enabled
-      ? setup.services.get<AuthService>('auth').shared(`failure-throttle|${limit.max_failures}|${limit.window_s}`, () => new FailureThrottle(limit.max_failures, limit.window_s * 1000))
+      ? setup.services
+          .get<AuthService>('auth')
+          .shared(
+            `failure-throttle|${limit.max_failures}|${limit.window_s}`,
+            () => new FailureThrottle(limit.max_failures, limit.window_s * 1000),
+          )
       : undefined;
-    return new AuthenticatePolicy(authenticators, config.mode, setup.services.events, setup.routeName, config, throttle);
+    return new AuthenticatePolicy(
+      authenticators,
+      config.mode,
+      setup.services.events,
+      setup.routeName,
+      config,
+      throttle,
+    );
   },
 };

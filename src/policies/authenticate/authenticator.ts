@@ -34,6 +34,7 @@ export interface Authenticator {
   close?(): void | Promise<void>;
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: lists hold definitions of different configs; each checks its own
 export interface AuthenticatorDefinition<Config = any> {
   /** Key in the `authenticate` policy's `methods` list. */
   readonly method: string;

@@ -8,7 +8,11 @@ import type { RequestContext, Identity } from '../../pipeline/context.js';
 import { Problem } from '../../pipeline/problem.js';
 
 test('SPIFFE ID allow list: exact, trust domain and path prefix on segment boundaries', () => {
-  const m = new SpiffeIdMatcher(['spiffe://prod.example/ns/payments/sa/api', 'spiffe://partner.example', 'spiffe://prod.example/ns/kyc/*']);
+  const m = new SpiffeIdMatcher([
+    'spiffe://prod.example/ns/payments/sa/api',
+    'spiffe://partner.example',
+    'spiffe://prod.example/ns/kyc/*',
+  ]);
   assert.ok(m.matches('spiffe://prod.example/ns/payments/sa/api'));
   assert.ok(!m.matches('spiffe://prod.example/ns/payments/sa/api2'));
   assert.ok(!m.matches('spiffe://prod.example/ns/payments/sa'));
@@ -29,7 +33,10 @@ function ctxWith(identity: Identity | undefined): RequestContext {
 test('authorize: 401 without identity, 403 for valid identities that are not allowed, pass otherwise', async () => {
   const services = new Services(pino({ level: 'silent' }), '.');
   const setup = { routeName: 'r', upstreamNames: new Set<string>(), services };
-  const policy = await authorizePolicy.create({ scopes: { any_of: ['a', 'b'] }, groups: ['ops'], spiffe_ids: ['spiffe://td/ns/*'] }, setup);
+  const policy = await authorizePolicy.create(
+    { scopes: { any_of: ['a', 'b'] }, groups: ['ops'], spiffe_ids: ['spiffe://td/ns/*'] },
+    setup,
+  );
   const run = (i: Identity | undefined) => policy.onRequest!(ctxWith(i)) as Problem | undefined;
   assert.equal(run(undefined)?.status, 401);
   const ok: Identity = { method: 'mtls', scopes: ['b'], groups: ['ops'], spiffeId: 'spiffe://td/ns/x/sa/y' };

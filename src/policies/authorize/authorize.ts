@@ -37,22 +37,59 @@ class AuthorizePolicy implements PolicyInstance {
     const identity = ctx.identity;
     if (identity === undefined) {
       // RFC 9110 section 15.5.2: a 401 always carries a challenge.
-      return this.deny(ctx, 'no_identity', problem('unauthenticated', { detail: 'This route requires authentication.', extensions: { reason: 'missing_credential' }, headers: { 'www-authenticate': 'Bearer realm="kycgate"' } }));
+      return this.deny(
+        ctx,
+        'no_identity',
+        problem('unauthenticated', {
+          detail: 'This route requires authentication.',
+          extensions: { reason: 'missing_credential' },
+          headers: { 'www-authenticate': 'Bearer realm="kycgate"' },
+        }),
+      );
     }
     if (this.allOf.length > 0 || this.anyOf.length > 0) {
       const missing = this.missingScope(identity);
       if (missing !== undefined) {
-        return this.deny(ctx, 'insufficient_scope', problem('forbidden', { detail: missing, extensions: { reason: 'insufficient_scope' }, headers: { 'www-authenticate': this.scopeChallenge } }));
+        return this.deny(
+          ctx,
+          'insufficient_scope',
+          problem('forbidden', {
+            detail: missing,
+            extensions: { reason: 'insufficient_scope' },
+            headers: { 'www-authenticate': this.scopeChallenge },
+          }),
+        );
       }
     }
     if (this.consumers !== undefined && (identity.consumer === undefined || !this.consumers.has(identity.consumer))) {
-      return this.deny(ctx, 'consumer_not_allowed', problem('forbidden', { detail: 'This consumer may not use this route.', extensions: { reason: 'consumer_not_allowed' } }));
+      return this.deny(
+        ctx,
+        'consumer_not_allowed',
+        problem('forbidden', {
+          detail: 'This consumer may not use this route.',
+          extensions: { reason: 'consumer_not_allowed' },
+        }),
+      );
     }
     if (this.groups !== undefined && !this.inGroup(identity)) {
-      return this.deny(ctx, 'group_not_allowed', problem('forbidden', { detail: 'None of the groups allowed on this route.', extensions: { reason: 'group_not_allowed' } }));
+      return this.deny(
+        ctx,
+        'group_not_allowed',
+        problem('forbidden', {
+          detail: 'None of the groups allowed on this route.',
+          extensions: { reason: 'group_not_allowed' },
+        }),
+      );
     }
     if (this.spiffe !== undefined && !this.spiffe.matches(identity.spiffeId)) {
-      return this.deny(ctx, 'spiffe_id_not_allowed', problem('forbidden', { detail: 'This workload identity may not use this route.', extensions: { reason: 'spiffe_id_not_allowed' } }));
+      return this.deny(
+        ctx,
+        'spiffe_id_not_allowed',
+        problem('forbidden', {
+          detail: 'This workload identity may not use this route.',
+          extensions: { reason: 'spiffe_id_not_allowed' },
+        }),
+      );
     }
     return undefined;
   }
@@ -60,7 +97,8 @@ class AuthorizePolicy implements PolicyInstance {
   private missingScope(identity: Identity): string | undefined {
     const scopes = identity.scopes;
     for (const s of this.allOf) if (!scopes.includes(s)) return `Scope "${s}" is required.`;
-    if (this.anyOf.length > 0 && !this.anyOf.some((s) => scopes.includes(s))) return `One of the scopes ${this.anyOf.map((s) => `"${s}"`).join(', ')} is required.`;
+    if (this.anyOf.length > 0 && !this.anyOf.some((s) => scopes.includes(s)))
+      return `One of the scopes ${this.anyOf.map((s) => `"${s}"`).join(', ')} is required.`;
     return undefined;
   }
 
@@ -73,14 +111,21 @@ class AuthorizePolicy implements PolicyInstance {
 
   private deny(ctx: RequestContext, reason: string, p: Problem): Problem {
     ctx.decision = { outcome: 'forbidden', policy: 'authorize', reason };
-    this.events.emit({ type: 'authz.denied', requestId: ctx.id, route: this.routeName, outcome: reason, data: { consumer: ctx.identity?.consumer, method: ctx.identity?.method } });
+    this.events.emit({
+      type: 'authz.denied',
+      requestId: ctx.id,
+      route: this.routeName,
+      outcome: reason,
+      data: { consumer: ctx.identity?.consumer, method: ctx.identity?.method },
+    });
     return p;
   }
 }
 
 export const authorizePolicy: PolicyDefinition<AuthorizeConfig> = {
   name: 'authorize',
-  description: 'Allows the authenticated identity by scopes (all of / any of), consumers, groups and SPIFFE IDs; 403 otherwise.',
+  description:
+    'Allows the authenticated identity by scopes (all of / any of), consumers, groups and SPIFFE IDs; 403 otherwise.',
   phase: 'authorize',
   schema: authorizeSchema,
   create(config, setup) {

@@ -10,7 +10,8 @@ const names = { type: 'array', items: { type: 'string', minLength: 1 }, minItems
 
 export const authorizeSchema = {
   type: 'object',
-  description: 'Every condition given must hold (conditions are combined with AND); a list inside a condition matches when any entry matches.',
+  description:
+    'Every condition given must hold (conditions are combined with AND); a list inside a condition matches when any entry matches.',
   properties: {
     scopes: {
       type: 'object',
@@ -26,8 +27,11 @@ export const authorizeSchema = {
     groups: { ...names, description: 'The identity must belong to at least one of these groups.' },
     spiffe_ids: {
       ...names,
-      items: { type: 'string', pattern: '^spiffe://[a-z0-9._-]+(/[A-Za-z0-9._~!$&\'()*+,;=:@%-]+)*(/\\*)?$' },
-      description: 'SPIFFE IDs allowed (from mTLS or a JWT-SVID): exact `spiffe://td/ns/prod/sa/api`, a whole trust domain `spiffe://td`, or a path prefix `spiffe://td/ns/prod/*` (matches below it, on segment boundaries).',
+      items: { type: 'string', pattern: "^spiffe://[a-z0-9._-]+(/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)*(/\\*)?$" },
+      description:
+        'SPIFFE IDs allowed (from mTLS or a JWT-SVID): exact `spiffe://td/ns/prod/sa/api`, a whole trust ' +
+        'domain `spiffe://td`, or a path prefix `spiffe://td/ns/prod/*` (matches below it, on segment ' +
+        'boundaries).',
     },
   },
   additionalProperties: false,

@@ -3,7 +3,15 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { issueCertificate, type IssuedCertificate } from '../../workload-identity/certificates.js';
 import { startTestGateway, startUpstream, type TestGateway } from '../../../testing/harness.js';
-import { KeyUsage, issueSvid, spiffeBundle, tempDir, tlsRequest, trustDomainCa, writeFile } from '../../../testing/spiffe.js';
+import {
+  KeyUsage,
+  issueSvid,
+  spiffeBundle,
+  tempDir,
+  tlsRequest,
+  trustDomainCa,
+  writeFile,
+} from '../../../testing/spiffe.js';
 import type { Identity } from '../../pipeline/context.js';
 import type { GatewayEvent } from '../../pipeline/events.js';
 
@@ -29,7 +37,12 @@ function pemChain(...certs: IssuedCertificate[]): string {
 before(async () => {
   dir = tempDir();
   serverCa = await issueCertificate({ subject: 'CN=Test server CA', ca: true });
-  const server = await issueCertificate({ subject: 'CN=localhost', issuer: serverCa, dns: ['localhost'], ips: ['127.0.0.1'] });
+  const server = await issueCertificate({
+    subject: 'CN=localhost',
+    issuer: serverCa,
+    dns: ['localhost'],
+    ips: ['127.0.0.1'],
+  });
   writeFile(dir, 'server.pem', server.certPem);
   writeFile(dir, 'server-key.pem', server.keyPem);
   caA = await trustDomainCa('a.test');
@@ -73,12 +86,23 @@ before(async () => {
             },
           ],
         },
-        { name: 'open', match: { prefix: '/open' }, upstream: 'echo', policies: [{ 'client-certificate': { required: false, allow_unmapped: true } }] },
+        {
+          name: 'open',
+          match: { prefix: '/open' },
+          upstream: 'echo',
+          policies: [{ 'client-certificate': { required: false, allow_unmapped: true } }],
+        },
         {
           name: 'strict',
           match: { prefix: '/strict' },
           upstream: 'echo',
-          policies: [{ 'client-certificate': { consumers: [{ name: 'payments', spiffe_id: 'spiffe://a.test/ns/payments/sa/api' }] } }],
+          policies: [
+            {
+              'client-certificate': {
+                consumers: [{ name: 'payments', spiffe_id: 'spiffe://a.test/ns/payments/sa/api' }],
+              },
+            },
+          ],
         },
       ],
     },
@@ -108,7 +132,9 @@ test('a valid X509-SVID passes; the SPIFFE ID and consumer reach the upstream an
     headers: { 'x-kycgate-client-spiffe-id': 'spiffe://a.test/admin', 'x-kycgate-client-consumer': 'root' },
   });
   assert.equal(r.status, 200, r.body);
-  const seen = JSON.parse(r.body.slice(r.body.indexOf('{'), r.body.lastIndexOf('}') + 1)) as { headers: Record<string, string> };
+  const seen = JSON.parse(r.body.slice(r.body.indexOf('{'), r.body.lastIndexOf('}') + 1)) as {
+    headers: Record<string, string>;
+  };
   assert.equal(seen.headers['x-kycgate-client-spiffe-id'], 'spiffe://a.test/ns/payments/sa/api');
   assert.equal(seen.headers['x-kycgate-client-consumer'], 'payments');
   assert.match(seen.headers['x-kycgate-client-cert-sha256']!, /^[0-9a-f]{64}$/);
@@ -121,16 +147,31 @@ test('a valid X509-SVID passes; the SPIFFE ID and consumer reach the upstream an
 test('federation: an SVID of the second trust domain (PEM bundle) passes, mapped by trust domain; also on the required listener', async () => {
   const svid = await issueSvid(caB, 'spiffe://b.test/billing/worker');
   for (const listener of ['optional', 'required']) {
-    const r = await tlsRequest(portOf(listener), { cert: svid.certPem, key: svid.keyPem, ca: serverCa.certPem, path: '/svid' });
+    const r = await tlsRequest(portOf(listener), {
+      cert: svid.certPem,
+      key: svid.keyPem,
+      ca: serverCa.certPem,
+      path: '/svid',
+    });
     assert.equal(r.status, 200, `${listener}: ${r.body}`);
     assert.match(r.body, /"x-kycgate-client-consumer":"b-partner"/);
   }
 });
 
 test('an SVID signed by an intermediate passes when the client sends the chain', async () => {
-  const intermediate = await issueCertificate({ subject: 'CN=a.test intermediate', issuer: caA, ca: true, uris: ['spiffe://a.test'] });
+  const intermediate = await issueCertificate({
+    subject: 'CN=a.test intermediate',
+    issuer: caA,
+    ca: true,
+    uris: ['spiffe://a.test'],
+  });
   const svid = await issueSvid(intermediate, 'spiffe://a.test/chained');
-  const r = await tlsRequest(portOf('required'), { cert: pemChain(svid, intermediate), key: svid.keyPem, ca: serverCa.certPem, path: '/svid' });
+  const r = await tlsRequest(portOf('required'), {
+    cert: pemChain(svid, intermediate),
+    key: svid.keyPem,
+    ca: serverCa.certPem,
+    path: '/svid',
+  });
   assert.equal(r.status, 200, r.body);
   assert.match(r.body, /spiffe:\/\/a\.test\/chained/);
 });
@@ -149,7 +190,12 @@ test('no client certificate: 401 problem+json where required by the route, passe
 
 test('a valid SVID that no consumer rule maps is refused where unmapped certificates are not allowed', async () => {
   const svid = await issueSvid(caA, 'spiffe://a.test/someone/else');
-  const r = await tlsRequest(portOf('optional'), { cert: svid.certPem, key: svid.keyPem, ca: serverCa.certPem, path: '/strict' });
+  const r = await tlsRequest(portOf('optional'), {
+    cert: svid.certPem,
+    key: svid.keyPem,
+    ca: serverCa.certPem,
+    path: '/strict',
+  });
   assert.equal(r.status, 401);
   assert.ok(failures.some((f) => f.outcome === 'unmapped_certificate'));
 });
@@ -161,12 +207,30 @@ test('every invalid X509-SVID fails the request: 401 on the optional listener, c
     ['no URI SAN', await issueCertificate({ subject: 'CN=x', issuer: caA, dns: ['x.a.test'] })],
     ['root-path ID', await issueSvid(caA, 'spiffe://a.test')],
     ['cA=true leaf', await issueSvid(caA, 'spiffe://a.test/ca', { ca: true, keyUsage: KeyUsage.digitalSignature })],
-    ['keyCertSign leaf', await issueSvid(caA, 'spiffe://a.test/kcs', { keyUsage: KeyUsage.digitalSignature | KeyUsage.keyCertSign })],
-    ['cRLSign leaf', await issueSvid(caA, 'spiffe://a.test/crl', { keyUsage: KeyUsage.digitalSignature | KeyUsage.cRLSign })],
+    [
+      'keyCertSign leaf',
+      await issueSvid(caA, 'spiffe://a.test/kcs', { keyUsage: KeyUsage.digitalSignature | KeyUsage.keyCertSign }),
+    ],
+    [
+      'cRLSign leaf',
+      await issueSvid(caA, 'spiffe://a.test/crl', { keyUsage: KeyUsage.digitalSignature | KeyUsage.cRLSign }),
+    ],
     ['no keyUsage', await issueSvid(caA, 'spiffe://a.test/noku', { noKeyUsage: true })],
     ['no digitalSignature', await issueSvid(caA, 'spiffe://a.test/nods', { keyUsage: KeyUsage.keyEncipherment })],
-    ['expired', await issueSvid(caA, 'spiffe://a.test/old', { notBefore: new Date(now - 2 * DAY), notAfter: new Date(now - DAY) })],
-    ['not yet valid', await issueSvid(caA, 'spiffe://a.test/new', { notBefore: new Date(now + DAY), notAfter: new Date(now + 2 * DAY) })],
+    [
+      'expired',
+      await issueSvid(caA, 'spiffe://a.test/old', {
+        notBefore: new Date(now - 2 * DAY),
+        notAfter: new Date(now - DAY),
+      }),
+    ],
+    [
+      'not yet valid',
+      await issueSvid(caA, 'spiffe://a.test/new', {
+        notBefore: new Date(now + DAY),
+        notAfter: new Date(now + 2 * DAY),
+      }),
+    ],
     ['A-domain ID under B-domain root', await issueSvid(caB, 'spiffe://a.test/ns/payments/sa/api')],
     ['unknown CA', await issueSvid(caUnknown, 'spiffe://a.test/ns/payments/sa/api')],
     ['trust domain without a bundle', await issueSvid(caA, 'spiffe://c.test/x')],
@@ -176,10 +240,20 @@ test('every invalid X509-SVID fails the request: 401 on the optional listener, c
   ];
   const before = upstream.requests;
   for (const [name, cert] of cases) {
-    const optional = await tlsRequest(portOf('optional'), { cert: cert.certPem, key: cert.keyPem, ca: serverCa.certPem, path: '/open' });
+    const optional = await tlsRequest(portOf('optional'), {
+      cert: cert.certPem,
+      key: cert.keyPem,
+      ca: serverCa.certPem,
+      path: '/open',
+    });
     assert.equal(optional.status, 401, `${name} (optional listener): ${optional.body}`);
     assert.match(optional.body, /"type":"https:\/\/kycgate\.dev\/problems\/unauthenticated"/);
-    const required = await tlsRequest(portOf('required'), { cert: cert.certPem, key: cert.keyPem, ca: serverCa.certPem, path: '/open' });
+    const required = await tlsRequest(portOf('required'), {
+      cert: cert.certPem,
+      key: cert.keyPem,
+      ca: serverCa.certPem,
+      path: '/open',
+    });
     assert.equal(required.status, 0, `${name} (required listener) must not be served`);
   }
   assert.equal(upstream.requests, before, 'no invalid SVID reached the upstream');

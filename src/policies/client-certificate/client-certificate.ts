@@ -22,7 +22,10 @@ export const clientCertificatePolicy: PolicyDefinition<ClientCertificateConfig> 
     const authenticator = createMtlsAuthenticator(config, setup);
     const events = setup.services.events;
     const challenge = { 'www-authenticate': authenticator.challenge };
-    const missing = problem('unauthenticated', { detail: 'A valid client certificate is required.', headers: challenge });
+    const missing = problem('unauthenticated', {
+      detail: 'A valid client certificate is required.',
+      headers: challenge,
+    });
     return {
       ...(config.identity_headers ? { injectsHeaders: ['x-kycgate-client-*'] } : {}),
       // Holds while the certificate is valid (bounded by its notAfter below).
@@ -31,14 +34,29 @@ export const clientCertificatePolicy: PolicyDefinition<ClientCertificateConfig> 
         const outcome = authenticator.authenticate(ctx);
         if (outcome === undefined) {
           if (!config.required) return undefined;
-          events.emit({ type: 'auth.failure', requestId: ctx.id, route: ctx.route.name, outcome: 'no_certificate', data: { method: 'mtls' } });
+          events.emit({
+            type: 'auth.failure',
+            requestId: ctx.id,
+            route: ctx.route.name,
+            outcome: 'no_certificate',
+            data: { method: 'mtls' },
+          });
           ctx.decision = { outcome: 'refused', policy: 'client-certificate', reason: 'no_certificate' };
           return missing;
         }
         if (isAuthFailure(outcome)) {
-          events.emit({ type: 'auth.failure', requestId: ctx.id, route: ctx.route.name, outcome: outcome.reason, data: { method: 'mtls' } });
+          events.emit({
+            type: 'auth.failure',
+            requestId: ctx.id,
+            route: ctx.route.name,
+            outcome: outcome.reason,
+            data: { method: 'mtls' },
+          });
           ctx.decision = { outcome: 'refused', policy: 'client-certificate', reason: outcome.reason };
-          return problem('unauthenticated', { detail: outcome.detail ?? 'The client certificate was refused.', headers: challenge });
+          return problem('unauthenticated', {
+            detail: outcome.detail ?? 'The client certificate was refused.',
+            headers: challenge,
+          });
         }
         ctx.identity = outcome;
         if (outcome.expiresAt !== undefined) ctx.limitCacheUntil(outcome.expiresAt);

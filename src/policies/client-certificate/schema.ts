@@ -13,13 +13,16 @@ export const clientCertificateSchema = {
     required: {
       type: 'boolean',
       default: true,
-      description: 'Answer 401 when the connection carries no valid client certificate. When false, requests without one pass unauthenticated (an invalid one is still refused).',
+      description:
+        'Answer 401 when the connection carries no valid client certificate. When false, requests without ' +
+        'one pass unauthenticated (an invalid one is still refused).',
     },
     identity_headers: {
       type: 'boolean',
       default: true,
       description:
-        'Send the verified identity upstream as x-kycgate-client-spiffe-id, x-kycgate-client-consumer and x-kycgate-client-cert-sha256 (any such header from the client is removed first).',
+        'Send the verified identity upstream as x-kycgate-client-spiffe-id, x-kycgate-client-consumer and ' +
+        'x-kycgate-client-cert-sha256 (any such header from the client is removed first).',
     },
   },
   additionalProperties: false,

@@ -18,7 +18,9 @@ test('an unverified user is challenged once, and passes with signed KYC context 
   const bed = await kycTestbed(t);
   const gw = await startTestGateway(bed.config());
   t.after(() => gw.close());
-  const as = (user: string, extra: Record<string, string> = {}) => ({ headers: { 'x-user-id': user, accept: 'application/json', ...extra } });
+  const as = (user: string, extra: Record<string, string> = {}) => ({
+    headers: { 'x-user-id': user, accept: 'application/json', ...extra },
+  });
 
   const first = await httpRequest(`${gw.url}/api/orders`, as('alice'));
   assert.equal(first.status, 403);
@@ -33,7 +35,9 @@ test('an unverified user is challenged once, and passes with signed KYC context 
   assert.match(session.vendorData, /^sub_[A-Za-z0-9_-]{43}$/, 'the provider receives a pseudonym');
   assert.ok(!session.vendorData.includes('alice'));
 
-  const browser = await httpRequest(`${gw.url}/api/orders`, { headers: { 'x-user-id': 'alice', accept: 'text/html,application/xhtml+xml' } });
+  const browser = await httpRequest(`${gw.url}/api/orders`, {
+    headers: { 'x-user-id': 'alice', accept: 'text/html,application/xhtml+xml' },
+  });
   assert.equal(browser.status, 303);
   assert.equal(browser.headers.location, challenge.verification_url);
   assert.equal(bed.provider.created, 1, 'the unfinished session is reused');
@@ -41,10 +45,21 @@ test('an unverified user is challenged once, and passes with signed KYC context 
   const hook = await postWebhook(gw.url, bed.provider.webhook(challenge.session_id, 'Approved'));
   assert.equal(hook.status, 200);
   const approvedAt = Date.now();
-  assert.ok(await eventually(async () => (await httpRequest(`${gw.url}/api/orders`, as('alice'))).status === 200, 1000), 'approval visible within 1 s');
+  assert.ok(
+    await eventually(async () => (await httpRequest(`${gw.url}/api/orders`, as('alice'))).status === 200, 1000),
+    'approval visible within 1 s',
+  );
   assert.ok(Date.now() - approvedAt < 1000);
 
-  const passed = await httpRequest(`${gw.url}/api/orders`, as('alice', { 'x-kyc-status': 'forged', 'x-kyc-claims': 'admin', 'x-kycgate-assertion': 'forged', 'x-subject-id': 'someone' }));
+  const passed = await httpRequest(
+    `${gw.url}/api/orders`,
+    as('alice', {
+      'x-kyc-status': 'forged',
+      'x-kyc-claims': 'admin',
+      'x-kycgate-assertion': 'forged',
+      'x-subject-id': 'someone',
+    }),
+  );
   assert.equal(passed.status, 200);
   const seen = asJson(passed.body).headers as Record<string, string>;
   assert.equal(seen['x-kyc-status'], 'verified');
@@ -54,16 +69,26 @@ test('an unverified user is challenged once, and passes with signed KYC context 
   const jwks = await httpRequest(`${gw.url}/.well-known/jwks.json`);
   assert.equal(jwks.status, 200);
   const keys = createLocalJWKSet(asJson(jwks.body) as { keys: [] });
-  const { payload, protectedHeader } = await jwtVerify(seen['x-kycgate-assertion']!, keys, { audience: 'api', issuer: 'kycgate' });
+  const { payload, protectedHeader } = await jwtVerify(seen['x-kycgate-assertion']!, keys, {
+    audience: 'api',
+    issuer: 'kycgate',
+  });
   assert.equal(protectedHeader.alg, 'ES256');
   assert.equal(payload.sub, session.vendorData);
   assert.deepEqual(payload.kyc_claims, ['kyc_basic', 'kyc_full']);
   assert.equal(payload.kyc_status, 'verified');
   assert.equal(payload.exp! - payload.iat!, 60);
-  await assert.rejects(jwtVerify(seen['x-kycgate-assertion']!, keys, { audience: 'limited' }), 'the assertion is bound to its upstream');
+  await assert.rejects(
+    jwtVerify(seen['x-kycgate-assertion']!, keys, { audience: 'limited' }),
+    'the assertion is bound to its upstream',
+  );
 
   const again = asJson((await httpRequest(`${gw.url}/api/orders`, as('alice'))).body).headers as Record<string, string>;
-  assert.equal(again['x-kycgate-assertion'], seen['x-kycgate-assertion'], 'the signed assertion is reused, not signed per request');
+  assert.equal(
+    again['x-kycgate-assertion'],
+    seen['x-kycgate-assertion'],
+    'the signed assertion is reused, not signed per request',
+  );
   assert.equal(bed.provider.created, 1);
 });
 
@@ -73,10 +98,17 @@ test('200 concurrent first requests of one unverified user create exactly one pr
   const gw = await startTestGateway(bed.config());
   t.after(() => gw.close());
   const answers = await Promise.all(
-    Array.from({ length: 200 }, () => httpRequest(`${gw.url}/api/transfer`, { headers: { 'x-user-id': 'bob', accept: 'application/json' } })),
+    Array.from({ length: 200 }, () =>
+      httpRequest(`${gw.url}/api/transfer`, { headers: { 'x-user-id': 'bob', accept: 'application/json' } }),
+    ),
   );
   assert.equal(bed.provider.created, 1);
-  const ids = new Set(answers.map((a) => (assert.equal(a.status, 403), asJson(a.body).session_id as string)));
+  const ids = new Set(
+    answers.map((a) => {
+      assert.equal(a.status, 403);
+      return asJson(a.body).session_id as string;
+    }),
+  );
   assert.equal(ids.size, 1, 'every request is offered the same session');
 });
 
@@ -90,12 +122,18 @@ test('webhooks: refused without a valid fresh signature; idempotent by event id;
   const sessionId = asJson((await httpRequest(`${gw.url}/api/x`, as)).body).session_id as string;
 
   const forged = bed.provider.webhook(sessionId, 'Approved');
-  const tampered = await postWebhook(gw.url, { body: forged.body.replace('Approved', 'Approved '), headers: forged.headers });
+  const tampered = await postWebhook(gw.url, {
+    body: forged.body.replace('Approved', 'Approved '),
+    headers: forged.headers,
+  });
   assert.equal(tampered.status, 401);
   assert.equal(asJson(tampered.body).type, 'https://kycgate.dev/problems/webhook-signature-invalid');
   const unsigned = await postWebhook(gw.url, { body: forged.body, headers: { 'content-type': 'application/json' } });
   assert.equal(unsigned.status, 401);
-  const stale = await postWebhook(gw.url, bed.provider.webhook(sessionId, 'Approved', { timestamp: Math.floor(Date.now() / 1000) - 3600 }));
+  const stale = await postWebhook(
+    gw.url,
+    bed.provider.webhook(sessionId, 'Approved', { timestamp: Math.floor(Date.now() / 1000) - 3600 }),
+  );
   assert.equal(stale.status, 401);
   assert.equal(asJson(stale.body).detail, 'The webhook timestamp is outside the accepted window.');
   assert.deepEqual(
@@ -114,26 +152,76 @@ test('webhooks: refused without a valid fresh signature; idempotent by event id;
   assert.equal(asJson(duplicate.body).status, 'duplicate');
 
   // Delivered late: an "In Progress" from before the approval.
-  const older = await postWebhook(gw.url, bed.provider.webhook(sessionId, 'In Progress', { eventId: 'evt-older', timestamp: now - 20 }));
+  const older = await postWebhook(
+    gw.url,
+    bed.provider.webhook(sessionId, 'In Progress', { eventId: 'evt-older', timestamp: now - 20 }),
+  );
   assert.equal(older.status, 200);
   const store = gw.gateway.services.get<import('../../store/store.js').Store>('store');
-  assert.ok(await eventually(async () => (await store.query<{ outcome: string }>("SELECT outcome FROM kyc_webhook_events WHERE event_id = 'evt-older'"))[0]?.outcome === 'stale'));
+  assert.ok(
+    await eventually(
+      async () =>
+        (
+          await store.query<{ outcome: string }>("SELECT outcome FROM kyc_webhook_events WHERE event_id = 'evt-older'")
+        )[0]?.outcome === 'stale',
+    ),
+  );
   assert.equal((await httpRequest(`${gw.url}/api/x`, as)).status, 200, 'still approved');
   // Retried late: stamped again when delivered, but the event itself happened before the approval.
-  const retried = await postWebhook(gw.url, bed.provider.webhook(sessionId, 'In Progress', { eventId: 'evt-retried', timestamp: now + 5, createdAt: now - 20 }));
+  const retried = await postWebhook(
+    gw.url,
+    bed.provider.webhook(sessionId, 'In Progress', { eventId: 'evt-retried', timestamp: now + 5, createdAt: now - 20 }),
+  );
   assert.equal(retried.status, 200);
-  assert.ok(await eventually(async () => (await store.query<{ outcome: string }>("SELECT outcome FROM kyc_webhook_events WHERE event_id = 'evt-retried'"))[0]?.outcome === 'stale'));
-  assert.equal((await httpRequest(`${gw.url}/api/x`, as)).status, 200, 'a retried older event does not undo the approval');
+  assert.ok(
+    await eventually(
+      async () =>
+        (
+          await store.query<{ outcome: string }>(
+            "SELECT outcome FROM kyc_webhook_events WHERE event_id = 'evt-retried'",
+          )
+        )[0]?.outcome === 'stale',
+    ),
+  );
+  assert.equal(
+    (await httpRequest(`${gw.url}/api/x`, as)).status,
+    200,
+    'a retried older event does not undo the approval',
+  );
 
   // Unknown session: kept for reconciliation, acknowledged.
-  const stray = await postWebhook(gw.url, bed.provider.webhook('no-such-session', 'Approved', { eventId: 'evt-stray' }));
+  const stray = await postWebhook(
+    gw.url,
+    bed.provider.webhook('no-such-session', 'Approved', { eventId: 'evt-stray' }),
+  );
   assert.equal(stray.status, 200);
-  assert.ok(await eventually(async () => (await store.query<{ outcome: string }>("SELECT outcome FROM kyc_webhook_events WHERE event_id = 'evt-stray'"))[0]?.outcome === 'unknown_session'));
-  const unmatched = asJson((await httpRequest(`${gw.adminUrl}/kyc/unmatched-webhooks`)).body).events as Array<Record<string, unknown>>;
-  assert.deepEqual(unmatched.map((e) => [e.provider, e.event_id, e.session_id]), [['testprov', 'evt-stray', 'no-such-session']], 'listed for an operator on the admin listener');
+  assert.ok(
+    await eventually(
+      async () =>
+        (
+          await store.query<{ outcome: string }>("SELECT outcome FROM kyc_webhook_events WHERE event_id = 'evt-stray'")
+        )[0]?.outcome === 'unknown_session',
+    ),
+  );
+  const unmatched = asJson((await httpRequest(`${gw.adminUrl}/kyc/unmatched-webhooks`)).body).events as Array<
+    Record<string, unknown>
+  >;
+  assert.deepEqual(
+    unmatched.map((e) => [e.provider, e.event_id, e.session_id]),
+    [['testprov', 'evt-stray', 'no-such-session']],
+    'listed for an operator on the admin listener',
+  );
 
   // A newer expiry takes the claims away at once.
-  assert.equal((await postWebhook(gw.url, bed.provider.webhook(sessionId, 'Kyc Expired', { eventId: 'evt-expired', timestamp: now + 1 }))).status, 200);
+  assert.equal(
+    (
+      await postWebhook(
+        gw.url,
+        bed.provider.webhook(sessionId, 'Kyc Expired', { eventId: 'evt-expired', timestamp: now + 1 }),
+      )
+    ).status,
+    200,
+  );
   assert.ok(await eventually(async () => (await httpRequest(`${gw.url}/api/x`, as)).status === 403, 1000));
   const stored = await store.query<Record<string, unknown>>('SELECT * FROM kyc_verifications');
   assert.equal(stored.length, 1);
@@ -151,11 +239,23 @@ test('in review answers kyc-pending with Retry-After; declined answers kyc-denie
   await postWebhook(gw.url, bed.provider.webhook(dan, 'In Review'));
   await postWebhook(gw.url, bed.provider.webhook(eve, 'Declined'));
   let pending: Awaited<ReturnType<typeof httpRequest>> | undefined;
-  assert.ok(await eventually(async () => asJson((pending = await httpRequest(`${gw.url}/api/x`, as('dan'))).body).type === 'https://kycgate.dev/problems/kyc-pending'));
+  assert.ok(
+    await eventually(
+      async () =>
+        asJson((pending = await httpRequest(`${gw.url}/api/x`, as('dan'))).body).type ===
+        'https://kycgate.dev/problems/kyc-pending',
+    ),
+  );
   assert.equal(pending!.status, 403);
   assert.equal(pending!.headers['retry-after'], '45');
   let denied: Awaited<ReturnType<typeof httpRequest>> | undefined;
-  assert.ok(await eventually(async () => asJson((denied = await httpRequest(`${gw.url}/api/x`, as('eve'))).body).type === 'https://kycgate.dev/problems/kyc-denied'));
+  assert.ok(
+    await eventually(
+      async () =>
+        asJson((denied = await httpRequest(`${gw.url}/api/x`, as('eve'))).body).type ===
+        'https://kycgate.dev/problems/kyc-denied',
+    ),
+  );
   assert.equal(denied!.status, 403);
   assert.equal(bed.provider.created, 2, 'no new session for a reviewed or declined verification');
 });
@@ -168,10 +268,27 @@ test('a declined verification that is resubmitted (pending again, its link forgo
   const first = asJson((await httpRequest(`${gw.url}/api/x`, as)).body).session_id as string;
   const now = Math.floor(Date.now() / 1000);
   await postWebhook(gw.url, bed.provider.webhook(first, 'Declined', { eventId: 'evt-declined', timestamp: now }));
-  assert.ok(await eventually(async () => asJson((await httpRequest(`${gw.url}/api/x`, as)).body).type === 'https://kycgate.dev/problems/kyc-denied'));
-  await postWebhook(gw.url, bed.provider.webhook(first, 'Resubmitted', { eventId: 'evt-resubmitted', timestamp: now + 1 }));
+  assert.ok(
+    await eventually(
+      async () =>
+        asJson((await httpRequest(`${gw.url}/api/x`, as)).body).type === 'https://kycgate.dev/problems/kyc-denied',
+    ),
+  );
+  await postWebhook(
+    gw.url,
+    bed.provider.webhook(first, 'Resubmitted', { eventId: 'evt-resubmitted', timestamp: now + 1 }),
+  );
   const store = gw.gateway.services.get<import('../../store/store.js').Store>('store');
-  assert.ok(await eventually(async () => (await store.query<{ outcome: string }>("SELECT outcome FROM kyc_webhook_events WHERE event_id = 'evt-resubmitted'"))[0]?.outcome === 'applied'));
+  assert.ok(
+    await eventually(
+      async () =>
+        (
+          await store.query<{ outcome: string }>(
+            "SELECT outcome FROM kyc_webhook_events WHERE event_id = 'evt-resubmitted'",
+          )
+        )[0]?.outcome === 'applied',
+    ),
+  );
 
   const started = Date.now();
   const next = await httpRequest(`${gw.url}/api/x`, as);
@@ -184,33 +301,40 @@ test('a declined verification that is resubmitted (pending again, its link forgo
   assert.equal(bed.provider.created, 2);
 });
 
-test('provider outage: verified users keep passing, new challenges get 503 with Retry-After, a webhook received meanwhile applies once the provider is back', async (t) => {
-  const bed = await kycTestbed(t);
-  const gw = await startTestGateway(bed.config());
-  t.after(() => gw.close());
-  const as = (user: string) => ({ headers: { 'x-user-id': user, accept: 'application/json' } });
-  const frank = asJson((await httpRequest(`${gw.url}/api/x`, as('frank'))).body).session_id as string;
-  const grace = asJson((await httpRequest(`${gw.url}/api/x`, as('grace'))).body).session_id as string;
-  await postWebhook(gw.url, bed.provider.webhook(frank, 'Approved'));
-  assert.ok(await eventually(async () => (await httpRequest(`${gw.url}/api/x`, as('frank'))).status === 200));
+test(
+  'provider outage: verified users keep passing, new challenges get 503 with Retry-After, a webhook ' +
+    'received meanwhile applies once the provider is back',
+  async (t) => {
+    const bed = await kycTestbed(t);
+    const gw = await startTestGateway(bed.config());
+    t.after(() => gw.close());
+    const as = (user: string) => ({ headers: { 'x-user-id': user, accept: 'application/json' } });
+    const frank = asJson((await httpRequest(`${gw.url}/api/x`, as('frank'))).body).session_id as string;
+    const grace = asJson((await httpRequest(`${gw.url}/api/x`, as('grace'))).body).session_id as string;
+    await postWebhook(gw.url, bed.provider.webhook(frank, 'Approved'));
+    assert.ok(await eventually(async () => (await httpRequest(`${gw.url}/api/x`, as('frank'))).status === 200));
 
-  bed.provider.failWith = 503;
-  assert.equal((await httpRequest(`${gw.url}/api/x`, as('frank'))).status, 200, 'verified users are unaffected');
-  const newcomer = await httpRequest(`${gw.url}/api/x`, as('heidi'));
-  assert.equal(newcomer.status, 503);
-  assert.equal(asJson(newcomer.body).type, 'https://kycgate.dev/problems/kyc-provider-unavailable');
-  assert.ok(Number(newcomer.headers['retry-after']) >= 1);
-  // Only the status is in this webhook: the decision must be fetched from the (down) provider.
-  const hook = await postWebhook(gw.url, bed.provider.webhook(grace, 'Approved', { withDecision: false }));
-  assert.equal(hook.status, 200, 'stored and acknowledged even though it cannot be applied yet');
-  assert.equal((await httpRequest(`${gw.url}/api/x`, as('grace'))).status, 403);
+    bed.provider.failWith = 503;
+    assert.equal((await httpRequest(`${gw.url}/api/x`, as('frank'))).status, 200, 'verified users are unaffected');
+    const newcomer = await httpRequest(`${gw.url}/api/x`, as('heidi'));
+    assert.equal(newcomer.status, 503);
+    assert.equal(asJson(newcomer.body).type, 'https://kycgate.dev/problems/kyc-provider-unavailable');
+    assert.ok(Number(newcomer.headers['retry-after']) >= 1);
+    // Only the status is in this webhook: the decision must be fetched from the (down) provider.
+    const hook = await postWebhook(gw.url, bed.provider.webhook(grace, 'Approved', { withDecision: false }));
+    assert.equal(hook.status, 200, 'stored and acknowledged even though it cannot be applied yet');
+    assert.equal((await httpRequest(`${gw.url}/api/x`, as('grace'))).status, 403);
 
-  bed.provider.failWith = undefined;
-  assert.ok(await eventually(async () => (await httpRequest(`${gw.url}/api/x`, as('grace'))).status === 200, 4000, 100), 'applied by reconciliation');
-  const retry = await httpRequest(`${gw.url}/api/x`, as('heidi'));
-  assert.equal(retry.status, 403);
-  assert.equal(asJson(retry.body).type, 'https://kycgate.dev/problems/kyc-required');
-});
+    bed.provider.failWith = undefined;
+    assert.ok(
+      await eventually(async () => (await httpRequest(`${gw.url}/api/x`, as('grace'))).status === 200, 4000, 100),
+      'applied by reconciliation',
+    );
+    const retry = await httpRequest(`${gw.url}/api/x`, as('heidi'));
+    assert.equal(retry.status, 403);
+    assert.equal(asJson(retry.body).type, 'https://kycgate.dev/problems/kyc-required');
+  },
+);
 
 test('rules: CEL over method, path, headers, client IP, JSON body and the subject history decide allow, deny, require and reroute', async (t) => {
   const bed = await kycTestbed(t);
@@ -221,9 +345,23 @@ test('rules: CEL over method, path, headers, client IP, JSON body and the subjec
       record_history: ['amount'],
       rules: [
         { name: 'embargo', when: '"x-country" in headers && headers["x-country"] == "KP"', action: 'deny' },
-        { name: 'public-read', when: 'method == "GET" && path.startsWith("/api/public/") && in_cidr(client_ip, "127.0.0.0/8")', action: 'allow' },
-        { name: 'large-amount', when: 'has(body.amount) && body.amount > 1000', action: 'require', claims: ['kyc_full'] },
-        { name: 'daily-volume', when: 'has(body.amount) && subject.history_sum("amount", "24h") + body.amount > 1500', action: 'require', claims: ['kyc_full'] },
+        {
+          name: 'public-read',
+          when: 'method == "GET" && path.startsWith("/api/public/") && in_cidr(client_ip, "127.0.0.0/8")',
+          action: 'allow',
+        },
+        {
+          name: 'large-amount',
+          when: 'has(body.amount) && body.amount > 1000',
+          action: 'require',
+          claims: ['kyc_full'],
+        },
+        {
+          name: 'daily-volume',
+          when: 'has(body.amount) && subject.history_sum("amount", "24h") + body.amount > 1500',
+          action: 'require',
+          claims: ['kyc_full'],
+        },
         { name: 'unverified-limited', when: '!subject.verified', action: 'reroute', upstream: 'limited' },
       ],
     }),
@@ -233,8 +371,13 @@ test('rules: CEL over method, path, headers, client IP, JSON body and the subjec
   gw.gateway.services.events.subscribe({ onEvent: (e) => e.type === 'kyc.decision' && decisions.push(e) });
   const store = gw.gateway.services.get<import('../../store/store.js').Store>('store');
   const post = (amount: unknown, extra: Record<string, string> = {}) =>
-    httpRequest(`${gw.url}/api/transfer`, { method: 'POST', headers: { 'x-user-id': 'ivan', 'content-type': 'application/json', accept: 'application/json', ...extra }, body: JSON.stringify({ amount }) });
-  const historyRows = async () => Number((await store.query<{ n: number }>('SELECT COUNT(*) AS n FROM kyc_history'))[0]!.n);
+    httpRequest(`${gw.url}/api/transfer`, {
+      method: 'POST',
+      headers: { 'x-user-id': 'ivan', 'content-type': 'application/json', accept: 'application/json', ...extra },
+      body: JSON.stringify({ amount }),
+    });
+  const historyRows = async () =>
+    Number((await store.query<{ n: number }>('SELECT COUNT(*) AS n FROM kyc_history'))[0]!.n);
   const lastRule = () => decisions.at(-1)?.data?.rule;
 
   const small = await post(500);
@@ -242,7 +385,11 @@ test('rules: CEL over method, path, headers, client IP, JSON body and the subjec
   assert.equal(asJson(small.body).upstream, 'limited', 'rerouted');
   const jwks = createLocalJWKSet(asJson((await httpRequest(`${gw.url}/.well-known/jwks.json`)).body) as { keys: [] });
   const rerouted = await jwtVerify(asJson(small.body).headers['x-kycgate-assertion'], jwks, { audience: 'limited' });
-  assert.equal(rerouted.payload.kyc_status, 'unverified', 'the assertion names the upstream the request was rerouted to');
+  assert.equal(
+    rerouted.payload.kyc_status,
+    'unverified',
+    'the assertion names the upstream the request was rerouted to',
+  );
   assert.equal(lastRule(), 'unverified-limited');
   assert.ok(await eventually(async () => (await historyRows()) === 1));
   assert.equal((await post(500)).status, 200);
@@ -268,10 +415,14 @@ test('rules: CEL over method, path, headers, client IP, JSON body and the subjec
   assert.equal(asJson(read.body).headers['x-kyc-status'], 'pending');
   assert.equal(lastRule(), 'public-read');
 
-  const garbage = await httpRequest(`${gw.url}/api/transfer`, { method: 'POST', headers: { 'x-user-id': 'ivan', 'content-type': 'text/plain' }, body: '{"amount": 9000' });
+  const garbage = await httpRequest(`${gw.url}/api/transfer`, {
+    method: 'POST',
+    headers: { 'x-user-id': 'ivan', 'content-type': 'text/plain' },
+    body: '{"amount": 9000',
+  });
   assert.equal(garbage.status, 400, 'a body the rules cannot read does not slip past them');
 
-  const sessionId = bed.provider.sessionOf((decisions.at(-1)!.data!.subject as string))!;
+  const sessionId = bed.provider.sessionOf(decisions.at(-1)!.data!.subject as string)!;
   await postWebhook(gw.url, bed.provider.webhook(sessionId, 'Approved'));
   assert.ok(await eventually(async () => (await post(5000)).status === 200));
   assert.equal(lastRule(), 'large-amount');
@@ -285,9 +436,21 @@ test('rules: CEL over method, path, headers, client IP, JSON body and the subjec
 
 test('subject sources: a header is trusted only when the route says so; a missing subject is 401', async (t) => {
   const bed = await kycTestbed(t);
-  const gw = await startTestGateway(bed.config({ subject: { from: 'header', header: 'x-user-id' } }, {
-    routes: [{ name: 'jwt', match: { prefix: '/jwt' }, upstream: 'api', policies: [{ 'kyc-gate': { subject: { from: 'jwt_claim', claim: 'sub' }, required_claims: ['kyc_full'] } }] }],
-  }));
+  const gw = await startTestGateway(
+    bed.config(
+      { subject: { from: 'header', header: 'x-user-id' } },
+      {
+        routes: [
+          {
+            name: 'jwt',
+            match: { prefix: '/jwt' },
+            upstream: 'api',
+            policies: [{ 'kyc-gate': { subject: { from: 'jwt_claim', claim: 'sub' }, required_claims: ['kyc_full'] } }],
+          },
+        ],
+      },
+    ),
+  );
   t.after(() => gw.close());
   const untrusted = await httpRequest(`${gw.url}/api/x`, { headers: { 'x-user-id': 'mallory' } });
   assert.equal(untrusted.status, 401, 'no authenticated consumer vouches for the header');
@@ -300,7 +463,10 @@ test('subject sources: a user-id header sent twice is ambiguous and refused', as
   const bed = await kycTestbed(t);
   const gw = await startTestGateway(bed.config());
   t.after(() => gw.close());
-  const raw = await rawRequest(gw.port, 'GET /api/x HTTP/1.1\r\nHost: h\r\nX-User-Id: alice\r\nx-user-id: bob\r\nConnection: close\r\n\r\n');
+  const raw = await rawRequest(
+    gw.port,
+    'GET /api/x HTTP/1.1\r\nHost: h\r\nX-User-Id: alice\r\nx-user-id: bob\r\nConnection: close\r\n\r\n',
+  );
   assert.equal(statusOf(raw), 401);
   assert.equal(bed.provider.created, 0);
 });
@@ -308,7 +474,14 @@ test('subject sources: a user-id header sent twice is ambiguous and refused', as
 test('config errors name the problem: refused at start, and refused on reload while the running config keeps serving', async (t) => {
   const bed = await kycTestbed(t);
   const startFile = path.join(bed.dir, 'bad-start.yaml');
-  writeFileSync(startFile, stringify({ ...bed.config({ workflow: 'nope' }), listeners: [{ name: 'main', port: 0 }], admin: { enabled: false } }));
+  writeFileSync(
+    startFile,
+    stringify({
+      ...bed.config({ workflow: 'nope' }),
+      listeners: [{ name: 'main', port: 0 }],
+      admin: { enabled: false },
+    }),
+  );
   const run = await runCli(['start', '--config', startFile], { KYCGATE_DATA_DIR: path.join(bed.dir, 'data-cli') });
   assert.equal(run.code, 1);
   assert.match(run.stderr, /kyc-gate\.workflow: no workflow named "nope"/);
@@ -317,14 +490,29 @@ test('config errors name the problem: refused at start, and refused on reload wh
   const cases: Array<[Record<string, unknown>, RegExp]> = [
     [bed.config({ required_claims: ['age_over_21'] }), /no workflow grants every required claim \(age_over_21\)/],
     [bed.config({ rules: [{ name: 'r', when: 'body.amount >', action: 'allow' }] }), /rules\[0\] \(r\)\.when/],
-    [bed.config({ rules: [{ name: 'r', when: 'subject.history_sum("amount", "1y") > 1.0', action: 'allow' }] }), /window "1y"/],
+    [
+      bed.config({ rules: [{ name: 'r', when: 'subject.history_sum("amount", "1y") > 1.0', action: 'allow' }] }),
+      /window "1y"/,
+    ],
     [bed.config({ rules: [{ name: 'r', action: 'reroute', upstream: 'nowhere' }] }), /no upstream named "nowhere"/],
-    [bed.config({}, { kyc: { workflows: { full: { provider: 'testprov', workflow_id: 'x', claims: { kyc_full: 'facts.score +' } } } } }), /kyc\.workflows\.full\.claims\.kyc_full/],
+    [
+      bed.config(
+        {},
+        {
+          kyc: {
+            workflows: { full: { provider: 'testprov', workflow_id: 'x', claims: { kyc_full: 'facts.score +' } } },
+          },
+        },
+      ),
+      /kyc\.workflows\.full\.claims\.kyc_full/,
+    ],
   ];
   for (const [config, expected] of cases) {
     rewrite(config);
     assert.equal(await gw.gateway.reload('test'), false);
-    const refused = gw.logs.filter((l) => l.msg === 'configuration refused; the previous configuration keeps serving').at(-1);
+    const refused = gw.logs
+      .filter((l) => l.msg === 'configuration refused; the previous configuration keeps serving')
+      .at(-1);
     assert.match(((refused?.problems ?? []) as string[]).join('\n'), expected);
   }
   const still = await httpRequest(`${gw.url}/api/x`, { headers: { 'x-user-id': 'judy', accept: 'application/json' } });
@@ -337,7 +525,8 @@ test('config errors name the problem: refused at start, and refused on reload wh
  */
 async function reloadableGateway(t: TestContext, bed: Awaited<ReturnType<typeof kycTestbed>>) {
   const file = path.join(bed.dir, 'gateway.yaml');
-  const rewrite = (config: Record<string, unknown>) => writeFileSync(file, stringify({ ...config, listeners: [{ name: 'main', port: 0 }], admin: { enabled: false } }));
+  const rewrite = (config: Record<string, unknown>) =>
+    writeFileSync(file, stringify({ ...config, listeners: [{ name: 'main', port: 0 }], admin: { enabled: false } }));
   rewrite(bed.config());
   const gw = await startTestGateway(bed.config(), { file, baseDir: bed.dir, watchConfig: false });
   t.after(() => gw.close());
@@ -351,7 +540,10 @@ function pluginArgs(args: string[]): string[] {
 
 function runCli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['dist/src/cli/main.js', ...pluginArgs(args)], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, ['dist/src/cli/main.js', ...pluginArgs(args)], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let stderr = '';
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
     const timer = setTimeout(() => child.kill('SIGKILL'), 15000);
@@ -364,12 +556,21 @@ function runCli(args: string[], env: Record<string, string>): Promise<{ code: nu
 
 test('a provider refusing the session request (bad workflow id) answers 502 without detail, and is logged', async (t) => {
   const bed = await kycTestbed(t);
-  const gw = await startTestGateway(bed.config({}, { kyc: { workflows: { full: { provider: 'testprov', workflow_id: 'rejected-workflow', claims: { kyc_full: 'true' } } } } }));
+  const gw = await startTestGateway(
+    bed.config(
+      {},
+      {
+        kyc: {
+          workflows: { full: { provider: 'testprov', workflow_id: 'rejected-workflow', claims: { kyc_full: 'true' } } },
+        },
+      },
+    ),
+  );
   t.after(() => gw.close());
   const res = await httpRequest(`${gw.url}/api/x`, { headers: { 'x-user-id': 'quinn', accept: 'application/json' } });
   assert.equal(res.status, 502);
   assert.equal(asJson(res.body).type, 'https://kycgate.dev/problems/bad-gateway');
-  assert.ok(!res.body.includes('unknown workflow'), 'the provider\'s own text stays out of the answer');
+  assert.ok(!res.body.includes('unknown workflow'), "the provider's own text stays out of the answer");
   assert.ok(gw.logs.some((l) => l.msg === 'verification session could not be created'));
 });
 
@@ -378,7 +579,22 @@ test('reload: a changed claims mapping applies to new decisions, and an unchange
   const { gw, rewrite } = await reloadableGateway(t, bed);
   const kyc = gw.gateway.services.get<import('../../kyc/service.js').KycService>('kyc');
   const providerBefore = kyc.setup.providers.get('testprov');
-  rewrite(bed.config({}, { kyc: { workflows: { full: { provider: 'testprov', workflow_id: 'wf-full', claims: { kyc_full: 'has(facts.aml) && facts.aml == "clear"' } } } } }));
+  rewrite(
+    bed.config(
+      {},
+      {
+        kyc: {
+          workflows: {
+            full: {
+              provider: 'testprov',
+              workflow_id: 'wf-full',
+              claims: { kyc_full: 'has(facts.aml) && facts.aml == "clear"' },
+            },
+          },
+        },
+      },
+    ),
+  );
   assert.equal(await gw.gateway.reload('test'), true);
   assert.equal(kyc.setup.providers.get('testprov'), providerBefore);
   const as = (user: string) => ({ headers: { 'x-user-id': user, accept: 'application/json' } });
@@ -388,7 +604,11 @@ test('reload: a changed claims mapping applies to new decisions, and an unchange
   await postWebhook(gw.url, bed.provider.webhook(sam, 'Approved', { facts: { aml: 'clear' } }));
   assert.ok(await eventually(async () => (await httpRequest(`${gw.url}/api/x`, as('sam'))).status === 200));
   const rejected = await httpRequest(`${gw.url}/api/x`, as('rita'));
-  assert.equal(asJson(rejected.body).type, 'https://kycgate.dev/problems/kyc-denied', 'approved, but the new mapping does not grant kyc_full');
+  assert.equal(
+    asJson(rejected.body).type,
+    'https://kycgate.dev/problems/kyc-denied',
+    'approved, but the new mapping does not grant kyc_full',
+  );
 });
 
 test('reload: cached verification state and pseudonyms survive a reload that does not change them', async (t) => {

@@ -11,7 +11,13 @@
  */
 import { Problem, problem } from '../../pipeline/problem.js';
 import { RequestField, type DecisionRecord, type RequestContext } from '../../pipeline/context.js';
-import type { DecisionReuse, PolicyDefinition, PolicyInstance, PolicyResult, PolicySetup } from '../../pipeline/policy.js';
+import type {
+  DecisionReuse,
+  PolicyDefinition,
+  PolicyInstance,
+  PolicyResult,
+  PolicySetup,
+} from '../../pipeline/policy.js';
 import type { Services } from '../../pipeline/services.js';
 import type { Upstream, UpstreamDirectory } from '../../pipeline/route.js';
 import { ProviderRejected, ProviderUnavailable } from '../../providers/provider.js';
@@ -39,7 +45,13 @@ interface CompiledRule {
   readonly passed: DecisionRecord;
 }
 
-function compiledRule(name: string, condition: CompiledCondition | undefined, action: CompiledRule['action'], claims: readonly string[], group: Upstream | undefined): CompiledRule {
+function compiledRule(
+  name: string,
+  condition: CompiledCondition | undefined,
+  action: CompiledRule['action'],
+  claims: readonly string[],
+  group: Upstream | undefined,
+): CompiledRule {
   const passed = Object.freeze({ outcome: action === 'reroute' ? 'reroute' : 'allow', policy: POLICY, rule: name });
   return { name, condition, action, claims, group, passed };
 }
@@ -83,14 +95,27 @@ class KycGate implements PolicyInstance {
     this.variables = variables;
     this.needsBody = variables.has('body') || config.record_history.length > 0;
     this.needsAsync = this.needsBody || readsHistory;
-    this.subjectHeader = config.subject.from === 'header' && config.subject.header ? config.subject.header.toLowerCase() : undefined;
+    this.subjectHeader =
+      config.subject.from === 'header' && config.subject.header ? config.subject.header.toLowerCase() : undefined;
     // Rules reading what a front proxy's cache key does not hold (other headers, the client address, the clock, the
     // history, the body) decide every request anew.
-    this.decisionReuse = readsHistory || this.needsBody || variables.has('headers') || variables.has('client_ip') || variables.has('now') ? 'per-request' : 'reusable';
+    this.decisionReuse =
+      readsHistory || this.needsBody || variables.has('headers') || variables.has('client_ip') || variables.has('now')
+        ? 'per-request'
+        : 'reusable';
     const records = kyc.records;
-    this.history = { sum: (s, f, since) => records.historySum(s, f, since), count: (s, f, since) => records.historyCount(s, f, since) };
+    this.history = {
+      sum: (s, f, since) => records.historySum(s, f, since),
+      count: (s, f, since) => records.historyCount(s, f, since),
+    };
     this.onComplete = config.record_history.length > 0 ? (ctx) => this.recordHistory(ctx) : undefined;
-    this.defaultRule = compiledRule('default', undefined, config.required_claims.length > 0 ? 'require' : 'allow', config.required_claims, undefined);
+    this.defaultRule = compiledRule(
+      'default',
+      undefined,
+      config.required_claims.length > 0 ? 'require' : 'allow',
+      config.required_claims,
+      undefined,
+    );
   }
 
   onRequest(ctx: RequestContext): PolicyResult | Promise<PolicyResult> {
@@ -135,7 +160,11 @@ class KycGate implements PolicyInstance {
         }
         // The rules of this route read the body: one the gate cannot read must not slip past them.
         if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-          return this.refuse(ctx, 'body', problem('bad-request', { detail: 'This route needs a JSON object body (or none).' }));
+          return this.refuse(
+            ctx,
+            'body',
+            problem('bad-request', { detail: 'This route needs a JSON object body (or none).' }),
+          );
         }
         body = parsed as Record<string, unknown>;
       }
@@ -150,7 +179,12 @@ class KycGate implements PolicyInstance {
   }
 
   /** First matching rule decides; synchronous unless a condition reads the history. */
-  private decide(ctx: RequestContext, entry: SubjectEntry, now: number, body: Record<string, unknown> | undefined): PolicyResult | Promise<PolicyResult> {
+  private decide(
+    ctx: RequestContext,
+    entry: SubjectEntry,
+    now: number,
+    body: Record<string, unknown> | undefined,
+  ): PolicyResult | Promise<PolicyResult> {
     // Reused no longer than the gateway trusts this state itself (never past an approval's expiry).
     if (ctx.frontProxy !== undefined) ctx.limitCacheUntil(entry.freshUntil);
     // Served past its refresh time: the store could not be reached to re-read it.
@@ -203,12 +237,22 @@ class KycGate implements PolicyInstance {
     return this.act(ctx, entry, now, this.defaultRule, body);
   }
 
-  private act(ctx: RequestContext, entry: SubjectEntry, now: number, rule: CompiledRule, body: Record<string, unknown> | undefined): PolicyResult | Promise<PolicyResult> {
+  private act(
+    ctx: RequestContext,
+    entry: SubjectEntry,
+    now: number,
+    rule: CompiledRule,
+    body: Record<string, unknown> | undefined,
+  ): PolicyResult | Promise<PolicyResult> {
     switch (rule.action) {
       case 'allow':
         return this.pass(ctx, entry, now, rule, body);
       case 'deny':
-        return this.refuse(ctx, rule.name, problem('forbidden', { detail: 'The KYC policy of this route refuses this request.' }));
+        return this.refuse(
+          ctx,
+          rule.name,
+          problem('forbidden', { detail: 'The KYC policy of this route refuses this request.' }),
+        );
       case 'reroute':
         ctx.upstream = rule.group;
         return this.pass(ctx, entry, now, rule, body);
@@ -222,10 +266,22 @@ class KycGate implements PolicyInstance {
     }
   }
 
-  private pass(ctx: RequestContext, entry: SubjectEntry, now: number, rule: CompiledRule, body: Record<string, unknown> | undefined): PolicyResult | Promise<PolicyResult> {
+  private pass(
+    ctx: RequestContext,
+    entry: SubjectEntry,
+    now: number,
+    rule: CompiledRule,
+    body: Record<string, unknown> | undefined,
+  ): PolicyResult | Promise<PolicyResult> {
     const decision = rule.passed;
     ctx.decision = decision;
-    this.services.events.emit({ type: 'kyc.decision', requestId: ctx.id, route: ctx.route.name, outcome: decision.outcome, data: { subject: entry.subject, rule: rule.name } });
+    this.services.events.emit({
+      type: 'kyc.decision',
+      requestId: ctx.id,
+      route: ctx.route.name,
+      outcome: decision.outcome,
+      data: { subject: entry.subject, rule: rule.name },
+    });
     ctx.addUpstreamHeaders(entry.upstreamHeaders);
     if (body !== undefined && this.config.record_history.length > 0) this.keepHistory(ctx, entry.subject, body);
     // The audience is the upstream that will read the assertion; behind a front proxy (decision mode, no upstream
@@ -256,23 +312,51 @@ class KycGate implements PolicyInstance {
     if (values.length > 0) ctx.set(PENDING_HISTORY, { subject, values });
   }
 
-  private challenge(ctx: RequestContext, entry: SubjectEntry, now: number, ruleName: string, missing: string[]): PolicyResult | Promise<PolicyResult> {
+  private challenge(
+    ctx: RequestContext,
+    entry: SubjectEntry,
+    now: number,
+    ruleName: string,
+    missing: string[],
+  ): PolicyResult | Promise<PolicyResult> {
     const wf = entry.workflows.get(this.workflow.name);
     const extensions = { missing_claims: missing, workflow: this.workflow.name };
     if (wf?.state === 'in_review') {
-      return this.answer(ctx, entry, 'pending', ruleName, missing, problem(KYC_PENDING, {
-        detail: 'Your identity verification is being reviewed. Try again later.',
-        extensions,
-        headers: { 'retry-after': this.config.pending_retry_after_seconds },
-      }));
+      return this.answer(
+        ctx,
+        entry,
+        'pending',
+        ruleName,
+        missing,
+        problem(KYC_PENDING, {
+          detail: 'Your identity verification is being reviewed. Try again later.',
+          extensions,
+          headers: { 'retry-after': this.config.pending_retry_after_seconds },
+        }),
+      );
     }
     if (wf?.state === 'declined' || wf?.state === 'approved') {
-      return this.answer(ctx, entry, 'denied', ruleName, missing, problem(KYC_DENIED, {
-        detail: wf.state === 'declined' ? 'Your identity verification was declined.' : 'Your identity verification does not grant what this request needs.',
-        extensions,
-      }));
+      return this.answer(
+        ctx,
+        entry,
+        'denied',
+        ruleName,
+        missing,
+        problem(KYC_DENIED, {
+          detail:
+            wf.state === 'declined'
+              ? 'Your identity verification was declined.'
+              : 'Your identity verification does not grant what this request needs.',
+          extensions,
+        }),
+      );
     }
-    if (wf?.sessionId && wf.sealedSessionUrl && wf.sessionStartedAt !== null && wf.sessionStartedAt > now - this.workflow.sessionReuseMs) {
+    if (
+      wf?.sessionId &&
+      wf.sealedSessionUrl &&
+      wf.sessionStartedAt !== null &&
+      wf.sessionStartedAt > now - this.workflow.sessionReuseMs
+    ) {
       const url = this.kyc.sessionUrl(wf.provider, wf.sessionId, wf.sealedSessionUrl);
       return this.challengeAnswer(ctx, entry, ruleName, missing, { sessionId: wf.sessionId, url, created: false });
     }
@@ -282,43 +366,112 @@ class KycGate implements PolicyInstance {
     );
   }
 
-  private challengeAnswer(ctx: RequestContext, entry: SubjectEntry, ruleName: string, missing: string[], offer: SessionOffer): PolicyResult {
+  private challengeAnswer(
+    ctx: RequestContext,
+    entry: SubjectEntry,
+    ruleName: string,
+    missing: string[],
+    offer: SessionOffer,
+  ): PolicyResult {
     if (this.config.redirect_browsers && (ctx.header('accept') ?? '').includes('text/html')) {
       this.record(ctx, entry.subject, 'challenge', ruleName, missing);
       return { status: 303, headers: { location: offer.url, 'cache-control': 'no-store', 'content-length': 0 } };
     }
-    return this.answer(ctx, entry, 'challenge', ruleName, missing, problem(KYC_REQUIRED, {
-      detail: 'Verify your identity at verification_url, then retry the request.',
-      extensions: { verification_url: offer.url, session_id: offer.sessionId, missing_claims: missing, workflow: this.workflow.name },
-    }));
+    return this.answer(
+      ctx,
+      entry,
+      'challenge',
+      ruleName,
+      missing,
+      problem(KYC_REQUIRED, {
+        detail: 'Verify your identity at verification_url, then retry the request.',
+        extensions: {
+          verification_url: offer.url,
+          session_id: offer.sessionId,
+          missing_claims: missing,
+          workflow: this.workflow.name,
+        },
+      }),
+    );
   }
 
-  private sessionFailed(ctx: RequestContext, entry: SubjectEntry, ruleName: string, missing: string[], err: unknown): PolicyResult {
+  private sessionFailed(
+    ctx: RequestContext,
+    entry: SubjectEntry,
+    ruleName: string,
+    missing: string[],
+    err: unknown,
+  ): PolicyResult {
     if (err instanceof StoreUnavailable) {
       // A provider session created before the failure is kept and offered on the next attempt.
-      this.services.logger.warn({ req_id: ctx.id, err: err.message, reason: err.reason }, 'verification session could not be started: store unavailable');
-      return this.answer(ctx, entry, 'unavailable', ruleName, missing, problem('service-unavailable', {
-        detail: 'Identity verification cannot start right now. Try again shortly.',
-        headers: { 'retry-after': STORE_RETRY_AFTER_SECONDS },
-      }));
+      this.services.logger.warn(
+        { req_id: ctx.id, err: err.message, reason: err.reason },
+        'verification session could not be started: store unavailable',
+      );
+      return this.answer(
+        ctx,
+        entry,
+        'unavailable',
+        ruleName,
+        missing,
+        problem('service-unavailable', {
+          detail: 'Identity verification cannot start right now. Try again shortly.',
+          headers: { 'retry-after': STORE_RETRY_AFTER_SECONDS },
+        }),
+      );
     }
     if (err instanceof ProviderUnavailable) {
-      return this.answer(ctx, entry, 'unavailable', ruleName, missing, problem(KYC_PROVIDER_UNAVAILABLE, {
-        detail: 'Identity verification cannot start right now. Try again later.',
-        headers: { 'retry-after': Math.max(1, Math.ceil(err.retryAfterSeconds)) },
-      }));
+      return this.answer(
+        ctx,
+        entry,
+        'unavailable',
+        ruleName,
+        missing,
+        problem(KYC_PROVIDER_UNAVAILABLE, {
+          detail: 'Identity verification cannot start right now. Try again later.',
+          headers: { 'retry-after': Math.max(1, Math.ceil(err.retryAfterSeconds)) },
+        }),
+      );
     }
-    this.services.logger.error({ req_id: ctx.id, err: err instanceof ProviderRejected ? { message: err.message, status: err.status } : err }, 'verification session could not be created');
-    return this.answer(ctx, entry, 'error', ruleName, missing, problem('bad-gateway', { detail: 'Identity verification could not be started.' }));
+    this.services.logger.error(
+      { req_id: ctx.id, err: err instanceof ProviderRejected ? { message: err.message, status: err.status } : err },
+      'verification session could not be created',
+    );
+    return this.answer(
+      ctx,
+      entry,
+      'error',
+      ruleName,
+      missing,
+      problem('bad-gateway', { detail: 'Identity verification could not be started.' }),
+    );
   }
 
-  private answer(ctx: RequestContext, entry: SubjectEntry, outcome: string, ruleName: string, missing: string[], p: Problem): Problem {
+  private answer(
+    ctx: RequestContext,
+    entry: SubjectEntry,
+    outcome: string,
+    ruleName: string,
+    missing: string[],
+    p: Problem,
+  ): Problem {
     this.record(ctx, entry.subject, outcome, ruleName, missing);
     return p;
   }
 
-  private record(ctx: RequestContext, subject: string | undefined, outcome: string, ruleName: string, missing?: string[]): void {
-    ctx.decision = { outcome, policy: POLICY, rule: ruleName, ...(missing ? { reason: `missing claims: ${missing.join(', ')}` } : {}) };
+  private record(
+    ctx: RequestContext,
+    subject: string | undefined,
+    outcome: string,
+    ruleName: string,
+    missing?: string[],
+  ): void {
+    ctx.decision = {
+      outcome,
+      policy: POLICY,
+      rule: ruleName,
+      ...(missing ? { reason: `missing claims: ${missing.join(', ')}` } : {}),
+    };
     this.services.events.emit({
       type: 'kyc.decision',
       requestId: ctx.id,
@@ -341,13 +494,22 @@ class KycGate implements PolicyInstance {
   private storeFailed(ctx: RequestContext, err: unknown): Problem {
     this.services.logger.error({ req_id: ctx.id, err }, 'verification state could not be read');
     this.record(ctx, ctx.subject, 'error', 'state');
-    return problem('service-unavailable', { detail: 'Verification state is unavailable. Try again shortly.', headers: { 'retry-after': STORE_RETRY_AFTER_SECONDS } });
+    return problem('service-unavailable', {
+      detail: 'Verification state is unavailable. Try again shortly.',
+      headers: { 'retry-after': STORE_RETRY_AFTER_SECONDS },
+    });
   }
 
-  private context(ctx: RequestContext, entry: SubjectEntry, now: number, body: Record<string, unknown> | undefined): Record<string, unknown> {
+  private context(
+    ctx: RequestContext,
+    entry: SubjectEntry,
+    now: number,
+    body: Record<string, unknown> | undefined,
+  ): Record<string, unknown> {
     const v = this.variables;
     const c: Record<string, unknown> = {};
-    if (v.has('subject')) c.subject = new SubjectView(entry.subject, entry.status, entry.claimList, entry.claims.size > 0, this.history);
+    if (v.has('subject'))
+      c.subject = new SubjectView(entry.subject, entry.status, entry.claimList, entry.claims.size > 0, this.history);
     if (v.has('method')) c.method = ctx.method;
     if (v.has('path')) c.path = ctx.path;
     if (v.has('params')) c.params = ctx.params;
@@ -369,7 +531,12 @@ function parseQuery(query: string): Record<string, string> {
   return out;
 }
 
-function chooseWorkflow(kyc: KycService, config: KycGateConfig, needed: ReadonlySet<string>, where: string): CompiledWorkflow {
+function chooseWorkflow(
+  kyc: KycService,
+  config: KycGateConfig,
+  needed: ReadonlySet<string>,
+  where: string,
+): CompiledWorkflow {
   if (config.workflow !== undefined) {
     const wf = kyc.workflow(config.workflow);
     if (!wf) throw new Error(`${where}.workflow: no workflow named "${config.workflow}" in kyc.workflows`);
@@ -377,14 +544,18 @@ function chooseWorkflow(kyc: KycService, config: KycGateConfig, needed: Readonly
   }
   const candidates = [...kyc.setup.workflows.values()].filter((wf) => [...needed].every((c) => wf.grants.has(c)));
   if (candidates.length !== 1) {
-    throw new Error(`${where}.workflow: ${candidates.length === 0 ? 'no workflow grants' : 'several workflows grant'} every required claim (${[...needed].join(', ') || 'none'}); name one`);
+    throw new Error(
+      `${where}.workflow: ${candidates.length === 0 ? 'no workflow grants' : 'several workflows grant'} ` +
+        `every required claim (${[...needed].join(', ') || 'none'}); name one`,
+    );
   }
   return candidates[0]!;
 }
 
 export const kycGatePolicy: PolicyDefinition<KycGateConfig> = {
   name: POLICY,
-  description: 'Gates the route on the end user\'s identity verification (KYC): rules decide which claims a request needs; missing claims start a verification session.',
+  description:
+    "Gates the route on the end user's identity verification (KYC): rules decide which claims a request needs; missing claims start a verification session.",
   phase: 'gate',
   problems: KYC_GATE_PROBLEMS,
   schema: kycGateSchema,

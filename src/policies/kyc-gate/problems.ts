@@ -8,6 +8,10 @@ export const KYC_PENDING = problemType('kyc-pending', 403, 'Identity verificatio
 /** The verification was declined, or does not grant what the route needs. */
 export const KYC_DENIED = problemType('kyc-denied', 403, 'Identity verification does not allow this request');
 /** A session could not be started with the verification provider (breaker open, timeouts). */
-export const KYC_PROVIDER_UNAVAILABLE = problemType('kyc-provider-unavailable', 503, 'Identity verification provider unavailable');
+export const KYC_PROVIDER_UNAVAILABLE = problemType(
+  'kyc-provider-unavailable',
+  503,
+  'Identity verification provider unavailable',
+);
 
 export const KYC_GATE_PROBLEMS = [KYC_REQUIRED, KYC_PENDING, KYC_DENIED, KYC_PROVIDER_UNAVAILABLE] as const;

@@ -47,7 +47,10 @@ export function inCidr(ip: string, cidr: string): boolean {
 }
 
 export const gateEnvironment = new Environment({ homogeneousAggregateLiterals: false })
-  .registerType('Subject', { ctor: SubjectView, fields: { id: 'string', state: 'string', claims: 'list<string>', verified: 'bool' } })
+  .registerType('Subject', {
+    ctor: SubjectView,
+    fields: { id: 'string', state: 'string', claims: 'list<string>', verified: 'bool' },
+  })
   .registerVariable('subject', 'Subject')
   .registerVariable('method', 'string')
   .registerVariable('path', 'string')
@@ -68,7 +71,8 @@ export const gateEnvironment = new Environment({ homogeneousAggregateLiterals: f
       { name: 'field', type: 'string' },
       { name: 'window', type: 'string' },
     ],
-    handler: (s: SubjectView, field: string, window: string) => s.history.sum(s.id, field, Date.now() - windowMs(window)),
+    handler: (s: SubjectView, field: string, window: string) =>
+      s.history.sum(s.id, field, Date.now() - windowMs(window)),
   })
   .registerFunction({
     name: 'history_count',
@@ -78,7 +82,8 @@ export const gateEnvironment = new Environment({ homogeneousAggregateLiterals: f
       { name: 'field', type: 'string' },
       { name: 'window', type: 'string' },
     ],
-    handler: (s: SubjectView, field: string, window: string) => s.history.count(s.id, field, Date.now() - windowMs(window)).then((n) => BigInt(n)),
+    handler: (s: SubjectView, field: string, window: string) =>
+      s.history.count(s.id, field, Date.now() - windowMs(window)).then((n) => BigInt(n)),
   });
 
 export type Condition = (context: Record<string, unknown>) => unknown;
@@ -100,7 +105,8 @@ export function compileCondition(expression: string, where: string): CompiledCon
   }
   const checked = parsed.check();
   if (!checked.valid) throw new Error(`${where}: ${firstLine(checked.error?.message ?? 'invalid expression')}`);
-  if (checked.type !== 'bool' && checked.type !== 'dyn') throw new Error(`${where}: must be a boolean expression (it is ${checked.type})`);
+  if (checked.type !== 'bool' && checked.type !== 'dyn')
+    throw new Error(`${where}: must be a boolean expression (it is ${checked.type})`);
   const variables = new Set<string>();
   const calls = new Set<string>();
   collect(parsed.ast, variables, calls, new Set());
@@ -117,7 +123,8 @@ function collect(node: unknown, variables: Set<string>, calls: Set<string>, seen
   }
   const n = node as { op?: string; args?: unknown };
   if (n.op === 'id' && typeof n.args === 'string') variables.add(n.args);
-  if ((n.op === 'call' || n.op === 'rcall') && Array.isArray(n.args) && typeof n.args[0] === 'string') calls.add(n.args[0]);
+  if ((n.op === 'call' || n.op === 'rcall') && Array.isArray(n.args) && typeof n.args[0] === 'string')
+    calls.add(n.args[0]);
   if (Array.isArray(n.args)) for (const a of n.args) collect(a, variables, calls, seen);
   else if (typeof n.args === 'object') collect(n.args, variables, calls, seen);
 }

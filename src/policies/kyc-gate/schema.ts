@@ -27,50 +27,98 @@ export interface KycGateConfig {
   redirect_browsers: boolean;
 }
 
-const claimList = { type: 'array', items: { type: 'string', pattern: '^[a-z][a-z0-9_]*$' }, uniqueItems: true } as const;
+const claimList = {
+  type: 'array',
+  items: { type: 'string', pattern: '^[a-z][a-z0-9_]*$' },
+  uniqueItems: true,
+} as const;
 
 export const kycGateSchema = {
   type: 'object',
   properties: {
     subject: {
       type: 'object',
-      description: 'Where the end user\'s identity comes from. The raw id is pseudonymised (keyed HMAC) before it is stored, logged or sent anywhere.',
+      description:
+        "Where the end user's identity comes from. The raw id is pseudonymised (keyed HMAC) before it is stored, logged or sent anywhere.",
       properties: {
         from: {
           enum: ['jwt_claim', 'consumer', 'spiffe_id', 'cert_fingerprint', 'header'],
-          description: 'jwt_claim: a claim of the verified token (ctx.identity.claims). consumer: the authenticated consumer. spiffe_id / cert_fingerprint: the mTLS client identity. header: a header, trusted only from authenticated consumers (a backend acting for its user) unless trust_unauthenticated_header.',
+          description:
+            'jwt_claim: a claim of the verified token (ctx.identity.claims). consumer: the authenticated ' +
+            'consumer. spiffe_id / cert_fingerprint: the mTLS client identity. header: a header, trusted only ' +
+            'from authenticated consumers (a backend acting for its user) unless trust_unauthenticated_header.',
         },
         claim: { type: 'string', default: 'sub', description: 'Claim holding the user id (from: jwt_claim).' },
-        header: { type: 'string', pattern: '^[A-Za-z0-9-]+$', description: 'Header holding the user id (from: header).' },
-        consumers: { type: 'array', items: { type: 'string' }, default: [], description: 'from: header: consumers allowed to act for users (empty: any authenticated consumer).' },
+        header: {
+          type: 'string',
+          pattern: '^[A-Za-z0-9-]+$',
+          description: 'Header holding the user id (from: header).',
+        },
+        consumers: {
+          type: 'array',
+          items: { type: 'string' },
+          default: [],
+          description: 'from: header: consumers allowed to act for users (empty: any authenticated consumer).',
+        },
         trust_unauthenticated_header: {
           type: 'boolean',
           default: false,
-          description: 'from: header: also trust the header when no authentication policy identified the caller. Anyone can then claim to be anyone: a stand-in for demos only, never for production.',
+          description:
+            'from: header: also trust the header when no authentication policy identified the caller. Anyone can ' +
+            'then claim to be anyone: a stand-in for demos only, never for production.',
         },
-        namespace: { type: 'string', default: '', description: 'Mixed into the pseudonym so ids from different identity systems cannot collide. Routes that must see the same user must use the same namespace.' },
+        namespace: {
+          type: 'string',
+          default: '',
+          description:
+            'Mixed into the pseudonym so ids from different identity systems cannot collide. Routes that must see the same user must use the same namespace.',
+        },
       },
       required: ['from'],
       additionalProperties: false,
     },
-    workflow: { type: 'string', description: 'Workflow (kyc.workflows) offered when claims are missing. Default: the only workflow that grants every claim this policy requires.' },
-    required_claims: { ...claimList, default: [], description: 'Claims required when no rule matches. Empty: requests no rule matches are allowed.' },
+    workflow: {
+      type: 'string',
+      description:
+        'Workflow (kyc.workflows) offered when claims are missing. Default: the only workflow that grants every claim this policy requires.',
+    },
+    required_claims: {
+      ...claimList,
+      default: [],
+      description: 'Claims required when no rule matches. Empty: requests no rule matches are allowed.',
+    },
     rules: {
       type: 'array',
       default: [],
-      description: 'Evaluated in order; the first whose `when` is true decides. See docs/KYC.md for the CEL variables and functions.',
+      description:
+        'Evaluated in order; the first whose `when` is true decides. See docs/KYC.md for the CEL variables and functions.',
       items: {
         type: 'object',
         properties: {
-          name: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*$', description: 'Rule name, recorded with every decision it makes.' },
-          when: { type: 'string', minLength: 1, description: 'CEL condition; omitted: always. A condition that fails to evaluate (e.g. a missing field) does not match: use has().' },
+          name: {
+            type: 'string',
+            pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*$',
+            description: 'Rule name, recorded with every decision it makes.',
+          },
+          when: {
+            type: 'string',
+            minLength: 1,
+            description:
+              'CEL condition; omitted: always. A condition that fails to evaluate (e.g. a missing field) does not match: use has().',
+          },
           action: {
             enum: ['allow', 'deny', 'require', 'reroute'],
-            description: 'allow: forward. deny: 403. require: forward only with `claims` (else challenge, pending or denied). reroute: forward to `upstream`.',
+            description:
+              'allow: forward. deny: 403. require: forward only with `claims` (else challenge, pending or denied). reroute: forward to `upstream`.',
           },
           claims: { ...claimList, description: 'Claims that `require` demands (default: required_claims).' },
           upstream: { type: 'string', description: 'Upstream group for `reroute`.' },
-          connect_timeout_ms: { type: 'integer', minimum: 1, default: 5000, description: 'Connect timeout towards the `reroute` upstream.' },
+          connect_timeout_ms: {
+            type: 'integer',
+            minimum: 1,
+            default: 5000,
+            description: 'Connect timeout towards the `reroute` upstream.',
+          },
         },
         required: ['name', 'action'],
         additionalProperties: false,
@@ -80,10 +128,20 @@ export const kycGateSchema = {
       type: 'array',
       items: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*$' },
       default: [],
-      description: 'Numeric top-level JSON body fields recorded per subject when a request is forwarded and answered below 400, for subject.history_sum / history_count.',
+      description:
+        'Numeric top-level JSON body fields recorded per subject when a request is forwarded and answered below 400, for subject.history_sum / history_count.',
     },
-    pending_retry_after_seconds: { type: 'integer', minimum: 1, default: 30, description: 'Retry-After of the kyc-pending answer (verification under review).' },
-    redirect_browsers: { type: 'boolean', default: true, description: 'Answer a challenge with 303 to the verification page when the client accepts text/html.' },
+    pending_retry_after_seconds: {
+      type: 'integer',
+      minimum: 1,
+      default: 30,
+      description: 'Retry-After of the kyc-pending answer (verification under review).',
+    },
+    redirect_browsers: {
+      type: 'boolean',
+      default: true,
+      description: 'Answer a challenge with 303 to the verification page when the client accepts text/html.',
+    },
   },
   required: ['subject'],
   additionalProperties: false,

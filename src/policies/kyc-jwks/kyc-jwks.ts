@@ -8,7 +8,8 @@ import { kycJwksSchema, type KycJwksConfig } from './schema.js';
 
 export const kycJwksPolicy: PolicyDefinition<KycJwksConfig> = {
   name: 'kyc-jwks',
-  description: 'Serves the KYC assertion public keys (JWKS) on the kyc subsystem\'s JWKS route (not for use on other routes).',
+  description:
+    "Serves the KYC assertion public keys (JWKS) on the kyc subsystem's JWKS route (not for use on other routes).",
   phase: 'transform',
   schema: kycJwksSchema,
   create(_config, setup) {
@@ -17,7 +18,11 @@ export const kycJwksPolicy: PolicyDefinition<KycJwksConfig> = {
     const body = Buffer.from(kyc.setup.signer.jwksBody, 'utf8');
     const reply: Reply = {
       status: 200,
-      headers: { 'content-type': 'application/jwk-set+json', 'cache-control': 'public, max-age=300', 'content-length': body.length },
+      headers: {
+        'content-type': 'application/jwk-set+json',
+        'cache-control': 'public, max-age=300',
+        'content-length': body.length,
+      },
       body,
     };
     return { decisionReuse: 'reusable', onRequest: () => reply };

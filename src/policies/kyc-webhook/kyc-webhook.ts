@@ -18,12 +18,21 @@ const REFUSAL_DETAIL = {
   malformed: 'The webhook body is not a valid event.',
 } as const;
 
-const ACCEPTED: Reply = { status: 200, headers: { 'content-type': 'application/json', 'cache-control': 'no-store' }, body: '{"status":"accepted"}' };
-const DUPLICATE: Reply = { status: 200, headers: { 'content-type': 'application/json', 'cache-control': 'no-store' }, body: '{"status":"duplicate"}' };
+const ACCEPTED: Reply = {
+  status: 200,
+  headers: { 'content-type': 'application/json', 'cache-control': 'no-store' },
+  body: '{"status":"accepted"}',
+};
+const DUPLICATE: Reply = {
+  status: 200,
+  headers: { 'content-type': 'application/json', 'cache-control': 'no-store' },
+  body: '{"status":"duplicate"}',
+};
 
 export const kycWebhookPolicy: PolicyDefinition<KycWebhookConfig> = {
   name: 'kyc-webhook',
-  description: 'Receives verification-provider webhooks on the kyc subsystem\'s webhook route (not for use on other routes).',
+  description:
+    "Receives verification-provider webhooks on the kyc subsystem's webhook route (not for use on other routes).",
   phase: 'gate',
   problems: KYC_WEBHOOK_PROBLEMS,
   schema: kycWebhookSchema,
@@ -42,7 +51,13 @@ export const kycWebhookPolicy: PolicyDefinition<KycWebhookConfig> = {
         const verified = provider.verifyWebhook(body, ctx.headers);
         if (!verified.ok) {
           ctx.decision = { outcome: 'refused', policy: 'kyc-webhook', reason: verified.reason };
-          events.emit({ type: 'webhook.refused', requestId: ctx.id, route: ctx.route.name, outcome: verified.reason, data: { provider: name, client_ip: ctx.clientIp } });
+          events.emit({
+            type: 'webhook.refused',
+            requestId: ctx.id,
+            route: ctx.route.name,
+            outcome: verified.reason,
+            data: { provider: name, client_ip: ctx.clientIp },
+          });
           return problem(WEBHOOK_SIGNATURE_INVALID, { detail: REFUSAL_DETAIL[verified.reason] });
         }
         const event = verified.event;
@@ -52,7 +67,10 @@ export const kycWebhookPolicy: PolicyDefinition<KycWebhookConfig> = {
         } catch (err) {
           // Not stored: a 5xx makes the provider deliver it again.
           logger.error({ req_id: ctx.id, err, provider: name }, 'webhook event could not be stored');
-          return problem('service-unavailable', { detail: 'The event could not be stored; deliver it again.', headers: { 'retry-after': 5 } });
+          return problem('service-unavailable', {
+            detail: 'The event could not be stored; deliver it again.',
+            headers: { 'retry-after': 5 },
+          });
         }
         ctx.decision = { outcome: result, policy: 'kyc-webhook', reason: event.status };
         events.emit({
@@ -60,7 +78,13 @@ export const kycWebhookPolicy: PolicyDefinition<KycWebhookConfig> = {
           requestId: ctx.id,
           route: ctx.route.name,
           outcome: result,
-          data: { provider: name, event_id: event.eventId, session_id: event.sessionId, status: event.status, signature: event.signature },
+          data: {
+            provider: name,
+            event_id: event.eventId,
+            session_id: event.sessionId,
+            status: event.status,
+            signature: event.signature,
+          },
         });
         return result === 'duplicate' ? DUPLICATE : ACCEPTED;
       },

@@ -13,7 +13,8 @@ import { hasBody, mediaTypeOf, MediaTypeMatcher } from '../../shared/media-type.
 
 export const networkRulesPolicy: PolicyDefinition<NetworkRulesConfig> = {
   name: 'network-rules',
-  description: 'Allows or denies clients by IP address or range and User-Agent, and restricts methods and request content types.',
+  description:
+    'Allows or denies clients by IP address or range and User-Agent, and restricts methods and request content types.',
   phase: 'admit',
   schema: networkRulesSchema,
   create(config, setup): PolicyInstance {
@@ -69,27 +70,46 @@ class NetworkRules implements PolicyInstance {
     if (this.contentTypes !== undefined) varies.push('content-type');
     this.varies = varies;
     // Answers are built once: they never contain anything from the request.
-    this.forbiddenAddress = problem('forbidden', { detail: 'Requests from this network address are not allowed on this route.' });
-    this.forbiddenAgent = problem('forbidden', { detail: 'Requests from this client software are not allowed on this route.' });
-    this.wrongMethod = problem('method-not-allowed', { detail: 'This method is not allowed on this route.', headers: { allow: this.allowHeader } });
-    this.wrongType = problem('unsupported-media-type', { detail: `Request bodies must be one of: ${config.content_types.join(', ')}.`, headers: { 'accept-post': config.content_types.join(', ') } });
+    this.forbiddenAddress = problem('forbidden', {
+      detail: 'Requests from this network address are not allowed on this route.',
+    });
+    this.forbiddenAgent = problem('forbidden', {
+      detail: 'Requests from this client software are not allowed on this route.',
+    });
+    this.wrongMethod = problem('method-not-allowed', {
+      detail: 'This method is not allowed on this route.',
+      headers: { allow: this.allowHeader },
+    });
+    this.wrongType = problem('unsupported-media-type', {
+      detail: `Request bodies must be one of: ${config.content_types.join(', ')}.`,
+      headers: { 'accept-post': config.content_types.join(', ') },
+    });
   }
 
   onRequest(ctx: RequestContext): Problem | undefined {
     if (ctx.frontProxy !== undefined) for (let i = 0; i < this.varies.length; i++) ctx.varyOn(this.varies[i]!);
     const ip = ctx.clientIp;
-    if (this.deny.has(ip) || (!this.allow.empty && !this.allow.has(ip))) return this.refuse(ctx, this.forbiddenAddress, 'address');
+    if (this.deny.has(ip) || (!this.allow.empty && !this.allow.has(ip)))
+      return this.refuse(ctx, this.forbiddenAddress, 'address');
     if (this.uaAllow.length > 0 || this.uaDeny.length > 0 || this.config.user_agents.require) {
       const ua = ctx.header('user-agent');
       if (ua === undefined || ua === '') {
-        if (this.config.user_agents.require || this.uaAllow.length > 0) return this.refuse(ctx, this.forbiddenAgent, 'user-agent');
+        if (this.config.user_agents.require || this.uaAllow.length > 0)
+          return this.refuse(ctx, this.forbiddenAgent, 'user-agent');
       } else {
-        for (let i = 0; i < this.uaDeny.length; i++) if (this.uaDeny[i]!.test(ua)) return this.refuse(ctx, this.forbiddenAgent, 'user-agent');
-        if (this.uaAllow.length > 0 && !this.uaAllow.some((r) => r.test(ua))) return this.refuse(ctx, this.forbiddenAgent, 'user-agent');
+        for (let i = 0; i < this.uaDeny.length; i++)
+          if (this.uaDeny[i]!.test(ua)) return this.refuse(ctx, this.forbiddenAgent, 'user-agent');
+        if (this.uaAllow.length > 0 && !this.uaAllow.some((r) => r.test(ua)))
+          return this.refuse(ctx, this.forbiddenAgent, 'user-agent');
       }
     }
-    if (this.methods !== undefined && !this.methods.has(ctx.method)) return this.refuse(ctx, this.wrongMethod, 'method');
-    if (this.contentTypes !== undefined && hasBody(ctx) && !this.contentTypes.matches(mediaTypeOf(ctx.header('content-type')))) {
+    if (this.methods !== undefined && !this.methods.has(ctx.method))
+      return this.refuse(ctx, this.wrongMethod, 'method');
+    if (
+      this.contentTypes !== undefined &&
+      hasBody(ctx) &&
+      !this.contentTypes.matches(mediaTypeOf(ctx.header('content-type')))
+    ) {
       return this.refuse(ctx, this.wrongType, 'content-type');
     }
     return undefined;

@@ -16,9 +16,17 @@ export const networkRulesSchema = {
       type: 'array',
       items: { type: 'string', minLength: 1 },
       default: [],
-      description: 'IPv4/IPv6 addresses or CIDR ranges allowed to use the route. Empty: any address not denied. The client address is the TCP peer, or the first untrusted X-Forwarded-For hop behind `server.trusted_proxies`.',
+      description:
+        'IPv4/IPv6 addresses or CIDR ranges allowed to use the route. Empty: any address not denied. The ' +
+        'client address is the TCP peer, or the first untrusted X-Forwarded-For hop behind ' +
+        '`server.trusted_proxies`.',
     },
-    deny: { type: 'array', items: { type: 'string', minLength: 1 }, default: [], description: 'Addresses or CIDR ranges refused (403), even when also in `allow`.' },
+    deny: {
+      type: 'array',
+      items: { type: 'string', minLength: 1 },
+      default: [],
+      description: 'Addresses or CIDR ranges refused (403), even when also in `allow`.',
+    },
     user_agents: {
       type: 'object',
       description: 'User-Agent rules: regular expressions (JavaScript syntax, compiled once, case-insensitive).',
@@ -40,7 +48,9 @@ export const networkRulesSchema = {
       type: 'array',
       items: { type: 'string', pattern: '^[a-z0-9!#$&^_.+-]+/([a-z0-9!#$&^_.+-]+|\\*)$' },
       default: [],
-      description: 'Media types a request body may have (`application/json`, `text/*`); a body of another type gets 415. Parameters such as charset are ignored. Empty: any.',
+      description:
+        'Media types a request body may have (`application/json`, `text/*`); a body of another type gets ' +
+        '415. Parameters such as charset are ignored. Empty: any.',
     },
   },
   additionalProperties: false,

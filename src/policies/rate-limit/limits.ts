@@ -9,7 +9,7 @@ import { ipv6Network } from '../../shared/ipv6-prefix.js';
 
 const PERIOD_MS: Record<Period, number> = { second: 1000, minute: 60_000, hour: 3_600_000, day: 86_400_000 };
 
-const enum PartKind {
+enum PartKind {
   Ip,
   Consumer,
   Credential,
@@ -90,7 +90,8 @@ export function compileLimitSet(configs: readonly LimitConfig[], ipv6Prefix = 12
   const limits = configs.map((c) => compileLimit(c, ipv6Prefix));
   const names = new Set<string>();
   for (const l of limits) {
-    if (names.has(l.name)) throw new Error(`rate-limit: two limits are named "${l.name}"; give each a distinct \`name\``);
+    if (names.has(l.name))
+      throw new Error(`rate-limit: two limits are named "${l.name}"; give each a distinct \`name\``);
     names.add(l.name);
   }
   const policyHeader = limits.map((l) => `"${l.name}";q=${l.rate};w=${l.periodMs / 1000}`).join(', ');

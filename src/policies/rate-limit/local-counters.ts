@@ -44,7 +44,15 @@ export class LocalCounters {
     return table;
   }
 
-  decide(tables: readonly CounterTable[], keys: readonly string[], limits: readonly CompiledLimit[], n: number, now: number, penalise: boolean, out: Verdict): void {
+  decide(
+    tables: readonly CounterTable[],
+    keys: readonly string[],
+    limits: readonly CompiledLimit[],
+    n: number,
+    now: number,
+    penalise: boolean,
+    out: Verdict,
+  ): void {
     const pending = this.pending;
     let allowed = true;
     let retry = 0;

@@ -5,7 +5,13 @@ import type { Services } from '../../pipeline/services.js';
 export function registerRateLimitMetrics(services: Services): void {
   const rejected = services.metrics.get(
     'kycgate_ratelimit_rejections_total',
-    (registry) => new Counter({ name: 'kycgate_ratelimit_rejections_total', help: 'Requests rejected by rate limits (ratelimit.rejected events).', labelNames: ['route'], registers: [registry] }),
+    (registry) =>
+      new Counter({
+        name: 'kycgate_ratelimit_rejections_total',
+        help: 'Requests rejected by rate limits (ratelimit.rejected events).',
+        labelNames: ['route'],
+        registers: [registry],
+      }),
   );
   services.events.on('ratelimit.rejected', (event) => rejected.labels(event.route ?? 'unknown').inc());
 }

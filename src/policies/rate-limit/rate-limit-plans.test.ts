@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { httpRequest, startTestGateway, startUpstream } from '../../../testing/harness.js';
 import type { AuthService } from '../../auth/subsystem.js';
 
-test('consumers get their plan\'s limits, counted per consumer and per API key', async (t) => {
+test("consumers get their plan's limits, counted per consumer and per API key", async (t) => {
   const up = await startUpstream((_req, res) => res.end('ok'));
   const gw = await startTestGateway({
     consumers: { bank: { plan: 'gold' }, startup: {} },
@@ -18,7 +18,12 @@ test('consumers get their plan\'s limits, counted per consumer and per API key',
         match: { prefix: '/api' },
         upstream: 'app',
         policies: [
-          { 'rate-limit': { limits: [{ name: 'free', rate: 2, per: 'hour', key: ['consumer'] }], plans: { gold: [{ name: 'gold', rate: 5, per: 'hour', key: ['consumer'] }] } } },
+          {
+            'rate-limit': {
+              limits: [{ name: 'free', rate: 2, per: 'hour', key: ['consumer'] }],
+              plans: { gold: [{ name: 'gold', rate: 5, per: 'hour', key: ['consumer'] }] },
+            },
+          },
           { authenticate: { methods: [{ 'api-key': {} }] } },
         ],
       },
@@ -26,7 +31,10 @@ test('consumers get their plan\'s limits, counted per consumer and per API key',
         name: 'per-key',
         match: { prefix: '/keyed' },
         upstream: 'app',
-        policies: [{ authenticate: { methods: [{ 'api-key': {} }] } }, { 'rate-limit': { limits: [{ rate: 1, per: 'hour', key: ['credential'] }] } }],
+        policies: [
+          { authenticate: { methods: [{ 'api-key': {} }] } },
+          { 'rate-limit': { limits: [{ rate: 1, per: 'hour', key: ['credential'] }] } },
+        ],
       },
     ],
     log: { level: 'warn', access: false },
@@ -39,7 +47,8 @@ test('consumers get their plan\'s limits, counted per consumer and per API key',
   const bank = (await auth.createKey({ consumer: 'bank' })).key;
   const bank2 = (await auth.createKey({ consumer: 'bank' })).key;
   const startup = (await auth.createKey({ consumer: 'startup' })).key;
-  const call = async (path: string, key: string) => (await httpRequest(gw.url + path, { headers: { 'x-api-key': key } })).status;
+  const call = async (path: string, key: string) =>
+    (await httpRequest(gw.url + path, { headers: { 'x-api-key': key } })).status;
 
   const startupStatuses = [await call('/api', startup), await call('/api', startup), await call('/api', startup)];
   assert.deepEqual(startupStatuses, [200, 200, 429], 'no plan: the default limit');
@@ -50,5 +59,8 @@ test('consumers get their plan\'s limits, counted per consumer and per API key',
   const rejected = await httpRequest(gw.url + '/api', { headers: { 'x-api-key': bank } });
   assert.match(String(rejected.headers['ratelimit-policy']), /^"gold";q=5;w=3600$/);
   // Keyed by credential: each key has its own counter.
-  assert.deepEqual([await call('/keyed', bank), await call('/keyed', bank), await call('/keyed', bank2)], [200, 429, 200]);
+  assert.deepEqual(
+    [await call('/keyed', bank), await call('/keyed', bank), await call('/keyed', bank2)],
+    [200, 429, 200],
+  );
 });

@@ -33,7 +33,7 @@ test('a burst passes, the next request gets 429 problem+json with Retry-After an
   const first = await httpRequest(gw.url + '/api/x');
   assert.equal(first.status, 200);
   assert.equal(first.headers['ratelimit-policy'], '"3-per-minute";q=3;w=60');
-  assert.match(String(first.headers['ratelimit']), /^"3-per-minute";r=2;t=\d+$/);
+  assert.match(String(first.headers.ratelimit), /^"3-per-minute";r=2;t=\d+$/);
   assert.equal(first.headers['x-ratelimit-limit'], '3');
   assert.equal(first.headers['x-ratelimit-remaining'], '2');
   await httpRequest(gw.url + '/api/x');
@@ -45,7 +45,7 @@ test('a burst passes, the next request gets 429 problem+json with Retry-After an
   assert.equal(body.type, 'https://kycgate.dev/problems/rate-limited');
   const retry = Number(rejected.headers['retry-after']);
   assert.ok(retry >= 19 && retry <= 20, `retry-after ${retry}`);
-  assert.match(String(rejected.headers['ratelimit']), /^"3-per-minute";r=0;t=\d+$/);
+  assert.match(String(rejected.headers.ratelimit), /^"3-per-minute";r=0;t=\d+$/);
   assert.equal(rejected.headers['x-ratelimit-remaining'], '0');
   assert.equal(up.requests, 3);
   // Other routes are not limited by this route's policy.
@@ -91,7 +91,7 @@ test('several limits per route: all must pass, and a rejected request charges no
   for (let i = 0; i < 10; i++) {
     const r = await httpRequest(gw.url + '/api', { headers: h });
     if (r.status === 200) passed++;
-    else assert.equal(r.headers['ratelimit']?.toString().startsWith('"'), true);
+    else assert.equal(r.headers.ratelimit?.toString().startsWith('"'), true);
     await new Promise((res) => setTimeout(res, 15));
   }
   assert.equal(passed, 8, 'exactly the daily quota passes');
@@ -105,7 +105,9 @@ test('a gateway-wide default limit counts requests to every route together (scop
   const up = await startUpstream((_req, res) => res.end('ok'));
   const gw = await startTestGateway({
     upstreams: { app: { targets: [{ url: up.url }] } },
-    defaults: { policies: [{ 'rate-limit': { scope: 'gateway', limits: [{ name: 'global', rate: 4, per: 'hour' }] } }] },
+    defaults: {
+      policies: [{ 'rate-limit': { scope: 'gateway', limits: [{ name: 'global', rate: 4, per: 'hour' }] } }],
+    },
     routes: [
       { name: 'a', match: { prefix: '/a' }, upstream: 'app' },
       { name: 'b', match: { prefix: '/b' }, upstream: 'app' },
@@ -139,18 +141,46 @@ test('a rejected request emits ratelimit.rejected without the client key', async
 });
 
 test('a Redis store without a redis service, or a policy without limits, is refused at config time', async () => {
-  const setup = { routeName: 'r', upstreamNames: new Set<string>(), services: new Services(memoryLogger().logger, '/tmp') };
-  const base = { plans: {}, scope: 'route', on_redis_failure: 'fail_open', missing_key: 'ip', penalise_rejected: false, headers: 'all', breaker: { failures: 3, open_ms: 1000 }, local_max_keys: 1000, ipv6_prefix: 64 } as const;
-  await assert.rejects(async () => rateLimitPolicy.create({ ...base, store: 'redis', limits: [{ rate: 1, per: 'second', key: ['ip'] }] }, setup), /redis/);
-  await assert.rejects(async () => rateLimitPolicy.create({ ...base, store: 'local', limits: [] }, setup), /at least one limit/);
+  const setup = {
+    routeName: 'r',
+    upstreamNames: new Set<string>(),
+    services: new Services(memoryLogger().logger, '/tmp'),
+  };
+  const base = {
+    plans: {},
+    scope: 'route',
+    on_redis_failure: 'fail_open',
+    missing_key: 'ip',
+    penalise_rejected: false,
+    headers: 'all',
+    breaker: { failures: 3, open_ms: 1000 },
+    local_max_keys: 1000,
+    ipv6_prefix: 64,
+  } as const;
+  await assert.rejects(
+    async () =>
+      rateLimitPolicy.create({ ...base, store: 'redis', limits: [{ rate: 1, per: 'second', key: ['ip'] }] }, setup),
+    /redis/,
+  );
+  await assert.rejects(
+    async () => rateLimitPolicy.create({ ...base, store: 'local', limits: [] }, setup),
+    /at least one limit/,
+  );
 });
 
 test('limits by consumer plan, keyed by consumer, credential and subject', async () => {
-  const setup = { routeName: uniqueRoute(), upstreamNames: new Set<string>(), services: new Services(memoryLogger().logger, '/tmp') };
+  const setup = {
+    routeName: uniqueRoute(),
+    upstreamNames: new Set<string>(),
+    services: new Services(memoryLogger().logger, '/tmp'),
+  };
   const instance = await rateLimitPolicy.create(
     {
       limits: [{ name: 'free', rate: 1, per: 'hour', key: ['consumer'] }],
-      plans: { gold: [{ name: 'gold', rate: 3, per: 'hour', key: ['consumer'] }], keyed: [{ name: 'per-key-subject', rate: 1, per: 'hour', key: ['credential', 'subject'] }] },
+      plans: {
+        gold: [{ name: 'gold', rate: 3, per: 'hour', key: ['consumer'] }],
+        keyed: [{ name: 'per-key-subject', rate: 1, per: 'hour', key: ['credential', 'subject'] }],
+      },
       scope: 'route',
       store: 'local',
       on_redis_failure: 'fail_open',
@@ -165,17 +195,48 @@ test('limits by consumer plan, keyed by consumer, credential and subject', async
   );
   const route = { name: setup.routeName } as never;
   const request = (identity: Record<string, unknown> | undefined, subject?: string) => {
-    const ctx = new RequestContext({ id: 'r', startedAt: 0, listener: 'l', protocol: 'http', method: 'GET', path: '/', query: '', host: 'h', hostname: 'h', clientIp: '192.0.2.1', remoteAddress: '192.0.2.1', req: undefined, route, params: {} });
+    const ctx = new RequestContext({
+      id: 'r',
+      startedAt: 0,
+      listener: 'l',
+      protocol: 'http',
+      method: 'GET',
+      path: '/',
+      query: '',
+      host: 'h',
+      hostname: 'h',
+      clientIp: '192.0.2.1',
+      remoteAddress: '192.0.2.1',
+      req: undefined,
+      route,
+      params: {},
+    });
     ctx.identity = identity as never;
     ctx.subject = subject;
     const result = instance.onRequest!(ctx);
     return result === undefined ? 200 : (result as { status: number }).status;
   };
-  assert.deepEqual([request({ consumer: 'acme', method: 'api-key', scopes: [] }), request({ consumer: 'acme', method: 'api-key', scopes: [] })], [200, 429], 'no plan: the default limit');
+  assert.deepEqual(
+    [
+      request({ consumer: 'acme', method: 'api-key', scopes: [] }),
+      request({ consumer: 'acme', method: 'api-key', scopes: [] }),
+    ],
+    [200, 429],
+    'no plan: the default limit',
+  );
   const gold = { consumer: 'bank', plan: 'gold', method: 'api-key', scopes: [] };
-  assert.deepEqual([request(gold), request(gold), request(gold), request(gold)], [200, 200, 200, 429], 'gold plan: its own limit');
-  const keyed = (credentialId: string, subject: string) => request({ consumer: 'x', plan: 'keyed', credentialId, method: 'api-key', scopes: [] }, subject);
-  assert.deepEqual([keyed('k1', 's1'), keyed('k1', 's1'), keyed('k1', 's2'), keyed('k2', 's1')], [200, 429, 200, 200], 'credential + subject combine');
+  assert.deepEqual(
+    [request(gold), request(gold), request(gold), request(gold)],
+    [200, 200, 200, 429],
+    'gold plan: its own limit',
+  );
+  const keyed = (credentialId: string, subject: string) =>
+    request({ consumer: 'x', plan: 'keyed', credentialId, method: 'api-key', scopes: [] }, subject);
+  assert.deepEqual(
+    [keyed('k1', 's1'), keyed('k1', 's1'), keyed('k1', 's2'), keyed('k2', 's1')],
+    [200, 429, 200, 200],
+    'credential + subject combine',
+  );
   // Very long key values are stored as digests but still count per value.
   const long = 'L'.repeat(5000);
   assert.deepEqual([keyed(long, 's'), keyed(long, 's'), keyed(long + 'x', 's')], [200, 429, 200]);
@@ -184,17 +245,60 @@ test('limits by consumer plan, keyed by consumer, credential and subject', async
 });
 
 test('IPv6 clients are counted per /64 by default, so rotating addresses inside it gains nothing', async () => {
-  const setup = { routeName: uniqueRoute(), upstreamNames: new Set<string>(), services: new Services(memoryLogger().logger, '/tmp') };
-  const base = { plans: {}, scope: 'route', store: 'local', on_redis_failure: 'fail_open', missing_key: 'ip', penalise_rejected: false, headers: 'none', breaker: { failures: 3, open_ms: 1000 }, local_max_keys: 1000 } as const;
+  const setup = {
+    routeName: uniqueRoute(),
+    upstreamNames: new Set<string>(),
+    services: new Services(memoryLogger().logger, '/tmp'),
+  };
+  const base = {
+    plans: {},
+    scope: 'route',
+    store: 'local',
+    on_redis_failure: 'fail_open',
+    missing_key: 'ip',
+    penalise_rejected: false,
+    headers: 'none',
+    breaker: { failures: 3, open_ms: 1000 },
+    local_max_keys: 1000,
+  } as const;
   const route = { name: setup.routeName } as never;
   const statusFor = (instance: Awaited<ReturnType<typeof rateLimitPolicy.create>>, clientIp: string) => {
-    const ctx = new RequestContext({ id: 'r', startedAt: 0, listener: 'l', protocol: 'http', method: 'GET', path: '/', query: '', host: 'h', hostname: 'h', clientIp, remoteAddress: clientIp, req: undefined, route, params: {} });
+    const ctx = new RequestContext({
+      id: 'r',
+      startedAt: 0,
+      listener: 'l',
+      protocol: 'http',
+      method: 'GET',
+      path: '/',
+      query: '',
+      host: 'h',
+      hostname: 'h',
+      clientIp,
+      remoteAddress: clientIp,
+      req: undefined,
+      route,
+      params: {},
+    });
     const result = instance.onRequest!(ctx);
     return result === undefined ? 200 : (result as { status: number }).status;
   };
-  const per64 = await rateLimitPolicy.create({ ...base, ipv6_prefix: 64, limits: [{ name: 'net', rate: 1, per: 'hour', key: ['ip'] }] }, setup);
-  assert.deepEqual([statusFor(per64, '2001:db8:0:1::1'), statusFor(per64, '2001:db8:0:1::2'), statusFor(per64, '2001:db8:0:2::1'), statusFor(per64, '192.0.2.1')], [200, 429, 200, 200]);
-  const perAddress = await rateLimitPolicy.create({ ...base, ipv6_prefix: 128, limits: [{ name: 'addr', rate: 1, per: 'hour', key: ['ip'] }] }, setup);
+  const per64 = await rateLimitPolicy.create(
+    { ...base, ipv6_prefix: 64, limits: [{ name: 'net', rate: 1, per: 'hour', key: ['ip'] }] },
+    setup,
+  );
+  assert.deepEqual(
+    [
+      statusFor(per64, '2001:db8:0:1::1'),
+      statusFor(per64, '2001:db8:0:1::2'),
+      statusFor(per64, '2001:db8:0:2::1'),
+      statusFor(per64, '192.0.2.1'),
+    ],
+    [200, 429, 200, 200],
+  );
+  const perAddress = await rateLimitPolicy.create(
+    { ...base, ipv6_prefix: 128, limits: [{ name: 'addr', rate: 1, per: 'hour', key: ['ip'] }] },
+    setup,
+  );
   assert.deepEqual([statusFor(perAddress, '2001:db8:0:1::1'), statusFor(perAddress, '2001:db8:0:1::2')], [200, 200]);
 });
 
@@ -215,12 +319,26 @@ test('a config reload keeps local counts: reloading never hands clients a fresh 
         admin: { port: 0 },
         log: { level: 'warn', access: false },
         upstreams: { app: { targets: [{ url: up.url }] } },
-        routes: [{ name: 'reloaded', match: { prefix: '/api' }, upstream: 'app', policies: [{ 'rate-limit': { limits: [{ name: 'reload-quota', rate: 2, per: 'hour' }] } }, { 'request-headers': { response_set: { 'x-config': header } } }] }],
+        routes: [
+          {
+            name: 'reloaded',
+            match: { prefix: '/api' },
+            upstream: 'app',
+            policies: [
+              { 'rate-limit': { limits: [{ name: 'reload-quota', rate: 2, per: 'hour' }] } },
+              { 'request-headers': { response_set: { 'x-config': header } } },
+            ],
+          },
+        ],
       }),
     );
   write('one');
   const loaded = loadConfigFile(file, new ConfigValidator(SUBSYSTEMS, POLICIES));
-  const gw = await startTestGateway(loaded.config as unknown as Record<string, unknown>, { file, baseDir: dir, watchConfig: false });
+  const gw = await startTestGateway(loaded.config as unknown as Record<string, unknown>, {
+    file,
+    baseDir: dir,
+    watchConfig: false,
+  });
   t.after(async () => {
     await gw.close();
     await up.close();

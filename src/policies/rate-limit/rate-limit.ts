@@ -18,7 +18,8 @@ import { registerRateLimitMetrics } from './metrics.js';
 
 export const rateLimitPolicy: PolicyDefinition<RateLimitConfig> = {
   name: 'rate-limit',
-  description: 'Limits request rates (GCRA) per client, consumer, credential, subject or header, locally or shared through Redis.',
+  description:
+    'Limits request rates (GCRA) per client, consumer, credential, subject or header, locally or shared through Redis.',
   phase: 'protect',
   schema: rateLimitSchema,
   init: registerRateLimitMetrics,
@@ -72,9 +73,12 @@ class RateLimiter implements PolicyInstance {
     redis: RedisService | undefined,
   ) {
     this.defaultSet = compileLimitSet(config.limits, config.ipv6_prefix);
-    this.plans = new Map(Object.entries(config.plans).map(([plan, limits]) => [plan, compileLimitSet(limits, config.ipv6_prefix)]));
+    this.plans = new Map(
+      Object.entries(config.plans).map(([plan, limits]) => [plan, compileLimitSet(limits, config.ipv6_prefix)]),
+    );
     const all = [this.defaultSet, ...this.plans.values()];
-    if (all.every((s) => s.limits.length === 0)) throw new Error('rate-limit: give at least one limit in `limits` or `plans`');
+    if (all.every((s) => s.limits.length === 0))
+      throw new Error('rate-limit: give at least one limit in `limits` or `plans`');
     const specs = new Set(all.flatMap((s) => s.limits.map((l) => l.keySpec)));
     this.tagByClient = specs.size === 1;
     this.bucket = config.scope === 'gateway' ? '*' : routeName;
@@ -143,7 +147,13 @@ class RateLimiter implements PolicyInstance {
     }
   }
 
-  private answer(ctx: RequestContext, set: LimitSet, active: readonly CompiledLimit[], d: Verdict, store: string): PolicyResult {
+  private answer(
+    ctx: RequestContext,
+    set: LimitSet,
+    active: readonly CompiledLimit[],
+    d: Verdict,
+    store: string,
+  ): PolicyResult {
     const limit = active[d.limitIndex]!;
     const resetS = Math.ceil(d.resetMs / 1000);
     if (d.allowed) {
@@ -160,15 +170,26 @@ class RateLimiter implements PolicyInstance {
       return undefined;
     }
     const retryAfter = Math.max(1, Math.ceil(d.retryAfterMs / 1000));
-    ctx.decision = { outcome: 'rate-limited', policy: 'rate-limit', rule: limit.name, reason: `limit ${limit.name} exceeded` };
-    this.events.emit({ type: 'ratelimit.rejected', requestId: ctx.id, route: ctx.route.name, outcome: limit.name, data: { limit: limit.name, key: limit.keySpec, store, retry_after_s: retryAfter } });
+    ctx.decision = {
+      outcome: 'rate-limited',
+      policy: 'rate-limit',
+      rule: limit.name,
+      reason: `limit ${limit.name} exceeded`,
+    };
+    this.events.emit({
+      type: 'ratelimit.rejected',
+      requestId: ctx.id,
+      route: ctx.route.name,
+      outcome: limit.name,
+      data: { limit: limit.name, key: limit.keySpec, store, retry_after_s: retryAfter },
+    });
     return problem('rate-limited', {
       detail: `The limit "${limit.name}" (${limit.rate} per ${limit.periodMs / 1000} s) is exhausted; retry after ${retryAfter} s.`,
       extensions: { limit: limit.name, retry_after: retryAfter },
       headers: {
         'retry-after': String(retryAfter),
         'ratelimit-policy': set.policyHeader,
-        'ratelimit': '"' + limit.name + '";r=0;t=' + retryAfter,
+        ratelimit: '"' + limit.name + '";r=0;t=' + retryAfter,
         'x-ratelimit-limit': limit.burstText,
         'x-ratelimit-remaining': '0',
         'x-ratelimit-reset': String(Math.max(retryAfter, Math.ceil(d.resetMs / 1000))),
@@ -177,9 +198,20 @@ class RateLimiter implements PolicyInstance {
   }
 
   private unavailable(ctx: RequestContext): Problem {
-    ctx.decision = { outcome: 'rate-limit-unavailable', policy: 'rate-limit', reason: 'shared rate-limit store unavailable' };
-    this.events.emit({ type: 'ratelimit.unavailable', requestId: ctx.id, route: ctx.route.name, outcome: 'fail_closed' });
-    return problem('service-unavailable', { detail: 'Rate limiting is temporarily unavailable.', headers: { 'retry-after': '1' } });
+    ctx.decision = {
+      outcome: 'rate-limit-unavailable',
+      policy: 'rate-limit',
+      reason: 'shared rate-limit store unavailable',
+    };
+    this.events.emit({
+      type: 'ratelimit.unavailable',
+      requestId: ctx.id,
+      route: ctx.route.name,
+      outcome: 'fail_closed',
+    });
+    return problem('service-unavailable', {
+      detail: 'Rate limiting is temporarily unavailable.',
+      headers: { 'retry-after': '1' },
+    });
   }
-
 }

@@ -54,7 +54,9 @@ if not allowed then bestRemaining = 0 end
 return {allowed and 1 or 0, math.ceil(retry / 1000), best, bestRemaining, math.ceil(bestReset / 1000)}
 `;
 
-type GcraClient = Redis & { kycgateGcra(numKeys: number, ...args: string[]): Promise<[number, number, number, number, number]> };
+type GcraClient = Redis & {
+  kycgateGcra(numKeys: number, ...args: string[]): Promise<[number, number, number, number, number]>;
+};
 
 export class RedisCounters {
   private readonly client: GcraClient;
@@ -70,7 +72,13 @@ export class RedisCounters {
     return this.client.status === 'ready';
   }
 
-  async decide(keys: readonly string[], limits: readonly CompiledLimit[], n: number, penalise: boolean, out: Verdict): Promise<void> {
+  async decide(
+    keys: readonly string[],
+    limits: readonly CompiledLimit[],
+    n: number,
+    penalise: boolean,
+    out: Verdict,
+  ): Promise<void> {
     const args: string[] = new Array(n + 1 + 2 * n);
     for (let i = 0; i < n; i++) args[i] = keys[i]!;
     args[n] = penalise ? '1' : '0';
@@ -96,7 +104,10 @@ export class RedisBreaker {
   private openUntil = 0;
   private probing = false;
 
-  constructor(private readonly threshold: number, private readonly openMs: number) {}
+  constructor(
+    private readonly threshold: number,
+    private readonly openMs: number,
+  ) {}
 
   /** Whether this request may use Redis now. */
   allow(now: number): boolean {

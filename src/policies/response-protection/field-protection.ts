@@ -6,7 +6,7 @@ import type { FieldRule } from './schema.js';
 export type FieldProtector = (document: unknown) => void;
 
 function text(value: unknown): string {
-  return typeof value === 'string' ? value : JSON.stringify(value) ?? '';
+  return typeof value === 'string' ? value : (JSON.stringify(value) ?? '');
 }
 
 export function compileFieldRule(rule: FieldRule, hashKey: Buffer | undefined): FieldProtector {
@@ -27,7 +27,8 @@ export function compileFieldRule(rule: FieldRule, hashKey: Buffer | undefined): 
           if (value === null || value === undefined) return;
           const s = text(value);
           const visible = s.length > keep ? keep : 0;
-          (container as Record<string | number, unknown>)[key] = char.repeat(s.length - visible) + s.slice(s.length - visible);
+          (container as Record<string | number, unknown>)[key] =
+            char.repeat(s.length - visible) + s.slice(s.length - visible);
         });
     }
     case 'truncate': {
@@ -40,12 +41,16 @@ export function compileFieldRule(rule: FieldRule, hashKey: Buffer | undefined): 
         });
     }
     case 'hash': {
-      if (hashKey === undefined) throw new Error(`response-protection: field "${rule.path}" uses hash but no hash_key is configured`);
+      if (hashKey === undefined)
+        throw new Error(`response-protection: field "${rule.path}" uses hash but no hash_key is configured`);
       return (doc) =>
         visitPath(doc, path, (container, key) => {
           const value = (container as Record<string | number, unknown>)[key];
           if (value === null || value === undefined) return;
-          (container as Record<string | number, unknown>)[key] = createHmac('sha256', hashKey).update(text(value)).digest('base64url').slice(0, 22);
+          (container as Record<string | number, unknown>)[key] = createHmac('sha256', hashKey)
+            .update(text(value))
+            .digest('base64url')
+            .slice(0, 22);
         });
     }
   }

@@ -4,7 +4,13 @@ import { createHmac } from 'node:crypto';
 import { httpRequest, rawRequest, startTestGateway, startUpstream } from '../../../testing/harness.js';
 
 const customer = {
-  user: { name: 'Ada Lovelace', ssn: '123-45-6789', email: 'ada@example.com', dob: '1815-12-10', note: 'VIP since 2019, handle with care' },
+  user: {
+    name: 'Ada Lovelace',
+    ssn: '123-45-6789',
+    email: 'ada@example.com',
+    dob: '1815-12-10',
+    note: 'VIP since 2019, handle with care',
+  },
   items: [
     { iban: 'DE89370400440532013000', amount: 10 },
     { iban: 'FR1420041010050500013M02606', amount: 20 },
@@ -13,14 +19,24 @@ const customer = {
 };
 const KEY = 'k'.repeat(40);
 
-async function setup(t: { after(fn: () => Promise<void>): void }, policy: Record<string, unknown>, handler?: Parameters<typeof startUpstream>[0]) {
+async function setup(
+  t: { after(fn: () => Promise<void>): void },
+  policy: Record<string, unknown>,
+  handler?: Parameters<typeof startUpstream>[0],
+) {
   const seen: Array<string | undefined> = [];
   const up = await startUpstream(
     handler ??
       ((req, res) => {
         seen.push(req.headers['accept-encoding']);
         const body = JSON.stringify(customer);
-        res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', server: 'nginx/1.18.0', 'x-powered-by': 'Express', 'x-backend': 'node-3', 'content-length': Buffer.byteLength(body) });
+        res.writeHead(200, {
+          'content-type': 'application/json; charset=utf-8',
+          server: 'nginx/1.18.0',
+          'x-powered-by': 'Express',
+          'x-backend': 'node-3',
+          'content-length': Buffer.byteLength(body),
+        });
         res.end(body);
       }),
   );
@@ -28,7 +44,12 @@ async function setup(t: { after(fn: () => Promise<void>): void }, policy: Record
   const gw = await startTestGateway({
     upstreams: { app: { targets: [{ url: up.url }] } },
     routes: [
-      { name: 'protected', match: { prefix: '/customers' }, upstream: 'app', policies: [{ 'response-protection': policy }] },
+      {
+        name: 'protected',
+        match: { prefix: '/customers' },
+        upstream: 'app',
+        policies: [{ 'response-protection': policy }],
+      },
       { name: 'plain', match: { prefix: '/plain' }, upstream: 'app' },
     ],
     log: { level: 'warn', access: false },
@@ -111,7 +132,10 @@ test('JSON that cannot be protected (too large, compressed, invalid) is withheld
       setTimeout(() => res.end(big.slice(900)), 10);
       return;
     }
-    if (req.url === '/customers/gzip') return void res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' }).end('\x1f\x8b...');
+    if (req.url === '/customers/gzip')
+      return void res
+        .writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' })
+        .end('\x1f\x8b...');
     res.writeHead(200, { 'content-type': 'application/json' }).end('{"ssn": "123-45-6789", oops');
   };
   const block = await setup(t, { max_body_bytes: 1000, fields: [{ path: '$.ssn', action: 'mask' }] }, handler);
@@ -121,7 +145,11 @@ test('JSON that cannot be protected (too large, compressed, invalid) is withheld
     assert.equal(JSON.parse(r.body).type, 'https://kycgate.dev/problems/response-unprocessable');
     assert.doesNotMatch(r.body, /123-45|1111/);
   }
-  const pass = await setup(t, { max_body_bytes: 1000, on_failure: 'pass', fields: [{ path: '$.ssn', action: 'mask' }] }, handler);
+  const pass = await setup(
+    t,
+    { max_body_bytes: 1000, on_failure: 'pass', fields: [{ path: '$.ssn', action: 'mask' }] },
+    handler,
+  );
   for (const p of ['/customers/big', '/customers/bigchunked']) {
     const r = await httpRequest(pass.gw.url + p);
     assert.equal(r.status, 200);
@@ -131,7 +159,10 @@ test('JSON that cannot be protected (too large, compressed, invalid) is withheld
 
 test('gateway answers never reflect request input unescaped', async (t) => {
   const { gw } = await setup(t, { fields: [] });
-  const raw = await rawRequest(gw.port, 'GET /nothing/<script>alert(1)</script>?q=<img/src=x> HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+  const raw = await rawRequest(
+    gw.port,
+    'GET /nothing/<script>alert(1)</script>?q=<img/src=x> HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n',
+  );
   assert.match(raw, /^HTTP\/1\.1 40\d/);
   assert.doesNotMatch(raw, /<script>|<img/);
   assert.match(raw, /content-type: application\/problem\+json/i);

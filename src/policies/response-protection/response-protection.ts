@@ -13,7 +13,8 @@ import { MediaTypeMatcher } from '../../shared/media-type.js';
 
 export const responseProtectionPolicy: PolicyDefinition<ResponseProtectionConfig> = {
   name: 'response-protection',
-  description: 'Masks, hashes, drops or truncates PII in JSON responses and removes headers that leak upstream internals.',
+  description:
+    'Masks, hashes, drops or truncates PII in JSON responses and removes headers that leak upstream internals.',
   phase: 'transform',
   schema: responseProtectionSchema,
   create(config, setup): PolicyInstance {
@@ -23,7 +24,10 @@ export const responseProtectionPolicy: PolicyDefinition<ResponseProtectionConfig
       if (hashKey.length < 32) throw new Error('response-protection: hash_key must be at least 32 bytes');
     }
     const protectors = config.fields.map((rule) => compileFieldRule(rule, hashKey));
-    const removed = [...(config.remove_default_headers ? DEFAULT_LEAKY_HEADERS : []), ...config.remove_headers.map((h) => h.toLowerCase())];
+    const removed = [
+      ...(config.remove_default_headers ? DEFAULT_LEAKY_HEADERS : []),
+      ...config.remove_headers.map((h) => h.toLowerCase()),
+    ];
     const nosniff = config.nosniff;
     const instance: PolicyInstance = {
       // Acts on answers only: it never changes whether a request may pass.
@@ -51,7 +55,10 @@ class JsonFieldProtection implements ResponseBodyTransform {
   readonly onFailure: 'block' | 'pass';
   private readonly types: MediaTypeMatcher;
 
-  constructor(config: ResponseProtectionConfig, private readonly protectors: readonly FieldProtector[]) {
+  constructor(
+    config: ResponseProtectionConfig,
+    private readonly protectors: readonly FieldProtector[],
+  ) {
     this.maxBytes = config.max_body_bytes;
     this.onFailure = config.on_failure;
     this.types = new MediaTypeMatcher(config.content_types, { jsonSuffix: true });

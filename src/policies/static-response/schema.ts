@@ -12,7 +12,11 @@ export const staticResponseSchema = {
   properties: {
     status: { type: 'integer', minimum: 200, maximum: 599, default: 200, description: 'Status code of the answer.' },
     body: { type: 'string', default: '', description: 'Body of the answer, sent as is.' },
-    content_type: { ...headerValueSchema, default: 'text/plain; charset=utf-8', description: 'Content-Type of the answer.' },
+    content_type: {
+      ...headerValueSchema,
+      default: 'text/plain; charset=utf-8',
+      description: 'Content-Type of the answer.',
+    },
     headers: {
       type: 'object',
       propertyNames: { pattern: HEADER_NAME_PATTERN },

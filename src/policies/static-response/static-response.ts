@@ -13,7 +13,11 @@ export const staticResponsePolicy: PolicyDefinition<StaticResponseConfig> = {
   schema: staticResponseSchema,
   create(config) {
     const body = Buffer.from(config.body, 'utf8');
-    const headers: Record<string, string | number> = { ...config.headers, 'content-type': config.content_type, 'content-length': body.length };
+    const headers: Record<string, string | number> = {
+      ...config.headers,
+      'content-type': config.content_type,
+      'content-length': body.length,
+    };
     const reply: Reply = { status: config.status, headers, body };
     return { decisionReuse: 'reusable', onRequest: () => reply };
   },

@@ -14,10 +14,14 @@ function definite(source: string, what: string): CompiledPath {
 }
 
 export function compileBodyMapping(mapping: BodyMapping): CompiledBodyMapping {
-  const renames = Object.entries(mapping.rename).map(([from, to]) => [definite(from, 'rename'), definite(to, 'rename')] as const);
+  const renames = Object.entries(mapping.rename).map(
+    ([from, to]) => [definite(from, 'rename'), definite(to, 'rename')] as const,
+  );
   const removals = mapping.remove.map((p) => compilePath(p));
   // Values are deep-copied per request so one response can never alter what the next one gets.
-  const sets = Object.entries(mapping.set).map(([path, value]) => [definite(path, 'set'), JSON.stringify(value)] as const);
+  const sets = Object.entries(mapping.set).map(
+    ([path, value]) => [definite(path, 'set'), JSON.stringify(value)] as const,
+  );
   return {
     empty: renames.length === 0 && removals.length === 0 && sets.length === 0,
     apply(document) {

@@ -29,7 +29,12 @@ const headerMapping = {
       default: {},
       description: 'Headers set (replacing any existing value).',
     },
-    remove: { type: 'array', items: { type: 'string', pattern: headerName }, default: [], description: 'Headers removed.' },
+    remove: {
+      type: 'array',
+      items: { type: 'string', pattern: headerName },
+      default: [],
+      description: 'Headers removed.',
+    },
     rename: {
       type: 'object',
       propertyNames: { pattern: headerName },
@@ -44,11 +49,29 @@ const headerMapping = {
 
 const bodyMapping = {
   type: 'object',
-  description: 'JSON body mapping, applied in the order rename, remove, set. Paths use the JSON path syntax of response-protection; `rename` and `set` need paths without wildcards. Non-JSON bodies are left alone.',
+  description:
+    'JSON body mapping, applied in the order rename, remove, set. Paths use the JSON path syntax of ' +
+    'response-protection; `rename` and `set` need paths without wildcards. Non-JSON bodies are left ' +
+    'alone.',
   properties: {
-    rename: { type: 'object', additionalProperties: { type: 'string', pattern: '^\\$' }, default: {}, description: 'Fields moved: `{"$.old.path": "$.new.path"}`.' },
-    remove: { type: 'array', items: { type: 'string', pattern: '^\\$' }, default: [], description: 'Fields removed (wildcards allowed).' },
-    set: { type: 'object', default: {}, description: 'Fields set to fixed JSON values: `{"$.meta.source": "gateway"}`; missing parent objects are created.' },
+    rename: {
+      type: 'object',
+      additionalProperties: { type: 'string', pattern: '^\\$' },
+      default: {},
+      description: 'Fields moved: `{"$.old.path": "$.new.path"}`.',
+    },
+    remove: {
+      type: 'array',
+      items: { type: 'string', pattern: '^\\$' },
+      default: [],
+      description: 'Fields removed (wildcards allowed).',
+    },
+    set: {
+      type: 'object',
+      default: {},
+      description:
+        'Fields set to fixed JSON values: `{"$.meta.source": "gateway"}`; missing parent objects are created.',
+    },
   },
   additionalProperties: false,
   default: {},
@@ -71,7 +94,13 @@ export const transformSchema = {
   properties: {
     request: direction('request sent upstream'),
     response: direction('response sent to the client'),
-    max_body_bytes: { type: 'integer', minimum: 1, default: 1048576, description: 'Largest JSON response body mapped; larger ones pass unchanged (request bodies are bounded by the route\'s max_body_bytes).' },
+    max_body_bytes: {
+      type: 'integer',
+      minimum: 1,
+      default: 1048576,
+      description:
+        "Largest JSON response body mapped; larger ones pass unchanged (request bodies are bounded by the route's max_body_bytes).",
+    },
   },
   additionalProperties: false,
 } as const;

@@ -24,12 +24,28 @@ test('request and response headers are added, removed and renamed; JSON bodies a
           {
             transform: {
               request: {
-                headers: { add: { 'x-api-version': '2' }, remove: ['x-debug'], rename: { 'x-client-ref': 'x-reference' } },
-                body: { rename: { '$.customer.name': '$.full_name' }, remove: ['$.tracking', '$.items[*].internal'], set: { '$.meta.source': 'gateway' } },
+                headers: {
+                  add: { 'x-api-version': '2' },
+                  remove: ['x-debug'],
+                  rename: { 'x-client-ref': 'x-reference' },
+                },
+                body: {
+                  rename: { '$.customer.name': '$.full_name' },
+                  remove: ['$.tracking', '$.items[*].internal'],
+                  set: { '$.meta.source': 'gateway' },
+                },
               },
               response: {
-                headers: { add: { 'cache-control': 'no-store' }, remove: ['x-internal-id'], rename: { 'x-old': 'x-new' } },
-                body: { rename: { '$.data.customer_id': '$.data.customerId' }, remove: ['$.debug'], set: { '$.version': 2 } },
+                headers: {
+                  add: { 'cache-control': 'no-store' },
+                  remove: ['x-internal-id'],
+                  rename: { 'x-old': 'x-new' },
+                },
+                body: {
+                  rename: { '$.data.customer_id': '$.data.customerId' },
+                  remove: ['$.debug'],
+                  set: { '$.version': 2 },
+                },
               },
             },
           },
@@ -53,7 +69,12 @@ test('request and response headers are added, removed and renamed; JSON bodies a
   assert.equal(sent.headers['x-debug'], undefined);
   assert.equal(sent.headers['x-client-ref'], undefined);
   assert.equal(sent.headers['x-reference'], 'abc');
-  assert.deepEqual(JSON.parse(sent.body), { customer: {}, items: [{ id: 1 }], full_name: 'Ada', meta: { source: 'gateway' } });
+  assert.deepEqual(JSON.parse(sent.body), {
+    customer: {},
+    items: [{ id: 1 }],
+    full_name: 'Ada',
+    meta: { source: 'gateway' },
+  });
   assert.equal(Number(sent.headers['content-length']), Buffer.byteLength(sent.body));
   assert.equal(r.headers['cache-control'], 'no-store');
   assert.equal(r.headers['x-internal-id'], undefined);
@@ -61,7 +82,11 @@ test('request and response headers are added, removed and renamed; JSON bodies a
   assert.deepEqual(JSON.parse(r.body), { data: { score: 0.3, customerId: 7 }, version: 2 });
 
   // Malformed JSON in a mapped request body is refused before the upstream.
-  const bad = await httpRequest(gw.url + '/v2/x', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{nope' });
+  const bad = await httpRequest(gw.url + '/v2/x', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: '{nope',
+  });
   assert.equal(bad.status, 400);
   assert.equal(received.length, 1);
   // Non-JSON bodies pass untouched.

@@ -3,7 +3,13 @@
  * (fields renamed, removed, set by path). Request bodies are read (bounded by the route limit) only when a body
  * mapping exists and the request is JSON; response bodies use the core's body transform hook, JSON only.
  */
-import type { PolicyDefinition, PolicyInstance, PolicyResult, ResponseBodyTransform, ResponseHead } from '../../pipeline/policy.js';
+import type {
+  PolicyDefinition,
+  PolicyInstance,
+  PolicyResult,
+  ResponseBodyTransform,
+  ResponseHead,
+} from '../../pipeline/policy.js';
 import type { RequestContext } from '../../pipeline/context.js';
 import { Problem, problem } from '../../pipeline/problem.js';
 import { transformSchema, type HeaderMapping, type TransformConfig } from './schema.js';
@@ -21,7 +27,9 @@ export const transformPolicy: PolicyDefinition<TransformConfig> = {
     const requestBody = compileBodyMapping(config.request.body);
     const responseBody = compileBodyMapping(config.response.body);
     // Header edits are the same for every request; a request body mapping reads a body no front proxy keys its cache on.
-    const instance: { -readonly [K in keyof PolicyInstance]: PolicyInstance[K] } = { decisionReuse: requestBody.empty ? 'reusable' : 'per-request' };
+    const instance: { -readonly [K in keyof PolicyInstance]: PolicyInstance[K] } = {
+      decisionReuse: requestBody.empty ? 'reusable' : 'per-request',
+    };
     if (!request.empty || !requestBody.empty) {
       instance.onRequest = (ctx) => {
         for (const [from, to] of request.rename) {

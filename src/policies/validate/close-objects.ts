@@ -5,14 +5,26 @@
  */
 const SUBSCHEMA_MAPS = ['properties', 'patternProperties', '$defs', 'definitions', 'dependentSchemas'];
 const SUBSCHEMA_LISTS = ['allOf', 'anyOf', 'oneOf', 'prefixItems'];
-const SUBSCHEMAS = ['items', 'additionalProperties', 'not', 'if', 'then', 'else', 'contains', 'propertyNames', 'unevaluatedItems'];
+const SUBSCHEMAS = [
+  'items',
+  'additionalProperties',
+  'not',
+  'if',
+  'then',
+  'else',
+  'contains',
+  'propertyNames',
+  'unevaluatedItems',
+];
 
 export function closeObjects(schema: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = { ...schema };
   for (const key of SUBSCHEMA_MAPS) {
     const map = out[key];
     if (map && typeof map === 'object') {
-      out[key] = Object.fromEntries(Object.entries(map as Record<string, unknown>).map(([k, v]) => [k, isSchema(v) ? closeObjects(v) : v]));
+      out[key] = Object.fromEntries(
+        Object.entries(map as Record<string, unknown>).map(([k, v]) => [k, isSchema(v) ? closeObjects(v) : v]),
+      );
     }
   }
   for (const key of SUBSCHEMA_LISTS) {

@@ -58,7 +58,10 @@ function fieldErrors(errors: readonly ErrorObject[], where: string, max: number)
       pointer += '/' + escapePointer(String((e.params as { missingProperty: string }).missingProperty));
       message = 'is required';
     } else if (e.keyword === 'additionalProperties' || e.keyword === 'unevaluatedProperties') {
-      const name = (e.params as { additionalProperty?: string; unevaluatedProperty?: string }).additionalProperty ?? (e.params as { unevaluatedProperty?: string }).unevaluatedProperty ?? '';
+      const name =
+        (e.params as { additionalProperty?: string; unevaluatedProperty?: string }).additionalProperty ??
+        (e.params as { unevaluatedProperty?: string }).unevaluatedProperty ??
+        '';
       pointer += '/' + escapePointer(name);
       message = 'is not allowed';
     }
@@ -100,7 +103,9 @@ class Validator implements PolicyInstance {
     this.decisionReuse = this.body !== undefined || this.headers !== undefined ? 'per-request' : 'reusable';
     this.types = new Set(config.content_types);
     this.jsonSuffix = this.types.has('application/json');
-    this.wrongType = problem('unsupported-media-type', { detail: `The request body must be one of: ${config.content_types.join(', ')}.` });
+    this.wrongType = problem('unsupported-media-type', {
+      detail: `The request body must be one of: ${config.content_types.join(', ')}.`,
+    });
   }
 
   onRequest(ctx: RequestContext): PolicyResult | Promise<PolicyResult> {
@@ -121,11 +126,15 @@ class Validator implements PolicyInstance {
     if (errors.length > 0) return this.invalid(ctx, errors);
     if (this.body === undefined) return undefined;
     if (!hasBody(ctx)) {
-      return this.config.body_required ? this.invalid(ctx, [{ pointer: '/body', keyword: 'required', message: 'is required' }]) : undefined;
+      return this.config.body_required
+        ? this.invalid(ctx, [{ pointer: '/body', keyword: 'required', message: 'is required' }])
+        : undefined;
     }
     const type = mediaTypeOf(ctx.header('content-type'));
     if (!this.types.has(type) && !(this.jsonSuffix && type.endsWith('+json'))) return this.refuse(ctx, this.wrongType);
-    return ctx.readBody().then((body) => (body instanceof Problem ? this.refuse(ctx, body) : this.checkBody(ctx, body)));
+    return ctx
+      .readBody()
+      .then((body) => (body instanceof Problem ? this.refuse(ctx, body) : this.checkBody(ctx, body)));
   }
 
   private checkBody(ctx: RequestContext, raw: Buffer): PolicyResult {
@@ -135,7 +144,8 @@ class Validator implements PolicyInstance {
     } catch {
       return this.refuse(ctx, problem('malformed-json', { detail: 'The request body is not valid JSON.' }));
     }
-    if (!this.body!(document)) return this.invalid(ctx, fieldErrors(this.body!.errors!, '/body', this.config.max_errors));
+    if (!this.body!(document))
+      return this.invalid(ctx, fieldErrors(this.body!.errors!, '/body', this.config.max_errors));
     // Stripping removed undeclared members during validation: forward what was validated.
     if (this.strip) ctx.replaceBody(Buffer.from(JSON.stringify(document), 'utf8'));
     return undefined;
@@ -145,7 +155,8 @@ class Validator implements PolicyInstance {
     return this.refuse(
       ctx,
       problem('invalid-request', {
-        detail: errors.length === 1 ? `${errors[0]!.pointer} ${errors[0]!.message}.` : `${errors.length} fields are invalid.`,
+        detail:
+          errors.length === 1 ? `${errors[0]!.pointer} ${errors[0]!.message}.` : `${errors.length} fields are invalid.`,
         extensions: { errors },
       }),
     );
@@ -155,7 +166,13 @@ class Validator implements PolicyInstance {
     ctx.decision = { outcome: 'invalid', policy: 'validate', rule: p.kind };
     // Pointers name fields, never values: safe for the audit trail.
     const errors = p.extensions?.errors as FieldError[] | undefined;
-    this.events.emit({ type: 'validation.failed', requestId: ctx.id, route: ctx.route.name, outcome: p.kind, ...(errors ? { data: { fields: errors.map((e) => e.pointer) } } : {}) });
+    this.events.emit({
+      type: 'validation.failed',
+      requestId: ctx.id,
+      route: ctx.route.name,
+      outcome: p.kind,
+      ...(errors ? { data: { fields: errors.map((e) => e.pointer) } } : {}),
+    });
     return p;
   }
 }

@@ -10,18 +10,25 @@ import { workloadJwtSchema, type WorkloadJwtConfig } from './schema.js';
 
 export const workloadJwtPolicy: PolicyDefinition<WorkloadJwtConfig> = {
   name: 'workload-jwt',
-  description: 'Sends the gateway\'s own JWT-SVID (from the SPIFFE Workload API) to the upstream.',
+  description: "Sends the gateway's own JWT-SVID (from the SPIFFE Workload API) to the upstream.",
   phase: 'transform',
   schema: workloadJwtSchema,
   create(config, setup): PolicyInstance {
     // Failures are logged by the client when its state changes (not per request), with the route they concern.
-    const client = new WorkloadJwtSvidClient(config.audience, config.spiffe_id, setup.services.logger.child({ route: setup.routeName }), {
-      ...(config.socket ? { address: config.socket } : {}),
-      timeoutMs: config.timeout_ms,
-    });
+    const client = new WorkloadJwtSvidClient(
+      config.audience,
+      config.spiffe_id,
+      setup.services.logger.child({ route: setup.routeName }),
+      {
+        ...(config.socket ? { address: config.socket } : {}),
+        timeoutMs: config.timeout_ms,
+      },
+    );
     const header = config.header;
     const bearer = header === 'authorization';
-    const unavailable = problem('bad-gateway', { detail: 'The gateway could not obtain its workload identity for this upstream.' });
+    const unavailable = problem('bad-gateway', {
+      detail: 'The gateway could not obtain its workload identity for this upstream.',
+    });
     // The header pair sent upstream, built once per token and shared by every request that sends it.
     let pairToken: string | undefined;
     let pair: readonly [string, string] = [header, ''];

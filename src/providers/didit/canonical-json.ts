@@ -62,7 +62,9 @@ function write(value: unknown, out: string[], depth: number): void {
     out.push(']');
   } else if (typeof value === 'object') {
     const obj = value as Record<string, unknown>;
-    const keys = Object.keys(obj).filter((k) => obj[k] !== undefined).sort(compareCodePoints);
+    const keys = Object.keys(obj)
+      .filter((k) => obj[k] !== undefined)
+      .sort(compareCodePoints);
     out.push('{');
     for (let i = 0; i < keys.length; i++) {
       if (i > 0) out.push(',');

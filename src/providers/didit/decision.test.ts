@@ -95,11 +95,23 @@ test('a decision keeps nothing but facts and personal: no URL, image, document n
   const d = decisionFromDidit(decision, NOW);
   const text = JSON.stringify(d);
   assert.doesNotMatch(text, /https?:|media\.didit|X1234567|Calle|203\.0\.113|someone|node_id/);
-  assert.deepEqual(Object.keys(d).sort(), ['facts', 'personal', 'sessionId', 'state', 'status', 'vendorData', 'workflowId']);
+  assert.deepEqual(Object.keys(d).sort(), [
+    'facts',
+    'personal',
+    'sessionId',
+    'state',
+    'status',
+    'vendorData',
+    'workflowId',
+  ]);
 });
 
 test('a decision without features has only its status; envelope fields fill what the document lacks', () => {
-  const d = decisionFromDidit({ status: 'Declined', id_verifications: null }, NOW, { sessionId: 's-2', workflowId: 'wf', vendorData: 'v' });
+  const d = decisionFromDidit({ status: 'Declined', id_verifications: null }, NOW, {
+    sessionId: 's-2',
+    workflowId: 'wf',
+    vendorData: 'v',
+  });
   assert.deepEqual(d.facts, { status: 'Declined' });
   assert.deepEqual(d.personal, {});
   assert.equal(d.state, 'declined');
@@ -108,7 +120,10 @@ test('a decision without features has only its status; envelope fields fill what
 });
 
 test('v2-style single feature objects are read too', () => {
-  const d = decisionFromDidit({ status: 'Approved', id_verification: { status: 'Approved', date_of_birth: '2010-01-01' } }, NOW);
+  const d = decisionFromDidit(
+    { status: 'Approved', id_verification: { status: 'Approved', date_of_birth: '2010-01-01' } },
+    NOW,
+  );
   assert.equal(d.facts.id_verification, 'Approved');
   assert.equal(d.facts.age, 16);
 });

@@ -55,7 +55,6 @@ function lowestScore(items: Item[]): number | undefined {
   return low;
 }
 
-
 function text(v: unknown): string | undefined {
   return typeof v === 'string' && v !== '' ? v : undefined;
 }
@@ -77,7 +76,11 @@ export interface DecisionFallbacks {
  * Maps a decision document (from `GET /v3/session/{id}/decision/` or a webhook's `decision`) at `nowSeconds`.
  * Fields missing in the document (webhook decisions omit some) are taken from `fallbacks` (the envelope).
  */
-export function decisionFromDidit(doc: unknown, nowSeconds: number, fallbacks: DecisionFallbacks = {}): VerificationResult {
+export function decisionFromDidit(
+  doc: unknown,
+  nowSeconds: number,
+  fallbacks: DecisionFallbacks = {},
+): VerificationResult {
   const d: Item = isObject(doc) ? doc : {};
   const status = text(d.status) ?? fallbacks.status ?? '';
   const facts: VerificationResult['facts'] = { status };

@@ -45,7 +45,12 @@ async function setup(t: TestContext, answers: number[] = [], sandboxOptions: Par
       check();
     });
   const clock = { offsetMs: 0 };
-  const provider = new DiditProvider({ baseUrl: sandbox.url, apiKey: API_KEY, webhookSecret: SECRET, now: () => Date.now() + clock.offsetMs });
+  const provider = new DiditProvider({
+    baseUrl: sandbox.url,
+    apiKey: API_KEY,
+    webhookSecret: SECRET,
+    now: () => Date.now() + clock.offsetMs,
+  });
   t.after(async () => {
     await provider.close();
     await sandbox.close();
@@ -55,14 +60,23 @@ async function setup(t: TestContext, answers: number[] = [], sandboxOptions: Par
 }
 
 function postForm(url: string, fields: Record<string, string>) {
-  return httpRequest(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(fields).toString() });
+  return httpRequest(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams(fields).toString(),
+  });
 }
 
 const withStatus = (status: string) => (w: { json: Record<string, unknown> }) => w.json.status === status;
 
 test('session, hosted page, signed webhook and decision: the whole flow through the adapter', async (t) => {
   const { receiver, sandbox, provider } = await setup(t);
-  const session = await provider.createSession({ workflowId: WORKFLOW, vendorData: 'subj-1', callback: 'https://app.example/kyc/done?x=1', metadata: { plan: 'pro' } });
+  const session = await provider.createSession({
+    workflowId: WORKFLOW,
+    vendorData: 'subj-1',
+    callback: 'https://app.example/kyc/done?x=1',
+    metadata: { plan: 'pro' },
+  });
   assert.equal(session.status, 'Not Started');
   assert.equal(session.state, 'pending');
   assert.equal(session.workflowId, WORKFLOW);
@@ -79,11 +93,17 @@ test('session, hosted page, signed webhook and decision: the whole flow through 
   assert.match(String(page.headers['content-type']), /^text\/html/);
   assert.match(String(page.headers['content-security-policy']), /default-src 'none'/);
   assert.ok(page.body.includes(session.sessionId));
-  for (const value of ['approved', 'declined', 'in_review']) assert.match(page.body, new RegExp(`<button[^>]*name="decision" value="${value}"`));
+  for (const value of ['approved', 'declined', 'in_review'])
+    assert.match(page.body, new RegExp(`<button[^>]*name="decision" value="${value}"`));
   const [inProgress] = await receiver.waitFor(1, withStatus('In Progress'));
   assert.equal(inProgress!.json.decision, undefined, 'In Progress carries no decision');
 
-  const result = await postForm(session.url, { decision: 'approved', first_name: 'José', last_name: 'Müller-Ünlü', date_of_birth: '1990-05-17' });
+  const result = await postForm(session.url, {
+    decision: 'approved',
+    first_name: 'José',
+    last_name: 'Müller-Ünlü',
+    date_of_birth: '1990-05-17',
+  });
   assert.equal(result.status, 200);
   assert.match(result.body, /Verification approved/);
   const continueUrl = new URL(/id="continue" href="([^"]+)"/.exec(result.body)![1]!.replaceAll('&amp;', '&'));
@@ -97,7 +117,8 @@ test('session, hosted page, signed webhook and decision: the whole flow through 
   assert.equal(h['user-agent'], 'DiditWebhook/2.0 +https://didit.me');
   assert.equal(h['content-type'], 'application/json');
   assert.equal(h['x-timestamp'], String(approved!.json.timestamp));
-  for (const name of ['x-signature', 'x-signature-v2', 'x-signature-simple']) assert.match(String(h[name]), /^[0-9a-f]{64}$/);
+  for (const name of ['x-signature', 'x-signature-v2', 'x-signature-simple'])
+    assert.match(String(h[name]), /^[0-9a-f]{64}$/);
   const bodyText = approved!.body.toString('utf8');
   assert.ok(/^[\x20-\x7e]+$/.test(bodyText), 'the body is ASCII: non-ASCII is escaped as \\uXXXX');
   assert.ok(bodyText.includes('Jos\\u00e9'));
@@ -131,7 +152,10 @@ test('session, hosted page, signed webhook and decision: the whole flow through 
   assert.equal(onlyRaw.ok && onlyRaw.event.signature, 'raw');
   const onlySimple = provider.verifyWebhook(approved!.body, { 'x-signature-simple': String(h['x-signature-simple']) });
   assert.equal(onlySimple.ok && onlySimple.event.decision, undefined);
-  const forged = provider.verifyWebhook(Buffer.from(bodyText.replace('subj-1', 'subj-9')), { 'x-signature-v2': String(h['x-signature-v2']), 'x-signature': String(h['x-signature']) });
+  const forged = provider.verifyWebhook(Buffer.from(bodyText.replace('subj-1', 'subj-9')), {
+    'x-signature-v2': String(h['x-signature-v2']),
+    'x-signature': String(h['x-signature']),
+  });
   assert.deepEqual(forged, { ok: false, reason: 'invalid_signature' });
 
   const decision = await provider.fetchDecision(session.sessionId);
@@ -143,7 +167,11 @@ test('session, hosted page, signed webhook and decision: the whole flow through 
 
   const reopened = await httpRequest(session.url);
   assert.match(reopened.body, /Verification approved/, 'a finished session shows its result, not the form');
-  assert.equal((await postForm(session.url, { decision: 'declined' })).status, 409, 'a finished session cannot be decided again');
+  assert.equal(
+    (await postForm(session.url, { decision: 'declined' })).status,
+    409,
+    'a finished session cannot be decided again',
+  );
   const fresh = await provider.createSession({ workflowId: WORKFLOW, vendorData: 'subj-1' });
   assert.notEqual(fresh.sessionId, session.sessionId, 'a finished session is not reused');
   assert.equal(provider.health.state, 'closed');
@@ -179,15 +207,27 @@ test('a wrong API key is a ProviderRejected 401 whose message does not carry the
     assert.ok(!err.message.includes(wrongKey) && !err.message.includes('Invalid or missing'));
     return true;
   });
-  await assert.rejects(provider.fetchDecision(randomUUID()), (err: unknown) => err instanceof ProviderRejected && err.status === 401);
-  await assert.rejects(provider.fetchDecision('../../etc'), (err: unknown) => err instanceof ProviderRejected && err.status === 400);
+  await assert.rejects(
+    provider.fetchDecision(randomUUID()),
+    (err: unknown) => err instanceof ProviderRejected && err.status === 401,
+  );
+  await assert.rejects(
+    provider.fetchDecision('../../etc'),
+    (err: unknown) => err instanceof ProviderRejected && err.status === 400,
+  );
   assert.equal(provider.health.state, 'closed', 'a refusal is not an outage');
 });
 
 test('unknown workflow id format and unknown sessions are rejected as Didit does (400, 404)', async (t) => {
   const { provider } = await setup(t);
-  await assert.rejects(provider.createSession({ workflowId: 'not-a-uuid', vendorData: 'x' }), (err: unknown) => err instanceof ProviderRejected && err.status === 400);
-  await assert.rejects(provider.fetchDecision(randomUUID()), (err: unknown) => err instanceof ProviderRejected && err.status === 404);
+  await assert.rejects(
+    provider.createSession({ workflowId: 'not-a-uuid', vendorData: 'x' }),
+    (err: unknown) => err instanceof ProviderRejected && err.status === 400,
+  );
+  await assert.rejects(
+    provider.fetchDecision(randomUUID()),
+    (err: unknown) => err instanceof ProviderRejected && err.status === 404,
+  );
 });
 
 test('429 is ProviderUnavailable(rate_limited) with Retry-After honoured; calls wait until it passed', async (t) => {
@@ -200,7 +240,10 @@ test('429 is ProviderUnavailable(rate_limited) with Retry-After honoured; calls 
     return true;
   });
   // The sandbox would answer now, but the adapter holds back until Retry-After has passed.
-  await assert.rejects(provider.createSession({ workflowId: WORKFLOW, vendorData: 'rl' }), (err: unknown) => err instanceof ProviderUnavailable && err.reason === 'rate_limited' && err.retryAfterSeconds <= 7);
+  await assert.rejects(
+    provider.createSession({ workflowId: WORKFLOW, vendorData: 'rl' }),
+    (err: unknown) => err instanceof ProviderUnavailable && err.reason === 'rate_limited' && err.retryAfterSeconds <= 7,
+  );
   assert.equal(sandbox.sessions.size, 0);
   clock.offsetMs = 7_001;
   const session = await provider.createSession({ workflowId: WORKFLOW, vendorData: 'rl' });
@@ -228,7 +271,13 @@ async function deadUrl(): Promise<string> {
 }
 
 test('an unreachable provider is ProviderUnavailable and opens the breaker after the threshold', async (t) => {
-  const provider = new DiditProvider({ baseUrl: await deadUrl(), apiKey: API_KEY, webhookSecret: SECRET, breaker: { failureThreshold: 3, cooldownMs: 60_000 }, outageRetryAfterSeconds: 4 });
+  const provider = new DiditProvider({
+    baseUrl: await deadUrl(),
+    apiKey: API_KEY,
+    webhookSecret: SECRET,
+    breaker: { failureThreshold: 3, cooldownMs: 60_000 },
+    outageRetryAfterSeconds: 4,
+  });
   t.after(() => provider.close());
   for (let i = 0; i < 3; i++) {
     await assert.rejects(provider.createSession({ workflowId: WORKFLOW, vendorData: 'x' }), (err: unknown) => {
@@ -241,7 +290,11 @@ test('an unreachable provider is ProviderUnavailable and opens the breaker after
   }
   assert.equal(provider.health.state, 'open');
   assert.match(provider.health.lastError ?? '', /unreachable/);
-  await assert.rejects(provider.fetchDecision(randomUUID()), (err: unknown) => err instanceof ProviderUnavailable && err.reason === 'breaker_open' && err.retryAfterSeconds === 60);
+  await assert.rejects(
+    provider.fetchDecision(randomUUID()),
+    (err: unknown) =>
+      err instanceof ProviderUnavailable && err.reason === 'breaker_open' && err.retryAfterSeconds === 60,
+  );
 });
 
 test('a provider that stops answering times out as ProviderUnavailable(timeout); 5xx is server_error', async (t) => {
@@ -255,11 +308,26 @@ test('a provider that stops answering times out as ProviderUnavailable(timeout);
     }
   });
   const urlOf = (s: http.Server) => `http://127.0.0.1:${(s.address() as net.AddressInfo).port}`;
-  const slow = new DiditProvider({ baseUrl: urlOf(silent), apiKey: API_KEY, webhookSecret: SECRET, timeouts: { headersMs: 200 } });
+  const slow = new DiditProvider({
+    baseUrl: urlOf(silent),
+    apiKey: API_KEY,
+    webhookSecret: SECRET,
+    timeouts: { headersMs: 200 },
+  });
   const down = new DiditProvider({ baseUrl: urlOf(failing), apiKey: API_KEY, webhookSecret: SECRET });
   t.after(() => Promise.all([slow.close(), down.close()]));
-  await assert.rejects(slow.createSession({ workflowId: WORKFLOW, vendorData: 'x' }), (err: unknown) => err instanceof ProviderUnavailable && err.reason === 'timeout');
-  await assert.rejects(down.fetchDecision(randomUUID()), (err: unknown) => err instanceof ProviderUnavailable && err.reason === 'server_error' && err.retryAfterSeconds === 9 && !err.message.includes('down'));
+  await assert.rejects(
+    slow.createSession({ workflowId: WORKFLOW, vendorData: 'x' }),
+    (err: unknown) => err instanceof ProviderUnavailable && err.reason === 'timeout',
+  );
+  await assert.rejects(
+    down.fetchDecision(randomUUID()),
+    (err: unknown) =>
+      err instanceof ProviderUnavailable &&
+      err.reason === 'server_error' &&
+      err.retryAfterSeconds === 9 &&
+      !err.message.includes('down'),
+  );
 });
 
 test('webhook delivery is retried after a 500: same event_id, two deliveries, both verifiable', async (t) => {
@@ -273,11 +341,20 @@ test('webhook delivery is retried after a 500: same event_id, two deliveries, bo
   assert.equal(res.status, 200);
   const deliveries = await receiver.waitFor(2);
   assert.equal(deliveries.length, 2);
-  assert.deepEqual(deliveries.map((w) => w.answeredWith), [500, 200]);
+  assert.deepEqual(
+    deliveries.map((w) => w.answeredWith),
+    [500, 200],
+  );
   assert.equal(deliveries[0]!.json.event_id, deliveries[1]!.json.event_id);
   for (const w of deliveries) assert.equal(provider.verifyWebhook(w.body, w.headers).ok, true);
   const outcomes = await deliveryOutcomes(2);
-  assert.deepEqual(outcomes.map((o) => [o.attempt, o.status, o.final]), [[1, 500, 'retrying'], [2, 200, 'delivered']]);
+  assert.deepEqual(
+    outcomes.map((o) => [o.attempt, o.status, o.final]),
+    [
+      [1, 500, 'retrying'],
+      [2, 200, 'delivered'],
+    ],
+  );
   assert.equal(sandbox.pendingDeliveries, 0);
   assert.deepEqual(receiverStatuses(receiver), ['Approved', 'Approved']);
 });
@@ -289,7 +366,9 @@ test('calls can go through an egress proxy (CONNECT tunnel with Proxy-Authorizat
   proxy.on('connect', (req: http.IncomingMessage, client: net.Socket, head: Buffer) => {
     tunnels.push({ target: String(req.url), authorization: req.headers['proxy-authorization'] });
     if (req.headers['proxy-authorization'] !== 'Basic cHJveHk6cGFzcw==') {
-      client.end('HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic\r\ncontent-length: 0\r\n\r\n');
+      client.end(
+        'HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic\r\ncontent-length: 0\r\n\r\n',
+      );
       return;
     }
     const [host, port] = String(req.url).split(':');
@@ -308,13 +387,26 @@ test('calls can go through an egress proxy (CONNECT tunnel with Proxy-Authorizat
     proxy.close();
   });
   const proxyUrl = `http://127.0.0.1:${(proxy.address() as net.AddressInfo).port}`;
-  const viaProxy = new DiditProvider({ baseUrl: sandbox.url, apiKey: API_KEY, webhookSecret: SECRET, proxy: { url: proxyUrl, token: 'Basic cHJveHk6cGFzcw==' } });
-  const badToken = new DiditProvider({ baseUrl: sandbox.url, apiKey: API_KEY, webhookSecret: SECRET, proxy: { url: proxyUrl, token: 'Basic d3Jvbmc=' } });
+  const viaProxy = new DiditProvider({
+    baseUrl: sandbox.url,
+    apiKey: API_KEY,
+    webhookSecret: SECRET,
+    proxy: { url: proxyUrl, token: 'Basic cHJveHk6cGFzcw==' },
+  });
+  const badToken = new DiditProvider({
+    baseUrl: sandbox.url,
+    apiKey: API_KEY,
+    webhookSecret: SECRET,
+    proxy: { url: proxyUrl, token: 'Basic d3Jvbmc=' },
+  });
   t.after(() => Promise.all([viaProxy.close(), badToken.close()]));
   const session = await viaProxy.createSession({ workflowId: WORKFLOW, vendorData: 'proxied' });
   assert.ok(sandbox.sessions.has(session.sessionId));
   assert.equal(tunnels[0]!.target, new URL(sandbox.url).host);
-  await assert.rejects(badToken.createSession({ workflowId: WORKFLOW, vendorData: 'proxied' }), (err: unknown) => err instanceof ProviderUnavailable && err.reason === 'unreachable');
+  await assert.rejects(
+    badToken.createSession({ workflowId: WORKFLOW, vendorData: 'proxied' }),
+    (err: unknown) => err instanceof ProviderUnavailable && err.reason === 'unreachable',
+  );
 });
 
 function receiverStatuses(r: WebhookReceiver): unknown[] {

@@ -34,7 +34,11 @@ export interface DiditProviderOptions {
   /** Resolved webhook secret. */
   webhookSecret: string;
   timeouts?: { connectMs?: number; headersMs?: number; bodyMs?: number };
-  breaker?: { failureThreshold?: number; cooldownMs?: number; onStateChange?: (state: BreakerState, lastError: string | undefined) => void };
+  breaker?: {
+    failureThreshold?: number;
+    cooldownMs?: number;
+    onStateChange?: (state: BreakerState, lastError: string | undefined) => void;
+  };
   webhook?: { toleranceSeconds?: number; maxFutureSkewSeconds?: number; accept?: readonly DiditSignatureKind[] };
   /** Egress HTTP(S) proxy reached with CONNECT; `token` is the resolved Proxy-Authorization value. */
   proxy?: { url: string; token?: string };
@@ -55,7 +59,11 @@ const MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
 const SESSION_ID = /^[A-Za-z0-9_-]{1,128}$/;
 
 /** Seconds until a Retry-After value (delta seconds or HTTP date) or an X-RateLimit-Reset value (delta or epoch). */
-export function secondsUntil(value: string | string[] | undefined, nowMs: number, kind: 'retry-after' | 'reset'): number | undefined {
+export function secondsUntil(
+  value: string | string[] | undefined,
+  nowMs: number,
+  kind: 'retry-after' | 'reset',
+): number | undefined {
   const v = Array.isArray(value) ? value[0] : value;
   if (v === undefined || v.trim() === '') return undefined;
   const t = v.trim();
@@ -103,9 +111,19 @@ export class DiditProvider implements VerificationProvider {
     this.headersMs = options.timeouts?.headersMs ?? 5000;
     this.bodyMs = options.timeouts?.bodyMs ?? 5000;
     this.origin = base.origin;
-    const connection = { connectTimeout: options.timeouts?.connectMs ?? 3000, headersTimeout: this.headersMs, bodyTimeout: this.bodyMs, keepAliveTimeout: 4000 };
+    const connection = {
+      connectTimeout: options.timeouts?.connectMs ?? 3000,
+      headersTimeout: this.headersMs,
+      bodyTimeout: this.bodyMs,
+      keepAliveTimeout: 4000,
+    };
     this.dispatcher = options.proxy
-      ? new ProxyAgent({ uri: options.proxy.url, ...(options.proxy.token ? { token: options.proxy.token } : {}), proxyTunnel: true, ...connection })
+      ? new ProxyAgent({
+          uri: options.proxy.url,
+          ...(options.proxy.token ? { token: options.proxy.token } : {}),
+          proxyTunnel: true,
+          ...connection,
+        })
       : new Pool(base.origin, { connections: 16, ...connection });
     this.webhook = options.webhook ?? {};
     this.outageRetryAfter = options.outageRetryAfterSeconds ?? 5;
@@ -132,7 +150,8 @@ export class DiditProvider implements VerificationProvider {
     const sessionId = doc.session_id;
     const url = doc.url;
     const status = typeof doc.status === 'string' ? doc.status : 'Not Started';
-    if (typeof sessionId !== 'string' || typeof url !== 'string') throw new ProviderRejected('Didit POST /v3/session/ answered without session_id or url', 502);
+    if (typeof sessionId !== 'string' || typeof url !== 'string')
+      throw new ProviderRejected('Didit POST /v3/session/ answered without session_id or url', 502);
     return {
       sessionId,
       url,
@@ -164,16 +183,32 @@ export class DiditProvider implements VerificationProvider {
   }
 
   /** One API call through the rate-limit gate and the breaker; resolves with the JSON object answered. */
-  private async call(method: 'GET' | 'POST', path: string, body: unknown, operation: ProviderOperation): Promise<Record<string, unknown>> {
+  private async call(
+    method: 'GET' | 'POST',
+    path: string,
+    body: unknown,
+    operation: ProviderOperation,
+  ): Promise<Record<string, unknown>> {
     const label = `Didit ${method} ${path.replace(/\/session\/[^/]+\/decision\//, '/session/{id}/decision/')}`;
-    if (this.apiKey === undefined) throw new ProviderRejected(`${label}: no API key is configured for this provider (webhook verification only)`, 401);
+    if (this.apiKey === undefined)
+      throw new ProviderRejected(
+        `${label}: no API key is configured for this provider (webhook verification only)`,
+        401,
+      );
     const wait = this.rateLimitedUntilMs - this.now();
-    if (wait > 0) throw new ProviderUnavailable(`${label}: rate limited by Didit`, Math.ceil(wait / 1000), 'rate_limited');
+    if (wait > 0)
+      throw new ProviderUnavailable(`${label}: rate limited by Didit`, Math.ceil(wait / 1000), 'rate_limited');
     return this.breaker.run(() => this.send(method, path, body, label, operation), isOutage);
   }
 
   /** One HTTP exchange, reported to `onCall` with its outcome and latency. */
-  private async send(method: 'GET' | 'POST', path: string, body: unknown, label: string, operation: ProviderOperation): Promise<Record<string, unknown>> {
+  private async send(
+    method: 'GET' | 'POST',
+    path: string,
+    body: unknown,
+    label: string,
+    operation: ProviderOperation,
+  ): Promise<Record<string, unknown>> {
     if (this.onCall === undefined) return this.exchange(method, path, body, label);
     const started = performance.now();
     let outcome: ProviderCallOutcome = 'error';
@@ -189,16 +224,29 @@ export class DiditProvider implements VerificationProvider {
     }
   }
 
-  private async exchange(method: 'GET' | 'POST', path: string, body: unknown, label: string): Promise<Record<string, unknown>> {
+  private async exchange(
+    method: 'GET' | 'POST',
+    path: string,
+    body: unknown,
+    label: string,
+  ): Promise<Record<string, unknown>> {
     const headers: Record<string, string> = { 'x-api-key': this.apiKey!, accept: 'application/json' };
     let payload: string | undefined;
     if (body !== undefined) {
       payload = JSON.stringify(body);
       headers['content-type'] = 'application/json';
     }
-    let response;
+    let response: Dispatcher.ResponseData;
     try {
-      response = await this.dispatcher.request({ origin: this.origin, method, path: this.basePath + path, headers, body: payload, headersTimeout: this.headersMs, bodyTimeout: this.bodyMs });
+      response = await this.dispatcher.request({
+        origin: this.origin,
+        method,
+        path: this.basePath + path,
+        headers,
+        body: payload,
+        headersTimeout: this.headersMs,
+        bodyTimeout: this.bodyMs,
+      });
     } catch (err) {
       throw this.transportError(err, label);
     }
@@ -213,34 +261,59 @@ export class DiditProvider implements VerificationProvider {
       const now = this.now();
       const retryAfter = secondsUntil(response.headers['retry-after'], now, 'retry-after');
       const reset = secondsUntil(response.headers['x-ratelimit-reset'], now, 'reset');
-      const seconds = Math.max(1, retryAfter ?? 0, reset ?? 0, retryAfter === undefined && reset === undefined ? 60 : 0);
+      const seconds = Math.max(
+        1,
+        retryAfter ?? 0,
+        reset ?? 0,
+        retryAfter === undefined && reset === undefined ? 60 : 0,
+      );
       this.rateLimitedUntilMs = now + seconds * 1000;
       throw new ProviderUnavailable(`${label}: rate limited by Didit (429)`, seconds, 'rate_limited');
     }
     if (statusCode >= 500) {
       const retryAfter = secondsUntil(response.headers['retry-after'], this.now(), 'retry-after');
-      throw new ProviderUnavailable(`${label}: Didit answered ${statusCode}`, Math.max(1, retryAfter ?? this.outageRetryAfter), 'server_error');
+      throw new ProviderUnavailable(
+        `${label}: Didit answered ${statusCode}`,
+        Math.max(1, retryAfter ?? this.outageRetryAfter),
+        'server_error',
+      );
     }
-    if (statusCode < 200 || statusCode >= 300) throw new ProviderRejected(`${label}: Didit refused the request (${statusCode})`, statusCode);
+    if (statusCode < 200 || statusCode >= 300)
+      throw new ProviderRejected(`${label}: Didit refused the request (${statusCode})`, statusCode);
     let doc: unknown;
     try {
       doc = JSON.parse(text);
     } catch {
-      throw new ProviderUnavailable(`${label}: Didit answered ${statusCode} with a body that is not JSON`, this.outageRetryAfter, 'server_error');
+      throw new ProviderUnavailable(
+        `${label}: Didit answered ${statusCode} with a body that is not JSON`,
+        this.outageRetryAfter,
+        'server_error',
+      );
     }
     if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
-      throw new ProviderUnavailable(`${label}: Didit answered ${statusCode} with a body that is not a JSON object`, this.outageRetryAfter, 'server_error');
+      throw new ProviderUnavailable(
+        `${label}: Didit answered ${statusCode} with a body that is not a JSON object`,
+        this.outageRetryAfter,
+        'server_error',
+      );
     }
     return doc as Record<string, unknown>;
   }
 
   private transportError(err: unknown, label: string): ProviderUnavailable {
     if (err instanceof ProviderUnavailable) return err;
-    if (err instanceof undiciErrors.ConnectTimeoutError || err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError) {
+    if (
+      err instanceof undiciErrors.ConnectTimeoutError ||
+      err instanceof undiciErrors.HeadersTimeoutError ||
+      err instanceof undiciErrors.BodyTimeoutError
+    ) {
       return new ProviderUnavailable(`${label}: timed out (${(err as Error).name})`, this.outageRetryAfter, 'timeout');
     }
     const code = (err as NodeJS.ErrnoException | undefined)?.code;
-    return new ProviderUnavailable(`${label}: unreachable (${typeof code === 'string' ? code : 'network error'})`, this.outageRetryAfter, 'unreachable');
+    return new ProviderUnavailable(
+      `${label}: unreachable (${typeof code === 'string' ? code : 'network error'})`,
+      this.outageRetryAfter,
+      'unreachable',
+    );
   }
 }
-

@@ -6,21 +6,49 @@ import { secretRefSchema } from '../../config/schema.js';
 
 export const providerTimeoutsSchema = {
   type: 'object',
-  description: 'Per-request timeouts for calls to the provider API. A timeout counts as an outage for the circuit breaker.',
+  description:
+    'Per-request timeouts for calls to the provider API. A timeout counts as an outage for the circuit breaker.',
   properties: {
-    connect_ms: { type: 'integer', minimum: 1, default: 3000, description: 'Time allowed to open the connection (TCP and TLS).' },
-    headers_ms: { type: 'integer', minimum: 1, default: 5000, description: 'Time allowed between sending the request and receiving the response head.' },
-    body_ms: { type: 'integer', minimum: 1, default: 5000, description: 'Longest pause allowed between two chunks of the response body.' },
+    connect_ms: {
+      type: 'integer',
+      minimum: 1,
+      default: 3000,
+      description: 'Time allowed to open the connection (TCP and TLS).',
+    },
+    headers_ms: {
+      type: 'integer',
+      minimum: 1,
+      default: 5000,
+      description: 'Time allowed between sending the request and receiving the response head.',
+    },
+    body_ms: {
+      type: 'integer',
+      minimum: 1,
+      default: 5000,
+      description: 'Longest pause allowed between two chunks of the response body.',
+    },
   },
   additionalProperties: false,
 } as const;
 
 export const breakerSchema = {
   type: 'object',
-  description: 'Circuit breaker around provider calls: after `failure_threshold` consecutive outages (timeouts, network errors, 5xx) calls fail at once for `cooldown_ms`, then one probe is let through.',
+  description:
+    'Circuit breaker around provider calls: after `failure_threshold` consecutive outages (timeouts, ' +
+    'network errors, 5xx) calls fail at once for `cooldown_ms`, then one probe is let through.',
   properties: {
-    failure_threshold: { type: 'integer', minimum: 1, default: 5, description: 'Consecutive failures that open the breaker.' },
-    cooldown_ms: { type: 'integer', minimum: 0, default: 30000, description: 'How long the breaker stays open before a probe call is allowed.' },
+    failure_threshold: {
+      type: 'integer',
+      minimum: 1,
+      default: 5,
+      description: 'Consecutive failures that open the breaker.',
+    },
+    cooldown_ms: {
+      type: 'integer',
+      minimum: 0,
+      default: 30000,
+      description: 'How long the breaker stays open before a probe call is allowed.',
+    },
   },
   additionalProperties: false,
 } as const;
@@ -32,16 +60,25 @@ export const webhookVerificationSchema = {
     tolerance_s: {
       type: 'integer',
       minimum: 1,
-      description: 'Oldest accepted webhook, in seconds, judged on the body `timestamp` (the X-Timestamp header is not signed). Default: `kyc.webhook_tolerance_seconds`.',
+      description:
+        'Oldest accepted webhook, in seconds, judged on the body `timestamp` (the X-Timestamp header is not signed). Default: `kyc.webhook_tolerance_seconds`.',
     },
-    max_future_skew_s: { type: 'integer', minimum: 0, default: 60, description: 'How far in the future a webhook `timestamp` may be (clock skew).' },
+    max_future_skew_s: {
+      type: 'integer',
+      minimum: 0,
+      default: 60,
+      description: 'How far in the future a webhook `timestamp` may be (clock skew).',
+    },
     signatures: {
       type: 'array',
       items: { enum: ['v2', 'raw', 'simple'] },
       minItems: 1,
       uniqueItems: true,
       default: ['v2', 'raw', 'simple'],
-      description: 'Signatures accepted, tried in the order v2 (X-Signature-V2), raw (X-Signature), simple (X-Signature-Simple). Drop `simple` to require that the whole body be authenticated; events verified by `simple` carry only session id, status, type and timestamp, never a decision.',
+      description:
+        'Signatures accepted, tried in the order v2 (X-Signature-V2), raw (X-Signature), simple ' +
+        '(X-Signature-Simple). Drop `simple` to require that the whole body be authenticated; events ' +
+        'verified by `simple` carry only session id, status, type and timestamp, never a decision.',
     },
   },
   additionalProperties: false,
@@ -49,23 +86,39 @@ export const webhookVerificationSchema = {
 
 export const diditProviderSchema = {
   type: 'object',
-  description: 'Didit (didit.me) identity verification: sessions are created through its API, results arrive by signed webhook and can be fetched as decisions.',
+  description:
+    'Didit (didit.me) identity verification: sessions are created through its API, results arrive by signed webhook and can be fetched as decisions.',
   properties: {
     type: { const: 'didit', description: 'Provider type.' },
     base_url: {
       type: 'string',
       pattern: '^https?://',
       default: 'https://verification.didit.me',
-      description: 'Didit API base URL. The default is Didit\'s production API (sandbox applications use the same URL with their own key).',
+      description:
+        "Didit API base URL. The default is Didit's production API (sandbox applications use the same URL with their own key).",
     },
-    api_key: { ...secretRefSchema, description: 'Didit API key (sent as `x-api-key`), as a secret reference. Without it the provider only verifies webhooks; starting sessions is refused.' },
-    webhook_secret: { ...secretRefSchema, description: 'Didit webhook secret key used to verify webhook signatures, as a secret reference.' },
+    api_key: {
+      ...secretRefSchema,
+      description:
+        'Didit API key (sent as `x-api-key`), as a secret reference. Without it the provider only verifies webhooks; starting sessions is refused.',
+    },
+    webhook_secret: {
+      ...secretRefSchema,
+      description: 'Didit webhook secret key used to verify webhook signatures, as a secret reference.',
+    },
     proxy: {
       type: 'object',
       description: 'Egress proxy for calls to Didit (HTTP CONNECT tunnel; TLS to Didit stays end to end).',
       properties: {
-        url: { type: 'string', pattern: '^https?://[^@/]+(/.*)?$', description: 'Proxy URL, e.g. http://proxy.internal:3128 (no credentials in the URL: use `token`).' },
-        token: { ...secretRefSchema, description: 'Value of the Proxy-Authorization header (e.g. `Basic dXNlcjpwYXNz`), as a secret reference.' },
+        url: {
+          type: 'string',
+          pattern: '^https?://[^@/]+(/.*)?$',
+          description: 'Proxy URL, e.g. http://proxy.internal:3128 (no credentials in the URL: use `token`).',
+        },
+        token: {
+          ...secretRefSchema,
+          description: 'Value of the Proxy-Authorization header (e.g. `Basic dXNlcjpwYXNz`), as a secret reference.',
+        },
       },
       required: ['url'],
       additionalProperties: false,

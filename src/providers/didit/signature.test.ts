@@ -27,10 +27,12 @@ const vectorText = readFileSync(existsSync(sharedFile) ? sharedFile : fixtureFil
 const vectors = JSON.parse(vectorText) as Vectors;
 const NOW = vectors.timestamp;
 const HEADER = { v2: 'x-signature-v2', raw: 'x-signature', simple: 'x-signature-simple' } as const;
-type Kind = keyof typeof HEADER;
 
 function verify(body: Buffer | string, headers: IncomingHttpHeaders, now = NOW) {
-  return verifyDiditWebhook(Buffer.isBuffer(body) ? body : Buffer.from(body, 'utf8'), headers, { secret: vectors.secret, nowSeconds: now });
+  return verifyDiditWebhook(Buffer.isBuffer(body) ? body : Buffer.from(body, 'utf8'), headers, {
+    secret: vectors.secret,
+    nowSeconds: now,
+  });
 }
 
 test('the fixture copy is byte-identical to ../shared/conformance when both exist', (t) => {
@@ -39,7 +41,10 @@ test('the fixture copy is byte-identical to ../shared/conformance when both exis
     t.diagnostic('../shared is absent: ran on the fixture copy');
     return;
   }
-  assert.ok(readFileSync(sharedFile).equals(readFileSync(fixtureFile)), 'test-fixtures copy differs from ../shared/conformance');
+  assert.ok(
+    readFileSync(sharedFile).equals(readFileSync(fixtureFile)),
+    'test-fixtures copy differs from ../shared/conformance',
+  );
 });
 
 test('conformance: there are 8 cases', () => {
@@ -121,11 +126,18 @@ for (const name of ['basic_approved', 'unicode_names', 'float_scores'] as const)
 test('simple path: tampering with any of its four fields is refused, other fields are not trusted', () => {
   const c = vectors.cases.basic_approved!;
   const body = JSON.parse(c.body) as Record<string, unknown>;
-  for (const [field, value] of [['session_id', 'aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeef'], ['status', 'Declined'], ['webhook_type', 'data.updated'], ['timestamp', NOW - 1]] as const) {
+  for (const [field, value] of [
+    ['session_id', 'aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeef'],
+    ['status', 'Declined'],
+    ['webhook_type', 'data.updated'],
+    ['timestamp', NOW - 1],
+  ] as const) {
     const result = verify(JSON.stringify({ ...body, [field]: value }), { 'x-signature-simple': c.signatures.simple });
     assert.deepEqual(result, { ok: false, reason: 'invalid_signature' }, field);
   }
-  const forged = verify(JSON.stringify({ ...body, vendor_data: 'someone-else', event_id: 'forged' }), { 'x-signature-simple': c.signatures.simple });
+  const forged = verify(JSON.stringify({ ...body, vendor_data: 'someone-else', event_id: 'forged' }), {
+    'x-signature-simple': c.signatures.simple,
+  });
   assert.equal(forged.ok, true);
   if (forged.ok) {
     assert.equal(forged.event.vendorData, undefined);
@@ -141,7 +153,11 @@ test('a bad v2 signature falls through to a good raw one, and a bad raw one to a
   assert.equal(r1.ok && r1.event.signature, 'raw');
   const r2 = verify(c.body, { 'x-signature-v2': bad, 'x-signature': bad, 'x-signature-simple': c.signatures.simple });
   assert.equal(r2.ok && r2.event.signature, 'simple');
-  const r3 = verify(c.body, { 'x-signature-v2': c.signatures.v2, 'x-signature': c.signatures.raw, 'x-signature-simple': c.signatures.simple });
+  const r3 = verify(c.body, {
+    'x-signature-v2': c.signatures.v2,
+    'x-signature': c.signatures.raw,
+    'x-signature-simple': c.signatures.simple,
+  });
   assert.equal(r3.ok && r3.event.signature, 'v2', 'v2 is preferred');
 });
 
@@ -152,25 +168,58 @@ test('stale and future timestamps are refused; the tolerance is configurable', (
   assert.deepEqual(verify(c.body, h, NOW + 301), { ok: false, reason: 'stale' });
   assert.deepEqual(verify(c.body, h, NOW - 61), { ok: false, reason: 'stale' }, 'more than 60 s in the future');
   assert.equal(verify(c.body, h, NOW - 60).ok, true);
-  const wide = verifyDiditWebhook(Buffer.from(c.body), h, { secret: vectors.secret, nowSeconds: NOW + 3600, toleranceSeconds: 7200 });
+  const wide = verifyDiditWebhook(Buffer.from(c.body), h, {
+    secret: vectors.secret,
+    nowSeconds: NOW + 3600,
+    toleranceSeconds: 7200,
+  });
   assert.equal(wide.ok, true);
   // the unsigned X-Timestamp header has no say
-  assert.deepEqual(verify(c.body, { ...h, 'x-timestamp': String(NOW + 1000) }, NOW + 1000), { ok: false, reason: 'stale' });
+  assert.deepEqual(verify(c.body, { ...h, 'x-timestamp': String(NOW + 1000) }, NOW + 1000), {
+    ok: false,
+    reason: 'stale',
+  });
 });
 
 test('missing, malformed and wrong-secret signatures are refused', () => {
   const c = vectors.cases.basic_approved!;
   assert.deepEqual(verify(c.body, {}), { ok: false, reason: 'missing_signature' });
   assert.deepEqual(verify(c.body, { 'x-signature': '' }), { ok: false, reason: 'missing_signature' });
-  assert.deepEqual(verify(c.body, { 'x-signature': c.signatures.raw.toUpperCase() }), { ok: false, reason: 'invalid_signature' });
-  assert.deepEqual(verify(c.body, { 'x-signature': c.signatures.raw.slice(0, 62) }), { ok: false, reason: 'invalid_signature' });
-  assert.deepEqual(verify(c.body, { 'x-signature': c.signatures.raw + '00' }), { ok: false, reason: 'invalid_signature' });
-  assert.deepEqual(verify(c.body, { 'x-signature': 'zz' + c.signatures.raw.slice(2) }), { ok: false, reason: 'invalid_signature' });
-  assert.deepEqual(verify('not json', { 'x-signature': hmacHex(vectors.secret, 'not json') }), { ok: false, reason: 'malformed' });
-  assert.deepEqual(verify('[1]', { 'x-signature': hmacHex(vectors.secret, '[1]') }), { ok: false, reason: 'malformed' });
-  const other = verifyDiditWebhook(Buffer.from(c.body), { 'x-signature': c.signatures.raw }, { secret: vectors.secret + 'x', nowSeconds: NOW });
+  assert.deepEqual(verify(c.body, { 'x-signature': c.signatures.raw.toUpperCase() }), {
+    ok: false,
+    reason: 'invalid_signature',
+  });
+  assert.deepEqual(verify(c.body, { 'x-signature': c.signatures.raw.slice(0, 62) }), {
+    ok: false,
+    reason: 'invalid_signature',
+  });
+  assert.deepEqual(verify(c.body, { 'x-signature': c.signatures.raw + '00' }), {
+    ok: false,
+    reason: 'invalid_signature',
+  });
+  assert.deepEqual(verify(c.body, { 'x-signature': 'zz' + c.signatures.raw.slice(2) }), {
+    ok: false,
+    reason: 'invalid_signature',
+  });
+  assert.deepEqual(verify('not json', { 'x-signature': hmacHex(vectors.secret, 'not json') }), {
+    ok: false,
+    reason: 'malformed',
+  });
+  assert.deepEqual(verify('[1]', { 'x-signature': hmacHex(vectors.secret, '[1]') }), {
+    ok: false,
+    reason: 'malformed',
+  });
+  const other = verifyDiditWebhook(
+    Buffer.from(c.body),
+    { 'x-signature': c.signatures.raw },
+    { secret: vectors.secret + 'x', nowSeconds: NOW },
+  );
   assert.deepEqual(other, { ok: false, reason: 'invalid_signature' });
-  const onlyV2 = verifyDiditWebhook(Buffer.from(c.body), { 'x-signature-simple': c.signatures.simple }, { secret: vectors.secret, nowSeconds: NOW, accept: ['v2', 'raw'] });
+  const onlyV2 = verifyDiditWebhook(
+    Buffer.from(c.body),
+    { 'x-signature-simple': c.signatures.simple },
+    { secret: vectors.secret, nowSeconds: NOW, accept: ['v2', 'raw'] },
+  );
   assert.deepEqual(onlyV2, { ok: false, reason: 'missing_signature' }, 'a path that is not accepted is not tried');
 });
 
@@ -182,7 +231,9 @@ test('a v2-verified event maps its decision and keeps no image URL', () => {
   assert.equal(result.event.state, 'approved');
   assert.ok(result.event.decision);
   assert.doesNotMatch(JSON.stringify(result.event), /https?:|front_image/);
-  const scores = verify(vectors.cases.float_scores!.body, { 'x-signature-v2': vectors.cases.float_scores!.signatures.v2 });
+  const scores = verify(vectors.cases.float_scores!.body, {
+    'x-signature-v2': vectors.cases.float_scores!.signatures.v2,
+  });
   assert.ok(scores.ok);
   if (scores.ok) {
     assert.equal(scores.event.decision?.facts.liveness_score, 95.4);
@@ -191,9 +242,17 @@ test('a v2-verified event maps its decision and keeps no image URL', () => {
 });
 
 test('canonical JSON: code-point key order at every depth, {} kept, whole floats as integers, / unescaped', () => {
-  const parsed = JSON.parse('{"b":{"9":1,"10":2.0,"a":{}},"a":[3,1,{"z":1,"y":"a/b"}],"\u00e9":"\u00fc","\ud83d\ude00":1,"\uffff":2}') as unknown;
-  assert.equal(canonicalJson(parsed), '{"a":[3,1,{"y":"a/b","z":1}],"b":{"10":2,"9":1,"a":{}},"é":"ü","\uffff":2,"😀":1}');
-  assert.equal(canonicalJson(parsed, { asciiOnly: true }), '{"a":[3,1,{"y":"a/b","z":1}],"b":{"10":2,"9":1,"a":{}},"\\u00e9":"\\u00fc","\\uffff":2,"\\ud83d\\ude00":1}');
+  const parsed = JSON.parse(
+    '{"b":{"9":1,"10":2.0,"a":{}},"a":[3,1,{"z":1,"y":"a/b"}],"\u00e9":"\u00fc","\ud83d\ude00":1,"\uffff":2}',
+  ) as unknown;
+  assert.equal(
+    canonicalJson(parsed),
+    '{"a":[3,1,{"y":"a/b","z":1}],"b":{"10":2,"9":1,"a":{}},"é":"ü","\uffff":2,"😀":1}',
+  );
+  assert.equal(
+    canonicalJson(parsed, { asciiOnly: true }),
+    '{"a":[3,1,{"y":"a/b","z":1}],"b":{"10":2,"9":1,"a":{}},"\\u00e9":"\\u00fc","\\uffff":2,"\\ud83d\\ude00":1}',
+  );
   assert.ok(compareCodePoints('\ud83d\ude00', '\uffff') > 0, 'astral characters sort after U+FFFF');
   assert.ok(compareCodePoints('10', '9') < 0);
 });
@@ -220,8 +279,14 @@ test('canonical JSON numbers are written as Python writes them', () => {
 });
 
 test('a body too deep (or with a number JSON cannot write) for the v2 canonical form: the v2 signature cannot match, the raw one still decides', () => {
-  assert.throws(() => canonicalJson(JSON.parse('['.repeat(MAX_CANONICAL_DEPTH + 1) + ']'.repeat(MAX_CANONICAL_DEPTH + 1))), RangeError);
-  assert.equal(canonicalJson(JSON.parse('['.repeat(MAX_CANONICAL_DEPTH) + ']'.repeat(MAX_CANONICAL_DEPTH))).length, 2 * MAX_CANONICAL_DEPTH);
+  assert.throws(
+    () => canonicalJson(JSON.parse('['.repeat(MAX_CANONICAL_DEPTH + 1) + ']'.repeat(MAX_CANONICAL_DEPTH + 1))),
+    RangeError,
+  );
+  assert.equal(
+    canonicalJson(JSON.parse('['.repeat(MAX_CANONICAL_DEPTH) + ']'.repeat(MAX_CANONICAL_DEPTH))).length,
+    2 * MAX_CANONICAL_DEPTH,
+  );
   const envelope = `"event_id":"evt-deep","session_id":"${vectors.session_id}","status":"Approved","webhook_type":"status.updated","timestamp":${NOW}`;
   for (const body of [`{${envelope},"x":${'['.repeat(100_000)}${']'.repeat(100_000)}}`, `{${envelope},"x":1e400}`]) {
     assert.deepEqual(verify(body, { 'x-signature-v2': 'ab'.repeat(32) }), { ok: false, reason: 'invalid_signature' });
@@ -232,14 +297,29 @@ test('a body too deep (or with a number JSON cannot write) for the v2 canonical 
 
 test('created_at (unix seconds or ISO 8601) is the event time, taken only from a fully authenticated body', () => {
   const secret = 'wh_test_secret_9f2c4b8e1a7d';
-  const base = { event_id: 'e1', webhook_type: 'status.updated', timestamp: NOW, session_id: 's1', status: 'In Progress' };
-  for (const [createdAt, expected] of [[NOW - 300, NOW - 300], [new Date((NOW - 60) * 1000).toISOString(), NOW - 60], ['yesterday', undefined], [-5, undefined]] as const) {
+  const base = {
+    event_id: 'e1',
+    webhook_type: 'status.updated',
+    timestamp: NOW,
+    session_id: 's1',
+    status: 'In Progress',
+  };
+  for (const [createdAt, expected] of [
+    [NOW - 300, NOW - 300],
+    [new Date((NOW - 60) * 1000).toISOString(), NOW - 60],
+    ['yesterday', undefined],
+    [-5, undefined],
+  ] as const) {
     const signed = signDiditWebhook(secret, { ...base, created_at: createdAt });
     const result = verifyDiditWebhook(Buffer.from(signed.body), signed.headers, { secret, nowSeconds: NOW });
     assert.equal(result.ok, true);
     if (result.ok) assert.equal(result.event.createdAt, expected, String(createdAt));
   }
   const simpleOnly = signDiditWebhook(secret, { ...base, created_at: NOW - 300 });
-  const result = verifyDiditWebhook(Buffer.from(simpleOnly.body), { 'x-signature-simple': simpleOnly.headers['x-signature-simple'] }, { secret, nowSeconds: NOW });
+  const result = verifyDiditWebhook(
+    Buffer.from(simpleOnly.body),
+    { 'x-signature-simple': simpleOnly.headers['x-signature-simple'] },
+    { secret, nowSeconds: NOW },
+  );
   assert.equal(result.ok && result.event.createdAt, undefined, 'created_at is not covered by the simple signature');
 });

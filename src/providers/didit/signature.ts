@@ -58,12 +58,20 @@ function header(headers: IncomingHttpHeaders, name: string): string | undefined 
 }
 
 /** The string X-Signature-Simple covers. */
-export function simpleSignaturePayload(fields: { timestamp: number | string; session_id: string; status: string; webhook_type: string }): string {
+export function simpleSignaturePayload(fields: {
+  timestamp: number | string;
+  session_id: string;
+  status: string;
+  webhook_type: string;
+}): string {
   return `${fields.timestamp}:${fields.session_id}:${fields.status}:${fields.webhook_type}`;
 }
 
 /** The three header values Didit sends for an envelope (used by the sandbox, which signs like Didit). */
-export function signDiditWebhook(secret: string, envelope: Record<string, unknown>): { body: string; headers: Record<string, string> } {
+export function signDiditWebhook(
+  secret: string,
+  envelope: Record<string, unknown>,
+): { body: string; headers: Record<string, string> } {
   const body = canonicalJson(envelope, { asciiOnly: true });
   const v2 = hmacHex(secret, canonicalJson(envelope));
   const simple = hmacHex(
@@ -104,7 +112,11 @@ function str(v: unknown): string | undefined {
 }
 
 /** Verifies a Didit webhook on its raw body and maps it to a WebhookEvent. Nothing in the body is trusted before. */
-export function verifyDiditWebhook(rawBody: Buffer, headers: IncomingHttpHeaders, options: DiditWebhookOptions): WebhookVerification {
+export function verifyDiditWebhook(
+  rawBody: Buffer,
+  headers: IncomingHttpHeaders,
+  options: DiditWebhookOptions,
+): WebhookVerification {
   const accept = options.accept ?? ['v2', 'raw', 'simple'];
   const v2 = accept.includes('v2') ? header(headers, 'x-signature-v2') : undefined;
   const raw = accept.includes('raw') ? header(headers, 'x-signature') : undefined;
@@ -114,7 +126,8 @@ export function verifyDiditWebhook(rawBody: Buffer, headers: IncomingHttpHeaders
   let body: Record<string, unknown>;
   try {
     const parsed: unknown = JSON.parse(rawBody.toString('utf8'));
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return { ok: false, reason: 'malformed' };
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+      return { ok: false, reason: 'malformed' };
     body = parsed as Record<string, unknown>;
   } catch {
     return { ok: false, reason: 'malformed' };
@@ -123,7 +136,13 @@ export function verifyDiditWebhook(rawBody: Buffer, headers: IncomingHttpHeaders
   const sessionId = str(body.session_id);
   const status = str(body.status);
   const webhookType = str(body.webhook_type);
-  if (typeof timestamp !== 'number' || !Number.isSafeInteger(timestamp) || sessionId === undefined || status === undefined || webhookType === undefined) {
+  if (
+    typeof timestamp !== 'number' ||
+    !Number.isSafeInteger(timestamp) ||
+    sessionId === undefined ||
+    status === undefined ||
+    webhookType === undefined
+  ) {
     return { ok: false, reason: 'malformed' };
   }
 
@@ -154,7 +173,11 @@ export function verifyDiditWebhook(rawBody: Buffer, headers: IncomingHttpHeaders
   if (kind === 'simple') {
     // event_id is not covered by the simple signature: derive a stable id from what is, so that duplicates of
     // the same signed tuple still collapse and a forged event_id cannot slip a replay past de-duplication.
-    event.eventId = 'simple:' + createHash('sha256').update(simpleSignaturePayload({ timestamp, session_id: sessionId, status, webhook_type: webhookType })).digest('hex');
+    event.eventId =
+      'simple:' +
+      createHash('sha256')
+        .update(simpleSignaturePayload({ timestamp, session_id: sessionId, status, webhook_type: webhookType }))
+        .digest('hex');
     return { ok: true, event };
   }
   const eventId = str(body.event_id);

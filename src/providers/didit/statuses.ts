@@ -36,7 +36,12 @@ export function diditStatusToState(status: unknown): VerificationState {
 }
 
 /** Statuses of a session the user can still complete (Didit reuses such a session for the same vendor_data). */
-export const UNFINISHED_STATUSES: ReadonlySet<string> = new Set(['Not Started', 'In Progress', 'Resubmitted', 'Awaiting User']);
+export const UNFINISHED_STATUSES: ReadonlySet<string> = new Set([
+  'Not Started',
+  'In Progress',
+  'Resubmitted',
+  'Awaiting User',
+]);
 
 /** Statuses whose webhook carries the decision. */
 export const DECISION_STATUSES: ReadonlySet<string> = new Set(['Approved', 'Declined', 'In Review', 'Abandoned']);

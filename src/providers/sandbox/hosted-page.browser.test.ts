@@ -25,16 +25,28 @@ test('hosted page in Chromium: fill in, click Approve, land on the result with a
   const apiKey = randomUUID();
   const secret = randomUUID();
   const receiver = await startWebhookReceiver();
-  const sandbox = await new SandboxServer().start({ apiKey, webhookSecret: secret, webhookUrl: receiver.url, retryDelaysMs: [] });
+  const sandbox = await new SandboxServer().start({
+    apiKey,
+    webhookSecret: secret,
+    webhookUrl: receiver.url,
+    retryDelaysMs: [],
+  });
   const provider = new DiditProvider({ baseUrl: sandbox.url, apiKey, webhookSecret: secret });
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
+  });
   t.after(async () => {
     await browser.close();
     await provider.close();
     await sandbox.close();
     await receiver.close();
   });
-  const session = await provider.createSession({ workflowId: randomUUID(), vendorData: 'browser', callback: 'http://127.0.0.1:9/back' });
+  const session = await provider.createSession({
+    workflowId: randomUUID(),
+    vendorData: 'browser',
+    callback: 'http://127.0.0.1:9/back',
+  });
   const page = await browser.newPage();
   const cspViolations: string[] = [];
   page.on('console', (m) => {
@@ -44,10 +56,12 @@ test('hosted page in Chromium: fill in, click Approve, land on the result with a
   assert.equal(response?.status(), 200);
   assert.equal(await page.textContent('#session-id'), session.sessionId);
   await page.getByLabel('First name').fill('Zoë');
-  await page.getByLabel('Last name').fill('<b>O\'Brien</b>');
+  await page.getByLabel('Last name').fill("<b>O'Brien</b>");
   await page.getByLabel('Date of birth').fill('2001-02-03');
   // every control is reachable with the keyboard
-  const focusable = await page.$$eval('input, button', (els) => els.map((e) => (e as unknown as { tabIndex: number }).tabIndex));
+  const focusable = await page.$$eval('input, button', (els) =>
+    els.map((e) => (e as unknown as { tabIndex: number }).tabIndex),
+  );
   assert.ok(focusable.every((i) => i >= 0));
   await Promise.all([page.waitForURL(session.url), page.getByRole('button', { name: 'Approve' }).click()]);
   assert.equal(await page.getByRole('status').textContent(), 'Verification approved');
@@ -60,5 +74,10 @@ test('hosted page in Chromium: fill in, click Approve, land on the result with a
   const [hook] = await receiver.waitFor(1, (w) => w.json.status === 'Approved');
   const verified = provider.verifyWebhook(hook!.body, hook!.headers);
   assert.ok(verified.ok);
-  if (verified.ok) assert.deepEqual(verified.event.decision?.personal, { firstName: 'Zoë', lastName: "<b>O'Brien</b>", dateOfBirth: '2001-02-03' });
+  if (verified.ok)
+    assert.deepEqual(verified.event.decision?.personal, {
+      firstName: 'Zoë',
+      lastName: "<b>O'Brien</b>",
+      dateOfBirth: '2001-02-03',
+    });
 });

@@ -5,13 +5,17 @@
 import type { SandboxPerson, SandboxSession } from './sessions.js';
 
 export function escapeHtml(value: unknown): string {
-  return String(value).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+  return String(value).replace(
+    /[&<>"']/g,
+    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!,
+  );
 }
 
 export const PAGE_HEADERS = {
   'content-type': 'text/html; charset=utf-8',
   'cache-control': 'no-store',
-  'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+  'content-security-policy':
+    "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
   'x-content-type-options': 'nosniff',
   'referrer-policy': 'no-referrer',
   'x-frame-options': 'DENY',
@@ -21,10 +25,13 @@ const STYLE = `
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;background:#f4f6f8;color:#1b1f24;margin:0;line-height:1.5}
 main{max-width:34rem;margin:3rem auto;background:#fff;border-radius:12px;padding:2rem;box-shadow:0 1px 4px rgba(0,0,0,.12)}
 h1{font-size:1.4rem;margin:0 0 .25rem}
-.badge{display:inline-block;font-size:.75rem;font-weight:600;letter-spacing:.04em;text-transform:uppercase;background:#fff3cd;color:#6b4e00;border-radius:4px;padding:.1rem .45rem}
-dl{display:grid;grid-template-columns:auto 1fr;gap:.25rem 1rem;font-size:.9rem}dt{color:#57606a}dd{margin:0;word-break:break-all;font-family:ui-monospace,monospace}
+.badge{display:inline-block;font-size:.75rem;font-weight:600;letter-spacing:.04em;text-transform:uppercase;
+  background:#fff3cd;color:#6b4e00;border-radius:4px;padding:.1rem .45rem}
+dl{display:grid;grid-template-columns:auto 1fr;gap:.25rem 1rem;font-size:.9rem}dt{color:#57606a}
+dd{margin:0;word-break:break-all;font-family:ui-monospace,monospace}
 fieldset{border:1px solid #d0d7de;border-radius:8px;margin:1.25rem 0;padding:1rem}legend{font-weight:600;padding:0 .3rem}
-label{display:block;font-size:.9rem;margin-top:.6rem}input{width:100%;box-sizing:border-box;font:inherit;padding:.45rem .6rem;border:1px solid #8c959f;border-radius:6px}
+label{display:block;font-size:.9rem;margin-top:.6rem}
+input{width:100%;box-sizing:border-box;font:inherit;padding:.45rem .6rem;border:1px solid #8c959f;border-radius:6px}
 .actions{display:flex;gap:.6rem;flex-wrap:wrap;margin-top:1rem}
 button{font:inherit;font-weight:600;border:0;border-radius:6px;padding:.6rem 1.1rem;cursor:pointer;color:#fff}
 button:focus-visible,input:focus-visible,a:focus-visible{outline:3px solid #0969da;outline-offset:2px}
@@ -107,5 +114,8 @@ ${callbackUrl ? `<a class="continue" id="continue" href="${escapeHtml(callbackUr
 }
 
 export function notFoundPage(): string {
-  return layout('Verification not found', '<h1>Verification not found</h1><p>This verification link is unknown or has been removed.</p>');
+  return layout(
+    'Verification not found',
+    '<h1>Verification not found</h1><p>This verification link is unknown or has been removed.</p>',
+  );
 }

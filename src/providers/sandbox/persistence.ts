@@ -58,21 +58,41 @@ export async function storePersistence(store: Store): Promise<SandboxPersistence
     },
     async saveSession(s) {
       await store.query(
-        'INSERT INTO sandbox_sessions (session_id, session_token, data, updated_at) VALUES ($1, $2, $3, $4) ON CONFLICT (session_id) DO UPDATE SET data = $3, updated_at = $4',
+        'INSERT INTO sandbox_sessions (session_id, session_token, data, updated_at) VALUES ($1, $2, $3, $4) ' +
+          'ON CONFLICT (session_id) DO UPDATE SET data = $3, updated_at = $4',
         [s.sessionId, s.sessionToken, JSON.stringify(s), Date.now()],
       );
     },
     async loadPendingDeliveries() {
-      const rows = await store.query<{ event_id: string; envelope: string; attempts: number; next_attempt_at: number | string }>(
+      const rows = await store.query<{
+        event_id: string;
+        envelope: string;
+        attempts: number;
+        next_attempt_at: number | string;
+      }>(
         "SELECT event_id, envelope, attempts, next_attempt_at FROM sandbox_webhook_deliveries WHERE state = 'pending' ORDER BY next_attempt_at",
       );
-      return rows.map((r) => ({ eventId: r.event_id, envelope: JSON.parse(r.envelope) as Record<string, unknown>, attempts: Number(r.attempts), nextAttemptAt: Number(r.next_attempt_at) }));
+      return rows.map((r) => ({
+        eventId: r.event_id,
+        envelope: JSON.parse(r.envelope) as Record<string, unknown>,
+        attempts: Number(r.attempts),
+        nextAttemptAt: Number(r.next_attempt_at),
+      }));
     },
     async saveDelivery(d, state) {
       await store.query(
-        `INSERT INTO sandbox_webhook_deliveries (event_id, session_id, envelope, attempts, state, next_attempt_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
+        `INSERT INTO sandbox_webhook_deliveries (event_id, session_id, envelope, attempts, state, next_attempt_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
          ON CONFLICT (event_id) DO UPDATE SET attempts = $4, state = $5, next_attempt_at = $6, updated_at = $7`,
-        [d.eventId, String(d.envelope.session_id), JSON.stringify(d.envelope), d.attempts, state, d.nextAttemptAt, Date.now()],
+        [
+          d.eventId,
+          String(d.envelope.session_id),
+          JSON.stringify(d.envelope),
+          d.attempts,
+          state,
+          d.nextAttemptAt,
+          Date.now(),
+        ],
       );
     },
   };

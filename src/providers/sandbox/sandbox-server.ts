@@ -12,7 +12,14 @@ import type { Store } from '../../store/store.js';
 import { DECISION_STATUSES, UNFINISHED_STATUSES } from '../didit/statuses.js';
 import { PAGE_HEADERS, notFoundPage, resultPage, verificationPage } from './pages.js';
 import { memoryPersistence, storePersistence, type SandboxPersistence } from './persistence.js';
-import { DEFAULT_PERSON, decisionDocument, newSession, sessionCreatedDocument, type SandboxPerson, type SandboxSession } from './sessions.js';
+import {
+  DEFAULT_PERSON,
+  decisionDocument,
+  newSession,
+  sessionCreatedDocument,
+  type SandboxPerson,
+  type SandboxSession,
+} from './sessions.js';
 import { WebhookDeliverer, type DeliveryOutcome } from './webhooks.js';
 
 export interface SandboxStartOptions {
@@ -111,20 +118,35 @@ function validDate(v: string): boolean {
 function validateCreate(body: unknown): { errors: Record<string, string[]> } | { fields: Record<string, unknown> } {
   if (!isPlainObject(body)) return { errors: { non_field_errors: ['Invalid data. Expected a dictionary.'] } };
   const errors: Record<string, string[]> = {};
-  const { workflow_id, vendor_data, callback, callback_method, metadata, language, contact_details, expected_details } = body;
-  if (workflow_id === undefined || workflow_id === null || workflow_id === '') errors.workflow_id = ['This field is required.'];
+  const { workflow_id, vendor_data, callback, callback_method, metadata, language, contact_details, expected_details } =
+    body;
+  if (workflow_id === undefined || workflow_id === null || workflow_id === '')
+    errors.workflow_id = ['This field is required.'];
   else if (typeof workflow_id !== 'string' || !UUID.test(workflow_id)) errors.workflow_id = ['Must be a valid UUID.'];
-  if (vendor_data !== undefined && vendor_data !== null && (typeof vendor_data !== 'string' || vendor_data.length > 1000)) errors.vendor_data = ['Not a valid string.'];
-  if (callback !== undefined && callback !== null && (typeof callback !== 'string' || !isHttpUrl(callback))) errors.callback = ['Enter a valid URL.'];
-  if (callback_method !== undefined && !['initiator', 'completer', 'both'].includes(callback_method as string)) errors.callback_method = [`"${String(callback_method)}" is not a valid choice.`];
-  if (metadata !== undefined && metadata !== null && !isPlainObject(metadata)) errors.metadata = ['Must be a JSON object.'];
-  if (language !== undefined && (typeof language !== 'string' || !/^[a-z]{2}(-[a-zA-Z]{2})?$/.test(language))) errors.language = ['Not a valid language code.'];
-  if (contact_details !== undefined && contact_details !== null && !isPlainObject(contact_details)) errors.contact_details = ['Must be a JSON object.'];
+  if (
+    vendor_data !== undefined &&
+    vendor_data !== null &&
+    (typeof vendor_data !== 'string' || vendor_data.length > 1000)
+  )
+    errors.vendor_data = ['Not a valid string.'];
+  if (callback !== undefined && callback !== null && (typeof callback !== 'string' || !isHttpUrl(callback)))
+    errors.callback = ['Enter a valid URL.'];
+  if (callback_method !== undefined && !['initiator', 'completer', 'both'].includes(callback_method as string))
+    errors.callback_method = [`"${String(callback_method)}" is not a valid choice.`];
+  if (metadata !== undefined && metadata !== null && !isPlainObject(metadata))
+    errors.metadata = ['Must be a JSON object.'];
+  if (language !== undefined && (typeof language !== 'string' || !/^[a-z]{2}(-[a-zA-Z]{2})?$/.test(language)))
+    errors.language = ['Not a valid language code.'];
+  if (contact_details !== undefined && contact_details !== null && !isPlainObject(contact_details))
+    errors.contact_details = ['Must be a JSON object.'];
   if (expected_details !== undefined && expected_details !== null) {
     if (!isPlainObject(expected_details)) errors.expected_details = ['Must be a JSON object.'];
     else {
       const types = expected_details.expected_document_types;
-      if (types !== undefined && (!Array.isArray(types) || types.some((t) => typeof t !== 'string' || !DOCUMENT_TYPES.has(t)))) {
+      if (
+        types !== undefined &&
+        (!Array.isArray(types) || types.some((t) => typeof t !== 'string' || !DOCUMENT_TYPES.has(t)))
+      ) {
         errors.expected_details = ['expected_document_types must only contain P, ID, DL, RP, HIC, TC or SSC.'];
       }
     }
@@ -241,12 +263,17 @@ export class SandboxServer {
     if (this.rateLimited.count > 0) {
       this.rateLimited.count--;
       const seconds = this.rateLimited.retryAfterSeconds;
-      return sendJson(res, 429, { detail: `Request was throttled. Expected available in ${seconds} seconds.` }, {
-        'retry-after': String(seconds),
-        'x-ratelimit-limit': '600',
-        'x-ratelimit-remaining': '0',
-        'x-ratelimit-reset': String(seconds),
-      });
+      return sendJson(
+        res,
+        429,
+        { detail: `Request was throttled. Expected available in ${seconds} seconds.` },
+        {
+          'retry-after': String(seconds),
+          'x-ratelimit-limit': '600',
+          'x-ratelimit-remaining': '0',
+          'x-ratelimit-reset': String(seconds),
+        },
+      );
     }
 
     const route = path.replace(/^\/v[23]/, '');
@@ -274,12 +301,16 @@ export class SandboxServer {
     return typeof key === 'string' && key !== '' && safeEqual(key, this.options.apiKey);
   }
 
-  private async readJson(req: http.IncomingMessage, res: http.ServerResponse): Promise<{ ok: true; value: unknown } | { ok: false }> {
+  private async readJson(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+  ): Promise<{ ok: true; value: unknown } | { ok: false }> {
     let raw: Buffer;
     try {
       raw = await readBody(req, MAX_API_BODY);
     } catch (err) {
-      if (err instanceof BodyTooLarge) sendJson(res, 413, { detail: 'Request body too large.' }, { connection: 'close' });
+      if (err instanceof BodyTooLarge)
+        sendJson(res, 413, { detail: 'Request body too large.' }, { connection: 'close' });
       return { ok: false };
     }
     try {
@@ -383,7 +414,12 @@ export class SandboxServer {
 
   private async submitPage(s: SandboxSession, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-    if (type !== 'application/x-www-form-urlencoded') return sendHtml(res, 415, verificationPage(s, DEFAULT_PERSON, 'The form must be sent as application/x-www-form-urlencoded.'));
+    if (type !== 'application/x-www-form-urlencoded')
+      return sendHtml(
+        res,
+        415,
+        verificationPage(s, DEFAULT_PERSON, 'The form must be sent as application/x-www-form-urlencoded.'),
+      );
     let raw: Buffer;
     try {
       raw = await readBody(req, MAX_FORM_BODY);
@@ -398,11 +434,15 @@ export class SandboxServer {
       lastName: (form.get('last_name') ?? DEFAULT_PERSON.lastName).trim(),
       dateOfBirth: (form.get('date_of_birth') ?? DEFAULT_PERSON.dateOfBirth).trim(),
     };
-    const outcome = { approved: 'Approved', declined: 'Declined', in_review: 'In Review' }[form.get('decision') ?? ''] as SandboxSession['outcome'];
+    const outcome = { approved: 'Approved', declined: 'Declined', in_review: 'In Review' }[
+      form.get('decision') ?? ''
+    ] as SandboxSession['outcome'];
     let error: string | undefined;
     if (!outcome) error = 'Choose Approve, Decline or Send to review.';
-    else if (!person.firstName || !person.lastName || person.firstName.length > 100 || person.lastName.length > 100) error = 'First and last name are required (at most 100 characters).';
-    else if (!validDate(person.dateOfBirth) || person.dateOfBirth > new Date().toISOString().slice(0, 10)) error = 'The date of birth must be a past date (YYYY-MM-DD).';
+    else if (!person.firstName || !person.lastName || person.firstName.length > 100 || person.lastName.length > 100)
+      error = 'First and last name are required (at most 100 characters).';
+    else if (!validDate(person.dateOfBirth) || person.dateOfBirth > new Date().toISOString().slice(0, 10))
+      error = 'The date of birth must be a past date (YYYY-MM-DD).';
     if (error || !outcome) return sendHtml(res, 400, verificationPage(s, person, error));
     s.person = person;
     s.outcome = outcome;

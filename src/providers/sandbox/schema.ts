@@ -7,23 +7,59 @@ import { breakerSchema, providerTimeoutsSchema, webhookVerificationSchema } from
 
 export const sandboxProviderSchema = {
   type: 'object',
-  description: 'Embedded sandbox verification provider: serves Didit\'s API, a hosted verification page with Approve / Decline / Send to review buttons, and signed webhooks, from inside the gateway process. Nothing leaves the machine.',
+  description:
+    "Embedded sandbox verification provider: serves Didit's API, a hosted verification page with Approve " +
+    '/ Decline / Send to review buttons, and signed webhooks, from inside the gateway process. Nothing ' +
+    'leaves the machine.',
   properties: {
     type: { const: 'sandbox', description: 'Provider type.' },
-    host: { type: 'string', default: '127.0.0.1', description: 'Address the sandbox listens on. Browsers of the people verifying must reach it (through `public_base_url` if proxied).' },
-    port: { type: 'integer', minimum: 0, maximum: 65535, default: 0, description: 'Port of the sandbox; 0 picks a free one at start (fine for tests, set one for a stable demo URL).' },
-    public_base_url: { type: 'string', pattern: '^https?://', description: 'Base URL browsers use to reach the sandbox\'s hosted pages (default: its listening address).' },
-    webhook_url: { type: 'string', pattern: '^https?://', description: 'Where the sandbox delivers webhooks. Default: the gateway\'s own `/webhooks/<provider name>` on its first listener.' },
+    host: {
+      type: 'string',
+      default: '127.0.0.1',
+      description:
+        'Address the sandbox listens on. Browsers of the people verifying must reach it (through `public_base_url` if proxied).',
+    },
+    port: {
+      type: 'integer',
+      minimum: 0,
+      maximum: 65535,
+      default: 0,
+      description: 'Port of the sandbox; 0 picks a free one at start (fine for tests, set one for a stable demo URL).',
+    },
+    public_base_url: {
+      type: 'string',
+      pattern: '^https?://',
+      description: "Base URL browsers use to reach the sandbox's hosted pages (default: its listening address).",
+    },
+    webhook_url: {
+      type: 'string',
+      pattern: '^https?://',
+      description:
+        "Where the sandbox delivers webhooks. Default: the gateway's own `/webhooks/<provider name>` on its first listener.",
+    },
     retry_delays_ms: {
       type: 'array',
       items: { type: 'integer', minimum: 0 },
       maxItems: 10,
       default: [60000, 240000],
-      description: 'Delays before each webhook redelivery after a network error, 5xx or 404 (Didit: 1 min, then 4 min). Each retry is the same event_id.',
+      description:
+        'Delays before each webhook redelivery after a network error, 5xx or 404 (Didit: 1 min, then 4 min). Each retry is the same event_id.',
     },
-    persist: { type: 'boolean', default: true, description: 'Keep sandbox sessions and undelivered webhooks in the gateway store, so a restart resumes them.' },
-    api_key: { ...secretRefSchema, description: 'API key the sandbox requires (secret reference). Default: a random key generated at start and shared with the adapter in-process.' },
-    webhook_secret: { ...secretRefSchema, description: 'Webhook signing secret (secret reference). Default: a random secret generated at start and shared with the adapter in-process.' },
+    persist: {
+      type: 'boolean',
+      default: true,
+      description: 'Keep sandbox sessions and undelivered webhooks in the gateway store, so a restart resumes them.',
+    },
+    api_key: {
+      ...secretRefSchema,
+      description:
+        'API key the sandbox requires (secret reference). Default: a random key generated at start and shared with the adapter in-process.',
+    },
+    webhook_secret: {
+      ...secretRefSchema,
+      description:
+        'Webhook signing secret (secret reference). Default: a random secret generated at start and shared with the adapter in-process.',
+    },
     timeouts: providerTimeoutsSchema,
     breaker: breakerSchema,
     webhook: webhookVerificationSchema,

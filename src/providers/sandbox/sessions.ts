@@ -13,7 +13,11 @@ export interface SandboxPerson {
 }
 
 /** The person a sandbox verification "reads from the document" unless the tester edits it on the page. */
-export const DEFAULT_PERSON: SandboxPerson = { firstName: 'Elena', lastName: 'Sánchez Müller', dateOfBirth: '1990-05-17' };
+export const DEFAULT_PERSON: SandboxPerson = {
+  firstName: 'Elena',
+  lastName: 'Sánchez Müller',
+  dateOfBirth: '1990-05-17',
+};
 
 export interface SandboxSession {
   sessionId: string;
@@ -38,7 +42,10 @@ export interface SandboxSession {
   reviews: Array<{ user: string; new_status: string; comment: string | null; created_at: string }>;
 }
 
-export function newSession(fields: Omit<SandboxSession, 'sessionId' | 'sessionToken' | 'status' | 'reviews' | 'createdAt'>, nowSeconds: number): SandboxSession {
+export function newSession(
+  fields: Omit<SandboxSession, 'sessionId' | 'sessionToken' | 'status' | 'reviews' | 'createdAt'>,
+  nowSeconds: number,
+): SandboxSession {
   return {
     ...fields,
     sessionId: randomUUID(),
@@ -81,7 +88,11 @@ function plusYears(date: string, years: number): string {
 }
 
 /** The decision document of a session at `nowSeconds`. Feature lists stay null until the verification ran. */
-export function decisionDocument(publicBaseUrl: string, s: SandboxSession, nowSeconds: number): Record<string, unknown> {
+export function decisionDocument(
+  publicBaseUrl: string,
+  s: SandboxSession,
+  nowSeconds: number,
+): Record<string, unknown> {
   const doc: Record<string, unknown> = {
     session_id: s.sessionId,
     session_number: s.sessionNumber,
@@ -127,7 +138,8 @@ export function decisionDocument(publicBaseUrl: string, s: SandboxSession, nowSe
       full_front_image: url('full_front.jpg'),
       full_back_image: url('full_back.jpg'),
       date_of_birth: p.dateOfBirth,
-      expiration_date: s.outcome === 'Declined' ? '2020-01-01' : plusYears(new Date(nowSeconds * 1000).toISOString().slice(0, 10), 5),
+      expiration_date:
+        s.outcome === 'Declined' ? '2020-01-01' : plusYears(new Date(nowSeconds * 1000).toISOString().slice(0, 10), 5),
       date_of_issue: '2021-03-02',
       issuing_state: 'ESP',
       issuing_state_name: 'Spain',
@@ -138,20 +150,50 @@ export function decisionDocument(publicBaseUrl: string, s: SandboxSession, nowSe
       address: 'Calle Mayor 1, 28013 Madrid',
       place_of_birth: 'Madrid',
       nationality: 'ESP',
-      warnings: s.outcome === 'Declined' ? [{ risk: 'DOCUMENT_EXPIRED', short_description: 'Document expired', long_description: 'The document expiration date has passed.' }] : [],
+      warnings:
+        s.outcome === 'Declined'
+          ? [
+              {
+                risk: 'DOCUMENT_EXPIRED',
+                short_description: 'Document expired',
+                long_description: 'The document expiration date has passed.',
+              },
+            ]
+          : [],
     },
   ];
   doc.liveness_checks = [
-    { node_id: 'feature_liveness', status: 'Approved', method: 'PASSIVE', score: 95.4, reference_image: url('liveness_reference.jpg'), video_url: url('liveness.mp4'), age_estimation: 34.2, warnings: [] },
+    {
+      node_id: 'feature_liveness',
+      status: 'Approved',
+      method: 'PASSIVE',
+      score: 95.4,
+      reference_image: url('liveness_reference.jpg'),
+      video_url: url('liveness.mp4'),
+      age_estimation: 34.2,
+      warnings: [],
+    },
   ];
-  doc.face_matches = [{ node_id: 'feature_face', status: 'Approved', score: 96.15, source_image: url('face_source.jpg'), target_image: url('face_target.jpg'), warnings: [] }];
+  doc.face_matches = [
+    {
+      node_id: 'feature_face',
+      status: 'Approved',
+      score: 96.15,
+      source_image: url('face_source.jpg'),
+      target_image: url('face_target.jpg'),
+      warnings: [],
+    },
+  ];
   doc.aml_screenings = [
     {
       node_id: 'feature_aml',
       status: amlStatus,
       total_hits: amlStatus === 'In Review' ? 1 : 0,
       score: amlStatus === 'In Review' ? 62.5 : 0,
-      hits: amlStatus === 'In Review' ? [{ id: 'sbx-hit-1', match: 62.5, name: `${p.firstName} ${p.lastName}`, datasets: ['PEP'] }] : [],
+      hits:
+        amlStatus === 'In Review'
+          ? [{ id: 'sbx-hit-1', match: 62.5, name: `${p.firstName} ${p.lastName}`, datasets: ['PEP'] }]
+          : [],
       screened_data: { full_name: `${p.firstName} ${p.lastName}`, date_of_birth: p.dateOfBirth, nationality: 'ESP' },
       warnings: [],
     },

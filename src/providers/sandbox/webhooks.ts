@@ -73,10 +73,12 @@ export class WebhookDeliverer {
       this.active++;
       const session = String(d.envelope.session_id);
       const previous = this.lastAttemptOfSession.get(session) ?? Promise.resolve();
-      const run: Promise<void> = previous.then(() => this.attempt(d)).finally(() => {
-        this.inFlight.delete(run);
-        if (this.lastAttemptOfSession.get(session) === run) this.lastAttemptOfSession.delete(session);
-      });
+      const run: Promise<void> = previous
+        .then(() => this.attempt(d))
+        .finally(() => {
+          this.inFlight.delete(run);
+          if (this.lastAttemptOfSession.get(session) === run) this.lastAttemptOfSession.delete(session);
+        });
       this.lastAttemptOfSession.set(session, run);
       this.inFlight.add(run);
     }, delayMs);
@@ -123,6 +125,12 @@ export class WebhookDeliverer {
     d.nextAttemptAt = Date.now() + (delay ?? 0);
     await this.options.persistence.saveDelivery(d, final === 'retrying' ? 'pending' : final).catch(() => undefined);
     if (final === 'retrying' && delay !== undefined) this.schedule(d, delay);
-    return { eventId: d.eventId, attempt: d.attempts, ...(status !== undefined ? { status } : {}), ...(error ? { error } : {}), final };
+    return {
+      eventId: d.eventId,
+      attempt: d.attempts,
+      ...(status !== undefined ? { status } : {}),
+      ...(error ? { error } : {}),
+      final,
+    };
   }
 }

@@ -31,7 +31,10 @@ export class WorkloadJwtBundleSource extends WorkloadApiStream<Map<string, Buffe
       try {
         next.set(td, new Map(parseTrustBundle(doc.toString('utf8'), `JWT bundle of ${td}`).jwtAuthorities));
       } catch (err) {
-        this.logger.warn({ trust_domain: td, reason: (err as Error).message }, 'JWT bundle from the Workload API ignored');
+        this.logger.warn(
+          { trust_domain: td, reason: (err as Error).message },
+          'JWT bundle from the Workload API ignored',
+        );
       }
     }
     this.current = next;

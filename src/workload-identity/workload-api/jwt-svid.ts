@@ -95,7 +95,8 @@ export class WorkloadJwtSvidClient {
         (token) => {
           this.lastFailure = undefined;
           this.failedUntil = 0;
-          if (this.state !== 'ok') this.logger.info({ audience: this.audience }, 'JWT-SVID fetched again from the Workload API');
+          if (this.state !== 'ok')
+            this.logger.info({ audience: this.audience }, 'JWT-SVID fetched again from the Workload API');
           this.state = 'ok';
           return token;
         },
@@ -105,8 +106,16 @@ export class WorkloadJwtSvidClient {
           const c = this.cached;
           const state = c !== undefined && Date.now() < c.expiresAt ? 'kept' : 'none';
           if (state !== this.state) {
-            if (state === 'kept') this.logger.warn({ audience: this.audience, reason: err.message }, 'JWT-SVID refresh failed; the current token stays in use until it expires');
-            else this.logger.warn({ audience: this.audience, reason: err.message }, 'no JWT-SVID from the Workload API; requests that need one are answered 502 until it answers again');
+            if (state === 'kept')
+              this.logger.warn(
+                { audience: this.audience, reason: err.message },
+                'JWT-SVID refresh failed; the current token stays in use until it expires',
+              );
+            else
+              this.logger.warn(
+                { audience: this.audience, reason: err.message },
+                'no JWT-SVID from the Workload API; requests that need one are answered 502 until it answers again',
+              );
             this.state = state;
           }
           throw err;
@@ -134,7 +143,7 @@ export class WorkloadJwtSvidClient {
           }
           const svid = this.spiffeId ? svids?.find((s) => s.spiffeId === this.spiffeId) : svids?.[0];
           if (!svid) return reject(new Error('FetchJWTSVID returned no token'));
-          let claims;
+          let claims: ReturnType<typeof decodeJwt>;
           try {
             claims = decodeJwt(svid.svid);
           } catch {
@@ -144,7 +153,12 @@ export class WorkloadJwtSvidClient {
           const now = Date.now();
           const expiresAt = claims.exp * 1000;
           const issuedAt = typeof claims.iat === 'number' ? claims.iat * 1000 : now;
-          this.cached = { token: svid.svid, spiffeId: svid.spiffeId, expiresAt, refreshAt: issuedAt + (expiresAt - issuedAt) / 2 };
+          this.cached = {
+            token: svid.svid,
+            spiffeId: svid.spiffeId,
+            expiresAt,
+            refreshAt: issuedAt + (expiresAt - issuedAt) / 2,
+          };
           resolve(this.cached);
         },
       );

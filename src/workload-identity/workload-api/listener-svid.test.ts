@@ -37,10 +37,13 @@ test('a listener serves the Workload API SVID, rotates it without dropping conne
     agent.on('free', (s) => sockets.add(s));
     const get = () =>
       new Promise<number>((resolve, reject) => {
-        const req = https.request({ host: '127.0.0.1', port: gw.port, servername: 'localhost', path: '/', agent }, (res) => {
-          res.resume();
-          res.on('end', () => resolve(res.statusCode!));
-        });
+        const req = https.request(
+          { host: '127.0.0.1', port: gw.port, servername: 'localhost', path: '/', agent },
+          (res) => {
+            res.resume();
+            res.on('end', () => resolve(res.statusCode!));
+          },
+        );
         req.on('error', reject);
         req.end();
       });
@@ -101,10 +104,16 @@ test('start-up fails when the Workload API offers no SVID in time', async () => 
 
 test('config: a TLS listener needs either cert and key or workload_api, not both', async () => {
   await assert.rejects(
-    startTestGateway({ listeners: [{ name: 'x', port: 0, tls: { cert: 'a.pem', key: 'a-key.pem', workload_api: {} } }], routes: [] }),
+    startTestGateway({
+      listeners: [{ name: 'x', port: 0, tls: { cert: 'a.pem', key: 'a-key.pem', workload_api: {} } }],
+      routes: [],
+    }),
     /oneOf|must match/,
   );
-  await assert.rejects(startTestGateway({ listeners: [{ name: 'x', port: 0, tls: { min_version: 'TLSv1.3' } }], routes: [] }), /oneOf|must match|required/);
+  await assert.rejects(
+    startTestGateway({ listeners: [{ name: 'x', port: 0, tls: { min_version: 'TLSv1.3' } }], routes: [] }),
+    /oneOf|must match|required/,
+  );
 });
 
 test('client_trust: client SVIDs are checked against the bundles the Workload API pushes, federated ones included', async () => {
@@ -115,13 +124,30 @@ test('client_trust: client SVIDs are checked against the bundles the Workload AP
   const api = new TestWorkloadApi();
   await api.start(dir);
   const own = await svidMessage(ca, 'spiffe://a.test/gateway');
-  const withPartner = { svids: [own.svid], crl: [], federatedBundles: new Map([['spiffe://partner.test', Buffer.from(partnerCa.cert.rawData)]]) };
+  const withPartner = {
+    svids: [own.svid],
+    crl: [],
+    federatedBundles: new Map([['spiffe://partner.test', Buffer.from(partnerCa.cert.rawData)]]),
+  };
   api.state = withPartner;
   const upstream = await startUpstream((_req, res) => res.end('ok'));
   const gw = await startTestGateway({
-    listeners: [{ name: 'spiffe', port: 0, tls: { workload_api: { socket: api.address, client_trust: true }, client_auth: 'required' } }],
+    listeners: [
+      {
+        name: 'spiffe',
+        port: 0,
+        tls: { workload_api: { socket: api.address, client_trust: true }, client_auth: 'required' },
+      },
+    ],
     upstreams: { app: { targets: [{ url: upstream.url }] } },
-    routes: [{ name: 'all', match: { prefix: '/' }, upstream: 'app', policies: [{ 'client-certificate': { allow_unmapped: true } }] }],
+    routes: [
+      {
+        name: 'all',
+        match: { prefix: '/' },
+        upstream: 'app',
+        policies: [{ 'client-certificate': { allow_unmapped: true } }],
+      },
+    ],
   });
   try {
     const client = async (issuer: typeof ca, id: string) => {
@@ -135,7 +161,11 @@ test('client_trust: client SVIDs are checked against the bundles the Workload AP
     assert.equal(partnerFirst.status, 200);
     assert.ok(partnerFirst.session, 'the partner got a session it could resume');
     assert.equal((await tlsRequest(gw.port, await client(strangerCa, 'spiffe://partner.test/bank'))).status, 0);
-    assert.equal((await tlsRequest(gw.port, await client(partnerCa, 'spiffe://a.test/caller'))).status, 0, 'a partner CA cannot vouch for the own domain');
+    assert.equal(
+      (await tlsRequest(gw.port, await client(partnerCa, 'spiffe://a.test/caller'))).status,
+      0,
+      'a partner CA cannot vouch for the own domain',
+    );
 
     const swaps = gw.gateway.listeners[0]!.certificates!.reloads;
     api.push({ svids: [own.svid], crl: [], federatedBundles: new Map() });

@@ -75,7 +75,13 @@ class Reader {
 
 function decodeSvid(buf: Buffer): X509Svid {
   const r = new Reader(buf);
-  const svid: X509Svid = { spiffeId: '', certificatesDer: Buffer.alloc(0), keyDer: Buffer.alloc(0), bundleDer: Buffer.alloc(0), hint: '' };
+  const svid: X509Svid = {
+    spiffeId: '',
+    certificatesDer: Buffer.alloc(0),
+    keyDer: Buffer.alloc(0),
+    bundleDer: Buffer.alloc(0),
+    hint: '',
+  };
   r.fields((num, wt) => {
     if (wt !== LENGTH_DELIMITED) return r.skip(wt);
     const value = r.bytes();
@@ -196,7 +202,13 @@ export function encodeX509SvidResponse(msg: X509SvidResponse): Buffer {
     parts.push(
       field(
         1,
-        Buffer.concat([field(1, s.spiffeId), field(2, s.certificatesDer), field(3, s.keyDer), field(4, s.bundleDer), ...(s.hint ? [field(5, s.hint)] : [])]),
+        Buffer.concat([
+          field(1, s.spiffeId),
+          field(2, s.certificatesDer),
+          field(3, s.keyDer),
+          field(4, s.bundleDer),
+          ...(s.hint ? [field(5, s.hint)] : []),
+        ]),
       ),
     );
   }
@@ -216,7 +228,11 @@ export function encodeJwtSvidRequest(req: { audience: string[]; spiffeId?: strin
 }
 
 export function encodeJwtSvidResponse(svids: JwtSvid[]): Buffer {
-  return Buffer.concat(svids.map((s) => field(1, Buffer.concat([field(1, s.spiffeId), field(2, s.svid), ...(s.hint ? [field(3, s.hint)] : [])]))));
+  return Buffer.concat(
+    svids.map((s) =>
+      field(1, Buffer.concat([field(1, s.spiffeId), field(2, s.svid), ...(s.hint ? [field(3, s.hint)] : [])])),
+    ),
+  );
 }
 
 /** Splits concatenated DER certificates (each a SEQUENCE with a definite length). */

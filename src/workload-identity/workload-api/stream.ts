@@ -24,7 +24,8 @@ export interface StreamOptions {
 export function grpcTargetOf(address: string): string {
   if (address.startsWith('unix://')) {
     const p = address.slice('unix://'.length);
-    if (!p.startsWith('/')) throw new Error(`Workload API address ${address}: a unix socket path must be absolute (unix:///path)`);
+    if (!p.startsWith('/'))
+      throw new Error(`Workload API address ${address}: a unix socket path must be absolute (unix:///path)`);
     return `unix://${p}`;
   }
   if (address.startsWith('tcp://')) {
@@ -104,7 +105,14 @@ export abstract class WorkloadApiStream<Message> extends EventEmitter {
     this.connects++;
     const metadata = new grpc.Metadata();
     metadata.set(WORKLOAD_METADATA_KEY, 'true');
-    const call = this.client.makeServerStreamRequest<Buffer, Message>(this.method, () => Buffer.alloc(0), this.decode, Buffer.alloc(0), metadata, {});
+    const call = this.client.makeServerStreamRequest<Buffer, Message>(
+      this.method,
+      () => Buffer.alloc(0),
+      this.decode,
+      Buffer.alloc(0),
+      metadata,
+      {},
+    );
     this.call = call;
     call.on('data', (msg: Message) => {
       this.failures = 0;
@@ -127,14 +135,20 @@ export abstract class WorkloadApiStream<Message> extends EventEmitter {
     if (this.closed) return;
     if (err.code === grpc.status.INVALID_ARGUMENT || err.code === grpc.status.UNIMPLEMENTED) {
       this.fatal = new Error(`Workload API refused ${this.method} (${grpc.status[err.code]}): ${err.details}`);
-      this.logger.error({ method: this.method, code: grpc.status[err.code], details: err.details }, 'Workload API stream stopped; not retrying');
+      this.logger.error(
+        { method: this.method, code: grpc.status[err.code], details: err.details },
+        'Workload API stream stopped; not retrying',
+      );
       this.emit('fatal', this.fatal);
       return;
     }
     if (err.code === grpc.status.PERMISSION_DENIED) this.withdraw();
     const delay = this.failures === 0 ? 0 : Math.min(this.failures * this.backoffStepMs, this.maxBackoffMs);
     this.failures++;
-    this.logger.warn({ method: this.method, code: grpc.status[err.code] ?? err.code, retry_ms: delay }, 'Workload API stream failed; reconnecting');
+    this.logger.warn(
+      { method: this.method, code: grpc.status[err.code] ?? err.code, retry_ms: delay },
+      'Workload API stream failed; reconnecting',
+    );
     this.schedule(delay);
   }
 

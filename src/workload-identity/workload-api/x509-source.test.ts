@@ -38,14 +38,24 @@ test('endpoint addresses: unix:///abs and tcp://IP:port only', () => {
   assert.equal(grpcTargetOf('unix:///run/spire/agent.sock'), 'unix:///run/spire/agent.sock');
   assert.equal(grpcTargetOf('tcp://127.0.0.1:8081'), 'ipv4:127.0.0.1:8081');
   assert.equal(grpcTargetOf('tcp://[::1]:8081'), 'ipv6:[::1]:8081');
-  for (const bad of ['unix://relative.sock', 'tcp://agent.local:8081', 'tcp://127.0.0.1', 'http://127.0.0.1:1', '/run/agent.sock']) {
+  for (const bad of [
+    'unix://relative.sock',
+    'tcp://agent.local:8081',
+    'tcp://127.0.0.1',
+    'http://127.0.0.1:1',
+    '/run/agent.sock',
+  ]) {
     assert.throws(() => grpcTargetOf(bad), /Workload API address/, bad);
   }
 });
 
 test('the protobuf codec round-trips an X509SVIDResponse and splits DER chains', async () => {
   const { svid } = await svidMessage(ca, 'spiffe://a.test/w');
-  const msg = { svids: [{ ...svid, hint: 'internal' }], crl: [Buffer.from('crl')], federatedBundles: new Map([['partner.test', Buffer.from(partnerCa.cert.rawData)]]) };
+  const msg = {
+    svids: [{ ...svid, hint: 'internal' }],
+    crl: [Buffer.from('crl')],
+    federatedBundles: new Map([['partner.test', Buffer.from(partnerCa.cert.rawData)]]),
+  };
   const decoded = decodeX509SvidResponse(encodeX509SvidResponse(msg));
   assert.equal(decoded.svids[0]!.spiffeId, 'spiffe://a.test/w');
   assert.equal(decoded.svids[0]!.hint, 'internal');
@@ -61,21 +71,34 @@ test('FetchX509SVID: header sent, SVIDs and bundles received, rotation pushed on
   const api = new TestWorkloadApi();
   await api.start(tempDir());
   const first = await svidMessage(ca, 'spiffe://a.test/gateway', 60_000);
-  api.state = { svids: [first.svid], crl: [], federatedBundles: new Map([['spiffe://partner.test', Buffer.from(partnerCa.cert.rawData)]]) };
+  api.state = {
+    svids: [first.svid],
+    crl: [],
+    federatedBundles: new Map([['spiffe://partner.test', Buffer.from(partnerCa.cert.rawData)]]),
+  };
   const source = new WorkloadX509Source(logger, { address: api.address, backoffStepMs: 20 });
   try {
     const state = await source.ready(5000);
     assert.equal(api.missingHeader, 0);
     assert.equal(state.svids[0]!.spiffeId, 'spiffe://a.test/gateway');
-    assert.ok(state.svids[0]!.leaf.checkPrivateKey((await import('node:crypto')).createPrivateKey(state.svids[0]!.keyPem)));
+    assert.ok(
+      state.svids[0]!.leaf.checkPrivateKey((await import('node:crypto')).createPrivateKey(state.svids[0]!.keyPem)),
+    );
     assert.equal(state.bundles.get('a.test')!.length, 1);
     assert.equal(state.bundles.get('partner.test')!.length, 1);
 
     const second = await svidMessage(ca, 'spiffe://a.test/gateway', 60_000);
-    const rotated = nextUpdate(source, (s) => s.svids[0]?.leaf.serialNumber === second.issued.cert.serialNumber.toUpperCase());
+    const rotated = nextUpdate(
+      source,
+      (s) => s.svids[0]?.leaf.serialNumber === second.issued.cert.serialNumber.toUpperCase(),
+    );
     api.push({ svids: [second.svid], crl: [], federatedBundles: new Map() });
     const afterRotation = await rotated;
-    assert.equal(afterRotation.bundles.has('partner.test'), false, 'every message is the whole state: the federated bundle was withdrawn');
+    assert.equal(
+      afterRotation.bundles.has('partner.test'),
+      false,
+      'every message is the whole state: the federated bundle was withdrawn',
+    );
 
     const connects = source.connects;
     const again = nextUpdate(source, () => true);
@@ -91,7 +114,11 @@ test('FetchX509SVID: header sent, SVIDs and bundles received, rotation pushed on
 test('PermissionDenied withdraws the SVIDs and keeps retrying with backoff; they return when allowed again', async () => {
   const api = new TestWorkloadApi();
   await api.start(tempDir());
-  api.state = { svids: [(await svidMessage(ca, 'spiffe://a.test/gateway')).svid], crl: [], federatedBundles: new Map() };
+  api.state = {
+    svids: [(await svidMessage(ca, 'spiffe://a.test/gateway')).svid],
+    crl: [],
+    federatedBundles: new Map(),
+  };
   const source = new WorkloadX509Source(logger, { address: api.address, backoffStepMs: 20 });
   try {
     await source.ready(5000);

@@ -51,7 +51,11 @@ export class WorkloadX509Source extends WorkloadApiStream<X509SvidResponse> {
 
   /** Resolves with the first state that holds at least one SVID; rejects after `timeoutMs` or on a fatal error. */
   ready(timeoutMs = 10_000): Promise<WorkloadX509State> {
-    return this.firstUpdate(timeoutMs, () => (this.current && this.current.svids.length > 0 ? this.current : undefined), 'X509-SVID');
+    return this.firstUpdate(
+      timeoutMs,
+      () => (this.current && this.current.svids.length > 0 ? this.current : undefined),
+      'X509-SVID',
+    );
   }
 
   protected withdraw(): void {
@@ -80,16 +84,23 @@ export class WorkloadX509Source extends WorkloadApiStream<X509SvidResponse> {
           notAfter: new Date(chain[0]!.validTo),
           hint: s.hint,
         });
-        if (s.bundleDer.length > 0 && !bundles.has(id.value.trustDomain)) bundles.set(id.value.trustDomain, bundleOf(s.bundleDer));
+        if (s.bundleDer.length > 0 && !bundles.has(id.value.trustDomain))
+          bundles.set(id.value.trustDomain, bundleOf(s.bundleDer));
       } catch (err) {
-        this.logger.warn({ spiffe_id: s.spiffeId, reason: (err as Error).message }, 'X509-SVID from the Workload API ignored');
+        this.logger.warn(
+          { spiffe_id: s.spiffeId, reason: (err as Error).message },
+          'X509-SVID from the Workload API ignored',
+        );
       }
     }
     for (const [k, v] of msg.federatedBundles) {
       try {
         bundles.set(trustDomainKey(k), bundleOf(v));
       } catch (err) {
-        this.logger.warn({ trust_domain: k, reason: (err as Error).message }, 'federated bundle from the Workload API ignored');
+        this.logger.warn(
+          { trust_domain: k, reason: (err as Error).message },
+          'federated bundle from the Workload API ignored',
+        );
       }
     }
     this.current = { svids, bundles };
@@ -101,11 +112,13 @@ export class WorkloadX509Source extends WorkloadApiStream<X509SvidResponse> {
     const svids = this.current?.svids ?? [];
     return spiffeId === undefined ? svids[0] : svids.find((s) => s.spiffeId === spiffeId);
   }
-
 }
 
 /** Starts the source of a listener's certificate and waits for its first SVID (start-up fails without one). */
-export async function startListenerSvidSource(config: { socket?: string; spiffe_id?: string; ready_timeout_ms: number }, logger: Logger): Promise<WorkloadX509Source> {
+export async function startListenerSvidSource(
+  config: { socket?: string; spiffe_id?: string; ready_timeout_ms: number },
+  logger: Logger,
+): Promise<WorkloadX509Source> {
   const source = new WorkloadX509Source(logger, config.socket ? { address: config.socket } : {});
   try {
     const state = await source.ready(config.ready_timeout_ms);

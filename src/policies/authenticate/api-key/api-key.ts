@@ -10,8 +10,17 @@ import type { KeyCheck } from '../../../auth/api-keys/verifier.js';
 import { bearerToken, type AuthenticatorDefinition, type AuthOutcome, type Authenticator } from '../authenticator.js';
 import { apiKeySchema, type ApiKeyConfig } from './schema.js';
 
-const MALFORMED: AuthOutcome = Object.freeze({ failed: true as const, reason: 'malformed_key', detail: 'The API key is not well-formed.' });
-const UNAVAILABLE: AuthOutcome = Object.freeze({ failed: true as const, reason: 'key_store_unavailable', detail: 'The API key could not be checked right now.', unavailable: true });
+const MALFORMED: AuthOutcome = Object.freeze({
+  failed: true as const,
+  reason: 'malformed_key',
+  detail: 'The API key is not well-formed.',
+});
+const UNAVAILABLE: AuthOutcome = Object.freeze({
+  failed: true as const,
+  reason: 'key_store_unavailable',
+  detail: 'The API key could not be checked right now.',
+  unavailable: true,
+});
 const DETAILS = {
   unknown_key: 'The API key is not valid.',
   revoked_key: 'The API key has been revoked.',
@@ -50,7 +59,7 @@ class ApiKeyAuthenticator implements Authenticator {
     let from = this.header;
     if (key === undefined && this.config.bearer) {
       const token = bearerToken(ctx.header('authorization'));
-      if (token !== undefined && token.startsWith(KEY_PREFIX)) {
+      if (token?.startsWith(KEY_PREFIX)) {
         key = token;
         from = 'authorization';
       }
@@ -77,14 +86,19 @@ class ApiKeyAuthenticator implements Authenticator {
     const id = parseKey(key);
     if (id === undefined) return MALFORMED;
     const check = this.auth.keys.check(id, key);
-    if (check instanceof Promise) return check.then((c) => staleAware(ctx, c), () => UNAVAILABLE);
+    if (check instanceof Promise)
+      return check.then(
+        (c) => staleAware(ctx, c),
+        () => UNAVAILABLE,
+      );
     return staleAware(ctx, check);
   }
 }
 
 export const apiKeyAuthenticator: AuthenticatorDefinition<ApiKeyConfig> = {
   method: 'api-key',
-  description: 'API keys managed with `kycgate keys` (hashed in the store, cached in memory, revocation effective on the next request).',
+  description:
+    'API keys managed with `kycgate keys` (hashed in the store, cached in memory, revocation effective on the next request).',
   schema: apiKeySchema,
   create(config, setup) {
     return new ApiKeyAuthenticator(config, setup.services.get<AuthService>('auth'));

@@ -39,10 +39,13 @@ async function startAuthorizationServer(t: TestContext): Promise<AS> {
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   as.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  t.after(() => new Promise<void>((r) => {
-    server.closeAllConnections();
-    server.close(() => r());
-  }));
+  t.after(
+    () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  );
   return as;
 }
 
@@ -58,7 +61,23 @@ async function setup(t: TestContext, config: Record<string, unknown> = {}) {
         match: { prefix: '/api' },
         upstream: 'app',
         policies: [
-          { authenticate: { methods: [{ introspection: { endpoint: `${as.url}/introspect`, client_id: 'gateway', client_secret: { env: 'KYCGATE_TEST_INTROSPECTION_SECRET' }, timeout_ms: 300, negative_cache_ttl_s: 1, ...config } }], failure_limit: { enabled: false } } },
+          {
+            authenticate: {
+              methods: [
+                {
+                  introspection: {
+                    endpoint: `${as.url}/introspect`,
+                    client_id: 'gateway',
+                    client_secret: { env: 'KYCGATE_TEST_INTROSPECTION_SECRET' },
+                    timeout_ms: 300,
+                    negative_cache_ttl_s: 1,
+                    ...config,
+                  },
+                },
+              ],
+              failure_limit: { enabled: false },
+            },
+          },
           { authorize: { scopes: { all_of: ['read'] } } },
         ],
       },
@@ -70,7 +89,11 @@ async function setup(t: TestContext, config: Record<string, unknown> = {}) {
   });
   const call = async (token: string) => {
     const res = await httpRequest(gw.url + '/api/x', { headers: { authorization: `Bearer ${token}` } });
-    return { status: res.status, body: res.body === 'ok' ? undefined : (JSON.parse(res.body) as { reason?: string }), headers: res.headers };
+    return {
+      status: res.status,
+      body: res.body === 'ok' ? undefined : (JSON.parse(res.body) as { reason?: string }),
+      headers: res.headers,
+    };
   };
   return { as, call, gw };
 }
@@ -108,11 +131,18 @@ test('introspection: on one keep-alive connection an active token is remembered,
   const onConnection = async (token: string) => {
     const res = await client.request({ path: '/api/x', method: 'GET', headers: { authorization: `Bearer ${token}` } });
     const body = await res.body.text();
-    return { status: res.statusCode, reason: res.statusCode === 200 ? undefined : (JSON.parse(body) as { reason?: string }).reason };
+    return {
+      status: res.statusCode,
+      reason: res.statusCode === 200 ? undefined : (JSON.parse(body) as { reason?: string }).reason,
+    };
   };
   assert.equal((await onConnection('opaque-a')).status, 200);
   assert.equal(as.calls, 1);
-  assert.equal((await call('opaque-b')).status, 200, 'another connection, another token: evicts opaque-a from the cache');
+  assert.equal(
+    (await call('opaque-b')).status,
+    200,
+    'another connection, another token: evicts opaque-a from the cache',
+  );
   assert.equal(as.calls, 2);
   assert.equal((await onConnection('opaque-a')).status, 200);
   assert.equal(as.calls, 2, 'the same token on the same connection is recalled without introspection');

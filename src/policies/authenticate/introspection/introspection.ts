@@ -11,15 +11,32 @@ import { hash } from 'node:crypto';
 import type { Identity, RequestContext } from '../../../pipeline/context.js';
 import type { AuthService } from '../../../auth/subsystem.js';
 import type { ConsumerDirectory } from '../../../auth/consumers.js';
-import { bearerToken, isAuthFailure, isCompactJws, type AuthenticatorDefinition, type AuthFailure, type AuthOutcome, type Authenticator } from '../authenticator.js';
+import {
+  bearerToken,
+  isAuthFailure,
+  isCompactJws,
+  type AuthenticatorDefinition,
+  type AuthFailure,
+  type AuthOutcome,
+  type Authenticator,
+} from '../authenticator.js';
 import { checkFetchUrl } from '../jwt/remote-key-set.js';
 import { introspectionSchema, type IntrospectionConfig } from './schema.js';
 import { recall, remember } from '../../../shared/credential-memo.js';
 import { KEY_PREFIX } from '../../../auth/api-keys/format.js';
 import { readBounded } from '../../../shared/bounded-body.js';
 
-const INACTIVE: AuthFailure = Object.freeze({ failed: true as const, reason: 'inactive_token', detail: 'The token is not active.' });
-const UNAVAILABLE: AuthFailure = Object.freeze({ failed: true as const, reason: 'introspection_unavailable', detail: 'The token cannot be checked right now.', unavailable: true });
+const INACTIVE: AuthFailure = Object.freeze({
+  failed: true as const,
+  reason: 'inactive_token',
+  detail: 'The token is not active.',
+});
+const UNAVAILABLE: AuthFailure = Object.freeze({
+  failed: true as const,
+  reason: 'introspection_unavailable',
+  detail: 'The token cannot be checked right now.',
+  unavailable: true,
+});
 const NOT_JUDGED = Object.freeze({ outcome: UNAVAILABLE, until: 0 });
 
 interface CacheEntry {
@@ -81,7 +98,8 @@ class IntrospectionAuthenticator implements Authenticator {
       this.inflight.set(key, pending);
     }
     return pending.then((answer) => {
-      if (answer.until > 0 && answer.outcome !== undefined && !isAuthFailure(answer.outcome)) remember(socket, this, token, answer.outcome, answer.until);
+      if (answer.until > 0 && answer.outcome !== undefined && !isAuthFailure(answer.outcome))
+        remember(socket, this, token, answer.outcome, answer.until);
       return answer.outcome;
     });
   }
@@ -89,7 +107,10 @@ class IntrospectionAuthenticator implements Authenticator {
   private async introspect(token: string, key: string): Promise<Answer> {
     const c = this.config;
     const form = new URLSearchParams({ token, token_type_hint: 'access_token' });
-    const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' };
+    const headers: Record<string, string> = {
+      'content-type': 'application/x-www-form-urlencoded',
+      accept: 'application/json',
+    };
     if (c.auth_method === 'client_secret_basic') headers.authorization = basicCredentials(c.client_id, this.secret);
     else {
       form.set('client_id', c.client_id);
@@ -98,7 +119,13 @@ class IntrospectionAuthenticator implements Authenticator {
     let body: Record<string, unknown>;
     try {
       this.calls++;
-      const response = await fetch(c.endpoint, { method: 'POST', headers, body: form.toString(), signal: AbortSignal.timeout(c.timeout_ms), redirect: 'error' });
+      const response = await fetch(c.endpoint, {
+        method: 'POST',
+        headers,
+        body: form.toString(),
+        signal: AbortSignal.timeout(c.timeout_ms),
+        redirect: 'error',
+      });
       if (response.status !== 200) {
         await response.body?.cancel().catch(() => undefined);
         return NOT_JUDGED;
@@ -128,10 +155,12 @@ class IntrospectionAuthenticator implements Authenticator {
     if (body.active !== true) return INACTIVE;
     if (typeof body.exp === 'number' && body.exp * 1000 <= now) return INACTIVE;
     if (typeof body.nbf === 'number' && body.nbf * 1000 > now + 30_000) return INACTIVE;
-    if (c.issuer !== undefined && body.iss !== c.issuer) return { failed: true, reason: 'wrong_issuer', detail: 'The token issuer is not trusted here.' };
+    if (c.issuer !== undefined && body.iss !== c.issuer)
+      return { failed: true, reason: 'wrong_issuer', detail: 'The token issuer is not trusted here.' };
     if (c.audiences !== undefined) {
       const aud = Array.isArray(body.aud) ? body.aud : [body.aud];
-      if (!aud.some((a) => typeof a === 'string' && c.audiences!.includes(a))) return { failed: true, reason: 'wrong_audience', detail: 'The token is not meant for this API.' };
+      if (!aud.some((a) => typeof a === 'string' && c.audiences!.includes(a)))
+        return { failed: true, reason: 'wrong_audience', detail: 'The token is not meant for this API.' };
     }
     let consumer: string | undefined;
     for (const claim of c.consumer_claims) {
@@ -148,13 +177,19 @@ class IntrospectionAuthenticator implements Authenticator {
       if (Array.isArray(v)) for (const s of v) if (typeof s === 'string' && s !== '') scopes.push(s);
     }
     let groups: string[] | undefined;
-    if (c.groups_claim !== undefined && Array.isArray(body[c.groups_claim])) groups = (body[c.groups_claim] as unknown[]).filter((g): g is string => typeof g === 'string');
+    if (c.groups_claim !== undefined && Array.isArray(body[c.groups_claim]))
+      groups = (body[c.groups_claim] as unknown[]).filter((g): g is string => typeof g === 'string');
     const record = consumer === undefined ? undefined : this.consumers.get(consumer);
     if (record !== undefined && record.groups.length > 0) groups = [...new Set([...(groups ?? []), ...record.groups])];
     // Checked again once the answer leaves the cache (at once without a cache): a decision is reused no longer.
     const exp = typeof body.exp === 'number' ? body.exp * 1000 : Number.POSITIVE_INFINITY;
     const expiresAt = c.cache_ttl_s > 0 ? Math.min(now + c.cache_ttl_s * 1000, exp) : now;
-    const identity: Identity = { method: 'introspection', scopes: [...new Set(scopes)], claims: Object.freeze({ ...body }), expiresAt };
+    const identity: Identity = {
+      method: 'introspection',
+      scopes: [...new Set(scopes)],
+      claims: Object.freeze({ ...body }),
+      expiresAt,
+    };
     if (consumer !== undefined) identity.consumer = consumer;
     if (groups !== undefined) identity.groups = groups;
     if (record?.plan !== undefined) identity.plan = record.plan;

@@ -19,7 +19,17 @@ import type { Authenticator } from '../authenticator.js';
 function jwtConfig(issuer: Partial<JwtIssuerConfig>): JwtConfig {
   return {
     header: 'authorization',
-    issuers: [{ discovery: false, leeway_s: 30, consumer_claims: ['client_id'], scope_claims: ['scope'], audiences: [], issuer: '', ...issuer }],
+    issuers: [
+      {
+        discovery: false,
+        leeway_s: 30,
+        consumer_claims: ['client_id'],
+        scope_claims: ['scope'],
+        audiences: [],
+        issuer: '',
+        ...issuer,
+      },
+    ],
     jwks: { cooldown_s: 30, max_age_s: 600, timeout_ms: 1000 },
     cache: { max_entries: 10 },
   };
@@ -60,10 +70,11 @@ async function startIdP(t: TestContext): Promise<IdP> {
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   idp.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  idp.close = () => new Promise<void>((r) => {
-    server.closeAllConnections();
-    server.close(() => r());
-  });
+  idp.close = () =>
+    new Promise<void>((r) => {
+      server.closeAllConnections();
+      server.close(() => r());
+    });
   t.after(() => idp.close());
   return idp;
 }
@@ -78,12 +89,24 @@ type Key = Awaited<ReturnType<typeof rsaKey>>;
 
 function sign(key: Key, issuer: string, claims: Record<string, unknown> = {}, header: Record<string, unknown> = {}) {
   const now = Math.floor(Date.now() / 1000);
-  return new SignJWT({ client_id: 'billing', scope: 'payments:read payments:write', aud: 'payments-api', iss: issuer, iat: now, exp: now + 300, ...claims })
+  return new SignJWT({
+    client_id: 'billing',
+    scope: 'payments:read payments:write',
+    aud: 'payments-api',
+    iss: issuer,
+    iat: now,
+    exp: now + 300,
+    ...claims,
+  })
     .setProtectedHeader({ alg: 'RS256', kid: key.kid, ...header })
     .sign(key.privateKey);
 }
 
-async function setup(t: TestContext, issuerConfig: (idp: IdP) => Record<string, unknown>, extra: { policies?: unknown[]; jwks?: Record<string, unknown> } = {}) {
+async function setup(
+  t: TestContext,
+  issuerConfig: (idp: IdP) => Record<string, unknown>,
+  extra: { policies?: unknown[]; jwks?: Record<string, unknown> } = {},
+) {
   const idp = await startIdP(t);
   const key = await rsaKey('k1');
   idp.published.push(key.jwk);
@@ -97,7 +120,19 @@ async function setup(t: TestContext, issuerConfig: (idp: IdP) => Record<string, 
         match: { prefix: '/api' },
         upstream: 'app',
         policies: [
-          { authenticate: { methods: [{ jwt: { issuers: [{ issuer: idp.url, audiences: ['payments-api'], ...issuerConfig(idp) }], jwks: { cooldown_s: 0.5, ...extra.jwks } } }], failure_limit: { enabled: false } } },
+          {
+            authenticate: {
+              methods: [
+                {
+                  jwt: {
+                    issuers: [{ issuer: idp.url, audiences: ['payments-api'], ...issuerConfig(idp) }],
+                    jwks: { cooldown_s: 0.5, ...extra.jwks },
+                  },
+                },
+              ],
+              failure_limit: { enabled: false },
+            },
+          },
           ...(extra.policies ?? []),
         ],
       },
@@ -109,7 +144,11 @@ async function setup(t: TestContext, issuerConfig: (idp: IdP) => Record<string, 
   });
   const call = async (token: string) => {
     const res = await httpRequest(gw.url + '/api/x', { headers: { authorization: `Bearer ${token}` } });
-    return { status: res.status, reason: res.status === 200 ? undefined : (JSON.parse(res.body) as { reason?: string }).reason, headers: res.headers };
+    return {
+      status: res.status,
+      reason: res.status === 200 ? undefined : (JSON.parse(res.body) as { reason?: string }).reason,
+      headers: res.headers,
+    };
   };
   return { idp, key, gw, upstream, call };
 }
@@ -162,7 +201,10 @@ test('jwt attacks are refused with 401 and a Bearer challenge', async (t) => {
   assert.equal(r.reason, 'algorithm_not_allowed');
 
   // HS256 "signed" with the RSA public key as the HMAC secret (key confusion).
-  const pem = createPublicKey({ key: key.jwk as import('node:crypto').JsonWebKey, format: 'jwk' }).export({ type: 'spki', format: 'pem' }) as string;
+  const pem = createPublicKey({ key: key.jwk as import('node:crypto').JsonWebKey, format: 'jwk' }).export({
+    type: 'spki',
+    format: 'pem',
+  }) as string;
   const header = base64url.encode(JSON.stringify({ alg: 'HS256', typ: 'JWT', kid: 'k1' }));
   const payload = base64url.encode(JSON.stringify(base));
   const confused = `${header}.${payload}.${base64url.encode(createHmac('sha256', pem).update(`${header}.${payload}`).digest())}`;
@@ -178,7 +220,9 @@ test('jwt attacks are refused with 401 and a Bearer challenge', async (t) => {
 
   const good = await sign(key, idp.url);
   const [h, p, s] = good.split('.');
-  const tamperedPayload = base64url.encode(JSON.stringify({ ...JSON.parse(new TextDecoder().decode(base64url.decode(p!))), scope: 'admin' }));
+  const tamperedPayload = base64url.encode(
+    JSON.stringify({ ...JSON.parse(new TextDecoder().decode(base64url.decode(p!))), scope: 'admin' }),
+  );
   assert.equal((await call(`${h}.${tamperedPayload}.${s}`)).reason, 'invalid_signature');
   assert.equal((await call('eyJhbGciOi.not-a-jwt')).status, 401);
 });
@@ -201,7 +245,9 @@ test('jwt: an unknown kid triggers a rate-limited JWKS refetch; a rotated key is
 });
 
 test('jwt: a failing JWKS endpoint never crashes the gateway and the last good keys keep working', async (t) => {
-  const { idp, key, call, gw } = await setup(t, (i) => ({ jwks_url: `${i.url}/jwks` }), { jwks: { cooldown_s: 0.1, max_age_s: 1 } });
+  const { idp, key, call, gw } = await setup(t, (i) => ({ jwks_url: `${i.url}/jwks` }), {
+    jwks: { cooldown_s: 0.1, max_age_s: 1 },
+  });
   const jwksEvents: Array<{ type: string; outcome?: string }> = [];
   gw.gateway.services.events.subscribe({ onEvent: (e) => void (e.type === 'jwks.fetch_failed' && jwksEvents.push(e)) });
   assert.equal((await call(await sign(key, idp.url))).status, 200);
@@ -231,7 +277,11 @@ test('jwt: scopes all_of / any_of and groups decide 403 for a valid token', asyn
     policies: [{ authorize: { scopes: { all_of: ['payments:read'], any_of: ['payments:write', 'payments:admin'] } } }],
   });
   assert.equal((await call(await sign(key, idp.url, { scope: 'payments:read payments:write' }))).status, 200);
-  assert.equal((await call(await sign(key, idp.url, { scope: undefined, scp: ['payments:read', 'payments:admin'] }))).status, 200, 'scp array');
+  assert.equal(
+    (await call(await sign(key, idp.url, { scope: undefined, scp: ['payments:read', 'payments:admin'] }))).status,
+    200,
+    'scp array',
+  );
   const r1 = await call(await sign(key, idp.url, { scope: 'payments:write' }));
   assert.equal(r1.status, 403);
   assert.equal(r1.reason, 'insufficient_scope');
@@ -248,21 +298,69 @@ test('jwt: HMAC issuers accept only HMAC and a public-key issuer refuses config 
   services.register('auth', { consumers: new ConsumerDirectory(), baseDir: '.', resolveSecret: () => 'x'.repeat(40) });
   const setupArgs = { routeName: 'r', upstreamNames: new Set<string>(), services };
   assert.throws(
-    () => jwtAuthenticator.create(jwtConfig({ issuer: 'https://idp', jwks_url: 'https://idp/jwks', audiences: ['a'], algorithms: ['RS256', 'HS256'] }), setupArgs),
+    () =>
+      jwtAuthenticator.create(
+        jwtConfig({
+          issuer: 'https://idp',
+          jwks_url: 'https://idp/jwks',
+          audiences: ['a'],
+          algorithms: ['RS256', 'HS256'],
+        }),
+        setupArgs,
+      ),
     /never mixed/,
   );
-  assert.throws(() => jwtAuthenticator.create(jwtConfig({ issuer: 'https://idp', hmac_secret: { env: 'X' }, audiences: ['a'], algorithms: ['RS256'] }), setupArgs), /never mixed/);
-  assert.throws(() => jwtAuthenticator.create(jwtConfig({ issuer: 'https://idp', jwks_url: 'http://idp.example.com/jwks', audiences: ['a'] }), setupArgs), /https/);
+  assert.throws(
+    () =>
+      jwtAuthenticator.create(
+        jwtConfig({ issuer: 'https://idp', hmac_secret: { env: 'X' }, audiences: ['a'], algorithms: ['RS256'] }),
+        setupArgs,
+      ),
+    /never mixed/,
+  );
+  assert.throws(
+    () =>
+      jwtAuthenticator.create(
+        jwtConfig({ issuer: 'https://idp', jwks_url: 'http://idp.example.com/jwks', audiences: ['a'] }),
+        setupArgs,
+      ),
+    /https/,
+  );
   const gw = await startTestGateway({
     upstreams: { app: { targets: [{ url: upstream.url }] } },
-    routes: [{ name: 'r', match: { prefix: '/' }, upstream: 'app', policies: [{ authenticate: { methods: [{ jwt: { issuers: [{ issuer: 'https://idp', hmac_secret: { env: 'KYCGATE_TEST_JWT_SECRET' }, audiences: ['a'] }] } }] } }] }],
+    routes: [
+      {
+        name: 'r',
+        match: { prefix: '/' },
+        upstream: 'app',
+        policies: [
+          {
+            authenticate: {
+              methods: [
+                {
+                  jwt: {
+                    issuers: [
+                      { issuer: 'https://idp', hmac_secret: { env: 'KYCGATE_TEST_JWT_SECRET' }, audiences: ['a'] },
+                    ],
+                  },
+                },
+              ],
+            },
+          },
+        ],
+      },
+    ],
   });
   t.after(() => gw.close());
   const secret = new TextEncoder().encode(process.env.KYCGATE_TEST_JWT_SECRET);
   const now = Math.floor(Date.now() / 1000);
-  const token = await new SignJWT({ iss: 'https://idp', aud: 'a', exp: now + 60 }).setProtectedHeader({ alg: 'HS256' }).sign(secret);
+  const token = await new SignJWT({ iss: 'https://idp', aud: 'a', exp: now + 60 })
+    .setProtectedHeader({ alg: 'HS256' })
+    .sign(secret);
   assert.equal((await httpRequest(gw.url + '/x', { headers: { authorization: `Bearer ${token}` } })).status, 200);
-  const wrong = await new SignJWT({ iss: 'https://idp', aud: 'a', exp: now + 60 }).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode('another-secret-that-is-also-32-bytes-long!'));
+  const wrong = await new SignJWT({ iss: 'https://idp', aud: 'a', exp: now + 60 })
+    .setProtectedHeader({ alg: 'HS256' })
+    .sign(new TextEncoder().encode('another-secret-that-is-also-32-bytes-long!'));
   assert.equal((await httpRequest(gw.url + '/x', { headers: { authorization: `Bearer ${wrong}` } })).status, 401);
 });
 
@@ -271,7 +369,11 @@ test('jwt: routes sharing an issuer share one JWKS cache (one fetch at start)', 
   const key = await rsaKey('k1');
   idp.published.push(key.jwk);
   const upstream = await startUpstream((_req, res) => res.end('ok'));
-  const auth = { authenticate: { methods: [{ jwt: { issuers: [{ issuer: idp.url, jwks_url: `${idp.url}/jwks`, audiences: ['payments-api'] }] } }] } };
+  const auth = {
+    authenticate: {
+      methods: [{ jwt: { issuers: [{ issuer: idp.url, jwks_url: `${idp.url}/jwks`, audiences: ['payments-api'] }] } }],
+    },
+  };
   const gw = await startTestGateway({
     upstreams: { app: { targets: [{ url: upstream.url }] } },
     defaults: { policies: [auth] },
@@ -282,7 +384,11 @@ test('jwt: routes sharing an issuer share one JWKS cache (one fetch at start)', 
     await upstream.close();
   });
   const token = await sign(key, idp.url);
-  for (const name of ['a', 'b', 'c']) assert.equal((await httpRequest(`${gw.url}/${name}`, { headers: { authorization: `Bearer ${token}` } })).status, 200);
+  for (const name of ['a', 'b', 'c'])
+    assert.equal(
+      (await httpRequest(`${gw.url}/${name}`, { headers: { authorization: `Bearer ${token}` } })).status,
+      200,
+    );
   assert.equal(idp.jwksFetches, 1);
 });
 
@@ -291,7 +397,12 @@ test('jwt: on one keep-alive connection every token is checked for itself, and p
   const key = await rsaKey('k1');
   idp.published.push(key.jwk);
   const upstream = await startUpstream((_req, res) => res.end('ok'));
-  const method = (audience: string) => ({ authenticate: { methods: [{ jwt: { issuers: [{ issuer: idp.url, audiences: [audience], jwks_url: `${idp.url}/jwks` }] } }], failure_limit: { enabled: false } } });
+  const method = (audience: string) => ({
+    authenticate: {
+      methods: [{ jwt: { issuers: [{ issuer: idp.url, audiences: [audience], jwks_url: `${idp.url}/jwks` }] } }],
+      failure_limit: { enabled: false },
+    },
+  });
   const gw = await startTestGateway({
     upstreams: { app: { targets: [{ url: upstream.url }] } },
     routes: [
@@ -308,7 +419,10 @@ test('jwt: on one keep-alive connection every token is checked for itself, and p
   const call = async (path: string, token: string) => {
     const res = await client.request({ path, method: 'GET', headers: { authorization: `Bearer ${token}` } });
     const body = await res.body.text();
-    return { status: res.statusCode, reason: res.statusCode === 200 ? undefined : (JSON.parse(body) as { reason?: string }).reason };
+    return {
+      status: res.statusCode,
+      reason: res.statusCode === 200 ? undefined : (JSON.parse(body) as { reason?: string }).reason,
+    };
   };
   const good = await sign(key, idp.url);
   assert.equal((await call('/payments/a', good)).status, 200);
@@ -325,7 +439,9 @@ test('jwt: on one keep-alive connection every token is checked for itself, and p
   assert.equal(upstream.requests, 3);
 });
 
-test('jwt: a JWKS endpoint answering without end is cut off at 1 MiB, not read into memory', { timeout: 20_000 }, async (t) => {
+test('jwt: a JWKS endpoint answering without end is cut off at 1 MiB, not read into memory', {
+  timeout: 20_000,
+}, async (t) => {
   const { fetchJson } = await import('./remote-key-set.js');
   let written = 0;
   let closed!: () => void;
@@ -341,10 +457,13 @@ test('jwt: a JWKS endpoint answering without end is cut off at 1 MiB, not read i
     pump();
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  t.after(() => new Promise<void>((r) => {
-    server.closeAllConnections();
-    server.close(() => r());
-  }));
+  t.after(
+    () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  );
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks`;
   await assert.rejects(fetchJson(url, 5000), /answered more than 1 MiB/);
   await gone;
@@ -357,18 +476,32 @@ test('jwt: cache.max_entries 0 turns caching off, the per-connection memo includ
   services.register('auth', { consumers: new ConsumerDirectory(), baseDir: '.', resolveSecret: () => secret });
   const setupArgs = { routeName: 'r', upstreamNames: new Set<string>(), services };
   const now = Math.floor(Date.now() / 1000);
-  const token = await new SignJWT({ iss: 'https://idp', aud: 'a', exp: now + 60 }).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode(secret));
+  const token = await new SignJWT({ iss: 'https://idp', aud: 'a', exp: now + 60 })
+    .setProtectedHeader({ alg: 'HS256' })
+    .sign(new TextEncoder().encode(secret));
   const socket = {};
-  const ctx = { header: () => `Bearer ${token}`, req: { socket } } as unknown as Parameters<Authenticator['authenticate']>[0];
-  for (const [maxEntries, cachedAfterFirst] of [[10, true], [0, false]] as const) {
-    const config = { ...jwtConfig({ issuer: 'https://idp', hmac_secret: { env: 'UNUSED' }, audiences: ['a'] }), cache: { max_entries: maxEntries } };
+  const ctx = { header: () => `Bearer ${token}`, req: { socket } } as unknown as Parameters<
+    Authenticator['authenticate']
+  >[0];
+  for (const [maxEntries, cachedAfterFirst] of [
+    [10, true],
+    [0, false],
+  ] as const) {
+    const config = {
+      ...jwtConfig({ issuer: 'https://idp', hmac_secret: { env: 'UNUSED' }, audiences: ['a'] }),
+      cache: { max_entries: maxEntries },
+    };
     const authenticator = await jwtAuthenticator.create(config, setupArgs);
     const first = authenticator.authenticate(ctx);
     assert.ok(first instanceof Promise, 'a new token is verified');
     const identity = await first;
     assert.equal(typeof identity, 'object');
     const second = authenticator.authenticate(ctx);
-    assert.equal(!(second instanceof Promise), cachedAfterFirst, `max_entries ${maxEntries}: the repeated token is ${cachedAfterFirst ? 'served from the memo' : 'verified again'}`);
+    assert.equal(
+      !(second instanceof Promise),
+      cachedAfterFirst,
+      `max_entries ${maxEntries}: the repeated token is ${cachedAfterFirst ? 'served from the memo' : 'verified again'}`,
+    );
     assert.deepEqual(await second, identity);
   }
 });

@@ -13,7 +13,14 @@ import { createLocalJWKSet, decodeJwt, errors, jwtVerify, type JWTPayload, type 
 import type { Identity, RequestContext } from '../../../pipeline/context.js';
 import type { AuthService } from '../../../auth/subsystem.js';
 import type { ConsumerDirectory } from '../../../auth/consumers.js';
-import { bearerToken, isCompactJws, type AuthenticatorDefinition, type AuthFailure, type AuthOutcome, type Authenticator } from '../authenticator.js';
+import {
+  bearerToken,
+  isCompactJws,
+  type AuthenticatorDefinition,
+  type AuthFailure,
+  type AuthOutcome,
+  type Authenticator,
+} from '../authenticator.js';
 import { ASYMMETRIC_ALGORITHMS, HMAC_ALGORITHMS, jwtSchema, type JwtConfig, type JwtIssuerConfig } from './schema.js';
 import { KeySetUnavailable, RemoteKeySet, checkFetchUrl, discoveredJwksUrl } from './remote-key-set.js';
 import { VerifiedTokenCache } from './token-cache.js';
@@ -44,10 +51,14 @@ function reasonFor(err: unknown): AuthFailure {
         return failure('invalid_claims', `The token claim "${err.claim}" is missing or invalid.`);
     }
   }
-  if (err instanceof errors.JOSEAlgNotAllowed) return failure('algorithm_not_allowed', 'The token signing algorithm is not accepted.');
-  if (err instanceof errors.JWKSNoMatchingKey) return failure('unknown_key_id', 'The token was signed with an unknown key.');
-  if (err instanceof errors.JWSSignatureVerificationFailed) return failure('invalid_signature', 'The token signature is invalid.');
-  if (err instanceof KeySetUnavailable) return failure('jwks_unavailable', 'The token cannot be verified right now.', true);
+  if (err instanceof errors.JOSEAlgNotAllowed)
+    return failure('algorithm_not_allowed', 'The token signing algorithm is not accepted.');
+  if (err instanceof errors.JWKSNoMatchingKey)
+    return failure('unknown_key_id', 'The token was signed with an unknown key.');
+  if (err instanceof errors.JWSSignatureVerificationFailed)
+    return failure('invalid_signature', 'The token signature is invalid.');
+  if (err instanceof KeySetUnavailable)
+    return failure('jwks_unavailable', 'The token cannot be verified right now.', true);
   if (err instanceof errors.JWTInvalid || err instanceof errors.JWSInvalid) return MALFORMED;
   return failure('invalid_token', 'The token is not valid.');
 }
@@ -65,16 +76,29 @@ class IssuerVerifier {
     logger: Logger,
     events: EventBus,
   ) {
-    const sources = [config.discovery, config.jwks_url !== undefined, config.keys_file !== undefined, config.hmac_secret !== undefined].filter(Boolean).length;
-    if (sources !== 1) throw new Error(`issuer ${config.issuer}: give exactly one key source (discovery: true, jwks_url, keys_file or hmac_secret)`);
+    const sources = [
+      config.discovery,
+      config.jwks_url !== undefined,
+      config.keys_file !== undefined,
+      config.hmac_secret !== undefined,
+    ].filter(Boolean).length;
+    if (sources !== 1)
+      throw new Error(
+        `issuer ${config.issuer}: give exactly one key source (discovery: true, jwks_url, keys_file or hmac_secret)`,
+      );
     const hmac = config.hmac_secret !== undefined;
     const algorithms = config.algorithms ?? (hmac ? ['HS256'] : DEFAULT_ALGORITHMS);
     for (const alg of algorithms) {
       const isHmac = (HMAC_ALGORITHMS as readonly string[]).includes(alg);
       if (isHmac !== hmac) {
-        throw new Error(`issuer ${config.issuer}: algorithm ${alg} ${hmac ? 'needs public keys, not hmac_secret' : 'needs hmac_secret'}; HMAC and public-key algorithms are never mixed`);
+        throw new Error(
+          `issuer ${config.issuer}: algorithm ${alg} ` +
+            `${hmac ? 'needs public keys, not hmac_secret' : 'needs hmac_secret'}; HMAC and public-key ` +
+            `algorithms are never mixed`,
+        );
       }
-      if (!isHmac && !(ASYMMETRIC_ALGORITHMS as readonly string[]).includes(alg)) throw new Error(`issuer ${config.issuer}: algorithm ${alg} is not supported`);
+      if (!isHmac && !(ASYMMETRIC_ALGORITHMS as readonly string[]).includes(alg))
+        throw new Error(`issuer ${config.issuer}: algorithm ${alg} is not supported`);
     }
     if (hmac) {
       const secret = Buffer.from(auth.resolveSecret(config.hmac_secret), 'utf8');
@@ -86,9 +110,15 @@ class IssuerVerifier {
     } else {
       const source = config.discovery ? `discovery:${config.issuer}` : `jwks:${config.jwks_url!}`;
       if (!config.discovery) checkFetchUrl(config.jwks_url!, 'jwks_url');
-      const options = { cooldownMs: jwks.cooldown_s * 1000, maxAgeMs: jwks.max_age_s * 1000, timeoutMs: jwks.timeout_ms };
+      const options = {
+        cooldownMs: jwks.cooldown_s * 1000,
+        maxAgeMs: jwks.max_age_s * 1000,
+        timeoutMs: jwks.timeout_ms,
+      };
       this.keySet = auth.shared(`jwt-key-set|${source}|${JSON.stringify(options)}`, () => {
-        const urlOf = config.discovery ? discoveredJwksUrl(config.issuer, jwks.timeout_ms) : () => Promise.resolve(config.jwks_url!);
+        const urlOf = config.discovery
+          ? discoveredJwksUrl(config.issuer, jwks.timeout_ms)
+          : () => Promise.resolve(config.jwks_url!);
         return new RemoteKeySet(urlOf, options, logger, config.issuer, events);
       });
       this.key = this.keySet.getKey;
@@ -107,7 +137,9 @@ class IssuerVerifier {
   verify(token: string): Promise<JWTPayload> {
     const key = this.key;
     // Two calls because jwtVerify's overloads tell a key resolver from a key.
-    return typeof key === 'function' ? jwtVerify(token, key, this.options).then((r) => r.payload) : jwtVerify(token, key, this.options).then((r) => r.payload);
+    return typeof key === 'function'
+      ? jwtVerify(token, key, this.options).then((r) => r.payload)
+      : jwtVerify(token, key, this.options).then((r) => r.payload);
   }
 
   identityOf(payload: JWTPayload, consumers: ConsumerDirectory): Identity {
@@ -133,7 +165,12 @@ class IssuerVerifier {
     }
     const record = consumer === undefined ? undefined : consumers.get(consumer);
     if (record !== undefined && record.groups.length > 0) groups = [...new Set([...(groups ?? []), ...record.groups])];
-    const identity: Identity = { method: 'jwt', scopes: [...new Set(scopes)], claims: Object.freeze({ ...payload }), expiresAt: payload.exp! * 1000 };
+    const identity: Identity = {
+      method: 'jwt',
+      scopes: [...new Set(scopes)],
+      claims: Object.freeze({ ...payload }),
+      expiresAt: payload.exp! * 1000,
+    };
     if (consumer !== undefined) identity.consumer = consumer;
     if (groups !== undefined) identity.groups = groups;
     if (record?.plan !== undefined) identity.plan = record.plan;
@@ -199,25 +236,25 @@ class JwtAuthenticator implements Authenticator {
       if (typeof claims.sub === 'string' && claims.sub.startsWith('spiffe://')) return undefined;
       return UNKNOWN_ISSUER;
     }
-    return issuer.verify(token).then(
-      (payload) => {
-        const identity = issuer.identityOf(payload, this.consumers);
-        this.cache.set(key, identity, payload.exp! * 1000);
-        remember(socket, this, value, identity, payload.exp! * 1000);
-        return identity;
-      },
-      reasonFor,
-    );
+    return issuer.verify(token).then((payload) => {
+      const identity = issuer.identityOf(payload, this.consumers);
+      this.cache.set(key, identity, payload.exp! * 1000);
+      remember(socket, this, value, identity, payload.exp! * 1000);
+      return identity;
+    }, reasonFor);
   }
 }
 
 export const jwtAuthenticator: AuthenticatorDefinition<JwtConfig> = {
   method: 'jwt',
-  description: 'JWT bearer tokens from OIDC/OAuth2 issuers (JWKS by discovery or URL, key files, HMAC secrets), with algorithm allowlists and a verified-token cache.',
+  description:
+    'JWT bearer tokens from OIDC/OAuth2 issuers (JWKS by discovery or URL, key files, HMAC secrets), with algorithm allowlists and a verified-token cache.',
   schema: jwtSchema,
   create(config, setup) {
     const auth = setup.services.get<AuthService>('auth');
-    const issuers = config.issuers.map((i) => new IssuerVerifier(i, config.jwks, auth, setup.services.logger, setup.services.events));
+    const issuers = config.issuers.map(
+      (i) => new IssuerVerifier(i, config.jwks, auth, setup.services.logger, setup.services.events),
+    );
     return new JwtAuthenticator(config, issuers, auth.consumers);
   },
 };

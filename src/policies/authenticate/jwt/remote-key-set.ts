@@ -25,12 +25,17 @@ export class KeySetUnavailable extends Error {
 export function checkFetchUrl(url: string, what: string): void {
   const u = new URL(url);
   if (u.protocol === 'https:') return;
-  if (u.protocol === 'http:' && (u.hostname === '127.0.0.1' || u.hostname === 'localhost' || u.hostname === '[::1]')) return;
+  if (u.protocol === 'http:' && (u.hostname === '127.0.0.1' || u.hostname === 'localhost' || u.hostname === '[::1]'))
+    return;
   throw new Error(`${what} must use https (plain http only for loopback addresses): ${url}`);
 }
 
 export async function fetchJson(url: string, timeoutMs: number): Promise<unknown> {
-  const response = await fetch(url, { headers: { accept: 'application/json' }, signal: AbortSignal.timeout(timeoutMs), redirect: 'error' });
+  const response = await fetch(url, {
+    headers: { accept: 'application/json' },
+    signal: AbortSignal.timeout(timeoutMs),
+    redirect: 'error',
+  });
   if (response.status !== 200) throw new Error(`${url} answered ${response.status}`);
   const text = await readBounded(response.body, 1_048_576).catch((err: unknown) => {
     throw err instanceof ResponseTooLarge ? new Error(`${url} answered more than 1 MiB`) : err;
@@ -96,8 +101,15 @@ export class RemoteKeySet {
         this.fetchedAt = performance.now();
       })
       .catch((err: unknown) => {
-        this.logger.warn({ issuer: this.issuer, err: (err as Error).message, keeping_last_good_set: this.local !== undefined }, 'JWKS fetch failed');
-        this.events?.emit({ type: 'jwks.fetch_failed', outcome: this.local === undefined ? 'no_keys' : 'kept_last_good_set', data: { issuer: this.issuer } });
+        this.logger.warn(
+          { issuer: this.issuer, err: (err as Error).message, keeping_last_good_set: this.local !== undefined },
+          'JWKS fetch failed',
+        );
+        this.events?.emit({
+          type: 'jwks.fetch_failed',
+          outcome: this.local === undefined ? 'no_keys' : 'kept_last_good_set',
+          data: { issuer: this.issuer },
+        });
       })
       .finally(() => {
         this.pending = undefined;

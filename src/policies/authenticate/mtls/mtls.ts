@@ -31,9 +31,11 @@ class ConsumerMap {
     for (const r of rules) {
       if (r.spiffe_id !== undefined) {
         const id = parseSpiffeId(r.spiffe_id);
-        if (!id.ok) throw new Error(`mtls consumer ${r.name}: spiffe_id ${JSON.stringify(r.spiffe_id)} is invalid: ${id.reason}`);
+        if (!id.ok)
+          throw new Error(`mtls consumer ${r.name}: spiffe_id ${JSON.stringify(r.spiffe_id)} is invalid: ${id.reason}`);
         this.bySpiffeId.set(r.spiffe_id, r.name);
-      } else if (r.fingerprint !== undefined) this.byFingerprint.set(r.fingerprint.replace(/:/g, '').toLowerCase(), r.name);
+      } else if (r.fingerprint !== undefined)
+        this.byFingerprint.set(r.fingerprint.replace(/:/g, '').toLowerCase(), r.name);
       else if (r.dns !== undefined) this.byDns.set(r.dns.toLowerCase(), r.name);
       else if (r.subject !== undefined) this.bySubject.set(r.subject, r.name);
       else if (r.trust_domain !== undefined) this.byTrustDomain.set(r.trust_domain, r.name);
@@ -111,19 +113,28 @@ export class MtlsAuthenticator implements Authenticator {
   }
 }
 
-const UNMAPPED: AuthFailure = { failed: true, reason: 'unmapped_certificate', detail: 'The client certificate is not mapped to a consumer.' };
+const UNMAPPED: AuthFailure = {
+  failed: true,
+  reason: 'unmapped_certificate',
+  detail: 'The client certificate is not mapped to a consumer.',
+};
 
 export function createMtlsAuthenticator(config: MtlsConfig, setup: PolicySetup): MtlsAuthenticator {
   const ownTrust = (config.trust_domains?.length ?? 0) > 0 || (config.client_ca?.length ?? 0) > 0;
   const trust = ownTrust
-    ? new TrustStore({ trustDomains: config.trust_domains ?? [], caFiles: config.client_ca ?? [] }, setup.baseDir ?? process.cwd(), setup.services.logger)
+    ? new TrustStore(
+        { trustDomains: config.trust_domains ?? [], caFiles: config.client_ca ?? [] },
+        setup.baseDir ?? process.cwd(),
+        setup.services.logger,
+      )
     : undefined;
   return new MtlsAuthenticator(config, trust);
 }
 
 export const mtlsAuthenticator: AuthenticatorDefinition<MtlsConfig> = {
   method: 'mtls',
-  description: 'Client certificate of the TLS connection: X509-SVIDs (SPIFFE) or certificates of configured client CAs, mapped to consumers.',
+  description:
+    'Client certificate of the TLS connection: X509-SVIDs (SPIFFE) or certificates of configured client CAs, mapped to consumers.',
   schema: mtlsSchema,
   create: createMtlsAuthenticator,
 };

@@ -33,11 +33,19 @@ async function jwtKey(alg: string, kid: string): Promise<{ signer: Signer; jwk: 
 }
 
 function sign(signer: Signer, claims: JWTPayload, header: Record<string, unknown> = {}): Promise<string> {
-  return new SignJWT(claims).setProtectedHeader({ alg: signer.alg, kid: signer.kid, typ: 'JWT', ...header }).sign(signer.privateKey);
+  return new SignJWT(claims)
+    .setProtectedHeader({ alg: signer.alg, kid: signer.kid, typ: 'JWT', ...header })
+    .sign(signer.privateKey);
 }
 
 const now = () => Math.floor(Date.now() / 1000);
-const good = (sub = 'spiffe://a.test/ns/payments/sa/api'): JWTPayload => ({ sub, aud: ['kycgate', 'other'], exp: now() + 300, iat: now(), jti: 'tok-1' });
+const good = (sub = 'spiffe://a.test/ns/payments/sa/api'): JWTPayload => ({
+  sub,
+  aud: ['kycgate', 'other'],
+  exp: now() + 300,
+  iat: now(),
+  jti: 'tok-1',
+});
 
 /** Sends the token over a real HTTP connection; the server authenticates the request's context. */
 async function present(token: string | undefined): Promise<AuthOutcome> {
@@ -49,7 +57,10 @@ async function present(token: string | undefined): Promise<AuthOutcome> {
 }
 
 function refusedWith(outcome: AuthOutcome, reason: string): void {
-  assert.ok(outcome !== undefined && isAuthFailure(outcome), `expected refusal ${reason}, got ${JSON.stringify(outcome)}`);
+  assert.ok(
+    outcome !== undefined && isAuthFailure(outcome),
+    `expected refusal ${reason}, got ${JSON.stringify(outcome)}`,
+  );
   assert.equal(outcome.reason, reason);
 }
 
@@ -61,7 +72,14 @@ before(async () => {
   a = ka.signer;
   aRsa = kr.signer;
   b = kb.signer;
-  writeFile(dir, 'a.json', JSON.stringify({ keys: [ka.jwk, kr.jwk, { kty: 'OKP', use: 'jwt-svid', kid: 'ignored', crv: 'Ed25519', x: 'AA' }], spiffe_sequence: 3 }));
+  writeFile(
+    dir,
+    'a.json',
+    JSON.stringify({
+      keys: [ka.jwk, kr.jwk, { kty: 'OKP', use: 'jwt-svid', kid: 'ignored', crv: 'Ed25519', x: 'AA' }],
+      spiffe_sequence: 3,
+    }),
+  );
   writeFile(dir, 'b.json', JSON.stringify({ keys: [kb.jwk] }));
   const services = new Services(pino({ level: 'silent' }), dir);
   authenticator = await createSpiffeJwtAuthenticator(
@@ -71,7 +89,10 @@ before(async () => {
         { name: 'a.test', bundle: 'a.json' },
         { name: 'b.test', bundle: 'b.json' },
       ],
-      consumers: [{ name: 'payments', spiffe_id: 'spiffe://a.test/ns/payments/sa/api' }, { name: 'b-workloads', trust_domain: 'b.test' }],
+      consumers: [
+        { name: 'payments', spiffe_id: 'spiffe://a.test/ns/payments/sa/api' },
+        { name: 'b-workloads', trust_domain: 'b.test' },
+      ],
       allow_unmapped: false,
       leeway_s: 30,
       header: 'authorization',
@@ -141,7 +162,9 @@ function base64url(value: unknown): string {
 test('JWT-SVID refusals: alg none, HS256, wrong or missing aud, expired, no exp, unknown domain, tampered, foreign key, typ', async () => {
   const unsignedNone = `${base64url({ alg: 'none', typ: 'JWT' })}.${base64url(good())}.`;
   refusedWith(await present(unsignedNone), 'jwt_algorithm');
-  const hs = await new SignJWT(good()).setProtectedHeader({ alg: 'HS256', kid: 'a-1' }).sign(createSecretKey(randomBytes(32)));
+  const hs = await new SignJWT(good())
+    .setProtectedHeader({ alg: 'HS256', kid: 'a-1' })
+    .sign(createSecretKey(randomBytes(32)));
   refusedWith(await present(hs), 'jwt_algorithm');
   refusedWith(await present(await sign(a, { ...good(), aud: 'someone-else' })), 'jwt_audience');
   const { aud: _aud, ...noAud } = good();
@@ -182,7 +205,10 @@ test('on one keep-alive connection a verified JWT-SVID is remembered (frozen), a
     assert.equal(await send(token), first, 'the same token on the same connection is recalled, not verified again');
 
     const [h, , sig] = token.split('.');
-    refusedWith(await send(`${h}.${base64url({ ...good(), jti: 'memo-1', sub: 'spiffe://a.test/ns/admin' })}.${sig}`), 'jwt_signature');
+    refusedWith(
+      await send(`${h}.${base64url({ ...good(), jti: 'memo-1', sub: 'spiffe://a.test/ns/admin' })}.${sig}`),
+      'jwt_signature',
+    );
     refusedWith(await send(token.slice(0, -2) + (token.endsWith('AA') ? 'BB' : 'AA')), 'jwt_signature');
     const again = await send(token);
     assert.ok(again && !isAuthFailure(again) && again.spiffeId === 'spiffe://a.test/ns/payments/sa/api');
@@ -215,7 +241,14 @@ test('JWT bundles from the Workload API: federated keys verify, withdrawn domain
   api.jwtBundles = new Map([['spiffe://partner.test', Buffer.from(JSON.stringify({ keys: [partner.jwk] }))]]);
   const services = new Services(pino({ level: 'silent' }), dir);
   const fromAgent = await createSpiffeJwtAuthenticator(
-    { audience: ['kycgate'], workload_api: { socket: api.address, ready_timeout_ms: 5000 }, consumers: [], allow_unmapped: true, leeway_s: 30, header: 'authorization' },
+    {
+      audience: ['kycgate'],
+      workload_api: { socket: api.address, ready_timeout_ms: 5000 },
+      consumers: [],
+      allow_unmapped: true,
+      leeway_s: 30,
+      header: 'authorization',
+    },
     { routeName: 'agent', upstreamNames: new Set(), services, baseDir: dir },
   );
   const route = { name: 'agent', upstream: undefined } as unknown as CompiledRoute;
@@ -249,15 +282,18 @@ test('JWT bundles from the Workload API: federated keys verify, withdrawn domain
 
     const generation = fromAgent.trust.generation;
     api.pushJwtBundles(new Map());
-    for (let i = 0; i < 200 && fromAgent.trust.generation === generation; i++) await new Promise((r) => setTimeout(r, 10));
+    for (let i = 0; i < 200 && fromAgent.trust.generation === generation; i++)
+      await new Promise((r) => setTimeout(r, 10));
     refusedWith(await authenticateToken(token), 'unknown_trust_domain');
 
     api.pushJwtBundles(new Map([['partner.test', Buffer.from(JSON.stringify({ keys: [partner.jwk] }))]]));
-    for (let i = 0; i < 200 && fromAgent.trust.bundle('partner.test') === undefined; i++) await new Promise((r) => setTimeout(r, 10));
+    for (let i = 0; i < 200 && fromAgent.trust.bundle('partner.test') === undefined; i++)
+      await new Promise((r) => setTimeout(r, 10));
     assert.ok(!isAuthFailure(await authenticateToken(token)));
     api.mode = 'deny';
     api.fail(grpc.status.PERMISSION_DENIED);
-    for (let i = 0; i < 200 && fromAgent.trust.bundle('partner.test') !== undefined; i++) await new Promise((r) => setTimeout(r, 10));
+    for (let i = 0; i < 200 && fromAgent.trust.bundle('partner.test') !== undefined; i++)
+      await new Promise((r) => setTimeout(r, 10));
     refusedWith(await authenticateToken(token), 'unknown_trust_domain');
   } finally {
     fromAgent.close();

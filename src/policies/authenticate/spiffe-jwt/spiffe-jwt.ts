@@ -11,17 +11,35 @@
  * and any change of the trust anchors (a bundle file reload, a Workload API push withdrawing a trust domain or
  * rotating keys) makes the next request verify it again.
  */
-import { decodeJwt, decodeProtectedHeader, errors, importJWK, jwtVerify, type JWK } from 'jose';
+import { decodeJwt, decodeProtectedHeader, errors, importJWK, jwtVerify, type JWK, type JWTPayload } from 'jose';
 import type { Identity, RequestContext } from '../../../pipeline/context.js';
 import type { PolicySetup } from '../../../pipeline/policy.js';
-import { bearerToken, isAuthFailure, isCompactJws, type AuthenticatorDefinition, type Authenticator, type AuthFailure, type AuthOutcome } from '../authenticator.js';
+import {
+  bearerToken,
+  isAuthFailure,
+  isCompactJws,
+  type AuthenticatorDefinition,
+  type Authenticator,
+  type AuthFailure,
+  type AuthOutcome,
+} from '../authenticator.js';
 import { TrustStore } from '../../../workload-identity/trust-store.js';
 import { parseSpiffeId } from '../../../workload-identity/spiffe-id.js';
 import { WorkloadJwtBundleSource } from '../../../workload-identity/workload-api/jwt-bundle-source.js';
 import { spiffeJwtSchema, type SpiffeJwtConfig } from './schema.js';
 import { recall, remember } from '../../../shared/credential-memo.js';
 
-export const JWT_SVID_ALGORITHMS: ReadonlySet<string> = new Set(['RS256', 'RS384', 'RS512', 'ES256', 'ES384', 'ES512', 'PS256', 'PS384', 'PS512']);
+export const JWT_SVID_ALGORITHMS: ReadonlySet<string> = new Set([
+  'RS256',
+  'RS384',
+  'RS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'PS256',
+  'PS384',
+  'PS512',
+]);
 
 type VerifyKey = Awaited<ReturnType<typeof importJWK>>;
 
@@ -75,15 +93,19 @@ export class SpiffeJwtAuthenticator implements Authenticator {
     }
     if (typeof claims.sub !== 'string' || claims.sub.slice(0, 7).toLowerCase() !== 'spiffe:') return undefined;
     // From here on the token claims to be a JWT-SVID: every problem is a refusal.
-    if (typeof header.alg !== 'string' || !JWT_SVID_ALGORITHMS.has(header.alg)) return fail('jwt_algorithm', 'The JWT-SVID algorithm is not allowed.');
-    if (header.typ !== undefined && header.typ !== 'JWT' && header.typ !== 'JOSE') return fail('jwt_type', 'The JWT-SVID typ must be JWT or JOSE.');
+    if (typeof header.alg !== 'string' || !JWT_SVID_ALGORITHMS.has(header.alg))
+      return fail('jwt_algorithm', 'The JWT-SVID algorithm is not allowed.');
+    if (header.typ !== undefined && header.typ !== 'JWT' && header.typ !== 'JOSE')
+      return fail('jwt_type', 'The JWT-SVID typ must be JWT or JOSE.');
     const id = parseSpiffeId(claims.sub);
     if (!id.ok) return fail('invalid_spiffe_id', `The JWT-SVID subject is not a valid SPIFFE ID: ${id.reason}.`);
     const bundle = this.trust.bundle(id.value.trustDomain);
-    if (bundle === undefined) return fail('unknown_trust_domain', `The trust domain ${id.value.trustDomain} is not trusted.`);
+    if (bundle === undefined)
+      return fail('unknown_trust_domain', `The trust domain ${id.value.trustDomain} is not trusted.`);
     if (typeof header.kid !== 'string') return fail('jwt_key_id', 'The JWT-SVID has no kid.');
     const jwk = bundle.jwtAuthorities.get(header.kid);
-    if (jwk === undefined) return fail('jwt_unknown_key', 'The JWT-SVID was signed by a key its trust domain does not publish.');
+    if (jwk === undefined)
+      return fail('jwt_unknown_key', 'The JWT-SVID was signed by a key its trust domain does not publish.');
     const generation = this.trust.generation;
     return this.verify(token, jwk, header.alg, id.value.id, id.value.trustDomain).then((outcome) => {
       // Remembered with the generation read before verifying: a change while verifying makes the memo stale at once.
@@ -105,8 +127,14 @@ export class SpiffeJwtAuthenticator implements Authenticator {
     return key;
   }
 
-  private async verify(token: string, jwk: JWK, alg: string, spiffeId: string, trustDomain: string): Promise<AuthOutcome> {
-    let payload;
+  private async verify(
+    token: string,
+    jwk: JWK,
+    alg: string,
+    spiffeId: string,
+    trustDomain: string,
+  ): Promise<AuthOutcome> {
+    let payload: JWTPayload;
     try {
       const key = await this.keyFor(jwk, alg);
       ({ payload } = await jwtVerify(token, key, {
@@ -122,11 +150,13 @@ export class SpiffeJwtAuthenticator implements Authenticator {
         if (err.claim === 'aud') return fail('jwt_audience', 'The JWT-SVID is not meant for this audience.');
         return fail('jwt_claims', `The JWT-SVID claim ${err.claim} is missing or invalid.`);
       }
-      if (err instanceof errors.JWSSignatureVerificationFailed) return fail('jwt_signature', 'The JWT-SVID signature is invalid.');
+      if (err instanceof errors.JWSSignatureVerificationFailed)
+        return fail('jwt_signature', 'The JWT-SVID signature is invalid.');
       return fail('jwt_invalid', 'The JWT-SVID cannot be verified.');
     }
     const consumer = this.bySpiffeId.get(spiffeId) ?? this.byTrustDomain.get(trustDomain);
-    if (consumer === undefined && !this.config.allow_unmapped) return fail('unmapped_identity', 'The workload is not mapped to a consumer.');
+    if (consumer === undefined && !this.config.allow_unmapped)
+      return fail('unmapped_identity', 'The workload is not mapped to a consumer.');
     const identity: Identity = {
       method: 'spiffe-jwt',
       scopes: Object.freeze([]),
@@ -145,13 +175,19 @@ export class SpiffeJwtAuthenticator implements Authenticator {
   }
 }
 
-export async function createSpiffeJwtAuthenticator(config: SpiffeJwtConfig, setup: PolicySetup): Promise<SpiffeJwtAuthenticator> {
+export async function createSpiffeJwtAuthenticator(
+  config: SpiffeJwtConfig,
+  setup: PolicySetup,
+): Promise<SpiffeJwtAuthenticator> {
   const logger = setup.services.logger;
   const trust = new TrustStore({ trustDomains: config.trust_domains ?? [] }, setup.baseDir ?? process.cwd(), logger);
   let source: WorkloadJwtBundleSource | undefined;
   if (config.workload_api) {
     try {
-      source = new WorkloadJwtBundleSource(logger, config.workload_api.socket ? { address: config.workload_api.socket } : {});
+      source = new WorkloadJwtBundleSource(
+        logger,
+        config.workload_api.socket ? { address: config.workload_api.socket } : {},
+      );
       source.on('update', (bundles: Map<string, Map<string, JWK>>) => trust.setPushedJwtBundles(bundles));
       await source.ready(config.workload_api.ready_timeout_ms);
     } catch (err) {
