@@ -2,7 +2,7 @@
  * The `audit` config section: the tamper-evident journal, the sinks that ship it to a SIEM, Prometheus metrics and
  * OpenTelemetry tracing. Every key is documented here; docs/AUDIT.md explains how they fit together.
  */
-import { secretRefSchema } from '../config/schema.js';
+import { secretRefSchema } from '../config/secret-ref-schema.js';
 import type { SecretRef } from '../config/types.js';
 
 const headerList = {

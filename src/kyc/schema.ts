@@ -1,5 +1,5 @@
 /** The `kyc` config section: keys, providers, workflows and the claims each workflow grants. */
-import { secretRefSchema } from '../config/schema.js';
+import { secretRefSchema } from '../config/secret-ref-schema.js';
 import type { SecretRef } from '../config/types.js';
 
 export interface KycWorkflowConfig {

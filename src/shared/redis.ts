@@ -6,7 +6,7 @@
  */
 import { Redis } from 'ioredis';
 import type { Subsystem } from '../subsystems.js';
-import { secretRefSchema } from '../config/schema.js';
+import { secretRefSchema } from '../config/secret-ref-schema.js';
 import { connectionUrl } from '../config/secrets.js';
 
 export interface RedisConfig {

@@ -5,7 +5,7 @@
 import path from 'node:path';
 import type { Subsystem } from '../subsystems.js';
 import { ConfigError } from '../config/load.js';
-import { secretRefSchema } from '../config/schema.js';
+import { secretRefSchema } from '../config/secret-ref-schema.js';
 import { connectionUrl } from '../config/secrets.js';
 import { SqliteStore } from './sqlite.js';
 import { PostgresStore } from './postgres.js';

@@ -10,7 +10,7 @@
  * cached subject on a route whose rules do not read the body is decided synchronously.
  */
 import { Problem, problem } from '../../pipeline/problem.js';
-import { RequestField, type DecisionRecord, type RequestContext } from '../../pipeline/context.js';
+import { RequestField, type RequestContext } from '../../pipeline/context.js';
 import type {
   DecisionReuse,
   PolicyDefinition,
@@ -19,7 +19,6 @@ import type {
   PolicySetup,
 } from '../../pipeline/policy.js';
 import type { Services } from '../../pipeline/services.js';
-import type { Upstream, UpstreamDirectory } from '../../pipeline/route.js';
 import { ProviderRejected, ProviderUnavailable } from '../../providers/provider.js';
 import { StoreUnavailable } from '../../store/store.js';
 import type { KycService } from '../../kyc/service.js';
@@ -27,34 +26,13 @@ import type { SessionOffer } from '../../kyc/sessions.js';
 import type { CompiledWorkflow } from '../../kyc/setup.js';
 import type { SubjectEntry } from '../../kyc/subject-cache.js';
 import { kycGateSchema, type KycGateConfig } from './schema.js';
-import { compileCondition, SubjectView, type CompiledCondition, type HistoryReader } from './rules.js';
-import { compileSubjectSource, type SubjectSource } from './subject-source.js';
+import { POLICY, compileKycGate, compiledRule, type CompiledRule } from './compile.js';
+import { ruleContext, type HistoryReader } from './rules.js';
+import type { SubjectSource } from './subject-source.js';
 import { KYC_DENIED, KYC_GATE_PROBLEMS, KYC_PENDING, KYC_PROVIDER_UNAVAILABLE, KYC_REQUIRED } from './problems.js';
 
-const POLICY = 'kyc-gate';
 /** Retry-After of the 503 answered while the store cannot be used. */
 const STORE_RETRY_AFTER_SECONDS = 2;
-
-interface CompiledRule {
-  readonly name: string;
-  readonly condition: CompiledCondition | undefined;
-  readonly action: 'allow' | 'deny' | 'require' | 'reroute';
-  readonly claims: readonly string[];
-  readonly group: Upstream | undefined;
-  /** The decision recorded when this rule lets a request through (one shared, frozen object). */
-  readonly passed: DecisionRecord;
-}
-
-function compiledRule(
-  name: string,
-  condition: CompiledCondition | undefined,
-  action: CompiledRule['action'],
-  claims: readonly string[],
-  group: Upstream | undefined,
-): CompiledRule {
-  const passed = Object.freeze({ outcome: action === 'reroute' ? 'reroute' : 'allow', policy: POLICY, rule: name });
-  return { name, condition, action, claims, group, passed };
-}
 
 /** What onComplete records into the subject's history once the upstream answered. */
 interface PendingHistory {
@@ -194,7 +172,7 @@ class KycGate implements PolicyInstance {
     for (let i = 0; i < rules.length; i++) {
       const rule = rules[i]!;
       if (rule.condition !== undefined) {
-        context ??= this.context(ctx, entry, now, body);
+        context ??= ruleContext(this.variables, ctx, entry, now, body, this.history);
         let matched: unknown;
         try {
           matched = rule.condition.test(context);
@@ -499,57 +477,6 @@ class KycGate implements PolicyInstance {
       headers: { 'retry-after': STORE_RETRY_AFTER_SECONDS },
     });
   }
-
-  private context(
-    ctx: RequestContext,
-    entry: SubjectEntry,
-    now: number,
-    body: Record<string, unknown> | undefined,
-  ): Record<string, unknown> {
-    const v = this.variables;
-    const c: Record<string, unknown> = {};
-    if (v.has('subject'))
-      c.subject = new SubjectView(entry.subject, entry.status, entry.claimList, entry.claims.size > 0, this.history);
-    if (v.has('method')) c.method = ctx.method;
-    if (v.has('path')) c.path = ctx.path;
-    if (v.has('params')) c.params = ctx.params;
-    if (v.has('query')) c.query = parseQuery(ctx.query);
-    if (v.has('headers')) c.headers = ctx.headers;
-    if (v.has('body')) c.body = body ?? {};
-    if (v.has('client_ip')) c.client_ip = ctx.clientIp;
-    if (v.has('consumer')) c.consumer = ctx.identity?.consumer ?? '';
-    if (v.has('scopes')) c.scopes = ctx.identity?.scopes ?? [];
-    if (v.has('now')) c.now = new Date(now);
-    return c;
-  }
-}
-
-function parseQuery(query: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  if (query === '') return out;
-  for (const [k, v] of new URLSearchParams(query)) if (!(k in out)) out[k] = v;
-  return out;
-}
-
-function chooseWorkflow(
-  kyc: KycService,
-  config: KycGateConfig,
-  needed: ReadonlySet<string>,
-  where: string,
-): CompiledWorkflow {
-  if (config.workflow !== undefined) {
-    const wf = kyc.workflow(config.workflow);
-    if (!wf) throw new Error(`${where}.workflow: no workflow named "${config.workflow}" in kyc.workflows`);
-    return wf;
-  }
-  const candidates = [...kyc.setup.workflows.values()].filter((wf) => [...needed].every((c) => wf.grants.has(c)));
-  if (candidates.length !== 1) {
-    throw new Error(
-      `${where}.workflow: ${candidates.length === 0 ? 'no workflow grants' : 'several workflows grant'} ` +
-        `every required claim (${[...needed].join(', ') || 'none'}); name one`,
-    );
-  }
-  return candidates[0]!;
 }
 
 export const kycGatePolicy: PolicyDefinition<KycGateConfig> = {
@@ -560,33 +487,7 @@ export const kycGatePolicy: PolicyDefinition<KycGateConfig> = {
   problems: KYC_GATE_PROBLEMS,
   schema: kycGateSchema,
   async create(config, setup: PolicySetup) {
-    const where = `route "${setup.routeName}": kyc-gate`;
-    const kyc = setup.services.find<KycService>('kyc');
-    if (!kyc) throw new Error(`${where}: needs the kyc section (providers and workflows)`);
-    const source = compileSubjectSource(config.subject, where);
-    const needed = new Set<string>(config.required_claims);
-    const rules: CompiledRule[] = [];
-    const upstreams = setup.services.get<UpstreamDirectory>('upstreams');
-    for (const [i, r] of config.rules.entries()) {
-      const at = `${where}.rules[${i}] (${r.name})`;
-      const condition = r.when === undefined ? undefined : compileCondition(r.when, `${at}.when`);
-      const claims = r.claims ?? config.required_claims;
-      if (r.action === 'require') {
-        if (claims.length === 0) throw new Error(`${at}.claims: a require rule needs claims (or required_claims)`);
-        for (const c of claims) needed.add(c);
-      }
-      let group: Upstream | undefined;
-      if (r.action === 'reroute') {
-        if (r.upstream === undefined) throw new Error(`${at}.upstream: required for reroute`);
-        if (!setup.upstreamNames.has(r.upstream)) throw new Error(`${at}.upstream: no upstream named "${r.upstream}"`);
-        group = await upstreams.groupFor(r.upstream, r.connect_timeout_ms);
-      }
-      rules.push(compiledRule(r.name, condition, r.action, claims, group));
-    }
-    const workflow = chooseWorkflow(kyc, config, needed, where);
-    for (const c of needed) {
-      if (!workflow.grants.has(c)) throw new Error(`${where}: workflow "${workflow.name}" cannot grant claim "${c}"`);
-    }
+    const { kyc, source, workflow, rules } = await compileKycGate(config, setup);
     return new KycGate(kyc, setup.services, source, config.subject.namespace, workflow, rules, config);
   },
 };

@@ -7,6 +7,8 @@
 import { AddressList } from '../../shared/address-list.js';
 import { Environment } from '@marcbachmann/cel-js';
 import { firstLine } from '../../kyc/claims.js';
+import type { RequestContext } from '../../pipeline/context.js';
+import type { SubjectEntry } from '../../kyc/subject-cache.js';
 
 /** What a rule sees of the subject. */
 export class SubjectView {
@@ -152,4 +154,36 @@ function windowOk(window: string, where: string): void {
   } catch (err) {
     throw new Error(`${where}: ${(err as Error).message}`);
   }
+}
+
+function parseQuery(query: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (query === '') return out;
+  for (const [k, v] of new URLSearchParams(query)) if (!(k in out)) out[k] = v;
+  return out;
+}
+
+/** The variables a route's rule conditions read, built once per request and only with what they read. */
+export function ruleContext(
+  v: ReadonlySet<string>,
+  ctx: RequestContext,
+  entry: SubjectEntry,
+  now: number,
+  body: Record<string, unknown> | undefined,
+  history: HistoryReader,
+): Record<string, unknown> {
+  const c: Record<string, unknown> = {};
+  if (v.has('subject'))
+    c.subject = new SubjectView(entry.subject, entry.status, entry.claimList, entry.claims.size > 0, history);
+  if (v.has('method')) c.method = ctx.method;
+  if (v.has('path')) c.path = ctx.path;
+  if (v.has('params')) c.params = ctx.params;
+  if (v.has('query')) c.query = parseQuery(ctx.query);
+  if (v.has('headers')) c.headers = ctx.headers;
+  if (v.has('body')) c.body = body ?? {};
+  if (v.has('client_ip')) c.client_ip = ctx.clientIp;
+  if (v.has('consumer')) c.consumer = ctx.identity?.consumer ?? '';
+  if (v.has('scopes')) c.scopes = ctx.identity?.scopes ?? [];
+  if (v.has('now')) c.now = new Date(now);
+  return c;
 }

@@ -1,5 +1,5 @@
 /** Config of the response-protection policy. */
-import { secretRefSchema } from '../../config/schema.js';
+import { secretRefSchema } from '../../config/secret-ref-schema.js';
 import type { SecretRef } from '../../config/types.js';
 
 export type FieldAction = 'mask' | 'hash' | 'drop' | 'truncate';

@@ -2,7 +2,7 @@
  * Config schema of a `didit` provider entry, for the KYC subsystem to embed under its providers. Secrets are
  * references (`{env: NAME}` or `{file: PATH}`), resolved by the subsystem and handed to DiditProvider as strings.
  */
-import { secretRefSchema } from '../../config/schema.js';
+import { secretRefSchema } from '../../config/secret-ref-schema.js';
 
 export const providerTimeoutsSchema = {
   type: 'object',

@@ -2,7 +2,7 @@
  * Config schema of a `sandbox` provider entry: the embedded Didit stand-in, started inside the gateway process,
  * with the Didit adapter pointed at it. For demos, development and tests; never for production decisions.
  */
-import { secretRefSchema } from '../../config/schema.js';
+import { secretRefSchema } from '../../config/secret-ref-schema.js';
 import { breakerSchema, providerTimeoutsSchema, webhookVerificationSchema } from '../didit/schema.js';
 
 export const sandboxProviderSchema = {

@@ -6,10 +6,11 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createHmac, createPublicKey } from 'node:crypto';
-import { SignJWT, UnsecuredJWT, exportJWK, generateKeyPair, base64url, type JWK } from 'jose';
+import { SignJWT, UnsecuredJWT, exportJWK, generateKeyPair, base64url } from 'jose';
 import { pino } from 'pino';
 import { Client } from 'undici';
 import { startTestGateway, startUpstream, httpRequest } from '../../../../testing/harness.js';
+import { startIdP, type IdP } from '../../../../testing/oidc-issuer.js';
 import { Services } from '../../../pipeline/services.js';
 import { ConsumerDirectory } from '../../../auth/consumers.js';
 import { jwtAuthenticator } from './jwt.js';
@@ -33,50 +34,6 @@ function jwtConfig(issuer: Partial<JwtIssuerConfig>): JwtConfig {
     jwks: { cooldown_s: 30, max_age_s: 600, timeout_ms: 1000 },
     cache: { max_entries: 10 },
   };
-}
-
-interface IdP {
-  url: string;
-  /** Keys published in the JWKS. */
-  published: JWK[];
-  jwksFetches: number;
-  discoveryFetches: number;
-  failing: boolean;
-  close(): Promise<void>;
-}
-
-async function startIdP(t: TestContext): Promise<IdP> {
-  const idp = { published: [] as JWK[], jwksFetches: 0, discoveryFetches: 0, failing: false } as IdP;
-  const server = http.createServer((req, res) => {
-    if (req.url === '/.well-known/openid-configuration') {
-      idp.discoveryFetches++;
-      res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify({ issuer: idp.url, jwks_uri: `${idp.url}/jwks` }));
-      return;
-    }
-    if (req.url === '/jwks') {
-      idp.jwksFetches++;
-      if (idp.failing) {
-        res.statusCode = 500;
-        res.end('down');
-        return;
-      }
-      res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify({ keys: idp.published }));
-      return;
-    }
-    res.statusCode = 404;
-    res.end();
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  idp.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  idp.close = () =>
-    new Promise<void>((r) => {
-      server.closeAllConnections();
-      server.close(() => r());
-    });
-  t.after(() => idp.close());
-  return idp;
 }
 
 async function rsaKey(kid: string) {

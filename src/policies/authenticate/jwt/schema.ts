@@ -1,5 +1,5 @@
 /** Config of the `jwt` authenticator. */
-import { secretRefSchema } from '../../../config/schema.js';
+import { secretRefSchema } from '../../../config/secret-ref-schema.js';
 import type { SecretRef } from '../../../config/types.js';
 
 export interface JwtIssuerConfig {

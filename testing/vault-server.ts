@@ -1,0 +1,103 @@
+import http from 'node:http';
+import https from 'node:https';
+import type { VaultConfig } from '../src/config/types.js';
+
+/**
+ * A Vault stand-in that follows Vault's documented HTTP API: KV v2 reads at GET /v1/<mount>/data/<path> with
+ * X-Vault-Token and the {data: {data, metadata}} envelope, AppRole login at POST /v1/auth/approle/login,
+ * 403 {"errors":["permission denied"]} for a bad token and 404 {"errors":[]} for a missing secret.
+ */
+export async function startVault(opts: {
+  roleId: string;
+  secretId: string;
+  leaseSeconds?: number;
+  tls?: { cert: string; key: string };
+}) {
+  const secrets = new Map<string, { data: Record<string, string>; version: number }>();
+  const tokens = new Set<string>();
+  const state = { down: false, logins: 0, reads: 0 };
+  let nextToken = 0;
+  const handler: http.RequestListener = (req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const send = (status: number, body: unknown) => {
+        res.writeHead(status, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(body));
+      };
+      if (state.down) return send(503, { errors: ['Vault is sealed'] });
+      if (req.method === 'POST' && req.url === '/v1/auth/approle/login') {
+        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { role_id?: string; secret_id?: string };
+        if (body.role_id !== opts.roleId || body.secret_id !== opts.secretId)
+          return send(400, { errors: ['invalid role or secret ID'] });
+        state.logins++;
+        const token = `hvs.test-${++nextToken}`;
+        tokens.add(token);
+        return send(200, {
+          request_id: 'r',
+          lease_id: '',
+          renewable: false,
+          lease_duration: 0,
+          data: null,
+          auth: {
+            client_token: token,
+            accessor: 'a',
+            policies: ['default', 'kycgate'],
+            token_policies: ['default', 'kycgate'],
+            metadata: { role_name: 'kycgate' },
+            lease_duration: 3600,
+            renewable: true,
+            entity_id: 'e',
+            token_type: 'service',
+            orphan: true,
+          },
+        });
+      }
+      const token = req.headers['x-vault-token'];
+      if (typeof token !== 'string' || !tokens.has(token)) return send(403, { errors: ['permission denied'] });
+      const m = /^\/v1\/secret\/data\/(.+)$/.exec(req.url ?? '');
+      const secret = m ? secrets.get(m[1]!) : undefined;
+      if (req.method !== 'GET' || !secret) return send(404, { errors: [] });
+      state.reads++;
+      send(200, {
+        request_id: 'r',
+        lease_id: '',
+        renewable: false,
+        lease_duration: opts.leaseSeconds ?? 0,
+        data: {
+          data: secret.data,
+          metadata: {
+            created_time: new Date().toISOString(),
+            custom_metadata: null,
+            deletion_time: '',
+            destroyed: false,
+            version: secret.version,
+          },
+        },
+        wrap_info: null,
+        warnings: null,
+        auth: null,
+      });
+    });
+  };
+  const server = opts.tls ? https.createServer(opts.tls, handler) : http.createServer(handler);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return {
+    address: `${opts.tls ? 'https' : 'http'}://127.0.0.1:${(server.address() as { port: number }).port}`,
+    state,
+    tokens,
+    put(p: string, data: Record<string, string>) {
+      secrets.set(p, { data, version: (secrets.get(p)?.version ?? 0) + 1 });
+    },
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}
+
+/** A Vault client config for the stand-in at `address`. */
+export function clientConfig(address: string, auth: VaultConfig['auth']): VaultConfig {
+  return { address, timeout_ms: 2000, refresh_interval_s: 300, retry_interval_s: 10, auth };
+}
