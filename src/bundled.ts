@@ -27,6 +27,8 @@ import type { ProviderType } from './providers/provider.js';
 import { diditProviderType, sandboxProviderType } from './providers/bundled-types.js';
 import { auditSubsystem } from './audit/subsystem.js';
 import { auditPolicy } from './policies/audit/audit.js';
+import { faultInjectionPolicy } from './policies/fault-injection/fault-injection.js';
+import { resilienceSubsystem } from './resilience/subsystem.js';
 
 export const POLICIES: readonly PolicyDefinition[] = [
   requestHeadersPolicy,
@@ -44,6 +46,7 @@ export const POLICIES: readonly PolicyDefinition[] = [
   validatePolicy,
   responseProtectionPolicy,
   transformPolicy,
+  faultInjectionPolicy,
 ];
 
 /**
@@ -51,10 +54,10 @@ export const POLICIES: readonly PolicyDefinition[] = [
  * services so it records what the subsystems after it report while starting.
  */
 export function bundledSubsystems(providers: readonly ProviderType[] = PROVIDERS): readonly Subsystem[] {
-  return [storeSubsystem, redisSubsystem, auditSubsystem, authSubsystem, kycSubsystem(providers)];
+  return [storeSubsystem, redisSubsystem, auditSubsystem, resilienceSubsystem, authSubsystem, kycSubsystem(providers)];
 }
 
-/** Identity-provider types `kyc.providers.<name>.type` may name. */
+/** Verification-provider types `kyc.providers.<name>.type` may name. */
 export const PROVIDERS: readonly ProviderType[] = [diditProviderType, sandboxProviderType];
 
 export const SUBSYSTEMS: readonly Subsystem[] = bundledSubsystems();

@@ -378,6 +378,19 @@ export const coreSchema = {
               'ordinary request without its Upgrade header. Other upgrades (h2c ...) are never passed on.',
           },
           max_body_bytes: { type: 'integer', minimum: 0, description: 'Overrides defaults.max_body_bytes.' },
+          critical: {
+            type: 'boolean',
+            default: false,
+            description:
+              'The route supports a critical or important function (DORA Art. 3(22)): no fault is ever injected on it ' +
+              'unless the fault sets `allow_critical`, and its downtime counts as downtime of a critical service when ' +
+              'incidents are classified (docs/DORA.md).',
+          },
+          function: {
+            type: 'string',
+            pattern: '^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$',
+            description: 'The business function the route supports (e.g. `payments`), named in incident reports.',
+          },
           timeouts: timeoutsSchema,
           policies: { ...policyListSchema, default: [] },
           disable_default_policies: {

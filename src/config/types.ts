@@ -89,6 +89,8 @@ export interface RouteConfig {
   timeouts?: TimeoutsConfig;
   policies: PolicyConfigEntry[];
   disable_default_policies: string[];
+  critical?: boolean;
+  function?: string;
 }
 
 export interface GatewayConfig {

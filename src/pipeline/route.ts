@@ -39,6 +39,10 @@ export interface Route {
   readonly stripPrefix: string;
   /** WebSocket handshakes are relayed to the upstream (config `websocket`). */
   readonly websocket: boolean;
+  /** The route serves a critical or important function (DORA): no fault is injected on it unless allowed. */
+  readonly critical: boolean;
+  /** The business function it supports (config `function`), for incident classification. */
+  readonly function: string | undefined;
 }
 
 /**

@@ -221,6 +221,8 @@ export async function compileRuntime(loaded: LoadedConfig, env: CompileEnv): Pro
         },
         preserveHost: route.preserve_host ?? false,
         websocket: route.websocket ?? false,
+        critical: route.critical ?? false,
+        function: route.function,
         stripPrefix: route.strip_prefix ?? '',
       };
       compiled.push(compiledRoute);

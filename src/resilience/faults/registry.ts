@@ -1,0 +1,130 @@
+/**
+ * The faults armed now, on this instance: those of the configuration and those armed in the shared store (read
+ * every `poll_ms`). The fault-injection policy, the KYC subsystem and the webhook policy look faults up here on every
+ * request or call: a single boolean when nothing is armed, which is always, outside a resilience test.
+ *
+ * Arming and disarming are events (`fault.armed`, `fault.disarmed`: audit trail, metrics), seen by every instance.
+ */
+import type { Logger } from 'pino';
+import type { EventBus } from '../../pipeline/events.js';
+import type { ArmedFault, FaultTargetKind } from './spec.js';
+import type { FaultStore } from './store.js';
+
+const NONE: readonly ArmedFault[] = Object.freeze([]);
+
+export class FaultRegistry {
+  private configured: readonly ArmedFault[] = NONE;
+  private stored: readonly ArmedFault[] = NONE;
+  private byTarget = new Map<string, ArmedFault[]>();
+  private known = new Set<string>();
+  private timer: NodeJS.Timeout | undefined;
+  private polling = false;
+  /** True while no fault is armed: the only thing the request path reads then. */
+  empty = true;
+
+  constructor(
+    private readonly store: FaultStore | undefined,
+    private readonly events: EventBus,
+    private readonly logger: Logger,
+    private readonly clock: () => number = Date.now,
+  ) {}
+
+  /** Faults from the configuration (replaced on every reload). */
+  configure(faults: readonly ArmedFault[]): void {
+    this.configured = faults;
+    this.rebuild();
+  }
+
+  /** Reads the store now and then every `pollMs`. */
+  async start(pollMs: number): Promise<void> {
+    await this.poll();
+    this.timer = setInterval(() => void this.poll(), pollMs);
+    this.timer.unref();
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+  }
+
+  /** Reads the faults armed in the store; a store that does not answer leaves the last known ones in place. */
+  async poll(): Promise<void> {
+    if (this.store === undefined || this.polling) return;
+    this.polling = true;
+    try {
+      this.stored = await this.store.active(this.clock());
+      this.rebuild();
+    } catch (err) {
+      this.logger.warn({ err }, 'armed faults could not be read from the store; the last known ones stay');
+    } finally {
+      this.polling = false;
+    }
+  }
+
+  private rebuild(): void {
+    const now = this.clock();
+    const byTarget = new Map<string, ArmedFault[]>();
+    const current = new Set<string>();
+    for (const f of [...this.configured, ...this.stored]) {
+      if (f.until <= now) continue;
+      current.add(f.id);
+      const key = f.kind + '\u0000' + f.target;
+      const list = byTarget.get(key);
+      if (list === undefined) byTarget.set(key, [f]);
+      else list.push(f);
+      if (!this.known.has(f.id)) {
+        this.logger.warn(
+          {
+            fault: f.id,
+            kind: f.kind,
+            target: f.target,
+            until: new Date(f.until).toISOString(),
+            armed_by: f.armedBy,
+            reason: f.reason,
+          },
+          'fault armed',
+        );
+        this.events.emit({
+          type: 'fault.armed',
+          outcome: f.kind,
+          data: {
+            fault: f.id,
+            kind: f.kind,
+            target: f.target,
+            spec: f.spec,
+            until: new Date(f.until).toISOString(),
+            armed_by: f.armedBy,
+            reason: f.reason,
+            source: f.source,
+          },
+        });
+      }
+    }
+    for (const id of this.known) {
+      if (current.has(id)) continue;
+      this.logger.info({ fault: id }, 'fault no longer armed');
+      this.events.emit({ type: 'fault.disarmed', outcome: 'ended', data: { fault: id } });
+    }
+    this.known = current;
+    this.byTarget = byTarget;
+    this.empty = byTarget.size === 0;
+    // A fault ends at its `until` even when nothing else changes: look again then.
+    if (!this.empty && this.store === undefined) {
+      const next = Math.min(...[...byTarget.values()].flat().map((f) => f.until));
+      setTimeout(() => this.rebuild(), Math.max(1, next - now)).unref();
+    }
+  }
+
+  /** The faults armed now on one target (the shared empty list when none). */
+  on(kind: FaultTargetKind, target: string): readonly ArmedFault[] {
+    if (this.empty) return NONE;
+    const list = this.byTarget.get(kind + '\u0000' + target);
+    if (list === undefined) return NONE;
+    const now = this.clock();
+    return list.every((f) => f.until > now) ? list : list.filter((f) => f.until > now);
+  }
+
+  /** Every fault armed now. */
+  all(): ArmedFault[] {
+    return [...this.byTarget.values()].flat();
+  }
+}
