@@ -82,6 +82,8 @@ const SYNC_EVENTS: ReadonlySet<string> = new Set([
   'kyc.status.changed',
   'kyc.session.created',
   'webhook.accepted',
+  'fault.armed',
+  'fault.disarmed',
 ]);
 
 export function eventNeedsSync(type: string): boolean {

@@ -30,8 +30,23 @@ export function registerResilienceMetrics(services: Services, registry: FaultReg
         registers: [r],
       }),
   );
-  return services.events.on('fault.injected', (event) => {
+  const refused = m.get(
+    'kycgate_faults_refused_total',
+    (r) =>
+      new Counter({
+        name: 'kycgate_faults_refused_total',
+        help: 'Faults not injected because the route is marked critical and the fault does not allow it, by route.',
+        labelNames: ['route'],
+        registers: [r],
+      }),
+  );
+  const offInjected = services.events.on('fault.injected', (event) => {
     const d = event.data ?? {};
     injected.labels(String(d.kind ?? 'unknown'), String(d.target ?? 'unknown'), event.outcome ?? 'unknown').inc();
   });
+  const offRefused = services.events.on('fault.refused', (event) => refused.labels(event.route ?? 'unknown').inc());
+  return () => {
+    offInjected();
+    offRefused();
+  };
 }

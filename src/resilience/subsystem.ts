@@ -9,28 +9,31 @@ import type { Store } from '../store/store.js';
 import { FaultRegistry } from './faults/registry.js';
 import { FaultStore } from './faults/store.js';
 import type { ArmedFault } from './faults/spec.js';
+import { checkArmRequest } from './faults/arming.js';
+import type { GatewayConfig } from '../config/types.js';
 import { type ConfiguredFault, type ResilienceConfig, resilienceSchema } from './schema.js';
 import { registerResilienceMetrics } from './metrics.js';
 import { RESILIENCE_PROBLEMS } from './problems.js';
 
-/** The faults of a configuration, checked: a target that exists, an `until` ahead and within the allowed duration. */
-export function configuredFaults(config: ResilienceConfig, now: number): ArmedFault[] {
+/**
+ * The faults of a configuration, checked as `kycgate faults arm` checks them: a target that exists and that some
+ * route injects on, a critical route only with `allow_critical`, an `until` ahead and within the allowed duration.
+ * A fault whose `until` has passed is skipped (a test that ended), not an error.
+ */
+export function configuredFaults(config: GatewayConfig, now: number): ArmedFault[] {
+  const section = config.resilience as ResilienceConfig;
   const problems: string[] = [];
   const out: ArmedFault[] = [];
-  config.faults.armed.forEach((f: ConfiguredFault, i) => {
+  section.faults.armed.forEach((f: ConfiguredFault, i) => {
     const where = `resilience.faults.armed[${i}]`;
     const until = Date.parse(f.until);
-    if (Number.isNaN(until)) problems.push(`${where}.until: not a date-time (RFC 3339)`);
-    else if (until - now > config.faults.max_duration_s * 1000) {
-      problems.push(
-        `${where}.until: more than resilience.faults.max_duration_s (${config.faults.max_duration_s} s) ahead`,
-      );
+    if (Number.isNaN(until)) {
+      problems.push(`${where}.until: not a date-time (RFC 3339)`);
+      return;
     }
+    if (until <= now) return;
     const kind = f.route !== undefined ? 'route' : f.upstream !== undefined ? 'upstream' : 'provider';
     const target = f.route ?? f.upstream ?? f.provider ?? '';
-    if (f.abort === undefined && f.delay === undefined && f.webhook_delay_ms === undefined) {
-      problems.push(`${where}: give abort, delay or webhook_delay_ms`);
-    }
     const spec = {
       ...(f.abort ? { abort: f.abort } : {}),
       ...(f.delay ? { delay: f.delay } : {}),
@@ -38,6 +41,8 @@ export function configuredFaults(config: ResilienceConfig, now: number): ArmedFa
       ...(f.consumers ? { consumers: f.consumers } : {}),
       ...(f.webhook_delay_ms ? { webhook_delay_ms: f.webhook_delay_ms } : {}),
     };
+    const check = checkArmRequest(config, { kind, target, spec, until, allowCritical: f.allow_critical }, now);
+    for (const r of check.refusals) problems.push(`${where}: ${r}`);
     out.push({
       id: `config:${f.name ?? `${kind}-${target}-${i}`}`,
       kind,
@@ -69,16 +74,15 @@ export const resilienceSubsystem: Subsystem = {
       new FaultRegistry(store, ctx.services.events, ctx.services.logger),
     );
     const stopMetrics = registerResilienceMetrics(ctx.services, registry);
-    if (enabled) {
-      registry.configure(configuredFaults(section, Date.now()));
-      await registry.start(section.faults.poll_ms);
-    }
+    // Faults armed in a configuration with injection off are refused (configuredFaults says why), not ignored.
+    if (enabled || section.faults.armed.length > 0) registry.configure(configuredFaults(config, Date.now()));
+    if (enabled) await registry.start(section.faults.poll_ms);
     return {
       async reload(next) {
         const n = next.resilience as ResilienceConfig;
         if (n.faults.enabled !== enabled)
           ctx.services.logger.warn('resilience.faults.enabled changed: takes effect on restart');
-        if (enabled) registry.configure(configuredFaults(n, Date.now()));
+        if (enabled || n.faults.armed.length > 0) registry.configure(configuredFaults(next, Date.now()));
       },
       async close() {
         stopMetrics();

@@ -8,6 +8,8 @@ import { Problem, problem } from '../../pipeline/problem.js';
 import type { RequestContext } from '../../pipeline/context.js';
 import type { PolicyDefinition, PolicyResult, Reply } from '../../pipeline/policy.js';
 import type { KycService } from '../../kyc/service.js';
+import type { FaultRegistry } from '../../resilience/faults/registry.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { kycWebhookSchema, type KycWebhookConfig } from './schema.js';
 import { KYC_WEBHOOK_PROBLEMS, WEBHOOK_SIGNATURE_INVALID } from './problems.js';
 
@@ -40,6 +42,7 @@ export const kycWebhookPolicy: PolicyDefinition<KycWebhookConfig> = {
     const kyc = setup.services.get<KycService>('kyc');
     const events = setup.services.events;
     const logger = setup.services.logger;
+    const faults = setup.services.find<FaultRegistry>('faults');
     return {
       decisionReuse: 'per-request',
       async onRequest(ctx: RequestContext): Promise<PolicyResult> {
@@ -61,6 +64,20 @@ export const kycWebhookPolicy: PolicyDefinition<KycWebhookConfig> = {
           return problem(WEBHOOK_SIGNATURE_INVALID, { detail: REFUSAL_DETAIL[verified.reason] });
         }
         const event = verified.event;
+        if (faults !== undefined && !faults.empty) {
+          // A resilience test: the provider's webhook arrives late (kycgate faults arm --provider --webhook-delay).
+          const delay = faults.webhookDelay(name);
+          if (delay !== undefined) {
+            events.emit({
+              type: 'fault.injected',
+              requestId: ctx.id,
+              route: ctx.route.name,
+              outcome: 'webhook_delay',
+              data: { fault: delay.fault.id, kind: 'provider', target: name, delay_ms: delay.ms },
+            });
+            await sleep(delay.ms);
+          }
+        }
         let result: 'accepted' | 'duplicate';
         try {
           result = await kyc.acceptWebhook(name, event);

@@ -123,6 +123,16 @@ export class FaultRegistry {
     return list.every((f) => f.until > now) ? list : list.filter((f) => f.until > now);
   }
 
+  /** The webhook delay armed on a provider now, if any (the longest when several are). */
+  webhookDelay(provider: string): { fault: ArmedFault; ms: number } | undefined {
+    let found: { fault: ArmedFault; ms: number } | undefined;
+    for (const f of this.on('provider', provider)) {
+      const ms = f.spec.webhook_delay_ms;
+      if (ms !== undefined && (found === undefined || ms > found.ms)) found = { fault: f, ms };
+    }
+    return found;
+  }
+
   /** Every fault armed now. */
   all(): ArmedFault[] {
     return [...this.byTarget.values()].flat();
