@@ -15,6 +15,7 @@ import { loadExtensions } from './plugins.js';
 import { registerKeysCommand } from './keys.js';
 import { registerAuditCommand } from './audit.js';
 import { registerFaultsCommand } from './faults.js';
+import { registerDrillCommand } from './drill.js';
 
 const pkg = JSON.parse(
   readFileSync(path.join(path.dirname(fileURLToPath(import.meta.url)), '../../../package.json'), 'utf8'),
@@ -75,5 +76,6 @@ program
 registerKeysCommand(program);
 registerAuditCommand(program);
 registerFaultsCommand(program);
+registerDrillCommand(program);
 
 await program.parseAsync(process.argv);

@@ -19,7 +19,7 @@ export class ConfigError extends Error {
   }
 }
 
-function newAjv(): Ajv {
+export function newAjv(): Ajv {
   return new Ajv({ allErrors: true, useDefaults: true, strict: true, allowUnionTypes: true, strictRequired: false });
 }
 
@@ -35,7 +35,7 @@ export function fullSchema(
   return { ...coreSchema, properties, $defs: { policies: policySchemas } };
 }
 
-function formatErrors(errors: ErrorObject[] | null | undefined, prefix: string): string[] {
+export function formatErrors(errors: ErrorObject[] | null | undefined, prefix: string): string[] {
   if (!errors) return [];
   const out = new Set<string>();
   for (const e of errors) {
