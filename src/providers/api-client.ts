@@ -4,6 +4,7 @@
  * then) and mapping answers to ProviderUnavailable (outage, timeout, rate limit, breaker open) or ProviderRejected
  * (the vendor refused the request: a configuration problem). Messages never carry a key or a response body.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool, ProxyAgent, errors as undiciErrors, type Dispatcher } from 'undici';
 import { ProviderRejected, ProviderUnavailable } from './provider.js';
 import { CircuitBreaker, type BreakerState } from './breaker.js';
@@ -13,15 +14,45 @@ import { readBounded } from '../shared/bounded-body.js';
 export type ProviderCallOutcome = 'ok' | 'error' | 'timeout';
 export type ProviderOperation = 'create_session' | 'fetch_decision';
 
+/**
+ * A fault a resilience test injects into one provider call (`kycgate faults arm --provider`): a delay before the
+ * call goes out (bounded by the call's deadline, as a slow provider would be), then possibly a failure as the outage
+ * it stands for. The breaker, the timeouts and the metrics see it exactly as they would see the real thing.
+ */
+export interface ProviderFaultEffect {
+  delayMs?: number;
+  fail?: 'server_error' | 'unreachable';
+}
+
+/** Defaults that answer a new user within 2 s whatever the provider does (docs/KYC.md, "A slow provider"). */
+export const PROVIDER_CALL_DEFAULTS = {
+  connectMs: 1000,
+  headersMs: 1500,
+  bodyMs: 1500,
+  totalMs: 1500,
+  slowCallMs: 1000,
+  failureThreshold: 5,
+  cooldownMs: 10_000,
+} as const;
+
 export interface ApiClientOptions {
   /** Vendor name in messages ("Didit", "Veriff" ...). */
   vendor: string;
   baseUrl: string;
-  timeouts?: { connectMs?: number; headersMs?: number; bodyMs?: number } | undefined;
+  timeouts?:
+    | {
+        connectMs?: number | undefined;
+        headersMs?: number | undefined;
+        bodyMs?: number | undefined;
+        totalMs?: number | undefined;
+      }
+    | undefined;
   breaker?:
     | {
         failureThreshold?: number | undefined;
         cooldownMs?: number | undefined;
+        /** A call that takes longer, even one that succeeds, counts as a failure. */
+        slowCallMs?: number | undefined;
         onStateChange?: ((state: BreakerState, lastError: string | undefined) => void) | undefined;
       }
     | undefined;
@@ -33,6 +64,8 @@ export interface ApiClientOptions {
   now?: (() => number) | undefined;
   /** Called once per HTTP exchange (not for calls refused before sending), for metrics and traces. */
   onCall?: ((outcome: ProviderCallOutcome, latencyMs: number, operation: ProviderOperation) => void) | undefined;
+  /** The fault armed on this provider for a call, if any (resilience tests). */
+  faults?: ((operation: ProviderOperation) => ProviderFaultEffect | undefined) | undefined;
 }
 
 export interface ApiRequest {
@@ -85,6 +118,9 @@ export class ProviderApiClient {
   private readonly breaker: CircuitBreaker;
   private readonly headersMs: number;
   private readonly bodyMs: number;
+  private readonly totalMs: number;
+  private readonly slowCallMs: number;
+  private readonly faults: ApiClientOptions['faults'];
   private readonly outageRetryAfter: number;
   readonly now: () => number;
   /** Set by a 429: calls fail fast until then instead of adding to the provider's load. */
@@ -98,10 +134,14 @@ export class ProviderApiClient {
       throw new TypeError(`${options.vendor} base_url must be http(s)`);
     this.basePath = base.pathname.replace(/\/+$/, '');
     this.origin = base.origin;
-    this.headersMs = options.timeouts?.headersMs ?? 5000;
-    this.bodyMs = options.timeouts?.bodyMs ?? 5000;
+    const d = PROVIDER_CALL_DEFAULTS;
+    this.headersMs = options.timeouts?.headersMs ?? d.headersMs;
+    this.bodyMs = options.timeouts?.bodyMs ?? d.bodyMs;
+    this.totalMs = options.timeouts?.totalMs ?? d.totalMs;
+    this.slowCallMs = options.breaker?.slowCallMs ?? d.slowCallMs;
+    this.faults = options.faults;
     const connection = {
-      connectTimeout: options.timeouts?.connectMs ?? 3000,
+      connectTimeout: options.timeouts?.connectMs ?? d.connectMs,
       headersTimeout: this.headersMs,
       bodyTimeout: this.bodyMs,
       keepAliveTimeout: 4000,
@@ -118,8 +158,8 @@ export class ProviderApiClient {
     this.now = options.now ?? Date.now;
     this.onCall = options.onCall;
     this.breaker = new CircuitBreaker({
-      failureThreshold: options.breaker?.failureThreshold,
-      cooldownMs: options.breaker?.cooldownMs,
+      failureThreshold: options.breaker?.failureThreshold ?? d.failureThreshold,
+      cooldownMs: options.breaker?.cooldownMs ?? d.cooldownMs,
       now: this.now,
       onStateChange: options.breaker?.onStateChange,
     });
@@ -138,7 +178,7 @@ export class ProviderApiClient {
       return Promise.reject(
         new ProviderUnavailable(`${label}: rate limited by ${this.vendor}`, Math.ceil(wait / 1000), 'rate_limited'),
       );
-    return this.breaker.run(() => this.send(request, label), isOutage);
+    return this.breaker.run(() => this.send(request, label), isOutage, this.slowCallMs);
   }
 
   async close(): Promise<void> {
@@ -164,9 +204,15 @@ export class ProviderApiClient {
   private async exchange(request: ApiRequest, label: string): Promise<Record<string, unknown>> {
     const headers: Record<string, string> = { accept: 'application/json', ...request.headers };
     if (request.body !== undefined) headers['content-type'] ??= 'application/json';
+    // One deadline for the whole call (connect, head, body): a provider that accepts connections and never
+    // answers costs the caller at most this long.
+    const deadline = AbortSignal.timeout(this.totalMs);
+    const fault = this.faults?.(request.operation);
+    if (fault !== undefined) await this.inject(fault, deadline, label);
     let response: Dispatcher.ResponseData;
     try {
       response = await this.dispatcher.request({
+        signal: deadline,
         origin: this.origin,
         method: request.method,
         path: this.basePath + request.path,
@@ -183,7 +229,7 @@ export class ProviderApiClient {
     try {
       text = await readBounded(response.body, MAX_RESPONSE_BYTES);
     } catch (err) {
-      throw this.transportError(err, label);
+      throw this.transportError(deadline.aborted ? deadline.reason : err, label);
     }
     const vendor = this.vendor;
     if (statusCode === 429) {
@@ -229,8 +275,40 @@ export class ProviderApiClient {
     return doc as Record<string, unknown>;
   }
 
+  /** Applies an injected fault: waits (never past the deadline, which then times the call out), then fails. */
+  private async inject(fault: ProviderFaultEffect, deadline: AbortSignal, label: string): Promise<void> {
+    if (fault.delayMs !== undefined) {
+      try {
+        await sleep(fault.delayMs, undefined, { signal: deadline });
+      } catch {
+        throw this.transportError(deadline.reason, label);
+      }
+    }
+    if (fault.fail === 'server_error') {
+      throw new ProviderUnavailable(
+        `${label}: ${this.vendor} answered 503 (fault injected)`,
+        this.outageRetryAfter,
+        'server_error',
+      );
+    }
+    if (fault.fail === 'unreachable') {
+      throw new ProviderUnavailable(
+        `${label}: unreachable (ECONNRESET, fault injected)`,
+        this.outageRetryAfter,
+        'unreachable',
+      );
+    }
+  }
+
   private transportError(err: unknown, label: string): ProviderUnavailable {
     if (err instanceof ProviderUnavailable) return err;
+    if ((err as Error | undefined)?.name === 'TimeoutError') {
+      return new ProviderUnavailable(
+        `${label}: timed out (deadline ${this.totalMs} ms)`,
+        this.outageRetryAfter,
+        'timeout',
+      );
+    }
     if (
       err instanceof undiciErrors.ConnectTimeoutError ||
       err instanceof undiciErrors.HeadersTimeoutError ||

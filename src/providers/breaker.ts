@@ -2,7 +2,8 @@
  * A small circuit breaker for calls to an verification provider. After `failureThreshold` consecutive failures it
  * opens: calls fail at once (ProviderUnavailable 'breaker_open') for `cooldownMs`. Then it is half-open and lets
  * ONE probe through: success closes it, failure re-opens it for another cool-down. Only outages count as
- * failures (timeouts, network errors, 5xx); a provider that answers, even with a 4xx, is up.
+ * failures (timeouts, network errors, 5xx) and calls slower than `slowCallMs`, even successful ones; a provider
+ * that answers in time, even with a 4xx, is up.
  */
 import { ProviderUnavailable } from './provider.js';
 
@@ -52,11 +53,15 @@ export class CircuitBreaker {
    * Runs `call` through the breaker. `isFailure` says whether an error is an outage (counts) or an answer (does
    * not). Throws ProviderUnavailable('breaker_open') without calling when the breaker is open.
    */
-  async run<T>(call: () => Promise<T>, isFailure: (err: unknown) => boolean): Promise<T> {
+  async run<T>(call: () => Promise<T>, isFailure: (err: unknown) => boolean, slowCallMs = Infinity): Promise<T> {
     this.admit();
+    const started = this.now();
     try {
       const result = await call();
-      this.succeeded();
+      // A provider that answers, but too slowly, is failing its callers all the same.
+      const took = this.now() - started;
+      if (took > slowCallMs) this.failed(`slow call (${took} ms)`);
+      else this.succeeded();
       return result;
     } catch (err) {
       if (isFailure(err)) this.failed(err instanceof Error ? err.message : String(err));

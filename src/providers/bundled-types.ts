@@ -8,6 +8,7 @@ import type { ProviderFactoryContext, ProviderType } from './provider.js';
 import { diditProviderSchema } from './didit/schema.js';
 import { sandboxProviderSchema } from './sandbox/schema.js';
 import type { Store } from '../store/store.js';
+import type { FaultRegistry } from '../resilience/faults/registry.js';
 
 async function build(ctx: ProviderFactoryContext) {
   const entry = structuredClone(ctx.config) as unknown as ProviderEntry & { webhook?: { tolerance_s?: number } };
@@ -17,7 +18,9 @@ async function build(ctx: ProviderFactoryContext) {
     tolerance_s: entry.webhook?.tolerance_s ?? ctx.webhookToleranceSeconds,
   } as typeof entry.webhook;
   const store = ctx.services.find<Store>('store');
+  const faults = ctx.services.find<FaultRegistry>('faults');
   const provider = await createProvider(entry, {
+    ...(faults ? { faults: (operation: string) => faults.providerCall(ctx.name, operation) } : {}),
     name: ctx.name,
     resolveSecret: ctx.resolveSecret,
     ...(store ? { store } : {}),

@@ -49,6 +49,8 @@ export interface ProviderDeps {
   onBreakerChange?: (state: BreakerState, lastError: string | undefined) => void;
   /** Each HTTP exchange with the provider's API (outcome, latency), for metrics and traces. */
   onCall?: DiditProviderOptions['onCall'];
+  /** The fault armed on this provider for a call, if any (resilience tests). */
+  faults?: DiditProviderOptions['faults'];
   /** Sandbox webhook delivery attempts, for logs. */
   onSandboxDelivery?: (outcome: DeliveryOutcome) => void;
 }
@@ -63,10 +65,12 @@ function adapterOptions(
       connectMs: entry.timeouts?.connect_ms,
       headersMs: entry.timeouts?.headers_ms,
       bodyMs: entry.timeouts?.body_ms,
+      totalMs: entry.timeouts?.total_ms,
     },
     breaker: {
       failureThreshold: entry.breaker?.failure_threshold,
       cooldownMs: entry.breaker?.cooldown_ms,
+      slowCallMs: entry.breaker?.slow_call_ms,
       ...(deps.onBreakerChange ? { onStateChange: deps.onBreakerChange } : {}),
     },
     webhook: {
@@ -75,6 +79,7 @@ function adapterOptions(
       accept: entry.webhook?.signatures,
     },
     ...(deps.onCall ? { onCall: deps.onCall } : {}),
+    ...(deps.faults ? { faults: deps.faults } : {}),
   };
 }
 

@@ -15,7 +15,12 @@ import {
   type WebhookVerification,
 } from '../provider.js';
 import type { BreakerState } from '../breaker.js';
-import { ProviderApiClient, type ProviderCallOutcome, type ProviderOperation } from '../api-client.js';
+import {
+  ProviderApiClient,
+  type ApiClientOptions,
+  type ProviderCallOutcome,
+  type ProviderOperation,
+} from '../api-client.js';
 import { decisionFromDidit } from './decision.js';
 import { diditStatusToState } from './statuses.js';
 import { verifyDiditWebhook, type DiditSignatureKind } from './signature.js';
@@ -33,10 +38,11 @@ export interface DiditProviderOptions {
   apiKey: string | undefined;
   /** Resolved webhook secret. */
   webhookSecret: string;
-  timeouts?: { connectMs?: number; headersMs?: number; bodyMs?: number };
+  timeouts?: { connectMs?: number; headersMs?: number; bodyMs?: number; totalMs?: number };
   breaker?: {
     failureThreshold?: number;
     cooldownMs?: number;
+    slowCallMs?: number;
     onStateChange?: (state: BreakerState, lastError: string | undefined) => void;
   };
   webhook?: { toleranceSeconds?: number; maxFutureSkewSeconds?: number; accept?: readonly DiditSignatureKind[] };
@@ -48,6 +54,8 @@ export interface DiditProviderOptions {
   now?: () => number;
   /** Called once per HTTP exchange with Didit (not for calls refused before sending), for metrics and traces. */
   onCall?: (outcome: ProviderCallOutcome, latencyMs: number, operation: ProviderOperation) => void;
+  /** The fault armed on this provider for a call, if any (resilience tests). */
+  faults?: ApiClientOptions['faults'];
 }
 
 const SESSION_ID = /^[A-Za-z0-9_-]{1,128}$/;
@@ -73,6 +81,7 @@ export class DiditProvider implements VerificationProvider {
       outageRetryAfterSeconds: options.outageRetryAfterSeconds,
       now: options.now,
       onCall: options.onCall,
+      faults: options.faults,
     });
   }
 

@@ -7,25 +7,33 @@ import { secretRefSchema } from '../../config/secret-ref-schema.js';
 export const providerTimeoutsSchema = {
   type: 'object',
   description:
-    'Per-request timeouts for calls to the provider API. A timeout counts as an outage for the circuit breaker.',
+    'Timeouts for calls to the provider API. A timeout counts as an outage for the circuit breaker. The defaults answer ' +
+    'a new user within 2 s whatever the provider does (a frozen process, a black-holed route): raise them only if the ' +
+    'provider\'s own latency needs it (docs/KYC.md, "A slow provider").',
   properties: {
     connect_ms: {
       type: 'integer',
       minimum: 1,
-      default: 3000,
+      default: 1000,
       description: 'Time allowed to open the connection (TCP and TLS).',
     },
     headers_ms: {
       type: 'integer',
       minimum: 1,
-      default: 5000,
+      default: 1500,
       description: 'Time allowed between sending the request and receiving the response head.',
     },
     body_ms: {
       type: 'integer',
       minimum: 1,
-      default: 5000,
+      default: 1500,
       description: 'Longest pause allowed between two chunks of the response body.',
+    },
+    total_ms: {
+      type: 'integer',
+      minimum: 1,
+      default: 1500,
+      description: 'Deadline of a whole call (connect, response head and body): past it the call fails as a timeout.',
     },
   },
   additionalProperties: false,
@@ -34,8 +42,9 @@ export const providerTimeoutsSchema = {
 export const breakerSchema = {
   type: 'object',
   description:
-    'Circuit breaker around provider calls: after `failure_threshold` consecutive outages (timeouts, ' +
-    'network errors, 5xx) calls fail at once for `cooldown_ms`, then one probe is let through.',
+    'Circuit breaker around provider calls: after `failure_threshold` consecutive failures (timeouts, network ' +
+    'errors, 5xx, and calls slower than `slow_call_ms` even when they succeed) calls fail at once for `cooldown_ms`; ' +
+    'then one probe call is let through, which closes it again if the provider answers in time.',
   properties: {
     failure_threshold: {
       type: 'integer',
@@ -46,8 +55,14 @@ export const breakerSchema = {
     cooldown_ms: {
       type: 'integer',
       minimum: 0,
-      default: 30000,
+      default: 10000,
       description: 'How long the breaker stays open before a probe call is allowed.',
+    },
+    slow_call_ms: {
+      type: 'integer',
+      minimum: 1,
+      default: 1000,
+      description: 'A call that takes longer counts as a failure (a provider slowing down opens the breaker too).',
     },
   },
   additionalProperties: false,
@@ -138,7 +153,7 @@ export interface DiditProviderEntry {
   api_key?: unknown;
   webhook_secret: unknown;
   proxy?: { url: string; token?: unknown };
-  timeouts?: { connect_ms?: number; headers_ms?: number; body_ms?: number };
-  breaker?: { failure_threshold?: number; cooldown_ms?: number };
+  timeouts?: { connect_ms?: number; headers_ms?: number; body_ms?: number; total_ms?: number };
+  breaker?: { failure_threshold?: number; cooldown_ms?: number; slow_call_ms?: number };
   webhook?: { tolerance_s?: number; max_future_skew_s?: number; signatures?: Array<'v2' | 'raw' | 'simple'> };
 }

@@ -78,7 +78,7 @@ export interface SandboxProviderEntry {
   persist?: boolean;
   api_key?: unknown;
   webhook_secret?: unknown;
-  timeouts?: { connect_ms?: number; headers_ms?: number; body_ms?: number };
-  breaker?: { failure_threshold?: number; cooldown_ms?: number };
+  timeouts?: { connect_ms?: number; headers_ms?: number; body_ms?: number; total_ms?: number };
+  breaker?: { failure_threshold?: number; cooldown_ms?: number; slow_call_ms?: number };
   webhook?: { tolerance_s?: number; max_future_skew_s?: number; signatures?: Array<'v2' | 'raw' | 'simple'> };
 }

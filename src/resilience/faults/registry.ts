@@ -7,7 +7,7 @@
  */
 import type { Logger } from 'pino';
 import type { EventBus } from '../../pipeline/events.js';
-import type { ArmedFault, FaultTargetKind } from './spec.js';
+import { rolls, type ArmedFault, type FaultTargetKind } from './spec.js';
 import type { FaultStore } from './store.js';
 
 const NONE: readonly ArmedFault[] = Object.freeze([]);
@@ -121,6 +121,42 @@ export class FaultRegistry {
     if (list === undefined) return NONE;
     const now = this.clock();
     return list.every((f) => f.until > now) ? list : list.filter((f) => f.until > now);
+  }
+
+  /**
+   * What a resilience test does to one call to a provider's API now: a delay, then possibly a failure (a 5xx, or
+   * unreachable for `reset`). Undefined when nothing is armed on it. Each effect applied is a `fault.injected` event.
+   */
+  providerCall(
+    provider: string,
+    operation: string,
+  ): { delayMs?: number; fail?: 'server_error' | 'unreachable' } | undefined {
+    if (this.empty) return undefined;
+    const faults = this.on('provider', provider);
+    if (faults.length === 0) return undefined;
+    let delayMs: number | undefined;
+    let fail: 'server_error' | 'unreachable' | undefined;
+    for (const f of faults) {
+      const { abort, delay } = f.spec;
+      if (delay !== undefined && rolls(delay.percent) && delay.ms > (delayMs ?? 0)) {
+        delayMs = delay.ms;
+        this.injected(f, 'delay', { operation, delay_ms: delay.ms });
+      }
+      if (abort !== undefined && fail === undefined && rolls(abort.percent)) {
+        fail = abort.reset ? 'unreachable' : 'server_error';
+        this.injected(f, abort.reset ? 'reset' : 'abort', { operation });
+      }
+    }
+    if (delayMs === undefined && fail === undefined) return undefined;
+    return { ...(delayMs !== undefined ? { delayMs } : {}), ...(fail !== undefined ? { fail } : {}) };
+  }
+
+  private injected(f: ArmedFault, effect: string, data: Record<string, unknown>): void {
+    this.events.emit({
+      type: 'fault.injected',
+      outcome: effect,
+      data: { fault: f.id, kind: f.kind, target: f.target, ...data },
+    });
   }
 
   /** The webhook delay armed on a provider now, if any (the longest when several are). */
