@@ -230,3 +230,38 @@ test('a provider that answers too slowly opens the breaker even though its calls
   assert.equal(fast.status, 503);
   assert.ok(fast.ms < 1000);
 });
+
+test("a provider's webhooks delayed by a resilience test: the status flips only after the delay, on record", {
+  timeout: 60_000,
+}, async (t) => {
+  const { gw, url, arm } = await sandboxGateway(t);
+  await arm({ webhook_delay_ms: 1500 });
+  const held = new Promise<GatewayEvent>((resolve) => {
+    const off = gw.gateway.services.events.on('fault.injected', (e) => {
+      off();
+      resolve(e);
+    });
+  });
+  const accepted = new Promise<number>((resolve) => {
+    const off = gw.gateway.services.events.on('webhook.accepted', () => {
+      off();
+      resolve(performance.now());
+    });
+  });
+  const challenge = await timed(url, 'late');
+  assert.equal(challenge.status, 403);
+  const verificationUrl = String((JSON.parse(challenge.body) as { verification_url: string }).verification_url);
+  await httpRequest(verificationUrl, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: 'decision=approved',
+  });
+  const event = await held;
+  const heldAt = performance.now();
+  assert.equal(event.outcome, 'webhook_delay');
+  assert.equal(event.data?.delay_ms, 1500);
+  assert.notEqual((await timed(url, 'late')).status, 200, 'not verified while the webhook is held');
+  const acceptedAt = await accepted;
+  assert.ok(acceptedAt - heldAt >= 1400, `accepted ${(acceptedAt - heldAt).toFixed(0)} ms after it arrived`);
+  assert.ok(await eventually(async () => (await timed(url, 'late')).status === 200, 5000, 25));
+});
