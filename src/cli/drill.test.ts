@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { httpRequest, startTestGateway, startUpstream } from '../../testing/harness.js';
 import type { DrillReport } from '../resilience/drills/run.js';
+import { parse, stringify } from 'yaml';
 
 const CLI = path.resolve('dist/src/cli/main.js');
 
@@ -142,4 +143,58 @@ test('drill run: a scenario with a bad key or an unsafe fault is refused before 
   const critical = await cli(['drill', 'run', scenario, '-c', file], dir);
   assert.equal(critical.code, 1);
   assert.match(critical.stderr, /faults\[0\]: route "payments" is marked critical/);
+});
+
+test('drill run: the example provider-outage drill against the example staging gateway', {
+  timeout: 90_000,
+}, async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kycgate-drill-example-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const examples = path.resolve('examples/drills');
+  const config = parse(readFileSync(path.join(examples, 'staging.yaml'), 'utf8')) as Record<string, any>;
+  config.listeners[0].port = 0;
+  config.admin.port = 0;
+  config.kyc.providers.sandbox.port = 0;
+  const file = path.join(dir, 'staging.yaml');
+  writeFileSync(file, stringify(config));
+  const gw = await startTestGateway(config, { dataDir: dir });
+  t.after(() => gw.close());
+
+  // The user the verified streams stand for, verified once on the sandbox's page.
+  const ask = () =>
+    httpRequest(`${gw.url}/api/accounts`, { headers: { 'x-user-id': 'drill-verified', accept: 'application/json' } });
+  const challenge = await ask();
+  assert.equal(challenge.status, 403, challenge.body);
+  const approved = await httpRequest(
+    String((JSON.parse(challenge.body) as { verification_url: string }).verification_url),
+    {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'decision=approved',
+    },
+  );
+  assert.equal(approved.status, 200);
+  for (let i = 0; i < 200 && (await ask()).status !== 200; i++) await new Promise((r) => setTimeout(r, 25));
+  assert.equal((await ask()).status, 200);
+
+  const scenario = parse(readFileSync(path.join(examples, 'provider-outage.yaml'), 'utf8')) as Record<string, any>;
+  scenario.gateway = gw.url;
+  scenario.admin = gw.adminUrl;
+  scenario.phases = { before: '1s', fault: '3s', after: '2s' };
+  // Latency objectives with room for a loaded test machine; the served objectives are the example's own.
+  for (const stream of scenario.traffic) if (stream.objectives.p95_ms !== undefined) stream.objectives.p95_ms = 1500;
+  const drill = path.join(dir, 'drill.yaml');
+  writeFileSync(drill, stringify(scenario));
+  const out = path.join(dir, 'report.json');
+  const r = await cli(['drill', 'run', drill, '-c', file, '--out', out], dir);
+  const report = JSON.parse(readFileSync(out, 'utf8')) as DrillReport;
+  assert.equal(r.code, 0, `${r.stderr}\n${JSON.stringify(report.traffic, null, 1)}`);
+  assert.equal(report.verified_users_unaffected, true);
+  assert.ok((report.injected?.['provider sandbox abort'] ?? 0) >= 1, JSON.stringify(report.injected));
+  const newUsers = report.traffic.find((s) => s.name === 'new users')!;
+  assert.ok((newUsers.phases.fault.statuses['503'] ?? 0) >= 1, JSON.stringify(newUsers.phases.fault));
+  assert.ok(
+    newUsers.objectives.every((o) => o.kept),
+    JSON.stringify(newUsers.objectives),
+  );
 });
