@@ -77,7 +77,6 @@ export function openApiDocument(version: string): JsonSchema {
         '. See docs/ADMIN.md.',
       license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
     },
-    jsonSchemaDialect: 'https://json-schema.org/draft/2020-12/schema',
     servers: [{ url: API_PREFIX }],
     security: [{ adminKey: [] }, { bearer: [] }, { mtls: [] }],
     tags: [...new Set(OPERATIONS.map((o) => o.tag))].map((name) => ({ name })),

@@ -14,6 +14,7 @@ import { startGateway } from './start.js';
 import { loadExtensions } from './plugins.js';
 import { registerKeysCommand } from './keys.js';
 import { registerAuditCommand } from './audit.js';
+import { registerAdminCommand } from './admin.js';
 
 const pkg = JSON.parse(
   readFileSync(path.join(path.dirname(fileURLToPath(import.meta.url)), '../../../package.json'), 'utf8'),
@@ -73,5 +74,6 @@ program
 
 registerKeysCommand(program);
 registerAuditCommand(program);
+registerAdminCommand(program);
 
 await program.parseAsync(process.argv);
