@@ -83,7 +83,7 @@ function request(
 
 async function run(op: Operation, args: string[], opts: Record<string, unknown>, conn: Connection): Promise<void> {
   let path = op.path;
-  (op.params ?? []).forEach((p, i) => (path = path.replace(`{${p.name}}`, encodeURIComponent(args[i]!))));
+  for (const [i, p] of (op.params ?? []).entries()) path = path.replace(`{${p.name}}`, encodeURIComponent(args[i]!));
   const query = new URLSearchParams();
   for (const q of op.query ?? []) {
     const v = opts[camel(q.name)];
