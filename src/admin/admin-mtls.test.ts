@@ -21,10 +21,10 @@ test('admin API over mTLS: SPIFFE IDs mapped to roles', async (t) => {
   const serverCa = await issueCertificate({ subject: 'CN=admin server CA', ca: true });
   const server = await issueCertificate({ subject: 'CN=localhost', issuer: serverCa, dns: ['localhost'] });
   const clientCa = await trustDomainCa('ops.example');
-  const consoleSvid = await issueSvid(clientCa, 'spiffe://ops.example/consoleSvid');
+  const consoleSvid = await issueSvid(clientCa, 'spiffe://ops.example/console');
   const stranger = await issueSvid(clientCa, 'spiffe://ops.example/stranger');
   const otherCa = await trustDomainCa('ops.example');
-  const forged = await issueSvid(otherCa, 'spiffe://ops.example/consoleSvid');
+  const forged = await issueSvid(otherCa, 'spiffe://ops.example/console');
   const gw = await startTestGateway(
     {
       log: { level: 'warn' },
@@ -38,7 +38,7 @@ test('admin API over mTLS: SPIFFE IDs mapped to roles', async (t) => {
         api: {
           enabled: true,
           store_keys: false,
-          mtls: [{ spiffe_id: 'spiffe://ops.example/consoleSvid', role: 'operator' }],
+          mtls: [{ spiffe_id: 'spiffe://ops.example/console', role: 'operator' }],
         },
       },
     },
@@ -58,7 +58,7 @@ test('admin API over mTLS: SPIFFE IDs mapped to roles', async (t) => {
   });
   assert.equal(me.status, 200, me.body);
   assert.deepEqual(JSON.parse(me.body), {
-    actor: 'spiffe://ops.example/consoleSvid',
+    actor: 'spiffe://ops.example/console',
     role: 'operator',
     method: 'mtls',
   });
@@ -102,5 +102,5 @@ test('admin API over mTLS: SPIFFE IDs mapped to roles', async (t) => {
     'me',
     'show',
   ]);
-  assert.equal(JSON.parse(stdout).actor, 'spiffe://ops.example/consoleSvid');
+  assert.equal(JSON.parse(stdout).actor, 'spiffe://ops.example/console');
 });
