@@ -87,7 +87,15 @@ export class AdminApi {
       config: () => this.settings,
     };
     checkConfigKeys(this.context);
-    if (settings.key_file) this.keyFile = await ensureKeyFile(keys, settings.key_file, this.sources.services.dataDir);
+    if (settings.key_file) {
+      this.keyFile = await ensureKeyFile(keys, settings.key_file, this.sources.services.dataDir);
+      if (this.keyFile.created)
+        this.sources.services.events.emit({
+          type: 'admin.admin_key.created',
+          outcome: 'ok',
+          data: { actor: 'key-file', admin_key_id: this.keyFile.id, role: settings.key_file.role },
+        });
+    }
   }
 
   /** The start-up line naming the API and, when the API made or kept one, the key file. */

@@ -2,8 +2,8 @@
  * Decision statistics for the admin API and the dashboard: per-minute counts of this instance's answers for the last
  * 24 hours, by route, consumer and outcome (allowed, denied, challenged, rate limited, error), with the problem types
  * answered and authentication failure reasons. Fed by the event bus after each exchange ended (never before the
- * answer): a request costs two Map lookups and an increment, with nothing allocated once its route and consumer
- * were seen in the current minute. Fleet-wide history belongs to Prometheus; this is what one instance saw.
+ * answer): a request costs two Map lookups and an increment, with no clock read (a timer moves the current minute on)
+ * and nothing allocated once its route and consumer were seen in the current minute. Fleet-wide history belongs to Prometheus; this is what one instance saw.
  */
 import type { EventBus, RefusedRequest } from '../pipeline/events.js';
 import type { RequestContext } from '../pipeline/context.js';
@@ -52,23 +52,33 @@ export class DecisionStats {
   private readonly slots: Array<Slot | undefined> = new Array(SLOTS);
   readonly startedAt = Date.now();
   private readonly stops: Array<() => void> = [];
+  /** The current minute's slot, moved on by a timer: a request reads no clock. */
+  private current: Slot;
+  private readonly ticker: NodeJS.Timeout;
 
   constructor(events: EventBus) {
+    this.current = this.slot(Date.now());
+    this.ticker = setInterval(() => {
+      this.current = this.slot(Date.now());
+    }, 1000);
+    this.ticker.unref();
     this.stops.push(
       events.subscribe({
         onRequestComplete: (ctx) => this.complete(ctx),
         onRequestRefused: (info) => this.refused(info),
       }),
       events.on('auth.failure', (e) => {
-        if (e.outcome) bump(this.slot(Date.now()).authFailures, e.outcome);
+        if (e.outcome) bump(this.current.authFailures, e.outcome);
       }),
     );
   }
 
   close(): void {
+    clearInterval(this.ticker);
     for (const stop of this.stops) stop();
   }
 
+  /** The slot of the minute of `now`, made anew when it still holds an older minute. */
   private slot(now: number): Slot {
     const minute = Math.floor(now / MINUTE);
     const i = minute % SLOTS;
@@ -81,7 +91,7 @@ export class DecisionStats {
   }
 
   private count(route: string, consumer: string, status: number, problem: string | undefined, decision?: string): void {
-    const slot = this.slot(Date.now());
+    const slot = this.current;
     let consumers = slot.routes.get(route);
     if (consumers === undefined) {
       if (slot.routes.size >= MAX_KEYS) route = '(other)';
