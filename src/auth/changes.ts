@@ -62,10 +62,12 @@ export class AuthChangeFeed {
 
   /** Reloads every consumer when the table changed; keys cache identities built from consumers, so they go too. */
   async refreshConsumers(force = false): Promise<void> {
-    const rows = await this.store.query<{ n: number | string; newest: number | string | null }>(
-      'SELECT COUNT(*) AS n, MAX(updated_at) AS newest FROM consumers',
-    );
-    const fingerprint = `${rows[0]?.n ?? 0}:${rows[0]?.newest ?? 0}`;
+    const rows = await this.store.query<{
+      n: number | string;
+      newest: number | string | null;
+      total: number | string | null;
+    }>('SELECT COUNT(*) AS n, MAX(updated_at) AS newest, SUM(updated_at) AS total FROM consumers');
+    const fingerprint = `${rows[0]?.n ?? 0}:${rows[0]?.newest ?? 0}:${rows[0]?.total ?? 0}`;
     if (!force && fingerprint === this.consumersFingerprint) return;
     this.directory.replace(await listConsumers(this.store));
     this.consumersFingerprint = fingerprint;

@@ -14,6 +14,10 @@ export interface Consumer {
   metadata: Readonly<Record<string, unknown>>;
   /** `config` when declared in the config file (the file then owns it), `store` otherwise. */
   source: 'config' | 'store';
+  /** A disabled consumer's API keys are refused (`consumer_disabled`); set through the admin API. */
+  disabled: boolean;
+  createdAt: number;
+  updatedAt: number;
 }
 
 export interface ConsumerConfig {
@@ -23,16 +27,21 @@ export interface ConsumerConfig {
   metadata: Record<string, unknown>;
 }
 
-interface ConsumerRow {
+export interface ConsumerRow {
   name: string;
   scopes: string;
   group_names: string;
   plan: string | null;
   metadata: string;
   source: string;
+  disabled: number | string | null;
+  created_at: number | string;
+  updated_at: number | string;
 }
 
-function fromRow(row: ConsumerRow): Consumer {
+export const CONSUMER_COLUMNS = 'name, scopes, group_names, plan, metadata, source, disabled, created_at, updated_at';
+
+export function fromRow(row: ConsumerRow): Consumer {
   return {
     name: row.name,
     scopes: Object.freeze(JSON.parse(row.scopes) as string[]),
@@ -40,21 +49,19 @@ function fromRow(row: ConsumerRow): Consumer {
     plan: row.plan ?? undefined,
     metadata: Object.freeze(JSON.parse(row.metadata) as Record<string, unknown>),
     source: row.source === 'config' ? 'config' : 'store',
+    disabled: Number(row.disabled ?? 0) === 1,
+    createdAt: Number(row.created_at),
+    updatedAt: Number(row.updated_at),
   };
 }
 
 export async function listConsumers(db: Queryable): Promise<Consumer[]> {
-  const rows = await db.query<ConsumerRow>(
-    'SELECT name, scopes, group_names, plan, metadata, source FROM consumers ORDER BY name',
-  );
+  const rows = await db.query<ConsumerRow>(`SELECT ${CONSUMER_COLUMNS} FROM consumers ORDER BY name`);
   return rows.map(fromRow);
 }
 
 export async function findConsumer(db: Queryable, name: string): Promise<Consumer | undefined> {
-  const rows = await db.query<ConsumerRow>(
-    'SELECT name, scopes, group_names, plan, metadata, source FROM consumers WHERE name = $1',
-    [name],
-  );
+  const rows = await db.query<ConsumerRow>(`SELECT ${CONSUMER_COLUMNS} FROM consumers WHERE name = $1`, [name]);
   return rows[0] ? fromRow(rows[0]) : undefined;
 }
 
@@ -67,7 +74,7 @@ export async function upsertConsumer(
 ): Promise<void> {
   await db.query(
     `INSERT INTO consumers (name, scopes, group_names, plan, metadata, source, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
-     ON CONFLICT (name) DO UPDATE SET scopes = $2, group_names = $3, plan = $4, metadata = $5, source = $6, updated_at = $7`,
+     ON CONFLICT (name) DO UPDATE SET scopes = $2, group_names = $3, plan = $4, metadata = $5, source = $6, disabled = 0, updated_at = $7`,
     [name, JSON.stringify(c.scopes), JSON.stringify(c.groups), c.plan ?? null, JSON.stringify(c.metadata), source, now],
   );
 }
@@ -87,6 +94,7 @@ export async function syncConfigConsumers(store: Store, declared: Record<string,
       if (
         old &&
         old.source === 'config' &&
+        !old.disabled &&
         JSON.stringify(old.scopes) === JSON.stringify(c.scopes) &&
         JSON.stringify(old.groups) === JSON.stringify(c.groups) &&
         old.plan === c.plan &&

@@ -20,6 +20,11 @@ export const CONSUMER_MIGRATIONS: readonly Migration[] = [
   updated_at BIGINT NOT NULL
 )`,
   },
+  {
+    version: 2,
+    name: 'disabled consumers',
+    sql: 'ALTER TABLE consumers ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0',
+  },
 ];
 
 export const API_KEY_MIGRATIONS: readonly Migration[] = [

@@ -69,6 +69,11 @@ export interface AuthService {
   createKey(options: CreateKeyOptions): ReturnType<KeyRepository['create']>;
   rotateKey(id: string, overlapMs: number): ReturnType<KeyRepository['rotate']>;
   revokeKey(id: string): ReturnType<KeyRepository['revoke']>;
+  /**
+   * To be called after consumers (or keys in bulk) changed in the store: this instance re-reads them at once and,
+   * with Redis, every other instance too (they also notice within a second by polling).
+   */
+  consumersChanged(keyIds?: readonly string[]): Promise<void>;
 }
 
 /** How long a cached key record is trusted before it is re-read (invalidations drop it sooner), without a store section. */
@@ -131,6 +136,14 @@ export const authSubsystem: Subsystem = {
         verifier.invalidate(id);
         void announceKeyChange(redis, id);
         return revoked;
+      },
+      async consumersChanged(keyIds = []) {
+        await feed.refreshConsumers(true);
+        void announceConsumerChange(redis);
+        for (const id of keyIds) {
+          verifier.invalidate(id);
+          void announceKeyChange(redis, id);
+        }
       },
     };
     ctx.services.register<AuthService>('auth', service);

@@ -16,6 +16,7 @@ import { registerKeysCommand } from './keys.js';
 import { registerAuditCommand } from './audit.js';
 import { registerFaultsCommand } from './faults.js';
 import { registerDrillCommand } from './drill.js';
+import { registerAdminCommand } from './admin.js';
 
 const pkg = JSON.parse(
   readFileSync(path.join(path.dirname(fileURLToPath(import.meta.url)), '../../../package.json'), 'utf8'),
@@ -77,5 +78,6 @@ registerKeysCommand(program);
 registerAuditCommand(program);
 registerFaultsCommand(program);
 registerDrillCommand(program);
+registerAdminCommand(program);
 
 await program.parseAsync(process.argv);

@@ -9,6 +9,7 @@ import { vaultSchema } from './secret-ref-schema.js';
 import { upstreamsSchema } from './upstream-schema.js';
 import { trustDomainsSchema } from '../workload-identity/schema.js';
 import { ADDRESS_OR_CIDR } from '../shared/address-list.js';
+import { adminApiSchema, adminTlsSchema } from './admin-api-schema.js';
 
 const timeoutsSchema = {
   type: 'object',
@@ -185,7 +186,8 @@ export const coreSchema = {
     },
     admin: {
       type: 'object',
-      description: 'Admin listener: /healthz, /readyz and /metrics. Bind it to a private address.',
+      description:
+        'Admin listener: /healthz, /readyz, /metrics and the admin API (`api`). Bind it to a private address.',
       properties: {
         enabled: { type: 'boolean', default: true, description: 'Start the admin listener.' },
         address: { type: 'string', default: '127.0.0.1', description: 'Address to bind.' },
@@ -196,6 +198,8 @@ export const coreSchema = {
           default: 9901,
           description: 'TCP port; 0 picks a free one.',
         },
+        tls: adminTlsSchema,
+        api: adminApiSchema,
       },
       additionalProperties: false,
       default: {},

@@ -1,6 +1,7 @@
 /** Typed view of a validated configuration (defaults filled in). The schema in schema.ts documents each key. */
 
 import type { DecisionListenerConfig } from './decision-listener.js';
+import type { AdminApiConfig, AdminTlsConfig } from './admin-api-schema.js';
 
 export type LocalSecretRef = { env: string } | { file: string };
 export type VaultSecretRef = { vault: { path: string; key: string } };
@@ -95,7 +96,7 @@ export interface RouteConfig {
 
 export interface GatewayConfig {
   listeners: ListenerConfig[];
-  admin: { enabled: boolean; address: string; port: number };
+  admin: { enabled: boolean; address: string; port: number; tls?: AdminTlsConfig; api: AdminApiConfig };
   server: {
     max_header_bytes: number;
     headers_timeout_ms: number;

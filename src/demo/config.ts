@@ -27,7 +27,8 @@ export function demoConfig(
       { name: 'http', address: '127.0.0.1', port: 8080 },
       { name: 'https', address: '127.0.0.1', port: 8443, tls: { cert: tls.cert, key: tls.key } },
     ],
-    admin: { address: '127.0.0.1', port: 9901 },
+    // The admin API with an admin key made on first start and kept in the data directory (mode 0600).
+    admin: { address: '127.0.0.1', port: 9901, api: { enabled: true, key_file: { path: 'admin-key' } } },
     // The demo shows each request in the terminal.
     log: { access: true },
     kyc: {

@@ -1,9 +1,16 @@
 /**
- * The admin listener: health (`/healthz`), readiness (`/readyz`), and the endpoints subsystems add (metrics, unmatched
- * webhooks ...). It never shares a listener with traffic; listeners that set `health` also answer the two health
- * paths through `answerHealth`.
+ * The admin listener: health (`/healthz`), readiness (`/readyz`), the endpoints subsystems add (metrics, unmatched
+ * webhooks ...) and the admin API (`/admin/api/*`, src/admin/). It never shares a listener with traffic; listeners
+ * that set `health` also answer the two health paths through `answerHealth`. With `admin.tls` it speaks HTTPS and
+ * may ask for client certificates (mapped to admin roles by the API).
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
+import { readFileSync } from 'node:fs';
+import { resolve as resolvePath } from 'node:path';
+import { X509Certificate } from 'node:crypto';
+import type { AdminTlsConfig } from '../config/admin-api-schema.js';
+import type { ListenerCertificateInfo } from '../subsystems.js';
 import type { Logger } from 'pino';
 import { problem, sendProblem } from '../pipeline/problem.js';
 import type { RunningSubsystem } from '../subsystems.js';
@@ -25,6 +32,8 @@ export interface AdminSources {
   subsystems(): readonly NamedSubsystem[];
   /** Vault's readiness, when the configuration uses Vault. */
   vault(): Record<string, unknown> | undefined;
+  /** The admin API's handler for `/admin/api/*`. */
+  api(req: IncomingMessage, res: ServerResponse): void;
 }
 
 export interface Readiness {
@@ -35,20 +44,56 @@ export interface Readiness {
 export class Admin {
   server: http.Server | undefined;
   port = 0;
+  /** The certificate served with `admin.tls`. */
+  certificate: ListenerCertificateInfo | undefined;
   /** Readiness checks failing at the last probe (their cause is logged once when they start failing). */
   private readonly failing = new Set<string>();
 
   constructor(private readonly sources: AdminSources) {}
 
-  async listen(address: string, port: number): Promise<void> {
-    const server = http.createServer({ requireHostHeader: false }, (req, res) => this.handle(req, res));
+  async listen(address: string, port: number, tls?: AdminTlsConfig, baseDir = process.cwd()): Promise<void> {
+    const handler = (req: IncomingMessage, res: ServerResponse) => this.handle(req, res);
+    let server: http.Server;
+    if (tls) {
+      const read = (file: string) => readFileSync(resolvePath(baseDir, file));
+      const cert = read(tls.cert);
+      const x509 = new X509Certificate(cert);
+      this.certificate = {
+        listener: 'admin',
+        notAfter: new Date(x509.validTo),
+        served: {
+          source: 'file',
+          serial: x509.serialNumber,
+          fingerprint: x509.fingerprint256,
+          notAfter: new Date(x509.validTo),
+        },
+        rotations: 0,
+      };
+      server = https.createServer(
+        {
+          cert,
+          key: read(tls.key),
+          minVersion: 'TLSv1.2',
+          // Client certificates are asked for and verified, but a call without one may still carry an admin key.
+          ...(tls.client_ca ? { ca: read(tls.client_ca), requestCert: true, rejectUnauthorized: false } : {}),
+        },
+        handler,
+      );
+    } else server = http.createServer({ requireHostHeader: false }, handler);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen({ port, host: address }, () => resolve());
     });
     this.server = server;
     this.port = (server.address() as { port: number }).port;
-    this.sources.logger.info({ listener: 'admin', url: `http://${address}:${this.port}` }, 'listening');
+    this.sources.logger.info({ listener: 'admin', url: this.url(address) }, 'listening');
+  }
+
+  /** Base URL of the admin listener (`address` as bound; 0.0.0.0 and :: as loopback). */
+  url(address: string): string {
+    const host =
+      address === '0.0.0.0' || address === '::' ? '127.0.0.1' : address.includes(':') ? `[${address}]` : address;
+    return `${this.server instanceof https.Server ? 'https' : 'http'}://${host}:${this.port}`;
   }
 
   async close(): Promise<void> {
@@ -61,6 +106,7 @@ export class Admin {
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const path = (req.url ?? '/').split('?')[0]!;
     if (path === '/healthz' || path === '/readyz') return this.answerHealth(path, res);
+    if (path.startsWith('/admin/api/')) return this.sources.api(req, res);
     for (const m of this.sources.subsystems()) {
       const h = m.instance.adminHandlers?.[path];
       if (h) return h(req, res);

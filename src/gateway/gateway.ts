@@ -33,6 +33,9 @@ import { DecisionEndpoint } from '../decision/endpoint.js';
 import { DECISION_PROBLEMS } from '../decision/problems.js';
 import { CORE_PROBLEM_TYPES, type ProblemType } from '../pipeline/problem.js';
 import { Admin, type NamedSubsystem, type Readiness } from './admin.js';
+import { AdminApi } from '../admin/api.js';
+import { ADMIN_API_PROBLEMS } from '../admin/problems.js';
+import { VERSION } from '../admin/version.js';
 
 export interface GatewayOptions {
   loaded: LoadedConfig;
@@ -50,7 +53,7 @@ export interface GatewayOptions {
 
 /** Every problem type a gateway made of these policies and subsystems may answer with. */
 export function problemTypesOf(policies: readonly PolicyDefinition[], subsystems: readonly Subsystem[]): ProblemType[] {
-  const out = [...CORE_PROBLEM_TYPES, ...DECISION_PROBLEMS];
+  const out = [...CORE_PROBLEM_TYPES, ...DECISION_PROBLEMS, ...ADMIN_API_PROBLEMS];
   for (const p of policies) out.push(...(p.problems ?? []));
   for (const m of subsystems) out.push(...(m.problems ?? []));
   return out;
@@ -60,6 +63,8 @@ export class Gateway {
   readonly logger: Logger;
   readonly listeners: ListenerHandle[] = [];
   private readonly adminListener: Admin;
+  /** The admin REST API, served by the admin listener under /admin/api (src/admin/). */
+  readonly adminApi: AdminApi;
   private runtime!: Runtime;
   private readonly validator: ConfigValidator;
   private readonly env: CompileEnv;
@@ -116,6 +121,23 @@ export class Gateway {
       listeners: () => this.listeners,
       subsystems: () => this.subsystems,
       vault: () => (this.runtime.config.vault ? this.vault.readiness() : undefined),
+      api: (req, res) => this.adminApi.handle(req, res),
+    });
+    this.adminApi = new AdminApi({
+      logger: this.logger,
+      services: this.services,
+      version: VERSION,
+      config: () => this.runtime.config,
+      configFile: () => this.runtime.loaded.file,
+      baseDir: () => this.runtime.loaded.baseDir,
+      certificates: () => {
+        const admin = this.adminListener.certificate;
+        return admin ? [...this.listenerCertificates(), admin] : this.listenerCertificates();
+      },
+      upstreams: () => this.runtime.upstreamTargets(),
+      draining: () => this.draining,
+      ready: () => this.adminListener.readiness().then((r) => r.status === 'ready'),
+      resolveSecret: (ref) => resolveSecret(ref, this.runtime.loaded.baseDir, process.env, this.vault),
     });
     this.proxy = new ProxyRequests({
       logger: this.logger,
@@ -170,6 +192,7 @@ export class Gateway {
         l.server.close();
       }
       await this.adminListener.close();
+      await this.adminApi.close().catch(() => undefined);
       this.configWatcher?.close();
       for (const m of this.subsystems) await m.instance.close?.().catch(() => undefined);
       await this.vault.close();
@@ -213,8 +236,14 @@ export class Gateway {
     this.runtime = await compileRuntime(loaded, this.env);
     this.vault.retain(loaded.config);
     this.ready = true;
-    if (loaded.config.admin.enabled)
-      await this.adminListener.listen(loaded.config.admin.address, loaded.config.admin.port);
+    const admin = loaded.config.admin;
+    await this.adminApi.start(() =>
+      this.adminListener.server ? this.adminListener.url(admin.address) + '/admin/api/v1' : undefined,
+    );
+    if (admin.enabled) {
+      await this.adminListener.listen(admin.address, admin.port, admin.tls, loaded.baseDir);
+      this.adminApi.announce(this.adminListener.url(admin.address));
+    }
     if (loaded.file && this.options.watchConfig !== false) {
       this.configWatcher = new ConfigWatcher(loaded.file, () => void this.reload('file change'), this.logger);
     }
@@ -356,6 +385,7 @@ export class Gateway {
     for (const l of this.listeners) l.certificates?.close();
     await Promise.all(closed);
     await this.adminListener.close();
+    await this.adminApi.close();
     await this.runtime.close();
     for (const m of this.subsystems) await m.instance.close?.().catch(() => undefined);
     await this.vault.close();

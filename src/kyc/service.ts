@@ -297,7 +297,7 @@ export class KycService {
     };
     try {
       if (attempts >= MAX_EVENT_ATTEMPTS) {
-        await this.records.markEvent(row.provider, row.event_id, 'failed', Date.now());
+        await this.records.markEvent(row.provider, row.event_id, 'failed', Date.now(), true);
         this.logger.error(log, 'webhook event could not be applied; given up');
       } else {
         await this.records.markEvent(row.provider, row.event_id, 'error', null);
@@ -366,7 +366,8 @@ export class KycService {
   }
 }
 
-function eventContext(provider: string, eventId: string): string {
+/** Associated data of a stored webhook event's sealed payload. */
+export function eventContext(provider: string, eventId: string): string {
   return `webhook-event:${provider}:${eventId}`;
 }
 

@@ -17,6 +17,7 @@ import { VerificationStore } from './verification-store.js';
 import { ProviderTypes } from './providers.js';
 import type { ProviderType } from '../providers/provider.js';
 import { registerKycMetrics } from './metrics.js';
+import { SubjectBlocks } from './blocks.js';
 
 /** Webhook bodies are small JSON documents; anything larger is refused before it is read. */
 const WEBHOOK_MAX_BODY_BYTES = 1_048_576;
@@ -85,6 +86,10 @@ export function kycSubsystem(providers: readonly ProviderType[]): Subsystem {
         stale: ctx.services.find<StoreOutage>('store-outage'),
       });
       ctx.services.register('kyc', service);
+      // Subjects an operator blocked (the admin API), refused by every kyc-gate.
+      const blocks = new SubjectBlocks(store, ctx.services.logger, ctx.services.find<RedisService>('redis'));
+      await blocks.start();
+      ctx.services.register('kyc-blocks', blocks);
       // Events stored before a crash or during an outage are applied now, not at the first interval.
       void service.reconcile();
       return {
@@ -120,6 +125,7 @@ export function kycSubsystem(providers: readonly ProviderType[]): Subsystem {
         },
         async close() {
           stopMetrics();
+          blocks.close();
           await service.close();
           await retireSetup(service.setup, undefined);
         },

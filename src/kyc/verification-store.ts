@@ -237,12 +237,19 @@ export class VerificationStore {
     return rows[0];
   }
 
-  async markEvent(provider: string, eventId: string, outcome: string, processedAt: number | null): Promise<void> {
+  async markEvent(
+    provider: string,
+    eventId: string,
+    outcome: string,
+    processedAt: number | null,
+    keepPayload = false,
+  ): Promise<void> {
     // Once applied, the sealed payload (which may hold personal data) is no longer needed: keep only the outcome.
+    // A parked event keeps it (`keepPayload`), so that an operator can replay it.
     await this.store.query(
       "UPDATE kyc_webhook_events SET outcome = $3, processed_at = $4, payload = CASE WHEN $5 = 1 THEN '' " +
         'ELSE payload END, attempts = attempts + 1 WHERE provider = $1 AND event_id = $2',
-      [provider, eventId, outcome, processedAt, processedAt === null ? 0 : 1],
+      [provider, eventId, outcome, processedAt, processedAt === null || keepPayload ? 0 : 1],
     );
   }
 

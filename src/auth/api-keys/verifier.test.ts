@@ -26,7 +26,17 @@ async function setup(stalePeriodSeconds: number) {
   const outage = new StoreOutage(store, logger, stalePeriodSeconds);
   const directory = new ConsumerDirectory();
   directory.replace([
-    { name: 'billing', scopes: ['payments:read'], groups: [], plan: undefined, metadata: {}, source: 'config' },
+    {
+      name: 'billing',
+      scopes: ['payments:read'],
+      groups: [],
+      plan: undefined,
+      metadata: {},
+      source: 'config',
+      disabled: false,
+      createdAt: 0,
+      updatedAt: 0,
+    },
   ]);
   const repository = new KeyRepository(store);
   let now = 1_000_000;

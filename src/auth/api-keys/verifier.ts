@@ -29,6 +29,8 @@ export interface KeyCacheEntry {
   due: boolean;
   /** The presented key that matched `hash`, once one has. */
   verified?: string | undefined;
+  /** The key's consumer exists but is disabled (its keys are refused). */
+  readonly disabled?: boolean;
   /** The successful check, made once per entry (it holds nothing per request). */
   ok?: (KeyCheck & { ok: true }) | undefined;
 }
@@ -38,7 +40,7 @@ export type KeyCheck =
   | { ok: true; identity: Identity; record: ApiKeyRecord; stale?: true }
   | {
       ok: false;
-      reason: 'unknown_key' | 'revoked_key' | 'expired_key' | 'unknown_consumer';
+      reason: 'unknown_key' | 'revoked_key' | 'expired_key' | 'unknown_consumer' | 'consumer_disabled';
       keyId: string;
       stale?: true;
     };
@@ -155,7 +157,8 @@ export class ApiKeyVerifier {
     if (record.revokedAt !== undefined) return { ok: false, reason: 'revoked_key', keyId: id };
     if (record.expiresAt !== undefined && Date.now() >= record.expiresAt)
       return { ok: false, reason: 'expired_key', keyId: id };
-    if (entry.identity === undefined) return { ok: false, reason: 'unknown_consumer', keyId: id };
+    if (entry.identity === undefined)
+      return { ok: false, reason: entry.disabled === true ? 'consumer_disabled' : 'unknown_consumer', keyId: id };
     return entry.ok ?? (entry.ok = { ok: true, identity: entry.identity, record });
   }
 
@@ -192,21 +195,23 @@ export class ApiKeyVerifier {
         ok: undefined,
       };
     const consumer = this.consumers.get(record.consumer);
-    const identity: Identity | undefined = consumer
-      ? Object.freeze({
-          consumer: consumer.name,
-          method: 'api-key',
-          scopes: record.scopes.length > 0 ? record.scopes : consumer.scopes,
-          groups: consumer.groups,
-          ...(consumer.plan !== undefined ? { plan: consumer.plan } : {}),
-          credentialId: record.id,
-          ...(record.expiresAt !== undefined ? { expiresAt: record.expiresAt } : {}),
-        })
-      : undefined;
+    const identity: Identity | undefined =
+      consumer && !consumer.disabled
+        ? Object.freeze({
+            consumer: consumer.name,
+            method: 'api-key',
+            scopes: record.scopes.length > 0 ? record.scopes : consumer.scopes,
+            groups: consumer.groups,
+            ...(consumer.plan !== undefined ? { plan: consumer.plan } : {}),
+            credentialId: record.id,
+            ...(record.expiresAt !== undefined ? { expiresAt: record.expiresAt } : {}),
+          })
+        : undefined;
     return {
       record,
       hash: Buffer.from(record.hash, 'hex').toString('base64'),
       identity,
+      disabled: consumer?.disabled === true,
       loadedAt,
       due: false,
       verified: undefined,

@@ -29,7 +29,15 @@ import { kycGateSchema, type KycGateConfig } from './schema.js';
 import { POLICY, compileKycGate, compiledRule, type CompiledRule } from './compile.js';
 import { ruleContext, type HistoryReader } from './rules.js';
 import type { SubjectSource } from './subject-source.js';
-import { KYC_DENIED, KYC_GATE_PROBLEMS, KYC_PENDING, KYC_PROVIDER_UNAVAILABLE, KYC_REQUIRED } from './problems.js';
+import {
+  KYC_DENIED,
+  KYC_GATE_PROBLEMS,
+  KYC_PENDING,
+  KYC_PROVIDER_UNAVAILABLE,
+  KYC_REQUIRED,
+  SUBJECT_BLOCKED,
+} from './problems.js';
+import type { SubjectBlocks } from '../../kyc/blocks.js';
 
 /** Retry-After of the 503 answered while the store cannot be used. */
 const STORE_RETRY_AFTER_SECONDS = 2;
@@ -41,6 +49,9 @@ interface PendingHistory {
 }
 
 const PENDING_HISTORY = new RequestField<PendingHistory>('kyc-gate.history');
+
+/** The answer to a blocked subject: one object, made once. */
+const BLOCKED = problem(SUBJECT_BLOCKED, { detail: 'Requests for this user are blocked. Contact the operator.' });
 
 class KycGate implements PolicyInstance {
   readonly injectsHeaders = ['x-kyc-*', 'x-subject-id', 'x-kycgate-assertion'];
@@ -62,6 +73,7 @@ class KycGate implements PolicyInstance {
     private readonly workflow: CompiledWorkflow,
     private readonly rules: readonly CompiledRule[],
     private readonly config: KycGateConfig,
+    private readonly blocks: SubjectBlocks | undefined,
   ) {
     const variables = new Set<string>();
     let readsHistory = false;
@@ -102,6 +114,7 @@ class KycGate implements PolicyInstance {
     if (raw === undefined) return this.noSubject(ctx);
     const subject = this.kyc.pseudonymise(this.namespace, raw);
     ctx.subject = subject;
+    if (this.blocks?.has(subject) === true) return this.refuse(ctx, 'blocked', BLOCKED);
     const now = Date.now();
     if (this.needsAsync) return this.decideWithBody(ctx, subject, now);
     const entry = this.kyc.cache.peek(subject, now);
@@ -488,6 +501,15 @@ export const kycGatePolicy: PolicyDefinition<KycGateConfig> = {
   schema: kycGateSchema,
   async create(config, setup: PolicySetup) {
     const { kyc, source, workflow, rules } = await compileKycGate(config, setup);
-    return new KycGate(kyc, setup.services, source, config.subject.namespace, workflow, rules, config);
+    return new KycGate(
+      kyc,
+      setup.services,
+      source,
+      config.subject.namespace,
+      workflow,
+      rules,
+      config,
+      setup.services.find<SubjectBlocks>('kyc-blocks'),
+    );
   },
 };

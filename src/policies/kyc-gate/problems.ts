@@ -14,4 +14,13 @@ export const KYC_PROVIDER_UNAVAILABLE = problemType(
   'Identity verification provider unavailable',
 );
 
-export const KYC_GATE_PROBLEMS = [KYC_REQUIRED, KYC_PENDING, KYC_DENIED, KYC_PROVIDER_UNAVAILABLE] as const;
+/** An operator blocked the subject (admin API): refused whatever its verification state. */
+export const SUBJECT_BLOCKED = problemType('subject-blocked', 403, 'Subject blocked');
+
+export const KYC_GATE_PROBLEMS = [
+  KYC_REQUIRED,
+  KYC_PENDING,
+  KYC_DENIED,
+  KYC_PROVIDER_UNAVAILABLE,
+  SUBJECT_BLOCKED,
+] as const;

@@ -26,6 +26,7 @@ const DETAILS = {
   revoked_key: 'The API key has been revoked.',
   expired_key: 'The API key has expired.',
   unknown_consumer: 'The API key belongs to no known consumer.',
+  consumer_disabled: 'The consumer of this API key is disabled.',
 } as const;
 
 function outcomeOf(check: KeyCheck): AuthOutcome {
