@@ -84,7 +84,8 @@ function runCli(args: string[], env: Record<string, string>): Promise<{ code: nu
     });
     let stderr = '';
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 15000);
+    // Only a hung start is killed: a start-up that fails as it should ends far sooner, however loaded the machine.
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
     child.on('exit', (code) => {
       clearTimeout(timer);
       resolve({ code, stderr });
