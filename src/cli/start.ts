@@ -2,10 +2,10 @@
  * `kycgate start`: loads the config (or the built-in demo), starts the gateway, and wires signals:
  * SIGHUP reloads, SIGTERM and SIGINT drain and exit 0.
  */
-import path from 'node:path';
 import { mkdirSync } from 'node:fs';
 import { pino } from 'pino';
 import { ConfigValidator, loadConfigFile } from '../config/load.js';
+import { dataDirectory } from '../config/data-dir.js';
 import type { LoadedConfig } from '../config/types.js';
 import { loadExtensions } from './plugins.js';
 import { Gateway } from '../gateway/gateway.js';
@@ -13,19 +13,18 @@ import { ensureDevCertificate } from '../server/devcert.js';
 import { demoConfig } from '../demo/config.js';
 import { startEchoServer, type EchoServer } from '../demo/echo.js';
 
-export function dataDirectory(): string {
-  return path.resolve(process.env.KYCGATE_DATA_DIR ?? '.kycgate');
-}
-
 export async function startGateway(configFile: string | undefined, plugins: readonly string[] = []): Promise<Gateway> {
   const { policies, subsystems } = await loadExtensions(plugins);
-  const dataDir = dataDirectory();
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const validator = new ConfigValidator(subsystems, policies);
   let loaded: LoadedConfig;
+  let dataDir: string;
   if (configFile) {
     loaded = loadConfigFile(configFile, validator);
+    dataDir = dataDirectory(loaded.config, loaded.baseDir);
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   } else {
+    dataDir = dataDirectory(undefined, process.cwd());
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     const tls = await ensureDevCertificate(dataDir);
     loaded = { config: validator.validate(demoConfig(tls)), file: undefined, baseDir: process.cwd() };
   }

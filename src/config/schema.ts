@@ -146,6 +146,15 @@ export const coreSchema = {
   title: 'kycgate configuration',
   type: 'object',
   properties: {
+    data_dir: {
+      type: 'string',
+      minLength: 1,
+      description:
+        'Directory for what the gateway writes: the embedded SQLite store, the audit journal, generated keys, the ' +
+        "admin key file. Relative paths are resolved against the config file's directory (default `.kycgate` " +
+        'next to the file; the built-in demo: `./.kycgate`). KYCGATE_DATA_DIR overrides it. Every command given ' +
+        'the same config (`start`, `keys`, `audit`, `admin`, `faults`, `drill`) uses it. Read at start only.',
+    },
     listeners: {
       type: 'array',
       minItems: 1,

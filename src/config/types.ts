@@ -95,6 +95,7 @@ export interface RouteConfig {
 }
 
 export interface GatewayConfig {
+  data_dir?: string;
   listeners: ListenerConfig[];
   admin: { enabled: boolean; address: string; port: number; tls?: AdminTlsConfig; api: AdminApiConfig };
   server: {
