@@ -8,7 +8,8 @@ import { Command } from 'commander';
 import path from 'node:path';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { ConfigError, ConfigValidator, fullSchema, loadConfigFile } from '../config/load.js';
+import { ConfigError, ConfigValidator, fullSchema } from '../config/load.js';
+import { checkConfigFile } from '../config/check.js';
 import { SUBSYSTEMS, POLICIES } from '../bundled.js';
 import { startGateway } from './start.js';
 import { loadExtensions } from './plugins.js';
@@ -51,14 +52,18 @@ program
 
 program
   .command('validate')
-  .description('Check a configuration file; exits non-zero and names each invalid key when it is not valid.')
+  .description(
+    'Check a configuration file and name every problem in one run: schema, references, policy options, provider ' +
+      'types, secret references and the files it names (certificates, keys, CA bundles). Exits 1 when it is not valid.',
+  )
   .argument('<file>', 'YAML configuration file')
+  .option('--offline', 'skip the checks that need the environment (secret references, files)')
   .option('--plugin <file...>', 'load policies and verification-provider types from these subsystems, as `start` does')
-  .action(async (file: string, opts: { plugin?: string[] }) => {
+  .action(async (file: string, opts: { plugin?: string[]; offline?: boolean }) => {
     try {
       const { policies, subsystems } = await loadExtensions(opts.plugin ?? []);
-      loadConfigFile(file, new ConfigValidator(subsystems, policies));
-      process.stdout.write(`${file}: valid\n`);
+      checkConfigFile(file, new ConfigValidator(subsystems, policies), { offline: opts.offline === true });
+      process.stdout.write(`${file}: valid${opts.offline ? ' (offline: secrets and files not checked)' : ''}\n`);
     } catch (err) {
       process.stderr.write(
         err instanceof ConfigError ? `${file}: ${err.message}\n` : `${file}: ${(err as Error).message}\n`,

@@ -4,7 +4,8 @@
  */
 import { mkdirSync } from 'node:fs';
 import { pino } from 'pino';
-import { ConfigValidator, loadConfigFile } from '../config/load.js';
+import { ConfigValidator } from '../config/load.js';
+import { checkConfigFile } from '../config/check.js';
 import { dataDirectory } from '../config/data-dir.js';
 import type { LoadedConfig } from '../config/types.js';
 import { loadExtensions } from './plugins.js';
@@ -19,7 +20,8 @@ export async function startGateway(configFile: string | undefined, plugins: read
   let loaded: LoadedConfig;
   let dataDir: string;
   if (configFile) {
-    loaded = loadConfigFile(configFile, validator);
+    // Every check `kycgate validate` makes, the environment's included, before anything is bound or written.
+    loaded = checkConfigFile(configFile, validator);
     dataDir = dataDirectory(loaded.config, loaded.baseDir);
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   } else {

@@ -84,7 +84,7 @@ function runCli(args: string[], env: Record<string, string>): Promise<{ code: nu
     });
     let stderr = '';
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 15000);
+    const timer = setTimeout(() => child.kill('SIGKILL'), 90_000); // generous: a loaded machine
     child.on('exit', (code) => {
       clearTimeout(timer);
       resolve({ code, stderr });
