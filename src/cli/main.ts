@@ -18,6 +18,8 @@ import { registerAuditCommand } from './audit.js';
 import { registerFaultsCommand } from './faults.js';
 import { registerDrillCommand } from './drill.js';
 import { registerAdminCommand } from './admin.js';
+import { registerInitCommand } from './init.js';
+import { printConfig } from './print-config.js';
 
 const pkg = JSON.parse(
   readFileSync(path.join(path.dirname(fileURLToPath(import.meta.url)), '../../../package.json'), 'utf8'),
@@ -37,8 +39,14 @@ program
     '--plugin <file...>',
     'load policies and verification-provider types from these subsystems (their default export: { policies, providers })',
   )
-  .action(async (opts: { config?: string; plugin?: string[] }) => {
+  .option('--print-config', 'print the effective configuration (defaults filled in, secrets redacted) and exit')
+  .action(async (opts: { config?: string; plugin?: string[]; printConfig?: boolean }) => {
     try {
+      if (opts.printConfig) {
+        const { policies, subsystems } = await loadExtensions(opts.plugin ?? []);
+        process.stdout.write(printConfig(opts.config, new ConfigValidator(subsystems, policies)));
+        return;
+      }
       await startGateway(opts.config, opts.plugin ?? []);
     } catch (err) {
       if (err instanceof ConfigError) {
@@ -84,5 +92,6 @@ registerAuditCommand(program);
 registerFaultsCommand(program);
 registerDrillCommand(program);
 registerAdminCommand(program);
+registerInitCommand(program);
 
 await program.parseAsync(process.argv);
