@@ -286,8 +286,15 @@ export const coreSchema = {
     },
     log: {
       type: 'object',
-      description: 'Structured JSON logs on standard output.',
+      description: 'Logs on standard output: JSON lines (ISO 8601 `time`), or readable lines on a terminal.',
       properties: {
+        format: {
+          enum: ['auto', 'json', 'pretty'],
+          default: 'auto',
+          description:
+            'auto: readable, coloured lines when standard output is a terminal, JSON lines otherwise (a file, a ' +
+            'pipe, a container log). json or pretty: always that. JSON lines carry `time` as ISO 8601 (UTC).',
+        },
         level: {
           enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
           default: 'info',
