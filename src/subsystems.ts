@@ -59,5 +59,10 @@ export interface Subsystem {
   readonly section?: { key: string; schema: Record<string, unknown> };
   /** Problem types the subsystem's routes and services answer with beyond the core's, each documented with it. */
   readonly problems?: readonly ProblemType[];
+  /**
+   * Checks of its section that need no environment and no connection (cross-references, known types), run by
+   * `kycgate validate` and before anything starts, with every other check: the problems, each `key.path: reason`.
+   */
+  check?(config: GatewayConfig): string[];
   start(config: GatewayConfig, ctx: SubsystemStartContext): Promise<RunningSubsystem>;
 }

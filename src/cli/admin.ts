@@ -1,11 +1,13 @@
 /**
  * `kycgate admin`: every admin API operation from the command line, against a running gateway (`--admin-url`, default
- * $KYCGATE_ADMIN_URL or http://127.0.0.1:9901) with the admin key from $KYCGATE_ADMIN_KEY (or `--admin-key-file`).
+ * $KYCGATE_ADMIN_URL, the admin listener of `--config`, or http://127.0.0.1:9901) with the admin key from
+ * $KYCGATE_ADMIN_KEY, `--admin-key-file`, or the key file the config (or the demo) writes in its data directory.
  * Commands are made from the API's operation list: path parameters are arguments, query parameters and body fields
  * are options (lists comma-separated, objects as JSON), `--body` sends a whole JSON body. Answers are printed as JSON;
  * an error prints the problem and exits 1. `kycgate admin openapi` prints the OpenAPI document.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import nodePath from 'node:path';
 import http from 'node:http';
 import https from 'node:https';
 import type { Command } from 'commander';
@@ -13,10 +15,12 @@ import { API_PREFIX, OPERATIONS, type Operation } from '../admin/operations.js';
 import { COMPONENTS, type JsonSchema } from '../admin/schemas.js';
 import { openApiDocument } from '../admin/openapi.js';
 import { VERSION } from '../admin/version.js';
+import { loadCliConfig } from './configured-store.js';
 
-interface Connection {
-  adminUrl: string;
+export interface Connection {
+  adminUrl?: string;
   adminKeyFile?: string;
+  config?: string;
   ca?: string;
   cert?: string;
   key?: string;
@@ -50,9 +54,10 @@ function request(
   path: string,
   body: unknown,
 ): Promise<{ status: number; type: string; text: string }> {
-  const key =
-    process.env.KYCGATE_ADMIN_KEY ?? (conn.adminKeyFile ? readFileSync(conn.adminKeyFile, 'utf8').trim() : undefined);
-  const url = new URL(conn.adminUrl.replace(/\/$/, '') + path);
+  const target = resolveTarget(conn);
+  const keyFile = process.env.KYCGATE_ADMIN_KEY === undefined ? target.keyFile : undefined;
+  const key = process.env.KYCGATE_ADMIN_KEY ?? (keyFile ? readFileSync(keyFile, 'utf8').trim() : undefined);
+  const url = new URL(target.url.replace(/\/$/, '') + path);
   const payload = body === undefined ? undefined : JSON.stringify(body);
   const options: https.RequestOptions = {
     method,
@@ -79,6 +84,27 @@ function request(
     req.on('error', reject);
     req.end(payload);
   });
+}
+
+/**
+ * Where to call and with which key file: the flags, else $KYCGATE_ADMIN_URL, else the admin listener of `--config`
+ * (default http://127.0.0.1:9901); the key file the config's `admin.api.key_file` writes in its data directory (the
+ * demo's: ./.kycgate/admin-key) when it exists.
+ */
+export function resolveTarget(conn: Connection): { url: string; keyFile: string | undefined } {
+  const { config, dataDir } = loadCliConfig(conn.config);
+  let url = conn.adminUrl ?? process.env.KYCGATE_ADMIN_URL;
+  if (url === undefined) {
+    const host = conn.config && !['0.0.0.0', '::'].includes(config.admin.address) ? config.admin.address : '127.0.0.1';
+    const port = conn.config ? config.admin.port : 9901;
+    url = `${config.admin.tls && conn.config ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  }
+  let keyFile = conn.adminKeyFile;
+  if (keyFile === undefined) {
+    const candidate = nodePath.resolve(dataDir, conn.config ? (config.admin.api.key_file?.path ?? '') : 'admin-key');
+    if (candidate !== dataDir && existsSync(candidate)) keyFile = candidate;
+  }
+  return { url, keyFile };
 }
 
 async function run(op: Operation, args: string[], opts: Record<string, unknown>, conn: Connection): Promise<void> {
@@ -116,8 +142,18 @@ export function registerAdminCommand(program: Command): void {
     .description(
       'Call the admin API of a running gateway (key from KYCGATE_ADMIN_KEY). Every operation of the API is a command.',
     )
-    .option('--admin-url <url>', 'admin listener URL', process.env.KYCGATE_ADMIN_URL ?? 'http://127.0.0.1:9901')
-    .option('--admin-key-file <file>', 'read the admin key from this file when KYCGATE_ADMIN_KEY is not set')
+    .option(
+      '-c, --config <file>',
+      "the gateway's configuration: its admin listener and the key file in its data directory",
+    )
+    .option(
+      '--admin-url <url>',
+      "admin listener URL (default: $KYCGATE_ADMIN_URL, the config's, http://127.0.0.1:9901)",
+    )
+    .option(
+      '--admin-key-file <file>',
+      "read the admin key from this file when KYCGATE_ADMIN_KEY is not set (default: the config's key_file, ./.kycgate/admin-key)",
+    )
     .option('--ca <file>', 'CA bundle to verify an HTTPS admin listener')
     .option('--cert <file>', 'client certificate (PEM) for an admin listener with mTLS')
     .option('--key <file>', 'its private key (PEM)');

@@ -10,7 +10,7 @@ import type { Command } from 'commander';
 import { verifyJournal, loadPublicKey } from '../audit/verify.js';
 import { exportRecords } from '../audit/export.js';
 import { auditDirectory } from '../audit/subsystem.js';
-import { dataDirectory } from './start.js';
+import { loadCliConfig } from './configured-store.js';
 
 function version(): string {
   try {
@@ -35,21 +35,28 @@ function parseTime(value: string | undefined, name: string): Date | undefined {
 
 export function registerAuditCommand(program: Command): void {
   const audit = program.command('audit').description('Check and extract the tamper-evident audit journal.');
-  const defaultDir = () => auditDirectory(dataDirectory());
+  // The journal of the gateway given the same config (its data directory), or of the demo's without one.
+  const journalDir = (opts: { journal?: string; config?: string }) => {
+    if (opts.journal) return path.resolve(opts.journal);
+    const dir = auditDirectory(loadCliConfig(opts.config).dataDir);
+    process.stderr.write(`kycgate: audit journal: ${dir}\n`);
+    return dir;
+  };
 
   audit
     .command('verify')
     .description('Verify the hash chain and signed checkpoints; exits 1 and names the first altered record.')
-    .option('--journal <dir>', 'audit directory (default: <KYCGATE_DATA_DIR or .kycgate>/audit)')
+    .option('-c, --config <file>', "the gateway's configuration: its data directory holds the journal")
+    .option('--journal <dir>', 'audit directory (default: <data directory of --config, or ./.kycgate>/audit)')
     .option(
       '--public-key <pem>',
       'PEM public key checkpoints must be signed with (default: signing-key.pub.pem in the audit directory; pass a copy kept elsewhere for a real audit)',
     )
     .option('--json', 'print the result as JSON')
-    .action((opts: { journal?: string; publicKey?: string; json?: boolean }) => {
-      const dir = path.resolve(opts.journal ?? defaultDir());
+    .action((opts: { journal?: string; config?: string; publicKey?: string; json?: boolean }) => {
       let result: ReturnType<typeof verifyJournal>;
       try {
+        const dir = journalDir(opts);
         result = verifyJournal(dir, loadPublicKey(dir, opts.publicKey));
       } catch (err) {
         process.stderr.write(`kycgate audit verify: ${(err as Error).message}\n`);
@@ -74,18 +81,25 @@ export function registerAuditCommand(program: Command): void {
   audit
     .command('export')
     .description('Write the records of a time window to stdout as JSON lines (as stored) or CEF.')
-    .option('--journal <dir>', 'audit directory (default: <KYCGATE_DATA_DIR or .kycgate>/audit)')
+    .option('-c, --config <file>', "the gateway's configuration: its data directory holds the journal")
+    .option('--journal <dir>', 'audit directory (default: <data directory of --config, or ./.kycgate>/audit)')
     .option('--since <time>', 'first instant included (ISO 8601)')
     .option('--until <time>', 'first instant excluded (ISO 8601)')
     .option('--format <format>', 'jsonl or cef', 'jsonl')
-    .action((opts: { journal?: string; since?: string; until?: string; format: string }) => {
+    .action((opts: { journal?: string; config?: string; since?: string; until?: string; format: string }) => {
       if (opts.format !== 'jsonl' && opts.format !== 'cef') {
         process.stderr.write('kycgate audit export: --format must be jsonl or cef\n');
         process.exit(2);
       }
       const since = parseTime(opts.since, '--since');
       const until = parseTime(opts.until, '--until');
-      const dir = path.resolve(opts.journal ?? defaultDir());
+      let dir: string;
+      try {
+        dir = journalDir(opts);
+      } catch (err) {
+        process.stderr.write(`kycgate audit export: ${(err as Error).message}\n`);
+        process.exit(2);
+      }
       let out = '';
       for (const line of exportRecords(dir, {
         format: opts.format,

@@ -1,38 +1,49 @@
 /**
- * What the store-backed commands (`kycgate faults`, `kycgate drill`) open: the configuration a gateway runs and the
- * store it names (default: the embedded SQLite database under KYCGATE_DATA_DIR or .kycgate), so a command acts on
- * the same state as the running gateways.
+ * What the store-backed commands (`kycgate keys`, `faults`, `drill`) open: the configuration a gateway runs, its data
+ * directory (src/config/data-dir.ts) and the store it names (default: the embedded SQLite database in the data
+ * directory), so a command acts on the same state as the gateways given the same config, from any current
+ * directory. Each command says on standard error which store it used.
  */
 import { mkdirSync } from 'node:fs';
 import { ConfigValidator, loadConfigFile } from '../config/load.js';
 import { resolveSecret } from '../config/secrets.js';
+import { dataDirectory } from '../config/data-dir.js';
 import type { GatewayConfig } from '../config/types.js';
 import { SUBSYSTEMS, POLICIES } from '../bundled.js';
-import { storeFromConfig, type StoreConfig } from '../store/subsystem.js';
+import { describeStore, storeFromConfig, type StoreConfig } from '../store/subsystem.js';
 import type { Store } from '../store/store.js';
-import { dataDirectory } from './start.js';
 
 /** The CLI serves no request: it may wait longer for the store than the gateway's deadline (a long list, a lock). */
 export const CLI_STORE_WAIT_MS = 30_000;
 
-export interface ConfiguredStore {
+export interface CliConfig {
   config: GatewayConfig;
   baseDir: string;
+  /** Absolute data directory of that config. */
+  dataDir: string;
+}
+
+export interface ConfiguredStore extends CliConfig {
   store: Store;
 }
 
-export function loadCliConfig(configFile: string | undefined): { config: GatewayConfig; baseDir: string } {
+/** The config file's, or without one the built-in demo's defaults (its data directory: ./.kycgate). */
+export function loadCliConfig(configFile: string | undefined): CliConfig {
   const validator = new ConfigValidator(SUBSYSTEMS, POLICIES);
-  if (configFile) return loadConfigFile(configFile, validator);
-  return { config: validator.validate({ listeners: [{ name: 'main', port: 0 }] }), baseDir: process.cwd() };
+  const { config, baseDir } = configFile
+    ? loadConfigFile(configFile, validator)
+    : { config: validator.validate({ listeners: [{ name: 'main', port: 0 }] }), baseDir: process.cwd() };
+  return { config, baseDir, dataDir: dataDirectory(config, baseDir) };
 }
 
 export function openConfiguredStore(configFile: string | undefined): ConfiguredStore {
-  const { config, baseDir } = loadCliConfig(configFile);
-  const dataDir = dataDirectory();
+  const loaded = loadCliConfig(configFile);
+  const { config, baseDir, dataDir } = loaded;
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const store = storeFromConfig(config.store as StoreConfig, dataDir, (ref) => resolveSecret(ref, baseDir), {
+  const storeConfig = config.store as StoreConfig;
+  const store = storeFromConfig(storeConfig, dataDir, (ref) => resolveSecret(ref, baseDir), {
     minWaitMs: CLI_STORE_WAIT_MS,
   });
-  return { config, baseDir, store };
+  process.stderr.write(`kycgate: store: ${describeStore(storeConfig, dataDir)}\n`);
+  return { ...loaded, store };
 }

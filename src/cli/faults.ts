@@ -148,7 +148,7 @@ export function registerFaultsCommand(program: Command): void {
     .description('Arm, disarm and list the faults injected by running gateways for a resilience test (docs/DORA.md).');
   const configOption = [
     '-c, --config <file>',
-    'the configuration the gateways run (names the store; default: embedded SQLite under KYCGATE_DATA_DIR or .kycgate)',
+    "the configuration the gateways run (names the store and data directory; default: the demo's, ./.kycgate)",
   ] as const;
 
   faults

@@ -1,17 +1,13 @@
 /**
  * `kycgate keys`: create, list, rotate and revoke API keys in the store named by the config file (default: the
- * embedded SQLite database under KYCGATE_DATA_DIR or .kycgate). A change is committed before the command
+ * embedded SQLite database in its data directory, src/config/data-dir.ts). A change is committed before the command
  * reports it (durable), and announced over Redis when the config has a `redis:` section so that running gateways
  * drop their cached copy at once (they also notice it by polling the store within a second).
  */
 import type { Command } from 'commander';
-import { mkdirSync } from 'node:fs';
-import { ConfigError, ConfigValidator, loadConfigFile } from '../config/load.js';
+import { ConfigError } from '../config/load.js';
 import { connectionUrl, resolveSecret } from '../config/secrets.js';
-import type { GatewayConfig } from '../config/types.js';
-import { SUBSYSTEMS, POLICIES } from '../bundled.js';
 import { EventBus } from '../pipeline/events.js';
-import { storeFromConfig, type StoreConfig } from '../store/subsystem.js';
 import type { Store } from '../store/store.js';
 import { RedisService, type RedisConfig } from '../shared/redis.js';
 import { migrateAuth } from '../auth/migrations.js';
@@ -19,10 +15,7 @@ import { findConsumer, syncConfigConsumers, type ConsumerConfig } from '../auth/
 import { KeyRepository, type ApiKeyRecord } from '../auth/api-keys/repository.js';
 import { parseDuration } from '../auth/api-keys/format.js';
 import { announceKeyChange } from '../auth/changes.js';
-import { dataDirectory } from './start.js';
-
-/** The CLI serves no request: it may wait longer for the store than the gateway's deadline (a long list, a lock). */
-const CLI_STORE_WAIT_MS = 30_000;
+import { openConfiguredStore } from './configured-store.js';
 
 interface KeyContext {
   store: Store;
@@ -33,21 +26,7 @@ interface KeyContext {
 
 /** Opens the store (and Redis) the config names, with the auth tables migrated and config consumers synced. */
 export async function openKeyContext(configFile: string | undefined, events = new EventBus()): Promise<KeyContext> {
-  const validator = new ConfigValidator(SUBSYSTEMS, POLICIES);
-  let config: GatewayConfig;
-  let baseDir = process.cwd();
-  if (configFile) {
-    const loaded = loadConfigFile(configFile, validator);
-    config = loaded.config;
-    baseDir = loaded.baseDir;
-  } else {
-    config = validator.validate({ listeners: [{ name: 'main', port: 0 }] });
-  }
-  const dataDir = dataDirectory();
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const store = storeFromConfig(config.store as StoreConfig, dataDir, (ref) => resolveSecret(ref, baseDir), {
-    minWaitMs: CLI_STORE_WAIT_MS,
-  });
+  const { config, baseDir, store } = openConfiguredStore(configFile);
   let redis: RedisService | undefined;
   try {
     await migrateAuth(store);
@@ -137,7 +116,7 @@ export function registerKeysCommand(program: Command): void {
     .description('Manage API keys (stored hashed; a key is shown once, at creation).');
   const configOption = [
     '-c, --config <file>',
-    'configuration file naming the store (default: embedded SQLite under KYCGATE_DATA_DIR or .kycgate)',
+    "configuration file naming the store and data directory (default: the demo's, ./.kycgate; KYCGATE_DATA_DIR overrides)",
   ] as const;
 
   keys

@@ -8,7 +8,8 @@ import { Command } from 'commander';
 import path from 'node:path';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { ConfigError, ConfigValidator, fullSchema, loadConfigFile } from '../config/load.js';
+import { ConfigError, ConfigValidator, fullSchema } from '../config/load.js';
+import { checkConfigFile } from '../config/check.js';
 import { SUBSYSTEMS, POLICIES } from '../bundled.js';
 import { startGateway } from './start.js';
 import { loadExtensions } from './plugins.js';
@@ -17,6 +18,8 @@ import { registerAuditCommand } from './audit.js';
 import { registerFaultsCommand } from './faults.js';
 import { registerDrillCommand } from './drill.js';
 import { registerAdminCommand } from './admin.js';
+import { registerInitCommand } from './init.js';
+import { printConfig } from './print-config.js';
 
 const pkg = JSON.parse(
   readFileSync(path.join(path.dirname(fileURLToPath(import.meta.url)), '../../../package.json'), 'utf8'),
@@ -36,8 +39,14 @@ program
     '--plugin <file...>',
     'load policies and verification-provider types from these subsystems (their default export: { policies, providers })',
   )
-  .action(async (opts: { config?: string; plugin?: string[] }) => {
+  .option('--print-config', 'print the effective configuration (defaults filled in, secrets redacted) and exit')
+  .action(async (opts: { config?: string; plugin?: string[]; printConfig?: boolean }) => {
     try {
+      if (opts.printConfig) {
+        const { policies, subsystems } = await loadExtensions(opts.plugin ?? []);
+        process.stdout.write(printConfig(opts.config, new ConfigValidator(subsystems, policies)));
+        return;
+      }
       await startGateway(opts.config, opts.plugin ?? []);
     } catch (err) {
       if (err instanceof ConfigError) {
@@ -51,14 +60,18 @@ program
 
 program
   .command('validate')
-  .description('Check a configuration file; exits non-zero and names each invalid key when it is not valid.')
+  .description(
+    'Check a configuration file and name every problem in one run: schema, references, policy options, provider ' +
+      'types, secret references and the files it names (certificates, keys, CA bundles). Exits 1 when it is not valid.',
+  )
   .argument('<file>', 'YAML configuration file')
+  .option('--offline', 'skip the checks that need the environment (secret references, files)')
   .option('--plugin <file...>', 'load policies and verification-provider types from these subsystems, as `start` does')
-  .action(async (file: string, opts: { plugin?: string[] }) => {
+  .action(async (file: string, opts: { plugin?: string[]; offline?: boolean }) => {
     try {
       const { policies, subsystems } = await loadExtensions(opts.plugin ?? []);
-      loadConfigFile(file, new ConfigValidator(subsystems, policies));
-      process.stdout.write(`${file}: valid\n`);
+      checkConfigFile(file, new ConfigValidator(subsystems, policies), { offline: opts.offline === true });
+      process.stdout.write(`${file}: valid${opts.offline ? ' (offline: secrets and files not checked)' : ''}\n`);
     } catch (err) {
       process.stderr.write(
         err instanceof ConfigError ? `${file}: ${err.message}\n` : `${file}: ${(err as Error).message}\n`,
@@ -79,5 +92,6 @@ registerAuditCommand(program);
 registerFaultsCommand(program);
 registerDrillCommand(program);
 registerAdminCommand(program);
+registerInitCommand(program);
 
 await program.parseAsync(process.argv);

@@ -117,8 +117,14 @@ test('config: `kycgate validate` names the invalid keys and exits non-zero; a va
     );
     const ok = await run(process.execPath, [CLI, 'validate', good]);
     assert.match(ok.stdout, /valid/);
-    const example = await run(process.execPath, [CLI, 'validate', path.resolve('examples/kycgate.yaml')]);
+    // The example names certificate files of a real host: valid offline, and online it says which are missing.
+    const example = await run(process.execPath, [CLI, 'validate', '--offline', path.resolve('examples/kycgate.yaml')]);
     assert.match(example.stdout, /valid/);
+    await assert.rejects(
+      run(process.execPath, [CLI, 'validate', path.resolve('examples/kycgate.yaml')]),
+      (err: { code: number; stderr: string }) =>
+        /listeners\[0\]\.tls\.cert: file \/etc\/kycgate\/tls\/cert\.pem/.test(err.stderr),
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

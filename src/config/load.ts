@@ -11,8 +11,12 @@ import { coreSchema } from './schema.js';
 import type { GatewayConfig, LoadedConfig, PolicyConfigEntry } from './types.js';
 import type { PolicyDefinition } from '../pipeline/policy.js';
 import type { Subsystem } from '../subsystems.js';
+import { closest, suggestion } from '../shared/suggest.js';
 
 export class ConfigError extends Error {
+  /** The parsed document the problems are about, when it could be parsed (so more checks can run on it). */
+  raw?: unknown;
+
   constructor(readonly problems: string[]) {
     super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
     this.name = 'ConfigError';
@@ -20,7 +24,15 @@ export class ConfigError extends Error {
 }
 
 export function newAjv(): Ajv {
-  return new Ajv({ allErrors: true, useDefaults: true, strict: true, allowUnionTypes: true, strictRequired: false });
+  // verbose: an error carries its schema, so an unknown key can be answered with the known ones.
+  return new Ajv({
+    allErrors: true,
+    useDefaults: true,
+    strict: true,
+    allowUnionTypes: true,
+    strictRequired: false,
+    verbose: true,
+  });
 }
 
 /** Builds the full schema: the core plus every subsystem's section. Published in docs/config.schema.json. */
@@ -44,9 +56,11 @@ export function formatErrors(errors: ErrorObject[] | null | undefined, prefix: s
     const where =
       (prefix + e.instancePath.replace(/\//g, '.').replace(/\.(\d+)(?=\.|$)/g, '[$1]')).replace(/^\./, '') || '(root)';
     let message = e.message ?? 'is invalid';
-    if (e.keyword === 'additionalProperties')
-      message = `has unknown key "${(e.params as { additionalProperty: string }).additionalProperty}"`;
-    else if (e.keyword === 'enum')
+    if (e.keyword === 'additionalProperties') {
+      const key = (e.params as { additionalProperty: string }).additionalProperty;
+      const known = Object.keys((e.parentSchema as { properties?: object } | undefined)?.properties ?? {});
+      message = `has unknown key "${key}"${suggestion(key, known)}`;
+    } else if (e.keyword === 'enum')
       message = `must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}`;
     else if (e.keyword === 'required')
       message = `is missing required key "${(e.params as { missingProperty: string }).missingProperty}"`;
@@ -60,7 +74,10 @@ export class ConfigValidator {
   private readonly policyValidators = new Map<string, ValidateFunction>();
   private readonly policies: ReadonlyMap<string, PolicyDefinition>;
 
-  constructor(subsystems: readonly Subsystem[], policies: readonly PolicyDefinition[]) {
+  constructor(
+    private readonly subsystems: readonly Subsystem[],
+    policies: readonly PolicyDefinition[],
+  ) {
     const ajv = newAjv();
     const schema = fullSchema(subsystems, []);
     delete (schema as { $defs?: unknown }).$defs;
@@ -69,40 +86,69 @@ export class ConfigValidator {
     for (const p of policies) this.policyValidators.set(p.name, newAjv().compile(p.schema));
   }
 
-  /** Validates in place (filling defaults) and returns the typed config, or throws ConfigError. */
+  /**
+   * Validates in place (filling defaults) and returns the typed config, or throws ConfigError listing every problem
+   * found: the schema's, cross-references, each policy's options and each subsystem's checks, in one run.
+   */
   validate(raw: unknown): GatewayConfig {
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
       throw new ConfigError(['(root): must be a mapping of keys']);
-    if (!this.validateCore(raw)) throw new ConfigError(formatErrors(this.validateCore.errors, ''));
-    const config = raw as GatewayConfig;
     const problems: string[] = [];
-    this.validatePolicies(config.defaults.policies, 'defaults.policies', problems);
+    if (!this.validateCore(raw)) problems.push(...formatErrors(this.validateCore.errors, ''));
+    // What the schema let through is checked further even when it failed elsewhere: one run names every problem.
+    const config = raw as GatewayConfig;
+    const list = <T>(value: unknown): T[] => (Array.isArray(value) ? (value as T[]) : []);
+    const upstreams = typeof config.upstreams === 'object' && config.upstreams !== null ? config.upstreams : {};
+    this.validatePolicies(list(config.defaults?.policies), 'defaults.policies', problems);
     const routeNames = new Set<string>();
-    config.routes.forEach((route, i) => {
+    list<GatewayConfig['routes'][number]>(config.routes).forEach((route, i) => {
+      if (typeof route !== 'object' || route === null) return;
       const where = `routes[${i}]`;
       if (routeNames.has(route.name)) problems.push(`${where}.name: route name "${route.name}" is used twice`);
       routeNames.add(route.name);
-      if (route.upstream !== undefined && !(route.upstream in config.upstreams)) {
-        problems.push(`${where}.upstream: no upstream named "${route.upstream}"`);
+      if (typeof route.upstream === 'string' && !(route.upstream in upstreams)) {
+        problems.push(
+          `${where}.upstream: no upstream named "${route.upstream}"${suggestion(route.upstream, Object.keys(upstreams))}`,
+        );
       }
-      this.validatePolicies(route.policies, `${where}.policies`, problems);
+      this.validatePolicies(list(route.policies), `${where}.policies`, problems);
     });
     const listenerNames = new Set<string>();
-    config.listeners.forEach((l, i) => {
+    list<GatewayConfig['listeners'][number]>(config.listeners).forEach((l, i) => {
+      if (typeof l !== 'object' || l === null) return;
       if (listenerNames.has(l.name)) problems.push(`listeners[${i}].name: listener name "${l.name}" is used twice`);
       listenerNames.add(l.name);
-      if (l.tls && l.plain !== 'serve') problems.push(`listeners[${i}].plain: only applies to plain-HTTP listeners`);
+      if (l.tls && l.plain !== undefined && l.plain !== 'serve')
+        problems.push(`listeners[${i}].plain: only applies to plain-HTTP listeners`);
     });
-    if (problems.length > 0) throw new ConfigError(problems);
+    for (const s of this.subsystems) {
+      if (!s.check || !s.section || config[s.section.key] === undefined) continue;
+      try {
+        problems.push(...s.check(config));
+      } catch {
+        // The section is malformed: its schema errors above already say how.
+      }
+    }
+    if (problems.length > 0) {
+      const error = new ConfigError(problems);
+      error.raw = raw;
+      throw error;
+    }
     return config;
   }
 
   private validatePolicies(list: PolicyConfigEntry[], where: string, problems: string[]): void {
     list.forEach((entry, i) => {
-      const name = Object.keys(entry)[0]!;
+      if (typeof entry !== 'object' || entry === null) return;
+      const name = Object.keys(entry)[0];
+      if (name === undefined) return;
       const validate = this.policyValidators.get(name);
       if (!validate || !this.policies.has(name)) {
-        problems.push(`${where}[${i}]: unknown policy "${name}" (known: ${[...this.policies.keys()].join(', ')})`);
+        const known = [...this.policies.keys()];
+        const near = closest(name, known);
+        problems.push(
+          `${where}[${i}]: unknown policy "${name}"${near ? ` (did you mean "${near}"?)` : ` (known: ${known.join(', ')})`}`,
+        );
         return;
       }
       if (entry[name] === null || entry[name] === undefined) entry[name] = {};

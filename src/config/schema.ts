@@ -146,6 +146,15 @@ export const coreSchema = {
   title: 'kycgate configuration',
   type: 'object',
   properties: {
+    data_dir: {
+      type: 'string',
+      minLength: 1,
+      description:
+        'Directory for what the gateway writes: the embedded SQLite store, the audit journal, generated keys, the ' +
+        "admin key file. Relative paths are resolved against the config file's directory (default `.kycgate` " +
+        'next to the file; the built-in demo: `./.kycgate`). KYCGATE_DATA_DIR overrides it. Every command given ' +
+        'the same config (`start`, `keys`, `audit`, `admin`, `faults`, `drill`) uses it. Read at start only.',
+    },
     listeners: {
       type: 'array',
       minItems: 1,
@@ -277,8 +286,15 @@ export const coreSchema = {
     },
     log: {
       type: 'object',
-      description: 'Structured JSON logs on standard output.',
+      description: 'Logs on standard output: JSON lines (ISO 8601 `time`), or readable lines on a terminal.',
       properties: {
+        format: {
+          enum: ['auto', 'json', 'pretty'],
+          default: 'auto',
+          description:
+            'auto: readable, coloured lines when standard output is a terminal, JSON lines otherwise (a file, a ' +
+            'pipe, a container log). json or pretty: always that. JSON lines carry `time` as ISO 8601 (UTC).',
+        },
         level: {
           enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
           default: 'info',

@@ -95,6 +95,7 @@ export interface RouteConfig {
 }
 
 export interface GatewayConfig {
+  data_dir?: string;
   listeners: ListenerConfig[];
   admin: { enabled: boolean; address: string; port: number; tls?: AdminTlsConfig; api: AdminApiConfig };
   server: {
@@ -108,7 +109,7 @@ export interface GatewayConfig {
     path_semicolons: 'allow' | 'refuse';
     underscored_headers: 'drop' | 'refuse' | 'allow';
   };
-  log: { level: string; access: boolean };
+  log: { level: string; access: boolean; format: 'auto' | 'json' | 'pretty' };
   defaults: { max_body_bytes: number; timeouts: TimeoutsConfig; policies: PolicyConfigEntry[] };
   upstreams: Record<string, UpstreamConfig>;
   routes: RouteConfig[];

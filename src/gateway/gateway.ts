@@ -170,6 +170,19 @@ export class Gateway {
     return a.server === undefined ? undefined : { server: a.server, port: a.port };
   }
 
+  /** Where the started gateway can be reached, for the start-up summary. */
+  addresses(): { listeners: Record<string, string>; admin?: string; adminApi?: string; adminKeyFile?: string } {
+    const listeners = Object.fromEntries(this.listeners.map((l) => [l.config.name, listenerUrl(l)]));
+    const admin = this.adminListener.server ? this.adminListener.url(this.runtime.config.admin.address) : undefined;
+    const api = this.runtime.config.admin.api.enabled && admin ? `${admin}/admin/api/v1` : undefined;
+    return {
+      listeners,
+      ...(admin ? { admin } : {}),
+      ...(api ? { adminApi: api } : {}),
+      ...(this.adminApi.keyFile ? { adminKeyFile: this.adminApi.keyFile.path } : {}),
+    };
+  }
+
   /** Every problem type this gateway may answer with: the core's, decision listeners', and each policy's and subsystem's. */
   problemTypes(): ProblemType[] {
     return problemTypesOf(this.options.policies, this.options.subsystems);

@@ -6,6 +6,8 @@
  */
 import { Ajv2020 as Ajv } from 'ajv/dist/2020.js';
 import type { ValidateFunction } from 'ajv';
+import { ConfigError, formatErrors } from '../config/load.js';
+import { suggestion } from '../shared/suggest.js';
 import type { VerificationProvider, ProviderFactoryContext, ProviderType } from '../providers/provider.js';
 
 export class ProviderTypes {
@@ -15,7 +17,7 @@ export class ProviderTypes {
     for (const type of list) {
       if (this.types.has(type.type)) throw new Error(`provider type "${type.type}" is listed twice`);
       const validate = type.schema
-        ? new Ajv({ allErrors: true, useDefaults: true, strict: false }).compile(type.schema)
+        ? new Ajv({ allErrors: true, useDefaults: true, strict: false, verbose: true }).compile(type.schema)
         : undefined;
       this.types.set(type.type, { type, validate });
     }
@@ -25,23 +27,25 @@ export class ProviderTypes {
     return [...this.types.keys()].sort();
   }
 
+  /** What is wrong with a provider's config entry (unknown type, the type's schema), each with its key path. */
+  check(name: string, config: Record<string, unknown>): string[] {
+    const typeName = String(config.type);
+    const entry = this.types.get(typeName);
+    if (!entry)
+      return [`kyc.providers.${name}.type: unknown provider type "${typeName}"${suggestion(typeName, this.names())}`];
+    const copy = structuredClone(config);
+    if (!entry.validate || entry.validate(copy)) return [];
+    return formatErrors(entry.validate.errors, `kyc.providers.${name}`);
+  }
+
   /** Creates a provider from its config entry; throws an Error naming the key path when the entry is invalid. */
   async create(ctx: ProviderFactoryContext): Promise<VerificationProvider> {
     const typeName = String(ctx.config.type);
     const entry = this.types.get(typeName);
-    if (!entry) {
-      const known = this.names();
-      throw new Error(
-        `kyc.providers.${ctx.name}.type: unknown provider type "${typeName}" (known: ${known.length > 0 ? known.join(', ') : 'none'})`,
-      );
-    }
+    const problems = this.check(ctx.name, ctx.config);
+    if (!entry || problems.length > 0) throw new ConfigError(problems);
     const config = structuredClone(ctx.config);
-    if (entry.validate && !entry.validate(config)) {
-      const problems = (entry.validate.errors ?? []).map(
-        (e) => `kyc.providers.${ctx.name}${e.instancePath.replace(/\//g, '.')}: ${e.message ?? 'is invalid'}`,
-      );
-      throw new Error(problems.join('; '));
-    }
+    entry.validate?.(config);
     return entry.type.create({ ...ctx, config });
   }
 }

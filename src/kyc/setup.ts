@@ -7,6 +7,7 @@ import type { VerificationProvider } from '../providers/provider.js';
 import type { Services } from '../pipeline/services.js';
 import type { Dialect } from '../store/store.js';
 import { ConfigError } from '../config/load.js';
+import { suggestion } from '../shared/suggest.js';
 import type { KycConfig, KycWorkflowConfig } from './schema.js';
 import { compileClaims, type ClaimRule } from './claims.js';
 import type { ProviderTypes } from './providers.js';
@@ -50,9 +51,20 @@ export interface SetupEnv {
   providerTypes: ProviderTypes;
 }
 
-export async function buildSetup(config: KycConfig, env: SetupEnv, previous: KycSetup | undefined): Promise<KycSetup> {
+/**
+ * What is wrong with the section without touching the environment: keys required with a shared store, workflow
+ * references and claim rules, provider types and their options. Run by `kycgate validate` and on every (re)load.
+ */
+export function checkKyc(config: KycConfig, dialect: Dialect, providerTypes: ProviderTypes): string[] {
   const problems: string[] = [];
-  if (env.dialect === 'postgres') {
+  for (const [name, pc] of Object.entries(config.providers))
+    problems.push(...providerTypes.check(name, pc as Record<string, unknown>));
+  compileSection(config, dialect, problems);
+  return problems;
+}
+
+function compileSection(config: KycConfig, dialect: Dialect, problems: string[]): Map<string, CompiledWorkflow> {
+  if (dialect === 'postgres') {
     // Instances sharing a database must share keys: a key generated per instance would split subjects and data.
     if (!config.subject_key)
       problems.push('kyc.subject_key: required when the store is shared (store.driver: postgres)');
@@ -66,7 +78,9 @@ export async function buildSetup(config: KycConfig, env: SetupEnv, previous: Kyc
   const workflows = new Map<string, CompiledWorkflow>();
   for (const [name, wf] of Object.entries(config.workflows)) {
     if (!(wf.provider in config.providers))
-      problems.push(`kyc.workflows.${name}.provider: no provider named "${wf.provider}"`);
+      problems.push(
+        `kyc.workflows.${name}.provider: no provider named "${wf.provider}"${suggestion(wf.provider, Object.keys(config.providers))}`,
+      );
     try {
       const claimRules = compileClaims(name, wf.claims);
       workflows.set(name, {
@@ -84,6 +98,12 @@ export async function buildSetup(config: KycConfig, env: SetupEnv, previous: Kyc
       problems.push((err as Error).message);
     }
   }
+  return workflows;
+}
+
+export async function buildSetup(config: KycConfig, env: SetupEnv, previous: KycSetup | undefined): Promise<KycSetup> {
+  const problems: string[] = [];
+  const workflows = compileSection(config, env.dialect, problems);
   if (problems.length > 0) throw new ConfigError(problems);
 
   const subjectKey = config.subject_key

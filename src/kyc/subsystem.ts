@@ -11,7 +11,7 @@ import type { Store } from '../store/store.js';
 import type { StoreOutage } from '../store/outage.js';
 import type { RedisService } from '../shared/redis.js';
 import { kycSchema, type KycConfig } from './schema.js';
-import { buildSetup, retireSetup, type SetupEnv } from './setup.js';
+import { buildSetup, checkKyc, retireSetup, type SetupEnv } from './setup.js';
 import { KycService } from './service.js';
 import { VerificationStore } from './verification-store.js';
 import { ProviderTypes } from './providers.js';
@@ -53,6 +53,10 @@ export function kycSubsystem(providers: readonly ProviderType[]): Subsystem {
   return {
     name: 'kyc',
     section: { key: 'kyc', schema: kycSchema },
+    check(config) {
+      const dialect = (config.store as { driver?: string } | undefined)?.driver === 'postgres' ? 'postgres' : 'sqlite';
+      return checkKyc(config.kyc as KycConfig, dialect, providerTypes);
+    },
     async start(config, ctx) {
       // Registered with or without a kyc section: the series are served (empty) either way.
       const stopMetrics = registerKycMetrics(ctx.services);

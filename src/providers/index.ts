@@ -96,6 +96,9 @@ export class EmbeddedSandboxProvider implements VerificationProvider {
   get health(): VerificationProvider['health'] {
     return this.adapter.health;
   }
+  get pageUrl(): string {
+    return this.sandbox.url;
+  }
   createSession(input: CreateSessionInput): Promise<ProviderSession> {
     return this.adapter.createSession(input);
   }

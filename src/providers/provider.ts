@@ -101,6 +101,8 @@ export interface VerificationProvider {
   verifyWebhook(rawBody: Buffer, headers: IncomingHttpHeaders, nowSeconds?: number): WebhookVerification;
   /** Breaker state, for readiness and metrics. */
   readonly health: { state: 'closed' | 'open' | 'half_open'; lastError?: string };
+  /** For a provider the gateway runs itself (the sandbox): where its pages are served, named at start-up. */
+  readonly pageUrl?: string;
   close?(): Promise<void>;
 }
 

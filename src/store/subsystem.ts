@@ -66,8 +66,7 @@ export const storeSchema = {
         path: {
           type: 'string',
           default: 'kycgate.db',
-          description:
-            'Database file; relative paths are under the data directory (KYCGATE_DATA_DIR, default .kycgate).',
+          description: 'Database file; relative paths are under the data directory (`data_dir`, or KYCGATE_DATA_DIR).',
         },
         synchronous: {
           enum: ['full', 'normal'],
@@ -127,6 +126,19 @@ export const storeSchema = {
   additionalProperties: false,
   default: {},
 } as const;
+
+/** Which store a config names, for people: `sqlite <file>` or `postgres <host:port/db>` (never a credential). */
+export function describeStore(config: StoreConfig, dataDir: string): string {
+  if (config.driver !== 'postgres') return `sqlite ${path.resolve(dataDir, config.sqlite.path)}`;
+  const url = config.postgres?.url;
+  if (typeof url !== 'string') return `postgres (URL from the secret reference ${JSON.stringify(url)})`;
+  try {
+    const u = new URL(url);
+    return `postgres ${u.host}${u.pathname}${config.postgres?.schema ? ` schema ${config.postgres.schema}` : ''}`;
+  } catch {
+    return 'postgres';
+  }
+}
 
 /**
  * The store the config describes. `minWaitMs` lengthens the deadlines for callers with nobody waiting on a request

@@ -1,0 +1,30 @@
+/**
+ * The gateway's logger: JSON lines with an ISO 8601 `time` for machines (files, pipes, container logs), readable
+ * coloured lines for a person at a terminal (pino-pretty). `log.format: auto` picks by whether standard output is a
+ * terminal.
+ */
+import { pino, type Logger } from 'pino';
+import pretty from 'pino-pretty';
+
+export function createLogger(
+  settings: { level: string; format: 'auto' | 'json' | 'pretty' },
+  isTerminal: boolean = process.stdout.isTTY === true,
+): Logger {
+  const options = {
+    level: settings.level,
+    base: { service: 'kycgate' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    redact: { paths: ['*.authorization', '*.cookie', '*["x-api-key"]'], censor: '[redacted]' },
+  };
+  if (settings.format === 'pretty' || (settings.format === 'auto' && isTerminal)) {
+    // Formatting on the main thread is for a person watching, at a person's rate; machines get JSON below.
+    return pino(
+      options,
+      pretty({ colorize: isTerminal, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service', destination: 1 }),
+    );
+  }
+  // Asynchronous destination: a log line is queued and written by the next event-loop turn's batch instead of one
+  // blocking write(2) per line on the request path (the access log writes a line per request). Pino flushes the
+  // queue synchronously when the process exits, however it exits.
+  return pino(options, pino.destination({ dest: 1, sync: false }));
+}
