@@ -110,7 +110,7 @@ function show(principal: Principal): void {
     sections.set(view, { section, body });
     if (view.available === undefined) {
       grid.append(section);
-      nav.firstElementChild!.append(h('li', {}, h('a', { href: `#${view.id}` }, view.title)));
+      nav.firstElementChild!.append(h('li', {}, h('a', { href: `#${view.id}` }, view.nav)));
     }
   }
   const windowSelect = h(
@@ -182,7 +182,7 @@ function show(principal: Principal): void {
           if (!section.isConnected) {
             grid.insertBefore(section, sections.get(requestsView)!.section);
             nav.firstElementChild!.insertBefore(
-              h('li', {}, h('a', { href: `#${view.id}` }, view.title)),
+              h('li', {}, h('a', { href: `#${view.id}` }, view.nav)),
               nav.firstElementChild!.lastElementChild,
             );
           }

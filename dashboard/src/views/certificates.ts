@@ -27,6 +27,7 @@ function expiry(seconds: number | null): HTMLElement {
 export const certificatesView: View = {
   id: 'certificates',
   title: 'Certificate expiry',
+  nav: 'Certificates',
   async load(_ctx, body) {
     const { items } = await call<{ items: Certificate[] }>('/runtime/certificates');
     items.sort((a, b) => (a.expires_in_seconds ?? Infinity) - (b.expires_in_seconds ?? Infinity));

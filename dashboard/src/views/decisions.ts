@@ -44,6 +44,7 @@ function countsTable(caption: string, first: string, rows: Record<string, Counts
 export const decisionsView: View = {
   id: 'decisions',
   title: 'Decisions over time',
+  nav: 'Decisions',
   async load(ctx, body) {
     const s = await call<Series>('/stats/decisions', {
       window: ctx.window,

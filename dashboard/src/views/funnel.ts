@@ -30,6 +30,7 @@ function tile(label: string, value: string, id: string): Node {
 export const funnelView: View = {
   id: 'funnel',
   title: 'KYC funnel',
+  nav: 'KYC funnel',
   async load(ctx, body) {
     const f = await call<Funnel>('/stats/kyc-funnel', { window: ctx.window });
     const steps: Array<[string, number, string]> = [

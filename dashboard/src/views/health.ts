@@ -37,6 +37,7 @@ const BREAKER = { closed: 'ok', half_open: 'warn', open: 'bad' } as const;
 export const healthView: View = {
   id: 'health',
   title: 'Upstream and provider health',
+  nav: 'Health',
   async load(_ctx, body) {
     const [state, upstreams, providers, instances] = await Promise.all([
       call<State>('/runtime/state'),

@@ -56,6 +56,7 @@ function deadlineList(i: Incident): Node {
 export const incidentsView: View = {
   id: 'incidents',
   title: 'Incidents',
+  nav: 'Incidents',
   available() {
     offered ??= call<{ paths?: Record<string, unknown> }>('/admin/api/openapi.json')
       .then((doc) => Object.keys(doc.paths ?? {}).some((p) => p === '/incidents'))

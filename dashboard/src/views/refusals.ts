@@ -12,6 +12,7 @@ interface Refusals {
 export const refusalsView: View = {
   id: 'refusals',
   title: 'Top refusal reasons',
+  nav: 'Refusals',
   async load(ctx, body) {
     const r = await call<Refusals>('/stats/refusals', { window: ctx.window });
     const top = r.problems.slice(0, 10);

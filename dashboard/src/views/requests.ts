@@ -64,6 +64,7 @@ function decision(r: AuditRecord): string {
 export const requestsView: View = {
   id: 'requests',
   title: 'Requests and their audit records',
+  nav: 'Requests',
   async load(ctx, body) {
     if (RANK[ctx.principal.role] < RANK.operator) {
       replace(

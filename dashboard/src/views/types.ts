@@ -11,6 +11,8 @@ export interface ViewContext {
 export interface View {
   id: string;
   title: string;
+  /** The section's name in the header's navigation. */
+  nav: string;
   /** Fills `body` (the section's content); called on sign-in, on a window change and on refresh. */
   load(ctx: ViewContext, body: HTMLElement): Promise<void>;
   /** False hides the section (e.g. incidents when the gateway has no incidents endpoint). */
