@@ -9,6 +9,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import type { Page } from 'playwright-core';
@@ -111,6 +112,7 @@ test('dashboard: sign in, every view shows real traffic, drill down to audit rec
   assert.equal(await page.title(), 'kycgate dashboard');
   assert.equal(await page.evaluate(() => (globalThis as any).document.activeElement?.id), 'admin-key');
   await page.screenshot({ path: path.join(shots, 'dashboard-login.png') });
+  assert.deepEqual(await accessibilityViolations(page), [], 'sign-in form: no WCAG 2.1 A/AA violation (axe-core)');
   await page.keyboard.type(adminKey);
   await page.keyboard.press('Enter');
   await page.getByRole('button', { name: 'Sign out' }).waitFor();
@@ -194,6 +196,7 @@ test('dashboard: sign in, every view shows real traffic, drill down to audit rec
   });
 
   await page.screenshot({ path: path.join(shots, 'dashboard-overview.png'), fullPage: true });
+  assert.deepEqual(await accessibilityViolations(page), [], 'dashboard: no WCAG 2.1 A/AA violation (axe-core)');
 
   await t.test('drill-down: a request to its audit records, by keyboard', async () => {
     const latest = page.getByRole('table', { name: 'Latest requests (newest first)' });
@@ -210,6 +213,7 @@ test('dashboard: sign in, every view shows real traffic, drill down to audit rec
     assert.match((await request.textContent())!, /status401/);
     assert.match((await request.textContent())!, new RegExp(`request id${deniedId}`));
     await page.screenshot({ path: path.join(shots, 'dashboard-drill-down.png') });
+    assert.deepEqual(await accessibilityViolations(page), [], 'drill-down dialog: no WCAG 2.1 A/AA violation');
     await page.keyboard.press('Escape');
     await dialog.waitFor({ state: 'hidden' });
     // The same records through the search form.
@@ -229,6 +233,37 @@ test('dashboard: sign in, every view shows real traffic, drill down to audit rec
 
   assert.deepEqual(problems, [], 'no console error, failed request or error answer');
   await context.close();
+
+  await t.test('a viewer key sees every section but the audit journal; revoked, it is signed out', async () => {
+    const viewerKey = await admin.call<{ key: string; admin_key: { id: string } }>('createAdminKey', {
+      body: { name: 'compliance', role: 'viewer' },
+    });
+    assert.equal(viewerKey.status, 201);
+    const viewerContext = await browser.newContext({ viewport: LAPTOP });
+    const viewer = await viewerContext.newPage();
+    const seen: string[] = [];
+    viewer.on('console', (m) => {
+      if (m.type() === 'error') seen.push(m.text());
+    });
+    viewer.on('response', (r) => {
+      if (r.status() >= 400) seen.push(`HTTP ${r.status()}: ${r.url()}`);
+    });
+    await viewer.goto(`${gw.adminUrl}/`);
+    await viewer.getByLabel('Admin key').fill(viewerKey.body.key);
+    await viewer.getByRole('button', { name: 'Sign in' }).click();
+    await viewer.getByRole('button', { name: 'Sign out' }).waitFor();
+    await waitLoaded(viewer);
+    assert.match((await viewer.locator('#requests').textContent())!, /needs the operator role/);
+    assert.match((await viewer.getByTestId('decisions-summary').textContent())!, /\b2 rate limited\b/);
+    assert.deepEqual(seen, [], 'a viewer is never sent to an operation its role does not allow');
+    const revoked = await admin.call('revokeAdminKey', { params: { id: viewerKey.body.admin_key.id } });
+    assert.equal(revoked.status, 200);
+    await viewer.getByRole('button', { name: 'Refresh' }).click();
+    await viewer.getByLabel('Admin key').waitFor();
+    assert.match((await viewer.getByRole('alert').textContent())!, /no longer accepted/);
+    assert.equal(await viewer.evaluate(() => (globalThis as any).sessionStorage.length), 0);
+    await viewerContext.close();
+  });
   console.log(`# screenshots in ${shots}`);
 });
 
@@ -240,6 +275,26 @@ async function waitLoaded(page: Page): Promise<void> {
     return sections.length > 0 && sections.every((s) => s.getAttribute('aria-busy') === 'false');
   });
   assert.deepEqual(await page.locator('main .error').allTextContents(), []);
+}
+
+const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+
+/**
+ * WCAG 2.1 A and AA violations axe-core finds in the page as it is now (rule id and the elements). axe is evaluated
+ * through the DevTools protocol, which the page's CSP does not apply to; the page itself still loads nothing but its
+ * own files.
+ */
+async function accessibilityViolations(page: Page): Promise<string[]> {
+  await page.evaluate(AXE);
+  const violations = (await page.evaluate(() =>
+    (globalThis as any).axe.run((globalThis as any).document, {
+      runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] },
+    }),
+  )) as { passes: Array<{ id: string }>; violations: Array<{ id: string; nodes: Array<{ target: string[] }> }> };
+  const checked = new Set(violations.passes.map((p) => p.id));
+  for (const rule of ['color-contrast', 'button-name'])
+    assert.ok(checked.has(rule) || violations.violations.some((v) => v.id === rule), `axe checked ${rule}`);
+  return violations.violations.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
 }
 
 /** A table row's cell texts. */
