@@ -137,7 +137,7 @@ test(
     for (const root of tsconfig.include.map((p) => p.split('/')[0]!))
       if (root !== 'deploy')
         assert.ok(copied.includes(root), `the build copies ${root}/, which tsconfig.json compiles`);
-    for (const needed of ['package.json', 'package-lock.json', 'tsconfig.json', 'scripts', 'src'])
+    for (const needed of ['package.json', 'package-lock.json', 'tsconfig.json', 'scripts', 'src', 'dashboard'])
       assert.ok(copied.includes(needed), `the build copies ${needed}`);
 
     const env = Object.fromEntries(

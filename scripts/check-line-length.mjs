@@ -5,7 +5,7 @@ import { readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 
 const LIMIT = 160;
-const roots = ['src', 'testing', 'bench', 'deploy', 'scripts'];
+const roots = ['src', 'testing', 'bench', 'deploy', 'scripts', 'dashboard'];
 const long = [];
 function walk(dir) {
   for (const name of readdirSync(dir)) {

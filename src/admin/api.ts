@@ -26,6 +26,7 @@ import {
   ADMIN_NOT_FOUND,
   ADMIN_UNAUTHENTICATED,
 } from './problems.js';
+import { Dashboard } from './dashboard.js';
 import { DecisionStats } from './stats.js';
 import { compileOperations, errorsOf, type CompiledOperation } from './validation.js';
 
@@ -42,6 +43,8 @@ export class AdminApi {
   private openApiBody: string | undefined;
   /** The key file the API made or kept at start (the demo's admin key). */
   keyFile: KeyFileResult | undefined;
+  /** The dashboard's files, read at start when `admin.api.dashboard` is on. */
+  private dashboard: Dashboard | undefined;
 
   constructor(private readonly sources: AdminApiSources) {
     this.router = findMyWay({ ignoreTrailingSlash: true, caseSensitive: true });
@@ -87,6 +90,11 @@ export class AdminApi {
       config: () => this.settings,
     };
     checkConfigKeys(this.context);
+    if (settings.dashboard) {
+      this.dashboard = new Dashboard();
+      if (!this.dashboard.available)
+        this.sources.logger.warn('admin.api.dashboard: the dashboard is not built (npm run build); `/` answers 404');
+    }
     if (settings.key_file) {
       this.keyFile = await ensureKeyFile(keys, settings.key_file, this.sources.services.dataDir);
       if (this.keyFile.created)
@@ -102,16 +110,25 @@ export class AdminApi {
   announce(adminUrl: string): void {
     if (this.context === undefined) return;
     const url = this.settings.public_url ?? adminUrl;
+    const dashboard = this.dashboard?.available ? `${url}/` : undefined;
     this.sources.logger.info(
       {
         admin_api: `${url}${API_PREFIX}`,
         openapi: `${url}${OPENAPI_PATH}`,
+        ...(dashboard ? { dashboard } : {}),
         ...(this.keyFile ? { admin_key_file: this.keyFile.path, admin_key_id: this.keyFile.id } : {}),
       },
-      this.keyFile
-        ? `admin API at ${url}${API_PREFIX}; admin key in ${this.keyFile.path} (curl -H "x-admin-key: $(cat ${this.keyFile.path})" ${url}${API_PREFIX}/me)`
-        : `admin API at ${url}${API_PREFIX}`,
+      (dashboard ? `dashboard at ${dashboard}, ` : '') +
+        (this.keyFile
+          ? `admin API at ${url}${API_PREFIX}; admin key in ${this.keyFile.path} (curl -H "x-admin-key: $(cat ${this.keyFile.path})" ${url}${API_PREFIX}/me)`
+          : `admin API at ${url}${API_PREFIX}`),
     );
+  }
+
+  /** The dashboard's files (`/`, `/assets/*`) while the API and `admin.api.dashboard` are on; false: not ours. */
+  serveDashboard(req: IncomingMessage, res: ServerResponse, path: string): boolean {
+    if (this.dashboard === undefined || !this.settings.enabled || !this.settings.dashboard) return false;
+    return this.dashboard.serve(req, res, path);
   }
 
   async close(): Promise<void> {

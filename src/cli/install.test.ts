@@ -122,6 +122,12 @@ test('package: npm pack ships the built CLI without tests or sources, and instal
   const bin = manifest.bin.kycgate!;
   for (const needed of [bin, 'package.json', 'README.md', 'examples/kycgate.yaml', 'examples/decision/kycgate.yaml'])
     assert.ok(files.includes(needed), `the package holds ${needed}`);
+  // The dashboard as built (scripts/build.mjs): its page and hashed assets, nothing to fetch at run time.
+  assert.ok(files.includes('dist/dashboard/index.html'), 'the package holds the built dashboard');
+  assert.ok(
+    files.some((f) => /^dist\/dashboard\/assets\/index-[\w-]+\.js$/.test(f)),
+    'and its script',
+  );
   const extra = files.filter((f) =>
     /\.test\.js$|\.map$|\.ts$|^(src|testing|bench|scripts|deploy|docs)\/|tsbuildinfo/.test(f),
   );
@@ -129,7 +135,8 @@ test('package: npm pack ships the built CLI without tests or sources, and instal
   // Every subsystem the shipped JavaScript imports is in the package or a declared runtime dependency.
   const shipped = new Set(files);
   const packages = new Set<string>();
-  for (const file of files.filter((f) => f.endsWith('.js'))) {
+  // (The dashboard's bundle is self-contained: it is served to browsers, never imported by Node.)
+  for (const file of files.filter((f) => f.startsWith('dist/src/') && f.endsWith('.js'))) {
     for (const spec of importsOf(readFileSync(path.join(REPO, file), 'utf8'))) {
       if (spec.startsWith('.')) {
         const target = path.posix.normalize(path.posix.join(path.posix.dirname(file), spec));
@@ -241,6 +248,17 @@ test('package: npm pack ships the built CLI without tests or sources, and instal
     existsSync(path.join(cwd, '.kycgate/tls/dev-cert.pem')),
     'the demo keeps its data under the directory it was started in',
   );
+  // The start-up output names the dashboard and the admin key file, and the dashboard is served from the package.
+  const keyFile = path.join(cwd, '.kycgate/admin-key');
+  assert.ok(
+    output.includes(`dashboard at http://127.0.0.1:${DEMO_PORTS.admin}/`) && output.includes(`admin key in ${keyFile}`),
+    output,
+  );
+  const dashboard = await get(`http://127.0.0.1:${DEMO_PORTS.admin}/`);
+  assert.equal(dashboard.status, 200);
+  const script = /src="(\/assets\/[^"]+\.js)"/.exec(dashboard.body)?.[1];
+  assert.ok(script, dashboard.body);
+  assert.equal((await get(`http://127.0.0.1:${DEMO_PORTS.admin}${script}`)).status, 200);
 
   demo.kill('SIGTERM');
   const end = await exited(demo);

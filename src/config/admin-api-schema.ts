@@ -117,6 +117,13 @@ export const adminApiSchema = {
       default: 1048576,
       description: 'Largest request body the API reads; larger answers 413.',
     },
+    dashboard: {
+      type: 'boolean',
+      default: true,
+      description:
+        'Serve the dashboard at `/` of the admin listener while the API is on (docs/ADMIN.md, "Dashboard"): ' +
+        'static files built with the package; it signs in with an admin key and reads this API.',
+    },
     public_url: {
       type: 'string',
       pattern: '^https?://[^/]+',
@@ -137,6 +144,7 @@ export interface AdminApiConfig {
   key_file?: { path: string; role: AdminRole };
   mtls: Array<{ spiffe_id: string; role: AdminRole }>;
   max_body_bytes: number;
+  dashboard: boolean;
   public_url?: string;
 }
 

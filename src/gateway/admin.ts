@@ -1,6 +1,6 @@
 /**
  * The admin listener: health (`/healthz`), readiness (`/readyz`), the endpoints subsystems add (metrics, unmatched
- * webhooks ...) and the admin API (`/admin/api/*`, src/admin/). It never shares a listener with traffic; listeners
+ * webhooks ...), the admin API (`/admin/api/*`, src/admin/) and its dashboard (`/`, `/assets/*`). It never shares a listener with traffic; listeners
  * that set `health` also answer the two health paths through `answerHealth`. With `admin.tls` it speaks HTTPS and
  * may ask for client certificates (mapped to admin roles by the API).
  */
@@ -34,6 +34,8 @@ export interface AdminSources {
   vault(): Record<string, unknown> | undefined;
   /** The admin API's handler for `/admin/api/*`. */
   api(req: IncomingMessage, res: ServerResponse): void;
+  /** The dashboard's files (`/`, `/assets/*`); false when the path is not one of them or the dashboard is off. */
+  dashboard(req: IncomingMessage, res: ServerResponse, path: string): boolean;
 }
 
 export interface Readiness {
@@ -107,6 +109,11 @@ export class Admin {
     const path = (req.url ?? '/').split('?')[0]!;
     if (path === '/healthz' || path === '/readyz') return this.answerHealth(path, res);
     if (path.startsWith('/admin/api/')) return this.sources.api(req, res);
+    if (
+      (path === '/' || path === '/index.html' || path.startsWith('/assets/')) &&
+      this.sources.dashboard(req, res, path)
+    )
+      return;
     for (const m of this.sources.subsystems()) {
       const h = m.instance.adminHandlers?.[path];
       if (h) return h(req, res);

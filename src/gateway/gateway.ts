@@ -122,6 +122,7 @@ export class Gateway {
       subsystems: () => this.subsystems,
       vault: () => (this.runtime.config.vault ? this.vault.readiness() : undefined),
       api: (req, res) => this.adminApi.handle(req, res),
+      dashboard: (req, res, path) => this.adminApi.serveDashboard(req, res, path),
     });
     this.adminApi = new AdminApi({
       logger: this.logger,

@@ -1,0 +1,68 @@
+/** The admin API as the dashboard calls it: the admin key from sessionStorage as `x-admin-key`, JSON in and out. */
+
+const KEY = 'kycgate.adminKey';
+export const API = '/admin/api/v1';
+
+export interface Principal {
+  actor: string;
+  role: 'viewer' | 'operator' | 'admin';
+  method: string;
+}
+
+/** A refusal of the API (problem+json), or a network failure (status 0). */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly type: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export function storedKey(): string | null {
+  return sessionStorage.getItem(KEY);
+}
+
+export function storeKey(key: string | null): void {
+  if (key === null) sessionStorage.removeItem(KEY);
+  else sessionStorage.setItem(KEY, key);
+}
+
+/** Called when the stored key stops being accepted (revoked, expired): the page goes back to the sign-in form. */
+let onUnauthenticated: () => void = () => undefined;
+export function whenUnauthenticated(fn: () => void): void {
+  onUnauthenticated = fn;
+}
+
+export async function call<T>(
+  path: string,
+  query: Record<string, string | undefined> = {},
+  key = storedKey(),
+): Promise<T> {
+  const params = new URLSearchParams();
+  for (const [k, v] of Object.entries(query)) if (v !== undefined && v !== '') params.set(k, v);
+  const url = (path.startsWith('/admin/') ? path : API + path) + (params.size > 0 ? `?${params}` : '');
+  let res: Response;
+  try {
+    res = await fetch(url, { headers: { accept: 'application/json', ...(key ? { 'x-admin-key': key } : {}) } });
+  } catch {
+    throw new ApiError(0, 'network', 'The gateway did not answer.');
+  }
+  const text = await res.text();
+  let body: unknown;
+  try {
+    body = text.length > 0 ? JSON.parse(text) : undefined;
+  } catch {
+    body = undefined;
+  }
+  if (!res.ok) {
+    const p = (body ?? {}) as { type?: string; title?: string; detail?: string };
+    const error = new ApiError(res.status, p.type ?? '', p.detail ?? p.title ?? `HTTP ${res.status}`);
+    if (res.status === 401 && key === storedKey()) onUnauthenticated();
+    throw error;
+  }
+  return body as T;
+}
+
+export const RANK = { viewer: 0, operator: 1, admin: 2 } as const;
