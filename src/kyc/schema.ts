@@ -66,11 +66,13 @@ export const kycSchema = {
       default: {},
       description:
         'Verification providers by name (the name is used in `POST /webhooks/<name>`). `type` selects the ' +
-        "adapter (didit, sandbox, ...); the other keys are the adapter's own.",
+        "adapter (didit, veriff, onfido, sumsub, persona, sandbox); the other keys are the adapter's own (docs/PROVIDERS.md).",
       propertyNames: nameSchema,
       additionalProperties: {
         type: 'object',
-        properties: { type: { type: 'string', description: 'Adapter type, e.g. didit or sandbox.' } },
+        properties: {
+          type: { type: 'string', description: 'Adapter type: didit, veriff, onfido, sumsub, persona or sandbox.' },
+        },
         required: ['type'],
       },
     },
