@@ -9,6 +9,7 @@ import type { Dialect } from '../store/store.js';
 import { ConfigError } from '../config/load.js';
 import type { KycConfig, KycWorkflowConfig } from './schema.js';
 import { compileClaims, type ClaimRule } from './claims.js';
+import { compileRouting, type RoutingRule } from './routing.js';
 import type { ProviderTypes } from './providers.js';
 import { decodeKey32, persistedSecret, randomKeyHex } from './keys.js';
 import { SubjectPseudonymiser } from './pseudonym.js';
@@ -17,8 +18,14 @@ import { AssertionSigner, loadAssertionKey, persistedAssertionKeyPem } from './a
 
 export interface CompiledWorkflow {
   readonly name: string;
+  /** The primary provider. */
   readonly provider: string;
+  /** Primary then fallbacks, in the order they are tried. */
+  readonly providers: readonly string[];
+  readonly routing: readonly RoutingRule[];
   readonly workflowId: string;
+  /** The provider's own workflow id per provider name (`workflow_id` unless `workflow_ids` says otherwise). */
+  readonly workflowIds: ReadonlyMap<string, string>;
   readonly claimRules: readonly ClaimRule[];
   /** Every claim this workflow can grant. */
   readonly grants: ReadonlySet<string>;
@@ -67,12 +74,27 @@ export async function buildSetup(config: KycConfig, env: SetupEnv, previous: Kyc
   for (const [name, wf] of Object.entries(config.workflows)) {
     if (!(wf.provider in config.providers))
       problems.push(`kyc.workflows.${name}.provider: no provider named "${wf.provider}"`);
+    const fallbacks = wf.fallbacks ?? [];
+    const rules = wf.routing ?? [];
+    for (const f of fallbacks)
+      if (!(f in config.providers)) problems.push(`kyc.workflows.${name}.fallbacks: no provider named "${f}"`);
+    rules.forEach((r, i) => {
+      if (!(r.provider in config.providers))
+        problems.push(`kyc.workflows.${name}.routing[${i}].provider: no provider named "${r.provider}"`);
+    });
+    const providers = [...new Set([wf.provider, ...fallbacks])];
+    const workflowIds = new Map<string, string>();
+    for (const p of new Set([...providers, ...rules.map((r) => r.provider)]))
+      workflowIds.set(p, wf.workflow_ids?.[p] ?? wf.workflow_id);
     try {
       const claimRules = compileClaims(name, wf.claims);
       workflows.set(name, {
         name,
         provider: wf.provider,
+        providers,
+        routing: compileRouting(name, rules),
         workflowId: wf.workflow_id,
+        workflowIds,
         claimRules,
         grants: new Set(claimRules.map((c) => c.name)),
         maxAgeMs: wf.max_age_days * 86_400_000,
