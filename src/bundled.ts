@@ -24,7 +24,14 @@ import { authenticatePolicy } from './policies/authenticate/authenticate.js';
 import { authorizePolicy } from './policies/authorize/authorize.js';
 import { kycSubsystem } from './kyc/subsystem.js';
 import type { ProviderType } from './providers/provider.js';
-import { diditProviderType, sandboxProviderType } from './providers/bundled-types.js';
+import {
+  diditProviderType,
+  onfidoProviderType,
+  personaProviderType,
+  sandboxProviderType,
+  sumsubProviderType,
+  veriffProviderType,
+} from './providers/bundled-types.js';
 import { auditSubsystem } from './audit/subsystem.js';
 import { auditPolicy } from './policies/audit/audit.js';
 import { faultInjectionPolicy } from './policies/fault-injection/fault-injection.js';
@@ -58,6 +65,13 @@ export function bundledSubsystems(providers: readonly ProviderType[] = PROVIDERS
 }
 
 /** Verification-provider types `kyc.providers.<name>.type` may name. */
-export const PROVIDERS: readonly ProviderType[] = [diditProviderType, sandboxProviderType];
+export const PROVIDERS: readonly ProviderType[] = [
+  diditProviderType,
+  sandboxProviderType,
+  veriffProviderType,
+  onfidoProviderType,
+  sumsubProviderType,
+  personaProviderType,
+];
 
 export const SUBSYSTEMS: readonly Subsystem[] = bundledSubsystems();

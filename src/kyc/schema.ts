@@ -4,7 +4,10 @@ import type { SecretRef } from '../config/types.js';
 
 export interface KycWorkflowConfig {
   provider: string;
+  fallbacks: string[];
+  routing: Array<{ when: string; provider: string }>;
   workflow_id: string;
+  workflow_ids: Record<string, string>;
   claims: Record<string, string>;
   max_age_days: number;
   session_reuse_hours: number;
@@ -66,11 +69,13 @@ export const kycSchema = {
       default: {},
       description:
         'Verification providers by name (the name is used in `POST /webhooks/<name>`). `type` selects the ' +
-        "adapter (didit, sandbox, ...); the other keys are the adapter's own.",
+        "adapter (didit, veriff, onfido, sumsub, persona, sandbox); the other keys are the adapter's own (docs/PROVIDERS.md).",
       propertyNames: nameSchema,
       additionalProperties: {
         type: 'object',
-        properties: { type: { type: 'string', description: 'Adapter type, e.g. didit or sandbox.' } },
+        properties: {
+          type: { type: 'string', description: 'Adapter type: didit, veriff, onfido, sumsub, persona or sandbox.' },
+        },
         required: ['type'],
       },
     },
@@ -83,7 +88,42 @@ export const kycSchema = {
       additionalProperties: {
         type: 'object',
         properties: {
-          provider: { type: 'string', description: 'Name of a provider in kyc.providers.' },
+          provider: { type: 'string', description: 'Name of the primary provider in kyc.providers.' },
+          fallbacks: {
+            type: 'array',
+            items: { type: 'string' },
+            uniqueItems: true,
+            default: [],
+            description:
+              'Providers tried in order when the primary (or the routed provider) is unavailable: its breaker is ' +
+              'open, or creating the session failed (timeout, network error, 5xx, 429). Subjects already verified are ' +
+              'never affected. Each decision records the provider that made it.',
+          },
+          routing: {
+            type: 'array',
+            default: [],
+            description:
+              'Rules choosing the provider of a new session per request, first match wins (else the primary). ' +
+              '`when` is CEL over `request` (headers (lower-case names), path, method, client_ip) and `bucket` ' +
+              '(0-99, stable per subject), e.g. `request.headers["x-country"] == "DE"` or `bucket < 20`.',
+            items: {
+              type: 'object',
+              properties: {
+                when: { type: 'string', minLength: 1, description: 'CEL boolean expression.' },
+                provider: { type: 'string', description: 'Provider in kyc.providers used when it matches.' },
+              },
+              required: ['when', 'provider'],
+              additionalProperties: false,
+            },
+          },
+          workflow_ids: {
+            type: 'object',
+            default: {},
+            additionalProperties: { type: 'string', minLength: 1 },
+            description:
+              "The provider's own workflow id per provider name, where providers differ (Onfido workflow UUID, " +
+              'Sumsub level, Persona template); `workflow_id` otherwise.',
+          },
           workflow_id: {
             type: 'string',
             minLength: 1,

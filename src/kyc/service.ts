@@ -22,6 +22,7 @@ import { VerificationSessions, sessionUrlContext, type SessionOffer } from './se
 import { type VerificationStore, eventSeq, type RecordKey, type InboxEvent } from './verification-store.js';
 import { isDeepStrictEqual } from 'node:util';
 import type { StalePolicy } from '../store/outage.js';
+import type { RoutingInput } from './routing.js';
 
 const INVALIDATION_CHANNEL = 'kyc:invalidate';
 /** Statuses after which a session's link is useless and is forgotten. */
@@ -125,8 +126,13 @@ export class KycService {
    * Offers the subject a verification session for `workflow`: the unfinished one if it exists, else a new one
    * (kyc/sessions.ts: one provider session per subject across instances, kept through store failures).
    */
-  offerSession(subject: string, workflow: CompiledWorkflow): Promise<SessionOffer> {
-    return this.sessions.offer(subject, workflow);
+  offerSession(subject: string, workflow: CompiledWorkflow, request?: RoutingInput): Promise<SessionOffer> {
+    return this.sessions.offer(subject, workflow, request);
+  }
+
+  /** False while the provider's breaker is open: its unfinished sessions are not offered, a fallback is. */
+  providerAvailable(name: string): boolean {
+    return this.setupValue.providers.get(name)?.health.state !== 'open';
   }
 
   /** Provider sessions waiting to be recorded (created while the store failed). */

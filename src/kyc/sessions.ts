@@ -12,6 +12,7 @@ import type { EventBus } from '../pipeline/events.js';
 import { ProviderUnavailable, type ProviderSession, type VerificationState } from '../providers/provider.js';
 import type { CompiledWorkflow, KycSetup } from './setup.js';
 import type { RecordKey, VerificationStore } from './verification-store.js';
+import { providerOrder, routedProvider, type RoutingInput } from './routing.js';
 
 export interface SessionOffer {
   sessionId: string;
@@ -93,26 +94,64 @@ export class VerificationSessions {
    * a burst of first requests creates exactly one provider session. Throws ProviderUnavailable, and
    * StoreUnavailable when the store fails (the provider session, if one was created, is kept: see `unrecorded`).
    */
-  offer(subject: string, workflow: CompiledWorkflow): Promise<SessionOffer> {
+  offer(subject: string, workflow: CompiledWorkflow, request?: RoutingInput): Promise<SessionOffer> {
     const key = subject + '\u0000' + workflow.name;
     let pending = this.inFlight.get(key);
     if (pending === undefined) {
-      pending = this.obtainSession(subject, workflow).finally(() => this.inFlight.delete(key));
+      pending = this.obtainSession(subject, workflow, request).finally(() => this.inFlight.delete(key));
       this.inFlight.set(key, pending);
     }
     return pending;
   }
 
-  private async obtainSession(subject: string, workflow: CompiledWorkflow): Promise<SessionOffer> {
+  private async obtainSession(
+    subject: string,
+    workflow: CompiledWorkflow,
+    request: RoutingInput | undefined,
+  ): Promise<SessionOffer> {
     const setup = this.deps.setup();
     const kept = this.unrecorded.get(subject + '\u0000' + workflow.name);
     if (kept !== undefined) {
       const offer = await this.offerKept(kept);
       if (offer !== undefined) return offer;
     }
-    const provider = setup.providers.get(workflow.provider);
-    if (!provider) throw new ProviderUnavailable(`provider ${workflow.provider} is not configured`, 30, 'unreachable');
-    const key: RecordKey = { subject, provider: workflow.provider, workflow: workflow.name };
+    const routed = routedProvider(workflow.routing, subject, request);
+    const order = providerOrder(routed, workflow.providers, setup.providers);
+    const intended = routed ?? workflow.provider;
+    if (order[0] !== intended) this.failover(subject, workflow.name, intended, 'breaker_open');
+    let failure: ProviderUnavailable | undefined;
+    for (let i = 0; i < order.length; i++) {
+      const result = await this.obtainFrom(subject, workflow, order[i]!);
+      if (!(result instanceof ProviderUnavailable)) return result;
+      if (i < order.length - 1) this.failover(subject, workflow.name, order[i]!, result.reason);
+      failure = result;
+    }
+    throw failure!;
+  }
+
+  /** A new session goes past a provider that cannot take it: on record, for the operator and the audit trail. */
+  private failover(subject: string, workflow: string, provider: string, reason: string): void {
+    this.deps.logger.warn(
+      { provider, workflow, reason },
+      'verification provider unavailable: new session goes to the next provider',
+    );
+    this.deps.events.emit({ type: 'kyc.provider.failover', outcome: reason, data: { subject, workflow, provider } });
+  }
+
+  /**
+   * A session at one provider: the unfinished one, or a new one. A provider that cannot create it is answered as a
+   * value (the next provider is tried); anything else (the store, another instance's lease running out) throws.
+   */
+  private async obtainFrom(
+    subject: string,
+    workflow: CompiledWorkflow,
+    providerName: string,
+  ): Promise<SessionOffer | ProviderUnavailable> {
+    const setup = this.deps.setup();
+    const provider = setup.providers.get(providerName);
+    if (!provider) return new ProviderUnavailable(`provider ${providerName} is not configured`, 30, 'unreachable');
+    const workflowId = workflow.workflowIds.get(providerName) ?? workflow.workflowId;
+    const key: RecordKey = { subject, provider: providerName, workflow: workflow.name };
     const leaseMs = setup.config.session_lease_ms;
     const giveUpAt = Date.now() + leaseMs + 1000;
     for (;;) {
@@ -121,7 +160,7 @@ export class VerificationSessions {
       if (
         await this.deps.records.acquireSessionLease(
           key,
-          workflow.workflowId,
+          workflowId,
           owner,
           now,
           leaseMs,
@@ -132,7 +171,7 @@ export class VerificationSessions {
         let session: ProviderSession;
         try {
           session = await provider.createSession({
-            workflowId: workflow.workflowId,
+            workflowId,
             vendorData: subject,
             ...(workflow.callbackUrl ? { callback: workflow.callbackUrl } : {}),
             metadata: { workflow: workflow.name },
@@ -141,12 +180,13 @@ export class VerificationSessions {
           // Not awaited: a store that fails too must not add its deadline to the answer (the lease then expires,
           // or this instance takes it over on the next attempt).
           void this.deps.records.releaseSessionLease(key, owner).catch(() => undefined);
+          if (err instanceof ProviderUnavailable) return err;
           throw err;
         }
-        const sealedUrl = setup.sealer.seal(session.url, sessionUrlContext(workflow.provider, session.sessionId));
+        const sealedUrl = setup.sealer.seal(session.url, sessionUrlContext(providerName, session.sessionId));
         const created: UnrecordedSession = {
           key,
-          workflowId: workflow.workflowId,
+          workflowId,
           sessionId: session.sessionId,
           url: session.url,
           sealedUrl,
@@ -179,7 +219,7 @@ export class VerificationSessions {
       ) {
         return {
           sessionId: row.session_id,
-          url: setup.sealer.open(row.session_url, sessionUrlContext(workflow.provider, row.session_id)),
+          url: setup.sealer.open(row.session_url, sessionUrlContext(providerName, row.session_id)),
           created: false,
         };
       }

@@ -10,6 +10,7 @@ import { ConfigError } from '../config/load.js';
 import { suggestion } from '../shared/suggest.js';
 import type { KycConfig, KycWorkflowConfig } from './schema.js';
 import { compileClaims, type ClaimRule } from './claims.js';
+import { compileRouting, type RoutingRule } from './routing.js';
 import type { ProviderTypes } from './providers.js';
 import { decodeKey32, persistedSecret, randomKeyHex } from './keys.js';
 import { SubjectPseudonymiser } from './pseudonym.js';
@@ -18,8 +19,14 @@ import { AssertionSigner, loadAssertionKey, persistedAssertionKeyPem } from './a
 
 export interface CompiledWorkflow {
   readonly name: string;
+  /** The primary provider. */
   readonly provider: string;
+  /** Primary then fallbacks, in the order they are tried. */
+  readonly providers: readonly string[];
+  readonly routing: readonly RoutingRule[];
   readonly workflowId: string;
+  /** The provider's own workflow id per provider name (`workflow_id` unless `workflow_ids` says otherwise). */
+  readonly workflowIds: ReadonlyMap<string, string>;
   readonly claimRules: readonly ClaimRule[];
   /** Every claim this workflow can grant. */
   readonly grants: ReadonlySet<string>;
@@ -81,12 +88,27 @@ function compileSection(config: KycConfig, dialect: Dialect, problems: string[])
       problems.push(
         `kyc.workflows.${name}.provider: no provider named "${wf.provider}"${suggestion(wf.provider, Object.keys(config.providers))}`,
       );
+    const fallbacks = wf.fallbacks ?? [];
+    const rules = wf.routing ?? [];
+    for (const f of fallbacks)
+      if (!(f in config.providers)) problems.push(`kyc.workflows.${name}.fallbacks: no provider named "${f}"`);
+    rules.forEach((r, i) => {
+      if (!(r.provider in config.providers))
+        problems.push(`kyc.workflows.${name}.routing[${i}].provider: no provider named "${r.provider}"`);
+    });
+    const providers = [...new Set([wf.provider, ...fallbacks])];
+    const workflowIds = new Map<string, string>();
+    for (const p of new Set([...providers, ...rules.map((r) => r.provider)]))
+      workflowIds.set(p, wf.workflow_ids?.[p] ?? wf.workflow_id);
     try {
       const claimRules = compileClaims(name, wf.claims);
       workflows.set(name, {
         name,
         provider: wf.provider,
+        providers,
+        routing: compileRouting(name, rules),
         workflowId: wf.workflow_id,
+        workflowIds,
         claimRules,
         grants: new Set(claimRules.map((c) => c.name)),
         maxAgeMs: wf.max_age_days * 86_400_000,

@@ -75,6 +75,15 @@ export class SubjectEntry {
           anyVerified = true;
         }
       }
+      // With fallback providers one workflow may have a row per provider: the approved one speaks for it, else the
+      // one with the latest session.
+      const seen = workflows.get(row.workflow);
+      if (
+        seen !== undefined &&
+        (seen.state === 'approved' ||
+          (state !== 'approved' && (seen.sessionStartedAt ?? 0) >= Number(row.session_started_at ?? 0)))
+      )
+        continue;
       workflows.set(row.workflow, {
         workflow: row.workflow,
         provider: row.provider,

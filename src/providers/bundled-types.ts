@@ -1,12 +1,18 @@
 /**
- * The bundled provider types: `didit` (Didit's API) and `sandbox` (the embedded Didit stand-in, driven through the
- * same adapter). Provider calls, breaker changes and sandbox deliveries become
+ * The bundled provider types: `didit`, `veriff`, `onfido`, `sumsub`, `persona` (their APIs) and `sandbox` (the
+ * embedded stand-in, speaking one of their dialects, driven through that provider's adapter). Provider calls, breaker changes and sandbox deliveries become
  * gateway events (metrics, traces) and log lines; secrets are resolved through the subsystem's resolver and never logged.
  */
 import { createProvider, type ProviderEntry } from './index.js';
 import type { ProviderFactoryContext, ProviderType } from './provider.js';
 import { diditProviderSchema } from './didit/schema.js';
 import { sandboxProviderSchema } from './sandbox/schema.js';
+import {
+  onfidoProviderSchema,
+  personaProviderSchema,
+  sumsubProviderSchema,
+  veriffProviderSchema,
+} from './vendor-schema.js';
 import type { Store } from '../store/store.js';
 import type { FaultRegistry } from '../resilience/faults/registry.js';
 
@@ -57,5 +63,25 @@ export const diditProviderType: ProviderType = {
 export const sandboxProviderType: ProviderType = {
   type: 'sandbox',
   schema: sandboxProviderSchema as unknown as Record<string, unknown>,
+  create: build,
+};
+export const veriffProviderType: ProviderType = {
+  type: 'veriff',
+  schema: veriffProviderSchema as unknown as Record<string, unknown>,
+  create: build,
+};
+export const onfidoProviderType: ProviderType = {
+  type: 'onfido',
+  schema: onfidoProviderSchema as unknown as Record<string, unknown>,
+  create: build,
+};
+export const sumsubProviderType: ProviderType = {
+  type: 'sumsub',
+  schema: sumsubProviderSchema as unknown as Record<string, unknown>,
+  create: build,
+};
+export const personaProviderType: ProviderType = {
+  type: 'persona',
+  schema: personaProviderSchema as unknown as Record<string, unknown>,
   create: build,
 };

@@ -1,6 +1,7 @@
 /**
- * Builds an verification provider from its config entry. `didit` talks to Didit's API; `sandbox` starts the embedded
- * Didit stand-in in this process and points the same Didit adapter at it, so both run the same code path.
+ * Builds a verification provider from its config entry. `didit`, `veriff`, `onfido`, `sumsub` and `persona` talk to
+ * that provider's API; `sandbox` starts the embedded stand-in in this process, speaking one provider's dialect, and
+ * points that provider's adapter at it, so the sandbox and the real provider run the same code path.
  */
 import { randomBytes } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
@@ -18,19 +19,39 @@ import { diditProviderSchema, type DiditProviderEntry } from './didit/schema.js'
 import { SandboxServer, type RunningSandbox } from './sandbox/sandbox-server.js';
 import { sandboxProviderSchema, type SandboxProviderEntry } from './sandbox/schema.js';
 import type { DeliveryOutcome } from './sandbox/webhooks.js';
+import { VeriffProvider } from './veriff/veriff.js';
+import { OnfidoProvider } from './onfido/onfido.js';
+import { SumsubProvider } from './sumsub/sumsub.js';
+import { PersonaProvider } from './persona/persona.js';
+import type { VendorAdapterOptions } from './vendor-adapter.js';
+import type { SumsubDigestAlgorithm } from './sumsub/signature.js';
+import {
+  onfidoProviderSchema,
+  personaProviderSchema,
+  sumsubProviderSchema,
+  veriffProviderSchema,
+  type VendorProviderEntry,
+} from './vendor-schema.js';
 
-export type ProviderEntry = DiditProviderEntry | SandboxProviderEntry;
+export type ProviderEntry = DiditProviderEntry | SandboxProviderEntry | VendorProviderEntry;
 
 /** JSON Schema of one provider entry (`type: didit` or `type: sandbox`), for the KYC subsystem's config section. */
 export const providerEntrySchema = {
   type: 'object',
   description:
-    "An verification provider: `didit` (Didit's API) or `sandbox` (the embedded Didit stand-in for demos and tests).",
+    'A verification provider: `didit`, `veriff`, `onfido`, `sumsub`, `persona` (their APIs) or `sandbox` (the embedded ' +
+    'stand-in for demos and tests, speaking any of their dialects).',
   required: ['type'],
-  properties: { type: { enum: ['didit', 'sandbox'], description: 'Provider type.' } },
+  properties: {
+    type: { enum: ['didit', 'sandbox', 'veriff', 'onfido', 'sumsub', 'persona'], description: 'Provider type.' },
+  },
   allOf: [
     { if: { properties: { type: { const: 'didit' } } }, then: diditProviderSchema },
     { if: { properties: { type: { const: 'sandbox' } } }, then: sandboxProviderSchema },
+    { if: { properties: { type: { const: 'veriff' } } }, then: veriffProviderSchema },
+    { if: { properties: { type: { const: 'onfido' } } }, then: onfidoProviderSchema },
+    { if: { properties: { type: { const: 'sumsub' } } }, then: sumsubProviderSchema },
+    { if: { properties: { type: { const: 'persona' } } }, then: personaProviderSchema },
   ],
 } as const;
 
@@ -56,7 +77,7 @@ export interface ProviderDeps {
 }
 
 function adapterOptions(
-  entry: ProviderEntry,
+  entry: DiditProviderEntry | SandboxProviderEntry,
   deps: ProviderDeps,
 ): Omit<DiditProviderOptions, 'apiKey' | 'webhookSecret' | 'baseUrl'> {
   return {
@@ -83,10 +104,55 @@ function adapterOptions(
   };
 }
 
-/** The Didit adapter in front of an embedded sandbox it owns; closing it stops the sandbox too. */
+/** Options shared by the Veriff, Onfido, Sumsub and Persona adapters. */
+function vendorOptions(
+  entry: VendorProviderEntry | SandboxProviderEntry,
+  deps: ProviderDeps,
+): Omit<VendorAdapterOptions, 'apiKey' | 'webhookSecret' | 'baseUrl'> {
+  const common = adapterOptions({ ...entry, webhook: {} } as SandboxProviderEntry, deps);
+  return {
+    name: common.name,
+    timeouts: common.timeouts,
+    breaker: common.breaker,
+    onCall: common.onCall,
+    faults: common.faults,
+    webhook: {
+      toleranceSeconds: entry.webhook?.tolerance_s,
+      maxFutureSkewSeconds: entry.webhook?.max_future_skew_s,
+      maxEventAgeSeconds: entry.webhook?.max_event_age_s,
+    },
+  };
+}
+
+function createVendor(
+  type: VendorProviderEntry['type'],
+  options: VendorAdapterOptions,
+  extra: {
+    apiSecret?: string | undefined;
+    digestAlgorithms?: readonly SumsubDigestAlgorithm[] | undefined;
+    hostedUrl?: string | undefined;
+    linkTtlSeconds?: number | undefined;
+  },
+): VerificationProvider {
+  if (type === 'veriff') return new VeriffProvider(options);
+  if (type === 'onfido') return new OnfidoProvider(options);
+  if (type === 'sumsub')
+    return new SumsubProvider({
+      ...options,
+      apiSecret: extra.apiSecret,
+      digestAlgorithms: extra.digestAlgorithms,
+      linkTtlSeconds: extra.linkTtlSeconds,
+    });
+  return new PersonaProvider({ ...options, hostedUrl: extra.hostedUrl });
+}
+
+/** Path of each dialect's API below the sandbox's origin (the adapters' base URLs carry it). */
+const DIALECT_BASE_PATH = { veriff: '', onfido: '/v3.6', sumsub: '', persona: '/api/v1' } as const;
+
+/** An adapter in front of an embedded sandbox it owns; closing it stops the sandbox too. */
 export class EmbeddedSandboxProvider implements VerificationProvider {
   constructor(
-    private readonly adapter: DiditProvider,
+    private readonly adapter: VerificationProvider,
     /** The running sandbox (its `url` is where hosted pages live). */
     readonly sandbox: RunningSandbox,
   ) {}
@@ -109,7 +175,7 @@ export class EmbeddedSandboxProvider implements VerificationProvider {
     return this.adapter.verifyWebhook(rawBody, headers, nowSeconds);
   }
   async close(): Promise<void> {
-    await this.adapter.close();
+    await this.adapter.close?.();
     await this.sandbox.close();
   }
 }
@@ -132,6 +198,31 @@ export async function createProvider(entry: ProviderEntry, deps: ProviderDeps): 
       webhookSecret: deps.resolveSecret(entry.webhook_secret),
     });
   }
+  if (entry.type === 'veriff' || entry.type === 'onfido' || entry.type === 'sumsub' || entry.type === 'persona') {
+    return createVendor(
+      entry.type,
+      {
+        ...vendorOptions(entry, deps),
+        baseUrl: entry.base_url,
+        ...(entry.proxy
+          ? {
+              proxy: {
+                url: entry.proxy.url,
+                ...(entry.proxy.token !== undefined ? { token: deps.resolveSecret(entry.proxy.token) } : {}),
+              },
+            }
+          : {}),
+        apiKey: entry.api_key !== undefined ? deps.resolveSecret(entry.api_key) : undefined,
+        webhookSecret: deps.resolveSecret(entry.webhook_secret),
+      },
+      {
+        apiSecret: entry.api_secret !== undefined ? deps.resolveSecret(entry.api_secret) : undefined,
+        digestAlgorithms: entry.webhook?.digest_algorithms,
+        hostedUrl: entry.hosted_url,
+        linkTtlSeconds: entry.link_ttl_s,
+      },
+    );
+  }
   if (entry.type === 'sandbox') {
     const apiKey =
       entry.api_key !== undefined ? deps.resolveSecret(entry.api_key) : 'sbx_' + randomBytes(24).toString('base64url');
@@ -144,7 +235,11 @@ export async function createProvider(entry: ProviderEntry, deps: ProviderDeps): 
       (deps.publicBaseUrl
         ? `${deps.publicBaseUrl.replace(/\/+$/, '')}/webhooks/${encodeURIComponent(deps.name)}`
         : undefined);
+    const dialect = entry.dialect ?? 'didit';
+    const apiSecret = randomBytes(32).toString('base64url');
     const sandbox = await new SandboxServer().start({
+      dialect,
+      apiSecret,
       host: entry.host ?? '127.0.0.1',
       port: entry.port ?? 0,
       apiKey,
@@ -155,12 +250,19 @@ export async function createProvider(entry: ProviderEntry, deps: ProviderDeps): 
       ...(entry.public_base_url ? { publicBaseUrl: entry.public_base_url } : {}),
       ...(deps.onSandboxDelivery ? { onDelivery: deps.onSandboxDelivery } : {}),
     });
-    const adapter = new DiditProvider({
-      ...adapterOptions(entry, deps),
-      baseUrl: sandbox.localUrl,
-      apiKey,
-      webhookSecret,
-    });
+    const adapter =
+      dialect === 'didit'
+        ? new DiditProvider({ ...adapterOptions(entry, deps), baseUrl: sandbox.localUrl, apiKey, webhookSecret })
+        : createVendor(
+            dialect,
+            {
+              ...vendorOptions(entry, deps),
+              baseUrl: sandbox.localUrl + DIALECT_BASE_PATH[dialect],
+              apiKey,
+              webhookSecret,
+            },
+            { apiSecret, hostedUrl: sandbox.url },
+          );
     return new EmbeddedSandboxProvider(adapter, sandbox);
   }
   throw new TypeError(`unknown provider type ${(entry as { type: unknown }).type as string}`);

@@ -56,8 +56,12 @@ export interface WebhookEvent {
    * authenticated. Events are ordered by it: a retried delivery of an older event must not pass a newer one.
    */
   createdAt?: number;
-  /** Which signature authenticated it. On `simple`, only sessionId, status, webhookType and timestamp are trusted. */
-  signature: 'v2' | 'raw' | 'simple';
+  /**
+   * Which signature authenticated it: Didit's `v2`, `raw` or `simple` (on `simple`, only sessionId, status,
+   * webhookType and timestamp are trusted), or the scheme of another provider (`hmac-sha256`, `hmac_sha512_hex`,
+   * Persona's `v1`), each over the whole raw body.
+   */
+  signature: string;
   workflowId?: string;
   vendorData?: string;
   /** Present only when the whole body was authenticated (v2 or raw) and the event carries a decision. */

@@ -38,6 +38,7 @@ import {
   SUBJECT_BLOCKED,
 } from './problems.js';
 import type { SubjectBlocks } from '../../kyc/blocks.js';
+import { routingInput } from '../../kyc/routing.js';
 
 /** Retry-After of the 503 answered while the store cannot be used. */
 const STORE_RETRY_AFTER_SECONDS = 2;
@@ -346,12 +347,16 @@ class KycGate implements PolicyInstance {
       wf?.sessionId &&
       wf.sealedSessionUrl &&
       wf.sessionStartedAt !== null &&
-      wf.sessionStartedAt > now - this.workflow.sessionReuseMs
+      wf.sessionStartedAt > now - this.workflow.sessionReuseMs &&
+      // An unfinished session at a provider that is down is not offered: a fallback's is.
+      this.kyc.providerAvailable(wf.provider)
     ) {
       const url = this.kyc.sessionUrl(wf.provider, wf.sessionId, wf.sealedSessionUrl);
       return this.challengeAnswer(ctx, entry, ruleName, missing, { sessionId: wf.sessionId, url, created: false });
     }
-    return this.kyc.offerSession(entry.subject, this.workflow).then(
+    const routing =
+      this.workflow.routing.length > 0 ? routingInput(ctx.headers, ctx.path, ctx.method, ctx.clientIp) : undefined;
+    return this.kyc.offerSession(entry.subject, this.workflow, routing).then(
       (offer) => this.challengeAnswer(ctx, entry, ruleName, missing, offer),
       (err: unknown) => this.sessionFailed(ctx, entry, ruleName, missing, err),
     );

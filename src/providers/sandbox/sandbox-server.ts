@@ -17,10 +17,14 @@ import {
   decisionDocument,
   newSession,
   sessionCreatedDocument,
+  sessionUrl,
   type SandboxPerson,
   type SandboxSession,
 } from './sessions.js';
 import { WebhookDeliverer, type DeliveryOutcome } from './webhooks.js';
+import { isPlainObject, validDate, validateCreate } from './didit-validation.js';
+import { DIALECTS } from './dialects/index.js';
+import type { DialectContext, DialectName, SandboxDialect } from './dialects/dialect.js';
 
 export interface SandboxStartOptions {
   host?: string;
@@ -42,6 +46,10 @@ export interface SandboxStartOptions {
   applicationId?: string;
   /** Told about every delivery attempt (logs, tests). */
   onDelivery?: (outcome: DeliveryOutcome) => void;
+  /** Whose API and webhooks the sandbox speaks. Default Didit's. */
+  dialect?: DialectName;
+  /** Key API requests must be signed with, where the dialect signs them (Sumsub). Default: the webhook secret. */
+  apiSecret?: string;
 }
 
 export interface RunningSandbox {
@@ -58,11 +66,8 @@ export interface RunningSandbox {
   close(): Promise<void>;
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const DOCUMENT_TYPES = new Set(['P', 'ID', 'DL', 'RP', 'HIC', 'TC', 'SSC']);
 const MAX_API_BODY = 2 * 1024 * 1024;
 const MAX_FORM_BODY = 16 * 1024;
-const DATE = /^\d{4}-\d{2}-\d{2}$/;
 
 class BodyTooLarge extends Error {}
 
@@ -95,65 +100,6 @@ function sendHtml(res: http.ServerResponse, status: number, html: string): void 
   res.end(html);
 }
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function isHttpUrl(v: string): boolean {
-  try {
-    const u = new URL(v);
-    return u.protocol === 'http:' || u.protocol === 'https:';
-  } catch {
-    return false;
-  }
-}
-
-function validDate(v: string): boolean {
-  if (!DATE.test(v)) return false;
-  const d = new Date(v + 'T00:00:00Z');
-  return !Number.isNaN(d.getTime()) && d.toISOString().slice(0, 10) === v;
-}
-
-/** Validates a create-session body the way Didit does; returns field errors (Django REST style) or the fields. */
-function validateCreate(body: unknown): { errors: Record<string, string[]> } | { fields: Record<string, unknown> } {
-  if (!isPlainObject(body)) return { errors: { non_field_errors: ['Invalid data. Expected a dictionary.'] } };
-  const errors: Record<string, string[]> = {};
-  const { workflow_id, vendor_data, callback, callback_method, metadata, language, contact_details, expected_details } =
-    body;
-  if (workflow_id === undefined || workflow_id === null || workflow_id === '')
-    errors.workflow_id = ['This field is required.'];
-  else if (typeof workflow_id !== 'string' || !UUID.test(workflow_id)) errors.workflow_id = ['Must be a valid UUID.'];
-  if (
-    vendor_data !== undefined &&
-    vendor_data !== null &&
-    (typeof vendor_data !== 'string' || vendor_data.length > 1000)
-  )
-    errors.vendor_data = ['Not a valid string.'];
-  if (callback !== undefined && callback !== null && (typeof callback !== 'string' || !isHttpUrl(callback)))
-    errors.callback = ['Enter a valid URL.'];
-  if (callback_method !== undefined && !['initiator', 'completer', 'both'].includes(callback_method as string))
-    errors.callback_method = [`"${String(callback_method)}" is not a valid choice.`];
-  if (metadata !== undefined && metadata !== null && !isPlainObject(metadata))
-    errors.metadata = ['Must be a JSON object.'];
-  if (language !== undefined && (typeof language !== 'string' || !/^[a-z]{2}(-[a-zA-Z]{2})?$/.test(language)))
-    errors.language = ['Not a valid language code.'];
-  if (contact_details !== undefined && contact_details !== null && !isPlainObject(contact_details))
-    errors.contact_details = ['Must be a JSON object.'];
-  if (expected_details !== undefined && expected_details !== null) {
-    if (!isPlainObject(expected_details)) errors.expected_details = ['Must be a JSON object.'];
-    else {
-      const types = expected_details.expected_document_types;
-      if (
-        types !== undefined &&
-        (!Array.isArray(types) || types.some((t) => typeof t !== 'string' || !DOCUMENT_TYPES.has(t)))
-      ) {
-        errors.expected_details = ['expected_document_types must only contain P, ID, DL, RP, HIC, TC or SSC.'];
-      }
-    }
-  }
-  return Object.keys(errors).length > 0 ? { errors } : { fields: body };
-}
-
 export class SandboxServer {
   private server: http.Server | undefined;
   private options!: SandboxStartOptions;
@@ -166,12 +112,30 @@ export class SandboxServer {
   private nextNumber = 1;
   private rateLimited = { count: 0, retryAfterSeconds: 0 };
   private applicationId = '';
+  private dialect: SandboxDialect | undefined;
+  private dialectContext!: DialectContext;
 
   async start(options: SandboxStartOptions): Promise<RunningSandbox> {
     if (this.server) throw new Error('the sandbox is already started');
     if (!options.apiKey || !options.webhookSecret) throw new Error('the sandbox needs an API key and a webhook secret');
     this.options = options;
     this.applicationId = options.applicationId ?? randomUUID();
+    const dialect =
+      options.dialect === undefined || options.dialect === 'didit' ? undefined : DIALECTS[options.dialect];
+    this.dialect = dialect;
+    this.dialectContext = {
+      apiKey: options.apiKey,
+      apiSecret: options.apiSecret ?? options.webhookSecret,
+      webhookSecret: options.webhookSecret,
+      now: nowSeconds,
+      create: async (fields) => {
+        const s = newSession({ sessionNumber: this.nextNumber++, workflowVersion: 1, ...fields }, nowSeconds());
+        await this.save(s);
+        return s;
+      },
+      session: (id) => this.byId.get(id),
+      pageUrl: (s) => sessionUrl(this.baseUrl, s),
+    };
     if (options.store) this.persistence = await storePersistence(options.store);
     for (const s of await this.persistence.loadSessions()) this.remember(s);
     this.nextNumber = Math.max(0, ...[...this.byId.values()].map((s) => s.sessionNumber)) + 1;
@@ -181,6 +145,12 @@ export class SandboxServer {
       retryDelaysMs: options.retryDelaysMs ?? [60_000, 240_000],
       persistence: this.persistence,
       ...(options.onDelivery ? { onOutcome: options.onDelivery } : {}),
+      ...(dialect
+        ? {
+            sign: (envelope: Record<string, unknown>, now: number) =>
+              dialect.sign(envelope.payload as Record<string, unknown>, now, this.dialectContext),
+          }
+        : {}),
     });
 
     const server = http.createServer((req, res) => {
@@ -258,23 +228,17 @@ export class SandboxServer {
       return sendJson(res, 405, { detail: `Method "${method}" not allowed.` });
     }
 
+    if (path === '/verify' && (method === 'GET' || method === 'HEAD')) {
+      // Persona's hosted flow is addressed by inquiry id.
+      const session = this.byId.get(url.searchParams.get('inquiry-id') ?? '');
+      if (!session) return sendHtml(res, 404, notFoundPage());
+      res.writeHead(303, { location: `/verify/${session.sessionToken}`, 'cache-control': 'no-store' }).end();
+      return;
+    }
+    if (this.dialect) return this.handleDialect(this.dialect, req, res, url);
     if (!path.startsWith('/v3/') && !path.startsWith('/v2/')) return sendJson(res, 404, { detail: 'Not found.' });
     if (!this.apiKeyValid(req)) return sendJson(res, 401, { detail: 'Invalid or missing API key' });
-    if (this.rateLimited.count > 0) {
-      this.rateLimited.count--;
-      const seconds = this.rateLimited.retryAfterSeconds;
-      return sendJson(
-        res,
-        429,
-        { detail: `Request was throttled. Expected available in ${seconds} seconds.` },
-        {
-          'retry-after': String(seconds),
-          'x-ratelimit-limit': '600',
-          'x-ratelimit-remaining': '0',
-          'x-ratelimit-reset': String(seconds),
-        },
-      );
-    }
+    if (this.rateLimited.count > 0) return this.throttle(res);
 
     const route = path.replace(/^\/v[23]/, '');
     if (route === '/session/' || route === '/session') {
@@ -294,6 +258,53 @@ export class SandboxServer {
       return this.updateStatus(update[1]!, req, res);
     }
     return sendJson(res, 404, { detail: 'Not found.' });
+  }
+
+  private throttle(res: http.ServerResponse): void {
+    this.rateLimited.count--;
+    const seconds = this.rateLimited.retryAfterSeconds;
+    sendJson(
+      res,
+      429,
+      { detail: `Request was throttled. Expected available in ${seconds} seconds.` },
+      {
+        'retry-after': String(seconds),
+        'x-ratelimit-limit': '600',
+        'x-ratelimit-remaining': '0',
+        'x-ratelimit-reset': String(seconds),
+      },
+    );
+  }
+
+  /** An API request in another provider's dialect: its paths, authentication and documents. */
+  private async handleDialect(
+    dialect: SandboxDialect,
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    url: URL,
+  ): Promise<void> {
+    let body: Buffer;
+    try {
+      body = await readBody(req, MAX_API_BODY);
+    } catch (err) {
+      if (err instanceof BodyTooLarge)
+        sendJson(res, 413, { detail: 'Request body too large.' }, { connection: 'close' });
+      return;
+    }
+    if (this.rateLimited.count > 0) return this.throttle(res);
+    const answer = await dialect.handle(
+      {
+        method: req.method ?? 'GET',
+        pathWithQuery: req.url ?? '/',
+        path: url.pathname,
+        query: url.searchParams,
+        headers: req.headers,
+        body,
+      },
+      this.dialectContext,
+    );
+    if (!answer) return sendJson(res, 404, { detail: 'Not found.' });
+    sendJson(res, answer.status, answer.doc, answer.headers);
   }
 
   private apiKeyValid(req: http.IncomingMessage): boolean {
@@ -384,9 +395,15 @@ export class SandboxServer {
 
   /** Changes a session's status and announces it with a `status.updated` webhook. */
   private async transition(s: SandboxSession, status: string): Promise<void> {
-    s.status = status;
-    await this.save(s);
     const now = nowSeconds();
+    s.status = status;
+    if (status !== 'In Progress') s.decidedAt = now;
+    await this.save(s);
+    if (this.dialect) {
+      const payload = this.dialect.event(s, now, this.dialectContext);
+      if (payload) await this.deliverer.enqueue({ event_id: randomUUID(), session_id: s.sessionId, payload });
+      return;
+    }
     const envelope: Record<string, unknown> = {
       event_id: randomUUID(),
       webhook_type: 'status.updated',

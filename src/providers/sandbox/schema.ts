@@ -4,15 +4,24 @@
  */
 import { secretRefSchema } from '../../config/secret-ref-schema.js';
 import { breakerSchema, providerTimeoutsSchema, webhookVerificationSchema } from '../didit/schema.js';
+import { vendorWebhookProperties } from '../vendor-schema.js';
 
 export const sandboxProviderSchema = {
   type: 'object',
   description:
-    "Embedded sandbox verification provider: serves Didit's API, a hosted verification page with Approve " +
+    "Embedded sandbox verification provider: serves Didit's API (or Veriff's, Onfido's, Sumsub's, Persona's: " +
+    '`dialect`), a hosted verification page with Approve ' +
     '/ Decline / Send to review buttons, and signed webhooks, from inside the gateway process. Nothing ' +
     'leaves the machine.',
   properties: {
     type: { const: 'sandbox', description: 'Provider type.' },
+    dialect: {
+      enum: ['didit', 'veriff', 'onfido', 'sumsub', 'persona'],
+      default: 'didit',
+      description:
+        "Whose API and webhook signing the sandbox speaks; the matching adapter is pointed at it, so that provider's " +
+        'whole loop (session, hosted page, signed webhook, result fetch) runs offline.',
+    },
     host: {
       type: 'string',
       default: '127.0.0.1',
@@ -62,7 +71,10 @@ export const sandboxProviderSchema = {
     },
     timeouts: providerTimeoutsSchema,
     breaker: breakerSchema,
-    webhook: webhookVerificationSchema,
+    webhook: {
+      ...webhookVerificationSchema,
+      properties: { ...webhookVerificationSchema.properties, max_event_age_s: vendorWebhookProperties.max_event_age_s },
+    },
   },
   required: ['type'],
   additionalProperties: false,
@@ -70,6 +82,7 @@ export const sandboxProviderSchema = {
 
 export interface SandboxProviderEntry {
   type: 'sandbox';
+  dialect?: 'didit' | 'veriff' | 'onfido' | 'sumsub' | 'persona';
   host?: string;
   port?: number;
   public_base_url?: string;
@@ -80,5 +93,10 @@ export interface SandboxProviderEntry {
   webhook_secret?: unknown;
   timeouts?: { connect_ms?: number; headers_ms?: number; body_ms?: number; total_ms?: number };
   breaker?: { failure_threshold?: number; cooldown_ms?: number; slow_call_ms?: number };
-  webhook?: { tolerance_s?: number; max_future_skew_s?: number; signatures?: Array<'v2' | 'raw' | 'simple'> };
+  webhook?: {
+    tolerance_s?: number;
+    max_future_skew_s?: number;
+    max_event_age_s?: number;
+    signatures?: Array<'v2' | 'raw' | 'simple'>;
+  };
 }

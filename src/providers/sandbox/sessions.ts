@@ -37,18 +37,22 @@ export interface SandboxSession {
   createdAt: number;
   /** Set when the verification ran (page submitted or status updated by review). */
   person?: SandboxPerson;
+  /** Unix seconds of the last decision (approved, declined, in review, resubmission asked). */
+  decidedAt?: number;
   /** Feature outcome chosen on the page. */
   outcome?: 'Approved' | 'Declined' | 'In Review';
   reviews: Array<{ user: string; new_status: string; comment: string | null; created_at: string }>;
 }
 
 export function newSession(
-  fields: Omit<SandboxSession, 'sessionId' | 'sessionToken' | 'status' | 'reviews' | 'createdAt'>,
+  fields: Omit<SandboxSession, 'sessionId' | 'sessionToken' | 'status' | 'reviews' | 'createdAt'> & {
+    sessionId?: string;
+  },
   nowSeconds: number,
 ): SandboxSession {
   return {
     ...fields,
-    sessionId: randomUUID(),
+    sessionId: fields.sessionId ?? randomUUID(),
     sessionToken: randomBytes(18).toString('base64url'),
     status: 'Not Started',
     createdAt: nowSeconds,

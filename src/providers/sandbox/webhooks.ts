@@ -28,6 +28,8 @@ export interface WebhookDelivererOptions {
   persistence: SandboxPersistence;
   timeoutMs?: number;
   onOutcome?: (outcome: DeliveryOutcome) => void;
+  /** Body and headers of one attempt, in another provider's dialect. Default: Didit's envelope and signatures. */
+  sign?: (envelope: Record<string, unknown>, nowSeconds: number) => { body: string; headers: Record<string, string> };
 }
 
 export class WebhookDeliverer {
@@ -99,15 +101,21 @@ export class WebhookDeliverer {
   private async deliverOnce(d: PendingDelivery): Promise<DeliveryOutcome> {
     const url = this.options.url!;
     d.attempts++;
-    const envelope = { ...d.envelope, timestamp: Math.floor(Date.now() / 1000) };
-    const signed = signDiditWebhook(this.options.secret, envelope);
+    const now = Math.floor(Date.now() / 1000);
+    const signed = this.options.sign
+      ? this.options.sign(d.envelope, now)
+      : signDiditWebhook(this.options.secret, { ...d.envelope, timestamp: now });
     let status: number | undefined;
     let error: string | undefined;
     try {
       const timeout = this.options.timeoutMs ?? 10_000;
       const res = await request(url, {
         method: 'POST',
-        headers: { ...signed.headers, 'content-type': 'application/json', 'user-agent': DIDIT_WEBHOOK_USER_AGENT },
+        headers: {
+          'content-type': 'application/json',
+          'user-agent': this.options.sign ? 'kycgate-sandbox' : DIDIT_WEBHOOK_USER_AGENT,
+          ...signed.headers,
+        },
         body: signed.body,
         headersTimeout: timeout,
         bodyTimeout: timeout,
