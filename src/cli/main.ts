@@ -17,6 +17,7 @@ import { registerAuditCommand } from './audit.js';
 import { registerFaultsCommand } from './faults.js';
 import { registerDrillCommand } from './drill.js';
 import { registerAdminCommand } from './admin.js';
+import { drillIncidentSource, registerIncidentsCommand } from './incidents.js';
 
 const pkg = JSON.parse(
   readFileSync(path.join(path.dirname(fileURLToPath(import.meta.url)), '../../../package.json'), 'utf8'),
@@ -77,7 +78,8 @@ program
 registerKeysCommand(program);
 registerAuditCommand(program);
 registerFaultsCommand(program);
-registerDrillCommand(program);
+registerDrillCommand(program, drillIncidentSource);
+registerIncidentsCommand(program);
 registerAdminCommand(program);
 
 await program.parseAsync(process.argv);

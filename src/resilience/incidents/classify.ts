@@ -35,7 +35,12 @@ export interface Classification {
     data_losses: Criterion;
     economic_impact: Criterion;
   };
-  affected: { routes: string[]; functions: string[]; critical_routes: string[] };
+  affected: {
+    routes: string[];
+    functions: string[];
+    critical_routes: string[];
+    route_functions: Record<string, string | null>;
+  };
   recurring: { linked: string[]; recurring: boolean };
   override: Override | null;
   figures: MergedMeasures;
@@ -228,7 +233,12 @@ export function classify(
     reasons,
     criteria_met: (['critical_services', 'malicious_access', ...material] as const).filter((k) => criteria[k].met),
     criteria,
-    affected: { routes: affectedRoutes, functions, critical_routes: critical },
+    affected: {
+      routes: affectedRoutes,
+      functions,
+      critical_routes: critical,
+      route_functions: Object.fromEntries(affectedRoutes.map((r) => [r, byName.get(r)?.function ?? null])),
+    },
     recurring: { linked, recurring: linked.length > 0 },
     override,
     figures,

@@ -24,7 +24,7 @@ export interface Condition {
   routes: string[];
 }
 
-const EMPTY: RouteCounts = { total: 0, failed: 0, upstreamFailed: 0, over: new Map() };
+const EMPTY: RouteCounts = { total: 0, failed: 0, upstreamFailed: 0, over: new Map(), count: 0 };
 const round = (n: number) => Math.round(n * 10000) / 10000;
 
 /** The histogram bound (seconds) a latency objective is compared at: the first at or above it. */

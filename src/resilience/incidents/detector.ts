@@ -16,6 +16,7 @@ import type { IncidentsConfig } from './schema.js';
 import { classifyAndRecord } from './service.js';
 import { readSignals, type Reading } from './signals.js';
 import type { IncidentStore } from './store.js';
+import { thirdPartyDeltas, type ThirdPartyStore } from './third-parties.js';
 
 interface Tracked {
   id: string;
@@ -36,6 +37,7 @@ interface Failed {
 
 export interface DetectorOptions {
   store: IncidentStore;
+  thirdParties: ThirdPartyStore;
   registry: Registry;
   events: EventBus;
   logger: Logger;
@@ -133,6 +135,11 @@ export class IncidentDetector implements EventListener {
     const failed = this.failed;
     this.failed = new Map();
     const { store, instance } = this.o;
+    if (prev !== undefined)
+      for (const [party, sample] of thirdPartyDeltas(this.config, this.routes, prev, reading))
+        await this.o.thirdParties
+          .add(party, instance, now, sample)
+          .catch((err: unknown) => this.o.logger.warn({ err, party }, 'third-party figures not recorded'));
 
     const now_holding = new Set<string>();
     for (const cause of [...this.since.keys()])

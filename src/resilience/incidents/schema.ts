@@ -44,6 +44,7 @@ export interface IncidentsConfig {
     recurring_days: number;
   };
   third_parties: Record<string, ThirdPartyConfig>;
+  reporting: { entity?: string; lei?: string; competent_authority?: string };
 }
 
 const percent = (d: number, description: string) => ({
@@ -208,6 +209,17 @@ export const incidentsSchema = {
           183,
           'Incidents of the same cause within this many days are linked as recurring (Art. 16).',
         ),
+      },
+      additionalProperties: false,
+      default: {},
+    },
+    reporting: {
+      type: 'object',
+      description: 'Who reports: named in the incident reports (Implementing Regulation (EU) 2025/302).',
+      properties: {
+        entity: { type: 'string', description: 'Name of the financial entity.' },
+        lei: { type: 'string', pattern: '^[A-Z0-9]{18}[0-9]{2}$', description: 'Its Legal Entity Identifier.' },
+        competent_authority: { type: 'string', description: 'The authority the reports go to.' },
       },
       additionalProperties: false,
       default: {},

@@ -20,6 +20,14 @@ export interface RouteCounts {
   upstreamFailed: number;
   /** Requests over each histogram bound, by bound (seconds). */
   over: Map<number, number>;
+  /** Requests in the latency histogram. */
+  count: number;
+}
+
+/** A latency histogram's count and cumulative bucket counts, by bound (seconds). */
+export interface Latency {
+  count: number;
+  within: Map<number, number>;
 }
 
 /** One reading of the signals: cumulative counters (compared between readings) and current gauges. */
@@ -31,6 +39,7 @@ export interface Reading {
   /** Provider breakers: 0 closed, 1 half open, 2 open. */
   breakers: Map<string, number>;
   providerCalls: Map<string, { total: number; failed: number }>;
+  providerLatency: Map<string, Latency>;
   storeUp: boolean | undefined;
   redisUp: boolean | undefined;
   /** Listener certificates: expiry, epoch ms. */
@@ -66,7 +75,7 @@ export async function readSignals(registry: Registry, redisUp: boolean | undefin
   const routes = new Map<string, RouteCounts>();
   const route = (name: string): RouteCounts => {
     let r = routes.get(name);
-    if (r === undefined) routes.set(name, (r = { total: 0, failed: 0, upstreamFailed: 0, over: new Map() }));
+    if (r === undefined) routes.set(name, (r = { total: 0, failed: 0, upstreamFailed: 0, over: new Map(), count: 0 }));
     return r;
   };
   for (const s of await samples(registry, 'kycgate_requests_total')) {
@@ -97,6 +106,7 @@ export async function readSignals(registry: Registry, redisUp: boolean | undefin
   }
   for (const [name, total] of counts) {
     const r = route(name);
+    r.count = total;
     for (const [le, n] of within.get(name) ?? []) r.over.set(le, total - n);
   }
   const targets = new Map<string, { up: number; total: number }>();
@@ -118,6 +128,17 @@ export async function readSignals(registry: Registry, redisUp: boolean | undefin
     if (s.labels.outcome !== 'ok') c.failed += s.value;
     providerCalls.set(p, c);
   }
+  const providerLatency = new Map<string, Latency>();
+  for (const s of await samples(registry, 'kycgate_provider_duration_seconds')) {
+    const p = String(s.labels.provider);
+    let l = providerLatency.get(p);
+    if (l === undefined) providerLatency.set(p, (l = { count: 0, within: new Map() }));
+    if (s.metricName?.endsWith('_count')) l.count += s.value;
+    else if (s.metricName?.endsWith('_bucket') && s.labels.le !== '+Inf') {
+      const le = Number(s.labels.le);
+      l.within.set(le, (l.within.get(le) ?? 0) + s.value);
+    }
+  }
   const store = await samples(registry, 'kycgate_store_up');
   const certificates = new Map<string, number>();
   for (const s of await samples(registry, 'kycgate_tls_certificate_not_after_seconds'))
@@ -129,6 +150,7 @@ export async function readSignals(registry: Registry, redisUp: boolean | undefin
     targets,
     breakers,
     providerCalls,
+    providerLatency,
     storeUp: store.length === 0 ? undefined : sum(store) > 0,
     redisUp,
     certificates,

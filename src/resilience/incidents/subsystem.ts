@@ -11,6 +11,7 @@ import { IncidentDetector } from './detector.js';
 import { incidentsSchema, type IncidentsConfig } from './schema.js';
 import { routeInfos } from './service.js';
 import { IncidentStore } from './store.js';
+import { ThirdPartyStore } from './third-parties.js';
 
 export interface IncidentsService {
   store: IncidentStore;
@@ -26,9 +27,12 @@ export const incidentsSubsystem: Subsystem = {
     if (!section.enabled) return {};
     const store = new IncidentStore(ctx.services.get<Store>('store'));
     await store.migrate();
+    const thirdParties = new ThirdPartyStore(ctx.services.get<Store>('store'));
+    await thirdParties.migrate();
     const detector = new IncidentDetector(
       {
         store,
+        thirdParties,
         registry: ctx.services.metrics.registry,
         events: ctx.services.events,
         logger: ctx.services.logger.child({ component: 'incidents' }),
