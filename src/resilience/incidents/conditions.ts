@@ -24,7 +24,7 @@ export interface Condition {
   routes: string[];
 }
 
-const EMPTY: RouteCounts = { total: 0, failed: 0, upstreamFailed: 0, over: new Map(), count: 0 };
+const EMPTY: RouteCounts = { total: 0, failed: 0, upstreamFailed: 0, providerFailed: 0, over: new Map(), count: 0 };
 const round = (n: number) => Math.round(n * 10000) / 10000;
 
 /** The histogram bound (seconds) a latency objective is compared at: the first at or above it. */
@@ -62,49 +62,6 @@ export function evaluate(
         routesOf(group),
       );
 
-  for (const route of routes) {
-    const now = cur.routes.get(route.name) ?? EMPTY;
-    const then = base.routes.get(route.name) ?? EMPTY;
-    const total = now.total - then.total;
-    const slo = sloOf(config, route.name);
-    if (total <= 0 || total < slo.min_requests) continue;
-    const failed = now.failed - then.failed;
-    const budget = 1 - slo.availability_percent / 100;
-    const errorRatio = failed / total;
-    if (failed > 0 && (budget <= 0 || errorRatio / budget >= slo.burn_rate)) {
-      const upstreamFailed = now.upstreamFailed - then.upstreamFailed;
-      const signal = {
-        signal: 'error_budget_burn',
-        route: route.name,
-        requests: total,
-        failed,
-        error_ratio: round(errorRatio),
-        burn_rate: budget <= 0 ? null : round(errorRatio / budget),
-      };
-      // Failures that came from forwarding are the upstream group's: one incident with its ejection, not two.
-      if (route.upstream !== undefined && upstreamFailed * 2 >= failed)
-        add(
-          `upstream:${route.upstream}`,
-          'upstream',
-          `Upstream ${route.upstream} unavailable`,
-          signal,
-          routesOf(route.upstream),
-        );
-      else add(`route:${route.name}`, 'route', `Route ${route.name} failing`, signal, [route.name]);
-    }
-    const bound = latencyBound(slo.latency_ms);
-    const slow = (now.over.get(bound) ?? 0) - (then.over.get(bound) ?? 0);
-    const slowBudget = 1 - slo.latency_percent / 100;
-    if (slow > 0 && (slowBudget <= 0 || slow / total / slowBudget >= slo.burn_rate))
-      add(
-        `route:${route.name}`,
-        'route',
-        `Route ${route.name} failing`,
-        { signal: 'latency_budget_burn', route: route.name, requests: total, slow, over_ms: bound * 1000 },
-        [route.name],
-      );
-  }
-
   for (const [provider, state] of cur.breakers)
     if (state >= 2)
       add(
@@ -125,6 +82,55 @@ export function evaluate(
         `Verification provider ${provider} unavailable`,
         { signal: 'provider_errors', provider, calls: total, failed },
         [],
+      );
+  }
+
+  for (const route of routes) {
+    const now = cur.routes.get(route.name) ?? EMPTY;
+    const then = base.routes.get(route.name) ?? EMPTY;
+    const total = now.total - then.total;
+    const slo = sloOf(config, route.name);
+    if (total <= 0 || total < slo.min_requests) continue;
+    const failed = now.failed - then.failed;
+    const budget = 1 - slo.availability_percent / 100;
+    const errorRatio = failed / total;
+    if (failed > 0 && (budget <= 0 || errorRatio / budget >= slo.burn_rate)) {
+      const upstreamFailed = now.upstreamFailed - then.upstreamFailed;
+      const signal = {
+        signal: 'error_budget_burn',
+        route: route.name,
+        requests: total,
+        failed,
+        error_ratio: round(errorRatio),
+        burn_rate: budget <= 0 ? null : round(errorRatio / budget),
+      };
+      const providerFailed = now.providerFailed - then.providerFailed;
+      const providers = [...found.values()].filter((c) => c.kind === 'provider');
+      // Failures that came from forwarding are the upstream group's: one incident with its ejection, not two; those
+      // of an unreachable verification provider belong to the provider's incident when it holds.
+      // (The provider's own signals, breaker and call errors, open its incident: never the route's.)
+      if (providerFailed * 2 >= failed) {
+        for (const p of providers) add(p.cause, 'provider', p.title, signal, [route.name]);
+      } else if (route.upstream !== undefined && upstreamFailed * 2 >= failed)
+        add(
+          `upstream:${route.upstream}`,
+          'upstream',
+          `Upstream ${route.upstream} unavailable`,
+          signal,
+          routesOf(route.upstream),
+        );
+      else add(`route:${route.name}`, 'route', `Route ${route.name} failing`, signal, [route.name]);
+    }
+    const bound = latencyBound(slo.latency_ms);
+    const slow = (now.over.get(bound) ?? 0) - (then.over.get(bound) ?? 0);
+    const slowBudget = 1 - slo.latency_percent / 100;
+    if (slow > 0 && (slowBudget <= 0 || slow / total / slowBudget >= slo.burn_rate))
+      add(
+        `route:${route.name}`,
+        'route',
+        `Route ${route.name} failing`,
+        { signal: 'latency_budget_burn', route: route.name, requests: total, slow, over_ms: bound * 1000 },
+        [route.name],
       );
   }
 

@@ -55,6 +55,8 @@ export class IncidentDetector implements EventListener {
   /** Causes holding on every evaluation since (epoch ms), not yet confirmed (`confirm_ms`). */
   private readonly since = new Map<string, number>();
   private failed = new Map<string, Failed>();
+  /** The failures of the evaluations within the window: an incident opened late still counts who it affected. */
+  private failedHistory: Array<{ at: number; failed: Map<string, Failed> }> = [];
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
 
@@ -134,6 +136,8 @@ export class IncidentDetector implements EventListener {
     const conditions = prev === undefined ? [] : evaluate(this.config, this.routes, base, reading);
     const failed = this.failed;
     this.failed = new Map();
+    this.failedHistory.push({ at: now, failed });
+    while (this.failedHistory.length > 0 && this.failedHistory[0]!.at < start) this.failedHistory.shift();
     const { store, instance } = this.o;
     if (prev !== undefined)
       for (const [party, sample] of thirdPartyDeltas(this.config, this.routes, prev, reading))
@@ -165,8 +169,8 @@ export class IncidentDetector implements EventListener {
         if (existing !== undefined) {
           existing.holding = true;
           existing.condition = c;
-        } else
-          this.tracked.set(id, {
+        } else {
+          const t: Tracked = {
             id,
             cause: c.cause,
             condition: c,
@@ -175,7 +179,10 @@ export class IncidentDetector implements EventListener {
             subjects: new Set(),
             routes: new Set(c.routes),
             holding: true,
-          });
+          };
+          this.tracked.set(id, t);
+          this.backfill(t, start);
+        }
         if (opened) {
           this.o.logger.warn({ incident: id, cause: c.cause, signals: c.signals }, 'incident opened');
           this.o.events.emit({
@@ -223,6 +230,22 @@ export class IncidentDetector implements EventListener {
           this.tracked.delete(t.id);
     } catch (err) {
       this.o.logger.warn({ err }, 'incident detection: could not update incidents (retrying)');
+    }
+  }
+
+  /** Clients whose requests failed within the window before the incident was tracked here. */
+  private backfill(t: Tracked, since: number): void {
+    const global = t.condition.kind !== 'upstream' && t.condition.kind !== 'route';
+    for (const h of this.failedHistory) {
+      if (h.at < since) continue;
+      for (const [route, f] of h.failed) {
+        if (!t.routes.has(route)) {
+          if (!global) continue;
+          t.routes.add(route);
+        }
+        for (const c of f.consumers) addBounded(t.consumers, c, t.measures);
+        for (const s of f.subjects) addBounded(t.subjects, s, t.measures);
+      }
     }
   }
 

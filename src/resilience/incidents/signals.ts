@@ -18,6 +18,8 @@ export interface RouteCounts {
   failed: number;
   /** 5xx answers of the upstream itself or of forwarding to it (bad-gateway, gateway-timeout). */
   upstreamFailed: number;
+  /** 5xx answers because a verification provider could not be reached. */
+  providerFailed: number;
   /** Requests over each histogram bound, by bound (seconds). */
   over: Map<number, number>;
   /** Requests in the latency histogram. */
@@ -54,6 +56,7 @@ export interface Reading {
 }
 
 const UPSTREAM_PROBLEMS = new Set(['bad-gateway', 'gateway-timeout']);
+const PROVIDER_PROBLEMS = new Set(['kyc-provider-unavailable']);
 
 async function samples(registry: Registry, name: string): Promise<Sample[]> {
   const metric = registry.getSingleMetric(name);
@@ -75,7 +78,8 @@ export async function readSignals(registry: Registry, redisUp: boolean | undefin
   const routes = new Map<string, RouteCounts>();
   const route = (name: string): RouteCounts => {
     let r = routes.get(name);
-    if (r === undefined) routes.set(name, (r = { total: 0, failed: 0, upstreamFailed: 0, over: new Map(), count: 0 }));
+    if (r === undefined)
+      routes.set(name, (r = { total: 0, failed: 0, upstreamFailed: 0, providerFailed: 0, over: new Map(), count: 0 }));
     return r;
   };
   for (const s of await samples(registry, 'kycgate_requests_total')) {
@@ -87,6 +91,7 @@ export async function readSignals(registry: Registry, redisUp: boolean | undefin
       r.failed += s.value;
       const problem = s.labels.problem;
       if (problem === undefined || UPSTREAM_PROBLEMS.has(String(problem))) r.upstreamFailed += s.value;
+      else if (PROVIDER_PROBLEMS.has(String(problem))) r.providerFailed += s.value;
     }
   }
   // Cumulative buckets: requests over a bound = count − bucket(le = bound), summed over status classes.
