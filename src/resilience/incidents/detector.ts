@@ -58,6 +58,9 @@ export class IncidentDetector implements EventListener {
   /** The failures of the evaluations within the window: an incident opened late still counts who it affected. */
   private failedHistory: Array<{ at: number; failed: Map<string, Failed> }> = [];
   private timer: NodeJS.Timeout | undefined;
+  /** Operator actions already put on this instance's audit trail, and since when they are read. */
+  private operatorSince = Date.now();
+  private readonly operatorSeen = new Set<string>();
   private running: Promise<void> | undefined;
 
   constructor(
@@ -224,6 +227,7 @@ export class IncidentDetector implements EventListener {
           data: { incident: inc.id, cause: inc.cause },
         });
       }
+      await this.recordOperatorActions(now);
       // Forget incidents closed elsewhere once they are no longer seen here.
       for (const t of [...this.tracked.values()])
         if (!t.holding && (closed.some((c) => c.id === t.id) || (await store.get(t.id))?.status === 'closed'))
@@ -231,6 +235,28 @@ export class IncidentDetector implements EventListener {
     } catch (err) {
       this.o.logger.warn({ err }, 'incident detection: could not update incidents (retrying)');
     }
+  }
+
+  /**
+   * Puts what operators did with incidents (`kycgate incidents classify|report`, the admin API) on this instance's
+   * audit trail as `incident.<action>` events: who, which incident, and the justification of an override.
+   */
+  private async recordOperatorActions(now: number): Promise<void> {
+    const events = await this.o.store.operatorEvents(this.operatorSince);
+    for (const e of events) {
+      if (this.operatorSeen.has(e.id)) continue;
+      this.operatorSeen.add(e.id);
+      this.o.events.emit({
+        type: `incident.${e.type}`,
+        outcome: e.instance,
+        data: { incident: e.incident, by: e.instance, ...e.detail },
+      });
+    }
+    // Keep a minute of ids: an action recorded with a clock slightly behind is still seen once.
+    const keepFrom = now - 60_000;
+    this.operatorSeen.clear();
+    for (const e of events) if (e.at >= keepFrom) this.operatorSeen.add(e.id);
+    this.operatorSince = keepFrom;
   }
 
   /** Clients whose requests failed within the window before the incident was tracked here. */

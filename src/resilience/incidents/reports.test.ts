@@ -15,6 +15,7 @@ import { httpRequest, startTestGateway, startUpstream } from '../../../testing/h
 import { startTcpRelay } from '../../../testing/tcp-relay.js';
 import { addMonth, reportDeadlines } from './deadlines.js';
 import type { IncidentsService } from './subsystem.js';
+import type { GatewayEvent } from '../../pipeline/events.js';
 
 const CLI = path.resolve('dist/src/cli/main.js');
 const H = 3_600_000;
@@ -162,6 +163,12 @@ test('kycgate incidents: an upstream outage detected by a gateway, classified, o
   const refused = await cli(['incidents', 'classify', opened.id, '--major', 'yes', '-c', file], dataDir);
   assert.equal(refused.code, 1);
   assert.match(refused.stderr, /justification/);
+  const overrideAudited = new Promise<GatewayEvent>((resolve) => {
+    const off = gw.gateway.services.events.on('incident.override', (e) => {
+      off();
+      resolve(e);
+    });
+  });
   const classify = await cli(
     [
       'incidents',
@@ -194,6 +201,9 @@ test('kycgate incidents: an upstream outage detected by a gateway, classified, o
     'the override is on the timeline with who and why',
   );
   assert.equal(classified.deadlines.length, 3);
+  const audited = await overrideAudited;
+  assert.equal(audited.data?.by, 'alice', 'the running gateway puts the override on its audit trail');
+  assert.equal(audited.data?.justification, 'payments down at month end');
 
   const ajv = new Ajv({ allErrors: true, strict: false });
   const validate = ajv.compile(JSON.parse(readFileSync('docs/incident-report.schema.json', 'utf8')));

@@ -239,6 +239,30 @@ export class IncidentStore {
     return closed;
   }
 
+  /** What operators did (assessed, override, annotated, submitted) at or after `since`, oldest first. */
+  async operatorEvents(since: number): Promise<Array<IncidentEvent & { id: string; incident: string }>> {
+    const rows = await this.store.query<{
+      id: string;
+      incident_id: string;
+      at: number | string;
+      instance: string;
+      type: string;
+      detail: string;
+    }>(
+      `SELECT id, incident_id, at, instance, type, detail FROM incident_events
+       WHERE at >= $1 AND type IN ('assessed', 'override', 'annotated', 'submitted') ORDER BY at, id`,
+      [since],
+    );
+    return rows.map((r) => ({
+      id: r.id,
+      incident: r.incident_id,
+      at: Number(r.at),
+      instance: r.instance,
+      type: r.type,
+      detail: JSON.parse(r.detail) as Record<string, unknown>,
+    }));
+  }
+
   async get(id: string): Promise<Incident | undefined> {
     const rows = await this.store.query<IncidentRow>('SELECT * FROM incidents WHERE id = $1', [id]);
     return rows[0] === undefined ? undefined : fromRow(rows[0]);
