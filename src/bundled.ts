@@ -36,6 +36,7 @@ import { auditSubsystem } from './audit/subsystem.js';
 import { auditPolicy } from './policies/audit/audit.js';
 import { faultInjectionPolicy } from './policies/fault-injection/fault-injection.js';
 import { resilienceSubsystem } from './resilience/subsystem.js';
+import { incidentsSubsystem } from './resilience/incidents/subsystem.js';
 
 export const POLICIES: readonly PolicyDefinition[] = [
   requestHeadersPolicy,
@@ -61,7 +62,15 @@ export const POLICIES: readonly PolicyDefinition[] = [
  * services so it records what the subsystems after it report while starting.
  */
 export function bundledSubsystems(providers: readonly ProviderType[] = PROVIDERS): readonly Subsystem[] {
-  return [storeSubsystem, redisSubsystem, auditSubsystem, resilienceSubsystem, authSubsystem, kycSubsystem(providers)];
+  return [
+    storeSubsystem,
+    redisSubsystem,
+    auditSubsystem,
+    resilienceSubsystem,
+    authSubsystem,
+    kycSubsystem(providers),
+    incidentsSubsystem,
+  ];
 }
 
 /** Verification-provider types `kyc.providers.<name>.type` may name. */

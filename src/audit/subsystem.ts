@@ -87,7 +87,7 @@ const SYNC_EVENTS: ReadonlySet<string> = new Set([
 ]);
 
 export function eventNeedsSync(type: string): boolean {
-  return type.startsWith('key.') || SYNC_EVENTS.has(type);
+  return type.startsWith('key.') || type.startsWith('incident.') || SYNC_EVENTS.has(type);
 }
 
 /** Copies what a record needs into a journal entry; serialising happens later, in the group commit. */

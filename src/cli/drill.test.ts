@@ -155,6 +155,8 @@ test('drill run: the example provider-outage drill against the example staging g
   config.listeners[0].port = 0;
   config.admin.port = 0;
   config.kyc.providers.sandbox.port = 0;
+  // Detection at test speed: the provider's calls of the fault phase alone fill the window.
+  Object.assign(config.incidents, { interval_ms: 200, window_ms: 3000, confirm_ms: 200 });
   const file = path.join(dir, 'staging.yaml');
   writeFileSync(file, stringify(config));
   const gw = await startTestGateway(config, { dataDir: dir });
@@ -180,7 +182,7 @@ test('drill run: the example provider-outage drill against the example staging g
   const scenario = parse(readFileSync(path.join(examples, 'provider-outage.yaml'), 'utf8')) as Record<string, any>;
   scenario.gateway = gw.url;
   scenario.admin = gw.adminUrl;
-  scenario.phases = { before: '1s', fault: '3s', after: '2s' };
+  scenario.phases = { before: '1s', fault: '4s', after: '2s' };
   // Latency objectives with room for a loaded test machine; the served objectives are the example's own.
   for (const stream of scenario.traffic) if (stream.objectives.p95_ms !== undefined) stream.objectives.p95_ms = 1500;
   const drill = path.join(dir, 'drill.yaml');
@@ -197,4 +199,11 @@ test('drill run: the example provider-outage drill against the example staging g
     newUsers.objectives.every((o) => o.kept),
     JSON.stringify(newUsers.objectives),
   );
+  const provider = report.incidents?.find((i) => i.cause === 'provider:sandbox');
+  assert.ok(provider, `the gateway detected the provider outage: ${JSON.stringify(report.incidents)}`);
+  assert.ok(
+    provider.detected_after_ms >= 0 && provider.detected_after_ms < 4000,
+    `after ${provider.detected_after_ms} ms`,
+  );
+  console.log(`# drill: provider incident detected ${provider.detected_after_ms} ms into the fault phase`);
 });

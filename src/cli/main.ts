@@ -20,6 +20,7 @@ import { registerDrillCommand } from './drill.js';
 import { registerAdminCommand } from './admin.js';
 import { registerInitCommand } from './init.js';
 import { printConfig } from './print-config.js';
+import { drillIncidentSource, registerIncidentsCommand } from './incidents.js';
 
 const pkg = JSON.parse(
   readFileSync(path.join(path.dirname(fileURLToPath(import.meta.url)), '../../../package.json'), 'utf8'),
@@ -90,7 +91,8 @@ program
 registerKeysCommand(program);
 registerAuditCommand(program);
 registerFaultsCommand(program);
-registerDrillCommand(program);
+registerDrillCommand(program, drillIncidentSource);
+registerIncidentsCommand(program);
 registerAdminCommand(program);
 registerInitCommand(program);
 
