@@ -22,6 +22,7 @@ import { SinkRunner, transportFor } from './sinks.js';
 import { RequestMetrics } from '../observe/metrics.js';
 import { registerAuditMetrics } from './metrics.js';
 import { RequestTracer } from '../observe/tracing.js';
+import type { ClusterChannel } from '../pipeline/cluster.js';
 
 /** The `audit` service other subsystems may look up. */
 export interface AuditService {
@@ -300,7 +301,9 @@ export const auditSubsystem: Subsystem = {
       adminHandlers: registry
         ? {
             '/metrics': (_req, res) => {
-              void registry.metrics().then(
+              // With several workers, the supervisor sums every worker's registry (this one included).
+              const cluster = ctx.services.find<ClusterChannel>('cluster');
+              void (cluster ? cluster.request<string>('metrics', null) : registry.metrics()).then(
                 (body) => {
                   res.writeHead(200, { 'content-type': registry.contentType, 'cache-control': 'no-store' });
                   res.end(body);
