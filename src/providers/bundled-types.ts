@@ -8,6 +8,7 @@ import type { ProviderFactoryContext, ProviderType } from './provider.js';
 import { diditProviderSchema } from './didit/schema.js';
 import { sandboxProviderSchema } from './sandbox/schema.js';
 import type { Store } from '../store/store.js';
+import type { ClusterChannel } from '../pipeline/cluster.js';
 import type { FaultRegistry } from '../resilience/faults/registry.js';
 
 async function build(ctx: ProviderFactoryContext) {
@@ -19,10 +20,12 @@ async function build(ctx: ProviderFactoryContext) {
   } as typeof entry.webhook;
   const store = ctx.services.find<Store>('store');
   const faults = ctx.services.find<FaultRegistry>('faults');
+  const cluster = ctx.services.find<ClusterChannel>('cluster');
   const provider = await createProvider(entry, {
     ...(faults ? { faults: (operation: string) => faults.providerCall(ctx.name, operation) } : {}),
     name: ctx.name,
     resolveSecret: ctx.resolveSecret,
+    ...(cluster ? { cluster } : {}),
     ...(store ? { store } : {}),
     publicBaseUrl: ctx.publicBaseUrl,
     onBreakerChange: (state, lastError) => {

@@ -15,6 +15,7 @@ import type {
 } from './provider.js';
 import { DiditProvider, type DiditProviderOptions } from './didit/didit.js';
 import { diditProviderSchema, type DiditProviderEntry } from './didit/schema.js';
+import type { ClusterChannel } from '../pipeline/cluster.js';
 import { SandboxServer, type RunningSandbox } from './sandbox/sandbox-server.js';
 import { sandboxProviderSchema, type SandboxProviderEntry } from './sandbox/schema.js';
 import type { DeliveryOutcome } from './sandbox/webhooks.js';
@@ -53,6 +54,15 @@ export interface ProviderDeps {
   faults?: DiditProviderOptions['faults'];
   /** Sandbox webhook delivery attempts, for logs. */
   onSandboxDelivery?: (outcome: DeliveryOutcome) => void;
+  /** Set in a worker of several (`server.workers`): the sandbox runs once, in worker 0, the others call it. */
+  cluster?: ClusterChannel;
+}
+
+/** What worker 0 tells the other workers about its embedded sandbox. */
+interface SharedSandbox {
+  url: string;
+  apiKey: string;
+  webhookSecret: string;
 }
 
 function adapterOptions(
@@ -130,12 +140,22 @@ export async function createProvider(entry: ProviderEntry, deps: ProviderDeps): 
     });
   }
   if (entry.type === 'sandbox') {
+    const cluster = deps.cluster;
+    const sharedKey = `sandbox:${deps.name}`;
+    const known = cluster?.shared[sharedKey] as SharedSandbox | undefined;
     const apiKey =
-      entry.api_key !== undefined ? deps.resolveSecret(entry.api_key) : 'sbx_' + randomBytes(24).toString('base64url');
+      entry.api_key !== undefined
+        ? deps.resolveSecret(entry.api_key)
+        : (known?.apiKey ?? 'sbx_' + randomBytes(24).toString('base64url'));
     const webhookSecret =
       entry.webhook_secret !== undefined
         ? deps.resolveSecret(entry.webhook_secret)
-        : randomBytes(32).toString('base64url');
+        : (known?.webhookSecret ?? randomBytes(32).toString('base64url'));
+    if (cluster !== undefined && cluster.slot !== 0) {
+      // Worker 0 runs the sandbox (one set of sessions, one webhook delivery each); this worker only calls it.
+      if (known === undefined) throw new Error(`sandbox ${deps.name}: worker 0 did not announce its address`);
+      return new DiditProvider({ ...adapterOptions(entry, deps), baseUrl: known.url, apiKey, webhookSecret });
+    }
     const webhookUrl =
       entry.webhook_url ??
       (deps.publicBaseUrl
@@ -143,7 +163,8 @@ export async function createProvider(entry: ProviderEntry, deps: ProviderDeps): 
         : undefined);
     const sandbox = await new SandboxServer().start({
       host: entry.host ?? '127.0.0.1',
-      port: entry.port ?? 0,
+      // A replacement worker 0 binds the port its predecessor had, which the other workers call.
+      port: entry.port || (known ? Number(new URL(known.url).port) : 0),
       apiKey,
       webhookSecret,
       ...(webhookUrl ? { webhookUrl } : {}),
@@ -158,6 +179,7 @@ export async function createProvider(entry: ProviderEntry, deps: ProviderDeps): 
       apiKey,
       webhookSecret,
     });
+    cluster?.share(sharedKey, { url: sandbox.localUrl, apiKey, webhookSecret } satisfies SharedSandbox);
     return new EmbeddedSandboxProvider(adapter, sandbox);
   }
   throw new TypeError(`unknown provider type ${(entry as { type: unknown }).type as string}`);
