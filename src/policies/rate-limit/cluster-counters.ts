@@ -243,7 +243,10 @@ export class ClusterCounters {
     return true;
   }
 
-  /** Asks the supervisor for a batch covering every limit of the request; this request spends one of it. */
+  /**
+   * Asks the supervisor for a batch of the limits this worker holds no lease for; this request spends one of it and
+   * one of each lease it does hold (reserved before asking, given back if the supervisor refuses).
+   */
   async acquire(
     tables: readonly LeaseTable[],
     keys: readonly string[],
@@ -252,40 +255,63 @@ export class ClusterCounters {
     penalise: boolean,
     out: Verdict,
   ): Promise<void> {
+    const now = Date.now();
     const q: AcquireRequest = { t: [], k: [], i: [], o: [], p: penalise, w: MAX_BATCH };
+    /** Index in the request of each limit asked for; leases this request already spends from. */
+    const asked: number[] = [];
+    const reserved: Lease[] = [];
     for (let i = 0; i < n; i++) {
+      const lease = this.lease(tables[i]!, keys[i]!, limits[i]!, now);
+      if (lease.tokens >= 1 && lease.expires > now) {
+        lease.tokens--;
+        reserved.push(lease);
+        continue;
+      }
+      asked.push(i);
       q.t.push(tables[i]!.name);
       q.k.push(keys[i]!);
       q.i.push(limits[i]!.intervalMs);
       q.o.push(limits[i]!.toleranceMs);
     }
-    const a = await this.channel.request<AcquireAnswer>('ratelimit.acquire', q);
-    const now = Date.now();
+    let a: AcquireAnswer;
+    try {
+      a =
+        asked.length === 0
+          ? { g: 1, r: 0, x: 0, m: 0, s: 0 }
+          : await this.channel.request<AcquireAnswer>('ratelimit.acquire', q);
+    } catch (err) {
+      for (const lease of reserved) lease.tokens++;
+      throw err;
+    }
+    const at = Date.now();
+    const index = asked[a.x] ?? 0;
     if (a.g === 0) {
+      for (const lease of reserved) lease.tokens++;
       out.allowed = false;
       out.retryAfterMs = a.r;
-      out.limitIndex = a.x;
+      out.limitIndex = index;
       out.remaining = 0;
       out.resetMs = a.r;
-      const lease = this.lease(tables[a.x]!, keys[a.x]!, limits[a.x]!, now);
-      lease.retryAt = now + a.r;
-      lease.resetAt = now + a.r;
-      lease.refusedUntil = now + Math.min(a.r, LEASE_MS);
+      const lease = this.lease(tables[index]!, keys[index]!, limits[index]!, at);
+      lease.retryAt = at + a.r;
+      lease.resetAt = at + a.r;
+      lease.refusedUntil = at + Math.min(a.r, LEASE_MS);
       return;
     }
-    for (let i = 0; i < n; i++) {
-      const lease = this.lease(tables[i]!, keys[i]!, limits[i]!, now);
+    for (let j = 0; j < asked.length; j++) {
+      const i = asked[j]!;
+      const lease = this.lease(tables[i]!, keys[i]!, limits[i]!, at);
       lease.tokens += a.g - 1;
-      lease.expires = now + LEASE_MS;
+      lease.expires = at + LEASE_MS;
       lease.refusedUntil = 0;
-      if (i === a.x) {
+      if (j === a.x) {
         lease.remaining = a.m;
-        lease.resetAt = now + a.s;
+        lease.resetAt = at + a.s;
       }
     }
     out.allowed = true;
     out.retryAfterMs = 0;
-    out.limitIndex = a.x;
+    out.limitIndex = index;
     out.remaining = a.m + a.g - 1;
     out.resetMs = a.s;
   }
