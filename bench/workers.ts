@@ -8,7 +8,7 @@
  * The gateways are not pinned (their workers need more than one core); the load generator and the upstream keep
  * the benchmark's load pin. Requests per CPU-second stays meaningful when the machine's cores are shared.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { request } from 'undici';
 import { closedLoop, type ClosedLoopResult, type LoadTool } from './closed-loop.js';
@@ -107,17 +107,24 @@ async function startGateway(o: WorkersBenchOptions, workers: number): Promise<Ru
   });
   o.track(proc);
   await waitForPort(port, { failed: proc.failed, timeoutMs: 300_000 });
-  // Every worker serves once the supervisor says so (a single process serves once it listens).
+  const running = {
+    workers,
+    url: `http://127.0.0.1:${port}`,
+    admin: `http://127.0.0.1:${adminPort}`,
+    pid: proc.child.pid!,
+  };
+  // Every worker serves once each reports its requests in /metrics (a single process serves once it listens).
   if (workers > 1) {
+    await waitForPort(adminPort, { failed: proc.failed, timeoutMs: 300_000 });
     const deadline = Date.now() + 300_000;
-    while (!readFileSync(log, 'utf8').includes('"workers ready"')) {
+    while ((await perWorker(running).catch(() => [])).filter((v) => v !== undefined).length < workers) {
       const failed = proc.failed();
       if (failed !== undefined) throw new Error(failed);
       if (Date.now() > deadline) throw new Error(`kycgate with ${workers} workers did not start`);
-      await new Promise((r) => setTimeout(r, 200));
+      await new Promise((r) => setTimeout(r, 500));
     }
   }
-  return { workers, url: `http://127.0.0.1:${port}`, admin: `http://127.0.0.1:${adminPort}`, pid: proc.child.pid! };
+  return running;
 }
 
 /** Requests each worker took in so far (one process: its total). */
@@ -128,7 +135,7 @@ async function perWorker(g: Running): Promise<number[]> {
     for (const m of body.matchAll(/^kycgate_requests_total\{[^}]*\} (\d+)/gm)) total += Number(m[1]);
     return [total];
   }
-  const out = Array<number>(g.workers).fill(0);
+  const out: number[] = [];
   for (const m of body.matchAll(/^kycgate_worker_requests_total\{worker="(\d+)"\} (\d+)/gm))
     out[Number(m[1])] = Number(m[2]);
   return out;
@@ -177,7 +184,7 @@ export async function workersBench(o: WorkersBenchOptions): Promise<WorkersResul
       workers: g.workers,
       requestsPerSecond: median(s.rps),
       requestsPerCpuSecond: median(s.perCpu),
-      perWorker: after.map((v, i) => v - (before[i] ?? 0)),
+      perWorker: Array.from({ length: g.workers }, (_, i) => (after[i] ?? 0) - (before[i] ?? 0)),
       failures: s.failures,
     });
   }

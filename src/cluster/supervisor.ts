@@ -4,7 +4,7 @@
  * first-start migration or signing key — exists before the others start), restarts a worker that dies with an
  * exponential backoff, forwards SIGHUP to every worker, and on SIGTERM / SIGINT lets every worker drain and exits
  * once they all have. Features keep what must be exact across workers here (`PolicyDefinition.primary`), and
- * the supervisor fans out invalidations and aggregates metrics (prom-client's AggregatorRegistry).
+ * the supervisor fans out invalidations and sums every worker's metrics (prom-client's AggregatorRegistry.aggregate).
  */
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
@@ -40,7 +40,9 @@ export class Supervisor implements ClusterHub {
   private readonly shared: Record<string, unknown> = {};
   private stopping: Promise<void> | undefined;
   private starting = true;
-  private readonly aggregator = new AggregatorRegistry();
+  /** Metric collections in progress: parts received from workers, by request id. */
+  private readonly collections = new Map<number, { parts: object[][]; wanted: number; done: () => void }>();
+  private nextCollection = 1;
   /** The supervisor's own metrics (restarts), appended to the workers' aggregated ones. */
   private readonly registry = new Registry();
   private readonly restarts: Counter;
@@ -55,6 +57,13 @@ export class Supervisor implements ClusterHub {
       registers: [this.registry],
     });
     this.handle('metrics', () => this.metrics());
+    this.handle('metrics.part', (body) => {
+      const { id, metrics } = body as { id: number; metrics: object[] };
+      const c = this.collections.get(id);
+      if (c === undefined) return;
+      c.parts.push(metrics);
+      if (c.parts.length >= c.wanted) c.done();
+    });
     for (const p of options.policies) p.primary?.(this);
     for (let slot = 0; slot < this.workers; slot++)
       this.slots.push({ slot, worker: undefined, readyAt: undefined, failures: 0, restartTimer: undefined });
@@ -155,9 +164,26 @@ export class Supervisor implements ClusterHub {
     }
   }
 
-  /** Every worker's metrics summed (per-worker series keep their `worker` label), then the supervisor's own. */
+  /**
+   * Every worker's metrics summed (gauges arrive with a `worker` label, so they stand side by side), then the
+   * supervisor's own. A worker that does not answer within 3 s is left out rather than failing the scrape.
+   */
   private async metrics(): Promise<string> {
-    const workers = await this.aggregator.clusterMetrics();
+    const id = this.nextCollection++;
+    const wanted = this.slots.filter((s) => s.worker?.isConnected()).length;
+    const parts: object[][] = [];
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, 3000);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.collections.set(id, { parts, wanted, done });
+      if (wanted === 0) done();
+      else this.broadcast('metrics.collect', id);
+    });
+    this.collections.delete(id);
+    const workers = parts.length > 0 ? await AggregatorRegistry.aggregate(parts).metrics() : '';
     return workers + '\n' + (await this.registry.metrics());
   }
 
