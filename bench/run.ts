@@ -26,6 +26,7 @@ import { decisionBench, printDecisionResult, type DecisionBenchOptions } from '.
 import { summariseProfile } from './profile.js';
 import { idleLatencyUnavailable } from './idle-latency.js';
 import { describeStalls, probeCores, sumStalls, type StallProbeResult } from './machine-stalls.js';
+import { printWorkersResult, workersBench, type WorkersResult } from './workers.js';
 
 const HELP = `npm run bench -- [options]
   --duration <s>        measured seconds per target and closed-loop round (default 1)
@@ -53,6 +54,9 @@ const HELP = `npm run bench -- [options]
   --paired              also measure each scenario's cost in concurrent pairs with the first (see docs/PERFORMANCE.md)
   --paired-only         only the concurrent-pair cost of each scenario against the first (skips the other runs)
   --no-decision         skip the decision-mode runs (kycgate behind nginx auth_request; bench/decision.ts)
+  --workers <a,b>       server.workers values the workers benchmark compares (default 1,2,4; bench/workers.ts)
+  --no-workers          skip the workers benchmark
+  --workers-only        run only the workers benchmark
   --no-pm-qos           do not hold /dev/cpu_dma_latency at 0 during latency runs (see bench/idle-latency.ts)`;
 
 const { values: args } = parseArgs({
@@ -76,6 +80,9 @@ const { values: args } = parseArgs({
     paired: { type: 'boolean', default: false },
     'paired-only': { type: 'boolean', default: false },
     'no-decision': { type: 'boolean', default: false },
+    workers: { type: 'string', default: '1,2,4' },
+    'no-workers': { type: 'boolean', default: false },
+    'workers-only': { type: 'boolean', default: false },
     'no-pm-qos': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
@@ -570,6 +577,27 @@ async function profileRun(upstream: Record<'http' | 'https', string>, tls: TlsFi
   console.log(`\nFull profile: ${keep} (open in Chrome DevTools > Performance)`);
 }
 
+async function runWorkersBench(upstream: string): Promise<WorkersResult> {
+  const workers = args.workers!.split(',').map(Number);
+  if (workers.some((n) => !Number.isInteger(n) || n < 1))
+    throw new Error(`--workers takes worker counts, not "${args.workers}"`);
+  const result = await workersBench({
+    cli: path.join(root, 'dist/src/cli/main.js'),
+    work,
+    upstream,
+    tool,
+    connections,
+    durationS,
+    warmupS,
+    rounds: Math.min(rounds, 5),
+    workers,
+    loadPin: LOAD_PIN,
+    track: (m) => managed.push(m),
+  });
+  printWorkersResult(result, cpus);
+  return result;
+}
+
 async function main(): Promise<void> {
   console.log(
     `kycgate benchmark: node ${process.version}, ${cpus} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), load ${os
@@ -589,6 +617,10 @@ async function main(): Promise<void> {
   console.log(`upstream: ${hasNginx ? 'nginx static response, 1 worker' : 'node:http server'}`);
 
   if (args.profile) return profileRun(upstream, tls);
+  if (args['workers-only']) {
+    await runWorkersBench(upstream.http);
+    return;
+  }
 
   const targets: Target[] = [];
   if (peers.has('direct'))
@@ -902,6 +934,7 @@ async function main(): Promise<void> {
     printDecisionResult(decision, o);
     results.decision = decision;
   }
+  if (!args['no-workers'] && !args['paired-only']) results.workers = await runWorkersBench(upstream.http);
   if (args.json)
     writeFileSync(
       args.json,

@@ -3,6 +3,7 @@
  * (ArcSight Common Event Format) for SIEMs that ingest it.
  */
 import { journalLines } from './verify.js';
+import { chainsOf } from './segments.js';
 import { WARNING_EVENTS } from './record.js';
 
 export interface ExportOptions {
@@ -12,11 +13,33 @@ export interface ExportOptions {
   version: string;
 }
 
-/** Yields the output lines (without newline) of the records whose time is in [since, until). */
+/**
+ * Yields the output lines (without newline) of the records whose time is in [since, until). With several chains
+ * (one per worker), their records are merged in time order (each chain is already in order).
+ */
 export function* exportRecords(auditDir: string, o: ExportOptions): Generator<string> {
   const since = o.since?.getTime() ?? -Infinity;
   const until = o.until?.getTime() ?? Infinity;
-  for (const { line } of journalLines(auditDir)) {
+  const heads = chainsOf(auditDir).map((c) => {
+    const records = chainRecords(c.dir, since, until);
+    return { records, next: records.next() };
+  });
+  for (;;) {
+    let pick: (typeof heads)[number] | undefined;
+    for (const h of heads) if (!h.next.done && (pick === undefined || h.next.value.t < pick.next.value!.t)) pick = h;
+    if (pick === undefined) return;
+    const { line, rec } = pick.next.value!;
+    yield o.format === 'jsonl' ? line : toCef(rec, o.version);
+    pick.next = pick.records.next();
+  }
+}
+
+function* chainRecords(
+  dir: string,
+  since: number,
+  until: number,
+): Generator<{ t: number; line: string; rec: Record<string, unknown> }> {
+  for (const { line } of journalLines(dir)) {
     let rec: Record<string, unknown>;
     try {
       rec = JSON.parse(line) as Record<string, unknown>;
@@ -24,8 +47,7 @@ export function* exportRecords(auditDir: string, o: ExportOptions): Generator<st
       continue; // verify reports damaged lines; an extract carries what can be read
     }
     const t = Date.parse(String(rec.time));
-    if (!(t >= since && t < until)) continue;
-    yield o.format === 'jsonl' ? line : toCef(rec, o.version);
+    if (t >= since && t < until) yield { t, line, rec };
   }
 }
 

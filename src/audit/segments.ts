@@ -4,8 +4,10 @@
  *   <audit dir>/checkpoints.jsonl                      signed checkpoints
  *   <audit dir>/signing-key.pem, signing-key.pub.pem   generated Ed25519 key pair (when no key is configured)
  *   <audit dir>/cursors/<sink>.json                    each sink's delivered position
+ *   <audit dir>/workers/<n>/                           with `server.workers` > 1: worker n's own chain (journal/,
+ *                                                      checkpoints.jsonl, cursors/), signed with the key above
  */
-import { readdirSync, mkdirSync } from 'node:fs';
+import { readdirSync, mkdirSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 import { createHash } from 'node:crypto';
@@ -17,6 +19,30 @@ export interface Segment {
 
 export function journalDir(auditDir: string): string {
   return path.join(auditDir, 'journal');
+}
+
+/** The directory worker `slot` writes its own chain in. */
+export function workerChainDir(auditDir: string, slot: number): string {
+  return path.join(auditDir, 'workers', String(slot));
+}
+
+/**
+ * Every chain of an audit trail: the single-process chain in the audit directory itself (when it holds records,
+ * or when there is nothing else), then each worker's, by slot. `name` is the chain's directory relative to the
+ * audit directory ('' for the single-process one).
+ */
+export function chainsOf(auditDir: string): Array<{ name: string; dir: string }> {
+  const workersDir = path.join(auditDir, 'workers');
+  const slots = existsSync(workersDir)
+    ? readdirSync(workersDir)
+        .filter((n) => /^\d+$/.test(n))
+        .map(Number)
+        .sort((a, b) => a - b)
+    : [];
+  const chains = slots.map((n) => ({ name: `workers/${n}`, dir: path.join(workersDir, String(n)) }));
+  const own = existsSync(journalDir(auditDir)) && readdirSync(journalDir(auditDir)).some((n) => n.endsWith('.jsonl'));
+  if (own || chains.length === 0) chains.unshift({ name: '', dir: auditDir });
+  return chains;
 }
 
 export function segmentName(firstSeq: number): string {

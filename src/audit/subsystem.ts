@@ -17,11 +17,13 @@ import { ConfigError } from '../config/load.js';
 import { problem } from '../pipeline/problem.js';
 import { auditSchema, type AuditConfig } from './schema.js';
 import { Journal } from './journal.js';
+import { workerChainDir } from './segments.js';
 import { HeaderCapture, eventEntry, refusedEntry, requestEntry } from './record.js';
 import { SinkRunner, transportFor } from './sinks.js';
 import { RequestMetrics } from '../observe/metrics.js';
 import { registerAuditMetrics } from './metrics.js';
 import { RequestTracer } from '../observe/tracing.js';
+import type { ClusterChannel } from '../pipeline/cluster.js';
 
 /** The `audit` service other subsystems may look up. */
 export interface AuditService {
@@ -30,7 +32,10 @@ export interface AuditService {
   readonly recorder: AuditRecorder | undefined;
   readonly durability: 'group' | 'sync';
   readonly sinks: readonly SinkRunner[];
+  /** The chain this process writes (a worker's own under `workers/<n>/` with `server.workers` > 1). */
   readonly auditDir: string;
+  /** The audit directory: the signing key and every chain (`kycgate audit verify` reads them all). */
+  readonly trailDir: string;
 }
 
 export function auditDirectory(dataDir: string): string {
@@ -202,7 +207,10 @@ export const auditSubsystem: Subsystem = {
   async start(config: GatewayConfig, ctx): Promise<RunningSubsystem> {
     const cfg = config.audit as AuditConfig;
     const logger = ctx.services.logger;
-    const auditDir = auditDirectory(ctx.services.dataDir);
+    const trailDir = auditDirectory(ctx.services.dataDir);
+    // With several workers each writes its own chain (one writer per file), signed with the trail's one key.
+    const cluster = ctx.services.find<ClusterChannel>('cluster');
+    const auditDir = cluster ? workerChainDir(trailDir, cluster.slot) : trailDir;
     const unsubscribe: Array<() => void> = [];
     let journal: Journal | undefined;
     let recorder: AuditRecorder | undefined;
@@ -216,7 +224,7 @@ export const auditSubsystem: Subsystem = {
         `audit.sinks: the name "${duplicate}" is used twice (each sink keeps its own cursor by name)`,
       ]);
     if (cfg.enabled) {
-      const privateKey = signingKey(auditDir, cfg.signing_key ? ctx.resolveSecret(cfg.signing_key) : undefined);
+      const privateKey = signingKey(trailDir, cfg.signing_key ? ctx.resolveSecret(cfg.signing_key) : undefined);
       journal = new Journal({
         auditDir,
         durability: cfg.durability,
@@ -293,14 +301,23 @@ export const auditSubsystem: Subsystem = {
       unsubscribe.push(ctx.services.events.subscribe(tracer));
     }
 
-    ctx.services.register<AuditService>('audit', { journal, recorder, durability: cfg.durability, sinks, auditDir });
+    ctx.services.register<AuditService>('audit', {
+      journal,
+      recorder,
+      durability: cfg.durability,
+      sinks,
+      auditDir,
+      trailDir,
+    });
     let current = cfg;
 
     return {
       adminHandlers: registry
         ? {
             '/metrics': (_req, res) => {
-              void registry.metrics().then(
+              // With several workers, the supervisor sums every worker's registry (this one included).
+              const cluster = ctx.services.find<ClusterChannel>('cluster');
+              void (cluster ? cluster.request<string>('metrics', null) : registry.metrics()).then(
                 (body) => {
                   res.writeHead(200, { 'content-type': registry.contentType, 'cache-control': 'no-store' });
                   res.end(body);

@@ -7,7 +7,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { canonicalOf, sha256Hex, GENESIS } from './record.js';
-import { listSegments, checkpointValid, type Checkpoint } from './segments.js';
+import { chainsOf, listSegments, checkpointValid, type Checkpoint } from './segments.js';
 
 export interface VerifyResult {
   ok: boolean;
@@ -210,4 +210,45 @@ export function verifyJournal(auditDir: string, publicKey: KeyObject): VerifyRes
     }
   }
   return result;
+}
+
+/** One chain's result within an audit trail; `chain` is its directory relative to the audit directory. */
+export interface ChainResult extends VerifyResult {
+  chain: string;
+}
+
+export interface TrailResult extends VerifyResult {
+  /** Each chain of the trail (one per worker with `server.workers` > 1); the totals above sum them. */
+  chains: ChainResult[];
+}
+
+/**
+ * Verifies every chain of an audit trail (the single-process chain and each worker's) against one public key and
+ * reads them as one set: ok when every chain is, records and checkpoints summed, the first problem found named
+ * with the chain's directory in its file (`workers/1/0000000000000001.jsonl`).
+ */
+export function verifyAuditTrail(auditDir: string, publicKey: KeyObject): TrailResult {
+  const chains = chainsOf(auditDir).map((c) => ({ chain: c.name, ...verifyJournal(c.dir, publicKey) }));
+  const trail: TrailResult = {
+    ok: chains.every((c) => c.ok),
+    records: 0,
+    checkpoints: 0,
+    firstSeq: chains[0]?.firstSeq ?? 1,
+    lastSeq: 0,
+    signedThrough: 0,
+    chains,
+  };
+  for (const c of chains) {
+    trail.records += c.records;
+    trail.checkpoints += c.checkpoints;
+    trail.lastSeq = Math.max(trail.lastSeq, c.lastSeq);
+    trail.signedThrough = Math.max(trail.signedThrough, c.signedThrough);
+  }
+  const failed = chains.find((c) => !c.ok);
+  if (failed?.problem) {
+    const file = failed.chain === '' ? failed.problem.file : `${failed.chain}/${failed.problem.file}`;
+    const message = failed.chain === '' ? failed.problem.message : `chain ${failed.chain}: ${failed.problem.message}`;
+    trail.problem = { ...failed.problem, file, message };
+  }
+  return trail;
 }

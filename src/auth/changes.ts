@@ -4,7 +4,7 @@
  * a poll of the store's `updated_at` columns every `pollMs` as the fallback that also works without Redis.
  */
 import type { Logger } from 'pino';
-import type { RedisService } from '../shared/redis.js';
+import type { Invalidations } from '../shared/invalidation.js';
 import type { Store } from '../store/store.js';
 import { type ConsumerDirectory, listConsumers } from './consumers.js';
 import type { ApiKeyVerifier } from './api-keys/verifier.js';
@@ -12,11 +12,11 @@ import type { ApiKeyVerifier } from './api-keys/verifier.js';
 export const AUTH_CHANGES_CHANNEL = 'auth:changes';
 
 /** Tells every instance that key `id` changed. Resolves false when Redis is unreachable (the poll still works). */
-export function announceKeyChange(redis: RedisService | undefined, id: string): Promise<boolean> {
+export function announceKeyChange(redis: Invalidations | undefined, id: string): Promise<boolean> {
   return redis ? redis.publish(AUTH_CHANGES_CHANNEL, `key:${id}`) : Promise.resolve(false);
 }
 
-export function announceConsumerChange(redis: RedisService | undefined): Promise<boolean> {
+export function announceConsumerChange(redis: Invalidations | undefined): Promise<boolean> {
   return redis ? redis.publish(AUTH_CHANGES_CHANNEL, 'consumers') : Promise.resolve(false);
 }
 
@@ -35,7 +35,7 @@ export class AuthChangeFeed {
     private readonly verifier: ApiKeyVerifier,
     private readonly directory: ConsumerDirectory,
     private readonly logger: Logger,
-    private readonly redis: RedisService | undefined,
+    private readonly redis: Invalidations | undefined,
     private readonly pollMs: number,
   ) {}
 

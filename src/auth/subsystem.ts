@@ -8,7 +8,7 @@ import type { Subsystem } from '../subsystems.js';
 import type { Store } from '../store/store.js';
 import type { StoreConfig } from '../store/subsystem.js';
 import type { StoreOutage } from '../store/outage.js';
-import type { RedisService } from '../shared/redis.js';
+import { invalidations } from '../shared/invalidation.js';
 import { ConsumerDirectory, syncConfigConsumers, type ConsumerConfig } from './consumers.js';
 import { migrateAuth } from './migrations.js';
 import { KeyRepository, type CreateKeyOptions } from './api-keys/repository.js';
@@ -88,7 +88,8 @@ export const authSubsystem: Subsystem = {
   async start(config, ctx) {
     const stopMetrics = registerAuthMetrics(ctx.services);
     const store = ctx.services.get<Store>('store');
-    const redis = ctx.services.find<RedisService>('redis');
+    // Redis, or the supervisor's fan-out between workers: where key and consumer changes are announced.
+    const redis = invalidations(ctx.services);
     await migrateAuth(store);
     await syncConfigConsumers(store, (config.consumers ?? {}) as Record<string, ConsumerConfig>);
     const directory = new ConsumerDirectory();

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
-import { verifyJournal, loadPublicKey } from '../audit/verify.js';
+import { verifyAuditTrail, loadPublicKey } from '../audit/verify.js';
 import { exportRecords } from '../audit/export.js';
 import { auditDirectory } from '../audit/subsystem.js';
 import { loadCliConfig } from './configured-store.js';
@@ -54,16 +54,24 @@ export function registerAuditCommand(program: Command): void {
     )
     .option('--json', 'print the result as JSON')
     .action((opts: { journal?: string; config?: string; publicKey?: string; json?: boolean }) => {
-      let result: ReturnType<typeof verifyJournal>;
+      let result: ReturnType<typeof verifyAuditTrail>;
       try {
         const dir = journalDir(opts);
-        result = verifyJournal(dir, loadPublicKey(dir, opts.publicKey));
+        result = verifyAuditTrail(dir, loadPublicKey(dir, opts.publicKey));
       } catch (err) {
         process.stderr.write(`kycgate audit verify: ${(err as Error).message}\n`);
         process.exit(2);
       }
       if (opts.json) process.stdout.write(JSON.stringify(result) + '\n');
-      else if (result.ok) {
+      else if (result.ok && result.chains.length > 1) {
+        // One chain per worker (`server.workers`): each is checked on its own, the trail is their union.
+        process.stdout.write(`OK: ${result.records} records in ${result.chains.length} chains, each intact\n`);
+        for (const c of result.chains)
+          process.stdout.write(
+            `  ${c.chain || '.'}: ${c.records} records (seq ${c.records ? c.firstSeq : 0}..${c.lastSeq}), ` +
+              `${c.checkpoints} signed checkpoints, signed through seq ${c.signedThrough}\n`,
+          );
+      } else if (result.ok) {
         process.stdout.write(
           `OK: ${result.records} records (seq ${result.records ? result.firstSeq : 0}..${result.lastSeq}), ` +
             `chain intact, ${result.checkpoints} signed checkpoints, signed through seq ${result.signedThrough}` +

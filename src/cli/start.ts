@@ -1,7 +1,10 @@
 /**
  * `kycgate start`: loads the config (or the built-in demo), starts the gateway, and wires signals:
- * SIGHUP reloads, SIGTERM and SIGINT drain and exit 0.
+ * SIGHUP reloads, SIGTERM and SIGINT drain and exit 0. With `server.workers` above 1 this process becomes the
+ * supervisor (src/cluster/) and every worker it forks runs this same function as a gateway.
  */
+import cluster from 'node:cluster';
+import os from 'node:os';
 import { mkdirSync } from 'node:fs';
 import { ConfigValidator } from '../config/load.js';
 import { checkConfigFile } from '../config/check.js';
@@ -16,8 +19,21 @@ import { Gateway } from '../gateway/gateway.js';
 import { ensureDevCertificate } from '../server/devcert.js';
 import { demoConfig } from '../demo/config.js';
 import { startEchoServer, type EchoServer } from '../demo/echo.js';
+import { Supervisor } from '../cluster/supervisor.js';
+import { workerChannel } from '../cluster/channel.js';
+import type { Logger } from 'pino';
+import type { PolicyDefinition } from '../pipeline/policy.js';
 
-export async function startGateway(configFile: string | undefined, plugins: readonly string[] = []): Promise<Gateway> {
+/** `server.workers` as a number of processes. */
+export function workerCount(setting: 'auto' | number): number {
+  return setting === 'auto' ? os.availableParallelism() : setting;
+}
+
+/** Starts the gateway; with several workers, in the supervisor, starts them and returns undefined. */
+export async function startGateway(
+  configFile: string | undefined,
+  plugins: readonly string[] = [],
+): Promise<Gateway | undefined> {
   const { policies, subsystems } = await loadExtensions(plugins);
   const validator = new ConfigValidator(subsystems, policies);
   let loaded: LoadedConfig;
@@ -35,6 +51,13 @@ export async function startGateway(configFile: string | undefined, plugins: read
   }
   const logger = createLogger(loaded.config.log);
 
+  const workers = workerCount(loaded.config.server.workers);
+  if (cluster.isPrimary && workers > 1) {
+    await supervise(workers, logger, policies, loaded.config.server.drain_timeout_ms);
+    return undefined;
+  }
+  const channel = cluster.isWorker ? workerChannel() : undefined;
+
   let echo: Promise<EchoServer> | undefined;
   const gateway = new Gateway({
     loaded,
@@ -43,15 +66,23 @@ export async function startGateway(configFile: string | undefined, plugins: read
     policies,
     subsystems,
     builtinEchoUrl: () => (echo ??= startEchoServer()).then((e) => e.url),
+    ...(channel ? { cluster: channel } : {}),
   });
   await gateway.start();
-  logger.info(startupSummary(gateway, loaded, dataDir), `kycgate ${VERSION} started`);
-  if (!configFile) {
-    logger.info('built-in demo running: try  curl -i http://127.0.0.1:8080/demo/echo/hello');
+  if (channel === undefined || channel.slot === 0) {
+    logger.info(
+      { ...startupSummary(gateway, loaded, dataDir), ...(channel ? { workers: channel.workers } : {}) },
+      `kycgate ${VERSION} started`,
+    );
+    if (!configFile) logger.info('built-in demo running: try  curl -i http://127.0.0.1:8080/demo/echo/hello');
   }
 
   process.on('SIGHUP', () => void gateway.reload('SIGHUP'));
+  let stopping = false;
   const shutdown = (signal: string) => {
+    // Once: SIGINT from a terminal reaches the supervisor and every worker, which the supervisor then asks again.
+    if (stopping) return;
+    stopping = true;
     logger.info({ signal }, 'shutting down');
     void gateway
       .stop()
@@ -61,8 +92,15 @@ export async function startGateway(configFile: string | undefined, plugins: read
       })
       .catch(() => process.exit(1));
   };
-  process.once('SIGTERM', () => shutdown('SIGTERM'));
-  process.once('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  if (channel) {
+    const urls: Record<string, string> = {};
+    for (const l of gateway.listeners) urls[l.config.name] = gateway.urlOf(l);
+    const admin = gateway.admin;
+    const a = loaded.config.admin;
+    channel.ready(urls, admin ? `${a.tls ? 'https' : 'http'}://${a.address}:${admin.port}` : undefined);
+  }
   return gateway;
 }
 
@@ -85,4 +123,34 @@ export function startupSummary(gateway: Gateway, loaded: LoadedConfig, dataDir: 
     ...(Object.keys(pages).length === 1 ? { sandbox: Object.values(pages)[0] } : {}),
     ...(Object.keys(pages).length > 1 ? { sandbox: pages } : {}),
   };
+}
+
+/** The supervisor: forks the workers, restarts dead ones, forwards SIGHUP, drains all on SIGTERM / SIGINT. */
+async function supervise(
+  workers: number,
+  logger: Logger,
+  policies: readonly PolicyDefinition[],
+  drainTimeoutMs: number,
+): Promise<void> {
+  const supervisor = new Supervisor({ workers, logger, policies, drainTimeoutMs });
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down every worker');
+    void supervisor.stop().then(() => {
+      logger.info('stopped');
+      process.exit(0);
+    });
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGHUP', () => supervisor.reload());
+  try {
+    await supervisor.start();
+  } catch (err) {
+    stopping = true;
+    await supervisor.stop();
+    throw err;
+  }
 }

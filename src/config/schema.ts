@@ -217,6 +217,21 @@ export const coreSchema = {
       type: 'object',
       description: 'Client-side HTTP limits and behaviour, for every listener.',
       properties: {
+        workers: {
+          anyOf: [
+            { const: 'auto', description: 'One worker per CPU the process may use (os.availableParallelism()).' },
+            { type: 'integer', minimum: 1, maximum: 256 },
+          ],
+          default: 1,
+          description:
+            'Worker processes serving the listeners (node:cluster): `auto` or a number. With more than one, a ' +
+            'supervisor process owns the listening sockets and hands connections to workers in turn, restarts a ' +
+            'worker that dies (backoff up to 10 s), forwards SIGHUP and drains every worker on SIGTERM. Local rate ' +
+            'limits stay exact (the counters live in the supervisor), cache invalidations reach every worker, each ' +
+            'worker writes its own audit chain under `audit/worker-<n>/` (`kycgate audit verify` and `export` read ' +
+            'them as one), and the admin listener and the embedded sandbox run once, in worker 0, with /metrics ' +
+            'summed over workers. Read at start: a change takes effect on restart.',
+        },
         max_header_bytes: {
           type: 'integer',
           minimum: 1024,

@@ -99,6 +99,7 @@ export interface GatewayConfig {
   listeners: ListenerConfig[];
   admin: { enabled: boolean; address: string; port: number; tls?: AdminTlsConfig; api: AdminApiConfig };
   server: {
+    workers: 'auto' | number;
     max_header_bytes: number;
     headers_timeout_ms: number;
     request_timeout_ms: number;

@@ -36,6 +36,8 @@ import { Admin, type NamedSubsystem, type Readiness } from './admin.js';
 import { AdminApi } from '../admin/api.js';
 import { ADMIN_API_PROBLEMS } from '../admin/problems.js';
 import { VERSION } from '../admin/version.js';
+import type { ClusterChannel } from '../pipeline/cluster.js';
+import { registerWorkerMetrics } from './worker-metrics.js';
 
 export interface GatewayOptions {
   loaded: LoadedConfig;
@@ -49,6 +51,8 @@ export interface GatewayOptions {
   builtinEchoUrl?: () => Promise<string>;
   /** Watch the config file and reload on change (default true when the config came from a file). */
   watchConfig?: boolean;
+  /** Set when this process is one of several workers (`server.workers`): registered as the service `cluster`. */
+  cluster?: ClusterChannel;
 }
 
 /** Every problem type a gateway made of these policies and subsystems may answer with. */
@@ -94,6 +98,7 @@ export class Gateway {
     this.logger = options.logger;
     this.validator = new ConfigValidator(options.subsystems, options.policies);
     this.services = new Services(options.logger, options.dataDir);
+    if (options.cluster) this.services.register('cluster', options.cluster);
     this.vault = new VaultSecrets(options.logger, this.services.events);
     // A rotated secret takes effect by compiling the configuration again (policies and subsystems resolve it anew).
     this.vault.onRotated = () => void this.reload('secret rotated', { inMemory: true });
@@ -223,6 +228,7 @@ export class Gateway {
       () => this.listenerCertificates(),
       () => (this.ready ? this.runtime.upstreamTargets() : []),
     );
+    if (this.options.cluster) registerWorkerMetrics(this.services, this.options.cluster, () => this.intake.opened);
     await this.vault.prepare(loaded.config, loaded.baseDir);
     // Listeners first (so port 0 resolves to a real base URL for subsystems), serving only once the runtime exists.
     const options = serverOptions(loaded.config.server);
@@ -254,8 +260,13 @@ export class Gateway {
     await this.adminApi.start(() =>
       this.adminListener.server ? this.adminListener.url(admin.address) + '/admin/api/v1' : undefined,
     );
-    if (admin.enabled) {
-      await this.adminListener.listen(admin.address, admin.port, admin.tls, loaded.baseDir);
+    // With several workers the admin listener runs once, in worker 0; a replacement worker 0 binds the port its
+    // predecessor had, so `admin.port: 0` keeps one address for the life of the supervisor.
+    const cluster = this.options.cluster;
+    if (admin.enabled && (cluster === undefined || cluster.slot === 0)) {
+      const port = admin.port === 0 && cluster ? Number(cluster.shared['admin.port'] ?? 0) : admin.port;
+      await this.adminListener.listen(admin.address, port, admin.tls, loaded.baseDir);
+      cluster?.share('admin.port', this.adminListener.port);
       this.adminApi.announce(this.adminListener.url(admin.address));
     }
     if (loaded.file && this.options.watchConfig !== false) {

@@ -7,7 +7,7 @@
  */
 import type { Logger } from 'pino';
 import type { Migration, Store } from '../store/store.js';
-import type { RedisService } from '../shared/redis.js';
+import type { Invalidations } from '../shared/invalidation.js';
 
 const CHANNEL = 'kyc:blocks';
 
@@ -55,7 +55,7 @@ export class SubjectBlocks {
   constructor(
     private readonly store: Store,
     private readonly logger: Logger,
-    private readonly redis: RedisService | undefined,
+    private readonly redis: Invalidations | undefined,
     private readonly pollMs = 1000,
   ) {}
 

@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { EventBus } from '../pipeline/events.js';
-import type { RedisService } from '../shared/redis.js';
+import type { Invalidations } from '../shared/invalidation.js';
 import {
   ProviderRejected,
   ProviderUnavailable,
@@ -39,7 +39,7 @@ export class KycService {
   private readonly sessions: VerificationSessions;
   private readonly logger: Logger;
   private readonly events: EventBus;
-  private readonly redis: RedisService | undefined;
+  private readonly redis: Invalidations | undefined;
   private unsubscribe: (() => void) | undefined;
   private reconcileTimer: NodeJS.Timeout | undefined;
   private reconciling: Promise<void> | undefined;
@@ -48,7 +48,7 @@ export class KycService {
   constructor(
     setup: KycSetup,
     records: VerificationStore,
-    deps: { logger: Logger; events: EventBus; redis: RedisService | undefined; stale?: StalePolicy | undefined },
+    deps: { logger: Logger; events: EventBus; redis: Invalidations | undefined; stale?: StalePolicy | undefined },
   ) {
     this.setupValue = setup;
     this.records = records;

@@ -9,7 +9,7 @@ import type { GatewayConfig, RouteConfig } from '../config/types.js';
 import { ConfigError } from '../config/load.js';
 import type { Store } from '../store/store.js';
 import type { StoreOutage } from '../store/outage.js';
-import type { RedisService } from '../shared/redis.js';
+import { invalidations } from '../shared/invalidation.js';
 import { kycSchema, type KycConfig } from './schema.js';
 import { buildSetup, checkKyc, retireSetup, type SetupEnv } from './setup.js';
 import { KycService } from './service.js';
@@ -86,12 +86,12 @@ export function kycSubsystem(providers: readonly ProviderType[]): Subsystem {
       const service = new KycService(setup, records, {
         logger: ctx.services.logger,
         events: ctx.services.events,
-        redis: ctx.services.find<RedisService>('redis'),
+        redis: invalidations(ctx.services),
         stale: ctx.services.find<StoreOutage>('store-outage'),
       });
       ctx.services.register('kyc', service);
       // Subjects an operator blocked (the admin API), refused by every kyc-gate.
-      const blocks = new SubjectBlocks(store, ctx.services.logger, ctx.services.find<RedisService>('redis'));
+      const blocks = new SubjectBlocks(store, ctx.services.logger, invalidations(ctx.services));
       await blocks.start();
       ctx.services.register('kyc-blocks', blocks);
       // Events stored before a crash or during an outage are applied now, not at the first interval.

@@ -5,6 +5,7 @@
  */
 import type { Problem, ProblemType } from './problem.js';
 import type { RequestContext } from './context.js';
+import type { ClusterHub } from './cluster.js';
 import type { Services } from './services.js';
 
 /**
@@ -114,6 +115,11 @@ export interface PolicyDefinition<Config = any> {
    * listeners the policy owns (its instances come and go with reloads; these stay).
    */
   init?(services: Services): void;
+  /**
+   * Runs once in the supervisor when the gateway runs several workers (`server.workers`): the policy's state that
+   * must be exact across workers (e.g. local rate-limit counters) lives here, reached through the hub.
+   */
+  primary?(hub: ClusterHub): void;
   create(config: Config, setup: PolicySetup): PolicyInstance | Promise<PolicyInstance>;
 }
 

@@ -14,6 +14,7 @@ import {
   veriffProviderSchema,
 } from './vendor-schema.js';
 import type { Store } from '../store/store.js';
+import type { ClusterChannel } from '../pipeline/cluster.js';
 import type { FaultRegistry } from '../resilience/faults/registry.js';
 
 async function build(ctx: ProviderFactoryContext) {
@@ -25,10 +26,12 @@ async function build(ctx: ProviderFactoryContext) {
   } as typeof entry.webhook;
   const store = ctx.services.find<Store>('store');
   const faults = ctx.services.find<FaultRegistry>('faults');
+  const cluster = ctx.services.find<ClusterChannel>('cluster');
   const provider = await createProvider(entry, {
     ...(faults ? { faults: (operation: string) => faults.providerCall(ctx.name, operation) } : {}),
     name: ctx.name,
     resolveSecret: ctx.resolveSecret,
+    ...(cluster ? { cluster } : {}),
     ...(store ? { store } : {}),
     publicBaseUrl: ctx.publicBaseUrl,
     onBreakerChange: (state, lastError) => {

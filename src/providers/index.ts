@@ -16,6 +16,7 @@ import type {
 } from './provider.js';
 import { DiditProvider, type DiditProviderOptions } from './didit/didit.js';
 import { diditProviderSchema, type DiditProviderEntry } from './didit/schema.js';
+import type { ClusterChannel } from '../pipeline/cluster.js';
 import { SandboxServer, type RunningSandbox } from './sandbox/sandbox-server.js';
 import { sandboxProviderSchema, type SandboxProviderEntry } from './sandbox/schema.js';
 import type { DeliveryOutcome } from './sandbox/webhooks.js';
@@ -74,6 +75,19 @@ export interface ProviderDeps {
   faults?: DiditProviderOptions['faults'];
   /** Sandbox webhook delivery attempts, for logs. */
   onSandboxDelivery?: (outcome: DeliveryOutcome) => void;
+  /** Set in a worker of several (`server.workers`): the sandbox runs once, in worker 0, the others call it. */
+  cluster?: ClusterChannel;
+}
+
+/** What worker 0 tells the other workers about its embedded sandbox. */
+interface SharedSandbox {
+  url: string;
+  /** The address users' browsers open (hosted pages). */
+  publicUrl: string;
+  apiKey: string;
+  webhookSecret: string;
+  /** The API secret of the dialects that sign requests. */
+  apiSecret: string;
 }
 
 function adapterOptions(
@@ -224,24 +238,43 @@ export async function createProvider(entry: ProviderEntry, deps: ProviderDeps): 
     );
   }
   if (entry.type === 'sandbox') {
+    const cluster = deps.cluster;
+    const sharedKey = `sandbox:${deps.name}`;
+    const known = cluster?.shared[sharedKey] as SharedSandbox | undefined;
     const apiKey =
-      entry.api_key !== undefined ? deps.resolveSecret(entry.api_key) : 'sbx_' + randomBytes(24).toString('base64url');
+      entry.api_key !== undefined
+        ? deps.resolveSecret(entry.api_key)
+        : (known?.apiKey ?? 'sbx_' + randomBytes(24).toString('base64url'));
     const webhookSecret =
       entry.webhook_secret !== undefined
         ? deps.resolveSecret(entry.webhook_secret)
-        : randomBytes(32).toString('base64url');
+        : (known?.webhookSecret ?? randomBytes(32).toString('base64url'));
+    const dialect = entry.dialect ?? 'didit';
+    const apiSecret = known?.apiSecret ?? randomBytes(32).toString('base64url');
+    const adapterFor = (localUrl: string, publicUrl: string) =>
+      dialect === 'didit'
+        ? new DiditProvider({ ...adapterOptions(entry, deps), baseUrl: localUrl, apiKey, webhookSecret })
+        : createVendor(
+            dialect,
+            { ...vendorOptions(entry, deps), baseUrl: localUrl + DIALECT_BASE_PATH[dialect], apiKey, webhookSecret },
+            { apiSecret, hostedUrl: publicUrl },
+          );
+    if (cluster !== undefined && cluster.slot !== 0) {
+      // Worker 0 runs the sandbox (one set of sessions, one webhook delivery each); this worker only calls it.
+      if (known === undefined) throw new Error(`sandbox ${deps.name}: worker 0 did not announce its address`);
+      return adapterFor(known.url, known.publicUrl);
+    }
     const webhookUrl =
       entry.webhook_url ??
       (deps.publicBaseUrl
         ? `${deps.publicBaseUrl.replace(/\/+$/, '')}/webhooks/${encodeURIComponent(deps.name)}`
         : undefined);
-    const dialect = entry.dialect ?? 'didit';
-    const apiSecret = randomBytes(32).toString('base64url');
     const sandbox = await new SandboxServer().start({
       dialect,
       apiSecret,
       host: entry.host ?? '127.0.0.1',
-      port: entry.port ?? 0,
+      // A replacement worker 0 binds the port its predecessor had, which the other workers call.
+      port: entry.port || (known ? Number(new URL(known.url).port) : 0),
       apiKey,
       webhookSecret,
       ...(webhookUrl ? { webhookUrl } : {}),
@@ -250,19 +283,14 @@ export async function createProvider(entry: ProviderEntry, deps: ProviderDeps): 
       ...(entry.public_base_url ? { publicBaseUrl: entry.public_base_url } : {}),
       ...(deps.onSandboxDelivery ? { onDelivery: deps.onSandboxDelivery } : {}),
     });
-    const adapter =
-      dialect === 'didit'
-        ? new DiditProvider({ ...adapterOptions(entry, deps), baseUrl: sandbox.localUrl, apiKey, webhookSecret })
-        : createVendor(
-            dialect,
-            {
-              ...vendorOptions(entry, deps),
-              baseUrl: sandbox.localUrl + DIALECT_BASE_PATH[dialect],
-              apiKey,
-              webhookSecret,
-            },
-            { apiSecret, hostedUrl: sandbox.url },
-          );
+    const adapter = adapterFor(sandbox.localUrl, sandbox.url);
+    cluster?.share(sharedKey, {
+      url: sandbox.localUrl,
+      publicUrl: sandbox.url,
+      apiKey,
+      webhookSecret,
+      apiSecret,
+    } satisfies SharedSandbox);
     return new EmbeddedSandboxProvider(adapter, sandbox);
   }
   throw new TypeError(`unknown provider type ${(entry as { type: unknown }).type as string}`);

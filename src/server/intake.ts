@@ -101,6 +101,8 @@ function methodOf(raw: Buffer | undefined): string {
 export class RequestIntake {
   /** Requests in flight across every runtime. */
   private inflight = 0;
+  /** Requests taken in since start (per-worker request counts when the gateway runs several workers). */
+  opened = 0;
   private drained: (() => void) | undefined;
 
   constructor(private readonly options: IntakeOptions) {}
@@ -124,6 +126,7 @@ export class RequestIntake {
       sendProblem(res, problem('service-unavailable', { headers: { 'retry-after': 1 } }), undefined, true);
       return undefined;
     }
+    this.opened++;
     const startedAt = performance.now();
     const framing = inspectFraming(req.rawHeaders, req.httpVersionMinor);
     const incomingId = framing.requestId;

@@ -43,7 +43,9 @@ export const AUDIT_HANDLERS: Record<string, Handler> = {
   },
 
   async verifyAudit(call) {
-    const r = await verifyInWorker(journalDir(call));
+    journalDir(call);
+    // Every chain of the trail (one per worker with `server.workers` > 1), as `kycgate audit verify` reads them.
+    const r = await verifyInWorker(call.api.services.get<AuditService>('audit').trailDir);
     return {
       body: {
         ok: r.ok,

@@ -15,6 +15,8 @@ import { Verdict } from './verdict.js';
 import { LocalCounters, type CounterTable } from './local-counters.js';
 import { RedisBreaker, RedisCounters } from './redis-counters.js';
 import { registerRateLimitMetrics } from './metrics.js';
+import { ClusterCounters, serveClusterCounters, type LeaseTable } from './cluster-counters.js';
+import type { ClusterChannel } from '../../pipeline/cluster.js';
 
 export const rateLimitPolicy: PolicyDefinition<RateLimitConfig> = {
   name: 'rate-limit',
@@ -23,9 +25,11 @@ export const rateLimitPolicy: PolicyDefinition<RateLimitConfig> = {
   phase: 'protect',
   schema: rateLimitSchema,
   init: registerRateLimitMetrics,
+  primary: serveClusterCounters,
   async create(config, setup): Promise<PolicyInstance> {
     const redis = config.store === 'redis' ? setup.services.get<RedisService>('redis') : undefined;
-    const limiter = new RateLimiter(config, setup.routeName, setup.services.events, redis);
+    const cluster = config.store === 'local' ? setup.services.find<ClusterChannel>('cluster') : undefined;
+    const limiter = new RateLimiter(config, setup.routeName, setup.services.events, redis, cluster);
     // At start-up the connection may still be opening: wait for it (bounded), so the first requests are already
     // counted in Redis rather than in the fallback. If Redis stays unreachable the failure mode applies.
     if (redis !== undefined) await untilReady(redis);
@@ -65,12 +69,17 @@ class RateLimiter implements PolicyInstance {
   /** True when every limit is keyed the same way: the hash tag can then include the client, spreading keys. */
   private readonly tagByClient: boolean;
   private readonly bucket: string;
+  /** With several workers and `store: local`: leases of the supervisor's counters (exact across workers). */
+  private readonly cluster: ClusterCounters | undefined;
+  private readonly leaseTables: Map<CompiledLimit, LeaseTable> | undefined;
+  private readonly activeLeases: LeaseTable[] = [];
 
   constructor(
     private readonly config: RateLimitConfig,
     routeName: string,
     private readonly events: EventBus,
     redis: RedisService | undefined,
+    cluster: ClusterChannel | undefined,
   ) {
     this.defaultSet = compileLimitSet(config.limits, config.ipv6_prefix);
     this.plans = new Map(
@@ -84,6 +93,11 @@ class RateLimiter implements PolicyInstance {
     this.bucket = config.scope === 'gateway' ? '*' : routeName;
     this.local = LocalCounters.shared(config.local_max_keys);
     this.tables = new Map(all.flatMap((s) => s.limits).map((l) => [l, this.local.table(this.bucket, l.name)]));
+    if (cluster !== undefined) {
+      const counters = ClusterCounters.shared(cluster);
+      this.cluster = counters;
+      this.leaseTables = new Map(all.flatMap((s) => s.limits).map((l) => [l, counters.table(this.bucket, l.name)]));
+    }
     this.breaker = new RedisBreaker(config.breaker.failures, config.breaker.open_ms);
     this.redis = redis === undefined ? undefined : new RedisCounters(redis.client);
     this.redisKeyPrefix = redis === undefined ? '' : redis.prefix + 'rl:';
@@ -106,6 +120,7 @@ class RateLimiter implements PolicyInstance {
       keys[n] = value;
       active[n] = limit;
       this.activeTables[n] = this.tables.get(limit)!;
+      if (this.leaseTables !== undefined) this.activeLeases[n] = this.leaseTables.get(limit)!;
       n++;
     }
     if (n === 0) return undefined;
@@ -116,9 +131,24 @@ class RateLimiter implements PolicyInstance {
       if (redis.available && this.breaker.allow(now)) return this.decideShared(ctx, set, n);
       if (this.config.on_redis_failure === 'fail_closed') return this.unavailable(ctx);
     }
+    if (this.cluster !== undefined) return this.decideAcrossWorkers(ctx, set, n);
     // Local counters: the configured store, or the fail-open fallback while Redis is unavailable.
     this.local.decide(this.activeTables, keys, active, n, Date.now(), this.config.penalise_rejected, this.verdict);
     return this.answer(ctx, set, active, this.verdict, 'local');
+  }
+
+  /** Several workers: spend a lease when this worker holds one, else ask the supervisor's counters. */
+  private decideAcrossWorkers(ctx: RequestContext, set: LimitSet, n: number): PolicyResult | Promise<PolicyResult> {
+    const cluster = this.cluster!;
+    const penalise = this.config.penalise_rejected;
+    if (cluster.decideLocally(this.activeLeases, this.keys, n, Date.now(), penalise, this.verdict))
+      return this.answer(ctx, set, this.active, this.verdict, 'local');
+    const active = this.active.slice(0, n);
+    const verdict = new Verdict();
+    return cluster.acquire(this.activeLeases.slice(0, n), this.keys.slice(0, n), active, n, penalise, verdict).then(
+      () => this.answer(ctx, set, active, verdict, 'local'),
+      () => this.unavailable(ctx),
+    );
   }
 
   private redisKey(limit: CompiledLimit, value: string): string {

@@ -1,0 +1,236 @@
+/**
+ * The workers benchmark (`server.workers`): the bare route with 1, 2 and 4 workers (the configured list), measured
+ * in interleaved rounds as requests per CPU-second of the whole gateway (supervisor and workers), with each
+ * worker's share of the requests (from `kycgate_worker_requests_total` on the admin listener); then a local rate
+ * limit under overload across 2 workers, whose admitted count is compared with what one GCRA counter admits in the
+ * same time (burst + rate × duration).
+ *
+ * The gateways are not pinned (their workers need more than one core); the load generator and the upstream keep
+ * the benchmark's load pin. Requests per CPU-second stays meaningful when the machine's cores are shared.
+ */
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { request } from 'undici';
+import { closedLoop, type ClosedLoopResult, type LoadTool } from './closed-loop.js';
+import { cpuSeconds, freePort, startProcess, waitForPort, type Managed } from './processes.js';
+import { median } from './stats.js';
+
+export interface WorkersBenchOptions {
+  /** Built kycgate (its dist/src/cli/main.js). */
+  cli: string;
+  work: string;
+  /** The benchmark upstream's HTTP URL. */
+  upstream: string;
+  tool: LoadTool;
+  connections: number;
+  durationS: number;
+  warmupS: number;
+  rounds: number;
+  workers: readonly number[];
+  loadPin: readonly string[];
+  /** Registers a started process for the benchmark's cleanup. */
+  track(m: Managed): void;
+}
+
+export interface WorkersRow {
+  workers: number;
+  /** Medians over rounds. */
+  requestsPerSecond: number;
+  requestsPerCpuSecond: number;
+  /** Requests each worker took in over every round (index = slot). */
+  perWorker: number[];
+  failures: number;
+}
+
+export interface RateLimitRow {
+  workers: number;
+  rate: number;
+  burst: number;
+  durationS: number;
+  offeredPerSecond: number;
+  admitted: number;
+  /** What one GCRA counter admits over the run: burst + rate × duration. */
+  expected: number;
+  deviation: number;
+}
+
+export interface WorkersResult {
+  rows: WorkersRow[];
+  rateLimit: RateLimitRow[];
+}
+
+const RATE = 500;
+
+interface Running {
+  workers: number;
+  url: string;
+  admin: string;
+  pid: number;
+}
+
+async function startGateway(o: WorkersBenchOptions, workers: number): Promise<Running> {
+  const port = await freePort();
+  const adminPort = await freePort();
+  const origin = new URL(o.upstream).origin;
+  const config = {
+    server: { workers },
+    listeners: [{ name: 'http', port }],
+    admin: { port: adminPort },
+    audit: { metrics: { enabled: true } },
+    log: { level: 'warn' },
+    upstreams: { bench: { targets: [{ url: origin }] } },
+    routes: [
+      { name: 'bench', match: { prefix: '/' }, upstream: 'bench' },
+      {
+        name: 'limited',
+        match: { prefix: '/limited' },
+        upstream: 'bench',
+        policies: [
+          {
+            'rate-limit': {
+              limits: [{ rate: RATE, per: 'second', burst: RATE, key: ['header:x-bench-run'] }],
+              headers: 'none',
+            },
+          },
+        ],
+      },
+    ],
+  };
+  const id = `kycgate-workers-${workers}`;
+  const file = path.join(o.work, `${id}.yaml`);
+  const log = path.join(o.work, `${id}.log`);
+  writeFileSync(file, JSON.stringify(config, null, 2));
+  writeFileSync(log, '');
+  const proc = startProcess(`kycgate ${workers} workers`, [], [process.execPath, o.cli, 'start', '-c', file], {
+    env: { ...process.env, KYCGATE_DATA_DIR: path.join(o.work, id) },
+    stdoutFile: log,
+  });
+  o.track(proc);
+  await waitForPort(port, { failed: proc.failed, timeoutMs: 300_000 });
+  const running = {
+    workers,
+    url: `http://127.0.0.1:${port}`,
+    admin: `http://127.0.0.1:${adminPort}`,
+    pid: proc.child.pid!,
+  };
+  // Every worker serves once each reports its requests in /metrics (a single process serves once it listens).
+  if (workers > 1) {
+    await waitForPort(adminPort, { failed: proc.failed, timeoutMs: 300_000 });
+    const deadline = Date.now() + 300_000;
+    while ((await perWorker(running).catch(() => [])).filter((v) => v !== undefined).length < workers) {
+      const failed = proc.failed();
+      if (failed !== undefined) throw new Error(failed);
+      if (Date.now() > deadline) throw new Error(`kycgate with ${workers} workers did not start`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+  return running;
+}
+
+/** Requests each worker took in so far (one process: its total). */
+async function perWorker(g: Running): Promise<number[]> {
+  const body = await (await request(g.admin + '/metrics')).body.text();
+  if (g.workers === 1) {
+    let total = 0;
+    for (const m of body.matchAll(/^kycgate_requests_total\{[^}]*\} (\d+)/gm)) total += Number(m[1]);
+    return [total];
+  }
+  const out: number[] = [];
+  for (const m of body.matchAll(/^kycgate_worker_requests_total\{worker="(\d+)"\} (\d+)/gm))
+    out[Number(m[1])] = Number(m[2]);
+  return out;
+}
+
+async function measure(o: WorkersBenchOptions, g: Running, durationS: number, path = '/bench', run = '') {
+  const cpuBefore = cpuSeconds(g.pid) ?? 0;
+  const r: ClosedLoopResult = await closedLoop(o.tool, {
+    url: g.url + path,
+    connections: o.connections,
+    durationS,
+    headers: run === '' ? {} : { 'x-bench-run': run },
+    pin: o.loadPin,
+  });
+  const cpu = (cpuSeconds(g.pid) ?? 0) - cpuBefore;
+  return { r, cpu };
+}
+
+export async function workersBench(o: WorkersBenchOptions): Promise<WorkersResult> {
+  const gateways: Running[] = [];
+  for (const n of o.workers) gateways.push(await startGateway(o, n));
+  for (const g of gateways) await measure(o, g, o.warmupS);
+  const samples = new Map<number, { rps: number[]; perCpu: number[]; failures: number }>();
+  const start = new Map<number, number[]>();
+  for (const g of gateways) {
+    samples.set(g.workers, { rps: [], perCpu: [], failures: 0 });
+    start.set(g.workers, await perWorker(g));
+  }
+  for (let round = 0; round < o.rounds; round++) {
+    // The order rotates every round, so drift in background load spreads over every configuration.
+    for (let i = 0; i < gateways.length; i++) {
+      const g = gateways[(i + round) % gateways.length]!;
+      const { r, cpu } = await measure(o, g, o.durationS);
+      const s = samples.get(g.workers)!;
+      s.rps.push(r.succeededPerSecond);
+      if (cpu > 0) s.perCpu.push(r.succeeded / cpu);
+      s.failures += r.failures;
+    }
+  }
+  const rows: WorkersRow[] = [];
+  for (const g of gateways) {
+    const s = samples.get(g.workers)!;
+    const before = start.get(g.workers)!;
+    const after = await perWorker(g);
+    rows.push({
+      workers: g.workers,
+      requestsPerSecond: median(s.rps),
+      requestsPerCpuSecond: median(s.perCpu),
+      perWorker: Array.from({ length: g.workers }, (_, i) => (after[i] ?? 0) - (before[i] ?? 0)),
+      failures: s.failures,
+    });
+  }
+  const rateLimit: RateLimitRow[] = [];
+  for (const g of gateways.filter((x) => x.workers > 1)) {
+    const durationS = Math.max(3, o.durationS);
+    const { r } = await measure(o, g, durationS, '/limited/bench', `run-${g.workers}-${Date.now()}`);
+    const elapsedS = r.requests / r.requestsPerSecond;
+    const expected = Math.floor(RATE + RATE * elapsedS);
+    rateLimit.push({
+      workers: g.workers,
+      rate: RATE,
+      burst: RATE,
+      durationS: elapsedS,
+      offeredPerSecond: r.requestsPerSecond,
+      admitted: r.succeeded,
+      expected,
+      deviation: (r.succeeded - expected) / expected,
+    });
+  }
+  return { rows, rateLimit };
+}
+
+export function printWorkersResult(result: WorkersResult, cpus: number): void {
+  console.log(`\nworkers (server.workers), bare route, gateways unpinned on ${cpus} cores:`);
+  const one = result.rows.find((r) => r.workers === 1);
+  for (const row of result.rows) {
+    const ratio =
+      one && row.workers !== 1
+        ? ` (${(row.requestsPerCpuSecond / one.requestsPerCpuSecond).toFixed(2)}x one worker)`
+        : '';
+    const total = row.perWorker.reduce((a, b) => a + b, 0);
+    const shares = row.perWorker
+      .map((v, i) => `w${i} ${v} (${total ? ((100 * v) / total).toFixed(0) : 0}%)`)
+      .join(', ');
+    console.log(
+      `  ${row.workers} worker${row.workers === 1 ? ' ' : 's'}: ${row.requestsPerSecond.toFixed(0)} req/s, ` +
+        `${row.requestsPerCpuSecond.toFixed(0)} req per CPU-second${ratio}; ${row.failures} failed; per worker: ${shares}`,
+    );
+  }
+  for (const r of result.rateLimit) {
+    const verdict = Math.abs(r.deviation) <= 0.02 ? 'within 2%' : 'OFF BY MORE THAN 2%';
+    console.log(
+      `  rate limit ${r.rate}/s (burst ${r.burst}) across ${r.workers} workers at ${(r.offeredPerSecond / r.rate).toFixed(1)}x ` +
+        `overload for ${r.durationS.toFixed(2)} s: admitted ${r.admitted}, one counter admits ${r.expected} ` +
+        `(${(100 * r.deviation).toFixed(2)}%, ${verdict})`,
+    );
+  }
+}

@@ -1,0 +1,192 @@
+/**
+ * Several workers (`server.workers: 2`), as real processes on real sockets: both serve one address and take
+ * traffic; /metrics on the one admin listener sums them; a local rate limit of L admits exactly L across them; a
+ * worker killed with SIGKILL is replaced while requests keep succeeding; SIGTERM drains every worker (the request
+ * in flight finishes, the supervisor exits 0); `kycgate audit verify` and `export` read every worker's chain as
+ * one trail.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { httpRequest, startUpstream } from '../../testing/harness.js';
+import { sample, startGatewayProcess, type LogLine } from '../../testing/cluster.js';
+import { exportRecords } from '../audit/export.js';
+
+/** Request records in every chain of the audit trail. */
+function requestRecords(dataDir: string): number {
+  let n = 0;
+  for (const line of exportRecords(path.join(dataDir, 'audit'), { format: 'jsonl', version: '0' }))
+    if (line.includes('"kind":"request"')) n++;
+  return n;
+}
+
+const LIMIT = 40;
+
+function config(upstreamUrl: string): string {
+  return `
+server: {workers: 2, drain_timeout_ms: 20000}
+listeners:
+  - name: main
+    port: 0
+admin:
+  port: 0
+audit:
+  enabled: true
+  metrics: {enabled: true}
+upstreams:
+  slow:
+    targets: [{url: "${upstreamUrl}"}]
+routes:
+  - name: version
+    match: {path: /version}
+    policies:
+      - static-response: {body: one}
+  - name: limited
+    match: {path: /limited}
+    policies:
+      - rate-limit: {limits: [{rate: ${LIMIT}, per: hour, key: [ip]}]}
+      - static-response: {body: ok}
+  - name: slow
+    match: {path: /slow}
+    upstream: slow
+`;
+}
+
+/** A new connection per request, so that the supervisor hands each to the next worker in turn. */
+const get = (url: string) => httpRequest(url, { headers: { connection: 'close' } });
+
+async function statuses(url: string, count: number, concurrency: number): Promise<number[]> {
+  const out: number[] = [];
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < count) {
+        next++;
+        out.push((await get(url)).status);
+      }
+    }),
+  );
+  return out;
+}
+
+test('two workers: one address, exact rate limits, a killed worker replaced, metrics summed, drain, one audit trail', async (t) => {
+  let release: (() => void) | undefined;
+  const upstream = await startUpstream((_req, res) => {
+    release = () => res.end('finished during drain');
+  });
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kycgate-workers-'));
+  const file = path.join(dir, 'kycgate.yaml');
+  const dataDir = path.join(dir, 'data');
+  writeFileSync(file, config(upstream.url));
+  const gw = startGatewayProcess(file, dataDir);
+  t.after(async () => {
+    gw.kill();
+    for (const l of gw.lines) if (l.msg === 'worker serving') tryKill(Number(l.pid));
+    await upstream.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const ready = await gw.waitFor((l) => l.msg === 'workers ready', 240_000);
+  const base = (ready.urls as Record<string, string>).main!;
+  const admin = String(ready.admin);
+  const metrics = async () => (await httpRequest(admin + '/metrics')).body;
+
+  await t.test('both workers serve the one address', async () => {
+    const got = await statuses(base + '/version', 20, 2);
+    assert.deepEqual(got, Array(20).fill(200));
+    const scrape = await metrics();
+    const w0 = sample(scrape, 'kycgate_worker_requests_total{worker="0"}') ?? 0;
+    const w1 = sample(scrape, 'kycgate_worker_requests_total{worker="1"}') ?? 0;
+    assert.ok(w0 > 0 && w1 > 0, `requests per worker: ${w0}, ${w1}`);
+    assert.equal(w0 + w1, 20);
+    // The admin listener's /metrics sums the workers' registries.
+    assert.equal(sample(scrape, 'kycgate_requests_total{route="version",status_class="2xx"}'), 20);
+  });
+
+  await t.test(`a local limit of ${LIMIT} admits exactly ${LIMIT} across the workers`, async () => {
+    const before = await metrics();
+    const got = await statuses(base + '/limited', LIMIT * 4, 8);
+    assert.equal(got.filter((s) => s === 200).length, LIMIT);
+    assert.equal(got.filter((s) => s === 429).length, LIMIT * 3);
+    const after = await metrics();
+    const served = (w: string) =>
+      (sample(after, `kycgate_worker_requests_total{worker="${w}"}`) ?? 0) -
+      (sample(before, `kycgate_worker_requests_total{worker="${w}"}`) ?? 0);
+    assert.ok(served('0') > 0 && served('1') > 0, 'both workers decided some of them');
+  });
+
+  await t.test('a worker killed with SIGKILL is replaced; requests keep succeeding', async () => {
+    const serving = (slot: number) => (l: LogLine) => l.msg === 'worker serving' && l.slot === slot;
+    const victim = Number((await gw.waitFor(serving(1))).pid);
+    // What was answered so far is on disk before the kill (group commit: a crash loses at most the last window).
+    const answered = 20 + LIMIT * 4;
+    for (let i = 0; i < 600 && requestRecords(dataDir) < answered; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(requestRecords(dataDir), answered);
+    process.kill(victim, 'SIGKILL');
+    await gw.waitFor((l) => l.msg === 'worker died; restarting' && l.slot === 1);
+    // Meanwhile the other worker answers everything.
+    assert.deepEqual(await statuses(base + '/version', 10, 1), Array(10).fill(200));
+    const replaced = await gw.waitFor((l) => serving(1)(l) && Number(l.pid) !== victim, 240_000);
+    assert.notEqual(Number(replaced.pid), victim);
+    assert.deepEqual(await statuses(base + '/version', 20, 2), Array(20).fill(200));
+    const scrape = await metrics();
+    assert.ok((sample(scrape, 'kycgate_worker_requests_total{worker="1"}') ?? 0) > 0, 'the replacement serves');
+    assert.equal(sample(scrape, 'kycgate_worker_restarts_total'), 1);
+  });
+
+  await t.test('SIGTERM drains every worker: the request in flight finishes, the supervisor exits 0', async () => {
+    const inflight = get(base + '/slow');
+    while (release === undefined) await new Promise((r) => setTimeout(r, 10));
+    gw.child.kill('SIGTERM');
+    await gw.waitFor((l) => l.msg === 'draining');
+    release();
+    const done = await inflight;
+    assert.equal(done.status, 200);
+    assert.equal(done.body, 'finished during drain');
+    assert.equal(await gw.exited, 0);
+  });
+
+  await t.test('audit verify and export read every worker chain as one trail', () => {
+    const cli = (...args: string[]) =>
+      spawnSync(process.execPath, [path.resolve('dist/src/cli/main.js'), 'audit', ...args], {
+        env: { ...process.env, KYCGATE_DATA_DIR: dataDir },
+        encoding: 'utf8',
+      });
+    const verified = cli('verify', '--json');
+    assert.equal(verified.status, 0, verified.stdout + verified.stderr);
+    const result = JSON.parse(verified.stdout) as { ok: boolean; records: number; chains: Array<{ chain: string }> };
+    assert.equal(result.ok, true);
+    // Worker 0, worker 1 and its replacement (which continues the chain of slot 1).
+    assert.deepEqual(
+      result.chains.map((c) => c.chain),
+      ['workers/0', 'workers/1'],
+    );
+    // Every request answered above is on record: 20 + 160 + 10 + 20 + 1.
+    const exported = cli('export');
+    assert.equal(exported.status, 0, exported.stderr);
+    const records = exported.stdout.split('\n').filter((l) => l !== '');
+    assert.equal(records.length, result.records);
+    const parsed = records.map((l) => JSON.parse(l) as { kind?: string; time: string; route?: string; type?: string });
+    const requests = parsed.filter((r) => r.kind === 'request');
+    const byRoute: Record<string, number> = {};
+    for (const r of parsed)
+      byRoute[`${r.kind}:${r.route ?? r.type}`] = (byRoute[`${r.kind}:${r.route ?? r.type}`] ?? 0) + 1;
+    assert.equal(requests.length, 20 + LIMIT * 4 + 10 + 20 + 1, JSON.stringify({ byRoute, chains: result.chains }));
+    const times = records.map((l) => Date.parse((JSON.parse(l) as { time: string }).time));
+    assert.deepEqual(
+      times,
+      [...times].sort((a, b) => a - b),
+      'the export merges the chains in time order',
+    );
+  });
+});
+
+function tryKill(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
