@@ -89,7 +89,13 @@ function signIn(message?: string): void {
 }
 
 function show(principal: Principal): void {
-  const ctx: ViewContext = { window: '1h', principal, drill: (id) => void openDrill(id) };
+  const ctx: ViewContext = {
+    window: '1h',
+    principal,
+    filter: { route: '', consumer: '' },
+    filterChanged: () => void Promise.all([load(decisionsView), load(requestsView)]),
+    drill: (id) => void openDrill(id),
+  };
   const sections = new Map<View, { section: HTMLElement; body: HTMLElement }>();
   const status = h('p', { id: 'status', class: 'status', role: 'status', 'aria-live': 'polite' });
   const dialog = h('dialog', { id: 'drill', 'aria-labelledby': 'drill-title' });

@@ -151,11 +151,18 @@ test('dashboard: sign in, every view shows real traffic, drill down to audit rec
       .getByTestId('decisions-summary')
       .filter({ hasText: /^5 requests/ })
       .waitFor();
+    // The latest requests follow the filter: acme's five, from the audit journal.
+    await page.getByRole('heading', { name: 'Latest requests of consumer acme' }).waitFor();
+    await waitLoaded(page);
+    const latest = page.getByRole('table', { name: 'Latest requests (newest first)' });
+    assert.deepEqual(await latest.locator('tbody td:nth-child(5)').allTextContents(), Array(5).fill('acme'));
     await page.getByLabel('Consumer').selectOption('');
     await page
       .getByTestId('decisions-summary')
       .filter({ hasNotText: /^5 requests/ })
       .waitFor();
+    await page.getByRole('heading', { name: 'Latest requests', exact: true }).waitFor();
+    await waitLoaded(page);
     assert.ok(await page.locator('#decisions canvas').evaluate((c: any) => c.width > 0 && c.height > 0));
   });
 

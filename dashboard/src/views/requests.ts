@@ -74,7 +74,21 @@ export const requestsView: View = {
       return;
     }
     const since = new Date(Date.now() - windowMs(ctx.window)).toISOString();
-    const page = await call<Page>('/audit/records', { type: 'http.request', since, limit: '25' });
+    // The route and consumer chosen above; `-` (no consumer) cannot be asked of the journal: all are listed then.
+    const { route, consumer } = ctx.filter;
+    const page = await call<Page>('/audit/records', {
+      type: 'http.request',
+      since,
+      limit: '25',
+      route: route && route !== '-' ? route : undefined,
+      consumer: consumer && consumer !== '-' ? consumer : undefined,
+    });
+    const scope = [
+      route && route !== '-' ? `route ${route}` : '',
+      consumer && consumer !== '-' ? `consumer ${consumer}` : '',
+    ]
+      .filter(Boolean)
+      .join(', ');
     const input = h('input', {
       id: 'drill-id',
       name: 'request_id',
@@ -97,7 +111,7 @@ export const requestsView: View = {
         h('div', { class: 'field grow' }, h('label', { for: 'drill-id' }, 'Request id'), input),
         h('button', { type: 'submit' }, 'Show audit records'),
       ),
-      h('h3', {}, 'Latest requests'),
+      h('h3', {}, scope ? `Latest requests of ${scope}` : 'Latest requests'),
       table(
         'Latest requests (newest first)',
         ['Time', 'Request id', 'Request', 'Route', 'Consumer', 'Status', 'Decision'],
