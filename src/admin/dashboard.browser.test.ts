@@ -164,6 +164,14 @@ test('dashboard: sign in, every view shows real traffic, drill down to audit rec
     await page.getByRole('heading', { name: 'Latest requests', exact: true }).waitFor();
     await waitLoaded(page);
     assert.ok(await page.locator('#decisions canvas').evaluate((c: any) => c.width > 0 && c.height > 0));
+    // The window applies to every section: 24 hours in 15-minute bars.
+    await page.getByLabel('Window').selectOption('24h');
+    await page.locator('#decisions canvas[aria-label^="Decisions per 15 min"]').waitFor();
+    await waitLoaded(page);
+    assert.match((await page.getByTestId('decisions-summary').textContent())!, /\b2 rate limited\b/);
+    await page.getByLabel('Window').selectOption('1h');
+    await page.locator('#decisions canvas[aria-label^="Decisions per 1 min"]').waitFor();
+    await waitLoaded(page);
   });
 
   await t.test('KYC funnel: started, approved, conversion, time to verify', async () => {
@@ -246,7 +254,8 @@ test('dashboard: sign in, every view shows real traffic, drill down to audit rec
       body: { name: 'compliance', role: 'viewer' },
     });
     assert.equal(viewerKey.status, 201);
-    const viewerContext = await browser.newContext({ viewport: LAPTOP });
+    // A smaller laptop screen.
+    const viewerContext = await browser.newContext({ viewport: { width: 1280, height: 720 } });
     const viewer = await viewerContext.newPage();
     const seen: string[] = [];
     viewer.on('console', (m) => {
@@ -263,6 +272,12 @@ test('dashboard: sign in, every view shows real traffic, drill down to audit rec
     assert.match((await viewer.locator('#requests').textContent())!, /needs the operator role/);
     assert.match((await viewer.getByTestId('decisions-summary').textContent())!, /\b2 rate limited\b/);
     assert.deepEqual(seen, [], 'a viewer is never sent to an operation its role does not allow');
+    await viewer.screenshot({ path: path.join(shots, 'dashboard-viewer-1280.png') });
+    const overflow = await viewer.evaluate(() => {
+      const d = (globalThis as any).document.documentElement;
+      return d.scrollWidth - d.clientWidth;
+    });
+    assert.equal(overflow, 0, 'nothing wider than a 1280-pixel screen');
     const revoked = await admin.call('revokeAdminKey', { params: { id: viewerKey.body.admin_key.id } });
     assert.equal(revoked.status, 200);
     await viewer.getByRole('button', { name: 'Refresh' }).click();
