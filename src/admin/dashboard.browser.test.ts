@@ -323,3 +323,66 @@ async function accessibilityViolations(page: Page): Promise<string[]> {
 async function rowOf(row: ReturnType<Page['getByRole']>): Promise<string[]> {
   return (await row.locator('th, td').allTextContents()).map((s) => s.trim());
 }
+
+test('dashboard: the incidents section appears when the API offers /incidents, with reporting deadlines', async (t) => {
+  const browser = await launchBrowser(t);
+  if (!browser) return;
+  const gw = await startTestGateway({
+    log: { level: 'warn' },
+    audit: { enabled: true },
+    admin: { port: 0, api: { enabled: true, key_file: { path: 'admin-key' } } },
+  });
+  t.after(() => gw.close());
+  const adminKey = readFileSync(path.join(gw.dataDir, 'admin-key'), 'utf8').trim();
+  const context = await browser.newContext({ viewport: LAPTOP });
+  const page = await context.newPage();
+  // This gateway has no incidents endpoint yet: the browser is given a document that lists one and its answer (the
+  // shape DORA reporting needs: classification and the three report deadlines), everything else is the gateway's.
+  const hour = 3_600_000;
+  const at = (ms: number) => new Date(Date.now() + ms).toISOString();
+  await page.route('**/admin/api/openapi.json', async (route) => {
+    const doc = (await (await route.fetch()).json()) as { paths: Record<string, unknown> };
+    doc.paths['/incidents'] = { get: { responses: { '200': { description: 'Incidents.' } } } };
+    await route.fulfill({ json: doc });
+  });
+  await page.route('**/admin/api/v1/incidents', async (route) => {
+    assert.equal(route.request().headers()['x-admin-key'], adminKey, 'called with the signed-in key');
+    await route.fulfill({
+      json: {
+        items: [
+          {
+            id: 'inc_01',
+            title: 'Payments upstream unreachable',
+            classification: 'major',
+            status: 'open',
+            deadlines: {
+              initial_notification: at(-hour),
+              intermediate_report: { due: at(70 * hour) },
+              final_report: { due: at(30 * 24 * hour) },
+            },
+          },
+        ],
+        next_cursor: null,
+      },
+    });
+  });
+  const problems: string[] = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error') problems.push(m.text());
+  });
+  await page.goto(`${gw.adminUrl}/`);
+  await page.getByLabel('Admin key').fill(adminKey);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  const table = page.getByRole('table', { name: 'Incidents' });
+  await table.waitFor();
+  await waitLoaded(page);
+  assert.equal(await page.getByRole('link', { name: 'Incidents' }).count(), 1);
+  const row = await table.getByRole('row', { name: /^inc_01\b/ }).textContent();
+  assert.match(row!, /Payments upstream unreachable/);
+  assert.match(row!, /major/);
+  assert.match(row!, /initial notification: .* 6[01] min overdue/);
+  assert.match(row!, /intermediate report: .* in 3 days/);
+  assert.match(row!, /final report: .* in 30 days/);
+  assert.deepEqual(problems, []);
+  await context.close();
+});

@@ -14,18 +14,33 @@ function text(v: unknown): string {
   return v === undefined || v === null ? '—' : typeof v === 'object' ? JSON.stringify(v) : String(v);
 }
 
-/** Deadlines from a `deadlines` object or fields named `*_deadline` / `*_due`. */
+/** When a deadline entry is due: a string, or an object with `due`, `at` or `deadline`. */
+function dueOf(v: unknown): string | undefined {
+  if (typeof v === 'string') return v;
+  if (v === null || typeof v !== 'object') return undefined;
+  const o = v as Record<string, unknown>;
+  const at = o.due ?? o.at ?? o.deadline;
+  return typeof at === 'string' ? at : undefined;
+}
+
+/**
+ * Deadlines (DORA: initial notification, intermediate and final report) from a `deadlines` object (name → time or
+ * `{due}`), a `deadlines` array (`{report | name | kind, due | at | deadline}`), or fields named `*_deadline` / `*_due`.
+ */
 function deadlines(i: Incident): Array<[string, string]> {
   const out: Array<[string, string]> = [];
   const d = i.deadlines;
-  if (d && typeof d === 'object') {
-    for (const [k, v] of Object.entries(d as Record<string, unknown>)) {
-      const at =
-        typeof v === 'string'
-          ? v
-          : ((v as { due?: string; at?: string } | null)?.due ?? (v as { at?: string } | null)?.at);
-      if (typeof at === 'string') out.push([k, at]);
-    }
+  const entries: Array<[string, unknown]> = Array.isArray(d)
+    ? d.map((e: Record<string, unknown> | null, n) => [
+        String(e?.report ?? e?.name ?? e?.kind ?? `deadline ${n + 1}`),
+        e,
+      ])
+    : d && typeof d === 'object'
+      ? Object.entries(d as Record<string, unknown>)
+      : [];
+  for (const [name, v] of entries) {
+    const at = dueOf(v);
+    if (at !== undefined) out.push([name, at]);
   }
   for (const [k, v] of Object.entries(i))
     if (/_(deadline|due)$/.test(k) && typeof v === 'string') out.push([k.replace(/_(deadline|due)$/, ''), v]);
