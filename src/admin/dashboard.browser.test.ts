@@ -336,36 +336,48 @@ test('dashboard: the incidents section appears when the API offers /incidents, w
   const adminKey = readFileSync(path.join(gw.dataDir, 'admin-key'), 'utf8').trim();
   const context = await browser.newContext({ viewport: LAPTOP });
   const page = await context.newPage();
-  // This gateway has no incidents endpoint yet: the browser is given a document that lists one and its answer (the
-  // shape DORA reporting needs: classification and the three report deadlines), everything else is the gateway's.
+  // This gateway has no incidents endpoint yet: the browser is given a document that lists one, in the shape of
+  // `kycgate incidents list` and `show` (summaries; the detail's DORA deadlines), everything else is the gateway's.
   const hour = 3_600_000;
   const at = (ms: number) => new Date(Date.now() + ms).toISOString();
   await page.route('**/admin/api/openapi.json', async (route) => {
     const doc = (await (await route.fetch()).json()) as { paths: Record<string, unknown> };
     doc.paths['/incidents'] = { get: { responses: { '200': { description: 'Incidents.' } } } };
+    doc.paths['/incidents/{id}'] = { get: { responses: { '200': { description: 'An incident.' } } } };
     await route.fulfill({ json: doc });
+  });
+  const summary = (id: string, title: string, major: boolean | null, status: string) => ({
+    id,
+    title,
+    status,
+    major,
+    detected_at: at(-2 * hour),
   });
   await page.route('**/admin/api/v1/incidents', async (route) => {
     assert.equal(route.request().headers()['x-admin-key'], adminKey, 'called with the signed-in key');
     await route.fulfill({
       json: {
         items: [
-          {
-            id: 'inc_01',
-            title: 'Payments upstream unreachable',
-            classification: 'major',
-            status: 'open',
-            deadlines: {
-              initial_notification: at(-hour),
-              intermediate_report: { due: at(70 * hour) },
-              final_report: { due: at(30 * 24 * hour) },
-            },
-          },
+          summary('inc_01', 'Payments upstream unreachable', true, 'open'),
+          summary('inc_02', 'Provider slow', null, 'open'),
         ],
         next_cursor: null,
       },
     });
   });
+  await page.route('**/admin/api/v1/incidents/inc_01', (route) =>
+    route.fulfill({
+      json: {
+        incident: summary('inc_01', 'Payments upstream unreachable', true, 'open'),
+        classification: { major: true },
+        deadlines: [
+          { report: 'initial', due: at(-hour), basis: 'classified', submitted_at: at(-1.5 * hour), overdue: false },
+          { report: 'intermediate', due: at(70 * hour), basis: 'initial', submitted_at: null, overdue: false },
+          { report: 'final', due: at(30 * 24 * hour), basis: 'intermediate', submitted_at: null, overdue: false },
+        ],
+      },
+    }),
+  );
   const problems: string[] = [];
   page.on('console', (m) => {
     if (m.type() === 'error') problems.push(m.text());
@@ -380,9 +392,12 @@ test('dashboard: the incidents section appears when the API offers /incidents, w
   const row = await table.getByRole('row', { name: /^inc_01\b/ }).textContent();
   assert.match(row!, /Payments upstream unreachable/);
   assert.match(row!, /major/);
-  assert.match(row!, /initial notification: .* 6[01] min overdue/);
-  assert.match(row!, /intermediate report: .* in 3 days/);
-  assert.match(row!, /final report: .* in 30 days/);
+  assert.match(row!, /initial: .* submitted /);
+  assert.match(row!, /intermediate: .* in 3 days/);
+  assert.match(row!, /final: .* in 30 days/);
+  const other = await table.getByRole('row', { name: /^inc_02\b/ }).textContent();
+  assert.match(other!, /not classified/);
+  assert.match(other!, /—$/, 'no deadlines before it is classified major');
   assert.deepEqual(problems, []);
   await context.close();
 });
