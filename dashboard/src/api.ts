@@ -20,6 +20,10 @@ export class ApiError extends Error {
   }
 }
 
+/**
+ * The stored credential: an admin key, `''` when signed in with the browser's client certificate (an HTTPS admin
+ * listener with `admin.api.mtls`: the key header is then not sent), or null when signed out.
+ */
 export function storedKey(): string | null {
   return sessionStorage.getItem(KEY);
 }

@@ -82,14 +82,45 @@ function signIn(message?: string): void {
     ),
     h('div', { class: 'field' }, h('label', { for: 'admin-key' }, 'Admin key'), input),
     error,
-    button,
+    h('div', { class: 'login-actions' }, button, location.protocol === 'https:' ? certificateButton(error) : null),
   );
   replace(app, h('main', { id: 'main', class: 'login-page' }, form));
   input.focus();
 }
 
+/** Over HTTPS: sign in with the client certificate the browser presents (mapped to a role by `admin.api.mtls`). */
+function certificateButton(error: HTMLElement): HTMLButtonElement {
+  const button = h('button', {
+    type: 'button',
+    class: 'secondary',
+    onclick: async () => {
+      button.disabled = true;
+      error.textContent = '';
+      try {
+        const me = await call<Principal>('/me', {}, '');
+        storeKey('');
+        show(me);
+      } catch (err) {
+        error.textContent =
+          err instanceof ApiError && err.status === 401
+            ? 'No client certificate mapped to a role was presented.'
+            : (err as Error).message;
+        button.disabled = false;
+      }
+    },
+  });
+  button.textContent = 'Sign in with client certificate';
+  return button;
+}
+
 function show(principal: Principal): void {
-  const ctx: ViewContext = { window: '1h', principal, drill: (id) => void openDrill(id) };
+  const ctx: ViewContext = {
+    window: '1h',
+    principal,
+    filter: { route: '', consumer: '' },
+    filterChanged: () => void Promise.all([load(decisionsView), load(requestsView)]),
+    drill: (id) => void openDrill(id),
+  };
   const sections = new Map<View, { section: HTMLElement; body: HTMLElement }>();
   const status = h('p', { id: 'status', class: 'status', role: 'status', 'aria-live': 'polite' });
   const dialog = h('dialog', { id: 'drill', 'aria-labelledby': 'drill-title' });

@@ -151,12 +151,27 @@ test('dashboard: sign in, every view shows real traffic, drill down to audit rec
       .getByTestId('decisions-summary')
       .filter({ hasText: /^5 requests/ })
       .waitFor();
+    // The latest requests follow the filter: acme's five, from the audit journal.
+    await page.getByRole('heading', { name: 'Latest requests of consumer acme' }).waitFor();
+    await waitLoaded(page);
+    const latest = page.getByRole('table', { name: 'Latest requests (newest first)' });
+    assert.deepEqual(await latest.locator('tbody td:nth-child(5)').allTextContents(), Array(5).fill('acme'));
     await page.getByLabel('Consumer').selectOption('');
     await page
       .getByTestId('decisions-summary')
       .filter({ hasNotText: /^5 requests/ })
       .waitFor();
+    await page.getByRole('heading', { name: 'Latest requests', exact: true }).waitFor();
+    await waitLoaded(page);
     assert.ok(await page.locator('#decisions canvas').evaluate((c: any) => c.width > 0 && c.height > 0));
+    // The window applies to every section: 24 hours in 15-minute bars.
+    await page.getByLabel('Window').selectOption('24h');
+    await page.locator('#decisions canvas[aria-label^="Decisions per 15 min"]').waitFor();
+    await waitLoaded(page);
+    assert.match((await page.getByTestId('decisions-summary').textContent())!, /\b2 rate limited\b/);
+    await page.getByLabel('Window').selectOption('1h');
+    await page.locator('#decisions canvas[aria-label^="Decisions per 1 min"]').waitFor();
+    await waitLoaded(page);
   });
 
   await t.test('KYC funnel: started, approved, conversion, time to verify', async () => {
@@ -239,7 +254,8 @@ test('dashboard: sign in, every view shows real traffic, drill down to audit rec
       body: { name: 'compliance', role: 'viewer' },
     });
     assert.equal(viewerKey.status, 201);
-    const viewerContext = await browser.newContext({ viewport: LAPTOP });
+    // A smaller laptop screen.
+    const viewerContext = await browser.newContext({ viewport: { width: 1280, height: 720 } });
     const viewer = await viewerContext.newPage();
     const seen: string[] = [];
     viewer.on('console', (m) => {
@@ -256,6 +272,12 @@ test('dashboard: sign in, every view shows real traffic, drill down to audit rec
     assert.match((await viewer.locator('#requests').textContent())!, /needs the operator role/);
     assert.match((await viewer.getByTestId('decisions-summary').textContent())!, /\b2 rate limited\b/);
     assert.deepEqual(seen, [], 'a viewer is never sent to an operation its role does not allow');
+    await viewer.screenshot({ path: path.join(shots, 'dashboard-viewer-1280.png') });
+    const overflow = await viewer.evaluate(() => {
+      const d = (globalThis as any).document.documentElement;
+      return d.scrollWidth - d.clientWidth;
+    });
+    assert.equal(overflow, 0, 'nothing wider than a 1280-pixel screen');
     const revoked = await admin.call('revokeAdminKey', { params: { id: viewerKey.body.admin_key.id } });
     assert.equal(revoked.status, 200);
     await viewer.getByRole('button', { name: 'Refresh' }).click();
@@ -301,3 +323,81 @@ async function accessibilityViolations(page: Page): Promise<string[]> {
 async function rowOf(row: ReturnType<Page['getByRole']>): Promise<string[]> {
   return (await row.locator('th, td').allTextContents()).map((s) => s.trim());
 }
+
+test('dashboard: the incidents section appears when the API offers /incidents, with reporting deadlines', async (t) => {
+  const browser = await launchBrowser(t);
+  if (!browser) return;
+  const gw = await startTestGateway({
+    log: { level: 'warn' },
+    audit: { enabled: true },
+    admin: { port: 0, api: { enabled: true, key_file: { path: 'admin-key' } } },
+  });
+  t.after(() => gw.close());
+  const adminKey = readFileSync(path.join(gw.dataDir, 'admin-key'), 'utf8').trim();
+  const context = await browser.newContext({ viewport: LAPTOP });
+  const page = await context.newPage();
+  // This gateway has no incidents endpoint yet: the browser is given a document that lists one, in the shape of
+  // `kycgate incidents list` and `show` (summaries; the detail's DORA deadlines), everything else is the gateway's.
+  const hour = 3_600_000;
+  const at = (ms: number) => new Date(Date.now() + ms).toISOString();
+  await page.route('**/admin/api/openapi.json', async (route) => {
+    const doc = (await (await route.fetch()).json()) as { paths: Record<string, unknown> };
+    doc.paths['/incidents'] = { get: { responses: { '200': { description: 'Incidents.' } } } };
+    doc.paths['/incidents/{id}'] = { get: { responses: { '200': { description: 'An incident.' } } } };
+    await route.fulfill({ json: doc });
+  });
+  const summary = (id: string, title: string, major: boolean | null, status: string) => ({
+    id,
+    title,
+    status,
+    major,
+    detected_at: at(-2 * hour),
+  });
+  await page.route('**/admin/api/v1/incidents', async (route) => {
+    assert.equal(route.request().headers()['x-admin-key'], adminKey, 'called with the signed-in key');
+    await route.fulfill({
+      json: {
+        items: [
+          summary('inc_01', 'Payments upstream unreachable', true, 'open'),
+          summary('inc_02', 'Provider slow', null, 'open'),
+        ],
+        next_cursor: null,
+      },
+    });
+  });
+  await page.route('**/admin/api/v1/incidents/inc_01', (route) =>
+    route.fulfill({
+      json: {
+        incident: summary('inc_01', 'Payments upstream unreachable', true, 'open'),
+        classification: { major: true },
+        deadlines: [
+          { report: 'initial', due: at(-hour), basis: 'classified', submitted_at: at(-1.5 * hour), overdue: false },
+          { report: 'intermediate', due: at(70 * hour), basis: 'initial', submitted_at: null, overdue: false },
+          { report: 'final', due: at(30 * 24 * hour), basis: 'intermediate', submitted_at: null, overdue: false },
+        ],
+      },
+    }),
+  );
+  const problems: string[] = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error') problems.push(m.text());
+  });
+  await page.goto(`${gw.adminUrl}/`);
+  await page.getByLabel('Admin key').fill(adminKey);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  const table = page.getByRole('table', { name: 'Incidents' });
+  await table.waitFor();
+  await waitLoaded(page);
+  assert.equal(await page.getByRole('link', { name: 'Incidents' }).count(), 1);
+  const row = await table.getByRole('row', { name: /^inc_01\b/ }).textContent();
+  assert.match(row!, /Payments upstream unreachable/);
+  assert.match(row!, /major/);
+  assert.match(row!, /initial: .* submitted /);
+  assert.match(row!, /intermediate: .* in 3 days/);
+  assert.match(row!, /final: .* in 30 days/);
+  const other = await table.getByRole('row', { name: /^inc_02\b/ }).textContent();
+  assert.match(other!, /not classified/);
+  assert.match(other!, /—$/, 'no deadlines before it is classified major');
+  assert.deepEqual(problems, []);
+  await context.close();
+});

@@ -18,7 +18,6 @@ interface Series {
 const total = (c: Counts) => OUTCOMES.reduce((n, o) => n + c[o], 0);
 const routes = new Set<string>();
 const consumers = new Set<string>();
-const filter = { route: '', consumer: '' };
 
 function select(label: string, id: string, values: Set<string>, current: string, onChange: (v: string) => void): Node {
   const el = h(
@@ -49,8 +48,8 @@ export const decisionsView: View = {
     const s = await call<Series>('/stats/decisions', {
       window: ctx.window,
       step: stepOf(ctx.window),
-      route: filter.route || undefined,
-      consumer: filter.consumer || undefined,
+      route: ctx.filter.route || undefined,
+      consumer: ctx.filter.consumer || undefined,
     });
     for (const r of Object.keys(s.by_route)) routes.add(r);
     for (const c of Object.keys(s.by_consumer)) consumers.add(c);
@@ -61,19 +60,18 @@ export const decisionsView: View = {
       role: 'img',
       'aria-label': `Decisions per ${s.step_seconds / 60} min, stacked by outcome. ${summary}.`,
     });
-    const reload = () => void decisionsView.load(ctx, body);
     replace(
       body,
       h(
         'form',
         { class: 'filters', onsubmit: (e: Event) => e.preventDefault() },
-        select('Route', 'decisions-route', routes, filter.route, (v) => {
-          filter.route = v;
-          reload();
+        select('Route', 'decisions-route', routes, ctx.filter.route, (v) => {
+          ctx.filter.route = v;
+          ctx.filterChanged();
         }),
-        select('Consumer', 'decisions-consumer', consumers, filter.consumer, (v) => {
-          filter.consumer = v;
-          reload();
+        select('Consumer', 'decisions-consumer', consumers, ctx.filter.consumer, (v) => {
+          ctx.filter.consumer = v;
+          ctx.filterChanged();
         }),
       ),
       h('p', { class: 'summary', 'data-testid': 'decisions-summary' }, summary),

@@ -1,54 +1,76 @@
 /**
  * Incidents with their reporting deadlines. Shown only when the gateway's admin API has an incidents endpoint (its
- * OpenAPI document lists `/incidents`); items are read generically: id, title, classification, status, deadlines.
+ * OpenAPI document lists `/incidents`). Items as `kycgate incidents list` gives them (id, title, status, major,
+ * detected_at ...); the deadlines (DORA: initial notification, intermediate and final report, each `{report, due,
+ * submitted_at, overdue}`) from the item, or from `/incidents/{id}` for open major incidents when the API offers it.
  */
 import { call } from '../api.js';
 import { badge, duration, h, replace, table, time } from '../dom.js';
 import type { View } from './types.js';
 
 type Incident = Record<string, unknown>;
+interface Deadline {
+  name: string;
+  due: string;
+  submitted: string | null;
+}
 
-let offered: Promise<boolean> | undefined;
+const DETAILED = 10;
+let paths: Promise<string[]> | undefined;
+
+function offeredPaths(): Promise<string[]> {
+  paths ??= call<{ paths?: Record<string, unknown> }>('/admin/api/openapi.json')
+    .then((doc) => Object.keys(doc.paths ?? {}))
+    .catch(() => []);
+  return paths;
+}
 
 function text(v: unknown): string {
   return v === undefined || v === null ? '—' : typeof v === 'object' ? JSON.stringify(v) : String(v);
 }
 
-/** Deadlines from a `deadlines` object or fields named `*_deadline` / `*_due`. */
-function deadlines(i: Incident): Array<[string, string]> {
-  const out: Array<[string, string]> = [];
+function classification(i: Incident): string {
+  const c = i.classification;
+  if (typeof c === 'string') return c;
+  const major = (c as { major?: unknown } | undefined)?.major ?? i.major;
+  return major === true ? 'major' : major === false ? 'not major' : 'not classified';
+}
+
+/** Deadlines from a list (`{report | name, due | at, submitted_at}`), a name → time map, or `*_deadline` fields. */
+function deadlinesOf(i: Incident): Deadline[] {
+  const out: Deadline[] = [];
   const d = i.deadlines;
-  if (d && typeof d === 'object') {
-    for (const [k, v] of Object.entries(d as Record<string, unknown>)) {
-      const at =
-        typeof v === 'string'
-          ? v
-          : ((v as { due?: string; at?: string } | null)?.due ?? (v as { at?: string } | null)?.at);
-      if (typeof at === 'string') out.push([k, at]);
-    }
+  const entries: Array<[string, unknown]> = Array.isArray(d)
+    ? d.map((e: Record<string, unknown> | null, n) => [String(e?.report ?? e?.name ?? `deadline ${n + 1}`), e])
+    : d && typeof d === 'object'
+      ? Object.entries(d as Record<string, unknown>)
+      : [];
+  for (const [name, v] of entries) {
+    const o = typeof v === 'object' && v !== null ? (v as Record<string, unknown>) : {};
+    const due = typeof v === 'string' ? v : (o.due ?? o.at ?? o.deadline);
+    if (typeof due === 'string')
+      out.push({ name, due, submitted: typeof o.submitted_at === 'string' ? o.submitted_at : null });
   }
   for (const [k, v] of Object.entries(i))
-    if (/_(deadline|due)$/.test(k) && typeof v === 'string') out.push([k.replace(/_(deadline|due)$/, ''), v]);
+    if (/_(deadline|due)$/.test(k) && typeof v === 'string')
+      out.push({ name: k.replace(/_(deadline|due)$/, ''), due: v, submitted: null });
   return out;
 }
 
-function deadlineList(i: Incident): Node {
-  const list = deadlines(i);
+function deadlineList(list: Deadline[]): Node {
   if (list.length === 0) return document.createTextNode('—');
   const now = Date.now();
   return h(
     'ul',
     { class: 'plain' },
-    ...list.map(([name, at]) => {
-      const left = (new Date(at).getTime() - now) / 1000;
-      return h(
-        'li',
-        {},
-        `${name.replaceAll('_', ' ')}: ${time(at)} `,
-        left < 0
+    ...list.map((d) => {
+      const left = (new Date(d.due).getTime() - now) / 1000;
+      const state = d.submitted
+        ? badge(`submitted ${time(d.submitted)}`, 'ok')
+        : left < 0
           ? badge(`${duration(-left)} overdue`, 'bad')
-          : badge(`in ${duration(left)}`, left < 86400 ? 'warn' : 'ok'),
-      );
+          : badge(`in ${duration(left)}`, left < 86400 ? 'warn' : 'info');
+      return h('li', {}, `${d.name.replaceAll('_', ' ')}: ${time(d.due)} `, state);
     }),
   );
 }
@@ -57,26 +79,37 @@ export const incidentsView: View = {
   id: 'incidents',
   title: 'Incidents',
   nav: 'Incidents',
-  available() {
-    offered ??= call<{ paths?: Record<string, unknown> }>('/admin/api/openapi.json')
-      .then((doc) => Object.keys(doc.paths ?? {}).some((p) => p === '/incidents'))
-      .catch(() => false);
-    return offered;
+  async available() {
+    return (await offeredPaths()).includes('/incidents');
   },
   async load(_ctx, body) {
     const page = await call<{ items: Incident[] }>('/incidents');
+    const detail = (await offeredPaths()).includes('/incidents/{id}');
+    // Open major incidents whose list entry carries no deadlines: their detail has them.
+    const open = page.items
+      .filter((i) => deadlinesOf(i).length === 0 && classification(i) === 'major' && i.status !== 'closed')
+      .slice(0, DETAILED);
+    const deadlines = new Map<Incident, Deadline[]>();
+    if (detail)
+      await Promise.all(
+        open.map(async (i) => {
+          const d = await call<Incident>(`/incidents/${encodeURIComponent(String(i.id))}`);
+          deadlines.set(i, deadlinesOf(d));
+        }),
+      );
     replace(
       body,
       table(
         'Incidents',
-        ['Incident', 'Title', 'Classification', 'Status', 'Deadlines'],
+        ['Incident', 'Title', 'Classification', 'Status', 'Detected', 'Reporting deadlines'],
         page.items,
         (i) => [
           text(i.id),
           text(i.title ?? i.summary),
-          text(i.classification ?? i.severity),
+          classification(i),
           text(i.status),
-          deadlineList(i),
+          time(typeof i.detected_at === 'string' ? i.detected_at : undefined),
+          deadlineList(deadlines.get(i) ?? deadlinesOf(i)),
         ],
         'No incidents.',
       ),

@@ -2,7 +2,7 @@
  * Recent requests from this instance's audit journal, and the drill-down: every record of one request (the request
  * record and the events it caused: authentication failures, KYC decisions, rate-limit rejections ...).
  */
-import { call, RANK } from '../api.js';
+import { ApiError, call, RANK } from '../api.js';
 import { h, replace, table, time } from '../dom.js';
 import type { View, ViewContext } from './types.js';
 
@@ -74,7 +74,28 @@ export const requestsView: View = {
       return;
     }
     const since = new Date(Date.now() - windowMs(ctx.window)).toISOString();
-    const page = await call<Page>('/audit/records', { type: 'http.request', since, limit: '25' });
+    // The route and consumer chosen above; `-` (no consumer) cannot be asked of the journal: all are listed then.
+    const { route, consumer } = ctx.filter;
+    let page: Page;
+    try {
+      page = await call<Page>('/audit/records', {
+        type: 'http.request',
+        since,
+        limit: '25',
+        route: route && route !== '-' ? route : undefined,
+        consumer: consumer && consumer !== '-' ? consumer : undefined,
+      });
+    } catch (err) {
+      if (!(err instanceof ApiError && err.type.endsWith('/admin-not-configured'))) throw err;
+      replace(body, h('p', { class: 'empty' }, 'This gateway keeps no audit journal (audit.enabled is off).'));
+      return;
+    }
+    const scope = [
+      route && route !== '-' ? `route ${route}` : '',
+      consumer && consumer !== '-' ? `consumer ${consumer}` : '',
+    ]
+      .filter(Boolean)
+      .join(', ');
     const input = h('input', {
       id: 'drill-id',
       name: 'request_id',
@@ -97,7 +118,7 @@ export const requestsView: View = {
         h('div', { class: 'field grow' }, h('label', { for: 'drill-id' }, 'Request id'), input),
         h('button', { type: 'submit' }, 'Show audit records'),
       ),
-      h('h3', {}, 'Latest requests'),
+      h('h3', {}, scope ? `Latest requests of ${scope}` : 'Latest requests'),
       table(
         'Latest requests (newest first)',
         ['Time', 'Request id', 'Request', 'Route', 'Consumer', 'Status', 'Decision'],

@@ -4,6 +4,10 @@ import type { Principal } from '../api.js';
 export interface ViewContext {
   window: string;
   principal: Principal;
+  /** Route and consumer chosen in the Decisions section (empty: all); the Requests section follows them. */
+  filter: { route: string; consumer: string };
+  /** Reloads the sections that follow the filter. */
+  filterChanged(): void;
   /** Opens the audit records of a request (the Requests view's drill-down). */
   drill(requestId: string): void;
 }
