@@ -269,6 +269,15 @@ export const SCENARIOS: readonly Scenario[] = [
     budget: { max: 0.1, source: 'audit on costs <= 10% of bare-route throughput' },
     byDefault: false,
   },
+  {
+    name: 'incidents',
+    description:
+      'Bare route with incident detection on (docs/DORA.md), evaluated every second: the difference to `bare` is what ' +
+      'detection costs the request path (a status comparison per request) plus its timer.',
+    config: { incidents: { enabled: true, interval_ms: 1000 } },
+    budget: { max: 0.03, source: 'incident detection costs nothing measurable on the request path (issue #20)' },
+    byDefault: false,
+  },
 ];
 
 export function scenarioNamed(name: string): Scenario | undefined {

@@ -9,6 +9,7 @@ import type { Operation } from './operation-helpers.js';
 
 export { API_PREFIX, OPENAPI_PATH, type Operation, type Parameter } from './operation-helpers.js';
 import { RUNTIME_OPERATIONS } from './operations-runtime.js';
+import { INCIDENT_OPERATIONS } from './operations-incidents.js';
 
 export const OPERATIONS: readonly Operation[] = [
   {
@@ -319,4 +320,5 @@ export const OPERATIONS: readonly Operation[] = [
     cli: ['audit', 'export'],
   },
   ...RUNTIME_OPERATIONS,
+  ...INCIDENT_OPERATIONS,
 ];

@@ -3,6 +3,7 @@
  * at run time, are checked against responses in the tests, and make the OpenAPI document (openapi.ts).
  */
 import { RUNTIME_COMPONENTS } from './schemas-runtime.js';
+import { INCIDENT_COMPONENTS } from './schemas-incidents.js';
 import {
   COUNT,
   DURATION,
@@ -299,4 +300,5 @@ export const COMPONENTS: Record<string, JsonSchema> = {
     ['ok', 'records', 'checkpoints', 'first_seq', 'last_seq', 'signed_through'],
   ),
   ...RUNTIME_COMPONENTS,
+  ...INCIDENT_COMPONENTS,
 };

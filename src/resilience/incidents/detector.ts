@@ -52,6 +52,12 @@ export class IncidentDetector implements EventListener {
   private readonly tracked = new Map<string, Tracked>();
   /** Causes seen here that the store has not recorded yet (it was unreachable): when they were first seen. */
   private readonly pending = new Map<string, number>();
+  /**
+   * Causes that held and ended while the store could not record them (the store's own outage, typically): recorded
+   * once it answers, opened at the time they were first seen and cleared at the time they were last seen.
+   */
+  private readonly lastConditions = new Map<string, Condition>();
+  private readonly unrecorded: Array<{ condition: Condition; firstSeen: number; lastSeen: number }> = [];
   /** Causes holding on every evaluation since (epoch ms), not yet confirmed (`confirm_ms`). */
   private readonly since = new Map<string, number>();
   private failed = new Map<string, Failed>();
@@ -199,7 +205,17 @@ export class IncidentDetector implements EventListener {
         this.o.logger.warn({ err, cause: c.cause }, 'incident detection: could not record an incident (retrying)');
       }
     }
-    for (const cause of this.pending.keys()) if (!now_holding.has(cause)) this.pending.delete(cause);
+    for (const [cause, firstSeen] of this.pending) {
+      if (now_holding.has(cause)) continue;
+      this.pending.delete(cause);
+      const condition = this.lastConditions.get(cause);
+      if (condition !== undefined && this.unrecorded.length < 100)
+        this.unrecorded.push({ condition, firstSeen, lastSeen: prev?.at ?? now });
+    }
+    for (const c of conditions) this.lastConditions.set(c.cause, c);
+    for (const cause of [...this.lastConditions.keys()])
+      if (!this.pending.has(cause)) this.lastConditions.delete(cause);
+    await this.recordLate(now_holding);
 
     for (const t of this.tracked.values()) {
       if (t.holding && !now_holding.has(t.cause)) {
@@ -234,6 +250,38 @@ export class IncidentDetector implements EventListener {
           this.tracked.delete(t.id);
     } catch (err) {
       this.o.logger.warn({ err }, 'incident detection: could not update incidents (retrying)');
+    }
+  }
+
+  /** Records the causes that came and went while the store could not record them. */
+  private async recordLate(holding: ReadonlySet<string>): Promise<void> {
+    while (this.unrecorded.length > 0) {
+      const u = this.unrecorded[0]!;
+      if (holding.has(u.condition.cause)) {
+        this.unrecorded.shift();
+        continue;
+      }
+      const c = u.condition;
+      try {
+        const { id, opened } = await this.o.store.sighted(
+          { cause: c.cause, kind: c.kind, title: c.title, detail: { signals: c.signals, recorded_late: true } },
+          this.o.instance,
+          u.firstSeen,
+        );
+        await this.o.store.addEvent(id, this.o.instance, 'cleared', { cause: c.cause }, u.lastSeen);
+        await this.o.store.stillSeen([id], u.lastSeen);
+        this.unrecorded.shift();
+        if (opened) {
+          this.o.logger.warn({ incident: id, cause: c.cause }, 'incident recorded after the store came back');
+          this.o.events.emit({
+            type: 'incident.opened',
+            outcome: c.kind,
+            data: { incident: id, cause: c.cause, title: c.title },
+          });
+        }
+      } catch {
+        return; // the store still does not answer: next evaluation
+      }
     }
   }
 

@@ -16,6 +16,7 @@ import { startTcpRelay } from '../../../testing/tcp-relay.js';
 import { addMonth, reportDeadlines } from './deadlines.js';
 import type { IncidentsService } from './subsystem.js';
 import type { GatewayEvent } from '../../pipeline/events.js';
+import { AdminClient } from '../../../testing/admin-client.js';
 
 const CLI = path.resolve('dist/src/cli/main.js');
 const H = 3_600_000;
@@ -70,6 +71,7 @@ test('kycgate incidents: an upstream outage detected by a gateway, classified, o
   const relay = await startTcpRelay(upstream.port);
   const config = {
     listeners: [{ name: 'main', port: 0 }],
+    admin: { port: 0, api: { enabled: true, key_file: { path: 'admin-key' } } },
     audit: { enabled: true },
     consumers: { shop: {} },
     upstreams: { core: { targets: [{ url: `http://127.0.0.1:${relay.port}` }] } },
@@ -267,4 +269,40 @@ test('kycgate incidents: an upstream outage detected by a gateway, classified, o
   );
   assert.equal(final.third_parties[0].met.availability, false);
   assert.ok(validate({ ...initial, report: 'weekly' }) === false, 'the schema refuses what it does not describe');
+
+  // The same through the admin API (answers checked against the OpenAPI document by the client).
+  const admin = new AdminClient(gw.adminUrl, readFileSync(path.join(dataDir, 'admin-key'), 'utf8').trim());
+  const listed = await admin.call<{ items: Array<{ id: string; major: boolean }> }>('listIncidents', {
+    query: { since: '1d' },
+  });
+  assert.equal(listed.status, 200, listed.text);
+  assert.deepEqual(
+    listed.body.items.map((i) => [i.id, i.major]),
+    [[opened.id, true]],
+  );
+  const shown = await admin.call<{ deadlines: Array<{ report: string; submitted_at: string | null }> }>('getIncident', {
+    params: { id: opened.id },
+  });
+  assert.equal(shown.status, 200, shown.text);
+  assert.notEqual(shown.body.deadlines[0]!.submitted_at, null);
+  assert.equal((await admin.call('getIncident', { params: { id: 'inc_0000000000000000' } })).status, 404);
+  const noReason = await admin.call('classifyIncident', { params: { id: opened.id }, body: { major: false } });
+  assert.equal(noReason.status, 400, noReason.text);
+  const cleared = await admin.call<{ classification: { major: boolean; override: unknown } }>('classifyIncident', {
+    params: { id: opened.id },
+    body: { major: null },
+  });
+  assert.equal(cleared.status, 200, cleared.text);
+  assert.equal(cleared.body.classification.override, null);
+  assert.equal(cleared.body.classification.major, false, 'back to the computed classification');
+  const viaApi = await admin.call<Record<string, unknown>>('incidentReport', {
+    params: { id: opened.id },
+    body: { kind: 'intermediate', actions: 'standby promoted' },
+  });
+  assert.equal(viaApi.status, 200, viaApi.text);
+  assert.ok(validate(viaApi.body), ajv.errorsText(validate.errors));
+  assert.equal(
+    (viaApi.body.intermediate_report as { temporary_actions: string }).temporary_actions,
+    'standby promoted',
+  );
 });
