@@ -11,16 +11,24 @@ import { suggestion } from '../shared/suggest.js';
 import type { VerificationProvider, ProviderFactoryContext, ProviderType } from '../providers/provider.js';
 
 export class ProviderTypes {
-  private readonly types = new Map<string, { type: ProviderType; validate: ValidateFunction | undefined }>();
+  private readonly types = new Map<string, ProviderType>();
+  /** Compiled on first use: every CLI command loads the list, few validate a provider entry. */
+  private readonly validators = new Map<string, ValidateFunction | undefined>();
+  private ajv: Ajv | undefined;
 
   constructor(list: readonly ProviderType[]) {
     for (const type of list) {
       if (this.types.has(type.type)) throw new Error(`provider type "${type.type}" is listed twice`);
-      const validate = type.schema
-        ? new Ajv({ allErrors: true, useDefaults: true, strict: false, verbose: true }).compile(type.schema)
-        : undefined;
-      this.types.set(type.type, { type, validate });
+      this.types.set(type.type, type);
     }
+  }
+
+  private validator(type: ProviderType): ValidateFunction | undefined {
+    if (!this.validators.has(type.type)) {
+      this.ajv ??= new Ajv({ allErrors: true, useDefaults: true, strict: false, verbose: true });
+      this.validators.set(type.type, type.schema ? this.ajv.compile(type.schema) : undefined);
+    }
+    return this.validators.get(type.type);
   }
 
   names(): string[] {
@@ -30,22 +38,23 @@ export class ProviderTypes {
   /** What is wrong with a provider's config entry (unknown type, the type's schema), each with its key path. */
   check(name: string, config: Record<string, unknown>): string[] {
     const typeName = String(config.type);
-    const entry = this.types.get(typeName);
-    if (!entry)
+    const type = this.types.get(typeName);
+    if (!type)
       return [`kyc.providers.${name}.type: unknown provider type "${typeName}"${suggestion(typeName, this.names())}`];
+    const validate = this.validator(type);
     const copy = structuredClone(config);
-    if (!entry.validate || entry.validate(copy)) return [];
-    return formatErrors(entry.validate.errors, `kyc.providers.${name}`);
+    if (!validate || validate(copy)) return [];
+    return formatErrors(validate.errors, `kyc.providers.${name}`);
   }
 
   /** Creates a provider from its config entry; throws an Error naming the key path when the entry is invalid. */
   async create(ctx: ProviderFactoryContext): Promise<VerificationProvider> {
     const typeName = String(ctx.config.type);
-    const entry = this.types.get(typeName);
+    const type = this.types.get(typeName);
     const problems = this.check(ctx.name, ctx.config);
-    if (!entry || problems.length > 0) throw new ConfigError(problems);
+    if (!type || problems.length > 0) throw new ConfigError(problems);
     const config = structuredClone(ctx.config);
-    entry.validate?.(config);
-    return entry.type.create({ ...ctx, config });
+    this.validator(type)?.(config);
+    return type.create({ ...ctx, config });
   }
 }
