@@ -6,6 +6,26 @@
 import { pino, type Logger } from 'pino';
 import pretty from 'pino-pretty';
 
+/**
+ * pino's `timestamp` for JSON lines: `,"time":"2026-03-14T09:26:53.589Z"`. The date and time up to the second are
+ * formatted once per second and reused (Date#toISOString on every line cost about 1.6 µs on a loaded 2-core
+ * machine, against 0.2 µs for epoch milliseconds); only the milliseconds are added per line.
+ */
+export function isoTimestamp(now: () => number = Date.now): () => string {
+  let second = -1;
+  let prefix = '';
+  return () => {
+    const t = now();
+    const s = Math.floor(t / 1000);
+    if (s !== second) {
+      second = s;
+      prefix = `,"time":"${new Date(s * 1000).toISOString().slice(0, 20)}`;
+    }
+    const ms = t - s * 1000;
+    return `${prefix}${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}Z"`;
+  };
+}
+
 export function createLogger(
   settings: { level: string; format: 'auto' | 'json' | 'pretty' },
   isTerminal: boolean = process.stdout.isTTY === true,
@@ -13,7 +33,7 @@ export function createLogger(
   const options = {
     level: settings.level,
     base: { service: 'kycgate' },
-    timestamp: pino.stdTimeFunctions.isoTime,
+    timestamp: isoTimestamp(),
     redact: { paths: ['*.authorization', '*.cookie', '*["x-api-key"]'], censor: '[redacted]' },
   };
   if (settings.format === 'pretty' || (settings.format === 'auto' && isTerminal)) {
