@@ -33,7 +33,7 @@ export async function startGateway(configFile: string | undefined, plugins: read
     const tls = await ensureDevCertificate(dataDir);
     loaded = { config: validator.validate(demoConfig(tls)), file: undefined, baseDir: process.cwd() };
   }
-  const logger = createLogger(loaded.config.log);
+  const logger = await createLogger(loaded.config.log);
 
   let echo: Promise<EchoServer> | undefined;
   const gateway = new Gateway({
