@@ -29,7 +29,7 @@ export function runCli(
     execFile(
       process.execPath,
       [CLI, ...args],
-      { cwd: options.cwd, env: options.env ?? cliEnv(), timeout: options.timeoutMs ?? 60_000, maxBuffer: 16 << 20 },
+      { cwd: options.cwd, env: options.env ?? cliEnv(), timeout: options.timeoutMs ?? 120_000, maxBuffer: 16 << 20 },
       (error, stdout, stderr) => {
         resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr });
       },

@@ -20,7 +20,7 @@ function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Outcome> {
     execFile(
       process.execPath,
       [CLI, ...args],
-      { env: { ...process.env, ...env }, timeout: 30_000 },
+      { env: { ...process.env, ...env }, timeout: 120_000 }, // generous: a loaded machine
       (error, stdout, stderr) => {
         const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
         resolve({ code, stdout, stderr });

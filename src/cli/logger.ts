@@ -4,20 +4,41 @@
  * terminal.
  */
 import { pino, type Logger } from 'pino';
-import pretty from 'pino-pretty';
 
-export function createLogger(
+/**
+ * pino's `timestamp` for JSON lines: `,"time":"2026-03-14T09:26:53.589Z"`. The date and time up to the second are
+ * formatted once per second and reused (Date#toISOString on every line cost about 1.6 µs on a loaded 2-core
+ * machine, against 0.2 µs for epoch milliseconds); only the milliseconds are added per line.
+ */
+export function isoTimestamp(now: () => number = Date.now): () => string {
+  let second = -1;
+  let prefix = '';
+  return () => {
+    const t = now();
+    const s = Math.floor(t / 1000);
+    if (s !== second) {
+      second = s;
+      prefix = `,"time":"${new Date(s * 1000).toISOString().slice(0, 20)}`;
+    }
+    const ms = t - s * 1000;
+    return `${prefix}${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}Z"`;
+  };
+}
+
+export async function createLogger(
   settings: { level: string; format: 'auto' | 'json' | 'pretty' },
   isTerminal: boolean = process.stdout.isTTY === true,
-): Logger {
+): Promise<Logger> {
   const options = {
     level: settings.level,
     base: { service: 'kycgate' },
-    timestamp: pino.stdTimeFunctions.isoTime,
+    timestamp: isoTimestamp(),
     redact: { paths: ['*.authorization', '*.cookie', '*["x-api-key"]'], censor: '[redacted]' },
   };
   if (settings.format === 'pretty' || (settings.format === 'auto' && isTerminal)) {
-    // Formatting on the main thread is for a person watching, at a person's rate; machines get JSON below.
+    // Formatting on the main thread is for a person watching, at a person's rate; machines get JSON below. Loaded
+    // only here: importing it costs 0.5 to 0.9 s of start-up on a loaded 2-core machine.
+    const { default: pretty } = await import('pino-pretty');
     return pino(
       options,
       pretty({ colorize: isTerminal, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service', destination: 1 }),

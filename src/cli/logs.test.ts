@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { runCli, spawnCli } from '../../testing/cli-process.js';
 import { freePort } from '../../testing/ports.js';
+import { isoTimestamp } from './logger.js';
 
 const VERSION = (JSON.parse(readFileSync('package.json', 'utf8')) as { version: string }).version;
 
@@ -87,4 +88,11 @@ test('logs: log.format pretty writes readable lines, not JSON', async (t) => {
   assert.match(gateway.stdout(), /^ {4}store: "sqlite .*kycgate\.db"$/m);
   assert.equal(gateway.lines.length, 0, 'no JSON line');
   assert.equal(await gateway.stop(), 0);
+});
+
+test('logs: the ISO time of a JSON line is exact to the millisecond, across second boundaries', () => {
+  const times = [0, 1, 9, 10, 99, 100, 999, 1000, 1_773_480_413_589, 1_773_480_413_999, 1_773_480_414_000];
+  let i = 0;
+  const stamp = isoTimestamp(() => times[i]!);
+  for (; i < times.length; i++) assert.equal(stamp(), `,"time":"${new Date(times[i]!).toISOString()}"`);
 });

@@ -49,7 +49,7 @@ export async function startGateway(
     const tls = await ensureDevCertificate(dataDir);
     loaded = { config: validator.validate(demoConfig(tls)), file: undefined, baseDir: process.cwd() };
   }
-  const logger = createLogger(loaded.config.log);
+  const logger = await createLogger(loaded.config.log);
 
   const workers = workerCount(loaded.config.server.workers);
   if (cluster.isPrimary && workers > 1) {
