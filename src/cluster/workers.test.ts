@@ -103,6 +103,9 @@ test('two workers: one address, exact rate limits, a killed worker replaced, met
     assert.equal(w0 + w1, 20);
     // The admin listener's /metrics sums the workers' registries.
     assert.equal(sample(scrape, 'kycgate_requests_total{route="version",status_class="2xx"}'), 20);
+    // Gauges are one process's state: shown per worker, not summed.
+    assert.equal(sample(scrape, 'kycgate_audit_disk_alarm{worker="0"}'), 0);
+    assert.equal(sample(scrape, 'kycgate_audit_disk_alarm{worker="1"}'), 0);
   });
 
   await t.test(`a local limit of ${LIMIT} admits exactly ${LIMIT} across the workers`, async () => {
@@ -136,6 +139,18 @@ test('two workers: one address, exact rate limits, a killed worker replaced, met
     assert.equal(sample(scrape, 'kycgate_worker_restarts_total'), 1);
   });
 
+  await t.test('SIGHUP reloads the configuration on every worker', async () => {
+    writeFileSync(file, config(upstream.url).replace('body: one', 'body: two'));
+    gw.child.kill('SIGHUP');
+    // Each worker reloads on the SIGHUP the supervisor forwards (and may reload once more on the file change).
+    await gw.waitFor(
+      () => gw.lines.filter((l) => l.msg === 'configuration reloaded' && l.reason === 'SIGHUP').length >= 2,
+    );
+    // New connections go to each worker in turn: every answer comes from the new configuration.
+    const bodies = await Promise.all(Array.from({ length: 10 }, () => get(base + '/version').then((r) => r.body)));
+    assert.deepEqual(bodies, Array(10).fill('two'));
+  });
+
   await t.test('SIGTERM drains every worker: the request in flight finishes, the supervisor exits 0', async () => {
     const inflight = get(base + '/slow');
     while (release === undefined) await new Promise((r) => setTimeout(r, 10));
@@ -163,7 +178,7 @@ test('two workers: one address, exact rate limits, a killed worker replaced, met
       result.chains.map((c) => c.chain),
       ['workers/0', 'workers/1'],
     );
-    // Every request answered above is on record: 20 + 160 + 10 + 20 + 1.
+    // Every request answered above is on record: 20 + 160 + 10 + 20 + 10 + 1.
     const exported = cli('export');
     assert.equal(exported.status, 0, exported.stderr);
     const records = exported.stdout.split('\n').filter((l) => l !== '');
@@ -173,7 +188,11 @@ test('two workers: one address, exact rate limits, a killed worker replaced, met
     const byRoute: Record<string, number> = {};
     for (const r of parsed)
       byRoute[`${r.kind}:${r.route ?? r.type}`] = (byRoute[`${r.kind}:${r.route ?? r.type}`] ?? 0) + 1;
-    assert.equal(requests.length, 20 + LIMIT * 4 + 10 + 20 + 1, JSON.stringify({ byRoute, chains: result.chains }));
+    assert.equal(
+      requests.length,
+      20 + LIMIT * 4 + 10 + 20 + 10 + 1,
+      JSON.stringify({ byRoute, chains: result.chains }),
+    );
     const times = records.map((l) => Date.parse((JSON.parse(l) as { time: string }).time));
     assert.deepEqual(
       times,
