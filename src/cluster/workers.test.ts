@@ -15,15 +15,19 @@ import { httpRequest, startUpstream } from '../../testing/harness.js';
 import { sample, startGatewayProcess, type LogLine } from '../../testing/cluster.js';
 import { exportRecords } from '../audit/export.js';
 
-/** Request records in every chain of the audit trail. */
+/** Whether an audit record is one of the requests this test sends (not the sandbox's webhook deliveries). */
+const sentByTest = (r: { kind?: string; route?: string }) => r.kind === 'request' && r.route !== 'kyc-webhooks';
+
+/** Records of the requests this test sent, in every chain of the audit trail. */
 function requestRecords(dataDir: string): number {
   let n = 0;
   for (const line of exportRecords(path.join(dataDir, 'audit'), { format: 'jsonl', version: '0' }))
-    if (line.includes('"kind":"request"')) n++;
+    if (sentByTest(JSON.parse(line) as { kind?: string; route?: string })) n++;
   return n;
 }
 
 const LIMIT = 40;
+const KYC_REQUESTS = 4;
 
 function config(upstreamUrl: string): string {
   return `
@@ -36,6 +40,14 @@ admin:
 audit:
   enabled: true
   metrics: {enabled: true}
+kyc:
+  providers:
+    sandbox: {type: sandbox}
+  workflows:
+    basic:
+      provider: sandbox
+      workflow_id: 7d3c9a52-1f0e-4b8a-9d6e-3c2b1a0f9e8d
+      claims: {kyc_full: 'facts.status == "Approved"'}
 upstreams:
   slow:
     targets: [{url: "${upstreamUrl}"}]
@@ -52,6 +64,13 @@ routes:
   - name: slow
     match: {path: /slow}
     upstream: slow
+  - name: kyc
+    match: {path: /kyc}
+    policies:
+      - kyc-gate:
+          subject: {from: header, header: x-user-id, trust_unauthenticated_header: true}
+          required_claims: [kyc_full]
+      - static-response: {body: verified}
 `;
 }
 
@@ -103,6 +122,22 @@ test('two workers: one address, exact rate limits, a killed worker replaced, met
     assert.equal(w0 + w1, 20);
     // The admin listener's /metrics sums the workers' registries.
     assert.equal(sample(scrape, 'kycgate_requests_total{route="version",status_class="2xx"}'), 20);
+    // Gauges are one process's state: shown per worker, not summed.
+    assert.equal(sample(scrape, 'kycgate_audit_disk_alarm{worker="0"}'), 0);
+    assert.equal(sample(scrape, 'kycgate_audit_disk_alarm{worker="1"}'), 0);
+  });
+
+  await t.test('the embedded sandbox runs once: sessions started by either worker live in it', async () => {
+    const urls: string[] = [];
+    for (let i = 0; i < KYC_REQUESTS; i++) {
+      const r = await httpRequest(base + '/kyc', { headers: { connection: 'close', 'x-user-id': `user-${i}` } });
+      assert.equal(r.status, 403, r.body);
+      urls.push((JSON.parse(r.body) as { verification_url: string }).verification_url);
+    }
+    const origins = new Set(urls.map((u) => new URL(u).origin));
+    assert.equal(origins.size, 1, `one sandbox: ${[...origins].join(', ')}`);
+    // Each session, whichever worker started it, is served by that one sandbox.
+    for (const u of urls) assert.equal((await httpRequest(u)).status, 200, u);
   });
 
   await t.test(`a local limit of ${LIMIT} admits exactly ${LIMIT} across the workers`, async () => {
@@ -121,7 +156,7 @@ test('two workers: one address, exact rate limits, a killed worker replaced, met
     const serving = (slot: number) => (l: LogLine) => l.msg === 'worker serving' && l.slot === slot;
     const victim = Number((await gw.waitFor(serving(1))).pid);
     // What was answered so far is on disk before the kill (group commit: a crash loses at most the last window).
-    const answered = 20 + LIMIT * 4;
+    const answered = 20 + KYC_REQUESTS + LIMIT * 4;
     for (let i = 0; i < 600 && requestRecords(dataDir) < answered; i++) await new Promise((r) => setTimeout(r, 50));
     assert.equal(requestRecords(dataDir), answered);
     process.kill(victim, 'SIGKILL');
@@ -134,6 +169,18 @@ test('two workers: one address, exact rate limits, a killed worker replaced, met
     const scrape = await metrics();
     assert.ok((sample(scrape, 'kycgate_worker_requests_total{worker="1"}') ?? 0) > 0, 'the replacement serves');
     assert.equal(sample(scrape, 'kycgate_worker_restarts_total'), 1);
+  });
+
+  await t.test('SIGHUP reloads the configuration on every worker', async () => {
+    writeFileSync(file, config(upstream.url).replace('body: one', 'body: two'));
+    gw.child.kill('SIGHUP');
+    // Each worker reloads on the SIGHUP the supervisor forwards (and may reload once more on the file change).
+    await gw.waitFor(
+      () => gw.lines.filter((l) => l.msg === 'configuration reloaded' && l.reason === 'SIGHUP').length >= 2,
+    );
+    // New connections go to each worker in turn: every answer comes from the new configuration.
+    const bodies = await Promise.all(Array.from({ length: 10 }, () => get(base + '/version').then((r) => r.body)));
+    assert.deepEqual(bodies, Array(10).fill('two'));
   });
 
   await t.test('SIGTERM drains every worker: the request in flight finishes, the supervisor exits 0', async () => {
@@ -163,17 +210,21 @@ test('two workers: one address, exact rate limits, a killed worker replaced, met
       result.chains.map((c) => c.chain),
       ['workers/0', 'workers/1'],
     );
-    // Every request answered above is on record: 20 + 160 + 10 + 20 + 1.
+    // Every request answered above is on record: 20 + 4 + 160 + 10 + 20 + 10 + 1.
     const exported = cli('export');
     assert.equal(exported.status, 0, exported.stderr);
     const records = exported.stdout.split('\n').filter((l) => l !== '');
     assert.equal(records.length, result.records);
     const parsed = records.map((l) => JSON.parse(l) as { kind?: string; time: string; route?: string; type?: string });
-    const requests = parsed.filter((r) => r.kind === 'request');
+    const requests = parsed.filter(sentByTest);
     const byRoute: Record<string, number> = {};
     for (const r of parsed)
       byRoute[`${r.kind}:${r.route ?? r.type}`] = (byRoute[`${r.kind}:${r.route ?? r.type}`] ?? 0) + 1;
-    assert.equal(requests.length, 20 + LIMIT * 4 + 10 + 20 + 1, JSON.stringify({ byRoute, chains: result.chains }));
+    assert.equal(
+      requests.length,
+      20 + KYC_REQUESTS + LIMIT * 4 + 10 + 20 + 10 + 1,
+      JSON.stringify({ byRoute, chains: result.chains }),
+    );
     const times = records.map((l) => Date.parse((JSON.parse(l) as { time: string }).time));
     assert.deepEqual(
       times,
