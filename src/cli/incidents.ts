@@ -139,7 +139,9 @@ interface ReportOptions {
 export function registerIncidentsCommand(program: Command): void {
   const incidents = program
     .command('incidents')
-    .description('ICT-related incidents: list, show, classify (DORA Art. 18) and report (Art. 19) (docs/DORA.md).');
+    .description(
+      'ICT-related incidents: list, show, classify (DORA Art. 18), report (Art. 19); third parties (Art. 28-30).',
+    );
 
   incidents
     .command('list')
@@ -161,6 +163,34 @@ export function registerIncidentsCommand(program: Command): void {
           }
         }
         if (list.length === 0 && !opts.json) process.stdout.write('no incident\n');
+      }),
+    );
+
+  incidents
+    .command('third-parties')
+    .description('ICT third parties (DORA Art. 28-30) over a period: availability, errors, p95 against the contract.')
+    .option('--since <time>', 'start: RFC 3339 date-time or a duration back such as 30d', '30d')
+    .option('--until <time>', 'end: RFC 3339 date-time (default: now)')
+    .option('--json', 'print JSON')
+    .option(...configOption)
+    .action((opts: { since: string; until?: string; json?: boolean; config?: string }) =>
+      withIncidents(opts.config, async (ctx, configured) => {
+        const to = opts.until === undefined ? ctx.now : Date.parse(opts.until);
+        if (Number.isNaN(to)) throw new ConfigError(['--until: an RFC 3339 date-time']);
+        const list = await thirdPartyFigures(configured.store, ctx.config, timeBack(opts.since, ctx.now), to);
+        if (opts.json) {
+          process.stdout.write(JSON.stringify({ third_parties: list }, null, 2) + '\n');
+          return;
+        }
+        if (list.length === 0) process.stdout.write('no third party configured (incidents.third_parties)\n');
+        for (const p of list) {
+          const mark = (ok: boolean | null) => (ok === null ? '?' : ok ? 'ok' : 'MISSED');
+          process.stdout.write(
+            `${p.name} (${p.kind} ${p.target}): ${p.requests} calls, availability ${p.availability_percent ?? '-'} % ` +
+              `[${mark(p.met.availability)}], errors ${p.error_percent ?? '-'} % [${mark(p.met.errors)}], ` +
+              `p95 ${p.p95_ms ?? '-'} ms [${mark(p.met.p95)}]\n`,
+          );
+        }
       }),
     );
 

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { ConfigValidator } from '../../config/load.js';
 import { POLICIES, SUBSYSTEMS } from '../../bundled.js';
 import { classify } from './classify.js';
-import { evaluate, type RouteInfo } from './conditions.js';
+import { evaluate, webhooksLate, type RouteInfo } from './conditions.js';
 import { mergeMeasures, emptyMeasures, type Measures } from './measures.js';
 import type { IncidentsConfig } from './schema.js';
 import type { Reading, RouteCounts } from './signals.js';
@@ -46,6 +46,8 @@ function reading(at: number, routes: Record<string, Partial<RouteCounts>>, extra
     authFailures: 0,
     webhookRefusals: 0,
     webhookStoreFailures: 0,
+    sessionsStarted: 0,
+    webhooksAccepted: 0,
     ...extra,
   };
 }
@@ -110,6 +112,28 @@ test('conditions: provider, store, certificates, audit and attacks', () => {
   ]);
   const provider = found.find((c) => c.cause === 'provider:didit')!;
   assert.deepEqual(provider.routes, ['payments'], "the route's provider failures are the provider's incident");
+});
+
+test('conditions: webhooks late when sessions start and no webhook arrives for webhooks_late_ms', () => {
+  const config = defaults({ providers: { webhooks_late_ms: 600_000, webhooks_min_sessions: 3 } });
+  const base = reading(0, {}, { sessionsStarted: 10, webhooksAccepted: 7 });
+  const late = webhooksLate(config, base, reading(600_000, {}, { sessionsStarted: 14, webhooksAccepted: 7 }));
+  assert.equal(late?.cause, 'provider:webhooks');
+  assert.ok(late);
+  assert.equal(late.signals[0]!.sessions_started, 4);
+  assert.equal(
+    webhooksLate(config, base, reading(600_000, {}, { sessionsStarted: 14, webhooksAccepted: 8 })),
+    undefined,
+  );
+  assert.equal(
+    webhooksLate(config, base, reading(600_000, {}, { sessionsStarted: 12, webhooksAccepted: 7 })),
+    undefined,
+  );
+  assert.equal(
+    webhooksLate(config, base, reading(500_000, {}, { sessionsStarted: 20, webhooksAccepted: 7 })),
+    undefined,
+    'not before the gateway has watched that long',
+  );
 });
 
 function incident(over: Partial<Incident> = {}): Incident {

@@ -191,3 +191,24 @@ export function evaluate(
     );
   return [...found.values()];
 }
+
+/**
+ * Webhooks late: sessions were started over `webhooks_late_ms` (from `lateBase` to `cur`) and no webhook was
+ * accepted meanwhile. Only meaningful once the gateway has run that long (`lateBase` at least that old).
+ */
+export function webhooksLate(config: IncidentsConfig, lateBase: Reading, cur: Reading): Condition | undefined {
+  const p = config.providers;
+  if (p.webhooks_late_ms <= 0 || cur.at - lateBase.at < p.webhooks_late_ms) return undefined;
+  const sessions = cur.sessionsStarted - lateBase.sessionsStarted;
+  const accepted = cur.webhooksAccepted - lateBase.webhooksAccepted;
+  if (sessions < Math.max(1, p.webhooks_min_sessions) || accepted > 0) return undefined;
+  return {
+    cause: 'provider:webhooks',
+    kind: 'provider',
+    title: 'Verification webhooks late',
+    signals: [
+      { signal: 'webhooks_late', sessions_started: sessions, webhooks_accepted: 0, over_ms: cur.at - lateBase.at },
+    ],
+    routes: [],
+  };
+}

@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { RequestContext } from '../../pipeline/context.js';
 import type { EventBus, EventListener } from '../../pipeline/events.js';
-import { evaluate, type Condition, type RouteInfo } from './conditions.js';
+import { evaluate, webhooksLate, type Condition, type RouteInfo } from './conditions.js';
 import { emptyMeasures, MAX_CLIENTS, type Measures } from './measures.js';
 import type { IncidentsConfig } from './schema.js';
 import { classifyAndRecord } from './service.js';
@@ -49,6 +49,8 @@ export class IncidentDetector implements EventListener {
   private config: IncidentsConfig;
   private routes: RouteInfo[];
   private readings: Reading[] = [];
+  /** Readings kept over `providers.webhooks_late_ms` (a tenth of it apart, a minute at most): the base of the webhooks-late check. */
+  private lateReadings: Reading[] = [];
   private readonly tracked = new Map<string, Tracked>();
   /** Causes seen here that the store has not recorded yet (it was unreachable): when they were first seen. */
   private readonly pending = new Map<string, number>();
@@ -143,6 +145,13 @@ export class IncidentDetector implements EventListener {
     while (this.readings.length > 2 && this.readings[1]!.at <= start) this.readings.shift();
     const base = this.readings[0]!;
     const conditions = prev === undefined ? [] : evaluate(this.config, this.routes, base, reading);
+    const lateFrom = now - this.config.providers.webhooks_late_ms;
+    const step = Math.min(60_000, this.config.providers.webhooks_late_ms / 10);
+    if (this.lateReadings.length === 0 || now - this.lateReadings[this.lateReadings.length - 1]!.at >= step)
+      this.lateReadings.push(reading);
+    while (this.lateReadings.length > 2 && this.lateReadings[1]!.at <= lateFrom) this.lateReadings.shift();
+    const late = webhooksLate(this.config, this.lateReadings[0]!, reading);
+    if (late !== undefined) conditions.push(late);
     const failed = this.failed;
     this.failed = new Map();
     this.failedHistory.push({ at: now, failed });

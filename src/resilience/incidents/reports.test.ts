@@ -270,6 +270,13 @@ test('kycgate incidents: an upstream outage detected by a gateway, classified, o
   assert.equal(final.third_parties[0].met.availability, false);
   assert.ok(validate({ ...initial, report: 'weekly' }) === false, 'the schema refuses what it does not describe');
 
+  const tp = await cli(['incidents', 'third-parties', '--since', '1h', '--json', '-c', file], dataDir);
+  assert.equal(tp.code, 0, tp.stderr);
+  const party = JSON.parse(tp.stdout).third_parties[0];
+  assert.equal(party.name, 'core-host');
+  assert.ok(party.requests >= final.third_parties[0].requests, 'the period holds the incident window');
+  assert.equal(party.contract.availability_percent, 99.9);
+
   // The same through the admin API (answers checked against the OpenAPI document by the client).
   const admin = new AdminClient(gw.adminUrl, readFileSync(path.join(dataDir, 'admin-key'), 'utf8').trim());
   const listed = await admin.call<{ items: Array<{ id: string; major: boolean }> }>('listIncidents', {

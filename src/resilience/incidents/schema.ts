@@ -28,7 +28,7 @@ export interface IncidentsConfig {
   close_after_ms: number;
   confirm_ms: number;
   slo: { default: SloConfig; routes: Record<string, Partial<SloConfig>> };
-  providers: { error_percent: number; min_calls: number };
+  providers: { error_percent: number; min_calls: number; webhooks_late_ms: number; webhooks_min_sessions: number };
   audit: { backlog_records: number };
   certificates: { expiry_days: number };
   attacks: { auth_failures: number; webhook_signature_failures: number };
@@ -142,6 +142,15 @@ export const incidentsSchema = {
       properties: {
         error_percent: percent(50, 'Share of failed calls (errors, timeouts) over the window.'),
         min_calls: count(5, 'Fewer calls over the window never raise an incident on the error share.'),
+        webhooks_late_ms: {
+          type: 'integer',
+          minimum: 0,
+          default: 1800000,
+          description:
+            'Webhooks late: verification sessions were started over this long and not one webhook was accepted ' +
+            '(the provider decides but its decisions do not arrive). 0 turns it off.',
+        },
+        webhooks_min_sessions: count(5, 'Fewer sessions started over `webhooks_late_ms` never raise it.'),
       },
       additionalProperties: false,
       default: {},

@@ -53,6 +53,9 @@ export interface Reading {
   authFailures: number;
   webhookRefusals: number;
   webhookStoreFailures: number;
+  /** Verification sessions started (kyc.session.created events) and webhooks accepted, since start. */
+  sessionsStarted: number;
+  webhooksAccepted: number;
 }
 
 const UPSTREAM_PROBLEMS = new Set(['bad-gateway', 'gateway-timeout']);
@@ -168,5 +171,10 @@ export async function readSignals(registry: Registry, redisUp: boolean | undefin
     authFailures: sum(await samples(registry, 'kycgate_auth_failures_total')),
     webhookRefusals: sum(webhooks, (s) => s.labels.result === 'refused' && !String(s.labels.outcome).includes('store')),
     webhookStoreFailures: sum(webhooks, (s) => String(s.labels.outcome).includes('store')),
+    sessionsStarted: sum(
+      await samples(registry, 'kycgate_events_total'),
+      (s) => s.labels.type === 'kyc.session.created',
+    ),
+    webhooksAccepted: sum(webhooks, (s) => s.labels.result === 'accepted'),
   };
 }
