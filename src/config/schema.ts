@@ -7,6 +7,7 @@
 import { decisionListenerSchema } from './decision-listener.js';
 import { vaultSchema } from './secret-ref-schema.js';
 import { upstreamsSchema } from './upstream-schema.js';
+import { listenerHttp2Schema, serverHttp2Schema } from './http2-schema.js';
 import { trustDomainsSchema } from '../workload-identity/schema.js';
 import { ADDRESS_OR_CIDR } from '../shared/address-list.js';
 import { adminApiSchema, adminTlsSchema } from './admin-api-schema.js';
@@ -187,6 +188,7 @@ export const coreSchema = {
             description: 'Port used in HTTPS redirects from this listener (default 443).',
           },
           health: { type: 'boolean', default: true, description: 'Answer /healthz and /readyz on this listener too.' },
+          http2: listenerHttp2Schema,
           decision: decisionListenerSchema,
         },
         required: ['name', 'port'],
@@ -284,6 +286,7 @@ export const coreSchema = {
             '`refuse` refuses every `;`: choose it in front of Java servlet containers (Tomcat, Jetty, Spring), ' +
             'which read `;` as the start of path parameters and drop them before resolving the path.',
         },
+        http2: serverHttp2Schema,
         underscored_headers: {
           enum: ['drop', 'refuse', 'allow'],
           default: 'drop',

@@ -44,6 +44,8 @@ export interface ListenerConfig {
   plain: 'serve' | 'redirect' | 'refuse';
   https_port?: number;
   health: boolean;
+  /** HTTP/2: ALPN h2 on TLS (default), prior knowledge on a plain listener (h2c), or off. */
+  http2: 'alpn' | 'h2c' | 'off';
   /** Present on decision listeners (front-proxy forward-auth). */
   decision?: DecisionListenerConfig;
 }
@@ -65,6 +67,8 @@ export interface UpstreamConfig {
   };
   connect_retries: number;
   idempotent_retries: number;
+  /** HTTP/2 to the targets (h2 over TLS, h2c on http targets). */
+  http2: boolean;
   tls?: {
     ca?: string;
     servername?: string;
@@ -109,6 +113,14 @@ export interface GatewayConfig {
     health_paths: boolean;
     path_semicolons: 'allow' | 'refuse';
     underscored_headers: 'drop' | 'refuse' | 'allow';
+    http2: {
+      max_concurrent_streams: number;
+      max_header_fields: number;
+      max_resets_per_second: number;
+      initial_window_bytes: number;
+      max_session_memory_mb: number;
+      idle_timeout_ms: number;
+    };
   };
   log: { level: string; access: boolean; format: 'auto' | 'json' | 'pretty' };
   defaults: { max_body_bytes: number; timeouts: TimeoutsConfig; policies: PolicyConfigEntry[] };

@@ -1,4 +1,5 @@
 /** The `upstreams` section: named groups of targets, their balancing, pools, health checks, retries and TLS. */
+import { upstreamHttp2Schema } from './http2-schema.js';
 
 import { trustDomainNameSchema, trustDomainsSchema } from '../workload-identity/schema.js';
 export const upstreamsSchema = {
@@ -125,6 +126,7 @@ export const upstreamsSchema = {
         required: ['path'],
         additionalProperties: false,
       },
+      http2: upstreamHttp2Schema,
       idempotent_retries: {
         type: 'integer',
         minimum: 0,

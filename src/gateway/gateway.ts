@@ -13,7 +13,7 @@ import type { Logger } from 'pino';
 import type { PolicyDefinition } from '../pipeline/policy.js';
 import { Services } from '../pipeline/services.js';
 import type { Subsystem, ListenerCertificateInfo, RunningSubsystem } from '../subsystems.js';
-import { registerGatewayMetrics } from './metrics.js';
+import { http2ClosedCounter, registerGatewayMetrics } from './metrics.js';
 import { ConfigValidator, loadConfigFile, ConfigError } from '../config/load.js';
 import type { ListenerConfig, LoadedConfig } from '../config/types.js';
 import { resolveSecret } from '../config/secrets.js';
@@ -21,6 +21,8 @@ import { ConfigWatcher } from '../config/watch.js';
 import { VaultSecrets } from '../secrets/vault-secrets.js';
 import { compileRuntime, type CompileEnv, type Runtime } from '../server/runtime.js';
 import {
+  closeAllConnections,
+  closeIdleConnections,
   listenerUrl,
   openListener,
   serverOptions,
@@ -207,7 +209,7 @@ export class Gateway {
       // Nothing half-started may outlive a failed start: a caller that retries must find the ports free.
       for (const l of this.listeners) {
         l.certificates?.close();
-        l.server.closeAllConnections();
+        closeAllConnections(l);
         l.server.close();
       }
       await this.adminListener.close();
@@ -237,6 +239,8 @@ export class Gateway {
       const listener = await openListener(lc, loaded.baseDir, options, this.handlers, {
         logger: this.logger,
         events: this.services.events,
+        server: loaded.config.server,
+        http2Closed: (listener, reason) => http2ClosedCounter(this.services).inc({ listener, reason }),
       });
       this.listeners.push(listener);
       this.logger.info({ listener: lc.name, url: listenerUrl(listener) }, 'listening');
@@ -400,11 +404,10 @@ export class Gateway {
     // A reload that started before the drain finishes first (it installs no runtime once draining is set).
     await this.reloading?.catch(() => undefined);
     this.logger.info({ inflight: this.intake.inFlight, deadline_ms: deadlineMs }, 'draining');
-    const servers = this.listeners.map((l) => l.server);
-    const closed = servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
-    for (const s of servers) s.closeIdleConnections();
+    const closed = this.listeners.map((l) => new Promise<void>((resolve) => l.server.close(() => resolve())));
+    for (const l of this.listeners) closeIdleConnections(l);
     await this.intake.whenIdle(deadlineMs);
-    for (const s of servers) s.closeAllConnections();
+    for (const l of this.listeners) closeAllConnections(l);
     // Relayed WebSocket connections still open at the deadline are cut (the server waits for their sockets).
     for (const t of this.tunnels) t.destroy();
     for (const l of this.listeners) l.certificates?.close();

@@ -78,3 +78,18 @@ export function registerGatewayMetrics(
       }),
   );
 }
+
+/** HTTP/2 connections a listener closed for abuse (rapid reset), by listener and reason. */
+export function http2ClosedCounter(services: Services): Counter<'listener' | 'reason'> {
+  const name = 'kycgate_http2_connections_closed_total';
+  return services.metrics.get(
+    name,
+    (r: Registry) =>
+      new Counter({
+        name,
+        help: 'HTTP/2 connections the gateway closed with GOAWAY for abuse (reason: rapid_reset), by listener.',
+        labelNames: ['listener', 'reason'],
+        registers: [r],
+      }),
+  );
+}

@@ -4,6 +4,7 @@
  * A Problem never carries a stack, a file path or an upstream's own error text.
  */
 import type { ServerResponse } from 'node:http';
+import { isGrpcRequest, sendGrpcProblem } from './grpc.js';
 
 export const PROBLEM_BASE = 'https://kycgate.dev/problems/';
 
@@ -126,6 +127,11 @@ export function sendProblem(res: ServerResponse, p: Problem, requestId: string |
   if (res.headersSent) {
     res.destroy();
     return;
+  }
+  if (res.req?.httpVersionMajor === 2) {
+    // A gRPC client reads grpc-status, not a body; HTTP/2 has no Connection header (its stream ends the exchange).
+    if (isGrpcRequest(res)) return sendGrpcProblem(res, p, requestId);
+    close = false;
   }
   const body = problemBody(p, requestId);
   res.statusCode = p.status;

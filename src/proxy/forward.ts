@@ -57,6 +57,29 @@ function mergeResponseHeaders(flat: string[], extra: ReadonlyArray<[string, stri
   }
 }
 
+/** Trailer fields that never cross (framing and routing ones), besides pseudo-headers. */
+const NO_TRAILERS = new Set([
+  'content-length',
+  'transfer-encoding',
+  'host',
+  'connection',
+  'te',
+  'trailer',
+  'keep-alive',
+]);
+
+function relayTrailers(res: ServerResponse, raw: Buffer[] | string[]): void {
+  const out: Record<string, string | string[]> = {};
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toString('latin1').toLowerCase();
+    if (name.charCodeAt(0) === 58 || NO_TRAILERS.has(name)) continue;
+    const value = raw[i + 1]!.toString('latin1');
+    const existing = out[name];
+    out[name] = existing === undefined ? value : Array.isArray(existing) ? [...existing, value] : [existing, value];
+  }
+  res.addTrailers(out);
+}
+
 /** A response held back for body transforms: its head, and the chunks received so far. */
 interface HeldResponse {
   readonly head: ResponseHead;
@@ -249,10 +272,12 @@ class ForwardExchange<C extends RequestContext> implements Dispatcher.DispatchHa
     return ok;
   }
 
-  onComplete(): void {
+  onComplete(trailers?: Buffer[] | string[] | null): void {
     if (this.done) return;
     const held = this.held;
     if (held !== undefined) return this.completeTransformed(held);
+    // Trailers (gRPC's grpc-status) reach a client on HTTP/2; HTTP/1.1 clients get the body without them.
+    if (trailers && trailers.length > 0 && this.req.httpVersionMajor === 2) relayTrailers(this.res, trailers);
     this.res.end();
     this.finish();
   }

@@ -5,7 +5,8 @@
  * in on probation, where one more failure takes it out again. With active health, each target is also probed on a
  * timer, and one that fails its probes is out of rotation until it passes them again.
  */
-import { Pool, type buildConnector } from 'undici';
+import { Pool, type Dispatcher, type buildConnector } from 'undici';
+import { Http2Upstream } from './h2-upstream.js';
 import type { SecureContextOptions } from 'node:tls';
 import { performance } from 'node:perf_hooks';
 
@@ -22,6 +23,8 @@ export interface UpstreamPoolOptions {
   connectTimeoutMs: number;
   /** TLS to the upstream; `servername` defaults to the target host. */
   tls?: SecureContextOptions & { servername?: string; rejectUnauthorized?: boolean };
+  /** HTTP/2 to the targets (h2 over TLS, h2c on http targets): one node:http2 session per target. */
+  http2?: boolean;
   /** A connector that replaces the TLS options (e.g. SPIFFE-pinned upstreams), closed with the group. */
   connector?: { connect: buildConnector.connector; close(): void };
 }
@@ -68,12 +71,26 @@ export interface UpstreamGroupOptions extends UpstreamPoolOptions {
   idempotentRetries?: number;
 }
 
+/** What forwarding and probes use of a target's connections: an undici pool, or an HTTP/2 session (h2-upstream.ts). */
+export interface TargetPool {
+  dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean;
+  request(options: {
+    path: string;
+    method: string;
+    headers?: Record<string, string>;
+    headersTimeout?: number;
+    bodyTimeout?: number;
+    signal?: AbortSignal;
+  }): Promise<{ statusCode: number; body: { dump(options?: { limit: number }): Promise<void> } }>;
+  close(): Promise<void>;
+}
+
 export class UpstreamTarget {
   readonly url: string;
   readonly host: string;
   /** Base path of the target URL, prefixed to forwarded paths ('' for '/'). */
   readonly basePath: string;
-  readonly pool: Pool;
+  readonly pool: TargetPool;
   outstanding = 0;
   /** Failed exchanges in a row (see UpstreamGroup.failed); any answer resets it. */
   failures = 0;
@@ -90,6 +107,14 @@ export class UpstreamTarget {
     this.url = url;
     this.host = parsed.host;
     this.basePath = parsed.pathname === '/' ? '' : parsed.pathname.replace(/\/$/, '');
+    if (options.http2) {
+      this.pool = new Http2Upstream(parsed.origin, {
+        connectTimeoutMs: options.connectTimeoutMs,
+        idleTimeoutMs: Math.max(options.keepAliveTimeoutMs, 60_000),
+        ...(options.tls ? { tls: options.tls } : {}),
+      });
+      return;
+    }
     this.pool = new Pool(parsed.origin, {
       connections: options.connections,
       pipelining: 1,

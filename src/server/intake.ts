@@ -18,6 +18,7 @@ import type { PolicyResult } from '../pipeline/policy.js';
 import type { EventBus } from '../pipeline/events.js';
 import type { RouteMatch, RoutedContext } from '../routing/router.js';
 import { inspectFraming, type FramingResult } from './framing.js';
+import { http2Framing, type GatewayHttp2Request } from './http2.js';
 import { parseRequestTarget, targetProblem } from './path.js';
 import type { ListenerHandle } from './listeners.js';
 import type { Runtime } from './runtime.js';
@@ -129,6 +130,7 @@ export class RequestIntake {
     this.opened++;
     const startedAt = performance.now();
     const framing = inspectFraming(req.rawHeaders, req.httpVersionMinor);
+    if (req.httpVersionMajor === 2) http2Framing(req as unknown as GatewayHttp2Request, framing);
     const incomingId = framing.requestId;
     const id = incomingId !== undefined && REQUEST_ID.test(incomingId) ? incomingId : randomUUID();
     if (this.options.draining()) res.shouldKeepAlive = false;

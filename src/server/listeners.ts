@@ -15,12 +15,22 @@ import { responseForUpgrade } from './upgrade.js';
 import { CertificateWatcher, tlsServerOptions } from './tls.js';
 import { ListenerClientAuth } from '../workload-identity/listener-client-auth.js';
 import { startListenerSvidSource } from '../workload-identity/workload-api/x509-source.js';
+import {
+  attachHttp2,
+  type GatewayHttp2Request,
+  type GatewayHttp2Response,
+  Http2Side,
+  type Http2CloseReason,
+} from './http2.js';
+import { http2AbuseRecorder, http2ServerOptions } from './http2.js';
 
 export interface ListenerHandle {
   readonly config: ListenerConfig;
   readonly server: http.Server | https.Server;
   readonly tls: boolean;
   certificates: CertificateWatcher | undefined;
+  /** The listener's HTTP/2 connections (ALPN h2 on TLS, or h2c), when it speaks HTTP/2. */
+  http2: Http2Side | undefined;
   /** Bound port (useful with port 0). */
   port: number;
 }
@@ -53,6 +63,23 @@ export function serverOptions(s: GatewayConfig['server']): http.ServerOptions {
   };
 }
 
+/** Whether listener `lc` speaks HTTP/2: by ALPN on TLS (unless `http2: off`), with prior knowledge on `h2c`. */
+export function speaksHttp2(lc: ListenerConfig): boolean {
+  return lc.tls !== undefined ? lc.http2 !== 'off' : lc.http2 === 'h2c';
+}
+
+/** Idle connections close now; HTTP/2 ones get GOAWAY and close once their streams finished. */
+export function closeIdleConnections(l: ListenerHandle): void {
+  l.server.closeIdleConnections();
+  l.http2?.closeIdle();
+}
+
+/** Every connection closes now, HTTP/1.1 and HTTP/2. */
+export function closeAllConnections(l: ListenerHandle): void {
+  l.server.closeAllConnections();
+  l.http2?.closeAll();
+}
+
 export function listenerUrl(listener: ListenerHandle): string {
   const host = listener.config.address.includes(':') ? `[${listener.config.address}]` : listener.config.address;
   return `${listener.tls ? 'https' : 'http'}://${host}:${listener.port}`;
@@ -64,8 +91,17 @@ export async function openListener(
   baseDir: string,
   options: http.ServerOptions,
   handlers: ListenerHandlers,
-  deps: { logger: Logger; events: EventBus },
+  deps: {
+    logger: Logger;
+    events: EventBus;
+    /** `server.*`: the HTTP/2 limits of listeners that speak it. */
+    server: GatewayConfig['server'];
+    /** Counts an HTTP/2 connection the gateway closed (metric). */
+    http2Closed?: (listener: string, reason: Http2CloseReason) => void;
+  },
 ): Promise<ListenerHandle> {
+  if (lc.tls !== undefined && lc.http2 === 'h2c')
+    throw new Error(`listener "${lc.name}": h2c is for plain listeners (a TLS listener offers h2 by ALPN)`);
   let server: http.Server | https.Server;
   let certificates: CertificateWatcher | undefined;
   const handle = {} as ListenerHandle;
@@ -87,6 +123,7 @@ export async function openListener(
       throw err;
     }
     const { notAfter, served, ...serverTls } = tlsOptions;
+    if (speaksHttp2(lc)) serverTls.ALPNProtocols = ['h2', 'http/1.1'];
     server = https.createServer({ ...options, ...serverTls }, onRequest);
     certificates = new CertificateWatcher(server as https.Server, lc.tls, baseDir, deps.logger, clientAuth, svids);
     certificates.notAfter = notAfter;
@@ -129,6 +166,14 @@ export async function openListener(
     takeRequest(req);
     handlers.expectationFailed(handle, req, res);
   });
+  let h2: Http2Side | undefined;
+  if (speaksHttp2(lc)) {
+    const record = http2AbuseRecorder(lc.name, deps.events, (reason) => deps.http2Closed?.(lc.name, reason));
+    const onH2Request = (req: GatewayHttp2Request, res: GatewayHttp2Response) =>
+      handlers.request(handle, req as unknown as IncomingMessage, res as unknown as ServerResponse);
+    h2 = new Http2Side(http2ServerOptions(deps.server), deps.server.http2, onH2Request, record);
+    attachHttp2(server, h2, lc.tls !== undefined);
+  }
   server.on('clientError', (err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Socket) =>
     handlers.clientError(handle, err, socket),
   );
@@ -149,6 +194,7 @@ export async function openListener(
     server,
     tls: lc.tls !== undefined,
     certificates,
+    http2: h2,
     port: (server.address() as { port: number }).port,
   });
   return handle;

@@ -148,6 +148,8 @@ export async function compileRuntime(loaded: LoadedConfig, env: CompileEnv): Pro
             minVersion: 'TLSv1.2' as const,
           }
         : undefined;
+      if (u.http2 && u.tls?.spiffe)
+        throw new ConfigError([`upstream "${name}": http2 cannot be combined with tls.spiffe`]);
       const connector = u.tls?.spiffe
         ? await spiffeUpstreamConnector(u.tls.spiffe, loaded.baseDir, env.logger, connectMs, u.tls.servername)
         : undefined;
@@ -157,6 +159,7 @@ export async function compileRuntime(loaded: LoadedConfig, env: CompileEnv): Pro
         connectTimeoutMs: connectMs,
         connectRetries: u.connect_retries,
         idempotentRetries: u.idempotent_retries,
+        http2: u.http2,
         ...(u.active_health
           ? {
               active: {
