@@ -8,11 +8,20 @@ export interface KycWorkflowConfig {
   routing: Array<{ when: string; provider: string }>;
   workflow_id: string;
   workflow_ids: Record<string, string>;
-  claims: Record<string, string>;
+  claims: Record<string, string | ClaimSpec>;
   max_age_days: number;
+  max_age?: string;
+  expire_with_document: boolean;
   session_reuse_hours: number;
   callback_url?: string;
   retain_personal: Array<'first_name' | 'last_name' | 'date_of_birth'>;
+}
+
+/** A claim with its own lifetime. */
+export interface ClaimSpec {
+  when: string;
+  max_age?: string;
+  expire_with_document?: boolean;
 }
 
 export interface KycConfig {
@@ -133,11 +142,49 @@ export const kycSchema = {
             type: 'object',
             minProperties: 1,
             propertyNames: { pattern: '^[a-z][a-z0-9_]*$' },
-            additionalProperties: { type: 'string', minLength: 1 },
+            additionalProperties: {
+              oneOf: [
+                { type: 'string', minLength: 1 },
+                {
+                  type: 'object',
+                  properties: {
+                    when: { type: 'string', minLength: 1, description: 'CEL expression granting the claim.' },
+                    max_age: {
+                      type: 'string',
+                      pattern: '^\\d+(ms|s|m|h|d)$',
+                      description:
+                        'The claim lapses this long after the decision (e.g. 90d), before the workflow does.',
+                    },
+                    expire_with_document: {
+                      type: 'boolean',
+                      description: "The claim lapses when the verified document expires (the provider's expiry date).",
+                    },
+                  },
+                  required: ['when'],
+                  additionalProperties: false,
+                },
+              ],
+            },
             description:
               'Claim name to CEL expression over the approved decision: `facts` (flat provider facts, e.g. ' +
               'facts.aml == "Approved") and `personal` (first_name, last_name, date_of_birth); ' +
-              '`age(personal.date_of_birth)` gives whole years. `"true"` grants the claim on approval.',
+              '`age(personal.date_of_birth)` gives whole years. `"true"` grants the claim on approval. An object ' +
+              '`{when, max_age, expire_with_document}` gives the claim its own lifetime: a lapsed claim challenges the ' +
+              'user with a re-verification session.',
+          },
+          max_age: {
+            type: 'string',
+            pattern: '^\\d+(ms|s|m|h|d)$',
+            description:
+              'Re-verification is required this long after approval (e.g. 365d); overrides max_age_days. Expiry is ' +
+              'judged by every instance from the stored decision time, so all instances challenge the user at once.',
+          },
+          expire_with_document: {
+            type: 'boolean',
+            default: false,
+            description:
+              "The verification lapses when the verified document expires (the provider's expiry date, fact " +
+              '`document_expires`), if that comes before max_age.',
           },
           max_age_days: {
             type: 'integer',

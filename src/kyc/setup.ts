@@ -10,6 +10,7 @@ import { ConfigError } from '../config/load.js';
 import type { KycConfig, KycWorkflowConfig } from './schema.js';
 import { compileClaims, type ClaimRule } from './claims.js';
 import { compileRouting, type RoutingRule } from './routing.js';
+import { parseDuration } from '../auth/api-keys/format.js';
 import type { ProviderTypes } from './providers.js';
 import { decodeKey32, persistedSecret, randomKeyHex } from './keys.js';
 import { SubjectPseudonymiser } from './pseudonym.js';
@@ -30,6 +31,8 @@ export interface CompiledWorkflow {
   /** Every claim this workflow can grant. */
   readonly grants: ReadonlySet<string>;
   readonly maxAgeMs: number;
+  /** The verification lapses when the verified document expires. */
+  readonly expireWithDocument: boolean;
   readonly sessionReuseMs: number;
   readonly callbackUrl: string | undefined;
   readonly retainPersonal: KycWorkflowConfig['retain_personal'];
@@ -97,7 +100,8 @@ export async function buildSetup(config: KycConfig, env: SetupEnv, previous: Kyc
         workflowIds,
         claimRules,
         grants: new Set(claimRules.map((c) => c.name)),
-        maxAgeMs: wf.max_age_days * 86_400_000,
+        maxAgeMs: wf.max_age !== undefined ? parseDuration(wf.max_age) : wf.max_age_days * 86_400_000,
+        expireWithDocument: wf.expire_with_document ?? false,
         sessionReuseMs: wf.session_reuse_hours * 3_600_000,
         callbackUrl: wf.callback_url,
         retainPersonal: wf.retain_personal,

@@ -116,7 +116,7 @@ class KycGate implements PolicyInstance {
     const subject = this.kyc.pseudonymise(this.namespace, raw);
     ctx.subject = subject;
     if (this.blocks?.has(subject) === true) return this.refuse(ctx, 'blocked', BLOCKED);
-    const now = Date.now();
+    const now = this.kyc.now();
     if (this.needsAsync) return this.decideWithBody(ctx, subject, now);
     const entry = this.kyc.cache.peek(subject, now);
     if (entry !== undefined) return this.decide(ctx, entry, now, undefined);
@@ -327,7 +327,9 @@ class KycGate implements PolicyInstance {
         }),
       );
     }
-    if (wf?.state === 'declined' || wf?.state === 'approved') {
+    // Claims that lapsed (max_age, document expiry) are asked for again: a re-verification session, not a refusal.
+    const lapsed = wf?.state === 'approved' && missing.every((c) => entry.expiredClaims.has(c));
+    if (wf?.state === 'declined' || (wf?.state === 'approved' && !lapsed)) {
       return this.answer(
         ctx,
         entry,
