@@ -14,6 +14,8 @@ export interface KycWorkflowConfig {
   expire_with_document: boolean;
   session_reuse_hours: number;
   callback_url?: string;
+  application_name?: string;
+  purpose?: string;
   retain_personal: Array<'first_name' | 'last_name' | 'date_of_birth'>;
 }
 
@@ -203,6 +205,20 @@ export const kycSchema = {
             type: 'string',
             pattern: '^https?://',
             description: "Where the user's browser returns after verifying.",
+          },
+          application_name: {
+            type: 'string',
+            minLength: 1,
+            maxLength: 100,
+            description:
+              'The application asking for the verification, shown on the hosted page and on the pages browsers get ' +
+              '(sent to the provider as session metadata `application`).',
+          },
+          purpose: {
+            type: 'string',
+            minLength: 1,
+            maxLength: 300,
+            description: 'Why it asks, shown on the hosted page (session metadata `purpose`).',
           },
           retain_personal: {
             type: 'array',

@@ -35,6 +35,9 @@ export interface CompiledWorkflow {
   readonly expireWithDocument: boolean;
   readonly sessionReuseMs: number;
   readonly callbackUrl: string | undefined;
+  /** Shown to the user on the hosted page and the gate's pages: who asks, and why. */
+  readonly applicationName: string | undefined;
+  readonly purpose: string | undefined;
   readonly retainPersonal: KycWorkflowConfig['retain_personal'];
 }
 
@@ -104,6 +107,8 @@ export async function buildSetup(config: KycConfig, env: SetupEnv, previous: Kyc
         expireWithDocument: wf.expire_with_document ?? false,
         sessionReuseMs: wf.session_reuse_hours * 3_600_000,
         callbackUrl: wf.callback_url,
+        applicationName: wf.application_name,
+        purpose: wf.purpose,
         retainPersonal: wf.retain_personal,
       });
     } catch (err) {

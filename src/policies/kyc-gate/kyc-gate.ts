@@ -17,6 +17,7 @@ import type {
   PolicyInstance,
   PolicyResult,
   PolicySetup,
+  Reply,
 } from '../../pipeline/policy.js';
 import type { Services } from '../../pipeline/services.js';
 import { ProviderRejected, ProviderUnavailable } from '../../providers/provider.js';
@@ -39,6 +40,7 @@ import {
 } from './problems.js';
 import type { SubjectBlocks } from '../../kyc/blocks.js';
 import { routingInput } from '../../kyc/routing.js';
+import { browserPage } from './pages.js';
 
 /** Retry-After of the 503 answered while the store cannot be used. */
 const STORE_RETRY_AFTER_SECONDS = 2;
@@ -452,8 +454,11 @@ class KycGate implements PolicyInstance {
     ruleName: string,
     missing: string[],
     p: Problem,
-  ): Problem {
+  ): Problem | Reply {
     this.record(ctx, entry.subject, outcome, ruleName, missing);
+    // A browser is shown a page, never raw JSON (challenges are redirects to the verification page).
+    if (this.config.redirect_browsers && (ctx.header('accept') ?? '').includes('text/html'))
+      return browserPage(p, ctx.id, this.workflow.applicationName);
     return p;
   }
 
