@@ -33,6 +33,7 @@ export interface KycConfig {
   workflows: Record<string, KycWorkflowConfig>;
   cache: { ttl_seconds: number; unverified_ttl_seconds: number; max_entries: number };
   webhook_tolerance_seconds: number;
+  assurance_levels?: Array<{ name: string; claims: string[] }>;
   webhook_path: string;
   jwks_path: string;
   session_lease_ms: number;
@@ -262,6 +263,33 @@ export const kycSchema = {
         },
       },
       additionalProperties: false,
+    },
+    assurance_levels: {
+      type: 'array',
+      default: [],
+      description:
+        'Identity assurance levels, lowest first, each reached by holding all its claims (e.g. `substantial`: ' +
+        '[kyc_full]; `high`: [kyc_full, liveness]). A kyc-gate rule may require a level (step-up); the upstream ' +
+        'assertion carries the highest level reached as `acr`.',
+      items: {
+        type: 'object',
+        properties: {
+          name: {
+            type: 'string',
+            pattern: '^[A-Za-z0-9][A-Za-z0-9_.:-]*$',
+            description: 'Level name (the `acr` value).',
+          },
+          claims: {
+            type: 'array',
+            items: { type: 'string', pattern: '^[a-z][a-z0-9_]*$' },
+            minItems: 1,
+            uniqueItems: true,
+            description: 'Claims that together reach this level.',
+          },
+        },
+        required: ['name', 'claims'],
+        additionalProperties: false,
+      },
     },
     webhook_tolerance_seconds: {
       type: 'integer',

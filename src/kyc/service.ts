@@ -351,6 +351,7 @@ export class KycService {
           status: entry.status,
           claims: entry.claimList,
           verifiedAt: wf?.verifiedAt ?? null,
+          level: this.levelOf(entry.claims),
         },
         Math.floor(now / 1000),
       )
@@ -358,6 +359,16 @@ export class KycService {
         entry.keepAssertion(audience, token, now + setup.config.assertion.cache_seconds * 1000);
         return token;
       });
+  }
+
+  /** The highest assurance level `claims` reach (levels are cumulative: each needs the ones below), if any. */
+  levelOf(claims: ReadonlySet<string>): string | undefined {
+    let reached: string | undefined;
+    for (const level of this.setupValue.config.assurance_levels ?? []) {
+      if (!level.claims.every((c) => claims.has(c))) break;
+      reached = level.name;
+    }
+    return reached;
   }
 
   /** Opens the sealed link of an unfinished session (cached state), for a challenge without a store query. */

@@ -37,6 +37,7 @@ import {
   KYC_PROVIDER_UNAVAILABLE,
   KYC_REQUIRED,
   SUBJECT_BLOCKED,
+  stepUpProblem,
 } from './problems.js';
 import type { SubjectBlocks } from '../../kyc/blocks.js';
 import { routingInput } from '../../kyc/routing.js';
@@ -255,7 +256,7 @@ class KycGate implements PolicyInstance {
         let missing: string[] | undefined;
         for (let i = 0; i < claims.length; i++) if (!entry.claims.has(claims[i]!)) (missing ??= []).push(claims[i]!);
         if (missing === undefined) return this.pass(ctx, entry, now, rule, body);
-        return this.challenge(ctx, entry, now, rule.name, missing);
+        return this.challenge(ctx, entry, now, rule.name, missing, rule);
       }
     }
   }
@@ -312,9 +313,11 @@ class KycGate implements PolicyInstance {
     now: number,
     ruleName: string,
     missing: string[],
+    rule?: CompiledRule,
   ): PolicyResult | Promise<PolicyResult> {
-    const wf = entry.workflows.get(this.workflow.name);
-    const extensions = { missing_claims: missing, workflow: this.workflow.name };
+    const workflow = rule?.workflow ?? this.workflow;
+    const wf = entry.workflows.get(workflow.name);
+    const extensions = { missing_claims: missing, workflow: workflow.name };
     if (wf?.state === 'in_review') {
       return this.answer(
         ctx,
@@ -351,17 +354,18 @@ class KycGate implements PolicyInstance {
       wf?.sessionId &&
       wf.sealedSessionUrl &&
       wf.sessionStartedAt !== null &&
-      wf.sessionStartedAt > now - this.workflow.sessionReuseMs &&
+      wf.sessionStartedAt > now - workflow.sessionReuseMs &&
       // An unfinished session at a provider that is down is not offered: a fallback's is.
       this.kyc.providerAvailable(wf.provider)
     ) {
       const url = this.kyc.sessionUrl(wf.provider, wf.sessionId, wf.sealedSessionUrl);
-      return this.challengeAnswer(ctx, entry, ruleName, missing, { sessionId: wf.sessionId, url, created: false });
+      const offer = { sessionId: wf.sessionId, url, created: false };
+      return this.challengeAnswer(ctx, entry, ruleName, missing, offer, workflow, rule?.level);
     }
     const routing =
-      this.workflow.routing.length > 0 ? routingInput(ctx.headers, ctx.path, ctx.method, ctx.clientIp) : undefined;
-    return this.kyc.offerSession(entry.subject, this.workflow, routing).then(
-      (offer) => this.challengeAnswer(ctx, entry, ruleName, missing, offer),
+      workflow.routing.length > 0 ? routingInput(ctx.headers, ctx.path, ctx.method, ctx.clientIp) : undefined;
+    return this.kyc.offerSession(entry.subject, workflow, routing).then(
+      (offer) => this.challengeAnswer(ctx, entry, ruleName, missing, offer, workflow, rule?.level),
       (err: unknown) => this.sessionFailed(ctx, entry, ruleName, missing, err),
     );
   }
@@ -372,11 +376,22 @@ class KycGate implements PolicyInstance {
     ruleName: string,
     missing: string[],
     offer: SessionOffer,
+    workflow: CompiledWorkflow = this.workflow,
+    level?: string,
   ): PolicyResult {
     if (this.config.redirect_browsers && (ctx.header('accept') ?? '').includes('text/html')) {
       this.record(ctx, entry.subject, 'challenge', ruleName, missing);
       return { status: 303, headers: { location: offer.url, 'cache-control': 'no-store', 'content-length': 0 } };
     }
+    if (level !== undefined)
+      return this.answer(
+        ctx,
+        entry,
+        'step_up',
+        ruleName,
+        missing,
+        stepUpProblem(offer, missing, workflow.name, level, this.kyc.levelOf(entry.claims)),
+      );
     return this.answer(
       ctx,
       entry,
@@ -389,7 +404,7 @@ class KycGate implements PolicyInstance {
           verification_url: offer.url,
           session_id: offer.sessionId,
           missing_claims: missing,
-          workflow: this.workflow.name,
+          workflow: workflow.name,
         },
       }),
     );
