@@ -1,17 +1,22 @@
 import http from 'node:http';
 import https from 'node:https';
+import { jwtVerify, type CryptoKey, type KeyObject } from 'jose';
 import type { VaultConfig } from '../src/config/types.js';
 
 /**
  * A Vault stand-in that follows Vault's documented HTTP API: KV v2 reads at GET /v1/<mount>/data/<path> with
  * X-Vault-Token and the {data: {data, metadata}} envelope, AppRole login at POST /v1/auth/approle/login,
- * 403 {"errors":["permission denied"]} for a bad token and 404 {"errors":[]} for a missing secret.
+ * 403 {"errors":["permission denied"]} for a bad token and 404 {"errors":[]} for a missing secret. With `jwt`, the
+ * JWT auth method at POST /v1/auth/<mount>/login {role, jwt}: the token is verified with the trust domain's JWT
+ * signing key, and the role's bound_audiences and bound_subject are enforced, as Vault does for JWT-SVIDs
+ * (400 {"errors":["error validating token: ..."]} otherwise).
  */
 export async function startVault(opts: {
   roleId: string;
   secretId: string;
   leaseSeconds?: number;
   tls?: { cert: string; key: string };
+  jwt?: { mount?: string; role: string; boundAudiences: string[]; boundSubject: string; key: CryptoKey | KeyObject };
 }) {
   const secrets = new Map<string, { data: Record<string, string>; version: number }>();
   const tokens = new Set<string>();
@@ -26,6 +31,28 @@ export async function startVault(opts: {
         res.end(JSON.stringify(body));
       };
       if (state.down) return send(503, { errors: ['Vault is sealed'] });
+      const issue = () => {
+        state.logins++;
+        const token = `hvs.test-${++nextToken}`;
+        tokens.add(token);
+        return send(200, {
+          auth: { client_token: token, policies: ['default', 'kycgate'], lease_duration: 3600, renewable: true },
+        });
+      };
+      if (opts.jwt && req.method === 'POST' && req.url === `/v1/auth/${opts.jwt.mount ?? 'jwt'}/login`) {
+        const jwtAuth = opts.jwt;
+        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { role?: string; jwt?: string };
+        if (body.role !== jwtAuth.role)
+          return send(400, { errors: [`role "${String(body.role)}" could not be found`] });
+        jwtVerify(String(body.jwt), jwtAuth.key, { audience: jwtAuth.boundAudiences }).then(
+          ({ payload }) =>
+            payload.sub === jwtAuth.boundSubject
+              ? issue()
+              : send(400, { errors: ['error validating claims: sub claim does not match bound subject'] }),
+          (err: Error) => send(400, { errors: [`error validating token: ${err.message}`] }),
+        );
+        return;
+      }
       if (req.method === 'POST' && req.url === '/v1/auth/approle/login') {
         const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { role_id?: string; secret_id?: string };
         if (body.role_id !== opts.roleId || body.secret_id !== opts.secretId)

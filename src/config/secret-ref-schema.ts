@@ -106,7 +106,7 @@ export const vaultSchema = {
     },
     auth: {
       type: 'object',
-      description: 'How the gateway logs in: a token, or AppRole.',
+      description: 'How the gateway logs in: a token, AppRole, or its own SPIFFE identity (JWT-SVID).',
       properties: {
         token: {
           ...localSecretRefSchema,
@@ -130,8 +130,36 @@ export const vaultSchema = {
           required: ['role_id', 'secret_id'],
           additionalProperties: false,
         },
+        jwt_svid: {
+          type: 'object',
+          description:
+            'Login without a static secret: the gateway fetches its own JWT-SVID from the SPIFFE Workload API and ' +
+            "presents it to Vault's JWT auth method (POST /v1/auth/<mount>/login {role, jwt}); the Vault token is " +
+            'replaced by logging in again (with a fresh JWT-SVID) before its lease ends, and at once if Vault refuses it.',
+          properties: {
+            mount: {
+              type: 'string',
+              pattern: '^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$',
+              default: 'jwt',
+              description: "Mount path of the JWT auth method (configured with the trust domain's JWT bundle).",
+            },
+            role: { type: 'string', minLength: 1, description: 'Vault role (its bound_audiences and bound_subject).' },
+            audience: {
+              type: 'string',
+              minLength: 1,
+              default: 'vault',
+              description: "Audience of the JWT-SVID requested (must be in the role's bound_audiences).",
+            },
+            socket: {
+              type: 'string',
+              description: 'Workload API address (unix:///path). Default: SPIFFE_ENDPOINT_SOCKET.',
+            },
+          },
+          required: ['role'],
+          additionalProperties: false,
+        },
       },
-      oneOf: [{ required: ['token'] }, { required: ['approle'] }],
+      oneOf: [{ required: ['token'] }, { required: ['approle'] }, { required: ['jwt_svid'] }],
       additionalProperties: false,
     },
   },

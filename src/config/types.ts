@@ -14,7 +14,12 @@ export interface VaultConfig {
   timeout_ms: number;
   refresh_interval_s: number;
   retry_interval_s: number;
-  auth: { token?: LocalSecretRef; approle?: { mount: string; role_id: LocalSecretRef; secret_id: LocalSecretRef } };
+  auth: {
+    token?: LocalSecretRef;
+    approle?: { mount: string; role_id: LocalSecretRef; secret_id: LocalSecretRef };
+    /** Login with the gateway's own SPIFFE identity: a JWT-SVID through Vault's JWT auth method. */
+    jwt_svid?: { mount: string; role: string; audience: string; socket?: string };
+  };
 }
 
 export interface TimeoutsConfig {

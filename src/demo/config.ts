@@ -38,6 +38,8 @@ export function demoConfig(
           provider: 'sandbox',
           workflow_id: DEMO_WORKFLOW_ID,
           claims: { kyc_full: 'facts.status == "Approved"' },
+          application_name: 'kycgate demo shop',
+          purpose: 'Orders are only taken from verified customers.',
         },
       },
     },

@@ -49,6 +49,8 @@ export interface AssertionContent {
   status: string;
   claims: readonly string[];
   verifiedAt: number | null;
+  /** The highest assurance level reached (`acr`), when levels are configured. */
+  level?: string | undefined;
 }
 
 export class AssertionSigner {
@@ -66,6 +68,7 @@ export class AssertionSigner {
   sign(content: AssertionContent, nowSeconds: number): Promise<string> {
     const payload: Record<string, unknown> = { kyc_status: content.status, kyc_claims: content.claims };
     if (content.verifiedAt !== null) payload.kyc_verified_at = Math.floor(content.verifiedAt / 1000);
+    if (content.level !== undefined) payload.acr = content.level;
     return new SignJWT(payload)
       .setProtectedHeader({ alg: this.key.alg, kid: this.key.kid, typ: 'kycgate-assertion+jwt' })
       .setIssuer(this.issuer)

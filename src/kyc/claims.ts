@@ -6,6 +6,7 @@
 import { Environment } from '@marcbachmann/cel-js';
 import type { VerificationResult } from '../providers/provider.js';
 import { ageAt } from '../shared/age.js';
+import { parseDuration } from '../auth/api-keys/format.js';
 
 const claimsEnvironment = new Environment({ homogeneousAggregateLiterals: false })
   .registerVariable('facts', 'map')
@@ -22,11 +23,50 @@ export function ageInYears(dateOfBirth: string, now: Date): number {
 export interface ClaimRule {
   readonly name: string;
   readonly evaluate: (context: Record<string, unknown>) => unknown;
+  /** The claim lapses this long after the decision. */
+  readonly maxAgeMs?: number | undefined;
+  /** The claim lapses when the verified document expires. */
+  readonly expireWithDocument?: boolean | undefined;
+}
+
+/** Milliseconds since the epoch at which a `YYYY-MM-DD` document expiry date has passed (the end of that day, UTC). */
+export function documentExpiryMs(facts: VerificationResult['facts']): number | undefined {
+  const d = facts.document_expires;
+  if (typeof d !== 'string' || !/^\d{4}-\d{2}-\d{2}$/.test(d)) return undefined;
+  const ms = Date.parse(d + 'T00:00:00Z');
+  return Number.isNaN(ms) ? undefined : ms + 86_400_000;
+}
+
+/**
+ * The stored claims string of a decision made at `decidedAt`: names separated by spaces, a claim with a lifetime of
+ * its own written `name@<expiry ms>` (the subject cache drops it at that instant, on every instance).
+ */
+export function storedClaims(
+  rules: readonly ClaimRule[],
+  decision: Pick<VerificationResult, 'facts' | 'personal'>,
+  decidedAt: number,
+): string {
+  const granted = new Set(grantedClaims(rules, decision));
+  const documentExpiry = documentExpiryMs(decision.facts);
+  const out: string[] = [];
+  for (const rule of rules) {
+    if (!granted.has(rule.name)) continue;
+    let until = rule.maxAgeMs !== undefined ? decidedAt + rule.maxAgeMs : Infinity;
+    if (rule.expireWithDocument && documentExpiry !== undefined) until = Math.min(until, documentExpiry);
+    out.push(until === Infinity ? rule.name : `${rule.name}@${until}`);
+  }
+  return out.join(' ');
 }
 
 /** Compiles `claims` of one workflow; throws an Error naming the claim and the CEL error. */
-export function compileClaims(workflow: string, claims: Record<string, string>): ClaimRule[] {
-  return Object.entries(claims).map(([name, expression]) => {
+export function compileClaims(
+  workflow: string,
+  claims: Record<string, string | { when: string; max_age?: string; expire_with_document?: boolean }>,
+): ClaimRule[] {
+  return Object.entries(claims).map(([name, spec]) => {
+    const expression = typeof spec === 'string' ? spec : spec.when;
+    const maxAgeMs = typeof spec === 'string' || spec.max_age === undefined ? undefined : parseDuration(spec.max_age);
+    const expireWithDocument = typeof spec === 'string' ? undefined : spec.expire_with_document;
     let evaluate: ClaimRule['evaluate'];
     try {
       evaluate = claimsEnvironment.parse(expression) as unknown as ClaimRule['evaluate'];
@@ -38,7 +78,7 @@ export function compileClaims(workflow: string, claims: Record<string, string>):
       throw new Error(`kyc.workflows.${workflow}.claims.${name}: ${firstLine(checked.error?.message ?? 'invalid')}`);
     if (checked.type !== 'bool' && checked.type !== 'dyn')
       throw new Error(`kyc.workflows.${workflow}.claims.${name}: must be a boolean expression (it is ${checked.type})`);
-    return { name, evaluate };
+    return { name, evaluate, maxAgeMs, expireWithDocument };
   });
 }
 

@@ -8,11 +8,22 @@ export interface KycWorkflowConfig {
   routing: Array<{ when: string; provider: string }>;
   workflow_id: string;
   workflow_ids: Record<string, string>;
-  claims: Record<string, string>;
+  claims: Record<string, string | ClaimSpec>;
   max_age_days: number;
+  max_age?: string;
+  expire_with_document: boolean;
   session_reuse_hours: number;
   callback_url?: string;
+  application_name?: string;
+  purpose?: string;
   retain_personal: Array<'first_name' | 'last_name' | 'date_of_birth'>;
+}
+
+/** A claim with its own lifetime. */
+export interface ClaimSpec {
+  when: string;
+  max_age?: string;
+  expire_with_document?: boolean;
 }
 
 export interface KycConfig {
@@ -22,6 +33,7 @@ export interface KycConfig {
   workflows: Record<string, KycWorkflowConfig>;
   cache: { ttl_seconds: number; unverified_ttl_seconds: number; max_entries: number };
   webhook_tolerance_seconds: number;
+  assurance_levels?: Array<{ name: string; claims: string[] }>;
   webhook_path: string;
   jwks_path: string;
   session_lease_ms: number;
@@ -133,11 +145,49 @@ export const kycSchema = {
             type: 'object',
             minProperties: 1,
             propertyNames: { pattern: '^[a-z][a-z0-9_]*$' },
-            additionalProperties: { type: 'string', minLength: 1 },
+            additionalProperties: {
+              oneOf: [
+                { type: 'string', minLength: 1 },
+                {
+                  type: 'object',
+                  properties: {
+                    when: { type: 'string', minLength: 1, description: 'CEL expression granting the claim.' },
+                    max_age: {
+                      type: 'string',
+                      pattern: '^\\d+(ms|s|m|h|d)$',
+                      description:
+                        'The claim lapses this long after the decision (e.g. 90d), before the workflow does.',
+                    },
+                    expire_with_document: {
+                      type: 'boolean',
+                      description: "The claim lapses when the verified document expires (the provider's expiry date).",
+                    },
+                  },
+                  required: ['when'],
+                  additionalProperties: false,
+                },
+              ],
+            },
             description:
               'Claim name to CEL expression over the approved decision: `facts` (flat provider facts, e.g. ' +
               'facts.aml == "Approved") and `personal` (first_name, last_name, date_of_birth); ' +
-              '`age(personal.date_of_birth)` gives whole years. `"true"` grants the claim on approval.',
+              '`age(personal.date_of_birth)` gives whole years. `"true"` grants the claim on approval. An object ' +
+              '`{when, max_age, expire_with_document}` gives the claim its own lifetime: a lapsed claim challenges the ' +
+              'user with a re-verification session.',
+          },
+          max_age: {
+            type: 'string',
+            pattern: '^\\d+(ms|s|m|h|d)$',
+            description:
+              'Re-verification is required this long after approval (e.g. 365d); overrides max_age_days. Expiry is ' +
+              'judged by every instance from the stored decision time, so all instances challenge the user at once.',
+          },
+          expire_with_document: {
+            type: 'boolean',
+            default: false,
+            description:
+              "The verification lapses when the verified document expires (the provider's expiry date, fact " +
+              '`document_expires`), if that comes before max_age.',
           },
           max_age_days: {
             type: 'integer',
@@ -156,6 +206,20 @@ export const kycSchema = {
             type: 'string',
             pattern: '^https?://',
             description: "Where the user's browser returns after verifying.",
+          },
+          application_name: {
+            type: 'string',
+            minLength: 1,
+            maxLength: 100,
+            description:
+              'The application asking for the verification, shown on the hosted page and on the pages browsers get ' +
+              '(sent to the provider as session metadata `application`).',
+          },
+          purpose: {
+            type: 'string',
+            minLength: 1,
+            maxLength: 300,
+            description: 'Why it asks, shown on the hosted page (session metadata `purpose`).',
           },
           retain_personal: {
             type: 'array',
@@ -199,6 +263,33 @@ export const kycSchema = {
         },
       },
       additionalProperties: false,
+    },
+    assurance_levels: {
+      type: 'array',
+      default: [],
+      description:
+        'Identity assurance levels, lowest first, each reached by holding all its claims (e.g. `substantial`: ' +
+        '[kyc_full]; `high`: [kyc_full, liveness]). A kyc-gate rule may require a level (step-up); the upstream ' +
+        'assertion carries the highest level reached as `acr`.',
+      items: {
+        type: 'object',
+        properties: {
+          name: {
+            type: 'string',
+            pattern: '^[A-Za-z0-9][A-Za-z0-9_.:-]*$',
+            description: 'Level name (the `acr` value).',
+          },
+          claims: {
+            type: 'array',
+            items: { type: 'string', pattern: '^[a-z][a-z0-9_]*$' },
+            minItems: 1,
+            uniqueItems: true,
+            description: 'Claims that together reach this level.',
+          },
+        },
+        required: ['name', 'claims'],
+        additionalProperties: false,
+      },
     },
     webhook_tolerance_seconds: {
       type: 'integer',

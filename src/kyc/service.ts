@@ -15,7 +15,7 @@ import {
   type VerificationState,
   type WebhookEvent,
 } from '../providers/provider.js';
-import { grantedClaims } from './claims.js';
+import { documentExpiryMs, storedClaims } from './claims.js';
 import type { CompiledWorkflow, KycSetup } from './setup.js';
 import { SubjectCache, type SubjectEntry } from './subject-cache.js';
 import { VerificationSessions, sessionUrlContext, type SessionOffer } from './sessions.js';
@@ -35,6 +35,11 @@ export class KycService {
   readonly cache: SubjectCache;
   /** Identifies this process in session leases. */
   readonly instanceId = randomUUID();
+  /**
+   * The clock expiry is judged by (ms). Every instance judges a claim's expiry from the stored decision time with its
+   * own clock, so all of them challenge the user at the same instant without telling each other. Tests set it.
+   */
+  now: () => number = Date.now;
   private setupValue: KycSetup;
   private readonly sessions: VerificationSessions;
   private readonly logger: Logger;
@@ -61,6 +66,7 @@ export class KycService {
       { verifiedMs: cache.ttl_seconds * 1000, unverifiedMs: cache.unverified_ttl_seconds * 1000 },
       cache.max_entries,
       deps.stale,
+      () => this.now(),
     );
     if (this.redis)
       this.unsubscribe = this.redis.subscribe(INVALIDATION_CHANNEL, (subject) => this.cache.invalidate(subject));
@@ -211,9 +217,11 @@ export class KycService {
         // Only the status was authenticated (or the event carried no decision): ask the provider for the facts.
         decision = await provider.fetchDecision(event.sessionId);
       }
-      if (decision.state === 'approved') claims = grantedClaims(workflow.claimRules, decision).join(' ');
+      if (decision.state === 'approved') claims = storedClaims(workflow.claimRules, decision, at);
       verifiedAt = at;
       expiresAt = at + workflow.maxAgeMs;
+      const documentExpiry = workflow.expireWithDocument ? documentExpiryMs(decision.facts) : undefined;
+      if (documentExpiry !== undefined) expiresAt = Math.min(expiresAt, documentExpiry);
       const kept = retainedPersonal(decision, workflow.retainPersonal);
       if (kept !== undefined) {
         personal = setup.sealer.seal(kept, personalContext(owner));
@@ -247,7 +255,7 @@ export class KycService {
           provider: providerName,
           workflow: owner.workflow,
           status: event.status,
-          claims: claims === '' ? [] : claims.split(' '),
+          claims: claims === '' ? [] : claims.split(' ').map((c) => c.split('@')[0]!),
         },
       });
     }
@@ -343,6 +351,7 @@ export class KycService {
           status: entry.status,
           claims: entry.claimList,
           verifiedAt: wf?.verifiedAt ?? null,
+          level: this.levelOf(entry.claims),
         },
         Math.floor(now / 1000),
       )
@@ -350,6 +359,16 @@ export class KycService {
         entry.keepAssertion(audience, token, now + setup.config.assertion.cache_seconds * 1000);
         return token;
       });
+  }
+
+  /** The highest assurance level `claims` reach (levels are cumulative: each needs the ones below), if any. */
+  levelOf(claims: ReadonlySet<string>): string | undefined {
+    let reached: string | undefined;
+    for (const level of this.setupValue.config.assurance_levels ?? []) {
+      if (!level.claims.every((c) => claims.has(c))) break;
+      reached = level.name;
+    }
+    return reached;
   }
 
   /** Opens the sealed link of an unfinished session (cached state), for a challenge without a store query. */

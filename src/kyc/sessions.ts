@@ -174,7 +174,11 @@ export class VerificationSessions {
             workflowId,
             vendorData: subject,
             ...(workflow.callbackUrl ? { callback: workflow.callbackUrl } : {}),
-            metadata: { workflow: workflow.name },
+            metadata: {
+              workflow: workflow.name,
+              ...(workflow.applicationName !== undefined ? { application: workflow.applicationName } : {}),
+              ...(workflow.purpose !== undefined ? { purpose: workflow.purpose } : {}),
+            },
           });
         } catch (err) {
           // Not awaited: a store that fails too must not add its deadline to the answer (the lease then expires,

@@ -11,6 +11,7 @@ import { suggestion } from '../shared/suggest.js';
 import type { KycConfig, KycWorkflowConfig } from './schema.js';
 import { compileClaims, type ClaimRule } from './claims.js';
 import { compileRouting, type RoutingRule } from './routing.js';
+import { parseDuration } from '../auth/api-keys/format.js';
 import type { ProviderTypes } from './providers.js';
 import { decodeKey32, persistedSecret, randomKeyHex } from './keys.js';
 import { SubjectPseudonymiser } from './pseudonym.js';
@@ -31,8 +32,13 @@ export interface CompiledWorkflow {
   /** Every claim this workflow can grant. */
   readonly grants: ReadonlySet<string>;
   readonly maxAgeMs: number;
+  /** The verification lapses when the verified document expires. */
+  readonly expireWithDocument: boolean;
   readonly sessionReuseMs: number;
   readonly callbackUrl: string | undefined;
+  /** Shown to the user on the hosted page and the gate's pages: who asks, and why. */
+  readonly applicationName: string | undefined;
+  readonly purpose: string | undefined;
   readonly retainPersonal: KycWorkflowConfig['retain_personal'];
 }
 
@@ -111,9 +117,12 @@ function compileSection(config: KycConfig, dialect: Dialect, problems: string[])
         workflowIds,
         claimRules,
         grants: new Set(claimRules.map((c) => c.name)),
-        maxAgeMs: wf.max_age_days * 86_400_000,
+        maxAgeMs: wf.max_age !== undefined ? parseDuration(wf.max_age) : wf.max_age_days * 86_400_000,
+        expireWithDocument: wf.expire_with_document ?? false,
         sessionReuseMs: wf.session_reuse_hours * 3_600_000,
         callbackUrl: wf.callback_url,
+        applicationName: wf.application_name,
+        purpose: wf.purpose,
         retainPersonal: wf.retain_personal,
       });
     } catch (err) {

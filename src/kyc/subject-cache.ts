@@ -36,6 +36,8 @@ interface SignedAssertion {
 
 export class SubjectEntry {
   readonly claims: ReadonlySet<string>;
+  /** Claims the subject held that have lapsed (their own max_age, document expiry, or the verification's). */
+  readonly expiredClaims: ReadonlySet<string>;
   /** Value of x-kyc-claims: granted claims, sorted, comma-separated. */
   readonly claimsHeader: string;
   readonly claimList: readonly string[];
@@ -61,18 +63,30 @@ export class SubjectEntry {
   ) {
     const workflows = new Map<string, WorkflowStatus>();
     const claims = new Set<string>();
+    const expiredClaims = new Set<string>();
+    let claimsUntil = Infinity;
     let freshUntil = now + ttl.unverifiedMs;
     let anyVerified = false;
     for (const row of rows) {
       const expiresAt = row.expires_at === null ? null : Number(row.expires_at);
       let state = row.state;
-      let granted: string[] = [];
+      const granted: string[] = [];
       if (state === 'approved') {
-        if (expiresAt !== null && expiresAt <= now) state = 'expired';
-        else {
-          granted = row.claims === '' ? [] : row.claims.split(' ');
-          for (const c of granted) claims.add(c);
-          anyVerified = true;
+        const lapsed = expiresAt !== null && expiresAt <= now;
+        if (lapsed) state = 'expired';
+        else anyVerified = true;
+        // A claim with a lifetime of its own is stored as `name@<expiry ms>`.
+        for (const stored of row.claims === '' ? [] : row.claims.split(' ')) {
+          const at = stored.indexOf('@');
+          const name = at === -1 ? stored : stored.slice(0, at);
+          const until = at === -1 ? Infinity : Number(stored.slice(at + 1));
+          if (lapsed || until <= now) {
+            expiredClaims.add(name);
+            continue;
+          }
+          granted.push(name);
+          claims.add(name);
+          if (until < claimsUntil) claimsUntil = until;
         }
       }
       // With fallback providers one workflow may have a row per provider: the approved one speaks for it, else the
@@ -102,8 +116,11 @@ export class SubjectEntry {
         if (row.state === 'approved' && row.expires_at !== null && Number(row.expires_at) > now)
           validUntil = Math.min(validUntil, Number(row.expires_at));
       }
+      validUntil = Math.min(validUntil, claimsUntil);
       freshUntil = Math.min(now + ttl.verifiedMs, validUntil);
     }
+    for (const c of claims) expiredClaims.delete(c);
+    this.expiredClaims = expiredClaims;
     this.validUntil = validUntil;
     this.workflows = workflows;
     this.claims = claims;

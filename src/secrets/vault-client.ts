@@ -1,6 +1,7 @@
 /**
  * A small HashiCorp Vault HTTP client: KV reads (v2 envelope `{data: {data, metadata}}`, or v1 `{data}`) with a
- * token or an AppRole login. Errors name the path and Vault's status, never a value or a token.
+ * token, an AppRole login, or a login with the gateway's own SPIFFE identity (a JWT-SVID through Vault's JWT auth
+ * method). Errors name the path and Vault's status, never a value or a token.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -8,6 +9,8 @@ import { Agent, request, type Dispatcher } from 'undici';
 import type { LocalSecretRef, VaultConfig } from '../config/types.js';
 import { resolveSecret } from '../config/secrets.js';
 import { ConfigError } from '../config/load.js';
+import { pino } from 'pino';
+import { WorkloadJwtSvidClient } from '../workload-identity/workload-api/jwt-svid.js';
 
 export class VaultError extends Error {
   constructor(
@@ -66,7 +69,7 @@ export class VaultClient {
     let answer = await this.get(apiPath, token);
     // An AppRole token revoked or expired early: log in again once. Only the token this read used is dropped: a
     // concurrent read may already have replaced it, and then its new token is used without another login.
-    if (answer.status === 403 && this.config.auth.approle) {
+    if (answer.status === 403 && (this.config.auth.approle || this.config.auth.jwt_svid)) {
       if (this.token?.value === token) this.token = undefined;
       answer = await this.get(apiPath, await this.currentToken());
     }
@@ -87,6 +90,7 @@ export class VaultClient {
   }
 
   close(): Promise<void> {
+    this.svids?.close();
     return this.dispatcher.close();
   }
 
@@ -99,17 +103,38 @@ export class VaultClient {
     }));
   }
 
-  /** One AppRole login; stores the token with the time it should be replaced. */
+  /** The gateway's JWT-SVIDs for Vault (created on the first login). */
+  private svids: WorkloadJwtSvidClient | undefined;
+
+  /** One login (AppRole, or JWT-SVID); stores the token with the time it should be replaced. */
   private async logIn(): Promise<string> {
-    const approle = this.config.auth.approle!;
-    const answer = await this.send('POST', `auth/${approle.mount}/login`, undefined, {
-      role_id: this.local(approle.role_id, 'vault.auth.approle.role_id'),
-      secret_id: this.local(approle.secret_id, 'vault.auth.approle.secret_id'),
-    });
-    if (answer.status !== 200) throw new VaultError(`vault: AppRole login: ${describe(answer)}`, answer.status);
+    const { approle, jwt_svid: spiffe } = this.config.auth;
+    let label: string;
+    let answer: { status: number; body: unknown };
+    if (spiffe) {
+      label = 'JWT-SVID login';
+      this.svids ??= new WorkloadJwtSvidClient([spiffe.audience], undefined, pino({ enabled: false }), {
+        ...(spiffe.socket ? { address: spiffe.socket } : {}),
+        timeoutMs: this.config.timeout_ms,
+      });
+      let jwt: string;
+      try {
+        jwt = await this.svids.token();
+      } catch (err) {
+        throw new VaultError(`vault: ${label}: no JWT-SVID from the Workload API (${(err as Error).message})`);
+      }
+      answer = await this.send('POST', `auth/${spiffe.mount}/login`, undefined, { role: spiffe.role, jwt });
+    } else {
+      label = 'AppRole login';
+      answer = await this.send('POST', `auth/${approle!.mount}/login`, undefined, {
+        role_id: this.local(approle!.role_id, 'vault.auth.approle.role_id'),
+        secret_id: this.local(approle!.secret_id, 'vault.auth.approle.secret_id'),
+      });
+    }
+    if (answer.status !== 200) throw new VaultError(`vault: ${label}: ${describe(answer)}`, answer.status);
     const login = (answer.body as { auth?: { client_token?: unknown; lease_duration?: unknown } }).auth;
     if (typeof login?.client_token !== 'string' || login.client_token === '')
-      throw new VaultError('vault: AppRole login: answer without a client token', 200);
+      throw new VaultError(`vault: ${label}: answer without a client token`, 200);
     const lease = typeof login.lease_duration === 'number' && login.lease_duration > 0 ? login.lease_duration : 0;
     this.token = {
       value: login.client_token,

@@ -20,6 +20,10 @@ export interface CompiledRule {
   readonly action: 'allow' | 'deny' | 'require' | 'reroute';
   readonly claims: readonly string[];
   readonly group: Upstream | undefined;
+  /** Step-up: the assurance level this `require` rule demands. */
+  readonly level?: string | undefined;
+  /** The workflow a challenge of this rule offers, when not the policy's. */
+  readonly workflow?: CompiledWorkflow | undefined;
   /** The decision recorded when this rule lets a request through (one shared, frozen object). */
   readonly passed: DecisionRecord;
 }
@@ -30,9 +34,10 @@ export function compiledRule(
   action: CompiledRule['action'],
   claims: readonly string[],
   group: Upstream | undefined,
+  step: { level?: string | undefined; workflow?: CompiledWorkflow | undefined } = {},
 ): CompiledRule {
   const passed = Object.freeze({ outcome: action === 'reroute' ? 'reroute' : 'allow', policy: POLICY, rule: name });
-  return { name, condition, action, claims, group, passed };
+  return { name, condition, action, claims, group, passed, level: step.level, workflow: step.workflow };
 }
 
 export interface CompiledKycGate {
@@ -53,10 +58,21 @@ export async function compileKycGate(config: KycGateConfig, setup: PolicySetup):
   for (const [i, r] of config.rules.entries()) {
     const at = `${where}.rules[${i}] (${r.name})`;
     const condition = r.when === undefined ? undefined : compileCondition(r.when, `${at}.when`);
-    const claims = r.claims ?? config.required_claims;
+    let claims = r.claims ?? (r.level === undefined ? config.required_claims : []);
+    let ruleWorkflow: CompiledWorkflow | undefined;
+    if (r.level !== undefined) {
+      const level = (kyc.setup.config.assurance_levels ?? []).find((l) => l.name === r.level);
+      if (!level) throw new Error(`${at}.level: no assurance level named "${r.level}" in kyc.assurance_levels`);
+      claims = [...new Set([...claims, ...level.claims])];
+    }
+    if (r.workflow !== undefined) {
+      ruleWorkflow = kyc.workflow(r.workflow);
+      if (!ruleWorkflow) throw new Error(`${at}.workflow: no workflow named "${r.workflow}" in kyc.workflows`);
+    }
     if (r.action === 'require') {
       if (claims.length === 0) throw new Error(`${at}.claims: a require rule needs claims (or required_claims)`);
-      for (const c of claims) needed.add(c);
+      // Claims a rule's own workflow grants need not come from the policy's.
+      for (const c of claims) if (!ruleWorkflow?.grants.has(c)) needed.add(c);
     }
     let group: Upstream | undefined;
     if (r.action === 'reroute') {
@@ -64,7 +80,7 @@ export async function compileKycGate(config: KycGateConfig, setup: PolicySetup):
       if (!setup.upstreamNames.has(r.upstream)) throw new Error(`${at}.upstream: no upstream named "${r.upstream}"`);
       group = await upstreams.groupFor(r.upstream, r.connect_timeout_ms);
     }
-    rules.push(compiledRule(r.name, condition, r.action, claims, group));
+    rules.push(compiledRule(r.name, condition, r.action, claims, group, { level: r.level, workflow: ruleWorkflow }));
   }
   const workflow = chooseWorkflow(kyc, config, needed, where);
   for (const c of needed) {

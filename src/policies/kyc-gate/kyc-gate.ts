@@ -17,6 +17,7 @@ import type {
   PolicyInstance,
   PolicyResult,
   PolicySetup,
+  Reply,
 } from '../../pipeline/policy.js';
 import type { Services } from '../../pipeline/services.js';
 import { ProviderRejected, ProviderUnavailable } from '../../providers/provider.js';
@@ -36,9 +37,11 @@ import {
   KYC_PROVIDER_UNAVAILABLE,
   KYC_REQUIRED,
   SUBJECT_BLOCKED,
+  stepUpProblem,
 } from './problems.js';
 import type { SubjectBlocks } from '../../kyc/blocks.js';
 import { routingInput } from '../../kyc/routing.js';
+import { browserPage } from './pages.js';
 
 /** Retry-After of the 503 answered while the store cannot be used. */
 const STORE_RETRY_AFTER_SECONDS = 2;
@@ -116,7 +119,7 @@ class KycGate implements PolicyInstance {
     const subject = this.kyc.pseudonymise(this.namespace, raw);
     ctx.subject = subject;
     if (this.blocks?.has(subject) === true) return this.refuse(ctx, 'blocked', BLOCKED);
-    const now = Date.now();
+    const now = this.kyc.now();
     if (this.needsAsync) return this.decideWithBody(ctx, subject, now);
     const entry = this.kyc.cache.peek(subject, now);
     if (entry !== undefined) return this.decide(ctx, entry, now, undefined);
@@ -253,7 +256,7 @@ class KycGate implements PolicyInstance {
         let missing: string[] | undefined;
         for (let i = 0; i < claims.length; i++) if (!entry.claims.has(claims[i]!)) (missing ??= []).push(claims[i]!);
         if (missing === undefined) return this.pass(ctx, entry, now, rule, body);
-        return this.challenge(ctx, entry, now, rule.name, missing);
+        return this.challenge(ctx, entry, now, rule.name, missing, rule);
       }
     }
   }
@@ -310,9 +313,11 @@ class KycGate implements PolicyInstance {
     now: number,
     ruleName: string,
     missing: string[],
+    rule?: CompiledRule,
   ): PolicyResult | Promise<PolicyResult> {
-    const wf = entry.workflows.get(this.workflow.name);
-    const extensions = { missing_claims: missing, workflow: this.workflow.name };
+    const workflow = rule?.workflow ?? this.workflow;
+    const wf = entry.workflows.get(workflow.name);
+    const extensions = { missing_claims: missing, workflow: workflow.name };
     if (wf?.state === 'in_review') {
       return this.answer(
         ctx,
@@ -327,7 +332,9 @@ class KycGate implements PolicyInstance {
         }),
       );
     }
-    if (wf?.state === 'declined' || wf?.state === 'approved') {
+    // Claims that lapsed (max_age, document expiry) are asked for again: a re-verification session, not a refusal.
+    const lapsed = wf?.state === 'approved' && missing.every((c) => entry.expiredClaims.has(c));
+    if (wf?.state === 'declined' || (wf?.state === 'approved' && !lapsed)) {
       return this.answer(
         ctx,
         entry,
@@ -347,17 +354,18 @@ class KycGate implements PolicyInstance {
       wf?.sessionId &&
       wf.sealedSessionUrl &&
       wf.sessionStartedAt !== null &&
-      wf.sessionStartedAt > now - this.workflow.sessionReuseMs &&
+      wf.sessionStartedAt > now - workflow.sessionReuseMs &&
       // An unfinished session at a provider that is down is not offered: a fallback's is.
       this.kyc.providerAvailable(wf.provider)
     ) {
       const url = this.kyc.sessionUrl(wf.provider, wf.sessionId, wf.sealedSessionUrl);
-      return this.challengeAnswer(ctx, entry, ruleName, missing, { sessionId: wf.sessionId, url, created: false });
+      const offer = { sessionId: wf.sessionId, url, created: false };
+      return this.challengeAnswer(ctx, entry, ruleName, missing, offer, workflow, rule?.level);
     }
     const routing =
-      this.workflow.routing.length > 0 ? routingInput(ctx.headers, ctx.path, ctx.method, ctx.clientIp) : undefined;
-    return this.kyc.offerSession(entry.subject, this.workflow, routing).then(
-      (offer) => this.challengeAnswer(ctx, entry, ruleName, missing, offer),
+      workflow.routing.length > 0 ? routingInput(ctx.headers, ctx.path, ctx.method, ctx.clientIp) : undefined;
+    return this.kyc.offerSession(entry.subject, workflow, routing).then(
+      (offer) => this.challengeAnswer(ctx, entry, ruleName, missing, offer, workflow, rule?.level),
       (err: unknown) => this.sessionFailed(ctx, entry, ruleName, missing, err),
     );
   }
@@ -368,11 +376,22 @@ class KycGate implements PolicyInstance {
     ruleName: string,
     missing: string[],
     offer: SessionOffer,
+    workflow: CompiledWorkflow = this.workflow,
+    level?: string,
   ): PolicyResult {
     if (this.config.redirect_browsers && (ctx.header('accept') ?? '').includes('text/html')) {
       this.record(ctx, entry.subject, 'challenge', ruleName, missing);
       return { status: 303, headers: { location: offer.url, 'cache-control': 'no-store', 'content-length': 0 } };
     }
+    if (level !== undefined)
+      return this.answer(
+        ctx,
+        entry,
+        'step_up',
+        ruleName,
+        missing,
+        stepUpProblem(offer, missing, workflow.name, level, this.kyc.levelOf(entry.claims)),
+      );
     return this.answer(
       ctx,
       entry,
@@ -385,7 +404,7 @@ class KycGate implements PolicyInstance {
           verification_url: offer.url,
           session_id: offer.sessionId,
           missing_claims: missing,
-          workflow: this.workflow.name,
+          workflow: workflow.name,
         },
       }),
     );
@@ -450,8 +469,11 @@ class KycGate implements PolicyInstance {
     ruleName: string,
     missing: string[],
     p: Problem,
-  ): Problem {
+  ): Problem | Reply {
     this.record(ctx, entry.subject, outcome, ruleName, missing);
+    // A browser is shown a page, never raw JSON (challenges are redirects to the verification page).
+    if (this.config.redirect_browsers && (ctx.header('accept') ?? '').includes('text/html'))
+      return browserPage(p, ctx.id, this.workflow.applicationName);
     return p;
   }
 

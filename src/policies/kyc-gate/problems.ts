@@ -1,5 +1,5 @@
 /** Problem types of the `kyc-gate` policy (docs/KYC.md, docs/PROBLEMS.md). */
-import { problemType } from '../../pipeline/problem.js';
+import { problem, problemType, type Problem } from '../../pipeline/problem.js';
 
 /** The user has not verified: the answer carries `verification_url`, `session_id` and `missing_claims`. */
 export const KYC_REQUIRED = problemType('kyc-required', 403, 'Identity verification required');
@@ -14,6 +14,40 @@ export const KYC_PROVIDER_UNAVAILABLE = problemType(
   'Identity verification provider unavailable',
 );
 
+/**
+ * Step-up: the user is verified, but not at the assurance level this request needs (RFC 9470 style): 401 with
+ * `WWW-Authenticate: Bearer error="insufficient_user_authentication", acr_values="<level>"`, `required_level`,
+ * `current_level` and the `verification_url` of the higher-assurance verification.
+ */
+export const KYC_STEP_UP = problemType('kyc-step-up-required', 401, 'Higher identity assurance required');
+
+/** The step-up answer for an API client. */
+export function stepUpProblem(
+  offer: { url: string; sessionId: string },
+  missing: string[],
+  workflow: string,
+  level: string,
+  current: string | undefined,
+): Problem {
+  return problem(KYC_STEP_UP, {
+    detail: `This request needs identity assurance level "${level}": verify at verification_url, then retry.`,
+    headers: {
+      'www-authenticate':
+        'Bearer error="insufficient_user_authentication", ' +
+        `error_description="A higher identity assurance level is required", acr_values="${level}"`,
+    },
+    extensions: {
+      error: 'insufficient_user_authentication',
+      required_level: level,
+      current_level: current ?? null,
+      verification_url: offer.url,
+      session_id: offer.sessionId,
+      missing_claims: missing,
+      workflow,
+    },
+  });
+}
+
 /** An operator blocked the subject (admin API): refused whatever its verification state. */
 export const SUBJECT_BLOCKED = problemType('subject-blocked', 403, 'Subject blocked');
 
@@ -22,5 +56,6 @@ export const KYC_GATE_PROBLEMS = [
   KYC_PENDING,
   KYC_DENIED,
   KYC_PROVIDER_UNAVAILABLE,
+  KYC_STEP_UP,
   SUBJECT_BLOCKED,
 ] as const;

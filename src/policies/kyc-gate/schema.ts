@@ -13,6 +13,8 @@ export interface GateRuleConfig {
   when?: string;
   action: 'allow' | 'deny' | 'require' | 'reroute';
   claims?: string[];
+  level?: string;
+  workflow?: string;
   upstream?: string;
   connect_timeout_ms: number;
 }
@@ -112,6 +114,18 @@ export const kycGateSchema = {
               'allow: forward. deny: 403. require: forward only with `claims` (else challenge, pending or denied). reroute: forward to `upstream`.',
           },
           claims: { ...claimList, description: 'Claims that `require` demands (default: required_claims).' },
+          level: {
+            type: 'string',
+            description:
+              'Step-up: `require` demands this assurance level (kyc.assurance_levels) and its claims. An API client ' +
+              'lacking it gets 401 `insufficient_user_authentication` with `acr_values` (RFC 9470 style) and a ' +
+              'verification URL; a browser is redirected to the verification.',
+          },
+          workflow: {
+            type: 'string',
+            description:
+              "Workflow whose session a `require` rule's challenge offers (e.g. document plus liveness for a step-up). Default: the policy's.",
+          },
           upstream: { type: 'string', description: 'Upstream group for `reroute`.' },
           connect_timeout_ms: {
             type: 'integer',

@@ -53,6 +53,7 @@ const decision = {
       first_name: 'Elena',
       last_name: 'Sánchez',
       date_of_birth: '1990-05-17',
+      expiration_date: '2031-03-01',
       address: 'Calle Mayor 1, Madrid',
       front_image: 'https://media.didit.me/a/front.jpg?sig=x',
       portrait_image: 'https://media.didit.me/a/portrait.jpg?sig=x',
@@ -69,7 +70,7 @@ const decision = {
   ip_analyses: [{ node_id: 'ip1', status: 'Approved', ip_address: '203.0.113.9' }],
 };
 
-test('decision facts: status, worst status per present feature, age, document, country, scores', () => {
+test('decision facts: status, worst status per present feature, age, document, country, expiry, scores', () => {
   const d = decisionFromDidit(decision, NOW);
   assert.deepEqual(d.facts, {
     status: 'Approved',
@@ -81,6 +82,7 @@ test('decision facts: status, worst status per present feature, age, document, c
     age: 36,
     document_type: 'Identity Card',
     issuing_country: 'ESP',
+    document_expires: '2031-03-01',
     liveness_score: 71,
     face_match_score: 96.15,
   });

@@ -101,6 +101,8 @@ export function decisionFromDidit(
     if (documentType) facts.document_type = documentType;
     const country = text(id.issuing_state) ?? text(id.issuing_country);
     if (country) facts.issuing_country = country;
+    const expires = text(id.expiration_date);
+    if (expires && /^\d{4}-\d{2}-\d{2}$/.test(expires)) facts.document_expires = expires;
     const firstName = text(id.first_name);
     const lastName = text(id.last_name);
     const dateOfBirth = text(id.date_of_birth);

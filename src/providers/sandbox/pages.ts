@@ -41,13 +41,13 @@ button:focus-visible,input:focus-visible,a:focus-visible{outline:3px solid #0969
 a.continue{display:inline-block;margin-top:1rem;background:#0969da;color:#fff;padding:.6rem 1.1rem;border-radius:6px;text-decoration:none;font-weight:600}
 `;
 
-function layout(title: string, body: string): string {
+function layout(title: string, body: string, head = ''): string {
   return `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="robots" content="noindex">
+<meta name="robots" content="noindex">${head}
 <title>${escapeHtml(title)}</title>
 <style>${STYLE}</style>
 </head>
@@ -58,6 +58,23 @@ ${body}
 </body>
 </html>
 `;
+}
+
+/** Which application asks and why, from the session metadata the gateway sent (`application`, `purpose`). */
+function requester(s: SandboxSession): { application?: string; purpose?: string } {
+  const m = s.metadata ?? {};
+  return {
+    ...(typeof m.application === 'string' && m.application !== '' ? { application: m.application } : {}),
+    ...(typeof m.purpose === 'string' && m.purpose !== '' ? { purpose: m.purpose } : {}),
+  };
+}
+
+function requesterText(s: SandboxSession): string {
+  const { application, purpose } = requester(s);
+  if (!application && !purpose) return '';
+  return `<p id="requester"><strong>${escapeHtml(application ?? 'An application')}</strong> asks you to verify your identity${
+    purpose ? `: ${escapeHtml(purpose)}` : '.'
+  }</p>`;
 }
 
 function details(s: SandboxSession): string {
@@ -73,6 +90,7 @@ export function verificationPage(s: SandboxSession, person: SandboxPerson, error
   return layout(
     'Identity verification (sandbox)',
     `<h1>Verify your identity</h1>
+${requesterText(s)}
 <p><span class="badge">Sandbox</span> No document or camera is needed: choose the outcome this verification should have.</p>
 ${details(s)}
 ${error ? `<p class="error" role="alert">${escapeHtml(error)}</p>` : ''}
@@ -104,14 +122,25 @@ const RESULT_TEXT: Record<string, [cls: string, text: string]> = {
 /** Shown after the form was submitted, or when a finished session's page is opened again. */
 export function resultPage(s: SandboxSession, callbackUrl: string | undefined): string {
   const [cls, text] = RESULT_TEXT[s.status] ?? ['', `Verification ${s.status}`];
+  const { application } = requester(s);
+  const back = application ? `Return to ${application}` : 'Continue';
+  // With a callback the user is taken back to the application after a moment, or at once with the button.
   return layout(
     text,
     `<h1>Identity verification</h1>
 <p class="result ${cls}" role="status">${escapeHtml(text)}</p>
 ${details(s)}
-${callbackUrl ? `<a class="continue" id="continue" href="${escapeHtml(callbackUrl)}">Continue</a>` : '<p>You can close this page.</p>'}`,
+${
+  callbackUrl
+    ? `<p>You will be taken back in a few seconds.</p><a class="continue" id="continue" href="${escapeHtml(callbackUrl)}">${escapeHtml(back)}</a>`
+    : '<p>You can close this page.</p>'
+}`,
+    callbackUrl ? `\n<meta http-equiv="refresh" content="${RETURN_AFTER_SECONDS};url=${escapeHtml(callbackUrl)}">` : '',
   );
 }
+
+/** Seconds the result page is shown before the browser returns to the application. */
+export const RETURN_AFTER_SECONDS = 8;
 
 export function notFoundPage(): string {
   return layout(
