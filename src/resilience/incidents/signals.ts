@@ -60,6 +60,8 @@ export interface Reading {
 
 const UPSTREAM_PROBLEMS = new Set(['bad-gateway', 'gateway-timeout']);
 const PROVIDER_PROBLEMS = new Set(['kyc-provider-unavailable']);
+/** The KYC subsystem's built-in webhook route (kyc/subsystem.ts). */
+const WEBHOOK_ROUTE = 'kyc-webhooks';
 
 async function samples(registry: Registry, name: string): Promise<Sample[]> {
   const metric = registry.getSingleMetric(name);
@@ -169,8 +171,10 @@ export async function readSignals(registry: Registry, redisUp: boolean | undefin
       .filter((s) => s.value === 0)
       .map((s) => String(s.labels.sink ?? 'sink')),
     authFailures: sum(await samples(registry, 'kycgate_auth_failures_total')),
-    webhookRefusals: sum(webhooks, (s) => s.labels.result === 'refused' && !String(s.labels.outcome).includes('store')),
-    webhookStoreFailures: sum(webhooks, (s) => String(s.labels.outcome).includes('store')),
+    webhookRefusals: sum(webhooks, (s) => s.labels.result === 'refused'),
+    // A webhook the store could not take is answered 5xx on the built-in webhook route (the provider must deliver
+    // it again: lost if it gives up).
+    webhookStoreFailures: routes.get(WEBHOOK_ROUTE)?.failed ?? 0,
     sessionsStarted: sum(
       await samples(registry, 'kycgate_events_total'),
       (s) => s.labels.type === 'kyc.session.created',
