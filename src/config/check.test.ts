@@ -100,6 +100,23 @@ test('validate: files and secrets that resolve pass; a valid file with an unset 
   ]);
 });
 
+test('validate: a {vault} reference without a vault section is named, offline too', (t) => {
+  const dir = workDir(t);
+  const file = path.join(dir, 'kycgate.yaml');
+  writeFileSync(
+    file,
+    'listeners: [{ name: http, port: 8080 }]\nkyc:\n  providers:\n    didit: { type: didit, ' +
+      'api_key: { vault: { path: secret/data/didit, key: api } }, webhook_secret: { env: KYCGATE_TEST_S } }\n',
+  );
+  const vaultProblem =
+    'kyc.providers.didit.api_key: a {vault: ...} reference needs a top-level `vault` section (address, auth)';
+  assert.deepEqual(problemsOf(file, true), [vaultProblem]);
+  assert.deepEqual(problemsOf(file, false), [
+    vaultProblem,
+    'kyc.providers.didit.webhook_secret: secret {env: KYCGATE_TEST_S}: the environment variable is not set',
+  ]);
+});
+
 test('validate: suggestions are offered only for a plausible typo', () => {
   assert.equal(closest('adress', ['address', 'port']), 'address');
   assert.equal(closest('mian', ['main', 'didit']), 'main');

@@ -18,12 +18,26 @@ function isFileKey(key: string, parent: string): boolean {
   return (parent === 'tls' && TLS_FILE_KEYS.has(key)) || FILE_KEYS.has(key);
 }
 
-/** Every problem found, each `key.path: reason` (never a secret's value). */
-export function environmentProblems(config: unknown, baseDir: string, env: NodeJS.ProcessEnv = process.env): string[] {
+/**
+ * Every problem found, each `key.path: reason` (never a secret's value). `offline`: only what needs no environment
+ * (a `{vault}` reference in a config without a `vault` section).
+ */
+export function environmentProblems(
+  config: unknown,
+  baseDir: string,
+  env: NodeJS.ProcessEnv = process.env,
+  offline = false,
+): string[] {
   const problems: string[] = [];
+  const hasVault = typeof config === 'object' && config !== null && 'vault' in config;
   const visit = (value: unknown, where: string, key: string, parent: string): void => {
     if (isSecretRef(value)) {
-      if ('vault' in value) return;
+      if ('vault' in value) {
+        if (!hasVault)
+          problems.push(`${where}: a {vault: ...} reference needs a top-level \`vault\` section (address, auth)`);
+        return;
+      }
+      if (offline) return;
       try {
         resolveSecret(value, baseDir, env);
       } catch (err) {
@@ -33,7 +47,7 @@ export function environmentProblems(config: unknown, baseDir: string, env: NodeJ
       return;
     }
     if (typeof value === 'string') {
-      if (!isFileKey(key, parent)) return;
+      if (offline || !isFileKey(key, parent)) return;
       const file = path.resolve(baseDir, value);
       try {
         accessSync(file, constants.R_OK);
@@ -70,10 +84,10 @@ export function checkConfigFile(
   } catch (err) {
     if (!(err instanceof ConfigError) || !err.raw) throw err;
     problems.push(...err.problems);
-    if (!options.offline) problems.push(...environmentProblems(err.raw, path.dirname(path.resolve(file)), options.env));
+    problems.push(...environmentProblems(err.raw, path.dirname(path.resolve(file)), options.env, options.offline));
     throw new ConfigError(problems);
   }
-  if (!options.offline) problems.push(...environmentProblems(loaded.config, loaded.baseDir, options.env));
+  problems.push(...environmentProblems(loaded.config, loaded.baseDir, options.env, options.offline));
   if (problems.length > 0) throw new ConfigError(problems);
   return loaded;
 }
