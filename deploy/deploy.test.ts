@@ -343,7 +343,12 @@ test('compose: its kycgate config runs as two instances sharing the real Postgre
   assert.equal(key.code, 0, key.stderr);
   const apiKey = key.stdout.trim();
   for (const i of instances) {
-    const ready = await fetch(`http://127.0.0.1:${i.admin}/readyz`);
+    // Ready once its store and Redis answered a check: on a loaded machine the first check may time out.
+    let ready = await fetch(`http://127.0.0.1:${i.admin}/readyz`);
+    for (const deadline = Date.now() + 30_000; ready.status !== 200 && Date.now() < deadline; ) {
+      await new Promise((r) => setTimeout(r, 250));
+      ready = await fetch(`http://127.0.0.1:${i.admin}/readyz`);
+    }
     const body = (await ready.json()) as { checks: Doc };
     assert.equal(ready.status, 200, JSON.stringify(body));
     assert.equal(body.checks.store.driver, 'postgres');
