@@ -128,6 +128,7 @@ test('two workers: one address, exact rate limits, a killed worker replaced, met
     assert.equal(sample(scrape, 'kycgate_audit_disk_alarm{worker="1"}'), 0);
   });
 
+  let sandboxOrigin = '';
   await t.test('the embedded sandbox runs once: sessions started by either worker live in it', async () => {
     const urls: string[] = [];
     for (let i = 0; i < KYC_REQUESTS; i++) {
@@ -137,6 +138,7 @@ test('two workers: one address, exact rate limits, a killed worker replaced, met
     }
     const origins = new Set(urls.map((u) => new URL(u).origin));
     assert.equal(origins.size, 1, `one sandbox: ${[...origins].join(', ')}`);
+    sandboxOrigin = [...origins][0]!;
     // Each session, whichever worker started it, is served by that one sandbox.
     for (const u of urls) assert.equal((await httpRequest(u)).status, 200, u);
   });
@@ -203,6 +205,20 @@ test('two workers: one address, exact rate limits, a killed worker replaced, met
     assert.equal(sample(scrape, 'kycgate_worker_restarts_total'), 1);
   });
 
+  await t.test('worker 0 replaced: the admin listener and the sandbox come back on the same ports', async () => {
+    const serving = (l: LogLine) => l.msg === 'worker serving' && l.slot === 0;
+    const victim = Number((await gw.waitFor(serving)).pid);
+    const answered = 20 + KYC_REQUESTS + approvalRequests + LIMIT * 4 + 10 + 20;
+    for (let i = 0; i < 600 && requestRecords(dataDir) < answered; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(requestRecords(dataDir), answered);
+    process.kill(victim, 'SIGKILL');
+    await gw.waitFor((l) => serving(l) && Number(l.pid) !== victim, 240_000);
+    assert.equal((await httpRequest(admin + '/healthz')).status, 200);
+    const r = await httpRequest(base + '/kyc', { headers: { connection: 'close', 'x-user-id': 'after-restart' } });
+    assert.equal(r.status, 403, r.body);
+    assert.equal(new URL((JSON.parse(r.body) as { verification_url: string }).verification_url).origin, sandboxOrigin);
+  });
+
   await t.test('SIGHUP reloads the configuration on every worker', async () => {
     writeFileSync(file, config(upstream.url).replace('body: one', 'body: two'));
     gw.child.kill('SIGHUP');
@@ -254,7 +270,7 @@ test('two workers: one address, exact rate limits, a killed worker replaced, met
       byRoute[`${r.kind}:${r.route ?? r.type}`] = (byRoute[`${r.kind}:${r.route ?? r.type}`] ?? 0) + 1;
     assert.equal(
       requests.length,
-      20 + KYC_REQUESTS + approvalRequests + LIMIT * 4 + 10 + 20 + 10 + 1,
+      20 + KYC_REQUESTS + approvalRequests + LIMIT * 4 + 10 + 20 + 1 + 10 + 1,
       JSON.stringify({ byRoute, chains: result.chains }),
     );
     const times = records.map((l) => Date.parse((JSON.parse(l) as { time: string }).time));
