@@ -99,7 +99,8 @@ export async function startGateway(
     for (const l of gateway.listeners) urls[l.config.name] = gateway.urlOf(l);
     const admin = gateway.admin;
     const a = loaded.config.admin;
-    channel.ready(urls, admin ? `${a.tls ? 'https' : 'http'}://${a.address}:${admin.port}` : undefined);
+    const host = a.address.includes(':') ? `[${a.address}]` : a.address;
+    channel.ready(urls, admin ? `${a.tls ? 'https' : 'http'}://${host}:${admin.port}` : undefined);
   }
   return gateway;
 }

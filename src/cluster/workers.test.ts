@@ -41,6 +41,7 @@ audit:
   enabled: true
   metrics: {enabled: true}
 kyc:
+  cache: {unverified_ttl_seconds: 3600}
   providers:
     sandbox: {type: sandbox}
   workflows:
@@ -127,6 +128,7 @@ test('two workers: one address, exact rate limits, a killed worker replaced, met
     assert.equal(sample(scrape, 'kycgate_audit_disk_alarm{worker="1"}'), 0);
   });
 
+  let sandboxOrigin = '';
   await t.test('the embedded sandbox runs once: sessions started by either worker live in it', async () => {
     const urls: string[] = [];
     for (let i = 0; i < KYC_REQUESTS; i++) {
@@ -136,8 +138,40 @@ test('two workers: one address, exact rate limits, a killed worker replaced, met
     }
     const origins = new Set(urls.map((u) => new URL(u).origin));
     assert.equal(origins.size, 1, `one sandbox: ${[...origins].join(', ')}`);
+    sandboxOrigin = [...origins][0]!;
     // Each session, whichever worker started it, is served by that one sandbox.
     for (const u of urls) assert.equal((await httpRequest(u)).status, 200, u);
+  });
+
+  let approvalRequests = 0;
+  await t.test('an approval reaches every worker at once: each drops the subject from its cache', async () => {
+    const kyc = () => {
+      approvalRequests++;
+      return httpRequest(base + '/kyc', { headers: { connection: 'close', 'x-user-id': 'approve-me' } });
+    };
+    const refused = await kyc();
+    assert.equal(refused.status, 403, refused.body);
+    const url = (JSON.parse(refused.body) as { verification_url: string }).verification_url;
+    // Both workers now hold the subject as unverified, for an hour (kyc.cache.unverified_ttl_seconds).
+    for (let i = 0; i < 3; i++) assert.equal((await kyc()).status, 403);
+    const form = { decision: 'approved', first_name: 'Ada', last_name: 'Lovelace', date_of_birth: '1990-12-10' };
+    const approved = await httpRequest(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams(form).toString(),
+    });
+    assert.equal(approved.status, 200);
+    // The sandbox's webhook reaches one worker, which applies it; the supervisor tells every worker to drop the
+    // subject. Without that, the other worker would answer 403 from its cache for the rest of the hour.
+    let status = 403;
+    for (let i = 0; i < 500 && status !== 200; i++) {
+      status = (await kyc()).status;
+      if (status !== 200) await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.equal(status, 200);
+    const next: number[] = [];
+    for (let i = 0; i < 4; i++) next.push((await kyc()).status);
+    assert.deepEqual(next, [200, 200, 200, 200]);
   });
 
   await t.test(`a local limit of ${LIMIT} admits exactly ${LIMIT} across the workers`, async () => {
@@ -156,7 +190,7 @@ test('two workers: one address, exact rate limits, a killed worker replaced, met
     const serving = (slot: number) => (l: LogLine) => l.msg === 'worker serving' && l.slot === slot;
     const victim = Number((await gw.waitFor(serving(1))).pid);
     // What was answered so far is on disk before the kill (group commit: a crash loses at most the last window).
-    const answered = 20 + KYC_REQUESTS + LIMIT * 4;
+    const answered = 20 + KYC_REQUESTS + approvalRequests + LIMIT * 4;
     for (let i = 0; i < 600 && requestRecords(dataDir) < answered; i++) await new Promise((r) => setTimeout(r, 50));
     assert.equal(requestRecords(dataDir), answered);
     process.kill(victim, 'SIGKILL');
@@ -169,6 +203,20 @@ test('two workers: one address, exact rate limits, a killed worker replaced, met
     const scrape = await metrics();
     assert.ok((sample(scrape, 'kycgate_worker_requests_total{worker="1"}') ?? 0) > 0, 'the replacement serves');
     assert.equal(sample(scrape, 'kycgate_worker_restarts_total'), 1);
+  });
+
+  await t.test('worker 0 replaced: the admin listener and the sandbox come back on the same ports', async () => {
+    const serving = (l: LogLine) => l.msg === 'worker serving' && l.slot === 0;
+    const victim = Number((await gw.waitFor(serving)).pid);
+    const answered = 20 + KYC_REQUESTS + approvalRequests + LIMIT * 4 + 10 + 20;
+    for (let i = 0; i < 600 && requestRecords(dataDir) < answered; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(requestRecords(dataDir), answered);
+    process.kill(victim, 'SIGKILL');
+    await gw.waitFor((l) => serving(l) && Number(l.pid) !== victim, 240_000);
+    assert.equal((await httpRequest(admin + '/healthz')).status, 200);
+    const r = await httpRequest(base + '/kyc', { headers: { connection: 'close', 'x-user-id': 'after-restart' } });
+    assert.equal(r.status, 403, r.body);
+    assert.equal(new URL((JSON.parse(r.body) as { verification_url: string }).verification_url).origin, sandboxOrigin);
   });
 
   await t.test('SIGHUP reloads the configuration on every worker', async () => {
@@ -210,7 +258,7 @@ test('two workers: one address, exact rate limits, a killed worker replaced, met
       result.chains.map((c) => c.chain),
       ['workers/0', 'workers/1'],
     );
-    // Every request answered above is on record: 20 + 4 + 160 + 10 + 20 + 10 + 1.
+    // Every request answered above is on record.
     const exported = cli('export');
     assert.equal(exported.status, 0, exported.stderr);
     const records = exported.stdout.split('\n').filter((l) => l !== '');
@@ -222,7 +270,7 @@ test('two workers: one address, exact rate limits, a killed worker replaced, met
       byRoute[`${r.kind}:${r.route ?? r.type}`] = (byRoute[`${r.kind}:${r.route ?? r.type}`] ?? 0) + 1;
     assert.equal(
       requests.length,
-      20 + KYC_REQUESTS + LIMIT * 4 + 10 + 20 + 10 + 1,
+      20 + KYC_REQUESTS + approvalRequests + LIMIT * 4 + 10 + 20 + 1 + 10 + 1,
       JSON.stringify({ byRoute, chains: result.chains }),
     );
     const times = records.map((l) => Date.parse((JSON.parse(l) as { time: string }).time));
