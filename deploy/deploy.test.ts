@@ -268,7 +268,7 @@ function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number;
     execFile(
       process.execPath,
       [path.join(REPO, manifest.bin.kycgate!), ...args],
-      { env: { ...process.env, ...env }, timeout: 60_000 },
+      { env: { ...process.env, ...env }, timeout: 120_000 },
       (error, stdout, stderr) =>
         resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr }),
     );

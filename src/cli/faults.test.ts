@@ -20,7 +20,7 @@ function cli(args: string[], dataDir: string): Promise<{ code: number; stdout: s
     execFile(
       process.execPath,
       [CLI, ...args],
-      { env: { ...process.env, KYCGATE_DATA_DIR: dataDir }, timeout: 30_000 },
+      { env: { ...process.env, KYCGATE_DATA_DIR: dataDir }, timeout: 120_000 },
       (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? -1) : 0, stdout, stderr }),
     );
   });

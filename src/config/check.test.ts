@@ -31,7 +31,7 @@ upstreams:
   app: { targets: [{ url: "http://127.0.0.1:3000" }] }
 kyc:
   providers:
-    main: { type: veriff, api_key: { env: KYCGATE_TEST_VERIFF_KEY } }
+    main: { type: jumio, api_key: { env: KYCGATE_TEST_JUMIO_KEY } }
     didit: { type: diditt, api_key: { env: KYCGATE_TEST_DIDIT_KEY }, webhook_secret: { file: secrets/didit } }
   workflows:
     w: { provider: mian, workflow_id: "7d3c9a52-1f0e-4b8a-9d6e-3c2b1a0f9e8d", claims: { ok: 'facts.status == "Approved"' } }
@@ -50,7 +50,7 @@ const OFFLINE_PROBLEMS = [
   'routes[0].upstream: no upstream named "ap" (did you mean "app"?)',
   'routes[0].policies[0]: unknown policy "rate-limt" (did you mean "rate-limit"?)',
   'routes[0].policies[1].authenticate.methods[0].api-key: has unknown key "headr" (did you mean "header"?)',
-  'kyc.providers.main.type: unknown provider type "veriff" (known: didit, sandbox)',
+  'kyc.providers.main.type: unknown provider type "jumio" (known: didit, onfido, persona, sandbox, sumsub, veriff)',
   'kyc.providers.didit.type: unknown provider type "diditt" (did you mean "didit"?)',
   'kyc.workflows.w.provider: no provider named "mian" (did you mean "main"?)',
 ];
@@ -74,7 +74,7 @@ test('validate: every problem of a file in one run, each with key path, reason a
     ...OFFLINE_PROBLEMS,
     'listeners[1].tls.cert: file /nonexistent/kycgate/cert.pem cannot be read (ENOENT)',
     `listeners[1].tls.key: file ${path.join(dir, 'tls/key.pem')} cannot be read (ENOENT)`,
-    'kyc.providers.main.api_key: secret {env: KYCGATE_TEST_VERIFF_KEY}: the environment variable is not set',
+    'kyc.providers.main.api_key: secret {env: KYCGATE_TEST_JUMIO_KEY}: the environment variable is not set',
     'kyc.providers.didit.api_key: secret {env: KYCGATE_TEST_DIDIT_KEY}: the environment variable is not set',
     'kyc.providers.didit.webhook_secret: secret {file: secrets/didit}: cannot be read (ENOENT)',
   ]);
