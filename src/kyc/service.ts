@@ -16,6 +16,7 @@ import {
   type WebhookEvent,
 } from '../providers/provider.js';
 import { documentExpiryMs, storedClaims } from './claims.js';
+import { SUBJECT_KEY_ID, subjectSealer } from './subject-keys.js';
 import type { CompiledWorkflow, KycSetup } from './setup.js';
 import { SubjectCache, type SubjectEntry } from './subject-cache.js';
 import { VerificationSessions, sessionUrlContext, type SessionOffer } from './sessions.js';
@@ -224,8 +225,10 @@ export class KycService {
       if (documentExpiry !== undefined) expiresAt = Math.min(expiresAt, documentExpiry);
       const kept = retainedPersonal(decision, workflow.retainPersonal);
       if (kept !== undefined) {
-        personal = setup.sealer.seal(kept, personalContext(owner));
-        keyId = setup.sealer.currentKeyId;
+        // Sealed under the subject's own data key: erasing the subject destroys it (crypto-shredding).
+        const sealer = await subjectSealer(this.records.store, setup.sealer, owner.subject, Date.now());
+        personal = sealer.seal(kept, personalContext(owner));
+        keyId = SUBJECT_KEY_ID;
       }
     }
     const changed = await this.records.applyStatus(
