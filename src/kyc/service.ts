@@ -48,6 +48,7 @@ export class KycService {
   private readonly redis: RedisService | undefined;
   private unsubscribe: (() => void) | undefined;
   private reconcileTimer: NodeJS.Timeout | undefined;
+  private retentionTimer: NodeJS.Timeout | undefined;
   private reconciling: Promise<void> | undefined;
   private closed = false;
 
@@ -81,6 +82,7 @@ export class KycService {
       drainSession: (provider, sessionId) => this.drainSession(provider, sessionId),
     });
     this.scheduleReconcile();
+    this.scheduleRetention();
   }
 
   get setup(): KycSetup {
@@ -104,6 +106,7 @@ export class KycService {
         c.max_entries,
       );
     if (old.config.reconcile_interval_seconds !== next.config.reconcile_interval_seconds) this.scheduleReconcile();
+    if (!isDeepStrictEqual(old.config.retention, next.config.retention)) this.scheduleRetention();
     return old;
   }
 
@@ -328,6 +331,34 @@ export class KycService {
     }
   }
 
+  /** Deletes what the retention periods no longer allow (the scheduled job; also callable). */
+  async enforceRetention(now = this.now()): Promise<{ history: number; sessions: number; webhook_events: number }> {
+    const r = this.setupValue.config.retention ?? { interval_seconds: 3600 };
+    const cutoff = (days: number | undefined) => (days === undefined ? undefined : now - days * 86_400_000);
+    const removed = await this.records.enforceRetention({
+      history: cutoff(r.history_days),
+      sessions: cutoff(r.sessions_days),
+      webhookEvents: cutoff(r.webhook_events_days),
+    });
+    if (removed.history + removed.sessions + removed.webhook_events > 0)
+      this.events.emit({ type: 'kyc.retention.enforced', outcome: 'deleted', data: { ...removed } });
+    return removed;
+  }
+
+  private scheduleRetention(): void {
+    if (this.retentionTimer) clearInterval(this.retentionTimer);
+    const r = this.setupValue.config.retention;
+    if (!r || (r.history_days ?? r.sessions_days ?? r.webhook_events_days) === undefined) return;
+    this.retentionTimer = setInterval(
+      () =>
+        void this.enforceRetention().catch((err: unknown) =>
+          this.logger.warn({ err }, 'kyc retention job failed; will retry'),
+        ),
+      r.interval_seconds * 1000,
+    );
+    this.retentionTimer.unref();
+  }
+
   private scheduleReconcile(): void {
     if (this.reconcileTimer) clearInterval(this.reconcileTimer);
     this.reconcileTimer = setInterval(
@@ -388,6 +419,7 @@ export class KycService {
   async close(): Promise<void> {
     this.closed = true;
     if (this.reconcileTimer) clearInterval(this.reconcileTimer);
+    if (this.retentionTimer) clearInterval(this.retentionTimer);
     await this.sessions.close();
     this.unsubscribe?.();
     await this.reconciling?.catch(() => undefined);
