@@ -61,7 +61,8 @@ export const kycSchema = {
       default: [],
       description:
         'AES-256-GCM keys for personal data and webhook payloads at rest. The first encrypts, all decrypt ' +
-        '(rotation: add a new key first, keep old ones until re-encrypted). Empty: a key is generated on ' +
+        '(rotation: add a new key first; the re-encryption job then seals everything under it, after which the old ' +
+        'key can go). Empty: a key is generated on ' +
         'first start and kept in the data directory.',
       items: {
         type: 'object',

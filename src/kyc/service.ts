@@ -17,6 +17,7 @@ import {
 } from '../providers/provider.js';
 import { documentExpiryMs, storedClaims } from './claims.js';
 import { SUBJECT_KEY_ID, subjectSealer } from './subject-keys.js';
+import { reencryptAll, type Reencrypted } from './reencrypt.js';
 import type { CompiledWorkflow, KycSetup } from './setup.js';
 import { SubjectCache, type SubjectEntry } from './subject-cache.js';
 import { VerificationSessions, sessionUrlContext, type SessionOffer } from './sessions.js';
@@ -83,6 +84,7 @@ export class KycService {
     });
     this.scheduleReconcile();
     this.scheduleRetention();
+    this.reencryptInBackground();
   }
 
   get setup(): KycSetup {
@@ -107,6 +109,7 @@ export class KycService {
       );
     if (old.config.reconcile_interval_seconds !== next.config.reconcile_interval_seconds) this.scheduleReconcile();
     if (!isDeepStrictEqual(old.config.retention, next.config.retention)) this.scheduleRetention();
+    if (old.sealer.currentKeyId !== next.sealer.currentKeyId) this.reencryptInBackground();
     return old;
   }
 
@@ -329,6 +332,26 @@ export class KycService {
         'webhook event failure not recorded',
       );
     }
+  }
+
+  /**
+   * Seals every value still under an older `kyc.encryption_keys` key again under the current one (run at start and
+   * when a reload puts a new key first); afterwards the old key can be removed.
+   */
+  async reencrypt(): Promise<Reencrypted> {
+    const done = await reencryptAll(this.records, this.setupValue.sealer);
+    if (done.subject_keys + done.session_links + done.personal + done.webhook_events > 0)
+      this.events.emit({ type: 'kyc.reencrypted', outcome: this.setupValue.sealer.currentKeyId, data: { ...done } });
+    return done;
+  }
+
+  private reencryptInBackground(): void {
+    void this.reencrypt().catch((err: unknown) =>
+      this.logger.warn(
+        { err },
+        'kyc re-encryption under the current key not finished; runs again at the next start or key change',
+      ),
+    );
   }
 
   /** Deletes what the retention periods no longer allow (the scheduled job; also callable). */
