@@ -1,5 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import { jwtVerify, type CryptoKey, type KeyObject } from 'jose';
 import type { VaultConfig } from '../src/config/types.js';
 
@@ -15,7 +16,10 @@ export async function startVault(opts: {
   roleId: string;
   secretId: string;
   leaseSeconds?: number;
-  tls?: { cert: string; key: string };
+  /** `clientCa`: CA client certificates are verified against (the cert auth method's trusted certificates). */
+  tls?: { cert: string; key: string; clientCa?: string };
+  /** The cert auth method at POST /v1/auth/<mount>/login {name}: a verified client certificate whose URI SAN is allowed. */
+  cert?: { mount?: string; role: string; allowedUriSans: string[] };
   jwt?: { mount?: string; role: string; boundAudiences: string[]; boundSubject: string; key: CryptoKey | KeyObject };
 }) {
   const secrets = new Map<string, { data: Record<string, string>; version: number }>();
@@ -39,6 +43,19 @@ export async function startVault(opts: {
           auth: { client_token: token, policies: ['default', 'kycgate'], lease_duration: 3600, renewable: true },
         });
       };
+      if (opts.cert && req.method === 'POST' && req.url === `/v1/auth/${opts.cert.mount ?? 'cert'}/login`) {
+        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { name?: string };
+        const socket = req.socket as TLSSocket;
+        if (body.name !== opts.cert.role || !socket.authorized)
+          return send(400, { errors: ['invalid certificate or no client certificate supplied'] });
+        const sans = String(socket.getPeerCertificate().subjectaltname ?? '')
+          .split(', ')
+          .filter((s) => s.startsWith('URI:'))
+          .map((s) => s.slice(4));
+        if (!sans.some((u) => opts.cert!.allowedUriSans.includes(u)))
+          return send(400, { errors: ['invalid certificate or no client certificate supplied'] });
+        return issue();
+      }
       if (opts.jwt && req.method === 'POST' && req.url === `/v1/auth/${opts.jwt.mount ?? 'jwt'}/login`) {
         const jwtAuth = opts.jwt;
         const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { role?: string; jwt?: string };
@@ -107,7 +124,16 @@ export async function startVault(opts: {
       });
     });
   };
-  const server = opts.tls ? https.createServer(opts.tls, handler) : http.createServer(handler);
+  const server = opts.tls
+    ? https.createServer(
+        {
+          cert: opts.tls.cert,
+          key: opts.tls.key,
+          ...(opts.tls.clientCa ? { ca: opts.tls.clientCa, requestCert: true, rejectUnauthorized: false } : {}),
+        },
+        handler,
+      )
+    : http.createServer(handler);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   return {
     address: `${opts.tls ? 'https' : 'http'}://127.0.0.1:${(server.address() as { port: number }).port}`,

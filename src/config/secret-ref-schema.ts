@@ -158,8 +158,35 @@ export const vaultSchema = {
           required: ['role'],
           additionalProperties: false,
         },
+        x509_svid: {
+          type: 'object',
+          description:
+            "Login without a static secret: the gateway's current X509-SVID (from the SPIFFE Workload API) is the TLS " +
+            "client certificate of a login to Vault's cert auth method (POST /v1/auth/<mount>/login {name}); later reads " +
+            'use the token. Renewed like the other logins, each time with the SVID current then.',
+          properties: {
+            mount: {
+              type: 'string',
+              pattern: '^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$',
+              default: 'cert',
+              description: "Mount path of the cert auth method (its CA: the trust domain's bundle).",
+            },
+            role: { type: 'string', minLength: 1, description: 'Certificate role name (its allowed_uri_sans).' },
+            socket: {
+              type: 'string',
+              description: 'Workload API address (unix:///path). Default: SPIFFE_ENDPOINT_SOCKET.',
+            },
+          },
+          required: ['role'],
+          additionalProperties: false,
+        },
       },
-      oneOf: [{ required: ['token'] }, { required: ['approle'] }, { required: ['jwt_svid'] }],
+      oneOf: [
+        { required: ['token'] },
+        { required: ['approle'] },
+        { required: ['jwt_svid'] },
+        { required: ['x509_svid'] },
+      ],
       additionalProperties: false,
     },
   },

@@ -19,6 +19,8 @@ export interface VaultConfig {
     approle?: { mount: string; role_id: LocalSecretRef; secret_id: LocalSecretRef };
     /** Login with the gateway's own SPIFFE identity: a JWT-SVID through Vault's JWT auth method. */
     jwt_svid?: { mount: string; role: string; audience: string; socket?: string };
+    /** Login with the gateway's own X509-SVID as TLS client certificate, through Vault's cert auth method. */
+    x509_svid?: { mount: string; role: string; socket?: string };
   };
 }
 

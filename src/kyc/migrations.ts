@@ -63,4 +63,16 @@ CREATE TABLE kyc_history (
 CREATE INDEX kyc_history_subject ON kyc_history (subject, field, at);
 `,
   },
+  {
+    version: 2,
+    name: 'per-subject data keys (crypto-shredding)',
+    sql: `
+CREATE TABLE kyc_subject_keys (
+  subject TEXT PRIMARY KEY,
+  wrapped TEXT NOT NULL,
+  key_id TEXT NOT NULL,
+  created_at BIGINT NOT NULL
+);
+`,
+  },
 ];

@@ -38,6 +38,7 @@ export interface KycConfig {
   jwks_path: string;
   session_lease_ms: number;
   reconcile_interval_seconds: number;
+  retention?: { history_days?: number; sessions_days?: number; webhook_events_days?: number; interval_seconds: number };
   assertion: { issuer: string; signing_key?: SecretRef; lifetime_seconds: number; cache_seconds: number };
 }
 
@@ -60,7 +61,8 @@ export const kycSchema = {
       default: [],
       description:
         'AES-256-GCM keys for personal data and webhook payloads at rest. The first encrypts, all decrypt ' +
-        '(rotation: add a new key first, keep old ones until re-encrypted). Empty: a key is generated on ' +
+        '(rotation: add a new key first; the re-encryption job then seals everything under it, after which the old ' +
+        'key can go). Empty: a key is generated on ' +
         'first start and kept in the data directory.',
       items: {
         type: 'object',
@@ -323,6 +325,39 @@ export const kycSchema = {
       minimum: 1,
       default: 30,
       description: 'How often webhook events not yet applied (provider down, unknown session) are retried.',
+    },
+    retention: {
+      type: 'object',
+      default: {},
+      description:
+        'How long verification history is kept, enforced by a job every instance runs (idempotent deletes). ' +
+        'Unset periods keep rows until the subject is erased.',
+      properties: {
+        history_days: {
+          type: 'integer',
+          minimum: 1,
+          description: 'Recorded request history (kyc_history, for rule sums) older than this is deleted.',
+        },
+        sessions_days: {
+          type: 'integer',
+          minimum: 1,
+          description:
+            'Provider sessions older than this are forgotten, except the one a verification record still points at.',
+        },
+        webhook_events_days: {
+          type: 'integer',
+          minimum: 1,
+          description:
+            'Applied webhook events (their ids and outcomes; payloads are dropped on applying) older than this are deleted.',
+        },
+        interval_seconds: {
+          type: 'integer',
+          minimum: 60,
+          default: 3600,
+          description: 'How often the retention job runs.',
+        },
+      },
+      additionalProperties: false,
     },
     assertion: {
       type: 'object',

@@ -16,6 +16,8 @@ import {
   type WebhookEvent,
 } from '../providers/provider.js';
 import { documentExpiryMs, storedClaims } from './claims.js';
+import { SUBJECT_KEY_ID, subjectSealer } from './subject-keys.js';
+import { reencryptAll, type Reencrypted } from './reencrypt.js';
 import type { CompiledWorkflow, KycSetup } from './setup.js';
 import { SubjectCache, type SubjectEntry } from './subject-cache.js';
 import { VerificationSessions, sessionUrlContext, type SessionOffer } from './sessions.js';
@@ -47,6 +49,7 @@ export class KycService {
   private readonly redis: Invalidations | undefined;
   private unsubscribe: (() => void) | undefined;
   private reconcileTimer: NodeJS.Timeout | undefined;
+  private retentionTimer: NodeJS.Timeout | undefined;
   private reconciling: Promise<void> | undefined;
   private closed = false;
 
@@ -80,6 +83,8 @@ export class KycService {
       drainSession: (provider, sessionId) => this.drainSession(provider, sessionId),
     });
     this.scheduleReconcile();
+    this.scheduleRetention();
+    this.reencryptInBackground();
   }
 
   get setup(): KycSetup {
@@ -103,6 +108,8 @@ export class KycService {
         c.max_entries,
       );
     if (old.config.reconcile_interval_seconds !== next.config.reconcile_interval_seconds) this.scheduleReconcile();
+    if (!isDeepStrictEqual(old.config.retention, next.config.retention)) this.scheduleRetention();
+    if (old.sealer.currentKeyId !== next.sealer.currentKeyId) this.reencryptInBackground();
     return old;
   }
 
@@ -224,8 +231,10 @@ export class KycService {
       if (documentExpiry !== undefined) expiresAt = Math.min(expiresAt, documentExpiry);
       const kept = retainedPersonal(decision, workflow.retainPersonal);
       if (kept !== undefined) {
-        personal = setup.sealer.seal(kept, personalContext(owner));
-        keyId = setup.sealer.currentKeyId;
+        // Sealed under the subject's own data key: erasing the subject destroys it (crypto-shredding).
+        const sealer = await subjectSealer(this.records.store, setup.sealer, owner.subject, Date.now());
+        personal = sealer.seal(kept, personalContext(owner));
+        keyId = SUBJECT_KEY_ID;
       }
     }
     const changed = await this.records.applyStatus(
@@ -325,6 +334,54 @@ export class KycService {
     }
   }
 
+  /**
+   * Seals every value still under an older `kyc.encryption_keys` key again under the current one (run at start and
+   * when a reload puts a new key first); afterwards the old key can be removed.
+   */
+  async reencrypt(): Promise<Reencrypted> {
+    const done = await reencryptAll(this.records, this.setupValue.sealer);
+    if (done.subject_keys + done.session_links + done.personal + done.webhook_events > 0)
+      this.events.emit({ type: 'kyc.reencrypted', outcome: this.setupValue.sealer.currentKeyId, data: { ...done } });
+    return done;
+  }
+
+  private reencryptInBackground(): void {
+    void this.reencrypt().catch((err: unknown) =>
+      this.logger.warn(
+        { err },
+        'kyc re-encryption under the current key not finished; runs again at the next start or key change',
+      ),
+    );
+  }
+
+  /** Deletes what the retention periods no longer allow (the scheduled job; also callable). */
+  async enforceRetention(now = this.now()): Promise<{ history: number; sessions: number; webhook_events: number }> {
+    const r = this.setupValue.config.retention ?? { interval_seconds: 3600 };
+    const cutoff = (days: number | undefined) => (days === undefined ? undefined : now - days * 86_400_000);
+    const removed = await this.records.enforceRetention({
+      history: cutoff(r.history_days),
+      sessions: cutoff(r.sessions_days),
+      webhookEvents: cutoff(r.webhook_events_days),
+    });
+    if (removed.history + removed.sessions + removed.webhook_events > 0)
+      this.events.emit({ type: 'kyc.retention.enforced', outcome: 'deleted', data: { ...removed } });
+    return removed;
+  }
+
+  private scheduleRetention(): void {
+    if (this.retentionTimer) clearInterval(this.retentionTimer);
+    const r = this.setupValue.config.retention;
+    if (!r || (r.history_days ?? r.sessions_days ?? r.webhook_events_days) === undefined) return;
+    this.retentionTimer = setInterval(
+      () =>
+        void this.enforceRetention().catch((err: unknown) =>
+          this.logger.warn({ err }, 'kyc retention job failed; will retry'),
+        ),
+      r.interval_seconds * 1000,
+    );
+    this.retentionTimer.unref();
+  }
+
   private scheduleReconcile(): void {
     if (this.reconcileTimer) clearInterval(this.reconcileTimer);
     this.reconcileTimer = setInterval(
@@ -385,6 +442,7 @@ export class KycService {
   async close(): Promise<void> {
     this.closed = true;
     if (this.reconcileTimer) clearInterval(this.reconcileTimer);
+    if (this.retentionTimer) clearInterval(this.retentionTimer);
     await this.sessions.close();
     this.unsubscribe?.();
     await this.reconciling?.catch(() => undefined);

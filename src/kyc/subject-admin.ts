@@ -87,7 +87,8 @@ export interface ErasedCounts {
 
 /**
  * Deletes every row the store holds about `subject` (verification records with their sealed personal fields,
- * sessions, their webhook events, history) in one transaction, then drops the cached state on every instance.
+ * sessions, their webhook events, history, and its data key, which shreds every copy of its sealed data) in one
+ * transaction, then drops the cached state on every instance.
  */
 export async function eraseSubject(kyc: KycService, subject: string): Promise<ErasedCounts> {
   const counts = await kyc.records.store.transaction(async (tx) => {
@@ -101,6 +102,8 @@ export async function eraseSubject(kyc: KycService, subject: string): Promise<Er
       subject,
     ]);
     const history = await tx.query('DELETE FROM kyc_history WHERE subject = $1 RETURNING field', [subject]);
+    // Crypto-shredding: without its data key, any copy of the subject's sealed data made before stays unreadable.
+    await tx.query('DELETE FROM kyc_subject_keys WHERE subject = $1', [subject]);
     return {
       verifications: verifications.length,
       sessions: sessions.length,

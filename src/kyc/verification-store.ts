@@ -286,6 +286,34 @@ export class VerificationStore {
     );
   }
 
+  /** Deletes what the retention periods no longer allow (cut-offs in epoch ms; undefined keeps). Row counts. */
+  async enforceRetention(cutoffs: {
+    history?: number | undefined;
+    sessions?: number | undefined;
+    webhookEvents?: number | undefined;
+  }): Promise<{ history: number; sessions: number; webhook_events: number }> {
+    const history =
+      cutoffs.history === undefined
+        ? []
+        : await this.store.query('DELETE FROM kyc_history WHERE at < $1 RETURNING field', [cutoffs.history]);
+    const sessions =
+      cutoffs.sessions === undefined
+        ? []
+        : await this.store.query(
+            'DELETE FROM kyc_sessions WHERE created_at < $1 AND NOT EXISTS (SELECT 1 FROM kyc_verifications v WHERE ' +
+              'v.provider = kyc_sessions.provider AND v.session_id = kyc_sessions.session_id) RETURNING session_id',
+            [cutoffs.sessions],
+          );
+    const events =
+      cutoffs.webhookEvents === undefined
+        ? []
+        : await this.store.query(
+            'DELETE FROM kyc_webhook_events WHERE processed_at IS NOT NULL AND processed_at < $1 RETURNING event_id',
+            [cutoffs.webhookEvents],
+          );
+    return { history: history.length, sessions: sessions.length, webhook_events: events.length };
+  }
+
   async recordHistory(subject: string, field: string, value: number, at: number): Promise<void> {
     await this.store.query('INSERT INTO kyc_history (subject, field, value, at) VALUES ($1, $2, $3, $4)', [
       subject,

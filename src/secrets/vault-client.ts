@@ -11,6 +11,7 @@ import { resolveSecret } from '../config/secrets.js';
 import { ConfigError } from '../config/load.js';
 import { pino } from 'pino';
 import { WorkloadJwtSvidClient } from '../workload-identity/workload-api/jwt-svid.js';
+import { WorkloadX509Source } from '../workload-identity/workload-api/x509-source.js';
 
 export class VaultError extends Error {
   constructor(
@@ -38,6 +39,8 @@ const TOKEN_RENEW_SHARE = 2 / 3;
 export class VaultClient {
   private readonly dispatcher: Dispatcher;
   private readonly base: string;
+  /** Vault's CA (vault.ca_file), for the X509-SVID login's own connection. */
+  private ca: string | undefined;
   private token: { value: string; renewAt: number } | undefined;
   /** The AppRole login under way: concurrent reads wait for it instead of logging in each. */
   private login: Promise<string> | undefined;
@@ -48,8 +51,10 @@ export class VaultClient {
   ) {
     this.base = config.address.replace(/\/+$/, '');
     let ca: string | undefined;
+    this.ca = undefined;
     try {
       ca = config.ca_file ? readFileSync(path.resolve(baseDir, config.ca_file), 'utf8') : undefined;
+      this.ca = ca;
     } catch (err) {
       throw new ConfigError([
         `vault.ca_file: ${config.ca_file} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
@@ -69,7 +74,10 @@ export class VaultClient {
     let answer = await this.get(apiPath, token);
     // An AppRole token revoked or expired early: log in again once. Only the token this read used is dropped: a
     // concurrent read may already have replaced it, and then its new token is used without another login.
-    if (answer.status === 403 && (this.config.auth.approle || this.config.auth.jwt_svid)) {
+    if (
+      answer.status === 403 &&
+      (this.config.auth.approle || this.config.auth.jwt_svid || this.config.auth.x509_svid)
+    ) {
       if (this.token?.value === token) this.token = undefined;
       answer = await this.get(apiPath, await this.currentToken());
     }
@@ -91,6 +99,7 @@ export class VaultClient {
 
   close(): Promise<void> {
     this.svids?.close();
+    this.x509?.close();
     return this.dispatcher.close();
   }
 
@@ -105,13 +114,38 @@ export class VaultClient {
 
   /** The gateway's JWT-SVIDs for Vault (created on the first login). */
   private svids: WorkloadJwtSvidClient | undefined;
+  /** The gateway's X509-SVIDs (created on the first login). */
+  private x509: WorkloadX509Source | undefined;
 
   /** One login (AppRole, or JWT-SVID); stores the token with the time it should be replaced. */
   private async logIn(): Promise<string> {
-    const { approle, jwt_svid: spiffe } = this.config.auth;
+    const { approle, jwt_svid: spiffe, x509_svid: x509 } = this.config.auth;
     let label: string;
     let answer: { status: number; body: unknown };
-    if (spiffe) {
+    if (x509) {
+      label = 'X509-SVID login';
+      this.x509 ??= new WorkloadX509Source(pino({ enabled: false }), x509.socket ? { address: x509.socket } : {});
+      let svid: { certPem: string; keyPem: string } | undefined;
+      try {
+        svid = (await this.x509.ready(this.config.timeout_ms)).svids[0];
+      } catch (err) {
+        throw new VaultError(`vault: ${label}: no X509-SVID from the Workload API (${(err as Error).message})`);
+      }
+      // The SVID is the client certificate of this one exchange; the token it buys serves the reads.
+      const agent = new Agent({
+        connect: {
+          timeout: this.config.timeout_ms,
+          cert: svid!.certPem,
+          key: svid!.keyPem,
+          ...(this.ca ? { ca: this.ca } : {}),
+        },
+      });
+      try {
+        answer = await this.send('POST', `auth/${x509.mount}/login`, undefined, { name: x509.role }, agent);
+      } finally {
+        await agent.close();
+      }
+    } else if (spiffe) {
       label = 'JWT-SVID login';
       this.svids ??= new WorkloadJwtSvidClient([spiffe.audience], undefined, pino({ enabled: false }), {
         ...(spiffe.socket ? { address: spiffe.socket } : {}),
@@ -160,6 +194,7 @@ export class VaultClient {
     apiPath: string,
     token: string | undefined,
     json?: unknown,
+    dispatcher: Dispatcher = this.dispatcher,
   ): Promise<{ status: number; body: unknown }> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (token !== undefined) headers['x-vault-token'] = token;
@@ -170,7 +205,7 @@ export class VaultClient {
       res = await request(`${this.base}/v1/${apiPath}`, {
         method,
         headers,
-        dispatcher: this.dispatcher,
+        dispatcher,
         ...(json !== undefined ? { body: JSON.stringify(json) } : {}),
         signal: AbortSignal.timeout(this.config.timeout_ms),
       });

@@ -7,10 +7,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { SignJWT, generateKeyPair } from 'jose';
-import { tempDir } from '../../testing/spiffe.js';
-import { TestWorkloadApi } from '../../testing/workload-api.js';
+import { tempDir, trustDomainCa } from '../../testing/spiffe.js';
+import { TestWorkloadApi, svidMessage } from '../../testing/workload-api.js';
+import { issueCertificate } from '../workload-identity/certificates.js';
 import { clientConfig, startVault } from '../../testing/vault-server.js';
 import { VaultClient, VaultError } from './vault-client.js';
 
@@ -82,4 +84,54 @@ test('Vault login with the gateway JWT-SVID: provider keys read, re-login on a r
     return true;
   });
   assert.equal(vault.state.logins, 2);
+});
+
+test('Vault login with the gateway X509-SVID as client certificate (cert auth); another identity is refused', async (t) => {
+  const dir = tempDir();
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const trustDomain = await trustDomainCa('example.org');
+  const vaultCa = await issueCertificate({ subject: 'CN=Vault CA', ca: true });
+  const vaultCert = await issueCertificate({ subject: 'CN=vault', issuer: vaultCa, ips: ['127.0.0.1'] });
+  const api = new TestWorkloadApi();
+  await api.start(dir);
+  t.after(() => api.close());
+  const gateway = 'spiffe://example.org/ns/kyc/sa/kycgate';
+  api.push({ svids: [(await svidMessage(trustDomain, gateway)).svid], crl: [], federatedBundles: new Map() });
+  const vault = await startVault({
+    roleId: 'unused',
+    secretId: 'unused',
+    tls: { cert: vaultCert.certPem, key: vaultCert.keyPem, clientCa: trustDomain.certPem },
+    cert: { role: 'kycgate', allowedUriSans: [gateway] },
+  });
+  t.after(() => vault.close());
+  vault.put('providers/onfido', { api_key: 'onfido-token-1' });
+  writeFileSync(path.join(dir, 'vault-ca.pem'), vaultCa.certPem);
+  const config = {
+    ...clientConfig(vault.address, { x509_svid: { mount: 'cert', role: 'kycgate', socket: api.address } }),
+    ca_file: 'vault-ca.pem',
+  };
+  const client = new VaultClient(config, dir);
+  t.after(() => client.close());
+  assert.equal((await client.readKv('secret/data/providers/onfido')).data.api_key, 'onfido-token-1');
+  assert.equal(vault.state.logins, 1);
+
+  // A workload with another identity from the same trust domain presents its SVID and is refused.
+  const otherDir = path.join(dir, 'other');
+  mkdirSync(otherDir);
+  const otherApi = new TestWorkloadApi();
+  await otherApi.start(otherDir);
+  t.after(() => otherApi.close());
+  const intruder = 'spiffe://example.org/ns/other/sa/intruder';
+  otherApi.push({ svids: [(await svidMessage(trustDomain, intruder)).svid], crl: [], federatedBundles: new Map() });
+  const other = new VaultClient(
+    { ...config, auth: { x509_svid: { mount: 'cert', role: 'kycgate', socket: otherApi.address } } },
+    dir,
+  );
+  t.after(() => other.close());
+  await assert.rejects(other.readKv('secret/data/providers/onfido'), (err: unknown) => {
+    assert.ok(err instanceof VaultError);
+    assert.match(err.message, /^vault: X509-SVID login: invalid certificate/);
+    return true;
+  });
+  assert.equal(vault.state.logins, 1);
 });

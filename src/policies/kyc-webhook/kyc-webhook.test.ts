@@ -12,6 +12,7 @@ import { httpRequest, startTestGateway } from '../../../testing/harness.js';
 import { kycTestbed, postWebhook, eventually } from '../../../testing/kyc-testbed.js';
 import type { Store } from '../../store/store.js';
 import { MAX_EVENT_ATTEMPTS, type KycService } from '../../kyc/service.js';
+import { SUBJECT_KEY_ID, existingSubjectSealer } from '../../kyc/subject-keys.js';
 
 test('an event for a session the gateway has not recorded yet is acknowledged, kept, and applied once the session is recorded', async (t) => {
   const bed = await kycTestbed(t);
@@ -69,14 +70,16 @@ test('personal data is kept only when configured, sealed with the key id beside 
     provider: string;
     workflow: string;
   }>('SELECT * FROM kyc_verifications');
-  assert.equal(row!.key_id, 'local');
-  assert.match(row!.personal, /^v1\.local\./);
+  // Sealed under the subject's own data key (crypto-shredding), itself wrapped by the configured key.
+  assert.equal(row!.key_id, SUBJECT_KEY_ID);
+  assert.match(row!.personal, /^v1\.sk\./);
   const everything =
     JSON.stringify(await store.query('SELECT * FROM kyc_verifications')) +
     JSON.stringify(await store.query('SELECT * FROM kyc_webhook_events'));
   for (const clear of ['Petra', 'Novak', '1990-04-01', 'petra'])
     assert.ok(!everything.includes(clear), `${clear} is not stored in clear`);
-  const sealer = gw.gateway.services.get<KycService>('kyc').setup.sealer;
+  const kyc = gw.gateway.services.get<KycService>('kyc');
+  const sealer = (await existingSubjectSealer(store, kyc.setup.sealer, row!.subject))!;
   assert.deepEqual(
     JSON.parse(sealer.open(row!.personal, `personal:${row!.subject}:${row!.provider}:${row!.workflow}`)),
     { date_of_birth: '1990-04-01' },
