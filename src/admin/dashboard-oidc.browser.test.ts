@@ -4,10 +4,14 @@
  * role signs in with the "Sign in with" button and sees the dashboard with that role; the session cookie is
  * HttpOnly and SameSite=Strict and accepted only with the dashboard's header; sign-out ends it. A user without a
  * role, an answer with another state and an id_token with another nonce are refused with a page saying why, and
- * every sign-in and refusal is on the audit trail.
+ * every sign-in and refusal is on the audit trail. The sign-in form's screenshot goes to $KYCGATE_SCREENSHOT_DIR
+ * (docs/ for ADMIN.md), else to a temporary directory.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { httpRequest, startTestGateway } from '../../testing/harness.js';
 import { launchBrowser } from '../../testing/browser.js';
 import { startIdP } from '../../testing/oidc-issuer.js';
@@ -17,6 +21,7 @@ import type { GatewayEvent } from '../pipeline/events.js';
 test('dashboard: sign in through OIDC, mapped role, refusals, sign-out', { timeout: 180_000 }, async (t) => {
   const browser = await launchBrowser(t);
   if (!browser) return;
+  const shots = process.env.KYCGATE_SCREENSHOT_DIR ?? mkdtempSync(path.join(os.tmpdir(), 'kycgate-dashboard-oidc-'));
   const idp = await startIdP(t);
   const port = await freePort();
   const redirectUri = `http://127.0.0.1:${port}/admin/api/oidc/callback`;
@@ -65,7 +70,10 @@ test('dashboard: sign in through OIDC, mapped role, refusals, sign-out', { timeo
   });
   idp.user = { sub: 'alice', claims: { groups: ['staff', 'kyc-ops'], email: 'alice@example.test' } };
   await page.goto(`${origin}/`);
-  await page.getByRole('button', { name: 'Sign in with Example IdP' }).click();
+  const button = page.getByRole('button', { name: 'Sign in with Example IdP' });
+  await button.waitFor();
+  await page.screenshot({ path: path.join(shots, 'dashboard-login-oidc.png') });
+  await button.click();
   await page.getByRole('button', { name: 'Sign out' }).waitFor();
   assert.equal(await page.locator('header .who').textContent(), 'oidc:alice (operator)');
   assert.equal(new URL(page.url()).hash, '', 'the return marker is gone from the address');
@@ -91,6 +99,10 @@ test('dashboard: sign in through OIDC, mapped role, refusals, sign-out', { timeo
   await page.getByLabel('Admin key').waitFor();
   assert.equal((await me({ 'x-kycgate-dashboard': '1' })).status, 401, 'the session ended');
   assert.equal((await context.cookies()).filter((c) => c.name === 'kg_admin_session').length, 0);
+  // Sign-out without the dashboard's header (a cross-site form) is refused.
+  const forged = await httpRequest(`${origin}/admin/api/oidc/logout`, { method: 'POST' });
+  assert.equal(forged.status, 403);
+  assert.equal(forged.headers['content-type'], 'application/problem+json');
   assert.deepEqual(problems, []);
   await context.close();
 

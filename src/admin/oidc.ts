@@ -19,7 +19,9 @@ import { createHash, createHmac, randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createRemoteJWKSet, type JWTPayload, jwtVerify } from 'jose';
 import type { AdminOidcConfig, AdminRole } from '../config/admin-api-schema.js';
+import { problem, sendProblem } from '../pipeline/problem.js';
 import { constantTimeEqual } from '../shared/credential-memo.js';
+import { ADMIN_FORBIDDEN } from './problems.js';
 import type { ApiContext, Principal } from './call.js';
 
 export const OIDC_PREFIX = '/admin/api/oidc/';
@@ -164,7 +166,8 @@ export class OidcLogin {
     if (action === 'logout' && req.method === 'POST') {
       const who = this.principal(req);
       if (req.headers[DASHBOARD_HEADER] !== '1') {
-        json(res, 403, { error: 'the dashboard header is required' });
+        const detail = `Sign-out needs the header ${DASHBOARD_HEADER}: 1 (sent by the dashboard).`;
+        sendProblem(res, problem(ADMIN_FORBIDDEN, { detail }), requestId);
         return true;
       }
       if (who) {
