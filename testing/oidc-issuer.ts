@@ -29,8 +29,8 @@ export interface IdP {
   client?: { id: string; secret: string; redirectUri: string };
   /** Who the authorization endpoint approves; undefined: the user declines (access_denied). */
   user?: IdpUser;
-  /** For refusal tests: another nonce in the id_token, or another state in the redirect. */
-  tamper?: 'nonce' | 'state';
+  /** For refusal tests: another state in the redirect; an id_token with another nonce, audience, or expired. */
+  tamper?: 'nonce' | 'state' | 'audience' | 'expired';
   /** Token requests answered. */
   tokens: number;
   /** Registers the client and makes the signing key (published in the JWKS). */
@@ -125,10 +125,10 @@ export async function startIdP(t: TestContext): Promise<IdP> {
     const idToken = await new SignJWT({ ...grant.user.claims, ...(nonce !== null ? { nonce } : {}) })
       .setProtectedHeader({ alg: 'RS256', kid: 'code-flow' })
       .setIssuer(idp.url)
-      .setAudience(client.id)
+      .setAudience(idp.tamper === 'audience' ? 'another-client' : client.id)
       .setSubject(grant.user.sub)
-      .setIssuedAt()
-      .setExpirationTime('5m')
+      .setIssuedAt(idp.tamper === 'expired' ? Math.floor(Date.now() / 1000) - 600 : undefined)
+      .setExpirationTime(idp.tamper === 'expired' ? Math.floor(Date.now() / 1000) - 300 : '5m')
       .sign(signingKey!);
     json(res, 200, {
       access_token: randomBytes(16).toString('base64url'),
