@@ -91,6 +91,7 @@ function signIn(message?: string): void {
     const link = h('button', { type: 'button', class: 'secondary', onclick: () => location.assign(offer.login) });
     link.textContent = `Sign in with ${offer.name}`;
     form.querySelector('.login-actions')!.append(link);
+    form.querySelector('p')!.firstChild!.textContent = `Sign in through ${offer.name} or with an admin key. The demo (`;
   });
 }
 

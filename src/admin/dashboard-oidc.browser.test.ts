@@ -72,6 +72,10 @@ test('dashboard: sign in through OIDC, mapped role, refusals, sign-out', { timeo
   await page.goto(`${origin}/`);
   const button = page.getByRole('button', { name: 'Sign in with Example IdP' });
   await button.waitFor();
+  assert.match(
+    (await page.locator('form.login p').first().textContent())!,
+    /^Sign in through Example IdP or with an admin key\./,
+  );
   await page.screenshot({ path: path.join(shots, 'dashboard-login-oidc.png') });
   await button.click();
   await page.getByRole('button', { name: 'Sign out' }).waitFor();
