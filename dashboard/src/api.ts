@@ -22,7 +22,8 @@ export class ApiError extends Error {
 
 /**
  * The stored credential: an admin key, `''` when signed in with the browser's client certificate (an HTTPS admin
- * listener with `admin.api.mtls`: the key header is then not sent), or null when signed out.
+ * listener with `admin.api.mtls`) or through OIDC (the session cookie): the key header is then not sent; null when
+ * signed out.
  */
 export function storedKey(): string | null {
   return sessionStorage.getItem(KEY);
@@ -49,7 +50,9 @@ export async function call<T>(
   const url = (path.startsWith('/admin/') ? path : API + path) + (params.size > 0 ? `?${params}` : '');
   let res: Response;
   try {
-    res = await fetch(url, { headers: { accept: 'application/json', ...(key ? { 'x-admin-key': key } : {}) } });
+    // x-kycgate-dashboard: the API accepts the OIDC session cookie only with it (no cross-site request can send it).
+    const headers = { accept: 'application/json', 'x-kycgate-dashboard': '1', ...(key ? { 'x-admin-key': key } : {}) };
+    res = await fetch(url, { headers });
   } catch {
     throw new ApiError(0, 'network', 'The gateway did not answer.');
   }
@@ -67,6 +70,26 @@ export async function call<T>(
     throw error;
   }
   return body as T;
+}
+
+/** Ends the OIDC session (clears its cookie); nothing to do for a key or a client certificate. */
+export async function signOut(): Promise<void> {
+  if (storedKey() === '')
+    await fetch('/admin/api/oidc/logout', { method: 'POST', headers: { 'x-kycgate-dashboard': '1' } }).catch(
+      () => undefined,
+    );
+  storeKey(null);
+}
+
+/** Whether the gateway offers OIDC sign-in, and the issuer's name. */
+export async function oidcOffer(): Promise<{ name: string; login: string } | undefined> {
+  try {
+    const r = await fetch('/admin/api/oidc/config', { headers: { accept: 'application/json' } });
+    const body = r.ok ? ((await r.json()) as { enabled?: boolean; name?: string; login?: string }) : {};
+    return body.enabled && body.name && body.login ? { name: body.name, login: body.login } : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export const RANK = { viewer: 0, operator: 1, admin: 2 } as const;

@@ -5,7 +5,7 @@
  * drill-down to their audit records. Everything refreshes every 30 seconds while the tab is visible.
  */
 import './style.css';
-import { ApiError, call, type Principal, storedKey, storeKey, whenUnauthenticated } from './api.js';
+import { ApiError, call, oidcOffer, type Principal, signOut, storedKey, storeKey, whenUnauthenticated } from './api.js';
 import { h, replace } from './dom.js';
 import { certificatesView } from './views/certificates.js';
 import { decisionsView } from './views/decisions.js';
@@ -86,6 +86,13 @@ function signIn(message?: string): void {
   );
   replace(app, h('main', { id: 'main', class: 'login-page' }, form));
   input.focus();
+  void oidcOffer().then((offer) => {
+    if (offer === undefined || !form.isConnected) return;
+    const link = h('button', { type: 'button', class: 'secondary', onclick: () => location.assign(offer.login) });
+    link.textContent = `Sign in with ${offer.name}`;
+    form.querySelector('.login-actions')!.append(link);
+    form.querySelector('p')!.firstChild!.textContent = `Sign in through ${offer.name} or with an admin key. The demo (`;
+  });
 }
 
 /** Over HTTPS: sign in with the client certificate the browser presents (mapped to a role by `admin.api.mtls`). */
@@ -177,8 +184,8 @@ function show(principal: Principal): void {
           'button',
           {
             type: 'button',
-            onclick: () => {
-              storeKey(null);
+            onclick: async () => {
+              await signOut();
               signIn();
             },
           },
@@ -236,6 +243,11 @@ whenUnauthenticated(() => {
   signIn('The admin key is no longer accepted (revoked or expired). Sign in again.');
 });
 
+// Back from the OIDC issuer: the session is in its cookie (no key to keep).
+if (location.hash === '#signed-in') {
+  history.replaceState(null, '', location.pathname);
+  storeKey('');
+}
 const key = storedKey();
 if (key === null) signIn();
 else

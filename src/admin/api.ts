@@ -27,6 +27,7 @@ import {
   ADMIN_UNAUTHENTICATED,
 } from './problems.js';
 import { Dashboard } from './dashboard.js';
+import { OIDC_PREFIX, OidcLogin } from './oidc.js';
 import { DecisionStats } from './stats.js';
 import { compileOperations, errorsOf, type CompiledOperation } from './validation.js';
 
@@ -45,6 +46,7 @@ export class AdminApi {
   keyFile: KeyFileResult | undefined;
   /** The dashboard's files, read at start when `admin.api.dashboard` is on. */
   private dashboard: Dashboard | undefined;
+  private oidc: OidcLogin | undefined;
 
   constructor(private readonly sources: AdminApiSources) {
     this.router = findMyWay({ ignoreTrailingSlash: true, caseSensitive: true });
@@ -66,8 +68,8 @@ export class AdminApi {
   async start(adminUrl: () => string | undefined): Promise<void> {
     const settings = this.settings;
     if (!settings.enabled) return;
-    if (!settings.store_keys && settings.keys.length === 0 && settings.mtls.length === 0)
-      throw new ConfigError(['admin.api: enabled with no way to authenticate (keys, store_keys or mtls)']);
+    if (!settings.store_keys && settings.keys.length === 0 && settings.mtls.length === 0 && !settings.oidc)
+      throw new ConfigError(['admin.api: enabled with no way to authenticate (keys, store_keys, mtls or oidc)']);
     if (settings.mtls.length > 0 && !this.sources.config().admin.tls?.client_ca)
       throw new ConfigError(['admin.api.mtls: needs admin.tls with client_ca']);
     const store = this.sources.services.get<Store>('store');
@@ -90,6 +92,10 @@ export class AdminApi {
       config: () => this.settings,
     };
     checkConfigKeys(this.context);
+    const oidc = new OidcLogin(this.context);
+    this.oidc = oidc;
+    this.context.session = (req) => oidc.principal(req);
+    if (settings.oidc) this.sources.resolveSecret(settings.oidc.client_secret);
     if (settings.dashboard) {
       this.dashboard = new Dashboard();
       if (!this.dashboard.available)
@@ -161,6 +167,10 @@ export class AdminApi {
     if (path === OPENAPI_PATH && (req.method === 'GET' || req.method === 'HEAD')) {
       this.openApiBody ??= JSON.stringify(openApiDocument(this.sources.version));
       return sendJson(res, 200, this.openApiBody, requestId);
+    }
+    if (path.startsWith(OIDC_PREFIX) && this.oidc !== undefined) {
+      if (await this.oidc.serve(req, res, path, requestId)) return;
+      return send(res, problem(ADMIN_NOT_FOUND, { detail: `No operation ${req.method} ${path}.` }), requestId);
     }
     const principal = await authenticate(req, context);
     if (principal === undefined) {

@@ -1,7 +1,8 @@
 /**
  * Who is calling the admin API: an admin key from the store (`kga_…`), a key declared in `admin.api.keys`, or a
  * client certificate on the admin listener's TLS whose SPIFFE ID `admin.api.mtls` maps to a role. A key is read from
- * `Authorization: Bearer <key>` or `x-admin-key`; both present, or a key that matches nothing, is refused.
+ * `Authorization: Bearer <key>` or `x-admin-key`; both present, or a key that matches nothing, is refused. Without a
+ * key: the client certificate, else the dashboard's OIDC session (oidc.ts).
  */
 import { hash } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -60,7 +61,7 @@ function certificatePrincipal(req: IncomingMessage, ctx: ApiContext): Principal 
 export async function authenticate(req: IncomingMessage, ctx: ApiContext): Promise<Principal | undefined> {
   const key = presentedKey(req);
   if (key === null) return undefined;
-  if (key === undefined) return certificatePrincipal(req, ctx);
+  if (key === undefined) return certificatePrincipal(req, ctx) ?? ctx.session?.(req);
   if (key.startsWith(ADMIN_KEY_PREFIX) && adminKeyId(key) !== undefined && ctx.config().store_keys) {
     const record = await ctx.keys.verify(key);
     if (record) return { actor: `admin-key:${record.id}`, role: record.role, method: 'admin-key' };

@@ -1,4 +1,5 @@
 /** What a handler of the admin API receives and returns, and the helpers handlers share. */
+import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
 import type { AdminApiConfig } from '../config/admin-api-schema.js';
 import type { GatewayConfig } from '../config/types.js';
@@ -15,7 +16,7 @@ import type { ProblemType } from '../pipeline/problem.js';
 export interface Principal {
   actor: string;
   role: 'viewer' | 'operator' | 'admin';
-  method: 'admin-key' | 'config-key' | 'mtls';
+  method: 'admin-key' | 'config-key' | 'mtls' | 'oidc';
 }
 
 /** What the API reads from the gateway that mounts it. */
@@ -41,6 +42,8 @@ export interface ApiContext {
   readonly instances: Instances;
   readonly stats: DecisionStats;
   readonly config: () => AdminApiConfig;
+  /** A dashboard session's principal (admin.api.oidc), for a request that presents no key. */
+  session?: (req: IncomingMessage) => Principal | undefined;
 }
 
 export interface Call {

@@ -1,6 +1,7 @@
 /**
  * The dashboard on an HTTPS admin listener that maps client certificates to roles (`admin.api.mtls`): Chromium
  * presenting an X509-SVID signs in without a key; without a certificate the same button is refused and says why.
+ * Incident detection is off on this gateway: the dashboard shows no incidents section.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -71,6 +72,13 @@ test('dashboard: sign in with a client certificate mapped to a role', async (t) 
     .getByRole('table', { name: 'Certificates served' })
     .getByRole('row', { name: /^admin\b/ })
     .waitFor();
+  // Incident detection is off here: no incidents section, and no call to the incidents endpoint (it would be refused).
+  await page
+    .getByRole('status')
+    .filter({ hasText: /^Updated / })
+    .waitFor();
+  assert.equal(await page.locator('section#incidents').count(), 0);
+  assert.equal(await page.getByRole('link', { name: 'Incidents' }).count(), 0);
   // A reload keeps the sign-in (the certificate, no key stored), sign-out forgets it.
   await page.reload();
   await page.getByRole('button', { name: 'Sign out' }).click();

@@ -1,6 +1,7 @@
 /**
  * The dashboard in a real headless Chromium against a real gateway (the demo's KYC setup with the sandbox provider,
- * an API-key route with a rate limit, an HTTPS listener, the audit journal): real traffic first, then sign-in with
+ * an API-key route with a rate limit, an HTTPS listener, the audit journal, incident detection with a critical route
+ * whose upstream is killed under traffic): real traffic first, then sign-in with
  * the admin key the gateway wrote, each view showing that traffic, the drill-down from a request to its audit
  * records, sign-out, and no console error or failed request on the way. Screenshots go to $KYCGATE_SCREENSHOT_DIR
  * (docs/ for the README's: `KYCGATE_SCREENSHOT_DIR=docs node scripts/run-tests.mjs dashboard.browser`), else to a
@@ -13,10 +14,11 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import type { Page } from 'playwright-core';
-import { httpRequest, startTestGateway } from '../../testing/harness.js';
+import { httpRequest, startTestGateway, startUpstream } from '../../testing/harness.js';
 import { launchBrowser } from '../../testing/browser.js';
 import { AdminClient } from '../../testing/admin-client.js';
 import { eventually } from '../../testing/kyc-testbed.js';
+import { startTcpRelay } from '../../testing/tcp-relay.js';
 import { demoConfig } from '../demo/config.js';
 import { ensureDevCertificate } from '../server/devcert.js';
 
@@ -34,6 +36,13 @@ test('dashboard: sign in, every view shows real traffic, drill down to audit rec
   demo.kyc.providers.sandbox.port = 0;
   const certDir = mkdtempSync(path.join(os.tmpdir(), 'kycgate-dashboard-cert-'));
   const tls = await ensureDevCertificate(certDir);
+  // The ledger: a real upstream behind two relays (its two targets) the test cuts: nothing listens any more.
+  const ledger = await startUpstream((_req, res) => res.end('booked'));
+  const relays = [await startTcpRelay(ledger.port), await startTcpRelay(ledger.port)];
+  t.after(async () => {
+    for (const r of relays) await r.close();
+    await ledger.close();
+  });
   const gw = await startTestGateway({
     listeners: [
       { name: 'http', port: 0 },
@@ -43,10 +52,29 @@ test('dashboard: sign in, every view shows real traffic, drill down to audit rec
     log: { level: 'warn' },
     audit: { enabled: true },
     kyc: demo.kyc,
-    upstreams: demo.upstreams,
+    upstreams: {
+      ...(demo.upstreams as object),
+      ledger: {
+        targets: relays.map((r) => ({ url: `http://127.0.0.1:${r.port}` })),
+        active_health: { path: '/health', interval_ms: 200, unhealthy_after: 2, healthy_after: 1, timeout_ms: 2000 },
+      },
+    },
+    // Short intervals so that an outage is an incident within seconds; the ledger's function small enough that the
+    // failed requests are a material share of its daily transactions and a second of downtime is material too.
+    incidents: {
+      enabled: true,
+      instance: 'gw-1',
+      interval_ms: 200,
+      window_ms: 1000,
+      confirm_ms: 300,
+      close_after_ms: 60_000,
+      slo: { default: { min_requests: 5 } },
+      classification: { functions: { payments: { daily_transactions: 50 } }, downtime_hours: 0.0001 },
+    },
     consumers: { acme: { scopes: ['orders:read'] } },
     routes: [
       ...demo.routes,
+      { name: 'payments', match: { prefix: '/payments' }, upstream: 'ledger', critical: true, function: 'payments' },
       {
         name: 'orders',
         match: { prefix: '/orders' },
@@ -61,6 +89,31 @@ test('dashboard: sign in, every view shows real traffic, drill down to audit rec
   t.after(() => gw.close());
   const adminKey = readFileSync(path.join(gw.dataDir, 'admin-key'), 'utf8').trim();
   const admin = new AdminClient(gw.adminUrl, adminKey);
+
+  // First the ledger killed under traffic (so that the other traffic is the latest): the detector opens an incident for its upstream group and classifies it as
+  // major (a critical route down, its transactions failed); the operator then submits the initial notification.
+  for (let i = 0; i < 3; i++) assert.equal((await httpRequest(`${gw.url}/payments/${i}`)).status, 200);
+  for (const r of relays) await r.cut('refuse');
+  type Summary = { id: string; cause: string; major: boolean | null };
+  let incident: Summary | undefined;
+  assert.ok(
+    await eventually(
+      async () => {
+        assert.ok([502, 503].includes((await httpRequest(`${gw.url}/payments/x`)).status));
+        const list = await admin.call<{ items: Summary[] }>('listIncidents');
+        incident = list.body.items.find((i) => i.cause === 'upstream:ledger' && i.major === true);
+        return incident !== undefined;
+      },
+      60_000,
+      25,
+    ),
+    'a major incident for the ledger',
+  );
+  const report = await admin.call('incidentReport', {
+    params: { id: incident!.id },
+    body: { kind: 'initial', description: 'The ledger does not accept connections.', submitted: true },
+  });
+  assert.equal(report.status, 200);
 
   // Real traffic: a consumer's key (made through the admin API), over its limit; a wrong key; the demo routes; the
   // KYC loop for one user (challenged, verified in the sandbox's hosted page), another left pending.
@@ -197,17 +250,27 @@ test('dashboard: sign in, every view shows real traffic, drill down to audit rec
   await t.test('upstream and provider health, certificates', async () => {
     const targets = page.getByRole('table', { name: 'Upstream targets' });
     assert.match((await targets.getByRole('row', { name: /^echo\b/ }).textContent())!, /in rotation/);
+    const ledgerRows = await targets.getByRole('row', { name: /^ledger\b/ }).allTextContents();
+    assert.equal(ledgerRows.length, 2);
+    for (const row of ledgerRows) assert.match(row, /out of rotation/);
     const providers = page.getByRole('table', { name: 'Verification providers' });
     assert.match((await providers.getByRole('row', { name: /^sandbox\b/ }).textContent())!, /closed/);
     const certs = page.getByRole('table', { name: 'Certificates served' });
     assert.match((await certs.getByRole('row', { name: /^https\b/ }).textContent())!, /expires in \d+ days/);
   });
 
-  await t.test('incidents only when the API has them', async () => {
-    const doc = JSON.parse((await httpRequest(`${gw.adminUrl}/admin/api/openapi.json`)).body) as { paths: object };
-    const offered = Object.keys(doc.paths).includes('/incidents');
-    assert.equal(await page.locator('section#incidents').count(), offered ? 1 : 0);
-    assert.equal(await page.getByRole('link', { name: 'Incidents' }).count(), offered ? 1 : 0);
+  await t.test('incidents: the ledger outage, classified major, with its DORA reporting deadlines', async () => {
+    assert.equal(await page.getByRole('link', { name: 'Incidents' }).count(), 1);
+    const table = page.getByRole('table', { name: 'Incidents' });
+    const row = table.getByRole('row', { name: new RegExp(`^${incident!.id}\\b`) });
+    const cells = await rowOf(row);
+    assert.deepEqual(cells.slice(1, 4), ['Upstream ledger unavailable', 'major', 'open']);
+    // Initial notification submitted (4 h after the classification at the latest); the intermediate report is due
+    // 72 h after it, the final one a month after that.
+    assert.match(cells[5]!, /initial: .+ submitted .+intermediate: .+ in 3 days.*final: .+ in 3[1-4] days/s);
+    assert.equal(await table.getByRole('row').count(), 2, "one incident: the route failures are the upstream's");
+    const why = await row.locator('.badge', { hasText: 'major' }).getAttribute('title');
+    assert.match(why!, /^major: critical services affected and \d criteria met: .*clients_transactions/);
   });
 
   await page.screenshot({ path: path.join(shots, 'dashboard-overview.png'), fullPage: true });
@@ -323,81 +386,3 @@ async function accessibilityViolations(page: Page): Promise<string[]> {
 async function rowOf(row: ReturnType<Page['getByRole']>): Promise<string[]> {
   return (await row.locator('th, td').allTextContents()).map((s) => s.trim());
 }
-
-test('dashboard: the incidents section appears when the API offers /incidents, with reporting deadlines', async (t) => {
-  const browser = await launchBrowser(t);
-  if (!browser) return;
-  const gw = await startTestGateway({
-    log: { level: 'warn' },
-    audit: { enabled: true },
-    admin: { port: 0, api: { enabled: true, key_file: { path: 'admin-key' } } },
-  });
-  t.after(() => gw.close());
-  const adminKey = readFileSync(path.join(gw.dataDir, 'admin-key'), 'utf8').trim();
-  const context = await browser.newContext({ viewport: LAPTOP });
-  const page = await context.newPage();
-  // This gateway has no incidents endpoint yet: the browser is given a document that lists one, in the shape of
-  // `kycgate incidents list` and `show` (summaries; the detail's DORA deadlines), everything else is the gateway's.
-  const hour = 3_600_000;
-  const at = (ms: number) => new Date(Date.now() + ms).toISOString();
-  await page.route('**/admin/api/openapi.json', async (route) => {
-    const doc = (await (await route.fetch()).json()) as { paths: Record<string, unknown> };
-    doc.paths['/incidents'] = { get: { responses: { '200': { description: 'Incidents.' } } } };
-    doc.paths['/incidents/{id}'] = { get: { responses: { '200': { description: 'An incident.' } } } };
-    await route.fulfill({ json: doc });
-  });
-  const summary = (id: string, title: string, major: boolean | null, status: string) => ({
-    id,
-    title,
-    status,
-    major,
-    detected_at: at(-2 * hour),
-  });
-  await page.route('**/admin/api/v1/incidents', async (route) => {
-    assert.equal(route.request().headers()['x-admin-key'], adminKey, 'called with the signed-in key');
-    await route.fulfill({
-      json: {
-        items: [
-          summary('inc_01', 'Payments upstream unreachable', true, 'open'),
-          summary('inc_02', 'Provider slow', null, 'open'),
-        ],
-        next_cursor: null,
-      },
-    });
-  });
-  await page.route('**/admin/api/v1/incidents/inc_01', (route) =>
-    route.fulfill({
-      json: {
-        incident: summary('inc_01', 'Payments upstream unreachable', true, 'open'),
-        classification: { major: true },
-        deadlines: [
-          { report: 'initial', due: at(-hour), basis: 'classified', submitted_at: at(-1.5 * hour), overdue: false },
-          { report: 'intermediate', due: at(70 * hour), basis: 'initial', submitted_at: null, overdue: false },
-          { report: 'final', due: at(30 * 24 * hour), basis: 'intermediate', submitted_at: null, overdue: false },
-        ],
-      },
-    }),
-  );
-  const problems: string[] = [];
-  page.on('console', (m) => {
-    if (m.type() === 'error') problems.push(m.text());
-  });
-  await page.goto(`${gw.adminUrl}/`);
-  await page.getByLabel('Admin key').fill(adminKey);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  const table = page.getByRole('table', { name: 'Incidents' });
-  await table.waitFor();
-  await waitLoaded(page);
-  assert.equal(await page.getByRole('link', { name: 'Incidents' }).count(), 1);
-  const row = await table.getByRole('row', { name: /^inc_01\b/ }).textContent();
-  assert.match(row!, /Payments upstream unreachable/);
-  assert.match(row!, /major/);
-  assert.match(row!, /initial: .* submitted /);
-  assert.match(row!, /intermediate: .* in 3 days/);
-  assert.match(row!, /final: .* in 30 days/);
-  const other = await table.getByRole('row', { name: /^inc_02\b/ }).textContent();
-  assert.match(other!, /not classified/);
-  assert.match(other!, /—$/, 'no deadlines before it is classified major');
-  assert.deepEqual(problems, []);
-  await context.close();
-});

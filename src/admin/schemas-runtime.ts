@@ -61,10 +61,13 @@ export const RUNTIME_COMPONENTS: Record<string, JsonSchema> = {
         },
         ['counters', 'redis_connected'],
       ),
+      incidents: obj({ enabled: { type: 'boolean', description: 'Incident detection is on (`incidents.enabled`).' } }, [
+        'enabled',
+      ]),
       draining: { type: 'boolean' },
       ready: { type: 'boolean' },
     },
-    ['store', 'redis', 'rate_limits', 'draining', 'ready'],
+    ['store', 'redis', 'rate_limits', 'incidents', 'draining', 'ready'],
   ),
   Instance: obj(
     {

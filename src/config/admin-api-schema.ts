@@ -124,6 +124,63 @@ export const adminApiSchema = {
         'Serve the dashboard at `/` of the admin listener while the API is on (docs/ADMIN.md, "Dashboard"): ' +
         'static files built with the package; it signs in with an admin key and reads this API.',
     },
+    oidc: {
+      type: 'object',
+      description:
+        'Dashboard sign-in through an OpenID Connect issuer (authorization code flow with PKCE, state and nonce). ' +
+        'The id_token is verified (issuer, audience, nonce, expiry); its `role_claim` maps the user to a role; the ' +
+        'dashboard then holds a short-lived session cookie (HttpOnly, SameSite=Strict, Secure over TLS) that the API ' +
+        'accepts only with the header `x-kycgate-dashboard: 1`. Every sign-in and refusal is audited.',
+      properties: {
+        issuer: { type: 'string', pattern: '^https?://', description: 'Issuer URL (discovery document under it).' },
+        name: { type: 'string', minLength: 1, maxLength: 60, description: 'Shown as "Sign in with <name>".' },
+        client_id: { type: 'string', minLength: 1, description: 'The client registered at the issuer.' },
+        client_secret: { ...secretRefSchema, description: 'Its secret (client_secret_basic), by reference.' },
+        redirect_url: {
+          type: 'string',
+          pattern: '^https?://[^/]+/admin/api/oidc/callback$',
+          description: "This admin listener's `/admin/api/oidc/callback` as the browser reaches it (registered).",
+        },
+        scopes: {
+          type: 'array',
+          items: { type: 'string', pattern: '^[!#-\\[\\]-~]+$' },
+          default: ['openid', 'profile', 'email'],
+          description: 'Scopes asked for (`openid` is always added).',
+        },
+        role_claim: {
+          type: 'string',
+          minLength: 1,
+          default: 'groups',
+          description: 'The id_token claim (a string or an array of strings) matched against `roles`.',
+        },
+        roles: {
+          type: 'array',
+          minItems: 1,
+          description: 'Claim values mapped to roles; a user matching several gets the highest, none is refused.',
+          items: {
+            type: 'object',
+            properties: { value: { type: 'string', minLength: 1 }, role: ROLE },
+            required: ['value', 'role'],
+            additionalProperties: false,
+          },
+        },
+        allowed_subjects: {
+          type: 'array',
+          items: { type: 'string', minLength: 1 },
+          default: [],
+          description: 'When not empty, only these `sub` values may sign in (whatever their claims).',
+        },
+        session_ttl_s: {
+          type: 'integer',
+          minimum: 60,
+          maximum: 43200,
+          default: 900,
+          description: 'Lifetime of the dashboard session; the user signs in again after it.',
+        },
+      },
+      required: ['issuer', 'client_id', 'client_secret', 'redirect_url', 'roles'],
+      additionalProperties: false,
+    },
     public_url: {
       type: 'string',
       pattern: '^https?://[^/]+',
@@ -146,6 +203,20 @@ export interface AdminApiConfig {
   max_body_bytes: number;
   dashboard: boolean;
   public_url?: string;
+  oidc?: AdminOidcConfig;
+}
+
+export interface AdminOidcConfig {
+  issuer: string;
+  name?: string;
+  client_id: string;
+  client_secret: unknown;
+  redirect_url: string;
+  scopes: string[];
+  role_claim: string;
+  roles: Array<{ value: string; role: AdminRole }>;
+  allowed_subjects: string[];
+  session_ttl_s: number;
 }
 
 export interface AdminTlsConfig {

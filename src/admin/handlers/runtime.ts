@@ -43,6 +43,7 @@ export const RUNTIME_HANDLERS: Record<string, Handler> = {
         store: { driver: store.dialect, up: down === undefined, down_since: iso(down) },
         redis: { configured: redis !== undefined, connected: redis?.connected === true },
         rate_limits: { counters: redis ? 'redis' : 'local', redis_connected: redis?.connected === true },
+        incidents: { enabled: call.api.services.find('incidents') !== undefined },
         draining: call.api.sources.draining(),
         ready: await call.api.sources.ready(),
       },
