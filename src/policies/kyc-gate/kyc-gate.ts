@@ -20,8 +20,6 @@ import type {
   Reply,
 } from '../../pipeline/policy.js';
 import type { Services } from '../../pipeline/services.js';
-import { ProviderRejected, ProviderUnavailable } from '../../providers/provider.js';
-import { StoreUnavailable } from '../../store/store.js';
 import type { KycService } from '../../kyc/service.js';
 import type { SessionOffer } from '../../kyc/sessions.js';
 import type { CompiledWorkflow } from '../../kyc/setup.js';
@@ -34,17 +32,15 @@ import {
   KYC_DENIED,
   KYC_GATE_PROBLEMS,
   KYC_PENDING,
-  KYC_PROVIDER_UNAVAILABLE,
   KYC_REQUIRED,
   SUBJECT_BLOCKED,
   stepUpProblem,
 } from './problems.js';
 import type { SubjectBlocks } from '../../kyc/blocks.js';
 import { routingInput } from '../../kyc/routing.js';
+import { StoreUnavailable } from '../../store/store.js';
 import { browserPage } from './pages.js';
-
-/** Retry-After of the 503 answered while the store cannot be used. */
-const STORE_RETRY_AFTER_SECONDS = 2;
+import { sessionFailure, stateFailure } from './failures.js';
 
 /** What onComplete records into the subject's history once the upstream answered. */
 interface PendingHistory {
@@ -417,49 +413,8 @@ class KycGate implements PolicyInstance {
     missing: string[],
     err: unknown,
   ): PolicyResult {
-    if (err instanceof StoreUnavailable) {
-      // A provider session created before the failure is kept and offered on the next attempt.
-      this.services.logger.warn(
-        { req_id: ctx.id, err: err.message, reason: err.reason },
-        'verification session could not be started: store unavailable',
-      );
-      return this.answer(
-        ctx,
-        entry,
-        'unavailable',
-        ruleName,
-        missing,
-        problem('service-unavailable', {
-          detail: 'Identity verification cannot start right now. Try again shortly.',
-          headers: { 'retry-after': STORE_RETRY_AFTER_SECONDS },
-        }),
-      );
-    }
-    if (err instanceof ProviderUnavailable) {
-      return this.answer(
-        ctx,
-        entry,
-        'unavailable',
-        ruleName,
-        missing,
-        problem(KYC_PROVIDER_UNAVAILABLE, {
-          detail: 'Identity verification cannot start right now. Try again later.',
-          headers: { 'retry-after': Math.max(1, Math.ceil(err.retryAfterSeconds)) },
-        }),
-      );
-    }
-    this.services.logger.error(
-      { req_id: ctx.id, err: err instanceof ProviderRejected ? { message: err.message, status: err.status } : err },
-      'verification session could not be created',
-    );
-    return this.answer(
-      ctx,
-      entry,
-      'error',
-      ruleName,
-      missing,
-      problem('bad-gateway', { detail: 'Identity verification could not be started.' }),
-    );
+    const failure = sessionFailure(this.services.logger, ctx.id, err);
+    return this.answer(ctx, entry, failure.outcome, ruleName, missing, failure.answer);
   }
 
   private answer(
@@ -510,12 +465,8 @@ class KycGate implements PolicyInstance {
   }
 
   private storeFailed(ctx: RequestContext, err: unknown): Problem {
-    this.services.logger.error({ req_id: ctx.id, err }, 'verification state could not be read');
     this.record(ctx, ctx.subject, 'error', 'state');
-    return problem('service-unavailable', {
-      detail: 'Verification state is unavailable. Try again shortly.',
-      headers: { 'retry-after': STORE_RETRY_AFTER_SECONDS },
-    });
+    return stateFailure(this.services.logger, ctx.id, err);
   }
 }
 
