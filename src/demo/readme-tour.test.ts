@@ -103,6 +103,7 @@ const EXPECTED: Record<number, RegExp[][]> = {
   ],
   8: [[/"path":"\/demo\/echo\/hello"/], [/"status":"ready"/], [/^kycgate_requests_total\{/m]],
   9: [[], [/"decisions"|"buckets"|"window"/], [/"subject"|"status"/], [/"items":\[\{"id":.*"alive":true/]],
+  10: [[/^<title>kycgate dashboard<\/title>$/], [/^kga_[0-9A-Za-z]{8}_[0-9A-Za-z]{38}$/]],
 };
 
 test('README tour: every command runs against the demo and shows what the README says', {
