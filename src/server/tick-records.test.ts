@@ -73,7 +73,10 @@ test('tick records: after start-up and traffic, kycgate builds nextTick records 
   const preload = path.join(dir, 'print-feedback.cjs');
   fs.writeFileSync(
     preload,
-    `process.on('SIGUSR2', () => { new Function('%DebugPrint(process.nextTick)')(); require('node:fs').writeSync(1, '\\nFEEDBACK-END\\n'); });\n`,
+    // The dump fills the pipe: the marker is written once the test has read enough (EAGAIN on a non-blocking fd).
+    `process.on('SIGUSR2', () => { new Function('%DebugPrint(process.nextTick)')(); const fs = require('node:fs'); ` +
+      `const b = Buffer.from('\\nFEEDBACK-END\\n'); for (let o = 0; o < b.length; ) { try { o += fs.writeSync(1, b, o); } ` +
+      `catch (e) { if (e.code !== 'EAGAIN') throw e; } } });\n`,
   );
   const child = spawn(
     process.execPath,
@@ -88,6 +91,10 @@ test('tick records: after start-up and traffic, kycgate builds nextTick records 
   const waiters: Array<() => void> = [];
   child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
     out += chunk;
+    for (const w of waiters.splice(0)) w();
+  });
+  // A gateway that dies is a failure, never a wait without end.
+  child.on('exit', () => {
     for (const w of waiters.splice(0)) w();
   });
   const seen = (pattern: RegExp) =>
