@@ -6,7 +6,6 @@
  */
 import type http2 from 'node:http2';
 import type { ServerResponse } from 'node:http';
-import type { Problem } from './problem.js';
 
 /** gRPC status codes (grpc/doc/statuscodes.md) the gateway answers with. */
 export const GrpcStatus = {
@@ -82,8 +81,17 @@ export function isGrpcRequest(res: ServerResponse): boolean {
 
 type Http2Answer = ServerResponse & { stream?: http2.ServerHttp2Stream };
 
+/** What a gRPC answer reads of a gateway problem (problem.ts calls this module, so it names no type of it). */
+export interface GrpcProblemFields {
+  readonly type: string;
+  readonly status: number;
+  readonly title: string;
+  readonly detail: string | undefined;
+  readonly headers: Record<string, string | number | string[]> | undefined;
+}
+
 /** Answers a gRPC call with `p` as a Trailers-Only response. */
-export function sendGrpcProblem(res: ServerResponse, p: Problem, requestId: string | undefined): void {
+export function sendGrpcProblem(res: ServerResponse, p: GrpcProblemFields, requestId: string | undefined): void {
   const stream = (res as Http2Answer).stream;
   if (stream === undefined || stream.destroyed || stream.headersSent) {
     res.destroy();
