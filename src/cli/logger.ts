@@ -3,6 +3,7 @@
  * coloured lines for a person at a terminal (pino-pretty). `log.format: auto` picks by whether standard output is a
  * terminal.
  */
+import { isatty } from 'node:tty';
 import { pino, type Logger } from 'pino';
 
 /**
@@ -27,7 +28,9 @@ export function isoTimestamp(now: () => number = Date.now): () => string {
 
 export async function createLogger(
   settings: { level: string; format: 'auto' | 'json' | 'pretty' },
-  isTerminal: boolean = process.stdout.isTTY === true,
+  // isatty, not process.stdout.isTTY: creating process.stdout makes a piped fd 1 non-blocking, and the JSON lines
+  // are written to fd 1 directly.
+  isTerminal: boolean = isatty(1),
 ): Promise<Logger> {
   const options = {
     level: settings.level,
