@@ -219,6 +219,8 @@ function onStreamClose(this: OwnedStream): void {
   count.closed = true;
   count.onAbuse(session!, 'rapid_reset');
   // GOAWAY with this code, then the connection is closed (Node sends NO_ERROR unless given an error and a code).
+  // GOAWAY first, explicitly: Node 24's destroy(error, code) sends INTERNAL_ERROR instead of the code it is given.
+  session!.goaway(NGHTTP2_ENHANCE_YOUR_CALM);
   session!.destroy(new Error('too many stream resets'), NGHTTP2_ENHANCE_YOUR_CALM);
 }
 
