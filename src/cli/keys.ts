@@ -12,7 +12,7 @@ import type { Store } from '../store/store.js';
 import { RedisService, type RedisConfig } from '../shared/redis.js';
 import { migrateAuth } from '../auth/migrations.js';
 import { findConsumer, syncConfigConsumers, type ConsumerConfig } from '../auth/consumers.js';
-import { KeyRepository, type ApiKeyRecord } from '../auth/api-keys/repository.js';
+import { KeyRepository, apiKeyStatus, type ApiKeyRecord } from '../auth/api-keys/repository.js';
 import { parseDuration } from '../auth/api-keys/format.js';
 import { announceKeyChange } from '../auth/changes.js';
 import { openConfiguredStore } from './configured-store.js';
@@ -52,14 +52,7 @@ export async function openKeyContext(configFile: string | undefined, events = ne
 }
 
 function describe(r: ApiKeyRecord, now = Date.now()): Record<string, unknown> {
-  const status =
-    r.revokedAt !== undefined
-      ? 'revoked'
-      : r.expiresAt !== undefined && r.expiresAt <= now
-        ? 'expired'
-        : r.rotatedTo !== undefined
-          ? 'rotating'
-          : 'active';
+  const status = apiKeyStatus(r, now);
   return {
     id: r.id,
     consumer: r.consumer,

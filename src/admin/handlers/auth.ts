@@ -9,7 +9,7 @@ import {
   updateStoreConsumer,
   type ConsumerFields,
 } from '../../auth/consumer-store.js';
-import { KeyNotFound, type ApiKeyRecord } from '../../auth/api-keys/repository.js';
+import { KeyNotFound, apiKeyStatus, type ApiKeyRecord } from '../../auth/api-keys/repository.js';
 import { parseDuration } from '../../auth/api-keys/format.js';
 import { adminKeyStatus, type AdminKeyRecord } from '../admin-keys.js';
 import { decodeCursor, iso, isString, notFound, paged, refuse, type Call, type Handler } from '../call.js';
@@ -34,14 +34,7 @@ export function consumerView(c: Consumer): Record<string, unknown> {
 }
 
 export function keyView(r: ApiKeyRecord, now = Date.now()): Record<string, unknown> {
-  const status =
-    r.revokedAt !== undefined
-      ? 'revoked'
-      : r.expiresAt !== undefined && r.expiresAt <= now
-        ? 'expired'
-        : r.rotatedTo !== undefined
-          ? 'rotating'
-          : 'active';
+  const status = apiKeyStatus(r, now);
   return {
     id: r.id,
     consumer: r.consumer,

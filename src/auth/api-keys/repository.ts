@@ -24,6 +24,15 @@ export interface ApiKeyRecord {
   updatedAt: number;
 }
 
+/** What a key is now, as the CLI and the admin API show it. */
+export type ApiKeyStatus = 'revoked' | 'expired' | 'rotating' | 'active';
+
+export function apiKeyStatus(r: ApiKeyRecord, now: number): ApiKeyStatus {
+  if (r.revokedAt !== undefined) return 'revoked';
+  if (r.expiresAt !== undefined && r.expiresAt <= now) return 'expired';
+  return r.rotatedTo !== undefined ? 'rotating' : 'active';
+}
+
 interface KeyRow {
   id: string;
   consumer: string;
