@@ -58,33 +58,14 @@ async function build(ctx: ProviderFactoryContext) {
   return provider;
 }
 
-export const diditProviderType: ProviderType = {
-  type: 'didit',
-  schema: diditProviderSchema as unknown as Record<string, unknown>,
-  create: build,
-};
-export const sandboxProviderType: ProviderType = {
-  type: 'sandbox',
-  schema: sandboxProviderSchema as unknown as Record<string, unknown>,
-  create: build,
-};
-export const veriffProviderType: ProviderType = {
-  type: 'veriff',
-  schema: veriffProviderSchema as unknown as Record<string, unknown>,
-  create: build,
-};
-export const onfidoProviderType: ProviderType = {
-  type: 'onfido',
-  schema: onfidoProviderSchema as unknown as Record<string, unknown>,
-  create: build,
-};
-export const sumsubProviderType: ProviderType = {
-  type: 'sumsub',
-  schema: sumsubProviderSchema as unknown as Record<string, unknown>,
-  create: build,
-};
-export const personaProviderType: ProviderType = {
-  type: 'persona',
-  schema: personaProviderSchema as unknown as Record<string, unknown>,
-  create: build,
-};
+/** A bundled type: its name and schema, created by `build` like every other. */
+function bundled(type: string, schema: unknown): ProviderType {
+  return { type, schema: schema as Record<string, unknown>, create: build };
+}
+
+export const diditProviderType = bundled('didit', diditProviderSchema);
+export const sandboxProviderType = bundled('sandbox', sandboxProviderSchema);
+export const veriffProviderType = bundled('veriff', veriffProviderSchema);
+export const onfidoProviderType = bundled('onfido', onfidoProviderSchema);
+export const sumsubProviderType = bundled('sumsub', sumsubProviderSchema);
+export const personaProviderType = bundled('persona', personaProviderSchema);
