@@ -52,6 +52,54 @@ export interface Scenario {
   warm?(baseUrl: string, headers: Record<string, string>): Promise<void>;
 }
 
+/** The sandbox provider and a workflow whose claim `kyc_full` is an approved verification: the KYC scenarios' setup. */
+const SANDBOX_KYC = {
+  providers: { sandbox: { type: 'sandbox', port: 0 } },
+  workflows: {
+    kyc: {
+      provider: 'sandbox',
+      workflow_id: '2f9e4c1a-5b6d-4e7f-8a9b-0c1d2e3f4a5b',
+      claims: { kyc_full: 'facts.status == "Approved"' },
+    },
+  },
+};
+
+/** Creates the API key of consumer `bench` through the CLI, as an operator would; requests carry it. */
+async function createApiKey({ dataDir, configFile, cli }: { dataDir: string; configFile: string; cli: string }) {
+  const created = await run(
+    process.execPath,
+    [cli, 'keys', 'create', '--consumer', 'bench', '--json', '--config', configFile],
+    { env: { ...process.env, KYCGATE_DATA_DIR: dataDir } },
+  );
+  const { key } = JSON.parse(created.stdout) as { key: string };
+  return { headers: { 'x-api-key': key } };
+}
+
+/** Completes the sandbox verification of the requests' subject, then waits until the route lets it through. */
+async function approveSubject(baseUrl: string, headers: Record<string, string>): Promise<void> {
+  const first = await request(baseUrl, { headers: { ...headers, accept: 'application/json' } });
+  if (first.statusCode === 200) {
+    // Approved already: a restarted gateway (--restarts) reads the subject's state from its store.
+    await first.body.dump();
+    return;
+  }
+  const { verification_url: url } = (await first.body.json()) as { verification_url: string };
+  await (
+    await request(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'decision=approved',
+    })
+  ).body.dump();
+  for (let i = 0; i < 200; i++) {
+    const r = await request(baseUrl, { headers });
+    await r.body.dump();
+    if (r.statusCode === 200) return;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  throw new Error('the KYC scenario did not reach an approved subject');
+}
+
 export const SCENARIOS: readonly Scenario[] = [
   {
     name: 'bare',
@@ -85,15 +133,7 @@ export const SCENARIOS: readonly Scenario[] = [
         { authorize: { scopes: { all_of: ['bench:read'] } } },
       ],
     },
-    async prepare({ dataDir, configFile, cli }) {
-      const created = await run(
-        process.execPath,
-        [cli, 'keys', 'create', '--consumer', 'bench', '--json', '--config', configFile],
-        { env: { ...process.env, KYCGATE_DATA_DIR: dataDir } },
-      );
-      const { key } = JSON.parse(created.stdout) as { key: string };
-      return { headers: { 'x-api-key': key } };
-    },
+    prepare: createApiKey,
     budget: { max: 0.05, source: 'API-key auth costs <= 5% of bare-route throughput' },
     byDefault: false,
   },
@@ -145,16 +185,7 @@ export const SCENARIOS: readonly Scenario[] = [
       'KYC-gated route for an approved, cached subject (verified once through the embedded sandbox before measuring).',
     config: {
       log: { access: false },
-      kyc: {
-        providers: { sandbox: { type: 'sandbox', port: 0 } },
-        workflows: {
-          kyc: {
-            provider: 'sandbox',
-            workflow_id: '2f9e4c1a-5b6d-4e7f-8a9b-0c1d2e3f4a5b',
-            claims: { kyc_full: 'facts.status == "Approved"' },
-          },
-        },
-      },
+      kyc: SANDBOX_KYC,
     },
     route: {
       policies: [
@@ -167,29 +198,7 @@ export const SCENARIOS: readonly Scenario[] = [
       ],
     },
     headers: { 'x-user-id': 'bench-user' },
-    async warm(baseUrl, headers) {
-      const first = await request(baseUrl, { headers: { ...headers, accept: 'application/json' } });
-      if (first.statusCode === 200) {
-        // Approved already: a restarted gateway (--restarts) reads the subject's state from its store.
-        await first.body.dump();
-        return;
-      }
-      const { verification_url: url } = (await first.body.json()) as { verification_url: string };
-      await (
-        await request(url, {
-          method: 'POST',
-          headers: { 'content-type': 'application/x-www-form-urlencoded' },
-          body: 'decision=approved',
-        })
-      ).body.dump();
-      for (let i = 0; i < 200; i++) {
-        const r = await request(baseUrl, { headers });
-        await r.body.dump();
-        if (r.statusCode === 200) return;
-        await new Promise((resolve) => setTimeout(resolve, 25));
-      }
-      throw new Error('the KYC scenario did not reach an approved subject');
-    },
+    warm: approveSubject,
     budget: {
       max: 0.05,
       source: 'a KYC-gated route for an approved, cached subject costs <= 5% of bare-route throughput',
@@ -276,6 +285,35 @@ export const SCENARIOS: readonly Scenario[] = [
       'detection costs the request path (a status comparison per request) plus its timer.',
     config: { incidents: { enabled: true, interval_ms: 1000 } },
     budget: { max: 0.03, source: 'incident detection costs nothing measurable on the request path (issue #20)' },
+    byDefault: false,
+  },
+  {
+    name: 'full-chain',
+    description:
+      'The chain a real deployment runs: API key + scope check + KYC gate for an approved, cached subject (named by ' +
+      'the authenticated client) + a local rate limit per consumer + the audit journal (one record per request).',
+    config: {
+      log: { access: false },
+      consumers: { bench: { scopes: ['bench:read'] } },
+      kyc: SANDBOX_KYC,
+      audit: { enabled: true },
+    },
+    route: {
+      policies: [
+        { authenticate: { methods: [{ 'api-key': {} }] } },
+        { authorize: { scopes: { all_of: ['bench:read'] } } },
+        { 'kyc-gate': { subject: { from: 'header', header: 'x-user-id' }, required_claims: ['kyc_full'] } },
+        {
+          'rate-limit': {
+            limits: [{ name: 'bench', rate: 10000000, per: 'second', burst: 10000000, key: ['consumer'] }],
+          },
+        },
+      ],
+    },
+    headers: { 'x-user-id': 'bench-user' },
+    prepare: createApiKey,
+    warm: approveSubject,
+    budget: { max: 0.2, source: 'the full policy chain costs <= 20% of bare-route throughput (issue #22)' },
     byDefault: false,
   },
 ];
