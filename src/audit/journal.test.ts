@@ -360,6 +360,7 @@ test('durability sync: state-changing events are fsynced inside emit, refusals o
     request_headers: [],
     response_headers: [],
     redact_headers: [],
+    separate_request_events: true,
   } as unknown as AuditConfig);
   for (const type of [
     'ratelimit.rejected',

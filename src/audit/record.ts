@@ -4,7 +4,7 @@
  *
  * Line format (one JSON object per line, keys in this fixed order, absent fields omitted):
  *   v, seq, id, time, kind, type, request_id, trace_id, listener, route, method, path, client_ip, consumer,
- *   subject, auth_method, credential_id, spiffe_id, decision, stale, upstream, status, latency_ms, problem, aborted,
+ *   subject, auth_method, credential_id, spiffe_id, decision, kyc, stale, upstream, status, latency_ms, problem, aborted,
  *   outcome, request_headers, response_headers, data, prev, hash
  * `hash` is the SHA-256 (hex) of the line's canonical bytes: the line without `,"hash":"..."` (i.e. ending in
  * `"prev":"..."}`); `prev` is the previous record's `hash`.
@@ -32,6 +32,8 @@ export interface AuditEntry {
   credentialId?: string | undefined;
   spiffeId?: string | undefined;
   decision?: { outcome: string; policy?: string; rule?: string; reason?: string } | undefined;
+  /** The KYC gate's decision when it is not `decision` itself (a later policy refused the request). */
+  kyc?: { outcome: string; policy?: string; rule?: string; reason?: string } | undefined;
   /** State the decision relied on that was served past its refresh time during a store outage. */
   stale?: readonly string[] | undefined;
   upstream?: string | undefined;
@@ -127,6 +129,7 @@ export function requestEntry(
     credentialId: id?.credentialId,
     spiffeId: id?.spiffeId,
     decision: ctx.decision,
+    kyc: ctx.verification === ctx.decision ? undefined : ctx.verification,
     stale: ctx.staleState,
     upstream: ctx.target,
     status: ctx.status,
@@ -261,6 +264,7 @@ function recordBody(entry: AuditEntry, seq: number, id: string, prev: string): s
   if (entry.credentialId !== undefined) out += ',"credential_id":' + str(entry.credentialId);
   if (entry.spiffeId !== undefined) out += ',"spiffe_id":' + str(entry.spiffeId);
   if (entry.decision !== undefined) out += ',"decision":' + JSON.stringify(entry.decision);
+  if (entry.kyc !== undefined) out += ',"kyc":' + JSON.stringify(entry.kyc);
   if (entry.stale !== undefined) out += ',"stale":' + JSON.stringify(entry.stale);
   if (entry.upstream !== undefined) out += ',"upstream":' + str(entry.upstream);
   if (entry.status !== undefined) out += ',"status":' + JSON.stringify(entry.status);

@@ -125,6 +125,14 @@ export const auditSchema = {
         'emitter continues (so before the answer is sent); other events, such as refusals of single ' +
         'requests, are group-committed; every write is synchronous.',
     },
+    separate_request_events: {
+      type: 'boolean',
+      default: false,
+      description:
+        "Also write a request's auth.success and kyc.decision events as records of their own. Off: the request's " +
+        'record carries their facts (consumer, auth_method, credential_id, spiffe_id, subject, and the KYC ' +
+        'decision as `decision`, or as `kyc` when a later policy refused), one record per request.',
+    },
     group_commit_ms: {
       type: 'integer',
       minimum: 1,
@@ -265,6 +273,7 @@ export interface SinkConfig {
 export interface AuditConfig {
   enabled: boolean;
   durability: 'group' | 'sync';
+  separate_request_events: boolean;
   group_commit_ms: number;
   segment_bytes: number;
   checkpoint_records: number;

@@ -95,10 +95,19 @@ export function eventNeedsSync(type: string): boolean {
   return type.startsWith('key.') || type.startsWith('incident.') || SYNC_EVENTS.has(type);
 }
 
+/**
+ * Events whose facts the request's own record carries (consumer, authentication method, credential id, SPIFFE ID;
+ * the KYC gate's decision, rule, subject and missing claims): emitted for a request, they are not written as
+ * records of their own unless `audit.separate_request_events` is on, so an authenticated, KYC-gated request costs
+ * one record rather than three. Refusals that report an attack (`auth.failure`) keep their own record.
+ */
+const FOLDED_EVENTS: ReadonlySet<string> = new Set(['auth.success', 'kyc.decision']);
+
 /** Copies what a record needs into a journal entry; serialising happens later, in the group commit. */
 export class AuditRecorder implements EventListener {
   requestHeaders: HeaderCapture;
   responseHeaders: HeaderCapture;
+  private readonly separateRequestEvents: boolean;
 
   constructor(
     private readonly journal: Journal,
@@ -107,6 +116,7 @@ export class AuditRecorder implements EventListener {
   ) {
     this.requestHeaders = new HeaderCapture(cfg.request_headers, cfg.redact_headers);
     this.responseHeaders = new HeaderCapture(cfg.response_headers, cfg.redact_headers);
+    this.separateRequestEvents = cfg.separate_request_events;
   }
 
   onRequestComplete(ctx: RequestContext): void {
@@ -172,6 +182,7 @@ export class AuditRecorder implements EventListener {
   }
 
   onEvent(event: GatewayEvent): void {
+    if (event.requestId !== undefined && !this.separateRequestEvents && FOLDED_EVENTS.has(event.type)) return;
     const entry = eventEntry(event, Date.now());
     if (this.durableEvents && eventNeedsSync(event.type)) this.journal.appendDurable(entry);
     else this.journal.append(entry);

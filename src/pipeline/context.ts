@@ -102,6 +102,12 @@ export class RequestContext<R extends Route = Route> {
   runtime: RequestScope | undefined;
   decision: DecisionRecord | undefined;
   /**
+   * The identity-verification (KYC gate) decision on this request. Usually the same object as `decision`; it stays
+   * when a later policy (a rate limit, say) refuses the request, so the request's one audit record still says how
+   * the KYC gate decided.
+   */
+  verification: DecisionRecord | undefined;
+  /**
    * What this request was decided on that was served past its refresh time because the store could not be reached
    * (`api_key`, `kyc_subject`): recorded as `stale` in the audit trail and counted in the metrics.
    */
@@ -179,6 +185,7 @@ export class RequestContext<R extends Route = Route> {
     this.fields = undefined;
     this.runtime = undefined;
     this.decision = undefined;
+    this.verification = undefined;
     this.staleState = undefined;
     this.frontProxy = undefined;
     this.varyExtra = undefined;

@@ -266,6 +266,7 @@ class KycGate implements PolicyInstance {
   ): PolicyResult | Promise<PolicyResult> {
     const decision = rule.passed;
     ctx.decision = decision;
+    ctx.verification = decision;
     this.services.events.emit({
       type: 'kyc.decision',
       requestId: ctx.id,
@@ -439,12 +440,14 @@ class KycGate implements PolicyInstance {
     ruleName: string,
     missing?: string[],
   ): void {
-    ctx.decision = {
+    const decision = {
       outcome,
       policy: POLICY,
       rule: ruleName,
       ...(missing ? { reason: `missing claims: ${missing.join(', ')}` } : {}),
     };
+    ctx.decision = decision;
+    ctx.verification = decision;
     this.services.events.emit({
       type: 'kyc.decision',
       requestId: ctx.id,
