@@ -36,6 +36,7 @@ function reference(entry: AuditEntry, seq: number, id: string, prev: string): st
     ['credential_id', entry.credentialId],
     ['spiffe_id', entry.spiffeId],
     ['decision', entry.decision],
+    ['kyc', entry.kyc],
     ['stale', entry.stale],
     ['upstream', entry.upstream],
     ['status', entry.status],
@@ -63,6 +64,7 @@ test('a journal line is the canonical JSON of its record, whatever the field val
     '',
     '/a b/%2F?x=1',
   ];
+  const passes = awkward.map((rule) => Object.freeze({ outcome: 'allow', policy: 'kyc-gate', rule }));
   const ids = new RecordIds();
   let prev = '0'.repeat(64);
   // The journal's batch path: the same lines, written into a buffer that starts too small and has to grow.
@@ -82,8 +84,14 @@ test('a journal line is the canonical JSON of its record, whatever the field val
       path: `/p/${s}`,
       clientIp: '2001:db8::1',
       consumer: i % 2 === 0 ? s : undefined,
-      subject: 'sub_abc',
-      decision: { outcome: 'allow', policy: 'kyc-gate', rule: s },
+      subject: i % 2 === 0 ? 'sub_abc' : s,
+      authMethod: i % 3 === 0 ? 'api-key' : s,
+      credentialId: s,
+      spiffeId: i % 2 === 0 ? undefined : `spiffe://example.org/${s}`,
+      // Frozen decisions (a KYC rule's constant pass) are serialised once and remembered; fresh ones every time.
+      decision: i % 2 === 0 ? passes[i % passes.length]! : { outcome: 'allow', policy: 'kyc-gate', rule: s },
+      kyc: i % 4 === 1 ? passes[(i + 1) % passes.length] : undefined,
+      upstream: i % 3 === 0 ? 'http://10.0.0.1:8080' : s,
       stale: i % 5 === 0 ? ['api_key', 'kyc_subject'] : undefined,
       status: 200 + i,
       latencyMs: 1.23456 * i,

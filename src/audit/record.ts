@@ -235,6 +235,44 @@ function str(value: string): string {
 }
 
 /**
+ * A field's last value and its JSON text: consecutive records mostly repeat a listener, route, method, consumer,
+ * credential and upstream, so most fields are one comparison instead of a scan for characters to escape.
+ */
+class Memo {
+  private last: string | undefined;
+  private text = '';
+  of(value: string): string {
+    if (value !== this.last) {
+      this.last = value;
+      this.text = str(value);
+    }
+    return this.text;
+  }
+}
+
+const memo = {
+  listener: new Memo(),
+  route: new Memo(),
+  method: new Memo(),
+  consumer: new Memo(),
+  subject: new Memo(),
+  authMethod: new Memo(),
+  credentialId: new Memo(),
+  spiffeId: new Memo(),
+  upstream: new Memo(),
+};
+
+/** JSON of decisions that are frozen constants (a KYC rule's pass, say), made once per decision object. */
+const decisionText = new WeakMap<object, string>();
+
+function decisionJson(decision: NonNullable<AuditEntry['decision']>): string {
+  if (!Object.isFrozen(decision)) return JSON.stringify(decision);
+  let text = decisionText.get(decision);
+  if (text === undefined) decisionText.set(decision, (text = JSON.stringify(decision)));
+  return text;
+}
+
+/**
  * The record's line up to and including `"prev":"..."` (without the closing brace): built directly, in the fixed
  * key order, byte for byte what `JSON.stringify` gives for the same record object.
  */
@@ -253,20 +291,20 @@ function recordBody(entry: AuditEntry, seq: number, id: string, prev: string): s
   if (entry.requestId !== undefined) out += ',"request_id":' + str(entry.requestId);
   const traceId = traceIdOf(entry.traceparent);
   if (traceId !== undefined) out += ',"trace_id":"' + traceId + '"';
-  if (entry.listener !== undefined) out += ',"listener":' + str(entry.listener);
-  if (entry.route !== undefined) out += ',"route":' + str(entry.route);
-  if (entry.method !== undefined) out += ',"method":' + str(entry.method);
+  if (entry.listener !== undefined) out += ',"listener":' + memo.listener.of(entry.listener);
+  if (entry.route !== undefined) out += ',"route":' + memo.route.of(entry.route);
+  if (entry.method !== undefined) out += ',"method":' + memo.method.of(entry.method);
   if (entry.path !== undefined) out += ',"path":' + str(entry.path);
   if (entry.clientIp !== undefined) out += ',"client_ip":' + str(entry.clientIp);
-  if (entry.consumer !== undefined) out += ',"consumer":' + str(entry.consumer);
-  if (entry.subject !== undefined) out += ',"subject":' + str(entry.subject);
-  if (entry.authMethod !== undefined) out += ',"auth_method":' + str(entry.authMethod);
-  if (entry.credentialId !== undefined) out += ',"credential_id":' + str(entry.credentialId);
-  if (entry.spiffeId !== undefined) out += ',"spiffe_id":' + str(entry.spiffeId);
-  if (entry.decision !== undefined) out += ',"decision":' + JSON.stringify(entry.decision);
-  if (entry.kyc !== undefined) out += ',"kyc":' + JSON.stringify(entry.kyc);
+  if (entry.consumer !== undefined) out += ',"consumer":' + memo.consumer.of(entry.consumer);
+  if (entry.subject !== undefined) out += ',"subject":' + memo.subject.of(entry.subject);
+  if (entry.authMethod !== undefined) out += ',"auth_method":' + memo.authMethod.of(entry.authMethod);
+  if (entry.credentialId !== undefined) out += ',"credential_id":' + memo.credentialId.of(entry.credentialId);
+  if (entry.spiffeId !== undefined) out += ',"spiffe_id":' + memo.spiffeId.of(entry.spiffeId);
+  if (entry.decision !== undefined) out += ',"decision":' + decisionJson(entry.decision);
+  if (entry.kyc !== undefined) out += ',"kyc":' + decisionJson(entry.kyc);
   if (entry.stale !== undefined) out += ',"stale":' + JSON.stringify(entry.stale);
-  if (entry.upstream !== undefined) out += ',"upstream":' + str(entry.upstream);
+  if (entry.upstream !== undefined) out += ',"upstream":' + memo.upstream.of(entry.upstream);
   if (entry.status !== undefined) out += ',"status":' + JSON.stringify(entry.status);
   if (entry.latencyMs !== undefined)
     out += ',"latency_ms":' + JSON.stringify(Math.round(entry.latencyMs * 1000) / 1000);
