@@ -140,7 +140,7 @@ class AuthenticatePolicy implements PolicyInstance {
       requestId: ctx.id,
       route: this.routeName,
       outcome: outcome.method,
-      data: { consumer: outcome.consumer, credential_id: outcome.credentialId, spiffe_id: outcome.spiffeId },
+      data: successData(outcome),
     });
     return undefined;
   }
@@ -183,6 +183,25 @@ class AuthenticatePolicy implements PolicyInstance {
 }
 
 /** Upstream identity headers of shared (frozen) identities, computed once per identity. */
+/**
+ * The `auth.success` event's data, made once per identity: a cached credential yields the same identity object on
+ * every request, so a request allocates no data object of its own. Frozen: listeners only read event data.
+ */
+const successDataCache = new WeakMap<Identity, Record<string, unknown>>();
+
+function successData(identity: Identity): Record<string, unknown> {
+  let data = successDataCache.get(identity);
+  if (data === undefined) {
+    data = Object.freeze({
+      consumer: identity.consumer,
+      credential_id: identity.credentialId,
+      spiffe_id: identity.spiffeId,
+    });
+    successDataCache.set(identity, data);
+  }
+  return data;
+}
+
 const identityHeaderCache = new WeakMap<Identity, ReadonlyArray<readonly [string, string]>>();
 
 function setIdentityHeaders(ctx: RequestContext, identity: Identity): void {
