@@ -27,6 +27,8 @@ test('bench: wrk output is read with its units, and errors count as failures', (
   assert.equal(r.p50Ms, 0.85);
   assert.equal(r.p99Ms, 1020);
   assert.equal(r.failures, 6);
+  assert.equal(r.rejected, 3, 'answers of 400 or more');
+  assert.equal(r.socketErrors, 3, 'connect, read, write and timeout errors');
 });
 
 test('bench: failed requests are not throughput: the successful count and rate leave them out', () => {

@@ -19,6 +19,10 @@ export interface ClosedLoopResult {
   p99Ms: number;
   /** Answers with a status of 400 or more plus socket errors: a run with any is not a valid measurement. */
   failures: number;
+  /** Answers with a status of 400 or more. `requests - rejected` is the number of answers below 400 received. */
+  rejected: number;
+  /** Connections that failed, broke or timed out (no answer for the request they carried). */
+  socketErrors: number;
 }
 
 /** Adds the successful requests and their rate to what a load generator reported. */
@@ -71,17 +75,18 @@ export function parseWrk(output: string): ClosedLoopResult {
   const count = /(\d+) requests in/.exec(output);
   if (!rps || !p50 || !p99 || !count) throw new Error(`cannot read wrk output:\n${output}`);
   // wrk's "Non-2xx or 3xx responses" counts answers with a status above 399 (redirects are not failures).
-  let failures = 0;
   const non2xx = /Non-2xx or 3xx responses:\s+(\d+)/.exec(output);
-  if (non2xx) failures += Number(non2xx[1]);
+  const rejected = non2xx ? Number(non2xx[1]) : 0;
   const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(output);
-  if (socket) failures += Number(socket[1]) + Number(socket[2]) + Number(socket[3]) + Number(socket[4]);
+  const socketErrors = socket ? Number(socket[1]) + Number(socket[2]) + Number(socket[3]) + Number(socket[4]) : 0;
   return withSuccesses({
     requests: Number(count[1]),
     requestsPerSecond: Number(rps[1]),
     p50Ms: durationMs(p50[1]!),
     p99Ms: durationMs(p99[1]!),
-    failures,
+    failures: rejected + socketErrors,
+    rejected,
+    socketErrors,
   });
 }
 
@@ -134,13 +139,15 @@ export function parseAutocannon(output: string): ClosedLoopResult {
     errors: number;
     timeouts: number;
   };
-  const failures = j.non2xx - (j['3xx'] ?? 0) + j.errors;
+  const rejected = j.non2xx - (j['3xx'] ?? 0);
   return withSuccesses({
     requests: j.requests.total,
     requestsPerSecond: j.requests.average,
     p50Ms: j.latency.p50,
     p99Ms: j.latency.p99,
-    failures,
+    failures: rejected + j.errors,
+    rejected,
+    socketErrors: j.errors,
   });
 }
 

@@ -589,7 +589,7 @@ async function runWorkersBench(upstream: string): Promise<WorkersResult> {
     connections,
     durationS,
     warmupS,
-    rounds: Math.min(rounds, 5),
+    rounds: Math.min(rounds, 12),
     workers,
     loadPin: LOAD_PIN,
     track: (m) => managed.push(m),

@@ -3,7 +3,7 @@
  * in interleaved rounds as requests per CPU-second of the whole gateway (supervisor and workers), with each
  * worker's share of the requests (from `kycgate_worker_requests_total` on the admin listener); then a local rate
  * limit under overload across 2 workers, whose admitted count is compared with what one GCRA counter admits in the
- * same time (burst + rate × duration).
+ * same time (burst + rate × duration); then one of 2 workers killed under load (bench/worker-kill.ts).
  *
  * The gateways are not pinned (their workers need more than one core); the load generator and the upstream keep
  * the benchmark's load pin. Requests per CPU-second stays meaningful when the machine's cores are shared.
@@ -13,7 +13,8 @@ import path from 'node:path';
 import { request } from 'undici';
 import { closedLoop, type ClosedLoopResult, type LoadTool } from './closed-loop.js';
 import { cpuSeconds, freePort, startProcess, waitForPort, type Managed } from './processes.js';
-import { median } from './stats.js';
+import { lineVerdict, median, medianInterval, type MedianInterval } from './stats.js';
+import { printKillRow, workerKillBench, type KillRow } from './worker-kill.js';
 
 export interface WorkersBenchOptions {
   /** Built kycgate (its dist/src/cli/main.js). */
@@ -40,6 +41,8 @@ export interface WorkersRow {
   /** Requests each worker took in over every round (index = slot). */
   perWorker: number[];
   failures: number;
+  /** Requests per CPU-second over one worker's in the same round: median and its 95% interval (not for 1). */
+  ratio?: { median: number; interval: MedianInterval };
 }
 
 export interface RateLimitRow {
@@ -57,6 +60,8 @@ export interface RateLimitRow {
 export interface WorkersResult {
   rows: WorkersRow[];
   rateLimit: RateLimitRow[];
+  /** A worker killed under load (bench/worker-kill.ts); absent when no count above 1 was measured. */
+  kill?: KillRow;
 }
 
 /**
@@ -67,14 +72,31 @@ export interface WorkersResult {
 const RATE = 200;
 const RATE_RUN_S = 10;
 
-interface Running {
+export interface Running {
   workers: number;
   url: string;
   admin: string;
   pid: number;
+  /** The gateway's config file, data directory and stdout (its log lines). */
+  configFile: string;
+  dataDir: string;
+  logFile: string;
+  process: Managed;
 }
 
-async function startGateway(o: WorkersBenchOptions, workers: number): Promise<Running> {
+/** Keys that change the workers benchmark's gateway config: another audit section, more routes, a log level. */
+export interface GatewayVariant {
+  name: string;
+  audit?: Record<string, unknown>;
+  routes?: unknown[];
+  logLevel?: string;
+}
+
+export async function startGateway(
+  o: WorkersBenchOptions,
+  workers: number,
+  variant?: GatewayVariant,
+): Promise<Running> {
   const port = await freePort();
   const adminPort = await freePort();
   const origin = new URL(o.upstream).origin;
@@ -82,10 +104,11 @@ async function startGateway(o: WorkersBenchOptions, workers: number): Promise<Ru
     server: { workers },
     listeners: [{ name: 'http', port }],
     admin: { port: adminPort },
-    audit: { metrics: { enabled: true } },
-    log: { level: 'warn' },
+    audit: variant?.audit ?? { metrics: { enabled: true } },
+    log: { level: variant?.logLevel ?? 'warn' },
     upstreams: { bench: { targets: [{ url: origin }] } },
     routes: [
+      ...(variant?.routes ?? []),
       { name: 'bench', match: { prefix: '/' }, upstream: 'bench' },
       {
         name: 'limited',
@@ -102,7 +125,7 @@ async function startGateway(o: WorkersBenchOptions, workers: number): Promise<Ru
       },
     ],
   };
-  const id = `kycgate-workers-${workers}`;
+  const id = `kycgate-workers-${workers}${variant ? `-${variant.name}` : ''}`;
   const file = path.join(o.work, `${id}.yaml`);
   const log = path.join(o.work, `${id}.log`);
   writeFileSync(file, JSON.stringify(config, null, 2));
@@ -113,11 +136,15 @@ async function startGateway(o: WorkersBenchOptions, workers: number): Promise<Ru
   });
   o.track(proc);
   await waitForPort(port, { failed: proc.failed, timeoutMs: 300_000 });
-  const running = {
+  const running: Running = {
     workers,
     url: `http://127.0.0.1:${port}`,
     admin: `http://127.0.0.1:${adminPort}`,
     pid: proc.child.pid!,
+    configFile: file,
+    dataDir: path.join(o.work, id),
+    logFile: log,
+    process: proc,
   };
   // Every worker serves once each reports its requests in /metrics (a single process serves once it listens).
   if (workers > 1) {
@@ -134,7 +161,7 @@ async function startGateway(o: WorkersBenchOptions, workers: number): Promise<Ru
 }
 
 /** Requests each worker took in so far (one process: its total). */
-async function perWorker(g: Running): Promise<number[]> {
+export async function perWorker(g: Running): Promise<number[]> {
   const body = await (await request(g.admin + '/metrics')).body.text();
   if (g.workers === 1) {
     let total = 0;
@@ -147,7 +174,7 @@ async function perWorker(g: Running): Promise<number[]> {
   return out;
 }
 
-async function measure(o: WorkersBenchOptions, g: Running, durationS: number, path = '/bench', run = '') {
+export async function measure(o: WorkersBenchOptions, g: Running, durationS: number, path = '/bench', run = '') {
   const cpuBefore = cpuSeconds(g.pid) ?? 0;
   const r: ClosedLoopResult = await closedLoop(o.tool, {
     url: g.url + path,
@@ -182,11 +209,17 @@ export async function workersBench(o: WorkersBenchOptions): Promise<WorkersResul
     }
   }
   const rows: WorkersRow[] = [];
+  const one = samples.get(1);
   for (const g of gateways) {
     const s = samples.get(g.workers)!;
     const before = start.get(g.workers)!;
     const after = await perWorker(g);
+    const ratios =
+      one === undefined || g.workers === 1 || one.perCpu.length !== s.perCpu.length
+        ? undefined
+        : s.perCpu.map((v, i) => v / one.perCpu[i]!);
     rows.push({
+      ...(ratios ? { ratio: { median: median(ratios), interval: medianInterval(ratios) } } : {}),
       workers: g.workers,
       requestsPerSecond: median(s.rps),
       requestsPerCpuSecond: median(s.perCpu),
@@ -211,17 +244,24 @@ export async function workersBench(o: WorkersBenchOptions): Promise<WorkersResul
       deviation: (r.succeeded - expected) / expected,
     });
   }
-  return { rows, rateLimit };
+  const kill = o.workers.some((n) => n > 1) ? await workerKillBench(o, o.cli) : undefined;
+  return { rows, rateLimit, ...(kill ? { kill } : {}) };
 }
 
 export function printWorkersResult(result: WorkersResult, cpus: number): void {
   console.log(`\nworkers (server.workers), bare route, gateways unpinned on ${cpus} cores:`);
   const one = result.rows.find((r) => r.workers === 1);
   for (const row of result.rows) {
-    const ratio =
-      one && row.workers !== 1
-        ? ` (${(row.requestsPerCpuSecond / one.requestsPerCpuSecond).toFixed(2)}x one worker)`
-        : '';
+    let ratio = '';
+    if (row.ratio) {
+      const { median: m, interval: ci } = row.ratio;
+      const verdict = lineVerdict([ci], 0.9, 'at-least');
+      const judged =
+        verdict === 'no interval' ? 'fewer than 6 rounds: no verdict' : `within 10%: ${verdict.toUpperCase()}`;
+      ratio = ` (${m.toFixed(2)}x one worker [${ci.low.toFixed(2)}, ${ci.high.toFixed(2)}], ${judged})`;
+    } else if (one && row.workers !== 1) {
+      ratio = ` (${(row.requestsPerCpuSecond / one.requestsPerCpuSecond).toFixed(2)}x one worker)`;
+    }
     const total = row.perWorker.reduce((a, b) => a + b, 0);
     const shares = row.perWorker
       .map((v, i) => `w${i} ${v} (${total ? ((100 * v) / total).toFixed(0) : 0}%)`)
@@ -245,4 +285,5 @@ export function printWorkersResult(result: WorkersResult, cpus: number): void {
         `(${(100 * r.deviation).toFixed(2)}%, ${verdict})`,
     );
   }
+  if (result.kill) printKillRow(result.kill);
 }
