@@ -38,8 +38,9 @@ export const serverHttp2Schema = {
       default: 100,
       description:
         'Streams the client may reset per connection and second (rapid reset, CVE-2023-44487); above it the ' +
-        'connection is closed with GOAWAY (ENHANCE_YOUR_CALM), counted in kycgate_http2_connections_closed_total ' +
-        'and recorded as an `http2.connection_closed` event.',
+        'connection is closed with GOAWAY (ENHANCE_YOUR_CALM; INTERNAL_ERROR when nghttp2 closes a flood read at ' +
+        'once first), counted in kycgate_http2_connections_closed_total, recorded as an `http2.connection_closed` ' +
+        'event and logged.',
     },
     initial_window_bytes: {
       type: 'integer',

@@ -87,7 +87,7 @@ export function http2ClosedCounter(services: Services): Counter<'listener' | 're
     (r: Registry) =>
       new Counter({
         name,
-        help: 'HTTP/2 connections the gateway closed with GOAWAY for abuse (reason: rapid_reset), by listener.',
+        help: 'HTTP/2 connections closed with GOAWAY for abuse (reason: rapid_reset), by the gateway or nghttp2, by listener.',
         labelNames: ['listener', 'reason'],
         registers: [r],
       }),

@@ -11,7 +11,10 @@
  * Edge protections: concurrent streams per connection, the header list's size and count (a stream over them is
  * reset with ENHANCE_YOUR_CALM; nghttp2 also caps CONTINUATION frames), SETTINGS entries, outstanding pings and
  * settings, session memory, and stream resets per connection and second (rapid reset, CVE-2023-44487): a
- * connection over the limit gets GOAWAY (ENHANCE_YOUR_CALM) and is closed, counted and put on record.
+ * connection over the limit gets GOAWAY (ENHANCE_YOUR_CALM) and is closed, counted and put on record. Where Node
+ * passes nghttp2 its own reset limit (22.10+), a flood read in one go trips that limit before the streams' close
+ * events reach the count: nghttp2 sends GOAWAY (INTERNAL_ERROR) and Node destroys the session with an
+ * ERR_HTTP2_ERROR. Such a closure, right after resets by the client, is put on the same record.
  */
 import http2, {
   Http2ServerRequest,
@@ -25,6 +28,7 @@ import type http from 'node:http';
 import type https from 'node:https';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import type { Logger } from 'pino';
 import type { GatewayConfig } from '../config/types.js';
 import type { EventBus } from '../pipeline/events.js';
 import { problem, type Problem } from '../pipeline/problem.js';
@@ -178,7 +182,8 @@ export function http2ServerOptions(s: GatewayConfig['server']): http2.ServerOpti
     maxSessionMemory: h.max_session_memory_mb,
     maxSessionInvalidFrames: 100,
     maxSessionRejectedStreams: 100,
-    // nghttp2's own limit on incoming RST_STREAM frames (Node 20.12+), a backstop behind the gateway's count below.
+    // nghttp2's own limit on incoming RST_STREAM frames (honoured from Node 22.10; Node 20 keeps nghttp2's 1000 and
+    // 33 per second), a backstop behind the gateway's count below that acts first on a flood read in one go.
     streamResetBurst: h.max_resets_per_second * 4,
     streamResetRate: h.max_resets_per_second * 2,
     Http2ServerRequest: GatewayHttp2Request,
@@ -189,12 +194,17 @@ export function http2ServerOptions(s: GatewayConfig['server']): http2.ServerOpti
 /** Why the gateway closed an HTTP/2 connection; each is a label of kycgate_http2_connections_closed_total. */
 export type Http2CloseReason = 'rapid_reset';
 
+/** Records a connection closed for abuse; `client` is its remote address, kept when the session began. */
+export type Http2AbuseRecorder = (client: string, reason: Http2CloseReason) => void;
+
 interface ResetCount {
   windowStart: number;
   resets: number;
   limit: number;
+  /** On record (and closed, or being closed): nothing more to count or record. */
   closed: boolean;
-  onAbuse: (session: ServerHttp2Session, reason: Http2CloseReason) => void;
+  client: string;
+  onAbuse: Http2AbuseRecorder;
 }
 
 const RESETS = Symbol('kycgate.h2-resets');
@@ -217,11 +227,27 @@ function onStreamClose(this: OwnedStream): void {
   }
   if (++count.resets <= count.limit) return;
   count.closed = true;
-  count.onAbuse(session!, 'rapid_reset');
+  count.onAbuse(count.client, 'rapid_reset');
+  // nghttp2 may have closed the session already (its own reset limit, same flood): then it is only recorded.
+  if (session!.destroyed) return;
   // GOAWAY with this code, then the connection is closed (Node sends NO_ERROR unless given an error and a code).
   // GOAWAY first, explicitly: Node 24's destroy(error, code) sends INTERNAL_ERROR instead of the code it is given.
   session!.goaway(NGHTTP2_ENHANCE_YOUR_CALM);
   session!.destroy(new Error('too many stream resets'), NGHTTP2_ENHANCE_YOUR_CALM);
+}
+
+/**
+ * The session failed in the protocol layer (Node destroys it; the error is the client's, nothing to log). An
+ * ERR_HTTP2_ERROR while the client's resets are being counted is nghttp2 closing a reset flood itself (GOAWAY
+ * INTERNAL_ERROR once over its reset limit, or over the refused streams a flood of opens leaves): the refusal the
+ * gateway's own count would have made, put on the same record.
+ */
+function onSessionError(this: GuardedSession, err: Error & { code?: string }): void {
+  const count = this[RESETS];
+  if (count === undefined || count.closed || err.code !== 'ERR_HTTP2_ERROR') return;
+  if (count.resets === 0 || performance.now() - count.windowStart >= 1000) return;
+  count.closed = true;
+  count.onAbuse(count.client, 'rapid_reset');
 }
 
 function onStream(this: GuardedSession, stream: OwnedStream): void {
@@ -238,7 +264,7 @@ export class Http2Side {
     options: http2.ServerOptions,
     limits: Http2Limits,
     onRequest: (req: GatewayHttp2Request, res: GatewayHttp2Response) => void,
-    onAbuse: (session: ServerHttp2Session, reason: Http2CloseReason) => void,
+    onAbuse: Http2AbuseRecorder,
   ) {
     const server = http2.createServer(options);
     server.on('request', onRequest as never);
@@ -251,11 +277,11 @@ export class Http2Side {
         resets: 0,
         limit: limits.max_resets_per_second,
         closed: false,
+        client: session.socket.remoteAddress ?? '',
         onAbuse,
       };
       session.on('stream', onStream);
-      // Protocol errors are the client's: the session is destroyed by Node, nothing to log.
-      session.on('error', () => undefined);
+      session.on('error', onSessionError);
       this.sessions.add(session);
       session.once('close', () => this.sessions.delete(session));
     });
@@ -303,18 +329,16 @@ export function attachHttp2(server: http.Server | https.Server, side: Http2Side,
 
 export type { Http2Session };
 
-/** Records connections the gateway closed for abuse (metric and event). */
+/** Records connections closed for abuse: metric, event (audit) and a log line. */
 export function http2AbuseRecorder(
   listener: string,
   events: EventBus,
+  logger: Logger,
   count: (reason: Http2CloseReason) => void,
-): (session: ServerHttp2Session, reason: Http2CloseReason) => void {
-  return (session, reason) => {
+): Http2AbuseRecorder {
+  return (client, reason) => {
     count(reason);
-    events.emit({
-      type: 'http2.connection_closed',
-      outcome: reason,
-      data: { listener, client: session.socket?.remoteAddress ?? '' },
-    });
+    events.emit({ type: 'http2.connection_closed', outcome: reason, data: { listener, client } });
+    logger.warn({ listener, client, reason }, 'HTTP/2 connection closed for abuse');
   };
 }

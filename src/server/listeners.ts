@@ -168,7 +168,9 @@ export async function openListener(
   });
   let h2: Http2Side | undefined;
   if (speaksHttp2(lc)) {
-    const record = http2AbuseRecorder(lc.name, deps.events, (reason) => deps.http2Closed?.(lc.name, reason));
+    const record = http2AbuseRecorder(lc.name, deps.events, deps.logger, (reason) =>
+      deps.http2Closed?.(lc.name, reason),
+    );
     const onH2Request = (req: GatewayHttp2Request, res: GatewayHttp2Response) =>
       handlers.request(handle, req as unknown as IncomingMessage, res as unknown as ServerResponse);
     h2 = new Http2Side(http2ServerOptions(deps.server), deps.server.http2, onH2Request, record);
