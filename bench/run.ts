@@ -910,7 +910,7 @@ async function main(): Promise<void> {
         const nginxAdded = nginx ? (fixed[nginx.label] as { addedP99Ms: number }).addedP99Ms : NaN;
         const verdict = tailVerdict({ rate, addedMs: added, nginxAddedMs: nginxAdded, failures: failed });
         console.log(
-          `target: ${bare.label} p99 added over direct <= 1 ms at ${rate} req/s: ${fmt(added, 3)} ` +
+          `target: ${bare.label} p99 added over direct <= nginx's + 0.5 ms at ${rate} req/s: ${fmt(added, 3)} ` +
             `ms${failed > 0 ? `, ${failed} failed requests` : ''} ${verdict}`,
         );
       }
