@@ -126,3 +126,31 @@ test('record ids are unique and sortable by time within and across milliseconds'
   assert.deepEqual([...made].sort(), made);
   assert.ok(made.every((id) => id.length === 26));
 });
+
+test('a record repeats no text of the record before it that could have changed since', () => {
+  const decision = { outcome: 'allow', policy: 'kyc-gate', rule: 'default' };
+  const stale = ['api_key'];
+  const entry: AuditEntry = {
+    kind: 'request',
+    time: 1_760_000_000_000,
+    type: 'http.request',
+    requestId: 'r1',
+    listener: 'public',
+    route: 'orders',
+    method: 'GET',
+    consumer: 'shop',
+    subject: 'sub_abc',
+    decision,
+    stale,
+    upstream: 'http://10.0.0.1',
+    status: 200,
+  };
+  const first = serialise(entry, 1, '0000000000AAAAAA0000000001', '0'.repeat(64));
+  assert.match(first.line, /"decision":\{"outcome":"allow".*"stale":\["api_key"\]/);
+  // The same objects, changed in place: the next record says what they hold now.
+  decision.outcome = 'deny';
+  stale.push('kyc_subject');
+  const second = serialise(entry, 2, '0000000000AAAAAA0000000002', first.hash);
+  assert.match(second.line, /"decision":\{"outcome":"deny".*"stale":\["api_key","kyc_subject"\]/);
+  assert.equal(canonicalOf(second.line)!.canonical, reference(entry, 2, '0000000000AAAAAA0000000002', first.hash));
+});

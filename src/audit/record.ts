@@ -251,6 +251,8 @@ class Memo {
 }
 
 const memo = {
+  kind: new Memo(),
+  type: new Memo(),
   listener: new Memo(),
   route: new Memo(),
   method: new Memo(),
@@ -261,6 +263,84 @@ const memo = {
   spiffeId: new Memo(),
   upstream: new Memo(),
 };
+
+/** `,"listener":...,"route":...,"method":...` of the last record: a route's records repeat all three. */
+class WhereBlock {
+  private listener: string | undefined;
+  private route: string | undefined;
+  private method: string | undefined;
+  private text = '';
+  of(e: AuditEntry): string {
+    if (e.listener === this.listener && e.route === this.route && e.method === this.method) return this.text;
+    this.listener = e.listener;
+    this.route = e.route;
+    this.method = e.method;
+    let out = '';
+    if (e.listener !== undefined) out += ',"listener":' + memo.listener.of(e.listener);
+    if (e.route !== undefined) out += ',"route":' + memo.route.of(e.route);
+    if (e.method !== undefined) out += ',"method":' + memo.method.of(e.method);
+    return (this.text = out);
+  }
+}
+
+/**
+ * `,"consumer":...` through `,"upstream":...` of the last record: a client's requests repeat its identity, subject,
+ * decision and upstream. Kept only when the decisions are frozen constants (or absent) and nothing was stale, so
+ * a mutable object is never read from an earlier record's text.
+ */
+class WhoBlock {
+  private consumer: string | undefined;
+  private subject: string | undefined;
+  private authMethod: string | undefined;
+  private credentialId: string | undefined;
+  private spiffeId: string | undefined;
+  private decision: AuditEntry['decision'];
+  private kyc: AuditEntry['kyc'];
+  private upstream: string | undefined;
+  private reusable = false;
+  private text = '';
+  of(e: AuditEntry): string {
+    if (
+      this.reusable &&
+      e.stale === undefined &&
+      e.consumer === this.consumer &&
+      e.subject === this.subject &&
+      e.authMethod === this.authMethod &&
+      e.credentialId === this.credentialId &&
+      e.spiffeId === this.spiffeId &&
+      e.decision === this.decision &&
+      e.kyc === this.kyc &&
+      e.upstream === this.upstream
+    )
+      return this.text;
+    let out = '';
+    if (e.consumer !== undefined) out += ',"consumer":' + memo.consumer.of(e.consumer);
+    if (e.subject !== undefined) out += ',"subject":' + memo.subject.of(e.subject);
+    if (e.authMethod !== undefined) out += ',"auth_method":' + memo.authMethod.of(e.authMethod);
+    if (e.credentialId !== undefined) out += ',"credential_id":' + memo.credentialId.of(e.credentialId);
+    if (e.spiffeId !== undefined) out += ',"spiffe_id":' + memo.spiffeId.of(e.spiffeId);
+    if (e.decision !== undefined) out += ',"decision":' + decisionJson(e.decision);
+    if (e.kyc !== undefined) out += ',"kyc":' + decisionJson(e.kyc);
+    if (e.stale !== undefined) out += ',"stale":' + JSON.stringify(e.stale);
+    if (e.upstream !== undefined) out += ',"upstream":' + memo.upstream.of(e.upstream);
+    this.consumer = e.consumer;
+    this.subject = e.subject;
+    this.authMethod = e.authMethod;
+    this.credentialId = e.credentialId;
+    this.spiffeId = e.spiffeId;
+    this.decision = e.decision;
+    this.kyc = e.kyc;
+    this.upstream = e.upstream;
+    this.reusable =
+      e.stale === undefined &&
+      (e.decision === undefined || Object.isFrozen(e.decision)) &&
+      (e.kyc === undefined || Object.isFrozen(e.kyc));
+    return (this.text = out);
+  }
+}
+
+const whereBlock = new WhereBlock();
+const whoBlock = new WhoBlock();
 
 /** JSON of decisions that are frozen constants (a KYC rule's pass, say), made once per decision object. */
 const decisionText = new WeakMap<object, string>();
@@ -277,34 +357,25 @@ function decisionJson(decision: NonNullable<AuditEntry['decision']>): string {
  * key order, byte for byte what `JSON.stringify` gives for the same record object.
  */
 function recordBody(entry: AuditEntry, seq: number, id: string, prev: string): string {
+  // Record ids are Crockford base32: nothing to escape.
   let out =
     '{"v":1,"seq":' +
     seq +
-    ',"id":' +
-    str(id) +
-    ',"time":"' +
+    ',"id":"' +
+    id +
+    '","time":"' +
     isoTime(entry.time) +
     '","kind":' +
-    str(entry.kind) +
+    memo.kind.of(entry.kind) +
     ',"type":' +
-    str(entry.type);
+    memo.type.of(entry.type);
   if (entry.requestId !== undefined) out += ',"request_id":' + str(entry.requestId);
   const traceId = traceIdOf(entry.traceparent);
   if (traceId !== undefined) out += ',"trace_id":"' + traceId + '"';
-  if (entry.listener !== undefined) out += ',"listener":' + memo.listener.of(entry.listener);
-  if (entry.route !== undefined) out += ',"route":' + memo.route.of(entry.route);
-  if (entry.method !== undefined) out += ',"method":' + memo.method.of(entry.method);
+  out += whereBlock.of(entry);
   if (entry.path !== undefined) out += ',"path":' + str(entry.path);
   if (entry.clientIp !== undefined) out += ',"client_ip":' + str(entry.clientIp);
-  if (entry.consumer !== undefined) out += ',"consumer":' + memo.consumer.of(entry.consumer);
-  if (entry.subject !== undefined) out += ',"subject":' + memo.subject.of(entry.subject);
-  if (entry.authMethod !== undefined) out += ',"auth_method":' + memo.authMethod.of(entry.authMethod);
-  if (entry.credentialId !== undefined) out += ',"credential_id":' + memo.credentialId.of(entry.credentialId);
-  if (entry.spiffeId !== undefined) out += ',"spiffe_id":' + memo.spiffeId.of(entry.spiffeId);
-  if (entry.decision !== undefined) out += ',"decision":' + decisionJson(entry.decision);
-  if (entry.kyc !== undefined) out += ',"kyc":' + decisionJson(entry.kyc);
-  if (entry.stale !== undefined) out += ',"stale":' + JSON.stringify(entry.stale);
-  if (entry.upstream !== undefined) out += ',"upstream":' + memo.upstream.of(entry.upstream);
+  out += whoBlock.of(entry);
   if (entry.status !== undefined) out += ',"status":' + JSON.stringify(entry.status);
   if (entry.latencyMs !== undefined)
     out += ',"latency_ms":' + JSON.stringify(Math.round(entry.latencyMs * 1000) / 1000);
