@@ -1,12 +1,13 @@
 /**
- * Reading this instance's audit journal for the admin API without holding up the event loop (the request path
- * shares it): segments are read asynchronously, records are parsed in slices with a yield between them, a time
- * window skips whole segments, and a query stops after a bounded number of records with a cursor to go on from.
- * Verification runs in a worker thread.
+ * Reading the audit trail for the admin API without holding up the event loop (the request path shares it):
+ * segments are read asynchronously, records are parsed in slices with a yield between them, a time window skips
+ * whole segments, and a query stops after a bounded number of records with a cursor to go on from. With
+ * `server.workers` > 1 the trail has one chain per worker; queries and exports read them as one, merged in time
+ * order, as `kycgate audit export` does. Verification runs in a worker thread.
  */
 import { open, readFile } from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
-import { listSegments, type Segment } from '../audit/segments.js';
+import { chainsOf, listSegments, type Segment } from '../audit/segments.js';
 import { toCef } from '../audit/export.js';
 import type { VerifyResult } from '../audit/verify.js';
 
@@ -165,6 +166,135 @@ export async function* exportJournal(
     }
     if (out !== '') yield out;
   }
+}
+
+/** Where a query over several chains goes on from: the last seq read in each chain, by chain name. */
+export type TrailCursor = Record<string, number>;
+
+export interface TrailPage {
+  items: Rec[];
+  next: TrailCursor | undefined;
+  scanned: number;
+  complete: boolean;
+}
+
+/**
+ * A query over every chain of the trail. Each chain is queried from its own cursor for up to `limit` records; the
+ * pages are merged by time (then chain and seq, so the order is stable) and the first `limit` kept. A chain's next
+ * cursor is its last record kept, or where its scan stopped when all it returned was kept; no cursor when every
+ * chain has been read to its end.
+ */
+export async function queryTrail(
+  trailDir: string,
+  filter: AuditFilter,
+  o: { order: 'asc' | 'desc'; limit: number; after?: TrailCursor; maxScan?: number },
+): Promise<TrailPage> {
+  const chains = chainsOf(trailDir);
+  const desc = o.order === 'desc';
+  // The scan bound is the page's, shared by the chains.
+  const maxScan = Math.ceil((o.maxScan ?? 50_000) / chains.length);
+  const pages = await Promise.all(
+    chains.map(async (c) => {
+      const after = o.after?.[c.name];
+      const page = await queryJournal(c.dir, filter, {
+        order: o.order,
+        limit: o.limit,
+        ...(after !== undefined ? { after } : {}),
+        maxScan,
+      });
+      return { chain: c.name, page };
+    }),
+  );
+  const merged = pages.flatMap(({ chain, page }) => page.items.map((rec) => ({ chain, rec })));
+  const key = (x: { chain: string; rec: Rec }) => Date.parse(x.rec.time);
+  merged.sort((a, b) => {
+    const d = key(a) - key(b) || a.chain.localeCompare(b.chain) || a.rec.seq - b.rec.seq;
+    return desc ? -d : d;
+  });
+  const chosen = new Set(merged.slice(0, o.limit).map((x) => x.rec));
+  // A chain's records are kept only as a prefix of its own scan order, so its cursor never skips one (times within
+  // a chain can be a millisecond out of seq order); a record chosen past that prefix comes on the next page.
+  const kept = new Set<Rec>();
+  const next: TrailCursor = {};
+  let more = false;
+  for (const { chain, page } of pages) {
+    let prefix = 0;
+    while (prefix < page.items.length && chosen.has(page.items[prefix]!)) kept.add(page.items[prefix++]!);
+    const position =
+      prefix < page.items.length
+        ? prefix > 0
+          ? page.items[prefix - 1]!.seq
+          : o.after?.[chain]
+        : (page.next ?? (prefix > 0 ? page.items[prefix - 1]!.seq : o.after?.[chain]));
+    if (position !== undefined) next[chain] = position;
+    if (prefix < page.items.length || page.next !== undefined) more = true;
+  }
+  return {
+    items: merged.filter((x) => kept.has(x.rec)).map((x) => x.rec),
+    next: more ? next : undefined,
+    scanned: pages.reduce((n, p) => n + p.page.scanned, 0),
+    complete: pages.every((p) => p.page.complete),
+  };
+}
+
+/** The records of one chain in [since, until), in order, read segment by segment with a yield between slices. */
+async function* chainRecords(
+  dir: string,
+  since: number,
+  until: number,
+): AsyncGenerator<{ t: number; line: string; rec: Rec }> {
+  const segments = listSegments(dir);
+  for (let i = 0; i < segments.length; i++) {
+    if (segments[i + 1] !== undefined) {
+      const nextStart = await firstTime(segments[i + 1]!);
+      if (nextStart !== undefined && nextStart < since - 60_000) continue;
+    }
+    const all = await lines(segments[i]!);
+    for (let j = 0; j < all.length; j++) {
+      if (j % SLICE === SLICE - 1) await yieldTurn();
+      let rec: Rec;
+      try {
+        rec = JSON.parse(all[j]!) as Rec;
+      } catch {
+        continue;
+      }
+      const t = Date.parse(rec.time);
+      if (t >= since && t < until) yield { t, line: all[j]!, rec };
+    }
+  }
+}
+
+/** An export of every chain of the trail, merged in time order (one chain: `exportJournal`). */
+export async function* exportTrail(
+  trailDir: string,
+  o: { since?: number; until?: number; format: 'jsonl' | 'cef'; version: string },
+): AsyncGenerator<string> {
+  const chains = chainsOf(trailDir);
+  if (chains.length === 1) {
+    yield* exportJournal(chains[0]!.dir, o);
+    return;
+  }
+  const heads = await Promise.all(
+    chains.map(async (c) => {
+      const records = chainRecords(c.dir, o.since ?? -Infinity, o.until ?? Infinity);
+      return { records, next: await records.next() };
+    }),
+  );
+  let out = '';
+  let n = 0;
+  for (;;) {
+    let pick: (typeof heads)[number] | undefined;
+    for (const h of heads) if (!h.next.done && (pick === undefined || h.next.value.t < pick.next.value!.t)) pick = h;
+    if (pick === undefined) break;
+    const { line, rec } = pick.next.value!;
+    out += (o.format === 'jsonl' ? line : toCef(rec, o.version)) + '\n';
+    if (++n % SLICE === 0) {
+      yield out;
+      out = '';
+    }
+    pick.next = await pick.records.next();
+  }
+  if (out !== '') yield out;
 }
 
 let verifying: Promise<VerifyResult> | undefined;

@@ -255,7 +255,9 @@ export const OPERATIONS: readonly Operation[] = [
     path: '/audit/records',
     role: 'operator',
     tag: 'audit',
-    summary: "Query this instance's audit journal; a page stops after 50,000 records scanned (`complete: false`).",
+    summary:
+      "Query this instance's audit trail (every worker's chain, merged in time order); a page stops after 50,000 " +
+      'records scanned (`complete: false`).',
     query: [
       { name: 'since', schema: s('From (inclusive).', { format: 'date-time' }), description: 'ISO time.' },
       { name: 'until', schema: s('Until (exclusive).', { format: 'date-time' }), description: 'ISO time.' },
