@@ -72,7 +72,7 @@ async function run(t: TestContext, separate: boolean) {
     await eventually(async () => {
       passed = await call();
       return passed.status === 200;
-    }, 5000),
+    }, 20_000),
     'the approved user passes',
   );
   const faulted = await call({ 'x-drill': 'on' });
