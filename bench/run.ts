@@ -26,7 +26,8 @@ import { decisionBench, printDecisionResult, type DecisionBenchOptions } from '.
 import { summariseProfile } from './profile.js';
 import { idleLatencyUnavailable } from './idle-latency.js';
 import { describeStalls, probeCores, sumStalls, type StallProbeResult } from './machine-stalls.js';
-import { printWorkersResult, workersBench, type WorkersResult } from './workers.js';
+import { printWorkersResult, workersBench, type WorkersBenchOptions, type WorkersResult } from './workers.js';
+import { printKillRow, workerKillBench, type KillRow } from './worker-kill.js';
 
 const HELP = `npm run bench -- [options]
   --duration <s>        measured seconds per target and closed-loop round (default 1)
@@ -577,11 +578,11 @@ async function profileRun(upstream: Record<'http' | 'https', string>, tls: TlsFi
   console.log(`\nFull profile: ${keep} (open in Chrome DevTools > Performance)`);
 }
 
-async function runWorkersBench(upstream: string): Promise<WorkersResult> {
+async function runWorkersBench(upstream: string): Promise<WorkersResult & { kill?: KillRow }> {
   const workers = args.workers!.split(',').map(Number);
   if (workers.some((n) => !Number.isInteger(n) || n < 1))
     throw new Error(`--workers takes worker counts, not "${args.workers}"`);
-  const result = await workersBench({
+  const options: WorkersBenchOptions = {
     cli: path.join(root, 'dist/src/cli/main.js'),
     work,
     upstream,
@@ -593,9 +594,13 @@ async function runWorkersBench(upstream: string): Promise<WorkersResult> {
     workers,
     loadPin: LOAD_PIN,
     track: (m) => managed.push(m),
-  });
+  };
+  const result = await workersBench(options);
   printWorkersResult(result, cpus);
-  return result;
+  if (!workers.some((n) => n > 1)) return result;
+  const kill = await workerKillBench(options);
+  printKillRow(kill);
+  return { ...result, kill };
 }
 
 async function main(): Promise<void> {

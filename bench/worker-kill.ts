@@ -67,7 +67,7 @@ function servingLines(logFile: string): ServingLine[] {
   return out;
 }
 
-export async function workerKillBench(o: WorkersBenchOptions, cli: string): Promise<KillRow> {
+export async function workerKillBench(o: WorkersBenchOptions): Promise<KillRow> {
   const workers = 2;
   const g = await startGateway(o, workers, {
     name: 'kill',
@@ -119,11 +119,11 @@ export async function workerKillBench(o: WorkersBenchOptions, cli: string): Prom
     };
     await g.process.stop();
     const env = { ...process.env, KYCGATE_DATA_DIR: g.dataDir };
-    const verified = await run(process.execPath, [cli, 'audit', 'verify', '-c', g.configFile], { env }).then(
+    const verified = await run(process.execPath, [o.cli, 'audit', 'verify', '-c', g.configFile], { env }).then(
       () => true,
       () => false,
     );
-    const exported = await run(process.execPath, [cli, 'audit', 'export', '-c', g.configFile], {
+    const exported = await run(process.execPath, [o.cli, 'audit', 'export', '-c', g.configFile], {
       env,
       maxBuffer: 1 << 30,
     });

@@ -3,7 +3,7 @@
  * in interleaved rounds as requests per CPU-second of the whole gateway (supervisor and workers), with each
  * worker's share of the requests (from `kycgate_worker_requests_total` on the admin listener); then a local rate
  * limit under overload across 2 workers, whose admitted count is compared with what one GCRA counter admits in the
- * same time (burst + rate × duration); then one of 2 workers killed under load (bench/worker-kill.ts).
+ * same time (burst + rate × duration). bench/worker-kill.ts kills one of 2 workers under load.
  *
  * The gateways are not pinned (their workers need more than one core); the load generator and the upstream keep
  * the benchmark's load pin. Requests per CPU-second stays meaningful when the machine's cores are shared.
@@ -14,7 +14,6 @@ import { request } from 'undici';
 import { closedLoop, type ClosedLoopResult, type LoadTool } from './closed-loop.js';
 import { cpuSeconds, freePort, startProcess, waitForPort, type Managed } from './processes.js';
 import { lineVerdict, median, medianInterval, type MedianInterval } from './stats.js';
-import { printKillRow, workerKillBench, type KillRow } from './worker-kill.js';
 
 export interface WorkersBenchOptions {
   /** Built kycgate (its dist/src/cli/main.js). */
@@ -60,8 +59,6 @@ export interface RateLimitRow {
 export interface WorkersResult {
   rows: WorkersRow[];
   rateLimit: RateLimitRow[];
-  /** A worker killed under load (bench/worker-kill.ts); absent when no count above 1 was measured. */
-  kill?: KillRow;
 }
 
 /**
@@ -244,8 +241,7 @@ export async function workersBench(o: WorkersBenchOptions): Promise<WorkersResul
       deviation: (r.succeeded - expected) / expected,
     });
   }
-  const kill = o.workers.some((n) => n > 1) ? await workerKillBench(o, o.cli) : undefined;
-  return { rows, rateLimit, ...(kill ? { kill } : {}) };
+  return { rows, rateLimit };
 }
 
 export function printWorkersResult(result: WorkersResult, cpus: number): void {
@@ -285,5 +281,4 @@ export function printWorkersResult(result: WorkersResult, cpus: number): void {
         `(${(100 * r.deviation).toFixed(2)}%, ${verdict})`,
     );
   }
-  if (result.kill) printKillRow(result.kill);
 }
