@@ -135,39 +135,6 @@ export async function queryJournal(
   return { items, next: undefined, scanned, complete: true };
 }
 
-/** The lines of an export ([since, until), JSON lines as stored or CEF), read segment by segment. */
-export async function* exportJournal(
-  auditDir: string,
-  o: { since?: number; until?: number; format: 'jsonl' | 'cef'; version: string },
-): AsyncGenerator<string> {
-  const segments = listSegments(auditDir);
-  for (let i = 0; i < segments.length; i++) {
-    if (o.since !== undefined && segments[i + 1] !== undefined) {
-      const nextStart = await firstTime(segments[i + 1]!);
-      if (nextStart !== undefined && nextStart < o.since - 60_000) continue;
-    }
-    const all = await lines(segments[i]!);
-    let out = '';
-    for (let j = 0; j < all.length; j++) {
-      let rec: Rec;
-      try {
-        rec = JSON.parse(all[j]!) as Rec;
-      } catch {
-        continue;
-      }
-      const t = Date.parse(rec.time);
-      if ((o.since !== undefined && !(t >= o.since)) || (o.until !== undefined && !(t < o.until))) continue;
-      out += (o.format === 'jsonl' ? all[j]! : toCef(rec, o.version)) + '\n';
-      if (j % SLICE === SLICE - 1) {
-        if (out !== '') yield out;
-        out = '';
-        await yieldTurn();
-      }
-    }
-    if (out !== '') yield out;
-  }
-}
-
 /** Where a query over several chains goes on from: the last seq read in each chain, by chain name. */
 export type TrailCursor = Record<string, number>;
 
@@ -264,16 +231,15 @@ async function* chainRecords(
   }
 }
 
-/** An export of every chain of the trail, merged in time order (one chain: `exportJournal`). */
+/**
+ * The lines of an export ([since, until), JSON lines as stored or CEF) of every chain of the trail, merged in time
+ * order, read segment by segment.
+ */
 export async function* exportTrail(
   trailDir: string,
   o: { since?: number; until?: number; format: 'jsonl' | 'cef'; version: string },
 ): AsyncGenerator<string> {
   const chains = chainsOf(trailDir);
-  if (chains.length === 1) {
-    yield* exportJournal(chains[0]!.dir, o);
-    return;
-  }
   const heads = await Promise.all(
     chains.map(async (c) => {
       const records = chainRecords(c.dir, o.since ?? -Infinity, o.until ?? Infinity);
