@@ -103,7 +103,7 @@ export class RequestContext<R extends Route = Route> {
   decision: DecisionRecord | undefined;
   /**
    * The identity-verification (KYC gate) decision on this request. Usually the same object as `decision`; it stays
-   * when a later policy (a rate limit, say) refuses the request, so the request's one audit record still says how
+   * when a policy after the gate (fault injection, say) makes the final one, so the request's one audit record says how
    * the KYC gate decided.
    */
   verification: DecisionRecord | undefined;
