@@ -13,6 +13,7 @@ import type { AuthService } from '../../../auth/subsystem.js';
 import type { ConsumerDirectory } from '../../../auth/consumers.js';
 import {
   bearerToken,
+  identityFromClaims,
   isAuthFailure,
   isCompactJws,
   type AuthenticatorDefinition,
@@ -162,39 +163,10 @@ class IntrospectionAuthenticator implements Authenticator {
       if (!aud.some((a) => typeof a === 'string' && c.audiences!.includes(a)))
         return { failed: true, reason: 'wrong_audience', detail: 'The token is not meant for this API.' };
     }
-    let consumer: string | undefined;
-    for (const claim of c.consumer_claims) {
-      const v = body[claim];
-      if (typeof v === 'string' && v !== '') {
-        consumer = v;
-        break;
-      }
-    }
-    const scopes: string[] = [];
-    for (const claim of c.scope_claims) {
-      const v = body[claim];
-      if (typeof v === 'string') for (const s of v.split(' ')) if (s !== '') scopes.push(s);
-      if (Array.isArray(v)) for (const s of v) if (typeof s === 'string' && s !== '') scopes.push(s);
-    }
-    let groups: string[] | undefined;
-    if (c.groups_claim !== undefined && Array.isArray(body[c.groups_claim]))
-      groups = (body[c.groups_claim] as unknown[]).filter((g): g is string => typeof g === 'string');
-    const record = consumer === undefined ? undefined : this.consumers.get(consumer);
-    if (record !== undefined && record.groups.length > 0) groups = [...new Set([...(groups ?? []), ...record.groups])];
     // Checked again once the answer leaves the cache (at once without a cache): a decision is reused no longer.
     const exp = typeof body.exp === 'number' ? body.exp * 1000 : Number.POSITIVE_INFINITY;
     const expiresAt = c.cache_ttl_s > 0 ? Math.min(now + c.cache_ttl_s * 1000, exp) : now;
-    const identity: Identity = {
-      method: 'introspection',
-      scopes: [...new Set(scopes)],
-      claims: Object.freeze({ ...body }),
-      expiresAt,
-    };
-    if (consumer !== undefined) identity.consumer = consumer;
-    if (groups !== undefined) identity.groups = groups;
-    if (record?.plan !== undefined) identity.plan = record.plan;
-    if (typeof body.jti === 'string') identity.credentialId = body.jti;
-    return Object.freeze(identity);
+    return identityFromClaims('introspection', body, c, this.consumers, expiresAt);
   }
 
   /** Caches an answer; returns `until`, or 0 when nothing may be cached (cache_max_entries: 0). */

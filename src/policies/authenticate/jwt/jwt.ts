@@ -15,6 +15,7 @@ import type { AuthService } from '../../../auth/subsystem.js';
 import type { ConsumerDirectory } from '../../../auth/consumers.js';
 import {
   bearerToken,
+  identityFromClaims,
   isCompactJws,
   type AuthenticatorDefinition,
   type AuthFailure,
@@ -143,39 +144,7 @@ class IssuerVerifier {
   }
 
   identityOf(payload: JWTPayload, consumers: ConsumerDirectory): Identity {
-    const c = this.config;
-    let consumer: string | undefined;
-    for (const claim of c.consumer_claims) {
-      const v = payload[claim];
-      if (typeof v === 'string' && v !== '') {
-        consumer = v;
-        break;
-      }
-    }
-    const scopes: string[] = [];
-    for (const claim of c.scope_claims) {
-      const v = payload[claim];
-      if (typeof v === 'string') for (const s of v.split(' ')) if (s !== '') scopes.push(s);
-      if (Array.isArray(v)) for (const s of v) if (typeof s === 'string' && s !== '') scopes.push(s);
-    }
-    let groups: string[] | undefined;
-    if (c.groups_claim !== undefined) {
-      const v = payload[c.groups_claim];
-      if (Array.isArray(v)) groups = v.filter((g): g is string => typeof g === 'string');
-    }
-    const record = consumer === undefined ? undefined : consumers.get(consumer);
-    if (record !== undefined && record.groups.length > 0) groups = [...new Set([...(groups ?? []), ...record.groups])];
-    const identity: Identity = {
-      method: 'jwt',
-      scopes: [...new Set(scopes)],
-      claims: Object.freeze({ ...payload }),
-      expiresAt: payload.exp! * 1000,
-    };
-    if (consumer !== undefined) identity.consumer = consumer;
-    if (groups !== undefined) identity.groups = groups;
-    if (record?.plan !== undefined) identity.plan = record.plan;
-    if (typeof payload.jti === 'string') identity.credentialId = payload.jti;
-    return Object.freeze(identity);
+    return identityFromClaims('jwt', payload, this.config, consumers, payload.exp! * 1000);
   }
 }
 
