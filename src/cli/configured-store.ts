@@ -5,7 +5,7 @@
  * directory. Each command says on standard error which store it used.
  */
 import { mkdirSync } from 'node:fs';
-import { ConfigValidator, loadConfigFile } from '../config/load.js';
+import { ConfigError, ConfigValidator, loadConfigFile } from '../config/load.js';
 import { resolveSecret } from '../config/secrets.js';
 import { dataDirectory } from '../config/data-dir.js';
 import type { GatewayConfig } from '../config/types.js';
@@ -46,4 +46,24 @@ export function openConfiguredStore(configFile: string | undefined): ConfiguredS
   });
   process.stderr.write(`kycgate: store: ${describeStore(storeConfig, dataDir)}\n`);
   return { ...loaded, store };
+}
+
+/**
+ * Runs a store-backed command: the store the config names is opened, `fn` runs, and the store is closed however it
+ * ended. A failure is one line on standard error (the config error's message, or the error's) and exit code 1.
+ */
+export async function withConfiguredStore(
+  configFile: string | undefined,
+  fn: (configured: ConfiguredStore) => Promise<void>,
+): Promise<void> {
+  let configured: ConfiguredStore | undefined;
+  try {
+    configured = openConfiguredStore(configFile);
+    await fn(configured);
+  } catch (err) {
+    process.stderr.write(`kycgate: ${err instanceof ConfigError ? err.message : (err as Error).message}\n`);
+    process.exitCode = 1;
+  } finally {
+    await configured?.store.close().catch(() => undefined);
+  }
 }

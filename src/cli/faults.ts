@@ -12,7 +12,7 @@ import { parseDuration } from '../auth/api-keys/format.js';
 import { FaultStore, type FaultRecord } from '../resilience/faults/store.js';
 import { checkArmRequest } from '../resilience/faults/arming.js';
 import type { FaultSpec, FaultTargetKind } from '../resilience/faults/spec.js';
-import { openConfiguredStore, type ConfiguredStore } from './configured-store.js';
+import { withConfiguredStore, type ConfiguredStore } from './configured-store.js';
 
 interface ArmOptions {
   route?: string;
@@ -124,22 +124,15 @@ function summary(f: FaultRecord): string {
   return parts.join(', ');
 }
 
-async function withStore(
+function withStore(
   configFile: string | undefined,
   fn: (ctx: ConfiguredStore, faults: FaultStore) => Promise<void>,
 ): Promise<void> {
-  let ctx: ConfiguredStore | undefined;
-  try {
-    ctx = openConfiguredStore(configFile);
+  return withConfiguredStore(configFile, async (ctx) => {
     const faults = new FaultStore(ctx.store);
     await faults.migrate();
     await fn(ctx, faults);
-  } catch (err) {
-    process.stderr.write(`kycgate: ${err instanceof ConfigError ? err.message : (err as Error).message}\n`);
-    process.exitCode = 1;
-  } finally {
-    await ctx?.store.close().catch(() => undefined);
-  }
+  });
 }
 
 export function registerFaultsCommand(program: Command): void {

@@ -26,7 +26,7 @@ import {
   type ClassifyInput,
   type IncidentContext,
 } from '../resilience/incidents/operations.js';
-import { openConfiguredStore, type ConfiguredStore } from './configured-store.js';
+import { withConfiguredStore, type ConfiguredStore } from './configured-store.js';
 
 const configOption = ['-c, --config <file>', 'the configuration the gateways run (names the shared store)'] as const;
 
@@ -39,23 +39,16 @@ function operator(by: string | undefined): string {
   }
 }
 
-async function withIncidents(
+function withIncidents(
   configFile: string | undefined,
   fn: (ctx: IncidentContext, configured: ConfiguredStore) => Promise<void>,
 ): Promise<void> {
-  let configured: ConfiguredStore | undefined;
-  try {
-    configured = openConfiguredStore(configFile);
+  return withConfiguredStore(configFile, async (configured) => {
     const store = new IncidentStore(configured.store);
     await store.migrate();
     const config = configured.config.incidents as IncidentsConfig;
     await fn({ store, config, routes: routeInfos(configured.config), now: Date.now() }, configured);
-  } catch (err) {
-    process.stderr.write(`kycgate: ${err instanceof ConfigError ? err.message : (err as Error).message}\n`);
-    process.exitCode = 1;
-  } finally {
-    await configured?.store.close().catch(() => undefined);
-  }
+  });
 }
 
 function yesNo(v: string | undefined, flag: string): boolean | undefined {
