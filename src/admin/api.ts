@@ -28,6 +28,7 @@ import {
 } from './problems.js';
 import { Dashboard } from './dashboard.js';
 import { OIDC_PREFIX, OidcLogin } from './oidc.js';
+import { OidcSessions } from './oidc-sessions.js';
 import { DecisionStats } from './stats.js';
 import { compileOperations, errorsOf, type CompiledOperation } from './validation.js';
 
@@ -75,6 +76,8 @@ export class AdminApi {
     const store = this.sources.services.get<Store>('store');
     const keys = new AdminKeys(store);
     await keys.migrate();
+    const sessions = new OidcSessions(store);
+    await sessions.migrate();
     const instances = new Instances(
       store,
       this.sources.logger,
@@ -92,7 +95,7 @@ export class AdminApi {
       config: () => this.settings,
     };
     checkConfigKeys(this.context);
-    const oidc = new OidcLogin(this.context);
+    const oidc = new OidcLogin(this.context, sessions);
     this.oidc = oidc;
     this.context.session = (req) => oidc.principal(req);
     if (settings.oidc) this.sources.resolveSecret(settings.oidc.client_secret);

@@ -42,8 +42,8 @@ export interface ApiContext {
   readonly instances: Instances;
   readonly stats: DecisionStats;
   readonly config: () => AdminApiConfig;
-  /** A dashboard session's principal (admin.api.oidc), for a request that presents no key. */
-  session?: (req: IncomingMessage) => Principal | undefined;
+  /** A dashboard session's principal (admin.api.oidc, read from the store), for a request that presents no key. */
+  session?: (req: IncomingMessage) => Promise<Principal | undefined>;
 }
 
 export interface Call {

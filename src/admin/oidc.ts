@@ -2,27 +2,32 @@
  * Dashboard sign-in through an OpenID Connect issuer (`admin.api.oidc`): the authorization code flow with PKCE
  * (S256), state and nonce, under `/admin/api/oidc/`:
  * - `GET config`: whether OIDC sign-in is offered and the issuer's name (public: the sign-in form asks);
- * - `GET login`: a fresh state, nonce and code verifier in a signed flow cookie (HttpOnly, SameSite=Lax so that it
- *   comes back with the issuer's redirect, 10 minutes), then a redirect to the issuer's authorization endpoint;
- * - `GET callback`: the state checked against the flow cookie, the code exchanged at the token endpoint
+ * - `GET login`: a fresh state, nonce and code verifier kept in the store, the flow cookie naming them (HttpOnly,
+ *   SameSite=Lax so that it comes back with the issuer's redirect, 10 minutes), then a redirect to the issuer's
+ *   authorization endpoint;
+ * - `GET callback`: the flow of the cookie taken from the store (once: a replayed callback finds none), the state
+ *   checked against it, the code exchanged at the token endpoint
  *   (client_secret_basic, the verifier), the id_token verified with jose (signature from the issuer's JWKS, issuer,
  *   audience, expiry, nonce), the subject and its role claim mapped to a role; then a session cookie (HttpOnly,
  *   SameSite=Strict, Secure over TLS, `session_ttl_s`) and a redirect to the dashboard. Any refusal is a page saying
  *   why, and audited (`admin.auth.failure`, `method: oidc`); a sign-in is audited as `admin.login`;
  * - `POST logout`: the session ended and its cookie cleared (204 also when there is none).
- * The session cookie is opaque: a random id of a session this instance keeps in memory (subject, role, expiry; a
- * restart or another instance behind the same address signs in again), ended by logout. The API accepts it only on
- * a request that also carries `x-kycgate-dashboard: 1`, a header no cross-site form or link can send. The flow
- * cookie is signed (HMAC-SHA256, a key made at start).
+ * The session cookie is opaque: a random id of a session kept in the store (oidc-sessions.ts: its SHA-256, the
+ * subject, role and expiry), so every instance sharing the store accepts it, a sign-out on one holds on all at the
+ * next call, and a restart keeps it. The API accepts it only on a request that also carries `x-kycgate-dashboard: 1`,
+ * a header no cross-site form or link can send. A store that cannot be reached during the sign-in or a session
+ * lookup fails the call with StoreUnavailable: 503 with Retry-After, as anywhere in the API (call.ts, problemOf).
  */
-import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createRemoteJWKSet, type JWTPayload, jwtVerify } from 'jose';
 import type { AdminOidcConfig, AdminRole } from '../config/admin-api-schema.js';
 import { problem, sendProblem } from '../pipeline/problem.js';
 import { constantTimeEqual } from '../shared/credential-memo.js';
+import { isStoreUnavailable } from '../store/store.js';
 import { ADMIN_FORBIDDEN } from './problems.js';
 import type { ApiContext, Principal } from './call.js';
+import type { Flow, OidcSessions } from './oidc-sessions.js';
 
 export const OIDC_PREFIX = '/admin/api/oidc/';
 export const DASHBOARD_HEADER = 'x-kycgate-dashboard';
@@ -37,21 +42,6 @@ interface Discovery {
   token_endpoint: string;
   jwks_uri: string;
 }
-
-interface Flow {
-  state: string;
-  nonce: string;
-  verifier: string;
-  exp: number;
-}
-
-interface Session {
-  sub: string;
-  role: AdminRole;
-  exp: number;
-}
-
-const b64 = (v: unknown) => Buffer.from(JSON.stringify(v), 'utf8').toString('base64url');
 
 function parseCookies(header: string | undefined): Map<string, string> {
   const out = new Map<string, string>();
@@ -74,62 +64,24 @@ class RefusedLogin extends Error {
 }
 
 export class OidcLogin {
-  /** Signs flow cookies; made at start, never written anywhere. */
-  private readonly key = randomBytes(32);
-  /** Sessions by their (hashed) id. */
-  private readonly sessions = new Map<string, Session>();
   private discovery: Promise<Discovery> | undefined;
   private jwks: ReturnType<typeof createRemoteJWKSet> | undefined;
   private discoveredFor: AdminOidcConfig | undefined;
 
-  constructor(private readonly ctx: ApiContext) {}
+  constructor(
+    private readonly ctx: ApiContext,
+    private readonly sessions: OidcSessions,
+  ) {}
 
   private get config(): AdminOidcConfig | undefined {
     return this.ctx.config().oidc;
   }
 
-  private sign(value: unknown): string {
-    const body = b64(value);
-    return `${body}.${createHmac('sha256', this.key).update(body).digest('base64url')}`;
-  }
-
-  private unsign<T extends { exp: number }>(token: string | undefined): T | undefined {
-    if (token === undefined) return undefined;
-    const dot = token.indexOf('.');
-    if (dot <= 0) return undefined;
-    const body = token.slice(0, dot);
-    const mac = createHmac('sha256', this.key).update(body).digest('base64url');
-    if (!constantTimeEqual(mac, token.slice(dot + 1))) return undefined;
-    try {
-      const v = JSON.parse(Buffer.from(body, 'base64url').toString('utf8')) as T;
-      return typeof v.exp === 'number' && v.exp > Date.now() / 1000 ? v : undefined;
-    } catch {
-      return undefined;
-    }
-  }
-
-  /** The principal of a dashboard session: the cookie, signed and unexpired, and the dashboard's header. */
-  principal(req: IncomingMessage): Principal | undefined {
+  /** The principal of a dashboard session: the dashboard's header, and the cookie of an unexpired stored session. */
+  async principal(req: IncomingMessage): Promise<Principal | undefined> {
     if (this.config === undefined || req.headers[DASHBOARD_HEADER] !== '1') return undefined;
-    const s = this.session(req);
+    const s = await this.sessions.find(parseCookies(req.headers.cookie).get(SESSION));
     return s ? { actor: `oidc:${s.sub}`, role: s.role, method: 'oidc' } : undefined;
-  }
-
-  private session(req: IncomingMessage): Session | undefined {
-    const id = parseCookies(req.headers.cookie).get(SESSION);
-    if (id === undefined || id.length !== 43) return undefined;
-    const key = createHash('sha256').update(id).digest('base64url');
-    const s = this.sessions.get(key);
-    if (s !== undefined && s.exp <= Date.now() / 1000) this.sessions.delete(key);
-    return s !== undefined && s.exp > Date.now() / 1000 ? s : undefined;
-  }
-
-  private open(session: Session): string {
-    const now = Date.now() / 1000;
-    for (const [k, v] of this.sessions) if (v.exp <= now) this.sessions.delete(k);
-    const id = randomBytes(32).toString('base64url');
-    this.sessions.set(createHash('sha256').update(id).digest('base64url'), session);
-    return id;
   }
 
   private discover(config: AdminOidcConfig): Promise<Discovery> {
@@ -164,17 +116,14 @@ export class OidcLogin {
     const secure = (req.socket as { encrypted?: boolean }).encrypted === true;
     // Sign-out answers whether or not OIDC is configured (the dashboard signs out the same way after a certificate).
     if (action === 'logout' && req.method === 'POST') {
-      const who = this.principal(req);
       if (req.headers[DASHBOARD_HEADER] !== '1') {
         const detail = `Sign-out needs the header ${DASHBOARD_HEADER}: 1 (sent by the dashboard).`;
         sendProblem(res, problem(ADMIN_FORBIDDEN, { detail }), requestId);
         return true;
       }
-      if (who) {
-        const id = parseCookies(req.headers.cookie).get(SESSION)!;
-        this.sessions.delete(createHash('sha256').update(id).digest('base64url'));
-        this.audit('admin.logout', 'ok', requestId, { actor: who.actor, method: 'oidc' });
-      }
+      // Ended in the store (on every instance), whether or not OIDC is still configured here.
+      const ended = await this.sessions.end(parseCookies(req.headers.cookie).get(SESSION));
+      if (ended) this.audit('admin.logout', 'ok', requestId, { actor: `oidc:${ended.sub}`, method: 'oidc' });
       res.writeHead(204, { 'set-cookie': cookie(SESSION, '', 0, '/admin/api', 'Strict', secure) });
       res.end();
       return true;
@@ -193,8 +142,8 @@ export class OidcLogin {
         state: randomBytes(16).toString('base64url'),
         nonce: randomBytes(16).toString('base64url'),
         verifier: randomBytes(32).toString('base64url'),
-        exp: Math.floor(Date.now() / 1000) + FLOW_TTL_S,
       };
+      const flowId = await this.sessions.begin(flow, FLOW_TTL_S * 1000);
       const scopes = new Set(['openid', ...config.scopes]);
       const url = new URL(d.authorization_endpoint);
       url.search = new URLSearchParams({
@@ -209,7 +158,7 @@ export class OidcLogin {
       }).toString();
       res.writeHead(303, {
         location: url.toString(),
-        'set-cookie': cookie(FLOW, this.sign(flow), FLOW_TTL_S, `${OIDC_PREFIX}callback`, 'Lax', secure),
+        'set-cookie': cookie(FLOW, flowId, FLOW_TTL_S, `${OIDC_PREFIX}callback`, 'Lax', secure),
         'cache-control': 'no-store',
       });
       res.end();
@@ -232,7 +181,7 @@ export class OidcLogin {
     const clearFlow = cookie(FLOW, '', 0, `${OIDC_PREFIX}callback`, 'Lax', secure);
     try {
       const query = new URL(req.url ?? '/', 'http://x').searchParams;
-      const flow = this.unsign<Flow>(parseCookies(req.headers.cookie).get(FLOW));
+      const flow = await this.sessions.take(parseCookies(req.headers.cookie).get(FLOW));
       if (flow === undefined)
         throw new RefusedLogin('no_flow', 'The sign-in took too long or did not start here. Start it again.');
       const state = query.get('state') ?? '';
@@ -254,7 +203,7 @@ export class OidcLogin {
       if (role === undefined)
         throw new RefusedLogin('no_role', 'This account has no role on this dashboard. Ask an administrator.', sub);
       const ttl = config.session_ttl_s;
-      const session: Session = { sub, role, exp: Math.floor(Date.now() / 1000) + ttl };
+      const id = await this.sessions.open(sub, role, ttl * 1000);
       this.audit('admin.login', 'ok', requestId, {
         actor: `oidc:${sub}`,
         actor_role: role,
@@ -263,11 +212,13 @@ export class OidcLogin {
       });
       res.writeHead(303, {
         location: '/#signed-in',
-        'set-cookie': [cookie(SESSION, this.open(session), ttl, '/admin/api', 'Strict', secure), clearFlow],
+        'set-cookie': [cookie(SESSION, id, ttl, '/admin/api', 'Strict', secure), clearFlow],
         'cache-control': 'no-store',
       });
       res.end();
     } catch (err) {
+      // The store out of reach is no refusal of this user: the API's answer for it (503, Retry-After).
+      if (isStoreUnavailable(err)) throw err;
       const refused =
         err instanceof RefusedLogin ? err : new RefusedLogin('invalid_token', 'The identity could not be verified.');
       if (!(err instanceof RefusedLogin)) this.ctx.logger.warn({ err }, 'admin OIDC: sign-in refused');
