@@ -45,18 +45,29 @@ test('bench: stall probes of one core add up, and the report gives rates per sec
   );
 });
 
-test("bench: the tail verdict is kycgate's added p99 against nginx's in the same rounds plus 0.5 ms", () => {
-  const v = (addedMs: number, nginxAddedMs: number, failures = 0, rate = 1000) =>
-    tailVerdict({ rate, addedMs, nginxAddedMs, failures });
-  const against = (ms: string) => `nginx, 1 worker, added ${ms} ms in the same rounds`;
-  assert.equal(v(2.8, 2.5), `MET (${against('2.500')})`, 'the machine put 2.5 ms into both: kycgate added 0.3 ms more');
-  assert.equal(v(3.0, 2.5), `MET (${against('2.500')})`, 'exactly 0.5 ms over nginx is within');
-  assert.equal(v(0.5, 0.7), `MET (${against('0.700')})`);
-  assert.equal(v(1.6, 0.4), `NOT MET (1.200 ms over nginx's figure; ${against('0.400')})`);
-  assert.equal(v(4.5, 2.5), `NOT MET (2.000 ms over nginx's figure; ${against('2.500')})`);
-  assert.equal(v(0.8, NaN), 'MET (judged alone: <= 1 ms)', 'without nginx the absolute 1 ms is judged');
-  assert.equal(v(1.6, NaN), 'NOT MET (judged alone: <= 1 ms)');
-  assert.equal(v(0.5, 0.2, 3), 'NOT MET', 'a failed request fails the target');
-  assert.equal(v(NaN, 2.5), 'NOT MET', 'no valid round: nothing shown');
-  assert.equal(v(0.5, 0.2, 0, 500), 'not judged (the target is at 1000 req/s)');
+test("bench: the tail verdict judges kycgate's p99 minus nginx's per round on an interval, against 0.5 ms", () => {
+  const v = (overNginx: number[], added: number[] = [], failures = 0, rate = 1000) =>
+    tailVerdict({ rate, failures, overNginx, added });
+  const rule = "kycgate's p99 minus nginx's (1 worker) in the same round <= 0.5 ms";
+  // 10 rounds: the 95% interval of the median runs from the 2nd to the 9th value.
+  const close = [0.1, -0.2, 0.3, 0, 0.2, -0.1, 0.4, 0.1, -0.3, 0.2];
+  assert.equal(v(close), `MET (${rule}: median +0.100 ms [-0.200, +0.300], 10 rounds)`);
+  const far = [1.1, 1.4, 0.9, 1.2, 1.3, 0.8, 1.6, 1.0, 1.2, 3.5];
+  assert.equal(v(far), `NOT MET (${rule}: median +1.200 ms [+0.900, +1.600], 10 rounds)`);
+  // One stalled round either way moves a median of few rounds by milliseconds; the interval says the line is inside.
+  const spread = [0.1, -1.1, 2.7, -0.1, -0.9, 0.6, 1.5, 0.9, 0.4, 0.7];
+  assert.equal(v(spread), `UNRESOLVED (${rule}: median +0.500 ms [-0.900, +1.500], 10 rounds)`);
+  assert.equal(
+    v([0.1, 0.2, NaN, 0.1, NaN]),
+    `NO VERDICT (fewer than 6 valid rounds) (${rule}: median +0.100 ms, 3 rounds)`,
+    'invalid rounds (NaN) are left out, and 3 rounds give no interval',
+  );
+  assert.equal(
+    v([], [0.6, 0.7, 0.8, 0.9, 0.5, 0.6, 0.7, 0.8, 0.6, 0.7]),
+    'MET (judged alone: p99 added over direct <= 1 ms: median +0.700 ms [+0.600, +0.800], 10 rounds)',
+    'without nginx in the run the absolute 1 ms is judged',
+  );
+  assert.equal(v(close, [], 3), 'NOT MET (failed requests)', 'a failed request fails the target');
+  assert.equal(v([NaN, NaN], [NaN, NaN]), 'NOT MET (no valid round)');
+  assert.equal(v(close, [], 0, 500), 'not judged (the target is at 1000 req/s)');
 });

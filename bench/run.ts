@@ -912,12 +912,17 @@ async function main(): Promise<void> {
         const added = (fixed[bare.label] as { addedP99Ms: number }).addedP99Ms;
         const failed = failuresOf(bare) + failuresOf(direct);
         const nginx = rateTargets.find((t) => t.kind === 'nginx');
-        const nginxAdded = nginx ? (fixed[nginx.label] as { addedP99Ms: number }).addedP99Ms : NaN;
-        const verdict = tailVerdict({ rate, addedMs: added, nginxAddedMs: nginxAdded, failures: failed });
+        const verdict = tailVerdict({
+          rate,
+          failures: failed,
+          overNginx: nginx ? perRate.map((r) => ms(r, bare, 'p99Ms') - ms(r, nginx, 'p99Ms')) : [],
+          added: perRate.map((r) => ms(r, bare, 'p99Ms') - ms(r, direct, 'p99Ms')),
+        });
         console.log(
           `target: ${bare.label} p99 added over direct <= nginx's + 0.5 ms at ${rate} req/s: ${fmt(added, 3)} ` +
             `ms${failed > 0 ? `, ${failed} failed requests` : ''} ${verdict}`,
         );
+        fixed.tailVerdict = verdict;
       }
     }
     results[protocol] = { closedLoop: table, fastifyTarget, cost: costs, pairedCost: paired, fixedRate: fixed };
