@@ -14,6 +14,7 @@
 import { hash, randomBytes } from 'node:crypto';
 import type { AdminRole } from '../config/admin-api-schema.js';
 import type { Migration, Store } from '../store/store.js';
+import { constantTimeEqual } from '../shared/credential-memo.js';
 
 export const OIDC_MIGRATIONS: readonly Migration[] = [
   {
@@ -78,19 +79,30 @@ export class OidcSessions {
     return id;
   }
 
-  /** The unexpired flow of the cookie's id, deleted as it is read (a flow serves once); else undefined. */
-  async take(cookie: string | undefined): Promise<Flow | undefined> {
+  /**
+   * The unexpired flow of the cookie's id whose state is `state` (compared in constant time), deleted as it is
+   * taken: a flow serves once. A state that does not match leaves the flow in place, so a forged callback (a
+   * cross-site link carrying the victim's flow cookie) cannot cancel a sign-in under way; `no_flow` when there is
+   * none (never started here, expired, or taken already).
+   */
+  async take(cookie: string | undefined, state: string): Promise<Flow | 'no_flow' | 'state_mismatch'> {
     const id = wellFormed(cookie);
-    if (id === undefined) return undefined;
-    const rows = await this.store.query<{
-      state: string;
-      nonce: string;
-      verifier: string;
-      expires_at: number | string;
-    }>('DELETE FROM admin_oidc_flows WHERE id_hash = $1 RETURNING state, nonce, verifier, expires_at', [idHash(id)]);
-    const row = rows[0];
-    if (row === undefined || Number(row.expires_at) <= Date.now()) return undefined;
-    return { state: row.state, nonce: row.nonce, verifier: row.verifier };
+    if (id === undefined) return 'no_flow';
+    const key = idHash(id);
+    const found = await this.store.query<{ state: string; expires_at: number | string }>(
+      'SELECT state, expires_at FROM admin_oidc_flows WHERE id_hash = $1',
+      [key],
+    );
+    const row = found[0];
+    if (row === undefined || Number(row.expires_at) <= Date.now()) return 'no_flow';
+    if (!constantTimeEqual(state, row.state)) return 'state_mismatch';
+    // Deleted and read in one statement: of two callbacks racing with the same flow, one gets it.
+    const taken = await this.store.query<{ state: string; nonce: string; verifier: string }>(
+      'DELETE FROM admin_oidc_flows WHERE id_hash = $1 RETURNING state, nonce, verifier',
+      [key],
+    );
+    const flow = taken[0];
+    return flow === undefined ? 'no_flow' : { state: flow.state, nonce: flow.nonce, verifier: flow.verifier };
   }
 
   /** Opens a session for `ttlMs`; the id for the session cookie. */

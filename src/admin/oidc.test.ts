@@ -128,4 +128,19 @@ test('OIDC sign-in over HTTPS: Secure cookies; audience, expiry and allowed subj
   const stray = await tlsGet(`${origin}/admin/api/oidc/callback?code=x&state=y`);
   assert.equal(stray.status, 403);
   assert.equal(outcomes.at(-1), 'no_flow');
+
+  // A forged callback (a cross-site link the browser follows with its flow cookie, another state) is refused and
+  // leaves the sign-in under way: the issuer's own answer still completes it.
+  idp.tamper = undefined;
+  idp.user = { sub: 'alice', claims: { roles: 'viewer' } };
+  const login = await tlsGet(`${origin}/admin/api/oidc/login`);
+  const flowCookie = login.cookies[0]!.split(';')[0]!;
+  const forged = await tlsGet(`${origin}/admin/api/oidc/callback?code=forged&state=forged`, flowCookie);
+  assert.equal(forged.status, 403);
+  assert.equal(outcomes.at(-1), 'state_mismatch');
+  assert.deepEqual(forged.cookies, [], 'the flow cookie is not cleared');
+  const back = await get(login.location!);
+  const genuine = await tlsGet(back.location!, flowCookie);
+  assert.equal(genuine.status, 303, 'the genuine answer signs in');
+  assert.ok(genuine.cookies.some((c) => c.startsWith('kg_admin_session=')));
 });

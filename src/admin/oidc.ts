@@ -181,11 +181,10 @@ export class OidcLogin {
     const clearFlow = cookie(FLOW, '', 0, `${OIDC_PREFIX}callback`, 'Lax', secure);
     try {
       const query = new URL(req.url ?? '/', 'http://x').searchParams;
-      const flow = await this.sessions.take(parseCookies(req.headers.cookie).get(FLOW));
-      if (flow === undefined)
+      const flow = await this.sessions.take(parseCookies(req.headers.cookie).get(FLOW), query.get('state') ?? '');
+      if (flow === 'no_flow')
         throw new RefusedLogin('no_flow', 'The sign-in took too long or did not start here. Start it again.');
-      const state = query.get('state') ?? '';
-      if (!constantTimeEqual(state, flow.state))
+      if (flow === 'state_mismatch')
         throw new RefusedLogin('state_mismatch', 'The answer of the identity provider does not match this sign-in.');
       const error = query.get('error');
       if (error !== null)
@@ -227,7 +226,9 @@ export class OidcLogin {
         client_ip: req.socket.remoteAddress,
         ...(refused.subject !== undefined ? { subject: refused.subject } : {}),
       });
-      page(res, 403, 'Sign-in refused', refused.page, clearFlow);
+      // A state that is not this sign-in's leaves the sign-in under way (its flow and cookie): the answer the
+      // issuer sends for it can still complete it.
+      page(res, 403, 'Sign-in refused', refused.page, refused.outcome === 'state_mismatch' ? undefined : clearFlow);
     }
   }
 
