@@ -18,6 +18,8 @@ export interface TcpRelay {
   restore(): Promise<void>;
   /** Connections accepted so far. */
   readonly accepted: number;
+  /** Resolves when the next connection is accepted (the client is connecting now). */
+  nextAccept(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -26,8 +28,12 @@ export async function startTcpRelay(targetPort: number, targetHost = '127.0.0.1'
   let frozen = false;
   let cut: 'refuse' | 'reset' | undefined;
   let accepted = 0;
+  let acceptWaiters: (() => void)[] = [];
   const server = net.createServer((client) => {
     accepted++;
+    const waiters = acceptWaiters;
+    acceptWaiters = [];
+    for (const w of waiters) w();
     if (cut !== undefined) {
       client.resetAndDestroy();
       return;
@@ -65,6 +71,9 @@ export async function startTcpRelay(targetPort: number, targetHost = '127.0.0.1'
     port,
     get accepted() {
       return accepted;
+    },
+    nextAccept() {
+      return new Promise<void>((resolve) => acceptWaiters.push(resolve));
     },
     freeze() {
       frozen = true;

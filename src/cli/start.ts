@@ -1,6 +1,6 @@
 /**
  * `kycgate start`: loads the config (or the built-in demo), starts the gateway, and wires signals:
- * SIGHUP reloads, SIGTERM and SIGINT drain and exit 0. With `server.workers` above 1 this process becomes the
+ * SIGHUP reloads, SIGTERM and SIGINT drain and exit 0 (also when they arrive during start-up). With `server.workers` above 1 this process becomes the
  * supervisor (src/cluster/) and every worker it forks runs this same function as a gateway.
  */
 import cluster from 'node:cluster';
@@ -68,25 +68,26 @@ export async function startGateway(
     builtinEchoUrl: () => (echo ??= startEchoServer()).then((e) => e.url),
     ...(channel ? { cluster: channel } : {}),
   });
-  await gateway.start();
-  if (channel === undefined || channel.slot === 0) {
-    logger.info(
-      { ...startupSummary(gateway, loaded, dataDir), ...(channel ? { workers: channel.workers } : {}) },
-      `kycgate ${VERSION} started`,
-    );
-    if (!configFile) logger.info('built-in demo running: try  curl -i http://127.0.0.1:8080/demo/echo/hello');
-  }
-
-  process.on('SIGHUP', () => void gateway.reload('SIGHUP'));
+  // Signals are taken from before start-up: a SIGTERM or SIGHUP that arrives while listeners are opening (a
+  // rollout that replaces an instance at once) must not kill the process with the default action. Both wait for
+  // start-up to finish, then drain or reload as they would later.
+  const starting = gateway.start();
+  const started = starting.then(
+    () => true,
+    () => false,
+  );
   let stopping = false;
+  process.on('SIGHUP', () => void started.then((ok) => ok && !stopping && gateway.reload('SIGHUP')));
   const shutdown = (signal: string) => {
     // Once: SIGINT from a terminal reaches the supervisor and every worker, which the supervisor then asks again.
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down');
-    void gateway
-      .stop()
-      .then(async () => {
+    void started
+      .then(async (ok) => {
+        // A start-up that failed ends the process with its own error (exit code 1).
+        if (!ok) return;
+        await gateway.stop();
         if (echo) await (await echo).close();
         process.exit(0);
       })
@@ -94,6 +95,15 @@ export async function startGateway(
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+  await starting;
+  if (stopping) return gateway;
+  if (channel === undefined || channel.slot === 0) {
+    logger.info(
+      { ...startupSummary(gateway, loaded, dataDir), ...(channel ? { workers: channel.workers } : {}) },
+      `kycgate ${VERSION} started`,
+    );
+    if (!configFile) logger.info('built-in demo running: try  curl -i http://127.0.0.1:8080/demo/echo/hello');
+  }
   if (channel) {
     const urls: Record<string, string> = {};
     for (const l of gateway.listeners) urls[l.config.name] = gateway.urlOf(l);
