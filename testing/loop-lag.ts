@@ -5,7 +5,7 @@
  * delay; `totalMs` adds every delay up, for a wait long enough to meet several (a 2 s answer on a machine that
  * takes the process away for 100 ms at a time, again and again).
  */
-import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { performance } from 'node:perf_hooks';
 
 export interface LoopLag {
   /** The longest delay seen so far, in milliseconds. */
@@ -16,22 +16,21 @@ export interface LoopLag {
 }
 
 export function watchLoopLag(resolutionMs = 10): LoopLag {
-  const histogram = monitorEventLoopDelay({ resolution: resolutionMs });
-  histogram.enable();
   let total = 0;
+  let max = 0;
   let last = performance.now();
+  /** How late the tick under way is now. */
+  const pending = () => Math.max(0, performance.now() - last - resolutionMs);
   const timer = setInterval(() => {
-    const now = performance.now();
-    total += Math.max(0, now - last - resolutionMs);
-    last = now;
+    const late = pending();
+    total += late;
+    if (late > max) max = late;
+    last = performance.now();
   }, resolutionMs);
   timer.unref();
   return {
-    maxMs: () => histogram.max / 1e6,
-    totalMs: () => total + Math.max(0, performance.now() - last - resolutionMs),
-    stop: () => {
-      clearInterval(timer);
-      histogram.disable();
-    },
+    maxMs: () => Math.max(max, pending()),
+    totalMs: () => total + pending(),
+    stop: () => clearInterval(timer),
   };
 }
