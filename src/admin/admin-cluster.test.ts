@@ -19,25 +19,29 @@ import { PostgresStore } from '../store/postgres.js';
 const run = promisify(execFile);
 const CLI = path.resolve('dist/src/cli/main.js');
 
-/** Milliseconds until `check` holds, polling; fails after `limitMs`. */
 /**
  * The instances learn of changes by polling the store every second; on a loaded 2-core machine a poll (and the
  * request that checks) can be held for seconds, so the limits below bound that, and the figures are printed.
  */
 const SETTLE_MS = 8000;
 
-async function timeUntil(check: () => Promise<boolean>, limitMs: number): Promise<number> {
+/**
+ * Milliseconds until `check` returns true, polling; fails after `limitMs` with what it returned last. Wait only for
+ * a refusal this way, never for a success: every refused attempt counts towards the failed-authentication throttle.
+ */
+async function timeUntil(check: () => Promise<boolean | string>, limitMs: number): Promise<number> {
   const started = Date.now();
   // A change reaches the other instance through its poll timer, a store query and the checking request: each can be
   // held by however long this process went unscheduled, so the bound grows by that lateness (three hops of it).
   const lag = watchLoopLag();
   try {
     for (;;) {
-      if (await check()) return Date.now() - started;
+      const seen = await check();
+      if (seen === true) return Date.now() - started;
       const bound = limitMs + 3 * lag.maxMs();
       assert.ok(
         Date.now() - started < bound,
-        `not within ${bound.toFixed(0)} ms (the event loop ran up to ${lag.maxMs().toFixed(0)} ms late)`,
+        `not within ${bound.toFixed(0)} ms (the event loop ran up to ${lag.maxMs().toFixed(0)} ms late); last seen: ${String(seen)}`,
       );
       await new Promise((r) => setTimeout(r, 20));
     }
@@ -86,31 +90,35 @@ test('admin API on two instances sharing PostgreSQL', async (t) => {
     });
     return JSON.parse(stdout) as Record<string, unknown>;
   };
-  const status = async (gw: TestGateway, key: string) =>
-    (await httpRequest(`${gw.url}/keyed/x`, { headers: { 'x-api-key': key } })).status;
+  const answer = (gw: TestGateway, key: string) => httpRequest(`${gw.url}/keyed/x`, { headers: { 'x-api-key': key } });
+  const status = async (gw: TestGateway, key: string) => (await answer(gw, key)).status;
+  /** True once `gw` answers `key` with `expected`; otherwise what it answered, for the failure message. */
+  const answers = (gw: TestGateway, key: string, expected: number) => async () => {
+    const res = await answer(gw, key);
+    return res.status === expected || `${res.status} ${res.body}`;
+  };
 
-  // A consumer made with the CLI against A, a key made through A's API: B authenticates it within about a second.
+  // A consumer made with the CLI against A, a key made through A's API: B authenticates it at its first request (it
+  // reads a key it has not seen from the store, and the consumers too when the key names one it does not know).
   const consumer = await cli(a, 'consumers', 'create', '--name', 'acme', '--scopes', 'orders:read,orders:write');
   assert.deepEqual(consumer.scopes, ['orders:read', 'orders:write']);
   const made = await onA.call<{ key: string; api_key: { id: string } }>('createKey', { body: { consumer: 'acme' } });
   assert.equal(await status(a, made.body.key), 200);
-  const seenOnB = await timeUntil(async () => (await status(b, made.body.key)) === 200, SETTLE_MS);
-  console.log(`# consumer and key made on A authenticate on B after ${seenOnB} ms`);
-  assert.ok(seenOnB < SETTLE_MS, `within the store poll (${seenOnB} ms)`);
+  assert.equal(await status(b, made.body.key), 200);
 
   // Revoked with the CLI against B: refused on B at once, on A within about a second.
   const revoked = await cli(b, 'keys', 'revoke', made.body.api_key.id);
   assert.equal(revoked.status, 'revoked');
   assert.equal(await status(b, made.body.key), 401);
-  const refusedOnA = await timeUntil(async () => (await status(a, made.body.key)) === 401, SETTLE_MS);
+  const refusedOnA = await timeUntil(answers(a, made.body.key, 401), SETTLE_MS);
   console.log(`# key revoked on B refused on A after ${refusedOnA} ms`);
   assert.ok(refusedOnA < SETTLE_MS);
 
   // A consumer disabled on A: its new key is refused on B too.
   const second = await onB.call<{ key: string }>('createKey', { body: { consumer: 'acme' } });
-  await timeUntil(async () => (await status(a, second.body.key)) === 200, SETTLE_MS);
+  await timeUntil(answers(a, second.body.key, 200), SETTLE_MS);
   await onA.call('updateConsumer', { params: { name: 'acme' }, body: { disabled: true } });
-  await timeUntil(async () => (await status(b, second.body.key)) === 401, SETTLE_MS);
+  await timeUntil(answers(b, second.body.key, 401), SETTLE_MS);
 
   // A subject blocked on A is refused by B's gate.
   const gated = (gw: TestGateway) => httpRequest(`${gw.url}/api/x`, { headers: { 'x-user-id': 'mallory' } });

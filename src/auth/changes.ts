@@ -27,6 +27,10 @@ export class AuthChangeFeed {
   private keysNewest = 0;
   private consumersFingerprint = '';
   private polling = false;
+  /** The consumer read under way, and the one queued behind it for calls made since it started. */
+  private refreshing: Promise<void> | undefined;
+  private next: Promise<void> | undefined;
+  private nextForced = false;
   /** Set while the store is failing, so an outage is logged once rather than every poll. */
   private failing = false;
 
@@ -60,8 +64,36 @@ export class AuthChangeFeed {
       );
   }
 
-  /** Reloads every consumer when the table changed; keys cache identities built from consumers, so they go too. */
-  async refreshConsumers(force = false): Promise<void> {
+  /**
+   * Reloads every consumer when the table changed (or at once with `force`); keys cache identities built from
+   * consumers, so they go too. Callers know of a change made before they call, so each gets a read that starts after
+   * its call: one under way is joined only by the calls made before it started, later ones share the next.
+   */
+  refreshConsumers(force = false): Promise<void> {
+    if (this.refreshing === undefined) return this.startRefresh(force);
+    this.nextForced ||= force;
+    return (this.next ??= this.refreshing.then(
+      () => this.startQueued(),
+      () => this.startQueued(),
+    ));
+  }
+
+  private startQueued(): Promise<void> {
+    const force = this.nextForced;
+    this.next = undefined;
+    this.nextForced = false;
+    return this.startRefresh(force);
+  }
+
+  private startRefresh(force: boolean): Promise<void> {
+    const run = this.readConsumers(force).finally(() => {
+      if (this.refreshing === run) this.refreshing = undefined;
+    });
+    this.refreshing = run;
+    return run;
+  }
+
+  private async readConsumers(force: boolean): Promise<void> {
     const rows = await this.store.query<{
       n: number | string;
       newest: number | string | null;

@@ -14,6 +14,7 @@ import { startTestGateway, startUpstream, httpRequest, type TestGateway } from '
 import { POSTGRES_URL, REDIS_URL, requirePostgres, requireRedis, uniqueName } from '../../testing/services.js';
 import { PostgresStore } from '../store/postgres.js';
 import type { AuthService } from './subsystem.js';
+import { createStoreConsumer } from './consumer-store.js';
 
 const run = promisify(execFile);
 const CLI = path.resolve('dist/src/cli/main.js');
@@ -135,4 +136,19 @@ test('without Redis, instances notice a revocation by polling the store (within 
   assert.equal(await status(b, key), 200);
   await auth.revokeKey(record.id);
   await timeUntilRefused(b, key, 2000);
+});
+
+test('a consumer made on one instance, and a key for it, pass on the other at its first request (without Redis)', async (t) => {
+  if (!(await requirePostgres(t))) return;
+  const { a, b } = await pair(t, false);
+  const auth = a.gateway.services.get<AuthService>('auth');
+  const onB = b.gateway.services.get<AuthService>('auth');
+  assert.equal(onB.consumers.get('acme'), undefined);
+  // The other instance learns of consumers by polling (every second); its keys it reads when they are presented.
+  await createStoreConsumer(auth.store, 'acme', { scopes: ['payments:read'] });
+  await auth.consumersChanged();
+  const { key } = await auth.createKey({ consumer: 'acme' });
+  assert.equal(await status(b, key), 200, 'the key names a consumer B did not know: B reads the consumers first');
+  assert.equal(onB.consumers.get('acme')?.scopes[0], 'payments:read');
+  assert.equal(await status(b, key), 200);
 });

@@ -101,6 +101,7 @@ export const authSubsystem: Subsystem = {
       ttlMs: keyTtlSeconds(config) * 1000,
       maxEntries: KEY_CACHE_MAX_ENTRIES,
       ...(stale ? { stale } : {}),
+      refreshConsumers: (): Promise<void> => feed.refreshConsumers(),
     });
     const feed = new AuthChangeFeed(store, verifier, directory, ctx.services.logger, redis, CHANGE_POLL_MS);
     await feed.start();

@@ -52,6 +52,11 @@ export interface KeyVerifierOptions {
   stale?: StalePolicy;
   /** Monotonic milliseconds (tests pass their own clock). */
   clock?: () => number;
+  /**
+   * Re-reads the consumers (they are polled, keys are read on demand): called when a key read from the store names
+   * a consumer this instance does not know yet, so a consumer and key made on another instance pass at once.
+   */
+  refreshConsumers?: () => Promise<void>;
 }
 
 export class ApiKeyVerifier {
@@ -166,13 +171,16 @@ export class ApiKeyVerifier {
     let p = this.pending.get(id);
     if (p !== undefined) return p;
     const generation = this.generation;
+    const refresh = this.options.refreshConsumers;
     p = this.repository.find(id).then(
-      (record) => {
-        const entry = this.entryFor(record);
-        this.pending.delete(id);
-        if (generation === this.generation) this.remember(id, entry);
-        return entry;
-      },
+      (record) =>
+        // A failed refresh leaves the directory as it was: the key is then refused as unknown_consumer.
+        record !== undefined && refresh !== undefined && this.consumers.get(record.consumer) === undefined
+          ? refresh().then(
+              () => this.loaded(id, generation, record),
+              () => this.loaded(id, generation, record),
+            )
+          : this.loaded(id, generation, record),
       (err: unknown) => {
         this.pending.delete(id);
         throw err;
@@ -180,6 +188,14 @@ export class ApiKeyVerifier {
     );
     this.pending.set(id, p);
     return p;
+  }
+
+  private loaded(id: string, generation: number, record: ApiKeyRecord | undefined): KeyCacheEntry {
+    const entry = this.entryFor(record);
+    this.pending.delete(id);
+    // An invalidation since the read started (a refresh of the consumers too) means the read may be out of date.
+    if (generation === this.generation) this.remember(id, entry);
+    return entry;
   }
 
   private entryFor(record: ApiKeyRecord | undefined): KeyCacheEntry {
