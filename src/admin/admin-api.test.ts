@@ -119,6 +119,43 @@ test('admin API: consumers, keys, roles, subjects, webhooks, audit and runtime o
     assert.equal((await viewer.call('whoami')).status, 401);
     const listed = await admin.call<{ items: Array<{ name: string }> }>('listAdminKeys');
     assert.deepEqual(listed.body.items.map((k) => k.name).sort(), ['dashboard', 'key-file', 'ops']);
+
+    // Every refusal is on record: the audit trail (who, which operation), the metrics and the log.
+    const viewerId = viewerKey.admin_key.id;
+    let forbidden: Array<Record<string, unknown>> = [];
+    assert.ok(
+      await eventually(async () => {
+        const page = await admin.call<{ items: Array<Record<string, unknown>> }>('queryAudit', {
+          query: { type: 'admin.refused', outcome: 'admin-forbidden' },
+        });
+        forbidden = page.body.items;
+        return forbidden.length === 4;
+      }, 5000),
+      `four forbidden calls on record, found ${forbidden.length}`,
+    );
+    const byViewer = forbidden.find((r) => (r.data as Record<string, unknown>).operation === 'createConsumer');
+    assert.ok(byViewer, 'the forbidden createConsumer call');
+    assert.equal(byViewer.request_id, refused.headers['x-request-id']);
+    assert.deepEqual(
+      { ...(byViewer.data as Record<string, unknown>), client_ip: undefined },
+      {
+        actor: `admin-key:${viewerId}`,
+        actor_role: 'viewer',
+        operation: 'createConsumer',
+        method: 'POST',
+        path: '/admin/api/v1/consumers',
+        status: 403,
+        client_ip: undefined,
+      },
+    );
+    const metrics = (await httpRequest(`${gw.adminUrl}/metrics`)).body;
+    assert.match(metrics, /kycgate_admin_refusals_total\{problem="admin-forbidden"\} 4/);
+    assert.match(metrics, /kycgate_admin_auth_failures_total\{reason="invalid_credential"\} 3/);
+    assert.ok(
+      gw.logs.some(
+        (l) => l.msg === 'admin call refused' && l.problem === 'admin-forbidden' && l.operation === 'getConfig',
+      ),
+    );
   });
 
   await t.test('consumers and API keys', async () => {

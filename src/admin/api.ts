@@ -30,6 +30,7 @@ import { Dashboard } from './dashboard.js';
 import { OIDC_PREFIX, OidcLogin } from './oidc.js';
 import { OidcSessions } from './oidc-sessions.js';
 import { DecisionStats } from './stats.js';
+import { registerAdminMetrics } from './metrics.js';
 import { compileOperations, errorsOf, type CompiledOperation } from './validation.js';
 
 const RANK = { viewer: 0, operator: 1, admin: 2 } as const;
@@ -37,6 +38,12 @@ const RANK = { viewer: 0, operator: 1, admin: 2 } as const;
 interface Route {
   compiled: CompiledOperation;
   handler: Handler;
+}
+
+/** What a call had established when it was refused: for its audit event and log line. */
+interface CallSoFar {
+  principal: Principal | undefined;
+  operation: string | undefined;
 }
 
 export class AdminApi {
@@ -48,6 +55,7 @@ export class AdminApi {
   /** The dashboard's files, read at start when `admin.api.dashboard` is on. */
   private dashboard: Dashboard | undefined;
   private oidc: OidcLogin | undefined;
+  private stopMetrics: (() => void) | undefined;
 
   constructor(private readonly sources: AdminApiSources) {
     this.router = findMyWay({ ignoreTrailingSlash: true, caseSensitive: true });
@@ -73,6 +81,7 @@ export class AdminApi {
       throw new ConfigError(['admin.api: enabled with no way to authenticate (keys, store_keys, mtls or oidc)']);
     if (settings.mtls.length > 0 && !this.sources.config().admin.tls?.client_ca)
       throw new ConfigError(['admin.api.mtls: needs admin.tls with client_ca']);
+    this.stopMetrics = registerAdminMetrics(this.sources.services);
     const store = this.sources.services.get<Store>('store');
     const keys = new AdminKeys(store);
     await keys.migrate();
@@ -141,29 +150,64 @@ export class AdminApi {
   }
 
   async close(): Promise<void> {
+    this.stopMetrics?.();
     this.context?.stats.close();
     await this.context?.instances.close();
   }
 
   handle(req: IncomingMessage, res: ServerResponse): void {
     const requestId = 'adm_' + randomBytes(9).toString('base64url');
-    void this.serve(req, res, requestId).catch((err: unknown) => {
+    const call: CallSoFar = { principal: undefined, operation: undefined };
+    void this.serve(req, res, requestId, call).catch((err: unknown) => {
       const p = problemOf(err);
       if (p === undefined) this.sources.logger.error({ err, req_id: requestId }, 'admin API call failed');
-      send(res, p ?? problem('internal-error', { detail: 'The call failed; see the gateway log.' }), requestId);
+      this.refuse(
+        req,
+        res,
+        p ?? problem('internal-error', { detail: 'The call failed; see the gateway log.' }),
+        requestId,
+        call,
+      );
     });
   }
 
-  private async serve(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
+  /**
+   * Answers `p` and puts the refusal on record: an `admin.refused` audit event (actor and operation when known),
+   * hence the `kycgate_admin_refusals_total` metric, and a log line. A missing or wrong credential is on record as
+   * `admin.auth.failure` instead, where it is refused.
+   */
+  private refuse(req: IncomingMessage, res: ServerResponse, p: Problem, requestId: string, call: CallSoFar): void {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const principal = call.principal;
+    const data: Record<string, unknown> = {
+      ...(principal ? { actor: principal.actor, actor_role: principal.role } : {}),
+      ...(call.operation ? { operation: call.operation } : {}),
+      method: req.method,
+      path: q === -1 ? url : url.slice(0, q),
+      status: p.status,
+      client_ip: req.socket.remoteAddress,
+    };
+    this.sources.services.events.emit({ type: 'admin.refused', requestId, outcome: p.kind, data });
+    this.sources.logger[p.status >= 500 ? 'warn' : 'info'](
+      { req_id: requestId, problem: p.kind, ...data },
+      'admin call refused',
+    );
+    send(res, p, requestId);
+  }
+
+  private async serve(req: IncomingMessage, res: ServerResponse, requestId: string, so: CallSoFar): Promise<void> {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
     const context = this.context;
     if (context === undefined || !this.settings.enabled) {
-      return send(
+      return this.refuse(
+        req,
         res,
         problem(ADMIN_API_DISABLED, { detail: 'The admin API is off here: set admin.api.enabled and a credential.' }),
         requestId,
+        so,
       );
     }
     // The description of the API is no secret (docs/admin-openapi.json is the same document).
@@ -173,16 +217,23 @@ export class AdminApi {
     }
     if (path.startsWith(OIDC_PREFIX) && this.oidc !== undefined) {
       if (await this.oidc.serve(req, res, path, requestId)) return;
-      return send(res, problem(ADMIN_NOT_FOUND, { detail: `No operation ${req.method} ${path}.` }), requestId);
+      return this.refuse(
+        req,
+        res,
+        problem(ADMIN_NOT_FOUND, { detail: `No operation ${req.method} ${path}.` }),
+        requestId,
+        so,
+      );
     }
     const principal = await authenticate(req, context);
+    so.principal = principal;
     if (principal === undefined) {
-      this.sources.services.events.emit({
-        type: 'admin.auth.failure',
-        requestId,
-        outcome: 'invalid_credential',
-        data: { client_ip: req.socket.remoteAddress, path },
-      });
+      const data = { client_ip: req.socket.remoteAddress, path };
+      this.sources.services.events.emit({ type: 'admin.auth.failure', requestId, outcome: 'invalid_credential', data });
+      this.sources.logger.info(
+        { req_id: requestId, reason: 'invalid_credential', ...data },
+        'admin call refused: no valid credential',
+      );
       return send(
         res,
         problem(ADMIN_UNAUTHENTICATED, {
@@ -195,22 +246,27 @@ export class AdminApi {
     const found = this.router.find(req.method as 'GET', path);
     if (found === null) {
       const methods = OPERATIONS.length > 0 && this.router.find('GET', path) !== null;
-      return send(
+      return this.refuse(
+        req,
         res,
         problem(methods ? 'method-not-allowed' : ADMIN_NOT_FOUND, { detail: `No operation ${req.method} ${path}.` }),
         requestId,
+        so,
       );
     }
     const route = found.store as Route;
     const op = route.compiled.op;
+    so.operation = op.id;
     if (RANK[principal.role] < RANK[op.role]) {
-      return send(
+      return this.refuse(
+        req,
         res,
         problem(ADMIN_FORBIDDEN, {
           detail: `${op.id} needs the ${op.role} role; this credential has ${principal.role}.`,
           extensions: { required_role: op.role },
         }),
         requestId,
+        so,
       );
     }
     const params: Record<string, string> = { ...(found.params as Record<string, string>) };
@@ -220,7 +276,7 @@ export class AdminApi {
     if (!route.compiled.query(query)) errors.push(...errorsOf(route.compiled.query.errors, 'query'));
     let body: unknown;
     const raw = await readBody(req, this.settings.max_body_bytes);
-    if (raw instanceof Problem) return send(res, raw, requestId);
+    if (raw instanceof Problem) return this.refuse(req, res, raw, requestId, so);
     if (raw.length > 0) {
       if (!route.compiled.body) errors.push({ where: 'body', message: 'this operation takes no body' });
       else {
@@ -234,10 +290,12 @@ export class AdminApi {
     if (route.compiled.body && body !== undefined && !route.compiled.body(body))
       errors.push(...errorsOf(route.compiled.body.errors, 'body'));
     if (errors.length > 0) {
-      return send(
+      return this.refuse(
+        req,
         res,
         problem(ADMIN_INVALID_REQUEST, { detail: 'The request does not match the operation.', extensions: { errors } }),
         requestId,
+        so,
       );
     }
     const call: Call = {

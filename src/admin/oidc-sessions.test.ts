@@ -161,12 +161,26 @@ test('OIDC sign-in across two instances sharing PostgreSQL: flow and session in 
 
   // B's store cut off: B answers 503 for a session lookup, a callback and a login; A is unaffected.
   const storeB = b.gateway.services.get<Store>('store');
+  const refusedOnB: string[] = [];
+  const stopListening = b.gateway.services.events.on('admin.refused', (e) =>
+    refusedOnB.push(`${e.outcome} ${String(e.data?.path)}`),
+  );
   await relay.cut('refuse');
   assertUnavailable(await me(b, session), 'session lookup');
   assert.equal((await me(a, session)).status, 200, 'A still reads its store');
   const pending = await startSignIn(a);
   assertUnavailable(await callback(b, pending), 'callback');
   assertUnavailable(await httpRequest(`${b.adminUrl}/admin/api/oidc/login`), 'login');
+  stopListening();
+  assert.deepEqual(
+    refusedOnB,
+    [
+      'service-unavailable /admin/api/v1/me',
+      'service-unavailable /admin/api/oidc/callback',
+      'service-unavailable /admin/api/oidc/login',
+    ],
+    'each 503 is on record',
+  );
   assert.ok(storeB.availability.down, 'B knows its store is down');
   const up = new Promise<void>((resolve) => {
     const stop = storeB.availability.onChange((isUp) => {

@@ -216,16 +216,20 @@ export class OidcLogin {
       });
       res.end();
     } catch (err) {
-      // The store out of reach is no refusal of this user: the API's answer for it (503, Retry-After).
+      // The store out of reach is no refusal of this user: the API answers it (503, Retry-After, admin.refused).
       if (isStoreUnavailable(err)) throw err;
       const refused =
         err instanceof RefusedLogin ? err : new RefusedLogin('invalid_token', 'The identity could not be verified.');
-      if (!(err instanceof RefusedLogin)) this.ctx.logger.warn({ err }, 'admin OIDC: sign-in refused');
-      this.audit('admin.auth.failure', refused.outcome, requestId, {
+      const data = {
         method: 'oidc',
         client_ip: req.socket.remoteAddress,
         ...(refused.subject !== undefined ? { subject: refused.subject } : {}),
-      });
+      };
+      this.audit('admin.auth.failure', refused.outcome, requestId, data);
+      // A refusal of ours is routine (info); anything else thrown is unexpected and logged with its error.
+      if (err instanceof RefusedLogin)
+        this.ctx.logger.info({ req_id: requestId, reason: refused.outcome, ...data }, 'admin OIDC: sign-in refused');
+      else this.ctx.logger.warn({ err, req_id: requestId, ...data }, 'admin OIDC: sign-in refused');
       // A state that is not this sign-in's leaves the sign-in under way (its flow and cookie): the answer the
       // issuer sends for it can still complete it.
       page(res, 403, 'Sign-in refused', refused.page, refused.outcome === 'state_mismatch' ? undefined : clearFlow);
