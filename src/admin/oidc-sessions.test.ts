@@ -71,12 +71,16 @@ const setsSession = (answer: Answer) =>
   ([] as string[]).concat(answer.headers['set-cookie'] ?? []).some((c) => /^kg_admin_session=[^;]/.test(c));
 
 /** The login on `gw` and the issuer's approval: the callback URL (on the front address) and the flow cookie. */
-async function startSignIn(gw: TestGateway): Promise<{ callback: string; flow: string }> {
+async function startSignIn(gw: TestGateway): Promise<{ callback: string; flow: string; authorize: URL }> {
   const login = await httpRequest(`${gw.adminUrl}/admin/api/oidc/login`);
   assert.equal(login.status, 303);
   const back = await fetch(String(login.headers.location), { redirect: 'manual' });
   assert.equal(back.status, 302);
-  return { callback: back.headers.get('location')!, flow: cookieOf(login, 'kg_admin_oidc') };
+  return {
+    callback: back.headers.get('location')!,
+    flow: cookieOf(login, 'kg_admin_oidc'),
+    authorize: new URL(String(login.headers.location)),
+  };
 }
 
 const callback = (gw: TestGateway, started: { callback: string; flow: string }) =>
@@ -129,6 +133,20 @@ test('OIDC sign-in across two instances sharing PostgreSQL: flow and session in 
   // Started on A, completed on B.
   idp.user = { sub: 'alice', claims: { groups: ['kyc-ops'] } };
   const first = await startSignIn(a);
+  // The flow's row: the hash of the cookie's id, and the nonce and PKCE verifier sealed with a key from that id.
+  const [flowRow] = await a.gateway.services
+    .get<Store>('store')
+    .query<{ id_hash: string; nonce: string; verifier: string }>(
+      'SELECT id_hash, nonce, verifier FROM admin_oidc_flows',
+    );
+  assert.equal(flowRow!.id_hash, hash('sha256', first.flow.slice('kg_admin_oidc='.length), 'hex'));
+  const nonce = first.authorize.searchParams.get('nonce')!;
+  const challenge = first.authorize.searchParams.get('code_challenge')!;
+  for (const column of [flowRow!.nonce, flowRow!.verifier]) {
+    assert.match(column, /^v1\.[\w-]{40,}$/);
+    assert.ok(!column.includes(nonce), 'the nonce is not readable in the store');
+    assert.notEqual(hash('sha256', column, 'base64url'), challenge, 'the stored value is not the verifier');
+  }
   const done = await callback(b, first);
   assert.equal(done.status, 303, done.body);
   assert.equal(done.headers.location, '/#signed-in');
@@ -158,6 +176,20 @@ test('OIDC sign-in across two instances sharing PostgreSQL: flow and session in 
     assert.ok(!setsSession(replay));
   }
   assert.equal(idp.tokens, tokens, 'a replay never reaches the token endpoint');
+
+  // A sealed value moved to another flow's row (a store altered by hand) does not open there: no sign-in.
+  const [one, two] = [await startSignIn(a), await startSignIn(a)];
+  const rowOf = (started: { flow: string }) => hash('sha256', started.flow.slice('kg_admin_oidc='.length), 'hex');
+  const store = a.gateway.services.get<Store>('store');
+  const [moved] = await store.query<{ verifier: string }>('SELECT verifier FROM admin_oidc_flows WHERE id_hash = $1', [
+    rowOf(two),
+  ]);
+  await store.query('UPDATE admin_oidc_flows SET verifier = $1 WHERE id_hash = $2', [moved!.verifier, rowOf(one)]);
+  const altered = await callback(b, one);
+  assert.equal(altered.status, 403, altered.body);
+  assert.ok(!setsSession(altered));
+  assert.equal(idp.tokens, tokens, 'an altered flow never reaches the token endpoint');
+  assert.equal((await callback(b, two)).status, 303, 'the other flow is untouched');
 
   // B's store cut off: B answers 503 for a session lookup, a callback and a login; A is unaffected.
   const storeB = b.gateway.services.get<Store>('store');
@@ -210,6 +242,8 @@ test('OIDC sign-in across two instances sharing PostgreSQL: flow and session in 
     'B admin.login ok',
     'A admin.auth.failure no_flow',
     'B admin.auth.failure no_flow',
+    'B admin.auth.failure no_flow',
+    'B admin.login ok',
     'B admin.login ok',
     'B admin.logout ok',
     'A admin.auth.failure invalid_credential',

@@ -6,12 +6,14 @@
  *   on the request path: every call that presents the cookie reads the row, so a sign-out holds on every instance at
  *   the next call. A row past its expiry is refused whether or not it has been deleted yet;
  * - `admin_oidc_flows`: one row per sign-in under way (state, nonce, PKCE verifier, expiry), keyed by the SHA-256 of
- *   the random id the flow cookie carries. The callback deletes the row as it reads it, so a flow serves once: a
- *   replayed callback finds nothing.
+ *   the random id the flow cookie carries. The nonce and the verifier are sealed (AES-256-GCM) with a key derived
+ *   from that id, which only the browser holds: whoever reads the store (a replica, a backup) cannot redeem an
+ *   intercepted authorization code with the verifier PKCE keeps secret. The callback deletes the row as it reads it,
+ *   so a flow serves once: a replayed callback finds nothing.
  * Expired rows of both tables are deleted whenever a row is added. A store that cannot be reached fails these with
  * StoreUnavailable (the API answers 503 with Retry-After).
  */
-import { hash, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, hash, hkdfSync, randomBytes } from 'node:crypto';
 import type { AdminRole } from '../config/admin-api-schema.js';
 import type { Migration, Store } from '../store/store.js';
 import { constantTimeEqual } from '../shared/credential-memo.js';
@@ -56,6 +58,34 @@ export interface Session {
 const ID_LENGTH = 43;
 const newId = () => randomBytes(32).toString('base64url');
 const idHash = (id: string) => hash('sha256', id, 'hex');
+/** The key that seals a flow's secrets: from the id its cookie carries, bound to this use. */
+const flowKey = (id: string) => Buffer.from(hkdfSync('sha256', id, '', 'kycgate admin oidc flow v1', 32));
+const SEALED = 'v1.';
+
+/** `v1.` and base64url of IV (12 bytes), ciphertext and tag (16 bytes); the row's key is authenticated with it. */
+function seal(key: Buffer, rowKey: string, value: string): string {
+  const iv = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', key, iv);
+  cipher.setAAD(Buffer.from(rowKey));
+  const body = Buffer.concat([cipher.update(value, 'utf8'), cipher.final()]);
+  return SEALED + Buffer.concat([iv, body, cipher.getAuthTag()]).toString('base64url');
+}
+
+/** The sealed value, or undefined when it does not open with this key (another flow's, altered, not sealed). */
+function unseal(key: Buffer, rowKey: string, sealed: string): string | undefined {
+  if (!sealed.startsWith(SEALED)) return undefined;
+  const raw = Buffer.from(sealed.slice(SEALED.length), 'base64url');
+  if (raw.length < 12 + 16) return undefined;
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', key, raw.subarray(0, 12));
+    decipher.setAAD(Buffer.from(rowKey));
+    decipher.setAuthTag(raw.subarray(raw.length - 16));
+    return Buffer.concat([decipher.update(raw.subarray(12, raw.length - 16)), decipher.final()]).toString('utf8');
+  } catch {
+    return undefined;
+  }
+}
+
 /** An id of the right shape, else undefined (nothing else is looked up). */
 const wellFormed = (id: string | undefined) =>
   id !== undefined && id.length === ID_LENGTH && /^[\w-]+$/.test(id) ? id : undefined;
@@ -72,9 +102,11 @@ export class OidcSessions {
     const now = Date.now();
     await this.store.query('DELETE FROM admin_oidc_flows WHERE expires_at <= $1', [now]);
     const id = newId();
+    const rowKey = idHash(id);
+    const key = flowKey(id);
     await this.store.query(
       'INSERT INTO admin_oidc_flows (id_hash, state, nonce, verifier, expires_at) VALUES ($1, $2, $3, $4, $5)',
-      [idHash(id), flow.state, flow.nonce, flow.verifier, now + ttlMs],
+      [rowKey, flow.state, seal(key, rowKey, flow.nonce), seal(key, rowKey, flow.verifier), now + ttlMs],
     );
     return id;
   }
@@ -102,7 +134,12 @@ export class OidcSessions {
       [key],
     );
     const flow = taken[0];
-    return flow === undefined ? 'no_flow' : { state: flow.state, nonce: flow.nonce, verifier: flow.verifier };
+    if (flow === undefined) return 'no_flow';
+    const secret = flowKey(id);
+    const nonce = unseal(secret, key, flow.nonce);
+    const verifier = unseal(secret, key, flow.verifier);
+    // A row that does not open (written before flows were sealed, or altered in the store) is no sign-in of ours.
+    return nonce === undefined || verifier === undefined ? 'no_flow' : { state: flow.state, nonce, verifier };
   }
 
   /** Opens a session for `ttlMs`; the id for the session cookie. */
