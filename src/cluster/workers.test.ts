@@ -2,8 +2,8 @@
  * Several workers (`server.workers: 2`), as real processes on real sockets: both serve one address and take
  * traffic; /metrics on the one admin listener sums them; a local rate limit of L admits exactly L across them; a
  * worker killed with SIGKILL is replaced while requests keep succeeding; SIGTERM drains every worker (the request
- * in flight finishes, the supervisor exits 0); `kycgate audit verify` and `export` read every worker's chain as
- * one trail.
+ * in flight finishes, the supervisor exits 0); failed authentications count across the workers; `kycgate audit
+ * verify` and `export` read every worker's chain as one trail.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -27,6 +27,10 @@ function requestRecords(dataDir: string): number {
 }
 
 const LIMIT = 40;
+/** Failed authentications allowed per address, across the workers. */
+const GUESSES = 4;
+/** Requests without a credential sent once the address is throttled. */
+const KNOCKS = 6;
 const KYC_REQUESTS = 4;
 
 function config(upstreamUrl: string): string {
@@ -65,6 +69,13 @@ routes:
   - name: slow
     match: {path: /slow}
     upstream: slow
+  - name: guarded
+    match: {path: /guarded}
+    policies:
+      - authenticate:
+          methods: [{api-key: {}}]
+          failure_limit: {max_failures: ${GUESSES}, window_s: 600}
+      - static-response: {body: in}
   - name: kyc
     match: {path: /kyc}
     policies:
@@ -231,6 +242,29 @@ test('two workers: one address, exact rate limits, a killed worker replaced, met
     assert.deepEqual(bodies, Array(10).fill('two'));
   });
 
+  await t.test(
+    `${GUESSES} failed authentications across the workers throttle the address on every worker`,
+    async () => {
+      const before = await metrics();
+      // One connection each, so the supervisor hands them to the workers in turn: no worker sees all the guesses.
+      for (let i = 0; i < GUESSES; i++) {
+        const r = await httpRequest(base + '/guarded', { headers: { connection: 'close', 'x-api-key': 'not-a-key' } });
+        assert.equal(r.status, 401, r.body);
+      }
+      // A request without a credential is never counted: it is refused 429 only because the address is throttled.
+      const knocks = await Promise.all(Array.from({ length: KNOCKS }, () => get(base + '/guarded')));
+      assert.deepEqual(
+        knocks.map((r) => r.status),
+        Array(KNOCKS).fill(429),
+      );
+      const after = await metrics();
+      const served = (w: string) =>
+        (sample(after, `kycgate_worker_requests_total{worker="${w}"}`) ?? 0) -
+        (sample(before, `kycgate_worker_requests_total{worker="${w}"}`) ?? 0);
+      assert.ok(served('0') > 0 && served('1') > 0, `both workers refused some: ${served('0')}, ${served('1')}`);
+    },
+  );
+
   await t.test('SIGTERM drains every worker: the request in flight finishes, the supervisor exits 0', async () => {
     const inflight = get(base + '/slow');
     while (release === undefined) await new Promise((r) => setTimeout(r, 10));
@@ -270,7 +304,7 @@ test('two workers: one address, exact rate limits, a killed worker replaced, met
       byRoute[`${r.kind}:${r.route ?? r.type}`] = (byRoute[`${r.kind}:${r.route ?? r.type}`] ?? 0) + 1;
     assert.equal(
       requests.length,
-      20 + KYC_REQUESTS + approvalRequests + LIMIT * 4 + 10 + 20 + 1 + 10 + 1,
+      20 + KYC_REQUESTS + approvalRequests + LIMIT * 4 + 10 + 20 + 1 + 10 + GUESSES + KNOCKS + 1,
       JSON.stringify({ byRoute, chains: result.chains }),
     );
     const times = records.map((l) => Date.parse((JSON.parse(l) as { time: string }).time));

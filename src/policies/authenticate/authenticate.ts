@@ -12,7 +12,9 @@ import { ConfigError } from '../../config/load.js';
 import { isAuthFailure, type AuthFailure, type AuthOutcome, type Authenticator } from './authenticator.js';
 import { authenticatorFor } from './registry.js';
 import { authenticateSchema, type AuthenticateConfig } from './schema.js';
-import { FailureThrottle } from './failure-throttle.js';
+import { FailureThrottle, serveFailureCounts } from './failure-throttle.js';
+import type { RedisService } from '../../shared/redis.js';
+import type { ClusterChannel } from '../../pipeline/cluster.js';
 import type { AuthService } from '../../auth/subsystem.js';
 
 const MISSING: AuthFailure = Object.freeze({
@@ -264,6 +266,7 @@ export const authenticatePolicy: PolicyDefinition<AuthenticateConfig> = {
     'Authenticates the client (API key, JWT/OIDC, token introspection, mTLS, SPIFFE) and sets the request identity; 401 otherwise.',
   phase: 'authenticate',
   schema: authenticateSchema,
+  primary: serveFailureCounts,
   async create(config, setup) {
     const authenticators: Authenticator[] = [];
     try {
@@ -290,12 +293,14 @@ export const authenticatePolicy: PolicyDefinition<AuthenticateConfig> = {
     // routes count together, and a reload does not reset an address that is being throttled.
     const limit = config.failure_limit;
     const throttle = limit.enabled
-      ? setup.services
-          .get<AuthService>('auth')
-          .shared(
-            `failure-throttle|${limit.max_failures}|${limit.window_s}`,
-            () => new FailureThrottle(limit.max_failures, limit.window_s * 1000),
-          )
+      ? setup.services.get<AuthService>('auth').shared(
+          `failure-throttle|${limit.max_failures}|${limit.window_s}`,
+          () =>
+            new FailureThrottle(limit.max_failures, limit.window_s * 1000, {
+              redis: setup.services.find<RedisService>('redis'),
+              cluster: setup.services.find<ClusterChannel>('cluster'),
+            }),
+        )
       : undefined;
     return new AuthenticatePolicy(
       authenticators,

@@ -64,8 +64,9 @@ export const authenticateSchema = {
       description:
         'Throttles credential guessing: after `max_failures` failed attempts from one client address (an ' +
         'IPv6 client: its /64) within `window_s`, that address is answered 429 with Retry-After until the ' +
-        'window ends. Counted in memory per gateway instance, across all routes with the same limits, and ' +
-        'kept across reloads.',
+        'window ends. Counted across all routes with the same limits and kept across reloads; shared by every ' +
+        'worker (through the supervisor) and, with a `redis` section, by every instance (an address that reaches ' +
+        'the limit anywhere is refused everywhere); while Redis cannot be reached each instance counts alone.',
       properties: {
         enabled: { type: 'boolean', default: true, description: 'Turn the throttle on or off.' },
         max_failures: {
