@@ -5,7 +5,8 @@
  * constant-time comparison with it (only the holder of the key can present that string). An entry
  * is re-read from the store after `ttlMs`, and dropped at once when an invalidation arrives (Redis pub/sub from
  * another instance or the CLI, or this instance's own change poll), so a revocation is effective on the next
- * request.
+ * request. A record read from the store that names a consumer this instance does not know yet (made elsewhere since
+ * the last poll) has the consumers re-read before its entry is built (`refreshConsumers`).
  *
  * An entry due for a re-read is kept for the stale period (store.stale_period_seconds): while the store cannot be
  * reached it is served as it was (a valid key keeps passing, a revoked one stays refused) and the check says so
