@@ -1,30 +1,15 @@
-/**
- * Metrics of the admin API, fed by its audit events: failed sign-ins and credentials (`admin.auth.failure`, by
- * reason) and every other call answered with a problem (`admin.refused`, by problem type).
- */
-import { Counter } from 'prom-client';
 import type { Services } from '../pipeline/services.js';
 
 export function registerAdminMetrics(services: Services): () => void {
-  const authFailures = services.metrics.get(
+  const authFailures = services.metrics.counter(
     'kycgate_admin_auth_failures_total',
-    (registry) =>
-      new Counter({
-        name: 'kycgate_admin_auth_failures_total',
-        help: 'Admin API and dashboard authentication failures by reason (admin.auth.failure events).',
-        labelNames: ['reason'],
-        registers: [registry],
-      }),
+    'Admin API and dashboard authentication failures by reason (admin.auth.failure events).',
+    ['reason'],
   );
-  const refusals = services.metrics.get(
+  const refusals = services.metrics.counter(
     'kycgate_admin_refusals_total',
-    (registry) =>
-      new Counter({
-        name: 'kycgate_admin_refusals_total',
-        help: 'Admin API calls answered with a problem, by problem type (admin.refused events).',
-        labelNames: ['problem'],
-        registers: [registry],
-      }),
+    'Admin API calls answered with a problem, by problem type (admin.refused events).',
+    ['problem'],
   );
   const stops = [
     services.events.on('admin.auth.failure', (e) => authFailures.labels(e.outcome ?? 'unknown').inc()),

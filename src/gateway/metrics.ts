@@ -82,14 +82,9 @@ export function registerGatewayMetrics(
 /** HTTP/2 connections a listener closed for abuse (rapid reset), by listener and reason. */
 export function http2ClosedCounter(services: Services): Counter<'listener' | 'reason'> {
   const name = 'kycgate_http2_connections_closed_total';
-  return services.metrics.get(
+  return services.metrics.counter(
     name,
-    (r: Registry) =>
-      new Counter({
-        name,
-        help: 'HTTP/2 connections closed with GOAWAY for abuse (reason: rapid_reset), by the gateway or nghttp2, by listener.',
-        labelNames: ['listener', 'reason'],
-        registers: [r],
-      }),
+    'HTTP/2 connections closed with GOAWAY for abuse (reason: rapid_reset), by the gateway or nghttp2, by listener.',
+    ['listener', 'reason'],
   );
 }

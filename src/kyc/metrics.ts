@@ -5,7 +5,7 @@
  *   provider.call       data {provider, latency_ms}, outcome → kycgate_provider_requests_total, _duration_seconds
  *   provider.breaker    data {provider, state}               → kycgate_provider_breaker_state
  */
-import { Counter, Gauge, Histogram } from 'prom-client';
+import { Gauge, Histogram } from 'prom-client';
 import type { Services } from '../pipeline/services.js';
 import type { GatewayEvent } from '../pipeline/events.js';
 import { LATENCY_BUCKETS, decisionsCounter } from '../observe/metrics.js';
@@ -22,25 +22,14 @@ function providerOf(event: GatewayEvent): string {
 export function registerKycMetrics(services: Services): () => void {
   const m = services.metrics;
   const decisions = decisionsCounter(m);
-  const webhooks = m.get(
-    'kycgate_webhooks_total',
-    (r) =>
-      new Counter({
-        name: 'kycgate_webhooks_total',
-        help: 'Webhooks accepted or refused, by outcome.',
-        labelNames: ['result', 'outcome'],
-        registers: [r],
-      }),
-  );
-  const calls = m.get(
+  const webhooks = m.counter('kycgate_webhooks_total', 'Webhooks accepted or refused, by outcome.', [
+    'result',
+    'outcome',
+  ]);
+  const calls = m.counter(
     'kycgate_provider_requests_total',
-    (r) =>
-      new Counter({
-        name: 'kycgate_provider_requests_total',
-        help: 'Calls to verification providers by outcome (provider.call events).',
-        labelNames: ['provider', 'outcome'],
-        registers: [r],
-      }),
+    'Calls to verification providers by outcome (provider.call events).',
+    ['provider', 'outcome'],
   );
   const latency = m.get(
     'kycgate_provider_duration_seconds',

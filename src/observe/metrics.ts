@@ -6,7 +6,7 @@
  * (fast-metrics.ts), with no label hashing. Features register their own metrics in their folders (auth, kyc,
  * rate-limit, store, audit, gateway).
  */
-import { Counter, type Registry } from 'prom-client';
+import type { Counter, Registry } from 'prom-client';
 import { performance } from 'node:perf_hooks';
 import type { RequestContext } from '../pipeline/context.js';
 import type { EventListener, GatewayEvent, RefusedRequest } from '../pipeline/events.js';
@@ -65,15 +65,10 @@ export class RequestMetrics implements EventListener {
         LATENCY_BUCKETS,
       ).register(r),
     );
-    this.refused = metrics.get(
+    this.refused = metrics.counter(
       'kycgate_requests_refused_total',
-      (r) =>
-        new Counter({
-          name: 'kycgate_requests_refused_total',
-          help: 'Requests refused before routing (framing, path, no route), by problem kind.',
-          labelNames: ['problem'],
-          registers: [r],
-        }),
+      'Requests refused before routing (framing, path, no route), by problem kind.',
+      ['problem'],
     );
     this.decisions = decisionsCounter(metrics);
     this.events = metrics.get('kycgate_events_total', (r) =>

@@ -1,5 +1,5 @@
 /** Metrics of resilience testing: faults armed now, and faults injected. */
-import { Counter, Gauge } from 'prom-client';
+import { Gauge } from 'prom-client';
 import type { Services } from '../pipeline/services.js';
 import type { FaultRegistry } from './faults/registry.js';
 
@@ -20,25 +20,15 @@ export function registerResilienceMetrics(services: Services, registry: FaultReg
         },
       }),
   );
-  const injected = m.get(
+  const injected = m.counter(
     'kycgate_faults_injected_total',
-    (r) =>
-      new Counter({
-        name: 'kycgate_faults_injected_total',
-        help: 'Faults injected (fault.injected events), by kind of target, target and effect (abort, reset, delay).',
-        labelNames: ['kind', 'target', 'effect'],
-        registers: [r],
-      }),
+    'Faults injected (fault.injected events), by kind of target, target and effect (abort, reset, delay).',
+    ['kind', 'target', 'effect'],
   );
-  const refused = m.get(
+  const refused = m.counter(
     'kycgate_faults_refused_total',
-    (r) =>
-      new Counter({
-        name: 'kycgate_faults_refused_total',
-        help: 'Faults not injected because the route is marked critical and the fault does not allow it, by route.',
-        labelNames: ['route'],
-        registers: [r],
-      }),
+    'Faults not injected because the route is marked critical and the fault does not allow it, by route.',
+    ['route'],
   );
   const offInjected = services.events.on('fault.injected', (event) => {
     const d = event.data ?? {};

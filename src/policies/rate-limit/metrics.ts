@@ -1,17 +1,10 @@
-/** Metrics of the `rate-limit` policy, fed by its `ratelimit.rejected` events. */
-import { Counter } from 'prom-client';
 import type { Services } from '../../pipeline/services.js';
 
 export function registerRateLimitMetrics(services: Services): void {
-  const rejected = services.metrics.get(
+  const rejected = services.metrics.counter(
     'kycgate_ratelimit_rejections_total',
-    (registry) =>
-      new Counter({
-        name: 'kycgate_ratelimit_rejections_total',
-        help: 'Requests rejected by rate limits (ratelimit.rejected events).',
-        labelNames: ['route'],
-        registers: [registry],
-      }),
+    'Requests rejected by rate limits (ratelimit.rejected events).',
+    ['route'],
   );
   services.events.on('ratelimit.rejected', (event) => rejected.labels(event.route ?? 'unknown').inc());
 }
