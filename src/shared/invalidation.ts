@@ -20,15 +20,18 @@ export function invalidations(services: Services): Invalidations | undefined {
   return cluster === undefined ? undefined : clusterInvalidations(cluster);
 }
 
+/** The supervisor's topic for `channel`: what it broadcasts there reaches `clusterInvalidations` subscribers. */
+export const clusterTopic = (channel: string): string => 'invalidate:' + channel;
+
 /** Invalidations fanned out by the supervisor to every worker. */
 export function clusterInvalidations(cluster: ClusterChannel): Invalidations {
   return {
     publish(channel, message) {
-      cluster.broadcast('invalidate:' + channel, message);
+      cluster.broadcast(clusterTopic(channel), message);
       return Promise.resolve(true);
     },
     subscribe(channel, handler) {
-      return cluster.on('invalidate:' + channel, (body) => handler(String(body)));
+      return cluster.on(clusterTopic(channel), (body) => handler(String(body)));
     },
   };
 }

@@ -11,18 +11,21 @@
  *   reaches the limit publishes the address and the window's end on `<key_prefix>auth:throttled`, and every
  *   instance (every worker of each) refuses it from then on;
  * - with several workers and no Redis, the supervisor counts (`authfail.record`, sent before the refusal is
- *   answered) and broadcasts `authfail.throttled` to every worker; the message reaches each worker ahead of any
- *   connection the supervisor hands it later, so a client refused its last guess finds every worker closed to it.
+ *   answered) and announces the address to every worker as an invalidation on the same channel (its fan-out,
+ *   shared/invalidation.ts), which reaches each worker ahead of any connection the supervisor hands it later: a
+ *   client refused its last guess finds every worker closed to it.
  * Checking an address stays a map lookup on the request path; only failures talk to Redis or the supervisor.
  */
 import type { ClusterChannel, ClusterHub } from '../../pipeline/cluster.js';
 import type { RedisService } from '../../shared/redis.js';
+import { clusterInvalidations, clusterTopic } from '../../shared/invalidation.js';
 import { ipv6Network } from '../../shared/ipv6-prefix.js';
 
 const MAX_TRACKED = 100_000;
+/** Where a throttled address is announced (Redis pub/sub, or the supervisor's fan-out): `table|key|until`. */
 export const THROTTLED_CHANNEL = 'auth:throttled';
 const RECORD_TOPIC = 'authfail.record';
-const THROTTLED_TOPIC = 'authfail.throttled';
+const announcement = (table: string, key: string, until: number) => `${table}|${key}|${until}`;
 
 /** KEYS[1]: the address's counter; ARGV[1]: the window in ms. Returns {count, ms left in the window}. */
 const COUNT_SCRIPT = `
@@ -103,24 +106,18 @@ export class FailureThrottle {
     this.table = `${maxFailures}:${windowMs}`;
     this.timer = setInterval(() => this.sweep(), Math.min(windowMs, 60_000));
     this.timer.unref();
-    const onClosed = (t: unknown, key: unknown, until: unknown) => {
-      if (t === this.table && typeof key === 'string' && typeof until === 'number') this.shut(key, until);
-    };
-    if (shared.redis !== undefined) {
-      this.unsubscribe = shared.redis.subscribe(THROTTLED_CHANNEL, (message) => {
-        try {
-          const m = JSON.parse(message) as { t?: unknown; k?: unknown; u?: unknown };
-          onClosed(m.t, m.k, m.u);
-        } catch {
-          /* not ours */
-        }
-      });
-    } else if (shared.cluster !== undefined) {
-      this.unsubscribe = shared.cluster.on(THROTTLED_TOPIC, (body) => {
-        const m = body as { t?: unknown; k?: unknown; u?: unknown };
-        onClosed(m.t, m.k, m.u);
-      });
-    }
+    // Announcements arrive as invalidations do: through Redis, else from the supervisor.
+    const feed = shared.redis ?? (shared.cluster && clusterInvalidations(shared.cluster));
+    this.unsubscribe = feed?.subscribe(THROTTLED_CHANNEL, (message) => this.announced(message));
+  }
+
+  /** `table|key|until` from another process (IPv6 keys hold colons, never `|`); another limit's is not ours. */
+  private announced(message: string): void {
+    const first = message.indexOf('|');
+    const last = message.lastIndexOf('|');
+    if (first <= 0 || last <= first || message.slice(0, first) !== this.table) return;
+    const until = Number(message.slice(last + 1));
+    if (Number.isFinite(until)) this.shut(message.slice(first + 1, last), until);
   }
 
   /** Seconds the address must wait, or 0 when it may try. */
@@ -156,8 +153,7 @@ export class FailureThrottle {
         if (count < this.maxFailures) return;
         const until = Date.now() + Number(left);
         this.shut(key, until);
-        if (count === this.maxFailures)
-          void redis.publish(THROTTLED_CHANNEL, JSON.stringify({ t: this.table, k: key, u: until }));
+        if (count === this.maxFailures) void redis.publish(THROTTLED_CHANNEL, announcement(this.table, key, until));
       },
       () => undefined,
     );
@@ -203,6 +199,7 @@ export function serveFailureCounts(hub: ClusterHub): void {
       tables.set(m.t, table);
     }
     const w = table.windows.add(m.k, Date.now());
-    if (w !== undefined && w.count >= table.max) hub.broadcast(THROTTLED_TOPIC, { t: m.t, k: m.k, u: w.endsAt });
+    if (w !== undefined && w.count >= table.max)
+      hub.broadcast(clusterTopic(THROTTLED_CHANNEL), announcement(m.t, m.k, w.endsAt));
   });
 }
