@@ -196,7 +196,7 @@ export class AdminApi {
     send(res, p, requestId);
   }
 
-  private async serve(req: IncomingMessage, res: ServerResponse, requestId: string, so: CallSoFar): Promise<void> {
+  private async serve(req: IncomingMessage, res: ServerResponse, requestId: string, soFar: CallSoFar): Promise<void> {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
@@ -207,7 +207,7 @@ export class AdminApi {
         res,
         problem(ADMIN_API_DISABLED, { detail: 'The admin API is off here: set admin.api.enabled and a credential.' }),
         requestId,
-        so,
+        soFar,
       );
     }
     // The description of the API is no secret (docs/admin-openapi.json is the same document).
@@ -222,11 +222,11 @@ export class AdminApi {
         res,
         problem(ADMIN_NOT_FOUND, { detail: `No operation ${req.method} ${path}.` }),
         requestId,
-        so,
+        soFar,
       );
     }
     const principal = await authenticate(req, context);
-    so.principal = principal;
+    soFar.principal = principal;
     if (principal === undefined) {
       const data = { client_ip: req.socket.remoteAddress, path };
       this.sources.services.events.emit({ type: 'admin.auth.failure', requestId, outcome: 'invalid_credential', data });
@@ -251,12 +251,12 @@ export class AdminApi {
         res,
         problem(methods ? 'method-not-allowed' : ADMIN_NOT_FOUND, { detail: `No operation ${req.method} ${path}.` }),
         requestId,
-        so,
+        soFar,
       );
     }
     const route = found.store as Route;
     const op = route.compiled.op;
-    so.operation = op.id;
+    soFar.operation = op.id;
     if (RANK[principal.role] < RANK[op.role]) {
       return this.refuse(
         req,
@@ -266,7 +266,7 @@ export class AdminApi {
           extensions: { required_role: op.role },
         }),
         requestId,
-        so,
+        soFar,
       );
     }
     const params: Record<string, string> = { ...(found.params as Record<string, string>) };
@@ -276,7 +276,7 @@ export class AdminApi {
     if (!route.compiled.query(query)) errors.push(...errorsOf(route.compiled.query.errors, 'query'));
     let body: unknown;
     const raw = await readBody(req, this.settings.max_body_bytes);
-    if (raw instanceof Problem) return this.refuse(req, res, raw, requestId, so);
+    if (raw instanceof Problem) return this.refuse(req, res, raw, requestId, soFar);
     if (raw.length > 0) {
       if (!route.compiled.body) errors.push({ where: 'body', message: 'this operation takes no body' });
       else {
@@ -295,7 +295,7 @@ export class AdminApi {
         res,
         problem(ADMIN_INVALID_REQUEST, { detail: 'The request does not match the operation.', extensions: { errors } }),
         requestId,
-        so,
+        soFar,
       );
     }
     const call: Call = {

@@ -174,14 +174,13 @@ export class ApiKeyVerifier {
     const generation = this.generation;
     const refresh = this.options.refreshConsumers;
     p = this.repository.find(id).then(
-      (record) =>
+      (record) => {
+        const done = () => this.loaded(id, generation, record);
         // A failed refresh leaves the directory as it was: the key is then refused as unknown_consumer.
-        record !== undefined && refresh !== undefined && this.consumers.get(record.consumer) === undefined
-          ? refresh().then(
-              () => this.loaded(id, generation, record),
-              () => this.loaded(id, generation, record),
-            )
-          : this.loaded(id, generation, record),
+        return record !== undefined && refresh !== undefined && this.consumers.get(record.consumer) === undefined
+          ? refresh().then(done, done)
+          : done();
+      },
       (err: unknown) => {
         this.pending.delete(id);
         throw err;
